@@ -1,0 +1,113 @@
+//! Wires the boxes together: config → store → vault → plugin runtime. The CLI and the
+//! server both start from an [`App`], so they see the same state the same way.
+
+use crate::capability::Capabilities;
+use crate::config::Config;
+use crate::plugin::{PluginError, RefreshReport, Runtime, RuntimeOptions};
+use crate::store::{Store, StoreError};
+use crate::vault::{KeySource, MASTER_KEY_ENV, Vault, VaultError};
+use secrecy::SecretString;
+use std::sync::Arc;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    #[error("the master key ({source_desc}) is not the key this database's secrets were sealed with; restore the original key file or {MASTER_KEY_ENV}")]
+    WrongKey { source_desc: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Everything a command needs.
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    pub vault: Arc<Vault>,
+    pub runtime: Runtime,
+    /// What loading the installed plugins reported.
+    pub load_report: RefreshReport,
+}
+
+impl App {
+    /// Open the store (migrating it), the vault (checking the key against the store), and
+    /// the runtime with every installed plugin loaded.
+    pub async fn open(config: Config) -> Result<App, AppError> {
+        let store = Store::open(&config.database_url()).await?;
+        let env_key = std::env::var(MASTER_KEY_ENV).ok();
+        let (vault, source) = Vault::open(env_key.as_deref(), &config.master_key_file())?;
+        let source_desc = match &source {
+            KeySource::Environment => MASTER_KEY_ENV.to_owned(),
+            KeySource::File(p) => format!("key file {}", p.display()),
+            KeySource::Created(p) => format!("new key file {}", p.display()),
+        };
+        if let KeySource::Created(p) = &source {
+            tracing::warn!(path = %p.display(), "created a new master key; back it up: secrets cannot be read without it");
+        }
+        let check = store.init_vault_key_check(&vault.key_check()).await?;
+        if !vault.verify_key_check(&check) {
+            return Err(AppError::WrongKey { source_desc });
+        }
+        let vault = Arc::new(vault);
+        let runtime = Runtime::new(
+            RuntimeOptions {
+                plugins_dir: config.plugins_dir(),
+                cache_dir: config.cache_dir(),
+                limits: config.limits,
+                max_instances: config.runtime.max_instances,
+                max_memory_mib: config.runtime.max_memory_mib,
+            },
+            store.clone(),
+            vault.clone(),
+        )?;
+        let load_report = runtime.load_all().await;
+        Ok(App { config, store, vault, runtime, load_report })
+    }
+
+    /// Store a secret for `plugin`, sealed with the master key.
+    pub async fn set_secret(&self, plugin: &str, name: &str, value: &SecretString) -> Result<(), AppError> {
+        crate::plugin::manifest::validate_name(plugin).map_err(AppError::Invalid)?;
+        validate_secret_name(name)?;
+        let sealed = self.vault.seal(plugin, name, value);
+        self.store.put_secret(plugin, name, &sealed).await?;
+        Ok(())
+    }
+
+    /// The operator's grant of `plugin` (empty if none).
+    pub async fn grant(&self, plugin: &str) -> Result<Capabilities, AppError> {
+        Ok(self.store.grant(plugin).await?.unwrap_or_default())
+    }
+
+    /// Replace the grant of `plugin`, refusing limits the runtime cannot give.
+    pub async fn set_grant(&self, plugin: &str, grant: &Capabilities) -> Result<(), AppError> {
+        if let Some(mib) = grant.limits.memory_mib {
+            let max = self.config.runtime.max_memory_mib;
+            if mib > max || mib == 0 {
+                return Err(AppError::Invalid(format!(
+                    "a memory limit of {mib} MiB is outside what this server allows (1 to {max} MiB, runtime.max_memory_mib)"
+                )));
+            }
+        }
+        self.store.set_grant(plugin, grant).await?;
+        Ok(())
+    }
+}
+
+/// Secret names: 1 to 64 of letters, digits, `_`, `-` and `.`.
+pub fn validate_secret_name(name: &str) -> Result<(), AppError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::Invalid(format!(
+            "secret name '{name}' must be 1-64 letters, digits, '_', '-' or '.'"
+        )))
+    }
+}

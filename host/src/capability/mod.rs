@@ -1,0 +1,308 @@
+//! Capabilities: what a plugin's manifest *requests* and what the operator *grants*.
+//!
+//! Both are a [`Capabilities`] value. The grant is what the host enforces; the request is
+//! what the author said the plugin needs, shown next to the grant so an operator can grant
+//! it in one step (`osprey plugin grant NAME --requested`) and an auditor can see where the
+//! two differ. Nothing here does I/O.
+
+pub mod address;
+pub mod http_pattern;
+
+pub use http_pattern::{HttpPattern, PatternError, RequestTarget, TargetHost};
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// A set of capabilities, as requested in `plugin.toml` or granted by the operator.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capabilities {
+    /// Outbound HTTP patterns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http: Vec<HttpPattern>,
+    /// Non-public address ranges that host names may resolve to (a controller on the LAN).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub private_ranges: Vec<IpNet>,
+    /// Secret names.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub secrets: BTreeSet<String>,
+    /// Room in the private kv store, in bytes (keys plus values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_quota_bytes: Option<u64>,
+    /// Per-call limits that differ from the server's defaults.
+    #[serde(default, skip_serializing_if = "LimitOverrides::is_empty")]
+    pub limits: LimitOverrides,
+}
+
+/// Limits that differ from the server's defaults; `None` keeps the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitOverrides {
+    /// Wall-clock deadline of one call, such as "30s".
+    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// Linear memory cap, in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u32>,
+    /// Largest HTTP response body a call may receive, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_response_bytes: Option<u64>,
+    /// Outbound HTTP requests per call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_requests: Option<u32>,
+    /// Largest output JSON, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output_bytes: Option<u64>,
+}
+
+impl LimitOverrides {
+    pub fn is_empty(&self) -> bool {
+        *self == LimitOverrides::default()
+    }
+}
+
+/// The limits that apply to one call, after the grant's overrides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    pub memory_mib: u32,
+    pub max_response_bytes: u64,
+    pub max_requests: u32,
+    pub max_output_bytes: u64,
+    pub kv_quota_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout: Duration::from_secs(30),
+            memory_mib: 64,
+            max_response_bytes: 16 * 1024 * 1024,
+            max_requests: 64,
+            max_output_bytes: 4 * 1024 * 1024,
+            kv_quota_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl Limits {
+    /// These limits with a grant's overrides applied.
+    pub fn with_grant(&self, grant: &Capabilities) -> Limits {
+        let o = &grant.limits;
+        Limits {
+            timeout: o.timeout.unwrap_or(self.timeout),
+            memory_mib: o.memory_mib.unwrap_or(self.memory_mib),
+            max_response_bytes: o.max_response_bytes.unwrap_or(self.max_response_bytes),
+            max_requests: o.max_requests.unwrap_or(self.max_requests),
+            max_output_bytes: o.max_output_bytes.unwrap_or(self.max_output_bytes),
+            kv_quota_bytes: grant.kv_quota_bytes.unwrap_or(self.kv_quota_bytes),
+        }
+    }
+}
+
+/// Why an outbound request was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpDenial {
+    /// No granted pattern covers the URL.
+    NotGranted,
+    /// The address (literal or resolved) is not public and the grant does not name it.
+    Address { ip: IpAddr, why: &'static str },
+}
+
+impl std::fmt::Display for HttpDenial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HttpDenial::NotGranted => f.write_str("no granted HTTP pattern covers it"),
+            HttpDenial::Address { ip, why } => write!(
+                f,
+                "{ip} is {why}; a grant must name this address or its range to reach it"
+            ),
+        }
+    }
+}
+
+impl Capabilities {
+    /// Check a request's URL (before any connection). An IP-literal target must also be
+    /// public, named by the matching pattern, or inside a granted private range.
+    pub fn check_http(&self, target: &RequestTarget) -> Result<(), HttpDenial> {
+        let pattern = self.http.iter().find(|p| p.matches(target)).ok_or(HttpDenial::NotGranted)?;
+        if let TargetHost::Ip(ip) = target.host {
+            if pattern.named_ip() != Some(ip) {
+                self.check_resolved(ip)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Check an address a granted host name resolved to: public, or inside a granted range.
+    pub fn check_resolved(&self, ip: IpAddr) -> Result<(), HttpDenial> {
+        match address::restriction(ip) {
+            None => Ok(()),
+            Some(_) if self.private_ranges.iter().any(|r| r.contains(&ip)) => Ok(()),
+            Some(why) => Err(HttpDenial::Address { ip, why }),
+        }
+    }
+
+    /// Whether the secret `name` is in this set.
+    pub fn has_secret(&self, name: &str) -> bool {
+        self.secrets.contains(name)
+    }
+
+    /// Add everything in `other` (used to grant what was requested).
+    pub fn union_with(&mut self, other: &Capabilities) {
+        for p in &other.http {
+            if !self.http.contains(p) {
+                self.http.push(p.clone());
+            }
+        }
+        for r in &other.private_ranges {
+            if !self.private_ranges.contains(r) {
+                self.private_ranges.push(*r);
+            }
+        }
+        self.secrets.extend(other.secrets.iter().cloned());
+        if other.kv_quota_bytes.is_some() {
+            self.kv_quota_bytes = other.kv_quota_bytes;
+        }
+        let (o, s) = (&other.limits, &mut self.limits);
+        s.timeout = o.timeout.or(s.timeout);
+        s.memory_mib = o.memory_mib.or(s.memory_mib);
+        s.max_response_bytes = o.max_response_bytes.or(s.max_response_bytes);
+        s.max_requests = o.max_requests.or(s.max_requests);
+        s.max_output_bytes = o.max_output_bytes.or(s.max_output_bytes);
+    }
+
+    /// What `requested` asks for that this grant does not give, one line each.
+    pub fn missing_from(&self, requested: &Capabilities) -> Vec<String> {
+        let mut out = Vec::new();
+        for p in &requested.http {
+            if !self.http.contains(p) {
+                out.push(format!("http {p}"));
+            }
+        }
+        for r in &requested.private_ranges {
+            if !self.private_ranges.contains(r) {
+                out.push(format!("private range {r}"));
+            }
+        }
+        for s in &requested.secrets {
+            if !self.secrets.contains(s) {
+                out.push(format!("secret {s}"));
+            }
+        }
+        out
+    }
+}
+
+mod duration {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(|e| {
+            serde::de::Error::custom(format!("'{s}' is not a duration like \"30s\" or \"2m\": {e}"))
+        })
+    }
+}
+
+mod opt_duration {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::duration::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        #[derive(Deserialize)]
+        struct W(#[serde(with = "super::duration")] Duration);
+        Option::<W>::deserialize(d).map(|o| o.map(|W(d)| d))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps(json: serde_json::Value) -> Capabilities {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn literal_loopback_needs_the_pattern_to_name_it() {
+        let named = caps(serde_json::json!({"http": ["http://127.0.0.1:9000"]}));
+        let t = RequestTarget::parse("http://127.0.0.1:9000/x").unwrap();
+        assert_eq!(named.check_http(&t), Ok(()));
+        let by_name = caps(serde_json::json!({"http": ["http://localhost:9000"]}));
+        let t = RequestTarget::parse("http://localhost:9000/x").unwrap();
+        // The URL is granted; the resolver later refuses what it resolves to.
+        assert_eq!(by_name.check_http(&t), Ok(()));
+        assert!(matches!(
+            by_name.check_resolved("127.0.0.1".parse().unwrap()),
+            Err(HttpDenial::Address { .. })
+        ));
+    }
+
+    #[test]
+    fn private_ranges_open_resolved_addresses_inside_them_only() {
+        let g = caps(serde_json::json!({
+            "http": ["https://unifi.home.lan:8443"],
+            "private_ranges": ["192.168.1.0/24"]
+        }));
+        assert_eq!(g.check_resolved("192.168.1.10".parse().unwrap()), Ok(()));
+        assert!(g.check_resolved("192.168.2.10".parse().unwrap()).is_err());
+        assert!(g.check_resolved("169.254.169.254".parse().unwrap()).is_err());
+        assert_eq!(g.check_resolved("8.8.8.8".parse().unwrap()), Ok(()));
+    }
+
+    #[test]
+    fn ungranted_urls_are_refused() {
+        let g = caps(serde_json::json!({"http": ["https://ipinfo.io"]}));
+        let t = RequestTarget::parse("https://example.com/").unwrap();
+        assert_eq!(g.check_http(&t), Err(HttpDenial::NotGranted));
+        let t = RequestTarget::parse("http://10.0.0.1/").unwrap();
+        assert_eq!(g.check_http(&t), Err(HttpDenial::NotGranted));
+    }
+
+    #[test]
+    fn grant_overrides_apply_over_defaults() {
+        let g = caps(serde_json::json!({"kv_quota_bytes": 10, "limits": {"timeout": "2s", "memory_mib": 8}}));
+        let l = Limits::default().with_grant(&g);
+        assert_eq!(l.timeout, Duration::from_secs(2));
+        assert_eq!(l.memory_mib, 8);
+        assert_eq!(l.kv_quota_bytes, 10);
+        assert_eq!(l.max_requests, Limits::default().max_requests);
+    }
+
+    #[test]
+    fn union_and_missing() {
+        let requested = caps(serde_json::json!({"http": ["https://ipinfo.io"], "secrets": ["token"]}));
+        let mut g = Capabilities::default();
+        assert_eq!(g.missing_from(&requested), vec!["http https://ipinfo.io", "secret token"]);
+        g.union_with(&requested);
+        assert!(g.missing_from(&requested).is_empty());
+        assert!(g.has_secret("token"));
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_durations_are_errors() {
+        let e = serde_json::from_value::<Capabilities>(serde_json::json!({"htp": []})).unwrap_err();
+        assert!(e.to_string().contains("unknown field"), "{e}");
+        let e = serde_json::from_value::<Capabilities>(serde_json::json!({"limits": {"timeout": "soon"}}))
+            .unwrap_err();
+        assert!(e.to_string().contains("not a duration"), "{e}");
+    }
+}

@@ -1,0 +1,85 @@
+//! The command line. Each subcommand opens an [`App`](crate::app::App) and works on the same
+//! data directory as the server, so an operator can grant, set secrets and install plugins
+//! while the server runs (it picks the changes up within `runtime.policy_refresh`).
+
+mod plugin;
+mod render;
+mod secret;
+mod serve;
+
+use crate::config::Config;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Osprey: a self-hosted security automation host.
+///
+/// Integrations run as sandboxed WebAssembly components with only the capabilities an
+/// operator granted them: outbound HTTP to named hosts, named secrets, a private key-value
+/// store, and CPU and memory limits.
+#[derive(Debug, Parser)]
+#[command(name = "osprey", version, propagate_version = true, max_term_width = 100)]
+#[command(after_help = "\
+Getting started:
+  osprey serve                                   run the server (SQLite in ./data)
+  osprey plugin install plugins/dist/ipinfo      install a plugin and review what it asks for
+  osprey plugin grant ipinfo --requested         grant what it asks for
+  echo -n \"$TOKEN\" | osprey secret set ipinfo token
+  osprey plugin call ipinfo lookup --input '{\"ip\":\"8.8.8.8\"}'
+
+Configuration comes from osprey.toml (or --config / OSPREY_CONFIG), then OSPREY_* environment
+variables, then these flags. See README.md, \"Configuration\".")]
+pub struct Cli {
+    /// Config file (default: ./osprey.toml if it exists).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Data directory: SQLite database, installed plugins, compiled-plugin cache, master key.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: HTTP API and plugin runtime.
+    Serve(serve::ServeArgs),
+    /// Install, inspect, grant, configure and call plugins.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+    /// Set, list and delete plugin secrets (values are never shown).
+    #[command(subcommand)]
+    Secret(secret::SecretCommand),
+}
+
+impl Cli {
+    /// The configuration after file, environment and flags.
+    pub fn load_config(&self) -> anyhow::Result<Config> {
+        let mut config = Config::load(self.config.as_deref())?;
+        if let Some(dir) = &self.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Command::Serve(args) = &self.command {
+            if let Some(listen) = args.listen {
+                config.listen = listen;
+            }
+        }
+        Ok(config)
+    }
+
+    /// Whether this command is the long-running server (it logs at the configured level;
+    /// other commands log only warnings and plugin logs, to keep their output readable).
+    pub fn is_server(&self) -> bool {
+        matches!(self.command, Command::Serve(_))
+    }
+
+    /// Run the command. Returns the process exit code.
+    pub async fn run(self, config: Config) -> anyhow::Result<i32> {
+        match self.command {
+            Command::Serve(args) => serve::run(args, config).await,
+            Command::Plugin(cmd) => plugin::run(cmd, config).await,
+            Command::Secret(cmd) => secret::run(cmd, config).await,
+        }
+    }
+}

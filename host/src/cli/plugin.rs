@@ -1,0 +1,559 @@
+use super::render;
+use crate::app::App;
+use crate::capability::{Capabilities, HttpPattern};
+use crate::config::Config;
+use crate::plugin::{CallContext, LoadedPlugin, manifest::MANIFEST_FILE};
+use anyhow::{Context as _, bail};
+use ipnet::IpNet;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum PluginCommand {
+    /// List installed plugins.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a plugin's actions with their schemas, and its requested and granted
+    /// capabilities side by side.
+    Inspect {
+        name: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Install a plugin from a folder holding plugin.toml and its component, or upgrade it.
+    ///
+    /// The component is compiled and checked before anything is copied. What it requests is
+    /// shown (and, on an upgrade, what changed); nothing is granted unless you say so.
+    #[command(after_help = "\
+Examples:
+  osprey plugin install plugins/dist/ipinfo                    review, then grant separately
+  osprey plugin install plugins/dist/ipinfo --grant-requested  install and grant what it asks for")]
+    Install {
+        /// The plugin folder (with plugin.toml).
+        dir: PathBuf,
+        /// Also grant everything the plugin requests (added to any existing grant).
+        #[arg(long)]
+        grant_requested: bool,
+    },
+    /// Remove an installed plugin. Its grant, settings, secrets and kv data stay, so a
+    /// reinstall picks up where it left off.
+    Remove { name: String },
+    /// Call one action, as a playbook would, and print its output (for plugin authors and
+    /// operators checking a grant).
+    #[command(after_help = "\
+Examples:
+  osprey plugin call ipinfo lookup --input '{\"ip\":\"8.8.8.8\"}'
+  osprey plugin call ipinfo lookup --input @request.json
+  echo '{\"ip\":\"1.1.1.1\"}' | osprey plugin call ipinfo lookup --input -
+
+Exit status: 0 on success, 1 when the call fails (the error kind and message go to stderr).")]
+    Call {
+        name: String,
+        action: String,
+        /// The input object: JSON text, @FILE, or - for stdin.
+        #[arg(long, default_value = "{}")]
+        input: String,
+        /// Print the outcome (output or error, duration, outbound requests) as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Grant capabilities to a plugin (added to what it already has).
+    #[command(after_help = "\
+Examples:
+  osprey plugin grant ipinfo --requested                       everything plugin.toml asks for
+  osprey plugin grant ipinfo --http https://ipinfo.io --secret token
+  osprey plugin grant unifi --http https://unifi.home.lan:8443 --private-range 192.168.1.0/24
+  osprey plugin grant ipinfo --timeout 10s --memory-mib 32 --kv-quota 65536
+
+HTTP patterns are scheme://host[:port][/path-prefix]; *.example.com matches names below
+example.com. Loopback, private and link-local addresses are refused unless a pattern names the
+address (http://127.0.0.1:9000) or --private-range covers what a host name resolves to.")]
+    Grant {
+        name: String,
+        #[command(flatten)]
+        grant: GrantArgs,
+    },
+    /// Take capabilities away from a plugin.
+    #[command(after_help = "\
+Examples:
+  osprey plugin revoke ipinfo --http https://ipinfo.io
+  osprey plugin revoke ipinfo --secret token
+  osprey plugin revoke ipinfo --all                            back to nothing granted")]
+    Revoke {
+        name: String,
+        #[arg(long = "http", value_name = "PATTERN")]
+        http: Vec<HttpPattern>,
+        #[arg(long = "private-range", value_name = "CIDR")]
+        private_ranges: Vec<IpNet>,
+        #[arg(long = "secret", value_name = "NAME")]
+        secrets: Vec<String>,
+        /// Revoke everything, including limit overrides.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show a plugin's settings, or set them (KEY=VALUE) or clear them (--unset KEY).
+    Config {
+        name: String,
+        /// Settings to set, as KEY=VALUE.
+        settings: Vec<String>,
+        /// Settings to clear (back to the default from plugin.toml).
+        #[arg(long, value_name = "KEY")]
+        unset: Vec<String>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GrantArgs {
+    /// Grant everything the plugin's plugin.toml requests.
+    #[arg(long)]
+    requested: bool,
+    /// Allow outbound HTTP matching PATTERN (repeatable).
+    #[arg(long = "http", value_name = "PATTERN")]
+    http: Vec<HttpPattern>,
+    /// Allow host names to resolve into this non-public range (repeatable).
+    #[arg(long = "private-range", value_name = "CIDR")]
+    private_ranges: Vec<IpNet>,
+    /// Allow reading the secret NAME (repeatable).
+    #[arg(long = "secret", value_name = "NAME")]
+    secrets: Vec<String>,
+    /// Room in the plugin's kv store, in bytes.
+    #[arg(long, value_name = "BYTES")]
+    kv_quota: Option<u64>,
+    /// Wall-clock deadline of one call, such as 10s or 2m.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    timeout: Option<Duration>,
+    /// Memory cap of one call, in MiB.
+    #[arg(long, value_name = "MIB")]
+    memory_mib: Option<u32>,
+    /// Largest HTTP response body one call may receive, in bytes.
+    #[arg(long, value_name = "BYTES")]
+    max_response_bytes: Option<u64>,
+    /// Outbound HTTP requests per call.
+    #[arg(long, value_name = "N")]
+    max_requests: Option<u32>,
+    /// Largest output of one call, in bytes.
+    #[arg(long, value_name = "BYTES")]
+    max_output_bytes: Option<u64>,
+}
+
+pub async fn run(cmd: PluginCommand, config: Config) -> anyhow::Result<i32> {
+    let app = App::open(config).await?;
+    match cmd {
+        PluginCommand::List { json } => list(&app, json),
+        PluginCommand::Inspect { name, json } => inspect(&app, &name, json).await,
+        PluginCommand::Install { dir, grant_requested } => install(&app, &dir, grant_requested).await,
+        PluginCommand::Remove { name } => remove(&app, &name),
+        PluginCommand::Call { name, action, input, json } => call(&app, &name, &action, &input, json).await,
+        PluginCommand::Grant { name, grant } => grant_cmd(&app, &name, grant).await,
+        PluginCommand::Revoke { name, http, private_ranges, secrets, all } => {
+            revoke(&app, &name, http, private_ranges, secrets, all).await
+        }
+        PluginCommand::Config { name, settings, unset } => config_cmd(&app, &name, settings, unset).await,
+    }
+}
+
+fn report_load_failures(app: &App) {
+    for (name, error) in &app.load_report.failed {
+        eprintln!("warning: plugin '{name}' failed to load: {error}");
+    }
+}
+
+fn list(app: &App, json: bool) -> anyhow::Result<i32> {
+    report_load_failures(app);
+    let plugins = app.runtime.list();
+    if json {
+        let v: Vec<_> = plugins
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "name": p.manifest.name,
+                    "version": p.manifest.version,
+                    "description": p.description.description,
+                    "actions": p.description.actions.iter().map(|a| &a.name).collect::<Vec<_>>(),
+                    "granted": p.policy().granted,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    if plugins.is_empty() {
+        println!("no plugins installed in {}; install one with `osprey plugin install DIR`", app.runtime.options().plugins_dir.display());
+        return Ok(0);
+    }
+    println!("{:<20} {:<10} {:<8} {:<10} DESCRIPTION", "NAME", "VERSION", "ACTIONS", "GRANT");
+    for p in plugins {
+        let policy = p.policy();
+        let missing = policy.grant.missing_from(&p.manifest.requests);
+        let grant = if !policy.granted {
+            "none"
+        } else if missing.is_empty() {
+            "ok"
+        } else {
+            "partial"
+        };
+        println!(
+            "{:<20} {:<10} {:<8} {:<10} {}",
+            p.manifest.name,
+            p.manifest.version,
+            p.description.actions.len(),
+            grant,
+            p.description.description
+        );
+    }
+    Ok(0)
+}
+
+async fn inspect(app: &App, name: &str, json: bool) -> anyhow::Result<i32> {
+    let p = app.runtime.get(name)?;
+    let policy = p.policy();
+    let secrets_set = app.store.secret_names(name).await?;
+    if json {
+        let v = serde_json::json!({
+            "name": p.manifest.name,
+            "version": p.manifest.version,
+            "description": p.description.description,
+            "folder": p.dir,
+            "component_sha256": p.component_hash,
+            "imports": p.imports,
+            "actions": p.description.actions,
+            "requested": p.manifest.requests,
+            "granted": if policy.granted { serde_json::to_value(&*policy.grant)? } else { serde_json::Value::Null },
+            "limits_in_force": policy.limits,
+            "config": policy.config,
+            "secrets_set": secrets_set.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    println!("{} {}", p.manifest.name, p.manifest.version);
+    println!("  {}", p.description.description);
+    println!("  folder:    {}", p.dir.display());
+    println!("  component: sha256 {}", p.component_hash);
+    println!("\nActions:");
+    for a in &p.description.actions {
+        println!("  {} — {}", a.name, a.description);
+        println!("    input:  {}", schema_summary(&a.input_schema));
+        println!("    output: {}", schema_summary(&a.output_schema));
+    }
+    println!("\nCapabilities (the grant is what Osprey enforces):");
+    print!("{}", render::capabilities(&p.manifest.requests, &policy.grant, policy.granted, &policy.limits));
+    println!("\nSecrets (names only):");
+    if secrets_set.is_empty() && p.manifest.requests.secrets.is_empty() {
+        println!("  (none)");
+    }
+    for s in &p.manifest.requests.secrets {
+        let set = secrets_set.iter().find(|(n, _)| n == s);
+        match set {
+            Some((_, at)) => println!("  {s:<24} set {}", render::time(*at)),
+            None => println!("  {s:<24} NOT SET (osprey secret set {name} {s})"),
+        }
+    }
+    for (s, at) in secrets_set.iter().filter(|(n, _)| !p.manifest.requests.secrets.contains(n)) {
+        println!("  {s:<24} set {} (not requested by the plugin)", render::time(*at));
+    }
+    if !p.manifest.config.is_empty() {
+        println!("\nSettings:");
+        print_settings(&p, &app.store.plugin_config(name).await?);
+    }
+    println!("\nImports: {}", p.imports.join(", "));
+    Ok(0)
+}
+
+/// `{ip: string (required)}`-style one-line summary of an object schema.
+fn schema_summary(schema: &serde_json::Value) -> String {
+    let Some(props) = schema.get("properties").and_then(|p| p.as_object()) else {
+        return schema.get("type").map_or_else(|| "any".into(), |t| t.to_string());
+    };
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(|r| r.as_array())
+        .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    let fields: Vec<String> = props
+        .iter()
+        .map(|(k, v)| {
+            let ty = v.get("type").map_or_else(|| "any".to_string(), |t| match t {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            });
+            let req = if required.contains(&k.as_str()) { "" } else { "?" };
+            format!("{k}{req}: {ty}")
+        })
+        .collect();
+    format!("{{{}}}", fields.join(", "))
+}
+
+fn print_settings(p: &LoadedPlugin, set: &std::collections::BTreeMap<String, String>) {
+    for (key, def) in &p.manifest.config {
+        let value = match (set.get(key), &def.default) {
+            (Some(v), _) => format!("{v}"),
+            (None, Some(d)) => format!("{d} (default)"),
+            (None, None) => "(not set)".into(),
+        };
+        println!("  {key:<20} {value:<40} {}", def.description);
+    }
+}
+
+async fn install(app: &App, dir: &Path, grant_requested: bool) -> anyhow::Result<i32> {
+    let checked = app
+        .runtime
+        .check_dir(dir)
+        .await
+        .with_context(|| format!("{} cannot be installed", dir.display()))?;
+    let m = &checked.manifest;
+    let previous = app.runtime.get(&m.name).ok();
+    println!("{} {} — {}", m.name, m.version, checked.description.description);
+    for a in &checked.description.actions {
+        println!("  action {} — {}", a.name, a.description);
+    }
+    if let Some(prev) = &previous {
+        println!("\nUpgrading from {} {}. Changes in what it requests:", prev.manifest.name, prev.manifest.version);
+        let added = prev.manifest.requests.missing_from(&m.requests);
+        let dropped = m.requests.missing_from(&prev.manifest.requests);
+        if added.is_empty() && dropped.is_empty() {
+            println!("  (none)");
+        }
+        for a in added {
+            println!("  + {a}");
+        }
+        for d in dropped {
+            println!("  - {d}");
+        }
+    }
+    let mut grant = app.grant(&m.name).await?;
+    let granted_before = app.store.grant(&m.name).await?.is_some();
+    println!("\nIt requests:");
+    let limits = app.config.limits.with_grant(&grant);
+    print!("{}", render::capabilities(&m.requests, &grant, granted_before, &limits));
+
+    let mut do_grant = grant_requested;
+    if !grant_requested && !grant.missing_from(&m.requests).is_empty() && std::io::stdin().is_terminal() {
+        print!("\nGrant what it requests? [y/N] ");
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        do_grant = matches!(answer.trim(), "y" | "Y" | "yes");
+    }
+
+    copy_into_place(dir, m, &app.runtime.options().plugins_dir)?;
+    if do_grant {
+        grant.union_with(&m.requests);
+        app.set_grant(&m.name, &grant).await?;
+    }
+    let installed = app.runtime.load_dir(&app.runtime.options().plugins_dir.join(&m.name)).await?;
+    println!("\ninstalled {} {} into {}", m.name, m.version, installed.dir.display());
+    let policy = installed.policy();
+    let missing = policy.grant.missing_from(&m.requests);
+    if do_grant {
+        println!("granted what it requests");
+    } else if !missing.is_empty() {
+        println!(
+            "not granted yet: {}. Grant with `osprey plugin grant {} --requested` (or item by item).",
+            missing.join(", "),
+            m.name
+        );
+    }
+    for s in &m.requests.secrets {
+        if app.store.secret(&m.name, s).await?.is_none() {
+            println!("secret '{s}' is not set: `osprey secret set {} {s}`", m.name);
+        }
+    }
+    Ok(0)
+}
+
+/// Copy plugin.toml and the component into `<plugins_dir>/<name>`, replacing what was there
+/// only once the new copy is complete.
+fn copy_into_place(src: &Path, m: &crate::plugin::Manifest, plugins_dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(plugins_dir).with_context(|| format!("creating {}", plugins_dir.display()))?;
+    let target = plugins_dir.join(&m.name);
+    let tmp = plugins_dir.join(format!(".install-{}-{}", m.name, std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)?;
+    std::fs::copy(src.join(MANIFEST_FILE), tmp.join(MANIFEST_FILE))?;
+    let component = m.component_path(Path::new(""));
+    std::fs::copy(m.component_path(src), tmp.join(&component))
+        .with_context(|| format!("copying {}", m.component_path(src).display()))?;
+    let old = plugins_dir.join(format!(".old-{}-{}", m.name, std::process::id()));
+    if target.exists() {
+        std::fs::rename(&target, &old)?;
+    }
+    std::fs::rename(&tmp, &target)?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+fn remove(app: &App, name: &str) -> anyhow::Result<i32> {
+    let p = app.runtime.get(name)?;
+    std::fs::remove_dir_all(&p.dir).with_context(|| format!("removing {}", p.dir.display()))?;
+    println!("removed plugin '{name}' ({}); its grant, settings, secrets and kv data are kept", p.dir.display());
+    Ok(0)
+}
+
+fn read_input(input: &str) -> anyhow::Result<serde_json::Value> {
+    let text = if input == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+        s
+    } else if let Some(path) = input.strip_prefix('@') {
+        std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?
+    } else {
+        input.to_owned()
+    };
+    serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("--input is not valid JSON: {e}"))
+}
+
+async fn call(app: &App, name: &str, action: &str, input: &str, json: bool) -> anyhow::Result<i32> {
+    report_load_failures(app);
+    let input = read_input(input)?;
+    let run_id = format!("manual-{}", crate::store::now_ms());
+    let ctx = CallContext { idempotency_key: format!("{run_id}:1"), run_id };
+    let result = app.runtime.call(name, action, &input, ctx).await;
+    if json {
+        let v = match &result {
+            Ok(ok) => serde_json::json!({ "ok": ok }),
+            Err(e) => serde_json::json!({ "error": e }),
+        };
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(if result.is_ok() { 0 } else { 1 });
+    }
+    match result {
+        Ok(ok) => {
+            println!("{}", serde_json::to_string_pretty(&ok.output)?);
+            for ev in &ok.http {
+                eprintln!("  {} {} → {} ({} ms)", ev.method, ev.url, ev.outcome, ev.millis);
+            }
+            Ok(0)
+        }
+        Err(e) => {
+            for ev in &e.http {
+                eprintln!("  {} {} → {} ({} ms)", ev.method, ev.url, ev.outcome, ev.millis);
+            }
+            let retry = if e.retryable { " (retryable)" } else { "" };
+            eprintln!("error: {}{retry}: {}", e.kind, e.message);
+            Ok(1)
+        }
+    }
+}
+
+async fn grant_cmd(app: &App, name: &str, args: GrantArgs) -> anyhow::Result<i32> {
+    let manifest = app.runtime.get(name).ok().map(|p| p.manifest.clone());
+    let mut grant = app.grant(name).await?;
+    if args.requested {
+        let Some(m) = &manifest else {
+            bail!("plugin '{name}' is not installed, so there is no request to grant; name the capabilities instead");
+        };
+        grant.union_with(&m.requests);
+    }
+    let extra = Capabilities {
+        http: args.http,
+        private_ranges: args.private_ranges,
+        secrets: args.secrets.into_iter().collect(),
+        kv_quota_bytes: args.kv_quota,
+        limits: crate::capability::LimitOverrides {
+            timeout: args.timeout,
+            memory_mib: args.memory_mib,
+            max_response_bytes: args.max_response_bytes,
+            max_requests: args.max_requests,
+            max_output_bytes: args.max_output_bytes,
+        },
+    };
+    for s in &extra.secrets {
+        crate::app::validate_secret_name(s)?;
+    }
+    grant.union_with(&extra);
+    app.set_grant(name, &grant).await?;
+    println!("grant of '{name}' updated");
+    show_grant(app, name, manifest.as_ref().map(|m| &m.requests), &grant);
+    Ok(0)
+}
+
+async fn revoke(
+    app: &App,
+    name: &str,
+    http: Vec<HttpPattern>,
+    private_ranges: Vec<IpNet>,
+    secrets: Vec<String>,
+    all: bool,
+) -> anyhow::Result<i32> {
+    let manifest = app.runtime.get(name).ok().map(|p| p.manifest.clone());
+    let mut grant = app.grant(name).await?;
+    if all {
+        grant = Capabilities::default();
+    } else {
+        if http.is_empty() && private_ranges.is_empty() && secrets.is_empty() {
+            bail!("say what to revoke: --http PATTERN, --private-range CIDR, --secret NAME, or --all");
+        }
+        for p in &http {
+            if !grant.http.contains(p) {
+                bail!("'{p}' is not granted to '{name}'; granted: {}", list_or_none(grant.http.iter()));
+            }
+        }
+        for s in &secrets {
+            if !grant.secrets.contains(s) {
+                bail!("secret '{s}' is not granted to '{name}'");
+            }
+        }
+        grant.http.retain(|p| !http.contains(p));
+        grant.private_ranges.retain(|r| !private_ranges.contains(r));
+        grant.secrets.retain(|s| !secrets.contains(s));
+    }
+    app.set_grant(name, &grant).await?;
+    println!("grant of '{name}' updated");
+    show_grant(app, name, manifest.as_ref().map(|m| &m.requests), &grant);
+    Ok(0)
+}
+
+fn list_or_none<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> String {
+    let v: Vec<String> = items.map(|i| i.to_string()).collect();
+    if v.is_empty() { "nothing".into() } else { v.join(", ") }
+}
+
+fn show_grant(app: &App, name: &str, requested: Option<&Capabilities>, grant: &Capabilities) {
+    let empty = Capabilities::default();
+    let limits = app.config.limits.with_grant(grant);
+    print!("{}", render::capabilities(requested.unwrap_or(&empty), grant, true, &limits));
+    if requested.is_none() {
+        println!("(plugin '{name}' is not installed; the grant applies once it is)");
+    }
+}
+
+async fn config_cmd(app: &App, name: &str, settings: Vec<String>, unset: Vec<String>) -> anyhow::Result<i32> {
+    let p = app.runtime.get(name)?;
+    let declared = &p.manifest.config;
+    let check = |key: &str| -> anyhow::Result<()> {
+        if !declared.contains_key(key) {
+            let known: Vec<&String> = declared.keys().collect();
+            bail!(
+                "plugin '{name}' has no setting '{key}'; it has: {}",
+                if known.is_empty() { "none".to_string() } else { known.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ") }
+            );
+        }
+        Ok(())
+    };
+    let mut parsed = Vec::new();
+    for s in &settings {
+        let (k, v) = s.split_once('=').ok_or_else(|| anyhow::anyhow!("'{s}' is not KEY=VALUE"))?;
+        check(k)?;
+        parsed.push((k.to_owned(), v.to_owned()));
+    }
+    for k in &unset {
+        check(k)?;
+    }
+    for (k, v) in &parsed {
+        app.store.set_plugin_config(name, k, Some(v)).await?;
+    }
+    for k in &unset {
+        app.store.set_plugin_config(name, k, None).await?;
+    }
+    if !parsed.is_empty() || !unset.is_empty() {
+        println!("settings of '{name}' updated");
+    }
+    print_settings(&p, &app.store.plugin_config(name).await?);
+    Ok(0)
+}

@@ -1,0 +1,246 @@
+//! Configuration: one TOML file, then environment variables, then command-line flags, each
+//! overriding the one before. Every option is documented in README.md ("Configuration").
+
+use crate::capability::Limits;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: &'static str, message: String },
+}
+
+/// Output format of the log on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// Folder for the SQLite database, installed plugins, the compiled-plugin cache and the
+    /// master key file.
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB`; default: SQLite in data_dir.
+    pub database_url: Option<String>,
+    /// Where installed plugins live; default: `<data_dir>/plugins`.
+    pub plugins_dir: Option<PathBuf>,
+    /// The master key file; default: `<data_dir>/master.key`. `OSPREY_MASTER_KEY` wins.
+    pub master_key_file: Option<PathBuf>,
+    /// Log filter, in `RUST_LOG` syntax (`info`, `osprey=debug`).
+    pub log: String,
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+    /// Default limits of each plugin call; a grant may override them per plugin.
+    pub limits: Limits,
+    /// The plugin runtime.
+    pub runtime: RuntimeConfig,
+}
+
+/// Settings of the plugin runtime.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// How many plugin calls may run at once (slots in the pooling allocator).
+    pub max_instances: u32,
+    /// The most memory any grant may give one call, in MiB (the size of a pool slot).
+    pub max_memory_mib: u32,
+    /// How often a running server looks for changed grants and settings.
+    #[serde(with = "humantime_serde_compat")]
+    pub policy_refresh: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig { max_instances: 128, max_memory_mib: 512, policy_refresh: Duration::from_secs(1) }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            plugins_dir: None,
+            master_key_file: None,
+            log: "info".into(),
+            log_format: LogFormat::Text,
+            limits: Limits::default(),
+            runtime: RuntimeConfig::default(),
+        }
+    }
+}
+
+/// The environment variables read by [`Config::load`], with what they set.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    ("OSPREY_CONFIG", "path of the config file (default: ./osprey.toml if it exists)"),
+    ("OSPREY_LISTEN", "listen"),
+    ("OSPREY_DATA_DIR", "data_dir"),
+    ("OSPREY_DATABASE_URL", "database_url"),
+    ("OSPREY_PLUGINS_DIR", "plugins_dir"),
+    ("OSPREY_MASTER_KEY_FILE", "master_key_file"),
+    ("OSPREY_MASTER_KEY", "the master key itself, base64 (instead of a key file)"),
+    ("OSPREY_LOG", "log"),
+    ("OSPREY_LOG_FORMAT", "log_format"),
+];
+
+impl Config {
+    /// Load from `path` (or `OSPREY_CONFIG`, or `./osprey.toml` if present), then apply
+    /// environment overrides.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let env_path = std::env::var_os("OSPREY_CONFIG").map(PathBuf::from);
+        let path = path.map(Path::to_path_buf).or(env_path).or_else(|| {
+            let default = PathBuf::from("osprey.toml");
+            default.exists().then_some(default)
+        });
+        let mut config = match &path {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        config.apply_env(|k| std::env::var(k).ok())?;
+        Ok(config)
+    }
+
+    /// Parse one TOML file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })
+    }
+
+    fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = get("OSPREY_LISTEN") {
+            self.listen = v.parse().map_err(|_| ConfigError::Env {
+                var: "OSPREY_LISTEN",
+                message: format!("'{v}' is not an address like 127.0.0.1:8080"),
+            })?;
+        }
+        if let Some(v) = get("OSPREY_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = get("OSPREY_DATABASE_URL") {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = get("OSPREY_PLUGINS_DIR") {
+            self.plugins_dir = Some(v.into());
+        }
+        if let Some(v) = get("OSPREY_MASTER_KEY_FILE") {
+            self.master_key_file = Some(v.into());
+        }
+        if let Some(v) = get("OSPREY_LOG") {
+            self.log = v;
+        }
+        if let Some(v) = get("OSPREY_LOG_FORMAT") {
+            self.log_format = match v.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(ConfigError::Env {
+                        var: "OSPREY_LOG_FORMAT",
+                        message: format!("'{v}' is neither 'text' nor 'json'"),
+                    });
+                }
+            };
+        }
+        Ok(())
+    }
+
+    /// The database URL in force.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("osprey.db").display()))
+    }
+
+    /// Where installed plugins live.
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.plugins_dir.clone().unwrap_or_else(|| self.data_dir.join("plugins"))
+    }
+
+    /// The master key file.
+    pub fn master_key_file(&self) -> PathBuf {
+        self.master_key_file.clone().unwrap_or_else(|| self.data_dir.join("master.key"))
+    }
+
+    /// Where compiled plugins are cached.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.data_dir.join("cache")
+    }
+}
+
+mod humantime_serde_compat {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("'{s}': {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_local_and_in_the_data_dir() {
+        let c = Config::default();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url(), "sqlite://data/osprey.db");
+        assert_eq!(c.plugins_dir(), PathBuf::from("data/plugins"));
+        assert_eq!(c.limits.timeout, Duration::from_secs(30));
+        assert_eq!(c.limits.memory_mib, 64);
+    }
+
+    #[test]
+    fn file_then_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("osprey.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"/var/lib/osprey\"\nlisten = \"0.0.0.0:9000\"\n[limits]\ntimeout = \"5s\"\n",
+        )
+        .unwrap();
+        let mut c = Config::from_file(&path).unwrap();
+        assert_eq!(c.limits.timeout, Duration::from_secs(5));
+        assert_eq!(c.limits.memory_mib, 64, "unset limits keep their defaults");
+        c.apply_env(|k| (k == "OSPREY_LISTEN").then(|| "127.0.0.1:1".to_string())).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:1");
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/osprey"));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("osprey.toml");
+        std::fs::write(&path, "listn = \"x\"\n").unwrap();
+        let e = Config::from_file(&path).unwrap_err().to_string();
+        assert!(e.contains("unknown field") && e.contains("listn"), "{e}");
+        let e = Config::default()
+            .apply_env(|k| (k == "OSPREY_LISTEN").then(|| "nope".to_string()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("OSPREY_LISTEN") && e.contains("nope"), "{e}");
+    }
+}

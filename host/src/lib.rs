@@ -1,0 +1,24 @@
+//! Osprey: a self-hosted security automation host.
+//!
+//! The modules are the boxes of `ARCHITECTURE.md`; each owns its part of the system and
+//! exposes a small API to the others:
+//!
+//! - [`config`]: the one TOML file, environment overrides and defaults.
+//! - [`capability`]: what a plugin asks for (its manifest's requests) and what the operator
+//!   granted; pure data and matching rules, no I/O.
+//! - [`vault`]: the master key and the encryption of secrets at rest. Only this module sees
+//!   key material.
+//! - [`store`]: the database (SQLite or PostgreSQL). Only this module writes SQL.
+//! - [`plugin`]: the WebAssembly runtime. Only this module touches wasmtime.
+//! - [`server`]: the HTTP server.
+//! - [`app`]: wires the above together for the CLI and the server.
+//! - [`cli`]: the command line.
+
+pub mod app;
+pub mod capability;
+pub mod cli;
+pub mod config;
+pub mod plugin;
+pub mod server;
+pub mod store;
+pub mod vault;

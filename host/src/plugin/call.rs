@@ -1,0 +1,357 @@
+//! One call, from input validation to a typed outcome.
+//!
+//! A call gets a fresh store and instance, a wall-clock deadline enforced twice (the epoch
+//! callback stops a guest spinning in wasm; a timer stops a guest blocked in the host), a
+//! memory cap, an outbound gate, and bounded stdout/stderr. Whatever happens inside, the
+//! caller gets a [`CallOutcome`] or a [`CallError`] with the right kind.
+
+use super::bindings::{Descriptor, IntegrationPre, WitContext, WitErrorKind};
+use super::host::{CallLimiter, CallState, HostEnv, MemoryLimitExceeded, truncate};
+use super::outbound::OutboundGate;
+use super::{CallContext, CallError, CallOutcome, ErrorKind, HttpEvent, HttpOutcome, LoadedPlugin, Runtime};
+use crate::capability::{Capabilities, Limits};
+use secrecy::ExposeSecret;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wasmtime::{Trap, UpdateDeadline};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi_http::WasiHttpCtx;
+
+/// Bytes of stdout and of stderr kept per call.
+const STDIO_CAPTURE: usize = 64 * 1024;
+/// Longest error message passed on from a plugin.
+const MAX_ERROR_MESSAGE: usize = 4096;
+/// Deadline of `describe` at load time.
+const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct Prepared {
+    store: wasmtime::Store<CallState>,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+    events: Arc<Mutex<Vec<HttpEvent>>>,
+}
+
+fn prepare(
+    rt: &Runtime,
+    plugin: &str,
+    run_id: &str,
+    grant: Arc<Capabilities>,
+    client: reqwest::Client,
+    config: Arc<BTreeMap<String, String>>,
+    limits: &Limits,
+    with_store: bool,
+    deadline: Instant,
+) -> Prepared {
+    let stdout = MemoryOutputPipe::new(STDIO_CAPTURE);
+    let stderr = MemoryOutputPipe::new(STDIO_CAPTURE);
+    // Nothing is inherited or preopened: no environment, arguments, stdin or directories.
+    let wasi = WasiCtxBuilder::new().stdout(stdout.clone()).stderr(stderr.clone()).build();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let plugin: Arc<str> = Arc::from(plugin);
+    let state = CallState {
+        wasi,
+        table: wasmtime::component::ResourceTable::new(),
+        http: WasiHttpCtx::new(),
+        gate: OutboundGate {
+            plugin: plugin.clone(),
+            grant: grant.clone(),
+            client,
+            max_requests: limits.max_requests,
+            max_response_bytes: limits.max_response_bytes,
+            deadline,
+            sent: 0,
+            events: events.clone(),
+        },
+        limiter: CallLimiter {
+            memory_limit: limits.memory_mib as usize * 1024 * 1024,
+            memory_exceeded: false,
+        },
+        env: HostEnv {
+            plugin,
+            run_id: run_id.to_owned(),
+            store: with_store.then(|| rt.inner.store.clone()),
+            vault: rt.inner.vault.clone(),
+            grant,
+            config,
+            kv_quota: limits.kv_quota_bytes,
+            logs_written: 0,
+            logs_dropped: 0,
+            handed_out: Vec::new(),
+        },
+    };
+    let mut store = wasmtime::Store::new(&rt.inner.engine, state);
+    store.limiter(|s| &mut s.limiter);
+    // Check the clock at every epoch tick: stop at the deadline, otherwise yield to the
+    // executor so a spinning guest does not starve other tasks on this thread.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        Ok(if Instant::now() >= deadline { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) })
+    });
+    Prepared { store, stdout, stderr, events }
+}
+
+/// Call `describe` in a fresh instance, with no imports usable.
+pub(super) async fn describe(
+    rt: &Runtime,
+    pre: &IntegrationPre<CallState>,
+    plugin: &str,
+) -> Result<Descriptor, String> {
+    let limits = rt.inner.options.limits;
+    let deadline = Instant::now() + DESCRIBE_TIMEOUT;
+    let grant = Arc::new(Capabilities::default());
+    let client = super::outbound::client_for(grant.clone());
+    let mut p = prepare(rt, plugin, "describe", grant, client, Arc::default(), &limits, false, deadline);
+    let run = async {
+        let instance = pre.instantiate_async(&mut p.store).await?;
+        instance.call_describe(&mut p.store).await
+    };
+    match tokio::time::timeout(DESCRIBE_TIMEOUT, run).await {
+        Err(_) => Err(format!("did not answer within {}s", DESCRIBE_TIMEOUT.as_secs())),
+        Ok(Ok(d)) => Ok(d),
+        Ok(Err(e)) => {
+            let stderr = String::from_utf8_lossy(&p.stderr.contents()).into_owned();
+            Err(classify_trap(&e, &p.store.data().limiter, &stderr, &limits).message)
+        }
+    }
+}
+
+/// Run one action; see [`Runtime::call`].
+pub(super) async fn invoke(
+    rt: &Runtime,
+    plugin: &LoadedPlugin,
+    action: &str,
+    input: &serde_json::Value,
+    ctx: CallContext,
+) -> Result<CallOutcome, CallError> {
+    let started = Instant::now();
+    let name = plugin.name();
+    let Some((input_validator, output_validator)) = plugin.validators.get(action) else {
+        let known: Vec<&str> = plugin.description.actions.iter().map(|a| a.name.as_str()).collect();
+        return Err(CallError::new(
+            ErrorKind::InvalidInput,
+            format!("plugin '{name}' has no action '{action}'; it has: {}", known.join(", ")),
+        ));
+    };
+    let problems: Vec<String> = input_validator
+        .iter_errors(input)
+        .take(10)
+        .map(|e| {
+            let at = e.instance_path.to_string();
+            if at.is_empty() { e.to_string() } else { format!("{at}: {e}") }
+        })
+        .collect();
+    if !problems.is_empty() {
+        return Err(CallError::new(
+            ErrorKind::InvalidInput,
+            format!("input of {name}/{action} does not match its schema: {}", problems.join("; ")),
+        ));
+    }
+
+    let policy = plugin.policy();
+    let limits = policy.limits;
+    let deadline = started + limits.timeout;
+    let mut p = prepare(
+        rt,
+        name,
+        &ctx.run_id,
+        policy.grant.clone(),
+        policy.client.clone(),
+        policy.config.clone(),
+        &limits,
+        true,
+        deadline,
+    );
+    let input_text = input.to_string();
+    let wit_ctx = WitContext { run_id: ctx.run_id.clone(), idempotency_key: ctx.idempotency_key.clone() };
+    let run = async {
+        let instance = plugin.pre.instantiate_async(&mut p.store).await?;
+        instance.call_invoke(&mut p.store, action, &input_text, &wit_ctx).await
+    };
+    let result = tokio::time::timeout(limits.timeout, run).await;
+
+    let state = p.store.data();
+    let env = &state.env;
+    let http: Vec<HttpEvent> = p.events.lock().expect("events lock").clone();
+    let stderr = String::from_utf8_lossy(&p.stderr.contents()).into_owned();
+    forward_stdio(env, "stdout", &String::from_utf8_lossy(&p.stdout.contents()));
+    forward_stdio(env, "stderr", &stderr);
+    if env.logs_dropped > 0 {
+        tracing::warn!(plugin = %name, run = %ctx.run_id, dropped = env.logs_dropped, "plugin wrote more log records than allowed; the rest were dropped");
+    }
+
+    let outcome = match result {
+        Err(_elapsed) => Err(timeout_error(name, action, &limits)),
+        Ok(Err(trap)) => {
+            let mut e = classify_trap(&trap, &state.limiter, &env.scrub(&stderr), &limits);
+            if e.kind == ErrorKind::Timeout {
+                e = timeout_error(name, action, &limits);
+            }
+            Err(e)
+        }
+        Ok(Ok(Err(guest))) => {
+            let mut message = env.scrub(&guest.message);
+            truncate(&mut message, MAX_ERROR_MESSAGE);
+            let mut e = CallError::new(kind_from_wit(guest.kind), message);
+            e.retryable = guest.retryable;
+            // What the host refused explains the failure better than the guest can (a
+            // guest may see a refusal as a reset connection): say so, with the reason.
+            if let Some((ev, why)) = http.iter().find_map(|ev| match &ev.outcome {
+                HttpOutcome::LimitExceeded(why) => Some((ev, why)),
+                _ => None,
+            }) {
+                e = CallError::new(ErrorKind::LimitExceeded, format!("{} {}: {why}", ev.method, ev.url));
+            } else if let Some((ev, why)) = http.iter().find_map(|ev| match &ev.outcome {
+                HttpOutcome::Denied(why) => Some((ev, why)),
+                _ => None,
+            }) {
+                e = CallError::new(
+                    ErrorKind::Denied,
+                    format!("outbound request {} {} was denied by the grant of plugin '{name}': {why}", ev.method, ev.url),
+                );
+            }
+            Err(e)
+        }
+        Ok(Ok(Ok(output))) => check_output(name, action, &output, &limits, output_validator, env),
+    };
+
+    let duration = started.elapsed();
+    match outcome {
+        Ok(output) => {
+            tracing::debug!(plugin = %name, %action, run = %ctx.run_id, ms = duration.as_millis() as u64, "plugin call succeeded");
+            Ok(CallOutcome { output, duration, http })
+        }
+        Err(mut e) => {
+            tracing::warn!(plugin = %name, %action, run = %ctx.run_id, kind = %e.kind, error = %e.message, ms = duration.as_millis() as u64, "plugin call failed");
+            e.duration = duration;
+            e.http = http;
+            Err(e)
+        }
+    }
+}
+
+fn check_output(
+    name: &str,
+    action: &str,
+    output: &str,
+    limits: &Limits,
+    validator: &jsonschema::Validator,
+    env: &HostEnv,
+) -> Result<serde_json::Value, CallError> {
+    if output.len() as u64 > limits.max_output_bytes {
+        return Err(CallError::new(
+            ErrorKind::LimitExceeded,
+            format!(
+                "{name}/{action} returned {} bytes of output; the limit is {} bytes",
+                output.len(),
+                limits.max_output_bytes
+            ),
+        ));
+    }
+    if env.handed_out.iter().any(|s| !s.expose_secret().is_empty() && output.contains(s.expose_secret())) {
+        tracing::warn!(plugin = %name, %action, "plugin output contained a secret value; refused");
+        return Err(CallError::new(
+            ErrorKind::Denied,
+            format!("{name}/{action} tried to return the value of a secret; secrets never leave a plugin"),
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_str(output).map_err(|e| {
+        CallError::new(ErrorKind::Internal, format!("{name}/{action} returned invalid JSON: {e}"))
+    })?;
+    let problems: Vec<String> = validator.iter_errors(&value).take(5).map(|e| e.to_string()).collect();
+    if !problems.is_empty() {
+        return Err(CallError::new(
+            ErrorKind::Internal,
+            format!("{name}/{action} returned output that does not match its schema: {}", problems.join("; ")),
+        ));
+    }
+    Ok(value)
+}
+
+fn timeout_error(name: &str, action: &str, limits: &Limits) -> CallError {
+    CallError::new(
+        ErrorKind::Timeout,
+        format!(
+            "{name}/{action} did not finish within its deadline of {}",
+            humantime::format_duration(limits.timeout)
+        ),
+    )
+}
+
+/// Turn a trap or instantiation failure into a typed error.
+fn classify_trap(err: &wasmtime::Error, limiter: &CallLimiter, stderr: &str, limits: &Limits) -> CallError {
+    if limiter.memory_exceeded || err.is::<MemoryLimitExceeded>() {
+        return CallError::new(
+            ErrorKind::LimitExceeded,
+            format!("the plugin used more than its memory limit of {} MiB", limits.memory_mib),
+        );
+    }
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => CallError::new(ErrorKind::Timeout, "deadline reached"),
+        Some(Trap::StackOverflow) => {
+            CallError::new(ErrorKind::LimitExceeded, "the plugin overflowed its stack (recursion too deep)")
+        }
+        Some(trap) => match panic_message(stderr) {
+            Some(msg) => CallError::new(ErrorKind::Internal, format!("the plugin panicked: {msg}")),
+            None => CallError::new(ErrorKind::Internal, format!("the plugin crashed: {trap}")),
+        },
+        None => {
+            let text = format!("{err:#}");
+            if text.contains("concurrent") && text.contains("limit") {
+                let mut e = CallError::new(
+                    ErrorKind::Unavailable,
+                    "too many plugin calls are running at once (runtime.max_instances); try again",
+                );
+                e.retryable = true;
+                e
+            } else {
+                CallError::new(ErrorKind::Internal, format!("the plugin failed: {text}"))
+            }
+        }
+    }
+}
+
+/// The message of a Rust panic, from what the guest wrote on stderr.
+fn panic_message(stderr: &str) -> Option<String> {
+    let start = stderr.find("panicked at")?;
+    let rest = &stderr[start..];
+    let rest = rest.split_once('\n').map_or("", |(_, after)| after);
+    let msg: Vec<&str> = rest.lines().take_while(|l| !l.starts_with("note:")).collect();
+    let msg = msg.join(" ").trim().to_owned();
+    Some(if msg.is_empty() { "(no message)".into() } else { msg })
+}
+
+fn forward_stdio(env: &HostEnv, stream: &str, text: &str) {
+    for line in text.lines().filter(|l| !l.trim().is_empty()).take(100) {
+        let mut line = env.scrub(line);
+        truncate(&mut line, 4096);
+        tracing::info!(target: "osprey::plugin_log", plugin = %env.plugin, run = %env.run_id, stream, "{line}");
+    }
+}
+
+fn kind_from_wit(kind: WitErrorKind) -> ErrorKind {
+    match kind {
+        WitErrorKind::InvalidInput => ErrorKind::InvalidInput,
+        WitErrorKind::NotFound => ErrorKind::NotFound,
+        WitErrorKind::Denied => ErrorKind::Denied,
+        WitErrorKind::Unavailable => ErrorKind::Unavailable,
+        WitErrorKind::RateLimited => ErrorKind::RateLimited,
+        WitErrorKind::Upstream => ErrorKind::Upstream,
+        WitErrorKind::Timeout => ErrorKind::Timeout,
+        WitErrorKind::LimitExceeded => ErrorKind::LimitExceeded,
+        WitErrorKind::Internal => ErrorKind::Internal,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::panic_message;
+
+    #[test]
+    fn panic_messages_are_extracted_from_stderr() {
+        let stderr = "\nthread '<unnamed>' panicked at src/lib.rs:10:5:\nboom went the plugin\nnote: run with `RUST_BACKTRACE=1`\n";
+        assert_eq!(panic_message(stderr).as_deref(), Some("boom went the plugin"));
+        assert_eq!(panic_message("nothing here"), None);
+    }
+}

@@ -1,0 +1,294 @@
+//! The state of one call (one wasmtime `Store`) and the host side of the imports a plugin
+//! may use: `secrets`, `kv`, `log`, `config`, plus WASI with nothing granted and the
+//! guarded `wasi:http`.
+
+use super::bindings::osprey::plugin::{config, kv, log, secrets, types};
+use super::bindings::{WitError, WitErrorKind};
+use super::outbound::OutboundGate;
+use crate::capability::Capabilities;
+use crate::store::{KvError, Store};
+use crate::vault::Vault;
+use secrecy::{ExposeSecret, SecretString};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::ResourceLimiter;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// Keys longer than this are refused.
+const MAX_KV_KEY: usize = 512;
+/// Log records per call, and bytes per message.
+const MAX_LOG_RECORDS: u32 = 256;
+const MAX_LOG_MESSAGE: usize = 4096;
+
+/// Everything one call's store holds.
+pub(crate) struct CallState {
+    pub wasi: WasiCtx,
+    pub table: ResourceTable,
+    pub http: WasiHttpCtx,
+    pub gate: OutboundGate,
+    pub limiter: CallLimiter,
+    pub env: HostEnv,
+}
+
+/// What the osprey imports need to answer.
+pub(crate) struct HostEnv {
+    pub plugin: Arc<str>,
+    pub run_id: String,
+    /// `None` while describing a plugin at load time: no import may be used then.
+    pub store: Option<Store>,
+    pub vault: Arc<Vault>,
+    pub grant: Arc<Capabilities>,
+    pub config: Arc<BTreeMap<String, String>>,
+    pub kv_quota: u64,
+    pub logs_written: u32,
+    pub logs_dropped: u32,
+    /// Secret values handed out during this call, to scrub from messages and logs.
+    pub handed_out: Vec<SecretString>,
+}
+
+impl HostEnv {
+    /// `text` with every secret handed out during this call replaced by `[redacted]`.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for s in &self.handed_out {
+            let v = s.expose_secret();
+            if !v.is_empty() {
+                out = out.replace(v, "[redacted]");
+            }
+        }
+        out
+    }
+
+    fn store(&self) -> Result<&Store, WitError> {
+        self.store.as_ref().ok_or_else(|| {
+            wit_error(WitErrorKind::Internal, "imports cannot be used from `describe`".into(), false)
+        })
+    }
+}
+
+pub(crate) fn wit_error(kind: WitErrorKind, message: String, retryable: bool) -> WitError {
+    WitError { kind, message, retryable }
+}
+
+fn storage_error(e: impl std::fmt::Display) -> WitError {
+    tracing::error!(error = %e, "plugin storage request failed");
+    wit_error(WitErrorKind::Unavailable, "Osprey's database is unavailable; try again".into(), true)
+}
+
+/// Memory and table limits of one call. Going over the memory cap traps at once (with a
+/// recognisable error) instead of handing the guest a failed allocation to abort on.
+pub(crate) struct CallLimiter {
+    pub memory_limit: usize,
+    pub memory_exceeded: bool,
+}
+
+/// The trap raised when a call asks for more memory than its limit.
+#[derive(Debug)]
+pub(crate) struct MemoryLimitExceeded;
+
+impl std::fmt::Display for MemoryLimitExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("memory limit exceeded")
+    }
+}
+
+impl std::error::Error for MemoryLimitExceeded {}
+
+impl ResourceLimiter for CallLimiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.memory_limit {
+            self.memory_exceeded = true;
+            return Err(wasmtime::Error::new(MemoryLimitExceeded));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.gate }
+    }
+}
+
+/// Link what a plugin may import, and nothing else. `wasi:sockets` is deliberately absent,
+/// so a component importing it fails to load with a clear error.
+pub(crate) fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    use wasmtime_wasi::p2::bindings::{cli, filesystem, random};
+    use wasmtime_wasi::{cli::WasiCli, filesystem::WasiFilesystem, random::WasiRandom};
+
+    // wasi:io, wasi:clocks, wasi:random/random, wasi:cli/std{in,out,err}.
+    wasmtime_wasi::p2::add_to_linker_proxy_interfaces_async(linker)?;
+    // What Rust's std imports besides: an empty environment, exit, terminals, and a
+    // filesystem with no preopened directories (every path fails).
+    let l = &mut *linker;
+    cli::environment::add_to_linker::<CallState, WasiCli>(l, CallState::cli_view)?;
+    cli::exit::add_to_linker::<CallState, WasiCli>(l, CallState::cli_view)?;
+    cli::terminal_input::add_to_linker::<CallState, WasiCli>(l, CallState::cli_view)?;
+    cli::terminal_output::add_to_linker::<CallState, WasiCli>(l, CallState::cli_view)?;
+    cli::terminal_stdin::add_to_linker::<CallState, WasiCli>(l, CallState::cli_view)?;
+    cli::terminal_stdout::add_to_linker::<CallState, WasiCli>(l, CallState::cli_view)?;
+    cli::terminal_stderr::add_to_linker::<CallState, WasiCli>(l, CallState::cli_view)?;
+    filesystem::types::add_to_linker::<CallState, WasiFilesystem>(l, CallState::fs_view)?;
+    filesystem::preopens::add_to_linker::<CallState, WasiFilesystem>(l, CallState::fs_view)?;
+    random::insecure::add_to_linker::<CallState, WasiRandom>(l, |s| s.wasi.random())?;
+    random::insecure_seed::add_to_linker::<CallState, WasiRandom>(l, |s| s.wasi.random())?;
+    // wasi:http, through the guarded send hook.
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+    // Osprey's own imports.
+    types::add_to_linker::<CallState, HasSelf<CallState>>(linker, |s| s)?;
+    secrets::add_to_linker::<CallState, HasSelf<CallState>>(linker, |s| s)?;
+    kv::add_to_linker::<CallState, HasSelf<CallState>>(linker, |s| s)?;
+    log::add_to_linker::<CallState, HasSelf<CallState>>(linker, |s| s)?;
+    config::add_to_linker::<CallState, HasSelf<CallState>>(linker, |s| s)?;
+    Ok(())
+}
+
+impl CallState {
+    fn cli_view(&mut self) -> wasmtime_wasi::cli::WasiCliCtxView<'_> {
+        use wasmtime_wasi::cli::WasiCliView;
+        self.cli()
+    }
+
+    fn fs_view(&mut self) -> wasmtime_wasi::filesystem::WasiFilesystemCtxView<'_> {
+        use wasmtime_wasi::filesystem::WasiFilesystemView;
+        self.filesystem()
+    }
+}
+
+impl types::Host for CallState {}
+
+impl secrets::Host for CallState {
+    async fn get(&mut self, name: String) -> Result<String, WitError> {
+        let env = &self.env;
+        if !env.grant.has_secret(&name) {
+            tracing::warn!(plugin = %env.plugin, secret = %name, "secret refused: not granted");
+            return Err(wit_error(
+                WitErrorKind::Denied,
+                format!(
+                    "secret '{name}' is not granted to plugin '{}' (grant it with `osprey plugin grant {} --secret {name}`)",
+                    env.plugin, env.plugin
+                ),
+                false,
+            ));
+        }
+        let sealed = env.store()?.secret(&env.plugin, &name).await.map_err(storage_error)?;
+        let Some(sealed) = sealed else {
+            return Err(wit_error(
+                WitErrorKind::NotFound,
+                format!(
+                    "secret '{name}' of plugin '{}' has no value yet (set it with `osprey secret set {} {name}`)",
+                    env.plugin, env.plugin
+                ),
+                false,
+            ));
+        };
+        let value = env.vault.open_sealed(&env.plugin, &name, &sealed).map_err(|e| {
+            tracing::error!(plugin = %env.plugin, secret = %name, error = %e, "secret cannot be opened");
+            wit_error(WitErrorKind::Internal, e.to_string(), false)
+        })?;
+        let plain = value.expose_secret().to_owned();
+        self.env.handed_out.push(value);
+        Ok(plain)
+    }
+}
+
+impl kv::Host for CallState {
+    async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, WitError> {
+        check_key(&key)?;
+        let env = &self.env;
+        env.store()?.kv_get(&env.plugin, &key).await.map_err(storage_error)
+    }
+
+    async fn set(&mut self, key: String, value: Vec<u8>, ttl_seconds: Option<u32>) -> Result<(), WitError> {
+        check_key(&key)?;
+        let env = &self.env;
+        let expires_at = ttl_seconds.map(|s| crate::store::now_ms() + i64::from(s) * 1000);
+        match env.store()?.kv_set(&env.plugin, &key, &value, expires_at, env.kv_quota).await {
+            Ok(()) => Ok(()),
+            Err(KvError::Quota { used, needed, quota }) => Err(wit_error(
+                WitErrorKind::LimitExceeded,
+                format!("kv quota of {quota} bytes exceeded: {used} in use, this write needs {needed}; nothing was written"),
+                false,
+            )),
+            Err(KvError::Store(e)) => Err(storage_error(e)),
+        }
+    }
+
+    async fn delete(&mut self, key: String) -> Result<bool, WitError> {
+        check_key(&key)?;
+        let env = &self.env;
+        env.store()?.kv_delete(&env.plugin, &key).await.map_err(storage_error)
+    }
+}
+
+fn check_key(key: &str) -> Result<(), WitError> {
+    if key.is_empty() || key.len() > MAX_KV_KEY {
+        return Err(wit_error(
+            WitErrorKind::InvalidInput,
+            format!("kv keys must be 1 to {MAX_KV_KEY} bytes long"),
+            false,
+        ));
+    }
+    Ok(())
+}
+
+impl log::Host for CallState {
+    async fn write(&mut self, level: log::Level, message: String, fields: Vec<(String, String)>) {
+        let env = &mut self.env;
+        if env.logs_written >= MAX_LOG_RECORDS {
+            env.logs_dropped += 1;
+            return;
+        }
+        env.logs_written += 1;
+        let mut message = env.scrub(&message);
+        truncate(&mut message, MAX_LOG_MESSAGE);
+        let fields: Vec<String> = fields
+            .into_iter()
+            .take(32)
+            .map(|(k, v)| {
+                let mut kv = format!("{k}={}", env.scrub(&v));
+                truncate(&mut kv, 512);
+                kv
+            })
+            .collect();
+        let fields = fields.join(" ");
+        let (plugin, run) = (&*env.plugin, env.run_id.as_str());
+        match level {
+            log::Level::Trace => tracing::trace!(target: "osprey::plugin_log", plugin, run, %fields, "{message}"),
+            log::Level::Debug => tracing::debug!(target: "osprey::plugin_log", plugin, run, %fields, "{message}"),
+            log::Level::Info => tracing::info!(target: "osprey::plugin_log", plugin, run, %fields, "{message}"),
+            log::Level::Warn => tracing::warn!(target: "osprey::plugin_log", plugin, run, %fields, "{message}"),
+            log::Level::Error => tracing::error!(target: "osprey::plugin_log", plugin, run, %fields, "{message}"),
+        }
+    }
+}
+
+impl config::Host for CallState {
+    async fn get(&mut self, key: String) -> Option<String> {
+        self.env.config.get(&key).cloned()
+    }
+}
+
+/// Cut `s` to at most `max` bytes, on a character boundary, marking the cut.
+pub(crate) fn truncate(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push_str("…[cut]");
+    }
+}

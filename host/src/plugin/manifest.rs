@@ -1,0 +1,150 @@
+//! `plugin.toml`: who a plugin is, which component to load, what it requests, and which
+//! settings it takes.
+
+use crate::capability::Capabilities;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A parsed and validated `plugin.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Lower-case letters, digits and dashes; unique on a server.
+    pub name: String,
+    /// Semantic version; must match what the component's `describe` says.
+    pub version: String,
+    pub description: String,
+    /// The component file, relative to the manifest.
+    pub component: PathBuf,
+    /// What the plugin asks the operator to grant.
+    #[serde(default)]
+    pub requests: Capabilities,
+    /// Settings the operator may set, with descriptions and defaults.
+    #[serde(default)]
+    pub config: BTreeMap<String, ConfigKey>,
+}
+
+/// One setting a plugin takes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigKey {
+    pub description: String,
+    #[serde(default)]
+    pub default: Option<String>,
+}
+
+/// A manifest that could not be used; the message names the file and what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ManifestError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+/// The manifest's file name inside a plugin folder.
+pub const MANIFEST_FILE: &str = "plugin.toml";
+
+impl Manifest {
+    /// Read and validate `dir/plugin.toml`.
+    pub fn load(dir: &Path) -> Result<Manifest, ManifestError> {
+        let path = dir.join(MANIFEST_FILE);
+        let err = |message: String| ManifestError { path: path.clone(), message };
+        let text = std::fs::read_to_string(&path).map_err(|e| err(format!("cannot read: {e}")))?;
+        let manifest: Manifest = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+        manifest.validate().map_err(err)?;
+        Ok(manifest)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        validate_name(&self.name)?;
+        semver::Version::parse(&self.version)
+            .map_err(|e| format!("version '{}' is not a semantic version: {e}", self.version))?;
+        let c = &self.component;
+        if c.is_absolute() || c.components().any(|p| !matches!(p, std::path::Component::Normal(_))) {
+            return Err(format!(
+                "component '{}' must be a file name inside the plugin folder",
+                c.display()
+            ));
+        }
+        for key in self.config.keys() {
+            if key.is_empty() || !key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+                return Err(format!("config key '{key}' must be lower_snake_case"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The path of the component file.
+    pub fn component_path(&self, dir: &Path) -> PathBuf {
+        dir.join(&self.component)
+    }
+}
+
+/// Plugin names: 1 to 64 of `a-z`, `0-9` and `-`, starting with a letter.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.as_bytes()[0].is_ascii_lowercase()
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "plugin name '{name}' must be 1-64 lower-case letters, digits and dashes, starting with a letter"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Manifest, ManifestError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(MANIFEST_FILE), text).unwrap();
+        Manifest::load(dir.path())
+    }
+
+    #[test]
+    fn a_full_manifest_parses() {
+        let m = load(
+            r#"
+            name = "ipinfo"
+            version = "0.1.0"
+            description = "IP enrichment"
+            component = "ipinfo.wasm"
+            [requests]
+            http = ["https://ipinfo.io"]
+            secrets = ["token"]
+            [requests.limits]
+            timeout = "10s"
+            [config.base_url]
+            description = "API base"
+            default = "https://ipinfo.io"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(m.requests.http[0].as_str(), "https://ipinfo.io");
+        assert_eq!(m.config["base_url"].default.as_deref(), Some("https://ipinfo.io"));
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_problem() {
+        let base = "version = \"0.1.0\"\ndescription = \"d\"\ncomponent = \"x.wasm\"\n";
+        for (text, want) in [
+            (format!("name = \"Bad Name\"\n{base}"), "lower-case"),
+            (format!("name = \"ok\"\n{base}").replace("0.1.0", "one"), "semantic version"),
+            (format!("name = \"ok\"\n{base}").replace("x.wasm", "../x.wasm"), "inside the plugin folder"),
+            (format!("name = \"ok\"\n{base}[requests]\nhttp = [\"ftp://x\"]\n"), "http or https"),
+            (format!("name = \"ok\"\n{base}[requests]\nsecret = [\"x\"]\n"), "unknown field"),
+            (format!("name = \"ok\"\n{base}colour = 1\n"), "unknown field"),
+        ] {
+            let e = load(&text).unwrap_err();
+            assert!(e.path.ends_with(MANIFEST_FILE));
+            assert!(e.to_string().contains(want), "{want}: {e}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Manifest::load(dir.path()).unwrap_err().to_string().contains("cannot read"));
+    }
+}

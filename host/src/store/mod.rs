@@ -1,0 +1,276 @@
+//! The database. Only this module writes SQL.
+//!
+//! SQLite (WAL) is the embedded default; PostgreSQL is the alternative for scale-out, behind
+//! the same `database_url` setting. Queries are runtime queries through sqlx's `Any` driver
+//! with `$1` placeholders, which both dialects accept; the few statements that differ are
+//! chosen by [`Dialect`] next to each other. Each dialect has its own migrations folder.
+//! Times are stored as Unix milliseconds (`BIGINT`).
+
+mod kv;
+mod plugins;
+mod secrets;
+
+pub use kv::KvError;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use thiserror::Error;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Which SQL dialect the store speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("unsupported database URL '{0}': use sqlite://PATH or postgres://USER@HOST/DB")]
+    BadUrl(String),
+    #[error("cannot create the folder for the SQLite database {path}: {source}")]
+    CreateDir { path: String, source: std::io::Error },
+    #[error("cannot connect to the database at {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("the database is not migrated to this version of Osprey ({applied} of {known} migrations applied); start `osprey serve` once, or run a newer Osprey")]
+    NotMigrated { applied: usize, known: usize },
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A handle to the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+impl Store {
+    /// Connect to `url` (`sqlite://path/to/file.db` or `postgres://...`). A SQLite file and
+    /// its folder are created if missing, and put in WAL mode. Does not migrate.
+    pub async fn connect(url: &str) -> Result<Store> {
+        install_default_drivers();
+        let dialect = if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Dialect::Postgres
+        } else {
+            return Err(StoreError::BadUrl(redact_url(url)));
+        };
+        let url = match dialect {
+            Dialect::Sqlite => sqlite_url_with_create(url)?,
+            Dialect::Postgres => url.to_owned(),
+        };
+        let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        if dialect == Dialect::Sqlite {
+            options = options.max_connections(8).after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    Ok(())
+                })
+            });
+        } else {
+            options = options.max_connections(16);
+        }
+        let pool = options
+            .connect(&url)
+            .await
+            .map_err(|source| StoreError::Connect { url: redact_url(&url), source })?;
+        Ok(Store { pool, dialect })
+    }
+
+    /// Connect and apply any pending migrations.
+    pub async fn open(url: &str) -> Result<Store> {
+        let store = Store::connect(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        match self.dialect {
+            Dialect::Sqlite => &SQLITE_MIGRATIONS,
+            Dialect::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    /// Apply pending migrations.
+    pub async fn migrate(&self) -> Result<()> {
+        self.migrator().run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Ready to serve: the database answers and every migration is applied.
+    pub async fn ready(&self) -> Result<()> {
+        let known = self.migrator().iter().count();
+        let applied: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_one(&self.pool)
+                .await?;
+        let applied = usize::try_from(applied).unwrap_or(0);
+        if applied < known {
+            return Err(StoreError::NotMigrated { applied, known });
+        }
+        Ok(())
+    }
+
+    /// Close the pool, waiting for connections to finish.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// A database URL with any password replaced, safe for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// `sqlite://path` with `mode=rwc`, after creating the file's folder.
+fn sqlite_url_with_create(url: &str) -> Result<String> {
+    let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let (path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    };
+    if path != ":memory:" && !path.is_empty() {
+        if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|source| StoreError::CreateDir { path: dir.display().to_string(), source })?;
+        }
+    }
+    Ok(match query {
+        Some(q) if q.contains("mode=") => url.to_owned(),
+        Some(q) => format!("sqlite://{path}?{q}&mode=rwc"),
+        None => format!("sqlite://{path}?mode=rwc"),
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Both dialects for store tests: a SQLite file in a temp folder, and a fresh database on
+    //! the PostgreSQL server named by `OSPREY_TEST_POSTGRES_URL` (started by scripts/test.sh).
+
+    use super::*;
+
+    pub struct TestStore {
+        pub store: Store,
+        _dir: Option<tempfile::TempDir>,
+    }
+
+    pub async fn sqlite() -> TestStore {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("osprey.db").display());
+        TestStore { store: Store::open(&url).await.unwrap(), _dir: Some(dir) }
+    }
+
+    /// A new, empty database on the test PostgreSQL server, or `None` (with a notice on
+    /// stderr) when no server was provided.
+    pub async fn postgres() -> Option<TestStore> {
+        let Ok(base) = std::env::var("OSPREY_TEST_POSTGRES_URL") else {
+            eprintln!("skipping the PostgreSQL half: OSPREY_TEST_POSTGRES_URL is not set (scripts/test.sh sets it)");
+            return None;
+        };
+        install_default_drivers();
+        let admin = AnyPoolOptions::new().max_connections(1).connect(&base).await.unwrap();
+        let name = format!("osprey_test_{}", uuid_like());
+        // The name is made of digits and underscores only.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
+        admin.close().await;
+        let mut url = url::Url::parse(&base).unwrap();
+        url.set_path(&name);
+        Some(TestStore { store: Store::open(url.as_str()).await.unwrap(), _dir: None })
+    }
+
+    fn uuid_like() -> String {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        format!("{}_{}_{}", std::process::id(), now_ms(), N.fetch_add(1, Ordering::SeqCst))
+    }
+
+    /// Run `f` against SQLite, then against PostgreSQL when available.
+    macro_rules! both_dialects {
+        ($name:ident, |$store:ident| $body:block) => {
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+                #[tokio::test]
+                async fn sqlite() {
+                    let t = $crate::store::testing::sqlite().await;
+                    let $store = &t.store;
+                    $body
+                }
+                #[tokio::test]
+                async fn postgres() {
+                    let Some(t) = $crate::store::testing::postgres().await else { return };
+                    let $store = &t.store;
+                    $body
+                }
+            }
+        };
+    }
+    pub(crate) use both_dialects;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::both_dialects;
+    use super::*;
+
+    both_dialects!(migrations_apply_and_ready_reports_it, |store| {
+        store.ready().await.unwrap();
+        // Migrating twice is harmless.
+        store.migrate().await.unwrap();
+        store.ready().await.unwrap();
+    });
+
+    #[tokio::test]
+    async fn sqlite_runs_in_wal_mode() {
+        let t = testing::sqlite().await;
+        let mode: String =
+            sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&t.store.pool).await.unwrap();
+        assert_eq!(mode.to_lowercase(), "wal");
+    }
+
+    #[tokio::test]
+    async fn unmigrated_database_is_not_ready() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("fresh.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        assert!(store.ready().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn bad_urls_say_what_is_expected() {
+        let e = Store::connect("mysql://x").await.unwrap_err().to_string();
+        assert!(e.contains("sqlite://") && e.contains("postgres://"), "{e}");
+        assert_eq!(redact_url("postgres://u:hunter2@h/db"), "postgres://u:***@h/db");
+    }
+}

@@ -1,0 +1,101 @@
+//! Sealed secrets. The store keeps only what the vault sealed; it never sees plaintext.
+
+use super::{Result, Store, now_ms};
+use crate::vault::Sealed;
+
+impl Store {
+    /// Store (or replace) the sealed value of `plugin`/`name`.
+    pub async fn put_secret(&self, plugin: &str, name: &str, sealed: &Sealed) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO secrets (plugin, name, nonce, ciphertext, updated_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (plugin, name) DO UPDATE SET nonce = excluded.nonce,
+                 ciphertext = excluded.ciphertext, updated_at = excluded.updated_at",
+        )
+        .bind(plugin)
+        .bind(name)
+        .bind(sealed.nonce.clone())
+        .bind(sealed.ciphertext.clone())
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The sealed value of `plugin`/`name`, if set.
+    pub async fn secret(&self, plugin: &str, name: &str) -> Result<Option<Sealed>> {
+        let row: Option<(Vec<u8>, Vec<u8>)> =
+            sqlx::query_as("SELECT nonce, ciphertext FROM secrets WHERE plugin = $1 AND name = $2")
+                .bind(plugin)
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(nonce, ciphertext)| Sealed { nonce, ciphertext }))
+    }
+
+    /// Names (never values) of the secrets set for `plugin`, with when each was last set.
+    pub async fn secret_names(&self, plugin: &str) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as("SELECT name, updated_at FROM secrets WHERE plugin = $1 ORDER BY name")
+            .bind(plugin)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Delete a secret; returns whether it existed.
+    pub async fn delete_secret(&self, plugin: &str, name: &str) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM secrets WHERE plugin = $1 AND name = $2")
+            .bind(plugin)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// The vault's key check, if one was stored.
+    pub async fn vault_key_check(&self) -> Result<Option<Sealed>> {
+        let row: Option<(Vec<u8>, Vec<u8>)> =
+            sqlx::query_as("SELECT nonce, ciphertext FROM vault_key_check WHERE id = 1")
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(nonce, ciphertext)| Sealed { nonce, ciphertext }))
+    }
+
+    /// Store the vault's key check unless one is there already; returns the one in force.
+    pub async fn init_vault_key_check(&self, check: &Sealed) -> Result<Sealed> {
+        sqlx::query(
+            "INSERT INTO vault_key_check (id, nonce, ciphertext) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(check.nonce.clone())
+        .bind(check.ciphertext.clone())
+        .execute(&self.pool)
+        .await?;
+        Ok(self.vault_key_check().await?.expect("the key check was just stored"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::testing::both_dialects;
+    use crate::vault::Sealed;
+
+    both_dialects!(secrets_are_stored_per_plugin, |store| {
+        let s = Sealed { nonce: vec![1; 24], ciphertext: vec![2, 3, 4] };
+        store.put_secret("ipinfo", "token", &s).await.unwrap();
+        assert_eq!(store.secret("ipinfo", "token").await.unwrap(), Some(s.clone()));
+        assert_eq!(store.secret("other", "token").await.unwrap(), None);
+        let s2 = Sealed { nonce: vec![5; 24], ciphertext: vec![6] };
+        store.put_secret("ipinfo", "token", &s2).await.unwrap();
+        assert_eq!(store.secret("ipinfo", "token").await.unwrap(), Some(s2));
+        let names: Vec<String> =
+            store.secret_names("ipinfo").await.unwrap().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, vec!["token"]);
+        assert!(store.delete_secret("ipinfo", "token").await.unwrap());
+        assert!(!store.delete_secret("ipinfo", "token").await.unwrap());
+    });
+
+    both_dialects!(the_first_key_check_wins, |store| {
+        let a = Sealed { nonce: vec![1; 24], ciphertext: vec![1] };
+        let b = Sealed { nonce: vec![2; 24], ciphertext: vec![2] };
+        assert_eq!(store.init_vault_key_check(&a).await.unwrap(), a);
+        assert_eq!(store.init_vault_key_check(&b).await.unwrap(), a);
+    });
+}

@@ -1,0 +1,257 @@
+//! The master key and the encryption of secrets at rest. Only this module sees key material.
+//!
+//! Secrets are sealed with XChaCha20-Poly1305 (RustCrypto's `chacha20poly1305`): a random
+//! 24-byte nonce per value, and the plugin and secret names as associated data, so a sealed
+//! value copied to another plugin's row does not open. The 32-byte master key comes from
+//! `OSPREY_MASTER_KEY` (base64) or from a key file created with mode 0600 on first start.
+//! A sealed known value (the key check) lets the server refuse to start with the wrong key
+//! instead of failing later on each secret.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
+use secrecy::{ExposeSecret, SecretString};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+/// The name of the environment variable that can carry the master key.
+pub const MASTER_KEY_ENV: &str = "OSPREY_MASTER_KEY";
+
+#[derive(Debug, Error)]
+pub enum VaultError {
+    #[error("{MASTER_KEY_ENV} must be 32 bytes encoded in base64 (for example from `openssl rand -base64 32`)")]
+    BadEnvKey,
+    #[error("master key file {path} is not 32 bytes of base64; restore the right file or point master_key_file elsewhere")]
+    BadKeyFile { path: PathBuf },
+    #[error("master key file {path} can be read by other users (mode {mode:o}); run `chmod 600 {path}`")]
+    KeyFileTooOpen { path: PathBuf, mode: u32 },
+    #[error("cannot read or create the master key file {path}: {source}")]
+    KeyFileIo { path: PathBuf, source: std::io::Error },
+    #[error("secret '{name}' of plugin '{plugin}' cannot be decrypted: it was sealed with another master key, or the stored value was altered")]
+    Open { plugin: String, name: String },
+}
+
+/// Where the master key came from, for the startup log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    Environment,
+    File(PathBuf),
+    Created(PathBuf),
+}
+
+/// An encrypted value and its nonce, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    pub nonce: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+}
+
+/// Seals and opens secrets with the master key.
+pub struct Vault {
+    cipher: XChaCha20Poly1305,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Vault([key redacted])")
+    }
+}
+
+const KEY_CHECK_PLAINTEXT: &str = "osprey master key check v1";
+
+impl Vault {
+    /// Open the vault with the key from `env_key` if given, else from `key_file`, creating
+    /// that file (mode 0600) with a fresh random key if it does not exist.
+    pub fn open(env_key: Option<&str>, key_file: &Path) -> Result<(Vault, KeySource), VaultError> {
+        if let Some(text) = env_key {
+            let key = decode_key(text).ok_or(VaultError::BadEnvKey)?;
+            return Ok((Vault::from_key(&key), KeySource::Environment));
+        }
+        let io = |source| VaultError::KeyFileIo { path: key_file.to_owned(), source };
+        match std::fs::read_to_string(key_file) {
+            Ok(text) => {
+                check_private(key_file)?;
+                let text = Zeroizing::new(text);
+                let key = decode_key(&text)
+                    .ok_or_else(|| VaultError::BadKeyFile { path: key_file.to_owned() })?;
+                Ok((Vault::from_key(&key), KeySource::File(key_file.to_owned())))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = XChaCha20Poly1305::generate_key(&mut OsRng);
+                let encoded = Zeroizing::new(B64.encode(key.as_slice()));
+                if let Some(dir) = key_file.parent() {
+                    std::fs::create_dir_all(dir).map_err(io)?;
+                }
+                write_private(key_file, format!("{}\n", encoded.as_str()).as_bytes()).map_err(io)?;
+                let key: Zeroizing<[u8; 32]> = Zeroizing::new(key.into());
+                Ok((Vault::from_key(&key), KeySource::Created(key_file.to_owned())))
+            }
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    /// A vault with this exact key (tests and benchmarks).
+    pub fn from_key(key: &[u8; 32]) -> Vault {
+        Vault { cipher: XChaCha20Poly1305::new(Key::from_slice(key)) }
+    }
+
+    /// Encrypt `value` for `plugin`/`name`.
+    pub fn seal(&self, plugin: &str, name: &str, value: &SecretString) -> Sealed {
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let aad = associated_data(plugin, name);
+        let ciphertext = self
+            .cipher
+            .encrypt(&nonce, Payload { msg: value.expose_secret().as_bytes(), aad: &aad })
+            .expect("XChaCha20-Poly1305 encryption cannot fail for in-memory data");
+        Sealed { nonce: nonce.to_vec(), ciphertext }
+    }
+
+    /// Decrypt a value sealed for `plugin`/`name`.
+    pub fn open_sealed(&self, plugin: &str, name: &str, sealed: &Sealed) -> Result<SecretString, VaultError> {
+        let err = || VaultError::Open { plugin: plugin.to_owned(), name: name.to_owned() };
+        if sealed.nonce.len() != 24 {
+            return Err(err());
+        }
+        let aad = associated_data(plugin, name);
+        let plain = self
+            .cipher
+            .decrypt(XNonce::from_slice(&sealed.nonce), Payload { msg: &sealed.ciphertext, aad: &aad })
+            .map_err(|_| err())?;
+        let plain = Zeroizing::new(plain);
+        let text = std::str::from_utf8(&plain).map_err(|_| err())?;
+        Ok(SecretString::from(text.to_owned()))
+    }
+
+    /// A sealed known value that proves, later, that the same key is in use.
+    pub fn key_check(&self) -> Sealed {
+        self.seal("", "key-check", &SecretString::from(KEY_CHECK_PLAINTEXT.to_owned()))
+    }
+
+    /// Whether `check` was made by [`Vault::key_check`] with this key.
+    pub fn verify_key_check(&self, check: &Sealed) -> bool {
+        self.open_sealed("", "key-check", check)
+            .is_ok_and(|v| v.expose_secret() == KEY_CHECK_PLAINTEXT)
+    }
+}
+
+fn associated_data(plugin: &str, name: &str) -> Vec<u8> {
+    format!("osprey-secret-v1\0{plugin}\0{name}").into_bytes()
+}
+
+fn decode_key(text: &str) -> Option<Zeroizing<[u8; 32]>> {
+    let bytes = Zeroizing::new(B64.decode(text.trim()).ok()?);
+    let mut key = Zeroizing::new([0u8; 32]);
+    if bytes.len() != 32 {
+        return None;
+    }
+    key.copy_from_slice(&bytes);
+    Some(key)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(data)?;
+    f.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+    f.write_all(data)?;
+    f.sync_all()
+}
+
+#[cfg(unix)]
+fn check_private(path: &Path) -> Result<(), VaultError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path)
+        .map_err(|source| VaultError::KeyFileIo { path: path.to_owned(), source })?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(VaultError::KeyFileTooOpen { path: path.to_owned(), mode });
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_: &Path) -> Result<(), VaultError> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> SecretString {
+        SecretString::from(v.to_owned())
+    }
+
+    #[test]
+    fn seal_and_open_round_trip_and_bind_to_the_names() {
+        let v = Vault::from_key(&[7; 32]);
+        let sealed = v.seal("ipinfo", "token", &s("abc123"));
+        assert!(!sealed.ciphertext.windows(6).any(|w| w == b"abc123"));
+        assert_eq!(v.open_sealed("ipinfo", "token", &sealed).unwrap().expose_secret(), "abc123");
+        // Moved to another plugin or name: refused.
+        assert!(v.open_sealed("other", "token", &sealed).is_err());
+        assert!(v.open_sealed("ipinfo", "other", &sealed).is_err());
+        // Another key: refused.
+        assert!(Vault::from_key(&[8; 32]).open_sealed("ipinfo", "token", &sealed).is_err());
+        // Same value twice: different nonces and ciphertexts.
+        assert_ne!(v.seal("ipinfo", "token", &s("abc123")), sealed);
+    }
+
+    #[test]
+    fn key_file_is_created_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/master.key");
+        let (v1, src) = Vault::open(None, &path).unwrap();
+        assert_eq!(src, KeySource::Created(path.clone()));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        let (v2, src) = Vault::open(None, &path).unwrap();
+        assert_eq!(src, KeySource::File(path.clone()));
+        assert!(v2.verify_key_check(&v1.key_check()));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_world_readable_key_file_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        Vault::open(None, &path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = Vault::open(None, &path).unwrap_err().to_string();
+        assert!(err.contains("chmod 600"), "{err}");
+    }
+
+    #[test]
+    fn env_key_must_be_32_bytes_of_base64() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("unused.key");
+        assert!(matches!(Vault::open(Some("short"), &path), Err(VaultError::BadEnvKey)));
+        let good = B64.encode([1u8; 32]);
+        let (v, src) = Vault::open(Some(&good), &path).unwrap();
+        assert_eq!(src, KeySource::Environment);
+        assert!(!path.exists());
+        assert!(v.verify_key_check(&Vault::from_key(&[1; 32]).key_check()));
+        assert!(!v.verify_key_check(&Vault::from_key(&[2; 32]).key_check()));
+    }
+
+    #[test]
+    fn debug_output_never_shows_values() {
+        let v = Vault::from_key(&[7; 32]);
+        assert_eq!(format!("{v:?}"), "Vault([key redacted])");
+        let secret = s("hunter2");
+        assert!(!format!("{secret:?}").contains("hunter2"));
+    }
+}

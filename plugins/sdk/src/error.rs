@@ -1,0 +1,143 @@
+use crate::bindings::osprey::plugin::types as wit;
+use std::fmt;
+
+/// What went wrong, in terms a playbook can act on. See the WIT file for each kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Bad input: not retryable.
+    InvalidInput,
+    /// The thing asked about does not exist at the vendor.
+    NotFound,
+    /// A capability was not granted, or the vendor said 401/403.
+    Denied,
+    /// The vendor is unreachable or answered 5xx.
+    Unavailable,
+    /// The vendor said "slow down".
+    RateLimited,
+    /// The vendor answered with something unusable.
+    Upstream,
+    /// Out of time.
+    Timeout,
+    /// A limit was hit (size, quota, count).
+    LimitExceeded,
+    /// A bug.
+    Internal,
+}
+
+/// A typed error: kind, message and whether a retry may help. Messages reach run timelines
+/// and logs: never put a secret in one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    /// What went wrong.
+    pub kind: ErrorKind,
+    /// For humans.
+    pub message: String,
+    /// Whether the same call may succeed later.
+    pub retryable: bool,
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An error of `kind`; retryable by default for `unavailable`, `rate-limited` and
+    /// `timeout`, the kinds where waiting helps.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        let retryable = matches!(
+            kind,
+            ErrorKind::Unavailable | ErrorKind::RateLimited | ErrorKind::Timeout
+        );
+        Error { kind, message: message.into(), retryable }
+    }
+    /// The input was wrong.
+    pub fn invalid_input(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidInput, message)
+    }
+    /// Nothing by that name at the vendor.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, message)
+    }
+    /// Refused.
+    pub fn denied(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Denied, message)
+    }
+    /// The vendor is down or unreachable (retryable).
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unavailable, message)
+    }
+    /// The vendor asked us to slow down (retryable).
+    pub fn rate_limited(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::RateLimited, message)
+    }
+    /// The vendor's answer was unusable.
+    pub fn upstream(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Upstream, message)
+    }
+    /// A bug.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message)
+    }
+    /// Override whether a retry may help.
+    pub fn retryable(mut self, retryable: bool) -> Self {
+        self.retryable = retryable;
+        self
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.kind, self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::upstream(format!("JSON: {e}"))
+    }
+}
+
+impl From<wit::ErrorKind> for ErrorKind {
+    fn from(k: wit::ErrorKind) -> Self {
+        match k {
+            wit::ErrorKind::InvalidInput => ErrorKind::InvalidInput,
+            wit::ErrorKind::NotFound => ErrorKind::NotFound,
+            wit::ErrorKind::Denied => ErrorKind::Denied,
+            wit::ErrorKind::Unavailable => ErrorKind::Unavailable,
+            wit::ErrorKind::RateLimited => ErrorKind::RateLimited,
+            wit::ErrorKind::Upstream => ErrorKind::Upstream,
+            wit::ErrorKind::Timeout => ErrorKind::Timeout,
+            wit::ErrorKind::LimitExceeded => ErrorKind::LimitExceeded,
+            wit::ErrorKind::Internal => ErrorKind::Internal,
+        }
+    }
+}
+
+impl From<ErrorKind> for wit::ErrorKind {
+    fn from(k: ErrorKind) -> Self {
+        match k {
+            ErrorKind::InvalidInput => wit::ErrorKind::InvalidInput,
+            ErrorKind::NotFound => wit::ErrorKind::NotFound,
+            ErrorKind::Denied => wit::ErrorKind::Denied,
+            ErrorKind::Unavailable => wit::ErrorKind::Unavailable,
+            ErrorKind::RateLimited => wit::ErrorKind::RateLimited,
+            ErrorKind::Upstream => wit::ErrorKind::Upstream,
+            ErrorKind::Timeout => wit::ErrorKind::Timeout,
+            ErrorKind::LimitExceeded => wit::ErrorKind::LimitExceeded,
+            ErrorKind::Internal => wit::ErrorKind::Internal,
+        }
+    }
+}
+
+impl From<wit::Error> for Error {
+    fn from(e: wit::Error) -> Self {
+        Error { kind: e.kind.into(), message: e.message, retryable: e.retryable }
+    }
+}
+
+impl From<Error> for wit::Error {
+    fn from(e: Error) -> Self {
+        wit::Error { kind: e.kind.into(), message: e.message, retryable: e.retryable }
+    }
+}

@@ -1,0 +1,119 @@
+//! A well-behaved test plugin for Osprey's own tests and benchmarks.
+
+use osprey_sdk::prelude::*;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+#[derive(Deserialize, Serialize, JsonSchema)]
+struct Empty {}
+
+#[derive(Deserialize, Serialize, JsonSchema)]
+struct Message {
+    /// Any text.
+    message: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct KvPut {
+    key: String,
+    value: String,
+    ttl_seconds: Option<u64>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct Key {
+    key: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct MaybeValue {
+    value: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Removed {
+    removed: bool,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct Name {
+    name: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Length {
+    length: usize,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Ids {
+    run_id: String,
+    idempotency_key: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Count {
+    count: u32,
+}
+
+static CALLS: AtomicU32 = AtomicU32::new(0);
+
+fn noop(_: &Context, _: Empty) -> Result<Empty> {
+    Ok(Empty {})
+}
+
+fn echo(_: &Context, input: Message) -> Result<Message> {
+    Ok(input)
+}
+
+fn kv_put(_: &Context, input: KvPut) -> Result<Empty> {
+    kv::set(&input.key, input.value.as_bytes(), input.ttl_seconds.map(Duration::from_secs))?;
+    Ok(Empty {})
+}
+
+fn kv_get(_: &Context, input: Key) -> Result<MaybeValue> {
+    let value = kv::get(&input.key)?.map(|v| String::from_utf8_lossy(&v).into_owned());
+    Ok(MaybeValue { value })
+}
+
+fn kv_delete(_: &Context, input: Key) -> Result<Removed> {
+    Ok(Removed { removed: kv::delete(&input.key)? })
+}
+
+fn secret_length(_: &Context, input: Name) -> Result<Length> {
+    Ok(Length { length: secrets::get(&input.name)?.expose().len() })
+}
+
+fn setting(_: &Context, input: Key) -> Result<MaybeValue> {
+    Ok(MaybeValue { value: config::get(&input.key) })
+}
+
+fn context(ctx: &Context, _: Empty) -> Result<Ids> {
+    log::info("context asked", &[("run", ctx.run_id())]);
+    Ok(Ids { run_id: ctx.run_id().to_owned(), idempotency_key: ctx.idempotency_key().to_owned() })
+}
+
+/// A global counter: always 1, because every call gets a fresh instance.
+fn counter(_: &Context, _: Empty) -> Result<Count> {
+    Ok(Count { count: CALLS.fetch_add(1, Ordering::SeqCst) + 1 })
+}
+
+fn fail(_: &Context, input: Message) -> Result<Empty> {
+    Err(Error::rate_limited(input.message))
+}
+
+fn plugin() -> Plugin {
+    Plugin::new("test-echo", env!("CARGO_PKG_VERSION"), "Well-behaved test plugin")
+        .action("noop", "Does nothing: the benchmark's trivial action", noop)
+        .action("echo", "Returns its input", echo)
+        .action("kv-put", "Stores a value", kv_put)
+        .action("kv-get", "Reads a value", kv_get)
+        .action("kv-delete", "Deletes a value", kv_delete)
+        .action("secret-length", "The length of a granted secret, never its value", secret_length)
+        .action("config", "Reads a setting", setting)
+        .action("context", "Returns the call context", context)
+        .action("counter", "Increments a global counter", counter)
+        .action("fail", "Returns a retryable rate-limited error with the given message", fail)
+}
+
+osprey_sdk::export_plugin!(plugin);
