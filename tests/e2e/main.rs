@@ -1,1 +1,13 @@
+//! Osprey's end-to-end tests: one test binary (ripgrep's layout) with shared helpers in
+//! `support/`. Tests run the real `osprey` binary or the real runtime against real SQLite
+//! files and fake vendor servers on 127.0.0.1; nothing of Osprey's own is mocked.
+//!
+//! The plugins must be built first (`scripts/build-plugins.sh`, which `scripts/test.sh`
+//! runs).
 
+mod support;
+
+mod cli;
+mod hostile;
+mod ipinfo;
+mod serve;

@@ -8,6 +8,7 @@
 use super::bindings::{Descriptor, IntegrationPre, WitContext, WitErrorKind};
 use super::host::{CallLimiter, CallState, HostEnv, MemoryLimitExceeded, truncate};
 use super::outbound::OutboundGate;
+use super::stdio::CapturePipe;
 use super::{CallContext, CallError, CallOutcome, ErrorKind, HttpEvent, HttpOutcome, LoadedPlugin, Runtime};
 use crate::capability::{Capabilities, Limits};
 use secrecy::ExposeSecret;
@@ -16,7 +17,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasmtime::{Trap, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi_http::WasiHttpCtx;
 
 /// Bytes of stdout and of stderr kept per call.
@@ -28,8 +28,8 @@ const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Prepared {
     store: wasmtime::Store<CallState>,
-    stdout: MemoryOutputPipe,
-    stderr: MemoryOutputPipe,
+    stdout: CapturePipe,
+    stderr: CapturePipe,
     events: Arc<Mutex<Vec<HttpEvent>>>,
 }
 
@@ -44,8 +44,8 @@ fn prepare(
     with_store: bool,
     deadline: Instant,
 ) -> Prepared {
-    let stdout = MemoryOutputPipe::new(STDIO_CAPTURE);
-    let stderr = MemoryOutputPipe::new(STDIO_CAPTURE);
+    let stdout = CapturePipe::new(STDIO_CAPTURE);
+    let stderr = CapturePipe::new(STDIO_CAPTURE);
     // Nothing is inherited or preopened: no environment, arguments, stdin or directories.
     let wasi = WasiCtxBuilder::new().stdout(stdout.clone()).stderr(stderr.clone()).build();
     let events = Arc::new(Mutex::new(Vec::new()));
@@ -111,7 +111,7 @@ pub(super) async fn describe(
         Err(_) => Err(format!("did not answer within {}s", DESCRIBE_TIMEOUT.as_secs())),
         Ok(Ok(d)) => Ok(d),
         Ok(Err(e)) => {
-            let stderr = String::from_utf8_lossy(&p.stderr.contents()).into_owned();
+            let (stderr, _) = p.stderr.contents();
             Err(classify_trap(&e, &p.store.data().limiter, &stderr, &limits).message)
         }
     }
@@ -174,9 +174,10 @@ pub(super) async fn invoke(
     let state = p.store.data();
     let env = &state.env;
     let http: Vec<HttpEvent> = p.events.lock().expect("events lock").clone();
-    let stderr = String::from_utf8_lossy(&p.stderr.contents()).into_owned();
-    forward_stdio(env, "stdout", &String::from_utf8_lossy(&p.stdout.contents()));
-    forward_stdio(env, "stderr", &stderr);
+    let (stdout, stdout_dropped) = p.stdout.contents();
+    let (stderr, stderr_dropped) = p.stderr.contents();
+    forward_stdio(env, "stdout", &stdout, stdout_dropped);
+    forward_stdio(env, "stderr", &stderr, stderr_dropped);
     if env.logs_dropped > 0 {
         tracing::warn!(plugin = %name, run = %ctx.run_id, dropped = env.logs_dropped, "plugin wrote more log records than allowed; the rest were dropped");
     }
@@ -322,11 +323,14 @@ fn panic_message(stderr: &str) -> Option<String> {
     Some(if msg.is_empty() { "(no message)".into() } else { msg })
 }
 
-fn forward_stdio(env: &HostEnv, stream: &str, text: &str) {
+fn forward_stdio(env: &HostEnv, stream: &str, text: &str, dropped: u64) {
     for line in text.lines().filter(|l| !l.trim().is_empty()).take(100) {
         let mut line = env.scrub(line);
         truncate(&mut line, 4096);
         tracing::info!(target: "osprey::plugin_log", plugin = %env.plugin, run = %env.run_id, stream, "{line}");
+    }
+    if dropped > 0 {
+        tracing::warn!(target: "osprey::plugin_log", plugin = %env.plugin, run = %env.run_id, stream, dropped, "the plugin wrote more than {STDIO_CAPTURE} bytes; the rest was dropped");
     }
 }
 

@@ -11,6 +11,7 @@ mod engine;
 mod host;
 pub mod manifest;
 mod outbound;
+mod stdio;
 
 pub use engine::CacheOutcome;
 pub use manifest::{ConfigKey, Manifest, ManifestError};

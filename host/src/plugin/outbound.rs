@@ -161,7 +161,13 @@ impl WasiHttpHooks for OutboundGate {
             let body = match collect_limited(body, MAX_REQUEST_BODY).await {
                 Ok(b) => b,
                 Err(e) => {
-                    record(HttpOutcome::Failed("request body too large or unreadable".into()));
+                    let outcome = match e {
+                        HttpError::HttpRequestBodySize(_) => HttpOutcome::LimitExceeded(format!(
+                            "request body over the limit of {MAX_REQUEST_BODY} bytes"
+                        )),
+                        _ => HttpOutcome::Failed("the request body could not be read".into()),
+                    };
+                    record(outcome);
                     return Err(e);
                 }
             };

@@ -93,6 +93,26 @@ fn fetch(_: &Context, input: Url) -> Result<Fetched> {
     })
 }
 
+#[derive(Deserialize, JsonSchema)]
+struct Upload {
+    url: String,
+    mib: u32,
+}
+
+fn upload(_: &Context, input: Upload) -> Result<Fetched> {
+    let body = vec![b'u'; input.mib as usize * 1024 * 1024];
+    let resp = http::Request::post(&input.url).body(body).send()?;
+    Ok(Fetched { status: resp.status, location: None, body: resp.text(), requests: 1 })
+}
+
+fn print_flood(_: &Context, _: Empty) -> Result<Nothing> {
+    let line = "p".repeat(1000);
+    for _ in 0..1000 {
+        println!("{line}");
+    }
+    Ok(Nothing {})
+}
+
 fn steal_secret(_: &Context, input: Name) -> Result<Stolen> {
     Ok(Stolen { value: secrets::get(&input.name)?.expose().to_owned() })
 }
@@ -170,6 +190,8 @@ fn plugin() -> Plugin {
         .action("sleep", "Blocks for an hour", sleep)
         .action("memory-bomb", "Allocates until it dies", memory_bomb)
         .action("fetch", "GETs a URL (count times)", fetch)
+        .action("upload", "POSTs mib MiB to a URL", upload)
+        .action("print-flood", "Prints 1 MB to stdout", print_flood)
         .action("steal-secret", "Reads a secret and returns its value", steal_secret)
         .action("read-file", "Reads a file", read_file)
         .action("list-dir", "Lists a directory", list_dir)

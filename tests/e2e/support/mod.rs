@@ -1,0 +1,158 @@
+//! Shared helpers: where the built plugins are, a host with a temporary data directory
+//! (library or binary), and fake servers.
+
+pub mod fake_http;
+pub mod fake_ipinfo;
+
+use osprey::app::App;
+use osprey::capability::Capabilities;
+use osprey::config::Config;
+use osprey::plugin::{CallContext, CallError};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The folder with the built plugins (plugins/dist), or a panic that says how to build them.
+pub fn dist() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist");
+    assert!(
+        dir.join("test-echo/plugin.toml").exists(),
+        "the plugins are not built: run scripts/build-plugins.sh (scripts/test.sh does)"
+    );
+    dir
+}
+
+/// A fresh config in a temporary data directory.
+pub fn config(dir: &Path) -> Config {
+    let mut config = Config::default();
+    config.data_dir = dir.to_owned();
+    config.runtime.policy_refresh = std::time::Duration::from_millis(100);
+    config
+}
+
+/// A runtime over a temporary data directory, driven through the library: for tests that
+/// make many calls (hostile plugins, limits).
+pub struct TestHost {
+    pub app: App,
+    pub dir: tempfile::TempDir,
+}
+
+static RUNS: AtomicU32 = AtomicU32::new(0);
+
+impl TestHost {
+    pub async fn new() -> TestHost {
+        Self::with_config(|_| {}).await
+    }
+
+    pub async fn with_config(tweak: impl FnOnce(&mut Config)) -> TestHost {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config(dir.path());
+        tweak(&mut config);
+        let app = App::open(config).await.expect("the app opens");
+        TestHost { app, dir }
+    }
+
+    /// Install a built plugin by copying its folder into the plugins directory.
+    pub async fn install(&self, name: &str) {
+        let src = dist().join(name);
+        let dst = self.app.runtime.options().plugins_dir.join(name);
+        std::fs::create_dir_all(&dst).unwrap();
+        for entry in std::fs::read_dir(&src).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dst.join(entry.file_name())).unwrap();
+        }
+        self.app.runtime.load_dir(&dst).await.expect("the plugin loads");
+    }
+
+    /// Replace a plugin's grant (JSON in the shape of `Capabilities`) and apply it.
+    pub async fn grant(&self, plugin: &str, grant: serde_json::Value) {
+        let grant: Capabilities = serde_json::from_value(grant).expect("a valid grant");
+        self.app.set_grant(plugin, &grant).await.unwrap();
+        let report = self.app.runtime.refresh().await;
+        assert!(report.policies_reloaded, "the new grant is picked up");
+    }
+
+    pub async fn call(&self, plugin: &str, action: &str, input: serde_json::Value) -> Result<serde_json::Value, CallError> {
+        let n = RUNS.fetch_add(1, Ordering::SeqCst);
+        let ctx = CallContext { run_id: format!("test-run-{n}"), idempotency_key: format!("test-run-{n}:1") };
+        self.app.runtime.call(plugin, action, &input, ctx).await.map(|o| o.output)
+    }
+
+    /// A well-behaved plugin still answers: the host is healthy.
+    pub async fn assert_healthy(&self) {
+        let out = self
+            .call("test-echo", "echo", serde_json::json!({"message": "still here"}))
+            .await
+            .expect("a well-behaved plugin works after a hostile one");
+        assert_eq!(out["message"], "still here");
+    }
+}
+
+/// The real `osprey` binary, run with a temporary data directory.
+pub struct Cli {
+    pub dir: tempfile::TempDir,
+}
+
+impl Cli {
+    pub fn new() -> Cli {
+        Cli { dir: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_osprey"));
+        c.arg("--data-dir").arg(self.dir.path());
+        c.env_remove("RUST_LOG").env_remove("OSPREY_LOG").env_remove("OSPREY_MASTER_KEY");
+        c.env("NO_COLOR", "1");
+        c.current_dir(self.dir.path());
+        c.stdin(Stdio::null());
+        c
+    }
+
+    /// Run with `args`; returns the output whatever the exit status.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("osprey runs")
+    }
+
+    /// Run with `args` and `stdin`.
+    pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("osprey runs");
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Run and require success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "osprey {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// Run and require failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(!out.status.success(), "osprey {args:?} should have failed:\n{}", text(&out.stdout));
+        text(&out.stderr)
+    }
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
