@@ -31,6 +31,8 @@ pub async fn run(cmd: SecretCommand, config: Config) -> anyhow::Result<i32> {
     let app = App::open(config).await?;
     match cmd {
         SecretCommand::Set { plugin, name } => {
+            crate::plugin::manifest::validate_name(&plugin).map_err(anyhow::Error::msg)?;
+            crate::app::validate_secret_name(&name)?;
             let value = read_value(&plugin, &name)?;
             app.set_secret(&plugin, &name, &value).await?;
             println!("secret '{name}' of plugin '{plugin}' is set");
