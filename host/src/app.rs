@@ -18,7 +18,9 @@ pub enum AppError {
     Vault(#[from] VaultError),
     #[error(transparent)]
     Plugin(#[from] PluginError),
-    #[error("the master key ({source_desc}) is not the key this database's secrets were sealed with; restore the original key file or {MASTER_KEY_ENV}")]
+    #[error(
+        "the master key ({source_desc}) is not the key this database's secrets were sealed with; restore the original key file or {MASTER_KEY_ENV}"
+    )]
     WrongKey { source_desc: String },
     #[error("{0}")]
     Invalid(String),
@@ -66,7 +68,13 @@ impl App {
             vault.clone(),
         )?;
         let load_report = runtime.load_all().await;
-        Ok(App { config, store, vault, runtime, load_report })
+        Ok(App {
+            config,
+            store,
+            vault,
+            runtime,
+            load_report,
+        })
     }
 
     /// Store a secret for `plugin`, sealed with the master key.
@@ -102,7 +110,9 @@ impl App {
 pub fn validate_secret_name(name: &str) -> Result<(), AppError> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
     if ok {
         Ok(())
     } else {

@@ -67,7 +67,11 @@ pub struct RuntimeConfig {
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        RuntimeConfig { max_instances: 128, max_memory_mib: 512, policy_refresh: Duration::from_secs(1) }
+        RuntimeConfig {
+            max_instances: 128,
+            max_memory_mib: 512,
+            policy_refresh: Duration::from_secs(1),
+        }
     }
 }
 
@@ -89,13 +93,19 @@ impl Default for Config {
 
 /// The environment variables read by [`Config::load`], with what they set.
 pub const ENV_VARS: &[(&str, &str)] = &[
-    ("OSPREY_CONFIG", "path of the config file (default: ./osprey.toml if it exists)"),
+    (
+        "OSPREY_CONFIG",
+        "path of the config file (default: ./osprey.toml if it exists)",
+    ),
     ("OSPREY_LISTEN", "listen"),
     ("OSPREY_DATA_DIR", "data_dir"),
     ("OSPREY_DATABASE_URL", "database_url"),
     ("OSPREY_PLUGINS_DIR", "plugins_dir"),
     ("OSPREY_MASTER_KEY_FILE", "master_key_file"),
-    ("OSPREY_MASTER_KEY", "the master key itself, base64 (instead of a key file)"),
+    (
+        "OSPREY_MASTER_KEY",
+        "the master key itself, base64 (instead of a key file)",
+    ),
     ("OSPREY_LOG", "log"),
     ("OSPREY_LOG_FORMAT", "log_format"),
 ];
@@ -119,10 +129,14 @@ impl Config {
 
     /// Parse one TOML file.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        toml::from_str(&text)
-            .map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
     }
 
     fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
@@ -171,12 +185,16 @@ impl Config {
 
     /// Where installed plugins live.
     pub fn plugins_dir(&self) -> PathBuf {
-        self.plugins_dir.clone().unwrap_or_else(|| self.data_dir.join("plugins"))
+        self.plugins_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("plugins"))
     }
 
     /// The master key file.
     pub fn master_key_file(&self) -> PathBuf {
-        self.master_key_file.clone().unwrap_or_else(|| self.data_dir.join("master.key"))
+        self.master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.key"))
     }
 
     /// Where compiled plugins are cached.
@@ -225,7 +243,8 @@ mod tests {
         let mut c = Config::from_file(&path).unwrap();
         assert_eq!(c.limits.timeout, Duration::from_secs(5));
         assert_eq!(c.limits.memory_mib, 64, "unset limits keep their defaults");
-        c.apply_env(|k| (k == "OSPREY_LISTEN").then(|| "127.0.0.1:1".to_string())).unwrap();
+        c.apply_env(|k| (k == "OSPREY_LISTEN").then(|| "127.0.0.1:1".to_string()))
+            .unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:1");
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/osprey"));
     }

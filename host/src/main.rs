@@ -29,7 +29,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         }
     });
     let filter = EnvFilter::try_new(&filter).map_err(|e| anyhow::anyhow!("log filter '{filter}': {e}"))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match config.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -22,15 +22,21 @@ pub const MASTER_KEY_ENV: &str = "OSPREY_MASTER_KEY";
 
 #[derive(Debug, Error)]
 pub enum VaultError {
-    #[error("{MASTER_KEY_ENV} must be 32 bytes encoded in base64 (for example from `openssl rand -base64 32`)")]
+    #[error(
+        "{MASTER_KEY_ENV} must be 32 bytes encoded in base64 (for example from `openssl rand -base64 32`)"
+    )]
     BadEnvKey,
-    #[error("master key file {path} is not 32 bytes of base64; restore the right file or point master_key_file elsewhere")]
+    #[error(
+        "master key file {path} is not 32 bytes of base64; restore the right file or point master_key_file elsewhere"
+    )]
     BadKeyFile { path: PathBuf },
     #[error("master key file {path} can be read by other users (mode {mode:o}); run `chmod 600 {path}`")]
     KeyFileTooOpen { path: PathBuf, mode: u32 },
     #[error("cannot read or create the master key file {path}: {source}")]
     KeyFileIo { path: PathBuf, source: std::io::Error },
-    #[error("secret '{name}' of plugin '{plugin}' cannot be decrypted: it was sealed with another master key, or the stored value was altered")]
+    #[error(
+        "secret '{name}' of plugin '{plugin}' cannot be decrypted: it was sealed with another master key, or the stored value was altered"
+    )]
     Open { plugin: String, name: String },
 }
 
@@ -70,13 +76,17 @@ impl Vault {
             let key = decode_key(text).ok_or(VaultError::BadEnvKey)?;
             return Ok((Vault::from_key(&key), KeySource::Environment));
         }
-        let io = |source| VaultError::KeyFileIo { path: key_file.to_owned(), source };
+        let io = |source| VaultError::KeyFileIo {
+            path: key_file.to_owned(),
+            source,
+        };
         match std::fs::read_to_string(key_file) {
             Ok(text) => {
                 check_private(key_file)?;
                 let text = Zeroizing::new(text);
-                let key = decode_key(&text)
-                    .ok_or_else(|| VaultError::BadKeyFile { path: key_file.to_owned() })?;
+                let key = decode_key(&text).ok_or_else(|| VaultError::BadKeyFile {
+                    path: key_file.to_owned(),
+                })?;
                 Ok((Vault::from_key(&key), KeySource::File(key_file.to_owned())))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -95,7 +105,9 @@ impl Vault {
 
     /// A vault with this exact key (tests and benchmarks).
     pub fn from_key(key: &[u8; 32]) -> Vault {
-        Vault { cipher: XChaCha20Poly1305::new(Key::from_slice(key)) }
+        Vault {
+            cipher: XChaCha20Poly1305::new(Key::from_slice(key)),
+        }
     }
 
     /// Encrypt `value` for `plugin`/`name`.
@@ -104,21 +116,39 @@ impl Vault {
         let aad = associated_data(plugin, name);
         let ciphertext = self
             .cipher
-            .encrypt(&nonce, Payload { msg: value.expose_secret().as_bytes(), aad: &aad })
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: value.expose_secret().as_bytes(),
+                    aad: &aad,
+                },
+            )
             .expect("XChaCha20-Poly1305 encryption cannot fail for in-memory data");
-        Sealed { nonce: nonce.to_vec(), ciphertext }
+        Sealed {
+            nonce: nonce.to_vec(),
+            ciphertext,
+        }
     }
 
     /// Decrypt a value sealed for `plugin`/`name`.
     pub fn open_sealed(&self, plugin: &str, name: &str, sealed: &Sealed) -> Result<SecretString, VaultError> {
-        let err = || VaultError::Open { plugin: plugin.to_owned(), name: name.to_owned() };
+        let err = || VaultError::Open {
+            plugin: plugin.to_owned(),
+            name: name.to_owned(),
+        };
         if sealed.nonce.len() != 24 {
             return Err(err());
         }
         let aad = associated_data(plugin, name);
         let plain = self
             .cipher
-            .decrypt(XNonce::from_slice(&sealed.nonce), Payload { msg: &sealed.ciphertext, aad: &aad })
+            .decrypt(
+                XNonce::from_slice(&sealed.nonce),
+                Payload {
+                    msg: &sealed.ciphertext,
+                    aad: &aad,
+                },
+            )
             .map_err(|_| err())?;
         let plain = Zeroizing::new(plain);
         let text = std::str::from_utf8(&plain).map_err(|_| err())?;
@@ -127,7 +157,11 @@ impl Vault {
 
     /// A sealed known value that proves, later, that the same key is in use.
     pub fn key_check(&self) -> Sealed {
-        self.seal("", "key-check", &SecretString::from(KEY_CHECK_PLAINTEXT.to_owned()))
+        self.seal(
+            "",
+            "key-check",
+            &SecretString::from(KEY_CHECK_PLAINTEXT.to_owned()),
+        )
     }
 
     /// Whether `check` was made by [`Vault::key_check`] with this key.
@@ -154,14 +188,21 @@ fn decode_key(text: &str) -> Option<Zeroizing<[u8; 32]>> {
 #[cfg(unix)]
 fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(data)?;
     f.sync_all()
 }
 
 #[cfg(not(unix))]
 fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
     f.write_all(data)?;
     f.sync_all()
 }
@@ -169,11 +210,16 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
 #[cfg(unix)]
 fn check_private(path: &Path) -> Result<(), VaultError> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path)
-        .map_err(|source| VaultError::KeyFileIo { path: path.to_owned(), source })?;
+    let meta = std::fs::metadata(path).map_err(|source| VaultError::KeyFileIo {
+        path: path.to_owned(),
+        source,
+    })?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(VaultError::KeyFileTooOpen { path: path.to_owned(), mode });
+        return Err(VaultError::KeyFileTooOpen {
+            path: path.to_owned(),
+            mode,
+        });
     }
     Ok(())
 }
@@ -196,12 +242,19 @@ mod tests {
         let v = Vault::from_key(&[7; 32]);
         let sealed = v.seal("ipinfo", "token", &s("abc123"));
         assert!(!sealed.ciphertext.windows(6).any(|w| w == b"abc123"));
-        assert_eq!(v.open_sealed("ipinfo", "token", &sealed).unwrap().expose_secret(), "abc123");
+        assert_eq!(
+            v.open_sealed("ipinfo", "token", &sealed).unwrap().expose_secret(),
+            "abc123"
+        );
         // Moved to another plugin or name: refused.
         assert!(v.open_sealed("other", "token", &sealed).is_err());
         assert!(v.open_sealed("ipinfo", "other", &sealed).is_err());
         // Another key: refused.
-        assert!(Vault::from_key(&[8; 32]).open_sealed("ipinfo", "token", &sealed).is_err());
+        assert!(
+            Vault::from_key(&[8; 32])
+                .open_sealed("ipinfo", "token", &sealed)
+                .is_err()
+        );
         // Same value twice: different nonces and ciphertexts.
         assert_ne!(v.seal("ipinfo", "token", &s("abc123")), sealed);
     }
@@ -215,7 +268,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         let (v2, src) = Vault::open(None, &path).unwrap();
         assert_eq!(src, KeySource::File(path.clone()));
@@ -238,7 +294,10 @@ mod tests {
     fn env_key_must_be_32_bytes_of_base64() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("unused.key");
-        assert!(matches!(Vault::open(Some("short"), &path), Err(VaultError::BadEnvKey)));
+        assert!(matches!(
+            Vault::open(Some("short"), &path),
+            Err(VaultError::BadEnvKey)
+        ));
         let good = B64.encode([1u8; 32]);
         let (v, src) = Vault::open(Some(&good), &path).unwrap();
         assert_eq!(src, KeySource::Environment);

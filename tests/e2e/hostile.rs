@@ -2,8 +2,8 @@
 //! typed error, nothing reaches a server it should not, and a well-behaved plugin called
 //! right after still works.
 
-use crate::support::fake_http::FakeHttp;
 use crate::support::TestHost;
+use crate::support::fake_http::FakeHttp;
 use osprey::plugin::ErrorKind;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -15,7 +15,11 @@ async fn host() -> TestHost {
     host
 }
 
-fn expect_err(r: Result<serde_json::Value, osprey::plugin::CallError>, kind: ErrorKind, needle: &str) -> osprey::plugin::CallError {
+fn expect_err(
+    r: Result<serde_json::Value, osprey::plugin::CallError>,
+    kind: ErrorKind,
+    needle: &str,
+) -> osprey::plugin::CallError {
     let e = r.expect_err("the call must fail");
     assert_eq!(e.kind, kind, "wrong kind for: {}", e.message);
     assert!(e.message.contains(needle), "'{needle}' not in: {}", e.message);
@@ -25,20 +29,34 @@ fn expect_err(r: Result<serde_json::Value, osprey::plugin::CallError>, kind: Err
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_infinite_loop_is_stopped_at_the_deadline() {
     let host = host().await;
-    host.grant("test-hostile", json!({"limits": {"timeout": "1s"}})).await;
+    host.grant("test-hostile", json!({"limits": {"timeout": "1s"}}))
+        .await;
     let started = Instant::now();
-    let e = expect_err(host.call("test-hostile", "spin", json!({})).await, ErrorKind::Timeout, "deadline of 1s");
+    let e = expect_err(
+        host.call("test-hostile", "spin", json!({})).await,
+        ErrorKind::Timeout,
+        "deadline of 1s",
+    );
     assert!(e.retryable);
-    assert!(started.elapsed() < Duration::from_secs(5), "stopped promptly, took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stopped promptly, took {:?}",
+        started.elapsed()
+    );
     host.assert_healthy().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_blocked_in_the_host_is_stopped_at_the_deadline() {
     let host = host().await;
-    host.grant("test-hostile", json!({"limits": {"timeout": "1s"}})).await;
+    host.grant("test-hostile", json!({"limits": {"timeout": "1s"}}))
+        .await;
     let started = Instant::now();
-    expect_err(host.call("test-hostile", "sleep", json!({})).await, ErrorKind::Timeout, "deadline");
+    expect_err(
+        host.call("test-hostile", "sleep", json!({})).await,
+        ErrorKind::Timeout,
+        "deadline",
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
     host.assert_healthy().await;
 }
@@ -46,12 +64,21 @@ async fn a_call_blocked_in_the_host_is_stopped_at_the_deadline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_memory_bomb_hits_the_memory_limit() {
     let host = host().await;
-    host.grant("test-hostile", json!({"limits": {"memory_mib": 16}})).await;
-    expect_err(host.call("test-hostile", "memory-bomb", json!({})).await, ErrorKind::LimitExceeded, "memory limit of 16 MiB");
+    host.grant("test-hostile", json!({"limits": {"memory_mib": 16}}))
+        .await;
+    expect_err(
+        host.call("test-hostile", "memory-bomb", json!({})).await,
+        ErrorKind::LimitExceeded,
+        "memory limit of 16 MiB",
+    );
     host.assert_healthy().await;
     // The default limit stops it too.
     host.grant("test-hostile", json!({})).await;
-    expect_err(host.call("test-hostile", "memory-bomb", json!({})).await, ErrorKind::LimitExceeded, "64 MiB");
+    expect_err(
+        host.call("test-hostile", "memory-bomb", json!({})).await,
+        ErrorKind::LimitExceeded,
+        "64 MiB",
+    );
     host.assert_healthy().await;
 }
 
@@ -61,18 +88,38 @@ async fn a_request_to_an_ungranted_host_is_denied_before_any_connection() {
     let fake = FakeHttp::start().await;
     // Nothing granted at all.
     let e = expect_err(
-        host.call("test-hostile", "fetch", json!({"url": fake.url("/ok?token=s3cr3t")})).await,
+        host.call(
+            "test-hostile",
+            "fetch",
+            json!({"url": fake.url("/ok?token=s3cr3t")}),
+        )
+        .await,
         ErrorKind::Denied,
         "denied by the grant",
     );
     assert!(e.message.contains(&fake.url("/ok")), "{}", e.message);
-    assert!(!e.message.contains("s3cr3t"), "the query string is never shown: {}", e.message);
+    assert!(
+        !e.message.contains("s3cr3t"),
+        "the query string is never shown: {}",
+        e.message
+    );
     assert_eq!(e.http.len(), 1);
     // Something else granted.
-    host.grant("test-hostile", json!({"http": ["https://ipinfo.io"]})).await;
-    expect_err(host.call("test-hostile", "fetch", json!({"url": fake.url("/ok")})).await, ErrorKind::Denied, "no granted HTTP pattern");
+    host.grant("test-hostile", json!({"http": ["https://ipinfo.io"]}))
+        .await;
     expect_err(
-        host.call("test-hostile", "fetch", json!({"url": "https://ipinfo.io.evil.example/x"})).await,
+        host.call("test-hostile", "fetch", json!({"url": fake.url("/ok")}))
+            .await,
+        ErrorKind::Denied,
+        "no granted HTTP pattern",
+    );
+    expect_err(
+        host.call(
+            "test-hostile",
+            "fetch",
+            json!({"url": "https://ipinfo.io.evil.example/x"}),
+        )
+        .await,
         ErrorKind::Denied,
         "no granted HTTP pattern",
     );
@@ -85,9 +132,18 @@ async fn a_granted_name_that_resolves_to_loopback_is_denied() {
     let host = host().await;
     let fake = FakeHttp::start().await;
     let port = fake.addr.port();
-    host.grant("test-hostile", json!({"http": [format!("http://localhost:{port}")]})).await;
+    host.grant(
+        "test-hostile",
+        json!({"http": [format!("http://localhost:{port}")]}),
+    )
+    .await;
     let e = expect_err(
-        host.call("test-hostile", "fetch", json!({"url": format!("http://localhost:{port}/ok")})).await,
+        host.call(
+            "test-hostile",
+            "fetch",
+            json!({"url": format!("http://localhost:{port}/ok")}),
+        )
+        .await,
         ErrorKind::Denied,
         "loopback",
     );
@@ -99,7 +155,14 @@ async fn a_granted_name_that_resolves_to_loopback_is_denied() {
         json!({"http": [format!("http://localhost:{port}")], "private_ranges": ["127.0.0.0/8", "::1/128"]}),
     )
     .await;
-    let out = host.call("test-hostile", "fetch", json!({"url": format!("http://localhost:{port}/ok")})).await.unwrap();
+    let out = host
+        .call(
+            "test-hostile",
+            "fetch",
+            json!({"url": format!("http://localhost:{port}/ok")}),
+        )
+        .await
+        .unwrap();
     assert_eq!(out["status"], 200);
     assert_eq!(fake.hits("/ok"), 1);
     host.assert_healthy().await;
@@ -111,7 +174,11 @@ async fn loopback_metadata_and_private_addresses_are_denied_unless_named() {
     let fake = FakeHttp::start().await;
     let v6 = FakeHttp::start_on("[::1]:0").await;
     let port = fake.addr.port();
-    host.grant("test-hostile", json!({"http": [format!("http://127.0.0.1:{port}")]})).await;
+    host.grant(
+        "test-hostile",
+        json!({"http": [format!("http://127.0.0.1:{port}")]}),
+    )
+    .await;
     let mut targets = vec![
         format!("http://127.0.0.2:{port}/ok"),
         format!("http://127.0.0.1:{}/ok", port.wrapping_add(1).max(1)),
@@ -124,14 +191,21 @@ async fn loopback_metadata_and_private_addresses_are_denied_unless_named() {
         targets.push(v6.url("/ok"));
     }
     for url in &targets {
-        expect_err(host.call("test-hostile", "fetch", json!({ "url": url })).await, ErrorKind::Denied, "denied by the grant");
+        expect_err(
+            host.call("test-hostile", "fetch", json!({ "url": url })).await,
+            ErrorKind::Denied,
+            "denied by the grant",
+        );
     }
     assert_eq!(fake.total_hits(), 0);
     if let Some(v6) = &v6 {
         assert_eq!(v6.total_hits(), 0);
     }
     // The address the grant names works.
-    let out = host.call("test-hostile", "fetch", json!({"url": fake.url("/ok")})).await.unwrap();
+    let out = host
+        .call("test-hostile", "fetch", json!({"url": fake.url("/ok")}))
+        .await
+        .unwrap();
     assert_eq!(out["status"], 200);
     assert_eq!(out["body"], "hello from the fake");
     host.assert_healthy().await;
@@ -141,13 +215,25 @@ async fn loopback_metadata_and_private_addresses_are_denied_unless_named() {
 async fn redirects_are_returned_not_followed() {
     let host = host().await;
     let fake = FakeHttp::start().await;
-    host.grant("test-hostile", json!({"http": [format!("http://127.0.0.1:{}/redirect", fake.addr.port())]})).await;
-    let out = host.call("test-hostile", "fetch", json!({"url": fake.url("/redirect")})).await.unwrap();
+    host.grant(
+        "test-hostile",
+        json!({"http": [format!("http://127.0.0.1:{}/redirect", fake.addr.port())]}),
+    )
+    .await;
+    let out = host
+        .call("test-hostile", "fetch", json!({"url": fake.url("/redirect")}))
+        .await
+        .unwrap();
     assert_eq!(out["status"], 302);
     assert_eq!(out["location"], "/ok");
     assert_eq!(fake.hits("/ok"), 0, "the host did not follow the redirect");
     // Following it by hand is another request, outside the path prefix granted.
-    expect_err(host.call("test-hostile", "fetch", json!({"url": fake.url("/ok")})).await, ErrorKind::Denied, "no granted HTTP pattern");
+    expect_err(
+        host.call("test-hostile", "fetch", json!({"url": fake.url("/ok")}))
+            .await,
+        ErrorKind::Denied,
+        "no granted HTTP pattern",
+    );
     assert_eq!(fake.hits("/ok"), 0);
 }
 
@@ -156,22 +242,55 @@ async fn response_body_request_body_and_request_count_limits() {
     let host = host().await;
     let fake = FakeHttp::start().await;
     let granted = format!("http://127.0.0.1:{}", fake.addr.port());
-    host.grant("test-hostile", json!({"http": [granted], "limits": {"max_response_bytes": 1048576, "max_requests": 3}})).await;
+    host.grant(
+        "test-hostile",
+        json!({"http": [granted], "limits": {"max_response_bytes": 1048576, "max_requests": 3}}),
+    )
+    .await;
 
-    expect_err(host.call("test-hostile", "fetch", json!({"url": fake.url("/big/2")})).await, ErrorKind::LimitExceeded, "1048576 bytes");
-    let out = host.call("test-hostile", "fetch", json!({"url": fake.url("/big/0")})).await.unwrap();
+    expect_err(
+        host.call("test-hostile", "fetch", json!({"url": fake.url("/big/2")}))
+            .await,
+        ErrorKind::LimitExceeded,
+        "1048576 bytes",
+    );
+    let out = host
+        .call("test-hostile", "fetch", json!({"url": fake.url("/big/0")}))
+        .await
+        .unwrap();
     assert_eq!(out["status"], 200);
 
     expect_err(
-        host.call("test-hostile", "fetch", json!({"url": fake.url("/ok"), "count": 5})).await,
+        host.call(
+            "test-hostile",
+            "fetch",
+            json!({"url": fake.url("/ok"), "count": 5}),
+        )
+        .await,
         ErrorKind::LimitExceeded,
         "3 outbound requests",
     );
     assert_eq!(fake.hits("/ok"), 3, "requests past the limit never left");
 
-    expect_err(host.call("test-hostile", "upload", json!({"url": fake.url("/upload"), "mib": 17})).await, ErrorKind::LimitExceeded, "request body");
+    expect_err(
+        host.call(
+            "test-hostile",
+            "upload",
+            json!({"url": fake.url("/upload"), "mib": 17}),
+        )
+        .await,
+        ErrorKind::LimitExceeded,
+        "request body",
+    );
     assert_eq!(fake.hits("/upload"), 0);
-    let out = host.call("test-hostile", "upload", json!({"url": fake.url("/upload"), "mib": 1})).await.unwrap();
+    let out = host
+        .call(
+            "test-hostile",
+            "upload",
+            json!({"url": fake.url("/upload"), "mib": 1}),
+        )
+        .await
+        .unwrap();
     assert_eq!(out["body"], "got 1048576 bytes");
     host.assert_healthy().await;
 }
@@ -180,22 +299,46 @@ async fn response_body_request_body_and_request_count_limits() {
 async fn secrets_are_per_plugin_granted_by_name_and_never_leave() {
     let host = host().await;
     let secret = secrecy::SecretString::from("the-echo-greeting".to_string());
-    host.app.set_secret("test-echo", "greeting", &secret).await.unwrap();
+    host.app
+        .set_secret("test-echo", "greeting", &secret)
+        .await
+        .unwrap();
 
     // Not granted.
-    expect_err(host.call("test-hostile", "steal-secret", json!({"name": "greeting"})).await, ErrorKind::Denied, "not granted");
+    expect_err(
+        host.call("test-hostile", "steal-secret", json!({"name": "greeting"}))
+            .await,
+        ErrorKind::Denied,
+        "not granted",
+    );
     // Granted the same name: it sees its own (unset) secret, never another plugin's.
     host.grant("test-hostile", json!({"secrets": ["greeting"]})).await;
-    expect_err(host.call("test-hostile", "steal-secret", json!({"name": "greeting"})).await, ErrorKind::NotFound, "no value yet");
+    expect_err(
+        host.call("test-hostile", "steal-secret", json!({"name": "greeting"}))
+            .await,
+        ErrorKind::NotFound,
+        "no value yet",
+    );
     // Its own secret, set and granted, still cannot be returned as output.
     let own = secrecy::SecretString::from("hostile-own-value".to_string());
-    host.app.set_secret("test-hostile", "greeting", &own).await.unwrap();
-    let e = expect_err(host.call("test-hostile", "steal-secret", json!({"name": "greeting"})).await, ErrorKind::Denied, "never leave");
+    host.app
+        .set_secret("test-hostile", "greeting", &own)
+        .await
+        .unwrap();
+    let e = expect_err(
+        host.call("test-hostile", "steal-secret", json!({"name": "greeting"}))
+            .await,
+        ErrorKind::Denied,
+        "never leave",
+    );
     assert!(!e.message.contains("hostile-own-value"));
 
     // The owner reads it fine (length only).
     host.grant("test-echo", json!({"secrets": ["greeting"]})).await;
-    let out = host.call("test-echo", "secret-length", json!({"name": "greeting"})).await.unwrap();
+    let out = host
+        .call("test-echo", "secret-length", json!({"name": "greeting"}))
+        .await
+        .unwrap();
     assert_eq!(out["length"], "the-echo-greeting".len());
 }
 
@@ -205,11 +348,25 @@ async fn the_filesystem_and_the_environment_are_empty() {
     // SAFETY: set before any thread of this test reads the environment.
     unsafe { std::env::set_var("OSPREY_HOSTILE_MARKER", "leaked") };
     let passwd = "/etc/passwd";
-    expect_err(host.call("test-hostile", "read-file", json!({"path": passwd})).await, ErrorKind::Denied, "filesystem");
-    expect_err(host.call("test-hostile", "list-dir", json!({"path": "/"})).await, ErrorKind::Denied, "filesystem");
+    expect_err(
+        host.call("test-hostile", "read-file", json!({"path": passwd}))
+            .await,
+        ErrorKind::Denied,
+        "filesystem",
+    );
+    expect_err(
+        host.call("test-hostile", "list-dir", json!({"path": "/"})).await,
+        ErrorKind::Denied,
+        "filesystem",
+    );
     let target = host.dir.path().join("owned.txt");
     expect_err(
-        host.call("test-hostile", "write-file", json!({"path": target.display().to_string()})).await,
+        host.call(
+            "test-hostile",
+            "write-file",
+            json!({"path": target.display().to_string()}),
+        )
+        .await,
         ErrorKind::Denied,
         "filesystem",
     );
@@ -224,16 +381,36 @@ async fn the_filesystem_and_the_environment_are_empty() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_output_panics_stack_overflows_and_floods_are_contained() {
     let host = host().await;
-    expect_err(host.call("test-hostile", "huge-output", json!({"mib": 5})).await, ErrorKind::LimitExceeded, "limit is 4194304 bytes");
+    expect_err(
+        host.call("test-hostile", "huge-output", json!({"mib": 5})).await,
+        ErrorKind::LimitExceeded,
+        "limit is 4194304 bytes",
+    );
     host.assert_healthy().await;
-    let e = expect_err(host.call("test-hostile", "panic", json!({})).await, ErrorKind::Internal, "panicked");
-    assert!(e.message.contains("hostile plugin panicked on purpose"), "{}", e.message);
+    let e = expect_err(
+        host.call("test-hostile", "panic", json!({})).await,
+        ErrorKind::Internal,
+        "panicked",
+    );
+    assert!(
+        e.message.contains("hostile plugin panicked on purpose"),
+        "{}",
+        e.message
+    );
     host.assert_healthy().await;
-    expect_err(host.call("test-hostile", "stack-overflow", json!({})).await, ErrorKind::LimitExceeded, "stack");
+    expect_err(
+        host.call("test-hostile", "stack-overflow", json!({})).await,
+        ErrorKind::LimitExceeded,
+        "stack",
+    );
     host.assert_healthy().await;
     // Printing and logging too much loses output, not the call.
-    host.call("test-hostile", "print-flood", json!({})).await.expect("printing a lot is not fatal");
-    host.call("test-hostile", "log-flood", json!({})).await.expect("logging a lot is not fatal");
+    host.call("test-hostile", "print-flood", json!({}))
+        .await
+        .expect("printing a lot is not fatal");
+    host.call("test-hostile", "log-flood", json!({}))
+        .await
+        .expect("logging a lot is not fatal");
     host.assert_healthy().await;
 }
 
@@ -241,7 +418,11 @@ async fn huge_output_panics_stack_overflows_and_floods_are_contained() {
 async fn the_kv_quota_is_enforced() {
     let host = host().await;
     host.grant("test-hostile", json!({"kv_quota_bytes": 4096})).await;
-    expect_err(host.call("test-hostile", "kv-flood", json!({})).await, ErrorKind::LimitExceeded, "kv quota of 4096 bytes");
+    expect_err(
+        host.call("test-hostile", "kv-flood", json!({})).await,
+        ErrorKind::LimitExceeded,
+        "kv quota of 4096 bytes",
+    );
     assert!(host.app.store.kv_usage("test-hostile").await.unwrap() <= 4096);
     assert_eq!(host.app.store.kv_usage("test-echo").await.unwrap(), 0);
     host.assert_healthy().await;
@@ -254,37 +435,109 @@ async fn every_call_gets_a_fresh_instance_and_inputs_are_validated() {
         let out = host.call("test-echo", "counter", json!({})).await.unwrap();
         assert_eq!(out["count"], 1, "no state survives between calls");
     }
-    expect_err(host.call("test-echo", "echo", json!({"message": 5})).await, ErrorKind::InvalidInput, "/message");
-    expect_err(host.call("test-echo", "echo", json!({})).await, ErrorKind::InvalidInput, "message");
-    expect_err(host.call("test-echo", "nope", json!({})).await, ErrorKind::InvalidInput, "it has: noop, echo");
-    let e = expect_err(host.call("test-echo", "fail", json!({"message": "slow down"})).await, ErrorKind::RateLimited, "slow down");
+    expect_err(
+        host.call("test-echo", "echo", json!({"message": 5})).await,
+        ErrorKind::InvalidInput,
+        "/message",
+    );
+    expect_err(
+        host.call("test-echo", "echo", json!({})).await,
+        ErrorKind::InvalidInput,
+        "message",
+    );
+    expect_err(
+        host.call("test-echo", "nope", json!({})).await,
+        ErrorKind::InvalidInput,
+        "it has: noop, echo",
+    );
+    let e = expect_err(
+        host.call("test-echo", "fail", json!({"message": "slow down"}))
+            .await,
+        ErrorKind::RateLimited,
+        "slow down",
+    );
     assert!(e.retryable);
-    expect_err(host.call("no-such-plugin", "x", json!({})).await, ErrorKind::NotFound, "installed: test-echo, test-hostile");
+    expect_err(
+        host.call("no-such-plugin", "x", json!({})).await,
+        ErrorKind::NotFound,
+        "installed: test-echo, test-hostile",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kv_store_round_trips_with_expiry() {
     let host = host().await;
-    host.call("test-echo", "kv-put", json!({"key": "k", "value": "v"})).await.unwrap();
-    assert_eq!(host.call("test-echo", "kv-get", json!({"key": "k"})).await.unwrap()["value"], "v");
-    host.call("test-echo", "kv-put", json!({"key": "t", "value": "short", "ttl_seconds": 1})).await.unwrap();
-    assert_eq!(host.call("test-echo", "kv-get", json!({"key": "t"})).await.unwrap()["value"], "short");
+    host.call("test-echo", "kv-put", json!({"key": "k", "value": "v"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        host.call("test-echo", "kv-get", json!({"key": "k"}))
+            .await
+            .unwrap()["value"],
+        "v"
+    );
+    host.call(
+        "test-echo",
+        "kv-put",
+        json!({"key": "t", "value": "short", "ttl_seconds": 1}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        host.call("test-echo", "kv-get", json!({"key": "t"}))
+            .await
+            .unwrap()["value"],
+        "short"
+    );
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(host.call("test-echo", "kv-get", json!({"key": "t"})).await.unwrap()["value"], json!(null));
-    assert_eq!(host.call("test-echo", "kv-delete", json!({"key": "k"})).await.unwrap()["removed"], true);
+    assert_eq!(
+        host.call("test-echo", "kv-get", json!({"key": "t"}))
+            .await
+            .unwrap()["value"],
+        json!(null)
+    );
+    assert_eq!(
+        host.call("test-echo", "kv-delete", json!({"key": "k"}))
+            .await
+            .unwrap()["removed"],
+        true
+    );
     // Another plugin cannot see it.
     assert_eq!(host.app.store.kv_get("test-hostile", "k").await.unwrap(), None);
-    expect_err(host.call("test-echo", "kv-get", json!({"key": ""})).await, ErrorKind::InvalidInput, "1 to 512 bytes");
+    expect_err(
+        host.call("test-echo", "kv-get", json!({"key": ""})).await,
+        ErrorKind::InvalidInput,
+        "1 to 512 bytes",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_come_from_the_operator_over_manifest_defaults() {
     let host = host().await;
-    assert_eq!(host.call("test-echo", "config", json!({"key": "motto"})).await.unwrap()["value"], "stay calm");
-    assert_eq!(host.call("test-echo", "config", json!({"key": "color"})).await.unwrap()["value"], json!(null));
-    host.app.store.set_plugin_config("test-echo", "motto", Some("carry on")).await.unwrap();
+    assert_eq!(
+        host.call("test-echo", "config", json!({"key": "motto"}))
+            .await
+            .unwrap()["value"],
+        "stay calm"
+    );
+    assert_eq!(
+        host.call("test-echo", "config", json!({"key": "color"}))
+            .await
+            .unwrap()["value"],
+        json!(null)
+    );
+    host.app
+        .store
+        .set_plugin_config("test-echo", "motto", Some("carry on"))
+        .await
+        .unwrap();
     host.app.runtime.refresh().await;
-    assert_eq!(host.call("test-echo", "config", json!({"key": "motto"})).await.unwrap()["value"], "carry on");
+    assert_eq!(
+        host.call("test-echo", "config", json!({"key": "motto"}))
+            .await
+            .unwrap()["value"],
+        "carry on"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -292,11 +545,20 @@ async fn too_many_concurrent_calls_are_refused_not_queued_forever() {
     let host = TestHost::with_config(|c| c.runtime.max_instances = 2).await;
     host.install("test-hostile").await;
     host.install("test-echo").await;
-    host.grant("test-hostile", json!({"limits": {"timeout": "2s"}})).await;
+    host.grant("test-hostile", json!({"limits": {"timeout": "2s"}}))
+        .await;
     let calls = (0..3).map(|_| host.call("test-hostile", "sleep", json!({})));
     let results = futures::future::join_all(calls).await;
     let kinds: Vec<ErrorKind> = results.into_iter().map(|r| r.unwrap_err().kind).collect();
-    assert_eq!(kinds.iter().filter(|k| **k == ErrorKind::Timeout).count(), 2, "{kinds:?}");
-    assert_eq!(kinds.iter().filter(|k| **k == ErrorKind::Unavailable).count(), 1, "{kinds:?}");
+    assert_eq!(
+        kinds.iter().filter(|k| **k == ErrorKind::Timeout).count(),
+        2,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == ErrorKind::Unavailable).count(),
+        1,
+        "{kinds:?}"
+    );
     host.assert_healthy().await;
 }

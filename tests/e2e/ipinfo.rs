@@ -29,7 +29,12 @@ async fn ipinfo_lookup_end_to_end() {
     assert!(out.contains("not granted yet"), "{out}");
 
     // Point it at the fake.
-    keep(&cli.ok(&["plugin", "config", "ipinfo", &format!("base_url={}", fake.base_url())]));
+    keep(&cli.ok(&[
+        "plugin",
+        "config",
+        "ipinfo",
+        &format!("base_url={}", fake.base_url()),
+    ]));
 
     // Not granted: the secret is refused before anything is sent.
     let (ok, v, err) = call_json(&cli, "8.8.8.8");
@@ -51,7 +56,10 @@ async fn ipinfo_lookup_end_to_end() {
     assert!(!ok);
     assert_eq!(v["error"]["kind"], "denied", "{v}");
     let msg = v["error"]["message"].as_str().unwrap();
-    assert!(msg.contains(&format!("{}/8.8.8.8/json", fake.base_url())), "{msg}");
+    assert!(
+        msg.contains(&format!("{}/8.8.8.8/json", fake.base_url())),
+        "{msg}"
+    );
     assert!(msg.contains("denied by the grant"), "{msg}");
     assert_eq!(fake.requests(), 0);
 
@@ -100,12 +108,22 @@ async fn ipinfo_lookup_end_to_end() {
     keep(&err);
     assert!(!ok);
     assert_eq!(v["error"]["kind"], "denied", "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("HTTP 403"), "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("HTTP 403"),
+        "{v}"
+    );
 
     // The plain-text form for humans.
     let out = cli.run_with_stdin(&["secret", "set", "ipinfo", "token"], TOKEN);
     assert!(out.status.success());
-    let out = cli.ok(&["plugin", "call", "ipinfo", "lookup", "--input", "{\"ip\":\"1.1.1.1\"}"]);
+    let out = cli.ok(&[
+        "plugin",
+        "call",
+        "ipinfo",
+        "lookup",
+        "--input",
+        "{\"ip\":\"1.1.1.1\"}",
+    ]);
     keep(&out);
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["country"], "AU");
@@ -114,7 +132,10 @@ async fn ipinfo_lookup_end_to_end() {
     let out = cli.ok(&["plugin", "inspect", "ipinfo"]);
     keep(&out);
     assert!(out.contains("https://ipinfo.io"), "{out}");
-    assert!(out.contains(&fake.base_url().replace("http://", "http://")), "{out}");
+    assert!(
+        out.contains(&fake.base_url().replace("http://", "http://")),
+        "{out}"
+    );
     assert!(out.contains("token"), "{out}");
     let json: Value = serde_json::from_str(&cli.ok(&["plugin", "inspect", "ipinfo", "--json"])).unwrap();
     assert_eq!(json["requested"]["secrets"][0], "token");
@@ -124,11 +145,20 @@ async fn ipinfo_lookup_end_to_end() {
     assert_eq!(json["actions"][0]["input_schema"]["required"][0], "ip");
 
     // The token never appeared in anything Osprey printed, nor in its database file.
-    assert!(!everything_printed.contains(TOKEN), "the token leaked into CLI output");
+    assert!(
+        !everything_printed.contains(TOKEN),
+        "the token leaked into CLI output"
+    );
     let db = std::fs::read(cli.data_dir().join("osprey.db")).unwrap();
-    assert!(!db.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()), "the token is stored in plaintext");
+    assert!(
+        !db.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()),
+        "the token is stored in plaintext"
+    );
     let wal = cli.data_dir().join("osprey.db-wal");
     if let Ok(wal) = std::fs::read(wal) {
-        assert!(!wal.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()), "the token is in the WAL in plaintext");
+        assert!(
+            !wal.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()),
+            "the token is in the WAL in plaintext"
+        );
     }
 }

@@ -11,3 +11,4 @@ mod cli;
 mod hostile;
 mod ipinfo;
 mod serve;
+mod tls;

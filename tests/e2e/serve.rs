@@ -27,7 +27,9 @@ async fn serve_starts_answers_and_picks_up_installs() {
         }
     });
     let addr = loop {
-        let line = rx.recv_timeout(Duration::from_secs(30)).expect("the server logs that it is ready");
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server logs that it is ready");
         let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
         if v["fields"]["message"] == "osprey is ready" {
             break v["fields"]["addr"].as_str().unwrap().to_owned();
@@ -35,27 +37,65 @@ async fn serve_starts_answers_and_picks_up_installs() {
     };
     let base = format!("http://{addr}");
     let http = crate::support::http_client();
-    assert_eq!(http.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
-    let ready: serde_json::Value = http.get(format!("{base}/readyz")).send().await.unwrap().text().await.unwrap().parse().unwrap();
+    assert_eq!(
+        http.get(format!("{base}/healthz")).send().await.unwrap().status(),
+        200
+    );
+    let ready: serde_json::Value = http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(ready["status"], "ready");
-    let plugins: serde_json::Value = http.get(format!("{base}/api/v1/plugins")).send().await.unwrap().text().await.unwrap().parse().unwrap();
+    let plugins: serde_json::Value = http
+        .get(format!("{base}/api/v1/plugins"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(plugins, serde_json::json!([]));
 
     // Installed and granted with the CLI while the server runs: it notices.
-    cli.ok(&["plugin", "install", dist().join("test-echo").to_str().unwrap(), "--grant-requested"]);
+    cli.ok(&[
+        "plugin",
+        "install",
+        dist().join("test-echo").to_str().unwrap(),
+        "--grant-requested",
+    ]);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let plugins: serde_json::Value = http.get(format!("{base}/api/v1/plugins")).send().await.unwrap().text().await.unwrap().parse().unwrap();
+        let plugins: serde_json::Value = http
+            .get(format!("{base}/api/v1/plugins"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .parse()
+            .unwrap();
         if plugins[0]["name"] == "test-echo" && plugins[0]["granted"] == true {
             break;
         }
-        assert!(Instant::now() < deadline, "the server did not pick up the install: {plugins}");
+        assert!(
+            Instant::now() < deadline,
+            "the server did not pick up the install: {plugins}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
     // SIGTERM stops it cleanly.
     let pid = child.id().to_string();
-    std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    std::process::Command::new("sh").args(["-c", &format!("kill -TERM {pid}")]).status().unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "clean exit on SIGTERM: {status}");
 }

@@ -30,7 +30,9 @@ enum HostPattern {
 
 /// Why a pattern could not be parsed; the message says what to write instead.
 #[derive(Debug, Error, PartialEq, Eq)]
-#[error("invalid HTTP pattern '{pattern}': {reason} (expected scheme://host[:port][/path-prefix], for example https://api.example.com or https://*.example.com:8443/v1)")]
+#[error(
+    "invalid HTTP pattern '{pattern}': {reason} (expected scheme://host[:port][/path-prefix], for example https://api.example.com or https://*.example.com:8443/v1)"
+)]
 pub struct PatternError {
     pattern: String,
     reason: String,
@@ -65,16 +67,20 @@ impl RequestTarget {
             return Err("credentials in the URL are not allowed".into());
         }
         let host = match url.host() {
-            Some(url::Host::Domain(d)) => {
-                TargetHost::Name(d.trim_end_matches('.').to_ascii_lowercase())
-            }
+            Some(url::Host::Domain(d)) => TargetHost::Name(d.trim_end_matches('.').to_ascii_lowercase()),
             Some(url::Host::Ipv4(ip)) => TargetHost::Ip(IpAddr::V4(ip)),
             Some(url::Host::Ipv6(ip)) => TargetHost::Ip(IpAddr::V6(ip).to_canonical()),
             None => return Err("the URL has no host".into()),
         };
         let port = url.port_or_known_default().ok_or("the URL has no port")?;
         let path = url.path().to_owned();
-        Ok(RequestTarget { url, scheme, host, port, path })
+        Ok(RequestTarget {
+            url,
+            scheme,
+            host,
+            port,
+            path,
+        })
     }
 
     /// The URL without query or fragment: safe to log (query strings often carry tokens).
@@ -132,7 +138,10 @@ impl FromStr for HttpPattern {
     type Err = PatternError;
 
     fn from_str(raw: &str) -> Result<Self, Self::Err> {
-        let err = |reason: &str| PatternError { pattern: raw.to_owned(), reason: reason.to_owned() };
+        let err = |reason: &str| PatternError {
+            pattern: raw.to_owned(),
+            reason: reason.to_owned(),
+        };
         let (scheme, rest) = raw.split_once("://").ok_or_else(|| err("no scheme"))?;
         let scheme = scheme.to_ascii_lowercase();
         let default_port = match scheme.as_str() {
@@ -171,7 +180,11 @@ impl FromStr for HttpPattern {
         };
         let port = match port {
             None => default_port,
-            Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| err("invalid port"))?,
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| err("invalid port"))?,
         };
         if path.split('/').any(|seg| seg == "." || seg == "..") {
             return Err(err("'.' and '..' are not allowed in a path prefix"));
@@ -183,7 +196,11 @@ impl FromStr for HttpPattern {
             HostPattern::Ip(IpAddr::V4(ip)) => ip.to_string(),
             HostPattern::Ip(IpAddr::V6(ip)) => format!("[{ip}]"),
         };
-        let port_text = if port == default_port { String::new() } else { format!(":{port}") };
+        let port_text = if port == default_port {
+            String::new()
+        } else {
+            format!(":{port}")
+        };
         Ok(HttpPattern {
             raw: format!("{scheme}://{host_text}{port_text}{path_prefix}"),
             scheme,
@@ -211,7 +228,8 @@ fn parse_host(h: &str) -> Result<HostPattern, String> {
         && labels.iter().all(|l| {
             !l.is_empty()
                 && l.len() <= 63
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         });
     if !valid {
         return Err(format!("'{h}' is not a valid host name"));
@@ -223,7 +241,11 @@ fn parse_host(h: &str) -> Result<HostPattern, String> {
     if labels.iter().all(|l| l.bytes().all(|b| b.is_ascii_digit())) {
         return Err(format!("'{h}' looks like an IP address but is not a valid one"));
     }
-    Ok(if wild { HostPattern::Below(name) } else { HostPattern::Name(name) })
+    Ok(if wild {
+        HostPattern::Below(name)
+    } else {
+        HostPattern::Name(name)
+    })
 }
 
 impl fmt::Display for HttpPattern {

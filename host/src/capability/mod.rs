@@ -130,7 +130,11 @@ impl Capabilities {
     /// Check a request's URL (before any connection). An IP-literal target must also be
     /// public, named by the matching pattern, or inside a granted private range.
     pub fn check_http(&self, target: &RequestTarget) -> Result<(), HttpDenial> {
-        let pattern = self.http.iter().find(|p| p.matches(target)).ok_or(HttpDenial::NotGranted)?;
+        let pattern = self
+            .http
+            .iter()
+            .find(|p| p.matches(target))
+            .ok_or(HttpDenial::NotGranted)?;
         if let TargetHost::Ip(ip) = target.host {
             if pattern.named_ip() != Some(ip) {
                 self.check_resolved(ip)?;
@@ -291,7 +295,10 @@ mod tests {
     fn union_and_missing() {
         let requested = caps(serde_json::json!({"http": ["https://ipinfo.io"], "secrets": ["token"]}));
         let mut g = Capabilities::default();
-        assert_eq!(g.missing_from(&requested), vec!["http https://ipinfo.io", "secret token"]);
+        assert_eq!(
+            g.missing_from(&requested),
+            vec!["http https://ipinfo.io", "secret token"]
+        );
         g.union_with(&requested);
         assert!(g.missing_from(&requested).is_empty());
         assert!(g.has_secret("token"));

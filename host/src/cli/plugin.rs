@@ -148,12 +148,25 @@ pub async fn run(cmd: PluginCommand, config: Config) -> anyhow::Result<i32> {
         PluginCommand::Inspect { name, json } => inspect(&app, &name, json).await,
         PluginCommand::Install { dir, grant_requested } => install(&app, &dir, grant_requested).await,
         PluginCommand::Remove { name } => remove(&app, &name),
-        PluginCommand::Call { name, action, input, json } => call(&app, &name, &action, &input, json).await,
+        PluginCommand::Call {
+            name,
+            action,
+            input,
+            json,
+        } => call(&app, &name, &action, &input, json).await,
         PluginCommand::Grant { name, grant } => grant_cmd(&app, &name, grant).await,
-        PluginCommand::Revoke { name, http, private_ranges, secrets, all } => {
-            revoke(&app, &name, http, private_ranges, secrets, all).await
-        }
-        PluginCommand::Config { name, settings, unset } => config_cmd(&app, &name, settings, unset).await,
+        PluginCommand::Revoke {
+            name,
+            http,
+            private_ranges,
+            secrets,
+            all,
+        } => revoke(&app, &name, http, private_ranges, secrets, all).await,
+        PluginCommand::Config {
+            name,
+            settings,
+            unset,
+        } => config_cmd(&app, &name, settings, unset).await,
     }
 }
 
@@ -183,10 +196,16 @@ fn list(app: &App, json: bool) -> anyhow::Result<i32> {
         return Ok(0);
     }
     if plugins.is_empty() {
-        println!("no plugins installed in {}; install one with `osprey plugin install DIR`", app.runtime.options().plugins_dir.display());
+        println!(
+            "no plugins installed in {}; install one with `osprey plugin install DIR`",
+            app.runtime.options().plugins_dir.display()
+        );
         return Ok(0);
     }
-    println!("{:<20} {:<10} {:<8} {:<10} DESCRIPTION", "NAME", "VERSION", "ACTIONS", "GRANT");
+    println!(
+        "{:<20} {:<10} {:<8} {:<10} DESCRIPTION",
+        "NAME", "VERSION", "ACTIONS", "GRANT"
+    );
     for p in plugins {
         let policy = p.policy();
         let missing = policy.grant.missing_from(&p.manifest.requests);
@@ -242,7 +261,15 @@ async fn inspect(app: &App, name: &str, json: bool) -> anyhow::Result<i32> {
         println!("    output: {}", schema_summary(&a.output_schema));
     }
     println!("\nCapabilities (the grant is what Osprey enforces):");
-    print!("{}", render::capabilities(&p.manifest.requests, &policy.grant, policy.granted, &policy.limits));
+    print!(
+        "{}",
+        render::capabilities(
+            &p.manifest.requests,
+            &policy.grant,
+            policy.granted,
+            &policy.limits
+        )
+    );
     println!("\nSecrets (names only):");
     if secrets_set.is_empty() && p.manifest.requests.secrets.is_empty() {
         println!("  (none)");
@@ -254,8 +281,14 @@ async fn inspect(app: &App, name: &str, json: bool) -> anyhow::Result<i32> {
             None => println!("  {s:<24} NOT SET (osprey secret set {name} {s})"),
         }
     }
-    for (s, at) in secrets_set.iter().filter(|(n, _)| !p.manifest.requests.secrets.contains(n)) {
-        println!("  {s:<24} set {} (not requested by the plugin)", render::time(*at));
+    for (s, at) in secrets_set
+        .iter()
+        .filter(|(n, _)| !p.manifest.requests.secrets.contains(n))
+    {
+        println!(
+            "  {s:<24} set {} (not requested by the plugin)",
+            render::time(*at)
+        );
     }
     if !p.manifest.config.is_empty() {
         println!("\nSettings:");
@@ -278,10 +311,13 @@ fn schema_summary(schema: &serde_json::Value) -> String {
     let fields: Vec<String> = props
         .iter()
         .map(|(k, v)| {
-            let ty = v.get("type").map_or_else(|| "any".to_string(), |t| match t {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            });
+            let ty = v.get("type").map_or_else(
+                || "any".to_string(),
+                |t| match t {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                },
+            );
             let req = if required.contains(&k.as_str()) { "" } else { "?" };
             format!("{k}{req}: {ty}")
         })
@@ -313,7 +349,10 @@ async fn install(app: &App, dir: &Path, grant_requested: bool) -> anyhow::Result
         println!("  action {} — {}", a.name, a.description);
     }
     if let Some(prev) = &previous {
-        println!("\nUpgrading from {} {}. Changes in what it requests:", prev.manifest.name, prev.manifest.version);
+        println!(
+            "\nUpgrading from {} {}. Changes in what it requests:",
+            prev.manifest.name, prev.manifest.version
+        );
         let added = prev.manifest.requests.missing_from(&m.requests);
         let dropped = m.requests.missing_from(&prev.manifest.requests);
         if added.is_empty() && dropped.is_empty() {
@@ -330,7 +369,10 @@ async fn install(app: &App, dir: &Path, grant_requested: bool) -> anyhow::Result
     let granted_before = app.store.grant(&m.name).await?.is_some();
     println!("\nIt requests:");
     let limits = app.config.limits.with_grant(&grant);
-    print!("{}", render::capabilities(&m.requests, &grant, granted_before, &limits));
+    print!(
+        "{}",
+        render::capabilities(&m.requests, &grant, granted_before, &limits)
+    );
 
     let mut do_grant = grant_requested;
     if !grant_requested && !grant.missing_from(&m.requests).is_empty() && std::io::stdin().is_terminal() {
@@ -346,8 +388,16 @@ async fn install(app: &App, dir: &Path, grant_requested: bool) -> anyhow::Result
         grant.union_with(&m.requests);
         app.set_grant(&m.name, &grant).await?;
     }
-    let installed = app.runtime.load_dir(&app.runtime.options().plugins_dir.join(&m.name)).await?;
-    println!("\ninstalled {} {} into {}", m.name, m.version, installed.dir.display());
+    let installed = app
+        .runtime
+        .load_dir(&app.runtime.options().plugins_dir.join(&m.name))
+        .await?;
+    println!(
+        "\ninstalled {} {} into {}",
+        m.name,
+        m.version,
+        installed.dir.display()
+    );
     let policy = installed.policy();
     let missing = policy.grant.missing_from(&m.requests);
     if do_grant {
@@ -391,7 +441,10 @@ fn copy_into_place(src: &Path, m: &crate::plugin::Manifest, plugins_dir: &Path) 
 fn remove(app: &App, name: &str) -> anyhow::Result<i32> {
     let p = app.runtime.get(name)?;
     std::fs::remove_dir_all(&p.dir).with_context(|| format!("removing {}", p.dir.display()))?;
-    println!("removed plugin '{name}' ({}); its grant, settings, secrets and kv data are kept", p.dir.display());
+    println!(
+        "removed plugin '{name}' ({}); its grant, settings, secrets and kv data are kept",
+        p.dir.display()
+    );
     Ok(0)
 }
 
@@ -412,7 +465,10 @@ async fn call(app: &App, name: &str, action: &str, input: &str, json: bool) -> a
     report_load_failures(app);
     let input = read_input(input)?;
     let run_id = format!("manual-{}", crate::store::now_ms());
-    let ctx = CallContext { idempotency_key: format!("{run_id}:1"), run_id };
+    let ctx = CallContext {
+        idempotency_key: format!("{run_id}:1"),
+        run_id,
+    };
     let result = app.runtime.call(name, action, &input, ctx).await;
     if json {
         let v = match &result {
@@ -446,7 +502,9 @@ async fn grant_cmd(app: &App, name: &str, args: GrantArgs) -> anyhow::Result<i32
     let mut grant = app.grant(name).await?;
     if args.requested {
         let Some(m) = &manifest else {
-            bail!("plugin '{name}' is not installed, so there is no request to grant; name the capabilities instead");
+            bail!(
+                "plugin '{name}' is not installed, so there is no request to grant; name the capabilities instead"
+            );
         };
         grant.union_with(&m.requests);
     }
@@ -491,7 +549,10 @@ async fn revoke(
         }
         for p in &http {
             if !grant.http.contains(p) {
-                bail!("'{p}' is not granted to '{name}'; granted: {}", list_or_none(grant.http.iter()));
+                bail!(
+                    "'{p}' is not granted to '{name}'; granted: {}",
+                    list_or_none(grant.http.iter())
+                );
             }
         }
         for s in &secrets {
@@ -511,13 +572,20 @@ async fn revoke(
 
 fn list_or_none<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> String {
     let v: Vec<String> = items.map(|i| i.to_string()).collect();
-    if v.is_empty() { "nothing".into() } else { v.join(", ") }
+    if v.is_empty() {
+        "nothing".into()
+    } else {
+        v.join(", ")
+    }
 }
 
 fn show_grant(app: &App, name: &str, requested: Option<&Capabilities>, grant: &Capabilities) {
     let empty = Capabilities::default();
     let limits = app.config.limits.with_grant(grant);
-    print!("{}", render::capabilities(requested.unwrap_or(&empty), grant, true, &limits));
+    print!(
+        "{}",
+        render::capabilities(requested.unwrap_or(&empty), grant, true, &limits)
+    );
     if requested.is_none() {
         println!("(plugin '{name}' is not installed; the grant applies once it is)");
     }
@@ -531,14 +599,20 @@ async fn config_cmd(app: &App, name: &str, settings: Vec<String>, unset: Vec<Str
             let known: Vec<&String> = declared.keys().collect();
             bail!(
                 "plugin '{name}' has no setting '{key}'; it has: {}",
-                if known.is_empty() { "none".to_string() } else { known.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ") }
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+                }
             );
         }
         Ok(())
     };
     let mut parsed = Vec::new();
     for s in &settings {
-        let (k, v) = s.split_once('=').ok_or_else(|| anyhow::anyhow!("'{s}' is not KEY=VALUE"))?;
+        let (k, v) = s
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("'{s}' is not KEY=VALUE"))?;
         check(k)?;
         parsed.push((k.to_owned(), v.to_owned()));
     }

@@ -11,7 +11,12 @@ pub fn time(ms: i64) -> String {
 
 /// Requested and granted capabilities side by side, one row per item, and the limits that
 /// are in force. This is what an operator reviews before granting and an auditor reads.
-pub fn capabilities(requested: &Capabilities, granted: &Capabilities, granted_at_all: bool, limits: &Limits) -> String {
+pub fn capabilities(
+    requested: &Capabilities,
+    granted: &Capabilities,
+    granted_at_all: bool,
+    limits: &Limits,
+) -> String {
     let mut rows: Vec<(String, String, bool, bool)> = Vec::new();
     let mut push = |kind: &str, item: String, req: bool, gr: bool| {
         if !rows.iter().any(|(k, i, _, _)| k == kind && *i == item) {
@@ -19,22 +24,46 @@ pub fn capabilities(requested: &Capabilities, granted: &Capabilities, granted_at
         }
     };
     for p in requested.http.iter().chain(&granted.http) {
-        push("http", p.to_string(), requested.http.contains(p), granted.http.contains(p));
+        push(
+            "http",
+            p.to_string(),
+            requested.http.contains(p),
+            granted.http.contains(p),
+        );
     }
     for r in requested.private_ranges.iter().chain(&granted.private_ranges) {
-        push("private range", r.to_string(), requested.private_ranges.contains(r), granted.private_ranges.contains(r));
+        push(
+            "private range",
+            r.to_string(),
+            requested.private_ranges.contains(r),
+            granted.private_ranges.contains(r),
+        );
     }
     for s in requested.secrets.iter().chain(&granted.secrets) {
-        push("secret", s.clone(), requested.secrets.contains(s), granted.secrets.contains(s));
+        push(
+            "secret",
+            s.clone(),
+            requested.secrets.contains(s),
+            granted.secrets.contains(s),
+        );
     }
     let mut out = String::new();
-    out.push_str(&format!("  {:<14} {:<44} {:<10} {}\n", "CAPABILITY", "ITEM", "REQUESTED", "GRANTED"));
+    out.push_str(&format!(
+        "  {:<14} {:<44} {:<10} {}\n",
+        "CAPABILITY", "ITEM", "REQUESTED", "GRANTED"
+    ));
     if rows.is_empty() {
         out.push_str("  (no outbound HTTP, private ranges or secrets requested or granted)\n");
     }
     for (kind, item, req, gr) in rows {
         let req = if req { "yes" } else { "-" };
-        let gr = if gr { "yes" } else if granted_at_all { "NO" } else { "no (nothing granted)" };
+        let gr = if gr {
+            "yes"
+        } else if granted_at_all {
+            "NO"
+        } else {
+            "no (nothing granted)"
+        };
         out.push_str(&format!("  {kind:<14} {item:<44} {req:<10} {gr}\n"));
     }
     let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
@@ -42,14 +71,47 @@ pub fn capabilities(requested: &Capabilities, granted: &Capabilities, granted_at
     let g = &granted.limits;
     let dur = |d: Option<Duration>| d.map(|d| humantime::format_duration(d).to_string());
     let lines = [
-        ("timeout", dur(r.timeout), dur(g.timeout), humantime::format_duration(limits.timeout).to_string()),
-        ("memory", r.memory_mib.map(|m| format!("{m} MiB")), g.memory_mib.map(|m| format!("{m} MiB")), format!("{} MiB", limits.memory_mib)),
-        ("kv quota", requested.kv_quota_bytes.map(bytes), granted.kv_quota_bytes.map(bytes), bytes(limits.kv_quota_bytes)),
-        ("response body", r.max_response_bytes.map(bytes), g.max_response_bytes.map(bytes), bytes(limits.max_response_bytes)),
-        ("requests/call", r.max_requests.map(|n| n.to_string()), g.max_requests.map(|n| n.to_string()), limits.max_requests.to_string()),
-        ("output", r.max_output_bytes.map(bytes), g.max_output_bytes.map(bytes), bytes(limits.max_output_bytes)),
+        (
+            "timeout",
+            dur(r.timeout),
+            dur(g.timeout),
+            humantime::format_duration(limits.timeout).to_string(),
+        ),
+        (
+            "memory",
+            r.memory_mib.map(|m| format!("{m} MiB")),
+            g.memory_mib.map(|m| format!("{m} MiB")),
+            format!("{} MiB", limits.memory_mib),
+        ),
+        (
+            "kv quota",
+            requested.kv_quota_bytes.map(bytes),
+            granted.kv_quota_bytes.map(bytes),
+            bytes(limits.kv_quota_bytes),
+        ),
+        (
+            "response body",
+            r.max_response_bytes.map(bytes),
+            g.max_response_bytes.map(bytes),
+            bytes(limits.max_response_bytes),
+        ),
+        (
+            "requests/call",
+            r.max_requests.map(|n| n.to_string()),
+            g.max_requests.map(|n| n.to_string()),
+            limits.max_requests.to_string(),
+        ),
+        (
+            "output",
+            r.max_output_bytes.map(bytes),
+            g.max_output_bytes.map(bytes),
+            bytes(limits.max_output_bytes),
+        ),
     ];
-    out.push_str(&format!("\n  {:<14} {:<14} {:<14} {}\n", "LIMIT", "REQUESTED", "GRANTED", "IN FORCE"));
+    out.push_str(&format!(
+        "\n  {:<14} {:<14} {:<14} {}\n",
+        "LIMIT", "REQUESTED", "GRANTED", "IN FORCE"
+    ));
     for (name, req, gr, now) in lines {
         out.push_str(&format!("  {name:<14} {:<14} {:<14} {now}\n", opt(req), opt(gr)));
     }

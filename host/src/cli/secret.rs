@@ -50,7 +50,11 @@ pub async fn run(cmd: SecretCommand, config: Config) -> anyhow::Result<i32> {
             }
             let grant = app.grant(&plugin).await?;
             for (name, at) in names {
-                let granted = if grant.has_secret(&name) { "granted" } else { "not granted" };
+                let granted = if grant.has_secret(&name) {
+                    "granted"
+                } else {
+                    "not granted"
+                };
                 println!("{name:<24} set {}  ({granted})", super::render::time(at));
             }
         }
@@ -80,7 +84,9 @@ fn read_value(plugin: &str, name: &str) -> anyhow::Result<SecretString> {
         }
     }
     if value.is_empty() {
-        anyhow::bail!("the secret value is empty; pipe it on stdin, for example: echo -n \"$VALUE\" | osprey secret set {plugin} {name}");
+        anyhow::bail!(
+            "the secret value is empty; pipe it on stdin, for example: echo -n \"$VALUE\" | osprey secret set {plugin} {name}"
+        );
     }
     Ok(SecretString::from(value))
 }

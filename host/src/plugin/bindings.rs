@@ -14,4 +14,4 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use osprey::plugin::types::{Context as WitContext, Error as WitError, ErrorKind as WitErrorKind};
+pub use self::osprey::plugin::types::{Context as WitContext, Error as WitError, ErrorKind as WitErrorKind};

@@ -47,7 +47,10 @@ fn prepare(
     let stdout = CapturePipe::new(STDIO_CAPTURE);
     let stderr = CapturePipe::new(STDIO_CAPTURE);
     // Nothing is inherited or preopened: no environment, arguments, stdin or directories.
-    let wasi = WasiCtxBuilder::new().stdout(stdout.clone()).stderr(stderr.clone()).build();
+    let wasi = WasiCtxBuilder::new()
+        .stdout(stdout.clone())
+        .stderr(stderr.clone())
+        .build();
     let events = Arc::new(Mutex::new(Vec::new()));
     let plugin: Arc<str> = Arc::from(plugin);
     let state = CallState {
@@ -87,9 +90,18 @@ fn prepare(
     // executor so a spinning guest does not starve other tasks on this thread.
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
-        Ok(if Instant::now() >= deadline { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) })
+        Ok(if Instant::now() >= deadline {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Yield(1)
+        })
     });
-    Prepared { store, stdout, stderr, events }
+    Prepared {
+        store,
+        stdout,
+        stderr,
+        events,
+    }
 }
 
 /// Call `describe` in a fresh instance, with no imports usable.
@@ -102,7 +114,17 @@ pub(super) async fn describe(
     let deadline = Instant::now() + DESCRIBE_TIMEOUT;
     let grant = Arc::new(Capabilities::default());
     let client = super::outbound::client_for(grant.clone());
-    let mut p = prepare(rt, plugin, "describe", grant, client, Arc::default(), &limits, false, deadline);
+    let mut p = prepare(
+        rt,
+        plugin,
+        "describe",
+        grant,
+        client,
+        Arc::default(),
+        &limits,
+        false,
+        deadline,
+    );
     let run = async {
         let instance = pre.instantiate_async(&mut p.store).await?;
         instance.call_describe(&mut p.store).await
@@ -128,10 +150,18 @@ pub(super) async fn invoke(
     let started = Instant::now();
     let name = plugin.name();
     let Some((input_validator, output_validator)) = plugin.validators.get(action) else {
-        let known: Vec<&str> = plugin.description.actions.iter().map(|a| a.name.as_str()).collect();
+        let known: Vec<&str> = plugin
+            .description
+            .actions
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect();
         return Err(CallError::new(
             ErrorKind::InvalidInput,
-            format!("plugin '{name}' has no action '{action}'; it has: {}", known.join(", ")),
+            format!(
+                "plugin '{name}' has no action '{action}'; it has: {}",
+                known.join(", ")
+            ),
         ));
     };
     let problems: Vec<String> = input_validator
@@ -139,13 +169,20 @@ pub(super) async fn invoke(
         .take(10)
         .map(|e| {
             let at = e.instance_path.to_string();
-            if at.is_empty() { e.to_string() } else { format!("{at}: {e}") }
+            if at.is_empty() {
+                e.to_string()
+            } else {
+                format!("{at}: {e}")
+            }
         })
         .collect();
     if !problems.is_empty() {
         return Err(CallError::new(
             ErrorKind::InvalidInput,
-            format!("input of {name}/{action} does not match its schema: {}", problems.join("; ")),
+            format!(
+                "input of {name}/{action} does not match its schema: {}",
+                problems.join("; ")
+            ),
         ));
     }
 
@@ -164,10 +201,15 @@ pub(super) async fn invoke(
         deadline,
     );
     let input_text = input.to_string();
-    let wit_ctx = WitContext { run_id: ctx.run_id.clone(), idempotency_key: ctx.idempotency_key.clone() };
+    let wit_ctx = WitContext {
+        run_id: ctx.run_id.clone(),
+        idempotency_key: ctx.idempotency_key.clone(),
+    };
     let run = async {
         let instance = plugin.pre.instantiate_async(&mut p.store).await?;
-        instance.call_invoke(&mut p.store, action, &input_text, &wit_ctx).await
+        instance
+            .call_invoke(&mut p.store, action, &input_text, &wit_ctx)
+            .await
     };
     let result = tokio::time::timeout(limits.timeout, run).await;
 
@@ -202,14 +244,20 @@ pub(super) async fn invoke(
                 HttpOutcome::LimitExceeded(why) => Some((ev, why)),
                 _ => None,
             }) {
-                e = CallError::new(ErrorKind::LimitExceeded, format!("{} {}: {why}", ev.method, ev.url));
+                e = CallError::new(
+                    ErrorKind::LimitExceeded,
+                    format!("{} {}: {why}", ev.method, ev.url),
+                );
             } else if let Some((ev, why)) = http.iter().find_map(|ev| match &ev.outcome {
                 HttpOutcome::Denied(why) => Some((ev, why)),
                 _ => None,
             }) {
                 e = CallError::new(
                     ErrorKind::Denied,
-                    format!("outbound request {} {} was denied by the grant of plugin '{name}': {why}", ev.method, ev.url),
+                    format!(
+                        "outbound request {} {} was denied by the grant of plugin '{name}': {why}",
+                        ev.method, ev.url
+                    ),
                 );
             }
             Err(e)
@@ -221,7 +269,11 @@ pub(super) async fn invoke(
     match outcome {
         Ok(output) => {
             tracing::debug!(plugin = %name, %action, run = %ctx.run_id, ms = duration.as_millis() as u64, "plugin call succeeded");
-            Ok(CallOutcome { output, duration, http })
+            Ok(CallOutcome {
+                output,
+                duration,
+                http,
+            })
         }
         Err(mut e) => {
             tracing::warn!(plugin = %name, %action, run = %ctx.run_id, kind = %e.kind, error = %e.message, ms = duration.as_millis() as u64, "plugin call failed");
@@ -250,7 +302,11 @@ fn check_output(
             ),
         ));
     }
-    if env.handed_out.iter().any(|s| !s.expose_secret().is_empty() && output.contains(s.expose_secret())) {
+    if env
+        .handed_out
+        .iter()
+        .any(|s| !s.expose_secret().is_empty() && output.contains(s.expose_secret()))
+    {
         tracing::warn!(plugin = %name, %action, "plugin output contained a secret value; refused");
         return Err(CallError::new(
             ErrorKind::Denied,
@@ -258,13 +314,23 @@ fn check_output(
         ));
     }
     let value: serde_json::Value = serde_json::from_str(output).map_err(|e| {
-        CallError::new(ErrorKind::Internal, format!("{name}/{action} returned invalid JSON: {e}"))
+        CallError::new(
+            ErrorKind::Internal,
+            format!("{name}/{action} returned invalid JSON: {e}"),
+        )
     })?;
-    let problems: Vec<String> = validator.iter_errors(&value).take(5).map(|e| e.to_string()).collect();
+    let problems: Vec<String> = validator
+        .iter_errors(&value)
+        .take(5)
+        .map(|e| e.to_string())
+        .collect();
     if !problems.is_empty() {
         return Err(CallError::new(
             ErrorKind::Internal,
-            format!("{name}/{action} returned output that does not match its schema: {}", problems.join("; ")),
+            format!(
+                "{name}/{action} returned output that does not match its schema: {}",
+                problems.join("; ")
+            ),
         ));
     }
     Ok(value)
@@ -285,14 +351,18 @@ fn classify_trap(err: &wasmtime::Error, limiter: &CallLimiter, stderr: &str, lim
     if limiter.memory_exceeded || err.is::<MemoryLimitExceeded>() {
         return CallError::new(
             ErrorKind::LimitExceeded,
-            format!("the plugin used more than its memory limit of {} MiB", limits.memory_mib),
+            format!(
+                "the plugin used more than its memory limit of {} MiB",
+                limits.memory_mib
+            ),
         );
     }
     match err.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => CallError::new(ErrorKind::Timeout, "deadline reached"),
-        Some(Trap::StackOverflow) => {
-            CallError::new(ErrorKind::LimitExceeded, "the plugin overflowed its stack (recursion too deep)")
-        }
+        Some(Trap::StackOverflow) => CallError::new(
+            ErrorKind::LimitExceeded,
+            "the plugin overflowed its stack (recursion too deep)",
+        ),
         Some(trap) => match panic_message(stderr) {
             Some(msg) => CallError::new(ErrorKind::Internal, format!("the plugin panicked: {msg}")),
             None => CallError::new(ErrorKind::Internal, format!("the plugin crashed: {trap}")),
@@ -320,7 +390,11 @@ fn panic_message(stderr: &str) -> Option<String> {
     let rest = rest.split_once('\n').map_or("", |(_, after)| after);
     let msg: Vec<&str> = rest.lines().take_while(|l| !l.starts_with("note:")).collect();
     let msg = msg.join(" ").trim().to_owned();
-    Some(if msg.is_empty() { "(no message)".into() } else { msg })
+    Some(if msg.is_empty() {
+        "(no message)".into()
+    } else {
+        msg
+    })
 }
 
 fn forward_stdio(env: &HostEnv, stream: &str, text: &str, dropped: u64) {

@@ -11,8 +11,8 @@ use crate::vault::Vault;
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::ResourceLimiter;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -63,18 +63,30 @@ impl HostEnv {
 
     fn store(&self) -> Result<&Store, WitError> {
         self.store.as_ref().ok_or_else(|| {
-            wit_error(WitErrorKind::Internal, "imports cannot be used from `describe`".into(), false)
+            wit_error(
+                WitErrorKind::Internal,
+                "imports cannot be used from `describe`".into(),
+                false,
+            )
         })
     }
 }
 
 pub(crate) fn wit_error(kind: WitErrorKind, message: String, retryable: bool) -> WitError {
-    WitError { kind, message, retryable }
+    WitError {
+        kind,
+        message,
+        retryable,
+    }
 }
 
 fn storage_error(e: impl std::fmt::Display) -> WitError {
     tracing::error!(error = %e, "plugin storage request failed");
-    wit_error(WitErrorKind::Unavailable, "Osprey's database is unavailable; try again".into(), true)
+    wit_error(
+        WitErrorKind::Unavailable,
+        "Osprey's database is unavailable; try again".into(),
+        true,
+    )
 }
 
 /// Memory and table limits of one call. Going over the memory cap traps at once (with a
@@ -97,7 +109,12 @@ impl std::fmt::Display for MemoryLimitExceeded {
 impl std::error::Error for MemoryLimitExceeded {}
 
 impl ResourceLimiter for CallLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.memory_limit {
             self.memory_exceeded = true;
             return Err(wasmtime::Error::new(MemoryLimitExceeded));
@@ -105,20 +122,32 @@ impl ResourceLimiter for CallLimiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 1_000_000)
     }
 }
 
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for CallState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.gate }
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.gate,
+        }
     }
 }
 
@@ -183,7 +212,11 @@ impl secrets::Host for CallState {
                 false,
             ));
         }
-        let sealed = env.store()?.secret(&env.plugin, &name).await.map_err(storage_error)?;
+        let sealed = env
+            .store()?
+            .secret(&env.plugin, &name)
+            .await
+            .map_err(storage_error)?;
         let Some(sealed) = sealed else {
             return Err(wit_error(
                 WitErrorKind::NotFound,
@@ -208,18 +241,27 @@ impl kv::Host for CallState {
     async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, WitError> {
         check_key(&key)?;
         let env = &self.env;
-        env.store()?.kv_get(&env.plugin, &key).await.map_err(storage_error)
+        env.store()?
+            .kv_get(&env.plugin, &key)
+            .await
+            .map_err(storage_error)
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>, ttl_seconds: Option<u32>) -> Result<(), WitError> {
         check_key(&key)?;
         let env = &self.env;
         let expires_at = ttl_seconds.map(|s| crate::store::now_ms() + i64::from(s) * 1000);
-        match env.store()?.kv_set(&env.plugin, &key, &value, expires_at, env.kv_quota).await {
+        match env
+            .store()?
+            .kv_set(&env.plugin, &key, &value, expires_at, env.kv_quota)
+            .await
+        {
             Ok(()) => Ok(()),
             Err(KvError::Quota { used, needed, quota }) => Err(wit_error(
                 WitErrorKind::LimitExceeded,
-                format!("kv quota of {quota} bytes exceeded: {used} in use, this write needs {needed}; nothing was written"),
+                format!(
+                    "kv quota of {quota} bytes exceeded: {used} in use, this write needs {needed}; nothing was written"
+                ),
                 false,
             )),
             Err(KvError::Store(e)) => Err(storage_error(e)),
@@ -229,7 +271,10 @@ impl kv::Host for CallState {
     async fn delete(&mut self, key: String) -> Result<bool, WitError> {
         check_key(&key)?;
         let env = &self.env;
-        env.store()?.kv_delete(&env.plugin, &key).await.map_err(storage_error)
+        env.store()?
+            .kv_delete(&env.plugin, &key)
+            .await
+            .map_err(storage_error)
     }
 }
 
@@ -266,11 +311,21 @@ impl log::Host for CallState {
         let fields = fields.join(" ");
         let (plugin, run) = (&*env.plugin, env.run_id.as_str());
         match level {
-            log::Level::Trace => tracing::trace!(target: "osprey::plugin_log", plugin, run, %fields, "{message}"),
-            log::Level::Debug => tracing::debug!(target: "osprey::plugin_log", plugin, run, %fields, "{message}"),
-            log::Level::Info => tracing::info!(target: "osprey::plugin_log", plugin, run, %fields, "{message}"),
-            log::Level::Warn => tracing::warn!(target: "osprey::plugin_log", plugin, run, %fields, "{message}"),
-            log::Level::Error => tracing::error!(target: "osprey::plugin_log", plugin, run, %fields, "{message}"),
+            log::Level::Trace => {
+                tracing::trace!(target: "osprey::plugin_log", plugin, run, %fields, "{message}")
+            }
+            log::Level::Debug => {
+                tracing::debug!(target: "osprey::plugin_log", plugin, run, %fields, "{message}")
+            }
+            log::Level::Info => {
+                tracing::info!(target: "osprey::plugin_log", plugin, run, %fields, "{message}")
+            }
+            log::Level::Warn => {
+                tracing::warn!(target: "osprey::plugin_log", plugin, run, %fields, "{message}")
+            }
+            log::Level::Error => {
+                tracing::error!(target: "osprey::plugin_log", plugin, run, %fields, "{message}")
+            }
         }
     }
 }

@@ -49,7 +49,10 @@ impl Manifest {
     /// Read and validate `dir/plugin.toml`.
     pub fn load(dir: &Path) -> Result<Manifest, ManifestError> {
         let path = dir.join(MANIFEST_FILE);
-        let err = |message: String| ManifestError { path: path.clone(), message };
+        let err = |message: String| ManifestError {
+            path: path.clone(),
+            message,
+        };
         let text = std::fs::read_to_string(&path).map_err(|e| err(format!("cannot read: {e}")))?;
         let manifest: Manifest = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
         manifest.validate().map_err(err)?;
@@ -61,14 +64,21 @@ impl Manifest {
         semver::Version::parse(&self.version)
             .map_err(|e| format!("version '{}' is not a semantic version: {e}", self.version))?;
         let c = &self.component;
-        if c.is_absolute() || c.components().any(|p| !matches!(p, std::path::Component::Normal(_))) {
+        if c.is_absolute()
+            || c.components()
+                .any(|p| !matches!(p, std::path::Component::Normal(_)))
+        {
             return Err(format!(
                 "component '{}' must be a file name inside the plugin folder",
                 c.display()
             ));
         }
         for key in self.config.keys() {
-            if key.is_empty() || !key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+            if key.is_empty()
+                || !key
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            {
                 return Err(format!("config key '{key}' must be lower_snake_case"));
             }
         }
@@ -86,7 +96,9 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.as_bytes()[0].is_ascii_lowercase()
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if ok {
         Ok(())
     } else {
@@ -134,10 +146,22 @@ mod tests {
         let base = "version = \"0.1.0\"\ndescription = \"d\"\ncomponent = \"x.wasm\"\n";
         for (text, want) in [
             (format!("name = \"Bad Name\"\n{base}"), "lower-case"),
-            (format!("name = \"ok\"\n{base}").replace("0.1.0", "one"), "semantic version"),
-            (format!("name = \"ok\"\n{base}").replace("x.wasm", "../x.wasm"), "inside the plugin folder"),
-            (format!("name = \"ok\"\n{base}[requests]\nhttp = [\"ftp://x\"]\n"), "http or https"),
-            (format!("name = \"ok\"\n{base}[requests]\nsecret = [\"x\"]\n"), "unknown field"),
+            (
+                format!("name = \"ok\"\n{base}").replace("0.1.0", "one"),
+                "semantic version",
+            ),
+            (
+                format!("name = \"ok\"\n{base}").replace("x.wasm", "../x.wasm"),
+                "inside the plugin folder",
+            ),
+            (
+                format!("name = \"ok\"\n{base}[requests]\nhttp = [\"ftp://x\"]\n"),
+                "http or https",
+            ),
+            (
+                format!("name = \"ok\"\n{base}[requests]\nsecret = [\"x\"]\n"),
+                "unknown field",
+            ),
             (format!("name = \"ok\"\n{base}colour = 1\n"), "unknown field"),
         ] {
             let e = load(&text).unwrap_err();
@@ -145,6 +169,11 @@ mod tests {
             assert!(e.to_string().contains(want), "{want}: {e}");
         }
         let dir = tempfile::tempdir().unwrap();
-        assert!(Manifest::load(dir.path()).unwrap_err().to_string().contains("cannot read"));
+        assert!(
+            Manifest::load(dir.path())
+                .unwrap_err()
+                .to_string()
+                .contains("cannot read")
+        );
     }
 }

@@ -120,7 +120,9 @@ pub struct LoadedPlugin {
 
 impl std::fmt::Debug for LoadedPlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedPlugin").field("name", &self.manifest.name).finish_non_exhaustive()
+        f.debug_struct("LoadedPlugin")
+            .field("name", &self.manifest.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -148,7 +150,12 @@ pub struct HttpEvent {
 
 impl HttpEvent {
     pub(crate) fn new(method: &str, url: &str, outcome: HttpOutcome) -> Self {
-        HttpEvent { method: method.to_owned(), url: url.to_owned(), outcome, millis: 0 }
+        HttpEvent {
+            method: method.to_owned(),
+            url: url.to_owned(),
+            outcome,
+            millis: 0,
+        }
     }
 }
 
@@ -208,8 +215,17 @@ fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 
 impl CallError {
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        let retryable = matches!(kind, ErrorKind::Unavailable | ErrorKind::RateLimited | ErrorKind::Timeout);
-        CallError { kind, message: message.into(), retryable, duration: Duration::ZERO, http: Vec::new() }
+        let retryable = matches!(
+            kind,
+            ErrorKind::Unavailable | ErrorKind::RateLimited | ErrorKind::Timeout
+        );
+        CallError {
+            kind,
+            message: message.into(),
+            retryable,
+            duration: Duration::ZERO,
+            http: Vec::new(),
+        }
     }
 }
 
@@ -220,7 +236,10 @@ struct FileStamp(Option<SystemTime>, Option<SystemTime>);
 impl FileStamp {
     fn of(dir: &Path, manifest: &Manifest) -> Self {
         let mtime = |p: PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-        FileStamp(mtime(dir.join(manifest::MANIFEST_FILE)), mtime(manifest.component_path(dir)))
+        FileStamp(
+            mtime(dir.join(manifest::MANIFEST_FILE)),
+            mtime(manifest.component_path(dir)),
+        )
     }
 }
 
@@ -288,15 +307,24 @@ impl Runtime {
     /// The loaded plugin `name`.
     pub fn get(&self, name: &str) -> Result<Arc<LoadedPlugin>, PluginError> {
         let plugins = self.inner.plugins.read().expect("plugins lock");
-        plugins.get(name).cloned().ok_or_else(|| PluginError::NotInstalled {
-            name: name.to_owned(),
-            installed: plugins.keys().cloned().collect(),
-        })
+        plugins
+            .get(name)
+            .cloned()
+            .ok_or_else(|| PluginError::NotInstalled {
+                name: name.to_owned(),
+                installed: plugins.keys().cloned().collect(),
+            })
     }
 
     /// All loaded plugins, by name.
     pub fn list(&self) -> Vec<Arc<LoadedPlugin>> {
-        self.inner.plugins.read().expect("plugins lock").values().cloned().collect()
+        self.inner
+            .plugins
+            .read()
+            .expect("plugins lock")
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Load (or reload) every plugin in the plugins folder. A plugin that fails to load is
@@ -318,13 +346,22 @@ impl Runtime {
         if let Ok(entries) = std::fs::read_dir(dir) {
             for entry in entries.flatten() {
                 let path = entry.path();
-                if path.join(manifest::MANIFEST_FILE).is_file() && !entry.file_name().to_string_lossy().starts_with('.') {
+                if path.join(manifest::MANIFEST_FILE).is_file()
+                    && !entry.file_name().to_string_lossy().starts_with('.')
+                {
                     let name = entry.file_name().to_string_lossy().into_owned();
                     on_disk.insert(name, path);
                 }
             }
         }
-        let current: Vec<String> = self.inner.plugins.read().expect("plugins lock").keys().cloned().collect();
+        let current: Vec<String> = self
+            .inner
+            .plugins
+            .read()
+            .expect("plugins lock")
+            .keys()
+            .cloned()
+            .collect();
         for name in current {
             if !on_disk.contains_key(&name) {
                 self.inner.plugins.write().expect("plugins lock").remove(&name);
@@ -332,9 +369,13 @@ impl Runtime {
             }
         }
         for (name, path) in on_disk {
-            let unchanged = self.inner.plugins.read().expect("plugins lock").get(&name).is_some_and(|p| {
-                FileStamp::of(&path, &p.manifest) == p.files
-            });
+            let unchanged = self
+                .inner
+                .plugins
+                .read()
+                .expect("plugins lock")
+                .get(&name)
+                .is_some_and(|p| FileStamp::of(&path, &p.manifest) == p.files);
             if unchanged && !force {
                 continue;
             }
@@ -415,9 +456,15 @@ impl Runtime {
     }
 
     async fn prepare(&self, dir: &Path, manifest: Manifest) -> Result<LoadedPlugin, PluginError> {
-        let invalid = |message: String| PluginError::Invalid { name: manifest.name.clone(), message };
+        let invalid = |message: String| PluginError::Invalid {
+            name: manifest.name.clone(),
+            message,
+        };
         let path = manifest.component_path(dir);
-        let bytes = std::fs::read(&path).map_err(|source| PluginError::Io { path: path.clone(), source })?;
+        let bytes = std::fs::read(&path).map_err(|source| PluginError::Io {
+            path: path.clone(),
+            source,
+        })?;
         let engine = self.inner.engine.clone();
         let cache_dir = self.inner.options.cache_dir.clone();
         let (component, cache) = {
@@ -425,7 +472,12 @@ impl Runtime {
             tokio::task::spawn_blocking(move || engine::load_component(&engine, &bytes, &cache_dir))
                 .await
                 .map_err(|e| invalid(format!("compiling panicked: {e}")))?
-                .map_err(|e| invalid(format!("{} is not a usable WebAssembly component: {e}", path.display())))?
+                .map_err(|e| {
+                    invalid(format!(
+                        "{} is not a usable WebAssembly component: {e}",
+                        path.display()
+                    ))
+                })?
         };
         let imports: Vec<String> = component
             .component_type()
@@ -442,10 +494,15 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| invalid(format!("it needs an import Osprey does not provide: {e}")))?;
-        let pre = bindings::IntegrationPre::new(instance_pre)
-            .map_err(|e| invalid(format!("it does not export the osprey:plugin/integration world: {e}")))?;
+        let pre = bindings::IntegrationPre::new(instance_pre).map_err(|e| {
+            invalid(format!(
+                "it does not export the osprey:plugin/integration world: {e}"
+            ))
+        })?;
 
-        let wit = call::describe(self, &pre, &manifest.name).await.map_err(|e| invalid(format!("describe failed: {e}")))?;
+        let wit = call::describe(self, &pre, &manifest.name)
+            .await
+            .map_err(|e| invalid(format!("describe failed: {e}")))?;
         if wit.name != manifest.name || wit.version != manifest.version {
             return Err(invalid(format!(
                 "the component says it is {} {} but plugin.toml says {} {}",
@@ -455,23 +512,40 @@ impl Runtime {
         let mut actions = Vec::new();
         let mut validators = BTreeMap::new();
         for a in wit.actions {
-            if a.name.is_empty() || !a.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            if a.name.is_empty()
+                || !a
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            {
                 return Err(invalid(format!("action name '{}' must be kebab-case", a.name)));
             }
             if validators.contains_key(&a.name) {
                 return Err(invalid(format!("action '{}' is described twice", a.name)));
             }
-            let parse = |which: &str, text: &str| -> Result<(serde_json::Value, jsonschema::Validator), PluginError> {
-                let schema: serde_json::Value = serde_json::from_str(text)
-                    .map_err(|e| invalid(format!("{which} schema of action '{}' is not JSON: {e}", a.name)))?;
-                let validator = jsonschema::validator_for(&schema)
-                    .map_err(|e| invalid(format!("{which} schema of action '{}' is not a valid JSON Schema: {e}", a.name)))?;
+            let parse = |which: &str,
+                         text: &str|
+             -> Result<(serde_json::Value, jsonschema::Validator), PluginError> {
+                let schema: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+                    invalid(format!("{which} schema of action '{}' is not JSON: {e}", a.name))
+                })?;
+                let validator = jsonschema::validator_for(&schema).map_err(|e| {
+                    invalid(format!(
+                        "{which} schema of action '{}' is not a valid JSON Schema: {e}",
+                        a.name
+                    ))
+                })?;
                 Ok((schema, validator))
             };
             let (input_schema, input_v) = parse("input", &a.input_schema)?;
             let (output_schema, output_v) = parse("output", &a.output_schema)?;
             validators.insert(a.name.clone(), (input_v, output_v));
-            actions.push(ActionInfo { name: a.name, description: a.description, input_schema, output_schema });
+            actions.push(ActionInfo {
+                name: a.name,
+                description: a.description,
+                input_schema,
+                output_schema,
+            });
         }
         let policy = self.build_policy(&manifest).await?;
         let files = FileStamp::of(dir, &manifest);
@@ -503,7 +577,9 @@ impl Runtime {
         input: &serde_json::Value,
         ctx: CallContext,
     ) -> Result<CallOutcome, CallError> {
-        let loaded = self.get(plugin).map_err(|e| CallError::new(ErrorKind::NotFound, e.to_string()))?;
+        let loaded = self
+            .get(plugin)
+            .map_err(|e| CallError::new(ErrorKind::NotFound, e.to_string()))?;
         call::invoke(self, &loaded, action, input, ctx).await
     }
 }

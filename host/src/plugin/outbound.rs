@@ -29,9 +29,25 @@ use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpH
 /// Largest request body a plugin may send.
 const MAX_REQUEST_BODY: usize = 16 * 1024 * 1024;
 
+/// The TLS settings of every plugin client: the system's trust store (so an operator can add
+/// an internal CA the usual way), read once per process rather than once per client.
+fn tls_config() -> rustls::ClientConfig {
+    use rustls_platform_verifier::ConfigVerifierExt;
+    static CONFIG: std::sync::OnceLock<rustls::ClientConfig> = std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let mut config = rustls::ClientConfig::with_platform_verifier()
+                .expect("a TLS client configuration with the platform's verifier");
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            config
+        })
+        .clone()
+}
+
 /// A client for one plugin's grant: its resolver knows which private ranges are allowed.
 pub(crate) fn client_for(grant: Arc<Capabilities>) -> reqwest::Client {
     reqwest::Client::builder()
+        .tls_backend_preconfigured(tls_config())
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .dns_resolver(GuardedResolver { grant })
@@ -56,7 +72,11 @@ struct ResolvedToForbidden {
 
 impl std::fmt::Display for ResolvedToForbidden {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} resolves only to refused addresses: {}", self.host, self.denial)
+        write!(
+            f,
+            "{} resolves only to refused addresses: {}",
+            self.host, self.denial
+        )
     }
 }
 
@@ -107,7 +127,12 @@ fn ready(result: SendResult) -> Box<dyn Future<Output = SendResult> + Send> {
 }
 
 impl OutboundGate {
-    fn refuse(&self, method: &str, url: String, outcome: HttpEvent) -> Box<dyn Future<Output = SendResult> + Send> {
+    fn refuse(
+        &self,
+        method: &str,
+        url: String,
+        outcome: HttpEvent,
+    ) -> Box<dyn Future<Output = SendResult> + Send> {
         tracing::warn!(plugin = %self.plugin, %method, %url, reason = %outcome.outcome, "outbound request refused");
         self.events.lock().expect("events lock").push(outcome);
         ready(Err(HttpError::HttpRequestDenied))
@@ -132,7 +157,10 @@ impl WasiHttpHooks for OutboundGate {
         };
         let url = target.display_without_query();
         if self.sent >= self.max_requests {
-            let why = format!("the call already made {} outbound requests, its limit", self.max_requests);
+            let why = format!(
+                "the call already made {} outbound requests, its limit",
+                self.max_requests
+            );
             let event = HttpEvent::new(&method, &url, HttpOutcome::LimitExceeded(why));
             return self.refuse(&method, url, event);
         }
@@ -196,7 +224,9 @@ impl WasiHttpHooks for OutboundGate {
             let status = response.status();
             record(HttpOutcome::Status(status.as_u16()));
 
-            let mut builder = http::Response::builder().status(status).version(response.version());
+            let mut builder = http::Response::builder()
+                .status(status)
+                .version(response.version());
             for (k, v) in response.headers() {
                 builder = builder.header(k, v);
             }
@@ -228,7 +258,9 @@ impl WasiHttpHooks for OutboundGate {
                 }
             });
             let body = http_body_util::StreamBody::new(stream).boxed_unsync();
-            let response = builder.body(body).map_err(|e| HttpError::InternalError(Some(e.to_string())))?;
+            let response = builder
+                .body(body)
+                .map_err(|e| HttpError::InternalError(Some(e.to_string())))?;
             let io: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send> =
                 Box::new(std::future::ready(Ok(())));
             Ok((response, io))
@@ -256,7 +288,10 @@ fn classify(err: &reqwest::Error) -> (HttpError, HttpOutcome) {
     let mut source: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = source {
         if let Some(denied) = e.downcast_ref::<ResolvedToForbidden>() {
-            return (HttpError::HttpRequestDenied, HttpOutcome::Denied(denied.to_string()));
+            return (
+                HttpError::HttpRequestDenied,
+                HttpOutcome::Denied(denied.to_string()),
+            );
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind as K;
@@ -280,10 +315,16 @@ fn classify(err: &reqwest::Error) -> (HttpError, HttpOutcome) {
     }
     let text = error_chain(err);
     if err.is_timeout() {
-        (HttpError::ConnectionTimeout, HttpOutcome::Failed(format!("timed out: {text}")))
+        (
+            HttpError::ConnectionTimeout,
+            HttpOutcome::Failed(format!("timed out: {text}")),
+        )
     } else if err.is_connect() {
         // Name resolution failures surface as connect errors without an io::Error inside.
-        let code = HttpError::DnsError { rcode: Some("lookup failed".into()), info_code: None };
+        let code = HttpError::DnsError {
+            rcode: Some("lookup failed".into()),
+            info_code: None,
+        };
         (code, HttpOutcome::Failed(text))
     } else {
         (HttpError::HttpProtocolError, HttpOutcome::Failed(text))

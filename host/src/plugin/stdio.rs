@@ -22,7 +22,10 @@ struct Captured {
 
 impl CapturePipe {
     pub fn new(capacity: usize) -> Self {
-        CapturePipe { inner: Arc::default(), capacity }
+        CapturePipe {
+            inner: Arc::default(),
+            capacity,
+        }
     }
 
     /// What was kept, as text, and how many bytes were dropped.

@@ -47,7 +47,9 @@ pub async fn run(
             }
         })
     };
-    let result = axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await;
+    let result = axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown)
+        .await;
     refresher.abort();
     result
 }
@@ -61,7 +63,11 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
         Ok(()) => Json(serde_json::json!({ "status": "ready" })).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
-            problem(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "the database is not reachable or not migrated")
+            problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not-ready",
+                "the database is not reachable or not migrated",
+            )
         }
     }
 }
@@ -98,5 +104,10 @@ fn problem(status: StatusCode, kind: &str, title: &str) -> Response {
         "title": title,
         "status": status.as_u16(),
     });
-    (status, [(header::CONTENT_TYPE, "application/problem+json")], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        body.to_string(),
+    )
+        .into_response()
 }

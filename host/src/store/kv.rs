@@ -6,7 +6,9 @@ use thiserror::Error;
 /// Why a kv write was refused.
 #[derive(Debug, Error)]
 pub enum KvError {
-    #[error("kv quota exceeded: {used} bytes in use, this write needs {needed} more, the quota is {quota} bytes")]
+    #[error(
+        "kv quota exceeded: {used} bytes in use, this write needs {needed} more, the quota is {quota} bytes"
+    )]
     Quota { used: u64, needed: u64, quota: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -57,11 +59,13 @@ impl Store {
             // SQLite has one writer; starting with a write takes the lock at once.
             Dialect::Sqlite => {}
         }
-        sqlx::query("DELETE FROM plugin_kv WHERE plugin = $1 AND expires_at IS NOT NULL AND expires_at <= $2")
-            .bind(plugin)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "DELETE FROM plugin_kv WHERE plugin = $1 AND expires_at IS NOT NULL AND expires_at <= $2",
+        )
+        .bind(plugin)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         let used: i64 = sqlx::query_scalar(
             "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM plugin_kv WHERE plugin = $1 AND key <> $2",
         )
@@ -134,30 +138,46 @@ mod tests {
     });
 
     both_dialects!(expired_entries_are_gone, |store| {
-        store.kv_set("a", "old", b"x", Some(now_ms() - 1), 1000).await.unwrap();
-        store.kv_set("a", "new", b"y", Some(now_ms() + 60_000), 1000).await.unwrap();
+        store
+            .kv_set("a", "old", b"x", Some(now_ms() - 1), 1000)
+            .await
+            .unwrap();
+        store
+            .kv_set("a", "new", b"y", Some(now_ms() + 60_000), 1000)
+            .await
+            .unwrap();
         assert_eq!(store.kv_get("a", "old").await.unwrap(), None);
         assert!(!store.kv_delete("a", "old").await.unwrap());
         assert_eq!(store.kv_get("a", "new").await.unwrap(), Some(b"y".to_vec()));
     });
 
-    both_dialects!(the_quota_is_enforced_and_a_refused_write_changes_nothing, |store| {
-        // Each entry is key (2 bytes) + value (8 bytes) = 10 bytes; the quota is 25.
-        store.kv_set("a", "k1", b"12345678", None, 25).await.unwrap();
-        store.kv_set("a", "k2", b"12345678", None, 25).await.unwrap();
-        let err = store.kv_set("a", "k3", b"12345678", None, 25).await.unwrap_err();
-        match err {
-            KvError::Quota { used: 20, needed: 10, quota: 25 } => {}
-            other => panic!("unexpected {other:?}"),
+    both_dialects!(
+        the_quota_is_enforced_and_a_refused_write_changes_nothing,
+        |store| {
+            // Each entry is key (2 bytes) + value (8 bytes) = 10 bytes; the quota is 25.
+            store.kv_set("a", "k1", b"12345678", None, 25).await.unwrap();
+            store.kv_set("a", "k2", b"12345678", None, 25).await.unwrap();
+            let err = store.kv_set("a", "k3", b"12345678", None, 25).await.unwrap_err();
+            match err {
+                KvError::Quota {
+                    used: 20,
+                    needed: 10,
+                    quota: 25,
+                } => {}
+                other => panic!("unexpected {other:?}"),
+            }
+            assert_eq!(store.kv_get("a", "k3").await.unwrap(), None);
+            // Overwriting an entry counts its new size only.
+            store.kv_set("a", "k2", b"1234567890123", None, 25).await.unwrap();
+            assert_eq!(store.kv_usage("a").await.unwrap(), 25);
+            // Expired entries do not count against the quota.
+            store
+                .kv_set("a", "k2", b"x", Some(now_ms() - 1), 25)
+                .await
+                .unwrap();
+            store.kv_set("a", "k3", b"12345678", None, 25).await.unwrap();
+            // Another plugin has its own quota.
+            store.kv_set("b", "k1", b"12345678", None, 25).await.unwrap();
         }
-        assert_eq!(store.kv_get("a", "k3").await.unwrap(), None);
-        // Overwriting an entry counts its new size only.
-        store.kv_set("a", "k2", b"1234567890123", None, 25).await.unwrap();
-        assert_eq!(store.kv_usage("a").await.unwrap(), 25);
-        // Expired entries do not count against the quota.
-        store.kv_set("a", "k2", b"x", Some(now_ms() - 1), 25).await.unwrap();
-        store.kv_set("a", "k3", b"12345678", None, 25).await.unwrap();
-        // Another plugin has its own quota.
-        store.kv_set("b", "k1", b"12345678", None, 25).await.unwrap();
-    });
+    );
 }

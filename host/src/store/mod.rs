@@ -39,7 +39,9 @@ pub enum StoreError {
     Connect { url: String, source: sqlx::Error },
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("the database is not migrated to this version of Osprey ({applied} of {known} migrations applied); start `osprey serve` once, or run a newer Osprey")]
+    #[error(
+        "the database is not migrated to this version of Osprey ({applied} of {known} migrations applied); start `osprey serve` once, or run a newer Osprey"
+    )]
     NotMigrated { applied: usize, known: usize },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
@@ -89,7 +91,10 @@ impl Store {
         let pool = options
             .connect(&url)
             .await
-            .map_err(|source| StoreError::Connect { url: redact_url(&url), source })?;
+            .map_err(|source| StoreError::Connect {
+                url: redact_url(&url),
+                source,
+            })?;
         Ok(Store { pool, dialect })
     }
 
@@ -120,10 +125,9 @@ impl Store {
     /// Ready to serve: the database answers and every migration is applied.
     pub async fn ready(&self) -> Result<()> {
         let known = self.migrator().iter().count();
-        let applied: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE")
-                .fetch_one(&self.pool)
-                .await?;
+        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE")
+            .fetch_one(&self.pool)
+            .await?;
         let applied = usize::try_from(applied).unwrap_or(0);
         if applied < known {
             return Err(StoreError::NotMigrated { applied, known });
@@ -139,7 +143,10 @@ impl Store {
 
 /// Unix time in milliseconds.
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// A database URL with any password replaced, safe for logs and errors.
@@ -162,8 +169,10 @@ fn sqlite_url_with_create(url: &str) -> Result<String> {
     };
     if path != ":memory:" && !path.is_empty() {
         if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|source| StoreError::CreateDir { path: dir.display().to_string(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.display().to_string(),
+                source,
+            })?;
         }
     }
     Ok(match query {
@@ -188,31 +197,51 @@ pub(crate) mod testing {
     pub async fn sqlite() -> TestStore {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("osprey.db").display());
-        TestStore { store: Store::open(&url).await.unwrap(), _dir: Some(dir) }
+        TestStore {
+            store: Store::open(&url).await.unwrap(),
+            _dir: Some(dir),
+        }
     }
 
     /// A new, empty database on the test PostgreSQL server, or `None` (with a notice on
     /// stderr) when no server was provided.
     pub async fn postgres() -> Option<TestStore> {
         let Ok(base) = std::env::var("OSPREY_TEST_POSTGRES_URL") else {
-            eprintln!("skipping the PostgreSQL half: OSPREY_TEST_POSTGRES_URL is not set (scripts/test.sh sets it)");
+            eprintln!(
+                "skipping the PostgreSQL half: OSPREY_TEST_POSTGRES_URL is not set (scripts/test.sh sets it)"
+            );
             return None;
         };
         install_default_drivers();
-        let admin = AnyPoolOptions::new().max_connections(1).connect(&base).await.unwrap();
+        let admin = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&base)
+            .await
+            .unwrap();
         let name = format!("osprey_test_{}", uuid_like());
         // The name is made of digits and underscores only.
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .unwrap();
         admin.close().await;
         let mut url = url::Url::parse(&base).unwrap();
         url.set_path(&name);
-        Some(TestStore { store: Store::open(url.as_str()).await.unwrap(), _dir: None })
+        Some(TestStore {
+            store: Store::open(url.as_str()).await.unwrap(),
+            _dir: None,
+        })
     }
 
     fn uuid_like() -> String {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
-        format!("{}_{}_{}", std::process::id(), now_ms(), N.fetch_add(1, Ordering::SeqCst))
+        format!(
+            "{}_{}_{}",
+            std::process::id(),
+            now_ms(),
+            N.fetch_add(1, Ordering::SeqCst)
+        )
     }
 
     /// Run `f` against SQLite, then against PostgreSQL when available.
@@ -229,7 +258,9 @@ pub(crate) mod testing {
                 }
                 #[tokio::test]
                 async fn postgres() {
-                    let Some(t) = $crate::store::testing::postgres().await else { return };
+                    let Some(t) = $crate::store::testing::postgres().await else {
+                        return;
+                    };
                     let $store = &t.store;
                     $body
                 }
@@ -254,8 +285,10 @@ mod tests {
     #[tokio::test]
     async fn sqlite_runs_in_wal_mode() {
         let t = testing::sqlite().await;
-        let mode: String =
-            sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&t.store.pool).await.unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&t.store.pool)
+            .await
+            .unwrap();
         assert_eq!(mode.to_lowercase(), "wal");
     }
 

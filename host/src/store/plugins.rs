@@ -117,14 +117,26 @@ mod tests {
         let v1 = store.policy_version().await.unwrap();
         assert!(v1 > v0);
         store.set_grant("ipinfo", &Capabilities::default()).await.unwrap();
-        assert_eq!(store.grant("ipinfo").await.unwrap(), Some(Capabilities::default()));
+        assert_eq!(
+            store.grant("ipinfo").await.unwrap(),
+            Some(Capabilities::default())
+        );
         assert!(store.policy_version().await.unwrap() > v1);
     });
 
     both_dialects!(config_set_and_clear, |store| {
-        store.set_plugin_config("unifi", "site", Some("default")).await.unwrap();
-        store.set_plugin_config("unifi", "base_url", Some("https://u:8443")).await.unwrap();
-        store.set_plugin_config("unifi", "site", Some("home")).await.unwrap();
+        store
+            .set_plugin_config("unifi", "site", Some("default"))
+            .await
+            .unwrap();
+        store
+            .set_plugin_config("unifi", "base_url", Some("https://u:8443"))
+            .await
+            .unwrap();
+        store
+            .set_plugin_config("unifi", "site", Some("home"))
+            .await
+            .unwrap();
         store.set_plugin_config("other", "site", Some("x")).await.unwrap();
         let c = store.plugin_config("unifi").await.unwrap();
         assert_eq!(c.get("site").map(String::as_str), Some("home"));

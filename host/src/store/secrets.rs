@@ -34,10 +34,12 @@ impl Store {
 
     /// Names (never values) of the secrets set for `plugin`, with when each was last set.
     pub async fn secret_names(&self, plugin: &str) -> Result<Vec<(String, i64)>> {
-        Ok(sqlx::query_as("SELECT name, updated_at FROM secrets WHERE plugin = $1 ORDER BY name")
-            .bind(plugin)
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_as("SELECT name, updated_at FROM secrets WHERE plugin = $1 ORDER BY name")
+                .bind(plugin)
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// Delete a secret; returns whether it existed.
@@ -68,7 +70,10 @@ impl Store {
         .bind(check.ciphertext.clone())
         .execute(&self.pool)
         .await?;
-        Ok(self.vault_key_check().await?.expect("the key check was just stored"))
+        Ok(self
+            .vault_key_check()
+            .await?
+            .expect("the key check was just stored"))
     }
 }
 
@@ -78,23 +83,40 @@ mod tests {
     use crate::vault::Sealed;
 
     both_dialects!(secrets_are_stored_per_plugin, |store| {
-        let s = Sealed { nonce: vec![1; 24], ciphertext: vec![2, 3, 4] };
+        let s = Sealed {
+            nonce: vec![1; 24],
+            ciphertext: vec![2, 3, 4],
+        };
         store.put_secret("ipinfo", "token", &s).await.unwrap();
         assert_eq!(store.secret("ipinfo", "token").await.unwrap(), Some(s.clone()));
         assert_eq!(store.secret("other", "token").await.unwrap(), None);
-        let s2 = Sealed { nonce: vec![5; 24], ciphertext: vec![6] };
+        let s2 = Sealed {
+            nonce: vec![5; 24],
+            ciphertext: vec![6],
+        };
         store.put_secret("ipinfo", "token", &s2).await.unwrap();
         assert_eq!(store.secret("ipinfo", "token").await.unwrap(), Some(s2));
-        let names: Vec<String> =
-            store.secret_names("ipinfo").await.unwrap().into_iter().map(|(n, _)| n).collect();
+        let names: Vec<String> = store
+            .secret_names("ipinfo")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
         assert_eq!(names, vec!["token"]);
         assert!(store.delete_secret("ipinfo", "token").await.unwrap());
         assert!(!store.delete_secret("ipinfo", "token").await.unwrap());
     });
 
     both_dialects!(the_first_key_check_wins, |store| {
-        let a = Sealed { nonce: vec![1; 24], ciphertext: vec![1] };
-        let b = Sealed { nonce: vec![2; 24], ciphertext: vec![2] };
+        let a = Sealed {
+            nonce: vec![1; 24],
+            ciphertext: vec![1],
+        };
+        let b = Sealed {
+            nonce: vec![2; 24],
+            ciphertext: vec![2],
+        };
         assert_eq!(store.init_vault_key_check(&a).await.unwrap(), a);
         assert_eq!(store.init_vault_key_check(&b).await.unwrap(), a);
     });

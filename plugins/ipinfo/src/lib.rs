@@ -95,7 +95,10 @@ fn lookup(_ctx: &Context, input: LookupInput) -> Result<LookupOutput> {
     if ttl > 0 {
         // A full cache is not a reason to fail the lookup.
         if let Err(e) = kv::set_json(&cache_key, &out, Some(Duration::from_secs(ttl))) {
-            log::warn("could not cache the lookup", &[("ip", &out.ip), ("error", &e.message)]);
+            log::warn(
+                "could not cache the lookup",
+                &[("ip", &out.ip), ("error", &e.message)],
+            );
         }
     }
     Ok(out)
@@ -107,7 +110,11 @@ fn plugin() -> Plugin {
         env!("CARGO_PKG_VERSION"),
         "IP enrichment from ipinfo.io: geolocation, ASN, owner and hostname of an IP address",
     )
-    .action("lookup", "Geolocation, ASN, owner and hostname of one IP address", lookup)
+    .action(
+        "lookup",
+        "Geolocation, ASN, owner and hostname of one IP address",
+        lookup,
+    )
 }
 
 osprey_sdk::export_plugin!(plugin);

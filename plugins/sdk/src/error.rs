@@ -47,7 +47,11 @@ impl Error {
             kind,
             ErrorKind::Unavailable | ErrorKind::RateLimited | ErrorKind::Timeout
         );
-        Error { kind, message: message.into(), retryable }
+        Error {
+            kind,
+            message: message.into(),
+            retryable,
+        }
     }
     /// The input was wrong.
     pub fn invalid_input(message: impl Into<String>) -> Self {
@@ -132,12 +136,20 @@ impl From<ErrorKind> for wit::ErrorKind {
 
 impl From<wit::Error> for Error {
     fn from(e: wit::Error) -> Self {
-        Error { kind: e.kind.into(), message: e.message, retryable: e.retryable }
+        Error {
+            kind: e.kind.into(),
+            message: e.message,
+            retryable: e.retryable,
+        }
     }
 }
 
 impl From<Error> for wit::Error {
     fn from(e: Error) -> Self {
-        wit::Error { kind: e.kind.into(), message: e.message, retryable: e.retryable }
+        wit::Error {
+            kind: e.kind.into(),
+            message: e.message,
+            retryable: e.retryable,
+        }
     }
 }

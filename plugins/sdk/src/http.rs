@@ -15,8 +15,7 @@
 
 use crate::bindings::wasi::http::outgoing_handler;
 use crate::bindings::wasi::http::types::{
-    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions,
-    Scheme,
+    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
 };
 use crate::bindings::wasi::io::streams::StreamError;
 use crate::{Error, ErrorKind, Result};
@@ -122,8 +121,11 @@ impl Request {
         let url = Url::parse(&self.url)?;
         let shown = url.without_query();
 
-        let fields: Vec<(String, Vec<u8>)> =
-            self.headers.iter().map(|(k, v)| (k.clone(), v.as_bytes().to_vec())).collect();
+        let fields: Vec<(String, Vec<u8>)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
+            .collect();
         let headers = Fields::from_list(&fields)
             .map_err(|e| Error::invalid_input(format!("request header rejected: {e:?}")))?;
         let request = OutgoingRequest::new(headers);
@@ -139,13 +141,19 @@ impl Request {
         };
         let invalid = |what: &str| Error::invalid_input(format!("{what} of {shown} rejected"));
         request.set_method(&method).map_err(|()| invalid("method"))?;
-        request.set_scheme(Some(&url.scheme)).map_err(|()| invalid("scheme"))?;
-        request.set_authority(Some(&url.authority)).map_err(|()| invalid("authority"))?;
+        request
+            .set_scheme(Some(&url.scheme))
+            .map_err(|()| invalid("scheme"))?;
+        request
+            .set_authority(Some(&url.authority))
+            .map_err(|()| invalid("authority"))?;
         request
             .set_path_with_query(Some(&url.path_and_query))
             .map_err(|()| invalid("path"))?;
 
-        let body = request.body().map_err(|()| Error::internal("request body taken twice"))?;
+        let body = request
+            .body()
+            .map_err(|()| Error::internal("request body taken twice"))?;
         let options = self.timeout.map(|t| {
             let options = RequestOptions::new();
             let ns = u64::try_from(t.as_nanos()).unwrap_or(u64::MAX);
@@ -157,10 +165,12 @@ impl Request {
         });
         // Hand the request over first, then stream the body: the host reads the body while
         // the guest writes it, so writing first could fill the pipe and block forever.
-        let future = outgoing_handler::handle(request, options)
-            .map_err(|code| error_from_code(&shown, &code))?;
+        let future =
+            outgoing_handler::handle(request, options).map_err(|code| error_from_code(&shown, &code))?;
         {
-            let stream = body.write().map_err(|()| Error::internal("request body stream"))?;
+            let stream = body
+                .write()
+                .map_err(|()| Error::internal("request body stream"))?;
             for chunk in self.body.chunks(4096) {
                 stream
                     .blocking_write_and_flush(chunk)
@@ -186,15 +196,24 @@ impl Request {
             .into_iter()
             .map(|(k, v)| (k.to_ascii_lowercase(), String::from_utf8_lossy(&v).into_owned()))
             .collect();
-        let body = incoming.consume().map_err(|()| Error::internal("response body taken twice"))?;
+        let body = incoming
+            .consume()
+            .map_err(|()| Error::internal("response body taken twice"))?;
         let bytes = read_body(&shown, &body)?;
         drop(body);
-        Ok(Response { url: shown, status, headers, body: bytes })
+        Ok(Response {
+            url: shown,
+            status,
+            headers,
+            body: bytes,
+        })
     }
 }
 
 fn read_body(shown: &str, body: &IncomingBody) -> Result<Vec<u8>> {
-    let stream = body.stream().map_err(|()| Error::internal("response stream taken twice"))?;
+    let stream = body
+        .stream()
+        .map_err(|()| Error::internal("response stream taken twice"))?;
     let mut bytes = Vec::new();
     loop {
         match stream.blocking_read(64 * 1024) {
@@ -219,7 +238,10 @@ impl Response {
     /// The first header called `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The body as text (invalid UTF-8 is replaced).
@@ -229,9 +251,8 @@ impl Response {
 
     /// The body decoded from JSON; a body that does not decode is an `upstream` error.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_slice(&self.body).map_err(|e| {
-            Error::upstream(format!("{} answered with JSON that does not fit: {e}", self.url))
-        })
+        serde_json::from_slice(&self.body)
+            .map_err(|e| Error::upstream(format!("{} answered with JSON that does not fit: {e}", self.url)))
     }
 
     /// Turn a non-2xx status into the matching error kind: 401/403 → denied,
@@ -250,7 +271,10 @@ impl Response {
         };
         let text = self.text();
         let snippet: String = text.chars().take(300).collect();
-        Err(Error::new(kind, format!("{} answered HTTP {}: {snippet}", self.url, self.status)))
+        Err(Error::new(
+            kind,
+            format!("{} answered HTTP {}: {snippet}", self.url, self.status),
+        ))
     }
 }
 
@@ -268,13 +292,21 @@ fn error_from_code(url: &str, code: &ErrorCode) -> Error {
             ErrorKind::LimitExceeded,
             format!("response from {url} is larger than this plugin's limit ({limit:?} bytes)"),
         ),
+        ErrorCode::TlsCertificateError => Error::upstream(format!(
+            "{url}: its TLS certificate is not trusted (TLS certificate error); the operator can add the issuing CA to the system's trust store"
+        )),
+        ErrorCode::TlsProtocolError | ErrorCode::TlsAlertReceived(_) => {
+            Error::upstream(format!("{url}: the TLS handshake failed ({code:?})"))
+        }
         ErrorCode::DnsTimeout | ErrorCode::DnsError(_) | ErrorCode::DestinationNotFound => {
             Error::unavailable(format!("{url}: DNS lookup failed ({code:?})"))
         }
         ErrorCode::ConnectionTimeout
         | ErrorCode::ConnectionReadTimeout
         | ErrorCode::ConnectionWriteTimeout
-        | ErrorCode::HttpResponseTimeout => Error::new(ErrorKind::Timeout, format!("{url}: timed out ({code:?})")),
+        | ErrorCode::HttpResponseTimeout => {
+            Error::new(ErrorKind::Timeout, format!("{url}: timed out ({code:?})"))
+        }
         ErrorCode::ConnectionRefused
         | ErrorCode::ConnectionTerminated
         | ErrorCode::DestinationUnavailable
@@ -320,7 +352,12 @@ impl Url {
         } else {
             path.to_owned()
         };
-        Ok(Url { scheme, scheme_str, authority: authority.to_owned(), path_and_query })
+        Ok(Url {
+            scheme,
+            scheme_str,
+            authority: authority.to_owned(),
+            path_and_query,
+        })
     }
 
     fn without_query(&self) -> String {

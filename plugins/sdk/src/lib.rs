@@ -79,8 +79,8 @@ pub use serde_json::{self, Value, json};
 /// Everything a plugin usually needs, in one `use`.
 pub mod prelude {
     pub use crate::{
-        Context, Deserialize, Error, ErrorKind, JsonSchema, Plugin, Result, Serialize, Value,
-        config, http, json, kv, log, secrets,
+        Context, Deserialize, Error, ErrorKind, JsonSchema, Plugin, Result, Serialize, Value, config, http,
+        json, kv, log, secrets,
     };
 }
 

@@ -3,8 +3,10 @@
 use crate::bindings::osprey::plugin::log as wit;
 
 fn write(level: wit::Level, message: &str, fields: &[(&str, &str)]) {
-    let fields: Vec<(String, String)> =
-        fields.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let fields: Vec<(String, String)> = fields
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     wit::write(level, message, &fields);
 }
 

@@ -45,7 +45,12 @@ pub struct Plugin {
 impl Plugin {
     /// A plugin with no actions yet. `name` and `version` must match `plugin.toml`.
     pub fn new(name: &'static str, version: &'static str, description: &'static str) -> Self {
-        Plugin { name, version, description, actions: Vec::new() }
+        Plugin {
+            name,
+            version,
+            description,
+            actions: Vec::new(),
+        }
     }
 
     /// Add the action `name`, run by `handler`. Its input and output JSON Schemas are derived
@@ -70,8 +75,8 @@ impl Plugin {
             input_schema: schema_of::<I>,
             output_schema: schema_of::<O>,
             handler: Box::new(move |ctx, input| {
-                let input: I = serde_json::from_str(input)
-                    .map_err(|e| Error::invalid_input(format!("input: {e}")))?;
+                let input: I =
+                    serde_json::from_str(input).map_err(|e| Error::invalid_input(format!("input: {e}")))?;
                 let output = handler(ctx, input)?;
                 serde_json::to_string(&output)
                     .map_err(|e| Error::internal(format!("could not encode the output: {e}")))
@@ -111,7 +116,10 @@ pub fn invoke(
     input: &str,
     context: wit::Context,
 ) -> std::result::Result<String, wit::Error> {
-    let ctx = Context { run_id: context.run_id, idempotency_key: context.idempotency_key };
+    let ctx = Context {
+        run_id: context.run_id,
+        idempotency_key: context.idempotency_key,
+    };
     match plugin.actions.iter().find(|a| a.name == action) {
         Some(def) => (def.handler)(&ctx, input).map_err(Into::into),
         None => {

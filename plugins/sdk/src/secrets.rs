@@ -3,8 +3,8 @@
 //! A plugin can read only the names its grant lists; asking for another is a `denied`
 //! error, and a granted name with no value yet is `not-found`.
 
-use crate::bindings::osprey::plugin::secrets as wit;
 use crate::Result;
+use crate::bindings::osprey::plugin::secrets as wit;
 use std::fmt;
 
 /// A secret value. It does not implement `Display`, and its `Debug` prints `[redacted]`,

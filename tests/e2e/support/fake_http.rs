@@ -38,22 +38,34 @@ impl FakeHttp {
         let addr = listener.local_addr().unwrap();
         let hits = Hits::default();
         let app = Router::new()
-            .route("/ok", get(|State(h): State<Hits>| async move {
-                h.hit("/ok");
-                "hello from the fake"
-            }))
-            .route("/redirect", get(|State(h): State<Hits>| async move {
-                h.hit("/redirect");
-                (StatusCode::FOUND, [(header::LOCATION, "/ok")], "moved")
-            }))
-            .route("/big/{mib}", get(|State(h): State<Hits>, Path(mib): Path<usize>| async move {
-                h.hit("/big");
-                vec![b'b'; mib * 1024 * 1024]
-            }))
-            .route("/upload", post(|State(h): State<Hits>, body: Bytes| async move {
-                h.hit("/upload");
-                format!("got {} bytes", body.len())
-            }))
+            .route(
+                "/ok",
+                get(|State(h): State<Hits>| async move {
+                    h.hit("/ok");
+                    "hello from the fake"
+                }),
+            )
+            .route(
+                "/redirect",
+                get(|State(h): State<Hits>| async move {
+                    h.hit("/redirect");
+                    (StatusCode::FOUND, [(header::LOCATION, "/ok")], "moved")
+                }),
+            )
+            .route(
+                "/big/{mib}",
+                get(|State(h): State<Hits>, Path(mib): Path<usize>| async move {
+                    h.hit("/big");
+                    vec![b'b'; mib * 1024 * 1024]
+                }),
+            )
+            .route(
+                "/upload",
+                post(|State(h): State<Hits>, body: Bytes| async move {
+                    h.hit("/upload");
+                    format!("got {} bytes", body.len())
+                }),
+            )
             .fallback(|State(h): State<Hits>, uri: axum::http::Uri| async move {
                 h.hit(uri.path());
                 (StatusCode::NOT_FOUND, "no such path").into_response()
@@ -68,7 +80,11 @@ impl FakeHttp {
                 .await
                 .unwrap();
         });
-        Some(FakeHttp { addr, hits, _stop: stop })
+        Some(FakeHttp {
+            addr,
+            hits,
+            _stop: stop,
+        })
     }
 
     /// `http://<addr><path>`.

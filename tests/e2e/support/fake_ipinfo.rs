@@ -39,7 +39,9 @@ impl FakeIpinfo {
             authorized: Arc::default(),
             rate_limit_after: Arc::default(),
         };
-        let app = Router::new().route("/{ip}/json", get(lookup)).with_state(shared.clone());
+        let app = Router::new()
+            .route("/{ip}/json", get(lookup))
+            .with_state(shared.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             axum::serve(listener, app)
@@ -49,7 +51,11 @@ impl FakeIpinfo {
                 .await
                 .unwrap();
         });
-        FakeIpinfo { addr, shared, _stop: stop }
+        FakeIpinfo {
+            addr,
+            shared,
+            _stop: stop,
+        }
     }
 
     pub fn base_url(&self) -> String {

@@ -3,6 +3,7 @@
 
 pub mod fake_http;
 pub mod fake_ipinfo;
+pub mod fake_tls;
 
 use osprey::app::App;
 use osprey::capability::Capabilities;
@@ -72,10 +73,22 @@ impl TestHost {
         assert!(report.policies_reloaded, "the new grant is picked up");
     }
 
-    pub async fn call(&self, plugin: &str, action: &str, input: serde_json::Value) -> Result<serde_json::Value, CallError> {
+    pub async fn call(
+        &self,
+        plugin: &str,
+        action: &str,
+        input: serde_json::Value,
+    ) -> Result<serde_json::Value, CallError> {
         let n = RUNS.fetch_add(1, Ordering::SeqCst);
-        let ctx = CallContext { run_id: format!("test-run-{n}"), idempotency_key: format!("test-run-{n}:1") };
-        self.app.runtime.call(plugin, action, &input, ctx).await.map(|o| o.output)
+        let ctx = CallContext {
+            run_id: format!("test-run-{n}"),
+            idempotency_key: format!("test-run-{n}:1"),
+        };
+        self.app
+            .runtime
+            .call(plugin, action, &input, ctx)
+            .await
+            .map(|o| o.output)
     }
 
     /// A well-behaved plugin still answers: the host is healthy.
@@ -95,7 +108,9 @@ pub struct Cli {
 
 impl Cli {
     pub fn new() -> Cli {
-        Cli { dir: tempfile::tempdir().unwrap() }
+        Cli {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -105,7 +120,9 @@ impl Cli {
     pub fn command(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_osprey"));
         c.arg("--data-dir").arg(self.dir.path());
-        c.env_remove("RUST_LOG").env_remove("OSPREY_LOG").env_remove("OSPREY_MASTER_KEY");
+        c.env_remove("RUST_LOG")
+            .env_remove("OSPREY_LOG")
+            .env_remove("OSPREY_MASTER_KEY");
         c.env("NO_COLOR", "1");
         c.current_dir(self.dir.path());
         c.stdin(Stdio::null());
@@ -148,7 +165,11 @@ impl Cli {
     /// Run and require failure; returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(!out.status.success(), "osprey {args:?} should have failed:\n{}", text(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "osprey {args:?} should have failed:\n{}",
+            text(&out.stdout)
+        );
         text(&out.stderr)
     }
 }

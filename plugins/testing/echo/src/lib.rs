@@ -67,7 +67,11 @@ fn echo(_: &Context, input: Message) -> Result<Message> {
 }
 
 fn kv_put(_: &Context, input: KvPut) -> Result<Empty> {
-    kv::set(&input.key, input.value.as_bytes(), input.ttl_seconds.map(Duration::from_secs))?;
+    kv::set(
+        &input.key,
+        input.value.as_bytes(),
+        input.ttl_seconds.map(Duration::from_secs),
+    )?;
     Ok(Empty {})
 }
 
@@ -77,25 +81,36 @@ fn kv_get(_: &Context, input: Key) -> Result<MaybeValue> {
 }
 
 fn kv_delete(_: &Context, input: Key) -> Result<Removed> {
-    Ok(Removed { removed: kv::delete(&input.key)? })
+    Ok(Removed {
+        removed: kv::delete(&input.key)?,
+    })
 }
 
 fn secret_length(_: &Context, input: Name) -> Result<Length> {
-    Ok(Length { length: secrets::get(&input.name)?.expose().len() })
+    Ok(Length {
+        length: secrets::get(&input.name)?.expose().len(),
+    })
 }
 
 fn setting(_: &Context, input: Key) -> Result<MaybeValue> {
-    Ok(MaybeValue { value: config::get(&input.key) })
+    Ok(MaybeValue {
+        value: config::get(&input.key),
+    })
 }
 
 fn context(ctx: &Context, _: Empty) -> Result<Ids> {
     log::info("context asked", &[("run", ctx.run_id())]);
-    Ok(Ids { run_id: ctx.run_id().to_owned(), idempotency_key: ctx.idempotency_key().to_owned() })
+    Ok(Ids {
+        run_id: ctx.run_id().to_owned(),
+        idempotency_key: ctx.idempotency_key().to_owned(),
+    })
 }
 
 /// A global counter: always 1, because every call gets a fresh instance.
 fn counter(_: &Context, _: Empty) -> Result<Count> {
-    Ok(Count { count: CALLS.fetch_add(1, Ordering::SeqCst) + 1 })
+    Ok(Count {
+        count: CALLS.fetch_add(1, Ordering::SeqCst) + 1,
+    })
 }
 
 fn fail(_: &Context, input: Message) -> Result<Empty> {
@@ -109,11 +124,19 @@ fn plugin() -> Plugin {
         .action("kv-put", "Stores a value", kv_put)
         .action("kv-get", "Reads a value", kv_get)
         .action("kv-delete", "Deletes a value", kv_delete)
-        .action("secret-length", "The length of a granted secret, never its value", secret_length)
+        .action(
+            "secret-length",
+            "The length of a granted secret, never its value",
+            secret_length,
+        )
         .action("config", "Reads a setting", setting)
         .action("context", "Returns the call context", context)
         .action("counter", "Increments a global counter", counter)
-        .action("fail", "Returns a retryable rate-limited error with the given message", fail)
+        .action(
+            "fail",
+            "Returns a retryable rate-limited error with the given message",
+            fail,
+        )
 }
 
 osprey_sdk::export_plugin!(plugin);

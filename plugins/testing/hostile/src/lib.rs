@@ -102,7 +102,12 @@ struct Upload {
 fn upload(_: &Context, input: Upload) -> Result<Fetched> {
     let body = vec![b'u'; input.mib as usize * 1024 * 1024];
     let resp = http::Request::post(&input.url).body(body).send()?;
-    Ok(Fetched { status: resp.status, location: None, body: resp.text(), requests: 1 })
+    Ok(Fetched {
+        status: resp.status,
+        location: None,
+        body: resp.text(),
+        requests: 1,
+    })
 }
 
 fn print_flood(_: &Context, _: Empty) -> Result<Nothing> {
@@ -114,7 +119,9 @@ fn print_flood(_: &Context, _: Empty) -> Result<Nothing> {
 }
 
 fn steal_secret(_: &Context, input: Name) -> Result<Stolen> {
-    Ok(Stolen { value: secrets::get(&input.name)?.expose().to_owned() })
+    Ok(Stolen {
+        value: secrets::get(&input.name)?.expose().to_owned(),
+    })
 }
 
 fn read_file(_: &Context, input: Path) -> Result<Blob> {
@@ -147,11 +154,17 @@ fn write_file(_: &Context, input: Path) -> Result<Nothing> {
 fn environment(_: &Context, _: Empty) -> Result<Environment> {
     let mut stdin = String::new();
     let _ = std::io::Read::read_to_string(&mut std::io::stdin(), &mut stdin);
-    Ok(Environment { vars: std::env::vars().collect(), args: std::env::args().collect(), stdin })
+    Ok(Environment {
+        vars: std::env::vars().collect(),
+        args: std::env::args().collect(),
+        stdin,
+    })
 }
 
 fn huge_output(_: &Context, input: Size) -> Result<Blob> {
-    Ok(Blob { data: "A".repeat(input.mib as usize * 1024 * 1024) })
+    Ok(Blob {
+        data: "A".repeat(input.mib as usize * 1024 * 1024),
+    })
 }
 
 fn panic(_: &Context, _: Empty) -> Result<Nothing> {
@@ -192,11 +205,19 @@ fn plugin() -> Plugin {
         .action("fetch", "GETs a URL (count times)", fetch)
         .action("upload", "POSTs mib MiB to a URL", upload)
         .action("print-flood", "Prints 1 MB to stdout", print_flood)
-        .action("steal-secret", "Reads a secret and returns its value", steal_secret)
+        .action(
+            "steal-secret",
+            "Reads a secret and returns its value",
+            steal_secret,
+        )
         .action("read-file", "Reads a file", read_file)
         .action("list-dir", "Lists a directory", list_dir)
         .action("write-file", "Writes a file", write_file)
-        .action("environment", "Reads the environment, arguments and stdin", environment)
+        .action(
+            "environment",
+            "Reads the environment, arguments and stdin",
+            environment,
+        )
         .action("huge-output", "Returns a huge string", huge_output)
         .action("panic", "Panics", panic)
         .action("stack-overflow", "Recurses forever", stack_overflow)

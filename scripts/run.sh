@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Run the Osprey server on the embedded default: SQLite in ./data, with the bundled plugins
+# installed. On first run their requested capabilities are granted; after that your grants
+# are left alone. Extra arguments go to `osprey serve` (for example --listen 0.0.0.0:8080).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/osprey/target}"
+bash scripts/setup.sh
+bash scripts/build-plugins.sh
+echo "run: building osprey (release)"
+cargo build --release --locked --quiet -p osprey
+osprey="$CARGO_TARGET_DIR/release/osprey"
+data_dir="${OSPREY_DATA_DIR:-data}"
+
+# The connectors that ship with Osprey (test plugins are not bundled).
+bundled=(ipinfo)
+for name in "${bundled[@]}"; do
+    src="plugins/dist/$name"
+    installed="$data_dir/plugins/$name"
+    if [[ ! -d "$installed" ]]; then
+        "$osprey" --data-dir "$data_dir" plugin install "$src" --grant-requested
+    elif ! diff -rq "$src" "$installed" >/dev/null 2>&1; then
+        "$osprey" --data-dir "$data_dir" plugin install "$src"
+    fi
+done
+
+echo "run: starting the server (Ctrl-C to stop)"
+exec "$osprey" --data-dir "$data_dir" serve "$@"

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Run every test, from a fresh machine: installs the wasm target, builds the plugins, starts a
+# throwaway PostgreSQL on loopback (installing Debian's postgresql when run as root), then runs
+# the unit and end-to-end tests against SQLite and PostgreSQL. CI runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Reuse one build directory outside the clone between runs (a cold build still works).
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/osprey/target}"
+
+bash scripts/setup.sh
+bash scripts/build-plugins.sh
+source scripts/lib/postgres.sh
+start_test_postgres
+
+echo "test: cargo test (host library, CLI and end-to-end tests)"
+cargo test --workspace --locked "$@"
