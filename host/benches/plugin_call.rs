@@ -45,8 +45,10 @@ fn round_trip(c: &mut Criterion) {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.data_dir = dir.path().to_owned();
+    let config = Config {
+        data_dir: dir.path().to_owned(),
+        ..Config::default()
+    };
     let app = rt.block_on(async {
         let app = App::open(config.clone()).await.unwrap();
         install(&app, "test-echo");

@@ -10,5 +10,6 @@ mod support;
 mod cli;
 mod hostile;
 mod ipinfo;
+mod loading;
 mod serve;
 mod tls;

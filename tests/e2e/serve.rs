@@ -95,7 +95,10 @@ async fn serve_starts_answers_and_picks_up_installs() {
 
     // SIGTERM stops it cleanly.
     let pid = child.id().to_string();
-    std::process::Command::new("sh").args(["-c", &format!("kill -TERM {pid}")]).status().unwrap();
+    std::process::Command::new("sh")
+        .args(["-c", &format!("kill -TERM {pid}")])
+        .status()
+        .unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "clean exit on SIGTERM: {status}");
 }

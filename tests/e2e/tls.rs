@@ -10,7 +10,13 @@ async fn https_uses_the_system_trust_store() {
     let server = FakeTls::start().await;
     let cli = Cli::new();
     cli.ok(&["plugin", "install", dist().join("test-hostile").to_str().unwrap()]);
-    cli.ok(&["plugin", "grant", "test-hostile", "--http", &format!("https://127.0.0.1:{}", server.addr.port())]);
+    cli.ok(&[
+        "plugin",
+        "grant",
+        "test-hostile",
+        "--http",
+        &format!("https://127.0.0.1:{}", server.addr.port()),
+    ]);
     let input = format!("{{\"url\":\"{}\"}}", server.url("/ok"));
 
     // Not trusted: refused during the handshake, no request sent.
@@ -22,7 +28,10 @@ async fn https_uses_the_system_trust_store() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("TLS") && stderr.to_lowercase().contains("certificate"), "{stderr}");
+    assert!(
+        stderr.contains("TLS") && stderr.to_lowercase().contains("certificate"),
+        "{stderr}"
+    );
     assert_eq!(server.requests(), 0);
 
     // Trusted through the system's usual knob.

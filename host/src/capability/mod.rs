@@ -135,10 +135,10 @@ impl Capabilities {
             .iter()
             .find(|p| p.matches(target))
             .ok_or(HttpDenial::NotGranted)?;
-        if let TargetHost::Ip(ip) = target.host {
-            if pattern.named_ip() != Some(ip) {
-                self.check_resolved(ip)?;
-            }
+        if let TargetHost::Ip(ip) = target.host
+            && pattern.named_ip() != Some(ip)
+        {
+            self.check_resolved(ip)?;
         }
         Ok(())
     }

@@ -60,10 +60,10 @@ impl Cli {
         if let Some(dir) = &self.data_dir {
             config.data_dir = dir.clone();
         }
-        if let Command::Serve(args) = &self.command {
-            if let Some(listen) = args.listen {
-                config.listen = listen;
-            }
+        if let Command::Serve(args) = &self.command
+            && let Some(listen) = args.listen
+        {
+            config.listen = listen;
         }
         Ok(config)
     }

@@ -328,7 +328,7 @@ fn schema_summary(schema: &serde_json::Value) -> String {
 fn print_settings(p: &LoadedPlugin, set: &std::collections::BTreeMap<String, String>) {
     for (key, def) in &p.manifest.config {
         let value = match (set.get(key), &def.default) {
-            (Some(v), _) => format!("{v}"),
+            (Some(v), _) => v.to_string(),
             (None, Some(d)) => format!("{d} (default)"),
             (None, None) => "(not set)".into(),
         };

@@ -33,17 +33,30 @@ struct Prepared {
     events: Arc<Mutex<Vec<HttpEvent>>>,
 }
 
-fn prepare(
-    rt: &Runtime,
-    plugin: &str,
-    run_id: &str,
+/// What one call's store is built from.
+struct Setup<'a> {
+    plugin: &'a str,
+    run_id: &'a str,
     grant: Arc<Capabilities>,
     client: reqwest::Client,
     config: Arc<BTreeMap<String, String>>,
-    limits: &Limits,
+    limits: &'a Limits,
+    /// Whether the osprey imports may reach the store (not while describing).
     with_store: bool,
     deadline: Instant,
-) -> Prepared {
+}
+
+fn prepare(rt: &Runtime, setup: Setup<'_>) -> Prepared {
+    let Setup {
+        plugin,
+        run_id,
+        grant,
+        client,
+        config,
+        limits,
+        with_store,
+        deadline,
+    } = setup;
     let stdout = CapturePipe::new(STDIO_CAPTURE);
     let stderr = CapturePipe::new(STDIO_CAPTURE);
     // Nothing is inherited or preopened: no environment, arguments, stdin or directories.
@@ -116,14 +129,16 @@ pub(super) async fn describe(
     let client = super::outbound::client_for(grant.clone());
     let mut p = prepare(
         rt,
-        plugin,
-        "describe",
-        grant,
-        client,
-        Arc::default(),
-        &limits,
-        false,
-        deadline,
+        Setup {
+            plugin,
+            run_id: "describe",
+            grant,
+            client,
+            config: Arc::default(),
+            limits: &limits,
+            with_store: false,
+            deadline,
+        },
     );
     let run = async {
         let instance = pre.instantiate_async(&mut p.store).await?;
@@ -191,14 +206,16 @@ pub(super) async fn invoke(
     let deadline = started + limits.timeout;
     let mut p = prepare(
         rt,
-        name,
-        &ctx.run_id,
-        policy.grant.clone(),
-        policy.client.clone(),
-        policy.config.clone(),
-        &limits,
-        true,
-        deadline,
+        Setup {
+            plugin: name,
+            run_id: &ctx.run_id,
+            grant: policy.grant.clone(),
+            client: policy.client.clone(),
+            config: policy.config.clone(),
+            limits: &limits,
+            with_store: true,
+            deadline,
+        },
     );
     let input_text = input.to_string();
     let wit_ctx = WitContext {

@@ -229,17 +229,26 @@ impl CallError {
     }
 }
 
-/// Modification times of a plugin's files, to notice a reinstall.
+/// Names, sizes and modification times of the files in a plugin folder, to notice a
+/// reinstall (and not to retry a broken folder until it changes).
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct FileStamp(Option<SystemTime>, Option<SystemTime>);
+struct FileStamp(Vec<(std::ffi::OsString, u64, Option<SystemTime>)>);
 
 impl FileStamp {
-    fn of(dir: &Path, manifest: &Manifest) -> Self {
-        let mtime = |p: PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-        FileStamp(
-            mtime(dir.join(manifest::MANIFEST_FILE)),
-            mtime(manifest.component_path(dir)),
-        )
+    fn of(dir: &Path) -> Self {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|e| {
+                        let meta = e.metadata().ok()?;
+                        Some((e.file_name(), meta.len(), meta.modified().ok()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        FileStamp(files)
     }
 }
 
@@ -257,6 +266,8 @@ struct Inner {
     options: RuntimeOptions,
     plugins: RwLock<BTreeMap<String, Arc<LoadedPlugin>>>,
     policy_version: std::sync::atomic::AtomicI64,
+    /// Plugin folders that failed to load, as they were then.
+    failed: std::sync::Mutex<BTreeMap<String, FileStamp>>,
 }
 
 /// What [`Runtime::refresh`] changed.
@@ -292,6 +303,7 @@ impl Runtime {
                 options,
                 plugins: RwLock::new(BTreeMap::new()),
                 policy_version: std::sync::atomic::AtomicI64::new(i64::MIN),
+                failed: Default::default(),
             }),
         })
     }
@@ -369,23 +381,43 @@ impl Runtime {
             }
         }
         for (name, path) in on_disk {
-            let unchanged = self
+            let stamp = FileStamp::of(&path);
+            let loaded_unchanged = self
                 .inner
                 .plugins
                 .read()
                 .expect("plugins lock")
                 .get(&name)
-                .is_some_and(|p| FileStamp::of(&path, &p.manifest) == p.files);
-            if unchanged && !force {
+                .is_some_and(|p| p.files == stamp);
+            let failed_unchanged = self.inner.failed.lock().expect("failed lock").get(&name) == Some(&stamp);
+            if (loaded_unchanged || failed_unchanged) && !force {
                 continue;
             }
-            match self.load_dir(&path).await {
+            let result = match Manifest::load(&path) {
+                Ok(m) if m.name != name => Err(PluginError::Invalid {
+                    name: m.name.clone(),
+                    message: format!(
+                        "it is in the folder {}, whose name must be the plugin's name; install it with `osprey plugin install`",
+                        path.display()
+                    ),
+                }),
+                Ok(_) => self.load_dir(&path).await,
+                Err(e) => Err(e.into()),
+            };
+            match result {
                 Ok(p) => {
                     tracing::info!(plugin = %p.name(), version = %p.manifest.version, cache = ?p.cache, "plugin loaded");
+                    self.inner.failed.lock().expect("failed lock").remove(&name);
                     report.loaded.push(name);
                 }
                 Err(e) => {
+                    // Reported once; retried when the folder changes.
                     tracing::error!(plugin = %name, error = %e, "plugin failed to load");
+                    self.inner
+                        .failed
+                        .lock()
+                        .expect("failed lock")
+                        .insert(name.clone(), stamp);
                     report.failed.push((name, e.to_string()));
                 }
             }
@@ -548,7 +580,7 @@ impl Runtime {
             });
         }
         let policy = self.build_policy(&manifest).await?;
-        let files = FileStamp::of(dir, &manifest);
+        let files = FileStamp::of(dir);
         Ok(LoadedPlugin {
             description: Description {
                 name: wit.name,

@@ -67,11 +67,11 @@ fn lookup(_ctx: &Context, input: LookupInput) -> Result<LookupOutput> {
         .parse()
         .map_err(|_| Error::invalid_input("setting 'cache_ttl_seconds' must be a whole number"))?;
     let cache_key = format!("lookup:{ip}");
-    if ttl > 0 {
-        if let Some(mut hit) = kv::get_json::<LookupOutput>(&cache_key)? {
-            hit.cached = true;
-            return Ok(hit);
-        }
+    if ttl > 0
+        && let Some(mut hit) = kv::get_json::<LookupOutput>(&cache_key)?
+    {
+        hit.cached = true;
+        return Ok(hit);
     }
 
     let token = secrets::get("token")?;

@@ -25,8 +25,10 @@ pub fn dist() -> PathBuf {
 
 /// A fresh config in a temporary data directory.
 pub fn config(dir: &Path) -> Config {
-    let mut config = Config::default();
-    config.data_dir = dir.to_owned();
+    let mut config = Config {
+        data_dir: dir.to_owned(),
+        ..Config::default()
+    };
     config.runtime.policy_refresh = std::time::Duration::from_millis(100);
     config
 }
