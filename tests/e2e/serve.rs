@@ -17,7 +17,18 @@ async fn serve_starts_answers_and_picks_up_installs() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
+    // Killed if the test fails half-way, so no server outlives it.
+    struct KillOnDrop(Option<std::process::Child>);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            if let Some(mut c) = self.0.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
     let stderr = child.stderr.take().unwrap();
+    let mut guard = KillOnDrop(Some(child));
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -94,6 +105,7 @@ async fn serve_starts_answers_and_picks_up_installs() {
     }
 
     // SIGTERM stops it cleanly.
+    let mut child = guard.0.take().unwrap();
     let pid = child.id().to_string();
     std::process::Command::new("sh")
         .args(["-c", &format!("kill -TERM {pid}")])

@@ -11,7 +11,6 @@ use super::outbound::OutboundGate;
 use super::stdio::CapturePipe;
 use super::{CallContext, CallError, CallOutcome, ErrorKind, HttpEvent, HttpOutcome, LoadedPlugin, Runtime};
 use crate::capability::{Capabilities, Limits};
-use secrecy::ExposeSecret;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -319,11 +318,7 @@ fn check_output(
             ),
         ));
     }
-    if env
-        .handed_out
-        .iter()
-        .any(|s| !s.expose_secret().is_empty() && output.contains(s.expose_secret()))
-    {
+    if env.contains_secret(output) {
         tracing::warn!(plugin = %name, %action, "plugin output contained a secret value; refused");
         return Err(CallError::new(
             ErrorKind::Denied,

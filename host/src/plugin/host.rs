@@ -16,6 +16,8 @@ use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+/// Secret values shorter than this are not searched for in messages and output.
+const MIN_SCRUB_LEN: usize = 6;
 /// Keys longer than this are refused.
 const MAX_KV_KEY: usize = 512;
 /// Log records per call, and bytes per message.
@@ -52,13 +54,21 @@ impl HostEnv {
     /// `text` with every secret handed out during this call replaced by `[redacted]`.
     pub fn scrub(&self, text: &str) -> String {
         let mut out = text.to_owned();
-        for s in &self.handed_out {
-            let v = s.expose_secret();
-            if !v.is_empty() {
-                out = out.replace(v, "[redacted]");
-            }
+        for v in self.scrubbable() {
+            out = out.replace(v, "[redacted]");
         }
         out
+    }
+
+    /// Whether `text` contains a secret handed out during this call.
+    pub fn contains_secret(&self, text: &str) -> bool {
+        self.scrubbable().any(|v| text.contains(v))
+    }
+
+    /// The handed-out values long enough to look for: a value of a few characters would
+    /// match ordinary text everywhere.
+    fn scrubbable(&self) -> impl Iterator<Item = &str> {
+        self.handed_out.iter().map(|s| s.expose_secret()).filter(|v| v.len() >= MIN_SCRUB_LEN)
     }
 
     fn store(&self) -> Result<&Store, WitError> {

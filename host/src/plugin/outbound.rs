@@ -234,6 +234,7 @@ impl WasiHttpHooks for OutboundGate {
             let mut over = false;
             let events = events.clone();
             let url_for_body = url.clone();
+            let method_for_body = method.clone();
             let stream = response.bytes_stream().map(move |chunk| {
                 if over {
                     return Err(HttpError::HttpResponseBodySize(Some(limit)));
@@ -245,7 +246,7 @@ impl WasiHttpHooks for OutboundGate {
                             over = true;
                             let why = format!("response body over the limit of {limit} bytes");
                             events.lock().expect("events lock").push(HttpEvent::new(
-                                "",
+                                &method_for_body,
                                 &url_for_body,
                                 HttpOutcome::LimitExceeded(why),
                             ));
