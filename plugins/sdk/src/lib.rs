@@ -28,7 +28,7 @@
 //!         .send()?
 //!         .error_for_status()?
 //!         .json()?;
-//!     log::info("looked up", &[("ip", &input.ip), ("run", ctx.run_id())]);
+//!     log::info("looked up", &[("ip", input.ip.as_str()), ("run", ctx.run_id())]);
 //!     Ok(LookupOutput { country: body["country"].as_str().map(str::to_owned) })
 //! }
 //!
