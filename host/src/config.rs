@@ -50,6 +50,12 @@ pub struct Config {
     pub limits: Limits,
     /// The plugin runtime.
     pub runtime: RuntimeConfig,
+    /// Where playbooks live, one folder each.
+    pub playbooks_dir: PathBuf,
+    /// The run executor and cron triggers.
+    pub runs: crate::runs::RunsConfig,
+    /// Default limits of every playbook run; a playbook's `[limits]` may override them.
+    pub playbook_limits: crate::playbook::ScriptLimits,
 }
 
 /// Settings of the plugin runtime.
@@ -61,7 +67,7 @@ pub struct RuntimeConfig {
     /// The most memory any grant may give one call, in MiB (the size of a pool slot).
     pub max_memory_mib: u32,
     /// How often a running server looks for changed grants and settings.
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "duration_serde")]
     pub policy_refresh: Duration,
 }
 
@@ -87,6 +93,9 @@ impl Default for Config {
             log_format: LogFormat::Text,
             limits: Limits::default(),
             runtime: RuntimeConfig::default(),
+            playbooks_dir: PathBuf::from("playbooks"),
+            runs: Default::default(),
+            playbook_limits: Default::default(),
         }
     }
 }
@@ -108,6 +117,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ),
     ("OSPREY_LOG", "log"),
     ("OSPREY_LOG_FORMAT", "log_format"),
+    ("OSPREY_PLAYBOOKS_DIR", "playbooks_dir"),
 ];
 
 impl Config {
@@ -158,6 +168,9 @@ impl Config {
         if let Some(v) = get("OSPREY_MASTER_KEY_FILE") {
             self.master_key_file = Some(v.into());
         }
+        if let Some(v) = get("OSPREY_PLAYBOOKS_DIR") {
+            self.playbooks_dir = v.into();
+        }
         if let Some(v) = get("OSPREY_LOG") {
             self.log = v;
         }
@@ -203,7 +216,8 @@ impl Config {
     }
 }
 
-mod humantime_serde_compat {
+/// Durations written as "30s", "2m", "1h 30m" in the config file.
+pub mod duration_serde {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 

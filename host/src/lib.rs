@@ -10,6 +10,9 @@
 //!   key material.
 //! - [`store`]: the database (SQLite or PostgreSQL). Only this module writes SQL.
 //! - [`plugin`]: the WebAssembly runtime. Only this module touches wasmtime.
+//! - [`playbook`]: playbook scripts and their durable replay. Only this module touches Rhai.
+//! - [`runs`]: the executor that claims queued runs and replays them with real effects.
+//! - [`schedule`]: cron triggers.
 //! - [`server`]: the HTTP server.
 //! - [`app`]: wires the above together for the CLI and the server.
 //! - [`cli`]: the command line.
@@ -18,7 +21,10 @@ pub mod app;
 pub mod capability;
 pub mod cli;
 pub mod config;
+pub mod playbook;
 pub mod plugin;
+pub mod runs;
+pub mod schedule;
 pub mod server;
 pub mod store;
 pub mod vault;

@@ -68,7 +68,10 @@ impl HostEnv {
     /// The handed-out values long enough to look for: a value of a few characters would
     /// match ordinary text everywhere.
     fn scrubbable(&self) -> impl Iterator<Item = &str> {
-        self.handed_out.iter().map(|s| s.expose_secret()).filter(|v| v.len() >= MIN_SCRUB_LEN)
+        self.handed_out
+            .iter()
+            .map(|s| s.expose_secret())
+            .filter(|v| v.len() >= MIN_SCRUB_LEN)
     }
 
     fn store(&self) -> Result<&Store, WitError> {

@@ -8,6 +8,7 @@
 
 mod kv;
 mod plugins;
+pub mod runs;
 mod secrets;
 
 pub use kv::KvError;

@@ -1,0 +1,695 @@
+//! Durable replay of a playbook script. Only this module (with `api.rs`) touches Rhai.
+//!
+//! A run is its script plus a journal of numbered steps. Every call with an effect or a
+//! nondeterministic result (`invoke`, `sleep`, `now`, `random`, `log`) is a step: if the
+//! journal has it, the recorded outcome is returned at once (after checking that the script
+//! asks for the same thing); if not, the effect is performed, the step is recorded through
+//! [`Effects::record`] (committed before the script sees it), and the script goes on. When the
+//! script must wait (`sleep` into the future) the replay unwinds with [`Outcome::Waiting`];
+//! nothing but the journal is kept, and the next replay picks up where this one stopped.
+//!
+//! Stops the script cannot catch (waiting, non-determinism, limits, cancellation) are raised
+//! as Rhai's `ErrorTerminated`, which `try`/`catch` does not intercept. Plugin errors are
+//! ordinary catchable errors whose value is a map `#{kind, message, retryable, plugin, action}`.
+
+use super::api;
+use rhai::{AST, Dynamic, Engine, EvalAltResult, Map, Position, Scope};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Limits of one replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScriptLimits {
+    pub max_operations: u64,
+    pub max_call_depth: usize,
+    pub max_string_bytes: usize,
+    pub max_array_len: usize,
+    pub max_map_len: usize,
+    /// Steps in the whole run.
+    pub max_steps: u32,
+    /// Time the script itself runs in one replay, not counting plugin calls and journal writes.
+    #[serde(with = "crate::config::duration_serde")]
+    pub wall_time: Duration,
+}
+
+impl Default for ScriptLimits {
+    fn default() -> Self {
+        ScriptLimits {
+            max_operations: 10_000_000,
+            max_call_depth: 64,
+            max_string_bytes: 1024 * 1024,
+            max_array_len: 100_000,
+            max_map_len: 10_000,
+            max_steps: 10_000,
+            wall_time: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ScriptLimits {
+    /// These limits with a playbook's overrides applied.
+    pub fn with(&self, o: &super::meta::LimitOverrides) -> ScriptLimits {
+        ScriptLimits {
+            max_operations: o.max_operations.unwrap_or(self.max_operations),
+            max_call_depth: o.max_call_depth.unwrap_or(self.max_call_depth),
+            max_string_bytes: o.max_string_bytes.unwrap_or(self.max_string_bytes),
+            max_array_len: o.max_array_len.unwrap_or(self.max_array_len),
+            max_map_len: o.max_map_len.unwrap_or(self.max_map_len),
+            max_steps: o.max_steps.unwrap_or(self.max_steps),
+            wall_time: o.wall_time.unwrap_or(self.wall_time),
+        }
+    }
+}
+
+/// One journaled step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// 1-based position in the run.
+    pub seq: u32,
+    /// `invoke`, `sleep`, `now`, `random`, `log`.
+    pub kind: String,
+    /// What the script asked for; must be the same on every replay.
+    pub request: Value,
+    /// What it got.
+    pub outcome: Value,
+    /// Whether the outcome is a success (an `invoke` error is recorded with `ok = false`).
+    pub ok: bool,
+    /// Unix ms.
+    pub started_at: i64,
+    pub duration_ms: i64,
+}
+
+/// A plugin call that failed, as the script sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginFailure {
+    pub kind: String,
+    pub message: String,
+    pub retryable: bool,
+}
+
+/// What a replay may do to the world. The executor's implementation calls plugins and writes
+/// the journal to the store; `osprey playbook test` uses canned responses and a virtual clock.
+pub trait Effects: Send + 'static {
+    /// Call a plugin action (the journal was already consulted).
+    fn call_plugin(
+        &mut self,
+        plugin: &str,
+        action: &str,
+        input: &Value,
+        run_id: &str,
+        idempotency_key: &str,
+    ) -> Result<Value, PluginFailure>;
+    /// Persist a new step; the script sees its outcome only if this succeeds.
+    fn record(&mut self, run_id: &str, step: &Step) -> Result<(), String>;
+    /// The current time, Unix ms.
+    fn now_ms(&mut self) -> i64;
+    /// A random number for `random()`, `random_int()` and `uuid()`.
+    fn random_u64(&mut self) -> u64;
+    /// Whether the run was cancelled meanwhile (checked between steps).
+    fn cancelled(&mut self) -> bool {
+        false
+    }
+}
+
+/// How a replay ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The script returned; its value (as JSON).
+    Completed(Value),
+    /// The script waits until this time (Unix ms).
+    Waiting { wake_at: i64 },
+    /// The script failed.
+    Failed(Failure),
+}
+
+/// Why a run failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub message: String,
+    /// The step being taken when it failed, if any.
+    pub step: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "type")]
+pub enum FailureKind {
+    /// An error in the script (a thrown value, a type error, a missing variable).
+    Script,
+    /// A plugin error the script did not catch.
+    Plugin { retryable: bool },
+    /// A limit was hit; `limit` is its name in `[limits]`.
+    Limit { limit: String },
+    /// The script asked for something other than what the journal recorded.
+    NonDeterminism,
+    /// The run was cancelled.
+    Cancelled,
+    /// The journal could not be written (the store is down): retry later.
+    Journal,
+}
+
+impl Failure {
+    /// Whether retrying the replay later may succeed.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self.kind,
+            FailureKind::Plugin { retryable: true } | FailureKind::Journal
+        )
+    }
+}
+
+/// A compiled playbook script.
+#[derive(Debug, Clone)]
+pub struct Script {
+    pub ast: AST,
+    /// SHA-256 of the source, hex.
+    pub hash: String,
+}
+
+/// Why a script does not compile: `line:column: message`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{line}:{column}: {message}")]
+pub struct CompileError {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// The functions every script can use, written in Rhai.
+const PRELUDE: &str = r#"
+/// Call `f` up to `attempts` times while it throws a retryable plugin error, sleeping
+/// `backoff` (seconds or "2s"), then twice that, and so on, between attempts.
+fn retry(attempts, backoff, f) {
+    let n = 0;
+    loop {
+        try {
+            return f.call();
+        } catch (e) {
+            n += 1;
+            if type_of(e) != "map" || !(e.retryable ?? false) || n >= attempts { throw e; }
+            sleep(__backoff(backoff, n));
+        }
+    }
+}
+"#;
+
+/// An engine with the language set up, but no effectful functions: for compiling, and as
+/// the base of each replay's engine.
+fn base_engine(limits: &ScriptLimits) -> Engine {
+    let mut engine = Engine::new_raw();
+    for module in api::packages() {
+        engine.register_global_module(module.clone());
+    }
+    engine.register_global_module(api::module());
+    engine.disable_symbol("eval");
+    engine.set_max_operations(limits.max_operations);
+    engine.set_max_call_levels(limits.max_call_depth);
+    engine.set_max_string_size(limits.max_string_bytes);
+    engine.set_max_array_size(limits.max_array_len);
+    engine.set_max_map_size(limits.max_map_len);
+    engine.set_max_expr_depths(128, 64);
+    engine.set_optimization_level(rhai::OptimizationLevel::Simple);
+    engine
+}
+
+/// Compile a script (with the prelude).
+pub fn compile(source: &str) -> Result<Script, CompileError> {
+    use sha2::Digest;
+    let engine = base_engine(&ScriptLimits::default());
+    let prelude = engine.compile(PRELUDE).expect("the prelude compiles");
+    let ast = engine.compile(source).map_err(|e| {
+        let pos = e.1;
+        CompileError {
+            line: pos.line().unwrap_or(0),
+            column: pos.position().unwrap_or(0),
+            message: e.0.to_string(),
+        }
+    })?;
+    Ok(Script {
+        ast: prelude.merge(&ast),
+        hash: hex::encode(sha2::Sha256::digest(source.as_bytes())),
+    })
+}
+
+/// Check that `expr` is a valid Rhai expression (for trigger match expressions).
+pub fn check_expression(expr: &str) -> Result<(), String> {
+    base_engine(&ScriptLimits::default())
+        .compile_expression(expr)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Where a replay happens.
+pub struct RunContext {
+    pub run_id: String,
+    pub playbook: String,
+    pub input: serde_json::Map<String, Value>,
+}
+
+struct ReplayState {
+    run_id: String,
+    journal: Vec<Step>,
+    next: u32,
+    effects: Box<dyn Effects>,
+    limits: ScriptLimits,
+    stop: Option<Stop>,
+    /// Time spent outside the script (effects and journal writes).
+    outside: Duration,
+}
+
+/// Why the script was stopped from outside.
+enum Stop {
+    Waiting(i64),
+    Failed(Failure),
+}
+
+type Shared = Arc<Mutex<ReplayState>>;
+
+fn terminate(tag: &str) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorTerminated(
+        Dynamic::from(tag.to_owned()),
+        Position::NONE,
+    ))
+}
+
+impl ReplayState {
+    /// Take step `kind(request)`: from the journal if it is there, else by running `perform`
+    /// and recording the result before returning it.
+    fn step(
+        &mut self,
+        kind: &str,
+        request: Value,
+        perform: impl FnOnce(&mut ReplayState, u32) -> (Value, bool),
+    ) -> Result<(Value, bool), Box<EvalAltResult>> {
+        let seq = self.next;
+        self.next += 1;
+        if let Some(recorded) = self.journal.get(seq as usize - 1) {
+            if recorded.kind != kind || recorded.request != request {
+                let message = format!(
+                    "non-determinism at step {seq}: the script now asks for {kind} {request}, but the journal recorded {} {}; \
+                     the playbook changed in a way that breaks this run (restart it from step {seq} to take the new path)",
+                    recorded.kind, recorded.request
+                );
+                return Err(self.fail(FailureKind::NonDeterminism, message, Some(seq), "non-determinism"));
+            }
+            return Ok((recorded.outcome.clone(), recorded.ok));
+        }
+        if seq > self.limits.max_steps {
+            let message = format!("limit max_steps ({}) reached", self.limits.max_steps);
+            return Err(self.fail(
+                FailureKind::Limit {
+                    limit: "max_steps".into(),
+                },
+                message,
+                Some(seq),
+                "limit",
+            ));
+        }
+        if self.effects.cancelled() {
+            return Err(self.fail(
+                FailureKind::Cancelled,
+                "the run was cancelled".into(),
+                Some(seq),
+                "cancelled",
+            ));
+        }
+        let outside = Instant::now();
+        let started_at = self.effects.now_ms();
+        let (outcome, ok) = perform(self, seq);
+        let step = Step {
+            seq,
+            kind: kind.to_owned(),
+            request,
+            outcome: outcome.clone(),
+            ok,
+            started_at,
+            duration_ms: (self.effects.now_ms() - started_at).max(0),
+        };
+        if let Err(e) = self.effects.record(&self.run_id, &step) {
+            let message = format!("step {seq} could not be written to the journal: {e}");
+            return Err(self.fail(FailureKind::Journal, message, Some(seq), "journal"));
+        }
+        self.journal.push(step);
+        self.outside += outside.elapsed();
+        Ok((outcome, ok))
+    }
+
+    fn fail(
+        &mut self,
+        kind: FailureKind,
+        message: String,
+        step: Option<u32>,
+        tag: &str,
+    ) -> Box<EvalAltResult> {
+        self.stop = Some(Stop::Failed(Failure { kind, message, step }));
+        terminate(tag)
+    }
+}
+
+fn lock(s: &Shared) -> std::sync::MutexGuard<'_, ReplayState> {
+    s.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Register the effectful functions, each bound to this replay's state.
+fn register_effects(engine: &mut Engine, state: &Shared) {
+    let s = state.clone();
+    engine.register_fn(
+        "invoke",
+        move |plugin: &str, action: &str, input: Map| -> Result<Dynamic, Box<EvalAltResult>> {
+            let input_json = api::to_json_value(&Dynamic::from_map(input))?;
+            let request = serde_json::json!({ "plugin": plugin, "action": action, "input": input_json });
+            let (outcome, ok) = lock(&s).step("invoke", request, |st, seq| {
+                let key = format!("{}:{seq}", st.run_id);
+                let run_id = st.run_id.clone();
+                match st.effects.call_plugin(plugin, action, &input_json, &run_id, &key) {
+                    Ok(v) => (v, true),
+                    Err(f) => (serde_json::to_value(&f).expect("a failure serialises"), false),
+                }
+            })?;
+            if ok {
+                api::from_json_value(&outcome)
+            } else {
+                let mut err = api::from_json_value(&outcome)?;
+                if let Some(mut map) = err.write_lock::<Map>() {
+                    map.insert("plugin".into(), plugin.into());
+                    map.insert("action".into(), action.into());
+                }
+                Err(Box::new(EvalAltResult::ErrorRuntime(err, Position::NONE)))
+            }
+        },
+    );
+
+    let s = state.clone();
+    let sleep = move |seconds: f64| -> Result<(), Box<EvalAltResult>> {
+        if !seconds.is_finite() || seconds < 0.0 {
+            return Err(format!("sleep needs a non-negative duration, not {seconds}").into());
+        }
+        let ms = (seconds * 1000.0).round() as i64;
+        let mut st = lock(&s);
+        let (outcome, _) = st.step("sleep", serde_json::json!({ "ms": ms }), |st, _| {
+            let wake_at = st.effects.now_ms() + ms;
+            (serde_json::json!({ "wake_at": wake_at }), true)
+        })?;
+        let wake_at = outcome["wake_at"].as_i64().unwrap_or(0);
+        if st.effects.now_ms() < wake_at {
+            st.stop = Some(Stop::Waiting(wake_at));
+            return Err(terminate("waiting"));
+        }
+        Ok(())
+    };
+    let sleep2 = sleep.clone();
+    let sleep3 = sleep.clone();
+    engine.register_fn("sleep", move |seconds: i64| sleep(seconds as f64));
+    engine.register_fn("sleep", move |seconds: f64| sleep2(seconds));
+    engine.register_fn("sleep", move |duration: &str| -> Result<(), Box<EvalAltResult>> {
+        let d = humantime::parse_duration(duration)
+            .map_err(|e| format!("sleep(\"{duration}\"): not a duration like \"30s\" or \"2h\": {e}"))?;
+        sleep3(d.as_secs_f64())
+    });
+
+    let s = state.clone();
+    engine.register_fn("now", move || -> Result<i64, Box<EvalAltResult>> {
+        let (outcome, _) = lock(&s).step("now", Value::Null, |st, _| (st.effects.now_ms().into(), true))?;
+        Ok(outcome.as_i64().unwrap_or(0))
+    });
+
+    let s = state.clone();
+    engine.register_fn("random", move || -> Result<f64, Box<EvalAltResult>> {
+        let (outcome, _) = lock(&s).step("random", Value::Null, |st, _| {
+            let x = (st.effects.random_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            (x.into(), true)
+        })?;
+        Ok(outcome.as_f64().unwrap_or(0.0))
+    });
+
+    let s = state.clone();
+    engine.register_fn(
+        "random_int",
+        move |low: i64, high: i64| -> Result<i64, Box<EvalAltResult>> {
+            if high < low {
+                return Err(format!("random_int({low}, {high}): the high bound is below the low one").into());
+            }
+            let (outcome, _) = lock(&s).step(
+                "random",
+                serde_json::json!({ "low": low, "high": high }),
+                |st, _| {
+                    let span = (high - low) as u64 + 1;
+                    let x = if span == 0 {
+                        st.effects.random_u64() as i64
+                    } else {
+                        low + (st.effects.random_u64() % span) as i64
+                    };
+                    (x.into(), true)
+                },
+            )?;
+            Ok(outcome.as_i64().unwrap_or(low))
+        },
+    );
+
+    let s = state.clone();
+    engine.register_fn("uuid", move || -> Result<String, Box<EvalAltResult>> {
+        let (outcome, _) = lock(&s).step("random", serde_json::json!({ "uuid": true }), |st, _| {
+            let (a, b) = (st.effects.random_u64(), st.effects.random_u64());
+            let mut bytes = [0u8; 16];
+            bytes[..8].copy_from_slice(&a.to_be_bytes());
+            bytes[8..].copy_from_slice(&b.to_be_bytes());
+            bytes[6] = (bytes[6] & 0x0f) | 0x40;
+            bytes[8] = (bytes[8] & 0x3f) | 0x80;
+            let h = hex::encode(bytes);
+            (
+                format!(
+                    "{}-{}-{}-{}-{}",
+                    &h[..8],
+                    &h[8..12],
+                    &h[12..16],
+                    &h[16..20],
+                    &h[20..]
+                )
+                .into(),
+                true,
+            )
+        })?;
+        Ok(outcome.as_str().unwrap_or_default().to_owned())
+    });
+
+    for level in ["info", "warn", "error"] {
+        let s = state.clone();
+        let name = if level == "info" {
+            "log".to_string()
+        } else {
+            format!("log_{level}")
+        };
+        engine.register_fn(&name, move |message: Dynamic| -> Result<(), Box<EvalAltResult>> {
+            let text = if message.is_string() {
+                message.into_string().unwrap_or_default()
+            } else {
+                message.to_string()
+            };
+            lock(&s).step(
+                "log",
+                serde_json::json!({ "level": level, "message": text }),
+                |_, _| (Value::Null, true),
+            )?;
+            Ok(())
+        });
+    }
+    let s = state.clone();
+    engine.on_print(move |text| {
+        // print() is a log line; a failure to journal it surfaces at the next step.
+        let _ = lock(&s).step(
+            "log",
+            serde_json::json!({ "level": "info", "message": text }),
+            |_, _| (Value::Null, true),
+        );
+    });
+    let s = state.clone();
+    engine.on_debug(move |text, _, _| {
+        let _ = lock(&s).step(
+            "log",
+            serde_json::json!({ "level": "debug", "message": text }),
+            |_, _| (Value::Null, true),
+        );
+    });
+
+    // retry()'s backoff: base seconds (or a duration string) doubled per attempt.
+    engine.register_fn(
+        "__backoff",
+        |base: Dynamic, attempt: i64| -> Result<f64, Box<EvalAltResult>> {
+            let secs = if let Some(s) = base.clone().try_cast::<String>() {
+                humantime::parse_duration(&s)
+                    .map_err(|e| format!("retry backoff \"{s}\": {e}"))?
+                    .as_secs_f64()
+            } else if let Ok(i) = base.as_int() {
+                i as f64
+            } else if let Ok(f) = base.as_float() {
+                f
+            } else {
+                return Err("retry backoff must be seconds or a duration such as \"2s\"".into());
+            };
+            Ok(secs * 2f64.powi((attempt - 1).clamp(0, 30) as i32))
+        },
+    );
+
+    // Wall time of the script itself, checked as it runs.
+    let s = state.clone();
+    let started = Instant::now();
+    engine.on_progress(move |ops| {
+        if ops % 4096 != 0 {
+            return None;
+        }
+        let mut st = lock(&s);
+        let script_time = started.elapsed().saturating_sub(st.outside);
+        if script_time > st.limits.wall_time {
+            let message = format!(
+                "limit wall_time ({}) reached: the script ran that long in one replay",
+                humantime::format_duration(st.limits.wall_time)
+            );
+            st.stop = Some(Stop::Failed(Failure {
+                kind: FailureKind::Limit {
+                    limit: "wall_time".into(),
+                },
+                message,
+                step: None,
+            }));
+            return Some(Dynamic::from("limit".to_string()));
+        }
+        None
+    });
+}
+
+/// Replay `script` for `run` over `journal`, performing new steps through `effects`.
+/// Returns how it ended and the effects (to reuse), plus the full journal.
+pub fn replay(
+    script: &Script,
+    limits: ScriptLimits,
+    run: &RunContext,
+    journal: Vec<Step>,
+    effects: Box<dyn Effects>,
+) -> (Outcome, Box<dyn Effects>, Vec<Step>) {
+    let state: Shared = Arc::new(Mutex::new(ReplayState {
+        run_id: run.run_id.clone(),
+        journal,
+        next: 1,
+        effects,
+        limits,
+        stop: None,
+        outside: Duration::ZERO,
+    }));
+    let mut engine = base_engine(&limits);
+    register_effects(&mut engine, &state);
+
+    let mut scope = Scope::new();
+    let input = api::from_json_value(&Value::Object(run.input.clone())).unwrap_or(Dynamic::UNIT);
+    scope.push_constant("input", input);
+    let mut run_map = Map::new();
+    run_map.insert("id".into(), run.run_id.clone().into());
+    run_map.insert("playbook".into(), run.playbook.clone().into());
+    scope.push_constant("run", run_map);
+    // Filled in by alert intake and case management (later issues); () until then.
+    scope.push_constant("alert", Dynamic::UNIT);
+    scope.push_constant("incident", Dynamic::UNIT);
+
+    let result = engine.eval_ast_with_scope::<Dynamic>(&mut scope, &script.ast);
+    drop(engine);
+    let state = Arc::try_unwrap(state)
+        .ok()
+        .expect("the engine held the only other reference")
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    let current_step = if state.next > 1 {
+        Some(state.next - 1)
+    } else {
+        None
+    };
+    let outcome = match (result, state.stop) {
+        (_, Some(Stop::Waiting(wake_at))) => Outcome::Waiting { wake_at },
+        (_, Some(Stop::Failed(f))) => Outcome::Failed(f),
+        (Ok(value), None) => match api::to_json_value(&value) {
+            Ok(v) => Outcome::Completed(v),
+            Err(e) => Outcome::Failed(Failure {
+                kind: FailureKind::Script,
+                message: format!("the script's result cannot be stored as JSON: {e}"),
+                step: None,
+            }),
+        },
+        (Err(e), None) => Outcome::Failed(failure_from(*e, &limits, current_step)),
+    };
+    (outcome, state.effects, state.journal)
+}
+
+/// Turn an error that escaped the script into a failure that says what happened.
+fn failure_from(err: EvalAltResult, limits: &ScriptLimits, step: Option<u32>) -> Failure {
+    let limit = |name: &str, value: String| Failure {
+        kind: FailureKind::Limit { limit: name.into() },
+        message: format!("limit {name} ({value}) reached"),
+        step,
+    };
+    let inner = unwrap_calls(err);
+    match inner {
+        EvalAltResult::ErrorTooManyOperations(pos) => {
+            let mut f = limit("max_operations", limits.max_operations.to_string());
+            f.message.push_str(&format!(" at {pos}"));
+            f
+        }
+        EvalAltResult::ErrorStackOverflow(pos) => {
+            let mut f = limit("max_call_depth", limits.max_call_depth.to_string());
+            f.message.push_str(&format!(" at {pos}"));
+            f
+        }
+        EvalAltResult::ErrorDataTooLarge(what, pos) => {
+            let (name, value) = if what.contains("string") || what.contains("String") {
+                ("max_string_bytes", limits.max_string_bytes)
+            } else if what.contains("rray") {
+                ("max_array_len", limits.max_array_len)
+            } else {
+                ("max_map_len", limits.max_map_len)
+            };
+            let mut f = limit(name, value.to_string());
+            f.message.push_str(&format!(": {what} too large at {pos}"));
+            f
+        }
+        EvalAltResult::ErrorRuntime(value, pos) => {
+            if let Some(map) = value.read_lock::<Map>() {
+                if map.contains_key("kind") && map.contains_key("plugin") {
+                    let retryable = map
+                        .get("retryable")
+                        .and_then(|v| v.as_bool().ok())
+                        .unwrap_or(false);
+                    let text = |k: &str| map.get(k).map(|v| v.to_string()).unwrap_or_default();
+                    return Failure {
+                        kind: FailureKind::Plugin { retryable },
+                        message: format!(
+                            "{}/{} failed ({}): {} (not caught by the script, at {pos})",
+                            text("plugin"),
+                            text("action"),
+                            text("kind"),
+                            text("message")
+                        ),
+                        step,
+                    };
+                }
+            }
+            Failure {
+                kind: FailureKind::Script,
+                message: format!("{value} (thrown at {pos})"),
+                step,
+            }
+        }
+        other => Failure {
+            kind: FailureKind::Script,
+            message: other.to_string(),
+            step,
+        },
+    }
+}
+
+/// The innermost error of a chain of function calls.
+fn unwrap_calls(err: EvalAltResult) -> EvalAltResult {
+    match err {
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _) => unwrap_calls(*inner),
+        other => other,
+    }
+}

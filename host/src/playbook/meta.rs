@@ -1,0 +1,412 @@
+//! `playbook.toml`: a playbook's name, inputs, triggers, the plugins it uses, and its limits.
+//! Every mistake is reported with the file, the line, and what is wrong.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+/// The metadata file's name inside a playbook folder.
+pub const META_FILE: &str = "playbook.toml";
+/// The script's file name inside a playbook folder.
+pub const SCRIPT_FILE: &str = "playbook.rhai";
+
+/// A parsed and validated `playbook.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Meta {
+    /// Lower-case letters, digits and dashes.
+    pub name: String,
+    pub description: String,
+    #[serde(default = "default_version")]
+    pub version: String,
+    /// The plugins the script calls.
+    #[serde(default)]
+    pub plugins: Vec<String>,
+    /// Default SLA of what the playbook opens, such as "4h".
+    #[serde(default, with = "opt_duration")]
+    pub sla: Option<Duration>,
+    /// Analyst minutes one run saves (for the dashboard's time-saved estimate).
+    #[serde(default)]
+    pub minutes_saved: Option<u32>,
+    /// Named inputs.
+    #[serde(default)]
+    pub inputs: BTreeMap<String, InputSpec>,
+    /// What starts a run; a playbook with none can be started by hand only.
+    #[serde(default)]
+    pub triggers: Vec<Spanned<Trigger>>,
+    /// Limits that differ from the defaults.
+    #[serde(default)]
+    pub limits: LimitOverrides,
+}
+
+fn default_version() -> String {
+    "0.1.0".into()
+}
+
+/// One input of a playbook.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    #[serde(rename = "type")]
+    pub kind: InputType,
+    #[serde(default)]
+    pub description: String,
+    /// Required unless it has a default; `required = false` makes it optional.
+    #[serde(default)]
+    pub required: Option<bool>,
+    #[serde(default)]
+    pub default: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputType {
+    String,
+    Integer,
+    Number,
+    Boolean,
+    Object,
+    Array,
+}
+
+/// What starts a run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Trigger {
+    /// Started by hand (`osprey playbook run`) or a form.
+    Manual,
+    /// A cron schedule, five fields (minute hour day-of-month month day-of-week) or six with
+    /// seconds first.
+    Cron {
+        schedule: String,
+        /// IANA time zone, such as "Europe/London"; default: the server's `schedule.timezone`.
+        #[serde(default)]
+        timezone: Option<String>,
+        /// What to do about occurrences missed while no server ran.
+        #[serde(default)]
+        missed: MissedPolicy,
+        /// The input of each run.
+        #[serde(default)]
+        input: serde_json::Map<String, serde_json::Value>,
+    },
+    /// An alert matching a Rhai expression over `alert` (wired up by alert intake).
+    Alert {
+        #[serde(rename = "match")]
+        matches: String,
+    },
+}
+
+/// Occurrences of a schedule missed while no server was running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MissedPolicy {
+    /// Fire once for all that were missed, then go on with the schedule (the default, like
+    /// systemd's `Persistent=true`).
+    #[default]
+    Once,
+    /// Forget them and wait for the next occurrence.
+    Skip,
+}
+
+/// Limits of one replay of a run; `None` keeps the default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitOverrides {
+    pub max_operations: Option<u64>,
+    pub max_call_depth: Option<usize>,
+    pub max_string_bytes: Option<usize>,
+    pub max_array_len: Option<usize>,
+    pub max_map_len: Option<usize>,
+    pub max_steps: Option<u32>,
+    #[serde(default, with = "opt_duration")]
+    pub wall_time: Option<Duration>,
+}
+
+/// A metadata file that could not be used; the message names the file, the line and what
+/// is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct MetaError {
+    pub path: PathBuf,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl Meta {
+    /// Read and validate `dir/playbook.toml`.
+    pub fn load(dir: &Path) -> Result<Meta, MetaError> {
+        let path = dir.join(META_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| MetaError {
+            path: path.clone(),
+            line: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        Meta::parse(&path, &text)
+    }
+
+    /// Parse and validate the text of a metadata file.
+    pub fn parse(path: &Path, text: &str) -> Result<Meta, MetaError> {
+        let err = |line: Option<usize>, message: String| MetaError {
+            path: path.to_owned(),
+            line,
+            message,
+        };
+        let meta: Meta = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start));
+            err(line, e.message().to_owned())
+        })?;
+        let at_line = |line: usize, m: String| err(Some(line), m);
+        let key_line = |key: &str| {
+            text.lines()
+                .position(|l| l.trim_start().starts_with(key))
+                .map(|i| i + 1)
+        };
+        crate::plugin::manifest::validate_name(&meta.name)
+            .map_err(|m| err(key_line("name"), m.replace("plugin name", "playbook name")))?;
+        for p in &meta.plugins {
+            crate::plugin::manifest::validate_name(p).map_err(|m| err(key_line("plugins"), m))?;
+        }
+        for (name, spec) in &meta.inputs {
+            if !is_identifier(name) {
+                return Err(err(
+                    key_line(&format!("[inputs.{name}")),
+                    format!("input name '{name}' must be a Rhai identifier (letters, digits, '_')"),
+                ));
+            }
+            if let Some(d) = &spec.default {
+                if !spec.kind.accepts(d) {
+                    return Err(err(
+                        key_line(&format!("[inputs.{name}")),
+                        format!("the default of input '{name}' is not of type {:?}", spec.kind),
+                    ));
+                }
+            }
+        }
+        for t in &meta.triggers {
+            let line = line_of(text, t.span().start);
+            match t.get_ref() {
+                Trigger::Cron {
+                    schedule, timezone, ..
+                } => {
+                    crate::schedule::parse_cron(schedule)
+                        .map_err(|e| at_line(line, format!("cron schedule '{schedule}': {e}")))?;
+                    if let Some(tz) = timezone {
+                        tz.parse::<chrono_tz::Tz>().map_err(|_| {
+                            at_line(
+                                line,
+                                format!("'{tz}' is not an IANA time zone (such as Europe/London)"),
+                            )
+                        })?;
+                    }
+                }
+                Trigger::Alert { matches } => {
+                    super::engine::check_expression(matches)
+                        .map_err(|e| at_line(line, format!("alert match expression: {e}")))?;
+                }
+                Trigger::Manual => {}
+            }
+        }
+        Ok(meta)
+    }
+
+    /// The cron triggers, with their index among all triggers.
+    pub fn cron_triggers(&self) -> impl Iterator<Item = (usize, &Trigger)> {
+        self.triggers
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (i, t.get_ref()))
+            .filter(|(_, t)| matches!(t, Trigger::Cron { .. }))
+    }
+
+    /// Check `input` against the declared inputs and fill in defaults. Unknown keys and
+    /// wrong types are errors that name the input.
+    pub fn resolve_input(
+        &self,
+        input: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+        let mut out = serde_json::Map::new();
+        for key in input.keys() {
+            if !self.inputs.contains_key(key) {
+                let known: Vec<&str> = self.inputs.keys().map(String::as_str).collect();
+                return Err(format!(
+                    "playbook '{}' has no input '{key}'; its inputs are: {}",
+                    self.name,
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ));
+            }
+        }
+        for (name, spec) in &self.inputs {
+            match input.get(name).or(spec.default.as_ref()) {
+                Some(v) if spec.kind.accepts(v) => {
+                    out.insert(name.clone(), v.clone());
+                }
+                Some(v) => return Err(format!("input '{name}' must be of type {:?}, not {v}", spec.kind)),
+                None if spec.required.unwrap_or(true) => {
+                    return Err(format!("input '{name}' is required: {}", spec.description));
+                }
+                None => {}
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl InputType {
+    fn accepts(&self, v: &serde_json::Value) -> bool {
+        use serde_json::Value as V;
+        match self {
+            InputType::String => v.is_string(),
+            InputType::Integer => v.is_i64() || v.is_u64(),
+            InputType::Number => v.is_number(),
+            InputType::Boolean => v.is_boolean(),
+            InputType::Object => matches!(v, V::Object(_)),
+            InputType::Array => matches!(v, V::Array(_)),
+        }
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The 1-based line of byte offset `at` in `text`.
+pub(crate) fn line_of(text: &str, at: usize) -> usize {
+    text[..at.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+}
+
+mod opt_duration {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let s: Option<String> = Option::deserialize(d)?;
+        s.map(|s| {
+            humantime::parse_duration(&s).map_err(|e| {
+                serde::de::Error::custom(format!("'{s}' is not a duration like \"30s\" or \"4h\": {e}"))
+            })
+        })
+        .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Meta, MetaError> {
+        Meta::parse(Path::new("playbooks/x/playbook.toml"), text)
+    }
+
+    #[test]
+    fn a_full_playbook_toml_parses() {
+        let m = parse(
+            r#"
+name = "bonusly-month-end"
+description = "Give unspent points away"
+plugins = ["bonusly"]
+sla = "4h"
+minutes_saved = 10
+
+[inputs.amount]
+type = "integer"
+default = 10
+
+[[triggers]]
+kind = "cron"
+schedule = "*/30 9-14 30 * *"
+timezone = "Europe/London"
+
+[[triggers]]
+kind = "manual"
+
+[limits]
+max_operations = 5000
+wall_time = "2s"
+"#,
+        )
+        .unwrap();
+        assert_eq!(m.cron_triggers().count(), 1);
+        assert_eq!(m.limits.wall_time, Some(Duration::from_secs(2)));
+        let input = m.resolve_input(&serde_json::Map::new()).unwrap();
+        assert_eq!(input["amount"], 10);
+    }
+
+    #[test]
+    fn errors_carry_the_line_and_the_reason() {
+        let cases = [
+            (
+                "name = \"x\"\ndescription = \"d\"\n[[triggers]]\nkind = \"cron\"\nschedule = \"61 * * * *\"\n",
+                3,
+                "cron schedule",
+            ),
+            (
+                "name = \"x\"\ndescription = \"d\"\n[[triggers]]\nkind = \"cron\"\nschedule = \"* * * * *\"\ntimezone = \"Mars/Olympus\"\n",
+                3,
+                "IANA",
+            ),
+            (
+                "name = \"x\"\ndescription = \"d\"\nsla = \"soon\"\n",
+                3,
+                "not a duration",
+            ),
+            (
+                "name = \"x\"\ndescription = \"d\"\ncolour = 1\n",
+                3,
+                "unknown field",
+            ),
+            (
+                "name = \"x\"\ndescription = \"d\"\n\n[[triggers]]\nkind = \"alert\"\nmatch = \"alert.x ==\"\n",
+                4,
+                "alert match",
+            ),
+            ("name = \"Bad\"\ndescription = \"d\"\n", 1, "lower-case"),
+        ];
+        for (text, line, needle) in cases {
+            let e = parse(text).unwrap_err();
+            assert_eq!(e.line, Some(line), "{needle}: {e}");
+            let shown = e.to_string();
+            assert!(shown.contains(needle), "{needle}: {shown}");
+            assert!(
+                shown.starts_with(&format!("playbooks/x/playbook.toml:{line}:")),
+                "{shown}"
+            );
+        }
+    }
+
+    #[test]
+    fn inputs_are_checked_and_defaulted() {
+        let m = parse(
+            "name = \"x\"\ndescription = \"d\"\n[inputs.ip]\ntype = \"string\"\n[inputs.days]\ntype = \"integer\"\nrequired = false\n",
+        )
+        .unwrap();
+        let ok = serde_json::json!({"ip": "1.2.3.4"});
+        assert_eq!(m.resolve_input(ok.as_object().unwrap()).unwrap().len(), 1);
+        let e = m
+            .resolve_input(serde_json::json!({}).as_object().unwrap())
+            .unwrap_err();
+        assert!(e.contains("'ip' is required"), "{e}");
+        let e = m
+            .resolve_input(serde_json::json!({"ip": 5}).as_object().unwrap())
+            .unwrap_err();
+        assert!(e.contains("type String"), "{e}");
+        let e = m
+            .resolve_input(serde_json::json!({"ip": "x", "ipp": 1}).as_object().unwrap())
+            .unwrap_err();
+        assert!(e.contains("no input 'ipp'") && e.contains("days, ip"), "{e}");
+    }
+}

@@ -1,0 +1,161 @@
+//! Playbooks: Rhai scripts with their metadata, and the durable replay that runs them.
+//! Only this module touches Rhai.
+//!
+//! A playbook is a folder: `playbook.toml` (name, inputs, triggers, plugins, limits),
+//! `playbook.rhai` (the script), and optionally `tests/*.toml` (canned plugin responses and
+//! expectations, run by `osprey playbook test`). PLAYBOOKS.md is the reference.
+
+mod api;
+pub mod engine;
+pub mod meta;
+pub mod testing;
+#[cfg(test)]
+mod tests;
+
+pub use engine::{
+    Effects, Failure, FailureKind, Outcome, PluginFailure, RunContext, Script, ScriptLimits, Step,
+};
+pub use meta::{Meta, MetaError, Trigger};
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use thiserror::Error;
+
+/// A loaded playbook.
+#[derive(Debug, Clone)]
+pub struct Playbook {
+    pub meta: Meta,
+    pub script: Script,
+    pub source: String,
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Error)]
+pub enum PlaybookError {
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    #[error("{path}:{error}")]
+    Compile {
+        path: PathBuf,
+        error: engine::CompileError,
+    },
+    #[error("{path}: {message}")]
+    Io { path: PathBuf, message: String },
+    #[error("no playbook named '{name}'{}", known_hint(.known))]
+    NotFound { name: String, known: Vec<String> },
+}
+
+fn known_hint(known: &[String]) -> String {
+    if known.is_empty() {
+        " (none are loaded; check playbooks_dir)".into()
+    } else {
+        format!(" (loaded: {})", known.join(", "))
+    }
+}
+
+impl Playbook {
+    /// Load and check the playbook in `dir`: metadata, then the script.
+    pub fn load(dir: &Path) -> Result<Playbook, PlaybookError> {
+        let meta = Meta::load(dir)?;
+        let path = dir.join(meta::SCRIPT_FILE);
+        let source = std::fs::read_to_string(&path).map_err(|e| PlaybookError::Io {
+            path: path.clone(),
+            message: format!("cannot read: {e}"),
+        })?;
+        let script = engine::compile(&source).map_err(|error| PlaybookError::Compile { path, error })?;
+        Ok(Playbook {
+            meta,
+            script,
+            source,
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// The limits of this playbook's runs, over `defaults`.
+    pub fn limits(&self, defaults: &ScriptLimits) -> ScriptLimits {
+        defaults.with(&self.meta.limits)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.meta.name
+    }
+}
+
+/// The playbooks a server knows, by name; reloadable.
+#[derive(Debug, Clone, Default)]
+pub struct Playbooks {
+    inner: Arc<RwLock<BTreeMap<String, Arc<Playbook>>>>,
+}
+
+impl Playbooks {
+    /// Load every playbook folder under `dir`. Broken ones are returned as errors; the
+    /// others load.
+    pub fn load_dir(dir: &Path) -> (Playbooks, Vec<PlaybookError>) {
+        let set = Playbooks::default();
+        let errors = set.reload(dir);
+        (set, errors)
+    }
+
+    /// Replace the loaded playbooks with what is in `dir` now.
+    pub fn reload(&self, dir: &Path) -> Vec<PlaybookError> {
+        let mut loaded = BTreeMap::new();
+        let mut errors = Vec::new();
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|e| {
+                e.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.join(meta::META_FILE).is_file())
+                    .collect()
+            })
+            .unwrap_or_default();
+        dirs.sort();
+        for d in dirs {
+            match Playbook::load(&d) {
+                Ok(p) => {
+                    if let Some(prev) = loaded.get(p.name()) {
+                        let prev: &Arc<Playbook> = prev;
+                        errors.push(PlaybookError::Io {
+                            path: d.clone(),
+                            message: format!(
+                                "a playbook named '{}' is already loaded from {}",
+                                p.name(),
+                                prev.dir.display()
+                            ),
+                        });
+                        continue;
+                    }
+                    loaded.insert(p.name().to_owned(), Arc::new(p));
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        *self.inner.write().unwrap_or_else(|p| p.into_inner()) = loaded;
+        errors
+    }
+
+    /// Add (or replace) one playbook.
+    pub fn insert(&self, playbook: Playbook) {
+        self.inner
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(playbook.name().to_owned(), Arc::new(playbook));
+    }
+
+    pub fn get(&self, name: &str) -> Result<Arc<Playbook>, PlaybookError> {
+        let map = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        map.get(name).cloned().ok_or_else(|| PlaybookError::NotFound {
+            name: name.to_owned(),
+            known: map.keys().cloned().collect(),
+        })
+    }
+
+    pub fn list(&self) -> Vec<Arc<Playbook>> {
+        self.inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+}

@@ -1,0 +1,344 @@
+//! `osprey playbook test`: run a playbook against canned plugin responses, with a virtual
+//! clock, and check what it did. No vendor, server or database is needed.
+//!
+//! Each `tests/*.toml` in a playbook folder is one case:
+//!
+//! ```toml
+//! description = "a known-bad IP is blocked"
+//! input = { ip = "203.0.113.7" }
+//! start = "2026-11-30T09:00:00Z"          # optional start of the virtual clock
+//!
+//! [[mock]]
+//! plugin = "ipinfo"
+//! action = "lookup"
+//! when = { ip = "203.0.113.7" }           # optional: the input must contain these
+//! output = { country = "NL" }             # or: error = { kind = "unavailable", message = "down", retryable = true }
+//! times = 1                               # optional: answers at most this many calls
+//!
+//! [expect]
+//! status = "completed"                    # completed | failed | waiting
+//! output = { verdict = "bad" }            # optional: these keys of the result
+//! error = "rate-limited"                  # optional: part of the failure message
+//! steps = ["invoke ipinfo.lookup", "sleep", "log"]   # optional: every step, in order
+//! ```
+//!
+//! Sleeps finish at once: the clock jumps to the wake-up time and the run is replayed from its
+//! journal, exactly as a server would after the wait.
+
+use super::Playbook;
+use super::engine::{self, Effects, Outcome, PluginFailure, RunContext, ScriptLimits, Step};
+use serde::Deserialize;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// One test case, from a `tests/*.toml` file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub input: serde_json::Map<String, Value>,
+    /// RFC 3339 start time of the virtual clock.
+    #[serde(default)]
+    pub start: Option<String>,
+    #[serde(default, rename = "mock")]
+    pub mocks: Vec<Mock>,
+    pub expect: Expect,
+}
+
+/// A canned answer to a plugin call.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mock {
+    pub plugin: String,
+    pub action: String,
+    #[serde(default)]
+    pub when: Option<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    pub output: Option<Value>,
+    #[serde(default)]
+    pub error: Option<PluginFailure>,
+    #[serde(default)]
+    pub times: Option<u32>,
+}
+
+/// What the run must have done.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    pub status: ExpectedStatus,
+    #[serde(default)]
+    pub output: Option<Value>,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub steps: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExpectedStatus {
+    Completed,
+    Failed,
+    Waiting,
+}
+
+/// The result of one case.
+#[derive(Debug, Clone)]
+pub struct CaseReport {
+    pub file: PathBuf,
+    pub description: String,
+    /// Empty when the case passed.
+    pub problems: Vec<String>,
+    /// The steps the run took, labelled (`invoke ipinfo.lookup`, `sleep`, ...).
+    pub steps: Vec<String>,
+}
+
+impl CaseReport {
+    pub fn passed(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// The label of a step, as `expect.steps` lists them.
+pub fn step_label(step: &Step) -> String {
+    if step.kind == "invoke" {
+        format!(
+            "invoke {}.{}",
+            step.request["plugin"].as_str().unwrap_or("?"),
+            step.request["action"].as_str().unwrap_or("?")
+        )
+    } else {
+        step.kind.clone()
+    }
+}
+
+/// The case files of a playbook, sorted.
+pub fn case_files(playbook: &Playbook) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(playbook.dir.join("tests"))
+        .map(|e| {
+            e.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// Run every case of a playbook.
+pub fn run_all(playbook: &Playbook, defaults: &ScriptLimits) -> Vec<CaseReport> {
+    case_files(playbook)
+        .iter()
+        .map(|f| run_file(playbook, f, defaults))
+        .collect()
+}
+
+/// Run one case file.
+pub fn run_file(playbook: &Playbook, file: &Path, defaults: &ScriptLimits) -> CaseReport {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => return broken(file, format!("cannot read: {e}")),
+    };
+    let case: Case = match toml::from_str(&text) {
+        Ok(c) => c,
+        Err(e) => {
+            let line = e
+                .span()
+                .map(|s| super::meta::line_of(&text, s.start))
+                .unwrap_or(0);
+            return broken(file, format!("line {line}: {}", e.message()));
+        }
+    };
+    run_case(playbook, file, &case, defaults)
+}
+
+fn broken(file: &Path, problem: String) -> CaseReport {
+    CaseReport {
+        file: file.to_owned(),
+        description: String::new(),
+        problems: vec![problem],
+        steps: Vec::new(),
+    }
+}
+
+struct MockState {
+    mocks: Vec<(Mock, u32)>,
+    clock: i64,
+    rng: u64,
+    unanswered: Vec<String>,
+}
+
+/// Canned plugin answers and a virtual clock, shared with the harness that drives the run.
+struct MockEffects(Arc<Mutex<MockState>>);
+
+impl Effects for MockEffects {
+    fn call_plugin(
+        &mut self,
+        plugin: &str,
+        action: &str,
+        input: &Value,
+        _: &str,
+        _: &str,
+    ) -> Result<Value, PluginFailure> {
+        let mut st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let found = st.mocks.iter_mut().find(|(m, used)| {
+            m.plugin == plugin
+                && m.action == action
+                && m.times.is_none_or(|t| *used < t)
+                && m.when
+                    .as_ref()
+                    .is_none_or(|w| w.iter().all(|(k, v)| input.get(k) == Some(v)))
+        });
+        match found {
+            Some((mock, used)) => {
+                *used += 1;
+                match (&mock.output, &mock.error) {
+                    (_, Some(e)) => Err(e.clone()),
+                    (Some(o), None) => Ok(o.clone()),
+                    (None, None) => Ok(Value::Object(Default::default())),
+                }
+            }
+            None => {
+                let what = format!("{plugin}.{action} {input}");
+                st.unanswered.push(what.clone());
+                Err(PluginFailure {
+                    kind: "internal".into(),
+                    message: format!("no canned response for {what}; add a [[mock]] to the test"),
+                    retryable: false,
+                })
+            }
+        }
+    }
+
+    fn record(&mut self, _: &str, _: &Step) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn now_ms(&mut self) -> i64 {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clock
+    }
+
+    fn random_u64(&mut self) -> u64 {
+        // xorshift64*: deterministic, so test runs are repeatable.
+        let mut st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        st.rng ^= st.rng >> 12;
+        st.rng ^= st.rng << 25;
+        st.rng ^= st.rng >> 27;
+        st.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+/// Run one case.
+pub fn run_case(playbook: &Playbook, file: &Path, case: &Case, defaults: &ScriptLimits) -> CaseReport {
+    let mut problems = Vec::new();
+    let start = match &case.start {
+        Some(s) => match chrono::DateTime::parse_from_rfc3339(s) {
+            Ok(t) => t.timestamp_millis(),
+            Err(e) => return broken(file, format!("start '{s}': {e}")),
+        },
+        None => 1_798_761_600_000, // 2027-01-01T00:00:00Z
+    };
+    for m in &case.mocks {
+        if m.output.is_some() && m.error.is_some() {
+            return broken(
+                file,
+                format!("mock {}.{} has both output and error", m.plugin, m.action),
+            );
+        }
+    }
+    let input = match playbook.meta.resolve_input(&case.input) {
+        Ok(i) => i,
+        Err(e) => return broken(file, format!("input: {e}")),
+    };
+    let run = RunContext {
+        run_id: "test-run".into(),
+        playbook: playbook.name().to_owned(),
+        input,
+    };
+    let state = Arc::new(Mutex::new(MockState {
+        mocks: case.mocks.iter().map(|m| (m.clone(), 0)).collect(),
+        clock: start,
+        rng: 0x9E37_79B9_7F4A_7C15,
+        unanswered: Vec::new(),
+    }));
+    let mut effects: Box<dyn Effects> = Box::new(MockEffects(state.clone()));
+    let limits = playbook.limits(defaults);
+    let mut journal = Vec::new();
+    let mut outcome = Outcome::Waiting { wake_at: start };
+    for _ in 0..10_000 {
+        let (o, e, j) = engine::replay(&playbook.script, limits, &run, journal, effects);
+        effects = e;
+        journal = j;
+        outcome = o;
+        match &outcome {
+            Outcome::Waiting { wake_at } if case.expect.status != ExpectedStatus::Waiting => {
+                // Jump the virtual clock to the wake-up time and replay, as a server would.
+                let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+                st.clock = st.clock.max(*wake_at);
+            }
+            _ => break,
+        }
+    }
+    let labels: Vec<String> = journal.iter().map(step_label).collect();
+    let (status, output, error) = match &outcome {
+        Outcome::Completed(v) => (ExpectedStatus::Completed, Some(v.clone()), None),
+        Outcome::Waiting { .. } => (ExpectedStatus::Waiting, None, None),
+        Outcome::Failed(f) => (ExpectedStatus::Failed, None, Some(f.message.clone())),
+    };
+    if status != case.expect.status {
+        problems.push(format!(
+            "expected the run to end {:?}, it ended {status:?}{}",
+            case.expect.status,
+            error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+        ));
+    }
+    if let Some(want) = &case.expect.output {
+        match &output {
+            Some(got) if contains(got, want) => {}
+            Some(got) => problems.push(format!("expected output containing {want}, got {got}")),
+            None => problems.push(format!(
+                "expected output containing {want}, but the run did not complete"
+            )),
+        }
+    }
+    if let Some(want) = &case.expect.error {
+        match &error {
+            Some(got) if got.contains(want.as_str()) => {}
+            Some(got) => problems.push(format!("expected an error containing '{want}', got: {got}")),
+            None => problems.push(format!(
+                "expected an error containing '{want}', but the run did not fail"
+            )),
+        }
+    }
+    if let Some(want) = &case.expect.steps {
+        if *want != labels {
+            problems.push(format!("expected steps {want:?}, took {labels:?}"));
+        }
+    }
+    drop(effects);
+    for u in &state.lock().unwrap_or_else(|p| p.into_inner()).unanswered {
+        if case.expect.status != ExpectedStatus::Failed {
+            problems.push(format!("no canned response for {u}"));
+        }
+    }
+    CaseReport {
+        file: file.to_owned(),
+        description: case.description.clone(),
+        problems,
+        steps: labels,
+    }
+}
+
+/// Whether `got` contains everything in `want` (objects recursively; other values equal).
+pub fn contains(got: &Value, want: &Value) -> bool {
+    match (got, want) {
+        (Value::Object(g), Value::Object(w)) => w
+            .iter()
+            .all(|(k, wv)| g.get(k).is_some_and(|gv| contains(gv, wv))),
+        _ => got == want,
+    }
+}

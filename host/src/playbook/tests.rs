@@ -1,0 +1,430 @@
+//! Replay semantics, limits and the data API, against in-memory effects.
+
+use super::engine::{self, Effects, FailureKind, Outcome, PluginFailure, RunContext, ScriptLimits, Step};
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+
+#[derive(Default)]
+struct World {
+    clock: i64,
+    calls: Vec<(String, Value, String)>,
+    answers: Vec<Result<Value, PluginFailure>>,
+    recorded: usize,
+    cancelled: bool,
+}
+
+struct TestEffects(Arc<Mutex<World>>);
+
+impl Effects for TestEffects {
+    fn call_plugin(
+        &mut self,
+        plugin: &str,
+        action: &str,
+        input: &Value,
+        _: &str,
+        key: &str,
+    ) -> Result<Value, PluginFailure> {
+        let mut w = self.0.lock().unwrap();
+        w.calls
+            .push((format!("{plugin}.{action}"), input.clone(), key.to_owned()));
+        if w.answers.is_empty() {
+            Ok(json!({"echo": input}))
+        } else {
+            w.answers.remove(0)
+        }
+    }
+    fn record(&mut self, _: &str, _: &Step) -> Result<(), String> {
+        self.0.lock().unwrap().recorded += 1;
+        Ok(())
+    }
+    fn now_ms(&mut self) -> i64 {
+        self.0.lock().unwrap().clock
+    }
+    fn random_u64(&mut self) -> u64 {
+        42
+    }
+    fn cancelled(&mut self) -> bool {
+        self.0.lock().unwrap().cancelled
+    }
+}
+
+fn run(source: &str, journal: Vec<Step>, world: &Arc<Mutex<World>>) -> (Outcome, Vec<Step>) {
+    run_limited(source, journal, world, ScriptLimits::default())
+}
+
+fn run_limited(
+    source: &str,
+    journal: Vec<Step>,
+    world: &Arc<Mutex<World>>,
+    limits: ScriptLimits,
+) -> (Outcome, Vec<Step>) {
+    let script = engine::compile(source).unwrap_or_else(|e| panic!("compile: {e}"));
+    let ctx = RunContext {
+        run_id: "r1".into(),
+        playbook: "pb".into(),
+        input: json!({"ip": "1.2.3.4"}).as_object().unwrap().clone(),
+    };
+    let (o, _, j) = engine::replay(
+        &script,
+        limits,
+        &ctx,
+        journal,
+        Box::new(TestEffects(world.clone())),
+    );
+    (o, j)
+}
+
+fn world() -> Arc<Mutex<World>> {
+    Arc::new(Mutex::new(World {
+        clock: 1_000_000,
+        ..Default::default()
+    }))
+}
+
+fn failure(o: &Outcome) -> &engine::Failure {
+    match o {
+        Outcome::Failed(f) => f,
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_run_completes_and_every_effect_is_a_journaled_step() {
+    let w = world();
+    let (o, journal) = run(
+        r#"
+        let info = invoke("ipinfo", "lookup", #{ ip: input.ip });
+        log("looked up " + input.ip);
+        let t = now();
+        #{ country: info.echo.ip, at: t }
+        "#,
+        vec![],
+        &w,
+    );
+    assert_eq!(
+        o,
+        Outcome::Completed(json!({"country": "1.2.3.4", "at": 1_000_000}))
+    );
+    let kinds: Vec<&str> = journal.iter().map(|s| s.kind.as_str()).collect();
+    assert_eq!(kinds, vec!["invoke", "log", "now"]);
+    assert_eq!(
+        journal[0].request,
+        json!({"plugin": "ipinfo", "action": "lookup", "input": {"ip": "1.2.3.4"}})
+    );
+    let w = w.lock().unwrap();
+    assert_eq!(w.recorded, 3, "each step recorded as it happened");
+    assert_eq!(w.calls[0].2, "r1:1", "the idempotency key is run id + step");
+}
+
+#[test]
+fn a_replay_returns_recorded_outcomes_without_redoing_effects() {
+    let source = r#"
+        let a = invoke("p", "a", #{});
+        let b = invoke("p", "b", #{});
+        let t = now();
+        [a, b, t]
+    "#;
+    let w = world();
+    let (first, journal) = run(source, vec![], &w);
+    assert_eq!(w.lock().unwrap().calls.len(), 2);
+    w.lock().unwrap().clock = 9_999_999;
+    let (again, journal2) = run(source, journal.clone(), &w);
+    assert_eq!(first, again, "same outcome, including the recorded time");
+    assert_eq!(journal, journal2);
+    assert_eq!(w.lock().unwrap().calls.len(), 2, "no plugin was called again");
+
+    // A crash after step 1 was recorded: the replay takes step 1 from the journal and
+    // performs step 2 for real.
+    let w = world();
+    let (_, _) = run(source, journal[..1].to_vec(), &w);
+    let calls: Vec<String> = w.lock().unwrap().calls.iter().map(|c| c.0.clone()).collect();
+    assert_eq!(calls, vec!["p.b"]);
+}
+
+#[test]
+fn sleep_unwinds_and_the_next_replay_goes_on_after_the_wake_up_time() {
+    let source = r#"
+        invoke("p", "before", #{});
+        try { sleep("10m"); } catch (e) { return "the wait was swallowed"; }
+        invoke("p", "after", #{});
+        "done"
+    "#;
+    let w = world();
+    let (o, journal) = run(source, vec![], &w);
+    assert_eq!(
+        o,
+        Outcome::Waiting {
+            wake_at: 1_000_000 + 600_000
+        },
+        "try/catch cannot swallow a wait"
+    );
+    assert_eq!(journal.len(), 2);
+    // Woken too early (a spurious replay): still waiting, nothing redone.
+    w.lock().unwrap().clock += 1000;
+    let (o, journal) = run(source, journal, &w);
+    assert!(matches!(o, Outcome::Waiting { .. }));
+    w.lock().unwrap().clock += 600_000;
+    let (o, journal) = run(source, journal, &w);
+    assert_eq!(o, Outcome::Completed(json!("done")));
+    assert_eq!(journal.len(), 3);
+    let calls: Vec<String> = w.lock().unwrap().calls.iter().map(|c| c.0.clone()).collect();
+    assert_eq!(calls, vec!["p.before", "p.after"]);
+}
+
+#[test]
+fn a_changed_request_is_a_non_determinism_error_that_shows_both() {
+    let w = world();
+    let (_, journal) = run(r#"invoke("ipinfo", "lookup", #{ ip: "8.8.8.8" })"#, vec![], &w);
+    let (o, _) = run(r#"invoke("ipinfo", "lookup", #{ ip: "1.1.1.1" })"#, journal, &w);
+    let f = failure(&o);
+    assert_eq!(f.kind, FailureKind::NonDeterminism);
+    assert_eq!(f.step, Some(1));
+    assert!(
+        f.message.contains("8.8.8.8") && f.message.contains("1.1.1.1"),
+        "{}",
+        f.message
+    );
+    assert!(f.message.contains("restart it from step 1"), "{}", f.message);
+}
+
+#[test]
+fn plugin_errors_are_catchable_values_with_kind_and_retryable() {
+    let w = world();
+    w.lock().unwrap().answers = vec![Err(PluginFailure {
+        kind: "rate-limited".into(),
+        message: "slow down".into(),
+        retryable: true,
+    })];
+    let (o, journal) = run(
+        r#"
+        let r = ();
+        try { invoke("ipinfo", "lookup", #{}); }
+        catch (e) { r = #{ kind: e.kind, retryable: e.retryable, plugin: e.plugin, message: e.message }; }
+        r
+        "#,
+        vec![],
+        &w,
+    );
+    assert_eq!(
+        o,
+        Outcome::Completed(
+            json!({"kind": "rate-limited", "retryable": true, "plugin": "ipinfo", "message": "slow down"})
+        )
+    );
+    assert!(!journal[0].ok, "the error is journaled as the step's outcome");
+
+    let w = world();
+    w.lock().unwrap().answers = vec![Err(PluginFailure {
+        kind: "unavailable".into(),
+        message: "down".into(),
+        retryable: true,
+    })];
+    let (o, _) = run(r#"invoke("ipinfo", "lookup", #{})"#, vec![], &w);
+    let f = failure(&o);
+    assert_eq!(f.kind, FailureKind::Plugin { retryable: true });
+    assert!(
+        f.message.contains("ipinfo/lookup failed (unavailable): down"),
+        "{}",
+        f.message
+    );
+    assert!(f.retryable());
+}
+
+#[test]
+fn retry_is_a_one_liner_with_journaled_backoff() {
+    let source = r#"retry(3, "2s", || invoke("ipinfo", "lookup", #{ ip: "8.8.8.8" }))"#;
+    let w = world();
+    w.lock().unwrap().answers = vec![
+        Err(PluginFailure {
+            kind: "unavailable".into(),
+            message: "down".into(),
+            retryable: true,
+        }),
+        Ok(json!({"country": "US"})),
+    ];
+    let (o, journal) = run(source, vec![], &w);
+    let Outcome::Waiting { wake_at } = o else {
+        panic!("the backoff waits: {o:?}")
+    };
+    assert_eq!(wake_at, 1_000_000 + 2000);
+    w.lock().unwrap().clock = wake_at;
+    let (o, journal) = run(source, journal, &w);
+    assert_eq!(o, Outcome::Completed(json!({"country": "US"})));
+    let kinds: Vec<&str> = journal.iter().map(|s| s.kind.as_str()).collect();
+    assert_eq!(kinds, vec!["invoke", "sleep", "invoke"]);
+
+    // Not retryable: thrown at once.
+    let w = world();
+    w.lock().unwrap().answers = vec![Err(PluginFailure {
+        kind: "denied".into(),
+        message: "no".into(),
+        retryable: false,
+    })];
+    let (o, journal) = run(source, vec![], &w);
+    assert_eq!(failure(&o).kind, FailureKind::Plugin { retryable: false });
+    assert_eq!(journal.len(), 1);
+}
+
+#[test]
+fn every_limit_fails_the_run_and_names_itself() {
+    let small = ScriptLimits {
+        max_operations: 10_000,
+        max_call_depth: 8,
+        max_string_bytes: 100,
+        max_array_len: 10,
+        max_map_len: 10,
+        max_steps: 5,
+        wall_time: std::time::Duration::from_millis(200),
+    };
+    let cases = [
+        ("loop { }", "max_operations"),
+        ("fn f(n) { f(n + 1) } f(0)", "max_call_depth"),
+        (r#"let s = ""; loop { s += "xxxxxxxxxx"; }"#, "max_string_bytes"),
+        ("let a = []; loop { a.push(1); }", "max_array_len"),
+        // (Rhai checks a map's size when maps are merged or built, not on `m[k] = v`.)
+        (
+            "let m = #{}; let i = 0; loop { let x = #{}; x[`k${i}`] = i; m.mixin(x); i += 1; }",
+            "max_map_len",
+        ),
+        (r#"loop { log("again"); }"#, "max_steps"),
+    ];
+    for (source, limit) in cases {
+        let (o, _) = run_limited(source, vec![], &world(), small);
+        let f = failure(&o);
+        assert_eq!(
+            f.kind,
+            FailureKind::Limit { limit: limit.into() },
+            "{source}: {}",
+            f.message
+        );
+        assert!(
+            f.message.contains(&format!("limit {limit}")),
+            "{source}: {}",
+            f.message
+        );
+    }
+    // Wall time: a busy script under a high operations limit.
+    let slow = ScriptLimits {
+        max_operations: u64::MAX,
+        wall_time: std::time::Duration::from_millis(100),
+        ..small
+    };
+    let (o, _) = run_limited("let x = 0; loop { x += 1; }", vec![], &world(), slow);
+    assert_eq!(
+        failure(&o).kind,
+        FailureKind::Limit {
+            limit: "wall_time".into()
+        }
+    );
+    // Limits cannot be caught.
+    let (o, _) = run_limited("try { loop { } } catch { 1 }", vec![], &world(), small);
+    assert_eq!(
+        failure(&o).kind,
+        FailureKind::Limit {
+            limit: "max_operations".into()
+        }
+    );
+}
+
+#[test]
+fn a_cancelled_run_stops_at_its_next_step() {
+    let w = world();
+    w.lock().unwrap().cancelled = true;
+    let (o, journal) = run(r#"invoke("p", "a", #{})"#, vec![], &w);
+    assert_eq!(failure(&o).kind, FailureKind::Cancelled);
+    assert!(journal.is_empty());
+    assert!(w.lock().unwrap().calls.is_empty());
+}
+
+#[test]
+fn script_errors_say_where() {
+    let (o, _) = run("let x = #{}; x.missing.deeper", vec![], &world());
+    assert_eq!(failure(&o).kind, FailureKind::Script);
+    let (o, _) = run(r#"throw "bad input""#, vec![], &world());
+    assert!(
+        failure(&o).message.contains("bad input"),
+        "{}",
+        failure(&o).message
+    );
+    let e = engine::compile("let = 5;").unwrap_err();
+    assert_eq!(e.line, 1);
+    // No clock of its own: `timestamp()` would make replays diverge.
+    let (o, _) = run("timestamp()", vec![], &world());
+    assert!(
+        failure(&o).message.contains("timestamp"),
+        "{}",
+        failure(&o).message
+    );
+    let e = engine::compile(r#"eval("1 + 1")"#).unwrap_err();
+    assert!(e.message.contains("eval"), "{}", e.message);
+}
+
+#[test]
+fn the_data_api_covers_the_soar_cheatsheet() {
+    let (o, _) = run(
+        r##"
+        let doc = parse_json(`{"a": {"b": [10, 20]}, "s": "x"}`);
+        let ips = regex_find_all("src=10.0.0.1 dst=8.8.8.8", `\d+\.\d+\.\d+\.\d+`);
+        let caps = regex_captures("user=alice id=7", `user=(\w+) id=(\d+)`);
+        #{
+            json: to_json(#{ k: [1, 2] }),
+            path: get_path(doc, "a.b.1", 0),
+            missing: get_path(doc, "a.c", "default"),
+            coalesce: doc.nope ?? "fallback",
+            split: "a,b,c".split(","),
+            joined: join(["a", 1, true], "-"),
+            matches: regex_match("evil.example.com", `\.example\.com$`),
+            ips: ips,
+            user: caps[1],
+            replaced: regex_replace("a1b22c", `\d+`, "#"),
+            b64: base64_encode("hello"),
+            plain: base64_decode("aGVsbG8="),
+            iso: to_iso(1795132800000),
+            parsed: parse_iso("2026-11-20T00:00:00Z"),
+            day: format_time(1795132800000, "%Y-%m-%d %H:%M", "Europe/Paris"),
+            custom: parse_time("2026-11-20 13:45", "%Y-%m-%d %H:%M"),
+            week: parse_duration("7d"),
+            hash: sha256("abc"),
+            upper: "MiXed".to_upper(),
+        }
+        "##,
+        vec![],
+        &world(),
+    );
+    let Outcome::Completed(v) = o else { panic!("{o:?}") };
+    assert_eq!(v["json"], r#"{"k":[1,2]}"#);
+    assert_eq!(v["path"], 20);
+    assert_eq!(v["missing"], "default");
+    assert_eq!(v["coalesce"], "fallback");
+    assert_eq!(v["split"], json!(["a", "b", "c"]));
+    assert_eq!(v["joined"], "a-1-true");
+    assert_eq!(v["matches"], true);
+    assert_eq!(v["ips"], json!(["10.0.0.1", "8.8.8.8"]));
+    assert_eq!(v["user"], "alice");
+    assert_eq!(v["replaced"], "a#b#c");
+    assert_eq!(v["b64"], "aGVsbG8=");
+    assert_eq!(v["plain"], "hello");
+    assert_eq!(v["iso"], "2026-11-20T00:00:00.000Z");
+    assert_eq!(v["parsed"], 1795132800000i64);
+    assert_eq!(v["day"], "2026-11-20 01:00");
+    assert_eq!(v["custom"], 1795132800000i64 + (13 * 60 + 45) * 60_000);
+    assert_eq!(v["week"], 7 * 86_400_000i64);
+    assert_eq!(
+        v["hash"],
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    assert_eq!(v["upper"], "MIXED");
+}
+
+#[test]
+fn random_values_are_journaled_so_replays_agree() {
+    let source = "[random(), random_int(1, 6), uuid()]";
+    let (o, journal) = run(source, vec![], &world());
+    let (again, _) = run(source, journal.clone(), &world());
+    assert_eq!(o, again);
+    let Outcome::Completed(v) = o else { panic!() };
+    let n = v[1].as_i64().unwrap();
+    assert!((1..=6).contains(&n));
+    assert_eq!(v[2].as_str().unwrap().len(), 36);
+    assert_eq!(journal.len(), 3);
+}

@@ -1,0 +1,470 @@
+//! Executing playbook runs: workers claim due jobs from the store's queue, replay the run's
+//! script over its journal (the `playbook` module does the replay; this module supplies the
+//! real effects: plugin calls through the runtime, journal writes to the store), and file
+//! the outcome: completed, waiting until a time, retried with backoff, failed, or dead.
+
+use crate::playbook::{
+    Effects, Failure, FailureKind, Outcome, Playbook, Playbooks, PluginFailure, RunContext, ScriptLimits,
+    Step,
+};
+use crate::plugin::{CallContext, Runtime};
+pub use crate::store::runs::NewRun;
+use crate::store::runs::{ClaimedJob, RunStatus, StepRecord};
+use crate::store::{Store, StoreError, now_ms};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use thiserror::Error;
+
+/// Settings of the run executor (`[runs]` in the config).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunsConfig {
+    /// Runs replayed at once by one server.
+    pub workers: usize,
+    /// How long a claimed job stays claimed without a heartbeat; a crashed node's runs are
+    /// picked up by others after this.
+    #[serde(with = "crate::config::duration_serde")]
+    pub lease: Duration,
+    /// Attempts of a run that keeps failing with retryable errors, before it is dead-lettered.
+    pub max_attempts: u32,
+    /// Time zone of cron triggers that do not name one.
+    pub timezone: chrono_tz::Tz,
+}
+
+impl Default for RunsConfig {
+    fn default() -> Self {
+        RunsConfig {
+            workers: 8,
+            lease: Duration::from_secs(30),
+            max_attempts: 5,
+            timezone: chrono_tz::UTC,
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Playbook(#[from] crate::playbook::PlaybookError),
+    #[error("input of playbook '{playbook}': {message}")]
+    Input { playbook: String, message: String },
+    #[error("no run with id '{0}'")]
+    NoSuchRun(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Runs playbooks.
+pub struct Executor {
+    store: Store,
+    plugins: Runtime,
+    playbooks: Playbooks,
+    defaults: ScriptLimits,
+    config: RunsConfig,
+    node: String,
+}
+
+/// A fresh run id: time-ordered, with 64 random bits.
+pub fn new_run_id() -> String {
+    use chacha20poly1305::aead::rand_core::RngCore;
+    let mut rng = chacha20poly1305::aead::OsRng;
+    format!("r{:011x}{:016x}", now_ms(), rng.next_u64())
+}
+
+impl Executor {
+    pub fn new(
+        store: Store,
+        plugins: Runtime,
+        playbooks: Playbooks,
+        defaults: ScriptLimits,
+        config: RunsConfig,
+    ) -> Arc<Executor> {
+        let node = format!("{}-{}", std::process::id(), &new_run_id()[12..20]);
+        Arc::new(Executor {
+            store,
+            plugins,
+            playbooks,
+            defaults,
+            config,
+            node,
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn playbooks(&self) -> &Playbooks {
+        &self.playbooks
+    }
+
+    /// Check `input` against `playbook`'s inputs and make the run (not stored yet).
+    pub fn prepare_run(
+        &self,
+        playbook: &Playbook,
+        input: &serde_json::Map<String, Value>,
+        origin: &str,
+    ) -> Result<NewRun, RunError> {
+        let input = playbook
+            .meta
+            .resolve_input(input)
+            .map_err(|message| RunError::Input {
+                playbook: playbook.name().to_owned(),
+                message,
+            })?;
+        Ok(NewRun {
+            id: new_run_id(),
+            playbook: playbook.name().to_owned(),
+            script_hash: playbook.script.hash.clone(),
+            input: Value::Object(input),
+            origin: origin.to_owned(),
+        })
+    }
+
+    /// Start a run of `playbook` now; returns its id.
+    pub async fn start(
+        &self,
+        playbook: &str,
+        input: &serde_json::Map<String, Value>,
+        origin: &str,
+    ) -> Result<String, RunError> {
+        let pb = self.playbooks.get(playbook)?;
+        let run = self.prepare_run(&pb, input, origin)?;
+        self.store
+            .create_run(&run.id, &run.playbook, &run.script_hash, &run.input, &run.origin)
+            .await?;
+        tracing::info!(run = %run.id, playbook, origin, "run started");
+        Ok(run.id)
+    }
+
+    /// Cancel a run that has not ended.
+    pub async fn cancel(&self, run_id: &str) -> Result<RunStatus, RunError> {
+        let run = self
+            .store
+            .run(run_id)
+            .await?
+            .ok_or_else(|| RunError::NoSuchRun(run_id.to_owned()))?;
+        if run.status.is_final() {
+            return Err(RunError::Invalid(format!(
+                "run {run_id} already ended ({})",
+                run.status
+            )));
+        }
+        self.store
+            .finish_run(
+                run_id,
+                RunStatus::Cancelled,
+                None,
+                Some("cancelled by an operator"),
+            )
+            .await?;
+        Ok(RunStatus::Cancelled)
+    }
+
+    /// Cut the journal of a run back to before step `from_step` and run it again from there,
+    /// with the playbook's current script.
+    pub async fn restart(&self, run_id: &str, from_step: i64) -> Result<u64, RunError> {
+        let run = self
+            .store
+            .run(run_id)
+            .await?
+            .ok_or_else(|| RunError::NoSuchRun(run_id.to_owned()))?;
+        let steps = self.store.steps(run_id).await?;
+        if from_step < 1 || from_step > steps.len() as i64 + 1 {
+            return Err(RunError::Invalid(format!(
+                "run {run_id} has {} steps; restart from a step between 1 and {}",
+                steps.len(),
+                steps.len() + 1
+            )));
+        }
+        let pb = self.playbooks.get(&run.playbook)?;
+        let cut = self.store.restart_run(run_id, from_step, &pb.script.hash).await?;
+        tracing::info!(run = %run_id, from_step, cut, "run restarted");
+        Ok(cut)
+    }
+
+    /// Claim up to `max` due jobs and process them, concurrently. Returns how many.
+    pub async fn work_once(self: &Arc<Self>, max: usize) -> Result<usize, StoreError> {
+        let lease_until = now_ms() + self.config.lease.as_millis() as i64;
+        let jobs = self.store.claim_jobs(&self.node, lease_until, max as i64).await?;
+        let n = jobs.len();
+        let tasks: Vec<_> = jobs
+            .into_iter()
+            .map(|job| {
+                let me = self.clone();
+                tokio::spawn(async move { me.process(job).await })
+            })
+            .collect();
+        for t in tasks {
+            let _ = t.await;
+        }
+        Ok(n)
+    }
+
+    /// Process one specific run if it is due (for `osprey playbook run` following its own
+    /// run). Returns whether it was claimed.
+    pub async fn work_on(self: &Arc<Self>, run_id: &str) -> Result<bool, StoreError> {
+        let lease_until = now_ms() + self.config.lease.as_millis() as i64;
+        match self.store.claim_run(run_id, &self.node, lease_until).await? {
+            Some(job) => {
+                self.process(job).await;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Run workers until `shutdown` turns true: claim due jobs, process them, and sleep a
+    /// little when there are none.
+    pub fn spawn_workers(
+        self: &Arc<Self>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let idle = Duration::from_millis(100);
+            loop {
+                if *shutdown.borrow() {
+                    break;
+                }
+                match me.work_once(me.config.workers).await {
+                    Ok(0) => {}
+                    Ok(_) => continue,
+                    Err(e) => tracing::error!(error = %e, "claiming jobs failed"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(idle) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        })
+    }
+
+    /// Replay one claimed run and file the outcome.
+    async fn process(self: &Arc<Self>, job: ClaimedJob) {
+        if let Err(e) = self.process_inner(&job).await {
+            // The lease runs out and the job is claimed again.
+            tracing::error!(run = %job.run_id, error = %e, "processing a run failed; it will be retried when its lease expires");
+        }
+    }
+
+    async fn process_inner(self: &Arc<Self>, job: &ClaimedJob) -> Result<(), StoreError> {
+        let store = &self.store;
+        let Some(run) = store.run(&job.run_id).await? else {
+            return Ok(());
+        };
+        if run.status.is_final() {
+            store
+                .finish_run(&run.id, run.status, run.output.as_ref(), run.error.as_deref())
+                .await?;
+            return Ok(());
+        }
+        let pb = match self.playbooks.get(&run.playbook) {
+            Ok(pb) => pb,
+            Err(e) => {
+                store
+                    .finish_run(&run.id, RunStatus::Failed, None, Some(&e.to_string()))
+                    .await?;
+                return Ok(());
+            }
+        };
+        let journal: Vec<Step> = store
+            .steps(&run.id)
+            .await?
+            .into_iter()
+            .map(|s| Step {
+                seq: s.seq as u32,
+                kind: s.kind,
+                request: s.request,
+                outcome: s.outcome,
+                ok: s.ok,
+                started_at: s.started_at,
+                duration_ms: s.duration_ms,
+            })
+            .collect();
+        let input = run.input.as_object().cloned().unwrap_or_default();
+        let ctx = RunContext {
+            run_id: run.id.clone(),
+            playbook: run.playbook.clone(),
+            input,
+        };
+        let limits = pb.limits(&self.defaults);
+
+        // Keep the lease while the replay runs; if it is lost, stop at the next step.
+        let lost = Arc::new(AtomicBool::new(false));
+        let heartbeat = {
+            let (store, id, node, lost) = (store.clone(), run.id.clone(), self.node.clone(), lost.clone());
+            let lease = self.config.lease;
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(lease / 3).await;
+                    match store
+                        .extend_lease(&id, &node, now_ms() + lease.as_millis() as i64)
+                        .await
+                    {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            lost.store(true, Ordering::SeqCst);
+                            return;
+                        }
+                        Err(e) => tracing::warn!(run = %id, error = %e, "lease heartbeat failed"),
+                    }
+                }
+            })
+        };
+        let effects = Box::new(LiveEffects {
+            handle: tokio::runtime::Handle::current(),
+            plugins: self.plugins.clone(),
+            store: store.clone(),
+            run_id: run.id.clone(),
+            checked: Instant::now(),
+            lost,
+        });
+        let script = pb.script.clone();
+        let started = Instant::now();
+        let replayed = tokio::task::spawn_blocking(move || {
+            let (outcome, _, journal) =
+                crate::playbook::engine::replay(&script, limits, &ctx, journal, effects);
+            (outcome, journal)
+        })
+        .await;
+        heartbeat.abort();
+        let (outcome, journal) = match replayed {
+            Ok(r) => r,
+            Err(e) => {
+                let f = Failure {
+                    kind: FailureKind::Script,
+                    message: format!("the replay crashed: {e}"),
+                    step: None,
+                };
+                (Outcome::Failed(f), Vec::new())
+            }
+        };
+        let ms = started.elapsed().as_millis() as u64;
+        match outcome {
+            Outcome::Completed(output) => {
+                store
+                    .finish_run(&run.id, RunStatus::Completed, Some(&output), None)
+                    .await?;
+                tracing::info!(run = %run.id, playbook = %run.playbook, steps = journal.len(), ms, "run completed");
+            }
+            Outcome::Waiting { wake_at } => {
+                store
+                    .reschedule_run(&run.id, RunStatus::Waiting, wake_at, None)
+                    .await?;
+                tracing::debug!(run = %run.id, wake_at, "run waiting");
+            }
+            Outcome::Failed(f) if f.kind == FailureKind::Cancelled => {
+                store
+                    .finish_run(&run.id, RunStatus::Cancelled, None, Some(&f.message))
+                    .await?;
+            }
+            Outcome::Failed(f) if f.retryable() => {
+                let attempts = run.attempts + 1;
+                // A retryable plugin failure the script did not handle: take that call again.
+                if let Some(last) = journal.last() {
+                    if last.kind == "invoke" && !last.ok && matches!(f.kind, FailureKind::Plugin { .. }) {
+                        store.drop_last_step(&run.id, last.seq as i64).await?;
+                    }
+                }
+                store.set_run_attempts(&run.id, attempts).await?;
+                if attempts >= i64::from(self.config.max_attempts) {
+                    let message = format!("gave up after {attempts} attempts: {}", f.message);
+                    store
+                        .finish_run(&run.id, RunStatus::Dead, None, Some(&message))
+                        .await?;
+                    tracing::warn!(run = %run.id, error = %message, "run dead-lettered");
+                } else {
+                    let backoff = (1000i64 << attempts.min(8)).min(300_000);
+                    store
+                        .reschedule_run(&run.id, RunStatus::Queued, now_ms() + backoff, Some(&f.message))
+                        .await?;
+                    tracing::warn!(run = %run.id, attempts, backoff_ms = backoff, error = %f.message, "run will be retried");
+                }
+            }
+            Outcome::Failed(f) => {
+                store
+                    .finish_run(&run.id, RunStatus::Failed, None, Some(&f.message))
+                    .await?;
+                tracing::warn!(run = %run.id, playbook = %run.playbook, error = %f.message, "run failed");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The real effects of a replay: plugin calls through the runtime, journal writes to the
+/// store. Runs on a blocking thread and waits on the async world with `block_on`.
+struct LiveEffects {
+    handle: tokio::runtime::Handle,
+    plugins: Runtime,
+    store: Store,
+    run_id: String,
+    checked: Instant,
+    lost: Arc<AtomicBool>,
+}
+
+impl Effects for LiveEffects {
+    fn call_plugin(
+        &mut self,
+        plugin: &str,
+        action: &str,
+        input: &Value,
+        run_id: &str,
+        idempotency_key: &str,
+    ) -> Result<Value, PluginFailure> {
+        let ctx = CallContext {
+            run_id: run_id.to_owned(),
+            idempotency_key: idempotency_key.to_owned(),
+        };
+        self.handle
+            .block_on(self.plugins.call(plugin, action, input, ctx))
+            .map(|o| o.output)
+            .map_err(|e| PluginFailure {
+                kind: e.kind.to_string(),
+                message: e.message,
+                retryable: e.retryable,
+            })
+    }
+
+    fn record(&mut self, run_id: &str, step: &Step) -> Result<(), String> {
+        if self.lost.load(Ordering::SeqCst) {
+            return Err("this worker lost its lease on the run; another worker has it".into());
+        }
+        let record = StepRecord {
+            seq: i64::from(step.seq),
+            kind: step.kind.clone(),
+            request: step.request.clone(),
+            outcome: step.outcome.clone(),
+            ok: step.ok,
+            started_at: step.started_at,
+            duration_ms: step.duration_ms,
+        };
+        self.handle
+            .block_on(self.store.append_step(run_id, &record))
+            .map_err(|e| e.to_string())
+    }
+
+    fn now_ms(&mut self) -> i64 {
+        now_ms()
+    }
+
+    fn random_u64(&mut self) -> u64 {
+        use chacha20poly1305::aead::rand_core::RngCore;
+        chacha20poly1305::aead::OsRng.next_u64()
+    }
+
+    fn cancelled(&mut self) -> bool {
+        // Looking at the store costs a query: at most twice a second.
+        if self.checked.elapsed() < Duration::from_millis(500) {
+            return false;
+        }
+        self.checked = Instant::now();
+        matches!(self.handle.block_on(self.store.run(&self.run_id)), Ok(Some(r)) if r.status == RunStatus::Cancelled)
+    }
+}

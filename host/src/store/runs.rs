@@ -1,0 +1,789 @@
+//! Playbook runs, their journals, and the job queue that drives them.
+//!
+//! A run has at most one job: "replay this run once `run_at` has passed". Workers claim due
+//! jobs with a lease (`locked_by`, `locked_until`) that they extend while they work; a job
+//! whose lease expires is claimed again by any worker, which resumes from the journal. On
+//! PostgreSQL the claim uses `FOR UPDATE SKIP LOCKED`, so many nodes share the queue; on
+//! SQLite the claiming `UPDATE ... RETURNING` is atomic under SQLite's single writer.
+
+use super::{Dialect, Result, Store, StoreError, now_ms};
+use serde::{Deserialize, Serialize};
+
+/// A run's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Waiting for a worker.
+    Queued,
+    /// A worker is replaying it.
+    Running,
+    /// Suspended until a time (a `sleep`), holding nothing but its journal.
+    Waiting,
+    Completed,
+    /// The script failed.
+    Failed,
+    Cancelled,
+    /// Failed with a retryable error too many times: the dead-letter state.
+    Dead,
+}
+
+impl RunStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Waiting => "waiting",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Dead => "dead",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        Some(match s {
+            "queued" => RunStatus::Queued,
+            "running" => RunStatus::Running,
+            "waiting" => RunStatus::Waiting,
+            "completed" => RunStatus::Completed,
+            "failed" => RunStatus::Failed,
+            "cancelled" => RunStatus::Cancelled,
+            "dead" => RunStatus::Dead,
+            _ => return None,
+        })
+    }
+
+    /// Whether the run is over.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled | RunStatus::Dead
+        )
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A run as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub playbook: String,
+    pub script_hash: String,
+    pub input: serde_json::Value,
+    pub origin: String,
+    pub status: RunStatus,
+    pub output: Option<serde_json::Value>,
+    pub error: Option<String>,
+    pub attempts: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub finished_at: Option<i64>,
+    /// When the run's job is due, if it has one.
+    pub wake_at: Option<i64>,
+}
+
+/// A journaled step as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepRecord {
+    pub seq: i64,
+    pub kind: String,
+    pub request: serde_json::Value,
+    pub outcome: serde_json::Value,
+    pub ok: bool,
+    pub started_at: i64,
+    pub duration_ms: i64,
+}
+
+/// A run ready to be stored.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub id: String,
+    pub playbook: String,
+    pub script_hash: String,
+    pub input: serde_json::Value,
+    pub origin: String,
+}
+
+/// The state of one cron trigger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleState {
+    pub spec: String,
+    pub next_fire_at: i64,
+}
+
+/// A job a worker claimed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedJob {
+    pub run_id: String,
+    /// How many times this job was claimed, this one included.
+    pub attempts: i64,
+}
+
+fn json(text: &str, what: &str) -> Result<serde_json::Value> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+type RunRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
+
+const RUN_COLUMNS: &str = "r.id, r.playbook, r.script_hash, r.input, r.origin, r.status, r.output, r.error, \
+     r.attempts, r.created_at, r.updated_at, r.finished_at, j.run_at";
+
+/// Insert a run and its job, due now, inside `tx`.
+async fn insert_run(tx: &mut sqlx::Transaction<'_, sqlx::Any>, run: &NewRun) -> Result<()> {
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO runs (id, playbook, script_hash, input, origin, status, attempts, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6)",
+    )
+    .bind(&run.id)
+    .bind(&run.playbook)
+    .bind(&run.script_hash)
+    .bind(run.input.to_string())
+    .bind(&run.origin)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("INSERT INTO jobs (run_id, run_at, attempts) VALUES ($1, $2, 0)")
+        .bind(&run.id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn run_from_row(row: RunRow) -> Result<RunRecord> {
+    let (
+        id,
+        playbook,
+        script_hash,
+        input,
+        origin,
+        status,
+        output,
+        error,
+        attempts,
+        created_at,
+        updated_at,
+        finished_at,
+        wake_at,
+    ) = row;
+    Ok(RunRecord {
+        status: RunStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("run {id}: status '{status}'")))?,
+        input: json(&input, "run input")?,
+        output: output.map(|o| json(&o, "run output")).transpose()?,
+        id,
+        playbook,
+        script_hash,
+        origin,
+        error,
+        attempts,
+        created_at,
+        updated_at,
+        finished_at,
+        wake_at,
+    })
+}
+
+impl Store {
+    /// Create a run and its job, due now.
+    pub async fn create_run(
+        &self,
+        id: &str,
+        playbook: &str,
+        script_hash: &str,
+        input: &serde_json::Value,
+        origin: &str,
+    ) -> Result<()> {
+        let run = NewRun {
+            id: id.to_owned(),
+            playbook: playbook.to_owned(),
+            script_hash: script_hash.to_owned(),
+            input: input.clone(),
+            origin: origin.to_owned(),
+        };
+        let mut tx = self.pool.begin().await?;
+        insert_run(&mut tx, &run).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The state of a cron trigger, if it was set up.
+    pub async fn schedule(&self, playbook: &str, trigger: i64) -> Result<Option<ScheduleState>> {
+        let row: Option<(String, i64)> = sqlx::query_as(
+            "SELECT spec, next_fire_at FROM schedules WHERE playbook = $1 AND trigger_index = $2",
+        )
+        .bind(playbook)
+        .bind(trigger)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(spec, next_fire_at)| ScheduleState { spec, next_fire_at }))
+    }
+
+    /// Set up a cron trigger, unless another node just did.
+    pub async fn init_schedule(
+        &self,
+        playbook: &str,
+        trigger: i64,
+        spec: &str,
+        next_fire_at: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO schedules (playbook, trigger_index, spec, next_fire_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (playbook, trigger_index) DO NOTHING",
+        )
+        .bind(playbook)
+        .bind(trigger)
+        .bind(spec)
+        .bind(next_fire_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Replace a cron trigger whose schedule changed.
+    pub async fn reset_schedule(
+        &self,
+        playbook: &str,
+        trigger: i64,
+        spec: &str,
+        next_fire_at: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE schedules SET spec = $1, next_fire_at = $2 WHERE playbook = $3 AND trigger_index = $4",
+        )
+        .bind(spec)
+        .bind(next_fire_at)
+        .bind(playbook)
+        .bind(trigger)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Fire a cron trigger: move its next fire time from `expected` to `next` and create
+    /// `run`, in one transaction, only if no other node did it first. Returns whether this
+    /// call won.
+    pub async fn advance_schedule(
+        &self,
+        playbook: &str,
+        trigger: i64,
+        expected: i64,
+        next: i64,
+        run: Option<&NewRun>,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let won = sqlx::query(
+            "UPDATE schedules SET next_fire_at = $1 WHERE playbook = $2 AND trigger_index = $3 AND next_fire_at = $4",
+        )
+        .bind(next)
+        .bind(playbook)
+        .bind(trigger)
+        .bind(expected)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !won {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        if let Some(run) = run {
+            insert_run(&mut tx, run).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Claim one run's job if it is due and free.
+    pub async fn claim_run(
+        &self,
+        run_id: &str,
+        worker: &str,
+        lease_until: i64,
+    ) -> Result<Option<ClaimedJob>> {
+        let now = now_ms();
+        let row: Option<(String, i64)> = sqlx::query_as(
+            "UPDATE jobs SET locked_by = $1, locked_until = $2, attempts = attempts + 1
+             WHERE run_id = $3 AND run_at <= $4 AND (locked_until IS NULL OR locked_until < $4)
+             RETURNING run_id, attempts",
+        )
+        .bind(worker)
+        .bind(lease_until)
+        .bind(run_id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        if row.is_some() {
+            sqlx::query("UPDATE runs SET status = 'running', updated_at = $1 WHERE id = $2 AND status IN ('queued', 'waiting', 'running')")
+                .bind(now)
+                .bind(run_id)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(row.map(|(run_id, attempts)| ClaimedJob { run_id, attempts }))
+    }
+
+    /// One run.
+    pub async fn run(&self, id: &str) -> Result<Option<RunRecord>> {
+        let sql =
+            format!("SELECT {RUN_COLUMNS} FROM runs r LEFT JOIN jobs j ON j.run_id = r.id WHERE r.id = $1");
+        let row: Option<RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(run_from_row).transpose()
+    }
+
+    /// The newest runs, optionally of one playbook or in one state.
+    pub async fn runs(
+        &self,
+        playbook: Option<&str>,
+        status: Option<RunStatus>,
+        limit: i64,
+    ) -> Result<Vec<RunRecord>> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs r LEFT JOIN jobs j ON j.run_id = r.id
+             WHERE ($1 IS NULL OR r.playbook = $1) AND ($2 IS NULL OR r.status = $2)
+             ORDER BY r.created_at DESC, r.id DESC LIMIT $3"
+        );
+        let rows: Vec<RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(playbook)
+            .bind(status.map(|s| s.as_str()))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(run_from_row).collect()
+    }
+
+    /// How many runs are in each state.
+    pub async fn run_counts(&self) -> Result<Vec<(RunStatus, i64)>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, COUNT(*) FROM runs GROUP BY status ORDER BY status")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(s, n)| RunStatus::parse(&s).map(|s| (s, n)))
+            .collect())
+    }
+
+    /// The journal of a run, in order.
+    pub async fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>> {
+        let rows: Vec<(i64, String, String, String, bool, i64, i64)> = sqlx::query_as(
+            "SELECT seq, kind, request, outcome, ok, started_at, duration_ms FROM run_steps WHERE run_id = $1 ORDER BY seq",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(seq, kind, request, outcome, ok, started_at, duration_ms)| {
+                Ok(StepRecord {
+                    seq,
+                    kind,
+                    request: json(&request, "step request")?,
+                    outcome: json(&outcome, "step outcome")?,
+                    ok,
+                    started_at,
+                    duration_ms,
+                })
+            })
+            .collect()
+    }
+
+    /// Append one step to a run's journal. Fails if that step number is already written
+    /// (another worker got there first), so a step is never recorded twice.
+    pub async fn append_step(&self, run_id: &str, step: &StepRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO run_steps (run_id, seq, kind, request, outcome, ok, started_at, duration_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(run_id)
+        .bind(step.seq)
+        .bind(&step.kind)
+        .bind(step.request.to_string())
+        .bind(step.outcome.to_string())
+        .bind(step.ok)
+        .bind(step.started_at)
+        .bind(step.duration_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Claim up to `limit` due jobs for `worker`, leased until `lease_until`.
+    pub async fn claim_jobs(&self, worker: &str, lease_until: i64, limit: i64) -> Result<Vec<ClaimedJob>> {
+        let now = now_ms();
+        let sql = match self.dialect {
+            Dialect::Postgres => {
+                "UPDATE jobs SET locked_by = $1, locked_until = $2, attempts = attempts + 1
+                 WHERE run_id IN (SELECT run_id FROM jobs WHERE run_at <= $3
+                     AND (locked_until IS NULL OR locked_until < $3)
+                     ORDER BY run_at LIMIT $4 FOR UPDATE SKIP LOCKED)
+                 RETURNING run_id, attempts"
+            }
+            Dialect::Sqlite => {
+                "UPDATE jobs SET locked_by = $1, locked_until = $2, attempts = attempts + 1
+                 WHERE run_id IN (SELECT run_id FROM jobs WHERE run_at <= $3
+                     AND (locked_until IS NULL OR locked_until < $3)
+                     ORDER BY run_at LIMIT $4)
+                 RETURNING run_id, attempts"
+            }
+        };
+        let rows: Vec<(String, i64)> = sqlx::query_as(sql)
+            .bind(worker)
+            .bind(lease_until)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        if !rows.is_empty() {
+            let mut q = String::from(
+                "UPDATE runs SET status = 'running', updated_at = $1 WHERE status IN ('queued', 'waiting', 'running') AND id IN (",
+            );
+            for i in 0..rows.len() {
+                q.push_str(&format!("{}${}", if i > 0 { ", " } else { "" }, i + 2));
+            }
+            q.push(')');
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(q)).bind(now);
+            for (id, _) in &rows {
+                query = query.bind(id);
+            }
+            query.execute(&self.pool).await?;
+        }
+        Ok(rows
+            .into_iter()
+            .map(|(run_id, attempts)| ClaimedJob { run_id, attempts })
+            .collect())
+    }
+
+    /// Extend a lease; returns false if `worker` no longer holds it.
+    pub async fn extend_lease(&self, run_id: &str, worker: &str, lease_until: i64) -> Result<bool> {
+        let r = sqlx::query("UPDATE jobs SET locked_until = $1 WHERE run_id = $2 AND locked_by = $3")
+            .bind(lease_until)
+            .bind(run_id)
+            .bind(worker)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Finish a run for good (completed, failed, cancelled, dead) and drop its job.
+    pub async fn finish_run(
+        &self,
+        run_id: &str,
+        status: RunStatus,
+        output: Option<&serde_json::Value>,
+        error: Option<&str>,
+    ) -> Result<()> {
+        debug_assert!(status.is_final());
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        // A run that already ended keeps its outcome (a cancel racing a completion, say).
+        sqlx::query(
+            "UPDATE runs SET status = $1, output = $2, error = $3, updated_at = $4, finished_at = $4
+             WHERE id = $5 AND status NOT IN ('completed', 'failed', 'cancelled', 'dead')",
+        )
+        .bind(status.as_str())
+        .bind(output.map(|o| o.to_string()))
+        .bind(error)
+        .bind(now)
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM jobs WHERE run_id = $1")
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Put a run back in the queue (waiting for a timer, or retrying after an error) to be
+    /// replayed at `run_at`, releasing the lease.
+    pub async fn reschedule_run(
+        &self,
+        run_id: &str,
+        status: RunStatus,
+        run_at: i64,
+        error: Option<&str>,
+    ) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE runs SET status = $1, error = $2, updated_at = $3 WHERE id = $4 AND status <> 'cancelled'")
+            .bind(status.as_str())
+            .bind(error)
+            .bind(now)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO jobs (run_id, run_at, attempts) VALUES ($1, $2, 0)
+             ON CONFLICT (run_id) DO UPDATE SET run_at = excluded.run_at, locked_by = NULL, locked_until = NULL",
+        )
+        .bind(run_id)
+        .bind(run_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Set how many attempts a run has had (kept on the run; the job's own count restarts
+    /// when it is rescheduled for a timer).
+    pub async fn set_run_attempts(&self, run_id: &str, attempts: i64) -> Result<()> {
+        sqlx::query("UPDATE runs SET attempts = $1 WHERE id = $2")
+            .bind(attempts)
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Cut a run's journal back to the steps before `from_step`, and queue it to replay now:
+    /// the steps from there on will be taken again (`osprey run restart --from-step`).
+    pub async fn restart_run(&self, run_id: &str, from_step: i64, script_hash: &str) -> Result<u64> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let cut = sqlx::query("DELETE FROM run_steps WHERE run_id = $1 AND seq >= $2")
+            .bind(run_id)
+            .bind(from_step)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query(
+            "UPDATE runs SET status = 'queued', output = NULL, error = NULL, attempts = 0, script_hash = $1,
+                 updated_at = $2, finished_at = NULL WHERE id = $3",
+        )
+        .bind(script_hash)
+        .bind(now)
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO jobs (run_id, run_at, attempts) VALUES ($1, $2, 0)
+             ON CONFLICT (run_id) DO UPDATE SET run_at = excluded.run_at, locked_by = NULL, locked_until = NULL, attempts = 0",
+        )
+        .bind(run_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(cut)
+    }
+
+    /// Drop the last step of a journal (a failed plugin call, before a retry takes it again).
+    pub async fn drop_last_step(&self, run_id: &str, seq: i64) -> Result<()> {
+        sqlx::query("DELETE FROM run_steps WHERE run_id = $1 AND seq = $2")
+            .bind(run_id)
+            .bind(seq)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The number of due jobs nobody holds (queue depth).
+    pub async fn queue_depth(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs WHERE run_at <= $1 AND (locked_until IS NULL OR locked_until < $1)",
+        )
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// The earliest time a job is due, if any.
+    pub async fn next_due(&self) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar("SELECT MIN(run_at) FROM jobs")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::both_dialects;
+
+    fn step(seq: i64) -> StepRecord {
+        StepRecord {
+            seq,
+            kind: "invoke".into(),
+            request: serde_json::json!({"n": seq}),
+            outcome: serde_json::json!({"ok": true}),
+            ok: true,
+            started_at: 1,
+            duration_ms: 2,
+        }
+    }
+
+    both_dialects!(a_run_is_queued_claimed_journaled_and_finished, |store| {
+        store
+            .create_run(
+                "r1",
+                "pb",
+                "hash",
+                &serde_json::json!({"ip": "1.2.3.4"}),
+                "manual",
+            )
+            .await
+            .unwrap();
+        let run = store.run("r1").await.unwrap().unwrap();
+        assert_eq!(run.status, RunStatus::Queued);
+        assert_eq!(run.input["ip"], "1.2.3.4");
+
+        let claimed = store.claim_jobs("w1", now_ms() + 30_000, 10).await.unwrap();
+        assert_eq!(
+            claimed,
+            vec![ClaimedJob {
+                run_id: "r1".into(),
+                attempts: 1
+            }]
+        );
+        assert_eq!(store.run("r1").await.unwrap().unwrap().status, RunStatus::Running);
+        // Leased: nobody else gets it.
+        assert!(
+            store
+                .claim_jobs("w2", now_ms() + 30_000, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(store.extend_lease("r1", "w1", now_ms() + 60_000).await.unwrap());
+        assert!(!store.extend_lease("r1", "w2", now_ms() + 60_000).await.unwrap());
+
+        store.append_step("r1", &step(1)).await.unwrap();
+        store.append_step("r1", &step(2)).await.unwrap();
+        assert!(
+            store.append_step("r1", &step(2)).await.is_err(),
+            "a step is never written twice"
+        );
+        assert_eq!(store.steps("r1").await.unwrap().len(), 2);
+
+        store
+            .finish_run(
+                "r1",
+                RunStatus::Completed,
+                Some(&serde_json::json!({"done": true})),
+                None,
+            )
+            .await
+            .unwrap();
+        let run = store.run("r1").await.unwrap().unwrap();
+        assert_eq!(run.status, RunStatus::Completed);
+        assert_eq!(run.output, Some(serde_json::json!({"done": true})));
+        assert!(run.finished_at.is_some() && run.wake_at.is_none());
+        assert_eq!(store.queue_depth().await.unwrap(), 0);
+    });
+
+    both_dialects!(an_expired_lease_is_claimed_again, |store| {
+        store
+            .create_run("r1", "pb", "h", &serde_json::json!({}), "manual")
+            .await
+            .unwrap();
+        let first = store.claim_jobs("dead-node", now_ms() - 1, 10).await.unwrap();
+        assert_eq!(first.len(), 1);
+        let again = store.claim_jobs("w2", now_ms() + 30_000, 10).await.unwrap();
+        assert_eq!(
+            again,
+            vec![ClaimedJob {
+                run_id: "r1".into(),
+                attempts: 2
+            }]
+        );
+    });
+
+    both_dialects!(
+        waiting_runs_wake_at_their_time_and_restart_cuts_the_journal,
+        |store| {
+            store
+                .create_run("r1", "pb", "h", &serde_json::json!({}), "manual")
+                .await
+                .unwrap();
+            store.claim_jobs("w", now_ms() + 30_000, 1).await.unwrap();
+            for i in 1..=4 {
+                store.append_step("r1", &step(i)).await.unwrap();
+            }
+            store
+                .reschedule_run("r1", RunStatus::Waiting, now_ms() + 60_000, None)
+                .await
+                .unwrap();
+            let run = store.run("r1").await.unwrap().unwrap();
+            assert_eq!(run.status, RunStatus::Waiting);
+            assert!(run.wake_at.unwrap() > now_ms());
+            assert!(
+                store
+                    .claim_jobs("w", now_ms() + 30_000, 1)
+                    .await
+                    .unwrap()
+                    .is_empty(),
+                "not due yet"
+            );
+
+            let cut = store.restart_run("r1", 3, "h2").await.unwrap();
+            assert_eq!(cut, 2);
+            let steps: Vec<i64> = store.steps("r1").await.unwrap().iter().map(|s| s.seq).collect();
+            assert_eq!(steps, vec![1, 2]);
+            let run = store.run("r1").await.unwrap().unwrap();
+            assert_eq!((run.status, run.script_hash.as_str()), (RunStatus::Queued, "h2"));
+            assert_eq!(
+                store.claim_jobs("w", now_ms() + 30_000, 1).await.unwrap().len(),
+                1
+            );
+        }
+    );
+
+    both_dialects!(concurrent_claims_never_hand_out_a_job_twice, |store| {
+        for i in 0..40 {
+            store
+                .create_run(&format!("r{i:02}"), "pb", "h", &serde_json::json!({}), "manual")
+                .await
+                .unwrap();
+        }
+        let claims = (0..8).map(|w| {
+            let store = store.clone();
+            async move {
+                let mut mine = Vec::new();
+                loop {
+                    let got = store
+                        .claim_jobs(&format!("w{w}"), now_ms() + 30_000, 3)
+                        .await
+                        .unwrap();
+                    if got.is_empty() {
+                        break mine;
+                    }
+                    mine.extend(got.into_iter().map(|j| j.run_id));
+                }
+            }
+        });
+        let mut all: Vec<String> = futures::future::join_all(claims)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        all.sort();
+        let before = all.len();
+        all.dedup();
+        assert_eq!(before, 40, "every job claimed");
+        assert_eq!(all.len(), 40, "and none twice");
+    });
+}
