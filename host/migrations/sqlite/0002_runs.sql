@@ -27,7 +27,7 @@ CREATE TABLE run_steps (
     kind         TEXT NOT NULL,
     request      TEXT NOT NULL,
     outcome      TEXT NOT NULL,
-    ok           BOOLEAN NOT NULL,
+    ok           INTEGER NOT NULL,
     started_at   INTEGER NOT NULL,
     duration_ms  INTEGER NOT NULL,
     PRIMARY KEY (run_id, seq)

@@ -389,7 +389,7 @@ impl Store {
 
     /// The journal of a run, in order.
     pub async fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>> {
-        let rows: Vec<(i64, String, String, String, bool, i64, i64)> = sqlx::query_as(
+        let rows: Vec<(i64, String, String, String, i32, i64, i64)> = sqlx::query_as(
             "SELECT seq, kind, request, outcome, ok, started_at, duration_ms FROM run_steps WHERE run_id = $1 ORDER BY seq",
         )
         .bind(run_id)
@@ -402,7 +402,7 @@ impl Store {
                     kind,
                     request: json(&request, "step request")?,
                     outcome: json(&outcome, "step outcome")?,
-                    ok,
+                    ok: ok != 0,
                     started_at,
                     duration_ms,
                 })
@@ -422,7 +422,7 @@ impl Store {
         .bind(&step.kind)
         .bind(step.request.to_string())
         .bind(step.outcome.to_string())
-        .bind(step.ok)
+        .bind(i32::from(step.ok))
         .bind(step.started_at)
         .bind(step.duration_ms)
         .execute(&self.pool)
