@@ -3,7 +3,9 @@
 
 use crate::capability::Capabilities;
 use crate::config::Config;
+use crate::playbook::Playbooks;
 use crate::plugin::{PluginError, RefreshReport, Runtime, RuntimeOptions};
+use crate::runs::Executor;
 use crate::store::{Store, StoreError};
 use crate::vault::{KeySource, MASTER_KEY_ENV, Vault, VaultError};
 use secrecy::SecretString;
@@ -34,6 +36,12 @@ pub struct App {
     pub runtime: Runtime,
     /// What loading the installed plugins reported.
     pub load_report: RefreshReport,
+    /// The playbooks in `playbooks_dir`.
+    pub playbooks: Playbooks,
+    /// Playbook folders that failed to load, with why.
+    pub playbook_errors: Vec<String>,
+    /// Runs playbooks.
+    pub executor: Arc<Executor>,
 }
 
 impl App {
@@ -68,12 +76,24 @@ impl App {
             vault.clone(),
         )?;
         let load_report = runtime.load_all().await;
+        let (playbooks, errors) = Playbooks::load_dir(&config.playbooks_dir);
+        let playbook_errors: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        let executor = Executor::new(
+            store.clone(),
+            runtime.clone(),
+            playbooks.clone(),
+            config.playbook_limits,
+            config.runs,
+        );
         Ok(App {
             config,
             store,
             vault,
             runtime,
             load_report,
+            playbooks,
+            playbook_errors,
+            executor,
         })
     }
 

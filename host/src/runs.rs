@@ -367,10 +367,12 @@ impl Executor {
             Outcome::Failed(f) if f.retryable() => {
                 let attempts = run.attempts + 1;
                 // A retryable plugin failure the script did not handle: take that call again.
-                if let Some(last) = journal.last() {
-                    if last.kind == "invoke" && !last.ok && matches!(f.kind, FailureKind::Plugin { .. }) {
-                        store.drop_last_step(&run.id, last.seq as i64).await?;
-                    }
+                if let Some(last) = journal.last()
+                    && last.kind == "invoke"
+                    && !last.ok
+                    && matches!(f.kind, FailureKind::Plugin { .. })
+                {
+                    store.drop_last_step(&run.id, last.seq as i64).await?;
                 }
                 store.set_run_attempts(&run.id, attempts).await?;
                 if attempts >= i64::from(self.config.max_attempts) {

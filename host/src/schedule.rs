@@ -162,11 +162,9 @@ impl Scheduler {
                 let won = store
                     .advance_schedule(pb.name(), t.index as i64, state.next_fire_at, next, run.as_ref())
                     .await?;
-                if won {
-                    if let Some(run) = run {
-                        tracing::info!(playbook = %pb.name(), trigger = t.index, run = %run.id, late, "cron trigger fired");
-                        started.push(run.id);
-                    }
+                if won && let Some(run) = run {
+                    tracing::info!(playbook = %pb.name(), trigger = t.index, run = %run.id, late, "cron trigger fired");
+                    started.push(run.id);
                 }
             }
         }

@@ -11,5 +11,6 @@ mod cli;
 mod hostile;
 mod ipinfo;
 mod loading;
+mod playbooks;
 mod serve;
 mod tls;

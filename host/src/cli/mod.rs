@@ -2,8 +2,10 @@
 //! data directory as the server, so an operator can grant, set secrets and install plugins
 //! while the server runs (it picks the changes up within `runtime.policy_refresh`).
 
+mod playbook;
 mod plugin;
 mod render;
+mod run;
 mod secret;
 mod serve;
 
@@ -25,6 +27,7 @@ Getting started:
   osprey plugin grant ipinfo --requested         grant what it asks for
   echo -n \"$TOKEN\" | osprey secret set ipinfo token
   osprey plugin call ipinfo lookup --input '{\"ip\":\"8.8.8.8\"}'
+  osprey playbook run ip-enrichment --input '{\"ip\":\"8.8.8.8\"}'
 
 Configuration comes from osprey.toml (or --config / OSPREY_CONFIG), then OSPREY_* environment
 variables, then these flags. See README.md, \"Configuration\".")]
@@ -51,6 +54,12 @@ pub enum Command {
     /// Set, list and delete plugin secrets (values are never shown).
     #[command(subcommand)]
     Secret(secret::SecretCommand),
+    /// Validate, test and run playbooks.
+    #[command(subcommand)]
+    Playbook(playbook::PlaybookCommand),
+    /// Look at, restart and cancel playbook runs.
+    #[command(subcommand)]
+    Run(run::RunCommand),
 }
 
 impl Cli {
@@ -80,6 +89,31 @@ impl Cli {
             Command::Serve(args) => serve::run(args, config).await,
             Command::Plugin(cmd) => plugin::run(cmd, config).await,
             Command::Secret(cmd) => secret::run(cmd, config).await,
+            Command::Playbook(cmd) => playbook::run(cmd, config).await,
+            Command::Run(cmd) => run::run(cmd, config).await,
         }
+    }
+}
+
+/// A JSON value from a command-line argument: JSON text, `@FILE`, or `-` for stdin.
+fn read_json(arg: &str) -> anyhow::Result<serde_json::Value> {
+    use anyhow::Context as _;
+    let text = if arg == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+        s
+    } else if let Some(path) = arg.strip_prefix('@') {
+        std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?
+    } else {
+        arg.to_owned()
+    };
+    serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("--input is not valid JSON: {e}"))
+}
+
+/// Like [`read_json`], for inputs that must be objects.
+fn read_json_object(arg: &str) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    match read_json(arg)? {
+        serde_json::Value::Object(m) => Ok(m),
+        other => anyhow::bail!("--input must be a JSON object, not {other}"),
     }
 }

@@ -448,22 +448,9 @@ fn remove(app: &App, name: &str) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn read_input(input: &str) -> anyhow::Result<serde_json::Value> {
-    let text = if input == "-" {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
-        s
-    } else if let Some(path) = input.strip_prefix('@') {
-        std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?
-    } else {
-        input.to_owned()
-    };
-    serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("--input is not valid JSON: {e}"))
-}
-
 async fn call(app: &App, name: &str, action: &str, input: &str, json: bool) -> anyhow::Result<i32> {
     report_load_failures(app);
-    let input = read_input(input)?;
+    let input = super::read_json(input)?;
     let run_id = format!("manual-{}", crate::store::now_ms());
     let ctx = CallContext {
         idempotency_key: format!("{run_id}:1"),

@@ -129,3 +129,48 @@ fn bytes(n: u64) -> String {
         format!("{n} B")
     }
 }
+
+/// One step of a run's timeline on one line: number, what, the request, the outcome, time.
+pub fn step_line(s: &crate::store::runs::StepRecord) -> String {
+    let what = match s.kind.as_str() {
+        "invoke" => format!(
+            "invoke {}.{}",
+            s.request["plugin"].as_str().unwrap_or("?"),
+            s.request["action"].as_str().unwrap_or("?")
+        ),
+        other => other.to_owned(),
+    };
+    let request = match s.kind.as_str() {
+        "invoke" => s.request["input"].to_string(),
+        "log" => s.request["message"].as_str().unwrap_or_default().to_owned(),
+        _ if s.request.is_null() => String::new(),
+        _ => s.request.to_string(),
+    };
+    let outcome = if s.ok {
+        match s.kind.as_str() {
+            "log" => String::new(),
+            "sleep" => format!("→ until {}", time(s.outcome["wake_at"].as_i64().unwrap_or(0))),
+            _ => format!("→ {}", s.outcome),
+        }
+    } else {
+        format!(
+            "→ ERROR {}: {}",
+            s.outcome["kind"].as_str().unwrap_or("?"),
+            s.outcome["message"].as_str().unwrap_or("")
+        )
+    };
+    let mut line = format!("#{:<3} {what:<28} {}  {outcome}", s.seq, shorten(&request, 80));
+    if s.duration_ms > 0 {
+        line.push_str(&format!("  ({} ms)", s.duration_ms));
+    }
+    shorten(&line, 400)
+}
+
+fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let cut: String = s.chars().take(max).collect();
+        format!("{cut}…")
+    }
+}

@@ -652,25 +652,26 @@ fn failure_from(err: EvalAltResult, limits: &ScriptLimits, step: Option<u32>) ->
             f
         }
         EvalAltResult::ErrorRuntime(value, pos) => {
-            if let Some(map) = value.read_lock::<Map>() {
-                if map.contains_key("kind") && map.contains_key("plugin") {
-                    let retryable = map
-                        .get("retryable")
-                        .and_then(|v| v.as_bool().ok())
-                        .unwrap_or(false);
-                    let text = |k: &str| map.get(k).map(|v| v.to_string()).unwrap_or_default();
-                    return Failure {
-                        kind: FailureKind::Plugin { retryable },
-                        message: format!(
-                            "{}/{} failed ({}): {} (not caught by the script, at {pos})",
-                            text("plugin"),
-                            text("action"),
-                            text("kind"),
-                            text("message")
-                        ),
-                        step,
-                    };
-                }
+            if let Some(map) = value.read_lock::<Map>()
+                && map.contains_key("kind")
+                && map.contains_key("plugin")
+            {
+                let retryable = map
+                    .get("retryable")
+                    .and_then(|v| v.as_bool().ok())
+                    .unwrap_or(false);
+                let text = |k: &str| map.get(k).map(|v| v.to_string()).unwrap_or_default();
+                return Failure {
+                    kind: FailureKind::Plugin { retryable },
+                    message: format!(
+                        "{}/{} failed ({}): {} (not caught by the script, at {pos})",
+                        text("plugin"),
+                        text("action"),
+                        text("kind"),
+                        text("message")
+                    ),
+                    step,
+                };
             }
             Failure {
                 kind: FailureKind::Script,

@@ -175,13 +175,13 @@ impl Meta {
                     format!("input name '{name}' must be a Rhai identifier (letters, digits, '_')"),
                 ));
             }
-            if let Some(d) = &spec.default {
-                if !spec.kind.accepts(d) {
-                    return Err(err(
-                        key_line(&format!("[inputs.{name}")),
-                        format!("the default of input '{name}' is not of type {:?}", spec.kind),
-                    ));
-                }
+            if let Some(d) = &spec.default
+                && !spec.kind.accepts(d)
+            {
+                return Err(err(
+                    key_line(&format!("[inputs.{name}")),
+                    format!("the default of input '{name}' is not of type {:?}", spec.kind),
+                ));
             }
         }
         for t in &meta.triggers {

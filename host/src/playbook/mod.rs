@@ -159,3 +159,19 @@ impl Playbooks {
             .collect()
     }
 }
+
+/// Names, sizes and modification times of every playbook file under `dir`: changes when a
+/// playbook is added, edited or removed.
+pub fn dir_signature(dir: &Path) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        for file in [meta::META_FILE, meta::SCRIPT_FILE] {
+            let path = entry.path().join(file);
+            if let Ok(m) = std::fs::metadata(&path) {
+                out.push((path, m.len(), m.modified().ok()));
+            }
+        }
+    }
+    out.sort();
+    out
+}

@@ -314,10 +314,10 @@ pub fn run_case(playbook: &Playbook, file: &Path, case: &Case, defaults: &Script
             )),
         }
     }
-    if let Some(want) = &case.expect.steps {
-        if *want != labels {
-            problems.push(format!("expected steps {want:?}, took {labels:?}"));
-        }
+    if let Some(want) = &case.expect.steps
+        && *want != labels
+    {
+        problems.push(format!("expected steps {want:?}, took {labels:?}"));
     }
     drop(effects);
     for u in &state.lock().unwrap_or_else(|p| p.into_inner()).unanswered {

@@ -5,6 +5,7 @@
 //! with authentication and roles comes with the web UI.
 
 use crate::app::App;
+use crate::schedule::{Scheduler, SystemClock};
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -25,18 +26,29 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-/// Serve on `listener` until `shutdown` resolves. Also keeps the runtime in step with
-/// installs and grant changes made by the CLI (every `runtime.policy_refresh`).
+/// Serve on `listener` until `shutdown` resolves. Also runs, in the background: the run
+/// workers, the cron scheduler, and the refresher that picks up plugin installs, grant
+/// changes and playbook edits (every `runtime.policy_refresh`). On shutdown, runs being
+/// replayed finish their current replay first.
 pub async fn run(
     listener: TcpListener,
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let refresher = {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let workers = app.executor.spawn_workers(stopped.clone());
+    let background = {
         let app = app.clone();
         let every = app.config.runtime.policy_refresh.max(Duration::from_millis(50));
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
+            let scheduler = Scheduler::new(
+                app.executor.clone(),
+                app.playbooks.clone(),
+                Arc::new(SystemClock),
+                app.config.runs.timezone,
+            );
+            let mut signature = crate::playbook::dir_signature(&app.config.playbooks_dir);
+            let mut tick = tokio::time::interval(every.min(Duration::from_secs(1)));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
@@ -44,13 +56,26 @@ pub async fn run(
                 if report.policies_reloaded {
                     tracing::info!("plugin grants and settings reloaded");
                 }
+                let now = crate::playbook::dir_signature(&app.config.playbooks_dir);
+                if now != signature {
+                    signature = now;
+                    for e in app.playbooks.reload(&app.config.playbooks_dir) {
+                        tracing::error!(error = %e, "playbook not loaded");
+                    }
+                    tracing::info!(playbooks = app.playbooks.list().len(), "playbooks reloaded");
+                }
+                if let Err(e) = scheduler.tick().await {
+                    tracing::error!(error = %e, "cron scheduler failed");
+                }
             }
         })
     };
     let result = axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown)
         .await;
-    refresher.abort();
+    background.abort();
+    let _ = stop.send(true);
+    let _ = workers.await;
     result
 }
 

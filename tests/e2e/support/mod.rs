@@ -119,9 +119,15 @@ impl Cli {
         self.dir.path()
     }
 
+    /// The playbooks folder these commands use (`<data dir>/playbooks`).
+    pub fn playbooks_dir(&self) -> PathBuf {
+        self.dir.path().join("playbooks")
+    }
+
     pub fn command(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_osprey"));
         c.arg("--data-dir").arg(self.dir.path());
+        c.env("OSPREY_PLAYBOOKS_DIR", self.playbooks_dir());
         c.env_remove("RUST_LOG")
             .env_remove("OSPREY_LOG")
             .env_remove("OSPREY_MASTER_KEY");
@@ -184,4 +190,109 @@ pub fn text(bytes: &[u8]) -> String {
 pub fn http_client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
+}
+
+/// Write a playbook folder `dir/name` with its metadata and script.
+pub fn write_playbook(dir: &Path, name: &str, toml_body: &str, script: &str) -> PathBuf {
+    let pb = dir.join(name);
+    std::fs::create_dir_all(&pb).unwrap();
+    std::fs::write(
+        pb.join("playbook.toml"),
+        format!("name = \"{name}\"\ndescription = \"test playbook\"\n{toml_body}"),
+    )
+    .unwrap();
+    std::fs::write(pb.join("playbook.rhai"), script).unwrap();
+    pb
+}
+
+/// `osprey serve` on a free port, killed when dropped.
+pub struct Server {
+    child: Option<std::process::Child>,
+    pub addr: String,
+    pub logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Start `osprey serve` for `cli`'s data directory and wait until it is ready.
+    pub fn start(cli: &Cli) -> Server {
+        use std::io::BufRead;
+        let mut child = cli
+            .command()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("OSPREY_LOG_FORMAT", "json")
+            .env("OSPREY_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("osprey serve starts");
+        let stderr = child.stderr.take().unwrap();
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+                if v["fields"]["message"] == "osprey is ready" {
+                    let _ = tx.send(v["fields"]["addr"].as_str().unwrap_or_default().to_owned());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut server = Server {
+            child: Some(child),
+            addr: String::new(),
+            logs,
+        };
+        server.addr = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "the server did not get ready:\n{}",
+                    server.logs.lock().unwrap().join("\n")
+                )
+            });
+        server
+    }
+
+    /// SIGTERM, then wait for the exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("the server is running");
+        Command::new("sh")
+            .args(["-c", &format!("kill -TERM {}", c.id())])
+            .status()
+            .unwrap();
+        c.wait().unwrap()
+    }
+
+    /// SIGKILL: the crash nothing can clean up after.
+    pub fn kill_9(mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Poll `f` every 50 ms until it returns `Some`, or panic with `what` after `secs` seconds.
+pub async fn eventually<T>(secs: u64, what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

@@ -113,6 +113,26 @@ fn counter(_: &Context, _: Empty) -> Result<Count> {
     })
 }
 
+#[derive(Deserialize, JsonSchema)]
+struct Ping {
+    url: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Pinged {
+    status: u16,
+}
+
+/// POST to a URL with the call's idempotency key, as a connector that changes something at
+/// a vendor should.
+fn ping(ctx: &Context, input: Ping) -> Result<Pinged> {
+    let resp = http::Request::post(&input.url)
+        .header("idempotency-key", ctx.idempotency_key())
+        .send()?
+        .error_for_status()?;
+    Ok(Pinged { status: resp.status })
+}
+
 fn fail(_: &Context, input: Message) -> Result<Empty> {
     Err(Error::rate_limited(input.message))
 }
@@ -132,6 +152,7 @@ fn plugin() -> Plugin {
         .action("config", "Reads a setting", setting)
         .action("context", "Returns the call context", context)
         .action("counter", "Increments a global counter", counter)
+        .action("ping", "POSTs to a URL with the idempotency key", ping)
         .action(
             "fail",
             "Returns a retryable rate-limited error with the given message",
