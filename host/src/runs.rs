@@ -273,20 +273,7 @@ impl Executor {
                 return Ok(());
             }
         };
-        let journal: Vec<Step> = store
-            .steps(&run.id)
-            .await?
-            .into_iter()
-            .map(|s| Step {
-                seq: s.seq as u32,
-                kind: s.kind,
-                request: s.request,
-                outcome: s.outcome,
-                ok: s.ok,
-                started_at: s.started_at,
-                duration_ms: s.duration_ms,
-            })
-            .collect();
+        let journal: Vec<Step> = store.steps(&run.id).await?.into_iter().map(Step::from).collect();
         let input = run.input.as_object().cloned().unwrap_or_default();
         let ctx = RunContext {
             run_id: run.id.clone(),
@@ -438,15 +425,7 @@ impl Effects for LiveEffects {
         if self.lost.load(Ordering::SeqCst) {
             return Err("this worker lost its lease on the run; another worker has it".into());
         }
-        let record = StepRecord {
-            seq: i64::from(step.seq),
-            kind: step.kind.clone(),
-            request: step.request.clone(),
-            outcome: step.outcome.clone(),
-            ok: step.ok,
-            started_at: step.started_at,
-            duration_ms: step.duration_ms,
-        };
+        let record = StepRecord::from(step);
         self.handle
             .block_on(self.store.append_step(run_id, &record))
             .map_err(|e| e.to_string())

@@ -82,6 +82,34 @@ pub struct Step {
     pub duration_ms: i64,
 }
 
+impl From<crate::store::runs::StepRecord> for Step {
+    fn from(s: crate::store::runs::StepRecord) -> Step {
+        Step {
+            seq: s.seq as u32,
+            kind: s.kind,
+            request: s.request,
+            outcome: s.outcome,
+            ok: s.ok,
+            started_at: s.started_at,
+            duration_ms: s.duration_ms,
+        }
+    }
+}
+
+impl From<&Step> for crate::store::runs::StepRecord {
+    fn from(s: &Step) -> Self {
+        crate::store::runs::StepRecord {
+            seq: i64::from(s.seq),
+            kind: s.kind.clone(),
+            request: s.request.clone(),
+            outcome: s.outcome.clone(),
+            ok: s.ok,
+            started_at: s.started_at,
+            duration_ms: s.duration_ms,
+        }
+    }
+}
+
 /// A plugin call that failed, as the script sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PluginFailure {

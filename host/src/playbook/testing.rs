@@ -342,3 +342,51 @@ pub fn contains(got: &Value, want: &Value) -> bool {
         _ => got == want,
     }
 }
+
+/// Effects for replaying a recorded run offline: every step must come from the journal.
+struct Offline;
+
+impl Effects for Offline {
+    fn call_plugin(&mut self, plugin: &str, action: &str, _: &Value, _: &str, _: &str) -> Result<Value, PluginFailure> {
+        Err(PluginFailure {
+            kind: "internal".into(),
+            message: format!("offline replay: {plugin}.{action} is past the end of the journal"),
+            retryable: false,
+        })
+    }
+    fn record(&mut self, _: &str, _: &Step) -> Result<(), String> {
+        Ok(())
+    }
+    fn now_ms(&mut self) -> i64 {
+        crate::store::now_ms()
+    }
+    fn random_u64(&mut self) -> u64 {
+        0
+    }
+}
+
+/// A stored run and its journal, as a worker loads them to resume it.
+pub async fn load_recorded(
+    store: &crate::store::Store,
+    run_id: &str,
+) -> Result<Option<(crate::store::runs::RunRecord, Vec<Step>)>, crate::store::StoreError> {
+    let Some(run) = store.run(run_id).await? else { return Ok(None) };
+    let journal = store.steps(run_id).await?.into_iter().map(Step::from).collect();
+    Ok(Some((run, journal)))
+}
+
+/// Replay a recorded run offline against `playbook`'s script: what the run would do now,
+/// without calling any plugin. Steps past the end of the journal fail.
+pub fn replay_recorded(
+    playbook: &Playbook,
+    run: &crate::store::runs::RunRecord,
+    journal: Vec<Step>,
+    limits: ScriptLimits,
+) -> Outcome {
+    let ctx = RunContext {
+        run_id: run.id.clone(),
+        playbook: run.playbook.clone(),
+        input: run.input.as_object().cloned().unwrap_or_default(),
+    };
+    engine::replay(&playbook.script, limits, &ctx, journal, Box::new(Offline)).0
+}

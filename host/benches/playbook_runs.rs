@@ -1,0 +1,122 @@
+//! Playbook run benchmarks (results in BENCHMARKS.md).
+//!
+//! - `runs/durable_one_call`: a playbook with one plugin call, end to end through the store:
+//!   create the run, claim it, replay it (one `invoke` of `test-echo/noop`, journaled), file
+//!   the outcome. Batches of 200 runs; throughput in runs per second.
+//! - `runs/direct_call`: the same plugin call made directly, with no run around it: the
+//!   baseline that shows what durability costs.
+//! - `resume/journal_100_steps`: waking a run with 100 journaled steps: load the journal from
+//!   the store and replay it to where it waits again.
+//! - `resume/journal_1_step`: the same with one journaled step (baseline).
+//!
+//! Needs the plugins built: `scripts/build-plugins.sh`. Run:
+//! `cargo bench -p osprey --bench playbook_runs`.
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use osprey::app::App;
+use osprey::config::Config;
+use osprey::playbook::{Playbook, testing};
+use osprey::plugin::CallContext;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn setup(rt: &tokio::runtime::Runtime, dir: &Path) -> App {
+    let plugins = dir.join("plugins/test-echo");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist/test-echo");
+    assert!(dist.exists(), "build the plugins first: scripts/build-plugins.sh");
+    for e in std::fs::read_dir(dist).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), plugins.join(e.file_name())).unwrap();
+    }
+    for (name, script) in [
+        ("one-call", r#"invoke("test-echo", "noop", #{})"#),
+        ("long", r#"for i in 0..input.steps { invoke("test-echo", "noop", #{}); } sleep("1h"); 1"#),
+    ] {
+        let pb = dir.join("playbooks").join(name);
+        std::fs::create_dir_all(&pb).unwrap();
+        let inputs = if name == "long" { "[inputs.steps]\ntype = \"integer\"\n" } else { "" };
+        std::fs::write(pb.join("playbook.toml"), format!("name = \"{name}\"\ndescription = \"bench\"\n{inputs}")).unwrap();
+        std::fs::write(pb.join("playbook.rhai"), script).unwrap();
+    }
+    let config = Config { data_dir: dir.to_owned(), playbooks_dir: dir.join("playbooks"), ..Config::default() };
+    rt.block_on(App::open(config)).unwrap()
+}
+
+fn runs(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let app = setup(&rt, dir.path());
+    let empty = serde_json::Map::new();
+    const BATCH: u64 = 200;
+
+    let mut group = c.benchmark_group("runs");
+    group.throughput(Throughput::Elements(BATCH));
+    group.sample_size(20);
+    group.measurement_time(Duration::from_secs(10));
+    group.bench_function("durable_one_call", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let started = Instant::now();
+                for _ in 0..iters {
+                    let mut ids = Vec::with_capacity(BATCH as usize);
+                    for _ in 0..BATCH {
+                        ids.push(app.executor.start("one-call", &empty, "bench").await.unwrap());
+                    }
+                    let mut done = 0;
+                    while done < BATCH as usize {
+                        done += app.executor.work_once(16).await.unwrap();
+                    }
+                }
+                started.elapsed()
+            })
+        })
+    });
+    let input = serde_json::json!({});
+    group.bench_function("direct_call", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let started = Instant::now();
+                for i in 0..iters * BATCH {
+                    let ctx = CallContext { run_id: format!("b{i}"), idempotency_key: format!("b{i}:1") };
+                    app.runtime.call("test-echo", "noop", &input, ctx).await.unwrap();
+                }
+                started.elapsed()
+            })
+        })
+    });
+    group.finish();
+
+    // A run per size, driven until it waits: its journal holds `steps` invokes and a sleep.
+    let waiting_run = |steps: i64| {
+        let input = serde_json::json!({ "steps": steps }).as_object().unwrap().clone();
+        rt.block_on(async {
+            let id = app.executor.start("long", &input, "bench").await.unwrap();
+            while !app.executor.work_on(&id).await.unwrap() {}
+            id
+        })
+    };
+    let pb: Playbook = (*app.playbooks.get("long").unwrap()).clone();
+    let mut group = c.benchmark_group("resume");
+    for steps in [100, 1] {
+        let id = waiting_run(steps);
+        group.bench_function(format!("journal_{steps}_step{}", if steps == 1 { "" } else { "s" }), |b| {
+            b.iter_batched(
+                || (),
+                |()| {
+                    rt.block_on(async {
+                        let (run, journal) = testing::load_recorded(&app.store, &id).await.unwrap().unwrap();
+                        assert_eq!(journal.len() as i64, steps + 1);
+                        let outcome = testing::replay_recorded(&pb, &run, journal, Default::default());
+                        assert!(matches!(outcome, osprey::playbook::Outcome::Waiting { .. }), "{outcome:?}");
+                    })
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, runs);
+criterion_main!(benches);

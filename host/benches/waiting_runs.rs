@@ -1,0 +1,61 @@
+//! Resident memory of many waiting runs (a load measurement, printed, not a criterion bench).
+//!
+//! Starts the executor in this process (as `osprey serve` runs it), measures VmRSS, creates
+//! N runs of a playbook that sleeps for an hour, lets the workers drive them all to
+//! `waiting`, and measures VmRSS again. A waiting run is only rows in the store: the figure
+//! shows that it holds no thread, no script state and no memory in the server.
+//!
+//! Run: `cargo bench -p osprey --bench waiting_runs` (N = 10,000; set WAITING_RUNS to change).
+
+use osprey::app::App;
+use osprey::config::Config;
+use osprey::store::runs::RunStatus;
+use std::time::Instant;
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+fn main() {
+    // `cargo bench` passes --bench; nothing to filter here.
+    let n: usize = std::env::var("WAITING_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pb = dir.path().join("playbooks/napper");
+    std::fs::create_dir_all(&pb).unwrap();
+    std::fs::write(pb.join("playbook.toml"), "name = \"napper\"\ndescription = \"bench\"\n").unwrap();
+    std::fs::write(pb.join("playbook.rhai"), r#"log("going to sleep"); sleep("1h"); "rested""#).unwrap();
+    let config = Config { data_dir: dir.path().to_owned(), playbooks_dir: dir.path().join("playbooks"), ..Config::default() };
+    rt.block_on(async {
+        let app = App::open(config).await.unwrap();
+        // Warm up: one run through every path, so the baseline includes the code and caches.
+        let id = app.executor.start("napper", &Default::default(), "bench").await.unwrap();
+        while !app.executor.work_on(&id).await.unwrap() {}
+        let idle = rss_kib();
+        let started = Instant::now();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let workers = app.executor.spawn_workers(stopped);
+        for _ in 0..n {
+            app.executor.start("napper", &Default::default(), "bench").await.unwrap();
+        }
+        loop {
+            let counts = app.store.run_counts().await.unwrap();
+            let waiting = counts.iter().find(|(s, _)| *s == RunStatus::Waiting).map_or(0, |(_, c)| *c);
+            if waiting as usize > n {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let elapsed = started.elapsed();
+        let _ = stop.send(true);
+        workers.await.unwrap();
+        let loaded = rss_kib();
+        println!("waiting_runs: {n} runs driven to `waiting` in {:.1} s ({:.0} runs/s)", elapsed.as_secs_f64(), n as f64 / elapsed.as_secs_f64());
+        println!("waiting_runs: VmRSS idle {} KiB, with {n} waiting runs {} KiB: {:+.1} MiB", idle, loaded, (loaded as f64 - idle as f64) / 1024.0);
+    });
+}
