@@ -478,3 +478,49 @@ async fn cron_triggers_fire_on_schedule_once_across_nodes_and_follow_the_missed_
     a.tick().await.unwrap();
     assert_eq!(month_end_runs().await, 6);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_failing_with_a_retryable_error_is_retried_then_dead_lettered() {
+    let playbooks = tempfile::tempdir().unwrap();
+    write_playbook(
+        playbooks.path(),
+        "flaky",
+        "",
+        r#"log("trying"); invoke("test-echo", "fail", #{ message: "vendor says slow down" })"#,
+    );
+    write_playbook(playbooks.path(), "broken", "", r#"log("x"); throw "a bug in the playbook""#);
+    let dir = playbooks.path().to_owned();
+    let host = TestHost::with_config(|c| {
+        c.playbooks_dir = dir;
+        c.runs.max_attempts = 2;
+    })
+    .await;
+    host.install("test-echo").await;
+    let store = &host.app.store;
+
+    let id = host.app.executor.start("flaky", &Default::default(), "test").await.unwrap();
+    host.app.executor.work_once(4).await.unwrap();
+    let run = store.run(&id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Queued, "a retryable failure is retried");
+    assert!(run.error.as_deref().unwrap().contains("rate-limited"), "{:?}", run.error);
+    assert!(run.wake_at.unwrap() > osprey::store::now_ms(), "after a backoff");
+    let kinds: Vec<String> = store.steps(&id).await.unwrap().into_iter().map(|s| s.kind).collect();
+    assert_eq!(kinds, vec!["log"], "the failed call is dropped from the journal, to be taken again");
+
+    let run = eventually(15, "the second attempt", async || {
+        host.app.executor.work_once(4).await.unwrap();
+        let r = store.run(&id).await.unwrap().unwrap();
+        r.status.is_final().then_some(r)
+    })
+    .await;
+    assert_eq!(run.status, RunStatus::Dead);
+    assert!(run.error.as_deref().unwrap().starts_with("gave up after 2 attempts"), "{:?}", run.error);
+    assert_eq!(store.steps(&id).await.unwrap().len(), 1, "'trying' was logged once, not per attempt");
+
+    // A bug in the script is not retried.
+    let id = host.app.executor.start("broken", &Default::default(), "test").await.unwrap();
+    host.app.executor.work_once(4).await.unwrap();
+    let run = store.run(&id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(run.error.as_deref().unwrap().contains("a bug in the playbook"), "{:?}", run.error);
+}

@@ -428,3 +428,13 @@ fn random_values_are_journaled_so_replays_agree() {
     assert_eq!(v[2].as_str().unwrap().len(), 36);
     assert_eq!(journal.len(), 3);
 }
+
+#[test]
+fn the_examples_in_playbooks_md_compile() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../PLAYBOOKS.md")).unwrap();
+    let blocks: Vec<&str> = doc.split("```rhai\n").skip(1).map(|b| b.split("```").next().unwrap()).collect();
+    assert!(blocks.len() >= 4, "found {} examples", blocks.len());
+    for b in blocks {
+        engine::compile(b).unwrap_or_else(|e| panic!("PLAYBOOKS.md example does not compile ({e}):\n{b}"));
+    }
+}

@@ -185,8 +185,10 @@ impl WasiHttpHooks for OutboundGate {
                 e.millis = started.elapsed().as_millis() as u64;
                 events.lock().expect("events lock").push(e);
             };
-            let (parts, body) = request.into_parts();
-            let body = match collect_limited(body, MAX_REQUEST_BODY).await {
+            let (parts, mut body) = request.into_parts();
+            // The event is recorded before the body is dropped: dropping it is what the
+            // plugin notices, and by then the host must know why.
+            let body = match collect_limited(&mut body, MAX_REQUEST_BODY).await {
                 Ok(b) => b,
                 Err(e) => {
                     let outcome = match e {
@@ -196,6 +198,7 @@ impl WasiHttpHooks for OutboundGate {
                         _ => HttpOutcome::Failed("the request body could not be read".into()),
                     };
                     record(outcome);
+                    drop(body);
                     return Err(e);
                 }
             };
@@ -270,7 +273,7 @@ impl WasiHttpHooks for OutboundGate {
 }
 
 /// Read a request body, refusing more than `limit` bytes.
-async fn collect_limited(mut body: WasiBody, limit: usize) -> wasmtime_wasi_http::Result<Bytes> {
+async fn collect_limited(body: &mut WasiBody, limit: usize) -> wasmtime_wasi_http::Result<Bytes> {
     let mut buf = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {
         let frame = frame?;

@@ -47,7 +47,7 @@ impl Store {
     ) -> Result<(), KvError> {
         let now = now_ms();
         let size = (key.len() + value.len()) as i64;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         match self.dialect {
             // Two writers for the same plugin wait for each other here.
             Dialect::Postgres => {
@@ -102,7 +102,7 @@ impl Store {
         .bind(plugin)
         .bind(key)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(r.rows_affected() > 0)
     }

@@ -53,9 +53,14 @@ pub enum StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// A handle to the database; cheap to clone.
+///
+/// Writes go through `writer`: on SQLite a pool of one connection, so writers queue in the
+/// process instead of colliding on SQLite's lock and sleeping in its busy handler; on
+/// PostgreSQL the same pool as reads.
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    writer: AnyPool,
     dialect: Dialect,
 }
 
@@ -75,28 +80,34 @@ impl Store {
             Dialect::Sqlite => sqlite_url_with_create(url)?,
             Dialect::Postgres => url.to_owned(),
         };
-        let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
-        if dialect == Dialect::Sqlite {
-            options = options.max_connections(8).after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    conn.execute("PRAGMA journal_mode = WAL").await?;
-                    conn.execute("PRAGMA synchronous = NORMAL").await?;
-                    conn.execute("PRAGMA busy_timeout = 10000").await?;
-                    conn.execute("PRAGMA foreign_keys = ON").await?;
-                    Ok(())
-                })
-            });
-        } else {
-            options = options.max_connections(16);
-        }
-        let pool = options
-            .connect(&url)
-            .await
-            .map_err(|source| StoreError::Connect {
-                url: redact_url(&url),
-                source,
-            })?;
-        Ok(Store { pool, dialect })
+        let url = &url;
+        let connect = |max: u32| async move {
+            let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30)).max_connections(max);
+            if dialect == Dialect::Sqlite {
+                options = options.after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        Ok(())
+                    })
+                });
+            }
+            options.connect(url).await.map_err(|source| StoreError::Connect { url: redact_url(url), source })
+        };
+        let (pool, writer) = match dialect {
+            Dialect::Sqlite => {
+                // The writer first: it creates the file and switches it to WAL.
+                let writer = connect(1).await?;
+                (connect(8).await?, writer)
+            }
+            Dialect::Postgres => {
+                let pool = connect(16).await?;
+                (pool.clone(), pool)
+            }
+        };
+        Ok(Store { pool, writer, dialect })
     }
 
     /// Connect and apply any pending migrations.
@@ -119,7 +130,7 @@ impl Store {
 
     /// Apply pending migrations.
     pub async fn migrate(&self) -> Result<()> {
-        self.migrator().run(&self.pool).await?;
+        self.migrator().run(&self.writer).await?;
         Ok(())
     }
 
@@ -136,9 +147,10 @@ impl Store {
         Ok(())
     }
 
-    /// Close the pool, waiting for connections to finish.
+    /// Close the pools, waiting for connections to finish.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 }
 

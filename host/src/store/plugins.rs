@@ -25,7 +25,7 @@ impl Store {
     /// Replace the grant of `plugin`.
     pub async fn set_grant(&self, plugin: &str, grant: &Capabilities) -> Result<()> {
         let json = serde_json::to_string(grant).expect("a grant serialises to JSON");
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "INSERT INTO plugin_grants (plugin, grant_json, updated_at) VALUES ($1, $2, $3)
              ON CONFLICT (plugin) DO UPDATE SET grant_json = excluded.grant_json, updated_at = excluded.updated_at",
@@ -52,7 +52,7 @@ impl Store {
 
     /// Set (`Some`) or clear (`None`) one setting of `plugin`.
     pub async fn set_plugin_config(&self, plugin: &str, key: &str, value: Option<&str>) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         match value {
             Some(v) => {
                 sqlx::query(

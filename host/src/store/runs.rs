@@ -221,7 +221,7 @@ impl Store {
             input: input.clone(),
             origin: origin.to_owned(),
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         insert_run(&mut tx, &run).await?;
         tx.commit().await?;
         Ok(())
@@ -255,7 +255,7 @@ impl Store {
         .bind(trigger)
         .bind(spec)
         .bind(next_fire_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -275,7 +275,7 @@ impl Store {
         .bind(next_fire_at)
         .bind(playbook)
         .bind(trigger)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -291,7 +291,7 @@ impl Store {
         next: i64,
         run: Option<&NewRun>,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let won = sqlx::query(
             "UPDATE schedules SET next_fire_at = $1 WHERE playbook = $2 AND trigger_index = $3 AND next_fire_at = $4",
         )
@@ -331,13 +331,13 @@ impl Store {
         .bind(lease_until)
         .bind(run_id)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await?;
         if row.is_some() {
             sqlx::query("UPDATE runs SET status = 'running', updated_at = $1 WHERE id = $2 AND status IN ('queued', 'waiting', 'running')")
                 .bind(now)
                 .bind(run_id)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
         }
         Ok(row.map(|(run_id, attempts)| ClaimedJob { run_id, attempts }))
@@ -425,7 +425,7 @@ impl Store {
         .bind(i32::from(step.ok))
         .bind(step.started_at)
         .bind(step.duration_ms)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -454,7 +454,7 @@ impl Store {
             .bind(lease_until)
             .bind(now)
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.writer)
             .await?;
         if !rows.is_empty() {
             let mut q = String::from(
@@ -468,7 +468,7 @@ impl Store {
             for (id, _) in &rows {
                 query = query.bind(id);
             }
-            query.execute(&self.pool).await?;
+            query.execute(&self.writer).await?;
         }
         Ok(rows
             .into_iter()
@@ -482,7 +482,7 @@ impl Store {
             .bind(lease_until)
             .bind(run_id)
             .bind(worker)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(r.rows_affected() > 0)
     }
@@ -497,7 +497,7 @@ impl Store {
     ) -> Result<()> {
         debug_assert!(status.is_final());
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         // A run that already ended keeps its outcome (a cancel racing a completion, say).
         sqlx::query(
             "UPDATE runs SET status = $1, output = $2, error = $3, updated_at = $4, finished_at = $4
@@ -528,7 +528,7 @@ impl Store {
         error: Option<&str>,
     ) -> Result<()> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query("UPDATE runs SET status = $1, error = $2, updated_at = $3 WHERE id = $4 AND status <> 'cancelled'")
             .bind(status.as_str())
             .bind(error)
@@ -554,7 +554,7 @@ impl Store {
         sqlx::query("UPDATE runs SET attempts = $1 WHERE id = $2")
             .bind(attempts)
             .bind(run_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -563,7 +563,7 @@ impl Store {
     /// the steps from there on will be taken again (`osprey run restart --from-step`).
     pub async fn restart_run(&self, run_id: &str, from_step: i64, script_hash: &str) -> Result<u64> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let cut = sqlx::query("DELETE FROM run_steps WHERE run_id = $1 AND seq >= $2")
             .bind(run_id)
             .bind(from_step)
@@ -596,7 +596,7 @@ impl Store {
         sqlx::query("DELETE FROM run_steps WHERE run_id = $1 AND seq = $2")
             .bind(run_id)
             .bind(seq)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }

@@ -16,7 +16,7 @@ impl Store {
         .bind(sealed.nonce.clone())
         .bind(sealed.ciphertext.clone())
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -47,7 +47,7 @@ impl Store {
         let r = sqlx::query("DELETE FROM secrets WHERE plugin = $1 AND name = $2")
             .bind(plugin)
             .bind(name)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(r.rows_affected() > 0)
     }
@@ -68,7 +68,7 @@ impl Store {
         )
         .bind(check.nonce.clone())
         .bind(check.ciphertext.clone())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(self
             .vault_key_check()
