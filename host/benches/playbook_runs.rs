@@ -17,6 +17,7 @@ use osprey::app::App;
 use osprey::config::Config;
 use osprey::playbook::{Playbook, testing};
 use osprey::plugin::CallContext;
+use osprey::store::runs::RunStatus;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -31,20 +32,38 @@ fn setup(rt: &tokio::runtime::Runtime, dir: &Path) -> App {
     }
     for (name, script) in [
         ("one-call", r#"invoke("test-echo", "noop", #{})"#),
-        ("long", r#"for i in 0..input.steps { invoke("test-echo", "noop", #{}); } sleep("1h"); 1"#),
+        (
+            "long",
+            r#"for i in 0..input.steps { invoke("test-echo", "noop", #{}); } sleep("1h"); 1"#,
+        ),
     ] {
         let pb = dir.join("playbooks").join(name);
         std::fs::create_dir_all(&pb).unwrap();
-        let inputs = if name == "long" { "[inputs.steps]\ntype = \"integer\"\n" } else { "" };
-        std::fs::write(pb.join("playbook.toml"), format!("name = \"{name}\"\ndescription = \"bench\"\n{inputs}")).unwrap();
+        let inputs = if name == "long" {
+            "[inputs.steps]\ntype = \"integer\"\n"
+        } else {
+            ""
+        };
+        std::fs::write(
+            pb.join("playbook.toml"),
+            format!("name = \"{name}\"\ndescription = \"bench\"\n{inputs}"),
+        )
+        .unwrap();
         std::fs::write(pb.join("playbook.rhai"), script).unwrap();
     }
-    let config = Config { data_dir: dir.to_owned(), playbooks_dir: dir.join("playbooks"), ..Config::default() };
+    let config = Config {
+        data_dir: dir.to_owned(),
+        playbooks_dir: dir.join("playbooks"),
+        ..Config::default()
+    };
     rt.block_on(App::open(config)).unwrap()
 }
 
 fn runs(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let app = setup(&rt, dir.path());
     let empty = serde_json::Map::new();
@@ -54,22 +73,35 @@ fn runs(c: &mut Criterion) {
     group.throughput(Throughput::Elements(BATCH));
     group.sample_size(20);
     group.measurement_time(Duration::from_secs(10));
+    // The workers run as in `osprey serve`; each iteration starts a batch and waits for it.
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let _workers = rt.block_on(async { app.executor.spawn_workers(stopped) });
+    let completed = |app: &App| {
+        rt.block_on(async {
+            app.store
+                .run_counts()
+                .await
+                .unwrap()
+                .iter()
+                .find(|(s, _)| *s == RunStatus::Completed)
+                .map_or(0, |(_, n)| *n)
+        })
+    };
     group.bench_function("durable_one_call", |b| {
         b.iter_custom(|iters| {
-            rt.block_on(async {
-                let started = Instant::now();
-                for _ in 0..iters {
-                    let mut ids = Vec::with_capacity(BATCH as usize);
+            let started = Instant::now();
+            for _ in 0..iters {
+                let before = completed(&app);
+                rt.block_on(async {
                     for _ in 0..BATCH {
-                        ids.push(app.executor.start("one-call", &empty, "bench").await.unwrap());
+                        app.executor.start("one-call", &empty, "bench").await.unwrap();
                     }
-                    let mut done = 0;
-                    while done < BATCH as usize {
-                        done += app.executor.work_once(16).await.unwrap();
-                    }
+                });
+                while completed(&app) < before + BATCH as i64 {
+                    std::thread::sleep(Duration::from_micros(200));
                 }
-                started.elapsed()
-            })
+            }
+            started.elapsed()
         })
     });
     let input = serde_json::json!({});
@@ -78,7 +110,10 @@ fn runs(c: &mut Criterion) {
             rt.block_on(async {
                 let started = Instant::now();
                 for i in 0..iters * BATCH {
-                    let ctx = CallContext { run_id: format!("b{i}"), idempotency_key: format!("b{i}:1") };
+                    let ctx = CallContext {
+                        run_id: format!("b{i}"),
+                        idempotency_key: format!("b{i}:1"),
+                    };
                     app.runtime.call("test-echo", "noop", &input, ctx).await.unwrap();
                 }
                 started.elapsed()
@@ -100,20 +135,27 @@ fn runs(c: &mut Criterion) {
     let mut group = c.benchmark_group("resume");
     for steps in [100, 1] {
         let id = waiting_run(steps);
-        group.bench_function(format!("journal_{steps}_step{}", if steps == 1 { "" } else { "s" }), |b| {
-            b.iter_batched(
-                || (),
-                |()| {
-                    rt.block_on(async {
-                        let (run, journal) = testing::load_recorded(&app.store, &id).await.unwrap().unwrap();
-                        assert_eq!(journal.len() as i64, steps + 1);
-                        let outcome = testing::replay_recorded(&pb, &run, journal, Default::default());
-                        assert!(matches!(outcome, osprey::playbook::Outcome::Waiting { .. }), "{outcome:?}");
-                    })
-                },
-                BatchSize::SmallInput,
-            )
-        });
+        group.bench_function(
+            format!("journal_{steps}_step{}", if steps == 1 { "" } else { "s" }),
+            |b| {
+                b.iter_batched(
+                    || (),
+                    |()| {
+                        rt.block_on(async {
+                            let (run, journal) =
+                                testing::load_recorded(&app.store, &id).await.unwrap().unwrap();
+                            assert_eq!(journal.len() as i64, steps + 1);
+                            let outcome = testing::replay_recorded(&pb, &run, journal, Default::default());
+                            assert!(
+                                matches!(outcome, osprey::playbook::Outcome::Waiting { .. }),
+                                "{outcome:?}"
+                            );
+                        })
+                    },
+                    BatchSize::SmallInput,
+                )
+            },
+        );
     }
     group.finish();
 }

@@ -23,29 +23,57 @@ fn rss_kib() -> u64 {
 
 fn main() {
     // `cargo bench` passes --bench; nothing to filter here.
-    let n: usize = std::env::var("WAITING_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let n: usize = std::env::var("WAITING_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let pb = dir.path().join("playbooks/napper");
     std::fs::create_dir_all(&pb).unwrap();
-    std::fs::write(pb.join("playbook.toml"), "name = \"napper\"\ndescription = \"bench\"\n").unwrap();
-    std::fs::write(pb.join("playbook.rhai"), r#"log("going to sleep"); sleep("1h"); "rested""#).unwrap();
-    let config = Config { data_dir: dir.path().to_owned(), playbooks_dir: dir.path().join("playbooks"), ..Config::default() };
+    std::fs::write(
+        pb.join("playbook.toml"),
+        "name = \"napper\"\ndescription = \"bench\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        pb.join("playbook.rhai"),
+        r#"log("going to sleep"); sleep("1h"); "rested""#,
+    )
+    .unwrap();
+    let config = Config {
+        data_dir: dir.path().to_owned(),
+        playbooks_dir: dir.path().join("playbooks"),
+        ..Config::default()
+    };
     rt.block_on(async {
         let app = App::open(config).await.unwrap();
         // Warm up: one run through every path, so the baseline includes the code and caches.
-        let id = app.executor.start("napper", &Default::default(), "bench").await.unwrap();
+        let id = app
+            .executor
+            .start("napper", &Default::default(), "bench")
+            .await
+            .unwrap();
         while !app.executor.work_on(&id).await.unwrap() {}
         let idle = rss_kib();
         let started = Instant::now();
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let workers = app.executor.spawn_workers(stopped);
         for _ in 0..n {
-            app.executor.start("napper", &Default::default(), "bench").await.unwrap();
+            app.executor
+                .start("napper", &Default::default(), "bench")
+                .await
+                .unwrap();
         }
         loop {
             let counts = app.store.run_counts().await.unwrap();
-            let waiting = counts.iter().find(|(s, _)| *s == RunStatus::Waiting).map_or(0, |(_, c)| *c);
+            let waiting = counts
+                .iter()
+                .find(|(s, _)| *s == RunStatus::Waiting)
+                .map_or(0, |(_, c)| *c);
             if waiting as usize > n {
                 break;
             }
@@ -55,7 +83,16 @@ fn main() {
         let _ = stop.send(true);
         workers.await.unwrap();
         let loaded = rss_kib();
-        println!("waiting_runs: {n} runs driven to `waiting` in {:.1} s ({:.0} runs/s)", elapsed.as_secs_f64(), n as f64 / elapsed.as_secs_f64());
-        println!("waiting_runs: VmRSS idle {} KiB, with {n} waiting runs {} KiB: {:+.1} MiB", idle, loaded, (loaded as f64 - idle as f64) / 1024.0);
+        println!(
+            "waiting_runs: {n} runs driven to `waiting` in {:.1} s ({:.0} runs/s)",
+            elapsed.as_secs_f64(),
+            n as f64 / elapsed.as_secs_f64()
+        );
+        println!(
+            "waiting_runs: VmRSS idle {} KiB, with {n} waiting runs {} KiB: {:+.1} MiB",
+            idle,
+            loaded,
+            (loaded as f64 - idle as f64) / 1024.0
+        );
     });
 }

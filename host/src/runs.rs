@@ -67,6 +67,8 @@ pub struct Executor {
     defaults: ScriptLimits,
     config: RunsConfig,
     node: String,
+    /// Woken when a run is started here or a worker frees up.
+    wake: tokio::sync::Notify,
 }
 
 /// A fresh run id: time-ordered, with 64 random bits.
@@ -92,6 +94,7 @@ impl Executor {
             defaults,
             config,
             node,
+            wake: tokio::sync::Notify::new(),
         })
     }
 
@@ -135,10 +138,9 @@ impl Executor {
     ) -> Result<String, RunError> {
         let pb = self.playbooks.get(playbook)?;
         let run = self.prepare_run(&pb, input, origin)?;
-        self.store
-            .create_run(&run.id, &run.playbook, &run.script_hash, &run.input, &run.origin)
-            .await?;
-        tracing::info!(run = %run.id, playbook, origin, "run started");
+        self.store.create_run(&run).await?;
+        self.wake.notify_one();
+        tracing::debug!(run = %run.id, playbook, origin, "run started");
         Ok(run.id)
     }
 
@@ -219,29 +221,61 @@ impl Executor {
         }
     }
 
-    /// Run workers until `shutdown` turns true: claim due jobs, process them, and sleep a
-    /// little when there are none.
+    /// Run workers until `shutdown` turns true: keep up to `workers` runs in flight, claim
+    /// more as soon as one finishes, and otherwise wait for a run started here or for the
+    /// next look at the queue (runs started by other processes, timers coming due). On
+    /// shutdown, the runs in flight finish their replay first.
     pub fn spawn_workers(
         self: &Arc<Self>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
-            let idle = Duration::from_millis(100);
-            loop {
-                if *shutdown.borrow() {
-                    break;
+            let slots = Arc::new(tokio::sync::Semaphore::new(me.config.workers.max(1)));
+            let poll = Duration::from_millis(100);
+            while !*shutdown.borrow() {
+                let free = slots.available_permits();
+                let claimed = if free == 0 {
+                    Vec::new()
+                } else {
+                    let lease_until = now_ms() + me.config.lease.as_millis() as i64;
+                    match me.store.claim_jobs(&me.node, lease_until, free as i64).await {
+                        Ok(jobs) => jobs,
+                        Err(e) => {
+                            tracing::error!(error = %e, "claiming runs failed");
+                            Vec::new()
+                        }
+                    }
+                };
+                let full = free > 0 && claimed.len() == free;
+                for job in claimed {
+                    let permit = slots
+                        .clone()
+                        .acquire_owned()
+                        .await
+                        .expect("the semaphore is never closed");
+                    let me = me.clone();
+                    tokio::spawn(async move {
+                        me.process(job).await;
+                        drop(permit);
+                        me.wake.notify_one();
+                    });
                 }
-                match me.work_once(me.config.workers).await {
-                    Ok(0) => {}
-                    Ok(_) => continue,
-                    Err(e) => tracing::error!(error = %e, "claiming jobs failed"),
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(idle) => {}
-                    _ = shutdown.changed() => {}
+                if full {
+                    // There may be more: look again as soon as a slot frees up.
+                    tokio::select! {
+                        _ = me.wake.notified() => {}
+                        _ = shutdown.changed() => {}
+                    }
+                } else {
+                    tokio::select! {
+                        _ = me.wake.notified() => {}
+                        _ = tokio::time::sleep(poll) => {}
+                        _ = shutdown.changed() => {}
+                    }
                 }
             }
+            let _ = slots.acquire_many(me.config.workers.max(1) as u32).await;
         })
     }
 
@@ -255,15 +289,7 @@ impl Executor {
 
     async fn process_inner(self: &Arc<Self>, job: &ClaimedJob) -> Result<(), StoreError> {
         let store = &self.store;
-        let Some(run) = store.run(&job.run_id).await? else {
-            return Ok(());
-        };
-        if run.status.is_final() {
-            store
-                .finish_run(&run.id, run.status, run.output.as_ref(), run.error.as_deref())
-                .await?;
-            return Ok(());
-        }
+        let run = &job.run;
         let pb = match self.playbooks.get(&run.playbook) {
             Ok(pb) => pb,
             Err(e) => {

@@ -488,7 +488,12 @@ async fn a_run_failing_with_a_retryable_error_is_retried_then_dead_lettered() {
         "",
         r#"log("trying"); invoke("test-echo", "fail", #{ message: "vendor says slow down" })"#,
     );
-    write_playbook(playbooks.path(), "broken", "", r#"log("x"); throw "a bug in the playbook""#);
+    write_playbook(
+        playbooks.path(),
+        "broken",
+        "",
+        r#"log("x"); throw "a bug in the playbook""#,
+    );
     let dir = playbooks.path().to_owned();
     let host = TestHost::with_config(|c| {
         c.playbooks_dir = dir;
@@ -498,14 +503,33 @@ async fn a_run_failing_with_a_retryable_error_is_retried_then_dead_lettered() {
     host.install("test-echo").await;
     let store = &host.app.store;
 
-    let id = host.app.executor.start("flaky", &Default::default(), "test").await.unwrap();
+    let id = host
+        .app
+        .executor
+        .start("flaky", &Default::default(), "test")
+        .await
+        .unwrap();
     host.app.executor.work_once(4).await.unwrap();
     let run = store.run(&id).await.unwrap().unwrap();
     assert_eq!(run.status, RunStatus::Queued, "a retryable failure is retried");
-    assert!(run.error.as_deref().unwrap().contains("rate-limited"), "{:?}", run.error);
+    assert!(
+        run.error.as_deref().unwrap().contains("rate-limited"),
+        "{:?}",
+        run.error
+    );
     assert!(run.wake_at.unwrap() > osprey::store::now_ms(), "after a backoff");
-    let kinds: Vec<String> = store.steps(&id).await.unwrap().into_iter().map(|s| s.kind).collect();
-    assert_eq!(kinds, vec!["log"], "the failed call is dropped from the journal, to be taken again");
+    let kinds: Vec<String> = store
+        .steps(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        vec!["log"],
+        "the failed call is dropped from the journal, to be taken again"
+    );
 
     let run = eventually(15, "the second attempt", async || {
         host.app.executor.work_once(4).await.unwrap();
@@ -514,13 +538,33 @@ async fn a_run_failing_with_a_retryable_error_is_retried_then_dead_lettered() {
     })
     .await;
     assert_eq!(run.status, RunStatus::Dead);
-    assert!(run.error.as_deref().unwrap().starts_with("gave up after 2 attempts"), "{:?}", run.error);
-    assert_eq!(store.steps(&id).await.unwrap().len(), 1, "'trying' was logged once, not per attempt");
+    assert!(
+        run.error
+            .as_deref()
+            .unwrap()
+            .starts_with("gave up after 2 attempts"),
+        "{:?}",
+        run.error
+    );
+    assert_eq!(
+        store.steps(&id).await.unwrap().len(),
+        1,
+        "'trying' was logged once, not per attempt"
+    );
 
     // A bug in the script is not retried.
-    let id = host.app.executor.start("broken", &Default::default(), "test").await.unwrap();
+    let id = host
+        .app
+        .executor
+        .start("broken", &Default::default(), "test")
+        .await
+        .unwrap();
     host.app.executor.work_once(4).await.unwrap();
     let run = store.run(&id).await.unwrap().unwrap();
     assert_eq!(run.status, RunStatus::Failed);
-    assert!(run.error.as_deref().unwrap().contains("a bug in the playbook"), "{:?}", run.error);
+    assert!(
+        run.error.as_deref().unwrap().contains("a bug in the playbook"),
+        "{:?}",
+        run.error
+    );
 }

@@ -347,7 +347,14 @@ pub fn contains(got: &Value, want: &Value) -> bool {
 struct Offline;
 
 impl Effects for Offline {
-    fn call_plugin(&mut self, plugin: &str, action: &str, _: &Value, _: &str, _: &str) -> Result<Value, PluginFailure> {
+    fn call_plugin(
+        &mut self,
+        plugin: &str,
+        action: &str,
+        _: &Value,
+        _: &str,
+        _: &str,
+    ) -> Result<Value, PluginFailure> {
         Err(PluginFailure {
             kind: "internal".into(),
             message: format!("offline replay: {plugin}.{action} is past the end of the journal"),
@@ -370,7 +377,9 @@ pub async fn load_recorded(
     store: &crate::store::Store,
     run_id: &str,
 ) -> Result<Option<(crate::store::runs::RunRecord, Vec<Step>)>, crate::store::StoreError> {
-    let Some(run) = store.run(run_id).await? else { return Ok(None) };
+    let Some(run) = store.run(run_id).await? else {
+        return Ok(None);
+    };
     let journal = store.steps(run_id).await?.into_iter().map(Step::from).collect();
     Ok(Some((run, journal)))
 }

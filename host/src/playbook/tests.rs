@@ -432,7 +432,11 @@ fn random_values_are_journaled_so_replays_agree() {
 #[test]
 fn the_examples_in_playbooks_md_compile() {
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../PLAYBOOKS.md")).unwrap();
-    let blocks: Vec<&str> = doc.split("```rhai\n").skip(1).map(|b| b.split("```").next().unwrap()).collect();
+    let blocks: Vec<&str> = doc
+        .split("```rhai\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
     assert!(blocks.len() >= 4, "found {} examples", blocks.len());
     for b in blocks {
         engine::compile(b).unwrap_or_else(|e| panic!("PLAYBOOKS.md example does not compile ({e}):\n{b}"));

@@ -82,7 +82,9 @@ impl Store {
         };
         let url = &url;
         let connect = |max: u32| async move {
-            let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30)).max_connections(max);
+            let mut options = AnyPoolOptions::new()
+                .acquire_timeout(Duration::from_secs(30))
+                .max_connections(max);
             if dialect == Dialect::Sqlite {
                 options = options.after_connect(|conn, _meta| {
                     Box::pin(async move {
@@ -94,7 +96,10 @@ impl Store {
                     })
                 });
             }
-            options.connect(url).await.map_err(|source| StoreError::Connect { url: redact_url(url), source })
+            options.connect(url).await.map_err(|source| StoreError::Connect {
+                url: redact_url(url),
+                source,
+            })
         };
         let (pool, writer) = match dialect {
             Dialect::Sqlite => {
@@ -107,7 +112,11 @@ impl Store {
                 (pool.clone(), pool)
             }
         };
-        Ok(Store { pool, writer, dialect })
+        Ok(Store {
+            pool,
+            writer,
+            dialect,
+        })
     }
 
     /// Connect and apply any pending migrations.

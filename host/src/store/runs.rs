@@ -1,9 +1,9 @@
-//! Playbook runs, their journals, and the job queue that drives them.
+//! Playbook runs, their journals, and the queue that drives them.
 //!
-//! A run has at most one job: "replay this run once `run_at` has passed". Workers claim due
-//! jobs with a lease (`locked_by`, `locked_until`) that they extend while they work; a job
-//! whose lease expires is claimed again by any worker, which resumes from the journal. On
-//! PostgreSQL the claim uses `FOR UPDATE SKIP LOCKED`, so many nodes share the queue; on
+//! The runs table is the queue: a queued, waiting or running run is due at `run_at`. Workers
+//! claim due runs with a lease (`locked_by`, `locked_until`) that they extend while they work;
+//! a run whose lease expires is claimed again by any worker, which resumes from the journal.
+//! On PostgreSQL the claim uses `FOR UPDATE SKIP LOCKED`, so many nodes share the queue; on
 //! SQLite the claiming `UPDATE ... RETURNING` is atomic under SQLite's single writer.
 
 use super::{Dialect, Result, Store, StoreError, now_ms};
@@ -116,12 +116,14 @@ pub struct ScheduleState {
     pub next_fire_at: i64,
 }
 
-/// A job a worker claimed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A run a worker claimed.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ClaimedJob {
     pub run_id: String,
-    /// How many times this job was claimed, this one included.
+    /// How many times this run was claimed, this one included.
     pub attempts: i64,
+    /// The run as it is now that it is claimed.
+    pub run: RunRecord,
 }
 
 fn json(text: &str, what: &str) -> Result<serde_json::Value> {
@@ -144,31 +146,11 @@ type RunRow = (
     Option<i64>,
 );
 
-const RUN_COLUMNS: &str = "r.id, r.playbook, r.script_hash, r.input, r.origin, r.status, r.output, r.error, \
-     r.attempts, r.created_at, r.updated_at, r.finished_at, j.run_at";
+const RUN_COLUMNS: &str = "id, playbook, script_hash, input, origin, status, output, error, \
+     attempts, created_at, updated_at, finished_at, run_at";
 
-/// Insert a run and its job, due now, inside `tx`.
-async fn insert_run(tx: &mut sqlx::Transaction<'_, sqlx::Any>, run: &NewRun) -> Result<()> {
-    let now = now_ms();
-    sqlx::query(
-        "INSERT INTO runs (id, playbook, script_hash, input, origin, status, attempts, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6)",
-    )
-    .bind(&run.id)
-    .bind(&run.playbook)
-    .bind(&run.script_hash)
-    .bind(run.input.to_string())
-    .bind(&run.origin)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query("INSERT INTO jobs (run_id, run_at, attempts) VALUES ($1, $2, 0)")
-        .bind(&run.id)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
+/// The states in which a run is in the queue.
+const PENDING: &str = "('queued', 'waiting', 'running')";
 
 fn run_from_row(row: RunRow) -> Result<RunRecord> {
     let (
@@ -184,13 +166,15 @@ fn run_from_row(row: RunRow) -> Result<RunRecord> {
         created_at,
         updated_at,
         finished_at,
-        wake_at,
+        run_at,
     ) = row;
+    let status = RunStatus::parse(&status)
+        .ok_or_else(|| StoreError::Corrupt(format!("run {id}: status '{status}'")))?;
     Ok(RunRecord {
-        status: RunStatus::parse(&status)
-            .ok_or_else(|| StoreError::Corrupt(format!("run {id}: status '{status}'")))?,
+        status,
         input: json(&input, "run input")?,
         output: output.map(|o| json(&o, "run output")).transpose()?,
+        wake_at: if status.is_final() { None } else { run_at },
         id,
         playbook,
         script_hash,
@@ -200,31 +184,331 @@ fn run_from_row(row: RunRow) -> Result<RunRecord> {
         created_at,
         updated_at,
         finished_at,
-        wake_at,
     })
 }
 
+/// Insert a run, queued and due now.
+async fn insert_run<'e>(db: impl sqlx::Executor<'e, Database = sqlx::Any>, run: &NewRun) -> Result<()> {
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO runs (id, playbook, script_hash, input, origin, status, attempts, run_at, claims, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, 0, $6, $6)",
+    )
+    .bind(&run.id)
+    .bind(&run.playbook)
+    .bind(&run.script_hash)
+    .bind(run.input.to_string())
+    .bind(&run.origin)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 impl Store {
-    /// Create a run and its job, due now.
-    pub async fn create_run(
+    /// Create a run, queued and due now.
+    pub async fn create_run(&self, run: &NewRun) -> Result<()> {
+        insert_run(&self.writer, run).await
+    }
+
+    /// One run.
+    pub async fn run(&self, id: &str) -> Result<Option<RunRecord>> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1");
+        let row: Option<RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(run_from_row).transpose()
+    }
+
+    /// The newest runs, optionally of one playbook or in one state.
+    pub async fn runs(
         &self,
-        id: &str,
-        playbook: &str,
-        script_hash: &str,
-        input: &serde_json::Value,
-        origin: &str,
-    ) -> Result<()> {
-        let run = NewRun {
-            id: id.to_owned(),
-            playbook: playbook.to_owned(),
-            script_hash: script_hash.to_owned(),
-            input: input.clone(),
-            origin: origin.to_owned(),
-        };
-        let mut tx = self.writer.begin().await?;
-        insert_run(&mut tx, &run).await?;
-        tx.commit().await?;
+        playbook: Option<&str>,
+        status: Option<RunStatus>,
+        limit: i64,
+    ) -> Result<Vec<RunRecord>> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs
+             WHERE ($1 IS NULL OR playbook = $1) AND ($2 IS NULL OR status = $2)
+             ORDER BY created_at DESC, id DESC LIMIT $3"
+        );
+        let rows: Vec<RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(playbook)
+            .bind(status.map(|s| s.as_str()))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(run_from_row).collect()
+    }
+
+    /// How many runs are in each state.
+    pub async fn run_counts(&self) -> Result<Vec<(RunStatus, i64)>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, COUNT(*) FROM runs GROUP BY status ORDER BY status")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(s, n)| RunStatus::parse(&s).map(|s| (s, n)))
+            .collect())
+    }
+
+    /// The journal of a run, in order.
+    pub async fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>> {
+        let rows: Vec<(i64, String, String, String, i32, i64, i64)> = sqlx::query_as(
+            "SELECT seq, kind, request, outcome, ok, started_at, duration_ms FROM run_steps WHERE run_id = $1 ORDER BY seq",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(seq, kind, request, outcome, ok, started_at, duration_ms)| {
+                Ok(StepRecord {
+                    seq,
+                    kind,
+                    request: json(&request, "step request")?,
+                    outcome: json(&outcome, "step outcome")?,
+                    ok: ok != 0,
+                    started_at,
+                    duration_ms,
+                })
+            })
+            .collect()
+    }
+
+    /// Append one step to a run's journal. Fails if that step number is already written
+    /// (another worker got there first), so a step is never recorded twice.
+    pub async fn append_step(&self, run_id: &str, step: &StepRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO run_steps (run_id, seq, kind, request, outcome, ok, started_at, duration_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(run_id)
+        .bind(step.seq)
+        .bind(&step.kind)
+        .bind(step.request.to_string())
+        .bind(step.outcome.to_string())
+        .bind(i32::from(step.ok))
+        .bind(step.started_at)
+        .bind(step.duration_ms)
+        .execute(&self.writer)
+        .await?;
         Ok(())
+    }
+
+    /// Claim up to `limit` due runs for `worker`, leased until `lease_until`. Returns them as
+    /// they are now (status `running`).
+    pub async fn claim_jobs(&self, worker: &str, lease_until: i64, limit: i64) -> Result<Vec<ClaimedJob>> {
+        let lock = match self.dialect {
+            Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE runs SET status = 'running', locked_by = $1, locked_until = $2, claims = claims + 1, updated_at = $3
+             WHERE id IN (SELECT id FROM runs WHERE status IN {PENDING} AND run_at <= $3
+                 AND (locked_until IS NULL OR locked_until < $3) ORDER BY run_at LIMIT $4 {lock})
+             RETURNING {RUN_COLUMNS}, claims"
+        );
+        self.claim(
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(worker)
+                .bind(lease_until)
+                .bind(now_ms())
+                .bind(limit),
+        )
+        .await
+    }
+
+    /// Claim one run if it is due and free.
+    pub async fn claim_run(
+        &self,
+        run_id: &str,
+        worker: &str,
+        lease_until: i64,
+    ) -> Result<Option<ClaimedJob>> {
+        let sql = format!(
+            "UPDATE runs SET status = 'running', locked_by = $1, locked_until = $2, claims = claims + 1, updated_at = $3
+             WHERE id = $4 AND status IN {PENDING} AND run_at <= $3 AND (locked_until IS NULL OR locked_until < $3)
+             RETURNING {RUN_COLUMNS}, claims"
+        );
+        let claimed = self
+            .claim(
+                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(worker)
+                    .bind(lease_until)
+                    .bind(now_ms())
+                    .bind(run_id),
+            )
+            .await?;
+        Ok(claimed.into_iter().next())
+    }
+
+    async fn claim(
+        &self,
+        query: sqlx::query::QueryAs<'_, sqlx::Any, ClaimRow, sqlx::any::AnyArguments>,
+    ) -> Result<Vec<ClaimedJob>> {
+        let rows: Vec<ClaimRow> = query.fetch_all(&self.writer).await?;
+        rows.into_iter()
+            .map(|r| {
+                let (
+                    id,
+                    playbook,
+                    script_hash,
+                    input,
+                    origin,
+                    status,
+                    output,
+                    error,
+                    attempts,
+                    created_at,
+                    updated_at,
+                    finished_at,
+                    run_at,
+                    claims,
+                ) = r;
+                let run = run_from_row((
+                    id,
+                    playbook,
+                    script_hash,
+                    input,
+                    origin,
+                    status,
+                    output,
+                    error,
+                    attempts,
+                    created_at,
+                    updated_at,
+                    finished_at,
+                    run_at,
+                ))?;
+                Ok(ClaimedJob {
+                    run_id: run.id.clone(),
+                    attempts: claims,
+                    run,
+                })
+            })
+            .collect()
+    }
+
+    /// Extend a lease; returns false if `worker` no longer holds it.
+    pub async fn extend_lease(&self, run_id: &str, worker: &str, lease_until: i64) -> Result<bool> {
+        let sql = format!(
+            "UPDATE runs SET locked_until = $1 WHERE id = $2 AND locked_by = $3 AND status IN {PENDING}"
+        );
+        let r = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(lease_until)
+            .bind(run_id)
+            .bind(worker)
+            .execute(&self.writer)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Finish a run for good (completed, failed, cancelled, dead): out of the queue. A run
+    /// that already ended keeps its outcome (a cancel racing a completion, say).
+    pub async fn finish_run(
+        &self,
+        run_id: &str,
+        status: RunStatus,
+        output: Option<&serde_json::Value>,
+        error: Option<&str>,
+    ) -> Result<()> {
+        debug_assert!(status.is_final());
+        let sql = format!(
+            "UPDATE runs SET status = $1, output = $2, error = $3, updated_at = $4, finished_at = $4,
+                 run_at = NULL, locked_by = NULL, locked_until = NULL
+             WHERE id = $5 AND status IN {PENDING}"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(status.as_str())
+            .bind(output.map(|o| o.to_string()))
+            .bind(error)
+            .bind(now_ms())
+            .bind(run_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    /// Put a run back in the queue (waiting for a timer, or retrying after an error) to be
+    /// replayed at `run_at`, releasing the lease.
+    pub async fn reschedule_run(
+        &self,
+        run_id: &str,
+        status: RunStatus,
+        run_at: i64,
+        error: Option<&str>,
+    ) -> Result<()> {
+        let sql = format!(
+            "UPDATE runs SET status = $1, error = $2, updated_at = $3, run_at = $4, locked_by = NULL, locked_until = NULL
+             WHERE id = $5 AND status IN {PENDING}"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(status.as_str())
+            .bind(error)
+            .bind(now_ms())
+            .bind(run_at)
+            .bind(run_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    /// Set how many failed attempts a run has had.
+    pub async fn set_run_attempts(&self, run_id: &str, attempts: i64) -> Result<()> {
+        sqlx::query("UPDATE runs SET attempts = $1 WHERE id = $2")
+            .bind(attempts)
+            .bind(run_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    /// Cut a run's journal back to the steps before `from_step`, and queue it to replay now:
+    /// the steps from there on will be taken again (`osprey run restart --from-step`).
+    pub async fn restart_run(&self, run_id: &str, from_step: i64, script_hash: &str) -> Result<u64> {
+        let now = now_ms();
+        let mut tx = self.writer.begin().await?;
+        let cut = sqlx::query("DELETE FROM run_steps WHERE run_id = $1 AND seq >= $2")
+            .bind(run_id)
+            .bind(from_step)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query(
+            "UPDATE runs SET status = 'queued', output = NULL, error = NULL, attempts = 0, script_hash = $1,
+                 updated_at = $2, finished_at = NULL, run_at = $2, locked_by = NULL, locked_until = NULL
+             WHERE id = $3",
+        )
+        .bind(script_hash)
+        .bind(now)
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(cut)
+    }
+
+    /// Drop one step of a journal (a failed plugin call, before a retry takes it again).
+    pub async fn drop_last_step(&self, run_id: &str, seq: i64) -> Result<()> {
+        sqlx::query("DELETE FROM run_steps WHERE run_id = $1 AND seq = $2")
+            .bind(run_id)
+            .bind(seq)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    /// The number of due runs nobody holds (queue depth).
+    pub async fn queue_depth(&self) -> Result<i64> {
+        let sql = format!(
+            "SELECT COUNT(*) FROM runs WHERE status IN {PENDING} AND run_at <= $1 AND (locked_until IS NULL OR locked_until < $1)"
+        );
+        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(now_ms())
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     /// The state of a cron trigger, if it was set up.
@@ -308,321 +592,44 @@ impl Store {
             return Ok(false);
         }
         if let Some(run) = run {
-            insert_run(&mut tx, run).await?;
+            insert_run(&mut *tx, run).await?;
         }
         tx.commit().await?;
         Ok(true)
     }
-
-    /// Claim one run's job if it is due and free.
-    pub async fn claim_run(
-        &self,
-        run_id: &str,
-        worker: &str,
-        lease_until: i64,
-    ) -> Result<Option<ClaimedJob>> {
-        let now = now_ms();
-        let row: Option<(String, i64)> = sqlx::query_as(
-            "UPDATE jobs SET locked_by = $1, locked_until = $2, attempts = attempts + 1
-             WHERE run_id = $3 AND run_at <= $4 AND (locked_until IS NULL OR locked_until < $4)
-             RETURNING run_id, attempts",
-        )
-        .bind(worker)
-        .bind(lease_until)
-        .bind(run_id)
-        .bind(now)
-        .fetch_optional(&self.writer)
-        .await?;
-        if row.is_some() {
-            sqlx::query("UPDATE runs SET status = 'running', updated_at = $1 WHERE id = $2 AND status IN ('queued', 'waiting', 'running')")
-                .bind(now)
-                .bind(run_id)
-                .execute(&self.writer)
-                .await?;
-        }
-        Ok(row.map(|(run_id, attempts)| ClaimedJob { run_id, attempts }))
-    }
-
-    /// One run.
-    pub async fn run(&self, id: &str) -> Result<Option<RunRecord>> {
-        let sql =
-            format!("SELECT {RUN_COLUMNS} FROM runs r LEFT JOIN jobs j ON j.run_id = r.id WHERE r.id = $1");
-        let row: Option<RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(run_from_row).transpose()
-    }
-
-    /// The newest runs, optionally of one playbook or in one state.
-    pub async fn runs(
-        &self,
-        playbook: Option<&str>,
-        status: Option<RunStatus>,
-        limit: i64,
-    ) -> Result<Vec<RunRecord>> {
-        let sql = format!(
-            "SELECT {RUN_COLUMNS} FROM runs r LEFT JOIN jobs j ON j.run_id = r.id
-             WHERE ($1 IS NULL OR r.playbook = $1) AND ($2 IS NULL OR r.status = $2)
-             ORDER BY r.created_at DESC, r.id DESC LIMIT $3"
-        );
-        let rows: Vec<RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(playbook)
-            .bind(status.map(|s| s.as_str()))
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter().map(run_from_row).collect()
-    }
-
-    /// How many runs are in each state.
-    pub async fn run_counts(&self) -> Result<Vec<(RunStatus, i64)>> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT status, COUNT(*) FROM runs GROUP BY status ORDER BY status")
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(s, n)| RunStatus::parse(&s).map(|s| (s, n)))
-            .collect())
-    }
-
-    /// The journal of a run, in order.
-    pub async fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>> {
-        let rows: Vec<(i64, String, String, String, i32, i64, i64)> = sqlx::query_as(
-            "SELECT seq, kind, request, outcome, ok, started_at, duration_ms FROM run_steps WHERE run_id = $1 ORDER BY seq",
-        )
-        .bind(run_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|(seq, kind, request, outcome, ok, started_at, duration_ms)| {
-                Ok(StepRecord {
-                    seq,
-                    kind,
-                    request: json(&request, "step request")?,
-                    outcome: json(&outcome, "step outcome")?,
-                    ok: ok != 0,
-                    started_at,
-                    duration_ms,
-                })
-            })
-            .collect()
-    }
-
-    /// Append one step to a run's journal. Fails if that step number is already written
-    /// (another worker got there first), so a step is never recorded twice.
-    pub async fn append_step(&self, run_id: &str, step: &StepRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO run_steps (run_id, seq, kind, request, outcome, ok, started_at, duration_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(run_id)
-        .bind(step.seq)
-        .bind(&step.kind)
-        .bind(step.request.to_string())
-        .bind(step.outcome.to_string())
-        .bind(i32::from(step.ok))
-        .bind(step.started_at)
-        .bind(step.duration_ms)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
-    }
-
-    /// Claim up to `limit` due jobs for `worker`, leased until `lease_until`.
-    pub async fn claim_jobs(&self, worker: &str, lease_until: i64, limit: i64) -> Result<Vec<ClaimedJob>> {
-        let now = now_ms();
-        let sql = match self.dialect {
-            Dialect::Postgres => {
-                "UPDATE jobs SET locked_by = $1, locked_until = $2, attempts = attempts + 1
-                 WHERE run_id IN (SELECT run_id FROM jobs WHERE run_at <= $3
-                     AND (locked_until IS NULL OR locked_until < $3)
-                     ORDER BY run_at LIMIT $4 FOR UPDATE SKIP LOCKED)
-                 RETURNING run_id, attempts"
-            }
-            Dialect::Sqlite => {
-                "UPDATE jobs SET locked_by = $1, locked_until = $2, attempts = attempts + 1
-                 WHERE run_id IN (SELECT run_id FROM jobs WHERE run_at <= $3
-                     AND (locked_until IS NULL OR locked_until < $3)
-                     ORDER BY run_at LIMIT $4)
-                 RETURNING run_id, attempts"
-            }
-        };
-        let rows: Vec<(String, i64)> = sqlx::query_as(sql)
-            .bind(worker)
-            .bind(lease_until)
-            .bind(now)
-            .bind(limit)
-            .fetch_all(&self.writer)
-            .await?;
-        if !rows.is_empty() {
-            let mut q = String::from(
-                "UPDATE runs SET status = 'running', updated_at = $1 WHERE status IN ('queued', 'waiting', 'running') AND id IN (",
-            );
-            for i in 0..rows.len() {
-                q.push_str(&format!("{}${}", if i > 0 { ", " } else { "" }, i + 2));
-            }
-            q.push(')');
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(q)).bind(now);
-            for (id, _) in &rows {
-                query = query.bind(id);
-            }
-            query.execute(&self.writer).await?;
-        }
-        Ok(rows
-            .into_iter()
-            .map(|(run_id, attempts)| ClaimedJob { run_id, attempts })
-            .collect())
-    }
-
-    /// Extend a lease; returns false if `worker` no longer holds it.
-    pub async fn extend_lease(&self, run_id: &str, worker: &str, lease_until: i64) -> Result<bool> {
-        let r = sqlx::query("UPDATE jobs SET locked_until = $1 WHERE run_id = $2 AND locked_by = $3")
-            .bind(lease_until)
-            .bind(run_id)
-            .bind(worker)
-            .execute(&self.writer)
-            .await?;
-        Ok(r.rows_affected() > 0)
-    }
-
-    /// Finish a run for good (completed, failed, cancelled, dead) and drop its job.
-    pub async fn finish_run(
-        &self,
-        run_id: &str,
-        status: RunStatus,
-        output: Option<&serde_json::Value>,
-        error: Option<&str>,
-    ) -> Result<()> {
-        debug_assert!(status.is_final());
-        let now = now_ms();
-        let mut tx = self.writer.begin().await?;
-        // A run that already ended keeps its outcome (a cancel racing a completion, say).
-        sqlx::query(
-            "UPDATE runs SET status = $1, output = $2, error = $3, updated_at = $4, finished_at = $4
-             WHERE id = $5 AND status NOT IN ('completed', 'failed', 'cancelled', 'dead')",
-        )
-        .bind(status.as_str())
-        .bind(output.map(|o| o.to_string()))
-        .bind(error)
-        .bind(now)
-        .bind(run_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM jobs WHERE run_id = $1")
-            .bind(run_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Put a run back in the queue (waiting for a timer, or retrying after an error) to be
-    /// replayed at `run_at`, releasing the lease.
-    pub async fn reschedule_run(
-        &self,
-        run_id: &str,
-        status: RunStatus,
-        run_at: i64,
-        error: Option<&str>,
-    ) -> Result<()> {
-        let now = now_ms();
-        let mut tx = self.writer.begin().await?;
-        sqlx::query("UPDATE runs SET status = $1, error = $2, updated_at = $3 WHERE id = $4 AND status <> 'cancelled'")
-            .bind(status.as_str())
-            .bind(error)
-            .bind(now)
-            .bind(run_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO jobs (run_id, run_at, attempts) VALUES ($1, $2, 0)
-             ON CONFLICT (run_id) DO UPDATE SET run_at = excluded.run_at, locked_by = NULL, locked_until = NULL",
-        )
-        .bind(run_id)
-        .bind(run_at)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Set how many attempts a run has had (kept on the run; the job's own count restarts
-    /// when it is rescheduled for a timer).
-    pub async fn set_run_attempts(&self, run_id: &str, attempts: i64) -> Result<()> {
-        sqlx::query("UPDATE runs SET attempts = $1 WHERE id = $2")
-            .bind(attempts)
-            .bind(run_id)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
-    }
-
-    /// Cut a run's journal back to the steps before `from_step`, and queue it to replay now:
-    /// the steps from there on will be taken again (`osprey run restart --from-step`).
-    pub async fn restart_run(&self, run_id: &str, from_step: i64, script_hash: &str) -> Result<u64> {
-        let now = now_ms();
-        let mut tx = self.writer.begin().await?;
-        let cut = sqlx::query("DELETE FROM run_steps WHERE run_id = $1 AND seq >= $2")
-            .bind(run_id)
-            .bind(from_step)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        sqlx::query(
-            "UPDATE runs SET status = 'queued', output = NULL, error = NULL, attempts = 0, script_hash = $1,
-                 updated_at = $2, finished_at = NULL WHERE id = $3",
-        )
-        .bind(script_hash)
-        .bind(now)
-        .bind(run_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO jobs (run_id, run_at, attempts) VALUES ($1, $2, 0)
-             ON CONFLICT (run_id) DO UPDATE SET run_at = excluded.run_at, locked_by = NULL, locked_until = NULL, attempts = 0",
-        )
-        .bind(run_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(cut)
-    }
-
-    /// Drop the last step of a journal (a failed plugin call, before a retry takes it again).
-    pub async fn drop_last_step(&self, run_id: &str, seq: i64) -> Result<()> {
-        sqlx::query("DELETE FROM run_steps WHERE run_id = $1 AND seq = $2")
-            .bind(run_id)
-            .bind(seq)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
-    }
-
-    /// The number of due jobs nobody holds (queue depth).
-    pub async fn queue_depth(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM jobs WHERE run_at <= $1 AND (locked_until IS NULL OR locked_until < $1)",
-        )
-        .bind(now_ms())
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
-    /// The earliest time a job is due, if any.
-    pub async fn next_due(&self) -> Result<Option<i64>> {
-        Ok(sqlx::query_scalar("SELECT MIN(run_at) FROM jobs")
-            .fetch_one(&self.pool)
-            .await?)
-    }
 }
+
+type ClaimRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    i64,
+);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::testing::both_dialects;
+
+    fn new_run(id: &str, input: serde_json::Value) -> NewRun {
+        NewRun {
+            id: id.into(),
+            playbook: "pb".into(),
+            script_hash: "h".into(),
+            input,
+            origin: "manual".into(),
+        }
+    }
 
     fn step(seq: i64) -> StepRecord {
         StepRecord {
@@ -638,13 +645,7 @@ mod tests {
 
     both_dialects!(a_run_is_queued_claimed_journaled_and_finished, |store| {
         store
-            .create_run(
-                "r1",
-                "pb",
-                "hash",
-                &serde_json::json!({"ip": "1.2.3.4"}),
-                "manual",
-            )
+            .create_run(&new_run("r1", serde_json::json!({"ip": "1.2.3.4"})))
             .await
             .unwrap();
         let run = store.run("r1").await.unwrap().unwrap();
@@ -652,13 +653,10 @@ mod tests {
         assert_eq!(run.input["ip"], "1.2.3.4");
 
         let claimed = store.claim_jobs("w1", now_ms() + 30_000, 10).await.unwrap();
-        assert_eq!(
-            claimed,
-            vec![ClaimedJob {
-                run_id: "r1".into(),
-                attempts: 1
-            }]
-        );
+        assert_eq!(claimed.len(), 1);
+        assert_eq!((claimed[0].run_id.as_str(), claimed[0].attempts), ("r1", 1));
+        assert_eq!(claimed[0].run.status, RunStatus::Running);
+        assert_eq!(claimed[0].run.input["ip"], "1.2.3.4");
         assert_eq!(store.run("r1").await.unwrap().unwrap().status, RunStatus::Running);
         // Leased: nobody else gets it.
         assert!(
@@ -697,26 +695,21 @@ mod tests {
 
     both_dialects!(an_expired_lease_is_claimed_again, |store| {
         store
-            .create_run("r1", "pb", "h", &serde_json::json!({}), "manual")
+            .create_run(&new_run("r1", serde_json::json!({})))
             .await
             .unwrap();
         let first = store.claim_jobs("dead-node", now_ms() - 1, 10).await.unwrap();
         assert_eq!(first.len(), 1);
         let again = store.claim_jobs("w2", now_ms() + 30_000, 10).await.unwrap();
-        assert_eq!(
-            again,
-            vec![ClaimedJob {
-                run_id: "r1".into(),
-                attempts: 2
-            }]
-        );
+        assert_eq!(again.len(), 1);
+        assert_eq!((again[0].run_id.as_str(), again[0].attempts), ("r1", 2));
     });
 
     both_dialects!(
         waiting_runs_wake_at_their_time_and_restart_cuts_the_journal,
         |store| {
             store
-                .create_run("r1", "pb", "h", &serde_json::json!({}), "manual")
+                .create_run(&new_run("r1", serde_json::json!({})))
                 .await
                 .unwrap();
             store.claim_jobs("w", now_ms() + 30_000, 1).await.unwrap();
@@ -755,7 +748,7 @@ mod tests {
     both_dialects!(concurrent_claims_never_hand_out_a_job_twice, |store| {
         for i in 0..40 {
             store
-                .create_run(&format!("r{i:02}"), "pb", "h", &serde_json::json!({}), "manual")
+                .create_run(&new_run(&format!("r{i:02}"), serde_json::json!({})))
                 .await
                 .unwrap();
         }
