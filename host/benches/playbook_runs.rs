@@ -75,7 +75,10 @@ fn runs(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(10));
     // The workers run as in `osprey serve`; each iteration starts a batch and waits for it.
     let (_stop, stopped) = tokio::sync::watch::channel(false);
-    let _workers = rt.block_on(async { app.executor.spawn_workers(stopped) });
+    let _workers = {
+        let _in_runtime = rt.enter();
+        app.executor.spawn_workers(stopped)
+    };
     let completed = |app: &App| {
         rt.block_on(async {
             app.store
@@ -98,7 +101,7 @@ fn runs(c: &mut Criterion) {
                     }
                 });
                 while completed(&app) < before + BATCH as i64 {
-                    std::thread::sleep(Duration::from_micros(200));
+                    std::thread::sleep(Duration::from_millis(2));
                 }
             }
             started.elapsed()

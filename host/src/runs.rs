@@ -37,7 +37,7 @@ pub struct RunsConfig {
 impl Default for RunsConfig {
     fn default() -> Self {
         RunsConfig {
-            workers: 8,
+            workers: 32,
             lease: Duration::from_secs(30),
             max_attempts: 5,
             timezone: chrono_tz::UTC,
@@ -262,11 +262,13 @@ impl Executor {
                     });
                 }
                 if full {
-                    // There may be more: look again as soon as a slot frees up.
+                    // There may be more: look again once slots free up. A short pause lets
+                    // several finish, so one claim fetches several runs instead of one each.
                     tokio::select! {
                         _ = me.wake.notified() => {}
                         _ = shutdown.changed() => {}
                     }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
                 } else {
                     tokio::select! {
                         _ = me.wake.notified() => {}
@@ -299,7 +301,12 @@ impl Executor {
                 return Ok(());
             }
         };
-        let journal: Vec<Step> = store.steps(&run.id).await?.into_iter().map(Step::from).collect();
+        // A run claimed for the first time has an empty journal; any other may not.
+        let journal: Vec<Step> = if job.attempts == 1 {
+            Vec::new()
+        } else {
+            store.steps(&run.id).await?.into_iter().map(Step::from).collect()
+        };
         let input = run.input.as_object().cloned().unwrap_or_default();
         let ctx = RunContext {
             run_id: run.id.clone(),

@@ -10,6 +10,7 @@ mod kv;
 mod plugins;
 pub mod runs;
 mod secrets;
+mod writer;
 
 pub use kv::KvError;
 
@@ -46,6 +47,8 @@ pub enum StoreError {
     NotMigrated { applied: usize, known: usize },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("the database writer is unavailable: {0}")]
+    Writer(String),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
 }
@@ -61,6 +64,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     pool: AnyPool,
     writer: AnyPool,
+    /// Group commit of the hot run writes (SQLite only; see `writer.rs`).
+    batcher: Option<writer::Batcher>,
     dialect: Dialect,
 }
 
@@ -112,9 +117,11 @@ impl Store {
                 (pool.clone(), pool)
             }
         };
+        let batcher = (dialect == Dialect::Sqlite).then(|| writer::Batcher::start(writer.clone()));
         Ok(Store {
             pool,
             writer,
+            batcher,
             dialect,
         })
     }
@@ -124,6 +131,17 @@ impl Store {
         let store = Store::connect(url).await?;
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// Run one of the hot writes: grouped with others on SQLite, directly on PostgreSQL.
+    async fn write(&self, write: writer::Write) -> Result<u64> {
+        match &self.batcher {
+            Some(b) => b.write(write).await,
+            None => {
+                let mut conn = self.writer.acquire().await?;
+                write.execute(&mut conn).await
+            }
+        }
     }
 
     pub fn dialect(&self) -> Dialect {

@@ -2,7 +2,8 @@
 //!
 //! The runs table is the queue: a queued, waiting or running run is due at `run_at`. Workers
 //! claim due runs with a lease (`locked_by`, `locked_until`) that they extend while they work;
-//! a run whose lease expires is claimed again by any worker, which resumes from the journal.
+//! while a run is claimed, `run_at` is the end of its lease, so a run whose holder died comes
+//! due again by itself, and any worker claims it and resumes from the journal.
 //! On PostgreSQL the claim uses `FOR UPDATE SKIP LOCKED`, so many nodes share the queue; on
 //! SQLite the claiming `UPDATE ... RETURNING` is atomic under SQLite's single writer.
 
@@ -149,8 +150,7 @@ type RunRow = (
 const RUN_COLUMNS: &str = "id, playbook, script_hash, input, origin, status, output, error, \
      attempts, created_at, updated_at, finished_at, run_at";
 
-/// The states in which a run is in the queue.
-const PENDING: &str = "('queued', 'waiting', 'running')";
+use super::writer::{PENDING, Write};
 
 fn run_from_row(row: RunRow) -> Result<RunRecord> {
     let (
@@ -187,28 +187,10 @@ fn run_from_row(row: RunRow) -> Result<RunRecord> {
     })
 }
 
-/// Insert a run, queued and due now.
-async fn insert_run<'e>(db: impl sqlx::Executor<'e, Database = sqlx::Any>, run: &NewRun) -> Result<()> {
-    let now = now_ms();
-    sqlx::query(
-        "INSERT INTO runs (id, playbook, script_hash, input, origin, status, attempts, run_at, claims, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, 0, $6, $6)",
-    )
-    .bind(&run.id)
-    .bind(&run.playbook)
-    .bind(&run.script_hash)
-    .bind(run.input.to_string())
-    .bind(&run.origin)
-    .bind(now)
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
 impl Store {
     /// Create a run, queued and due now.
     pub async fn create_run(&self, run: &NewRun) -> Result<()> {
-        insert_run(&self.writer, run).await
+        self.write(Write::CreateRun(run.clone())).await.map(drop)
     }
 
     /// One run.
@@ -277,24 +259,16 @@ impl Store {
             .collect()
     }
 
-    /// Append one step to a run's journal. Fails if that step number is already written
-    /// (another worker got there first), so a step is never recorded twice.
+    /// Append one step to a run's journal, committed when this returns. Fails if that step
+    /// number is already written (another worker got there first), so a step is never
+    /// recorded twice.
     pub async fn append_step(&self, run_id: &str, step: &StepRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO run_steps (run_id, seq, kind, request, outcome, ok, started_at, duration_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(run_id)
-        .bind(step.seq)
-        .bind(&step.kind)
-        .bind(step.request.to_string())
-        .bind(step.outcome.to_string())
-        .bind(i32::from(step.ok))
-        .bind(step.started_at)
-        .bind(step.duration_ms)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        self.write(Write::AppendStep {
+            run_id: run_id.to_owned(),
+            step: step.clone(),
+        })
+        .await
+        .map(drop)
     }
 
     /// Claim up to `limit` due runs for `worker`, leased until `lease_until`. Returns them as
@@ -305,9 +279,9 @@ impl Store {
             Dialect::Sqlite => "",
         };
         let sql = format!(
-            "UPDATE runs SET status = 'running', locked_by = $1, locked_until = $2, claims = claims + 1, updated_at = $3
-             WHERE id IN (SELECT id FROM runs WHERE status IN {PENDING} AND run_at <= $3
-                 AND (locked_until IS NULL OR locked_until < $3) ORDER BY run_at LIMIT $4 {lock})
+            "UPDATE runs SET status = 'running', locked_by = $1, locked_until = $2, run_at = $2, claims = claims + 1,
+                 updated_at = $3
+             WHERE id IN (SELECT id FROM runs WHERE status IN {PENDING} AND run_at <= $3 ORDER BY run_at LIMIT $4 {lock})
              RETURNING {RUN_COLUMNS}, claims"
         );
         self.claim(
@@ -328,8 +302,9 @@ impl Store {
         lease_until: i64,
     ) -> Result<Option<ClaimedJob>> {
         let sql = format!(
-            "UPDATE runs SET status = 'running', locked_by = $1, locked_until = $2, claims = claims + 1, updated_at = $3
-             WHERE id = $4 AND status IN {PENDING} AND run_at <= $3 AND (locked_until IS NULL OR locked_until < $3)
+            "UPDATE runs SET status = 'running', locked_by = $1, locked_until = $2, run_at = $2, claims = claims + 1,
+                 updated_at = $3
+             WHERE id = $4 AND status IN {PENDING} AND run_at <= $3
              RETURNING {RUN_COLUMNS}, claims"
         );
         let claimed = self
@@ -393,16 +368,12 @@ impl Store {
 
     /// Extend a lease; returns false if `worker` no longer holds it.
     pub async fn extend_lease(&self, run_id: &str, worker: &str, lease_until: i64) -> Result<bool> {
-        let sql = format!(
-            "UPDATE runs SET locked_until = $1 WHERE id = $2 AND locked_by = $3 AND status IN {PENDING}"
-        );
-        let r = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(lease_until)
-            .bind(run_id)
-            .bind(worker)
-            .execute(&self.writer)
-            .await?;
-        Ok(r.rows_affected() > 0)
+        let write = Write::ExtendLease {
+            run_id: run_id.to_owned(),
+            worker: worker.to_owned(),
+            until: lease_until,
+        };
+        Ok(self.write(write).await? > 0)
     }
 
     /// Finish a run for good (completed, failed, cancelled, dead): out of the queue. A run
@@ -415,20 +386,13 @@ impl Store {
         error: Option<&str>,
     ) -> Result<()> {
         debug_assert!(status.is_final());
-        let sql = format!(
-            "UPDATE runs SET status = $1, output = $2, error = $3, updated_at = $4, finished_at = $4,
-                 run_at = NULL, locked_by = NULL, locked_until = NULL
-             WHERE id = $5 AND status IN {PENDING}"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(status.as_str())
-            .bind(output.map(|o| o.to_string()))
-            .bind(error)
-            .bind(now_ms())
-            .bind(run_id)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+        let write = Write::FinishRun {
+            run_id: run_id.to_owned(),
+            status,
+            output: output.map(|o| o.to_string()),
+            error: error.map(str::to_owned),
+        };
+        self.write(write).await.map(drop)
     }
 
     /// Put a run back in the queue (waiting for a timer, or retrying after an error) to be
@@ -440,29 +404,23 @@ impl Store {
         run_at: i64,
         error: Option<&str>,
     ) -> Result<()> {
-        let sql = format!(
-            "UPDATE runs SET status = $1, error = $2, updated_at = $3, run_at = $4, locked_by = NULL, locked_until = NULL
-             WHERE id = $5 AND status IN {PENDING}"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(status.as_str())
-            .bind(error)
-            .bind(now_ms())
-            .bind(run_at)
-            .bind(run_id)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+        let write = Write::Reschedule {
+            run_id: run_id.to_owned(),
+            status,
+            run_at,
+            error: error.map(str::to_owned),
+        };
+        self.write(write).await.map(drop)
     }
 
     /// Set how many failed attempts a run has had.
     pub async fn set_run_attempts(&self, run_id: &str, attempts: i64) -> Result<()> {
-        sqlx::query("UPDATE runs SET attempts = $1 WHERE id = $2")
-            .bind(attempts)
-            .bind(run_id)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+        self.write(Write::SetAttempts {
+            run_id: run_id.to_owned(),
+            attempts,
+        })
+        .await
+        .map(drop)
     }
 
     /// Cut a run's journal back to the steps before `from_step`, and queue it to replay now:
@@ -492,19 +450,17 @@ impl Store {
 
     /// Drop one step of a journal (a failed plugin call, before a retry takes it again).
     pub async fn drop_last_step(&self, run_id: &str, seq: i64) -> Result<()> {
-        sqlx::query("DELETE FROM run_steps WHERE run_id = $1 AND seq = $2")
-            .bind(run_id)
-            .bind(seq)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+        self.write(Write::DropStep {
+            run_id: run_id.to_owned(),
+            seq,
+        })
+        .await
+        .map(drop)
     }
 
     /// The number of due runs nobody holds (queue depth).
     pub async fn queue_depth(&self) -> Result<i64> {
-        let sql = format!(
-            "SELECT COUNT(*) FROM runs WHERE status IN {PENDING} AND run_at <= $1 AND (locked_until IS NULL OR locked_until < $1)"
-        );
+        let sql = format!("SELECT COUNT(*) FROM runs WHERE status IN {PENDING} AND run_at <= $1");
         Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(now_ms())
             .fetch_one(&self.pool)
@@ -592,7 +548,7 @@ impl Store {
             return Ok(false);
         }
         if let Some(run) = run {
-            insert_run(&mut *tx, run).await?;
+            Write::CreateRun(run.clone()).execute(&mut tx).await?;
         }
         tx.commit().await?;
         Ok(true)
