@@ -47,6 +47,8 @@ pub enum StoreError {
     NotMigrated { applied: usize, known: usize },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("step {seq} of run {run_id} is already recorded (another worker has the run)")]
+    StepTaken { run_id: String, seq: i64 },
     #[error("the database writer is unavailable: {0}")]
     Writer(String),
     #[error("database error: {0}")]

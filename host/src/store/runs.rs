@@ -224,6 +224,15 @@ impl Store {
         rows.into_iter().map(run_from_row).collect()
     }
 
+    /// How many runs are in the queue (queued, running or waiting): cheap, from the queue's
+    /// own index.
+    pub async fn pending_runs(&self) -> Result<i64> {
+        let sql = format!("SELECT COUNT(*) FROM runs WHERE status IN {PENDING}");
+        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
     /// How many runs are in each state.
     pub async fn run_counts(&self) -> Result<Vec<(RunStatus, i64)>> {
         let rows: Vec<(String, i64)> =
