@@ -2,7 +2,8 @@
 //!
 //! Starts the executor in this process (as `osprey serve` runs it), measures VmRSS, creates
 //! N runs of a playbook that sleeps for an hour, lets the workers drive them all to
-//! `waiting`, and measures VmRSS again. A waiting run is only rows in the store: the figure
+//! `waiting`, and measures VmRSS again; then, as the baseline, the VmRSS that N parked threads
+//! add (a thread per waiting run). A waiting run is only rows in the store: the figure
 //! shows that it holds no thread, no script state and no memory in the server.
 //!
 //! Run: `cargo bench -p osprey --bench waiting_runs` (N = 10,000; set WAITING_RUNS to change).
@@ -61,8 +62,12 @@ fn main() {
         let idle = rss_kib();
         // Created first, then driven: the two phases are timed apart.
         let started = Instant::now();
-        for _ in 0..n {
-            app.executor.start("napper", &Default::default(), "bench").await.unwrap();
+        // Started 500 at a time, as concurrent triggers would.
+        let no_input = Default::default();
+        for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
+            futures::future::try_join_all(chunk.iter().map(|_| app.executor.start("napper", &no_input, "bench")))
+                .await
+                .unwrap();
         }
         let created = started.elapsed();
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -92,4 +97,26 @@ fn main() {
             (loaded as f64 - idle as f64) / 1024.0
         );
     });
+    // The baseline: what a thread per waiting run costs (each parked, doing nothing, with
+    // the default 2 MiB stack reserved and only what it touched resident).
+    let before = rss_kib();
+    let release = std::sync::Arc::new(std::sync::Barrier::new(n + 1));
+    let threads: Vec<_> = (0..n)
+        .map(|_| {
+            let release = release.clone();
+            std::thread::spawn(move || {
+                release.wait();
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let parked = rss_kib();
+    release.wait();
+    for t in threads {
+        t.join().unwrap();
+    }
+    println!(
+        "waiting_runs: baseline, {n} parked threads: {:+.1} MiB",
+        (parked as f64 - before as f64) / 1024.0
+    );
 }
