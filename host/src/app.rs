@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::playbook::Playbooks;
 use crate::plugin::{PluginError, RefreshReport, Runtime, RuntimeOptions};
 use crate::runs::Executor;
+use crate::store::audit::Actor;
 use crate::store::{Store, StoreError};
 use crate::vault::{KeySource, MASTER_KEY_ENV, Vault, VaultError};
 use secrecy::SecretString;
@@ -98,11 +99,35 @@ impl App {
     }
 
     /// Store a secret for `plugin`, sealed with the master key.
-    pub async fn set_secret(&self, plugin: &str, name: &str, value: &SecretString) -> Result<(), AppError> {
+    pub async fn set_secret(
+        &self,
+        plugin: &str,
+        name: &str,
+        value: &SecretString,
+        actor: &Actor,
+    ) -> Result<(), AppError> {
         crate::plugin::manifest::validate_name(plugin).map_err(AppError::Invalid)?;
         validate_secret_name(name)?;
         let sealed = self.vault.seal(plugin, name, value);
-        self.store.put_secret(plugin, name, &sealed).await?;
+        self.store.put_secret(plugin, name, &sealed, actor).await?;
+        Ok(())
+    }
+
+    /// Audit the playbooks loaded now against those last recorded (new, changed, removed).
+    pub async fn audit_playbooks(&self) -> Result<(), AppError> {
+        let loaded: Vec<(String, String)> = self
+            .playbooks
+            .list()
+            .iter()
+            .map(|p| (p.name().to_owned(), p.version.clone()))
+            .collect();
+        for (name, action) in self
+            .store
+            .record_playbook_versions(&loaded, &Actor::system())
+            .await?
+        {
+            tracing::info!(playbook = %name, action, "playbook version recorded");
+        }
         Ok(())
     }
 
@@ -112,7 +137,7 @@ impl App {
     }
 
     /// Replace the grant of `plugin`, refusing limits the runtime cannot give.
-    pub async fn set_grant(&self, plugin: &str, grant: &Capabilities) -> Result<(), AppError> {
+    pub async fn set_grant(&self, plugin: &str, grant: &Capabilities, actor: &Actor) -> Result<(), AppError> {
         if let Some(mib) = grant.limits.memory_mib {
             let max = self.config.runtime.max_memory_mib;
             if mib > max || mib == 0 {
@@ -121,7 +146,7 @@ impl App {
                 )));
             }
         }
-        self.store.set_grant(plugin, grant).await?;
+        self.store.set_grant(plugin, grant, actor).await?;
         Ok(())
     }
 }

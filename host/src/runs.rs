@@ -8,6 +8,7 @@ use crate::playbook::{
     Step,
 };
 use crate::plugin::{CallContext, Runtime};
+use crate::store::audit::Actor;
 pub use crate::store::runs::NewRun;
 use crate::store::runs::{ClaimedJob, RunStatus, StepRecord};
 use crate::store::{Store, StoreError, now_ms};
@@ -145,7 +146,7 @@ impl Executor {
     }
 
     /// Cancel a run that has not ended.
-    pub async fn cancel(&self, run_id: &str) -> Result<RunStatus, RunError> {
+    pub async fn cancel(&self, run_id: &str, actor: &Actor) -> Result<RunStatus, RunError> {
         let run = self
             .store
             .run(run_id)
@@ -157,20 +158,17 @@ impl Executor {
                 run.status
             )));
         }
-        self.store
-            .finish_run(
-                run_id,
-                RunStatus::Cancelled,
-                None,
-                Some("cancelled by an operator"),
-            )
-            .await?;
+        if !self.store.cancel_run(run_id, actor).await? {
+            return Err(RunError::Invalid(format!(
+                "run {run_id} ended before it could be cancelled"
+            )));
+        }
         Ok(RunStatus::Cancelled)
     }
 
     /// Cut the journal of a run back to before step `from_step` and run it again from there,
     /// with the playbook's current script.
-    pub async fn restart(&self, run_id: &str, from_step: i64) -> Result<u64, RunError> {
+    pub async fn restart(&self, run_id: &str, from_step: i64, actor: &Actor) -> Result<u64, RunError> {
         let run = self
             .store
             .run(run_id)
@@ -185,7 +183,10 @@ impl Executor {
             )));
         }
         let pb = self.playbooks.get(&run.playbook)?;
-        let cut = self.store.restart_run(run_id, from_step, &pb.script.hash).await?;
+        let cut = self
+            .store
+            .restart_run(run_id, from_step, &pb.script.hash, actor)
+            .await?;
         tracing::info!(run = %run_id, from_step, cut, "run restarted");
         Ok(cut)
     }

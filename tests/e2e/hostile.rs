@@ -5,6 +5,7 @@
 use crate::support::TestHost;
 use crate::support::fake_http::FakeHttp;
 use osprey::plugin::ErrorKind;
+use osprey::store::audit::Actor;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -300,7 +301,7 @@ async fn secrets_are_per_plugin_granted_by_name_and_never_leave() {
     let host = host().await;
     let secret = secrecy::SecretString::from("the-echo-greeting".to_string());
     host.app
-        .set_secret("test-echo", "greeting", &secret)
+        .set_secret("test-echo", "greeting", &secret, &Actor::system())
         .await
         .unwrap();
 
@@ -322,7 +323,7 @@ async fn secrets_are_per_plugin_granted_by_name_and_never_leave() {
     // Its own secret, set and granted, still cannot be returned as output.
     let own = secrecy::SecretString::from("hostile-own-value".to_string());
     host.app
-        .set_secret("test-hostile", "greeting", &own)
+        .set_secret("test-hostile", "greeting", &own, &Actor::system())
         .await
         .unwrap();
     let e = expect_err(
@@ -528,7 +529,7 @@ async fn settings_come_from_the_operator_over_manifest_defaults() {
     );
     host.app
         .store
-        .set_plugin_config("test-echo", "motto", Some("carry on"))
+        .set_plugin_config("test-echo", "motto", Some("carry on"), &Actor::system())
         .await
         .unwrap();
     host.app.runtime.refresh().await;

@@ -2,6 +2,7 @@
 //! data directory as the server, so an operator can grant, set secrets and install plugins
 //! while the server runs (it picks the changes up within `runtime.policy_refresh`).
 
+mod audit;
 mod playbook;
 mod plugin;
 mod render;
@@ -60,6 +61,9 @@ pub enum Command {
     /// Look at, restart and cancel playbook runs.
     #[command(subcommand)]
     Run(run::RunCommand),
+    /// Verify, export and show the hash-chained audit log of every change.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 impl Cli {
@@ -91,6 +95,7 @@ impl Cli {
             Command::Secret(cmd) => secret::run(cmd, config).await,
             Command::Playbook(cmd) => playbook::run(cmd, config).await,
             Command::Run(cmd) => run::run(cmd, config).await,
+            Command::Audit(cmd) => audit::run(cmd, config).await,
         }
     }
 }

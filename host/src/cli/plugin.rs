@@ -3,6 +3,7 @@ use crate::app::App;
 use crate::capability::{Capabilities, HttpPattern};
 use crate::config::Config;
 use crate::plugin::{CallContext, LoadedPlugin, manifest::MANIFEST_FILE};
+use crate::store::audit::{Actor, Change};
 use anyhow::{Context as _, bail};
 use ipnet::IpNet;
 use std::io::{BufRead, IsTerminal, Write};
@@ -147,7 +148,7 @@ pub async fn run(cmd: PluginCommand, config: Config) -> anyhow::Result<i32> {
         PluginCommand::List { json } => list(&app, json),
         PluginCommand::Inspect { name, json } => inspect(&app, &name, json).await,
         PluginCommand::Install { dir, grant_requested } => install(&app, &dir, grant_requested).await,
-        PluginCommand::Remove { name } => remove(&app, &name),
+        PluginCommand::Remove { name } => remove(&app, &name).await,
         PluginCommand::Call {
             name,
             action,
@@ -384,9 +385,21 @@ async fn install(app: &App, dir: &Path, grant_requested: bool) -> anyhow::Result
     }
 
     copy_into_place(dir, m, &app.runtime.options().plugins_dir)?;
+    app.store
+        .audit(&Change {
+            actor: &Actor::cli(),
+            action: "plugin.install",
+            target: format!("plugin:{}", m.name),
+            details: serde_json::json!({
+                "version": m.version.to_string(),
+                "previous": previous.as_ref().map(|p| p.manifest.version.to_string()),
+                "requests": m.requests,
+            }),
+        })
+        .await?;
     if do_grant {
         grant.union_with(&m.requests);
-        app.set_grant(&m.name, &grant).await?;
+        app.set_grant(&m.name, &grant, &Actor::cli()).await?;
     }
     let installed = app
         .runtime
@@ -438,9 +451,17 @@ fn copy_into_place(src: &Path, m: &crate::plugin::Manifest, plugins_dir: &Path) 
     Ok(())
 }
 
-fn remove(app: &App, name: &str) -> anyhow::Result<i32> {
+async fn remove(app: &App, name: &str) -> anyhow::Result<i32> {
     let p = app.runtime.get(name)?;
     std::fs::remove_dir_all(&p.dir).with_context(|| format!("removing {}", p.dir.display()))?;
+    app.store
+        .audit(&Change {
+            actor: &Actor::cli(),
+            action: "plugin.remove",
+            target: format!("plugin:{name}"),
+            details: serde_json::json!({ "version": p.manifest.version.to_string() }),
+        })
+        .await?;
     println!(
         "removed plugin '{name}' ({}); its grant, settings, secrets and kv data are kept",
         p.dir.display()
@@ -512,7 +533,7 @@ async fn grant_cmd(app: &App, name: &str, args: GrantArgs) -> anyhow::Result<i32
         crate::app::validate_secret_name(s)?;
     }
     grant.union_with(&extra);
-    app.set_grant(name, &grant).await?;
+    app.set_grant(name, &grant, &Actor::cli()).await?;
     println!("grant of '{name}' updated");
     show_grant(app, name, manifest.as_ref().map(|m| &m.requests), &grant);
     Ok(0)
@@ -551,7 +572,7 @@ async fn revoke(
         grant.private_ranges.retain(|r| !private_ranges.contains(r));
         grant.secrets.retain(|s| !secrets.contains(s));
     }
-    app.set_grant(name, &grant).await?;
+    app.set_grant(name, &grant, &Actor::cli()).await?;
     println!("grant of '{name}' updated");
     show_grant(app, name, manifest.as_ref().map(|m| &m.requests), &grant);
     Ok(0)
@@ -607,10 +628,12 @@ async fn config_cmd(app: &App, name: &str, settings: Vec<String>, unset: Vec<Str
         check(k)?;
     }
     for (k, v) in &parsed {
-        app.store.set_plugin_config(name, k, Some(v)).await?;
+        app.store
+            .set_plugin_config(name, k, Some(v), &Actor::cli())
+            .await?;
     }
     for k in &unset {
-        app.store.set_plugin_config(name, k, None).await?;
+        app.store.set_plugin_config(name, k, None, &Actor::cli()).await?;
     }
     if !parsed.is_empty() || !unset.is_empty() {
         println!("settings of '{name}' updated");

@@ -1,6 +1,7 @@
 use super::render;
 use crate::app::App;
 use crate::config::Config;
+use crate::store::audit::Actor;
 use crate::store::runs::RunStatus;
 
 #[derive(Debug, clap::Subcommand)]
@@ -123,7 +124,7 @@ pub async fn run(cmd: RunCommand, config: Config) -> anyhow::Result<i32> {
             from_step,
             follow,
         } => {
-            let cut = app.executor.restart(&id, from_step).await?;
+            let cut = app.executor.restart(&id, from_step, &Actor::cli()).await?;
             println!("run {id} restarts from step {from_step} ({cut} steps cut from its journal)");
             if follow {
                 return super::playbook::follow(&app, &id).await;
@@ -131,7 +132,7 @@ pub async fn run(cmd: RunCommand, config: Config) -> anyhow::Result<i32> {
             Ok(0)
         }
         RunCommand::Cancel { id } => {
-            app.executor.cancel(&id).await?;
+            app.executor.cancel(&id, &Actor::cli()).await?;
             println!("run {id} cancelled");
             Ok(0)
         }

@@ -1,5 +1,6 @@
 use crate::app::App;
 use crate::config::Config;
+use crate::store::audit::Actor;
 use secrecy::SecretString;
 use std::io::{IsTerminal, Read};
 
@@ -34,7 +35,7 @@ pub async fn run(cmd: SecretCommand, config: Config) -> anyhow::Result<i32> {
             crate::plugin::manifest::validate_name(&plugin).map_err(anyhow::Error::msg)?;
             crate::app::validate_secret_name(&name)?;
             let value = read_value(&plugin, &name)?;
-            app.set_secret(&plugin, &name, &value).await?;
+            app.set_secret(&plugin, &name, &value, &Actor::cli()).await?;
             println!("secret '{name}' of plugin '{plugin}' is set");
             let grant = app.grant(&plugin).await?;
             if !grant.has_secret(&name) {
@@ -59,7 +60,7 @@ pub async fn run(cmd: SecretCommand, config: Config) -> anyhow::Result<i32> {
             }
         }
         SecretCommand::Delete { plugin, name } => {
-            if app.store.delete_secret(&plugin, &name).await? {
+            if app.store.delete_secret(&plugin, &name, &Actor::cli()).await? {
                 println!("secret '{name}' of plugin '{plugin}' deleted");
             } else {
                 anyhow::bail!("plugin '{plugin}' has no secret named '{name}'");

@@ -29,6 +29,9 @@ pub struct Playbook {
     pub script: Script,
     pub source: String,
     pub dir: PathBuf,
+    /// SHA-256 of the metadata file and the script: changes whenever either does (the audit
+    /// log records each new version the server loads).
+    pub version: String,
 }
 
 #[derive(Debug, Error)]
@@ -64,11 +67,21 @@ impl Playbook {
             message: format!("cannot read: {e}"),
         })?;
         let script = engine::compile(&source).map_err(|error| PlaybookError::Compile { path, error })?;
+        let meta_text = std::fs::read(dir.join(meta::META_FILE)).unwrap_or_default();
+        let version = {
+            use sha2::Digest as _;
+            let mut h = sha2::Sha256::new();
+            h.update(&meta_text);
+            h.update([0]);
+            h.update(source.as_bytes());
+            hex::encode(h.finalize())
+        };
         Ok(Playbook {
             meta,
             script,
             source,
             dir: dir.to_owned(),
+            version,
         })
     }
 

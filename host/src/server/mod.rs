@@ -48,6 +48,9 @@ pub async fn run(
                 app.config.runs.timezone,
             );
             let mut signature = crate::playbook::dir_signature(&app.config.playbooks_dir);
+            if let Err(e) = app.audit_playbooks().await {
+                tracing::error!(error = %e, "recording playbook versions failed");
+            }
             let mut tick = tokio::time::interval(every.min(Duration::from_secs(1)));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -63,6 +66,9 @@ pub async fn run(
                         tracing::error!(error = %e, "playbook not loaded");
                     }
                     tracing::info!(playbooks = app.playbooks.list().len(), "playbooks reloaded");
+                    if let Err(e) = app.audit_playbooks().await {
+                        tracing::error!(error = %e, "recording playbook versions failed");
+                    }
                 }
                 if let Err(e) = scheduler.tick().await {
                     tracing::error!(error = %e, "cron scheduler failed");

@@ -6,6 +6,7 @@
 //! chosen by [`Dialect`] next to each other. Each dialect has its own migrations folder.
 //! Times are stored as Unix milliseconds (`BIGINT`).
 
+pub mod audit;
 mod kv;
 mod plugins;
 pub mod runs;

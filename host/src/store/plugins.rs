@@ -1,6 +1,7 @@
 //! Grants and settings of plugins, and the change counter that tells running servers to
 //! reload them.
 
+use super::audit::{self, Actor, Change};
 use super::{Result, Store, StoreError, now_ms};
 use crate::capability::Capabilities;
 use std::collections::BTreeMap;
@@ -22,8 +23,8 @@ impl Store {
         .transpose()
     }
 
-    /// Replace the grant of `plugin`.
-    pub async fn set_grant(&self, plugin: &str, grant: &Capabilities) -> Result<()> {
+    /// Replace the grant of `plugin` (audited as `plugin.grant` with the whole new grant).
+    pub async fn set_grant(&self, plugin: &str, grant: &Capabilities, actor: &Actor) -> Result<()> {
         let json = serde_json::to_string(grant).expect("a grant serialises to JSON");
         let mut tx = self.writer.begin().await?;
         sqlx::query(
@@ -31,11 +32,18 @@ impl Store {
              ON CONFLICT (plugin) DO UPDATE SET grant_json = excluded.grant_json, updated_at = excluded.updated_at",
         )
         .bind(plugin)
-        .bind(json)
+        .bind(&json)
         .bind(now_ms())
         .execute(&mut *tx)
         .await?;
         bump(&mut tx, POLICY_COUNTER).await?;
+        let change = Change {
+            actor,
+            action: "plugin.grant",
+            target: format!("plugin:{plugin}"),
+            details: serde_json::json!({ "grant": grant }),
+        };
+        audit::append(&mut tx, &change).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -50,8 +58,14 @@ impl Store {
         Ok(rows.into_iter().collect())
     }
 
-    /// Set (`Some`) or clear (`None`) one setting of `plugin`.
-    pub async fn set_plugin_config(&self, plugin: &str, key: &str, value: Option<&str>) -> Result<()> {
+    /// Set (`Some`) or clear (`None`) one setting of `plugin` (audited as `plugin.configure`).
+    pub async fn set_plugin_config(
+        &self,
+        plugin: &str,
+        key: &str,
+        value: Option<&str>,
+        actor: &Actor,
+    ) -> Result<()> {
         let mut tx = self.writer.begin().await?;
         match value {
             Some(v) => {
@@ -75,6 +89,13 @@ impl Store {
             }
         }
         bump(&mut tx, POLICY_COUNTER).await?;
+        let change = Change {
+            actor,
+            action: "plugin.configure",
+            target: format!("plugin:{plugin}"),
+            details: serde_json::json!({ "key": key, "value": value }),
+        };
+        audit::append(&mut tx, &change).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -103,6 +124,7 @@ async fn bump(tx: &mut sqlx::Transaction<'_, sqlx::Any>, name: &str) -> Result<(
 #[cfg(test)]
 mod tests {
     use crate::capability::Capabilities;
+    use crate::store::audit::Actor;
     use crate::store::testing::both_dialects;
 
     both_dialects!(grants_round_trip_and_bump_the_version, |store| {
@@ -112,11 +134,14 @@ mod tests {
             "http": ["https://ipinfo.io"], "secrets": ["token"], "limits": {"timeout": "5s"}
         }))
         .unwrap();
-        store.set_grant("ipinfo", &grant).await.unwrap();
+        store.set_grant("ipinfo", &grant, &Actor::system()).await.unwrap();
         assert_eq!(store.grant("ipinfo").await.unwrap(), Some(grant.clone()));
         let v1 = store.policy_version().await.unwrap();
         assert!(v1 > v0);
-        store.set_grant("ipinfo", &Capabilities::default()).await.unwrap();
+        store
+            .set_grant("ipinfo", &Capabilities::default(), &Actor::system())
+            .await
+            .unwrap();
         assert_eq!(
             store.grant("ipinfo").await.unwrap(),
             Some(Capabilities::default())
@@ -126,22 +151,28 @@ mod tests {
 
     both_dialects!(config_set_and_clear, |store| {
         store
-            .set_plugin_config("unifi", "site", Some("default"))
+            .set_plugin_config("unifi", "site", Some("default"), &Actor::system())
             .await
             .unwrap();
         store
-            .set_plugin_config("unifi", "base_url", Some("https://u:8443"))
+            .set_plugin_config("unifi", "base_url", Some("https://u:8443"), &Actor::system())
             .await
             .unwrap();
         store
-            .set_plugin_config("unifi", "site", Some("home"))
+            .set_plugin_config("unifi", "site", Some("home"), &Actor::system())
             .await
             .unwrap();
-        store.set_plugin_config("other", "site", Some("x")).await.unwrap();
+        store
+            .set_plugin_config("other", "site", Some("x"), &Actor::system())
+            .await
+            .unwrap();
         let c = store.plugin_config("unifi").await.unwrap();
         assert_eq!(c.get("site").map(String::as_str), Some("home"));
         assert_eq!(c.len(), 2);
-        store.set_plugin_config("unifi", "site", None).await.unwrap();
+        store
+            .set_plugin_config("unifi", "site", None, &Actor::system())
+            .await
+            .unwrap();
         assert_eq!(store.plugin_config("unifi").await.unwrap().len(), 1);
     });
 }

@@ -150,6 +150,7 @@ type RunRow = (
 const RUN_COLUMNS: &str = "id, playbook, script_hash, input, origin, status, output, error, \
      attempts, created_at, updated_at, finished_at, run_at";
 
+use super::audit::{self, Actor, Change};
 use super::writer::{PENDING, Write};
 
 fn run_from_row(row: RunRow) -> Result<RunRecord> {
@@ -434,7 +435,14 @@ impl Store {
 
     /// Cut a run's journal back to the steps before `from_step`, and queue it to replay now:
     /// the steps from there on will be taken again (`osprey run restart --from-step`).
-    pub async fn restart_run(&self, run_id: &str, from_step: i64, script_hash: &str) -> Result<u64> {
+    /// Audited as `run.restart`.
+    pub async fn restart_run(
+        &self,
+        run_id: &str,
+        from_step: i64,
+        script_hash: &str,
+        actor: &Actor,
+    ) -> Result<u64> {
         let now = now_ms();
         let mut tx = self.writer.begin().await?;
         let cut = sqlx::query("DELETE FROM run_steps WHERE run_id = $1 AND seq >= $2")
@@ -453,8 +461,41 @@ impl Store {
         .bind(run_id)
         .execute(&mut *tx)
         .await?;
+        let change = Change {
+            actor,
+            action: "run.restart",
+            target: format!("run:{run_id}"),
+            details: serde_json::json!({ "from_step": from_step, "steps_removed": cut, "script_hash": script_hash }),
+        };
+        audit::append(&mut tx, &change).await?;
         tx.commit().await?;
         Ok(cut)
+    }
+
+    /// Cancel a run that has not ended (audited as `run.cancel`); returns whether it was
+    /// still going.
+    pub async fn cancel_run(&self, run_id: &str, actor: &Actor) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        let cancelled = Write::FinishRun {
+            run_id: run_id.to_owned(),
+            status: RunStatus::Cancelled,
+            output: None,
+            error: Some(format!("cancelled by {actor}")),
+        }
+        .execute(&mut tx)
+        .await?
+            > 0;
+        if cancelled {
+            let change = Change {
+                actor,
+                action: "run.cancel",
+                target: format!("run:{run_id}"),
+                details: serde_json::json!({}),
+            };
+            audit::append(&mut tx, &change).await?;
+        }
+        tx.commit().await?;
+        Ok(cancelled)
     }
 
     /// Drop one step of a journal (a failed plugin call, before a retry takes it again).
@@ -697,7 +738,7 @@ mod tests {
                 "not due yet"
             );
 
-            let cut = store.restart_run("r1", 3, "h2").await.unwrap();
+            let cut = store.restart_run("r1", 3, "h2", &Actor::system()).await.unwrap();
             assert_eq!(cut, 2);
             let steps: Vec<i64> = store.steps("r1").await.unwrap().iter().map(|s| s.seq).collect();
             assert_eq!(steps, vec![1, 2]);

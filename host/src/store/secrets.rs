@@ -1,11 +1,14 @@
 //! Sealed secrets. The store keeps only what the vault sealed; it never sees plaintext.
 
+use super::audit::{self, Actor, Change};
 use super::{Result, Store, now_ms};
 use crate::vault::Sealed;
 
 impl Store {
-    /// Store (or replace) the sealed value of `plugin`/`name`.
-    pub async fn put_secret(&self, plugin: &str, name: &str, sealed: &Sealed) -> Result<()> {
+    /// Store (or replace) the sealed value of `plugin`/`name` (audited as `secret.set`, by
+    /// name only).
+    pub async fn put_secret(&self, plugin: &str, name: &str, sealed: &Sealed, actor: &Actor) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "INSERT INTO secrets (plugin, name, nonce, ciphertext, updated_at) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (plugin, name) DO UPDATE SET nonce = excluded.nonce,
@@ -16,8 +19,10 @@ impl Store {
         .bind(sealed.nonce.clone())
         .bind(sealed.ciphertext.clone())
         .bind(now_ms())
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
+        audit::append(&mut tx, &secret_change(actor, "secret.set", plugin, name)).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -42,14 +47,20 @@ impl Store {
         )
     }
 
-    /// Delete a secret; returns whether it existed.
-    pub async fn delete_secret(&self, plugin: &str, name: &str) -> Result<bool> {
+    /// Delete a secret (audited as `secret.delete` if it existed); returns whether it existed.
+    pub async fn delete_secret(&self, plugin: &str, name: &str, actor: &Actor) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
         let r = sqlx::query("DELETE FROM secrets WHERE plugin = $1 AND name = $2")
             .bind(plugin)
             .bind(name)
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await?;
-        Ok(r.rows_affected() > 0)
+        let existed = r.rows_affected() > 0;
+        if existed {
+            audit::append(&mut tx, &secret_change(actor, "secret.delete", plugin, name)).await?;
+        }
+        tx.commit().await?;
+        Ok(existed)
     }
 
     /// The vault's key check, if one was stored.
@@ -77,8 +88,18 @@ impl Store {
     }
 }
 
+fn secret_change<'a>(actor: &'a Actor, action: &'a str, plugin: &str, name: &str) -> Change<'a> {
+    Change {
+        actor,
+        action,
+        target: format!("plugin:{plugin}"),
+        details: serde_json::json!({ "secret": name }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use crate::store::audit::Actor;
     use crate::store::testing::both_dialects;
     use crate::vault::Sealed;
 
@@ -87,14 +108,20 @@ mod tests {
             nonce: vec![1; 24],
             ciphertext: vec![2, 3, 4],
         };
-        store.put_secret("ipinfo", "token", &s).await.unwrap();
+        store
+            .put_secret("ipinfo", "token", &s, &Actor::system())
+            .await
+            .unwrap();
         assert_eq!(store.secret("ipinfo", "token").await.unwrap(), Some(s.clone()));
         assert_eq!(store.secret("other", "token").await.unwrap(), None);
         let s2 = Sealed {
             nonce: vec![5; 24],
             ciphertext: vec![6],
         };
-        store.put_secret("ipinfo", "token", &s2).await.unwrap();
+        store
+            .put_secret("ipinfo", "token", &s2, &Actor::system())
+            .await
+            .unwrap();
         assert_eq!(store.secret("ipinfo", "token").await.unwrap(), Some(s2));
         let names: Vec<String> = store
             .secret_names("ipinfo")
@@ -104,8 +131,18 @@ mod tests {
             .map(|(n, _)| n)
             .collect();
         assert_eq!(names, vec!["token"]);
-        assert!(store.delete_secret("ipinfo", "token").await.unwrap());
-        assert!(!store.delete_secret("ipinfo", "token").await.unwrap());
+        assert!(
+            store
+                .delete_secret("ipinfo", "token", &Actor::system())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .delete_secret("ipinfo", "token", &Actor::system())
+                .await
+                .unwrap()
+        );
     });
 
     both_dialects!(the_first_key_check_wins, |store| {

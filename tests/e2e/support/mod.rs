@@ -9,6 +9,7 @@ use osprey::app::App;
 use osprey::capability::Capabilities;
 use osprey::config::Config;
 use osprey::plugin::{CallContext, CallError};
+use osprey::store::audit::Actor;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -70,7 +71,10 @@ impl TestHost {
     /// Replace a plugin's grant (JSON in the shape of `Capabilities`) and apply it.
     pub async fn grant(&self, plugin: &str, grant: serde_json::Value) {
         let grant: Capabilities = serde_json::from_value(grant).expect("a valid grant");
-        self.app.set_grant(plugin, &grant).await.unwrap();
+        self.app
+            .set_grant(plugin, &grant, &Actor::system())
+            .await
+            .unwrap();
         let report = self.app.runtime.refresh().await;
         assert!(report.policies_reloaded, "the new grant is picked up");
     }
