@@ -56,6 +56,36 @@ pub struct Config {
     pub runs: crate::runs::RunsConfig,
     /// Default limits of every playbook run; a playbook's `[limits]` may override them.
     pub playbook_limits: crate::playbook::ScriptLimits,
+    /// Alert intake: `POST /api/v1/alerts` and the syslog listeners.
+    pub intake: IntakeConfig,
+}
+
+/// Settings of alert intake (`[intake]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IntakeConfig {
+    /// The largest request body accepted, in bytes; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// The most alerts in one request; more get 413.
+    pub max_alerts_per_request: usize,
+    /// Intake requests handled at once; more get 503 with Retry-After.
+    pub max_in_flight: usize,
+    /// Listen for syslog on UDP at this address (one message per datagram); off if unset.
+    pub syslog_udp: Option<SocketAddr>,
+    /// Listen for syslog on TCP at this address (one message per line); off if unset.
+    pub syslog_tcp: Option<SocketAddr>,
+}
+
+impl Default for IntakeConfig {
+    fn default() -> Self {
+        IntakeConfig {
+            max_body_bytes: 10 * 1024 * 1024,
+            max_alerts_per_request: 10_000,
+            max_in_flight: 64,
+            syslog_udp: None,
+            syslog_tcp: None,
+        }
+    }
 }
 
 /// Settings of the plugin runtime.
@@ -96,6 +126,7 @@ impl Default for Config {
             playbooks_dir: PathBuf::from("playbooks"),
             runs: Default::default(),
             playbook_limits: Default::default(),
+            intake: Default::default(),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - [`config`]: the one TOML file, environment overrides and defaults.
 //! - [`capability`]: what a plugin asks for (its manifest's requests) and what the operator
 //!   granted; pure data and matching rules, no I/O.
+//! - [`auth`]: API tokens: making them and checking them.
 //! - [`vault`]: the master key and the encryption of secrets at rest. Only this module sees
 //!   key material.
 //! - [`store`]: the database (SQLite or PostgreSQL). Only this module writes SQL.
@@ -13,14 +14,18 @@
 //! - [`playbook`]: playbook scripts and their durable replay. Only this module touches Rhai.
 //! - [`runs`]: the executor that claims queued runs and replays them with real effects.
 //! - [`schedule`]: cron triggers.
+//! - [`intake`]: parsing incoming alerts (JSON, NDJSON, PassiveDNS, syslog) and extracting
+//!   observables; pure functions.
 //! - [`server`]: the HTTP server.
 //! - [`app`]: wires the above together for the CLI and the server.
 //! - [`cli`]: the command line.
 
 pub mod app;
+pub mod auth;
 pub mod capability;
 pub mod cli;
 pub mod config;
+pub mod intake;
 pub mod playbook;
 pub mod plugin;
 pub mod runs;

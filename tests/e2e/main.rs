@@ -10,6 +10,7 @@ mod support;
 mod audit;
 mod cli;
 mod hostile;
+mod intake;
 mod ipinfo;
 mod loading;
 mod playbooks;

@@ -2,6 +2,7 @@
 //! data directory as the server, so an operator can grant, set secrets and install plugins
 //! while the server runs (it picks the changes up within `runtime.policy_refresh`).
 
+mod alert;
 mod audit;
 mod playbook;
 mod plugin;
@@ -9,6 +10,7 @@ mod render;
 mod run;
 mod secret;
 mod serve;
+mod token;
 
 use crate::config::Config;
 use clap::{Parser, Subcommand};
@@ -61,9 +63,15 @@ pub enum Command {
     /// Look at, restart and cancel playbook runs.
     #[command(subcommand)]
     Run(run::RunCommand),
+    /// Look at the alerts received.
+    #[command(subcommand)]
+    Alert(alert::AlertCommand),
     /// Verify, export and show the hash-chained audit log of every change.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Create, list and revoke API tokens (for alert senders).
+    #[command(subcommand)]
+    Token(token::TokenCommand),
 }
 
 impl Cli {
@@ -95,7 +103,9 @@ impl Cli {
             Command::Secret(cmd) => secret::run(cmd, config).await,
             Command::Playbook(cmd) => playbook::run(cmd, config).await,
             Command::Run(cmd) => run::run(cmd, config).await,
+            Command::Alert(cmd) => alert::run(cmd, config).await,
             Command::Audit(cmd) => audit::run(cmd, config).await,
+            Command::Token(cmd) => token::run(cmd, config).await,
         }
     }
 }

@@ -1,8 +1,10 @@
 //! The HTTP server. `run(listener, app, shutdown)` serves until `shutdown` resolves, so
 //! tests can bind port 0 and stop the server when they are done.
 //!
-//! For now it serves health and readiness, and a read-only list of plugins; the REST API
-//! with authentication and roles comes with the web UI.
+//! For now it serves health and readiness, a read-only list of plugins, and alert intake
+//! (`intake.rs`, behind API tokens); the REST API with users and roles comes with the web UI.
+
+mod intake;
 
 use crate::app::App;
 use crate::schedule::{Scheduler, SystemClock};
@@ -23,7 +25,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/v1/plugins", get(list_plugins))
-        .with_state(app)
+        .with_state(app.clone())
+        .merge(intake::router(app))
 }
 
 /// Serve on `listener` until `shutdown` resolves. Also runs, in the background: the run
@@ -36,6 +39,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let syslog = intake::start_syslog(&app).await?;
     let workers = app.executor.spawn_workers(stopped.clone());
     let background = {
         let app = app.clone();
@@ -80,6 +84,9 @@ pub async fn run(
         .with_graceful_shutdown(shutdown)
         .await;
     background.abort();
+    for t in syslog {
+        t.abort();
+    }
     let _ = stop.send(true);
     let _ = workers.await;
     result

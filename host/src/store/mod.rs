@@ -6,11 +6,13 @@
 //! chosen by [`Dialect`] next to each other. Each dialect has its own migrations folder.
 //! Times are stored as Unix milliseconds (`BIGINT`).
 
+pub mod alerts;
 pub mod audit;
 mod kv;
 mod plugins;
 pub mod runs;
 mod secrets;
+pub mod tokens;
 mod writer;
 
 pub use kv::KvError;

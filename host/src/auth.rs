@@ -1,0 +1,76 @@
+//! API tokens: making them and checking them. A token is `osp_` and 43 characters of
+//! base64url (256 random bits); the store keeps only its SHA-256. A token is shown once,
+//! when it is created.
+
+use crate::store::tokens::TokenRecord;
+use crate::store::{Store, StoreError, now_ms};
+use secrecy::{ExposeSecret as _, SecretString};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+/// What a token may be used for.
+pub const SCOPES: &[&str] = &["intake"];
+
+/// Sending alerts (`POST /api/v1/alerts`).
+pub const SCOPE_INTAKE: &str = "intake";
+
+const PREFIX: &str = "osp_";
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum AuthError {
+    #[error("no API token: send `Authorization: Bearer <token>`")]
+    Missing,
+    /// Unknown, revoked or expired: the client is not told which.
+    #[error("the API token is not valid")]
+    Invalid,
+    #[error("the API token may not be used for '{0}'")]
+    Forbidden(&'static str),
+}
+
+/// A new token and the hash to store.
+pub fn generate() -> (SecretString, String) {
+    use base64::Engine as _;
+    use chacha20poly1305::aead::rand_core::RngCore;
+    let mut bytes = [0u8; 32];
+    chacha20poly1305::aead::OsRng.fill_bytes(&mut bytes);
+    let token = format!(
+        "{PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    );
+    let hash = hash(&token);
+    (SecretString::from(token), hash)
+}
+
+/// The hash under which a token is stored.
+pub fn hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Check the `Authorization` header's value for `scope`; returns the token's record.
+pub async fn authenticate(
+    store: &Store,
+    authorization: Option<&str>,
+    scope: &'static str,
+) -> Result<Result<TokenRecord, AuthError>, StoreError> {
+    let Some(token) = authorization
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+    else {
+        return Ok(Err(AuthError::Missing));
+    };
+    if !token.starts_with(PREFIX) {
+        return Ok(Err(AuthError::Invalid));
+    }
+    let token = SecretString::from(token.to_owned());
+    let Some(record) = store.token_by_hash(&hash(token.expose_secret())).await? else {
+        return Ok(Err(AuthError::Invalid));
+    };
+    let now = now_ms();
+    if record.revoked_at.is_some() || record.expires_at.is_some_and(|t| now >= t) {
+        return Ok(Err(AuthError::Invalid));
+    }
+    if !record.allows(scope, now) {
+        return Ok(Err(AuthError::Forbidden(scope)));
+    }
+    Ok(Ok(record))
+}

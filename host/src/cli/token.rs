@@ -1,0 +1,105 @@
+use crate::app::App;
+use crate::config::Config;
+use crate::store::audit::Actor;
+use crate::store::now_ms;
+use secrecy::ExposeSecret as _;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token and print it, once. Only its hash is stored.
+    #[command(after_help = "\
+Examples:
+  osprey token create firewall-eu --scope intake
+  osprey token create dns-sensor --scope intake --expires 90d
+
+Senders use it as `Authorization: Bearer <token>`:
+  curl -H \"Authorization: Bearer $TOKEN\" --data-binary @alerts.ndjson \\
+       http://127.0.0.1:8080/api/v1/alerts
+
+Scopes: intake (send alerts to POST /api/v1/alerts).")]
+    Create {
+        /// A name for the token (who or what uses it), shown in the audit log.
+        name: String,
+        /// What the token may be used for; repeat for several.
+        #[arg(long = "scope", value_name = "SCOPE", required = true)]
+        scopes: Vec<String>,
+        /// Expire after this long (e.g. 30d, 12h); default: never.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        expires: Option<std::time::Duration>,
+    },
+    /// List tokens: name, scopes, created, expiry, revoked (never the tokens).
+    List,
+    /// Revoke a token: it stops working at once.
+    Revoke { name: String },
+}
+
+pub async fn run(cmd: TokenCommand, config: Config) -> anyhow::Result<i32> {
+    let app = App::open(config).await?;
+    match cmd {
+        TokenCommand::Create {
+            name,
+            scopes,
+            expires,
+        } => {
+            validate_name(&name)?;
+            for s in &scopes {
+                if !crate::auth::SCOPES.contains(&s.as_str()) {
+                    anyhow::bail!(
+                        "unknown scope '{s}'; the scopes are: {}",
+                        crate::auth::SCOPES.join(", ")
+                    );
+                }
+            }
+            let expires_at = expires.map(|d| now_ms() + d.as_millis() as i64);
+            let (token, hash) = crate::auth::generate();
+            if !app
+                .store
+                .create_token(&name, &hash, &scopes, expires_at, &Actor::cli())
+                .await?
+            {
+                anyhow::bail!("a token named '{name}' exists already; revoke it or choose another name");
+            }
+            eprintln!("token '{name}' created; it is shown only this once:");
+            println!("{}", token.expose_secret());
+        }
+        TokenCommand::List => {
+            let tokens = app.store.tokens().await?;
+            if tokens.is_empty() {
+                println!("no tokens; create one with `osprey token create NAME --scope intake`");
+            }
+            for t in tokens {
+                let state = match (t.revoked_at, t.expires_at) {
+                    (Some(at), _) => format!("revoked {}", super::render::time(at)),
+                    (None, Some(at)) if at <= now_ms() => format!("expired {}", super::render::time(at)),
+                    (None, Some(at)) => format!("expires {}", super::render::time(at)),
+                    (None, None) => "never expires".into(),
+                };
+                println!(
+                    "{:<24} {:<10} created {}  {state}",
+                    t.name,
+                    t.scopes.join(","),
+                    super::render::time(t.created_at)
+                );
+            }
+        }
+        TokenCommand::Revoke { name } => {
+            if !app.store.revoke_token(&name, &Actor::cli()).await? {
+                anyhow::bail!("no live token named '{name}' (see `osprey token list`)");
+            }
+            println!("token '{name}' revoked");
+        }
+    }
+    Ok(0)
+}
+
+fn validate_name(name: &str) -> anyhow::Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !ok {
+        anyhow::bail!("'{name}' is not a token name: use 1 to 64 letters, digits, '-', '_' and '.'");
+    }
+    Ok(())
+}

@@ -1,0 +1,444 @@
+//! JSON input: one object, an array of objects, or NDJSON (one object per line).
+//!
+//! Recognized keys (every key is kept in `data` all the same): "source"; "title", else
+//! "message", else "name"; "severity" (a name or a level 0-4); "time", "timestamp" or
+//! "occurred_at" (RFC 3339, or Unix seconds or milliseconds).
+
+use super::{Alert, Item, Position, Severity, extract_observables, quote, title_from};
+use chrono::DateTime;
+use serde_json::{Map, Value};
+
+/// The keys that may hold when the alert happened, in the order they are looked at.
+const TIME_KEYS: [&str; 3] = ["time", "timestamp", "occurred_at"];
+
+/// A number below this is Unix seconds; at or above it, Unix milliseconds (1e11 seconds is
+/// in the year 5138; 1e11 milliseconds is in 1973).
+const SECONDS_BELOW: f64 = 1e11;
+
+/// The latest time accepted: 9999-12-31T23:59:59.999Z, in Unix milliseconds.
+const MAX_MILLIS: f64 = 253_402_300_799_999.0;
+
+/// Parse a JSON body. The first non-blank byte decides: `[` is an array of objects, `{` is
+/// one object or NDJSON, anything else is an error for the whole body.
+pub(super) fn parse(text: &str, default_source: &str) -> Vec<Item> {
+    match text.trim_start().as_bytes().first() {
+        None => Vec::new(),
+        Some(b'[') => parse_array(text, default_source),
+        Some(b'{') => parse_object_or_ndjson(text, default_source),
+        Some(_) => vec![Item::failed(
+            Position::Body,
+            "expected JSON: an object, an array of objects, or NDJSON (one object per line)",
+        )],
+    }
+}
+
+fn parse_array(text: &str, default_source: &str) -> Vec<Item> {
+    let items: Vec<Value> = match serde_json::from_str(text) {
+        Ok(items) => items,
+        Err(e) => {
+            return vec![Item::failed(Position::Body, format!("invalid JSON array: {e}"))];
+        }
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| Item::new(Position::Item(index), alert_from_value(item, default_source)))
+        .collect()
+}
+
+/// The whole body as one object; failing that, NDJSON when the first line stands on its own
+/// (it is a complete value, or is broken in itself rather than cut short). A first line that
+/// is cut short is the start of a multi-line document, and the body's error is reported.
+fn parse_object_or_ndjson(text: &str, default_source: &str) -> Vec<Item> {
+    let whole_error = match serde_json::from_str::<Value>(text) {
+        Ok(value) => {
+            return vec![Item::new(Position::Body, alert_from_value(value, default_source))];
+        }
+        Err(e) => e,
+    };
+    let mut lines = text.lines().filter(|line| !line.trim().is_empty());
+    let first_stands_alone = match lines.next() {
+        Some(first) => {
+            serde_json::from_str::<serde::de::IgnoredAny>(first).map_or_else(|e| !e.is_eof(), |_| true)
+        }
+        None => false,
+    };
+    if first_stands_alone && lines.next().is_some() {
+        parse_ndjson(text, default_source)
+    } else {
+        vec![Item::failed(
+            Position::Body,
+            format!("invalid JSON: {whole_error}"),
+        )]
+    }
+}
+
+fn parse_ndjson(text: &str, default_source: &str) -> Vec<Item> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(index, line)| {
+            let alert = serde_json::from_str(line)
+                .map_err(|e| describe_line_error(&e))
+                .and_then(|value| alert_from_value(value, default_source));
+            Item::new(Position::Line(index + 1), alert)
+        })
+        .collect()
+}
+
+/// serde_json's message for an error in a single line, with the column but without the
+/// "line 1" that would contradict the position.
+fn describe_line_error(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    let location = format!(" at line {} column {}", error.line(), error.column());
+    let message = message.strip_suffix(&location).unwrap_or(&message);
+    format!("invalid JSON: {message} at column {}", error.column())
+}
+
+/// One item: it must be an object.
+fn alert_from_value(value: Value, default_source: &str) -> Result<Alert, String> {
+    match value {
+        Value::Object(object) => alert_from_object(object, default_source),
+        other => Err(format!("expected a JSON object, got {}", kind(&other))),
+    }
+}
+
+fn alert_from_object(object: Map<String, Value>, default_source: &str) -> Result<Alert, String> {
+    let source = text_field(&object, "source")
+        .unwrap_or(default_source)
+        .to_string();
+    let title = ["title", "message", "name"]
+        .into_iter()
+        .find_map(|key| text_field(&object, key))
+        .map(title_from)
+        .unwrap_or_else(|| format!("alert from {source}"));
+    let severity = severity(object.get("severity"))?;
+    let occurred_at = occurred_at(&object)?;
+    let data = Value::Object(object);
+    let observables = extract_observables(&data);
+    Ok(Alert {
+        source,
+        title,
+        severity,
+        occurred_at,
+        data,
+        observables,
+        raw: None,
+    })
+}
+
+/// A string field that is not blank, trimmed.
+fn text_field<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    object
+        .get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|text| !text.is_empty())
+}
+
+/// "severity": a name ([`Severity::parse`]) or a level 0-4; absent or null is low.
+fn severity(value: Option<&Value>) -> Result<Severity, String> {
+    match value {
+        None | Some(Value::Null) => Ok(Severity::Low),
+        Some(Value::String(name)) => Severity::parse(name).ok_or_else(|| {
+            format!(
+                "unknown severity {}: use info, low, medium, high or critical, or a level 0-4",
+                quote(name)
+            )
+        }),
+        Some(Value::Number(level)) => level.as_u64().and_then(Severity::from_level).ok_or_else(|| {
+            format!("severity {level} is out of range: use a level from 0 (info) to 4 (critical)")
+        }),
+        Some(other) => Err(format!(
+            "severity must be a name or a level 0-4, not {}",
+            kind(other)
+        )),
+    }
+}
+
+/// The first of "time", "timestamp" and "occurred_at" that is present and not null.
+fn occurred_at(object: &Map<String, Value>) -> Result<Option<i64>, String> {
+    for key in TIME_KEYS {
+        match object.get(key) {
+            None | Some(Value::Null) => continue,
+            Some(value) => return parse_time(key, value).map(Some),
+        }
+    }
+    Ok(None)
+}
+
+/// An RFC 3339 date, or a number (or numeric string) of Unix seconds or milliseconds, to
+/// Unix milliseconds.
+fn parse_time(key: &str, value: &Value) -> Result<i64, String> {
+    let number = match value {
+        Value::String(text) => {
+            let text = text.trim();
+            if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+                return Ok(time.timestamp_millis());
+            }
+            text.parse::<f64>().ok().filter(|n| n.is_finite()).ok_or_else(|| {
+                format!(
+                    "invalid {key} {}: use an RFC 3339 date such as 2024-05-01T12:00:00Z, or Unix seconds or milliseconds",
+                    quote(text)
+                )
+            })?
+        }
+        Value::Number(number) => number.as_f64().ok_or_else(|| format!("invalid {key} {number}"))?,
+        other => {
+            return Err(format!(
+                "invalid {key}: expected an RFC 3339 date or a number, not {}",
+                kind(other)
+            ));
+        }
+    };
+    let millis = if number.abs() < SECONDS_BELOW {
+        number * 1000.0
+    } else {
+        number
+    };
+    if millis.abs() > MAX_MILLIS {
+        return Err(format!(
+            "{key} {number} is out of range: expected Unix seconds or milliseconds"
+        ));
+    }
+    Ok(millis.round() as i64)
+}
+
+/// What a JSON value is, for messages: "a number", "an array"...
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::intake::{Format, ItemError, parse as parse_body};
+    use serde_json::json;
+
+    fn parse(body: &str) -> Vec<Result<Alert, ItemError>> {
+        parse_body(Format::Json, body.as_bytes(), "webhook")
+    }
+
+    fn one(body: &str) -> Alert {
+        let mut results = parse(body);
+        assert_eq!(results.len(), 1, "{results:?}");
+        match results.remove(0) {
+            Ok(alert) => alert,
+            Err(e) => panic!("expected an alert, got {e}"),
+        }
+    }
+
+    fn one_error(body: &str) -> ItemError {
+        let mut results = parse(body);
+        assert_eq!(results.len(), 1, "{results:?}");
+        match results.remove(0) {
+            Ok(alert) => panic!("expected an error, got {alert:?}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn a_single_object() {
+        let body = r#"{
+            "source": "edr",
+            "title": "Malware detected on host-7",
+            "severity": "high",
+            "time": "2024-05-01T12:00:00Z",
+            "host": {"ip": "10.1.2.3"},
+            "file": {"name": "invoice.exe", "sha256": "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"}
+        }"#;
+        let alert = one(body);
+        assert_eq!(alert.source, "edr");
+        assert_eq!(alert.title, "Malware detected on host-7");
+        assert_eq!(alert.severity, Severity::High);
+        assert_eq!(alert.occurred_at, Some(1_714_564_800_000));
+        assert_eq!(alert.data["host"]["ip"], "10.1.2.3");
+        assert_eq!(alert.data["file"]["name"], "invoice.exe");
+        assert_eq!(alert.observables.ips, vec!["10.1.2.3"]);
+        assert_eq!(
+            alert.observables.sha256,
+            vec!["e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"]
+        );
+        assert!(alert.observables.domains.is_empty());
+        assert_eq!(alert.raw, None);
+    }
+
+    #[test]
+    fn defaults_when_keys_are_missing() {
+        let alert = one(r#"{"user": "bob"}"#);
+        assert_eq!(alert.source, "webhook");
+        assert_eq!(alert.title, "alert from webhook");
+        assert_eq!(alert.severity, Severity::Low);
+        assert_eq!(alert.occurred_at, None);
+        assert_eq!(alert.data, json!({"user": "bob"}));
+    }
+
+    #[test]
+    fn title_falls_back_to_message_then_name() {
+        assert_eq!(
+            one(r#"{"message": "from message", "name": "n"}"#).title,
+            "from message"
+        );
+        assert_eq!(one(r#"{"name": "from name"}"#).title, "from name");
+        assert_eq!(
+            one(r#"{"title": "  ", "name": "blank title skipped"}"#).title,
+            "blank title skipped"
+        );
+        assert_eq!(one(r#"{"title": "first\nsecond"}"#).title, "first");
+    }
+
+    #[test]
+    fn an_array_with_one_bad_element() {
+        let results = parse(r#"[{"title": "a"}, 42, {"title": "c"}]"#);
+        assert_eq!(results.len(), 3);
+        assert_eq!(results[0].as_ref().map(|a| a.title.as_str()), Ok("a"));
+        assert_eq!(
+            results[1].as_ref().err(),
+            Some(&ItemError::new(
+                Position::Item(1),
+                "expected a JSON object, got a number"
+            ))
+        );
+        assert_eq!(results[2].as_ref().map(|a| a.title.as_str()), Ok("c"));
+    }
+
+    #[test]
+    fn a_broken_array_is_a_body_error() {
+        let error = one_error(r#"[{"title": "a"}, "#);
+        assert_eq!(error.position, Position::Body);
+        assert!(error.message.starts_with("invalid JSON array"), "{error}");
+    }
+
+    #[test]
+    fn ndjson_with_a_bad_line_3() {
+        let body =
+            "{\"title\": \"one\"}\n{\"title\": \"two\"}\n{\"title\": \"three\",}\n\n{\"title\": \"five\"}\n";
+        let results = parse(body);
+        assert_eq!(results.len(), 4);
+        let titles: Vec<Option<&str>> = results
+            .iter()
+            .map(|r| r.as_ref().ok().map(|a| a.title.as_str()))
+            .collect();
+        assert_eq!(titles, vec![Some("one"), Some("two"), None, Some("five")]);
+        let error = results[2].as_ref().err().cloned();
+        assert_eq!(error.as_ref().map(|e| e.position), Some(Position::Line(3)));
+        let message = error.map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.starts_with("line 3: invalid JSON: "), "{message}");
+        assert!(message.contains("column"), "{message}");
+        assert!(!message.contains("line 1"), "{message}");
+    }
+
+    #[test]
+    fn ndjson_with_a_bad_first_line_and_a_non_object_line() {
+        let results = parse("{\"title\": \"one\",}\n{\"title\": \"two\"}\n[1]\n");
+        assert_eq!(results.len(), 3);
+        assert_eq!(
+            results[0].as_ref().err().map(|e| e.position),
+            Some(Position::Line(1))
+        );
+        assert!(results[1].is_ok());
+        assert_eq!(
+            results[2].as_ref().err(),
+            Some(&ItemError::new(
+                Position::Line(3),
+                "expected a JSON object, got an array"
+            ))
+        );
+    }
+
+    #[test]
+    fn a_broken_multi_line_object_is_one_body_error() {
+        let error = one_error("{\n  \"title\": \"a\",\n  \"severity\": \n}\n");
+        assert_eq!(error.position, Position::Body);
+        assert!(error.message.starts_with("invalid JSON: "), "{error}");
+    }
+
+    #[test]
+    fn other_bodies_are_a_body_error() {
+        for body in ["42", "\"text\"", "hello", "null"] {
+            assert_eq!(one_error(body).position, Position::Body, "{body}");
+        }
+    }
+
+    #[test]
+    fn severity_names_and_numbers() {
+        let cases = [
+            (json!("info"), Severity::Info),
+            (json!("Critical"), Severity::Critical),
+            (json!("warning"), Severity::Medium),
+            (json!("error"), Severity::High),
+            (json!(0), Severity::Info),
+            (json!(2), Severity::Medium),
+            (json!(4), Severity::Critical),
+            (json!(null), Severity::Low),
+        ];
+        for (value, expected) in cases {
+            let body = json!({"severity": value}).to_string();
+            assert_eq!(one(&body).severity, expected, "{value}");
+        }
+    }
+
+    #[test]
+    fn unknown_severities_are_item_errors() {
+        let error = one_error(r#"{"severity": "apocalyptic"}"#);
+        assert_eq!(error.position, Position::Body);
+        assert!(
+            error.message.contains("unknown severity 'apocalyptic'"),
+            "{error}"
+        );
+        assert!(one_error(r#"{"severity": 5}"#).message.contains("out of range"));
+        assert!(one_error(r#"{"severity": -1}"#).message.contains("out of range"));
+        assert!(
+            one_error(r#"{"severity": true}"#)
+                .message
+                .contains("not a boolean")
+        );
+        let results = parse(r#"[{"severity": "low"}, {"severity": "bogus"}]"#);
+        assert!(results[0].is_ok());
+        assert_eq!(
+            results[1].as_ref().err().map(|e| e.position),
+            Some(Position::Item(1))
+        );
+    }
+
+    #[test]
+    fn timestamps_in_rfc3339_seconds_and_milliseconds() {
+        let cases = [
+            (json!({"time": "2024-05-01T12:00:00Z"}), 1_714_564_800_000),
+            (
+                json!({"time": "2024-05-01T14:00:00.250+02:00"}),
+                1_714_564_800_250,
+            ),
+            (json!({"timestamp": 1_714_564_800}), 1_714_564_800_000),
+            (json!({"timestamp": 1_714_564_800.5}), 1_714_564_800_500),
+            (json!({"occurred_at": 1_714_564_800_123_i64}), 1_714_564_800_123),
+            (json!({"time": "1714564800"}), 1_714_564_800_000),
+            (
+                json!({"time": null, "timestamp": 1_714_564_800}),
+                1_714_564_800_000,
+            ),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(one(&body.to_string()).occurred_at, Some(expected), "{body}");
+        }
+    }
+
+    #[test]
+    fn bad_timestamps_are_item_errors() {
+        let error = one_error(r#"{"time": "yesterday"}"#);
+        assert!(error.message.contains("invalid time 'yesterday'"), "{error}");
+        assert!(
+            one_error(r#"{"timestamp": 1e300}"#)
+                .message
+                .contains("out of range")
+        );
+        assert!(one_error(r#"{"time": [1]}"#).message.contains("not an array"));
+    }
+}

@@ -1,0 +1,354 @@
+//! Alert intake over HTTP (`POST /api/v1/alerts`) and syslog (UDP and TCP listeners, off by
+//! default). Parsing is `intake`'s; this file authenticates, bounds, stores and answers.
+//!
+//! A 2xx answer means the accepted alerts are committed (the store's group commit makes that
+//! cheap). Over `max_in_flight` requests at once, the answer is 503 with Retry-After, never a
+//! silent drop.
+
+use super::problem;
+use crate::app::App;
+use crate::auth::{self, AuthError, SCOPE_INTAKE};
+use crate::config::IntakeConfig;
+use crate::intake::{self, Format};
+use crate::store::alerts::{StoredAlert, new_alert_id};
+use crate::store::now_ms;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use http_body_util::BodyExt as _;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _};
+use tokio::sync::Semaphore;
+
+#[derive(Clone)]
+struct Intake {
+    app: Arc<App>,
+    config: IntakeConfig,
+    in_flight: Arc<Semaphore>,
+}
+
+/// The intake routes.
+pub fn router(app: Arc<App>) -> Router {
+    let config = app.config.intake.clone();
+    let state = Intake {
+        in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+        config,
+        app,
+    };
+    Router::new()
+        .route("/api/v1/alerts", post(post_alerts))
+        // The body is read with our own limit, which answers 413 in our words.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+#[derive(Debug, Deserialize)]
+struct IntakeParams {
+    /// json (also ndjson), passivedns, syslog; default json.
+    format: Option<String>,
+    /// The source of alerts that do not name one.
+    source: Option<String>,
+}
+
+/// The fate of one item of a request.
+#[derive(Debug, Serialize)]
+struct Fate {
+    #[serde(flatten)]
+    position: intake::Position,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct IntakeAnswer {
+    accepted: usize,
+    rejected: usize,
+    items: Vec<Fate>,
+}
+
+async fn post_alerts(
+    State(intake): State<Intake>,
+    headers: HeaderMap,
+    Query(params): Query<IntakeParams>,
+    body: Body,
+) -> Response {
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let token = match auth::authenticate(&intake.app.store, authorization, SCOPE_INTAKE).await {
+        Ok(Ok(token)) => token,
+        Ok(Err(e)) => {
+            let status = match e {
+                AuthError::Forbidden(_) => StatusCode::FORBIDDEN,
+                AuthError::Missing | AuthError::Invalid => StatusCode::UNAUTHORIZED,
+            };
+            tracing::warn!(error = %e, "intake request refused");
+            return problem(status, "unauthorized", &e.to_string());
+        }
+        Err(e) => return store_unavailable(&e),
+    };
+    let Ok(_permit) = intake.in_flight.clone().try_acquire_owned() else {
+        tracing::warn!(
+            max_in_flight = intake.config.max_in_flight,
+            "intake saturated; answering 503"
+        );
+        return retry_later("the server is handling as many alert requests as it allows; retry shortly");
+    };
+    let format = match params.format.as_deref() {
+        None => Format::Json,
+        Some(name) => match Format::from_name(name) {
+            Some(f) => f,
+            None => {
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    "unknown-format",
+                    &format!(
+                        "unknown format '{name}'; the formats are: {}",
+                        Format::NAMES.join(", ")
+                    ),
+                );
+            }
+        },
+    };
+    let max = intake.config.max_body_bytes;
+    let body = match http_body_util::Limited::new(body, max).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                &format!("the body is larger than {max} bytes (intake.max_body_bytes); nothing was stored"),
+            );
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "reading an intake body failed");
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "bad-body",
+                "the request body could not be read",
+            );
+        }
+    };
+    let via = format!("token:{}", token.name);
+    let default_source = params.source.as_deref().unwrap_or(format.name());
+    let parsed = intake::parse_items(format, &body, default_source);
+    if parsed.len() > intake.config.max_alerts_per_request {
+        return problem(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-many-alerts",
+            &format!(
+                "{} alerts in one request; the most is {} (intake.max_alerts_per_request); nothing was stored",
+                parsed.len(),
+                intake.config.max_alerts_per_request
+            ),
+        );
+    }
+    let (fates, alerts) = fates_and_alerts(parsed, &via);
+    let accepted = alerts.len();
+    let rejected = fates.len() - accepted;
+    if accepted == 0 {
+        let errors: Vec<&Fate> = fates.iter().collect();
+        let title = match fates.first() {
+            None => "the body holds no alerts".to_owned(),
+            Some(f) => format!(
+                "no alert was accepted; first error: {}",
+                f.error.as_deref().unwrap_or("?")
+            ),
+        };
+        return problem_with(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            &title,
+            serde_json::json!({ "items": errors }),
+        );
+    }
+    if let Err(e) = intake.app.store.insert_alerts(alerts).await {
+        return store_unavailable(&e);
+    }
+    tracing::info!(via, accepted, rejected, "alerts received");
+    Json(IntakeAnswer {
+        accepted,
+        rejected,
+        items: fates,
+    })
+    .into_response()
+}
+
+/// Each item's fate, in order, and the alerts to store.
+fn fates_and_alerts(parsed: Vec<intake::Item>, via: &str) -> (Vec<Fate>, Vec<StoredAlert>) {
+    let now = now_ms();
+    let mut fates = Vec::with_capacity(parsed.len());
+    let mut alerts = Vec::with_capacity(parsed.len());
+    for item in parsed {
+        match item.alert {
+            Ok(alert) => {
+                let id = new_alert_id(now);
+                fates.push(Fate {
+                    position: item.position,
+                    id: Some(id.clone()),
+                    error: None,
+                });
+                alerts.push(StoredAlert {
+                    id,
+                    received_at: now,
+                    via: via.to_owned(),
+                    alert,
+                });
+            }
+            Err(e) => fates.push(Fate {
+                position: item.position,
+                id: None,
+                error: Some(e.message),
+            }),
+        }
+    }
+    (fates, alerts)
+}
+
+fn store_unavailable(e: &crate::store::StoreError) -> Response {
+    tracing::error!(error = %e, "storing alerts failed");
+    retry_later("the alert store is unavailable; nothing was stored; retry shortly")
+}
+
+fn retry_later(title: &str) -> Response {
+    let mut r = problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable", title);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    r
+}
+
+fn problem_with(status: StatusCode, kind: &str, title: &str, extra: serde_json::Value) -> Response {
+    let mut body = serde_json::json!({
+        "type": format!("https://osprey.dev/problems/{kind}"),
+        "title": title,
+        "status": status.as_u16(),
+    });
+    if let (Some(b), serde_json::Value::Object(extra)) = (body.as_object_mut(), extra) {
+        b.extend(extra);
+    }
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// The most bytes of one syslog message (a UDP datagram or a TCP line).
+const MAX_SYSLOG_MESSAGE: usize = 64 * 1024;
+/// The most messages stored in one write.
+const SYSLOG_BATCH: usize = 500;
+
+/// Start the syslog listeners that `config` turns on. Returns their tasks (abort to stop).
+pub async fn start_syslog(app: &Arc<App>) -> std::io::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut tasks = Vec::new();
+    if let Some(addr) = app.config.intake.syslog_udp {
+        let socket = tokio::net::UdpSocket::bind(addr).await?;
+        tracing::info!(addr = %socket.local_addr()?, "syslog listener on UDP");
+        tasks.push(tokio::spawn(syslog_udp(app.clone(), socket)));
+    }
+    if let Some(addr) = app.config.intake.syslog_tcp {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        tracing::info!(addr = %listener.local_addr()?, "syslog listener on TCP");
+        tasks.push(tokio::spawn(syslog_tcp(app.clone(), listener)));
+    }
+    Ok(tasks)
+}
+
+/// Store syslog messages; a bad one is logged and skipped (syslog has no way to answer).
+async fn store_syslog(app: &App, messages: &[Vec<u8>], via: &str) {
+    let mut alerts = Vec::new();
+    for m in messages {
+        for item in intake::parse(Format::Syslog, m, "syslog") {
+            match item {
+                Ok(alert) => alerts.push(alert),
+                Err(e) => tracing::warn!(via, error = %e, "syslog message skipped"),
+            }
+        }
+    }
+    let now = now_ms();
+    let alerts: Vec<StoredAlert> = alerts
+        .into_iter()
+        .map(|alert| StoredAlert {
+            id: new_alert_id(now),
+            received_at: now,
+            via: via.to_owned(),
+            alert,
+        })
+        .collect();
+    let n = alerts.len();
+    if let Err(e) = app.store.insert_alerts(alerts).await {
+        tracing::error!(via, error = %e, lost = n, "storing syslog messages failed");
+    }
+}
+
+async fn syslog_udp(app: Arc<App>, socket: tokio::net::UdpSocket) {
+    let mut buf = vec![0u8; MAX_SYSLOG_MESSAGE];
+    loop {
+        let mut batch = Vec::new();
+        match socket.recv_from(&mut buf).await {
+            Ok((n, _)) => batch.push(buf[..n].to_vec()),
+            Err(e) => {
+                tracing::warn!(error = %e, "syslog UDP receive failed");
+                continue;
+            }
+        }
+        // Whatever else has arrived goes into the same write.
+        while batch.len() < SYSLOG_BATCH {
+            match socket.try_recv_from(&mut buf) {
+                Ok((n, _)) => batch.push(buf[..n].to_vec()),
+                Err(_) => break,
+            }
+        }
+        store_syslog(&app, &batch, "syslog-udp").await;
+    }
+}
+
+async fn syslog_tcp(app: Arc<App>, listener: tokio::net::TcpListener) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "syslog TCP accept failed");
+                continue;
+            }
+        };
+        let app = app.clone();
+        tokio::spawn(async move {
+            let mut reader = tokio::io::BufReader::new(stream);
+            loop {
+                let mut batch = Vec::new();
+                // One line, then whatever complete lines are already buffered.
+                loop {
+                    let mut line = Vec::new();
+                    let n = match (&mut reader)
+                        .take(MAX_SYSLOG_MESSAGE as u64)
+                        .read_until(b'\n', &mut line)
+                        .await
+                    {
+                        Ok(n) => n,
+                        Err(e) => {
+                            tracing::warn!(%peer, error = %e, "syslog TCP read failed");
+                            0
+                        }
+                    };
+                    if n == 0 {
+                        break;
+                    }
+                    batch.push(line);
+                    if batch.len() >= SYSLOG_BATCH || !reader.buffer().contains(&b'\n') {
+                        break;
+                    }
+                }
+                if batch.is_empty() {
+                    return;
+                }
+                store_syslog(&app, &batch, "syslog-tcp").await;
+            }
+        });
+    }
+}

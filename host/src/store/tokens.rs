@@ -1,0 +1,175 @@
+//! API tokens: name, scopes, expiry, revocation. The store keeps only a hash of each token.
+
+use super::audit::{self, Actor, Change};
+use super::{Result, Store, now_ms};
+use serde::Serialize;
+
+/// A token as stored (never the token itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenRecord {
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+impl TokenRecord {
+    /// Whether the token may be used at `now` for `scope`.
+    pub fn allows(&self, scope: &str, now: i64) -> bool {
+        self.revoked_at.is_none()
+            && self.expires_at.is_none_or(|t| now < t)
+            && self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+type TokenRow = (String, String, i64, Option<i64>, Option<i64>);
+
+fn record((name, scopes, created_at, expires_at, revoked_at): TokenRow) -> TokenRecord {
+    TokenRecord {
+        name,
+        scopes: scopes.split_whitespace().map(str::to_owned).collect(),
+        created_at,
+        expires_at,
+        revoked_at,
+    }
+}
+
+/// Whether the insert failed on a unique constraint (the name is taken).
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+impl Store {
+    /// Store a new token by the hash of its value (audited as `token.create`). Returns false
+    /// if the name is taken.
+    pub async fn create_token(
+        &self,
+        name: &str,
+        token_hash: &str,
+        scopes: &[String],
+        expires_at: Option<i64>,
+        actor: &Actor,
+    ) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO api_tokens (name, token_hash, scopes, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(name)
+        .bind(token_hash)
+        .bind(scopes.join(" "))
+        .bind(now_ms())
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => return Ok(false),
+            other => other?,
+        };
+        let change = Change {
+            actor,
+            action: "token.create",
+            target: format!("token:{name}"),
+            details: serde_json::json!({ "scopes": scopes, "expires_at": expires_at }),
+        };
+        audit::append(&mut tx, &change).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Revoke a token (audited as `token.revoke`); returns false if there is no such live token.
+    pub async fn revoke_token(&self, name: &str, actor: &Actor) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        let done =
+            sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL")
+                .bind(now_ms())
+                .bind(name)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                > 0;
+        if done {
+            let change = Change {
+                actor,
+                action: "token.revoke",
+                target: format!("token:{name}"),
+                details: serde_json::json!({}),
+            };
+            audit::append(&mut tx, &change).await?;
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// The token whose value hashes to `token_hash`, whatever its state.
+    pub async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
+        let row: Option<TokenRow> = sqlx::query_as(
+            "SELECT name, scopes, created_at, expires_at, revoked_at FROM api_tokens WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(record))
+    }
+
+    /// Every token, by name.
+    pub async fn tokens(&self) -> Result<Vec<TokenRecord>> {
+        let rows: Vec<TokenRow> = sqlx::query_as(
+            "SELECT name, scopes, created_at, expires_at, revoked_at FROM api_tokens ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(record).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::both_dialects;
+
+    both_dialects!(tokens_are_created_found_by_hash_and_revoked, |store| {
+        let who = Actor::system();
+        let scopes = vec!["intake".to_string()];
+        assert!(store.create_token("fw", "h1", &scopes, None, &who).await.unwrap());
+        assert!(
+            !store.create_token("fw", "h2", &scopes, None, &who).await.unwrap(),
+            "name taken"
+        );
+        let t = store.token_by_hash("h1").await.unwrap().unwrap();
+        assert_eq!(t.name, "fw");
+        assert!(t.allows("intake", now_ms()));
+        assert!(!t.allows("admin", now_ms()));
+        assert!(store.token_by_hash("h2").await.unwrap().is_none());
+        assert!(store.revoke_token("fw", &who).await.unwrap());
+        assert!(!store.revoke_token("fw", &who).await.unwrap());
+        assert!(
+            !store
+                .token_by_hash("h1")
+                .await
+                .unwrap()
+                .unwrap()
+                .allows("intake", now_ms())
+        );
+        store
+            .create_token("old", "h3", &scopes, Some(now_ms() - 1), &who)
+            .await
+            .unwrap();
+        assert!(
+            !store
+                .token_by_hash("h3")
+                .await
+                .unwrap()
+                .unwrap()
+                .allows("intake", now_ms())
+        );
+        let actions: Vec<String> = store
+            .audit_entries(0, 10, Some("token."))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .collect();
+        assert_eq!(actions, ["token.create", "token.revoke", "token.create"]);
+    });
+}
