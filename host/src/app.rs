@@ -43,6 +43,8 @@ pub struct App {
     pub playbook_errors: Vec<String>,
     /// Runs playbooks.
     pub executor: Arc<Executor>,
+    /// Woken when alerts are stored, so pre-processing looks at them at once.
+    pub alerts_stored: tokio::sync::Notify,
 }
 
 impl App {
@@ -95,6 +97,7 @@ impl App {
             playbooks,
             playbook_errors,
             executor,
+            alerts_stored: tokio::sync::Notify::new(),
         })
     }
 

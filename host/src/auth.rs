@@ -9,10 +9,13 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 /// What a token may be used for.
-pub const SCOPES: &[&str] = &["intake"];
+pub const SCOPES: &[&str] = &["intake", "edl"];
 
 /// Sending alerts (`POST /api/v1/alerts`).
 pub const SCOPE_INTAKE: &str = "intake";
+
+/// Fetching External Dynamic Lists (`GET /edl/NAME.txt`).
+pub const SCOPE_EDL: &str = "edl";
 
 const PREFIX: &str = "osp_";
 

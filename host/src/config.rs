@@ -58,6 +58,43 @@ pub struct Config {
     pub playbook_limits: crate::playbook::ScriptLimits,
     /// Alert intake: `POST /api/v1/alerts` and the syslog listeners.
     pub intake: IntakeConfig,
+    /// Allow and block lists and their External Dynamic Lists (`GET /edl/NAME.txt`).
+    pub lists: ListsConfig,
+}
+
+/// Who may fetch External Dynamic Lists (`GET /edl/NAME.txt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum EdlAuth {
+    /// Anyone who can reach the server.
+    None,
+    /// Holders of an API token with scope `edl`, sent as `Authorization: Bearer TOKEN` or as
+    /// HTTP basic auth with the token's name as user name and the token as password.
+    #[default]
+    Token,
+}
+
+/// Settings of lists (`[lists]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListsConfig {
+    /// The most live entries of one list; adds beyond it are refused.
+    pub max_entries: usize,
+    /// How often the server removes expired entries (and audits it as `list.expire`).
+    #[serde(with = "duration_serde")]
+    pub expiry_interval: Duration,
+    /// Who may fetch `GET /edl/NAME.txt`: `token` or `none`.
+    pub edl_auth: EdlAuth,
+}
+
+impl Default for ListsConfig {
+    fn default() -> Self {
+        ListsConfig {
+            max_entries: 50_000,
+            expiry_interval: Duration::from_secs(60),
+            edl_auth: EdlAuth::Token,
+        }
+    }
 }
 
 /// Settings of alert intake (`[intake]`).
@@ -127,6 +164,7 @@ impl Default for Config {
             runs: Default::default(),
             playbook_limits: Default::default(),
             intake: Default::default(),
+            lists: Default::default(),
         }
     }
 }
@@ -248,6 +286,7 @@ impl Config {
 }
 
 /// Durations written as "30s", "2m", "1h 30m" in the config file.
+/// `serde(with = ...)` for a duration written as text, like "30s", "2m" or "4h".
 pub mod duration_serde {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
@@ -258,7 +297,32 @@ pub mod duration_serde {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("'{s}': {e}")))
+        parse(&s).map_err(serde::de::Error::custom)
+    }
+
+    /// Parse "30s", "2m", "4h"; the error names the text.
+    pub fn parse(s: &str) -> Result<Duration, String> {
+        humantime::parse_duration(s)
+            .map_err(|e| format!("'{s}' is not a duration like \"30s\" or \"4h\": {e}"))
+    }
+}
+
+/// Like [`duration_serde`], for an optional duration.
+pub mod opt_duration_serde {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::duration_serde::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let s: Option<String> = Option::deserialize(d)?;
+        s.map(|s| super::duration_serde::parse(&s).map_err(serde::de::Error::custom))
+            .transpose()
     }
 }
 

@@ -12,6 +12,8 @@
 //! - [`store`]: the database (SQLite or PostgreSQL). Only this module writes SQL.
 //! - [`plugin`]: the WebAssembly runtime. Only this module touches wasmtime.
 //! - [`playbook`]: playbook scripts and their durable replay. Only this module touches Rhai.
+//! - [`preprocess`]: pre-processing rules: drop, deduplicate, link, or open an incident
+//!   and start playbooks, for each alert before any playbook runs.
 //! - [`runs`]: the executor that claims queued runs and replays them with real effects.
 //! - [`schedule`]: cron triggers.
 //! - [`intake`]: parsing incoming alerts (JSON, NDJSON, PassiveDNS, syslog) and extracting
@@ -28,6 +30,7 @@ pub mod config;
 pub mod intake;
 pub mod playbook;
 pub mod plugin;
+pub mod preprocess;
 pub mod runs;
 pub mod schedule;
 pub mod server;

@@ -127,6 +127,7 @@ impl Executor {
             script_hash: playbook.script.hash.clone(),
             input: Value::Object(input),
             origin: origin.to_owned(),
+            context: Value::Null,
         })
     }
 
@@ -143,6 +144,11 @@ impl Executor {
         self.wake.notify_one();
         tracing::debug!(run = %run.id, playbook, origin, "run started");
         Ok(run.id)
+    }
+
+    /// Tell the workers that runs were queued (by another part of this process).
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 
     /// Cancel a run that has not ended.
@@ -313,6 +319,8 @@ impl Executor {
             run_id: run.id.clone(),
             playbook: run.playbook.clone(),
             input,
+            alert: run.context["alert"].clone(),
+            incident: run.context["incident"].clone(),
         };
         let limits = pb.limits(&self.defaults);
 

@@ -42,7 +42,11 @@ pub struct Capabilities {
 #[serde(deny_unknown_fields)]
 pub struct LimitOverrides {
     /// Wall-clock deadline of one call, such as "30s".
-    #[serde(default, with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "crate::config::opt_duration_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub timeout: Option<Duration>,
     /// Linear memory cap, in MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,7 +72,7 @@ impl LimitOverrides {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
-    #[serde(with = "duration")]
+    #[serde(with = "crate::config::duration_serde")]
     pub timeout: Duration,
     pub memory_mib: u32,
     pub max_response_bytes: u64,
@@ -200,40 +204,6 @@ impl Capabilities {
             }
         }
         out
-    }
-}
-
-mod duration {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map_err(|e| {
-            serde::de::Error::custom(format!("'{s}' is not a duration like \"30s\" or \"2m\": {e}"))
-        })
-    }
-}
-
-mod opt_duration {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => super::duration::serialize(d, s),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        #[derive(Deserialize)]
-        struct W(#[serde(with = "super::duration")] Duration);
-        Option::<W>::deserialize(d).map(|o| o.map(|W(d)| d))
     }
 }
 

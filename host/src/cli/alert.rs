@@ -43,12 +43,18 @@ pub async fn run(cmd: AlertCommand, config: Config) -> anyhow::Result<i32> {
                     let mut seen: Vec<String> = Vec::new();
                     seen.extend(o.ips.iter().take(3).cloned());
                     seen.extend(o.domains.iter().take(3).cloned());
+                    let fate = match (&a.disposition, &a.rule) {
+                        (Some(d), Some(r)) => format!("{d} by {r}"),
+                        (Some(d), None) => d.clone(),
+                        (None, _) => "waiting".into(),
+                    };
                     println!(
-                        "{}  {}  {:<8} {:<12} {}  [{}]",
+                        "{}  {}  {:<8} {:<12} {:<22} {}  [{}]",
                         a.id,
                         super::render::time(a.received_at),
                         a.alert.severity,
                         a.alert.source,
+                        fate,
                         a.alert.title,
                         seen.join(" ")
                     );

@@ -4,9 +4,12 @@
 
 mod alert;
 mod audit;
+mod incident;
+mod list;
 mod playbook;
 mod plugin;
 mod render;
+mod rules;
 mod run;
 mod secret;
 mod serve;
@@ -63,15 +66,24 @@ pub enum Command {
     /// Look at, restart and cancel playbook runs.
     #[command(subcommand)]
     Run(run::RunCommand),
+    /// Pre-processing rules: what to drop, deduplicate, link, or open incidents for.
+    #[command(subcommand)]
+    Rules(rules::RulesCommand),
+    /// List, show, close and re-open incidents.
+    #[command(subcommand)]
+    Incident(incident::IncidentCommand),
     /// Look at the alerts received.
     #[command(subcommand)]
     Alert(alert::AlertCommand),
     /// Verify, export and show the hash-chained audit log of every change.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
-    /// Create, list and revoke API tokens (for alert senders).
+    /// Create, list and revoke API tokens (for alert senders and EDL readers).
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Allow and block lists of IPs, domains and URLs, served to firewalls at /edl/NAME.txt.
+    #[command(subcommand)]
+    List(list::ListCommand),
 }
 
 impl Cli {
@@ -104,8 +116,11 @@ impl Cli {
             Command::Playbook(cmd) => playbook::run(cmd, config).await,
             Command::Run(cmd) => run::run(cmd, config).await,
             Command::Alert(cmd) => alert::run(cmd, config).await,
+            Command::Rules(cmd) => rules::run(cmd, config).await,
+            Command::Incident(cmd) => incident::run(cmd, config).await,
             Command::Audit(cmd) => audit::run(cmd, config).await,
             Command::Token(cmd) => token::run(cmd, config).await,
+            Command::List(cmd) => list::run(cmd, config).await,
         }
     }
 }

@@ -16,7 +16,8 @@ Senders use it as `Authorization: Bearer <token>`:
   curl -H \"Authorization: Bearer $TOKEN\" --data-binary @alerts.ndjson \\
        http://127.0.0.1:8080/api/v1/alerts
 
-Scopes: intake (send alerts to POST /api/v1/alerts).")]
+Scopes: intake (send alerts to POST /api/v1/alerts), edl (read /edl/NAME.txt; as basic
+auth, the user is the token's name and the password the token).")]
     Create {
         /// A name for the token (who or what uses it), shown in the audit log.
         name: String,

@@ -226,7 +226,7 @@ fn retry(attempts, backoff, f) {
 
 /// An engine with the language set up, but no effectful functions: for compiling, and as
 /// the base of each replay's engine.
-fn base_engine(limits: &ScriptLimits) -> Engine {
+pub(super) fn base_engine(limits: &ScriptLimits) -> Engine {
     let mut engine = Engine::new_raw();
     for module in api::packages() {
         engine.register_global_module(module.clone());
@@ -271,10 +271,15 @@ pub fn check_expression(expr: &str) -> Result<(), String> {
 }
 
 /// Where a replay happens.
+#[derive(Debug, Clone, Default)]
 pub struct RunContext {
     pub run_id: String,
     pub playbook: String,
     pub input: serde_json::Map<String, Value>,
+    /// The alert the run was started for (`null` if none): `alert` in the script.
+    pub alert: Value,
+    /// The incident, as it was when the run started (`null` if none): `incident` in the script.
+    pub incident: Value,
 }
 
 struct ReplayState {
@@ -616,9 +621,10 @@ pub fn replay(
     run_map.insert("id".into(), run.run_id.clone().into());
     run_map.insert("playbook".into(), run.playbook.clone().into());
     scope.push_constant("run", run_map);
-    // Filled in by alert intake and case management (later issues); () until then.
-    scope.push_constant("alert", Dynamic::UNIT);
-    scope.push_constant("incident", Dynamic::UNIT);
+    // `()` for runs not started from an alert.
+    for (name, value) in [("alert", &run.alert), ("incident", &run.incident)] {
+        scope.push_constant(name, api::from_json_value(value).unwrap_or(Dynamic::UNIT));
+    }
 
     let result = engine.eval_ast_with_scope::<Dynamic>(&mut scope, &script.ast);
     drop(engine);

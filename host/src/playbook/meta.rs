@@ -25,7 +25,7 @@ pub struct Meta {
     #[serde(default)]
     pub plugins: Vec<String>,
     /// Default SLA of what the playbook opens, such as "4h".
-    #[serde(default, with = "opt_duration")]
+    #[serde(default, with = "crate::config::opt_duration_serde")]
     pub sla: Option<Duration>,
     /// Analyst minutes one run saves (for the dashboard's time-saved estimate).
     #[serde(default)]
@@ -120,7 +120,7 @@ pub struct LimitOverrides {
     pub max_array_len: Option<usize>,
     pub max_map_len: Option<usize>,
     pub max_steps: Option<u32>,
-    #[serde(default, with = "opt_duration")]
+    #[serde(default, with = "crate::config::opt_duration_serde")]
     pub wall_time: Option<Duration>,
 }
 
@@ -280,28 +280,6 @@ fn is_identifier(s: &str) -> bool {
 /// The 1-based line of byte offset `at` in `text`.
 pub(crate) fn line_of(text: &str, at: usize) -> usize {
     text[..at.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
-}
-
-mod opt_duration {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        let s: Option<String> = Option::deserialize(d)?;
-        s.map(|s| {
-            humantime::parse_duration(&s).map_err(|e| {
-                serde::de::Error::custom(format!("'{s}' is not a duration like \"30s\" or \"4h\": {e}"))
-            })
-        })
-        .transpose()
-    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 mod api;
 pub mod engine;
+pub mod expr;
 pub mod meta;
 pub mod testing;
 #[cfg(test)]

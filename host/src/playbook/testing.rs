@@ -258,6 +258,7 @@ pub fn run_case(playbook: &Playbook, file: &Path, case: &Case, defaults: &Script
         run_id: "test-run".into(),
         playbook: playbook.name().to_owned(),
         input,
+        ..Default::default()
     };
     let state = Arc::new(Mutex::new(MockState {
         mocks: case.mocks.iter().map(|m| (m.clone(), 0)).collect(),
@@ -396,6 +397,8 @@ pub fn replay_recorded(
         run_id: run.id.clone(),
         playbook: run.playbook.clone(),
         input: run.input.as_object().cloned().unwrap_or_default(),
+        alert: run.context["alert"].clone(),
+        incident: run.context["incident"].clone(),
     };
     engine::replay(&playbook.script, limits, &ctx, journal, Box::new(Offline)).0
 }

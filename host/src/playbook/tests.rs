@@ -63,6 +63,7 @@ fn run_limited(
         run_id: "r1".into(),
         playbook: "pb".into(),
         input: json!({"ip": "1.2.3.4"}).as_object().unwrap().clone(),
+        ..Default::default()
     };
     let (o, _, j) = engine::replay(
         &script,

@@ -169,6 +169,7 @@ async fn post_alerts(
     if let Err(e) = intake.app.store.insert_alerts(alerts).await {
         return store_unavailable(&e);
     }
+    intake.app.alerts_stored.notify_one();
     tracing::info!(via, accepted, rejected, "alerts received");
     Json(IntakeAnswer {
         accepted,
@@ -192,12 +193,7 @@ fn fates_and_alerts(parsed: Vec<intake::Item>, via: &str) -> (Vec<Fate>, Vec<Sto
                     id: Some(id.clone()),
                     error: None,
                 });
-                alerts.push(StoredAlert {
-                    id,
-                    received_at: now,
-                    via: via.to_owned(),
-                    alert,
-                });
+                alerts.push(StoredAlert::new(id, now, via, alert));
             }
             Err(e) => fates.push(Fate {
                 position: item.position,
@@ -273,16 +269,12 @@ async fn store_syslog(app: &App, messages: &[Vec<u8>], via: &str) {
     let now = now_ms();
     let alerts: Vec<StoredAlert> = alerts
         .into_iter()
-        .map(|alert| StoredAlert {
-            id: new_alert_id(now),
-            received_at: now,
-            via: via.to_owned(),
-            alert,
-        })
+        .map(|alert| StoredAlert::new(new_alert_id(now), now, via, alert))
         .collect();
     let n = alerts.len();
-    if let Err(e) = app.store.insert_alerts(alerts).await {
-        tracing::error!(via, error = %e, lost = n, "storing syslog messages failed");
+    match app.store.insert_alerts(alerts).await {
+        Ok(()) => app.alerts_stored.notify_one(),
+        Err(e) => tracing::error!(via, error = %e, lost = n, "storing syslog messages failed"),
     }
 }
 

@@ -4,6 +4,7 @@
 //! For now it serves health and readiness, a read-only list of plugins, and alert intake
 //! (`intake.rs`, behind API tokens); the REST API with users and roles comes with the web UI.
 
+mod edl;
 mod intake;
 
 use crate::app::App;
@@ -26,6 +27,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/readyz", get(readyz))
         .route("/api/v1/plugins", get(list_plugins))
         .with_state(app.clone())
+        .merge(edl::router(app.clone()))
         .merge(intake::router(app))
 }
 
@@ -41,6 +43,8 @@ pub async fn run(
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let syslog = intake::start_syslog(&app).await?;
     let workers = app.executor.spawn_workers(stopped.clone());
+    let list_expiry = edl::spawn_expiry(&app);
+    let preprocessing = tokio::spawn(preprocess_alerts(app.clone()));
     let background = {
         let app = app.clone();
         let every = app.config.runtime.policy_refresh.max(Duration::from_millis(50));
@@ -84,12 +88,30 @@ pub async fn run(
         .with_graceful_shutdown(shutdown)
         .await;
     background.abort();
+    list_expiry.abort();
+    preprocessing.abort();
     for t in syslog {
         t.abort();
     }
     let _ = stop.send(true);
     let _ = workers.await;
     result
+}
+
+/// Pre-process stored alerts as they come: at once when intake says so, and every second
+/// for what an earlier process left (alerts stored just before a crash).
+async fn preprocess_alerts(app: Arc<App>) {
+    loop {
+        match crate::preprocess::process_pending(&app, 500).await {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "pre-processing alerts failed; retrying"),
+        }
+        tokio::select! {
+            _ = app.alerts_stored.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
 }
 
 async fn healthz() -> &'static str {

@@ -15,12 +15,38 @@ pub struct StoredAlert {
     pub via: String,
     #[serde(flatten)]
     pub alert: Alert,
+    /// What pre-processing did with it: dropped, incident, duplicate, linked, unmatched;
+    /// `None` until it has looked.
+    pub disposition: Option<String>,
+    /// The rule that decided, if one did.
+    pub rule: Option<String>,
+    pub incident_id: Option<String>,
 }
 
-/// A fresh alert id: time-ordered, with 64 random bits.
+impl StoredAlert {
+    /// A new alert, not yet looked at by pre-processing.
+    pub fn new(id: String, received_at: i64, via: &str, alert: Alert) -> StoredAlert {
+        StoredAlert {
+            id,
+            received_at,
+            via: via.to_owned(),
+            alert,
+            disposition: None,
+            rule: None,
+            incident_id: None,
+        }
+    }
+}
+
+/// A fresh alert id: time-ordered, then in the order this process made them (so the alerts
+/// of one request keep their order), then 40 random bits.
 pub fn new_alert_id(now_ms: i64) -> String {
     use chacha20poly1305::aead::rand_core::RngCore;
-    format!("a{now_ms:011x}{:016x}", chacha20poly1305::aead::OsRng.next_u64())
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static SEQUENCE: AtomicU32 = AtomicU32::new(0);
+    let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed) & 0xff_ffff;
+    let random = chacha20poly1305::aead::OsRng.next_u64() & 0xff_ffff_ffff;
+    format!("a{now_ms:011x}{seq:06x}{random:010x}")
 }
 
 type AlertRow = (
@@ -34,7 +60,53 @@ type AlertRow = (
     String,
     String,
     Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
 );
+
+const ALERT_COLUMNS: &str = "id, received_at, via, source, title, severity, occurred_at, data, observables, raw, \
+     disposition, rule, incident_id";
+
+fn alert_from_row(row: AlertRow) -> Result<StoredAlert> {
+    let (
+        id,
+        received_at,
+        via,
+        source,
+        title,
+        severity,
+        occurred_at,
+        data,
+        observables,
+        raw,
+        disposition,
+        rule,
+        incident_id,
+    ) = row;
+    let corrupt = |what: &str, e: String| StoreError::Corrupt(format!("alert {id}: {what}: {e}"));
+    let severity = Severity::parse(&severity).ok_or_else(|| corrupt("severity", severity.clone()))?;
+    let data = serde_json::from_str(&data).map_err(|e| corrupt("data", e.to_string()))?;
+    let observables: Observables =
+        serde_json::from_str(&observables).map_err(|e| corrupt("observables", e.to_string()))?;
+    Ok(StoredAlert {
+        alert: Alert {
+            source,
+            title,
+            severity,
+            occurred_at,
+            data,
+            observables,
+            raw,
+        },
+        id,
+        received_at,
+        via,
+        disposition,
+        rule,
+        incident_id,
+    })
+}
 
 impl Store {
     /// Commit `alerts`; returns once they are durable.
@@ -47,41 +119,42 @@ impl Store {
 
     /// The newest alerts first, optionally from one source.
     pub async fn alerts(&self, source: Option<&str>, limit: i64) -> Result<Vec<StoredAlert>> {
-        let rows: Vec<AlertRow> = sqlx::query_as(
-            "SELECT id, received_at, via, source, title, severity, occurred_at, data, observables, raw
-             FROM alerts WHERE ($1 IS NULL OR source = $1) ORDER BY received_at DESC, id DESC LIMIT $2",
-        )
-        .bind(source)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(
-                |(id, received_at, via, source, title, severity, occurred_at, data, observables, raw)| {
-                    let corrupt =
-                        |what: &str, e: String| StoreError::Corrupt(format!("alert {id}: {what}: {e}"));
-                    let severity =
-                        Severity::parse(&severity).ok_or_else(|| corrupt("severity", severity.clone()))?;
-                    let data = serde_json::from_str(&data).map_err(|e| corrupt("data", e.to_string()))?;
-                    let observables: Observables = serde_json::from_str(&observables)
-                        .map_err(|e| corrupt("observables", e.to_string()))?;
-                    Ok(StoredAlert {
-                        alert: Alert {
-                            source,
-                            title,
-                            severity,
-                            occurred_at,
-                            data,
-                            observables,
-                            raw,
-                        },
-                        id,
-                        received_at,
-                        via,
-                    })
-                },
-            )
-            .collect()
+        match source {
+            Some(source) => {
+                self.alerts_where_bound("source = $2 ORDER BY received_at DESC, id DESC", source, limit)
+                    .await
+            }
+            None => {
+                self.alerts_where("1 = 1 ORDER BY received_at DESC, id DESC", limit)
+                    .await
+            }
+        }
+    }
+
+    /// One alert.
+    pub async fn alert(&self, id: &str) -> Result<Option<StoredAlert>> {
+        Ok(self.alerts_where_bound("id = $2", id, 1).await?.pop())
+    }
+
+    /// Alerts matching `condition` (SQL after WHERE, with its ORDER BY; `$1` is the limit).
+    pub(super) async fn alerts_where(&self, condition: &str, limit: i64) -> Result<Vec<StoredAlert>> {
+        let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE {condition} LIMIT $1");
+        let rows: Vec<AlertRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(alert_from_row).collect()
+    }
+
+    /// Like [`Store::alerts_where`], with `$2` bound to `value`.
+    async fn alerts_where_bound(&self, condition: &str, value: &str, limit: i64) -> Result<Vec<StoredAlert>> {
+        let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE {condition} LIMIT $1");
+        let rows: Vec<AlertRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(limit)
+            .bind(value)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(alert_from_row).collect()
     }
 
     /// How many alerts are stored.

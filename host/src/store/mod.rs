@@ -8,8 +8,11 @@
 
 pub mod alerts;
 pub mod audit;
+pub mod incidents;
 mod kv;
+pub mod lists;
 mod plugins;
+pub mod rules;
 pub mod runs;
 mod secrets;
 pub mod tokens;

@@ -86,6 +86,8 @@ pub struct RunRecord {
     pub finished_at: Option<i64>,
     /// When the run's job is due, if it has one.
     pub wake_at: Option<i64>,
+    /// What the run was started for: `{"alert": ..., "incident": ...}`, or null.
+    pub context: serde_json::Value,
 }
 
 /// A journaled step as stored.
@@ -108,6 +110,8 @@ pub struct NewRun {
     pub script_hash: String,
     pub input: serde_json::Value,
     pub origin: String,
+    /// What the run was started for: `{"alert": ..., "incident": ...}`, or null.
+    pub context: serde_json::Value,
 }
 
 /// The state of one cron trigger.
@@ -145,10 +149,11 @@ type RunRow = (
     i64,
     Option<i64>,
     Option<i64>,
+    Option<String>,
 );
 
 const RUN_COLUMNS: &str = "id, playbook, script_hash, input, origin, status, output, error, \
-     attempts, created_at, updated_at, finished_at, run_at";
+     attempts, created_at, updated_at, finished_at, run_at, context";
 
 use super::audit::{self, Actor, Change};
 use super::writer::{PENDING, Write};
@@ -168,6 +173,7 @@ fn run_from_row(row: RunRow) -> Result<RunRecord> {
         updated_at,
         finished_at,
         run_at,
+        context,
     ) = row;
     let status = RunStatus::parse(&status)
         .ok_or_else(|| StoreError::Corrupt(format!("run {id}: status '{status}'")))?;
@@ -176,6 +182,10 @@ fn run_from_row(row: RunRow) -> Result<RunRecord> {
         input: json(&input, "run input")?,
         output: output.map(|o| json(&o, "run output")).transpose()?,
         wake_at: if status.is_final() { None } else { run_at },
+        context: context
+            .map(|c| json(&c, "run context"))
+            .transpose()?
+            .unwrap_or_default(),
         id,
         playbook,
         script_hash,
@@ -350,6 +360,7 @@ impl Store {
                     updated_at,
                     finished_at,
                     run_at,
+                    context,
                     claims,
                 ) = r;
                 let run = run_from_row((
@@ -366,6 +377,7 @@ impl Store {
                     updated_at,
                     finished_at,
                     run_at,
+                    context,
                 ))?;
                 Ok(ClaimedJob {
                     run_id: run.id.clone(),
@@ -619,6 +631,7 @@ type ClaimRow = (
     i64,
     Option<i64>,
     Option<i64>,
+    Option<String>,
     i64,
 );
 
@@ -634,6 +647,7 @@ mod tests {
             script_hash: "h".into(),
             input,
             origin: "manual".into(),
+            context: serde_json::Value::Null,
         }
     }
 

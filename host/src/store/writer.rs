@@ -147,10 +147,10 @@ async fn execute_round(
     // In the statements below that need the time of the write, it is `$1`.
     if !creates.is_empty() {
         let sql = format!(
-            "INSERT INTO runs (id, playbook, script_hash, input, origin, status, attempts, run_at, claims,
-                 created_at, updated_at)
+            "INSERT INTO runs (id, playbook, script_hash, input, origin, context, status, attempts, run_at,
+                 claims, created_at, updated_at)
              VALUES {}",
-            rows("(?, ?, ?, ?, ?, 'queued', 0, $1, 0, $1, $1)", creates.len(), 2)
+            rows("(?, ?, ?, ?, ?, ?, 'queued', 0, $1, 0, $1, $1)", creates.len(), 2)
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
         for (_, run) in &creates {
@@ -159,7 +159,8 @@ async fn execute_round(
                 .bind(&run.playbook)
                 .bind(&run.script_hash)
                 .bind(run.input.to_string())
-                .bind(&run.origin);
+                .bind(&run.origin)
+                .bind((!run.context.is_null()).then(|| run.context.to_string()));
         }
         q.execute(&mut *conn).await?;
         for (i, _) in &creates {
@@ -415,6 +416,7 @@ mod tests {
             script_hash: "h".into(),
             input: serde_json::json!({ "id": id }),
             origin: "test".into(),
+            context: serde_json::Value::Null,
         })
     }
 

@@ -1,0 +1,428 @@
+//! Pre-processing: ordered rules that decide, for each stored alert, before any playbook
+//! starts, whether to drop it, fold it into an incident as a duplicate, link it to an open
+//! incident, or open an incident and start playbooks. The first enabled rule that matches
+//! decides; an alert no rule matches is kept, marked `unmatched`.
+//!
+//! The server runs [`process_pending`] in the background; `osprey rules test` runs
+//! [`RuleSet::decide`] over stored alerts without changing anything.
+
+use crate::app::App;
+use crate::intake::Severity;
+use crate::playbook::Trigger;
+use crate::playbook::expr::Expr;
+use crate::store::StoreError;
+use crate::store::alerts::StoredAlert;
+use crate::store::incidents::{NewIncident, new_incident_id};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::time::Duration;
+
+/// What a rule does with the alerts it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleAction {
+    /// Throw the alert away (it stays stored, marked dropped, for the record and for tests).
+    Drop,
+    /// One incident per `key` within `window`: later alerts with the same key are linked to
+    /// it and counted as occurrences; no new run.
+    Dedup,
+    /// Link to the open incident with the same `key`; if there is none, the next rules decide.
+    Link,
+    /// Open an incident and start playbooks.
+    Incident,
+}
+
+/// A rule as an operator writes it (CLI flags, or a TOML file for `osprey rules test`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    pub name: String,
+    /// A Rhai expression over `alert` that must give true or false.
+    #[serde(rename = "match")]
+    pub matches: String,
+    pub action: RuleAction,
+    /// dedup and link: a Rhai expression over `alert` whose value is the key
+    /// (for example `alert.data.client + "|" + alert.data.query`). incident: optional, the key
+    /// later link rules find the incident by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// dedup: how long after an incident is opened its duplicates are folded into it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::config::opt_duration_serde"
+    )]
+    pub window: Option<Duration>,
+    /// dedup and incident: the incident's type (default: the alert's source).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub incident_type: Option<String>,
+    /// dedup and incident: the incident's severity (default: the alert's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
+    /// dedup and incident: playbooks to start for a new incident, besides those whose own
+    /// alert trigger matches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub playbooks: Vec<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A set of rules to try in order, as a TOML file (`[[rules]]` tables).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFile {
+    #[serde(default)]
+    pub rules: Vec<RuleSpec>,
+}
+
+impl RuleSpec {
+    /// Check the rule: its name, its expressions, and the fields its action needs.
+    pub fn validate(&self) -> Result<(), String> {
+        crate::plugin::manifest::validate_name(&self.name).map_err(|e| format!("rule name: {e}"))?;
+        Expr::compile(&self.matches).map_err(|e| format!("rule '{}': match: {e}", self.name))?;
+        if let Some(key) = &self.key {
+            Expr::compile(key).map_err(|e| format!("rule '{}': key: {e}", self.name))?;
+        }
+        let needs = |what: &str| format!("rule '{}': a {:?} rule needs {what}", self.name, self.action);
+        match self.action {
+            RuleAction::Dedup if self.key.is_none() || self.window.is_none() => {
+                return Err(needs("a key and a window").to_lowercase());
+            }
+            RuleAction::Link if self.key.is_none() => return Err(needs("a key").to_lowercase()),
+            RuleAction::Drop | RuleAction::Link
+                if self.window.is_some() || !self.playbooks.is_empty() || self.severity.is_some() =>
+            {
+                return Err(format!(
+                    "rule '{}': window, severity and playbooks belong to dedup and incident rules",
+                    self.name
+                ));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// What pre-processing decided for one alert.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    Drop {
+        rule: String,
+    },
+    /// Open an incident (or, with a window, fold into the open one with the same key).
+    Incident {
+        rule: String,
+        key: Option<String>,
+        window: Option<Duration>,
+    },
+    /// Link to the open incident with this key, if any.
+    Link {
+        rule: String,
+        key: String,
+    },
+    Unmatched,
+}
+
+struct CompiledRule {
+    spec: RuleSpec,
+    matches: Expr,
+    key: Option<Expr>,
+}
+
+/// Rules compiled once, ready to decide.
+pub struct RuleSet {
+    rules: Vec<CompiledRule>,
+}
+
+impl RuleSet {
+    /// Compile `specs` (in order). A rule that does not compile is an error naming it.
+    pub fn compile(specs: Vec<RuleSpec>) -> Result<RuleSet, String> {
+        let mut rules = Vec::new();
+        for spec in specs.into_iter().filter(|s| s.enabled) {
+            spec.validate()?;
+            let matches = Expr::compile(&spec.matches)?;
+            let key = spec.key.as_deref().map(Expr::compile).transpose()?;
+            rules.push(CompiledRule { spec, matches, key });
+        }
+        Ok(RuleSet { rules })
+    }
+
+    /// The candidates for `alert`, in order: each matching rule's decision (a link rule may
+    /// find no incident, and then the next candidate counts). Expression errors are
+    /// returned beside them, naming the rule; that rule is skipped.
+    pub fn candidates(&self, alert: &Value) -> (Vec<Decision>, Vec<String>) {
+        let mut out = Vec::new();
+        let mut errors = Vec::new();
+        for r in &self.rules {
+            let name = r.spec.name.clone();
+            match r.matches.matches(alert) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    errors.push(format!("rule '{name}': {e}"));
+                    continue;
+                }
+            }
+            let key = match r.key.as_ref().map(|k| k.key(alert)).transpose() {
+                Ok(k) => k,
+                Err(e) => {
+                    errors.push(format!("rule '{name}': key: {e}"));
+                    continue;
+                }
+            };
+            let decision = match r.spec.action {
+                RuleAction::Drop => Decision::Drop { rule: name },
+                RuleAction::Link => Decision::Link {
+                    rule: name,
+                    key: key.expect("validated"),
+                },
+                RuleAction::Dedup | RuleAction::Incident => Decision::Incident {
+                    rule: name,
+                    key,
+                    window: r.spec.window,
+                },
+            };
+            let ends = !matches!(decision, Decision::Link { .. });
+            out.push(decision);
+            if ends {
+                return (out, errors);
+            }
+        }
+        out.push(Decision::Unmatched);
+        (out, errors)
+    }
+
+    /// The rule spec named `name`.
+    pub fn spec(&self, name: &str) -> Option<&RuleSpec> {
+        self.rules.iter().find(|r| r.spec.name == name).map(|r| &r.spec)
+    }
+}
+
+/// The alert as rule expressions and playbooks see it.
+pub fn alert_json(alert: &StoredAlert) -> Value {
+    serde_json::to_value(alert).expect("an alert serialises")
+}
+
+/// Look at up to `batch` alerts pre-processing has not seen; returns how many it handled.
+pub async fn process_pending(app: &App, batch: i64) -> Result<usize, StoreError> {
+    let alerts = app.store.unprocessed_alerts(batch).await?;
+    if alerts.is_empty() {
+        return Ok(0);
+    }
+    let specs = app.store.rules().await?.into_iter().map(|r| r.spec).collect();
+    let rules = match RuleSet::compile(specs) {
+        Ok(r) => r,
+        Err(e) => {
+            // Rules are validated when they are stored; this is a rule from an older version.
+            tracing::error!(error = %e, "the stored rules do not compile; alerts wait until they are fixed");
+            return Ok(0);
+        }
+    };
+    let triggers = alert_triggers(app);
+    let mut simple = Vec::new();
+    for alert in &alerts {
+        let json = alert_json(alert);
+        let (candidates, errors) = rules.candidates(&json);
+        for e in errors {
+            tracing::warn!(alert = %alert.id, error = %e, "a rule could not be evaluated");
+        }
+        let mut done = false;
+        for decision in candidates {
+            match decision {
+                Decision::Drop { rule } => {
+                    simple.push((alert.id.clone(), "dropped", Some(rule)));
+                    done = true;
+                }
+                Decision::Unmatched => {
+                    simple.push((alert.id.clone(), "unmatched", None));
+                    done = true;
+                }
+                Decision::Link { rule, key } => {
+                    if let Some(incident) = app.store.open_incident_by_key(&key, 0).await? {
+                        app.store
+                            .link_alert(&incident.id, &alert.id, &rule, false)
+                            .await?;
+                        done = true;
+                    }
+                }
+                Decision::Incident { rule, key, window } => {
+                    if let (Some(key), Some(window)) = (&key, window) {
+                        let since = crate::store::now_ms() - window.as_millis() as i64;
+                        if let Some(incident) = app.store.open_incident_by_key(key, since).await? {
+                            app.store.link_alert(&incident.id, &alert.id, &rule, true).await?;
+                            done = true;
+                        }
+                    }
+                    if !done {
+                        open_incident(app, &rules, &triggers, alert, &json, &rule, key).await?;
+                        done = true;
+                    }
+                }
+            }
+            if done {
+                break;
+            }
+        }
+    }
+    app.store.set_dispositions(&simple).await?;
+    Ok(alerts.len())
+}
+
+/// The playbooks with alert triggers, their expressions compiled.
+fn alert_triggers(app: &App) -> Vec<(String, Expr)> {
+    let mut out = Vec::new();
+    for pb in app.playbooks.list() {
+        for t in &pb.meta.triggers {
+            if let Trigger::Alert { matches } = t.get_ref() {
+                match Expr::compile(matches) {
+                    Ok(e) => out.push((pb.name().to_owned(), e)),
+                    Err(e) => {
+                        tracing::error!(playbook = pb.name(), error = %e, "alert trigger does not compile")
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+async fn open_incident(
+    app: &App,
+    rules: &RuleSet,
+    triggers: &[(String, Expr)],
+    alert: &StoredAlert,
+    json: &Value,
+    rule: &str,
+    key: Option<String>,
+) -> Result<(), StoreError> {
+    let spec = rules.spec(rule).expect("the rule decided");
+    let incident = NewIncident {
+        id: new_incident_id(),
+        kind: spec
+            .incident_type
+            .clone()
+            .unwrap_or_else(|| alert.alert.source.clone()),
+        title: alert.alert.title.clone(),
+        severity: spec.severity.unwrap_or(alert.alert.severity),
+        dedup_key: key,
+        rule: Some(rule.to_owned()),
+    };
+    let snapshot = serde_json::json!({
+        "id": incident.id,
+        "type": incident.kind,
+        "title": incident.title,
+        "severity": incident.severity,
+        "status": "new",
+        "dedup_key": incident.dedup_key,
+    });
+    let mut names: Vec<String> = spec.playbooks.clone();
+    for (playbook, trigger) in triggers {
+        if !names.contains(playbook) && trigger.matches(json).unwrap_or(false) {
+            names.push(playbook.clone());
+        }
+    }
+    let mut runs = Vec::new();
+    for name in names {
+        let run = app
+            .playbooks
+            .get(&name)
+            .map_err(|e| e.to_string())
+            .and_then(|pb| {
+                app.executor
+                    .prepare_run(&pb, &serde_json::Map::new(), &format!("incident {}", incident.id))
+                    .map_err(|e| e.to_string())
+            });
+        match run {
+            Ok(mut run) => {
+                run.context = serde_json::json!({ "alert": json, "incident": snapshot });
+                runs.push(run);
+            }
+            Err(e) => {
+                tracing::error!(playbook = %name, incident = %incident.id, error = %e, "playbook not started")
+            }
+        }
+    }
+    app.store
+        .create_incident_from_alert(&incident, &alert.id, &runs)
+        .await?;
+    tracing::info!(incident = %incident.id, rule, runs = runs.len(), "incident opened");
+    if !runs.is_empty() {
+        app.executor.wake();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rule(toml_text: &str) -> RuleSpec {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    #[test]
+    fn the_first_matching_rule_decides_and_link_falls_through() {
+        let rules = RuleSet::compile(vec![
+            rule("name = \"noise\"\nmatch = 'alert.source == \"scanner\"'\naction = \"drop\""),
+            rule("name = \"follow\"\nmatch = 'alert.source == \"dns\"'\naction = \"link\"\nkey = 'alert.data.client'"),
+            rule(
+                "name = \"stream\"\nmatch = 'alert.source == \"dns\"'\naction = \"dedup\"\nkey = 'alert.data.client'\nwindow = \"1h\"\nplaybooks = [\"streaming-guard\"]",
+            ),
+        ])
+        .unwrap();
+        let (d, _) = rules.candidates(&json!({"source": "scanner"}));
+        assert_eq!(d, [Decision::Drop { rule: "noise".into() }]);
+        let (d, _) = rules.candidates(&json!({"source": "dns", "data": {"client": "10.1.1.5"}}));
+        assert_eq!(
+            d,
+            [
+                Decision::Link {
+                    rule: "follow".into(),
+                    key: "10.1.1.5".into()
+                },
+                Decision::Incident {
+                    rule: "stream".into(),
+                    key: Some("10.1.1.5".into()),
+                    window: Some(Duration::from_secs(3600))
+                }
+            ]
+        );
+        let (d, _) = rules.candidates(&json!({"source": "other"}));
+        assert_eq!(d, [Decision::Unmatched]);
+        // A key that cannot be computed skips the rule and says why.
+        let (d, errors) = rules.candidates(&json!({"source": "dns", "data": {}}));
+        assert_eq!(d, [Decision::Unmatched]);
+        assert!(
+            errors[0].contains("follow") && errors[0].contains("gave nothing"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn bad_rules_are_refused_with_the_reason() {
+        let e = RuleSet::compile(vec![rule(
+            "name = \"x\"\nmatch = 'alert.source =='\naction = \"drop\"",
+        )])
+        .err()
+        .unwrap();
+        assert!(e.contains("rule 'x': match"), "{e}");
+        let e = rule("name = \"x\"\nmatch = 'true'\naction = \"dedup\"\nkey = 'alert.source'")
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("needs a key and a window"), "{e}");
+        let e = rule("name = \"x\"\nmatch = 'true'\naction = \"link\"")
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("needs a key"), "{e}");
+        let e = rule("name = \"x\"\nmatch = 'true'\naction = \"drop\"\nplaybooks = [\"p\"]")
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("belong to dedup and incident"), "{e}");
+        assert!(toml::from_str::<RuleSpec>("name = \"x\"\nmatch = 'true'\naction = \"explode\"").is_err());
+    }
+}

@@ -1,0 +1,406 @@
+//! Incidents, the alerts linked to them, their timeline, and what pre-processing did with
+//! each alert. Creating an incident from an alert, linking the alert and queueing its runs
+//! happen in one transaction, so a crash never leaves an incident without its runs or an
+//! alert marked done without its incident.
+
+use super::audit::{self, Actor, Change};
+use super::runs::NewRun;
+use super::writer::Write;
+use super::{Result, Store, StoreError, now_ms};
+use crate::intake::Severity;
+use serde::Serialize;
+
+/// An incident's state.
+pub const STATUSES: &[&str] = &["new", "active", "pending", "closed"];
+
+/// An incident ready to be stored.
+#[derive(Debug, Clone)]
+pub struct NewIncident {
+    pub id: String,
+    pub kind: String,
+    pub title: String,
+    pub severity: Severity,
+    pub dedup_key: Option<String>,
+    pub rule: Option<String>,
+}
+
+/// An incident as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IncidentRecord {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub severity: Severity,
+    pub status: String,
+    pub owner: Option<String>,
+    pub dedup_key: Option<String>,
+    pub occurrences: i64,
+    pub rule: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub closed_at: Option<i64>,
+    pub close_reason: Option<String>,
+}
+
+/// One entry of an incident's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IncidentEvent {
+    pub seq: i64,
+    pub at: i64,
+    pub actor: String,
+    pub kind: String,
+    pub details: serde_json::Value,
+}
+
+/// A fresh incident id: time-ordered, with 64 random bits.
+pub fn new_incident_id() -> String {
+    use chacha20poly1305::aead::rand_core::RngCore;
+    format!(
+        "i{:011x}{:016x}",
+        now_ms(),
+        chacha20poly1305::aead::OsRng.next_u64()
+    )
+}
+
+type IncidentRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    Option<String>,
+    i64,
+    i64,
+    Option<i64>,
+    Option<String>,
+);
+
+const INCIDENT_COLUMNS: &str = "id, type, title, severity, status, owner, dedup_key, occurrences, rule, \
+     created_at, updated_at, closed_at, close_reason";
+
+fn incident_from_row(r: IncidentRow) -> Result<IncidentRecord> {
+    let (
+        id,
+        kind,
+        title,
+        severity,
+        status,
+        owner,
+        dedup_key,
+        occurrences,
+        rule,
+        created_at,
+        updated_at,
+        closed_at,
+        close_reason,
+    ) = r;
+    let severity = Severity::parse(&severity)
+        .ok_or_else(|| StoreError::Corrupt(format!("incident {id}: severity '{severity}'")))?;
+    Ok(IncidentRecord {
+        id,
+        kind,
+        title,
+        severity,
+        status,
+        owner,
+        dedup_key,
+        occurrences,
+        rule,
+        created_at,
+        updated_at,
+        closed_at,
+        close_reason,
+    })
+}
+
+/// Append an event to an incident's timeline, inside the caller's transaction.
+async fn add_event(
+    conn: &mut sqlx::AnyConnection,
+    incident: &str,
+    actor: &Actor,
+    kind: &str,
+    details: serde_json::Value,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO incident_events (incident_id, seq, at, actor, kind, details)
+         VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM incident_events WHERE incident_id = $1), $2, $3, $4, $5)",
+    )
+    .bind(incident)
+    .bind(now_ms())
+    .bind(actor.as_str())
+    .bind(kind)
+    .bind(details.to_string())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Record what pre-processing did with an alert, inside the caller's transaction.
+async fn set_disposition(
+    conn: &mut sqlx::AnyConnection,
+    alert: &str,
+    disposition: &str,
+    rule: Option<&str>,
+    incident: Option<&str>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE alerts SET disposition = $1, rule = $2, incident_id = $3, processed_at = $4 WHERE id = $5",
+    )
+    .bind(disposition)
+    .bind(rule)
+    .bind(incident)
+    .bind(now_ms())
+    .bind(alert)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Alerts that pre-processing has not looked at yet, oldest first, as JSON (the shape
+    /// rule expressions see).
+    pub async fn unprocessed_alerts(&self, limit: i64) -> Result<Vec<super::alerts::StoredAlert>> {
+        self.alerts_where("processed_at IS NULL ORDER BY id", limit).await
+    }
+
+    /// Mark alerts that no rule turned into an incident: dropped by a rule, or matched by none.
+    pub async fn set_dispositions(&self, done: &[(String, &str, Option<String>)]) -> Result<()> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.writer.begin().await?;
+        for (alert, disposition, rule) in done {
+            set_disposition(&mut tx, alert, disposition, rule.as_deref(), None).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The open incident with deduplication key `key`, created at or after `since`.
+    pub async fn open_incident_by_key(&self, key: &str, since: i64) -> Result<Option<IncidentRecord>> {
+        let sql = format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE dedup_key = $1 AND status <> 'closed' AND created_at >= $2
+             ORDER BY created_at DESC LIMIT 1"
+        );
+        let row: Option<IncidentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(key)
+            .bind(since)
+            .fetch_optional(&self.writer)
+            .await?;
+        row.map(incident_from_row).transpose()
+    }
+
+    /// Create `incident` from `alert`, link them, and queue `runs`: one transaction.
+    pub async fn create_incident_from_alert(
+        &self,
+        incident: &NewIncident,
+        alert: &str,
+        runs: &[NewRun],
+    ) -> Result<()> {
+        let now = now_ms();
+        let system = Actor::system();
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(
+            "INSERT INTO incidents (id, type, title, severity, status, dedup_key, occurrences, rule, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, 'new', $5, 1, $6, $7, $7)",
+        )
+        .bind(&incident.id)
+        .bind(&incident.kind)
+        .bind(&incident.title)
+        .bind(incident.severity.as_str())
+        .bind(&incident.dedup_key)
+        .bind(&incident.rule)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO incident_alerts (incident_id, alert_id, linked_at) VALUES ($1, $2, $3)")
+            .bind(&incident.id)
+            .bind(alert)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let created =
+            serde_json::json!({ "alert": alert, "rule": incident.rule, "dedup_key": incident.dedup_key });
+        add_event(&mut tx, &incident.id, &system, "created", created).await?;
+        for run in runs {
+            Write::CreateRun(run.clone()).execute(&mut tx).await?;
+            let started = serde_json::json!({ "run": run.id, "playbook": run.playbook });
+            add_event(&mut tx, &incident.id, &system, "run", started).await?;
+        }
+        set_disposition(
+            &mut tx,
+            alert,
+            "incident",
+            incident.rule.as_deref(),
+            Some(&incident.id),
+        )
+        .await?;
+        let change = Change {
+            actor: &system,
+            action: "incident.create",
+            target: format!("incident:{}", incident.id),
+            details: serde_json::json!({
+                "type": incident.kind,
+                "title": incident.title,
+                "severity": incident.severity,
+                "alert": alert,
+                "rule": incident.rule,
+                "runs": runs.iter().map(|r| &r.playbook).collect::<Vec<_>>(),
+            }),
+        };
+        audit::append(&mut tx, &change).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Link `alert` to the open `incident`: a duplicate (its occurrence count goes up) or a
+    /// link by key. No run is started.
+    pub async fn link_alert(&self, incident: &str, alert: &str, rule: &str, duplicate: bool) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.writer.begin().await?;
+        if duplicate {
+            sqlx::query("UPDATE incidents SET occurrences = occurrences + 1, updated_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(incident)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("INSERT INTO incident_alerts (incident_id, alert_id, linked_at) VALUES ($1, $2, $3)")
+            .bind(incident)
+            .bind(alert)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let kind = if duplicate { "duplicate" } else { "alert" };
+        add_event(
+            &mut tx,
+            incident,
+            &Actor::system(),
+            kind,
+            serde_json::json!({ "alert": alert, "rule": rule }),
+        )
+        .await?;
+        set_disposition(
+            &mut tx,
+            alert,
+            if duplicate { "duplicate" } else { "linked" },
+            Some(rule),
+            Some(incident),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One incident.
+    pub async fn incident(&self, id: &str) -> Result<Option<IncidentRecord>> {
+        let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1");
+        let row: Option<IncidentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(incident_from_row).transpose()
+    }
+
+    /// The newest incidents, optionally in one status.
+    pub async fn incidents(&self, status: Option<&str>, limit: i64) -> Result<Vec<IncidentRecord>> {
+        let sql = format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE ($1 IS NULL OR status = $1)
+             ORDER BY created_at DESC, id DESC LIMIT $2"
+        );
+        let rows: Vec<IncidentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(status)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(incident_from_row).collect()
+    }
+
+    /// An incident's timeline, in order.
+    pub async fn incident_events(&self, id: &str) -> Result<Vec<IncidentEvent>> {
+        let rows: Vec<(i64, i64, String, String, String)> = sqlx::query_as(
+            "SELECT seq, at, actor, kind, details FROM incident_events WHERE incident_id = $1 ORDER BY seq",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(seq, at, actor, kind, details)| {
+                Ok(IncidentEvent {
+                    seq,
+                    at,
+                    actor,
+                    kind,
+                    details: serde_json::from_str(&details)
+                        .map_err(|e| StoreError::Corrupt(format!("incident {id} event {seq}: {e}")))?,
+                })
+            })
+            .collect()
+    }
+
+    /// The ids of the alerts linked to an incident, oldest first.
+    pub async fn incident_alert_ids(&self, id: &str) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT alert_id FROM incident_alerts WHERE incident_id = $1 ORDER BY linked_at, alert_id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Change an incident's status (closing needs a reason; re-opening clears it). Audited as
+    /// `incident.status` and put on the timeline. Returns false if there is no such incident.
+    pub async fn set_incident_status(
+        &self,
+        id: &str,
+        status: &str,
+        reason: Option<&str>,
+        actor: &Actor,
+    ) -> Result<bool> {
+        debug_assert!(STATUSES.contains(&status));
+        let now = now_ms();
+        let closed_at = (status == "closed").then_some(now);
+        let mut tx = self.writer.begin().await?;
+        let previous: Option<String> = sqlx::query_scalar("SELECT status FROM incidents WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(previous) = previous else {
+            return Ok(false);
+        };
+        sqlx::query(
+            "UPDATE incidents SET status = $1, closed_at = $2, close_reason = $3, updated_at = $4 WHERE id = $5",
+        )
+        .bind(status)
+        .bind(closed_at)
+        .bind(reason)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let details = serde_json::json!({ "from": previous, "to": status, "reason": reason });
+        add_event(&mut tx, id, actor, "status", details.clone()).await?;
+        let change = Change {
+            actor,
+            action: "incident.status",
+            target: format!("incident:{id}"),
+            details,
+        };
+        audit::append(&mut tx, &change).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// How many alerts pre-processing gave each disposition (`None`: not processed yet).
+    pub async fn alert_dispositions(&self) -> Result<Vec<(Option<String>, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT disposition, COUNT(*) FROM alerts GROUP BY disposition ORDER BY disposition",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
