@@ -87,6 +87,7 @@ impl App {
             playbooks.clone(),
             config.playbook_limits,
             config.runs,
+            config.lists.max_entries,
         );
         Ok(App {
             config,

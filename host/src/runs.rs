@@ -70,6 +70,8 @@ pub struct Executor {
     node: String,
     /// Woken when a run is started here or a worker frees up.
     wake: tokio::sync::Notify,
+    /// `lists.max_entries`, for `list_add` in playbooks.
+    max_list_entries: usize,
 }
 
 /// A fresh run id: time-ordered, with 64 random bits.
@@ -86,6 +88,7 @@ impl Executor {
         playbooks: Playbooks,
         defaults: ScriptLimits,
         config: RunsConfig,
+        max_list_entries: usize,
     ) -> Arc<Executor> {
         let node = format!("{}-{}", std::process::id(), &new_run_id()[12..20]);
         Arc::new(Executor {
@@ -96,6 +99,7 @@ impl Executor {
             config,
             node,
             wake: tokio::sync::Notify::new(),
+            max_list_entries,
         })
     }
 
@@ -353,6 +357,7 @@ impl Executor {
             run_id: run.id.clone(),
             checked: Instant::now(),
             lost,
+            max_list_entries: self.max_list_entries,
         });
         let script = pb.script.clone();
         let started = Instant::now();
@@ -438,6 +443,7 @@ struct LiveEffects {
     run_id: String,
     checked: Instant,
     lost: Arc<AtomicBool>,
+    max_list_entries: usize,
 }
 
 impl Effects for LiveEffects {
@@ -482,6 +488,18 @@ impl Effects for LiveEffects {
         chacha20poly1305::aead::OsRng.next_u64()
     }
 
+    fn act(&mut self, action: &str, args: &Value, run_id: &str, key: &str) -> Result<Value, String> {
+        let handle = self.handle.clone();
+        handle.block_on(live_act(
+            &self.store,
+            action,
+            args,
+            run_id,
+            key,
+            self.max_list_entries,
+        ))
+    }
+
     fn cancelled(&mut self) -> bool {
         // Looking at the store costs a query: at most twice a second.
         if self.checked.elapsed() < Duration::from_millis(500) {
@@ -489,5 +507,132 @@ impl Effects for LiveEffects {
         }
         self.checked = Instant::now();
         matches!(self.handle.block_on(self.store.run(&self.run_id)), Ok(Some(r)) if r.status == RunStatus::Cancelled)
+    }
+}
+
+/// What a playbook's `incident_*`, `list_*` and `notify` do, for real. Each is idempotent
+/// under `key` (the step in flight at a crash is taken again).
+async fn live_act(
+    store: &Store,
+    action: &str,
+    args: &Value,
+    run_id: &str,
+    key: &str,
+    max_list_entries: usize,
+) -> Result<Value, String> {
+    let actor = Actor::run(run_id);
+    let text = |name: &str| -> Result<&str, String> {
+        args[name]
+            .as_str()
+            .ok_or_else(|| format!("{action}: '{name}' must be a string"))
+    };
+    let incident = args["incident"].as_str();
+    let store_err = |e: StoreError| {
+        tracing::error!(run = %run_id, action, error = %e, "a playbook action failed in the store");
+        format!("{action}: the store failed: {e}")
+    };
+    match action {
+        "incident_note" => {
+            let id = incident.ok_or("incident_note: this run has no incident")?;
+            let details = serde_json::json!({ "text": text("text")? });
+            store
+                .incident_event_once(id, &actor, "note", details, key)
+                .await
+                .map_err(store_err)?;
+            Ok(Value::Null)
+        }
+        "incident_close" => {
+            let id = incident.ok_or("incident_close: this run has no incident")?;
+            let current = store.incident(id).await.map_err(store_err)?;
+            if current.is_some_and(|i| i.status != "closed") {
+                store
+                    .set_incident_status(id, "closed", Some(text("reason")?), &actor)
+                    .await
+                    .map_err(store_err)?;
+            }
+            Ok(Value::Null)
+        }
+        "incident_set" => {
+            let id = incident.ok_or("incident_set: this run has no incident")?;
+            let severity = match args.get("severity").and_then(Value::as_str) {
+                Some(s) => Some(crate::intake::Severity::parse(s).ok_or_else(|| {
+                    format!("incident_set: '{s}' is not a severity (info, low, medium, high, critical)")
+                })?),
+                None => None,
+            };
+            let owner = args.get("owner").and_then(Value::as_str);
+            if let Some(status) = args.get("status").and_then(Value::as_str) {
+                if !crate::store::incidents::STATUSES.contains(&status) || status == "closed" {
+                    return Err(format!(
+                        "incident_set: status '{status}' is not one of new, active, pending (use incident_close to close)"
+                    ));
+                }
+                store
+                    .set_incident_status(id, status, None, &actor)
+                    .await
+                    .map_err(store_err)?;
+            }
+            if severity.is_some() || owner.is_some() {
+                store
+                    .update_incident(id, severity, owner, &actor)
+                    .await
+                    .map_err(store_err)?;
+            }
+            Ok(Value::Null)
+        }
+        "list_add" => {
+            let ttl = match args.get("ttl").and_then(Value::as_str) {
+                Some(t) => {
+                    Some(crate::config::duration_serde::parse(t).map_err(|e| format!("list_add: ttl: {e}"))?)
+                }
+                None => None,
+            };
+            let expires_at = ttl.map(|t| now_ms() + t.as_millis() as i64);
+            let reason = args
+                .get("reason")
+                .and_then(Value::as_str)
+                .unwrap_or("added by a playbook");
+            let added = store
+                .add_list_entry(
+                    text("list")?,
+                    text("value")?,
+                    expires_at,
+                    reason,
+                    Some(run_id),
+                    max_list_entries,
+                    &actor,
+                )
+                .await
+                .map_err(|e| format!("list_add: {e}"))?;
+            let value = added
+                .added
+                .first()
+                .or(added.updated.first())
+                .cloned()
+                .unwrap_or_default();
+            Ok(
+                serde_json::json!({ "value": value, "expires_at": expires_at, "new": !added.added.is_empty() }),
+            )
+        }
+        "list_remove" => {
+            let removed = store
+                .remove_list_entry(text("list")?, text("value")?, &actor)
+                .await
+                .map_err(|e| format!("list_remove: {e}"))?;
+            Ok(Value::Bool(removed))
+        }
+        "notify" => {
+            let (to, message) = (text("to")?, text("message")?);
+            tracing::info!(run = %run_id, to, message, "notification");
+            if let Some(id) = incident {
+                let details = serde_json::json!({ "to": to, "message": message });
+                store
+                    .incident_event_once(id, &actor, "notification", details, key)
+                    .await
+                    .map_err(store_err)?;
+            }
+            Ok(Value::Null)
+        }
+        other => Err(format!("no playbook action named '{other}'")),
     }
 }

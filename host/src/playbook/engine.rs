@@ -140,6 +140,20 @@ pub trait Effects: Send + 'static {
     fn cancelled(&mut self) -> bool {
         false
     }
+    /// Change what Osprey keeps: `incident_note`, `incident_close`, `incident_set`,
+    /// `list_add`, `list_remove`, `notify` (the journal was already consulted). `args` carries
+    /// the run's incident id as `incident` when it has one. The change must be idempotent
+    /// under `idempotency_key`: the one step in flight at a crash is taken again.
+    fn act(
+        &mut self,
+        action: &str,
+        args: &Value,
+        run_id: &str,
+        idempotency_key: &str,
+    ) -> Result<Value, String> {
+        let _ = (args, run_id, idempotency_key);
+        Err(format!("{action} is not available here"))
+    }
 }
 
 /// How a replay ended.
@@ -284,6 +298,8 @@ pub struct RunContext {
 
 struct ReplayState {
     run_id: String,
+    /// The id of the run's incident, if it has one.
+    incident: Option<String>,
     journal: Vec<Step>,
     next: u32,
     effects: Box<dyn Effects>,
@@ -387,6 +403,108 @@ fn lock(s: &Shared) -> std::sync::MutexGuard<'_, ReplayState> {
 }
 
 /// Register the effectful functions, each bound to this replay's state.
+/// The functions that change what Osprey keeps (incidents, lists, notifications): each a
+/// journaled step of kind `act`, whose failure the script can catch like a plugin error.
+fn register_acts(engine: &mut Engine, state: &Shared) {
+    let act = {
+        let s = state.clone();
+        move |action: &'static str,
+              mut args: serde_json::Map<String, Value>|
+              -> Result<Dynamic, Box<EvalAltResult>> {
+            let mut st = lock(&s);
+            if action.starts_with("incident_") {
+                match &st.incident {
+                    Some(id) => {
+                        args.insert("incident".into(), id.clone().into());
+                    }
+                    None => {
+                        let mut e = Map::new();
+                        e.insert("kind".into(), "invalid-input".into());
+                        e.insert(
+                            "message".into(),
+                            format!("{action}: this run has no incident").into(),
+                        );
+                        e.insert("retryable".into(), false.into());
+                        e.insert("action".into(), action.into());
+                        return Err(Box::new(EvalAltResult::ErrorRuntime(e.into(), Position::NONE)));
+                    }
+                }
+            } else if let Some(id) = &st.incident {
+                args.insert("incident".into(), id.clone().into());
+            }
+            let args = Value::Object(args);
+            let request = serde_json::json!({ "action": action, "args": args });
+            let (outcome, ok) = st.step("act", request, |st, seq| {
+                let key = format!("{}:{seq}", st.run_id);
+                let run_id = st.run_id.clone();
+                match st.effects.act(action, &args, &run_id, &key) {
+                    Ok(v) => (v, true),
+                    Err(message) => (serde_json::json!({ "kind": "invalid-input", "message": message, "retryable": false }), false),
+                }
+            })?;
+            drop(st);
+            if ok {
+                api::from_json_value(&outcome)
+            } else {
+                let mut err = api::from_json_value(&outcome)?;
+                if let Some(mut map) = err.write_lock::<Map>() {
+                    map.insert("action".into(), action.into());
+                }
+                Err(Box::new(EvalAltResult::ErrorRuntime(err, Position::NONE)))
+            }
+        }
+    };
+    let args = |pairs: Vec<(&str, Value)>| pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    let a = act.clone();
+    engine.register_fn("incident_note", move |text: &str| {
+        a("incident_note", args(vec![("text", text.into())]))
+    });
+    let a = act.clone();
+    engine.register_fn("incident_close", move |reason: &str| {
+        a("incident_close", args(vec![("reason", reason.into())]))
+    });
+    let a = act.clone();
+    engine.register_fn(
+        "incident_set",
+        move |changes: Map| -> Result<Dynamic, Box<EvalAltResult>> {
+            let changes = api::to_json_value(&Dynamic::from_map(changes))?;
+            a("incident_set", changes.as_object().cloned().unwrap_or_default())
+        },
+    );
+    let a = act.clone();
+    engine.register_fn(
+        "list_add",
+        move |list: &str, value: &str, options: Map| -> Result<Dynamic, Box<EvalAltResult>> {
+            let options = api::to_json_value(&Dynamic::from_map(options))?;
+            let mut m = options.as_object().cloned().unwrap_or_default();
+            m.insert("list".into(), list.into());
+            m.insert("value".into(), value.into());
+            a("list_add", m)
+        },
+    );
+    let a = act.clone();
+    engine.register_fn("list_add", move |list: &str, value: &str| {
+        a(
+            "list_add",
+            args(vec![("list", list.into()), ("value", value.into())]),
+        )
+    });
+    let a = act.clone();
+    engine.register_fn("list_remove", move |list: &str, value: &str| {
+        a(
+            "list_remove",
+            args(vec![("list", list.into()), ("value", value.into())]),
+        )
+    });
+    let a = act;
+    engine.register_fn("notify", move |to: &str, message: &str| {
+        a(
+            "notify",
+            args(vec![("to", to.into()), ("message", message.into())]),
+        )
+    });
+}
+
 fn register_effects(engine: &mut Engine, state: &Shared) {
     let s = state.clone();
     engine.register_fn(
@@ -414,6 +532,8 @@ fn register_effects(engine: &mut Engine, state: &Shared) {
             }
         },
     );
+
+    register_acts(engine, state);
 
     let s = state.clone();
     let sleep = move |seconds: f64| -> Result<(), Box<EvalAltResult>> {
@@ -604,6 +724,7 @@ pub fn replay(
 ) -> (Outcome, Box<dyn Effects>, Vec<Step>) {
     let state: Shared = Arc::new(Mutex::new(ReplayState {
         run_id: run.run_id.clone(),
+        incident: run.incident["id"].as_str().map(str::to_owned),
         journal,
         next: 1,
         effects,

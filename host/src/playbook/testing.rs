@@ -45,6 +45,12 @@ pub struct Case {
     pub start: Option<String>,
     #[serde(default, rename = "mock")]
     pub mocks: Vec<Mock>,
+    /// The alert the run starts for (`alert` in the script), as pre-processing passes it.
+    #[serde(default)]
+    pub alert: Option<Value>,
+    /// The incident the run starts for (`incident` in the script); give it an `id`.
+    #[serde(default)]
+    pub incident: Option<Value>,
     pub expect: Expect,
 }
 
@@ -110,6 +116,8 @@ pub fn step_label(step: &Step) -> String {
             step.request["plugin"].as_str().unwrap_or("?"),
             step.request["action"].as_str().unwrap_or("?")
         )
+    } else if step.kind == "act" {
+        step.request["action"].as_str().unwrap_or("?").to_owned()
     } else {
         step.kind.clone()
     }
@@ -222,6 +230,12 @@ impl Effects for MockEffects {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clock
     }
 
+    fn act(&mut self, _: &str, args: &Value, _: &str, _: &str) -> Result<Value, String> {
+        // Offline, changes to incidents and lists succeed and change nothing; the steps
+        // taken (`expect.steps`) show them.
+        Ok(args.clone())
+    }
+
     fn random_u64(&mut self) -> u64 {
         // xorshift64*: deterministic, so test runs are repeatable.
         let mut st = self.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -258,7 +272,8 @@ pub fn run_case(playbook: &Playbook, file: &Path, case: &Case, defaults: &Script
         run_id: "test-run".into(),
         playbook: playbook.name().to_owned(),
         input,
-        ..Default::default()
+        alert: case.alert.clone().unwrap_or_default(),
+        incident: case.incident.clone().unwrap_or_default(),
     };
     let state = Arc::new(Mutex::new(MockState {
         mocks: case.mocks.iter().map(|m| (m.clone(), 0)).collect(),

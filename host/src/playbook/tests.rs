@@ -443,3 +443,33 @@ fn the_examples_in_playbooks_md_compile() {
         engine::compile(b).unwrap_or_else(|e| panic!("PLAYBOOKS.md example does not compile ({e}):\n{b}"));
     }
 }
+
+#[test]
+fn incident_actions_need_an_incident_and_their_failures_are_catchable() {
+    let w = world();
+    // This run has no incident: the script is told so, and can catch it.
+    let (o, steps) = run(
+        r#"let r = "closed"; try { incident_close("done"); } catch (e) { r = e.message; } r"#,
+        vec![],
+        &w,
+    );
+    match o {
+        Outcome::Completed(v) => assert!(v.to_string().contains("this run has no incident"), "{v}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(steps.is_empty(), "nothing was journaled: {steps:?}");
+    // An action the effects refuse is a journaled step with ok = false, and a catchable error.
+    let (o, steps) = run(
+        r#"let r = "added"; try { list_add("blocked", "1.2.3.4", #{ ttl: "1h" }); } catch (e) { r = e.message; } r"#,
+        vec![],
+        &w,
+    );
+    assert_eq!(o, Outcome::Completed(json!("list_add is not available here")));
+    assert_eq!(steps.len(), 1);
+    assert_eq!(steps[0].kind, "act");
+    assert!(!steps[0].ok);
+    assert_eq!(
+        steps[0].request["args"],
+        json!({"list": "blocked", "value": "1.2.3.4", "ttl": "1h"})
+    );
+}

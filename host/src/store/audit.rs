@@ -35,6 +35,11 @@ impl Actor {
         Actor("system".into())
     }
 
+    /// A playbook run, by its id.
+    pub fn run(run_id: &str) -> Actor {
+        Actor(format!("run:{run_id}"))
+    }
+
     /// A holder of an API token, by the token's name.
     pub fn token(name: &str) -> Actor {
         Actor(format!("token:{name}"))

@@ -395,6 +395,79 @@ impl Store {
         Ok(true)
     }
 
+    /// Put an event on an incident's timeline once per `key` (a playbook's note or
+    /// notification, taken again after a crash, is not written twice). Returns whether it
+    /// was written; an unknown incident is an error.
+    pub async fn incident_event_once(
+        &self,
+        id: &str,
+        actor: &Actor,
+        kind: &str,
+        mut details: serde_json::Value,
+        key: &str,
+    ) -> Result<bool> {
+        details["key"] = key.into();
+        let mut tx = self.writer.begin().await?;
+        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(StoreError::Corrupt(format!("no incident '{id}'")));
+        }
+        let seen: Option<i64> = sqlx::query_scalar(
+            "SELECT seq FROM incident_events WHERE incident_id = $1 AND kind = $2 AND details LIKE $3",
+        )
+        .bind(id)
+        .bind(kind)
+        .bind(format!("%\"key\":{}%", serde_json::Value::from(key)))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if seen.is_some() {
+            return Ok(false);
+        }
+        add_event(&mut tx, id, actor, kind, details).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Change an incident's severity and owner (audited as `incident.update`, on the
+    /// timeline). Returns false if there is no such incident.
+    pub async fn update_incident(
+        &self,
+        id: &str,
+        severity: Option<Severity>,
+        owner: Option<&str>,
+        actor: &Actor,
+    ) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query(
+            "UPDATE incidents SET severity = COALESCE($1, severity), owner = COALESCE($2, owner), updated_at = $3
+             WHERE id = $4",
+        )
+        .bind(severity.map(|s| s.as_str()))
+        .bind(owner)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        if done {
+            let details = serde_json::json!({ "severity": severity, "owner": owner });
+            add_event(&mut tx, id, actor, "update", details.clone()).await?;
+            let change = Change {
+                actor,
+                action: "incident.update",
+                target: format!("incident:{id}"),
+                details,
+            };
+            audit::append(&mut tx, &change).await?;
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
     /// How many alerts pre-processing gave each disposition (`None`: not processed yet).
     pub async fn alert_dispositions(&self) -> Result<Vec<(Option<String>, i64)>> {
         Ok(sqlx::query_as(
