@@ -335,3 +335,71 @@ async fn syslog_over_udp_and_tcp_becomes_alerts() {
     assert_eq!(alerts.iter().filter(|a| a["via"] == "syslog-tcp").count(), 2);
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_alert_that_got_a_2xx_survives_kill_9_during_an_ingest_load() {
+    let cli = Cli::new();
+    let t = token(&cli, "loader");
+    let server = Server::start(&cli);
+    let url = format!("http://{}/api/v1/alerts", server.addr);
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    // Eight senders post batches of 50 NDJSON alerts as fast as they are answered.
+    let senders: Vec<_> = (0..8)
+        .map(|s| {
+            let (url, t, acknowledged) = (url.clone(), t.clone(), acknowledged.clone());
+            tokio::spawn(async move {
+                let http = http_client();
+                for batch in 0.. {
+                    let body: String = (0..50)
+                        .map(|i| {
+                            format!("{{\"title\": \"s{s} b{batch} i{i}\", \"src\": \"10.0.{s}.{i}\"}}\n")
+                        })
+                        .collect();
+                    let Ok(r) = http.post(&url).bearer_auth(&t).body(body).send().await else {
+                        return;
+                    };
+                    if r.status() != 200 {
+                        continue;
+                    }
+                    let Ok(text) = r.text().await else { return };
+                    let answer: Value = serde_json::from_str(&text).unwrap();
+                    let ids = answer["items"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|i| i["id"].as_str().unwrap().to_owned());
+                    acknowledged.lock().unwrap().extend(ids);
+                }
+            })
+        })
+        .collect();
+    // Let the load run, then crash the server in the middle of it.
+    eventually(30, "a few thousand acknowledged alerts", async || {
+        (acknowledged.lock().unwrap().len() >= 2000).then_some(())
+    })
+    .await;
+    server.kill_9();
+    for s in senders {
+        let _ = s.await;
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    let stored: std::collections::HashSet<String> = cli
+        .ok(&["alert", "list", "-n", "1000000", "--json"])
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let lost: Vec<&String> = acknowledged.iter().filter(|id| !stored.contains(*id)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged alerts were lost, e.g. {:?}",
+        lost.len(),
+        acknowledged.len(),
+        &lost[..lost.len().min(5)]
+    );
+    assert!(stored.len() >= acknowledged.len());
+}

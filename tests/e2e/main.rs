@@ -8,6 +8,7 @@
 mod support;
 
 mod audit;
+mod autofocus;
 mod cli;
 mod hostile;
 mod intake;
@@ -16,5 +17,6 @@ mod lists;
 mod loading;
 mod playbooks;
 mod preprocess;
+mod seed_bitcoin;
 mod serve;
 mod tls;

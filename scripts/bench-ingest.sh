@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Alert ingest throughput over real HTTP on loopback, driven by wrk (Debian's `wrk`, installed
+# here when missing and running as root), against a release `osprey serve` on SQLite with a
+# dedup rule active, so pre-processing works while the load runs.
+#
+#   scripts/bench-ingest.sh [SECONDS]      (default 10 per case)
+#
+# Cases, in the same run:
+#   floor   GET /healthz, one per request (what the HTTP stack alone does; the baseline)
+#   single  POST /api/v1/alerts, one JSON alert per request, keep-alive
+#   ndjson  POST /api/v1/alerts, 1,000 NDJSON alerts per request
+# Every 2xx answer means the alerts are committed. Prints requests/s and alerts/s per case,
+# the non-2xx answers, and how long pre-processing took to catch up after the load.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/osprey/target}"
+seconds="${1:-10}"
+
+if ! command -v wrk >/dev/null; then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+    else
+        echo "bench-ingest: wrk is missing (apt-get install wrk)" >&2
+        exit 1
+    fi
+fi
+
+cargo build --release --locked --quiet -p osprey
+osprey="$CARGO_TARGET_DIR/release/osprey"
+data=$(mktemp -d /tmp/osprey-ingest.XXXXXX)
+server_pid=""
+cleanup() {
+    [[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+    rm -rf "$data"
+}
+trap cleanup EXIT
+
+export OSPREY_PLAYBOOKS_DIR="$data/playbooks"
+mkdir -p "$OSPREY_PLAYBOOKS_DIR"
+printf '[intake]\nmax_in_flight = 256\n' > "$data/osprey.toml"
+export OSPREY_CONFIG="$data/osprey.toml"
+token=$("$osprey" --data-dir "$data" token create bench --scope intake 2>/dev/null)
+"$osprey" --data-dir "$data" rules set by-source-ip --match 'alert.source == "fw"' --action dedup \
+    --key 'alert.data.src' --window 1h >/dev/null
+
+port=$((20000 + RANDOM % 20000))
+OSPREY_LOG=warn "$osprey" --data-dir "$data" serve --listen "127.0.0.1:$port" &
+server_pid=$!
+for _ in $(seq 100); do
+    curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+
+# One alert per request: 256 source IPs, so the dedup rule folds most into a few incidents.
+cat > "$data/single.lua" <<EOF
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer $token"
+wrk.headers["Content-Type"] = "application/json"
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format(nil, nil, nil, string.format('{"source":"fw","title":"conn","src":"10.0.0.%d","dst_port":8333}', n % 256))
+end
+EOF
+# 1,000 alerts per request.
+body=$(for i in $(seq 0 999); do printf '{"source":"fw","title":"conn","src":"10.0.%d.%d","dst_port":8333}\\n' $((i / 256)) $((i % 256)); done)
+cat > "$data/ndjson.lua" <<EOF
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer $token"
+wrk.headers["Content-Type"] = "application/x-ndjson"
+wrk.body = "$body"
+EOF
+
+run_case() {
+    local name=$1 per_request=$2 connections=$3; shift 3
+    local out rps non2xx
+    out=$(wrk -t2 -c"$connections" -d"${seconds}s" "$@")
+    rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+    non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out")
+    printf '%-7s %10.0f requests/s  %12.0f alerts/s  non-2xx: %s\n' "$name" "$rps" \
+        "$(awk -v r="$rps" -v p="$per_request" 'BEGIN {print r * p}')" "${non2xx:-0}"
+}
+
+echo "bench-ingest: ${seconds}s per case, wrk -t2, release build, SQLite in $data"
+run_case floor 0 64 "http://127.0.0.1:$port/healthz"
+run_case single 1 64 -s "$data/single.lua" "http://127.0.0.1:$port/api/v1/alerts"
+run_case ndjson 1000 16 -s "$data/ndjson.lua" "http://127.0.0.1:$port/api/v1/alerts"
+
+# How far behind pre-processing is once the load stops.
+start=$(date +%s.%N)
+while true; do
+    waiting=$("$osprey" --data-dir "$data" alert list -n 1 --json 2>/dev/null | grep -c '"disposition":null' || true)
+    [[ "$waiting" == "0" ]] && break
+    sleep 0.5
+done
+awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN {printf "pre-processing caught up %.1f s after the load\n", e - s}'
