@@ -63,12 +63,16 @@ request = function()
 end
 EOF
 # 1,000 alerts per request.
-body=$(for i in $(seq 0 999); do printf '{"source":"fw","title":"conn","src":"10.0.%d.%d","dst_port":8333}\\n' $((i / 256)) $((i % 256)); done)
+for i in $(seq 0 999); do
+    printf '{"source":"fw","title":"conn","src":"10.0.%d.%d","dst_port":8333}\n' $((i / 256)) $((i % 256))
+done > "$data/ndjson.body"
 cat > "$data/ndjson.lua" <<EOF
 wrk.method = "POST"
 wrk.headers["Authorization"] = "Bearer $token"
 wrk.headers["Content-Type"] = "application/x-ndjson"
-wrk.body = "$body"
+local f = io.open("$data/ndjson.body", "rb")
+wrk.body = f:read("*a")
+f:close()
 EOF
 
 run_case() {

@@ -45,6 +45,8 @@ pub struct App {
     pub executor: Arc<Executor>,
     /// Woken when alerts are stored, so pre-processing looks at them at once.
     pub alerts_stored: tokio::sync::Notify,
+    /// API token lookups of the last second.
+    pub tokens: crate::auth::TokenCache,
 }
 
 impl App {
@@ -99,6 +101,7 @@ impl App {
             playbook_errors,
             executor,
             alerts_stored: tokio::sync::Notify::new(),
+            tokens: Default::default(),
         })
     }
 

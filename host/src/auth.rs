@@ -49,9 +49,44 @@ pub fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// How long a token lookup is remembered: a revoked token stops working within this time.
+pub const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+/// The most lookups remembered (unknown tokens included, so a flood of made-up tokens
+/// cannot grow it without bound).
+const TOKEN_CACHE_MAX: usize = 10_000;
+
+/// Token lookups of the last second, so a sender posting thousands of requests a second
+/// costs one database read a second, not one a request.
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, (Option<TokenRecord>, std::time::Instant)>>,
+}
+
+impl TokenCache {
+    async fn lookup(&self, store: &Store, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let now = std::time::Instant::now();
+        if let Some((record, at)) = self.entries.lock().unwrap_or_else(|p| p.into_inner()).get(hash)
+            && now.duration_since(*at) < TOKEN_CACHE_TTL
+        {
+            return Ok(record.clone());
+        }
+        let record = store.token_by_hash(hash).await?;
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= TOKEN_CACHE_MAX {
+            entries.retain(|_, (_, at)| now.duration_since(*at) < TOKEN_CACHE_TTL);
+            if entries.len() >= TOKEN_CACHE_MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(hash.to_owned(), (record.clone(), now));
+        Ok(record)
+    }
+}
+
 /// Check the `Authorization` header's value for `scope`; returns the token's record.
 pub async fn authenticate(
     store: &Store,
+    cache: &TokenCache,
     authorization: Option<&str>,
     scope: &'static str,
 ) -> Result<Result<TokenRecord, AuthError>, StoreError> {
@@ -65,7 +100,7 @@ pub async fn authenticate(
         return Ok(Err(AuthError::Invalid));
     }
     let token = SecretString::from(token.to_owned());
-    let Some(record) = store.token_by_hash(&hash(token.expose_secret())).await? else {
+    let Some(record) = cache.lookup(store, &hash(token.expose_secret())).await? else {
         return Ok(Err(AuthError::Invalid));
     };
     let now = now_ms();

@@ -12,9 +12,11 @@ use crate::playbook::Trigger;
 use crate::playbook::expr::Expr;
 use crate::store::StoreError;
 use crate::store::alerts::StoredAlert;
-use crate::store::incidents::{NewIncident, new_incident_id};
+use crate::store::incidents::{NewIncident, Triage, new_incident_id};
+use crate::store::runs::NewRun;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// What a rule does with the alerts it matches.
@@ -223,53 +225,79 @@ pub async fn process_pending(app: &App, batch: i64) -> Result<usize, StoreError>
         }
     };
     let triggers = alert_triggers(app);
-    let mut simple = Vec::new();
+    let now = crate::store::now_ms();
+    let mut triage = Triage::default();
+    // The newest open incident per key, as the store has it or as this batch opened it.
+    let mut open: HashMap<String, Option<(String, i64)>> = HashMap::new();
     for alert in &alerts {
         let json = alert_json(alert);
         let (candidates, errors) = rules.candidates(&json);
         for e in errors {
             tracing::warn!(alert = %alert.id, error = %e, "a rule could not be evaluated");
         }
-        let mut done = false;
         for decision in candidates {
             match decision {
                 Decision::Drop { rule } => {
-                    simple.push((alert.id.clone(), "dropped", Some(rule)));
-                    done = true;
+                    triage
+                        .dispositions
+                        .push((alert.id.clone(), "dropped", Some(rule)));
+                    break;
                 }
                 Decision::Unmatched => {
-                    simple.push((alert.id.clone(), "unmatched", None));
-                    done = true;
+                    triage.dispositions.push((alert.id.clone(), "unmatched", None));
+                    break;
                 }
                 Decision::Link { rule, key } => {
-                    if let Some(incident) = app.store.open_incident_by_key(&key, 0).await? {
-                        app.store
-                            .link_alert(&incident.id, &alert.id, &rule, false)
-                            .await?;
-                        done = true;
+                    if let Some((incident, _)) = newest_open(app, &mut open, &key).await? {
+                        triage.linked.push((incident, alert.id.clone(), rule, false));
+                        break;
                     }
                 }
                 Decision::Incident { rule, key, window } => {
-                    if let (Some(key), Some(window)) = (&key, window) {
-                        let since = crate::store::now_ms() - window.as_millis() as i64;
-                        if let Some(incident) = app.store.open_incident_by_key(key, since).await? {
-                            app.store.link_alert(&incident.id, &alert.id, &rule, true).await?;
-                            done = true;
-                        }
+                    if let (Some(key), Some(window)) = (&key, window)
+                        && let Some((incident, created_at)) = newest_open(app, &mut open, key).await?
+                        && created_at >= now - window.as_millis() as i64
+                    {
+                        triage.linked.push((incident, alert.id.clone(), rule, true));
+                        break;
                     }
-                    if !done {
-                        open_incident(app, &rules, &triggers, alert, &json, &rule, key).await?;
-                        done = true;
+                    let (incident, runs) =
+                        new_incident(app, &rules, &triggers, alert, &json, &rule, key.clone());
+                    if let Some(key) = key {
+                        open.insert(key, Some((incident.id.clone(), now)));
                     }
+                    triage.opened.push((incident, alert.id.clone(), runs));
+                    break;
                 }
-            }
-            if done {
-                break;
             }
         }
     }
-    app.store.set_dispositions(&simple).await?;
+    app.store.apply_triage(&triage).await?;
+    for (incident, _, runs) in &triage.opened {
+        tracing::info!(incident = %incident.id, rule = ?incident.rule, runs = runs.len(), "incident opened");
+    }
+    if triage.opened.iter().any(|(_, _, runs)| !runs.is_empty()) {
+        app.executor.wake();
+    }
     Ok(alerts.len())
+}
+
+/// The newest open incident with `key` (id, created at), looked up once per batch.
+async fn newest_open(
+    app: &App,
+    open: &mut HashMap<String, Option<(String, i64)>>,
+    key: &str,
+) -> Result<Option<(String, i64)>, StoreError> {
+    if let Some(known) = open.get(key) {
+        return Ok(known.clone());
+    }
+    let found = app
+        .store
+        .open_incident_by_key(key, 0)
+        .await?
+        .map(|i| (i.id, i.created_at));
+    open.insert(key.to_owned(), found.clone());
+    Ok(found)
 }
 
 /// The playbooks with alert triggers, their expressions compiled.
@@ -290,7 +318,9 @@ fn alert_triggers(app: &App) -> Vec<(String, Expr)> {
     out
 }
 
-async fn open_incident(
+/// A new incident for `alert`, and the runs it starts: the rule's playbooks and those whose
+/// alert trigger matches, each seeing the alert and the incident.
+fn new_incident(
     app: &App,
     rules: &RuleSet,
     triggers: &[(String, Expr)],
@@ -298,7 +328,7 @@ async fn open_incident(
     json: &Value,
     rule: &str,
     key: Option<String>,
-) -> Result<(), StoreError> {
+) -> (NewIncident, Vec<NewRun>) {
     let spec = rules.spec(rule).expect("the rule decided");
     let incident = NewIncident {
         id: new_incident_id(),
@@ -346,14 +376,7 @@ async fn open_incident(
             }
         }
     }
-    app.store
-        .create_incident_from_alert(&incident, &alert.id, &runs)
-        .await?;
-    tracing::info!(incident = %incident.id, rule, runs = runs.len(), "incident opened");
-    if !runs.is_empty() {
-        app.executor.wake();
-    }
-    Ok(())
+    (incident, runs)
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ auth, the user is the token's name and the password the token).")]
     },
     /// List tokens: name, scopes, created, expiry, revoked (never the tokens).
     List,
-    /// Revoke a token: it stops working at once.
+    /// Revoke a token: a running server refuses it within a second.
     Revoke { name: String },
 }
 

@@ -77,7 +77,13 @@ async fn authorize(
     let (scheme, credentials) = value.trim().split_once(' ').unwrap_or((value, ""));
     let credentials = credentials.trim();
     if scheme.eq_ignore_ascii_case("bearer") {
-        return auth::authenticate(&app.store, Some(&format!("Bearer {credentials}")), SCOPE_EDL).await;
+        return auth::authenticate(
+            &app.store,
+            &app.tokens,
+            Some(&format!("Bearer {credentials}")),
+            SCOPE_EDL,
+        )
+        .await;
     }
     if !scheme.eq_ignore_ascii_case("basic") {
         return Ok(Err(AuthError::Missing));
@@ -91,7 +97,13 @@ async fn authorize(
     else {
         return Ok(Err(AuthError::Invalid));
     };
-    let checked = auth::authenticate(&app.store, Some(&format!("Bearer {token}")), SCOPE_EDL).await?;
+    let checked = auth::authenticate(
+        &app.store,
+        &app.tokens,
+        Some(&format!("Bearer {token}")),
+        SCOPE_EDL,
+    )
+    .await?;
     Ok(match checked {
         // The user name must be the token's: a token is not accepted under another name.
         Ok(record) if record.name != user => Err(AuthError::Invalid),

@@ -79,18 +79,19 @@ async fn post_alerts(
     body: Body,
 ) -> Response {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let token = match auth::authenticate(&intake.app.store, authorization, SCOPE_INTAKE).await {
-        Ok(Ok(token)) => token,
-        Ok(Err(e)) => {
-            let status = match e {
-                AuthError::Forbidden(_) => StatusCode::FORBIDDEN,
-                AuthError::Missing | AuthError::Invalid => StatusCode::UNAUTHORIZED,
-            };
-            tracing::warn!(error = %e, "intake request refused");
-            return problem(status, "unauthorized", &e.to_string());
-        }
-        Err(e) => return store_unavailable(&e),
-    };
+    let token =
+        match auth::authenticate(&intake.app.store, &intake.app.tokens, authorization, SCOPE_INTAKE).await {
+            Ok(Ok(token)) => token,
+            Ok(Err(e)) => {
+                let status = match e {
+                    AuthError::Forbidden(_) => StatusCode::FORBIDDEN,
+                    AuthError::Missing | AuthError::Invalid => StatusCode::UNAUTHORIZED,
+                };
+                tracing::warn!(error = %e, "intake request refused");
+                return problem(status, "unauthorized", &e.to_string());
+            }
+            Err(e) => return store_unavailable(&e),
+        };
     let Ok(_permit) = intake.in_flight.clone().try_acquire_owned() else {
         tracing::warn!(
             max_in_flight = intake.config.max_in_flight,

@@ -53,6 +53,17 @@ pub struct IncidentEvent {
     pub details: serde_json::Value,
 }
 
+/// What pre-processing decided for a batch of alerts, written in one transaction.
+#[derive(Debug, Default)]
+pub struct Triage {
+    /// Alerts dropped by a rule or matched by none: (alert, "dropped" | "unmatched", rule).
+    pub dispositions: Vec<(String, &'static str, Option<String>)>,
+    /// New incidents, each with the alert that opened it and the runs it starts.
+    pub opened: Vec<(NewIncident, String, Vec<NewRun>)>,
+    /// Alerts folded into or linked to an open incident: (incident, alert, rule, duplicate).
+    pub linked: Vec<(String, String, String, bool)>,
+}
+
 /// A fresh incident id: time-ordered, with 64 random bits.
 pub fn new_incident_id() -> String {
     use chacha20poly1305::aead::rand_core::RngCore;
@@ -160,24 +171,72 @@ async fn set_disposition(
     Ok(())
 }
 
+/// Create `incident` from `alert`, link them, and queue `runs`, inside the caller's transaction.
+async fn open_incident(
+    tx: &mut sqlx::AnyConnection,
+    incident: &NewIncident,
+    alert: &str,
+    runs: &[NewRun],
+    system: &Actor,
+) -> Result<()> {
+    let now = now_ms();
+    sqlx::query(
+            "INSERT INTO incidents (id, type, title, severity, status, dedup_key, occurrences, rule, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, 'new', $5, 1, $6, $7, $7)",
+        )
+        .bind(&incident.id)
+        .bind(&incident.kind)
+        .bind(&incident.title)
+        .bind(incident.severity.as_str())
+        .bind(&incident.dedup_key)
+        .bind(&incident.rule)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("INSERT INTO incident_alerts (incident_id, alert_id, linked_at) VALUES ($1, $2, $3)")
+        .bind(&incident.id)
+        .bind(alert)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    let created =
+        serde_json::json!({ "alert": alert, "rule": incident.rule, "dedup_key": incident.dedup_key });
+    add_event(tx, &incident.id, system, "created", created).await?;
+    for run in runs {
+        Write::CreateRun(run.clone()).execute(tx).await?;
+        let started = serde_json::json!({ "run": run.id, "playbook": run.playbook });
+        add_event(tx, &incident.id, system, "run", started).await?;
+    }
+    set_disposition(
+        tx,
+        alert,
+        "incident",
+        incident.rule.as_deref(),
+        Some(&incident.id),
+    )
+    .await?;
+    let change = Change {
+        actor: system,
+        action: "incident.create",
+        target: format!("incident:{}", incident.id),
+        details: serde_json::json!({
+            "type": incident.kind,
+            "title": incident.title,
+            "severity": incident.severity,
+            "alert": alert,
+            "rule": incident.rule,
+            "runs": runs.iter().map(|r| &r.playbook).collect::<Vec<_>>(),
+        }),
+    };
+    audit::append(tx, &change).await?;
+    Ok(())
+}
+
 impl Store {
     /// Alerts that pre-processing has not looked at yet, oldest first, as JSON (the shape
     /// rule expressions see).
     pub async fn unprocessed_alerts(&self, limit: i64) -> Result<Vec<super::alerts::StoredAlert>> {
         self.alerts_where("processed_at IS NULL ORDER BY id", limit).await
-    }
-
-    /// Mark alerts that no rule turned into an incident: dropped by a rule, or matched by none.
-    pub async fn set_dispositions(&self, done: &[(String, &str, Option<String>)]) -> Result<()> {
-        if done.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.writer.begin().await?;
-        for (alert, disposition, rule) in done {
-            set_disposition(&mut tx, alert, disposition, rule.as_deref(), None).await?;
-        }
-        tx.commit().await?;
-        Ok(())
     }
 
     /// The open incident with deduplication key `key`, created at or after `since`.
@@ -194,104 +253,78 @@ impl Store {
         row.map(incident_from_row).transpose()
     }
 
-    /// Create `incident` from `alert`, link them, and queue `runs`: one transaction.
-    pub async fn create_incident_from_alert(
-        &self,
-        incident: &NewIncident,
-        alert: &str,
-        runs: &[NewRun],
-    ) -> Result<()> {
+    /// Write a batch's decisions in one transaction, a few statements for the whole batch:
+    /// new incidents with their runs, then links (one timeline event per incident for all
+    /// its new alerts), then every alert's disposition.
+    pub async fn apply_triage(&self, triage: &Triage) -> Result<()> {
+        use super::writer::rows;
         let now = now_ms();
         let system = Actor::system();
         let mut tx = self.writer.begin().await?;
-        sqlx::query(
-            "INSERT INTO incidents (id, type, title, severity, status, dedup_key, occurrences, rule, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, 'new', $5, 1, $6, $7, $7)",
-        )
-        .bind(&incident.id)
-        .bind(&incident.kind)
-        .bind(&incident.title)
-        .bind(incident.severity.as_str())
-        .bind(&incident.dedup_key)
-        .bind(&incident.rule)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("INSERT INTO incident_alerts (incident_id, alert_id, linked_at) VALUES ($1, $2, $3)")
-            .bind(&incident.id)
-            .bind(alert)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        let created =
-            serde_json::json!({ "alert": alert, "rule": incident.rule, "dedup_key": incident.dedup_key });
-        add_event(&mut tx, &incident.id, &system, "created", created).await?;
-        for run in runs {
-            Write::CreateRun(run.clone()).execute(&mut tx).await?;
-            let started = serde_json::json!({ "run": run.id, "playbook": run.playbook });
-            add_event(&mut tx, &incident.id, &system, "run", started).await?;
+        for (incident, alert, runs) in &triage.opened {
+            open_incident(&mut tx, incident, alert, runs, &system).await?;
         }
-        set_disposition(
-            &mut tx,
-            alert,
-            "incident",
-            incident.rule.as_deref(),
-            Some(&incident.id),
-        )
-        .await?;
-        let change = Change {
-            actor: &system,
-            action: "incident.create",
-            target: format!("incident:{}", incident.id),
-            details: serde_json::json!({
-                "type": incident.kind,
-                "title": incident.title,
-                "severity": incident.severity,
-                "alert": alert,
-                "rule": incident.rule,
-                "runs": runs.iter().map(|r| &r.playbook).collect::<Vec<_>>(),
-            }),
-        };
-        audit::append(&mut tx, &change).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Link `alert` to the open `incident`: a duplicate (its occurrence count goes up) or a
-    /// link by key. No run is started.
-    pub async fn link_alert(&self, incident: &str, alert: &str, rule: &str, duplicate: bool) -> Result<()> {
-        let now = now_ms();
-        let mut tx = self.writer.begin().await?;
-        if duplicate {
-            sqlx::query("UPDATE incidents SET occurrences = occurrences + 1, updated_at = $1 WHERE id = $2")
-                .bind(now)
-                .bind(incident)
-                .execute(&mut *tx)
-                .await?;
+        if !triage.linked.is_empty() {
+            // Per incident: how many duplicates, and the alerts.
+            let mut per_incident: std::collections::BTreeMap<&str, (i64, Vec<&str>, &str, bool)> =
+                Default::default();
+            for (incident, alert, rule, duplicate) in &triage.linked {
+                let e = per_incident
+                    .entry(incident)
+                    .or_insert((0, Vec::new(), rule, *duplicate));
+                e.0 += i64::from(*duplicate);
+                e.1.push(alert);
+            }
+            for chunk in triage.linked.chunks(1000) {
+                let sql = format!(
+                    "INSERT INTO incident_alerts (incident_id, alert_id, linked_at) VALUES {}",
+                    rows("(?, ?, $1)", chunk.len(), 2)
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+                for (incident, alert, ..) in chunk {
+                    q = q.bind(incident).bind(alert);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            for (incident, (duplicates, alerts, rule, duplicate)) in &per_incident {
+                if *duplicates > 0 {
+                    sqlx::query(
+                        "UPDATE incidents SET occurrences = occurrences + $1, updated_at = $2 WHERE id = $3",
+                    )
+                    .bind(duplicates)
+                    .bind(now)
+                    .bind(incident)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                let kind = if *duplicate { "duplicate" } else { "alert" };
+                let details = serde_json::json!({ "alerts": alerts, "rule": rule });
+                add_event(&mut tx, incident, &system, kind, details).await?;
+            }
         }
-        sqlx::query("INSERT INTO incident_alerts (incident_id, alert_id, linked_at) VALUES ($1, $2, $3)")
-            .bind(incident)
-            .bind(alert)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        let kind = if duplicate { "duplicate" } else { "alert" };
-        add_event(
-            &mut tx,
-            incident,
-            &Actor::system(),
-            kind,
-            serde_json::json!({ "alert": alert, "rule": rule }),
-        )
-        .await?;
-        set_disposition(
-            &mut tx,
-            alert,
-            if duplicate { "duplicate" } else { "linked" },
-            Some(rule),
-            Some(incident),
-        )
-        .await?;
+        let mut fates: Vec<(&str, &str, Option<&str>, Option<&str>)> = triage
+            .dispositions
+            .iter()
+            .map(|(a, d, r)| (a.as_str(), *d, r.as_deref(), None))
+            .collect();
+        fates.extend(triage.linked.iter().map(|(incident, alert, rule, duplicate)| {
+            let d = if *duplicate { "duplicate" } else { "linked" };
+            (alert.as_str(), d, Some(rule.as_str()), Some(incident.as_str()))
+        }));
+        for chunk in fates.chunks(1000) {
+            let sql = format!(
+                "WITH v (id, disposition, rule, incident_id) AS (VALUES {})
+                 UPDATE alerts SET disposition = v.disposition, rule = v.rule, incident_id = v.incident_id,
+                     processed_at = $1
+                 FROM v WHERE alerts.id = v.id",
+                rows("(?, ?, ?, ?)", chunk.len(), 2)
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+            for (alert, disposition, rule, incident) in chunk {
+                q = q.bind(*alert).bind(*disposition).bind(*rule).bind(*incident);
+            }
+            q.execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -272,7 +272,7 @@ async fn execute_round(
 
 /// `count` copies of the row `template`, comma-separated, each `?` replaced by the next
 /// numbered parameter from `$first` on.
-fn rows(template: &str, count: usize, first: usize) -> String {
+pub(super) fn rows(template: &str, count: usize, first: usize) -> String {
     let mut sql = String::new();
     let mut next = first;
     for r in 0..count {
