@@ -275,7 +275,7 @@ impl Store {
                 e.0 += i64::from(*duplicate);
                 e.1.push(alert);
             }
-            for chunk in triage.linked.chunks(1000) {
+            for chunk in triage.linked.chunks(super::writer::ROWS_PER_STATEMENT) {
                 let sql = format!(
                     "INSERT INTO incident_alerts (incident_id, alert_id, linked_at) VALUES {}",
                     rows("(?, ?, $1)", chunk.len(), 2)
@@ -311,7 +311,7 @@ impl Store {
             let d = if *duplicate { "duplicate" } else { "linked" };
             (alert.as_str(), d, Some(rule.as_str()), Some(incident.as_str()))
         }));
-        for chunk in fates.chunks(1000) {
+        for chunk in fates.chunks(super::writer::ROWS_PER_STATEMENT) {
             let sql = format!(
                 "WITH v (id, disposition, rule, incident_id) AS (VALUES {})
                  UPDATE alerts SET disposition = v.disposition, rule = v.rule, incident_id = v.incident_id,
