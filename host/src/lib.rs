@@ -11,6 +11,7 @@
 //!   key material.
 //! - [`store`]: the database (SQLite or PostgreSQL). Only this module writes SQL.
 //! - [`plugin`]: the WebAssembly runtime. Only this module touches wasmtime.
+//! - [`names`]: the one rule for the names of plugins, playbooks, rules, lists and tokens.
 //! - [`playbook`]: playbook scripts and their durable replay. Only this module touches Rhai.
 //! - [`preprocess`]: pre-processing rules: drop, deduplicate, link, or open an incident
 //!   and start playbooks, for each alert before any playbook runs.
@@ -28,6 +29,7 @@ pub mod capability;
 pub mod cli;
 pub mod config;
 pub mod intake;
+pub mod names;
 pub mod playbook;
 pub mod plugin;
 pub mod preprocess;

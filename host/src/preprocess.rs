@@ -84,7 +84,7 @@ pub struct RuleFile {
 impl RuleSpec {
     /// Check the rule: its name, its expressions, and the fields its action needs.
     pub fn validate(&self) -> Result<(), String> {
-        crate::plugin::manifest::validate_name(&self.name).map_err(|e| format!("rule name: {e}"))?;
+        crate::names::check("rule", &self.name)?;
         Expr::compile(&self.matches).map_err(|e| format!("rule '{}': match: {e}", self.name))?;
         if let Some(key) = &self.key {
             Expr::compile(key).map_err(|e| format!("rule '{}': key: {e}", self.name))?;

@@ -42,7 +42,7 @@ pub async fn run(cmd: TokenCommand, config: Config) -> anyhow::Result<i32> {
             scopes,
             expires,
         } => {
-            validate_name(&name)?;
+            crate::names::check("token", &name).map_err(anyhow::Error::msg)?;
             for s in &scopes {
                 if !crate::auth::SCOPES.contains(&s.as_str()) {
                     anyhow::bail!(
@@ -91,16 +91,4 @@ pub async fn run(cmd: TokenCommand, config: Config) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
-}
-
-fn validate_name(name: &str) -> anyhow::Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if !ok {
-        anyhow::bail!("'{name}' is not a token name: use 1 to 64 letters, digits, '-', '_' and '.'");
-    }
-    Ok(())
 }

@@ -163,7 +163,7 @@ impl Meta {
                 .position(|l| l.trim_start().starts_with(key))
                 .map(|i| i + 1)
         };
-        crate::plugin::manifest::validate_name(&meta.name)
+        crate::names::check("playbook", &meta.name)
             .map_err(|m| err(key_line("name"), m.replace("plugin name", "playbook name")))?;
         for p in &meta.plugins {
             crate::plugin::manifest::validate_name(p).map_err(|m| err(key_line("plugins"), m))?;

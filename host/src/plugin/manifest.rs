@@ -91,21 +91,9 @@ impl Manifest {
     }
 }
 
-/// Plugin names: 1 to 64 of `a-z`, `0-9` and `-`, starting with a letter.
+/// Plugin names follow [`crate::names::check`].
 pub fn validate_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name.as_bytes()[0].is_ascii_lowercase()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "plugin name '{name}' must be 1-64 lower-case letters, digits and dashes, starting with a letter"
-        ))
-    }
+    crate::names::check("plugin", name)
 }
 
 #[cfg(test)]

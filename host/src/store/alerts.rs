@@ -119,35 +119,23 @@ impl Store {
 
     /// The newest alerts first, optionally from one source.
     pub async fn alerts(&self, source: Option<&str>, limit: i64) -> Result<Vec<StoredAlert>> {
-        match source {
-            Some(source) => {
-                self.alerts_where_bound("source = $2 ORDER BY received_at DESC, id DESC", source, limit)
-                    .await
-            }
-            None => {
-                self.alerts_where("1 = 1 ORDER BY received_at DESC, id DESC", limit)
-                    .await
-            }
-        }
+        let condition = "($2 IS NULL OR source = $2) ORDER BY received_at DESC, id DESC";
+        self.alerts_where(condition, source, limit).await
     }
 
     /// One alert.
     pub async fn alert(&self, id: &str) -> Result<Option<StoredAlert>> {
-        Ok(self.alerts_where_bound("id = $2", id, 1).await?.pop())
+        Ok(self.alerts_where("id = $2", Some(id), 1).await?.pop())
     }
 
-    /// Alerts matching `condition` (SQL after WHERE, with its ORDER BY; `$1` is the limit).
-    pub(super) async fn alerts_where(&self, condition: &str, limit: i64) -> Result<Vec<StoredAlert>> {
-        let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE {condition} LIMIT $1");
-        let rows: Vec<AlertRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter().map(alert_from_row).collect()
-    }
-
-    /// Like [`Store::alerts_where`], with `$2` bound to `value`.
-    async fn alerts_where_bound(&self, condition: &str, value: &str, limit: i64) -> Result<Vec<StoredAlert>> {
+    /// Alerts matching `condition` (SQL after WHERE, with its ORDER BY), where `$1` is the
+    /// limit and `$2` is `value`.
+    pub(super) async fn alerts_where(
+        &self,
+        condition: &str,
+        value: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<StoredAlert>> {
         let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE {condition} LIMIT $1");
         let rows: Vec<AlertRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(limit)
@@ -155,12 +143,5 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter().map(alert_from_row).collect()
-    }
-
-    /// How many alerts are stored.
-    pub async fn alert_count(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM alerts")
-            .fetch_one(&self.pool)
-            .await?)
     }
 }

@@ -236,7 +236,9 @@ impl Store {
     /// Alerts that pre-processing has not looked at yet, oldest first, as JSON (the shape
     /// rule expressions see).
     pub async fn unprocessed_alerts(&self, limit: i64) -> Result<Vec<super::alerts::StoredAlert>> {
-        self.alerts_where("processed_at IS NULL ORDER BY id", limit).await
+        // `$2` (no value here) is only named so that every `alerts_where` binds the same two.
+        self.alerts_where("processed_at IS NULL AND $2 IS NULL ORDER BY id", None, limit)
+            .await
     }
 
     /// The open incident with deduplication key `key`, created at or after `since`.
@@ -248,7 +250,7 @@ impl Store {
         let row: Option<IncidentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(key)
             .bind(since)
-            .fetch_optional(&self.writer)
+            .fetch_optional(&self.pool)
             .await?;
         row.map(incident_from_row).transpose()
     }

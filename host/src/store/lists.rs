@@ -93,7 +93,8 @@ impl std::fmt::Display for EntryType {
 /// Why a list operation was refused.
 #[derive(Debug, Error)]
 pub enum ListError {
-    #[error("'{0}' is not a list name: use 1 to 64 lower-case letters, digits and '-'")]
+    /// The message of [`crate::names::check`].
+    #[error("{0}")]
     BadName(String),
     #[error("no list named '{0}'")]
     NoSuchList(String),
@@ -204,18 +205,9 @@ impl Edl {
     }
 }
 
-/// Check a list name: 1 to 64 lower-case letters, digits and '-'.
+/// Check a list name ([`crate::names::check`]).
 pub fn validate_list_name(name: &str) -> Result<(), ListError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(ListError::BadName(name.to_owned()))
-    }
+    crate::names::check("list", name).map_err(ListError::BadName)
 }
 
 /// The canonical form of `raw` as an entry of type `entry_type`, or why it is not one.
@@ -958,7 +950,7 @@ mod tests {
             .create_list("Bad Name", ListKind::Block, EntryType::Ip, "", &who)
             .await
             .unwrap_err();
-        assert!(e.to_string().contains("'Bad Name' is not a list name"), "{e}");
+        assert!(e.to_string().contains("list name 'Bad Name' must be"), "{e}");
         store
             .create_list("allowed", ListKind::Allow, EntryType::Domain, "", &who)
             .await
