@@ -263,6 +263,7 @@ impl Store {
         let now = now_ms();
         let system = Actor::system();
         let mut tx = self.writer.begin().await?;
+        let sqlite = tx.backend_name() == "SQLite";
         for (incident, alert, runs) in &triage.opened {
             open_incident(&mut tx, incident, alert, runs, &system).await?;
         }
@@ -280,11 +281,11 @@ impl Store {
             for chunk in triage.linked.chunks(super::writer::ROWS_PER_STATEMENT) {
                 let sql = format!(
                     "INSERT INTO incident_alerts (incident_id, alert_id, linked_at) VALUES {}",
-                    rows("(?, ?, $1)", chunk.len(), 2)
+                    rows("(?, ?, ?)", chunk.len(), sqlite)
                 );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for (incident, alert, ..) in chunk {
-                    q = q.bind(incident).bind(alert);
+                    q = q.bind(incident).bind(alert).bind(now);
                 }
                 q.execute(&mut *tx).await?;
             }
@@ -315,15 +316,20 @@ impl Store {
         }));
         for chunk in fates.chunks(super::writer::ROWS_PER_STATEMENT) {
             let sql = format!(
-                "WITH v (id, disposition, rule, incident_id) AS (VALUES {})
+                "WITH v (id, disposition, rule, incident_id, at) AS (VALUES {})
                  UPDATE alerts SET disposition = v.disposition, rule = v.rule, incident_id = v.incident_id,
-                     processed_at = $1
+                     processed_at = v.at
                  FROM v WHERE alerts.id = v.id",
-                rows("(?, ?, ?, ?)", chunk.len(), 2)
+                rows("(?, ?, ?, ?, ?)", chunk.len(), sqlite)
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (alert, disposition, rule, incident) in chunk {
-                q = q.bind(*alert).bind(*disposition).bind(*rule).bind(*incident);
+                q = q
+                    .bind(*alert)
+                    .bind(*disposition)
+                    .bind(*rule)
+                    .bind(*incident)
+                    .bind(now);
             }
             q.execute(&mut *tx).await?;
         }
