@@ -22,8 +22,27 @@ async fn rules_drop_deduplicate_and_open_incidents_that_start_playbooks() {
         &cli.playbooks_dir(),
         "noticer",
         "[[triggers]]\nkind = \"alert\"\nmatch = 'alert.source == \"passivedns\"'\n",
-        r#""noticed " + alert.observables.domains[0]"#,
+        // A domain goes on a list and comes off again: both are real changes, audited as the run.
+        // (A name of its own per run: two incidents' runs go at the same time.)
+        r#"let d = alert.observables.domains[0];
+           let mine = run.id + "." + d;
+           let added = list_add("seen-domains", mine, #{ ttl: "1h", reason: "seen in DNS" });
+           let removed = list_remove("seen-domains", mine);
+           let missing = "";
+           try { list_add("no-such-list", d); } catch (e) { missing = e.message; }
+           if added.value != mine || !removed || missing == "" { throw `list calls: ${added} ${removed} ${missing}`; }
+           incident_set(#{ status: "active", owner: "analyst-1" });
+           "noticed " + d"#,
     );
+    cli.ok(&[
+        "list",
+        "create",
+        "seen-domains",
+        "--kind",
+        "allow",
+        "--type",
+        "domain",
+    ]);
     cli.ok(&[
         "rules",
         "set",
@@ -138,7 +157,7 @@ async fn rules_drop_deduplicate_and_open_incidents_that_start_playbooks() {
         .iter()
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["created", "run", "run", "duplicate"], "{shown:#}");
+    assert_eq!(kinds[..4], ["created", "run", "run", "duplicate"], "{shown:#}");
     assert_eq!(shown["alerts"].as_array().unwrap().len(), 2);
     for event in shown["timeline"]
         .as_array()
@@ -200,7 +219,18 @@ async fn rules_drop_deduplicate_and_open_incidents_that_start_playbooks() {
     assert_eq!(report["rules"][0]["alerts"], 4);
     assert_eq!(report["unmatched"], 2);
 
+    assert!(
+        cli.ok(&["list", "show", "seen-domains", "--json"])
+            .trim()
+            .is_empty()
+    );
     let audit = cli.ok(&["audit", "show", "-n", "100"]);
+    for action in ["list.add", "list.remove", "incident.update"] {
+        assert!(
+            audit.lines().any(|l| l.contains(action) && l.contains("run:r")),
+            "{action} by a run is not audited:\n{audit}"
+        );
+    }
     for action in ["rule.set", "incident.create", "incident.status"] {
         assert!(audit.contains(action), "{action} is not audited:\n{audit}");
     }
