@@ -12,7 +12,7 @@ use crate::playbook::Trigger;
 use crate::playbook::expr::Expr;
 use crate::store::StoreError;
 use crate::store::alerts::StoredAlert;
-use crate::store::incidents::{NewIncident, Triage, new_incident_id};
+use crate::store::incidents::{NewIncident, Triage};
 use crate::store::runs::NewRun;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -331,7 +331,7 @@ fn new_incident(
 ) -> (NewIncident, Vec<NewRun>) {
     let spec = rules.spec(rule).expect("the rule decided");
     let incident = NewIncident {
-        id: new_incident_id(),
+        id: crate::store::new_id('i'),
         kind: spec
             .incident_type
             .clone()

@@ -74,11 +74,9 @@ pub struct Executor {
     max_list_entries: usize,
 }
 
-/// A fresh run id: time-ordered, with 64 random bits.
+/// A fresh run id.
 pub fn new_run_id() -> String {
-    use chacha20poly1305::aead::rand_core::RngCore;
-    let mut rng = chacha20poly1305::aead::OsRng;
-    format!("r{:011x}{:016x}", now_ms(), rng.next_u64())
+    crate::store::new_id('r')
 }
 
 impl Executor {
@@ -90,7 +88,7 @@ impl Executor {
         config: RunsConfig,
         max_list_entries: usize,
     ) -> Arc<Executor> {
-        let node = format!("{}-{}", std::process::id(), &new_run_id()[12..20]);
+        let node = format!("{}-{}", std::process::id(), &new_run_id()[18..26]);
         Arc::new(Executor {
             store,
             plugins,

@@ -35,10 +35,6 @@ impl Expr {
         })
     }
 
-    pub fn source(&self) -> &str {
-        &self.source
-    }
-
     fn eval(&self, alert: &Value) -> Result<Dynamic, String> {
         let mut scope = Scope::new();
         scope.push_constant("alert", api::from_json_value(alert).map_err(|e| e.to_string())?);

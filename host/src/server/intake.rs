@@ -10,7 +10,8 @@ use crate::app::App;
 use crate::auth::{self, AuthError, SCOPE_INTAKE};
 use crate::config::IntakeConfig;
 use crate::intake::{self, Format};
-use crate::store::alerts::{StoredAlert, new_alert_id};
+use crate::store::alerts::StoredAlert;
+use crate::store::new_id;
 use crate::store::now_ms;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Query, State};
@@ -188,7 +189,7 @@ fn fates_and_alerts(parsed: Vec<intake::Item>, via: &str) -> (Vec<Fate>, Vec<Sto
     for item in parsed {
         match item.alert {
             Ok(alert) => {
-                let id = new_alert_id(now);
+                let id = new_id('a');
                 fates.push(Fate {
                     position: item.position,
                     id: Some(id.clone()),
@@ -270,7 +271,7 @@ async fn store_syslog(app: &App, messages: &[Vec<u8>], via: &str) {
     let now = now_ms();
     let alerts: Vec<StoredAlert> = alerts
         .into_iter()
-        .map(|alert| StoredAlert::new(new_alert_id(now), now, via, alert))
+        .map(|alert| StoredAlert::new(new_id('a'), now, via, alert))
         .collect();
     let n = alerts.len();
     match app.store.insert_alerts(alerts).await {

@@ -38,17 +38,6 @@ impl StoredAlert {
     }
 }
 
-/// A fresh alert id: time-ordered, then in the order this process made them (so the alerts
-/// of one request keep their order), then 40 random bits.
-pub fn new_alert_id(now_ms: i64) -> String {
-    use chacha20poly1305::aead::rand_core::RngCore;
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static SEQUENCE: AtomicU32 = AtomicU32::new(0);
-    let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed) & 0xff_ffff;
-    let random = chacha20poly1305::aead::OsRng.next_u64() & 0xff_ffff_ffff;
-    format!("a{now_ms:011x}{seq:06x}{random:010x}")
-}
-
 type AlertRow = (
     String,
     i64,
@@ -121,11 +110,6 @@ impl Store {
     pub async fn alerts(&self, source: Option<&str>, limit: i64) -> Result<Vec<StoredAlert>> {
         let condition = "($2 IS NULL OR source = $2) ORDER BY received_at DESC, id DESC";
         self.alerts_where(condition, source, limit).await
-    }
-
-    /// One alert.
-    pub async fn alert(&self, id: &str) -> Result<Option<StoredAlert>> {
-        Ok(self.alerts_where("id = $2", Some(id), 1).await?.pop())
     }
 
     /// Alerts matching `condition` (SQL after WHERE, with its ORDER BY), where `$1` is the

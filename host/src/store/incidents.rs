@@ -64,16 +64,6 @@ pub struct Triage {
     pub linked: Vec<(String, String, String, bool)>,
 }
 
-/// A fresh incident id: time-ordered, with 64 random bits.
-pub fn new_incident_id() -> String {
-    use chacha20poly1305::aead::rand_core::RngCore;
-    format!(
-        "i{:011x}{:016x}",
-        now_ms(),
-        chacha20poly1305::aead::OsRng.next_u64()
-    )
-}
-
 type IncidentRow = (
     String,
     String,
@@ -507,14 +497,5 @@ impl Store {
         }
         tx.commit().await?;
         Ok(done)
-    }
-
-    /// How many alerts pre-processing gave each disposition (`None`: not processed yet).
-    pub async fn alert_dispositions(&self) -> Result<Vec<(Option<String>, i64)>> {
-        Ok(sqlx::query_as(
-            "SELECT disposition, COUNT(*) FROM alerts GROUP BY disposition ORDER BY disposition",
-        )
-        .fetch_all(&self.pool)
-        .await?)
     }
 }

@@ -189,6 +189,18 @@ impl Store {
     }
 }
 
+/// A fresh id for a run, an alert or an incident: `prefix`, 11 hex digits of Unix ms, 6 of a
+/// per-process sequence (so ids made in the same millisecond keep their order: the alerts of
+/// one request, say), then 40 random bits.
+pub fn new_id(prefix: char) -> String {
+    use chacha20poly1305::aead::rand_core::RngCore;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static SEQUENCE: AtomicU32 = AtomicU32::new(0);
+    let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed) & 0xff_ffff;
+    let random = chacha20poly1305::aead::OsRng.next_u64() & 0xff_ffff_ffff;
+    format!("{prefix}{:011x}{seq:06x}{random:010x}", now_ms())
+}
+
 /// Unix time in milliseconds.
 pub fn now_ms() -> i64 {
     SystemTime::now()

@@ -64,15 +64,7 @@ impl FakeAutofocus {
         let app = Router::new()
             .route("/api/v1.0/tic", get(tic))
             .with_state(shared.clone());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-        });
+        let stop = super::fake_http::serve(listener, app);
         FakeAutofocus {
             addr,
             shared,

@@ -71,15 +71,7 @@ impl FakeHttp {
                 (StatusCode::NOT_FOUND, "no such path").into_response()
             })
             .with_state(hits.clone());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-        });
+        let stop = serve(listener, app);
         Some(FakeHttp {
             addr,
             hits,
@@ -101,4 +93,19 @@ impl FakeHttp {
     pub fn total_hits(&self) -> usize {
         self.hits.0.lock().unwrap().values().sum()
     }
+}
+
+/// Serve `app` on `listener` in the background until the returned sender is dropped (the
+/// fake vendors keep it as a field, so a fake stops with its test).
+pub fn serve(listener: tokio::net::TcpListener, app: axum::Router) -> tokio::sync::oneshot::Sender<()> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    });
+    stop
 }

@@ -42,15 +42,7 @@ impl FakeIpinfo {
         let app = Router::new()
             .route("/{ip}/json", get(lookup))
             .with_state(shared.clone());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-        });
+        let stop = super::fake_http::serve(listener, app);
         FakeIpinfo {
             addr,
             shared,
