@@ -53,7 +53,9 @@ impl App {
     /// Open the store (migrating it), the vault (checking the key against the store), and
     /// the runtime with every installed plugin loaded.
     pub async fn open(config: Config) -> Result<App, AppError> {
-        let store = Store::open(&config.database_url()).await?;
+        let store = Store::open(&config.database_url())
+            .await?
+            .with_incident_types(config.incidents.clone());
         let env_key = std::env::var(MASTER_KEY_ENV).ok();
         let (vault, source) = Vault::open(env_key.as_deref(), &config.master_key_file())?;
         let source_desc = match &source {

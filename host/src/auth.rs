@@ -9,13 +9,19 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 /// What a token may be used for.
-pub const SCOPES: &[&str] = &["intake", "edl"];
+pub const SCOPES: &[&str] = &["intake", "edl", "incidents", "rules"];
 
 /// Sending alerts (`POST /api/v1/alerts`).
 pub const SCOPE_INTAKE: &str = "intake";
 
 /// Fetching External Dynamic Lists (`GET /edl/NAME.txt`).
 pub const SCOPE_EDL: &str = "edl";
+
+/// Reading and changing incidents and tasks (`/api/v1/incidents`, `/api/v1/tasks`).
+pub const SCOPE_INCIDENTS: &str = "incidents";
+
+/// Reading and changing pre-processing rules (`/api/v1/rules`).
+pub const SCOPE_RULES: &str = "rules";
 
 const PREFIX: &str = "osp_";
 

@@ -60,6 +60,8 @@ pub struct Config {
     pub intake: IntakeConfig,
     /// Allow and block lists and their External Dynamic Lists (`GET /edl/NAME.txt`).
     pub lists: ListsConfig,
+    /// Incident types: SLA timers, team and custom fields (`[incidents]`, see `cases.rs`).
+    pub incidents: crate::cases::IncidentsConfig,
 }
 
 /// Who may fetch External Dynamic Lists (`GET /edl/NAME.txt`).
@@ -165,6 +167,7 @@ impl Default for Config {
             playbook_limits: Default::default(),
             intake: Default::default(),
             lists: Default::default(),
+            incidents: Default::default(),
         }
     }
 }
@@ -212,10 +215,18 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
             message: e.to_string(),
-        })
+        })?;
+        config
+            .incidents
+            .validate()
+            .map_err(|message| ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            })?;
+        Ok(config)
     }
 
     fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {

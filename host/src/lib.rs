@@ -6,6 +6,7 @@
 //! - [`config`]: the one TOML file, environment overrides and defaults.
 //! - [`capability`]: what a plugin asks for (its manifest's requests) and what the operator
 //!   granted; pure data and matching rules, no I/O.
+//! - [`cases`]: incident types from the config: SLA, team, custom fields; pure.
 //! - [`auth`]: API tokens: making them and checking them.
 //! - [`vault`]: the master key and the encryption of secrets at rest. Only this module sees
 //!   key material.
@@ -17,6 +18,7 @@
 //!   and start playbooks, for each alert before any playbook runs.
 //! - [`runs`]: the executor that claims queued runs and replays them with real effects.
 //! - [`schedule`]: cron triggers.
+//! - [`sla_watch`]: records SLA breaches and starts the playbooks that trigger on them.
 //! - [`intake`]: parsing incoming alerts (JSON, NDJSON, PassiveDNS, syslog) and extracting
 //!   observables; pure functions.
 //! - [`server`]: the HTTP server.
@@ -26,6 +28,7 @@
 pub mod app;
 pub mod auth;
 pub mod capability;
+pub mod cases;
 pub mod cli;
 pub mod config;
 pub mod intake;
@@ -36,5 +39,6 @@ pub mod preprocess;
 pub mod runs;
 pub mod schedule;
 pub mod server;
+pub mod sla_watch;
 pub mod store;
 pub mod vault;

@@ -3,13 +3,13 @@
 //! incident, or open an incident and start playbooks. The first enabled rule that matches
 //! decides; an alert no rule matches is kept, marked `unmatched`.
 //!
-//! The server runs [`process_pending`] in the background; `osprey rules test` runs
-//! [`RuleSet::decide`] over stored alerts without changing anything.
+//! The server runs [`process_pending`] in the background; `osprey rules test` and
+//! `POST /api/v1/rules/test` run [`test_rules`] over stored alerts without changing anything.
 
 use crate::app::App;
 use crate::intake::Severity;
 use crate::playbook::Trigger;
-use crate::playbook::expr::Expr;
+use crate::playbook::expr::{Expr, Vars};
 use crate::store::StoreError;
 use crate::store::alerts::StoredAlert;
 use crate::store::incidents::{NewIncident, Triage};
@@ -159,9 +159,13 @@ impl RuleSet {
     pub fn candidates(&self, alert: &Value) -> (Vec<Decision>, Vec<String>) {
         let mut out = Vec::new();
         let mut errors = Vec::new();
+        let mut vars = match Vars::new(&[("alert", alert)]) {
+            Ok(v) => v,
+            Err(e) => return (vec![Decision::Unmatched], vec![format!("the alert: {e}")]),
+        };
         for r in &self.rules {
             let name = r.spec.name.clone();
-            match r.matches.matches(alert) {
+            match r.matches.matches_in(&mut vars) {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(e) => {
@@ -169,7 +173,7 @@ impl RuleSet {
                     continue;
                 }
             }
-            let key = match r.key.as_ref().map(|k| k.key(alert)).transpose() {
+            let key = match r.key.as_ref().map(|k| k.key_in(&mut vars)).transpose() {
                 Ok(k) => k,
                 Err(e) => {
                     errors.push(format!("rule '{name}': key: {e}"));
@@ -207,6 +211,80 @@ impl RuleSet {
 /// The alert as rule expressions and playbooks see it.
 pub fn alert_json(alert: &StoredAlert) -> Value {
     serde_json::to_value(alert).expect("an alert serialises")
+}
+
+/// Check a rule before it is stored (`osprey rules set`, `PUT /api/v1/rules/NAME`): the rule
+/// itself, and the playbooks it starts must be loaded.
+pub fn check_rule(spec: &RuleSpec, playbooks: &crate::playbook::Playbooks) -> Result<(), String> {
+    spec.validate()?;
+    for p in &spec.playbooks {
+        playbooks
+            .get(p)
+            .map_err(|e| format!("rule '{}': {e}", spec.name))?;
+    }
+    Ok(())
+}
+
+/// What a rule set would have done to some alerts (`osprey rules test`,
+/// `POST /api/v1/rules/test`). Offline, a link rule counts as deciding (whether an incident
+/// is open depends on the moment).
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleTest {
+    /// How many alerts were tested.
+    pub alerts: usize,
+    /// Each rule, in order, with how many alerts it decided.
+    pub rules: Vec<RuleTestCount>,
+    /// Alerts no rule decided.
+    pub unmatched: usize,
+    /// Expression errors, naming the alert and the rule.
+    pub errors: Vec<String>,
+    /// Per rule that decided any: the title of the first alert it decided.
+    pub examples: std::collections::BTreeMap<String, String>,
+}
+
+/// One rule's line of a [`RuleTest`].
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleTestCount {
+    pub name: String,
+    pub action: RuleAction,
+    pub alerts: usize,
+}
+
+/// Run `specs` (in order) over `alerts`, changing nothing. A rule that does not compile is
+/// an error naming it.
+pub fn test_rules(specs: Vec<RuleSpec>, alerts: &[StoredAlert]) -> Result<RuleTest, String> {
+    let rules = RuleSet::compile(specs.clone())?;
+    let mut decided: HashMap<String, usize> = HashMap::new();
+    let mut examples = std::collections::BTreeMap::new();
+    let mut unmatched = 0;
+    let mut errors = Vec::new();
+    for a in alerts {
+        let (candidates, errs) = rules.candidates(&alert_json(a));
+        errors.extend(errs.into_iter().map(|e| format!("alert {}: {e}", a.id)));
+        match candidates.first() {
+            Some(Decision::Drop { rule } | Decision::Incident { rule, .. } | Decision::Link { rule, .. }) => {
+                *decided.entry(rule.clone()).or_default() += 1;
+                examples
+                    .entry(rule.clone())
+                    .or_insert_with(|| a.alert.title.clone());
+            }
+            _ => unmatched += 1,
+        }
+    }
+    Ok(RuleTest {
+        alerts: alerts.len(),
+        rules: specs
+            .iter()
+            .map(|s| RuleTestCount {
+                name: s.name.clone(),
+                action: s.action,
+                alerts: decided.get(&s.name).copied().unwrap_or(0),
+            })
+            .collect(),
+        unmatched,
+        errors,
+        examples,
+    })
 }
 
 /// Look at up to `batch` alerts pre-processing has not seen; returns how many it handled.
@@ -272,7 +350,16 @@ pub async fn process_pending(app: &App, batch: i64) -> Result<usize, StoreError>
             }
         }
     }
-    app.store.apply_triage(&triage).await?;
+    // Every alert's observables are sightings, dropped ones too: written with the triage.
+    triage.sightings =
+        crate::store::indicators::sightings(alerts.iter().map(|a| (&a.alert.observables, a.received_at)));
+    if !app.store.apply_triage(&triage).await? {
+        tracing::debug!(
+            alerts = alerts.len(),
+            "another server pre-processed these alerts first"
+        );
+        return Ok(alerts.len());
+    }
     for (incident, _, runs) in &triage.opened {
         tracing::info!(incident = %incident.id, rule = ?incident.rule, runs = runs.len(), "incident opened");
     }
@@ -330,17 +417,14 @@ fn new_incident(
     key: Option<String>,
 ) -> (NewIncident, Vec<NewRun>) {
     let spec = rules.spec(rule).expect("the rule decided");
-    let incident = NewIncident {
-        id: crate::store::new_id('i'),
-        kind: spec
-            .incident_type
-            .clone()
-            .unwrap_or_else(|| alert.alert.source.clone()),
-        title: alert.alert.title.clone(),
-        severity: spec.severity.unwrap_or(alert.alert.severity),
-        dedup_key: key,
-        rule: Some(rule.to_owned()),
-    };
+    let kind = spec.incident_type.as_deref().unwrap_or(&alert.alert.source);
+    let mut incident = NewIncident::new(
+        kind,
+        &alert.alert.title,
+        spec.severity.unwrap_or(alert.alert.severity),
+    );
+    incident.dedup_key = key;
+    incident.rule = Some(rule.to_owned());
     let snapshot = serde_json::json!({
         "id": incident.id,
         "type": incident.kind,
@@ -348,6 +432,8 @@ fn new_incident(
         "severity": incident.severity,
         "status": "new",
         "dedup_key": incident.dedup_key,
+        "role": app.store.incident_types().role(&incident.kind),
+        "fields": {},
     });
     let mut names: Vec<String> = spec.playbooks.clone();
     for (playbook, trigger) in triggers {
@@ -447,5 +533,37 @@ mod tests {
             .unwrap_err();
         assert!(e.contains("belong to dedup and incident"), "{e}");
         assert!(toml::from_str::<RuleSpec>("name = \"x\"\nmatch = 'true'\naction = \"explode\"").is_err());
+    }
+
+    #[test]
+    fn a_rule_test_counts_what_each_rule_decided() {
+        let alerts: Vec<StoredAlert> = crate::intake::parse(
+            crate::intake::Format::Json,
+            br#"[{"source": "ids", "title": "ET SCAN one"}, {"source": "ids", "title": "ET SCAN two"},
+                {"source": "edr", "title": "malware"}, {"source": "mail", "title": "phish"}]"#,
+            "json",
+        )
+        .into_iter()
+        .enumerate()
+        .map(|(i, a)| StoredAlert::new(format!("a{i}"), 0, "test", a.unwrap()))
+        .collect();
+        let specs = vec![
+            rule("name = \"scans\"\nmatch = 'alert.title.contains(\"SCAN\")'\naction = \"drop\""),
+            rule("name = \"edr\"\nmatch = 'alert.source == \"edr\"'\naction = \"incident\""),
+            rule("name = \"off\"\nmatch = 'true'\naction = \"drop\"\nenabled = false"),
+        ];
+        let report = test_rules(specs, &alerts).unwrap();
+        assert_eq!(report.alerts, 4);
+        let counts: Vec<(&str, usize)> = report.rules.iter().map(|r| (r.name.as_str(), r.alerts)).collect();
+        assert_eq!(counts, [("scans", 2), ("edr", 1), ("off", 0)]);
+        assert_eq!(report.unmatched, 1);
+        assert_eq!(report.examples["scans"], "ET SCAN one");
+        assert!(report.errors.is_empty());
+        let e = test_rules(
+            vec![rule("name = \"x\"\nmatch = '('\naction = \"drop\"")],
+            &alerts,
+        )
+        .unwrap_err();
+        assert!(e.contains("rule 'x'"), "{e}");
     }
 }

@@ -322,6 +322,7 @@ impl Executor {
             playbook: run.playbook.clone(),
             input,
             alert: run.context["alert"].clone(),
+            breach: run.context["breach"].clone(),
             incident: run.context["incident"].clone(),
         };
         let limits = pb.limits(&self.defaults);
@@ -498,6 +499,25 @@ impl Effects for LiveEffects {
         ))
     }
 
+    fn cached_output(&mut self, plugin: &str, action: &str, input: &Value) -> Option<Value> {
+        let key = crate::store::indicators::cache_key(plugin, action, input);
+        match self.handle.block_on(self.store.cache_get(&key, now_ms())) {
+            Ok(hit) => hit,
+            Err(e) => {
+                tracing::warn!(run = %self.run_id, plugin, action, error = %e, "the enrichment cache could not be read; calling the plugin");
+                None
+            }
+        }
+    }
+
+    fn cache_output(&mut self, plugin: &str, action: &str, input: &Value, output: &Value, ttl: Duration) {
+        let key = crate::store::indicators::cache_key(plugin, action, input);
+        let put = self.store.cache_put(&key, plugin, action, output, ttl);
+        if let Err(e) = self.handle.block_on(put) {
+            tracing::warn!(run = %self.run_id, plugin, action, error = %e, "the output could not be cached");
+        }
+    }
+
     fn cancelled(&mut self) -> bool {
         // Looking at the store costs a query: at most twice a second.
         if self.checked.elapsed() < Duration::from_millis(500) {
@@ -526,6 +546,9 @@ async fn live_act(
     };
     let incident = args["incident"].as_str();
     let store_err = |e: StoreError| {
+        if let StoreError::Invalid(message) = e {
+            return format!("{action}: {message}");
+        }
         tracing::error!(run = %run_id, action, error = %e, "a playbook action failed in the store");
         format!("{action}: the store failed: {e}")
     };
@@ -552,14 +575,13 @@ async fn live_act(
         }
         "incident_set" => {
             let id = incident.ok_or("incident_set: this run has no incident")?;
-            let severity = match args.get("severity").and_then(Value::as_str) {
-                Some(s) => Some(crate::intake::Severity::parse(s).ok_or_else(|| {
-                    format!("incident_set: '{s}' is not a severity (info, low, medium, high, critical)")
-                })?),
-                None => None,
-            };
-            let owner = args.get("owner").and_then(Value::as_str);
-            if let Some(status) = args.get("status").and_then(Value::as_str) {
+            let mut changes = args.clone();
+            if let Some(m) = changes.as_object_mut() {
+                m.remove("incident");
+            }
+            let changes: crate::cases::IncidentChanges = crate::cases::parse(action, &changes)?;
+            let update = changes.update().map_err(|e| format!("{action}: {e}"))?;
+            if let Some(status) = changes.status.as_deref() {
                 if !crate::store::incidents::STATUSES.contains(&status) || status == "closed" {
                     return Err(format!(
                         "incident_set: status '{status}' is not one of new, active, pending (use incident_close to close)"
@@ -570,13 +592,54 @@ async fn live_act(
                     .await
                     .map_err(store_err)?;
             }
-            if severity.is_some() || owner.is_some() {
-                store
-                    .update_incident(id, severity, owner, &actor)
-                    .await
-                    .map_err(store_err)?;
-            }
+            store
+                .update_incident(id, &update, &actor)
+                .await
+                .map_err(store_err)?;
             Ok(Value::Null)
+        }
+        "incident_create" | "incident_spawn" => {
+            let parent = if action == "incident_spawn" {
+                Some(incident.ok_or("incident_spawn: this run has no incident to spawn from")?)
+            } else {
+                None
+            };
+            let mut spec = args.clone();
+            if let Some(m) = spec.as_object_mut() {
+                m.remove("incident");
+            }
+            let spec: crate::cases::IncidentSpec = crate::cases::parse(action, &spec)?;
+            let new = spec.into_new(parent).map_err(|e| format!("{action}: {e}"))?;
+            let id = store
+                .create_incident(&new, &[], &actor, Some(key))
+                .await
+                .map_err(store_err)?;
+            Ok(Value::String(id))
+        }
+        "incident_link" => {
+            let id = incident.ok_or("incident_link: this run has no incident")?;
+            let other = text("other")?;
+            let added = store
+                .relate_incidents(id, other, &actor)
+                .await
+                .map_err(store_err)?;
+            Ok(Value::Bool(added))
+        }
+        "task_create" => {
+            let mut spec = args.clone();
+            if let Some(m) = spec.as_object_mut() {
+                m.remove("incident");
+            }
+            let spec: crate::cases::TaskSpec = crate::cases::parse(action, &spec)?;
+            let new = spec.into_new(incident).map_err(|e| format!("{action}: {e}"))?;
+            let task = store
+                .create_task(&new, &actor, Some(key))
+                .await
+                .map_err(|e| match e {
+                    crate::store::tasks::TaskError::Store(e) => store_err(e),
+                    other => format!("{action}: {other}"),
+                })?;
+            Ok(serde_json::to_value(task).expect("a task serialises"))
         }
         "list_add" => {
             let ttl = match args.get("ttl").and_then(Value::as_str) {
@@ -611,6 +674,34 @@ async fn live_act(
             Ok(
                 serde_json::json!({ "value": value, "expires_at": expires_at, "new": !added.added.is_empty() }),
             )
+        }
+        "indicator_get" | "indicator_set" => {
+            use crate::store::indicators::IndicatorError;
+            let fail = |e: IndicatorError| match e {
+                IndicatorError::Store(e) => store_err(e),
+                other => format!("{action}: {other}"),
+            };
+            let (kind, value) = (text("kind")?, text("value")?);
+            let found = if action == "indicator_get" {
+                store.indicator(kind, value).await.map_err(fail)?
+            } else {
+                let score = match args.get("score") {
+                    None | Some(Value::Null) => None,
+                    Some(v) => Some(v.as_i64().ok_or_else(|| {
+                        format!("indicator_set: the score must be a whole number, not {v}")
+                    })?),
+                };
+                let source = match args.get("source") {
+                    None | Some(Value::Null) => None,
+                    Some(_) => Some(text("source")?),
+                };
+                let indicator = store
+                    .set_verdict(kind, value, text("verdict")?, score, source, &actor)
+                    .await
+                    .map_err(fail)?;
+                Some(indicator)
+            };
+            Ok(serde_json::to_value(found).expect("an indicator serialises"))
         }
         "list_remove" => {
             let removed = store

@@ -7,10 +7,13 @@
 
 mod support;
 
+mod api;
 mod audit;
 mod autofocus;
+mod cases;
 mod cli;
 mod hostile;
+mod indicators;
 mod intake;
 mod ipinfo;
 mod lists;

@@ -201,4 +201,23 @@ async fn bitcoin_node_guard_blocks_bad_ips_through_the_edl_and_closes_good_ones(
         assert!(audit.contains(action), "{action} not audited:\n{audit}");
     }
     assert!(cli.ok(&["audit", "verify"]).contains("intact"));
+    // The IPs' indicators: three and two sightings; AutoFocus's verdict on the bad one, kept
+    // by its run (audited as the run).
+    let indicator = |ip: &str| -> Value {
+        serde_json::from_str(&cli.ok(&["indicator", "show", "ip", ip, "--json"])).unwrap()
+    };
+    let (bad_ip, good_ip) = (indicator(BAD), indicator(GOOD));
+    assert_eq!(
+        (bad_ip["sightings"].as_i64(), good_ip["sightings"].as_i64()),
+        (Some(3), Some(2))
+    );
+    assert_eq!(
+        (bad_ip["verdict"].as_str(), bad_ip["score"].as_i64()),
+        (Some("malicious"), Some(90))
+    );
+    assert_eq!(bad_ip["sources"][0]["source"], "autofocus");
+    assert_eq!(good_ip["verdict"], "unknown");
+    let set = cli.ok(&["audit", "export", "--action", "indicator.set"]);
+    assert_eq!(set.lines().count(), 1, "{set}");
+    assert!(set.contains("\"actor\":\"run:r"), "{set}");
 }

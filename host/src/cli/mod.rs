@@ -5,6 +5,7 @@
 mod alert;
 mod audit;
 mod incident;
+mod indicator;
 mod list;
 mod playbook;
 mod plugin;
@@ -13,7 +14,9 @@ mod rules;
 mod run;
 mod secret;
 mod serve;
+mod task;
 mod token;
+mod user;
 
 use crate::config::Config;
 use clap::{Parser, Subcommand};
@@ -69,9 +72,16 @@ pub enum Command {
     /// Pre-processing rules: what to drop, deduplicate, link, or open incidents for.
     #[command(subcommand)]
     Rules(rules::RulesCommand),
-    /// List, show, close and re-open incidents.
+    /// Incidents: list, show, create (and spawn children), change, acknowledge, close,
+    /// re-open, relate; their SLA timers.
     #[command(subcommand)]
     Incident(incident::IncidentCommand),
+    /// Manual tasks for a user or a role, with a due time: add, complete, delegate, cancel.
+    #[command(subcommand)]
+    Task(task::TaskCommand),
+    /// Users and the roles (teams) they belong to.
+    #[command(subcommand)]
+    User(user::UserCommand),
     /// Look at the alerts received.
     #[command(subcommand)]
     Alert(alert::AlertCommand),
@@ -84,6 +94,9 @@ pub enum Command {
     /// Allow and block lists of IPs, domains and URLs, served to firewalls at /edl/NAME.txt.
     #[command(subcommand)]
     List(list::ListCommand),
+    /// Indicators (IPs, CIDRs, domains, URLs, hashes, e-mail addresses): verdicts and sightings.
+    #[command(subcommand)]
+    Indicator(indicator::IndicatorCommand),
 }
 
 impl Cli {
@@ -118,9 +131,12 @@ impl Cli {
             Command::Alert(cmd) => alert::run(cmd, config).await,
             Command::Rules(cmd) => rules::run(cmd, config).await,
             Command::Incident(cmd) => incident::run(cmd, config).await,
+            Command::Task(cmd) => task::run(cmd, config).await,
+            Command::User(cmd) => user::run(cmd, config).await,
             Command::Audit(cmd) => audit::run(cmd, config).await,
             Command::Token(cmd) => token::run(cmd, config).await,
             Command::List(cmd) => list::run(cmd, config).await,
+            Command::Indicator(cmd) => indicator::run(cmd, config).await,
         }
     }
 }

@@ -78,6 +78,10 @@ pub async fn run(cmd: PlaybookCommand, config: Config) -> anyhow::Result<i32> {
                         crate::playbook::Trigger::Manual => "manual".to_string(),
                         crate::playbook::Trigger::Cron { schedule, .. } => format!("cron \"{schedule}\""),
                         crate::playbook::Trigger::Alert { .. } => "alert".to_string(),
+                        crate::playbook::Trigger::Sla { timers, .. } => format!(
+                            "sla {}",
+                            timers.iter().map(|t| t.as_str()).collect::<Vec<_>>().join("/")
+                        ),
                     })
                     .collect();
                 let triggers = if triggers.is_empty() {

@@ -1,10 +1,9 @@
 use crate::app::App;
 use crate::config::Config;
 use crate::intake::Severity;
-use crate::preprocess::{Decision, RuleAction, RuleFile, RuleSet, RuleSpec, alert_json};
+use crate::preprocess::{RuleAction, RuleFile, RuleSpec};
 use crate::store::audit::Actor;
 use anyhow::Context as _;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Subcommand)]
@@ -152,10 +151,7 @@ pub async fn run(cmd: RulesCommand, config: Config) -> anyhow::Result<i32> {
                 playbooks,
                 enabled: !disabled,
             };
-            spec.validate().map_err(anyhow::Error::msg)?;
-            for p in &spec.playbooks {
-                app.playbooks.get(p)?;
-            }
+            crate::preprocess::check_rule(&spec, &app.playbooks).map_err(anyhow::Error::msg)?;
             let at = app.store.set_rule(&spec, position, &Actor::cli()).await?;
             println!("rule '{}' stored at position {at}", spec.name);
         }
@@ -176,53 +172,21 @@ pub async fn run(cmd: RulesCommand, config: Config) -> anyhow::Result<i32> {
                 }
                 None => app.store.rules().await?.into_iter().map(|r| r.spec).collect(),
             };
-            let rules = RuleSet::compile(specs.clone()).map_err(anyhow::Error::msg)?;
             let alerts = app.store.alerts(None, limit).await?;
-            // Per rule: how many alerts it decided, and one example each.
-            let mut decided: BTreeMap<String, (usize, String)> = BTreeMap::new();
-            let mut errors = Vec::new();
-            for a in &alerts {
-                let (candidates, errs) = rules.candidates(&alert_json(a));
-                errors.extend(errs.into_iter().map(|e| format!("alert {}: {e}", a.id)));
-                // Offline, a link rule is counted as deciding (whether an incident is open
-                // depends on the moment).
-                let name = match candidates.first() {
-                    Some(
-                        Decision::Drop { rule }
-                        | Decision::Incident { rule, .. }
-                        | Decision::Link { rule, .. },
-                    ) => rule.clone(),
-                    _ => "(no rule: unmatched)".into(),
-                };
-                let e = decided.entry(name).or_insert((0, a.alert.title.clone()));
-                e.0 += 1;
-            }
+            let report = crate::preprocess::test_rules(specs, &alerts).map_err(anyhow::Error::msg)?;
             if json {
-                let report = serde_json::json!({
-                    "alerts": alerts.len(),
-                    "rules": specs.iter().map(|s| serde_json::json!({
-                        "name": s.name,
-                        "action": s.action,
-                        "alerts": decided.get(&s.name).map_or(0, |d| d.0),
-                    })).collect::<Vec<_>>(),
-                    "unmatched": decided.get("(no rule: unmatched)").map_or(0, |d| d.0),
-                    "errors": errors,
-                });
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                println!("{} alerts tested", alerts.len());
-                for s in &specs {
-                    let (n, example) = decided.get(&s.name).cloned().unwrap_or((0, String::new()));
-                    let ex = if n > 0 {
-                        format!("  e.g. \"{example}\"")
-                    } else {
-                        String::new()
+                println!("{} alerts tested", report.alerts);
+                for r in &report.rules {
+                    let ex = match report.examples.get(&r.name) {
+                        Some(example) => format!("  e.g. \"{example}\""),
+                        None => String::new(),
                     };
-                    println!("  {:<24} {:?}: {n}{ex}", s.name, s.action);
+                    println!("  {:<24} {:?}: {}{ex}", r.name, r.action, r.alerts);
                 }
-                let unmatched = decided.get("(no rule: unmatched)").map_or(0, |d| d.0);
-                println!("  {:<24} {unmatched}", "unmatched");
-                for e in errors.iter().take(20) {
+                println!("  {:<24} {}", "unmatched", report.unmatched);
+                for e in report.errors.iter().take(20) {
                     println!("error: {e}");
                 }
             }

@@ -26,13 +26,6 @@ pub async fn run(_args: ServeArgs, config: Config) -> anyhow::Result<i32> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-    let addr = listener.local_addr()?;
-    tracing::info!(
-        %addr,
-        database = %crate::store::redact_url(&app.config.database_url()),
-        plugins = app.runtime.list().len(),
-        "osprey is ready"
-    );
     crate::server::run(listener, Arc::new(app), shutdown_signal()).await?;
     tracing::info!("osprey stopped");
     Ok(0)

@@ -11,13 +11,21 @@ pub enum TokenCommand {
 Examples:
   osprey token create firewall-eu --scope intake
   osprey token create dns-sensor --scope intake --expires 90d
+  osprey token create alice-api --scope incidents --user alice
 
 Senders use it as `Authorization: Bearer <token>`:
   curl -H \"Authorization: Bearer $TOKEN\" --data-binary @alerts.ndjson \\
        http://127.0.0.1:8080/api/v1/alerts
 
 Scopes: intake (send alerts to POST /api/v1/alerts), edl (read /edl/NAME.txt; as basic
-auth, the user is the token's name and the password the token).")]
+auth, the user is the token's name and the password the token), incidents (read and change
+incidents and tasks under /api/v1/incidents and /api/v1/tasks), rules (read and change
+pre-processing rules under /api/v1/rules).
+
+With --user, the token acts for that Osprey user (see `osprey user list`): its changes are
+audited as the user, and it may complete the tasks assigned to the user or to the user's
+roles. Completing a task through the API needs such a token; without --user, changes are
+audited as the token.")]
     Create {
         /// A name for the token (who or what uses it), shown in the audit log.
         name: String,
@@ -27,8 +35,12 @@ auth, the user is the token's name and the password the token).")]
         /// Expire after this long (e.g. 30d, 12h); default: never.
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
         expires: Option<std::time::Duration>,
+        /// The Osprey user the token acts for (needed to complete tasks through the API).
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
     },
-    /// List tokens: name, scopes, created, expiry, revoked (never the tokens).
+    /// List tokens: name, scopes, the user it acts for, created, expiry, revoked (never the
+    /// tokens).
     List,
     /// Revoke a token: a running server refuses it within a second.
     Revoke { name: String },
@@ -41,6 +53,7 @@ pub async fn run(cmd: TokenCommand, config: Config) -> anyhow::Result<i32> {
             name,
             scopes,
             expires,
+            user,
         } => {
             crate::names::check("token", &name).map_err(anyhow::Error::msg)?;
             for s in &scopes {
@@ -55,7 +68,7 @@ pub async fn run(cmd: TokenCommand, config: Config) -> anyhow::Result<i32> {
             let (token, hash) = crate::auth::generate();
             if !app
                 .store
-                .create_token(&name, &hash, &scopes, expires_at, &Actor::cli())
+                .create_token(&name, &hash, &scopes, expires_at, user.as_deref(), &Actor::cli())
                 .await?
             {
                 anyhow::bail!("a token named '{name}' exists already; revoke it or choose another name");
@@ -75,8 +88,13 @@ pub async fn run(cmd: TokenCommand, config: Config) -> anyhow::Result<i32> {
                     (None, Some(at)) => format!("expires {}", super::render::time(at)),
                     (None, None) => "never expires".into(),
                 };
+                let user = t
+                    .user
+                    .as_deref()
+                    .map(|u| format!("user {u}  "))
+                    .unwrap_or_default();
                 println!(
-                    "{:<24} {:<10} created {}  {state}",
+                    "{:<24} {:<10} {user}created {}  {state}",
                     t.name,
                     t.scopes.join(","),
                     super::render::time(t.created_at)

@@ -86,6 +86,11 @@ static DOMAIN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i-u)\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,24}\b").expect("domain regex")
 });
 
+/// The matches of `regex` in `text`, or none without searching when `worth_it` is false.
+fn searched<'t>(regex: &Regex, text: &'t str, worth_it: bool) -> impl Iterator<Item = regex::Match<'t>> {
+    worth_it.then(|| regex.find_iter(text)).into_iter().flatten()
+}
+
 /// Accumulates observables of every kind, deduplicated and capped.
 #[derive(Debug, Default)]
 pub(super) struct Collector {
@@ -135,12 +140,19 @@ impl Collector {
             return;
         }
         let text = head(text, MAX_SCAN_BYTES);
+        // Every kind needs one of these bytes (a dot, a colon, an at sign) or 32 characters for
+        // a hash: most strings in an alert ("fw", "conn", "8333") have none, and skipping
+        // their six regex searches is most of what extraction costs at high intake rates.
+        let (has_dot, has_colon, has_at) = (text.contains('.'), text.contains(':'), text.contains('@'));
+        if !has_dot && !has_colon && !has_at && text.len() < 32 {
+            return;
+        }
 
         // Where URLs and e-mail addresses are: the domain scan skips them, so that a URL's
         // path (`/js/jquery.min`) or an address's local part (`first.last@`) is no domain.
         let mut taken: Vec<(usize, usize)> = Vec::new();
 
-        for found in URL.find_iter(text) {
+        for found in searched(&URL, text, has_colon) {
             taken.push((found.start(), found.end()));
             if let Some(url) = parse_url(found.as_str()) {
                 match url.host() {
@@ -153,7 +165,7 @@ impl Collector {
             }
         }
 
-        for found in EMAIL.find_iter(text) {
+        for found in searched(&EMAIL, text, has_at) {
             taken.push((found.start(), found.end()));
             let email = found.as_str().to_ascii_lowercase();
             let Some((local, domain)) = email.rsplit_once('@') else {
@@ -168,7 +180,7 @@ impl Collector {
             }
         }
 
-        for found in IPV4.find_iter(text) {
+        for found in searched(&IPV4, text, has_dot) {
             if in_longer_dotted_number(text.as_bytes(), found.start(), found.end()) {
                 continue;
             }
@@ -177,7 +189,7 @@ impl Collector {
             }
         }
 
-        for found in IPV6.find_iter(text) {
+        for found in searched(&IPV6, text, has_colon) {
             if !stands_alone_ipv6(text.as_bytes(), found.start(), found.end()) || found.as_str() == "::" {
                 continue;
             }
@@ -186,7 +198,7 @@ impl Collector {
             }
         }
 
-        for found in HEX.find_iter(text) {
+        for found in searched(&HEX, text, text.len() >= 32) {
             let hex = found.as_str();
             // A hash has both digits and letters; a run of one or the other is something else.
             if !hex.bytes().any(|b| b.is_ascii_digit()) || !hex.bytes().any(|b| b.is_ascii_alphabetic()) {
@@ -205,7 +217,7 @@ impl Collector {
         // that start at or before the match reach.
         taken.sort_unstable();
         let (mut next, mut reach) = (0, 0);
-        for found in DOMAIN.find_iter(text) {
+        for found in searched(&DOMAIN, text, has_dot || has_at) {
             while next < taken.len() && taken[next].0 <= found.start() {
                 reach = reach.max(taken[next].1);
                 next += 1;
@@ -302,7 +314,14 @@ fn parse_url(candidate: &str) -> Option<url::Url> {
         }
         candidate = trimmed;
     }
-    let url = url::Url::parse(candidate).ok()?;
+    observable_url(candidate)
+}
+
+/// `text` as a URL that counts as an observable: http, https or ftp, with a host. Its
+/// canonical form is `url`'s serialisation (lower-case scheme and host, `/` for an empty
+/// path). Shared with indicators.
+pub(crate) fn observable_url(text: &str) -> Option<url::Url> {
+    let url = url::Url::parse(text).ok()?;
     let scheme_ok = matches!(url.scheme(), "http" | "https" | "ftp");
     (scheme_ok && url.host().is_some()).then_some(url)
 }

@@ -154,6 +154,17 @@ pub trait Effects: Send + 'static {
         let _ = (args, run_id, idempotency_key);
         Err(format!("{action} is not available here"))
     }
+    /// For `invoke_cached`: the output of `plugin.action(input)` if the enrichment cache
+    /// holds one that has not expired (the journal was already consulted). Offline
+    /// (`osprey playbook test`) there is no cache, and canned responses answer.
+    fn cached_output(&mut self, plugin: &str, action: &str, input: &Value) -> Option<Value> {
+        let _ = (plugin, action, input);
+        None
+    }
+    /// For `invoke_cached`: keep a successful output for `ttl`.
+    fn cache_output(&mut self, plugin: &str, action: &str, input: &Value, output: &Value, ttl: Duration) {
+        let _ = (plugin, action, input, output, ttl);
+    }
 }
 
 /// How a replay ended.
@@ -294,6 +305,8 @@ pub struct RunContext {
     pub alert: Value,
     /// The incident, as it was when the run started (`null` if none): `incident` in the script.
     pub incident: Value,
+    /// The SLA breach the run was started for (`null` if none): `breach` in the script.
+    pub breach: Value,
 }
 
 struct ReplayState {
@@ -412,7 +425,7 @@ fn register_acts(engine: &mut Engine, state: &Shared) {
               mut args: serde_json::Map<String, Value>|
               -> Result<Dynamic, Box<EvalAltResult>> {
             let mut st = lock(&s);
-            if action.starts_with("incident_") {
+            if action.starts_with("incident_") && action != "incident_create" {
                 match &st.incident {
                     Some(id) => {
                         args.insert("incident".into(), id.clone().into());
@@ -489,6 +502,25 @@ fn register_acts(engine: &mut Engine, state: &Shared) {
             args(vec![("list", list.into()), ("value", value.into())]),
         )
     });
+    // Indicators: a read (journaled, as it changes between runs) and a verdict.
+    let a = act.clone();
+    engine.register_fn("indicator", move |kind: &str, value: &str| {
+        a(
+            "indicator_get",
+            args(vec![("kind", kind.into()), ("value", value.into())]),
+        )
+    });
+    let a = act.clone();
+    engine.register_fn(
+        "indicator_set",
+        move |kind: &str, value: &str, verdict: Map| -> Result<Dynamic, Box<EvalAltResult>> {
+            let verdict = api::to_json_value(&Dynamic::from_map(verdict))?;
+            let mut m = verdict.as_object().cloned().unwrap_or_default();
+            m.insert("kind".into(), kind.into());
+            m.insert("value".into(), value.into());
+            a("indicator_set", m)
+        },
+    );
     let a = act.clone();
     engine.register_fn("list_remove", move |list: &str, value: &str| {
         a(
@@ -496,6 +528,27 @@ fn register_acts(engine: &mut Engine, state: &Shared) {
             args(vec![("list", list.into()), ("value", value.into())]),
         )
     });
+    // Create an incident (top-level) or spawn a child of the run's incident; both return
+    // the new incident's id.
+    for name in ["incident_create", "incident_spawn"] {
+        let a = act.clone();
+        engine.register_fn(name, move |spec: Map| -> Result<Dynamic, Box<EvalAltResult>> {
+            let spec = api::to_json_value(&Dynamic::from_map(spec))?;
+            a(name, spec.as_object().cloned().unwrap_or_default())
+        });
+    }
+    let a = act.clone();
+    engine.register_fn("incident_link", move |other: &str| {
+        a("incident_link", args(vec![("other", other.into())]))
+    });
+    let a = act.clone();
+    engine.register_fn(
+        "task_create",
+        move |spec: Map| -> Result<Dynamic, Box<EvalAltResult>> {
+            let spec = api::to_json_value(&Dynamic::from_map(spec))?;
+            a("task_create", spec.as_object().cloned().unwrap_or_default())
+        },
+    );
     let a = act;
     engine.register_fn("notify", move |to: &str, message: &str| {
         a(
@@ -503,6 +556,25 @@ fn register_acts(engine: &mut Engine, state: &Shared) {
             args(vec![("to", to.into()), ("message", message.into())]),
         )
     });
+}
+
+/// What a plugin step gives the script: its output, or its failure as a catchable error map
+/// `#{ kind, message, retryable, plugin, action }`.
+fn plugin_result(
+    outcome: &Value,
+    ok: bool,
+    plugin: &str,
+    action: &str,
+) -> Result<Dynamic, Box<EvalAltResult>> {
+    if ok {
+        return api::from_json_value(outcome);
+    }
+    let mut err = api::from_json_value(outcome)?;
+    if let Some(mut map) = err.write_lock::<Map>() {
+        map.insert("plugin".into(), plugin.into());
+        map.insert("action".into(), action.into());
+    }
+    Err(Box::new(EvalAltResult::ErrorRuntime(err, Position::NONE)))
 }
 
 fn register_effects(engine: &mut Engine, state: &Shared) {
@@ -520,16 +592,43 @@ fn register_effects(engine: &mut Engine, state: &Shared) {
                     Err(f) => (serde_json::to_value(&f).expect("a failure serialises"), false),
                 }
             })?;
-            if ok {
-                api::from_json_value(&outcome)
-            } else {
-                let mut err = api::from_json_value(&outcome)?;
-                if let Some(mut map) = err.write_lock::<Map>() {
-                    map.insert("plugin".into(), plugin.into());
-                    map.insert("action".into(), action.into());
-                }
-                Err(Box::new(EvalAltResult::ErrorRuntime(err, Position::NONE)))
+            plugin_result(&outcome, ok, plugin, action)
+        },
+    );
+
+    // `invoke` through the enrichment cache: a step of kind `invoke` whose request carries
+    // `cache_ttl_ms` and whose outcome is `#{ output, cached }`; a replay returns the
+    // journaled outcome and never looks at the cache again. Failures are not cached.
+    let s = state.clone();
+    engine.register_fn(
+        "invoke_cached",
+        move |plugin: &str, action: &str, input: Map, ttl: &str| -> Result<Dynamic, Box<EvalAltResult>> {
+            let ttl =
+                crate::config::duration_serde::parse(ttl).map_err(|e| format!("invoke_cached: ttl {e}"))?;
+            if ttl.is_zero() {
+                return Err("invoke_cached: the ttl must be longer than 0s (use invoke not to cache)".into());
             }
+            let input_json = api::to_json_value(&Dynamic::from_map(input))?;
+            let request = serde_json::json!({
+                "plugin": plugin, "action": action, "input": input_json,
+                "cache_ttl_ms": u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+            });
+            let (outcome, ok) = lock(&s).step("invoke", request, |st, seq| {
+                if let Some(output) = st.effects.cached_output(plugin, action, &input_json) {
+                    return (serde_json::json!({ "output": output, "cached": true }), true);
+                }
+                let key = format!("{}:{seq}", st.run_id);
+                let run_id = st.run_id.clone();
+                match st.effects.call_plugin(plugin, action, &input_json, &run_id, &key) {
+                    Ok(v) => {
+                        st.effects.cache_output(plugin, action, &input_json, &v, ttl);
+                        (serde_json::json!({ "output": v, "cached": false }), true)
+                    }
+                    Err(f) => (serde_json::to_value(&f).expect("a failure serialises"), false),
+                }
+            })?;
+            let outcome = if ok { &outcome["output"] } else { &outcome };
+            plugin_result(outcome, ok, plugin, action)
         },
     );
 
@@ -743,7 +842,11 @@ pub fn replay(
     run_map.insert("playbook".into(), run.playbook.clone().into());
     scope.push_constant("run", run_map);
     // `()` for runs not started from an alert.
-    for (name, value) in [("alert", &run.alert), ("incident", &run.incident)] {
+    for (name, value) in [
+        ("alert", &run.alert),
+        ("incident", &run.incident),
+        ("breach", &run.breach),
+    ] {
         scope.push_constant(name, api::from_json_value(value).unwrap_or(Dynamic::UNIT));
     }
 

@@ -1,6 +1,7 @@
 //! Rhai expressions over an alert: the matches of pre-processing rules and of playbooks'
-//! alert triggers, and deduplication keys. Compiled once, evaluated per alert with the data
-//! functions of the playbook API (regex, split, ...), no effects, and tight limits.
+//! alert triggers, and deduplication keys; also SLA triggers' matches, over an incident and
+//! a breach. Compiled once, evaluated with the data functions of the playbook API (regex,
+//! split, ...), no effects, and tight limits.
 
 use super::api;
 use super::engine::{ScriptLimits, base_engine};
@@ -17,6 +18,23 @@ static ENGINE: LazyLock<Engine> = LazyLock::new(|| {
     };
     base_engine(&limits)
 });
+
+/// The variables expressions see (`alert`, or `incident` and `breach`), converted from JSON
+/// once and shared by every expression evaluated over them (expressions cannot change them).
+pub struct Vars(Scope<'static>);
+
+impl Vars {
+    pub fn new(vars: &[(&str, &Value)]) -> Result<Vars, String> {
+        let mut scope = Scope::new();
+        for (name, value) in vars {
+            scope.push_constant(
+                name.to_string(),
+                api::from_json_value(value).map_err(|e| e.to_string())?,
+            );
+        }
+        Ok(Vars(scope))
+    }
+}
 
 /// A compiled expression over `alert`.
 #[derive(Debug, Clone)]
@@ -35,11 +53,9 @@ impl Expr {
         })
     }
 
-    fn eval(&self, alert: &Value) -> Result<Dynamic, String> {
-        let mut scope = Scope::new();
-        scope.push_constant("alert", api::from_json_value(alert).map_err(|e| e.to_string())?);
+    fn eval(&self, vars: &mut Vars) -> Result<Dynamic, String> {
         ENGINE
-            .eval_ast_with_scope::<Dynamic>(&mut scope, &self.ast)
+            .eval_ast_with_scope::<Dynamic>(&mut vars.0, &self.ast)
             .map_err(|e| format!("`{}`: {e}", self.source))
     }
 
@@ -47,14 +63,30 @@ impl Expr {
     /// `alert.data.x == 1` is simply false for alerts without `x`; a result that is not a
     /// boolean is an error.
     pub fn matches(&self, alert: &Value) -> Result<bool, String> {
-        let v = self.eval(alert)?;
+        self.matches_in(&mut Vars::new(&[("alert", alert)])?)
+    }
+
+    /// Whether the expression is true with these variables (`incident` and `breach` for an
+    /// SLA trigger).
+    pub fn matches_with(&self, vars: &[(&str, &Value)]) -> Result<bool, String> {
+        self.matches_in(&mut Vars::new(vars)?)
+    }
+
+    /// Whether the expression is true with variables prepared once for several expressions.
+    pub fn matches_in(&self, vars: &mut Vars) -> Result<bool, String> {
+        let v = self.eval(vars)?;
         v.as_bool()
             .map_err(|t| format!("`{}` gave a {t}, not true or false", self.source))
     }
 
     /// The expression's value as a key (for deduplication and linking).
     pub fn key(&self, alert: &Value) -> Result<String, String> {
-        let v = self.eval(alert)?;
+        self.key_in(&mut Vars::new(&[("alert", alert)])?)
+    }
+
+    /// [`Expr::key`] with variables prepared once.
+    pub fn key_in(&self, vars: &mut Vars) -> Result<String, String> {
+        let v = self.eval(vars)?;
         if v.is_unit() {
             return Err(format!("`{}` gave nothing for this alert", self.source));
         }

@@ -96,6 +96,44 @@ pub enum Trigger {
         #[serde(rename = "match")]
         matches: String,
     },
+    /// An SLA timer breaching: of an incident (`acknowledge`, `resolve`) or of a task (`due`).
+    /// The run sees the incident as `incident` and the breach as `breach`
+    /// (`timer`, `task`, `due_at`, `late_ms`).
+    Sla {
+        /// Which timers; default all three.
+        #[serde(default = "all_timers")]
+        timers: Vec<SlaTimerName>,
+        /// A Rhai expression over `incident` and `breach`; default: every breach.
+        #[serde(default, rename = "match")]
+        matches: Option<String>,
+    },
+}
+
+/// The SLA timers a trigger can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SlaTimerName {
+    Acknowledge,
+    Resolve,
+    Due,
+}
+
+impl SlaTimerName {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SlaTimerName::Acknowledge => "acknowledge",
+            SlaTimerName::Resolve => "resolve",
+            SlaTimerName::Due => "due",
+        }
+    }
+}
+
+fn all_timers() -> Vec<SlaTimerName> {
+    vec![
+        SlaTimerName::Acknowledge,
+        SlaTimerName::Resolve,
+        SlaTimerName::Due,
+    ]
 }
 
 /// Occurrences of a schedule missed while no server was running.
@@ -204,6 +242,12 @@ impl Meta {
                 Trigger::Alert { matches } => {
                     super::engine::check_expression(matches)
                         .map_err(|e| at_line(line, format!("alert match expression: {e}")))?;
+                }
+                Trigger::Sla { matches, .. } => {
+                    if let Some(m) = matches {
+                        super::engine::check_expression(m)
+                            .map_err(|e| at_line(line, format!("sla match expression: {e}")))?;
+                    }
                 }
                 Trigger::Manual => {}
             }

@@ -51,6 +51,9 @@ pub struct Case {
     /// The incident the run starts for (`incident` in the script); give it an `id`.
     #[serde(default)]
     pub incident: Option<Value>,
+    /// The SLA breach the run starts for (`breach` in the script).
+    #[serde(default)]
+    pub breach: Option<Value>,
     pub expect: Expect,
 }
 
@@ -230,9 +233,12 @@ impl Effects for MockEffects {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clock
     }
 
-    fn act(&mut self, _: &str, args: &Value, _: &str, _: &str) -> Result<Value, String> {
+    fn act(&mut self, action: &str, args: &Value, _: &str, _: &str) -> Result<Value, String> {
         // Offline, changes to incidents and lists succeed and change nothing; the steps
-        // taken (`expect.steps`) show them.
+        // taken (`expect.steps`) show them. No indicator is known.
+        if action == "indicator_get" {
+            return Ok(Value::Null);
+        }
         Ok(args.clone())
     }
 
@@ -273,6 +279,7 @@ pub fn run_case(playbook: &Playbook, file: &Path, case: &Case, defaults: &Script
         playbook: playbook.name().to_owned(),
         input,
         alert: case.alert.clone().unwrap_or_default(),
+        breach: case.breach.clone().unwrap_or_default(),
         incident: case.incident.clone().unwrap_or_default(),
     };
     let state = Arc::new(Mutex::new(MockState {
@@ -413,6 +420,7 @@ pub fn replay_recorded(
         playbook: run.playbook.clone(),
         input: run.input.as_object().cloned().unwrap_or_default(),
         alert: run.context["alert"].clone(),
+        breach: run.context["breach"].clone(),
         incident: run.context["incident"].clone(),
     };
     engine::replay(&playbook.script, limits, &ctx, journal, Box::new(Offline)).0

@@ -473,3 +473,241 @@ fn incident_actions_need_an_incident_and_their_failures_are_catchable() {
         json!({"list": "blocked", "value": "1.2.3.4", "ttl": "1h"})
     );
 }
+
+/// Effects with an enrichment cache keyed by plugin, action and input, counting calls.
+#[derive(Default)]
+struct CacheWorld {
+    calls: usize,
+    lookups: usize,
+    cache: std::collections::HashMap<String, (Value, std::time::Duration)>,
+    fail: Option<PluginFailure>,
+    acts: Vec<(String, Value)>,
+}
+
+struct CachingEffects(Arc<Mutex<CacheWorld>>);
+
+fn cache_key(plugin: &str, action: &str, input: &Value) -> String {
+    format!("{plugin}.{action} {input}")
+}
+
+impl Effects for CachingEffects {
+    fn call_plugin(
+        &mut self,
+        _: &str,
+        _: &str,
+        input: &Value,
+        _: &str,
+        _: &str,
+    ) -> Result<Value, PluginFailure> {
+        let mut w = self.0.lock().unwrap();
+        w.calls += 1;
+        match &w.fail {
+            Some(f) => Err(f.clone()),
+            None => Ok(json!({ "verdict": "malicious", "asked": input, "call": w.calls })),
+        }
+    }
+    fn record(&mut self, _: &str, _: &Step) -> Result<(), String> {
+        Ok(())
+    }
+    fn now_ms(&mut self) -> i64 {
+        1_000_000
+    }
+    fn random_u64(&mut self) -> u64 {
+        7
+    }
+    fn act(&mut self, action: &str, args: &Value, _: &str, _: &str) -> Result<Value, String> {
+        self.0
+            .lock()
+            .unwrap()
+            .acts
+            .push((action.to_owned(), args.clone()));
+        match action {
+            "indicator_get" => Ok(Value::Null),
+            "indicator_set" if args["verdict"] == "evil" => Err(
+                "indicator_set: verdict 'evil' is not one of unknown, benign, suspicious, malicious".into(),
+            ),
+            _ => Ok(json!({ "kind": args["kind"], "value": args["value"], "verdict": args["verdict"] })),
+        }
+    }
+    fn cached_output(&mut self, plugin: &str, action: &str, input: &Value) -> Option<Value> {
+        let mut w = self.0.lock().unwrap();
+        w.lookups += 1;
+        w.cache
+            .get(&cache_key(plugin, action, input))
+            .map(|(v, _)| v.clone())
+    }
+    fn cache_output(
+        &mut self,
+        plugin: &str,
+        action: &str,
+        input: &Value,
+        output: &Value,
+        ttl: std::time::Duration,
+    ) {
+        self.0
+            .lock()
+            .unwrap()
+            .cache
+            .insert(cache_key(plugin, action, input), (output.clone(), ttl));
+    }
+}
+
+/// Plugin calls and cache lookups so far.
+fn counts(w: &Arc<Mutex<CacheWorld>>) -> (usize, usize) {
+    let w = w.lock().unwrap();
+    (w.calls, w.lookups)
+}
+
+fn run_cached(source: &str, journal: Vec<Step>, world: &Arc<Mutex<CacheWorld>>) -> (Outcome, Vec<Step>) {
+    let script = engine::compile(source).unwrap_or_else(|e| panic!("compile: {e}"));
+    let ctx = RunContext {
+        run_id: "r1".into(),
+        playbook: "pb".into(),
+        ..Default::default()
+    };
+    let (o, _, j) = engine::replay(
+        &script,
+        ScriptLimits::default(),
+        &ctx,
+        journal,
+        Box::new(CachingEffects(world.clone())),
+    );
+    (o, j)
+}
+
+#[test]
+fn invoke_cached_uses_the_cache_once_and_replays_from_the_journal() {
+    let w: Arc<Mutex<CacheWorld>> = Arc::default();
+    let script = r#"invoke_cached("autofocus", "ip-reputation", #{ ip: "203.0.113.66" }, "1h")"#;
+    // First run: a miss, the plugin is called and its output kept for an hour.
+    let (o, first) = run_cached(script, vec![], &w);
+    let want = json!({ "verdict": "malicious", "asked": { "ip": "203.0.113.66" }, "call": 1 });
+    assert_eq!(o, Outcome::Completed(want.clone()));
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        first[0].kind, "invoke",
+        "the same kind as invoke: retries and labels apply"
+    );
+    assert_eq!(
+        first[0].request,
+        json!({ "plugin": "autofocus", "action": "ip-reputation", "input": { "ip": "203.0.113.66" }, "cache_ttl_ms": 3_600_000 })
+    );
+    assert_eq!(first[0].outcome, json!({ "output": want, "cached": false }));
+    {
+        let w = w.lock().unwrap();
+        assert_eq!((w.calls, w.lookups, w.cache.len()), (1, 1, 1));
+        assert_eq!(
+            w.cache.values().next().unwrap().1,
+            std::time::Duration::from_secs(3600)
+        );
+    }
+    // Another run: a hit, no call; the step says so.
+    let (o, second) = run_cached(script, vec![], &w);
+    assert_eq!(o, Outcome::Completed(want.clone()));
+    assert_eq!(second[0].outcome["cached"], true);
+    assert_eq!(counts(&w), (1, 2));
+    // A replay of the first run, with the cache gone: the journaled outcome, no lookup, no call.
+    w.lock().unwrap().cache.clear();
+    let (o, replayed) = run_cached(script, first.clone(), &w);
+    assert_eq!(o, Outcome::Completed(want));
+    assert_eq!(replayed, first);
+    assert_eq!(counts(&w), (1, 2));
+    // A different TTL is a different request: non-determinism on replay.
+    let (o, _) = run_cached(
+        r#"invoke_cached("autofocus", "ip-reputation", #{ ip: "203.0.113.66" }, "2h")"#,
+        first,
+        &w,
+    );
+    assert_eq!(failure(&o).kind, FailureKind::NonDeterminism);
+}
+
+#[test]
+fn invoke_cached_failures_are_catchable_like_invoke_and_never_cached() {
+    let w: Arc<Mutex<CacheWorld>> = Arc::default();
+    w.lock().unwrap().fail = Some(PluginFailure {
+        kind: "rate-limited".into(),
+        message: "Minute Bucket Exceeded".into(),
+        retryable: true,
+    });
+    let (o, steps) = run_cached(
+        r#"let r = (); try { r = invoke_cached("autofocus", "ip-reputation", #{ ip: "192.0.2.1" }, "30m"); } catch (e) { r = e; } r"#,
+        vec![],
+        &w,
+    );
+    assert_eq!(
+        o,
+        Outcome::Completed(json!({
+            "kind": "rate-limited", "message": "Minute Bucket Exceeded", "retryable": true,
+            "plugin": "autofocus", "action": "ip-reputation"
+        }))
+    );
+    assert!(!steps[0].ok);
+    assert!(w.lock().unwrap().cache.is_empty(), "a failure is not cached");
+    // Uncaught, it fails the run as a retryable plugin error, as invoke's would.
+    let (o, _) = run_cached(
+        r#"invoke_cached("autofocus", "ip-reputation", #{ ip: "192.0.2.1" }, "30m")"#,
+        vec![],
+        &w,
+    );
+    assert_eq!(failure(&o).kind, FailureKind::Plugin { retryable: true });
+    // A TTL that is not a duration is a script error, before any step.
+    for (ttl, want) in [("soon", "'soon' is not a duration"), ("0s", "longer than 0s")] {
+        let (o, steps) = run_cached(
+            &format!(r#"invoke_cached("autofocus", "ip-reputation", #{{ ip: "192.0.2.1" }}, "{ttl}")"#),
+            vec![],
+            &w,
+        );
+        let f = failure(&o);
+        assert!(f.kind == FailureKind::Script && f.message.contains(want), "{f:?}");
+        assert!(steps.is_empty());
+    }
+}
+
+#[test]
+fn indicator_calls_are_journaled_acts() {
+    let w: Arc<Mutex<CacheWorld>> = Arc::default();
+    let (o, steps) = run_cached(
+        r#"
+        let before = indicator("ip", "203.0.113.66");
+        let after = indicator_set("ip", "203.0.113.66", #{ verdict: "malicious", score: 90, source: "autofocus" });
+        let refused = "";
+        try { indicator_set("ip", "203.0.113.66", #{ verdict: "evil" }); } catch (e) { refused = e.message; }
+        #{ before: before, after: after.verdict, refused: refused }
+        "#,
+        vec![],
+        &w,
+    );
+    assert_eq!(
+        o,
+        Outcome::Completed(json!({
+            "before": null, "after": "malicious",
+            "refused": "indicator_set: verdict 'evil' is not one of unknown, benign, suspicious, malicious"
+        }))
+    );
+    let actions: Vec<&str> = steps
+        .iter()
+        .map(|s| s.request["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["indicator_get", "indicator_set", "indicator_set"]);
+    assert!(steps.iter().all(|s| s.kind == "act"));
+    assert_eq!(
+        steps[1].request["args"],
+        json!({ "kind": "ip", "value": "203.0.113.66", "verdict": "malicious", "score": 90, "source": "autofocus" })
+    );
+    assert!(!steps[2].ok);
+    // A replay takes them from the journal.
+    let before = w.lock().unwrap().acts.len();
+    let (o2, _) = run_cached(
+        r#"
+        let before = indicator("ip", "203.0.113.66");
+        let after = indicator_set("ip", "203.0.113.66", #{ verdict: "malicious", score: 90, source: "autofocus" });
+        let refused = "";
+        try { indicator_set("ip", "203.0.113.66", #{ verdict: "evil" }); } catch (e) { refused = e.message; }
+        #{ before: before, after: after.verdict, refused: refused }
+        "#,
+        steps,
+        &w,
+    );
+    assert_eq!(o2, o);
+    assert_eq!(w.lock().unwrap().acts.len(), before);
+}

@@ -1,9 +1,12 @@
 //! The HTTP server. `run(listener, app, shutdown)` serves until `shutdown` resolves, so
 //! tests can bind port 0 and stop the server when they are done.
 //!
-//! For now it serves health and readiness, a read-only list of plugins, and alert intake
-//! (`intake.rs`, behind API tokens); the REST API with users and roles comes with the web UI.
+//! It serves health and readiness, a read-only list of plugins, alert intake (`intake.rs`),
+//! External Dynamic Lists (`edl.rs`), and the REST API for incidents, tasks and rules
+//! (`api.rs`); the last three are behind API tokens with scopes (a token may act for a user).
+//! Sign-in for users, with roles and permissions, comes with the web UI.
 
+mod api;
 mod edl;
 mod intake;
 
@@ -28,6 +31,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/plugins", get(list_plugins))
         .with_state(app.clone())
         .merge(edl::router(app.clone()))
+        .merge(api::router(app.clone()))
         .merge(intake::router(app))
 }
 
@@ -45,6 +49,7 @@ pub async fn run(
     let workers = app.executor.spawn_workers(stopped.clone());
     let list_expiry = edl::spawn_expiry(&app);
     let preprocessing = tokio::spawn(preprocess_alerts(app.clone()));
+    let sla = tokio::spawn(watch_sla(app.clone()));
     let background = {
         let app = app.clone();
         let every = app.config.runtime.policy_refresh.max(Duration::from_millis(50));
@@ -84,12 +89,20 @@ pub async fn run(
             }
         })
     };
+    // Ready only once every listener is bound (tests and orchestrators wait for this line).
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        database = %crate::store::redact_url(&app.config.database_url()),
+        plugins = app.runtime.list().len(),
+        "osprey is ready"
+    );
     let result = axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown)
         .await;
     background.abort();
     list_expiry.abort();
     preprocessing.abort();
+    sla.abort();
     for t in syslog {
         t.abort();
     }
@@ -110,6 +123,18 @@ async fn preprocess_alerts(app: Arc<App>) {
         tokio::select! {
             _ = app.alerts_stored.notified() => {}
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Look for SLA breaches every second.
+async fn watch_sla(app: Arc<App>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = crate::sla_watch::check_breaches(&app).await {
+            tracing::error!(error = %e, "checking SLA timers failed; retrying");
         }
     }
 }

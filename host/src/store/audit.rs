@@ -45,6 +45,11 @@ impl Actor {
         Actor(format!("token:{name}"))
     }
 
+    /// A person, by their Osprey user name.
+    pub fn user(name: &str) -> Actor {
+        Actor(format!("user:{name}"))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -6,7 +6,8 @@
 use super::audit::{self, Actor, Change};
 use super::runs::NewRun;
 use super::writer::Write;
-use super::{Result, Store, StoreError, now_ms};
+use super::{Result, Store, StoreError, now_ms, sla};
+use crate::cases::IncidentsConfig;
 use crate::intake::Severity;
 use serde::Serialize;
 
@@ -22,6 +23,52 @@ pub struct NewIncident {
     pub severity: Severity,
     pub dedup_key: Option<String>,
     pub rule: Option<String>,
+    /// The team; `None` takes the type's `role` from `[incidents.types]`.
+    pub role: Option<String>,
+    pub owner: Option<String>,
+    /// The incident this one was spawned from (deputised and tracked from the parent).
+    pub parent_id: Option<String>,
+    /// Custom fields, checked against the type's declarations.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl NewIncident {
+    /// A new incident with a fresh id and nothing else set.
+    pub fn new(kind: &str, title: &str, severity: Severity) -> NewIncident {
+        NewIncident {
+            id: super::new_id('i'),
+            kind: kind.to_owned(),
+            title: title.to_owned(),
+            severity,
+            dedup_key: None,
+            rule: None,
+            role: None,
+            owner: None,
+            parent_id: None,
+            fields: Default::default(),
+        }
+    }
+}
+
+/// Changes to an incident's fields; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentUpdate {
+    pub severity: Option<Severity>,
+    pub owner: Option<String>,
+    pub role: Option<String>,
+    pub title: Option<String>,
+    /// Custom fields to set (`null` clears one); checked against the type's declarations.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl IncidentUpdate {
+    fn is_empty(&self) -> bool {
+        self.severity.is_none()
+            && self.owner.is_none()
+            && self.role.is_none()
+            && self.title.is_none()
+            && self.fields.is_empty()
+    }
 }
 
 /// An incident as stored.
@@ -41,6 +88,10 @@ pub struct IncidentRecord {
     pub updated_at: i64,
     pub closed_at: Option<i64>,
     pub close_reason: Option<String>,
+    pub role: Option<String>,
+    pub parent_id: Option<String>,
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    pub acknowledged_at: Option<i64>,
 }
 
 /// One entry of an incident's timeline.
@@ -53,6 +104,17 @@ pub struct IncidentEvent {
     pub details: serde_json::Value,
 }
 
+impl Triage {
+    /// Every alert the batch decided about.
+    fn alert_ids(&self) -> impl Iterator<Item = &str> {
+        self.dispositions
+            .iter()
+            .map(|(a, ..)| a.as_str())
+            .chain(self.opened.iter().map(|(_, a, _)| a.as_str()))
+            .chain(self.linked.iter().map(|(_, a, ..)| a.as_str()))
+    }
+}
+
 /// What pre-processing decided for a batch of alerts, written in one transaction.
 #[derive(Debug, Default)]
 pub struct Triage {
@@ -62,64 +124,65 @@ pub struct Triage {
     pub opened: Vec<(NewIncident, String, Vec<NewRun>)>,
     /// Alerts folded into or linked to an open incident: (incident, alert, rule, duplicate).
     pub linked: Vec<(String, String, String, bool)>,
+    /// The indicators the batch's alerts showed (see `indicators::sightings`).
+    pub sightings: Vec<super::indicators::Sighting>,
 }
 
-type IncidentRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    i64,
-    Option<String>,
-    i64,
-    i64,
-    Option<i64>,
-    Option<String>,
-);
+/// An `incidents` row, by column name.
+#[derive(sqlx::FromRow)]
+struct IncidentRow {
+    id: String,
+    #[sqlx(rename = "type")]
+    kind: String,
+    title: String,
+    severity: String,
+    status: String,
+    owner: Option<String>,
+    dedup_key: Option<String>,
+    occurrences: i64,
+    rule: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+    closed_at: Option<i64>,
+    close_reason: Option<String>,
+    role: Option<String>,
+    parent_id: Option<String>,
+    fields: String,
+    acknowledged_at: Option<i64>,
+}
 
 const INCIDENT_COLUMNS: &str = "id, type, title, severity, status, owner, dedup_key, occurrences, rule, \
-     created_at, updated_at, closed_at, close_reason";
+     created_at, updated_at, closed_at, close_reason, role, parent_id, fields, acknowledged_at";
 
 fn incident_from_row(r: IncidentRow) -> Result<IncidentRecord> {
-    let (
-        id,
-        kind,
-        title,
-        severity,
-        status,
-        owner,
-        dedup_key,
-        occurrences,
-        rule,
-        created_at,
-        updated_at,
-        closed_at,
-        close_reason,
-    ) = r;
-    let severity = Severity::parse(&severity)
-        .ok_or_else(|| StoreError::Corrupt(format!("incident {id}: severity '{severity}'")))?;
+    let id = r.id;
+    let severity = Severity::parse(&r.severity)
+        .ok_or_else(|| StoreError::Corrupt(format!("incident {id}: severity '{}'", r.severity)))?;
+    let fields = serde_json::from_str(&r.fields)
+        .map_err(|e| StoreError::Corrupt(format!("incident {id}: fields: {e}")))?;
     Ok(IncidentRecord {
         id,
-        kind,
-        title,
+        kind: r.kind,
+        title: r.title,
         severity,
-        status,
-        owner,
-        dedup_key,
-        occurrences,
-        rule,
-        created_at,
-        updated_at,
-        closed_at,
-        close_reason,
+        status: r.status,
+        owner: r.owner,
+        dedup_key: r.dedup_key,
+        occurrences: r.occurrences,
+        rule: r.rule,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+        closed_at: r.closed_at,
+        close_reason: r.close_reason,
+        role: r.role,
+        parent_id: r.parent_id,
+        fields,
+        acknowledged_at: r.acknowledged_at,
     })
 }
 
 /// Append an event to an incident's timeline, inside the caller's transaction.
-async fn add_event(
+pub(super) async fn add_event(
     conn: &mut sqlx::AnyConnection,
     incident: &str,
     actor: &Actor,
@@ -161,52 +224,93 @@ async fn set_disposition(
     Ok(())
 }
 
-/// Create `incident` from `alert`, link them, and queue `runs`, inside the caller's transaction.
+/// Create `incident` (from `alert`, if any), link them, start its SLA timers and queue
+/// `runs`, inside the caller's transaction. `step_key` is the playbook step that spawns it.
 async fn open_incident(
     tx: &mut sqlx::AnyConnection,
+    cases: &IncidentsConfig,
     incident: &NewIncident,
-    alert: &str,
+    alert: Option<&str>,
     runs: &[NewRun],
-    system: &Actor,
+    actor: &Actor,
+    step_key: Option<&str>,
 ) -> Result<()> {
     let now = now_ms();
+    let fields = cases
+        .apply_fields(&incident.kind, &Default::default(), &incident.fields)
+        .map_err(StoreError::Invalid)?;
+    let role = incident.role.as_deref().or_else(|| cases.role(&incident.kind));
+    if let Some(parent) = &incident.parent_id {
+        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = $1")
+            .bind(parent)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(StoreError::Invalid(format!("no parent incident '{parent}'")));
+        }
+    }
     sqlx::query(
-            "INSERT INTO incidents (id, type, title, severity, status, dedup_key, occurrences, rule, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, 'new', $5, 1, $6, $7, $7)",
-        )
-        .bind(&incident.id)
-        .bind(&incident.kind)
-        .bind(&incident.title)
-        .bind(incident.severity.as_str())
-        .bind(&incident.dedup_key)
-        .bind(&incident.rule)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("INSERT INTO incident_alerts (incident_id, alert_id, linked_at) VALUES ($1, $2, $3)")
-        .bind(&incident.id)
-        .bind(alert)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    let created =
-        serde_json::json!({ "alert": alert, "rule": incident.rule, "dedup_key": incident.dedup_key });
-    add_event(tx, &incident.id, system, "created", created).await?;
+        "INSERT INTO incidents (id, type, title, severity, status, owner, dedup_key, occurrences, rule,
+             created_at, updated_at, role, parent_id, fields, step_key)
+         VALUES ($1, $2, $3, $4, 'new', $5, $6, 1, $7, $8, $8, $9, $10, $11, $12)",
+    )
+    .bind(&incident.id)
+    .bind(&incident.kind)
+    .bind(&incident.title)
+    .bind(incident.severity.as_str())
+    .bind(&incident.owner)
+    .bind(&incident.dedup_key)
+    .bind(&incident.rule)
+    .bind(now)
+    .bind(role)
+    .bind(&incident.parent_id)
+    .bind(serde_json::Value::Object(fields).to_string())
+    .bind(step_key)
+    .execute(&mut *tx)
+    .await?;
+    if let Some(alert) = alert {
+        sqlx::query("INSERT INTO incident_alerts (incident_id, alert_id, linked_at) VALUES ($1, $2, $3)")
+            .bind(&incident.id)
+            .bind(alert)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let sla = cases.sla(&incident.kind);
+    let subject = format!("incident:{}", incident.id);
+    for (timer, ms) in [("acknowledge", sla.acknowledge_ms), ("resolve", sla.resolve_ms)] {
+        if let Some(ms) = ms {
+            sla::start(tx, &subject, timer, Some(&incident.id), ms, now).await?;
+        }
+    }
+    let created = serde_json::json!({
+        "alert": alert,
+        "rule": incident.rule,
+        "dedup_key": incident.dedup_key,
+        "parent": incident.parent_id,
+    });
+    add_event(tx, &incident.id, actor, "created", created).await?;
+    if let Some(parent) = &incident.parent_id {
+        let child = serde_json::json!({ "child": incident.id, "title": incident.title, "owner": incident.owner, "role": role });
+        add_event(tx, parent, actor, "child", child).await?;
+    }
     for run in runs {
         Write::CreateRun(run.clone()).execute(tx).await?;
         let started = serde_json::json!({ "run": run.id, "playbook": run.playbook });
-        add_event(tx, &incident.id, system, "run", started).await?;
+        add_event(tx, &incident.id, actor, "run", started).await?;
     }
-    set_disposition(
-        tx,
-        alert,
-        "incident",
-        incident.rule.as_deref(),
-        Some(&incident.id),
-    )
-    .await?;
+    if let Some(alert) = alert {
+        set_disposition(
+            tx,
+            alert,
+            "incident",
+            incident.rule.as_deref(),
+            Some(&incident.id),
+        )
+        .await?;
+    }
     let change = Change {
-        actor: system,
+        actor,
         action: "incident.create",
         target: format!("incident:{}", incident.id),
         details: serde_json::json!({
@@ -215,6 +319,9 @@ async fn open_incident(
             "severity": incident.severity,
             "alert": alert,
             "rule": incident.rule,
+            "parent": incident.parent_id,
+            "role": role,
+            "owner": incident.owner,
             "runs": runs.iter().map(|r| &r.playbook).collect::<Vec<_>>(),
         }),
     };
@@ -248,14 +355,43 @@ impl Store {
     /// Write a batch's decisions in one transaction, a few statements for the whole batch:
     /// new incidents with their runs, then links (one timeline event per incident for all
     /// its new alerts), then every alert's disposition.
-    pub async fn apply_triage(&self, triage: &Triage) -> Result<()> {
+    ///
+    /// Returns false, writing nothing, when another server took some of these alerts first
+    /// (PostgreSQL with several servers): the caller reads the unprocessed alerts again.
+    pub async fn apply_triage(&self, triage: &Triage) -> Result<bool> {
         use super::writer::rows;
         let now = now_ms();
         let system = Actor::system();
         let mut tx = self.writer.begin().await?;
         let sqlite = tx.backend_name() == "SQLite";
+        if !sqlite {
+            // Claim the batch's alerts first. A server deciding on the same alerts at the same
+            // time waits here on the row locks, then finds them processed and gives up.
+            let ids: Vec<&str> = triage.alert_ids().collect();
+            let mut claimed = 0;
+            for chunk in ids.chunks(super::writer::ROWS_PER_STATEMENT) {
+                let list = (1..=chunk.len())
+                    .map(|i| format!("${}", i + 1))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!(
+                    "UPDATE alerts SET processed_at = $1 WHERE processed_at IS NULL AND id IN ({list})"
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                claimed += q.execute(&mut *tx).await?.rows_affected();
+            }
+            if claimed != ids.len() as u64 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+        }
+        // First: indicator rows before the audit head, the order `set_verdict` takes them in.
+        super::indicators::upsert_sightings(&mut tx, &triage.sightings).await?;
         for (incident, alert, runs) in &triage.opened {
-            open_incident(&mut tx, incident, alert, runs, &system).await?;
+            open_incident(&mut tx, &self.cases, incident, Some(alert), runs, &system, None).await?;
         }
         if !triage.linked.is_empty() {
             // Per incident: how many duplicates, and the alerts.
@@ -324,7 +460,7 @@ impl Store {
             q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     /// One incident.
@@ -383,8 +519,11 @@ impl Store {
         .await?)
     }
 
-    /// Change an incident's status (closing needs a reason; re-opening clears it). Audited as
-    /// `incident.status` and put on the timeline. Returns false if there is no such incident.
+    /// Change an incident's status (audited as `incident.status`, on the timeline), and its
+    /// SLA timers with it: `active` acknowledges (stops the acknowledge timer), `pending`
+    /// pauses the timers and leaving it resumes them, `closed` stops them all (closing needs
+    /// a reason and the type's required fields), and re-opening starts the resolve timer
+    /// again. Returns false if there is no such incident.
     pub async fn set_incident_status(
         &self,
         id: &str,
@@ -394,25 +533,60 @@ impl Store {
     ) -> Result<bool> {
         debug_assert!(STATUSES.contains(&status));
         let now = now_ms();
-        let closed_at = (status == "closed").then_some(now);
         let mut tx = self.writer.begin().await?;
-        let previous: Option<String> = sqlx::query_scalar("SELECT status FROM incidents WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(previous) = previous else {
+        let previous: Option<(String, String, String)> =
+            sqlx::query_as("SELECT status, type, fields FROM incidents WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((previous, kind, fields)) = previous else {
             return Ok(false);
         };
+        if status == "closed" {
+            let fields: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&fields).unwrap_or_default();
+            let missing = self.cases.missing_required(&kind, &fields);
+            if !missing.is_empty() {
+                return Err(StoreError::Invalid(format!(
+                    "incident {id} cannot be closed before its required fields are set: {}",
+                    missing.join(", ")
+                )));
+            }
+        }
+        let closed_at = (status == "closed").then_some(now);
+        let acknowledges = status == "active" || status == "closed";
         sqlx::query(
-            "UPDATE incidents SET status = $1, closed_at = $2, close_reason = $3, updated_at = $4 WHERE id = $5",
+            "UPDATE incidents SET status = $1, closed_at = $2, close_reason = $3, updated_at = $4,
+                 acknowledged_at = CASE WHEN $5 = 1 THEN COALESCE(acknowledged_at, $4) ELSE acknowledged_at END
+             WHERE id = $6",
         )
         .bind(status)
         .bind(closed_at)
         .bind(reason)
         .bind(now)
+        .bind(i64::from(acknowledges))
         .bind(id)
         .execute(&mut *tx)
         .await?;
+        let subject = format!("incident:{id}");
+        if previous == "pending" && status != "pending" {
+            sla::resume(&mut tx, &subject, now).await?;
+        }
+        match status {
+            "closed" => {
+                sla::stop(&mut tx, &subject, None, now).await?;
+            }
+            "pending" => {
+                sla::pause(&mut tx, &subject, now).await?;
+            }
+            "active" => {
+                sla::stop(&mut tx, &subject, Some("acknowledge"), now).await?;
+            }
+            _ => {}
+        }
+        if previous == "closed" && status != "closed" {
+            sla::restart(&mut tx, &subject, "resolve", now).await?;
+        }
         let details = serde_json::json!({ "from": previous, "to": status, "reason": reason });
         add_event(&mut tx, id, actor, "status", details.clone()).await?;
         let change = Change {
@@ -426,8 +600,111 @@ impl Store {
         Ok(true)
     }
 
+    /// Create an incident by hand or from a playbook (audited as `incident.create`): a child
+    /// when `parent_id` is set (put on the parent's timeline too), starting its SLA timers
+    /// and queueing `runs`. A playbook passes its step's key as `step_key`: the same step
+    /// taken again returns the incident it made the first time. Returns the incident's id.
+    pub async fn create_incident(
+        &self,
+        incident: &NewIncident,
+        runs: &[NewRun],
+        actor: &Actor,
+        step_key: Option<&str>,
+    ) -> Result<String> {
+        if let Some(role) = &incident.role {
+            crate::names::check("role", role).map_err(StoreError::Invalid)?;
+        }
+        if incident.title.trim().is_empty() {
+            return Err(StoreError::Invalid("an incident needs a title".into()));
+        }
+        let mut tx = self.writer.begin().await?;
+        if let Some(key) = step_key {
+            let made: Option<String> = sqlx::query_scalar("SELECT id FROM incidents WHERE step_key = $1")
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(id) = made {
+                return Ok(id);
+            }
+        }
+        open_incident(&mut tx, &self.cases, incident, None, runs, actor, step_key).await?;
+        tx.commit().await?;
+        Ok(incident.id.clone())
+    }
+
+    /// Mark two incidents as related (both ways; audited as `incident.relate`, on both
+    /// timelines). Returns false if they already were.
+    pub async fn relate_incidents(&self, a: &str, b: &str, actor: &Actor) -> Result<bool> {
+        if a == b {
+            return Err(StoreError::Invalid(format!(
+                "incident {a} cannot be related to itself"
+            )));
+        }
+        let mut tx = self.writer.begin().await?;
+        for id in [a, b] {
+            let exists: Option<String> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if exists.is_none() {
+                return Err(StoreError::Invalid(format!("no incident '{id}'")));
+            }
+        }
+        let now = now_ms();
+        let mut added = 0;
+        for (x, y) in [(a, b), (b, a)] {
+            added += sqlx::query(
+                "INSERT INTO incident_relations (incident_id, related_id, created_at) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(x)
+            .bind(y)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        if added == 0 {
+            return Ok(false);
+        }
+        for (x, y) in [(a, b), (b, a)] {
+            add_event(&mut tx, x, actor, "related", serde_json::json!({ "incident": y })).await?;
+        }
+        let change = Change {
+            actor,
+            action: "incident.relate",
+            target: format!("incident:{a}"),
+            details: serde_json::json!({ "related": b }),
+        };
+        audit::append(&mut tx, &change).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The ids of the incidents related to `id`.
+    pub async fn related_incidents(&self, id: &str) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT related_id FROM incident_relations WHERE incident_id = $1 ORDER BY created_at, related_id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The incidents spawned from `id`, oldest first.
+    pub async fn child_incidents(&self, id: &str) -> Result<Vec<IncidentRecord>> {
+        let sql =
+            format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE parent_id = $1 ORDER BY created_at, id");
+        let rows: Vec<IncidentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(incident_from_row).collect()
+    }
+
     /// Put an event on an incident's timeline once per `key` (a playbook's note or
-    /// notification, taken again after a crash, is not written twice). Returns whether it
+    /// notification, taken again after a crash, is not written twice), audited as
+    /// `incident.KIND`. Returns whether it
     /// was written; an unknown incident is an error.
     pub async fn incident_event_once(
         &self,
@@ -457,45 +734,248 @@ impl Store {
         if seen.is_some() {
             return Ok(false);
         }
-        add_event(&mut tx, id, actor, kind, details).await?;
+        add_event(&mut tx, id, actor, kind, details.clone()).await?;
+        let action = format!("incident.{kind}");
+        let change = Change {
+            actor,
+            action: &action,
+            target: format!("incident:{id}"),
+            details,
+        };
+        audit::append(&mut tx, &change).await?;
         tx.commit().await?;
         Ok(true)
     }
 
-    /// Change an incident's severity and owner (audited as `incident.update`, on the
-    /// timeline). Returns false if there is no such incident.
-    pub async fn update_incident(
-        &self,
-        id: &str,
-        severity: Option<Severity>,
-        owner: Option<&str>,
-        actor: &Actor,
-    ) -> Result<bool> {
+    /// Change an incident's title, severity, owner, team and custom fields (audited as
+    /// `incident.update`, on the timeline). Custom fields are checked against the type's
+    /// declarations. Returns false if there is no such incident.
+    pub async fn update_incident(&self, id: &str, update: &IncidentUpdate, actor: &Actor) -> Result<bool> {
+        if let Some(role) = &update.role {
+            crate::names::check("role", role).map_err(StoreError::Invalid)?;
+        }
+        if update.title.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            return Err(StoreError::Invalid("an incident's title cannot be empty".into()));
+        }
+        if update.is_empty() {
+            return Ok(self.incident(id).await?.is_some());
+        }
         let mut tx = self.writer.begin().await?;
-        let done = sqlx::query(
-            "UPDATE incidents SET severity = COALESCE($1, severity), owner = COALESCE($2, owner), updated_at = $3
-             WHERE id = $4",
+        let current: Option<(String, String)> =
+            sqlx::query_as("SELECT type, fields FROM incidents WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((kind, fields)) = current else {
+            return Ok(false);
+        };
+        let fields = if update.fields.is_empty() {
+            None
+        } else {
+            let current: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&fields)
+                .map_err(|e| StoreError::Corrupt(format!("incident {id}: fields: {e}")))?;
+            let merged = self
+                .cases
+                .apply_fields(&kind, &current, &update.fields)
+                .map_err(StoreError::Invalid)?;
+            Some(serde_json::Value::Object(merged).to_string())
+        };
+        sqlx::query(
+            "UPDATE incidents SET severity = COALESCE($1, severity), owner = COALESCE($2, owner),
+                 role = COALESCE($3, role), title = COALESCE($4, title), fields = COALESCE($5, fields),
+                 updated_at = $6
+             WHERE id = $7",
         )
-        .bind(severity.map(|s| s.as_str()))
-        .bind(owner)
+        .bind(update.severity.map(|s| s.as_str()))
+        .bind(&update.owner)
+        .bind(&update.role)
+        .bind(&update.title)
+        .bind(fields)
         .bind(now_ms())
         .bind(id)
         .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            > 0;
-        if done {
-            let details = serde_json::json!({ "severity": severity, "owner": owner });
-            add_event(&mut tx, id, actor, "update", details.clone()).await?;
-            let change = Change {
-                actor,
-                action: "incident.update",
-                target: format!("incident:{id}"),
-                details,
-            };
-            audit::append(&mut tx, &change).await?;
+        .await?;
+        let mut details = serde_json::Map::new();
+        if let Some(s) = update.severity {
+            details.insert("severity".into(), s.as_str().into());
         }
+        for (name, value) in [
+            ("owner", &update.owner),
+            ("role", &update.role),
+            ("title", &update.title),
+        ] {
+            if let Some(v) = value {
+                details.insert(name.into(), v.clone().into());
+            }
+        }
+        if !update.fields.is_empty() {
+            details.insert("fields".into(), update.fields.clone().into());
+        }
+        let details = serde_json::Value::Object(details);
+        add_event(&mut tx, id, actor, "update", details.clone()).await?;
+        let change = Change {
+            actor,
+            action: "incident.update",
+            target: format!("incident:{id}"),
+            details,
+        };
+        audit::append(&mut tx, &change).await?;
         tx.commit().await?;
-        Ok(done)
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::both_dialects;
+
+    both_dialects!(children_relations_fields_and_teams, |store| {
+        use crate::intake::Severity;
+        use crate::store::audit::Actor;
+        use crate::store::incidents::{IncidentUpdate, NewIncident};
+        let types: crate::cases::IncidentsConfig = toml::from_str(
+            r#"
+            [types.miner]
+            role = "soc"
+            fields.asset = { type = "text" }
+            fields.confidence = { type = "choice", options = ["low", "high"] }
+            "#,
+        )
+        .unwrap();
+        let store = store.clone().with_incident_types(types);
+        let cli = Actor::cli();
+        let parent = store
+            .create_incident(
+                &NewIncident::new("miner", "cpu at 100%", Severity::High),
+                &[],
+                &cli,
+                None,
+            )
+            .await
+            .unwrap();
+        let p = store.incident(&parent).await.unwrap().unwrap();
+        assert_eq!(p.role.as_deref(), Some("soc"), "the type's team");
+
+        // A child, deputised to bob, tracked from the parent; the same step spawns it once.
+        let mut child = NewIncident::new("containment", "re-image pc-17", Severity::Medium);
+        child.parent_id = Some(parent.clone());
+        child.owner = Some("bob".into());
+        let c1 = store
+            .create_incident(&child, &[], &Actor::run("r1"), Some("r1:2"))
+            .await
+            .unwrap();
+        let mut again = child.clone();
+        again.id = crate::store::new_id('i');
+        let c2 = store
+            .create_incident(&again, &[], &Actor::run("r1"), Some("r1:2"))
+            .await
+            .unwrap();
+        assert_eq!(c1, c2);
+        let children = store.child_incidents(&parent).await.unwrap();
+        assert_eq!(children.len(), 1);
+        assert_eq!(children[0].owner.as_deref(), Some("bob"));
+        assert_eq!(children[0].parent_id.as_deref(), Some(parent.as_str()));
+        let kinds: Vec<String> = store
+            .incident_events(&parent)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(kinds, vec!["created", "child"]);
+        let mut orphan = child.clone();
+        orphan.id = crate::store::new_id('i');
+        orphan.parent_id = Some("i-none".into());
+        let e = store.create_incident(&orphan, &[], &cli, None).await.unwrap_err();
+        assert!(e.to_string().contains("no parent incident 'i-none'"), "{e}");
+
+        // Related, both ways, once.
+        assert!(store.relate_incidents(&parent, &c1, &cli).await.unwrap());
+        assert!(!store.relate_incidents(&c1, &parent, &cli).await.unwrap());
+        assert_eq!(store.related_incidents(&c1).await.unwrap(), vec![parent.clone()]);
+        assert_eq!(store.related_incidents(&parent).await.unwrap(), vec![c1.clone()]);
+        assert!(store.relate_incidents(&parent, &parent, &cli).await.is_err());
+        assert!(store.relate_incidents(&parent, "i-none", &cli).await.is_err());
+
+        // Custom fields are checked; a refused change changes nothing.
+        let mut u = IncidentUpdate::default();
+        u.fields.insert("confidence".into(), "maybe".into());
+        let e = store.update_incident(&parent, &u, &cli).await.unwrap_err();
+        assert!(e.to_string().contains("one of low, high"), "{e}");
+        let mut u = IncidentUpdate {
+            role: Some("tier2".into()),
+            ..Default::default()
+        };
+        u.fields.insert("asset".into(), "pc-17".into());
+        u.fields.insert("confidence".into(), "high".into());
+        assert!(store.update_incident(&parent, &u, &cli).await.unwrap());
+        let mut clear = IncidentUpdate::default();
+        clear.fields.insert("confidence".into(), serde_json::Value::Null);
+        store.update_incident(&parent, &clear, &cli).await.unwrap();
+        let p = store.incident(&parent).await.unwrap().unwrap();
+        assert_eq!(p.role.as_deref(), Some("tier2"));
+        assert_eq!(
+            serde_json::Value::Object(p.fields),
+            serde_json::json!({"asset": "pc-17"})
+        );
+        let e = store
+            .create_incident(
+                &NewIncident {
+                    fields: u.fields.clone(),
+                    ..NewIncident::new("other", "x", Severity::Low)
+                },
+                &[],
+                &cli,
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("has no custom fields"), "{e}");
+        assert!(!store.update_incident("i-none", &u, &cli).await.unwrap());
+    });
+}
+
+#[cfg(test)]
+mod claim_tests {
+    use super::Triage;
+    use crate::store::alerts::StoredAlert;
+
+    /// With several servers on one PostgreSQL database, a batch of alerts is decided once:
+    /// the second server to write the same alerts' decisions writes nothing.
+    #[tokio::test]
+    async fn a_batch_of_alerts_is_triaged_by_one_server_only() {
+        let Some(t) = crate::store::testing::postgres().await else {
+            return;
+        };
+        let store = &t.store;
+        let items = crate::intake::parse_items(
+            crate::intake::Format::Json,
+            br#"[{"source":"fw","title":"a"},{"source":"fw","title":"b"}]"#,
+            "json",
+        );
+        let alerts: Vec<StoredAlert> = items
+            .into_iter()
+            .map(|i| StoredAlert::new(crate::store::new_id('a'), 1, "test", i.alert.unwrap()))
+            .collect();
+        let ids: Vec<String> = alerts.iter().map(|a| a.id.clone()).collect();
+        store.insert_alerts(alerts).await.unwrap();
+        let triage = || Triage {
+            dispositions: ids
+                .iter()
+                .map(|id| (id.clone(), "dropped", Some("noise".to_owned())))
+                .collect(),
+            ..Default::default()
+        };
+        let (t1, t2) = (triage(), triage());
+        let (first, second) = tokio::join!(store.apply_triage(&t1), store.apply_triage(&t2));
+        let (first, second) = (first.unwrap(), second.unwrap());
+        assert!(
+            first ^ second,
+            "exactly one server writes the batch: {first} {second}"
+        );
+        assert!(store.unprocessed_alerts(10).await.unwrap().is_empty());
+        let stored = store.alerts(Some("fw"), 10).await.unwrap();
+        assert_eq!(stored.len(), 2);
+        assert!(stored.iter().all(|a| a.disposition.as_deref() == Some("dropped")));
     }
 }

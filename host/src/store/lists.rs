@@ -220,17 +220,8 @@ pub fn validate_list_name(name: &str) -> Result<(), ListError> {
 ///   `https://` are removed, the host is lower-cased (its labels may be `*` or `^`), a
 ///   `#fragment` is dropped.
 pub fn canonical_value(entry_type: EntryType, raw: &str) -> Result<String, String> {
-    let v = raw.trim();
-    if v.is_empty() {
-        return Err("it is empty".into());
-    }
     // Cheap first; the canonical form (without a scheme, say) is measured below.
-    if v.chars().count() > 2 * MAX_VALUE_LEN {
-        return Err(format!("it is longer than {MAX_VALUE_LEN} characters"));
-    }
-    if v.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("it contains white space or control characters".into());
-    }
+    let v = trimmed_value(raw, 2 * MAX_VALUE_LEN, MAX_VALUE_LEN)?;
     let canonical = match entry_type {
         EntryType::Ip => canonical_ip(v)?,
         EntryType::Domain => canonical_domain(v)?,
@@ -242,21 +233,58 @@ pub fn canonical_value(entry_type: EntryType, raw: &str) -> Result<String, Strin
     Ok(canonical)
 }
 
-fn canonical_ip(v: &str) -> Result<String, String> {
-    if let Ok(addr) = v.parse::<IpAddr>() {
-        return Ok(addr.to_string());
+/// `raw` trimmed, or why it cannot be a value: empty, longer than `max_len` characters
+/// (`shown_max` in the message), or with white space or control characters inside. Shared
+/// with indicators (`store/indicators.rs`).
+pub(crate) fn trimmed_value(raw: &str, max_len: usize, shown_max: usize) -> Result<&str, String> {
+    let v = raw.trim();
+    if v.is_empty() {
+        return Err("it is empty".into());
     }
-    match v.parse::<ipnet::IpNet>() {
-        Ok(net) => {
-            let net = net.trunc();
-            Ok(if net.prefix_len() == net.max_prefix_len() {
-                net.addr().to_string()
-            } else {
-                net.to_string()
-            })
+    if v.chars().count() > max_len {
+        return Err(format!("it is longer than {shown_max} characters"));
+    }
+    if v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("it contains white space or control characters".into());
+    }
+    Ok(v)
+}
+
+/// An IP address, or a network in CIDR notation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IpValue {
+    Address(IpAddr),
+    Network(ipnet::IpNet),
+}
+
+impl std::fmt::Display for IpValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IpValue::Address(a) => a.fmt(f),
+            IpValue::Network(n) => n.fmt(f),
         }
-        Err(_) => Err("not an IP address or CIDR (such as 192.0.2.1, 10.0.0.0/8 or 2001:db8::/32)".into()),
     }
+}
+
+/// `v` as an address or a CIDR cut to its network (`10.1.2.3/8` is `10.0.0.0/8`); a host
+/// prefix (`/32`, `/128`) is the address itself. `None` if it is neither. Shared with
+/// indicators.
+pub(crate) fn ip_value(v: &str) -> Option<IpValue> {
+    if let Ok(addr) = v.parse::<IpAddr>() {
+        return Some(IpValue::Address(addr));
+    }
+    let net = v.parse::<ipnet::IpNet>().ok()?.trunc();
+    Some(if net.prefix_len() == net.max_prefix_len() {
+        IpValue::Address(net.addr())
+    } else {
+        IpValue::Network(net)
+    })
+}
+
+fn canonical_ip(v: &str) -> Result<String, String> {
+    ip_value(v)
+        .map(|ip| ip.to_string())
+        .ok_or_else(|| "not an IP address or CIDR (such as 192.0.2.1, 10.0.0.0/8 or 2001:db8::/32)".into())
 }
 
 fn canonical_domain(v: &str) -> Result<String, String> {
@@ -269,13 +297,20 @@ fn canonical_domain(v: &str) -> Result<String, String> {
         );
     }
     let lower = v.to_ascii_lowercase();
-    let lower = lower.strip_suffix('.').unwrap_or(&lower);
     let (wildcard, host) = match lower.strip_prefix("*.") {
         Some(host) => ("*.", host),
-        None => ("", lower),
+        None => ("", lower.as_str()),
     };
+    Ok(format!("{wildcard}{}", host_name(host)?))
+}
+
+/// A host name in canonical form: lower-case, without a trailing dot, checked label by label
+/// (no wildcards). Shared with indicators.
+pub(crate) fn host_name(v: &str) -> Result<String, String> {
+    let lower = v.to_ascii_lowercase();
+    let host = lower.strip_suffix('.').unwrap_or(&lower);
     check_host_name(host, false)?;
-    Ok(format!("{wildcard}{host}"))
+    Ok(host.to_owned())
 }
 
 /// A DNS name: labels of letters, digits, '-' and '_', 1 to 63 long, 253 in all. With
@@ -833,7 +868,7 @@ async fn lock_list(conn: &mut sqlx::AnyConnection, name: &str) -> Result<(ListKi
 }
 
 /// A value for an error message: trimmed, and cut if it is very long.
-fn shown(raw: &str) -> String {
+pub(crate) fn shown(raw: &str) -> String {
     let raw = raw.trim();
     if raw.chars().count() > 80 {
         format!("{}…", raw.chars().take(80).collect::<String>())

@@ -9,13 +9,17 @@
 pub mod alerts;
 pub mod audit;
 pub mod incidents;
+pub mod indicators;
 mod kv;
 pub mod lists;
 mod plugins;
 pub mod rules;
 pub mod runs;
 mod secrets;
+pub mod sla;
+pub mod tasks;
 pub mod tokens;
+pub mod users;
 mod writer;
 
 pub use kv::KvError;
@@ -51,6 +55,10 @@ pub enum StoreError {
         "the database is not migrated to this version of Osprey ({applied} of {known} migrations applied); start `osprey serve` once, or run a newer Osprey"
     )]
     NotMigrated { applied: usize, known: usize },
+    /// A change the rules refuse (a bad custom field, closing without a required field, an
+    /// unknown parent): the message says what was wrong.
+    #[error("{0}")]
+    Invalid(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("step {seq} of run {run_id} is already recorded (another worker has the run)")]
@@ -75,6 +83,8 @@ pub struct Store {
     /// Group commit of the hot run writes (SQLite only; see `writer.rs`).
     batcher: Option<writer::Batcher>,
     dialect: Dialect,
+    /// Incident types (SLA, team, custom fields), which the incident methods enforce.
+    cases: std::sync::Arc<crate::cases::IncidentsConfig>,
 }
 
 impl Store {
@@ -131,6 +141,7 @@ impl Store {
             writer,
             batcher,
             dialect,
+            cases: Default::default(),
         })
     }
 
@@ -150,6 +161,17 @@ impl Store {
                 write.execute(&mut conn).await
             }
         }
+    }
+
+    /// The same store, enforcing these incident types.
+    pub fn with_incident_types(mut self, types: crate::cases::IncidentsConfig) -> Store {
+        self.cases = std::sync::Arc::new(types);
+        self
+    }
+
+    /// The incident types in force.
+    pub fn incident_types(&self) -> &crate::cases::IncidentsConfig {
+        &self.cases
     }
 
     pub fn dialect(&self) -> Dialect {

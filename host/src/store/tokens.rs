@@ -1,7 +1,7 @@
 //! API tokens: name, scopes, expiry, revocation. The store keeps only a hash of each token.
 
 use super::audit::{self, Actor, Change};
-use super::{Result, Store, now_ms};
+use super::{Result, Store, StoreError, now_ms};
 use serde::Serialize;
 
 /// A token as stored (never the token itself).
@@ -12,6 +12,9 @@ pub struct TokenRecord {
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// The Osprey user the token acts for (API calls are audited as that user, and may
+    /// complete that user's tasks), if any.
+    pub user: Option<String>,
 }
 
 impl TokenRecord {
@@ -23,15 +26,18 @@ impl TokenRecord {
     }
 }
 
-type TokenRow = (String, String, i64, Option<i64>, Option<i64>);
+type TokenRow = (String, String, i64, Option<i64>, Option<i64>, Option<String>);
 
-fn record((name, scopes, created_at, expires_at, revoked_at): TokenRow) -> TokenRecord {
+const TOKEN_COLUMNS: &str = "name, scopes, created_at, expires_at, revoked_at, user_name";
+
+fn record((name, scopes, created_at, expires_at, revoked_at, user): TokenRow) -> TokenRecord {
     TokenRecord {
         name,
         scopes: scopes.split_whitespace().map(str::to_owned).collect(),
         created_at,
         expires_at,
         revoked_at,
+        user,
     }
 }
 
@@ -41,25 +47,36 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 impl Store {
-    /// Store a new token by the hash of its value (audited as `token.create`). Returns false
-    /// if the name is taken.
+    /// Store a new token by the hash of its value (audited as `token.create`), acting for
+    /// `user` if given (who must exist: `StoreError::Invalid` otherwise). Returns false if
+    /// the name is taken.
     pub async fn create_token(
         &self,
         name: &str,
         token_hash: &str,
         scopes: &[String],
         expires_at: Option<i64>,
+        user: Option<&str>,
         actor: &Actor,
     ) -> Result<bool> {
+        if let Some(user) = user
+            && self.user(user).await?.is_none()
+        {
+            return Err(StoreError::Invalid(format!(
+                "no user '{user}' (see `osprey user list`)"
+            )));
+        }
         let mut tx = self.writer.begin().await?;
         let inserted = sqlx::query(
-            "INSERT INTO api_tokens (name, token_hash, scopes, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO api_tokens (name, token_hash, scopes, created_at, expires_at, user_name)
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(name)
         .bind(token_hash)
         .bind(scopes.join(" "))
         .bind(now_ms())
         .bind(expires_at)
+        .bind(user)
         .execute(&mut *tx)
         .await;
         match inserted {
@@ -70,7 +87,7 @@ impl Store {
             actor,
             action: "token.create",
             target: format!("token:{name}"),
-            details: serde_json::json!({ "scopes": scopes, "expires_at": expires_at }),
+            details: serde_json::json!({ "scopes": scopes, "expires_at": expires_at, "user": user }),
         };
         audit::append(&mut tx, &change).await?;
         tx.commit().await?;
@@ -103,22 +120,20 @@ impl Store {
 
     /// The token whose value hashes to `token_hash`, whatever its state.
     pub async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRecord>> {
-        let row: Option<TokenRow> = sqlx::query_as(
-            "SELECT name, scopes, created_at, expires_at, revoked_at FROM api_tokens WHERE token_hash = $1",
-        )
-        .bind(token_hash)
-        .fetch_optional(&self.pool)
-        .await?;
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1");
+        let row: Option<TokenRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(record))
     }
 
     /// Every token, by name.
     pub async fn tokens(&self) -> Result<Vec<TokenRecord>> {
-        let rows: Vec<TokenRow> = sqlx::query_as(
-            "SELECT name, scopes, created_at, expires_at, revoked_at FROM api_tokens ORDER BY name",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY name");
+        let rows: Vec<TokenRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.into_iter().map(record).collect())
     }
 }
@@ -131,9 +146,17 @@ mod tests {
     both_dialects!(tokens_are_created_found_by_hash_and_revoked, |store| {
         let who = Actor::system();
         let scopes = vec!["intake".to_string()];
-        assert!(store.create_token("fw", "h1", &scopes, None, &who).await.unwrap());
         assert!(
-            !store.create_token("fw", "h2", &scopes, None, &who).await.unwrap(),
+            store
+                .create_token("fw", "h1", &scopes, None, None, &who)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .create_token("fw", "h2", &scopes, None, None, &who)
+                .await
+                .unwrap(),
             "name taken"
         );
         let t = store.token_by_hash("h1").await.unwrap().unwrap();
@@ -152,7 +175,7 @@ mod tests {
                 .allows("intake", now_ms())
         );
         store
-            .create_token("old", "h3", &scopes, Some(now_ms() - 1), &who)
+            .create_token("old", "h3", &scopes, Some(now_ms() - 1), None, &who)
             .await
             .unwrap();
         assert!(
@@ -171,5 +194,34 @@ mod tests {
             .map(|e| e.action)
             .collect();
         assert_eq!(actions, ["token.create", "token.revoke", "token.create"]);
+    });
+
+    both_dialects!(a_token_acts_for_an_existing_user, |store| {
+        let who = Actor::system();
+        let scopes = vec!["incidents".to_string()];
+        let e = store
+            .create_token("ghost", "h1", &scopes, None, Some("nobody"), &who)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, StoreError::Invalid(m) if m.contains("no user 'nobody'")),
+            "{e}"
+        );
+        assert!(
+            store.token_by_hash("h1").await.unwrap().is_none(),
+            "nothing stored"
+        );
+        store.create_user("alice", None, &[], &who).await.unwrap();
+        assert!(
+            store
+                .create_token("alice-api", "h2", &scopes, None, Some("alice"), &who)
+                .await
+                .unwrap()
+        );
+        let t = store.token_by_hash("h2").await.unwrap().unwrap();
+        assert_eq!(t.user.as_deref(), Some("alice"));
+        assert_eq!(store.tokens().await.unwrap()[0].user.as_deref(), Some("alice"));
+        let created = store.audit_entries(0, 10, Some("token.")).await.unwrap();
+        assert_eq!(created[0].details["user"], "alice");
     });
 }

@@ -1,0 +1,620 @@
+//! Manual tasks: work for a person, assigned to a user or to a role, usually on an incident,
+//! with a due time kept by an SLA timer. Only the assignee, or a member of the assigned role,
+//! may complete one; delegating hands it to another user or role (and may set a new due time).
+
+use super::audit::{self, Actor, Change};
+use super::incidents::add_event;
+use super::{Result, Store, StoreError, now_ms, sla};
+use serde::Serialize;
+use thiserror::Error;
+
+/// A task's state.
+pub const TASK_STATUSES: &[&str] = &["open", "done", "cancelled"];
+
+/// A task ready to be stored.
+#[derive(Debug, Clone, Default)]
+pub struct NewTask {
+    pub incident_id: Option<String>,
+    pub title: String,
+    pub description: String,
+    /// The user it is assigned to, if any.
+    pub assignee: Option<String>,
+    /// The role it is assigned to, if any. At least one of the two is needed.
+    pub role: Option<String>,
+    /// Time to complete it, in ms; the store's `[incidents] task_due` when `None`.
+    pub due_ms: Option<i64>,
+}
+
+/// A task as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TaskRecord {
+    pub id: String,
+    pub incident_id: Option<String>,
+    pub title: String,
+    pub description: String,
+    pub assignee: Option<String>,
+    pub role: Option<String>,
+    pub status: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub completed_at: Option<i64>,
+    pub completed_by: Option<String>,
+    pub comment: Option<String>,
+}
+
+/// Why a task could not be changed.
+#[derive(Debug, Error)]
+pub enum TaskError {
+    #[error("no task '{0}'")]
+    NotFound(String),
+    #[error("task {id} is {status}, not open")]
+    NotOpen { id: String, status: String },
+    #[error("no user '{0}' (see `osprey user list`)")]
+    NoUser(String),
+    #[error("user '{user}' is disabled")]
+    Disabled { user: String },
+    #[error(
+        "task {id} is assigned to {assigned}; user '{user}' is neither that user nor a member of that role"
+    )]
+    NotAllowed {
+        id: String,
+        user: String,
+        assigned: String,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for TaskError {
+    fn from(e: sqlx::Error) -> Self {
+        TaskError::Store(e.into())
+    }
+}
+
+type TaskRow = (
+    String,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
+
+const TASK_COLUMNS: &str = "id, incident_id, title, description, assignee, role, status, created_by, \
+     created_at, updated_at, completed_at, completed_by, comment";
+
+fn task_from_row(r: TaskRow) -> TaskRecord {
+    let (
+        id,
+        incident_id,
+        title,
+        description,
+        assignee,
+        role,
+        status,
+        created_by,
+        created_at,
+        updated_at,
+        completed_at,
+        completed_by,
+        comment,
+    ) = r;
+    TaskRecord {
+        id,
+        incident_id,
+        title,
+        description,
+        assignee,
+        role,
+        status,
+        created_by,
+        created_at,
+        updated_at,
+        completed_at,
+        completed_by,
+        comment,
+    }
+}
+
+/// "user alice", "role soc", or both.
+fn assigned(assignee: Option<&str>, role: Option<&str>) -> String {
+    match (assignee, role) {
+        (Some(u), Some(r)) => format!("user '{u}' or role '{r}'"),
+        (Some(u), None) => format!("user '{u}'"),
+        (None, Some(r)) => format!("role '{r}'"),
+        (None, None) => "nobody".into(),
+    }
+}
+
+async fn task_in(conn: &mut sqlx::AnyConnection, id: &str) -> Result<Option<TaskRecord>, TaskError> {
+    let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1");
+    let row: Option<TaskRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(task_from_row))
+}
+
+/// The open task `id`, or why not.
+async fn open_task(conn: &mut sqlx::AnyConnection, id: &str) -> Result<TaskRecord, TaskError> {
+    let task = task_in(conn, id)
+        .await?
+        .ok_or_else(|| TaskError::NotFound(id.to_owned()))?;
+    if task.status != "open" {
+        return Err(TaskError::NotOpen {
+            id: id.to_owned(),
+            status: task.status,
+        });
+    }
+    Ok(task)
+}
+
+fn check_assignment(assignee: Option<&str>, role: Option<&str>) -> Result<(), TaskError> {
+    if assignee.is_none() && role.is_none() {
+        return Err(TaskError::Invalid(
+            "a task is assigned to a user, a role, or both".into(),
+        ));
+    }
+    if let Some(u) = assignee {
+        crate::names::check("user", u).map_err(TaskError::Invalid)?;
+    }
+    if let Some(r) = role {
+        crate::names::check("role", r).map_err(TaskError::Invalid)?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Create a task (audited as `task.create`, on its incident's timeline) and start its
+    /// due timer. A playbook passes its step's key as `step_key`: the same step taken again
+    /// returns the task it made the first time.
+    pub async fn create_task(
+        &self,
+        task: &NewTask,
+        actor: &Actor,
+        step_key: Option<&str>,
+    ) -> Result<TaskRecord, TaskError> {
+        check_assignment(task.assignee.as_deref(), task.role.as_deref())?;
+        if task.title.trim().is_empty() {
+            return Err(TaskError::Invalid("a task needs a title".into()));
+        }
+        if task.due_ms.is_some_and(|d| d <= 0) {
+            return Err(TaskError::Invalid(
+                "a task's due time must be in the future".into(),
+            ));
+        }
+        let mut tx = self.writer.begin().await?;
+        if let Some(key) = step_key {
+            let made: Option<String> = sqlx::query_scalar("SELECT id FROM tasks WHERE step_key = $1")
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(id) = made {
+                return task_in(&mut tx, &id).await?.ok_or(TaskError::NotFound(id));
+            }
+        }
+        if let Some(incident) = &task.incident_id {
+            let exists: Option<String> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = $1")
+                .bind(incident)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if exists.is_none() {
+                return Err(TaskError::Invalid(format!("no incident '{incident}'")));
+            }
+        }
+        let id = super::new_id('t');
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO tasks (id, incident_id, title, description, assignee, role, status, created_by,
+                 created_at, updated_at, step_key)
+             VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $8, $9)",
+        )
+        .bind(&id)
+        .bind(&task.incident_id)
+        .bind(&task.title)
+        .bind(&task.description)
+        .bind(&task.assignee)
+        .bind(&task.role)
+        .bind(actor.as_str())
+        .bind(now)
+        .bind(step_key)
+        .execute(&mut *tx)
+        .await?;
+        let due_ms = task.due_ms.or(self.cases.task_due_ms());
+        if let Some(ms) = due_ms {
+            sla::start(
+                &mut tx,
+                &format!("task:{id}"),
+                "due",
+                task.incident_id.as_deref(),
+                ms,
+                now,
+            )
+            .await?;
+        }
+        let details = serde_json::json!({
+            "task": id,
+            "title": task.title,
+            "assignee": task.assignee,
+            "role": task.role,
+            "due_at": due_ms.map(|ms| now + ms),
+        });
+        if let Some(incident) = &task.incident_id {
+            add_event(&mut tx, incident, actor, "task", details.clone()).await?;
+        }
+        let change = Change {
+            actor,
+            action: "task.create",
+            target: format!("task:{id}"),
+            details,
+        };
+        audit::append(&mut tx, &change).await?;
+        let record = task_in(&mut tx, &id)
+            .await?
+            .ok_or_else(|| TaskError::NotFound(id.clone()))?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// Complete an open task as user `user`, who must be its assignee or a member of its
+    /// role (audited as `task.done` by `user:NAME`, on the timeline; stops its timer).
+    pub async fn complete_task(
+        &self,
+        id: &str,
+        user: &str,
+        comment: Option<&str>,
+    ) -> Result<TaskRecord, TaskError> {
+        let who = self
+            .user(user)
+            .await?
+            .ok_or_else(|| TaskError::NoUser(user.to_owned()))?;
+        if who.disabled_at.is_some() {
+            return Err(TaskError::Disabled {
+                user: user.to_owned(),
+            });
+        }
+        let actor = Actor::user(user);
+        let now = now_ms();
+        let mut tx = self.writer.begin().await?;
+        let task = open_task(&mut tx, id).await?;
+        let allowed =
+            task.assignee.as_deref() == Some(user) || task.role.as_deref().is_some_and(|r| who.in_role(r));
+        if !allowed {
+            return Err(TaskError::NotAllowed {
+                id: id.to_owned(),
+                user: user.to_owned(),
+                assigned: assigned(task.assignee.as_deref(), task.role.as_deref()),
+            });
+        }
+        sqlx::query(
+            "UPDATE tasks SET status = 'done', completed_at = $1, completed_by = $2, comment = $3, updated_at = $1
+             WHERE id = $4 AND status = 'open'",
+        )
+        .bind(now)
+        .bind(user)
+        .bind(comment)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sla::stop(&mut tx, &format!("task:{id}"), None, now).await?;
+        let details = serde_json::json!({ "task": id, "title": task.title, "comment": comment });
+        if let Some(incident) = &task.incident_id {
+            add_event(&mut tx, incident, &actor, "task_done", details.clone()).await?;
+        }
+        let change = Change {
+            actor: &actor,
+            action: "task.done",
+            target: format!("task:{id}"),
+            details,
+        };
+        audit::append(&mut tx, &change).await?;
+        let record = task_in(&mut tx, id)
+            .await?
+            .ok_or_else(|| TaskError::NotFound(id.to_owned()))?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// Hand an open task to another user and/or role (audited as `task.delegate`, on the
+    /// timeline). With `due_ms` its timer starts again with that time.
+    pub async fn delegate_task(
+        &self,
+        id: &str,
+        assignee: Option<&str>,
+        role: Option<&str>,
+        due_ms: Option<i64>,
+        actor: &Actor,
+    ) -> Result<TaskRecord, TaskError> {
+        check_assignment(assignee, role)?;
+        if due_ms.is_some_and(|d| d <= 0) {
+            return Err(TaskError::Invalid(
+                "a task's due time must be in the future".into(),
+            ));
+        }
+        let now = now_ms();
+        let mut tx = self.writer.begin().await?;
+        let task = open_task(&mut tx, id).await?;
+        sqlx::query("UPDATE tasks SET assignee = $1, role = $2, updated_at = $3 WHERE id = $4")
+            .bind(assignee)
+            .bind(role)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(ms) = due_ms {
+            sla::start(
+                &mut tx,
+                &format!("task:{id}"),
+                "due",
+                task.incident_id.as_deref(),
+                ms,
+                now,
+            )
+            .await?;
+        }
+        let details = serde_json::json!({
+            "task": id,
+            "from": assigned(task.assignee.as_deref(), task.role.as_deref()),
+            "assignee": assignee,
+            "role": role,
+            "due_at": due_ms.map(|ms| now + ms),
+        });
+        if let Some(incident) = &task.incident_id {
+            add_event(&mut tx, incident, actor, "task_delegated", details.clone()).await?;
+        }
+        let change = Change {
+            actor,
+            action: "task.delegate",
+            target: format!("task:{id}"),
+            details,
+        };
+        audit::append(&mut tx, &change).await?;
+        let record = task_in(&mut tx, id)
+            .await?
+            .ok_or_else(|| TaskError::NotFound(id.to_owned()))?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// Cancel an open task (audited as `task.cancel`, on the timeline; stops its timer).
+    pub async fn cancel_task(&self, id: &str, reason: &str, actor: &Actor) -> Result<TaskRecord, TaskError> {
+        let now = now_ms();
+        let mut tx = self.writer.begin().await?;
+        let task = open_task(&mut tx, id).await?;
+        sqlx::query("UPDATE tasks SET status = 'cancelled', comment = $1, updated_at = $2 WHERE id = $3")
+            .bind(reason)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sla::stop(&mut tx, &format!("task:{id}"), None, now).await?;
+        let details = serde_json::json!({ "task": id, "reason": reason });
+        if let Some(incident) = &task.incident_id {
+            add_event(&mut tx, incident, actor, "task_cancelled", details.clone()).await?;
+        }
+        let change = Change {
+            actor,
+            action: "task.cancel",
+            target: format!("task:{id}"),
+            details,
+        };
+        audit::append(&mut tx, &change).await?;
+        let record = task_in(&mut tx, id)
+            .await?
+            .ok_or_else(|| TaskError::NotFound(id.to_owned()))?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// One task.
+    pub async fn task(&self, id: &str) -> Result<Option<TaskRecord>> {
+        let mut conn = self.pool.acquire().await?;
+        task_in(&mut conn, id).await.map_err(|e| match e {
+            TaskError::Store(e) => e,
+            other => StoreError::Corrupt(other.to_string()),
+        })
+    }
+
+    /// Tasks, newest first: optionally only one status, one incident, or those `for_user`
+    /// may complete (assigned to them or to one of their roles).
+    pub async fn tasks(
+        &self,
+        status: Option<&str>,
+        incident: Option<&str>,
+        for_user: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<TaskRecord>> {
+        let sql = format!(
+            "SELECT {TASK_COLUMNS} FROM tasks
+             WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR incident_id = $2)
+               AND ($3 IS NULL OR assignee = $3
+                    OR role IN (SELECT r.role FROM user_roles r JOIN users u ON u.name = r.user_name
+                                WHERE r.user_name = $3 AND u.disabled_at IS NULL))
+             ORDER BY created_at DESC, id DESC LIMIT $4"
+        );
+        let rows: Vec<TaskRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(status)
+            .bind(incident)
+            .bind(for_user)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(task_from_row).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::both_dialects;
+
+    both_dialects!(tasks_are_completed_only_by_their_user_or_role, |store| {
+        use crate::intake::Severity;
+        use crate::store::audit::Actor;
+        use crate::store::incidents::NewIncident;
+        use crate::store::tasks::{NewTask, TaskError};
+        let cli = Actor::cli();
+        store
+            .create_user("alice", None, &["soc".into()], &cli)
+            .await
+            .unwrap();
+        store
+            .create_user("bob", None, &["net".into()], &cli)
+            .await
+            .unwrap();
+        store
+            .create_user("carol", None, &["soc".into()], &cli)
+            .await
+            .unwrap();
+        let incident = store
+            .create_incident(
+                &NewIncident::new("phishing", "mail", Severity::Medium),
+                &[],
+                &cli,
+                None,
+            )
+            .await
+            .unwrap();
+        let task = NewTask {
+            incident_id: Some(incident.clone()),
+            title: "Call the owner".into(),
+            role: Some("soc".into()),
+            due_ms: Some(3_600_000),
+            ..Default::default()
+        };
+        let t = store
+            .create_task(&task, &Actor::run("r1"), Some("r1:3"))
+            .await
+            .unwrap();
+        assert_eq!(t.status, "open");
+        // The same playbook step taken again gets the same task.
+        let again = store
+            .create_task(&task, &Actor::run("r1"), Some("r1:3"))
+            .await
+            .unwrap();
+        assert_eq!(again.id, t.id);
+        assert_eq!(
+            store.tasks(None, Some(&incident), None, 10).await.unwrap().len(),
+            1
+        );
+        let timers = store.sla_timers(&incident).await.unwrap();
+        assert_eq!(timers.len(), 1);
+        assert_eq!(
+            (timers[0].timer.as_str(), timers[0].task()),
+            ("due", Some(t.id.as_str()))
+        );
+
+        // Who may complete it.
+        assert_eq!(
+            store
+                .tasks(Some("open"), None, Some("alice"), 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            store
+                .tasks(Some("open"), None, Some("bob"), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let e = store.complete_task(&t.id, "bob", None).await.unwrap_err();
+        assert!(matches!(e, TaskError::NotAllowed { .. }), "{e}");
+        assert!(e.to_string().contains("role 'soc'"), "{e}");
+        let e = store.complete_task(&t.id, "mallory", None).await.unwrap_err();
+        assert!(matches!(e, TaskError::NoUser(_)), "{e}");
+        store.set_user_disabled("carol", true, &cli).await.unwrap();
+        let e = store.complete_task(&t.id, "carol", None).await.unwrap_err();
+        assert!(matches!(e, TaskError::Disabled { .. }), "{e}");
+        assert_eq!(
+            store.task(&t.id).await.unwrap().unwrap().status,
+            "open",
+            "refusals change nothing"
+        );
+
+        // Delegation to another role: now bob's team may, alice's may not.
+        let d = store
+            .delegate_task(&t.id, None, Some("net"), Some(60_000), &cli)
+            .await
+            .unwrap();
+        assert_eq!(d.role.as_deref(), Some("net"));
+        let due = &store.sla_timers(&incident).await.unwrap()[0];
+        assert_eq!(due.due_at - due.started_at, 60_000, "new due time");
+        assert!(matches!(
+            store.complete_task(&t.id, "alice", None).await.unwrap_err(),
+            TaskError::NotAllowed { .. }
+        ));
+        let done = store
+            .complete_task(&t.id, "bob", Some("called, it was him"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (done.status.as_str(), done.completed_by.as_deref()),
+            ("done", Some("bob"))
+        );
+        assert!(matches!(
+            store.complete_task(&t.id, "bob", None).await.unwrap_err(),
+            TaskError::NotOpen { .. }
+        ));
+        assert_eq!(store.sla_timers(&incident).await.unwrap()[0].state(), "met");
+
+        // Bad tasks are refused.
+        let cli = &cli;
+        let bad = |t: NewTask| async move { store.create_task(&t, cli, None).await.unwrap_err().to_string() };
+        let e = bad(NewTask {
+            title: "x".into(),
+            ..Default::default()
+        })
+        .await;
+        assert!(e.contains("assigned to a user, a role"), "{e}");
+        let e = bad(NewTask {
+            title: " ".into(),
+            role: Some("soc".into()),
+            ..Default::default()
+        })
+        .await;
+        assert!(e.contains("needs a title"), "{e}");
+        let e = bad(NewTask {
+            title: "x".into(),
+            role: Some("soc".into()),
+            incident_id: Some("i-none".into()),
+            ..Default::default()
+        })
+        .await;
+        assert!(e.contains("no incident 'i-none'"), "{e}");
+        let e = bad(NewTask {
+            title: "x".into(),
+            role: Some("Bad Role".into()),
+            ..Default::default()
+        })
+        .await;
+        assert!(e.contains("role name 'Bad Role'"), "{e}");
+
+        let events: Vec<String> = store
+            .incident_events(&incident)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(events, vec!["created", "task", "task_delegated", "task_done"]);
+        let done_entry = store
+            .audit_entries(0, 100, Some("task.done"))
+            .await
+            .unwrap()
+            .pop()
+            .unwrap();
+        assert_eq!(done_entry.actor, "user:bob");
+    });
+}
