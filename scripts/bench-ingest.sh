@@ -4,6 +4,7 @@
 # dedup rule active, so pre-processing works while the load runs.
 #
 #   scripts/bench-ingest.sh [SECONDS]      (default 10 per case)
+#   OSPREY_BIN=/path/to/osprey scripts/bench-ingest.sh   (an already built binary)
 #
 # Cases, in the same run:
 #   floor   GET /healthz, one per request (what the HTTP stack alone does; the baseline)
@@ -25,8 +26,13 @@ if ! command -v wrk >/dev/null; then
     fi
 fi
 
-cargo build --release --locked --quiet -p osprey
-osprey="$CARGO_TARGET_DIR/release/osprey"
+# OSPREY_BIN=path benchmarks that binary instead of building the release one.
+if [[ -n "${OSPREY_BIN:-}" ]]; then
+    osprey="$OSPREY_BIN"
+else
+    cargo build --release --locked --quiet -p osprey
+    osprey="$CARGO_TARGET_DIR/release/osprey"
+fi
 data=$(mktemp -d /tmp/osprey-ingest.XXXXXX)
 server_pid=""
 cleanup() {

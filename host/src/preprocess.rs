@@ -305,14 +305,32 @@ pub async fn process_pending(app: &App, batch: i64) -> Result<usize, StoreError>
     let triggers = alert_triggers(app);
     let now = crate::store::now_ms();
     let mut triage = Triage::default();
+    // Every alert's candidates first, so that the open incidents of all their keys are
+    // looked up in a few queries, not one per key.
+    let decided: Vec<(Value, Vec<Decision>)> = alerts
+        .iter()
+        .map(|alert| {
+            let json = alert_json(alert);
+            let (candidates, errors) = rules.candidates(&json);
+            for e in errors {
+                tracing::warn!(alert = %alert.id, error = %e, "a rule could not be evaluated");
+            }
+            (json, candidates)
+        })
+        .collect();
+    let keys: Vec<&str> = decided
+        .iter()
+        .flat_map(|(_, c)| c.iter())
+        .filter_map(|d| match d {
+            Decision::Link { key, .. } => Some(key.as_str()),
+            Decision::Incident { key, .. } => key.as_deref(),
+            _ => None,
+        })
+        .collect();
     // The newest open incident per key, as the store has it or as this batch opened it.
-    let mut open: HashMap<String, Option<(String, i64)>> = HashMap::new();
-    for alert in &alerts {
-        let json = alert_json(alert);
-        let (candidates, errors) = rules.candidates(&json);
-        for e in errors {
-            tracing::warn!(alert = %alert.id, error = %e, "a rule could not be evaluated");
-        }
+    let mut open: HashMap<String, Option<(String, i64)>> = app.store.open_incidents_by_keys(&keys).await?;
+    for (alert, (json, candidates)) in alerts.iter().zip(decided) {
+        let json = &json;
         for decision in candidates {
             match decision {
                 Decision::Drop { rule } => {
@@ -340,7 +358,7 @@ pub async fn process_pending(app: &App, batch: i64) -> Result<usize, StoreError>
                         break;
                     }
                     let (incident, runs) =
-                        new_incident(app, &rules, &triggers, alert, &json, &rule, key.clone());
+                        new_incident(app, &rules, &triggers, alert, json, &rule, key.clone());
                     if let Some(key) = key {
                         open.insert(key, Some((incident.id.clone(), now)));
                     }

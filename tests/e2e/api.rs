@@ -710,3 +710,77 @@ async fn rules_are_set_listed_tested_and_removed_through_the_api() {
     assert_eq!(sets, 4, "refused rules are not stored");
     assert!(cli.ok(&["rules", "list"]).contains("everything-else"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indicators_are_read_and_judged_through_the_api() {
+    let cli = Cli::new();
+    let analyst = token(&cli, "intel-bot", "incidents", None);
+    let sensor = token(&cli, "sensor", "intake", None);
+    let server = Server::start(&cli);
+    let api = Api::new(&server);
+
+    // A CIDR holds a slash: the path takes the rest of the URL as the value.
+    let a = api
+        .put(
+            "/api/v1/indicators/cidr/203.0.113.7/24",
+            &analyst,
+            json!({"verdict": "malicious", "score": 80, "source": "abuse-feed"}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body["value"], "203.0.113.0/24", "normalised");
+    assert_eq!(a.body["verdict"], "malicious");
+    let a = api.get("/api/v1/indicators/cidr/203.0.113.0/24", &analyst).await;
+    assert_eq!((a.status, a.body["score"].as_i64()), (200, Some(80)));
+    let a = api.get("/api/v1/indicators?verdict=malicious", &analyst).await;
+    assert_eq!(a.body.as_array().unwrap().len(), 1);
+
+    // Refusals say what was wrong; nothing is stored.
+    let a = api
+        .put(
+            "/api/v1/indicators/ip/999.1.1.1",
+            &analyst,
+            json!({"verdict": "malicious"}),
+        )
+        .await;
+    assert_eq!(a.status, 400);
+    assert!(a.title().contains("'999.1.1.1' is not"), "{}", a.title());
+    let a = api
+        .put(
+            "/api/v1/indicators/ip/192.0.2.1",
+            &analyst,
+            json!({"verdict": "evil"}),
+        )
+        .await;
+    assert!(a.title().contains("verdict 'evil'"), "{}", a.title());
+    let a = api
+        .put(
+            "/api/v1/indicators/ip/192.0.2.1",
+            &analyst,
+            json!({"verdict": "benign", "score": 120}),
+        )
+        .await;
+    assert!(a.title().contains("score 120"), "{}", a.title());
+    let a = api
+        .put(
+            "/api/v1/indicators/ip/192.0.2.1",
+            &analyst,
+            json!({"verdict": "benign", "colour": 1}),
+        )
+        .await;
+    assert!(a.title().contains("unknown field `colour`"), "{}", a.title());
+    let a = api.get("/api/v1/indicators/ip/192.0.2.1", &analyst).await;
+    assert_eq!(a.status, 404);
+    let a = api.get("/api/v1/indicators?kind=planet", &analyst).await;
+    assert!(a.title().contains("'planet' is not a kind"), "{}", a.title());
+    // An intake token may not.
+    let a = api.get("/api/v1/indicators", &sensor).await;
+    assert_eq!(a.status, 403);
+    drop(server);
+    assert!(audited(
+        &audit(&cli),
+        "indicator.set",
+        "indicator:cidr:203.0.113.0/24",
+        "token:intel-bot"
+    ));
+}

@@ -153,6 +153,7 @@ fields.confidence = { type = "choice", options = ["low", "high"] }
         "created",
         "sla_breach",
         "run",
+        "step",
         "update",
         "note",
         "task",

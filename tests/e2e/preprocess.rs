@@ -191,10 +191,31 @@ async fn rules_drop_deduplicate_and_open_incidents_that_start_playbooks() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    eventually(20, "a third incident", async || {
-        (json_lines(&cli.ok(&["incident", "list", "--json"])).len() == 3).then_some(())
+    let third = eventually(20, "a third incident", async || {
+        let incidents = json_lines(&cli.ok(&["incident", "list", "--json"]));
+        (incidents.len() == 3).then(|| incidents[0]["id"].as_str().unwrap().to_owned())
     })
     .await;
+    // Its runs finish (the noticer's list entry comes off again) before the server stops.
+    let runs: Vec<String> = eventually(20, "the third incident's runs", async || {
+        let shown: Value = serde_json::from_str(&cli.ok(&["incident", "show", &third, "--json"])).unwrap();
+        let runs: Vec<String> = shown["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "run")
+            .map(|e| e["details"]["run"].as_str().unwrap().to_owned())
+            .collect();
+        (runs.len() == 2).then_some(runs)
+    })
+    .await;
+    for run_id in runs {
+        eventually(20, "the run to complete", async || {
+            let r: Value = serde_json::from_str(&cli.ok(&["run", "show", &run_id, "--json"])).unwrap();
+            (r["run"]["status"] == "completed").then_some(())
+        })
+        .await;
+    }
     drop(server);
 
     // What the rules would have done to the alerts received so far.

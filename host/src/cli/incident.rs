@@ -172,7 +172,7 @@ pub async fn run(cmd: IncidentCommand, config: Config) -> anyhow::Result<i32> {
         IncidentCommand::Show { id, json } => {
             let i = existing(&app, &id).await?;
             let alerts = app.store.incident_alert_ids(&id).await?;
-            let events = app.store.incident_events(&id).await?;
+            let events = app.store.incident_timeline(&id).await?;
             let timers = app.store.sla_timers(&id).await?;
             let tasks = app.store.tasks(None, Some(&id), None, 500).await?;
             let children = app.store.child_incidents(&id).await?;

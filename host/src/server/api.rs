@@ -111,6 +111,11 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/tasks/{id}/complete", post(complete_task))
         .route("/api/v1/tasks/{id}/delegate", post(delegate_task))
         .route("/api/v1/tasks/{id}/cancel", post(cancel_task))
+        .route("/api/v1/indicators", get(list_indicators))
+        .route(
+            "/api/v1/indicators/{kind}/{*value}",
+            get(show_indicator).put(set_indicator),
+        )
         .route("/api/v1/rules", get(list_rules))
         // `test` is also a rule name like any other: the static route takes its PUT and DELETE.
         .route(
@@ -359,7 +364,7 @@ async fn show_incident(State(app): State<Arc<App>>, headers: HeaderMap, Path(id)
     let s = &app.store;
     let failed = |e: StoreError| store_failed(&e);
     let alerts = s.incident_alert_ids(&id).await.map_err(failed)?;
-    let timeline = s.incident_events(&id).await.map_err(failed)?;
+    let timeline = s.incident_timeline(&id).await.map_err(failed)?;
     let tasks = s.tasks(None, Some(&id), None, MAX_LIMIT).await.map_err(failed)?;
     let sla = s.sla_timers(&id).await.map_err(failed)?;
     let sla: Vec<Value> = sla
@@ -600,6 +605,89 @@ async fn resume_sla(
     body: Body,
 ) -> Answer {
     set_sla_paused(&app, &headers, &id, body, false).await
+}
+
+// ---- Indicators ----
+
+fn indicator_failed(e: crate::store::indicators::IndicatorError) -> Problem {
+    use crate::store::indicators::IndicatorError;
+    match e {
+        IndicatorError::Store(e) => store_failed(&e),
+        other => bad_request(&other.to_string()),
+    }
+}
+
+async fn list_indicators(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> Answer {
+    caller(&app, &headers, SCOPE_INCIDENTS).await?;
+    let params = query(params, &["kind", "verdict", "limit"])?;
+    let limit = limit(&params, DEFAULT_LIMIT, MAX_LIMIT)?;
+    let found = app
+        .store
+        .indicators(param(&params, "kind"), param(&params, "verdict"), limit)
+        .await
+        .map_err(indicator_failed)?;
+    ok(found)
+}
+
+/// `GET /api/v1/indicators/KIND/VALUE` (the value may hold slashes: a CIDR, a URL).
+async fn show_indicator(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path((kind, value)): Path<(String, String)>,
+) -> Answer {
+    caller(&app, &headers, SCOPE_INCIDENTS).await?;
+    match app
+        .store
+        .indicator(&kind, &value)
+        .await
+        .map_err(indicator_failed)?
+    {
+        Some(i) => ok(i),
+        None => Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("no {kind} indicator '{value}'"),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerdictBody {
+    verdict: String,
+    #[serde(default)]
+    score: Option<i64>,
+    #[serde(default)]
+    source: Option<String>,
+}
+
+/// `PUT /api/v1/indicators/KIND/VALUE` `{verdict, score, source}`: record a verdict
+/// (audited as `indicator.set`); the indicator is created if new.
+async fn set_indicator(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path((kind, value)): Path<(String, String)>,
+    body: Body,
+) -> Answer {
+    let who = caller(&app, &headers, SCOPE_INCIDENTS).await?;
+    let b: VerdictBody = body_as(body, "verdict").await?;
+    let indicator = app
+        .store
+        .set_verdict(
+            &kind,
+            &value,
+            &b.verdict,
+            b.score,
+            b.source.as_deref(),
+            &who.actor,
+        )
+        .await
+        .map_err(indicator_failed)?;
+    ok(indicator)
 }
 
 // ---- Tasks ----

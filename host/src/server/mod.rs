@@ -111,17 +111,26 @@ pub async fn run(
     result
 }
 
-/// Pre-process stored alerts as they come: at once when intake says so, and every second
-/// for what an earlier process left (alerts stored just before a crash).
+/// Alerts pre-processed in one transaction, at most.
+const PREPROCESS_BATCH: i64 = 500;
+
+/// How long pre-processing lets alerts gather after intake says some came, so that a stream
+/// of one-alert requests is decided in batches: each batch is one write transaction, and on
+/// SQLite those share the one writer with intake.
+const PREPROCESS_GATHER: Duration = Duration::from_millis(100);
+
+/// Pre-process stored alerts as they come: shortly after intake says so (at once while a
+/// backlog lasts), and every second for what an earlier process left (alerts stored just
+/// before a crash).
 async fn preprocess_alerts(app: Arc<App>) {
     loop {
-        match crate::preprocess::process_pending(&app, 500).await {
-            Ok(n) if n > 0 => continue,
+        match crate::preprocess::process_pending(&app, PREPROCESS_BATCH).await {
+            Ok(n) if n as i64 >= PREPROCESS_BATCH => continue,
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "pre-processing alerts failed; retrying"),
         }
         tokio::select! {
-            _ = app.alerts_stored.notified() => {}
+            _ = app.alerts_stored.notified() => tokio::time::sleep(PREPROCESS_GATHER).await,
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }

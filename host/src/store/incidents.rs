@@ -352,6 +352,36 @@ impl Store {
         row.map(incident_from_row).transpose()
     }
 
+    /// For each of `keys`, the newest open incident with that deduplication key (id, created
+    /// at), or `None`: a few queries for a whole batch of alerts.
+    pub async fn open_incidents_by_keys(
+        &self,
+        keys: &[&str],
+    ) -> Result<std::collections::HashMap<String, Option<(String, i64)>>> {
+        let mut out: std::collections::HashMap<String, Option<(String, i64)>> =
+            keys.iter().map(|k| (k.to_string(), None)).collect();
+        let unique: Vec<String> = out.keys().cloned().collect();
+        let sqlite = self.dialect == super::Dialect::Sqlite;
+        for chunk in unique.chunks(super::writer::ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT dedup_key, id, created_at FROM incidents WHERE status <> 'closed' AND dedup_key IN ({})",
+                super::writer::rows("?", chunk.len(), sqlite)
+            );
+            let mut q = sqlx::query_as::<_, (String, String, i64)>(sqlx::AssertSqlSafe(sql));
+            for key in chunk {
+                q = q.bind(key.as_str());
+            }
+            for (key, id, created_at) in q.fetch_all(&self.pool).await? {
+                let newer = |(_, at): &(String, i64)| created_at > *at;
+                let slot = out.entry(key).or_default();
+                if slot.as_ref().is_none_or(newer) {
+                    *slot = Some((id, created_at));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Write a batch's decisions in one transaction, a few statements for the whole batch:
     /// new incidents with their runs, then links (one timeline event per incident for all
     /// its new alerts), then every alert's disposition.
@@ -507,6 +537,43 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// The incident's one timeline: its events with the steps of the runs it started merged
+    /// in by time (kind `step`, with the run, the step's number, kind, request and outcome).
+    pub async fn incident_timeline(&self, id: &str) -> Result<Vec<IncidentEvent>> {
+        let events = self.incident_events(id).await?;
+        let mut steps = Vec::new();
+        for e in &events {
+            if e.kind != "run" {
+                continue;
+            }
+            let Some(run) = e.details["run"].as_str() else {
+                continue;
+            };
+            for step in self.steps(run).await? {
+                steps.push(IncidentEvent {
+                    seq: e.seq,
+                    at: step.started_at,
+                    actor: format!("run:{run}"),
+                    kind: "step".into(),
+                    details: serde_json::json!({
+                        "run": run,
+                        "step": step.seq,
+                        "kind": step.kind,
+                        "request": step.request,
+                        "outcome": step.outcome,
+                        "ok": step.ok,
+                        "duration_ms": step.duration_ms,
+                    }),
+                });
+            }
+        }
+        let mut out = events;
+        out.extend(steps);
+        // Stable: what happened in the same millisecond keeps its order, a run before its steps.
+        out.sort_by_key(|e| e.at);
+        Ok(out)
     }
 
     /// The ids of the alerts linked to an incident, oldest first.
