@@ -26,13 +26,7 @@ pub async fn check_breaches(app: &App) -> Result<usize, StoreError> {
             .as_ref()
             .map(|i| serde_json::to_value(i).expect("an incident serialises"))
             .unwrap_or(Value::Null);
-        let breach = serde_json::json!({
-            "timer": timer.timer,
-            "subject": timer.subject,
-            "task": timer.task(),
-            "due_at": timer.due_at,
-            "late_ms": now - timer.due_at,
-        });
+        let breach = timer.breach(now);
         let runs = if incident.is_some() {
             runs_for(app, &timer, &incident_json, &breach)
         } else {

@@ -46,13 +46,21 @@ fields.confidence = { type = "choice", options = ["low", "high"] }
         incident_set(#{ severity: "critical", fields: #{ confidence: "high" } });
         incident_note(`nobody acknowledged ${incident.title} in time (${breach.timer})`);
         let task = task_create(#{ title: "Look at " + incident.fields.asset, role: "soc-leads", due: "15m" });
+        let hurry = task_create(#{ title: "Call the owner of " + incident.fields.asset, user: "alice", due: "1s" });
         let child = incident_spawn(#{ type: "containment", title: "Isolate " + incident.fields.asset, owner: "bob" });
         let other = incident_create(#{ type: "review", title: "Why was this not acknowledged?" });
         incident_link(other);
         let refused = "";
         try { incident_set(#{ fields: #{ colour: "red" } }); } catch (e) { refused = e.message; }
-        #{ task: task.id, child: child, other: other, refused: refused }
+        #{ task: task.id, hurry: hurry.id, child: child, other: other, refused: refused }
         "#,
+    );
+    // A task's due timer breaching starts only the playbooks that trigger on `due`.
+    write_playbook(
+        &cli.playbooks_dir(),
+        "chase",
+        "[[triggers]]\nkind = \"sla\"\ntimers = [\"due\"]\n",
+        r#"incident_note(`task ${breach.task} is late by ${breach.late_ms} ms`); breach.task"#,
     );
     cli.ok(&["user", "add", "alice", "--role", "soc-leads"]);
     cli.ok(&["user", "add", "bob", "--role", "net"]);
@@ -191,6 +199,35 @@ fields.confidence = { type = "choice", options = ["low", "high"] }
     let child = show(&cli, out["child"].as_str().unwrap());
     assert_eq!(child["incident"]["parent_id"], late.as_str());
 
+    // The 1 s task breached too: its playbook ran (and the escalate playbook did not run again).
+    let hurry = out["hurry"].as_str().unwrap();
+    eventually(20, "the late task's note", async || {
+        let i = show(&cli, &late);
+        i["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "note" && e["details"]["text"].as_str().unwrap().contains(hurry))
+            .then_some(())
+    })
+    .await;
+    let i = show(&cli, &late);
+    let breaches: Vec<&str> = i["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "sla_breach")
+        .map(|e| e["details"]["timer"].as_str().unwrap())
+        .collect();
+    assert_eq!(breaches, vec!["acknowledge", "due"]);
+    let runs = i["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "run")
+        .count();
+    assert_eq!(runs, 2, "escalate once, chase once");
+
     // Only the task's role may complete it.
     let task = out["task"].as_str().unwrap();
     assert!(cli.ok(&["task", "list", "--for", "alice"]).contains(task));
@@ -254,8 +291,11 @@ fields.confidence = { type = "choice", options = ["low", "high"] }
             .map(|e| e["actor"].as_str().unwrap().to_owned())
             .collect()
     };
-    assert_eq!(by("sla.breach"), vec!["system"]);
-    assert_eq!(by("task.create"), vec![format!("run:{run_id}")]);
+    assert_eq!(by("sla.breach"), vec!["system", "system"]);
+    assert_eq!(
+        by("task.create"),
+        vec![format!("run:{run_id}"), format!("run:{run_id}")]
+    );
     assert_eq!(by("task.done"), vec!["user:alice"]);
     assert_eq!(by("incident.relate"), vec![format!("run:{run_id}")]);
     assert_eq!(by("user.create").len(), 2);

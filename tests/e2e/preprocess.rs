@@ -156,8 +156,18 @@ async fn rules_drop_deduplicate_and_open_incidents_that_start_playbooks() {
         .unwrap()
         .iter()
         .map(|e| e["kind"].as_str().unwrap())
+        .filter(|k| *k != "step")
         .collect();
     assert_eq!(kinds[..4], ["created", "run", "run", "duplicate"], "{shown:#}");
+    // The runs' steps are on the same timeline.
+    assert!(
+        shown["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "step"),
+        "{shown:#}"
+    );
     assert_eq!(shown["alerts"].as_array().unwrap().len(), 2);
     for event in shown["timeline"]
         .as_array()

@@ -114,7 +114,7 @@ async fn bitcoin_node_guard_blocks_bad_ips_through_the_edl_and_closes_good_ones(
     assert_eq!(r.status(), 200);
 
     // One incident per IP; each one's run ends; the good one closes, the bad one stays open.
-    let incidents = eventually(30, "both incidents handled", async || {
+    eventually(30, "both incidents handled", async || {
         let i = json_lines(&cli.ok(&["incident", "list", "--json"]));
         let settled = i.len() == 2
             && i.iter().all(|i| {
@@ -125,9 +125,11 @@ async fn bitcoin_node_guard_blocks_bad_ips_through_the_edl_and_closes_good_ones(
                     e["kind"] == "notification" || (e["kind"] == "status" && e["details"]["to"] == "closed")
                 })
             });
-        settled.then_some(i)
+        settled.then_some(())
     })
     .await;
+    // Read again: the list taken before the timelines were looked at may predate the changes.
+    let incidents = json_lines(&cli.ok(&["incident", "list", "--json"]));
     let by_key = |ip: &str| incidents.iter().find(|i| i["dedup_key"] == ip).unwrap().clone();
     let bad = by_key(BAD);
     let good = by_key(GOOD);

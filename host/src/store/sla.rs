@@ -46,6 +46,17 @@ impl SlaTimer {
         }
     }
 
+    /// The breach as the timeline, the audit log and a triggered run (`breach`) see it.
+    pub fn breach(&self, now: i64) -> serde_json::Value {
+        serde_json::json!({
+            "subject": self.subject,
+            "timer": self.timer,
+            "task": self.task(),
+            "due_at": self.due_at,
+            "late_ms": now - self.due_at,
+        })
+    }
+
     /// The task id, for a task's timer.
     pub fn task(&self) -> Option<&str> {
         self.subject.strip_prefix("task:")
@@ -238,13 +249,7 @@ impl Store {
         if !won {
             return Ok(false);
         }
-        let details = serde_json::json!({
-            "subject": timer.subject,
-            "timer": timer.timer,
-            "task": timer.task(),
-            "due_at": timer.due_at,
-            "late_ms": now - timer.due_at,
-        });
+        let details = timer.breach(now);
         if let Some(incident) = &timer.incident_id {
             add_event(&mut tx, incident, &system, "sla_breach", details.clone()).await?;
             for run in runs {

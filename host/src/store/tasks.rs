@@ -174,6 +174,33 @@ fn check_assignment(assignee: Option<&str>, role: Option<&str>) -> Result<(), Ta
     Ok(())
 }
 
+/// Put a change to task `id` on its incident's timeline (event `kind`), audit it as
+/// `action`, and commit; returns the task as it now is.
+async fn finish(
+    mut tx: sqlx::Transaction<'static, sqlx::Any>,
+    id: &str,
+    incident: Option<&str>,
+    actor: &Actor,
+    (kind, action): (&str, &str),
+    details: serde_json::Value,
+) -> Result<TaskRecord, TaskError> {
+    if let Some(incident) = incident {
+        add_event(&mut tx, incident, actor, kind, details.clone()).await?;
+    }
+    let change = Change {
+        actor,
+        action,
+        target: format!("task:{id}"),
+        details,
+    };
+    audit::append(&mut tx, &change).await?;
+    let record = task_in(&mut tx, id)
+        .await?
+        .ok_or_else(|| TaskError::NotFound(id.to_owned()))?;
+    tx.commit().await?;
+    Ok(record)
+}
+
 impl Store {
     /// Create a task (audited as `task.create`, on its incident's timeline) and start its
     /// due timer. A playbook passes its step's key as `step_key`: the same step taken again
@@ -249,21 +276,8 @@ impl Store {
             "role": task.role,
             "due_at": due_ms.map(|ms| now + ms),
         });
-        if let Some(incident) = &task.incident_id {
-            add_event(&mut tx, incident, actor, "task", details.clone()).await?;
-        }
-        let change = Change {
-            actor,
-            action: "task.create",
-            target: format!("task:{id}"),
-            details,
-        };
-        audit::append(&mut tx, &change).await?;
-        let record = task_in(&mut tx, &id)
-            .await?
-            .ok_or_else(|| TaskError::NotFound(id.clone()))?;
-        tx.commit().await?;
-        Ok(record)
+        let incident = task.incident_id.as_deref();
+        finish(tx, &id, incident, actor, ("task", "task.create"), details).await
     }
 
     /// Complete an open task as user `user`, who must be its assignee or a member of its
@@ -308,21 +322,8 @@ impl Store {
         .await?;
         sla::stop(&mut tx, &format!("task:{id}"), None, now).await?;
         let details = serde_json::json!({ "task": id, "title": task.title, "comment": comment });
-        if let Some(incident) = &task.incident_id {
-            add_event(&mut tx, incident, &actor, "task_done", details.clone()).await?;
-        }
-        let change = Change {
-            actor: &actor,
-            action: "task.done",
-            target: format!("task:{id}"),
-            details,
-        };
-        audit::append(&mut tx, &change).await?;
-        let record = task_in(&mut tx, id)
-            .await?
-            .ok_or_else(|| TaskError::NotFound(id.to_owned()))?;
-        tx.commit().await?;
-        Ok(record)
+        let incident = task.incident_id.as_deref();
+        finish(tx, id, incident, &actor, ("task_done", "task.done"), details).await
     }
 
     /// Hand an open task to another user and/or role (audited as `task.delegate`, on the
@@ -369,21 +370,16 @@ impl Store {
             "role": role,
             "due_at": due_ms.map(|ms| now + ms),
         });
-        if let Some(incident) = &task.incident_id {
-            add_event(&mut tx, incident, actor, "task_delegated", details.clone()).await?;
-        }
-        let change = Change {
+        let incident = task.incident_id.as_deref();
+        finish(
+            tx,
+            id,
+            incident,
             actor,
-            action: "task.delegate",
-            target: format!("task:{id}"),
+            ("task_delegated", "task.delegate"),
             details,
-        };
-        audit::append(&mut tx, &change).await?;
-        let record = task_in(&mut tx, id)
-            .await?
-            .ok_or_else(|| TaskError::NotFound(id.to_owned()))?;
-        tx.commit().await?;
-        Ok(record)
+        )
+        .await
     }
 
     /// Cancel an open task (audited as `task.cancel`, on the timeline; stops its timer).
@@ -399,21 +395,16 @@ impl Store {
             .await?;
         sla::stop(&mut tx, &format!("task:{id}"), None, now).await?;
         let details = serde_json::json!({ "task": id, "reason": reason });
-        if let Some(incident) = &task.incident_id {
-            add_event(&mut tx, incident, actor, "task_cancelled", details.clone()).await?;
-        }
-        let change = Change {
+        let incident = task.incident_id.as_deref();
+        finish(
+            tx,
+            id,
+            incident,
             actor,
-            action: "task.cancel",
-            target: format!("task:{id}"),
+            ("task_cancelled", "task.cancel"),
             details,
-        };
-        audit::append(&mut tx, &change).await?;
-        let record = task_in(&mut tx, id)
-            .await?
-            .ok_or_else(|| TaskError::NotFound(id.to_owned()))?;
-        tx.commit().await?;
-        Ok(record)
+        )
+        .await
     }
 
     /// One task.
