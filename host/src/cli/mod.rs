@@ -88,7 +88,7 @@ pub enum Command {
     /// Verify, export and show the hash-chained audit log of every change.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
-    /// Create, list and revoke API tokens (for alert senders and EDL readers).
+    /// Create, list and revoke API tokens (alert senders, EDL readers, REST API clients).
     #[command(subcommand)]
     Token(token::TokenCommand),
     /// Allow and block lists of IPs, domains and URLs, served to firewalls at /edl/NAME.txt.
