@@ -23,3 +23,4 @@ mod preprocess;
 mod seed_bitcoin;
 mod serve;
 mod tls;
+mod unifi;

@@ -5,6 +5,7 @@ pub mod fake_autofocus;
 pub mod fake_http;
 pub mod fake_ipinfo;
 pub mod fake_tls;
+pub mod fake_unifi;
 
 use osprey::app::App;
 use osprey::capability::Capabilities;
