@@ -672,6 +672,9 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let subject = format!("incident:{id}");
+        if previous == "closed" && status != "closed" {
+            sla::restart(&mut tx, &subject, "resolve", now).await?;
+        }
         if previous == "pending" && status != "pending" {
             sla::resume(&mut tx, &subject, now).await?;
         }
@@ -686,9 +689,6 @@ impl Store {
                 sla::stop(&mut tx, &subject, Some("acknowledge"), now).await?;
             }
             _ => {}
-        }
-        if previous == "closed" && status != "closed" {
-            sla::restart(&mut tx, &subject, "resolve", now).await?;
         }
         let details = serde_json::json!({ "from": previous, "to": status, "reason": reason });
         add_event(&mut tx, id, actor, "status", details.clone()).await?;

@@ -433,6 +433,16 @@ mod tests {
         let r = resolve(store.sla_timers(&id).await.unwrap());
         assert_eq!(r.state(), "running");
         assert!(r.started_at >= before && r.due_at == r.started_at + 3_600_000);
+        // Closed again, then re-opened straight into pending: restarted, and paused.
+        store
+            .set_incident_status(&id, "closed", Some("again"), &cli)
+            .await
+            .unwrap();
+        store
+            .set_incident_status(&id, "pending", None, &cli)
+            .await
+            .unwrap();
+        assert_eq!(resolve(store.sla_timers(&id).await.unwrap()).state(), "paused");
 
         let actions: Vec<String> = store
             .audit_entries(0, 100, Some("sla."))
