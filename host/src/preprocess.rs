@@ -344,14 +344,14 @@ pub async fn process_pending(app: &App, batch: i64) -> Result<usize, StoreError>
                     break;
                 }
                 Decision::Link { rule, key } => {
-                    if let Some((incident, _)) = newest_open(app, &mut open, &key).await? {
+                    if let Some((incident, _)) = open.get(&key).cloned().flatten() {
                         triage.linked.push((incident, alert.id.clone(), rule, false));
                         break;
                     }
                 }
                 Decision::Incident { rule, key, window } => {
                     if let (Some(key), Some(window)) = (&key, window)
-                        && let Some((incident, created_at)) = newest_open(app, &mut open, key).await?
+                        && let Some((incident, created_at)) = open.get(key).cloned().flatten()
                         && created_at >= now - window.as_millis() as i64
                     {
                         triage.linked.push((incident, alert.id.clone(), rule, true));
@@ -385,24 +385,6 @@ pub async fn process_pending(app: &App, batch: i64) -> Result<usize, StoreError>
         app.executor.wake();
     }
     Ok(alerts.len())
-}
-
-/// The newest open incident with `key` (id, created at), looked up once per batch.
-async fn newest_open(
-    app: &App,
-    open: &mut HashMap<String, Option<(String, i64)>>,
-    key: &str,
-) -> Result<Option<(String, i64)>, StoreError> {
-    if let Some(known) = open.get(key) {
-        return Ok(known.clone());
-    }
-    let found = app
-        .store
-        .open_incident_by_key(key, 0)
-        .await?
-        .map(|i| (i.id, i.created_at));
-    open.insert(key.to_owned(), found.clone());
-    Ok(found)
 }
 
 /// The playbooks with alert triggers, their expressions compiled.

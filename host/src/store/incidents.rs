@@ -338,20 +338,6 @@ impl Store {
             .await
     }
 
-    /// The open incident with deduplication key `key`, created at or after `since`.
-    pub async fn open_incident_by_key(&self, key: &str, since: i64) -> Result<Option<IncidentRecord>> {
-        let sql = format!(
-            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE dedup_key = $1 AND status <> 'closed' AND created_at >= $2
-             ORDER BY created_at DESC LIMIT 1"
-        );
-        let row: Option<IncidentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(key)
-            .bind(since)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(incident_from_row).transpose()
-    }
-
     /// For each of `keys`, the newest open incident with that deduplication key (id, created
     /// at), or `None`: a few queries for a whole batch of alerts.
     pub async fn open_incidents_by_keys(
@@ -665,7 +651,8 @@ impl Store {
         )
         .bind(status)
         .bind(closed_at)
-        .bind(reason)
+        // The closing reason; any other change's reason is only on the timeline.
+        .bind(closed_at.and(reason))
         .bind(now)
         .bind(i64::from(acknowledges))
         .bind(id)

@@ -439,10 +439,16 @@ mod tests {
             .await
             .unwrap();
         store
-            .set_incident_status(&id, "pending", None, &cli)
+            .set_incident_status(&id, "pending", Some("waiting on the owner"), &cli)
             .await
             .unwrap();
         assert_eq!(resolve(store.sla_timers(&id).await.unwrap()).state(), "paused");
+        let reopened = store.incident(&id).await.unwrap().unwrap();
+        assert_eq!(
+            (reopened.closed_at, reopened.close_reason),
+            (None, None),
+            "only closing has a reason"
+        );
 
         let actions: Vec<String> = store
             .audit_entries(0, 100, Some("sla."))
