@@ -160,6 +160,11 @@ impl App {
     }
 }
 
+/// The owner name under which the server's own secrets are kept (the SMTP password, the
+/// link-signing key): `osprey secret set osprey NAME`. No plugin may be installed under it, so
+/// no grant can reach them.
+pub const SERVER_SECRET_OWNER: &str = "osprey";
+
 /// Secret names: 1 to 64 of letters, digits, `_`, `-` and `.`.
 pub fn validate_secret_name(name: &str) -> Result<(), AppError> {
     let ok = !name.is_empty()

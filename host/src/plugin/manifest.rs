@@ -61,6 +61,12 @@ impl Manifest {
 
     fn validate(&self) -> Result<(), String> {
         validate_name(&self.name)?;
+        if self.name == crate::app::SERVER_SECRET_OWNER {
+            return Err(format!(
+                "the plugin name '{}' is reserved for the server's own secrets; rename the plugin",
+                self.name
+            ));
+        }
         semver::Version::parse(&self.version)
             .map_err(|e| format!("version '{}' is not a semantic version: {e}", self.version))?;
         let c = &self.component;
