@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run every test, from a fresh machine: installs the wasm target, builds the plugins, starts a
-# throwaway PostgreSQL on loopback (installing Debian's postgresql when run as root), then runs
-# the unit and end-to-end tests against SQLite and PostgreSQL. CI runs exactly this.
+# throwaway PostgreSQL on loopback (installing Debian's postgresql when run as root), installs
+# the mail tests' SMTP server (Python's aiosmtpd) if missing, then runs the unit and end-to-end
+# tests against SQLite and PostgreSQL. CI runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,8 @@ bash scripts/setup.sh
 bash scripts/build-plugins.sh
 source scripts/lib/postgres.sh
 start_test_postgres
+source scripts/lib/smtp.sh
+ensure_smtp_sink
 
 echo "test: cargo test (host library, CLI and end-to-end tests)"
 cargo test --workspace --locked "$@"

@@ -45,8 +45,12 @@ pub struct App {
     pub executor: Arc<Executor>,
     /// Woken when alerts are stored, so pre-processing looks at them at once.
     pub alerts_stored: tokio::sync::Notify,
+    /// Woken when mail is queued in the outbox, so the sender (`mail.rs`) sends it at once.
+    pub mail_queued: tokio::sync::Notify,
     /// API token lookups of the last second.
     pub tokens: crate::auth::TokenCache,
+    /// Questions to people, their links and mails.
+    pub humans: Arc<crate::humans::Humans>,
 }
 
 impl App {
@@ -70,6 +74,30 @@ impl App {
         if !vault.verify_key_check(&check) {
             return Err(AppError::WrongKey { source_desc });
         }
+        let link_key = match store
+            .secret(SERVER_SECRET_OWNER, crate::vault::LINK_KEY_SECRET)
+            .await?
+        {
+            Some(sealed) => crate::vault::LinkKey::open(&vault, &sealed)?,
+            None => {
+                let (_, sealed) = crate::vault::LinkKey::generate(&vault);
+                let stored = store
+                    .init_secret(
+                        SERVER_SECRET_OWNER,
+                        crate::vault::LINK_KEY_SECRET,
+                        &sealed,
+                        &Actor::system(),
+                    )
+                    .await?;
+                crate::vault::LinkKey::open(&vault, &stored)?
+            }
+        };
+        let humans = Arc::new(crate::humans::Humans::new(
+            config.humans.clone(),
+            config.listen,
+            link_key,
+            config.mail.enabled(),
+        ));
         let vault = Arc::new(vault);
         let runtime = Runtime::new(
             RuntimeOptions {
@@ -92,6 +120,7 @@ impl App {
             config.playbook_limits,
             config.runs,
             config.lists.max_entries,
+            humans.clone(),
         );
         Ok(App {
             config,
@@ -103,7 +132,9 @@ impl App {
             playbook_errors,
             executor,
             alerts_stored: tokio::sync::Notify::new(),
+            mail_queued: tokio::sync::Notify::new(),
             tokens: Default::default(),
+            humans,
         })
     }
 

@@ -62,6 +62,33 @@ pub struct Config {
     pub lists: ListsConfig,
     /// Incident types: SLA timers, team and custom fields (`[incidents]`, see `cases.rs`).
     pub incidents: crate::cases::IncidentsConfig,
+    /// Questions to people: the public address of links, escalation (`[humans]`).
+    pub humans: crate::humans::HumansConfig,
+    /// The web console: sessions of signed-in users (`[web]`).
+    pub web: WebConfig,
+    /// Outgoing mail over SMTP (`[mail]`, see `mail.rs`); off while `mail.host` is unset.
+    pub mail: crate::mail::MailConfig,
+}
+
+/// Settings of the web console (`[web]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// How long a sign-in lasts; the session cookie's Max-Age.
+    #[serde(with = "duration_serde")]
+    pub session_ttl: Duration,
+    /// Mark the session cookie `Secure` (sent over HTTPS only). Osprey serves plain HTTP, so
+    /// set this when a TLS-terminating proxy is in front of it, as it should be.
+    pub secure_cookies: bool,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            session_ttl: Duration::from_secs(12 * 3600),
+            secure_cookies: false,
+        }
+    }
 }
 
 /// Who may fetch External Dynamic Lists (`GET /edl/NAME.txt`).
@@ -168,6 +195,9 @@ impl Default for Config {
             intake: Default::default(),
             lists: Default::default(),
             incidents: Default::default(),
+            humans: Default::default(),
+            web: Default::default(),
+            mail: Default::default(),
         }
     }
 }
@@ -222,6 +252,8 @@ impl Config {
         config
             .incidents
             .validate()
+            .and_then(|()| config.humans.validate())
+            .and_then(|()| config.mail.validate())
             .map_err(|message| ConfigError::Parse {
                 path: path.to_owned(),
                 message,
@@ -349,6 +381,18 @@ mod tests {
         assert_eq!(c.plugins_dir(), PathBuf::from("data/plugins"));
         assert_eq!(c.limits.timeout, Duration::from_secs(30));
         assert_eq!(c.limits.memory_mib, 64);
+        assert_eq!(c.web.session_ttl, Duration::from_secs(12 * 3600));
+        assert!(!c.web.secure_cookies);
+    }
+
+    #[test]
+    fn web_section() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("osprey.toml");
+        std::fs::write(&path, "[web]\nsession_ttl = \"30m\"\nsecure_cookies = true\n").unwrap();
+        let c = Config::from_file(&path).unwrap();
+        assert_eq!(c.web.session_ttl, Duration::from_secs(1800));
+        assert!(c.web.secure_cookies);
     }
 
     #[test]

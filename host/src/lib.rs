@@ -8,6 +8,7 @@
 //!   granted; pure data and matching rules, no I/O.
 //! - [`cases`]: incident types from the config: SLA, team, custom fields; pure.
 //! - [`auth`]: API tokens: making them and checking them.
+//! - [`web_auth`]: signing in to the web console: password hashes, session and CSRF tokens.
 //! - [`vault`]: the master key and the encryption of secrets at rest. Only this module sees
 //!   key material.
 //! - [`store`]: the database (SQLite or PostgreSQL). Only this module writes SQL.
@@ -18,6 +19,10 @@
 //!   and start playbooks, for each alert before any playbook runs.
 //! - [`runs`]: the executor that claims queued runs and replays them with real effects.
 //! - [`schedule`]: cron triggers.
+//! - [`humans`]: questions to people (`ask`, `approve`, `form`), their signed links, mails,
+//!   reminders and timeouts, and the "talk to a human" escalation.
+//! - [`mail`]: outgoing mail: `[mail]`, composing messages, and the sender that delivers
+//!   the outbox over SMTP with retries.
 //! - [`sla_watch`]: records SLA breaches and starts the playbooks that trigger on them.
 //! - [`intake`]: parsing incoming alerts (JSON, NDJSON, PassiveDNS, syslog) and extracting
 //!   observables; pure functions.
@@ -31,7 +36,9 @@ pub mod capability;
 pub mod cases;
 pub mod cli;
 pub mod config;
+pub mod humans;
 pub mod intake;
+pub mod mail;
 pub mod names;
 pub mod playbook;
 pub mod plugin;
@@ -42,3 +49,4 @@ pub mod server;
 pub mod sla_watch;
 pub mod store;
 pub mod vault;
+pub mod web_auth;

@@ -72,6 +72,8 @@ pub struct Executor {
     wake: tokio::sync::Notify,
     /// `lists.max_entries`, for `list_add` in playbooks.
     max_list_entries: usize,
+    /// Questions to people and mail (`ask`, `approve`, `form`, `send_email`).
+    humans: Arc<crate::humans::Humans>,
 }
 
 /// A fresh run id.
@@ -87,6 +89,7 @@ impl Executor {
         defaults: ScriptLimits,
         config: RunsConfig,
         max_list_entries: usize,
+        humans: Arc<crate::humans::Humans>,
     ) -> Arc<Executor> {
         let node = format!("{}-{}", std::process::id(), &new_run_id()[18..26]);
         Arc::new(Executor {
@@ -98,6 +101,7 @@ impl Executor {
             node,
             wake: tokio::sync::Notify::new(),
             max_list_entries,
+            humans,
         })
     }
 
@@ -357,6 +361,7 @@ impl Executor {
             checked: Instant::now(),
             lost,
             max_list_entries: self.max_list_entries,
+            humans: self.humans.clone(),
         });
         let script = pb.script.clone();
         let started = Instant::now();
@@ -443,6 +448,7 @@ struct LiveEffects {
     checked: Instant,
     lost: Arc<AtomicBool>,
     max_list_entries: usize,
+    humans: Arc<crate::humans::Humans>,
 }
 
 impl Effects for LiveEffects {
@@ -491,12 +497,22 @@ impl Effects for LiveEffects {
         let handle = self.handle.clone();
         handle.block_on(live_act(
             &self.store,
+            &self.humans,
             action,
             args,
             run_id,
             key,
             self.max_list_entries,
         ))
+    }
+
+    fn question_wait(&mut self, id: &str) -> Result<crate::playbook::QuestionWait, String> {
+        use crate::humans::Wait;
+        use crate::playbook::QuestionWait;
+        match self.handle.block_on(self.humans.wait(&self.store, id))? {
+            Wait::Done(outcome) => Ok(QuestionWait::Done(outcome)),
+            Wait::Until(at) => Ok(QuestionWait::Until(at)),
+        }
     }
 
     fn cached_output(&mut self, plugin: &str, action: &str, input: &Value) -> Option<Value> {
@@ -532,6 +548,7 @@ impl Effects for LiveEffects {
 /// under `key` (the step in flight at a crash is taken again).
 async fn live_act(
     store: &Store,
+    humans: &crate::humans::Humans,
     action: &str,
     args: &Value,
     run_id: &str,
@@ -721,6 +738,21 @@ async fn live_act(
                     .map_err(store_err)?;
             }
             Ok(Value::Null)
+        }
+        "question_ask" => {
+            let kind = crate::humans::questions::Kind::parse(text("kind")?)
+                .ok_or("question_ask: kind must be ask, approve or form")?;
+            let q = humans
+                .ask(store, kind, &args["spec"], run_id, incident, key)
+                .await?;
+            Ok(serde_json::json!({ "id": q.id, "due_at": q.due_at, "to": q.addressee() }))
+        }
+        "send_email" => {
+            let mut spec = args.clone();
+            if let Some(m) = spec.as_object_mut() {
+                m.remove("incident");
+            }
+            humans.send_email(store, &spec, incident, key).await
         }
         other => Err(format!("no playbook action named '{other}'")),
     }

@@ -171,6 +171,74 @@ impl Vault {
     }
 }
 
+/// The name of the link-signing key among the server's own secrets.
+pub const LINK_KEY_SECRET: &str = "link-key";
+
+/// The key that signs answer and escalation links (HMAC-SHA256). It is generated once, kept
+/// sealed in the secret store as `osprey/link-key`, and never leaves this type.
+pub struct LinkKey {
+    key: Zeroizing<[u8; 32]>,
+}
+
+impl std::fmt::Debug for LinkKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LinkKey([redacted])")
+    }
+}
+
+impl LinkKey {
+    /// A fresh random key, and the same key sealed for the secret store.
+    pub fn generate(vault: &Vault) -> (LinkKey, Sealed) {
+        let mut key = Zeroizing::new([0u8; 32]);
+        chacha20poly1305::aead::rand_core::RngCore::fill_bytes(&mut OsRng, key.as_mut());
+        let encoded = Zeroizing::new(B64.encode(key.as_ref()));
+        let sealed = vault.seal(
+            crate::app::SERVER_SECRET_OWNER,
+            LINK_KEY_SECRET,
+            &SecretString::from(encoded.to_string()),
+        );
+        (LinkKey { key }, sealed)
+    }
+
+    /// The key sealed in the secret store.
+    pub fn open(vault: &Vault, sealed: &Sealed) -> Result<LinkKey, VaultError> {
+        let text = vault.open_sealed(crate::app::SERVER_SECRET_OWNER, LINK_KEY_SECRET, sealed)?;
+        let key = decode_key(text.expose_secret()).ok_or_else(|| VaultError::Open {
+            plugin: crate::app::SERVER_SECRET_OWNER.to_owned(),
+            name: LINK_KEY_SECRET.to_owned(),
+        })?;
+        Ok(LinkKey { key })
+    }
+
+    /// A key with these bytes (tests).
+    pub fn from_bytes(key: [u8; 32]) -> LinkKey {
+        LinkKey {
+            key: Zeroizing::new(key),
+        }
+    }
+
+    fn mac(&self) -> hmac::Hmac<sha2::Sha256> {
+        use hmac::KeyInit as _;
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(self.key.as_ref()).expect("HMAC takes any key length")
+    }
+
+    /// The HMAC-SHA256 tag of `message`.
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        use hmac::Mac as _;
+        let mut mac = self.mac();
+        mac.update(message);
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    /// Whether `tag` is the tag of `message` (compared in constant time).
+    pub fn verify(&self, message: &[u8], tag: &[u8]) -> bool {
+        use hmac::Mac as _;
+        let mut mac = self.mac();
+        mac.update(message);
+        mac.verify_slice(tag).is_ok()
+    }
+}
+
 fn associated_data(plugin: &str, name: &str) -> Vec<u8> {
     format!("osprey-secret-v1\0{plugin}\0{name}").into_bytes()
 }

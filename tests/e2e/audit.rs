@@ -17,10 +17,11 @@ fn changes_are_chained_exported_and_tampering_is_named() {
     cli.ok(&["secret", "delete", "test-echo", "greeting"]);
 
     let verified = cli.ok(&["audit", "verify"]);
-    assert!(verified.contains("audit log intact: 6 entries"), "{verified}");
+    assert!(verified.contains("audit log intact: 7 entries"), "{verified}");
 
+    // The first command made the server's link-signing key (a secret of its own).
     let shown = cli.ok(&["audit", "show", "--action", "secret."]);
-    assert_eq!(shown.lines().count(), 2, "{shown}");
+    assert_eq!(shown.lines().count(), 3, "{shown}");
     assert!(
         shown.contains("secret.set") && shown.contains("secret.delete"),
         "{shown}"
@@ -35,6 +36,7 @@ fn changes_are_chained_exported_and_tampering_is_named() {
     assert_eq!(
         actions,
         [
+            "secret.set",
             "plugin.install",
             "plugin.grant",
             "plugin.grant",
@@ -43,12 +45,14 @@ fn changes_are_chained_exported_and_tampering_is_named() {
             "secret.delete"
         ]
     );
+    assert_eq!(entries[0]["actor"], "system");
+    assert_eq!(entries[0]["details"], serde_json::json!({ "secret": "link-key" }));
     assert!(
-        entries
+        entries[1..]
             .iter()
             .all(|e| e["actor"].as_str().unwrap().starts_with("cli:"))
     );
-    assert_eq!(entries[3]["details"], serde_json::json!({ "secret": "greeting" }));
+    assert_eq!(entries[4]["details"], serde_json::json!({ "secret": "greeting" }));
     let mut prev = "0".repeat(64);
     for e in &entries {
         let fields = serde_json::to_string(&(

@@ -68,6 +68,8 @@ CREATE TABLE outbox (
     html_body       TEXT NOT NULL,
     -- What it is about ('question:ID', 'incident:ID'), for the audit log and the UI.
     about           TEXT,
+    -- The key of the playbook step that sent it, so a step taken again does not send twice.
+    step_key        TEXT UNIQUE,
     created_at      INTEGER NOT NULL,
     attempts        INTEGER NOT NULL DEFAULT 0,
     next_attempt_at INTEGER NOT NULL,

@@ -7,6 +7,7 @@ mod audit;
 mod incident;
 mod indicator;
 mod list;
+mod mail;
 mod playbook;
 mod plugin;
 mod render;
@@ -97,6 +98,9 @@ pub enum Command {
     /// Indicators (IPs, CIDRs, domains, URLs, hashes, e-mail addresses): verdicts and sightings.
     #[command(subcommand)]
     Indicator(indicator::IndicatorCommand),
+    /// Outgoing mail: send a test message, look at the outbox.
+    #[command(subcommand)]
+    Mail(mail::MailCommand),
 }
 
 impl Cli {
@@ -137,6 +141,7 @@ impl Cli {
             Command::Token(cmd) => token::run(cmd, config).await,
             Command::List(cmd) => list::run(cmd, config).await,
             Command::Indicator(cmd) => indicator::run(cmd, config).await,
+            Command::Mail(cmd) => mail::run(cmd, config).await,
         }
     }
 }

@@ -2,6 +2,8 @@ use crate::app::App;
 use crate::config::Config;
 use crate::store::StoreError;
 use crate::store::audit::Actor;
+use secrecy::{ExposeSecret as _, SecretString};
+use std::io::{IsTerminal as _, Read as _};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum UserCommand {
@@ -29,6 +31,17 @@ Example:
     Disable { name: String },
     /// Enable a disabled user.
     Enable { name: String },
+    /// Set a user's password for signing in to the web console. The password is read from
+    /// stdin (never from the command line, where it would land in shell history and `ps`);
+    /// on a terminal you are prompted twice.
+    #[command(after_help = "\
+Examples:
+  osprey user password alice                       prompts twice
+  printf '%s' \"$ALICE_PASSWORD\" | osprey user password alice
+
+One trailing newline is removed. The password needs at least 12 characters. It is stored as an
+argon2id hash, the change is audited as `user.password`, and the user's open sessions end.")]
+    Password { name: String },
     /// List users and their roles.
     List {
         #[arg(long)]
@@ -81,6 +94,18 @@ pub async fn run(cmd: UserCommand, config: Config) -> anyhow::Result<i32> {
             }
             println!("user {name} enabled");
         }
+        UserCommand::Password { name } => {
+            if app.store.user(&name).await?.is_none() {
+                anyhow::bail!("no user '{name}' (see `osprey user list`)");
+            }
+            let password = read_password(&name)?;
+            crate::web_auth::check_new_password(&password)?;
+            let hash = crate::web_auth::hash_password(&password);
+            if !app.store.set_user_password(&name, &hash, &cli).await? {
+                anyhow::bail!("no user '{name}' (see `osprey user list`)");
+            }
+            println!("password of user {name} set");
+        }
         UserCommand::List { json } => {
             let users = app.store.users().await?;
             if json {
@@ -108,4 +133,32 @@ pub async fn run(cmd: UserCommand, config: Config) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// A new password: prompted twice on a terminal, else all of stdin less one trailing newline.
+fn read_password(name: &str) -> anyhow::Result<SecretString> {
+    if std::io::stdin().is_terminal() {
+        let first = SecretString::from(rpassword::prompt_password(format!("new password for {name}: "))?);
+        crate::web_auth::check_new_password(&first)?;
+        let again = SecretString::from(rpassword::prompt_password("again: ")?);
+        if first.expose_secret() != again.expose_secret() {
+            anyhow::bail!("the two passwords differ; nothing was changed");
+        }
+        return Ok(first);
+    }
+    let mut value = String::new();
+    std::io::stdin().read_to_string(&mut value)?;
+    if value.ends_with('\n') {
+        value.pop();
+        if value.ends_with('\r') {
+            value.pop();
+        }
+    }
+    let value = SecretString::from(value);
+    if value.expose_secret().is_empty() {
+        anyhow::bail!(
+            "no password on stdin; pipe it, for example: printf '%s' \"$PASSWORD\" | osprey user password {name}"
+        );
+    }
+    Ok(value)
 }

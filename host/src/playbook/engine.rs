@@ -154,6 +154,12 @@ pub trait Effects: Send + 'static {
         let _ = (args, run_id, idempotency_key);
         Err(format!("{action} is not available here"))
     }
+    /// For `ask`, `approve` and `form`: whether question `id` (asked by an earlier `act`
+    /// step) is closed, with what the script gets, or until when to wait.
+    fn question_wait(&mut self, id: &str) -> Result<QuestionWait, String> {
+        let _ = id;
+        Err("questions to people are not available here".into())
+    }
     /// For `invoke_cached`: the output of `plugin.action(input)` if the enrichment cache
     /// holds one that has not expired (the journal was already consulted). Offline
     /// (`osprey playbook test`) there is no cache, and canned responses answer.
@@ -165,6 +171,15 @@ pub trait Effects: Send + 'static {
     fn cache_output(&mut self, plugin: &str, action: &str, input: &Value, output: &Value, ttl: Duration) {
         let _ = (plugin, action, input, output, ttl);
     }
+}
+
+/// Where a question a run waits on stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QuestionWait {
+    /// Closed: `#{ question, answer, comment, by, at, via, timed_out, status }`.
+    Done(Value),
+    /// Still open: replay again at this time (Unix ms) if not woken before.
+    Until(i64),
 }
 
 /// How a replay ended.
@@ -399,6 +414,41 @@ impl ReplayState {
         Ok((outcome, ok))
     }
 
+    /// Take step `kind(request)` that waits for something outside: from the journal if it
+    /// is there; else `probe` says whether it is ready (then it is recorded and returned) or
+    /// until when to wait (then the replay unwinds with `Waiting`, recording nothing).
+    fn wait_step(
+        &mut self,
+        kind: &str,
+        request: Value,
+        probe: impl FnOnce(&mut ReplayState) -> Result<QuestionWait, String>,
+    ) -> Result<Value, Box<EvalAltResult>> {
+        let seq = self.next;
+        if self.journal.get(seq as usize - 1).is_none() {
+            let outside = Instant::now();
+            let probed = probe(self);
+            self.outside += outside.elapsed();
+            match probed {
+                Ok(QuestionWait::Until(wake_at)) => {
+                    self.stop = Some(Stop::Waiting(wake_at));
+                    return Err(terminate("waiting"));
+                }
+                Ok(QuestionWait::Done(outcome)) => {
+                    return self
+                        .step(kind, request, move |_, _| (outcome, true))
+                        .map(|(v, _)| v);
+                }
+                Err(message) => {
+                    // The store could not be read: the replay is retried later.
+                    let message = format!("step {seq}: {message}");
+                    return Err(self.fail(FailureKind::Journal, message, Some(seq), "question"));
+                }
+            }
+        }
+        self.step(kind, request, |_, _| (Value::Null, true))
+            .map(|(v, _)| v)
+    }
+
     fn fail(
         &mut self,
         kind: FailureKind,
@@ -549,6 +599,34 @@ fn register_acts(engine: &mut Engine, state: &Shared) {
             a("task_create", spec.as_object().cloned().unwrap_or_default())
         },
     );
+    let a = act.clone();
+    engine.register_fn(
+        "send_email",
+        move |spec: Map| -> Result<Dynamic, Box<EvalAltResult>> {
+            let spec = api::to_json_value(&Dynamic::from_map(spec))?;
+            a("send_email", spec.as_object().cloned().unwrap_or_default())
+        },
+    );
+    // ask / approve / form: an `act` step that stores the question (and mails it), then a
+    // `question` step that waits for its answer: the replay unwinds while it is open and
+    // the answer (or the default, at the due time) is journaled when it comes.
+    for kind in ["ask", "approve", "form"] {
+        let a = act.clone();
+        let s = state.clone();
+        engine.register_fn(kind, move |spec: Map| -> Result<Dynamic, Box<EvalAltResult>> {
+            let spec = api::to_json_value(&Dynamic::from_map(spec))?;
+            let mut args = serde_json::Map::new();
+            args.insert("kind".into(), kind.into());
+            args.insert("spec".into(), spec);
+            let asked = api::to_json_value(&a("question_ask", args)?)?;
+            let id = asked["id"].as_str().unwrap_or_default().to_owned();
+            let mut st = lock(&s);
+            let request = serde_json::json!({ "question": id });
+            let outcome = st.wait_step("question", request, |st| st.effects.question_wait(&id))?;
+            drop(st);
+            question_result(kind, &outcome)
+        });
+    }
     let a = act;
     engine.register_fn("notify", move |to: &str, message: &str| {
         a(
@@ -575,6 +653,34 @@ fn plugin_result(
         map.insert("action".into(), action.into());
     }
     Err(Box::new(EvalAltResult::ErrorRuntime(err, Position::NONE)))
+}
+
+/// What an answered question gives the script, or the catchable error of one that timed out
+/// without a default (`kind: "timeout"`) or was cancelled (`kind: "cancelled"`).
+fn question_result(function: &str, outcome: &Value) -> Result<Dynamic, Box<EvalAltResult>> {
+    let failed = match outcome["status"].as_str() {
+        Some("timed_out") if outcome["answer"].is_null() => {
+            Some(("timeout", "was not answered in time and has no default"))
+        }
+        Some("cancelled") => Some(("cancelled", "was cancelled")),
+        _ => None,
+    };
+    if let Some((kind, what)) = failed {
+        let mut e = Map::new();
+        e.insert("kind".into(), kind.into());
+        e.insert(
+            "message".into(),
+            format!(
+                "{function}: question {} {what}",
+                outcome["question"].as_str().unwrap_or("?")
+            )
+            .into(),
+        );
+        e.insert("retryable".into(), false.into());
+        e.insert("action".into(), function.into());
+        return Err(Box::new(EvalAltResult::ErrorRuntime(e.into(), Position::NONE)));
+    }
+    api::from_json_value(outcome)
 }
 
 fn register_effects(engine: &mut Engine, state: &Shared) {

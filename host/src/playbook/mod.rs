@@ -14,7 +14,8 @@ pub mod testing;
 mod tests;
 
 pub use engine::{
-    Effects, Failure, FailureKind, Outcome, PluginFailure, RunContext, Script, ScriptLimits, Step,
+    Effects, Failure, FailureKind, Outcome, PluginFailure, QuestionWait, RunContext, Script, ScriptLimits,
+    Step,
 };
 pub use meta::{Meta, MetaError, Trigger};
 

@@ -15,6 +15,11 @@
 //! output = { country = "NL" }             # or: error = { kind = "unavailable", message = "down", retryable = true }
 //! times = 1                               # optional: answers at most this many calls
 //!
+//! [[answer]]                              # answers the run's questions (ask/approve/form), in order
+//! answer = "block now"                    # the option, true/false, or a map of a form's fields
+//! by = "user:owner"                       # optional (default "user:tester"); comment = "..." too
+//! # or: timeout = true                    # nobody answers: the question's on_timeout answer, or an error
+//!
 //! [expect]
 //! status = "completed"                    # completed | failed | waiting
 //! output = { verdict = "bad" }            # optional: these keys of the result
@@ -45,6 +50,9 @@ pub struct Case {
     pub start: Option<String>,
     #[serde(default, rename = "mock")]
     pub mocks: Vec<Mock>,
+    /// Canned answers to the run's questions, in the order they are asked.
+    #[serde(default, rename = "answer")]
+    pub answers: Vec<CannedAnswer>,
     /// The alert the run starts for (`alert` in the script), as pre-processing passes it.
     #[serde(default)]
     pub alert: Option<Value>,
@@ -71,6 +79,21 @@ pub struct Mock {
     pub error: Option<PluginFailure>,
     #[serde(default)]
     pub times: Option<u32>,
+}
+
+/// A canned answer to a question (`ask`, `approve`, `form`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CannedAnswer {
+    #[serde(default)]
+    pub answer: Option<Value>,
+    #[serde(default)]
+    pub comment: Option<String>,
+    #[serde(default)]
+    pub by: Option<String>,
+    /// Nobody answers in time.
+    #[serde(default)]
+    pub timeout: bool,
 }
 
 /// What the run must have done.
@@ -119,8 +142,12 @@ pub fn step_label(step: &Step) -> String {
             step.request["plugin"].as_str().unwrap_or("?"),
             step.request["action"].as_str().unwrap_or("?")
         )
+    } else if step.kind == "act" && step.request["action"] == "question_ask" {
+        step.request["args"]["kind"].as_str().unwrap_or("?").to_owned()
     } else if step.kind == "act" {
         step.request["action"].as_str().unwrap_or("?").to_owned()
+    } else if step.kind == "question" {
+        "answer".to_owned()
     } else {
         step.kind.clone()
     }
@@ -181,6 +208,9 @@ struct MockState {
     clock: i64,
     rng: u64,
     unanswered: Vec<String>,
+    answers: Vec<CannedAnswer>,
+    /// The questions asked so far, checked as a server checks them.
+    asked: Vec<crate::humans::questions::Question>,
 }
 
 /// Canned plugin answers and a virtual clock, shared with the harness that drives the run.
@@ -235,11 +265,66 @@ impl Effects for MockEffects {
 
     fn act(&mut self, action: &str, args: &Value, _: &str, _: &str) -> Result<Value, String> {
         // Offline, changes to incidents and lists succeed and change nothing; the steps
-        // taken (`expect.steps`) show them. No indicator is known.
+        // taken (`expect.steps`) show them. No indicator is known. A question is checked
+        // as a server would check it, and answered from the case's `[[answer]]`s.
         if action == "indicator_get" {
             return Ok(Value::Null);
         }
+        if action == "question_ask" {
+            use crate::humans::questions::{Kind, Spec};
+            let kind = Kind::parse(args["kind"].as_str().unwrap_or_default()).ok_or("unknown kind")?;
+            let spec: Spec = crate::cases::parse(kind.as_str(), &args["spec"])?;
+            let checked = spec.check(kind).map_err(|e| format!("{}: {e}", kind.as_str()))?;
+            let mut st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            st.asked.push(checked.question);
+            return Ok(serde_json::json!({ "id": format!("q{}", st.asked.len()) }));
+        }
         Ok(args.clone())
+    }
+
+    fn question_wait(&mut self, id: &str) -> Result<engine::QuestionWait, String> {
+        let mut st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n: usize = id
+            .trim_start_matches('q')
+            .parse()
+            .map_err(|_| format!("no question {id}"))?;
+        let question = st
+            .asked
+            .get(n - 1)
+            .cloned()
+            .ok_or_else(|| format!("no question {id}"))?;
+        if st.answers.is_empty() {
+            return Err(format!(
+                "question {n} has no canned answer; add an [[answer]] to the test"
+            ));
+        }
+        let canned = st.answers.remove(0);
+        let at = st.clock;
+        let (status, answer, by) = if canned.timeout {
+            let default = question.default.clone().unwrap_or(Value::Null);
+            ("timed_out", default, "timeout".to_owned())
+        } else {
+            let given = serde_json::json!({
+                "value": canned.answer.clone().unwrap_or(Value::Null),
+                "comment": canned.comment.clone().unwrap_or_default(),
+            });
+            let checked = question.check_answer(&given).map_err(|e| {
+                format!(
+                    "the canned answer to question {n} is not a valid answer: {}",
+                    crate::humans::questions::describe(&e)
+                )
+            })?;
+            (
+                "answered",
+                checked,
+                canned.by.clone().unwrap_or_else(|| "user:tester".into()),
+            )
+        };
+        Ok(engine::QuestionWait::Done(serde_json::json!({
+            "question": id, "answer": answer["value"], "comment": answer["comment"].as_str().unwrap_or(""),
+            "by": by, "at": at, "via": if status == "timed_out" { "timeout" } else { "test" },
+            "timed_out": status == "timed_out", "status": status,
+        })))
     }
 
     fn random_u64(&mut self) -> u64 {
@@ -287,6 +372,8 @@ pub fn run_case(playbook: &Playbook, file: &Path, case: &Case, defaults: &Script
         clock: start,
         rng: 0x9E37_79B9_7F4A_7C15,
         unanswered: Vec::new(),
+        answers: case.answers.clone(),
+        asked: Vec::new(),
     }));
     let mut effects: Box<dyn Effects> = Box::new(MockEffects(state.clone()));
     let limits = playbook.limits(defaults);

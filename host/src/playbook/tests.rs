@@ -11,6 +11,9 @@ struct World {
     answers: Vec<Result<Value, PluginFailure>>,
     recorded: usize,
     cancelled: bool,
+    /// Questions asked (`act` question_ask) and how each stands.
+    asked: Vec<Value>,
+    question: Option<super::engine::QuestionWait>,
 }
 
 struct TestEffects(Arc<Mutex<World>>);
@@ -45,6 +48,24 @@ impl Effects for TestEffects {
     }
     fn cancelled(&mut self) -> bool {
         self.0.lock().unwrap().cancelled
+    }
+    fn act(&mut self, action: &str, args: &Value, _: &str, _: &str) -> Result<Value, String> {
+        if action != "question_ask" {
+            return Err(format!("{action} is not available here"));
+        }
+        let mut w = self.0.lock().unwrap();
+        w.asked.push(args.clone());
+        Ok(json!({ "id": format!("q{}", w.asked.len()) }))
+    }
+    fn question_wait(&mut self, id: &str) -> Result<super::engine::QuestionWait, String> {
+        assert_eq!(id, "q1");
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .question
+            .clone()
+            .expect("the test set the question's state"))
     }
 }
 
@@ -710,4 +731,70 @@ fn indicator_calls_are_journaled_acts() {
     );
     assert_eq!(o2, o);
     assert_eq!(w.lock().unwrap().acts.len(), before);
+}
+
+#[test]
+fn a_question_waits_without_recording_and_resumes_with_the_answer() {
+    use super::engine::QuestionWait;
+    let source = r#"
+        let a = ask(#{ user: "owner", title: "Block?", options: ["block", "allow"], due: "1h" });
+        #{ answer: a.answer, by: a.by }
+    "#;
+    let w = world();
+    w.lock().unwrap().question = Some(QuestionWait::Until(5_000_000));
+    let (o, journal) = run(source, vec![], &w);
+    assert_eq!(o, Outcome::Waiting { wake_at: 5_000_000 });
+    // The question was asked (one act step); the wait recorded nothing.
+    assert_eq!(journal.len(), 1, "{journal:?}");
+    assert_eq!(journal[0].kind, "act");
+    assert_eq!(journal[0].request["args"]["kind"], "ask");
+    // Woken before the answer came: it waits again, and asks nothing new.
+    let (o, journal) = run(source, journal, &w);
+    assert_eq!(o, Outcome::Waiting { wake_at: 5_000_000 });
+    assert_eq!(w.lock().unwrap().asked.len(), 1);
+    // Answered: the answer is journaled and the script goes on.
+    w.lock().unwrap().question = Some(QuestionWait::Done(
+        json!({ "question": "q1", "answer": "allow", "by": "user:owner", "status": "answered" }),
+    ));
+    let (o, journal) = run(source, journal, &w);
+    assert_eq!(
+        o,
+        Outcome::Completed(json!({ "answer": "allow", "by": "user:owner" }))
+    );
+    assert_eq!(journal[1].kind, "question");
+    // A replay takes the answer from the journal, whatever the world says now.
+    w.lock().unwrap().question = None;
+    let (o, _) = run(source, journal, &w);
+    assert_eq!(
+        o,
+        Outcome::Completed(json!({ "answer": "allow", "by": "user:owner" }))
+    );
+}
+
+#[test]
+fn a_question_that_times_out_without_a_default_is_a_catchable_error() {
+    use super::engine::QuestionWait;
+    let w = world();
+    w.lock().unwrap().question = Some(QuestionWait::Done(
+        json!({ "question": "q1", "answer": null, "status": "timed_out", "timed_out": true }),
+    ));
+    let (o, _) = run(
+        r#"
+        let r = "answered";
+        try {
+            approve(#{ role: "managers", title: "OK?", due: "1m" });
+        } catch (e) {
+            r = `${e.kind}: ${e.message}`;
+        }
+        r
+        "#,
+        vec![],
+        &w,
+    );
+    assert_eq!(
+        o,
+        Outcome::Completed(json!(
+            "timeout: approve: question q1 was not answered in time and has no default"
+        ))
+    );
 }

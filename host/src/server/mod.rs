@@ -8,7 +8,9 @@
 
 mod api;
 mod edl;
+mod humans;
 mod intake;
+pub(crate) mod web;
 
 use crate::app::App;
 use crate::schedule::{Scheduler, SystemClock};
@@ -32,6 +34,8 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app.clone())
         .merge(edl::router(app.clone()))
         .merge(api::router(app.clone()))
+        .merge(web::router(app.clone()))
+        .merge(humans::router(app.clone()))
         .merge(intake::router(app))
 }
 
@@ -50,6 +54,9 @@ pub async fn run(
     let list_expiry = edl::spawn_expiry(&app);
     let preprocessing = tokio::spawn(preprocess_alerts(app.clone()));
     let sla = tokio::spawn(watch_sla(app.clone()));
+    let mail = crate::mail::spawn_sender(app.clone());
+    app.humans.listening_at(listener.local_addr()?);
+    let questions = tokio::spawn(crate::humans::watch(app.humans.clone(), app.store.clone()));
     let background = {
         let app = app.clone();
         let every = app.config.runtime.policy_refresh.max(Duration::from_millis(50));
@@ -96,13 +103,17 @@ pub async fn run(
         plugins = app.runtime.list().len(),
         "osprey is ready"
     );
-    let result = axum::serve(listener, router(app))
+    // With the peer's address, which sign-in audits and rate-limits by (`web.rs`).
+    let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let result = axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await;
     background.abort();
     list_expiry.abort();
     preprocessing.abort();
     sla.abort();
+    mail.abort();
+    questions.abort();
     for t in syslog {
         t.abort();
     }

@@ -17,7 +17,8 @@ use sqlx::AnyConnection;
 /// The hash the first entry chains from.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// Who made a change: `cli:USER`, `user:NAME`, `token:NAME` or `system`.
+/// Who made a change: `cli:USER`, `user:NAME`, `email:ADDRESS`, `token:NAME`, `run:ID` or
+/// `system`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Actor(String);
 
@@ -48,6 +49,16 @@ impl Actor {
     /// A person, by their Osprey user name.
     pub fn user(name: &str) -> Actor {
         Actor(format!("user:{name}"))
+    }
+
+    /// Someone outside Osprey who followed a link mailed to this address.
+    pub fn email(address: &str) -> Actor {
+        Actor(format!("email:{address}"))
+    }
+
+    /// The person a link was sent to: `user:NAME` or `email:ADDRESS`, as stored in `links`.
+    pub fn recipient(recipient: &str) -> Actor {
+        Actor(recipient.to_owned())
     }
 
     pub fn as_str(&self) -> &str {

@@ -198,6 +198,23 @@ fn run_from_row(row: RunRow) -> Result<RunRecord> {
     })
 }
 
+/// Wake a run that waits for what just happened (an answered question), inside the caller's
+/// transaction: a waiting run is due at once; a run being replayed right now is marked
+/// (`woken_at`), and the worker's reschedule then makes it due at once instead of at its
+/// timer, so an answer that lands mid-replay is not missed.
+pub(super) async fn wake_run(conn: &mut sqlx::AnyConnection, run_id: &str, now: i64) -> Result<()> {
+    let sql = format!(
+        "UPDATE runs SET run_at = CASE WHEN status = 'waiting' THEN $1 ELSE run_at END, woken_at = $1
+         WHERE id = $2 AND status IN {PENDING}"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(now)
+        .bind(run_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 impl Store {
     /// Create a run, queued and due now.
     pub async fn create_run(&self, run: &NewRun) -> Result<()> {
@@ -300,7 +317,7 @@ impl Store {
         };
         let sql = format!(
             "UPDATE runs SET status = 'running', locked_by = $1, locked_until = $2, run_at = $2, claims = claims + 1,
-                 updated_at = $3
+                 updated_at = $3, woken_at = NULL
              WHERE id IN (SELECT id FROM runs WHERE status IN {PENDING} AND run_at <= $3 ORDER BY run_at LIMIT $4 {lock})
              RETURNING {RUN_COLUMNS}, claims"
         );
@@ -323,7 +340,7 @@ impl Store {
     ) -> Result<Option<ClaimedJob>> {
         let sql = format!(
             "UPDATE runs SET status = 'running', locked_by = $1, locked_until = $2, run_at = $2, claims = claims + 1,
-                 updated_at = $3
+                 updated_at = $3, woken_at = NULL
              WHERE id = $4 AND status IN {PENDING} AND run_at <= $3
              RETURNING {RUN_COLUMNS}, claims"
         );

@@ -26,6 +26,41 @@ impl Store {
         Ok(())
     }
 
+    /// Store `sealed` as `plugin`/`name` unless a value is there already (audited as
+    /// `secret.set` when it is stored); returns the value in force. Servers starting together
+    /// agree on one generated key this way.
+    pub async fn init_secret(
+        &self,
+        plugin: &str,
+        name: &str,
+        sealed: &Sealed,
+        actor: &Actor,
+    ) -> Result<Sealed> {
+        let mut tx = self.writer.begin().await?;
+        let r = sqlx::query(
+            "INSERT INTO secrets (plugin, name, nonce, ciphertext, updated_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (plugin, name) DO NOTHING",
+        )
+        .bind(plugin)
+        .bind(name)
+        .bind(sealed.nonce.clone())
+        .bind(sealed.ciphertext.clone())
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() > 0 {
+            audit::append(&mut tx, &secret_change(actor, "secret.set", plugin, name)).await?;
+        }
+        let (nonce, ciphertext): (Vec<u8>, Vec<u8>) =
+            sqlx::query_as("SELECT nonce, ciphertext FROM secrets WHERE plugin = $1 AND name = $2")
+                .bind(plugin)
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(Sealed { nonce, ciphertext })
+    }
+
     /// The sealed value of `plugin`/`name`, if set.
     pub async fn secret(&self, plugin: &str, name: &str) -> Result<Option<Sealed>> {
         let row: Option<(Vec<u8>, Vec<u8>)> =

@@ -1,5 +1,7 @@
 //! Users and the roles (teams) they belong to. Tasks and incidents are assigned to a user or
-//! a role; completing a role's task needs membership. Passwords and sessions are not here yet.
+//! a role; completing a role's task needs membership. A user may have a password (an argon2id
+//! PHC string made by `web_auth::hash_password`) to sign in to the web console; sessions are
+//! in `sessions.rs`.
 
 use super::audit::{self, Actor, Change};
 use super::{Result, Store, StoreError, now_ms};
@@ -149,6 +151,47 @@ impl Store {
         Ok(done)
     }
 
+    /// Set a user's password hash (a PHC string from `web_auth::hash_password`), audited as
+    /// `user.password` without the hash. The user's sessions end: whoever knew the old
+    /// password is signed out. Returns false if there is no such user.
+    pub async fn set_user_password(&self, name: &str, hash: &str, actor: &Actor) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE name = $2")
+            .bind(hash)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        if done {
+            let ended = sqlx::query("DELETE FROM sessions WHERE user_name = $1")
+                .bind(name)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            let change = Change {
+                actor,
+                action: "user.password",
+                target: format!("user:{name}"),
+                details: serde_json::json!({ "sessions_ended": ended }),
+            };
+            audit::append(&mut tx, &change).await?;
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// The password hash of an enabled user; `None` for an unknown or disabled user, or one
+    /// without a password.
+    pub async fn user_password_hash(&self, name: &str) -> Result<Option<String>> {
+        let hash: Option<Option<String>> =
+            sqlx::query_scalar("SELECT password_hash FROM users WHERE name = $1 AND disabled_at IS NULL")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(hash.flatten())
+    }
+
     /// One user with their roles.
     pub async fn user(&self, name: &str) -> Result<Option<UserRecord>> {
         let mut conn = self.pool.acquire().await?;
@@ -258,4 +301,54 @@ mod tests {
             .collect();
         assert_eq!(actions, vec!["user.create", "user.roles", "user.disable"]);
     });
+
+    both_dialects!(
+        passwords_are_set_audited_without_the_hash_and_end_sessions,
+        |store| {
+            use crate::store::audit::Actor;
+            use crate::store::sessions::LoginClient;
+            let cli = Actor::cli();
+            assert!(store.create_user("alice", None, &[], &cli).await.unwrap());
+            assert_eq!(store.user_password_hash("alice").await.unwrap(), None, "none yet");
+            assert_eq!(store.user_password_hash("nobody").await.unwrap(), None);
+            assert!(
+                !store
+                    .set_user_password("nobody", "$argon2id$x", &cli)
+                    .await
+                    .unwrap()
+            );
+
+            let now = crate::store::now_ms();
+            store
+                .create_session("h1", "alice", "c1", now + 60_000, &LoginClient::default())
+                .await
+                .unwrap();
+            assert!(
+                store
+                    .set_user_password("alice", "$argon2id$v=19$first", &cli)
+                    .await
+                    .unwrap()
+            );
+            assert_eq!(
+                store.user_password_hash("alice").await.unwrap().as_deref(),
+                Some("$argon2id$v=19$first")
+            );
+            assert!(
+                store.session("h1", now).await.unwrap().is_none(),
+                "a new password ends the old sessions"
+            );
+
+            store.set_user_disabled("alice", true, &cli).await.unwrap();
+            assert_eq!(store.user_password_hash("alice").await.unwrap(), None, "disabled");
+            store.set_user_disabled("alice", false, &cli).await.unwrap();
+            assert!(store.user_password_hash("alice").await.unwrap().is_some());
+
+            let entries = store.audit_entries(0, 100, Some("user.password")).await.unwrap();
+            assert_eq!(entries.len(), 1);
+            assert_eq!(entries[0].target, "user:alice");
+            let details = entries[0].details.to_string();
+            assert!(!details.contains("argon2"), "never the hash: {details}");
+            assert_eq!(entries[0].details["sessions_ended"], 1);
+        }
+    );
 }

@@ -263,8 +263,9 @@ async fn execute_round(
     for reschedules in reschedules.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "WITH v (id, status, run_at, error, at) AS (VALUES {})
-             UPDATE runs SET status = v.status, error = v.error, run_at = v.run_at, updated_at = v.at,
-                 locked_by = NULL, locked_until = NULL
+             UPDATE runs SET status = v.status, error = v.error, updated_at = v.at,
+                 run_at = CASE WHEN runs.woken_at IS NOT NULL AND v.status = 'waiting' THEN v.at ELSE v.run_at END,
+                 locked_by = NULL, locked_until = NULL, woken_at = NULL
              FROM v WHERE runs.id = v.id AND runs.status IN {PENDING}
              RETURNING runs.id",
             rows("(?, ?, ?, ?, ?)", reschedules.len(), sqlite)

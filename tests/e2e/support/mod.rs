@@ -6,6 +6,7 @@ pub mod fake_http;
 pub mod fake_ipinfo;
 pub mod fake_tls;
 pub mod fake_unifi;
+pub mod smtp;
 
 use osprey::app::App;
 use osprey::capability::Capabilities;

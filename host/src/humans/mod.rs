@@ -1,0 +1,543 @@
+//! Humans in the loop: questions playbooks ask people (`ask`, `approve`, `form`), the mails
+//! and signed links that reach them, reminders and timeouts, and the "talk to a human"
+//! escalation link.
+//!
+//! - `questions.rs`: what a question is and the one reading of an answer (pure).
+//! - `links.rs`: the signed tokens in answer and escalation links (pure, given the key).
+//! - this file: [`Humans`], which turns a playbook's request into a stored question with its
+//!   links and mails, tells a waiting run whether its answer came, and, from the server's
+//!   background ([`watch`]), sends reminders and times questions out.
+//!
+//! The store does the rest in its transactions (`store/questions.rs`): a question is
+//! answered once, a link is spent once, and the waiting run is woken.
+
+pub mod links;
+pub mod questions;
+
+use crate::mail::{Button, Mail};
+use crate::store::questions::{LinkRecord, NewLink, NewQuestion, QuestionRecord};
+use crate::store::{Store, StoreError, now_ms};
+use crate::vault::LinkKey;
+use links::{Claim, LinkError, Purpose};
+use questions::{Addressee, Kind, Spec};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Settings of questions and links (`[humans]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HumansConfig {
+    /// The address people reach this server at, for the links in mails
+    /// (`https://osprey.example.com`); default: `http://` and the `listen` address.
+    pub public_url: Option<String>,
+    /// How long a link stays valid when its question has no due time.
+    #[serde(with = "crate::config::duration_serde")]
+    pub link_ttl: Duration,
+    /// The role whose members take escalated incidents ("talk to a human").
+    pub oncall_role: Option<String>,
+    /// The severity an escalated incident is raised to (at least).
+    pub escalation_severity: crate::intake::Severity,
+}
+
+impl Default for HumansConfig {
+    fn default() -> Self {
+        HumansConfig {
+            public_url: None,
+            link_ttl: Duration::from_secs(7 * 24 * 3600),
+            oncall_role: None,
+            escalation_severity: crate::intake::Severity::High,
+        }
+    }
+}
+
+impl HumansConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(u) = &self.public_url {
+            let parsed = url::Url::parse(u).map_err(|e| format!("humans.public_url '{u}': {e}"))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(format!(
+                    "humans.public_url '{u}' must start with http:// or https://"
+                ));
+            }
+        }
+        if self.link_ttl.is_zero() {
+            return Err("humans.link_ttl must be longer than 0s".into());
+        }
+        if let Some(r) = &self.oncall_role {
+            crate::names::check("role", r).map_err(|e| format!("humans.oncall_role: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// How long a waiting run sleeps at most before it looks at its question again. Answers
+/// wake it at once; this only bounds the cost of a missed wake.
+const RECHECK: i64 = 3_600_000;
+
+/// Where a run's question stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Wait {
+    /// Closed: what the script gets (see `QuestionRecord::outcome`).
+    Done(Value),
+    /// Still open: look again at this time (Unix ms).
+    Until(i64),
+}
+
+/// Questions, links and the mails that carry them.
+pub struct Humans {
+    config: HumansConfig,
+    /// `humans.public_url`, else `http://` and the address the server listens on (set again
+    /// once it is bound: `listen` may say port 0).
+    base_url: std::sync::RwLock<String>,
+    key: LinkKey,
+    mail_on: bool,
+}
+
+impl std::fmt::Debug for Humans {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Humans").finish_non_exhaustive()
+    }
+}
+
+impl Humans {
+    /// `listen` gives the default public address; `mail_on` says whether `[mail]` is set.
+    pub fn new(config: HumansConfig, listen: std::net::SocketAddr, key: LinkKey, mail_on: bool) -> Humans {
+        let base_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{listen}"))
+            .trim_end_matches('/')
+            .to_owned();
+        Humans {
+            config,
+            base_url: std::sync::RwLock::new(base_url),
+            key,
+            mail_on,
+        }
+    }
+
+    pub fn config(&self) -> &HumansConfig {
+        &self.config
+    }
+
+    /// The server is listening at `addr`: links use it unless `humans.public_url` is set.
+    pub fn listening_at(&self, addr: std::net::SocketAddr) {
+        if self.config.public_url.is_none() {
+            *self.base_url.write().unwrap_or_else(|p| p.into_inner()) = format!("http://{addr}");
+        }
+    }
+
+    /// The URL of a link.
+    pub fn url(&self, link: &str, purpose: Purpose, expires_at: i64) -> String {
+        let claim = Claim {
+            link: link.to_owned(),
+            purpose,
+            expires_at,
+        };
+        let base = self.base_url.read().unwrap_or_else(|p| p.into_inner()).clone();
+        format!("{base}/a/{}", links::sign(&self.key, &claim))
+    }
+
+    /// Check a token from a URL.
+    pub fn verify(&self, token: &str) -> Result<Claim, LinkError> {
+        links::verify(&self.key, token, now_ms())
+    }
+
+    /// Store the question a playbook asks (`kind` with `spec`), with a link and a mail for
+    /// each recipient who has an address. Idempotent under `step_key`.
+    pub async fn ask(
+        &self,
+        store: &Store,
+        kind: Kind,
+        spec: &Value,
+        run_id: &str,
+        incident: Option<&str>,
+        step_key: &str,
+    ) -> Result<QuestionRecord, String> {
+        let spec: Spec = crate::cases::parse(kind.as_str(), spec)?;
+        let checked = spec.check(kind).map_err(|e| format!("{}: {e}", kind.as_str()))?;
+        let now = now_ms();
+        let due_at = checked.due_ms.map(|ms| now.saturating_add(ms));
+        let expires_at =
+            due_at.unwrap_or_else(|| now.saturating_add(self.config.link_ttl.as_millis() as i64));
+        // Recipients: (who, address if mailed).
+        let recipients: Vec<(String, Option<String>)> = match &checked.to {
+            Addressee::User(name) => {
+                let user = store
+                    .user(name)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("{}: no user '{name}' (see `osprey user list`)", kind.as_str()))?;
+                vec![(format!("user:{name}"), user.email)]
+            }
+            Addressee::Role(role) => {
+                let mut out = Vec::new();
+                for name in store.role_members(role).await.map_err(|e| e.to_string())? {
+                    if let Some(user) = store.user(&name).await.map_err(|e| e.to_string())?
+                        && user.disabled_at.is_none()
+                    {
+                        out.push((format!("user:{name}"), user.email));
+                    }
+                }
+                if out.is_empty() {
+                    return Err(format!("{}: role '{role}' has no enabled members", kind.as_str()));
+                }
+                out
+            }
+            Addressee::Email(address) => {
+                if !self.mail_on {
+                    return Err(format!(
+                        "{}: asking {address} needs mail, and [mail] is not configured (set mail.host)",
+                        kind.as_str()
+                    ));
+                }
+                vec![(format!("email:{address}"), Some(address.clone()))]
+            }
+        };
+        let id = crate::store::new_id('q');
+        let new = NewQuestion {
+            id: id.clone(),
+            title: checked.title.clone(),
+            body: checked.text.clone(),
+            question: checked.question.clone(),
+            to_user: match &checked.to {
+                Addressee::User(u) => Some(u.clone()),
+                _ => None,
+            },
+            to_role: match &checked.to {
+                Addressee::Role(r) => Some(r.clone()),
+                _ => None,
+            },
+            to_email: match &checked.to {
+                Addressee::Email(e) => Some(e.clone()),
+                _ => None,
+            },
+            incident_id: incident.map(str::to_owned),
+            run_id: Some(run_id.to_owned()),
+            due_at,
+            remind_every_ms: checked.remind_ms,
+        };
+        let mut new_links = Vec::new();
+        let mut mails = Vec::new();
+        for (recipient, address) in recipients {
+            let link = NewLink {
+                id: crate::store::new_id('k'),
+                purpose: Purpose::Answer,
+                question_id: Some(id.clone()),
+                incident_id: incident.map(str::to_owned),
+                recipient,
+                expires_at,
+            };
+            if let Some(address) = address.filter(|_| self.mail_on) {
+                mails.push(self.question_mail(
+                    &new_record_view(&new, now),
+                    &link.id,
+                    link.expires_at,
+                    &address,
+                    0,
+                ));
+            }
+            new_links.push(link);
+        }
+        store
+            .create_question(
+                &new,
+                &new_links,
+                &mails,
+                &crate::store::audit::Actor::run(run_id),
+                Some(step_key),
+            )
+            .await
+            .map_err(|e| match e {
+                StoreError::Invalid(m) => format!("{}: {m}", kind.as_str()),
+                other => format!("{}: the store failed: {other}", kind.as_str()),
+            })
+    }
+
+    /// Where question `id` stands for the run waiting on it: closed (with what the script
+    /// gets), or open until a time. A question past due is timed out here if the
+    /// background has not done it yet.
+    pub async fn wait(&self, store: &Store, id: &str) -> Result<Wait, String> {
+        let now = now_ms();
+        let q = store
+            .question(id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no question '{id}'"))?;
+        let q = if q.status == "open" && q.due_at.is_some_and(|d| d <= now) {
+            store
+                .time_out_question(id, now)
+                .await
+                .map_err(|e| e.to_string())?
+                .unwrap_or(q)
+        } else {
+            q
+        };
+        if q.status == "open" {
+            let recheck = now.saturating_add(RECHECK);
+            return Ok(Wait::Until(q.due_at.map_or(recheck, |d| d.min(recheck))));
+        }
+        let mut outcome = q.outcome();
+        outcome["status"] = q.status.clone().into();
+        Ok(Wait::Done(outcome))
+    }
+
+    /// Send a message (`send_email` in a playbook): to a user, the members of a role, or an
+    /// address; with `talk_to_human`, it carries an escalation link for the run's incident.
+    /// Idempotent under `step_key`. Returns the addresses mailed.
+    pub async fn send_email(
+        &self,
+        store: &Store,
+        spec: &Value,
+        incident: Option<&str>,
+        step_key: &str,
+    ) -> Result<Value, String> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct EmailSpec {
+            #[serde(default)]
+            user: Option<String>,
+            #[serde(default)]
+            role: Option<String>,
+            #[serde(default)]
+            email: Option<String>,
+            subject: String,
+            #[serde(default)]
+            text: String,
+            #[serde(default)]
+            talk_to_human: bool,
+        }
+        let spec: EmailSpec = crate::cases::parse("send_email", spec)?;
+        if !self.mail_on {
+            return Err("send_email: mail is not configured (set mail.host in [mail])".into());
+        }
+        if spec.subject.trim().is_empty() {
+            return Err("send_email: a message needs a `subject`".into());
+        }
+        let recipients: Vec<(String, String)> = match (spec.user, spec.role, spec.email) {
+            (Some(u), None, None) => {
+                let user = store
+                    .user(&u)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("send_email: no user '{u}'"))?;
+                let address = user
+                    .email
+                    .ok_or_else(|| format!("send_email: user '{u}' has no email address"))?;
+                vec![(format!("user:{u}"), address)]
+            }
+            (None, Some(r), None) => {
+                let mut out = Vec::new();
+                for name in store.role_members(&r).await.map_err(|e| e.to_string())? {
+                    if let Some(user) = store.user(&name).await.map_err(|e| e.to_string())?
+                        && user.disabled_at.is_none()
+                        && let Some(address) = user.email
+                    {
+                        out.push((format!("user:{name}"), address));
+                    }
+                }
+                out
+            }
+            (None, None, Some(e)) => {
+                questions::check_email(&e).map_err(|m| format!("send_email: {m}"))?;
+                vec![(format!("email:{e}"), e)]
+            }
+            _ => return Err("send_email: say who with exactly one of `user`, `role` or `email`".into()),
+        };
+        if recipients.is_empty() {
+            return Err("send_email: nobody to send to (no member of the role has an email address)".into());
+        }
+        let escalate = match (spec.talk_to_human, incident) {
+            (true, Some(i)) => Some(i),
+            (true, None) => return Err("send_email: `talk_to_human` needs a run with an incident".into()),
+            (false, _) => None,
+        };
+        let expires_at = now_ms().saturating_add(self.config.link_ttl.as_millis() as i64);
+        let mut new_links = Vec::new();
+        let mut mails = Vec::new();
+        for (recipient, address) in &recipients {
+            let mut buttons = Vec::new();
+            if let Some(incident) = escalate {
+                let link = NewLink {
+                    id: crate::store::new_id('k'),
+                    purpose: Purpose::Escalate,
+                    question_id: None,
+                    incident_id: Some(incident.to_owned()),
+                    recipient: recipient.clone(),
+                    expires_at,
+                };
+                buttons.push(Button {
+                    label: "Talk to a human".into(),
+                    url: self.url(&link.id, Purpose::Escalate, expires_at),
+                });
+                new_links.push(link);
+            }
+            let paragraphs: Vec<String> = spec.text.split("\n\n").map(str::to_owned).collect();
+            let footer = if escalate.is_some() {
+                "Not what you needed? \"Talk to a human\" puts a person from our team on it."
+            } else {
+                "Sent by Osprey."
+            };
+            mails.push(crate::mail::compose(
+                address,
+                &spec.subject,
+                &paragraphs,
+                &buttons,
+                footer,
+                escalate.map(|i| format!("incident:{i}")),
+            ));
+        }
+        store
+            .send_mail_once(&new_links, &mails, step_key)
+            .await
+            .map_err(|e| format!("send_email: the store failed: {e}"))?;
+        Ok(Value::from(
+            recipients.into_iter().map(|(_, a)| a).collect::<Vec<_>>(),
+        ))
+    }
+
+    /// The mail that asks question `q` through link `link` (reminder `n` when n > 0).
+    fn question_mail(&self, q: &QuestionRecord, link: &str, expires_at: i64, address: &str, n: i64) -> Mail {
+        let url = self.url(link, Purpose::Answer, expires_at);
+        let with = |param: &str, value: &str| {
+            format!(
+                "{url}?{param}={}",
+                url::form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>()
+            )
+        };
+        let buttons: Vec<Button> = match q.kind {
+            Kind::Ask => q
+                .question
+                .options
+                .iter()
+                .map(|o| Button {
+                    label: o.clone(),
+                    url: with("option", o),
+                })
+                .collect(),
+            Kind::Approve => vec![
+                Button {
+                    label: "Approve".into(),
+                    url: with("decision", "approve"),
+                },
+                Button {
+                    label: "Deny".into(),
+                    url: with("decision", "deny"),
+                },
+            ],
+            Kind::Form => vec![Button {
+                label: "Open the questionnaire".into(),
+                url: url.clone(),
+            }],
+        };
+        let mut paragraphs: Vec<String> = q
+            .body
+            .split("\n\n")
+            .map(str::to_owned)
+            .filter(|p| !p.is_empty())
+            .collect();
+        if let Some(due) = q.due_at {
+            paragraphs.push(format!("Please answer by {}.", crate::mail::format_time(due)));
+        }
+        let subject = if n > 0 {
+            format!("Reminder: {}", q.title)
+        } else {
+            q.title.clone()
+        };
+        let footer = "Each button opens a page where you confirm your answer; nothing is recorded until you do. \
+                      The link is yours alone and works once.";
+        crate::mail::compose(
+            address,
+            &subject,
+            &paragraphs,
+            &buttons,
+            footer,
+            Some(format!("question:{}", q.id)),
+        )
+    }
+
+    /// Send the reminders that are due (mailed recipients whose links are unused), and time
+    /// out questions past due. Returns how many questions were handled.
+    pub async fn watch_once(&self, store: &Store) -> Result<usize, StoreError> {
+        let now = now_ms();
+        let mut handled = 0;
+        for id in store.due_question_timeouts(now, 100).await? {
+            if store.time_out_question(&id, now).await?.is_some() {
+                handled += 1;
+            }
+        }
+        for q in store.due_reminders(now, 100).await? {
+            let every = store.question_remind_every(&q.id).await?.unwrap_or(3_600_000);
+            let mut mails = Vec::new();
+            if self.mail_on {
+                for link in store.question_links(&q.id).await? {
+                    if link.used_at.is_some() || link.expires_at <= now {
+                        continue;
+                    }
+                    if let Some(address) = self.address_of(store, &link).await? {
+                        mails.push(self.question_mail(
+                            &q,
+                            &link.id,
+                            link.expires_at,
+                            &address,
+                            q.reminders_sent + 1,
+                        ));
+                    }
+                }
+            }
+            if store.record_reminder(&q, every, &mails, now).await? {
+                handled += 1;
+            }
+        }
+        Ok(handled)
+    }
+
+    async fn address_of(&self, store: &Store, link: &LinkRecord) -> Result<Option<String>, StoreError> {
+        if let Some(address) = link.recipient.strip_prefix("email:") {
+            return Ok(Some(address.to_owned()));
+        }
+        match link.recipient.strip_prefix("user:") {
+            Some(name) => Ok(store.user(name).await?.and_then(|u| u.email)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The record a question will have once stored (to compose its first mail).
+fn new_record_view(q: &NewQuestion, now: i64) -> QuestionRecord {
+    QuestionRecord {
+        id: q.id.clone(),
+        kind: q.question.kind,
+        title: q.title.clone(),
+        body: q.body.clone(),
+        question: q.question.clone(),
+        to_user: q.to_user.clone(),
+        to_role: q.to_role.clone(),
+        to_email: q.to_email.clone(),
+        incident_id: q.incident_id.clone(),
+        run_id: q.run_id.clone(),
+        status: "open".into(),
+        created_at: now,
+        due_at: q.due_at,
+        reminders_sent: 0,
+        next_remind_at: None,
+        answer: None,
+        answered_by: None,
+        answered_at: None,
+        answered_via: None,
+    }
+}
+
+/// Every second: reminders and timeouts.
+pub async fn watch(humans: Arc<Humans>, store: Store) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = humans.watch_once(&store).await {
+            tracing::error!(error = %e, "question reminders and timeouts failed; retrying");
+        }
+    }
+}

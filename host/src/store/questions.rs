@@ -1,0 +1,1049 @@
+//! Questions that playbooks ask people, the signed links that answer them or escalate an
+//! incident, and what answering does: in one transaction the question is closed with its
+//! answer (compare-and-set, so it is answered once), the link is spent, the answer goes on
+//! the incident's timeline and into the audit log, and the waiting run is woken.
+
+use super::audit::{self, Actor, Change};
+use super::incidents::add_event;
+use super::{Result, Store, StoreError, now_ms};
+use crate::humans::links::Purpose;
+use crate::humans::questions::{Kind, Question};
+use crate::mail::Mail;
+use serde::Serialize;
+use serde_json::Value;
+use thiserror::Error;
+
+/// A question ready to be stored.
+#[derive(Debug, Clone)]
+pub struct NewQuestion {
+    pub id: String,
+    pub title: String,
+    pub body: String,
+    pub question: Question,
+    pub to_user: Option<String>,
+    pub to_role: Option<String>,
+    pub to_email: Option<String>,
+    pub incident_id: Option<String>,
+    pub run_id: Option<String>,
+    pub due_at: Option<i64>,
+    pub remind_every_ms: Option<i64>,
+}
+
+/// A link ready to be stored (its token is signed by the caller).
+#[derive(Debug, Clone)]
+pub struct NewLink {
+    pub id: String,
+    pub purpose: Purpose,
+    pub question_id: Option<String>,
+    pub incident_id: Option<String>,
+    /// `user:NAME` or `email:ADDRESS`.
+    pub recipient: String,
+    pub expires_at: i64,
+}
+
+/// A question as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QuestionRecord {
+    pub id: String,
+    pub kind: Kind,
+    pub title: String,
+    pub body: String,
+    pub question: Question,
+    pub to_user: Option<String>,
+    pub to_role: Option<String>,
+    pub to_email: Option<String>,
+    pub incident_id: Option<String>,
+    pub run_id: Option<String>,
+    /// open, answered, timed_out, cancelled
+    pub status: String,
+    pub created_at: i64,
+    pub due_at: Option<i64>,
+    pub reminders_sent: i64,
+    pub next_remind_at: Option<i64>,
+    /// `{ "value": ..., "comment": "..." }`
+    pub answer: Option<Value>,
+    /// `user:NAME`, `email:ADDRESS` or `timeout`.
+    pub answered_by: Option<String>,
+    pub answered_at: Option<i64>,
+    /// web, link, timeout
+    pub answered_via: Option<String>,
+}
+
+impl QuestionRecord {
+    /// Who it is for, in words.
+    pub fn addressee(&self) -> String {
+        match (&self.to_user, &self.to_role, &self.to_email) {
+            (Some(u), _, _) => format!("user {u}"),
+            (_, Some(r), _) => format!("role {r}"),
+            (_, _, Some(e)) => e.clone(),
+            _ => "nobody".into(),
+        }
+    }
+
+    /// What the waiting script gets: `#{ answer, comment, by, at, via, timed_out }`.
+    pub fn outcome(&self) -> Value {
+        let answer = self.answer.clone().unwrap_or(Value::Null);
+        serde_json::json!({
+            "question": self.id,
+            "answer": answer["value"],
+            "comment": answer["comment"].as_str().unwrap_or(""),
+            "by": self.answered_by,
+            "at": self.answered_at,
+            "via": self.answered_via,
+            "timed_out": self.status == "timed_out",
+        })
+    }
+}
+
+/// A link as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LinkRecord {
+    pub id: String,
+    pub purpose: String,
+    pub question_id: Option<String>,
+    pub incident_id: Option<String>,
+    pub recipient: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+    pub used_from: Option<String>,
+    pub used_agent: Option<String>,
+}
+
+/// Who is answering, and how.
+#[derive(Debug, Clone)]
+pub enum Answerer<'a> {
+    /// Whoever holds this link (its recipient is recorded as the one who answered).
+    Link {
+        link: &'a str,
+        from: Option<&'a str>,
+        agent: Option<&'a str>,
+    },
+    /// A signed-in user, from the inbox: must be the addressee or in the addressed role.
+    User {
+        name: &'a str,
+        from: Option<&'a str>,
+        agent: Option<&'a str>,
+    },
+}
+
+/// Why an answer or an escalation was not taken. Nothing changed in any case.
+#[derive(Debug, Error)]
+pub enum QuestionError {
+    #[error("no question '{0}'")]
+    NotFound(String),
+    #[error("no such link")]
+    NoLink,
+    #[error("this link was already used")]
+    LinkUsed { at: i64 },
+    #[error("this question was already answered")]
+    Answered { by: String, at: i64 },
+    #[error("this question timed out and took its default answer")]
+    TimedOut { at: i64 },
+    #[error("this question was cancelled")]
+    Cancelled,
+    #[error("this question is for {addressee}; user '{user}' is neither that user nor a member of that role")]
+    NotAllowed { user: String, addressee: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for QuestionError {
+    fn from(e: sqlx::Error) -> Self {
+        QuestionError::Store(StoreError::from(e))
+    }
+}
+
+const QUESTION_COLUMNS: &str =
+    "id, kind, title, body, spec, to_user, to_role, to_email, incident_id, run_id, status,
+     created_at, due_at, reminders_sent, next_remind_at, answer, answered_by, answered_at, answered_via";
+
+#[derive(sqlx::FromRow)]
+struct QuestionRow {
+    id: String,
+    kind: String,
+    title: String,
+    body: String,
+    spec: String,
+    to_user: Option<String>,
+    to_role: Option<String>,
+    to_email: Option<String>,
+    incident_id: Option<String>,
+    run_id: Option<String>,
+    status: String,
+    created_at: i64,
+    due_at: Option<i64>,
+    reminders_sent: i64,
+    next_remind_at: Option<i64>,
+    answer: Option<String>,
+    answered_by: Option<String>,
+    answered_at: Option<i64>,
+    answered_via: Option<String>,
+}
+
+fn question_from_row(r: QuestionRow) -> Result<QuestionRecord> {
+    let corrupt = |what: &str, e: &dyn std::fmt::Display| {
+        StoreError::Corrupt(format!("question {}: {what}: {e}", r.id))
+    };
+    let kind = Kind::parse(&r.kind).ok_or_else(|| corrupt("kind", &r.kind))?;
+    let question: Question = serde_json::from_str(&r.spec).map_err(|e| corrupt("spec", &e))?;
+    let answer = match &r.answer {
+        Some(a) => Some(serde_json::from_str(a).map_err(|e| corrupt("answer", &e))?),
+        None => None,
+    };
+    Ok(QuestionRecord {
+        id: r.id,
+        kind,
+        title: r.title,
+        body: r.body,
+        question,
+        to_user: r.to_user,
+        to_role: r.to_role,
+        to_email: r.to_email,
+        incident_id: r.incident_id,
+        run_id: r.run_id,
+        status: r.status,
+        created_at: r.created_at,
+        due_at: r.due_at,
+        reminders_sent: r.reminders_sent,
+        next_remind_at: r.next_remind_at,
+        answer,
+        answered_by: r.answered_by,
+        answered_at: r.answered_at,
+        answered_via: r.answered_via,
+    })
+}
+
+async fn question_in(conn: &mut sqlx::AnyConnection, id: &str) -> Result<Option<QuestionRecord>> {
+    let sql = format!("SELECT {QUESTION_COLUMNS} FROM questions WHERE id = $1");
+    let row: Option<QuestionRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(question_from_row).transpose()
+}
+
+const LINK_COLUMNS: &str = "id, purpose, question_id, incident_id, recipient, created_at, expires_at, used_at, used_from, used_agent";
+
+type LinkRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
+
+fn link_from_row(r: LinkRow) -> LinkRecord {
+    LinkRecord {
+        id: r.0,
+        purpose: r.1,
+        question_id: r.2,
+        incident_id: r.3,
+        recipient: r.4,
+        created_at: r.5,
+        expires_at: r.6,
+        used_at: r.7,
+        used_from: r.8,
+        used_agent: r.9,
+    }
+}
+
+async fn link_in(conn: &mut sqlx::AnyConnection, id: &str) -> Result<Option<LinkRecord>> {
+    let sql = format!("SELECT {LINK_COLUMNS} FROM links WHERE id = $1");
+    let row: Option<LinkRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(link_from_row))
+}
+
+async fn insert_links(conn: &mut sqlx::AnyConnection, links: &[NewLink], now: i64) -> Result<()> {
+    for l in links {
+        sqlx::query(
+            "INSERT INTO links (id, purpose, question_id, incident_id, recipient, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&l.id)
+        .bind(l.purpose.as_str())
+        .bind(&l.question_id)
+        .bind(&l.incident_id)
+        .bind(&l.recipient)
+        .bind(now)
+        .bind(l.expires_at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Spend link `id` (compare-and-set): false if it was used already.
+async fn spend_link(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    now: i64,
+    from: Option<&str>,
+    agent: Option<&str>,
+) -> Result<bool> {
+    Ok(sqlx::query(
+        "UPDATE links SET used_at = $1, used_from = $2, used_agent = $3 WHERE id = $4 AND used_at IS NULL",
+    )
+    .bind(now)
+    .bind(from)
+    .bind(agent.map(|a| a.chars().take(300).collect::<String>()))
+    .bind(id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// Close question `id` with `answer` if it is still open (compare-and-set); put it on the
+/// incident's timeline, audit it, wake the run. Returns false if it was not open.
+#[allow(clippy::too_many_arguments)]
+async fn close_question(
+    conn: &mut sqlx::AnyConnection,
+    q: &QuestionRecord,
+    status: &str,
+    answer: &Value,
+    by: &str,
+    via: &str,
+    actor: &Actor,
+    audit_details: Value,
+    now: i64,
+) -> Result<bool> {
+    let closed = sqlx::query(
+        "UPDATE questions SET status = $1, answer = $2, answered_by = $3, answered_at = $4, answered_via = $5,
+             next_remind_at = NULL
+         WHERE id = $6 AND status = 'open'",
+    )
+    .bind(status)
+    .bind(answer.to_string())
+    .bind(by)
+    .bind(now)
+    .bind(via)
+    .bind(&q.id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1;
+    if !closed {
+        return Ok(false);
+    }
+    let action = if status == "timed_out" {
+        "question.timeout"
+    } else {
+        "question.answer"
+    };
+    if let Some(incident) = &q.incident_id {
+        let details = serde_json::json!({
+            "question": q.id, "title": q.title, "answer": answer["value"], "comment": answer["comment"],
+            "by": by, "via": via,
+        });
+        add_event(conn, incident, actor, status, details).await?;
+    }
+    let change = Change {
+        actor,
+        action,
+        target: format!("question:{}", q.id),
+        details: audit_details,
+    };
+    audit::append(conn, &change).await?;
+    if let Some(run) = &q.run_id {
+        super::runs::wake_run(conn, run, now).await?;
+    }
+    Ok(true)
+}
+
+/// Why question `q` cannot be answered, given it is not open.
+fn not_open(q: &QuestionRecord) -> QuestionError {
+    match q.status.as_str() {
+        "timed_out" => QuestionError::TimedOut {
+            at: q.answered_at.unwrap_or_default(),
+        },
+        "cancelled" => QuestionError::Cancelled,
+        _ => QuestionError::Answered {
+            by: q.answered_by.clone().unwrap_or_default(),
+            at: q.answered_at.unwrap_or_default(),
+        },
+    }
+}
+
+impl Store {
+    /// Store a question with its links and the mails that carry them (audited as
+    /// `question.ask`, on its incident's timeline). A playbook passes its step's key: the
+    /// same step taken again returns the question it asked the first time, and mails nothing.
+    pub async fn create_question(
+        &self,
+        q: &NewQuestion,
+        links: &[NewLink],
+        mails: &[Mail],
+        actor: &Actor,
+        step_key: Option<&str>,
+    ) -> Result<QuestionRecord> {
+        let mut tx = self.writer.begin().await?;
+        if let Some(key) = step_key {
+            let made: Option<String> = sqlx::query_scalar("SELECT id FROM questions WHERE step_key = $1")
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(id) = made {
+                return question_in(&mut tx, &id)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt(format!("question {id} vanished")));
+            }
+        }
+        if let Some(incident) = &q.incident_id {
+            let exists: Option<String> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = $1")
+                .bind(incident)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if exists.is_none() {
+                return Err(StoreError::Invalid(format!("no incident '{incident}'")));
+            }
+        }
+        let now = now_ms();
+        let spec = serde_json::to_string(&q.question).expect("a question serialises");
+        sqlx::query(
+            "INSERT INTO questions (id, kind, title, body, spec, to_user, to_role, to_email, incident_id, run_id,
+                 step_key, status, created_at, due_at, remind_every_ms, next_remind_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'open', $12, $13, $14, $15)",
+        )
+        .bind(&q.id)
+        .bind(q.question.kind.as_str())
+        .bind(&q.title)
+        .bind(&q.body)
+        .bind(spec)
+        .bind(&q.to_user)
+        .bind(&q.to_role)
+        .bind(&q.to_email)
+        .bind(&q.incident_id)
+        .bind(&q.run_id)
+        .bind(step_key)
+        .bind(now)
+        .bind(q.due_at)
+        .bind(q.remind_every_ms)
+        .bind(q.remind_every_ms.map(|r| now.saturating_add(r)))
+        .execute(&mut *tx)
+        .await?;
+        insert_links(&mut tx, links, now).await?;
+        for mail in mails {
+            super::outbox::enqueue(&mut tx, mail, now).await?;
+        }
+        let record = question_in(&mut tx, &q.id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("question {} vanished", q.id)))?;
+        let details = serde_json::json!({
+            "question": q.id, "kind": q.question.kind, "title": q.title, "to": record.addressee(),
+            "due_at": q.due_at, "mailed": mails.iter().map(|m| &m.to).collect::<Vec<_>>(),
+        });
+        if let Some(incident) = &q.incident_id {
+            add_event(&mut tx, incident, actor, "question", details.clone()).await?;
+        }
+        let change = Change {
+            actor,
+            action: "question.ask",
+            target: format!("question:{}", q.id),
+            details,
+        };
+        audit::append(&mut tx, &change).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// Question `id`.
+    pub async fn question(&self, id: &str) -> Result<Option<QuestionRecord>> {
+        let mut conn = self.pool.acquire().await?;
+        question_in(&mut conn, id).await
+    }
+
+    /// Questions, newest first: all, or only those with `status`, or only those a user
+    /// may answer (addressed to them or to an enabled membership of theirs).
+    pub async fn questions(
+        &self,
+        status: Option<&str>,
+        for_user: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<QuestionRecord>> {
+        let sql = format!(
+            "SELECT {QUESTION_COLUMNS} FROM questions
+             WHERE ($1 IS NULL OR status = $1)
+               AND ($2 IS NULL OR to_user = $2
+                    OR to_role IN (SELECT r.role FROM user_roles r JOIN users u ON u.name = r.user_name
+                                   WHERE r.user_name = $2 AND u.disabled_at IS NULL))
+             ORDER BY created_at DESC, id DESC LIMIT $3"
+        );
+        let rows: Vec<QuestionRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(status)
+            .bind(for_user)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(question_from_row).collect()
+    }
+
+    /// Link `id`.
+    pub async fn link(&self, id: &str) -> Result<Option<LinkRecord>> {
+        let mut conn = self.pool.acquire().await?;
+        link_in(&mut conn, id).await
+    }
+
+    /// The links of question `id` (to mail reminders with the same links).
+    pub async fn question_links(&self, id: &str) -> Result<Vec<LinkRecord>> {
+        let sql = format!("SELECT {LINK_COLUMNS} FROM links WHERE question_id = $1 ORDER BY recipient");
+        let rows: Vec<LinkRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(link_from_row).collect())
+    }
+
+    /// Answer question `id` (checked by the caller against the question: see
+    /// `Question::read_answer`). Through a link, the link must be unused and is spent; a
+    /// signed-in user must be the addressee or a member of the addressed role. Audited as
+    /// `question.answer` with the address and user agent; wakes the waiting run.
+    pub async fn answer_question(
+        &self,
+        id: &str,
+        answer: &Value,
+        who: &Answerer<'_>,
+    ) -> Result<QuestionRecord, QuestionError> {
+        let now = now_ms();
+        let mut tx = self.writer.begin().await?;
+        let q = question_in(&mut tx, id)
+            .await?
+            .ok_or_else(|| QuestionError::NotFound(id.to_owned()))?;
+        let (by, via, from, agent) = match who {
+            Answerer::Link { link, from, agent } => {
+                let l = link_in(&mut tx, link).await?.ok_or(QuestionError::NoLink)?;
+                if l.question_id.as_deref() != Some(id) {
+                    return Err(QuestionError::NoLink);
+                }
+                if let Some(at) = l.used_at {
+                    return Err(QuestionError::LinkUsed { at });
+                }
+                if q.status != "open" {
+                    return Err(not_open(&q));
+                }
+                if !spend_link(&mut tx, link, now, *from, *agent).await? {
+                    return Err(QuestionError::LinkUsed { at: now });
+                }
+                (l.recipient, "link", *from, *agent)
+            }
+            Answerer::User { name, from, agent } => {
+                if q.status != "open" {
+                    return Err(not_open(&q));
+                }
+                let roles: Vec<String> = sqlx::query_scalar(
+                    "SELECT r.role FROM user_roles r JOIN users u ON u.name = r.user_name
+                     WHERE r.user_name = $1 AND u.disabled_at IS NULL",
+                )
+                .bind(*name)
+                .fetch_all(&mut *tx)
+                .await?;
+                let allowed = q.to_user.as_deref() == Some(*name)
+                    || q.to_role.as_ref().is_some_and(|r| roles.contains(r));
+                if !allowed {
+                    return Err(QuestionError::NotAllowed {
+                        user: (*name).to_owned(),
+                        addressee: q.addressee(),
+                    });
+                }
+                (format!("user:{name}"), "web", *from, *agent)
+            }
+        };
+        let actor = Actor::recipient(&by);
+        let details = serde_json::json!({
+            "question": id, "title": q.title, "answer": answer["value"], "comment": answer["comment"],
+            "via": via, "from": from, "user_agent": agent,
+        });
+        if !close_question(&mut tx, &q, "answered", answer, &by, via, &actor, details, now).await? {
+            let q = question_in(&mut tx, id)
+                .await?
+                .ok_or_else(|| QuestionError::NotFound(id.to_owned()))?;
+            return Err(not_open(&q));
+        }
+        let record = question_in(&mut tx, id)
+            .await?
+            .ok_or_else(|| QuestionError::NotFound(id.to_owned()))?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// Time out question `id` if it is open and past due: it takes its default answer (or
+    /// none; the script then gets a `timeout` error), audited as `question.timeout`, and its
+    /// run is woken. Returns the question as it now is (answered by someone else meanwhile,
+    /// perhaps), or `None` if it is not due yet.
+    pub async fn time_out_question(&self, id: &str, now: i64) -> Result<Option<QuestionRecord>> {
+        let mut tx = self.writer.begin().await?;
+        let Some(q) = question_in(&mut tx, id).await? else {
+            return Ok(None);
+        };
+        if q.status != "open" {
+            return Ok(Some(q));
+        }
+        if q.due_at.is_none_or(|d| d > now) {
+            return Ok(None);
+        }
+        let answer = q.question.default.clone().unwrap_or(Value::Null);
+        let details = serde_json::json!({ "question": id, "title": q.title, "default": answer["value"] });
+        close_question(
+            &mut tx,
+            &q,
+            "timed_out",
+            &answer,
+            "timeout",
+            "timeout",
+            &Actor::system(),
+            details,
+            now,
+        )
+        .await?;
+        let record = question_in(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// Open questions past their due time.
+    pub async fn due_question_timeouts(&self, now: i64, limit: i64) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM questions WHERE status = 'open' AND due_at <= $1 ORDER BY due_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Open questions whose next reminder is due.
+    pub async fn due_reminders(&self, now: i64, limit: i64) -> Result<Vec<QuestionRecord>> {
+        let sql = format!(
+            "SELECT {QUESTION_COLUMNS} FROM questions WHERE status = 'open' AND next_remind_at <= $1
+             ORDER BY next_remind_at LIMIT $2"
+        );
+        let rows: Vec<QuestionRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(question_from_row).collect()
+    }
+
+    /// Record reminder number `q.reminders_sent + 1` of an open question and queue its mails
+    /// (compare-and-set on the count, so two servers do not both remind). The next one is
+    /// due `every_ms` later. Returns whether this call recorded it.
+    pub async fn record_reminder(
+        &self,
+        q: &QuestionRecord,
+        every_ms: i64,
+        mails: &[Mail],
+        now: i64,
+    ) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        let next = now.saturating_add(every_ms.max(1000));
+        let won = sqlx::query(
+            "UPDATE questions SET reminders_sent = reminders_sent + 1, next_remind_at = $1
+             WHERE id = $2 AND status = 'open' AND reminders_sent = $3",
+        )
+        .bind(next)
+        .bind(&q.id)
+        .bind(q.reminders_sent)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !won {
+            return Ok(false);
+        }
+        for mail in mails {
+            super::outbox::enqueue(&mut tx, mail, now).await?;
+        }
+        if let Some(incident) = &q.incident_id {
+            let details =
+                serde_json::json!({ "question": q.id, "title": q.title, "reminder": q.reminders_sent + 1 });
+            add_event(&mut tx, incident, &Actor::system(), "reminder", details).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The reminder interval of question `id`, if it has one.
+    pub async fn question_remind_every(&self, id: &str) -> Result<Option<i64>> {
+        Ok(
+            sqlx::query_scalar::<_, Option<i64>>("SELECT remind_every_ms FROM questions WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .flatten(),
+        )
+    }
+
+    /// Queue `mails` with the `links` they carry, once per playbook step (`step_key`):
+    /// returns false if that step already sent them.
+    pub async fn send_mail_once(&self, links: &[NewLink], mails: &[Mail], step_key: &str) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        let sent: Option<i64> = sqlx::query_scalar("SELECT id FROM outbox WHERE step_key = $1")
+            .bind(step_key)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if sent.is_some() {
+            return Ok(false);
+        }
+        let now = now_ms();
+        insert_links(&mut tx, links, now).await?;
+        for (i, mail) in mails.iter().enumerate() {
+            let key = if i == 0 { Some(step_key) } else { None };
+            super::outbox::enqueue_keyed(&mut tx, mail, now, key).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Follow an escalation link: the incident's severity is raised to at least `severity`,
+    /// it is assigned to the member of `oncall_role` with the fewest open incidents, and its
+    /// acknowledge (response) timer starts again from now. Audited as `incident.escalate`
+    /// with the address and user agent; on the timeline as `escalated`. The link is spent.
+    /// Returns the incident's id and who it was assigned to.
+    pub async fn escalate_incident(
+        &self,
+        link: &str,
+        severity: crate::intake::Severity,
+        oncall_role: Option<&str>,
+        from: Option<&str>,
+        agent: Option<&str>,
+    ) -> Result<(String, Option<String>), QuestionError> {
+        let now = now_ms();
+        let mut tx = self.writer.begin().await?;
+        let l = link_in(&mut tx, link).await?.ok_or(QuestionError::NoLink)?;
+        let incident = l.incident_id.clone().ok_or(QuestionError::NoLink)?;
+        if let Some(at) = l.used_at {
+            return Err(QuestionError::LinkUsed { at });
+        }
+        let current: Option<(String, String, String)> =
+            sqlx::query_as("SELECT type, severity, status FROM incidents WHERE id = $1")
+                .bind(&incident)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((kind, current_severity, status)) = current else {
+            return Err(QuestionError::Invalid(format!(
+                "incident {incident} no longer exists"
+            )));
+        };
+        if !spend_link(&mut tx, link, now, from, agent).await? {
+            return Err(QuestionError::LinkUsed { at: now });
+        }
+        let raised = crate::intake::Severity::parse(&current_severity)
+            .map(|s| s.max(severity))
+            .unwrap_or(severity);
+        let owner: Option<String> = match oncall_role {
+            Some(role) => sqlx::query_scalar(
+                "SELECT u.name FROM users u JOIN user_roles r ON r.user_name = u.name
+                 WHERE r.role = $1 AND u.disabled_at IS NULL
+                 ORDER BY (SELECT COUNT(*) FROM incidents i WHERE i.owner = u.name AND i.status <> 'closed'), u.name
+                 LIMIT 1",
+            )
+            .bind(role)
+            .fetch_optional(&mut *tx)
+            .await?,
+            None => None,
+        };
+        // A closed incident is opened again: someone asked for a human.
+        let reopen = status == "closed";
+        sqlx::query(
+            "UPDATE incidents SET severity = $1, owner = COALESCE($2, owner), role = COALESCE($3, role),
+                 status = CASE WHEN status = 'closed' THEN 'new' ELSE status END,
+                 closed_at = CASE WHEN status = 'closed' THEN NULL ELSE closed_at END,
+                 acknowledged_at = NULL, updated_at = $4
+             WHERE id = $5",
+        )
+        .bind(raised.as_str())
+        .bind(&owner)
+        .bind(oncall_role)
+        .bind(now)
+        .bind(&incident)
+        .execute(&mut *tx)
+        .await?;
+        let subject = format!("incident:{incident}");
+        if !super::sla::restart(&mut tx, &subject, "acknowledge", now).await? {
+            let ack = self.cases.sla(&kind).acknowledge_ms.unwrap_or(15 * 60 * 1000);
+            super::sla::start(&mut tx, &subject, "acknowledge", Some(&incident), ack, now).await?;
+        }
+        if reopen {
+            super::sla::restart(&mut tx, &subject, "resolve", now).await?;
+        }
+        let actor = Actor::recipient(&l.recipient);
+        let details = serde_json::json!({
+            "severity": raised.as_str(), "owner": owner, "role": oncall_role, "reopened": reopen,
+            "from": from, "user_agent": agent,
+        });
+        add_event(&mut tx, &incident, &actor, "escalated", details.clone()).await?;
+        let change = Change {
+            actor: &actor,
+            action: "incident.escalate",
+            target: format!("incident:{incident}"),
+            details,
+        };
+        audit::append(&mut tx, &change).await?;
+        tx.commit().await?;
+        Ok((incident, owner))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::both_dialects;
+
+    both_dialects!(a_question_is_answered_once_and_links_are_single_use, |store| {
+        use crate::humans::links::Purpose;
+        use crate::humans::questions::{Kind, Spec};
+        use crate::store::audit::Actor;
+        use crate::store::questions::{Answerer, NewLink, NewQuestion, QuestionError};
+        let spec: Spec = serde_json::from_value(serde_json::json!({
+            "role": "owners", "title": "Block?", "options": ["block", "allow"], "due": "1h", "default": "block",
+        }))
+        .unwrap();
+        let checked = spec.check(Kind::Ask).unwrap();
+        let q = NewQuestion {
+            id: crate::store::new_id('q'),
+            title: checked.title,
+            body: checked.text,
+            question: checked.question,
+            to_user: None,
+            to_role: Some("owners".into()),
+            to_email: None,
+            incident_id: None,
+            run_id: None,
+            due_at: Some(crate::store::now_ms() + 3_600_000),
+            remind_every_ms: None,
+        };
+        let links: Vec<NewLink> = ["user:alice", "user:bob"]
+            .iter()
+            .map(|r| NewLink {
+                id: crate::store::new_id('k'),
+                purpose: Purpose::Answer,
+                question_id: Some(q.id.clone()),
+                incident_id: None,
+                recipient: r.to_string(),
+                expires_at: q.due_at.unwrap(),
+            })
+            .collect();
+        let made = store
+            .create_question(&q, &links, &[], &Actor::system(), Some("r1:3"))
+            .await
+            .unwrap();
+        assert_eq!(made.status, "open");
+        // The same step again: the same question.
+        let again = store
+            .create_question(&q, &links, &[], &Actor::system(), Some("r1:3"))
+            .await
+            .unwrap();
+        assert_eq!(again.id, made.id);
+        store
+            .create_user("carol", None, &["others".into()], &Actor::system())
+            .await
+            .unwrap();
+        let answer = serde_json::json!({ "value": "allow", "comment": "" });
+        let refused = store
+            .answer_question(
+                &q.id,
+                &answer,
+                &Answerer::User {
+                    name: "carol",
+                    from: None,
+                    agent: None,
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(refused, QuestionError::NotAllowed { .. }), "{refused}");
+        let done = store
+            .answer_question(
+                &q.id,
+                &answer,
+                &Answerer::Link {
+                    link: &links[0].id,
+                    from: Some("127.0.0.1"),
+                    agent: Some("phone"),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(done.status, "answered");
+        assert_eq!(done.answered_by.as_deref(), Some("user:alice"));
+        assert_eq!(done.outcome()["answer"], "allow");
+        // The same link again: used. The other link: already answered.
+        let reused = store
+            .answer_question(
+                &q.id,
+                &answer,
+                &Answerer::Link {
+                    link: &links[0].id,
+                    from: None,
+                    agent: None,
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(reused, QuestionError::LinkUsed { .. }), "{reused}");
+        let other = store
+            .answer_question(
+                &q.id,
+                &answer,
+                &Answerer::Link {
+                    link: &links[1].id,
+                    from: None,
+                    agent: None,
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(other, QuestionError::Answered { .. }), "{other}");
+        assert_eq!(store.link(&links[1].id).await.unwrap().unwrap().used_at, None);
+        // A timeout after the answer changes nothing.
+        let late = store.time_out_question(&q.id, i64::MAX).await.unwrap().unwrap();
+        assert_eq!(late.status, "answered");
+        let audit = store.audit_entries(0, 100, Some("question.")).await.unwrap();
+        let answered = audit.iter().find(|e| e.action == "question.answer").unwrap();
+        assert_eq!(answered.actor, "user:alice");
+        assert_eq!(answered.details["from"], "127.0.0.1");
+        assert_eq!(answered.details["user_agent"], "phone");
+    });
+
+    both_dialects!(a_question_past_due_takes_its_default, |store| {
+        use crate::humans::questions::{Kind, Spec};
+        use crate::store::audit::Actor;
+        use crate::store::questions::NewQuestion;
+        let spec: Spec = serde_json::from_value(serde_json::json!({
+            "email": "someone@example.com", "title": "OK?", "due": "1m", "default": false,
+        }))
+        .unwrap();
+        let checked = spec.check(Kind::Approve).unwrap();
+        let now = crate::store::now_ms();
+        let q = NewQuestion {
+            id: crate::store::new_id('q'),
+            title: checked.title,
+            body: checked.text,
+            question: checked.question,
+            to_user: None,
+            to_role: None,
+            to_email: Some("someone@example.com".into()),
+            incident_id: None,
+            run_id: None,
+            due_at: Some(now + 60_000),
+            remind_every_ms: None,
+        };
+        store
+            .create_question(&q, &[], &[], &Actor::system(), None)
+            .await
+            .unwrap();
+        assert!(
+            store.time_out_question(&q.id, now).await.unwrap().is_none(),
+            "not due yet"
+        );
+        assert!(store.due_question_timeouts(now, 10).await.unwrap().is_empty());
+        assert_eq!(
+            store.due_question_timeouts(now + 60_000, 10).await.unwrap(),
+            vec![q.id.clone()]
+        );
+        let t = store
+            .time_out_question(&q.id, now + 60_000)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.status, "timed_out");
+        let outcome = t.outcome();
+        assert_eq!(outcome["answer"], false);
+        assert_eq!(outcome["timed_out"], true);
+        assert_eq!(outcome["by"], "timeout");
+    });
+
+    both_dialects!(an_answer_wakes_its_run_even_mid_replay, |store| {
+        use crate::humans::questions::{Kind, Spec};
+        use crate::store::audit::Actor;
+        use crate::store::questions::{Answerer, NewQuestion};
+        use crate::store::runs::{NewRun, RunStatus};
+        let ask = |run: &str| {
+            let spec: Spec =
+                serde_json::from_value(serde_json::json!({ "user": "alice", "title": "OK?" })).unwrap();
+            let c = spec.check(Kind::Approve).unwrap();
+            NewQuestion {
+                id: crate::store::new_id('q'),
+                title: c.title,
+                body: c.text,
+                question: c.question,
+                to_user: Some("alice".into()),
+                to_role: None,
+                to_email: None,
+                incident_id: None,
+                run_id: Some(run.to_owned()),
+                due_at: None,
+                remind_every_ms: None,
+            }
+        };
+        store
+            .create_user("alice", None, &[], &Actor::system())
+            .await
+            .unwrap();
+        let later = crate::store::now_ms() + 3_600_000;
+        let yes = serde_json::json!({ "value": true, "comment": "" });
+        let alice = Answerer::User {
+            name: "alice",
+            from: None,
+            agent: None,
+        };
+        for mid_replay in [false, true] {
+            let id = crate::store::new_id('r');
+            let run = NewRun {
+                id: id.clone(),
+                playbook: "pb".into(),
+                script_hash: "h".into(),
+                input: serde_json::json!({}),
+                origin: "test".into(),
+                context: serde_json::Value::Null,
+            };
+            store.create_run(&run).await.unwrap();
+            let claimed = store.claim_run(&id, "w1", later).await.unwrap();
+            assert!(claimed.is_some());
+            let q = ask(&id);
+            store
+                .create_question(&q, &[], &[], &Actor::run(&id), None)
+                .await
+                .unwrap();
+            if !mid_replay {
+                // The replay ended (waiting for an hour) before the answer came.
+                store
+                    .reschedule_run(&id, RunStatus::Waiting, later, None)
+                    .await
+                    .unwrap();
+            }
+            store.answer_question(&q.id, &yes, &alice).await.unwrap();
+            if mid_replay {
+                // The answer came while a worker was replaying: its reschedule to later
+                // must not bury the answer.
+                store
+                    .reschedule_run(&id, RunStatus::Waiting, later, None)
+                    .await
+                    .unwrap();
+            }
+            let r = store.run(&id).await.unwrap().unwrap();
+            assert_eq!(r.status, RunStatus::Waiting);
+            assert!(
+                r.wake_at.unwrap() <= crate::store::now_ms(),
+                "mid_replay={mid_replay}: due now"
+            );
+            // The next claim clears the mark: waiting again then waits for real.
+            assert!(store.claim_run(&id, "w1", later).await.unwrap().is_some());
+            store
+                .reschedule_run(&id, RunStatus::Waiting, later, None)
+                .await
+                .unwrap();
+            assert_eq!(store.run(&id).await.unwrap().unwrap().wake_at, Some(later));
+        }
+    });
+}

@@ -1,0 +1,260 @@
+//! Signing in to the web console: a password set with the CLI, a session cookie from
+//! `POST /login`, pages behind it, CSRF on sign-out, audited failures and the limit on them.
+
+use crate::support::{Cli, Server, text};
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+
+const PASSWORD: &str = "correct horse battery";
+
+fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent("web-login-test/1")
+        .build()
+        .unwrap()
+}
+
+fn form(fields: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish()
+}
+
+async fn post_form(
+    http: &reqwest::Client,
+    url: String,
+    cookie: Option<&str>,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut req = http
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(fields));
+    if let Some(c) = cookie {
+        req = req.header(COOKIE, c);
+    }
+    req.send().await.unwrap()
+}
+
+fn header(resp: &reqwest::Response, name: reqwest::header::HeaderName) -> String {
+    resp.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+/// The value of the hidden field `name` in a page.
+fn hidden(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no field {name} in {page}"))
+        + marker.len();
+    page[start..].split('"').next().unwrap().to_owned()
+}
+
+fn audit(cli: &Cli, prefix: &str) -> Vec<serde_json::Value> {
+    cli.ok(&["audit", "export", "--action", prefix])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_sign_in_with_a_password_and_a_session_cookie() {
+    let cli = Cli::new();
+    cli.ok(&["user", "add", "alice", "--role", "soc", "--role", "analyst"]);
+
+    // Passwords come from stdin; short ones are refused with a clear message.
+    let out = cli.run_with_stdin(&["user", "password", "alice"], "hunter2\n");
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("too short") && err.contains("at least 12"), "{err}");
+    let out = cli.run_with_stdin(&["user", "password", "nobody"], &format!("{PASSWORD}\n"));
+    assert!(
+        text(&out.stderr).contains("no user 'nobody'"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = cli.run_with_stdin(&["user", "password", "alice"], &format!("{PASSWORD}\n"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let set = audit(&cli, "user.password");
+    assert_eq!(set.len(), 1);
+    assert!(
+        !set[0].to_string().contains("argon2"),
+        "never the hash: {}",
+        set[0]
+    );
+
+    let server = Server::start(&cli);
+    let base = format!("http://{}", server.addr);
+    let http = client();
+
+    // Not signed in: sent to the sign-in page, which comes back here.
+    let resp = http.get(format!("{base}/whoami")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(header(&resp, LOCATION), "/login?next=%2Fwhoami");
+    let resp = http
+        .get(format!("{base}/login?next=%2Fwhoami"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let page = resp.text().await.unwrap();
+    assert!(
+        page.contains("name=\"viewport\"") && page.contains("type=\"password\""),
+        "{page}"
+    );
+    assert_eq!(hidden(&page, "next"), "/whoami");
+
+    // Signing in sets the session cookie and goes where `next` says.
+    let resp = post_form(
+        &http,
+        format!("{base}/login"),
+        None,
+        &[("user", "alice"), ("password", PASSWORD), ("next", "/whoami")],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(header(&resp, LOCATION), "/whoami");
+    let set_cookie = header(&resp, SET_COOKIE);
+    assert!(set_cookie.starts_with("osprey_session="), "{set_cookie}");
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=43200"] {
+        assert!(set_cookie.contains(attr), "{attr} in {set_cookie}");
+    }
+    assert!(
+        !set_cookie.contains("Secure"),
+        "plain HTTP by default: {set_cookie}"
+    );
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+
+    let resp = http
+        .get(format!("{base}/whoami"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.text().await.unwrap(), "user: alice\nroles: analyst soc\n");
+    let logins = audit(&cli, "user.login");
+    assert_eq!(logins.len(), 1, "{logins:?}");
+    assert_eq!(logins[0]["action"], "user.login");
+    assert_eq!(logins[0]["actor"], "user:alice");
+    assert_eq!(logins[0]["details"]["remote"], "127.0.0.1");
+    assert_eq!(logins[0]["details"]["user_agent"], "web-login-test/1");
+
+    // `next` must be a path here: anything else goes to the inbox.
+    let resp = post_form(
+        &http,
+        format!("{base}/login"),
+        None,
+        &[
+            ("user", "alice"),
+            ("password", PASSWORD),
+            ("next", "//evil.example/"),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(header(&resp, LOCATION), "/inbox");
+
+    // Signing out needs the session's CSRF token, shown on the sign-in page when signed in.
+    let page = http
+        .get(format!("{base}/login"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("signed in as <strong>alice</strong>"), "{page}");
+    let csrf = hidden(&page, "csrf");
+    let resp = post_form(&http, format!("{base}/logout"), Some(&cookie), &[]).await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert!(resp.text().await.unwrap().contains("expired; reload the page"));
+    let resp = post_form(
+        &http,
+        format!("{base}/logout"),
+        Some(&cookie),
+        &[("csrf", "not-it")],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let still = http
+        .get(format!("{base}/whoami"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        still.status(),
+        StatusCode::OK,
+        "a refused sign-out changes nothing"
+    );
+    let resp = post_form(&http, format!("{base}/logout"), Some(&cookie), &[("csrf", &csrf)]).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(header(&resp, LOCATION), "/login");
+    assert!(header(&resp, SET_COOKIE).contains("Max-Age=0"));
+    let resp = http
+        .get(format!("{base}/whoami"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER, "the session is gone");
+    assert_eq!(audit(&cli, "user.logout").len(), 1);
+
+    // A wrong password and an unknown user get the same answer, and both are audited.
+    let resp = post_form(
+        &http,
+        format!("{base}/login"),
+        None,
+        &[("user", "mallory"), ("password", PASSWORD)],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(resp.text().await.unwrap().contains("wrong user name or password"));
+    for _ in 0..4 {
+        let resp = post_form(
+            &http,
+            format!("{base}/login"),
+            None,
+            &[("user", "alice"), ("password", "not the password")],
+        )
+        .await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        let page = resp.text().await.unwrap();
+        assert!(page.contains("wrong user name or password"), "{page}");
+        assert!(!page.contains("not the password"), "the password is not echoed");
+    }
+    let failed = audit(&cli, "user.login_failed");
+    assert_eq!(failed.len(), 5);
+    assert_eq!(failed[0]["target"], "user:mallory");
+    assert_eq!(failed[1]["target"], "user:alice");
+    assert_eq!(failed[1]["details"]["remote"], "127.0.0.1");
+
+    // Five failures from this address within 15 minutes: the next attempt is refused, even
+    // with the right password.
+    let resp = post_form(
+        &http,
+        format!("{base}/login"),
+        None,
+        &[("user", "alice"), ("password", PASSWORD)],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(!header(&resp, reqwest::header::RETRY_AFTER).is_empty());
+    assert!(header(&resp, SET_COOKIE).is_empty(), "no session");
+    assert!(
+        resp.text().await.unwrap().contains("too many failed sign-ins"),
+        "says why"
+    );
+    assert_eq!(
+        audit(&cli, "user.login_failed").len(),
+        5,
+        "a refused attempt checks nothing"
+    );
+}
