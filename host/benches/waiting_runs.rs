@@ -6,7 +6,12 @@
 //! add (a thread per waiting run). A waiting run is only rows in the store: the figure
 //! shows that it holds no thread, no script state and no memory in the server.
 //!
-//! Run: `cargo bench -p osprey --bench waiting_runs` (N = 10,000; set WAITING_RUNS to change).
+//! With `WAITING_ON=question` each run instead asks a person (`ask`, due in an hour) and
+//! waits for the answer: a question, its signed link and its mail (composed, in the outbox)
+//! per run, as with `[mail]` on.
+//!
+//! Run: `cargo bench -p osprey --bench waiting_runs` (N = 10,000; set WAITING_RUNS to change;
+//! `WAITING_ON=question` for open questions).
 
 use osprey::app::App;
 use osprey::config::Config;
@@ -40,18 +45,33 @@ fn main() {
         "name = \"napper\"\ndescription = \"bench\"\n",
     )
     .unwrap();
-    std::fs::write(
-        pb.join("playbook.rhai"),
-        r#"log("going to sleep"); sleep("1h"); "rested""#,
-    )
-    .unwrap();
-    let config = Config {
+    let questions = std::env::var("WAITING_ON").is_ok_and(|v| v == "question");
+    let script = if questions {
+        r#"log("asking"); let a = ask(#{ user: "owner", title: `Block ${run.id}?`, text: "A question that waits an hour.",
+              options: ["block", "allow"], due: "1h", on_timeout: "block" }); a.answer"#
+    } else {
+        r#"log("going to sleep"); sleep("1h"); "rested""#
+    };
+    std::fs::write(pb.join("playbook.rhai"), script).unwrap();
+    let mut config = Config {
         data_dir: dir.path().to_owned(),
         playbooks_dir: dir.path().join("playbooks"),
         ..Config::default()
     };
+    // Mail on, so each question also composes and queues its mail (nothing sends it here).
+    config.mail.host = Some("127.0.0.1".into());
     rt.block_on(async {
         let app = App::open(config).await.unwrap();
+        app.store
+            .create_user(
+                "owner",
+                Some("owner@example.com"),
+                &[],
+                &osprey::store::audit::Actor::system(),
+            )
+            .await
+            .unwrap();
+        let what = if questions { "open questions" } else { "waiting runs" };
         // Warm up: one run through every path, so the baseline includes the code and caches.
         let id = app
             .executor
@@ -78,6 +98,11 @@ fn main() {
             if waiting as usize > n {
                 break;
             }
+            assert_eq!(
+                counts.iter().find(|(s, _)| *s == RunStatus::Failed).map_or(0, |(_, c)| *c),
+                0,
+                "runs failed"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         println!(
@@ -91,11 +116,18 @@ fn main() {
         workers.await.unwrap();
         let loaded = rss_kib();
         println!(
-            "waiting_runs: VmRSS idle {} KiB, with {n} waiting runs {} KiB: {:+.1} MiB",
+            "waiting_runs: VmRSS idle {} KiB, with {n} {what} {} KiB: {:+.1} MiB",
             idle,
             loaded,
             (loaded as f64 - idle as f64) / 1024.0
         );
+        // Counted after measuring: loading them all would itself take memory.
+        if questions {
+            let open = app.store.questions(Some("open"), None, i64::MAX).await.unwrap().len();
+            let queued = app.store.outbox(i64::MAX).await.unwrap().len();
+            println!("waiting_runs: {open} open questions, {queued} mails in the outbox");
+            assert!(open > n && queued > n);
+        }
     });
     // The baseline: what a thread per waiting run costs (each parked, doing nothing, with
     // the default 2 MiB stack reserved and only what it touched resident).

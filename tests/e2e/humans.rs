@@ -83,7 +83,7 @@ async fn the_inbox_answers_questions_and_completes_only_ones_own_tasks() {
         "",
         r#"
         let t = task_create(#{ title: "Call the user back", role: "soc", due: "1h" });
-        let a = approve(#{ role: "soc", title: "Reset the VPN password?", text: "The user asked twice." });
+        let a = approve(#{ role: "soc", title: "Reset the VPN password?", text: "The user asked twice.", remind: "1s" });
         let late = "answered";
         try {
             ask(#{ user: "alice", title: "Anything else?", options: ["no", "yes"], due: "1s" });
@@ -107,6 +107,14 @@ async fn the_inbox_answers_questions_and_completes_only_ones_own_tasks() {
     .await;
     assert_eq!(mail.to, vec!["alice@corp.example".to_owned()]);
     assert!(!link(&mail, "Approve").is_empty());
+    // Unanswered, it is mailed again as a reminder, with the same (still unused) link.
+    let reminder = eventually(30, "a reminder", async || {
+        smtp.messages()
+            .into_iter()
+            .find(|m| m.subject == "Reminder: Reset the VPN password?")
+    })
+    .await;
+    assert_eq!(link(&reminder, "Approve"), link(&mail, "Approve"));
 
     // Signed out: the inbox sends to the sign-in page.
     let r = reqwest::Client::builder()
@@ -315,6 +323,21 @@ async fn talk_to_a_human_escalates_to_the_on_call_role() {
     let before = incident();
     assert_eq!(before["severity"], "low");
     assert!(before["owner"].is_null(), "{before}");
+    // Acknowledged by an analyst before the requester asks for a human: the response
+    // (acknowledge) timer is stopped.
+    let id = before["id"].as_str().unwrap().to_owned();
+    cli.ok(&["incident", "ack", &id]);
+    let ack_timer = |cli: &Cli| -> Value {
+        let shown: Value = serde_json::from_str(&cli.ok(&["incident", "show", &id, "--json"])).unwrap();
+        shown["sla"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["timer"] == "acknowledge")
+            .cloned()
+            .unwrap()
+    };
+    assert!(!ack_timer(&cli)["stopped_at"].is_null());
     let r = http
         .post(&url)
         .header("user-agent", "curl-like")
@@ -329,9 +352,17 @@ async fn talk_to_a_human_escalates_to_the_on_call_role() {
         ["olga", "oscar"].contains(&after["owner"].as_str().unwrap()),
         "{after}"
     );
-    // The response SLA (acknowledge) started again from the escalation.
-    let id = after["id"].as_str().unwrap();
-    let shown = cli.ok(&["incident", "show", id]);
+    // The response SLA (acknowledge) started again from the escalation: running, due in 2h.
+    assert!(after["acknowledged_at"].is_null(), "{after}");
+    assert_eq!(
+        after["status"], "new",
+        "for the on-call person to acknowledge: {after}"
+    );
+    let timer = ack_timer(&cli);
+    assert!(timer["stopped_at"].is_null(), "{timer}");
+    let left = timer["due_at"].as_i64().unwrap() - osprey::store::now_ms();
+    assert!(left > 7_000_000 && left <= 7_200_000, "{timer}");
+    let shown = cli.ok(&["incident", "show", &id]);
     assert!(shown.contains("escalated"), "{shown}");
     let audit = cli.ok(&["audit", "export", "--action", "incident.escalate"]);
     let entry: Value = serde_json::from_str(audit.lines().next().unwrap()).unwrap();

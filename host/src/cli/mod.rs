@@ -10,6 +10,7 @@ mod list;
 mod mail;
 mod playbook;
 mod plugin;
+mod question;
 mod render;
 mod rules;
 mod run;
@@ -80,6 +81,10 @@ pub enum Command {
     /// Manual tasks for a user or a role, with a due time: add, complete, delegate, cancel.
     #[command(subcommand)]
     Task(task::TaskCommand),
+    /// Questions that playbooks asked people (ask, approve, form): list and show, with who
+    /// answered from where.
+    #[command(subcommand)]
+    Question(question::QuestionCommand),
     /// Users and the roles (teams) they belong to.
     #[command(subcommand)]
     User(user::UserCommand),
@@ -136,6 +141,7 @@ impl Cli {
             Command::Rules(cmd) => rules::run(cmd, config).await,
             Command::Incident(cmd) => incident::run(cmd, config).await,
             Command::Task(cmd) => task::run(cmd, config).await,
+            Command::Question(cmd) => question::run(cmd, config).await,
             Command::User(cmd) => user::run(cmd, config).await,
             Command::Audit(cmd) => audit::run(cmd, config).await,
             Command::Token(cmd) => token::run(cmd, config).await,

@@ -15,7 +15,10 @@ Examples:
   osprey secret set ipinfo token < token.txt
 
 One trailing newline is removed. The value is sealed with the master key before it is stored,
-and the plugin can read it only if its grant names it (`osprey plugin grant NAME --secret NAME`).")]
+and the plugin can read it only if its grant names it (`osprey plugin grant NAME --secret NAME`).
+
+The server's own secrets live under the name `osprey`, which no plugin may take:
+  osprey secret set osprey smtp-password          the password named by mail.password_secret")]
     Set {
         /// The plugin the secret belongs to.
         plugin: String,
@@ -38,7 +41,11 @@ pub async fn run(cmd: SecretCommand, config: Config) -> anyhow::Result<i32> {
             app.set_secret(&plugin, &name, &value, &Actor::cli()).await?;
             println!("secret '{name}' of plugin '{plugin}' is set");
             let grant = app.grant(&plugin).await?;
-            if !grant.has_secret(&name) {
+            if plugin == crate::app::SERVER_SECRET_OWNER {
+                println!(
+                    "(a secret of the server itself, such as the SMTP password; no plugin can be granted it)"
+                );
+            } else if !grant.has_secret(&name) {
                 println!(
                     "note: plugin '{plugin}' is not granted this secret yet; grant it with `osprey plugin grant {plugin} --secret {name}`"
                 );

@@ -4,7 +4,8 @@
 //! It serves health and readiness, a read-only list of plugins, alert intake (`intake.rs`),
 //! External Dynamic Lists (`edl.rs`), and the REST API for incidents, tasks and rules
 //! (`api.rs`); the last three are behind API tokens with scopes (a token may act for a user).
-//! Sign-in for users, with roles and permissions, comes with the web UI.
+//! People sign in (`web.rs`), answer questions from signed links or their inbox
+//! (`humans.rs`). Roles and permissions on routes come with the web UI.
 
 mod api;
 mod edl;
@@ -40,8 +41,9 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 /// Serve on `listener` until `shutdown` resolves. Also runs, in the background: the run
-/// workers, the cron scheduler, and the refresher that picks up plugin installs, grant
-/// changes and playbook edits (every `runtime.policy_refresh`). On shutdown, runs being
+/// workers, the cron scheduler, the refresher that picks up plugin installs, grant changes
+/// and playbook edits (every `runtime.policy_refresh`), pre-processing, the SLA watch, the
+/// question watch (reminders, timeouts) and the mail sender. On shutdown, runs being
 /// replayed finish their current replay first.
 pub async fn run(
     listener: TcpListener,

@@ -361,6 +361,39 @@ async fn close_question(
     Ok(true)
 }
 
+/// The run's questions no longer wait (inside the caller's transaction): those asked from
+/// step `from_step` on (all, if `None`) are cancelled if open, and forget their step, so a
+/// restarted run that takes those steps again asks again. Returns how many were cancelled.
+pub(super) async fn release_questions(
+    conn: &mut sqlx::AnyConnection,
+    run_id: &str,
+    from_step: Option<i64>,
+    now: i64,
+) -> Result<u64> {
+    // Step keys are `RUN:SEQ`.
+    let from = "($2 IS NULL OR CAST(substr(step_key, length(run_id) + 2) AS INTEGER) >= $2)";
+    let cancelled = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE questions SET status = 'cancelled', answered_at = $3, answered_via = 'cancelled', next_remind_at = NULL
+         WHERE run_id = $1 AND status = 'open' AND {from}"
+    )))
+    .bind(run_id)
+    .bind(from_step)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if from_step.is_some() {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE questions SET step_key = NULL WHERE run_id = $1 AND step_key IS NOT NULL AND {from}"
+        )))
+        .bind(run_id)
+        .bind(from_step)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(cancelled)
+}
+
 /// Why question `q` cannot be answered, given it is not open.
 fn not_open(q: &QuestionRecord) -> QuestionError {
     match q.status.as_str() {
@@ -753,13 +786,12 @@ impl Store {
             .await?,
             None => None,
         };
-        // A closed incident is opened again: someone asked for a human.
+        // Back to `new`, for the person it now goes to to acknowledge; a closed incident is
+        // opened again (someone asked for a human), a pending one's timers run again.
         let reopen = status == "closed";
         sqlx::query(
             "UPDATE incidents SET severity = $1, owner = COALESCE($2, owner), role = COALESCE($3, role),
-                 status = CASE WHEN status = 'closed' THEN 'new' ELSE status END,
-                 closed_at = CASE WHEN status = 'closed' THEN NULL ELSE closed_at END,
-                 acknowledged_at = NULL, updated_at = $4
+                 status = 'new', closed_at = NULL, acknowledged_at = NULL, updated_at = $4
              WHERE id = $5",
         )
         .bind(raised.as_str())
@@ -776,10 +808,12 @@ impl Store {
         }
         if reopen {
             super::sla::restart(&mut tx, &subject, "resolve", now).await?;
+        } else if status == "pending" {
+            super::sla::resume(&mut tx, &subject, now).await?;
         }
         let actor = Actor::recipient(&l.recipient);
         let details = serde_json::json!({
-            "severity": raised.as_str(), "owner": owner, "role": oncall_role, "reopened": reopen,
+            "severity": raised.as_str(), "owner": owner, "role": oncall_role, "reopened": reopen, "was": status,
             "from": from, "user_agent": agent,
         });
         add_event(&mut tx, &incident, &actor, "escalated", details.clone()).await?;
@@ -1045,5 +1079,62 @@ mod tests {
                 .unwrap();
             assert_eq!(store.run(&id).await.unwrap().unwrap().wake_at, Some(later));
         }
+    });
+
+    both_dialects!(a_cancelled_or_restarted_run_releases_its_questions, |store| {
+        use crate::humans::questions::{Kind, Spec};
+        use crate::store::audit::Actor;
+        use crate::store::questions::NewQuestion;
+        use crate::store::runs::NewRun;
+        let run = NewRun {
+            id: "r-q".into(),
+            playbook: "pb".into(),
+            script_hash: "h".into(),
+            input: serde_json::json!({}),
+            origin: "test".into(),
+            context: serde_json::Value::Null,
+        };
+        store.create_run(&run).await.unwrap();
+        let mut ids = Vec::new();
+        for seq in [2, 5] {
+            let spec: Spec =
+                serde_json::from_value(serde_json::json!({ "user": "a", "title": "OK?" })).unwrap();
+            let c = spec.check(Kind::Approve).unwrap();
+            let q = NewQuestion {
+                id: crate::store::new_id('q'),
+                title: c.title,
+                body: c.text,
+                question: c.question,
+                to_user: Some("a".into()),
+                to_role: None,
+                to_email: None,
+                incident_id: None,
+                run_id: Some("r-q".into()),
+                due_at: None,
+                remind_every_ms: None,
+            };
+            let key = format!("r-q:{seq}");
+            store
+                .create_question(&q, &[], &[], &Actor::system(), Some(&key))
+                .await
+                .unwrap();
+            ids.push((q, key));
+        }
+        // Restarting from step 3 cancels the question of step 5 and lets step 5 ask anew.
+        store.restart_run("r-q", 3, "h", &Actor::cli()).await.unwrap();
+        let status = |id: String| async move { store.question(&id).await.unwrap().unwrap().status };
+        assert_eq!(status(ids[0].0.id.clone()).await, "open");
+        assert_eq!(status(ids[1].0.id.clone()).await, "cancelled");
+        let mut again = ids[1].0.clone();
+        again.id = crate::store::new_id('q');
+        let made = store
+            .create_question(&again, &[], &[], &Actor::system(), Some(&ids[1].1))
+            .await
+            .unwrap();
+        assert_eq!(made.id, again.id, "a new question, not the cancelled one");
+        // Cancelling the run cancels what is still open.
+        assert!(store.cancel_run("r-q", &Actor::cli()).await.unwrap());
+        assert_eq!(status(ids[0].0.id.clone()).await, "cancelled");
+        assert_eq!(status(again.id.clone()).await, "cancelled");
     });
 }

@@ -315,10 +315,14 @@ impl Store {
             Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
             Dialect::Sqlite => "",
         };
+        // Materialized: PostgreSQL may otherwise run the locking subquery again for each row
+        // it updates, each run skipping the rows claimed so far, and claim more than `limit`.
         let sql = format!(
-            "UPDATE runs SET status = 'running', locked_by = $1, locked_until = $2, run_at = $2, claims = claims + 1,
+            "WITH due AS MATERIALIZED (
+                 SELECT id FROM runs WHERE status IN {PENDING} AND run_at <= $3 ORDER BY run_at LIMIT $4 {lock})
+             UPDATE runs SET status = 'running', locked_by = $1, locked_until = $2, run_at = $2, claims = claims + 1,
                  updated_at = $3, woken_at = NULL
-             WHERE id IN (SELECT id FROM runs WHERE status IN {PENDING} AND run_at <= $3 ORDER BY run_at LIMIT $4 {lock})
+             WHERE id IN (SELECT id FROM due) AND status IN {PENDING} AND run_at <= $3
              RETURNING {RUN_COLUMNS}, claims"
         );
         self.claim(
@@ -490,6 +494,8 @@ impl Store {
         .bind(run_id)
         .execute(&mut *tx)
         .await?;
+        // Questions asked from the cut steps are asked again when the run gets there.
+        super::questions::release_questions(&mut tx, run_id, Some(from_step), now).await?;
         let change = Change {
             actor,
             action: "run.restart",
@@ -515,6 +521,7 @@ impl Store {
         .await?
             > 0;
         if cancelled {
+            super::questions::release_questions(&mut tx, run_id, None, now_ms()).await?;
             let change = Change {
                 actor,
                 action: "run.cancel",
@@ -728,6 +735,28 @@ mod tests {
         assert_eq!(run.output, Some(serde_json::json!({"done": true})));
         assert!(run.finished_at.is_some() && run.wake_at.is_none());
         assert_eq!(store.queue_depth().await.unwrap(), 0);
+    });
+
+    both_dialects!(a_claim_takes_at_most_its_limit, |store| {
+        for i in 0..12 {
+            store
+                .create_run(&new_run(&format!("r{i:02}"), serde_json::json!({})))
+                .await
+                .unwrap();
+        }
+        let mut seen = std::collections::HashSet::new();
+        for want in [3, 3, 5, 10] {
+            let claimed = store.claim_jobs("w1", now_ms() + 30_000, want).await.unwrap();
+            assert!(
+                claimed.len() as i64 <= want,
+                "asked for {want}, got {}",
+                claimed.len()
+            );
+            for c in claimed {
+                assert!(seen.insert(c.run_id.clone()), "{} claimed twice", c.run_id);
+            }
+        }
+        assert_eq!(seen.len(), 12);
     });
 
     both_dialects!(an_expired_lease_is_claimed_again, |store| {
