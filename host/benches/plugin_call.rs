@@ -104,6 +104,7 @@ fn component_load(c: &mut Criterion) {
                 limits: Default::default(),
                 max_instances: 8,
                 max_memory_mib: 64,
+                metrics: Default::default(),
             },
             store.clone(),
             vault.clone(),

@@ -51,6 +51,8 @@ pub struct App {
     pub tokens: crate::auth::TokenCache,
     /// Questions to people, their links and mails.
     pub humans: Arc<crate::humans::Humans>,
+    /// The Prometheus metrics (`GET /metrics`); the runtime counts into the same ones.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl App {
@@ -99,6 +101,7 @@ impl App {
             config.mail.enabled(),
         ));
         let vault = Arc::new(vault);
+        let metrics = Arc::new(crate::metrics::Metrics::new());
         let runtime = Runtime::new(
             RuntimeOptions {
                 plugins_dir: config.plugins_dir(),
@@ -106,6 +109,7 @@ impl App {
                 limits: config.limits,
                 max_instances: config.runtime.max_instances,
                 max_memory_mib: config.runtime.max_memory_mib,
+                metrics: metrics.clone(),
             },
             store.clone(),
             vault.clone(),
@@ -135,6 +139,7 @@ impl App {
             mail_queued: tokio::sync::Notify::new(),
             tokens: Default::default(),
             humans,
+            metrics,
         })
     }
 

@@ -32,8 +32,8 @@ pub enum AuthError {
     /// Unknown, revoked or expired: the client is not told which.
     #[error("the API token is not valid")]
     Invalid,
-    #[error("the API token may not be used for '{0}'")]
-    Forbidden(&'static str),
+    #[error("the API token's role and scopes do not allow this ({})", describe(.0))]
+    Forbidden(crate::rbac::Permission),
 }
 
 /// A new token and the hash to store.
@@ -89,12 +89,20 @@ impl TokenCache {
     }
 }
 
-/// Check the `Authorization` header's value for `scope`; returns the token's record.
+/// A permission in words, for refusals.
+fn describe(p: &crate::rbac::Permission) -> String {
+    serde_json::to_value(p)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Check the `Authorization` header's value for `permission`; returns the token's record.
 pub async fn authenticate(
     store: &Store,
     cache: &TokenCache,
     authorization: Option<&str>,
-    scope: &'static str,
+    permission: crate::rbac::Permission,
 ) -> Result<Result<TokenRecord, AuthError>, StoreError> {
     let Some(token) = authorization
         .and_then(|h| h.strip_prefix("Bearer "))
@@ -113,8 +121,8 @@ pub async fn authenticate(
     if record.revoked_at.is_some() || record.expires_at.is_some_and(|t| now >= t) {
         return Ok(Err(AuthError::Invalid));
     }
-    if !record.allows(scope, now) {
-        return Ok(Err(AuthError::Forbidden(scope)));
+    if !record.allows(permission, now) {
+        return Ok(Err(AuthError::Forbidden(permission)));
     }
     Ok(Ok(record))
 }

@@ -245,7 +245,7 @@ impl IncidentsConfig {
 
 /// A request to create an incident (`incident_create`/`incident_spawn` in a playbook,
 /// `POST /api/v1/incidents`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IncidentSpec {
     pub title: String,
@@ -263,7 +263,7 @@ pub struct IncidentSpec {
 }
 
 /// A request to change an incident (`incident_set`, `PATCH /api/v1/incidents/ID`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IncidentChanges {
     #[serde(default)]
@@ -282,7 +282,7 @@ pub struct IncidentChanges {
 }
 
 /// A request to create a task (`task_create` in a playbook, `POST /api/v1/tasks`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskSpec {
     pub title: String,

@@ -8,6 +8,7 @@
 //!   granted; pure data and matching rules, no I/O.
 //! - [`cases`]: incident types from the config: SLA, team, custom fields; pure.
 //! - [`auth`]: API tokens: making them and checking them.
+//! - [`rbac`]: the roles and what each route needs; pure.
 //! - [`web_auth`]: signing in to the web console: password hashes, session and CSRF tokens.
 //! - [`vault`]: the master key and the encryption of secrets at rest. Only this module sees
 //!   key material.
@@ -26,6 +27,7 @@
 //! - [`sla_watch`]: records SLA breaches and starts the playbooks that trigger on them.
 //! - [`intake`]: parsing incoming alerts (JSON, NDJSON, PassiveDNS, syslog) and extracting
 //!   observables; pure functions.
+//! - [`metrics`]: the Prometheus metrics every box counts into, served at `/metrics`.
 //! - [`server`]: the HTTP server.
 //! - [`app`]: wires the above together for the CLI and the server.
 //! - [`cli`]: the command line.
@@ -39,10 +41,12 @@ pub mod config;
 pub mod humans;
 pub mod intake;
 pub mod mail;
+pub mod metrics;
 pub mod names;
 pub mod playbook;
 pub mod plugin;
 pub mod preprocess;
+pub mod rbac;
 pub mod runs;
 pub mod schedule;
 pub mod server;

@@ -484,6 +484,7 @@ async fn record(app: &App, mail: &OutboxRecord, result: Result<(), SendError>) -
     let outcome = match result {
         Ok(()) => {
             app.store.mark_mail_sent(mail.id, now).await?;
+            app.metrics.mail_sent();
             tracing::info!(
                 outbox_id = mail.id,
                 to = %mail.to,
@@ -499,6 +500,7 @@ async fn record(app: &App, mail: &OutboxRecord, result: Result<(), SendError>) -
             app.store
                 .mark_mail_retry(mail.id, &error, next_attempt_at)
                 .await?;
+            app.metrics.mail_retried();
             tracing::warn!(
                 outbox_id = mail.id,
                 to = %mail.to,
@@ -515,6 +517,7 @@ async fn record(app: &App, mail: &OutboxRecord, result: Result<(), SendError>) -
         }
         Err(SendError::Retry(error) | SendError::Permanent(error)) => {
             app.store.mark_mail_failed(mail.id, &error, now).await?;
+            app.metrics.mail_failed();
             tracing::error!(
                 outbox_id = mail.id,
                 to = %mail.to,

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 /// What a rule does with the alerts it matches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RuleAction {
     /// Throw the alert away (it stays stored, marked dropped, for the record and for tests).
@@ -35,7 +35,7 @@ pub enum RuleAction {
 }
 
 /// A rule as an operator writes it (CLI flags, or a TOML file for `osprey rules test`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSpec {
     pub name: String,
@@ -54,6 +54,7 @@ pub struct RuleSpec {
         skip_serializing_if = "Option::is_none",
         with = "crate::config::opt_duration_serde"
     )]
+    #[schema(value_type = Option<String>, example = "10m")]
     pub window: Option<Duration>,
     /// dedup and incident: the incident's type (default: the alert's source).
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
@@ -228,7 +229,7 @@ pub fn check_rule(spec: &RuleSpec, playbooks: &crate::playbook::Playbooks) -> Re
 /// What a rule set would have done to some alerts (`osprey rules test`,
 /// `POST /api/v1/rules/test`). Offline, a link rule counts as deciding (whether an incident
 /// is open depends on the moment).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RuleTest {
     /// How many alerts were tested.
     pub alerts: usize,
@@ -243,7 +244,7 @@ pub struct RuleTest {
 }
 
 /// One rule's line of a [`RuleTest`].
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RuleTestCount {
     pub name: String,
     pub action: RuleAction,
@@ -378,6 +379,7 @@ pub async fn process_pending(app: &App, batch: i64) -> Result<usize, StoreError>
         );
         return Ok(alerts.len());
     }
+    count_decisions(&app.metrics, &triage);
     for (incident, _, runs) in &triage.opened {
         tracing::info!(incident = %incident.id, rule = ?incident.rule, runs = runs.len(), "incident opened");
     }
@@ -385,6 +387,36 @@ pub async fn process_pending(app: &App, batch: i64) -> Result<usize, StoreError>
         app.executor.wake();
     }
     Ok(alerts.len())
+}
+
+/// Count a committed triage's decisions, per outcome and rule.
+fn count_decisions(metrics: &crate::metrics::Metrics, triage: &Triage) {
+    use crate::metrics::Preprocessed;
+    let mut counts: HashMap<(Preprocessed, Option<&str>), u64> = HashMap::new();
+    for (_, disposition, rule) in &triage.dispositions {
+        let outcome = if *disposition == "dropped" {
+            Preprocessed::Dropped
+        } else {
+            Preprocessed::Unmatched
+        };
+        *counts.entry((outcome, rule.as_deref())).or_default() += 1;
+    }
+    for (_, _, rule, duplicate) in &triage.linked {
+        let outcome = if *duplicate {
+            Preprocessed::Deduplicated
+        } else {
+            Preprocessed::Linked
+        };
+        *counts.entry((outcome, Some(rule.as_str()))).or_default() += 1;
+    }
+    for (incident, _, _) in &triage.opened {
+        *counts
+            .entry((Preprocessed::Incident, incident.rule.as_deref()))
+            .or_default() += 1;
+    }
+    for ((outcome, rule), n) in counts {
+        metrics.alerts_preprocessed(outcome, rule, n);
+    }
 }
 
 /// The playbooks with alert triggers, their expressions compiled.

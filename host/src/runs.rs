@@ -362,6 +362,7 @@ impl Executor {
             lost,
             max_list_entries: self.max_list_entries,
             humans: self.humans.clone(),
+            metrics: self.plugins.options().metrics.clone(),
         });
         let script = pb.script.clone();
         let started = Instant::now();
@@ -449,6 +450,7 @@ struct LiveEffects {
     lost: Arc<AtomicBool>,
     max_list_entries: usize,
     humans: Arc<crate::humans::Humans>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Effects for LiveEffects {
@@ -481,7 +483,9 @@ impl Effects for LiveEffects {
         let record = StepRecord::from(step);
         self.handle
             .block_on(self.store.append_step(run_id, &record))
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        self.metrics.step_recorded(&step.kind, step.duration_ms);
+        Ok(())
     }
 
     fn now_ms(&mut self) -> i64 {

@@ -34,6 +34,7 @@ pub async fn check_breaches(app: &App) -> Result<usize, StoreError> {
         };
         if app.store.record_breach(&timer, &runs).await? {
             recorded += 1;
+            app.metrics.sla_breached(&timer.timer);
             tracing::warn!(
                 subject = %timer.subject,
                 timer = %timer.timer,

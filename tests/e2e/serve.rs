@@ -6,12 +6,17 @@ use crate::support::{Cli, Server, dist, eventually, http_client};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_starts_answers_and_picks_up_installs() {
     let cli = Cli::new();
+    // Reading the plugins needs a token whose role may (an auditor's).
+    let token = cli
+        .ok(&["token", "create", "auditor", "--role", "auditor"])
+        .trim()
+        .to_owned();
     let mut server = Server::start(&cli);
     let base = format!("http://{}", server.addr);
     let http = http_client();
     let get = |path: &str| {
-        let (http, url) = (http.clone(), format!("{base}{path}"));
-        async move { http.get(url).send().await.unwrap() }
+        let (http, url, token) = (http.clone(), format!("{base}{path}"), token.clone());
+        async move { http.get(url).bearer_auth(token).send().await.unwrap() }
     };
     assert_eq!(get("/healthz").await.status(), 200);
     let ready: serde_json::Value = get("/readyz").await.text().await.unwrap().parse().unwrap();

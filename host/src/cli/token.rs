@@ -11,16 +11,21 @@ pub enum TokenCommand {
 Examples:
   osprey token create firewall-eu --scope intake
   osprey token create dns-sensor --scope intake --expires 90d
-  osprey token create alice-api --scope incidents --user alice
+  osprey token create soc-dashboard --role auditor --expires 30d
+  osprey token create alice-api --role analyst --user alice
 
 Senders use it as `Authorization: Bearer <token>`:
   curl -H \"Authorization: Bearer $TOKEN\" --data-binary @alerts.ndjson \\
        http://127.0.0.1:8080/api/v1/alerts
 
-Scopes: intake (send alerts to POST /api/v1/alerts), edl (read /edl/NAME.txt; as basic
-auth, the user is the token's name and the password the token), incidents (read and change
-incidents and tasks under /api/v1/incidents and /api/v1/tasks), rules (read and change
-pre-processing rules under /api/v1/rules).
+Roles (what a person may do; see rbac.rs): admin (everything), operator (plugins, grants,
+secrets, rules), engineer (playbooks and runs), analyst (incidents, tasks, indicators,
+lists), auditor (read everything, change nothing), requester (start requests).
+
+Scopes (for machines): intake (send alerts to POST /api/v1/alerts), edl (read
+/edl/NAME.txt; as basic auth, the user is the token's name and the password the token),
+incidents (read and change incidents, tasks and indicators), rules (read and change
+pre-processing rules).
 
 With --user, the token acts for that Osprey user (see `osprey user list`): its changes are
 audited as the user, and it may complete the tasks assigned to the user or to the user's
@@ -30,8 +35,11 @@ audited as the token.")]
         /// A name for the token (who or what uses it), shown in the audit log.
         name: String,
         /// What the token may be used for; repeat for several.
-        #[arg(long = "scope", value_name = "SCOPE", required = true)]
+        #[arg(long = "scope", value_name = "SCOPE", required_unless_present = "role")]
         scopes: Vec<String>,
+        /// The role the token has: admin, operator, engineer, analyst, auditor or requester.
+        #[arg(long, value_name = "ROLE")]
+        role: Option<String>,
         /// Expire after this long (e.g. 30d, 12h); default: never.
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
         expires: Option<std::time::Duration>,
@@ -52,9 +60,19 @@ pub async fn run(cmd: TokenCommand, config: Config) -> anyhow::Result<i32> {
         TokenCommand::Create {
             name,
             scopes,
+            role,
             expires,
             user,
         } => {
+            let role = match role.as_deref() {
+                None => None,
+                Some(r) => Some(crate::rbac::Role::parse(r).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "unknown role '{r}'; the roles are: {}",
+                        crate::rbac::Role::ALL.map(|r| r.as_str()).join(", ")
+                    )
+                })?),
+            };
             crate::names::check("token", &name).map_err(anyhow::Error::msg)?;
             for s in &scopes {
                 if !crate::auth::SCOPES.contains(&s.as_str()) {
@@ -68,7 +86,15 @@ pub async fn run(cmd: TokenCommand, config: Config) -> anyhow::Result<i32> {
             let (token, hash) = crate::auth::generate();
             if !app
                 .store
-                .create_token(&name, &hash, &scopes, expires_at, user.as_deref(), &Actor::cli())
+                .create_token(
+                    &name,
+                    &hash,
+                    &scopes,
+                    role,
+                    expires_at,
+                    user.as_deref(),
+                    &Actor::cli(),
+                )
                 .await?
             {
                 anyhow::bail!("a token named '{name}' exists already; revoke it or choose another name");
@@ -93,10 +119,15 @@ pub async fn run(cmd: TokenCommand, config: Config) -> anyhow::Result<i32> {
                     .as_deref()
                     .map(|u| format!("user {u}  "))
                     .unwrap_or_default();
+                let what = match (t.role, t.scopes.is_empty()) {
+                    (Some(r), true) => format!("role {r}"),
+                    (Some(r), false) => format!("role {r},{}", t.scopes.join(",")),
+                    (None, _) => t.scopes.join(","),
+                };
                 println!(
-                    "{:<24} {:<10} {user}created {}  {state}",
+                    "{:<24} {:<16} {user}created {}  {state}",
                     t.name,
-                    t.scopes.join(","),
+                    what,
                     super::render::time(t.created_at)
                 );
             }

@@ -43,7 +43,9 @@ pub struct Alert {
 }
 
 /// How bad an alert is, from `Info` to `Critical` (ordered).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
@@ -153,7 +155,7 @@ impl fmt::Display for Format {
 /// Where an item was in the body: NDJSON and line formats count lines from 1; a JSON array
 /// counts items from 0. Serialized as `{"at": "line", "n": 3}`, `{"at": "item", "n": 2}` or
 /// `{"at": "body"}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase", tag = "at", content = "n")]
 pub enum Position {
     /// A line of NDJSON, PassiveDNS or syslog, counted from 1 (empty lines count).

@@ -11,6 +11,7 @@ use super::outbound::OutboundGate;
 use super::stdio::CapturePipe;
 use super::{CallContext, CallError, CallOutcome, ErrorKind, HttpEvent, HttpOutcome, LoadedPlugin, Runtime};
 use crate::capability::{Capabilities, Limits};
+use crate::metrics::{Denial, Metrics};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -94,6 +95,7 @@ fn prepare(rt: &Runtime, setup: Setup<'_>) -> Prepared {
             logs_written: 0,
             logs_dropped: 0,
             handed_out: Vec::new(),
+            secrets_denied: 0,
         },
     };
     let mut store = wasmtime::Store::new(&rt.inner.engine, state);
@@ -239,6 +241,7 @@ pub(super) async fn invoke(
     if env.logs_dropped > 0 {
         tracing::warn!(plugin = %name, run = %ctx.run_id, dropped = env.logs_dropped, "plugin wrote more log records than allowed; the rest were dropped");
     }
+    count_denials(&rt.inner.options.metrics, name, &http, env.secrets_denied);
 
     let outcome = match result {
         Err(_elapsed) => Err(timeout_error(name, action, &limits)),
@@ -278,7 +281,16 @@ pub(super) async fn invoke(
             }
             Err(e)
         }
-        Ok(Ok(Ok(output))) => check_output(name, action, &output, &limits, output_validator, env),
+        Ok(Ok(Ok(output))) => {
+            let checked = check_output(name, action, &output, &limits, output_validator, env);
+            if checked.as_ref().is_err_and(|e| e.kind == ErrorKind::Denied) {
+                rt.inner
+                    .options
+                    .metrics
+                    .plugin_denied(name, Denial::SecretInOutput, 1);
+            }
+            checked
+        }
     };
 
     let duration = started.elapsed();
@@ -296,6 +308,28 @@ pub(super) async fn invoke(
             e.duration = duration;
             e.http = http;
             Err(e)
+        }
+    }
+}
+
+/// Count what the host refused during one call: outbound requests (from its events) and
+/// secrets.
+fn count_denials(metrics: &Metrics, plugin: &str, http: &[HttpEvent], secrets_denied: u32) {
+    let denied = http
+        .iter()
+        .filter(|e| matches!(e.outcome, HttpOutcome::Denied(_)))
+        .count() as u64;
+    let limited = http
+        .iter()
+        .filter(|e| matches!(e.outcome, HttpOutcome::LimitExceeded(_)))
+        .count() as u64;
+    for (kind, n) in [
+        (Denial::Http, denied),
+        (Denial::HttpLimit, limited),
+        (Denial::Secret, u64::from(secrets_denied)),
+    ] {
+        if n > 0 {
+            metrics.plugin_denied(plugin, kind, n);
         }
     }
 }

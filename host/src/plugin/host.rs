@@ -48,6 +48,8 @@ pub(crate) struct HostEnv {
     pub logs_dropped: u32,
     /// Secret values handed out during this call, to scrub from messages and logs.
     pub handed_out: Vec<SecretString>,
+    /// Secrets refused during this call (not granted), for the metrics.
+    pub secrets_denied: u32,
 }
 
 impl HostEnv {
@@ -213,8 +215,9 @@ impl types::Host for CallState {}
 
 impl secrets::Host for CallState {
     async fn get(&mut self, name: String) -> Result<String, WitError> {
-        let env = &self.env;
-        if !env.grant.has_secret(&name) {
+        if !self.env.grant.has_secret(&name) {
+            self.env.secrets_denied += 1;
+            let env = &self.env;
             tracing::warn!(plugin = %env.plugin, secret = %name, "secret refused: not granted");
             return Err(wit_error(
                 WitErrorKind::Denied,
@@ -225,6 +228,7 @@ impl secrets::Host for CallState {
                 false,
             ));
         }
+        let env = &self.env;
         let sealed = env
             .store()?
             .secret(&env.plugin, &name)

@@ -42,6 +42,8 @@ pub struct RuntimeOptions {
     pub max_instances: u32,
     /// Most memory any grant may give one call, in MiB.
     pub max_memory_mib: u32,
+    /// Where calls and denials are counted (the process's metrics, shared with the server).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Why a plugin could not be loaded, installed or configured.
@@ -609,9 +611,15 @@ impl Runtime {
         input: &serde_json::Value,
         ctx: CallContext,
     ) -> Result<CallOutcome, CallError> {
-        let loaded = self
-            .get(plugin)
-            .map_err(|e| CallError::new(ErrorKind::NotFound, e.to_string()))?;
-        call::invoke(self, &loaded, action, input, ctx).await
+        let result = match self.get(plugin) {
+            Ok(loaded) => call::invoke(self, &loaded, action, input, ctx).await,
+            Err(e) => Err(CallError::new(ErrorKind::NotFound, e.to_string())),
+        };
+        let outcome = match &result {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => e.kind.to_string(),
+        };
+        self.inner.options.metrics.plugin_call(plugin, action, &outcome);
+        result
     }
 }

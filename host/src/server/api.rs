@@ -10,14 +10,22 @@
 //! with 400 naming them; a body over 1 MiB is refused with 413; errors are problem
 //! documents without internals (the details go to the log).
 
+use super::openapi::{BadRequest, Conflict, Forbidden, NotFound, TooLarge};
 use super::problem;
 use crate::app::App;
-use crate::auth::{self, AuthError, SCOPE_INCIDENTS, SCOPE_RULES};
+use crate::auth::{self, AuthError};
 use crate::cases::{IncidentChanges, IncidentSpec, TaskSpec};
 use crate::preprocess::RuleSpec;
+use crate::preprocess::RuleTest;
+use crate::rbac::Permission;
 use crate::store::StoreError;
 use crate::store::audit::Actor;
+use crate::store::incidents::{IncidentEvent, IncidentRecord};
+use crate::store::indicators::{Indicator, IndicatorKind, Verdict};
+use crate::store::rules::RuleRecord;
+use crate::store::sla::SlaTimer;
 use crate::store::tasks::TaskError;
+use crate::store::tasks::TaskRecord;
 use crate::store::tokens::TokenRecord;
 use axum::Json;
 use axum::Router;
@@ -95,6 +103,7 @@ impl IntoResponse for Problem {
 /// The API routes.
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
+        .route("/api/v1/plugins", get(list_plugins))
         .route("/api/v1/incidents", get(list_incidents).post(create_incident))
         .route(
             "/api/v1/incidents/{id}",
@@ -205,20 +214,23 @@ fn task_failed(e: TaskError) -> Problem {
 
 // ---- Reading requests ----
 
-/// Who is calling: the token, checked for `scope`, and the actor its changes are audited as.
+/// Who is calling: the token, checked for `permission` (its role or scopes), and the actor
+/// its changes are audited as.
 struct Caller {
     token: TokenRecord,
     actor: Actor,
 }
 
-async fn caller(app: &App, headers: &HeaderMap, scope: &'static str) -> Result<Caller, Problem> {
+async fn caller(app: &App, headers: &HeaderMap, permission: Permission) -> Result<Caller, Problem> {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let token = match auth::authenticate(&app.store, &app.tokens, authorization, scope).await {
+    let token = match auth::authenticate(&app.store, &app.tokens, authorization, permission).await {
         Ok(Ok(token)) => token,
         Ok(Err(e)) => {
-            tracing::warn!(error = %e, scope, "API request refused");
+            tracing::warn!(error = %e, ?permission, "API request refused");
             return Err(match e {
-                AuthError::Forbidden(_) => forbidden(&e.to_string()),
+                AuthError::Forbidden(_) => {
+                    Problem::new(StatusCode::FORBIDDEN, "permission-denied", e.to_string())
+                }
                 AuthError::Missing | AuthError::Invalid => {
                     Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string()).with(Extra::Bearer)
                 }
@@ -319,11 +331,121 @@ fn required_text<'a>(what: &str, text: &'a str) -> Result<&'a str, Problem> {
 }
 
 /// A body with nothing in it (`{}` or none).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Nothing {}
 
 // ---- Incidents ----
+
+// ---- Answers' shapes (also their schemas in the OpenAPI document) ----
+
+/// An incident with everything about it (`GET /api/v1/incidents/{id}`).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct IncidentDetail {
+    incident: IncidentRecord,
+    /// The ids of its alerts, oldest link first.
+    alerts: Vec<String>,
+    timeline: Vec<IncidentEvent>,
+    tasks: Vec<TaskRecord>,
+    sla: Vec<SlaTimerState>,
+    children: Vec<IncidentRecord>,
+    /// The ids of related incidents.
+    related: Vec<String>,
+}
+
+/// An SLA timer and where it stands.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct SlaTimerState {
+    #[serde(flatten)]
+    timer: SlaTimer,
+    /// `breached` (even if it stopped later), `met`, `paused` or `running`.
+    state: String,
+}
+
+/// A note as added to an incident's timeline.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct NoteAdded {
+    incident: String,
+    /// Always `note`.
+    kind: String,
+    text: String,
+    /// Who wrote it: `user:NAME` or `token:NAME`.
+    actor: String,
+}
+
+/// An incident's relations after a change.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Related {
+    /// False if they were related already.
+    added: bool,
+    related: Vec<String>,
+}
+
+/// How many SLA timers a pause or resume changed.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct SlaChanged {
+    timers: u64,
+}
+
+/// A rule as stored, and where.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct RulePut {
+    /// 1 is tried first.
+    position: i64,
+    rule: RuleSpec,
+}
+
+/// An incident to open, and `parent` to make it a child incident.
+// Only described: the handler takes `parent` off the body and reads the rest as an
+// `IncidentSpec`, the one reading playbooks share; `openapi::Shared` makes the schema one
+// object that refuses unknown fields, as the handler does.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct NewIncidentBody {
+    #[serde(flatten)]
+    spec: IncidentSpec,
+    /// The id of the incident this one is a child of.
+    parent: Option<String>,
+}
+
+/// An installed plugin.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct PluginSummary {
+    name: String,
+    version: String,
+    description: String,
+    actions: Vec<String>,
+    granted: bool,
+}
+
+/// The installed plugins.
+///
+/// Name, version, description, actions, and whether the plugin is granted.
+///
+/// Permission: `plugins-read`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/plugins",
+    tag = "plugins",
+    responses((status = 200, description = "The plugins", body = Vec<PluginSummary>)),
+    security(("bearer" = []))
+)]
+async fn list_plugins(State(app): State<Arc<App>>, headers: HeaderMap) -> Answer {
+    caller(&app, &headers, Permission::PluginsRead).await?;
+    let plugins: Vec<PluginSummary> = app
+        .runtime
+        .list()
+        .iter()
+        .map(|p| PluginSummary {
+            name: p.manifest.name.clone(),
+            version: p.manifest.version.clone(),
+            description: p.description.description.clone(),
+            actions: p.description.actions.iter().map(|a| a.name.clone()).collect(),
+            granted: p.policy().granted,
+        })
+        .collect();
+    ok(plugins)
+}
 
 async fn incident_or_404(app: &App, id: &str) -> Result<crate::store::incidents::IncidentRecord, Problem> {
     match app.store.incident(id).await {
@@ -333,12 +455,35 @@ async fn incident_or_404(app: &App, id: &str) -> Result<crate::store::incidents:
     }
 }
 
+/// List incidents.
+///
+/// Newest first.
+///
+/// Permission: `incidents-read`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents",
+    tag = "incidents",
+    params(
+        (
+            "status" = Option<String>,
+            Query,
+            description = "Only incidents in this status: new, active, pending, closed"
+        ),
+        ("limit" = Option<i64>, Query, description = "At most this many, 1 to 500; default 50")
+    ),
+    responses(
+        (status = 200, description = "The incidents", body = Vec<IncidentRecord>),
+        (status = 400, response = BadRequest)
+    ),
+    security(("bearer" = []))
+)]
 async fn list_incidents(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Query(params): Query<BTreeMap<String, String>>,
 ) -> Answer {
-    caller(&app, &headers, SCOPE_INCIDENTS).await?;
+    caller(&app, &headers, Permission::IncidentsRead).await?;
     let params = query(params, &["status", "limit"])?;
     let status = param(&params, "status");
     if let Some(s) = status
@@ -358,8 +503,24 @@ async fn list_incidents(
     ok(incidents)
 }
 
+/// One incident with everything about it.
+///
+/// Its alerts (ids), timeline, tasks, SLA timers, children and related incidents.
+///
+/// Permission: `incidents-read`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents/{id}",
+    tag = "incidents",
+    params(("id" = String, Path, description = "The incident's id")),
+    responses(
+        (status = 200, description = "The incident", body = IncidentDetail),
+        (status = 404, response = NotFound)
+    ),
+    security(("bearer" = []))
+)]
 async fn show_incident(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> Answer {
-    caller(&app, &headers, SCOPE_INCIDENTS).await?;
+    caller(&app, &headers, Permission::IncidentsRead).await?;
     let incident = incident_or_404(&app, &id).await?;
     let s = &app.store;
     let failed = |e: StoreError| store_failed(&e);
@@ -367,30 +528,51 @@ async fn show_incident(State(app): State<Arc<App>>, headers: HeaderMap, Path(id)
     let timeline = s.incident_timeline(&id).await.map_err(failed)?;
     let tasks = s.tasks(None, Some(&id), None, MAX_LIMIT).await.map_err(failed)?;
     let sla = s.sla_timers(&id).await.map_err(failed)?;
-    let sla: Vec<Value> = sla
+    let sla: Vec<SlaTimerState> = sla
         .into_iter()
-        .map(|t| {
-            let state = t.state();
-            let mut v = serde_json::to_value(t).unwrap_or_default();
-            v["state"] = state.into();
-            v
+        .map(|timer| SlaTimerState {
+            state: timer.state().to_owned(),
+            timer,
         })
         .collect();
     let children = s.child_incidents(&id).await.map_err(failed)?;
     let related = s.related_incidents(&id).await.map_err(failed)?;
-    ok(json!({
-        "incident": incident,
-        "alerts": alerts,
-        "timeline": timeline,
-        "tasks": tasks,
-        "sla": sla,
-        "children": children,
-        "related": related,
-    }))
+    ok(IncidentDetail {
+        incident,
+        alerts,
+        timeline,
+        tasks,
+        sla,
+        children,
+        related,
+    })
 }
 
+/// Open an incident.
+///
+/// Audited. The `type` is one of `[incidents]` in the configuration, which says its SLA and
+/// custom fields; `parent` makes it a child incident.
+///
+/// Permission: `incidents-write`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents",
+    tag = "incidents",
+    request_body(content = NewIncidentBody, description = "The incident"),
+    responses(
+        (
+            status = 201,
+            description = "Opened; `Location` names it",
+            body = IncidentRecord,
+            headers(("Location" = String, description = "/api/v1/incidents/ID"))
+        ),
+        (status = 400, response = BadRequest),
+        (status = 413, response = TooLarge)
+    ),
+    security(("bearer" = []))
+)]
 async fn create_incident(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Answer {
-    let who = caller(&app, &headers, SCOPE_INCIDENTS).await?;
+    let who = caller(&app, &headers, Permission::IncidentsWrite).await?;
     let mut value = body_json(body).await?;
     // `parent` (a child incident) is the API's own; the rest is the spec playbooks use.
     let parent = match value.as_object_mut().and_then(|o| o.remove("parent")) {
@@ -415,13 +597,34 @@ async fn create_incident(State(app): State<Arc<App>>, headers: HeaderMap, body: 
     created(&format!("/api/v1/incidents/{id}"), incident)
 }
 
+/// Change an incident.
+///
+/// Only the fields given change; custom `fields` are merged. Status: new, active or pending
+/// (close and re-open have their own operations). Audited.
+///
+/// Permission: `incidents-write`.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/incidents/{id}",
+    tag = "incidents",
+    params(("id" = String, Path, description = "The incident's id")),
+    request_body(content = IncidentChanges, description = "The changes"),
+    responses(
+        (status = 200, description = "The incident as changed", body = IncidentRecord),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = TooLarge)
+    ),
+    security(("bearer" = []))
+)]
 async fn update_incident(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Body,
 ) -> Answer {
-    let who = caller(&app, &headers, SCOPE_INCIDENTS).await?;
+    let who = caller(&app, &headers, Permission::IncidentsWrite).await?;
     let changes: IncidentChanges = body_as(body, "incident").await?;
     let current = incident_or_404(&app, &id).await?;
     // Everything is checked before anything is changed, so a refusal changes nothing (but
@@ -467,20 +670,40 @@ async fn update_incident(
     ok(incident_or_404(&app, &id).await?)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Close {
+struct CloseIncident {
     reason: String,
 }
 
+/// Close an incident, with a reason.
+///
+/// Required custom fields must be set first. Stops its SLA timers. Audited.
+///
+/// Permission: `incidents-write`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/close",
+    tag = "incidents",
+    params(("id" = String, Path, description = "The incident's id")),
+    request_body(content = CloseIncident),
+    responses(
+        (status = 200, description = "The closed incident", body = IncidentRecord),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = TooLarge)
+    ),
+    security(("bearer" = []))
+)]
 async fn close_incident(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Body,
 ) -> Answer {
-    let who = caller(&app, &headers, SCOPE_INCIDENTS).await?;
-    let close: Close = body_as(body, "close").await?;
+    let who = caller(&app, &headers, Permission::IncidentsWrite).await?;
+    let close: CloseIncident = body_as(body, "close").await?;
     let reason = required_text("the reason", &close.reason)?;
     let current = incident_or_404(&app, &id).await?;
     if current.status == "closed" {
@@ -493,21 +716,41 @@ async fn close_incident(
     ok(incident_or_404(&app, &id).await?)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Reopen {
+struct ReopenIncident {
     #[serde(default)]
     reason: Option<String>,
 }
 
+/// Re-open a closed incident.
+///
+/// It becomes active. Audited.
+///
+/// Permission: `incidents-write`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/reopen",
+    tag = "incidents",
+    params(("id" = String, Path, description = "The incident's id")),
+    request_body(content = Option<ReopenIncident>),
+    responses(
+        (status = 200, description = "The re-opened incident", body = IncidentRecord),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = TooLarge)
+    ),
+    security(("bearer" = []))
+)]
 async fn reopen_incident(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Body,
 ) -> Answer {
-    let who = caller(&app, &headers, SCOPE_INCIDENTS).await?;
-    let reopen: Reopen = body_as(body, "reopen").await?;
+    let who = caller(&app, &headers, Permission::IncidentsWrite).await?;
+    let reopen: ReopenIncident = body_as(body, "reopen").await?;
     let current = incident_or_404(&app, &id).await?;
     if current.status != "closed" {
         return Err(conflict(&format!(
@@ -523,20 +766,39 @@ async fn reopen_incident(
     ok(incident_or_404(&app, &id).await?)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Note {
+struct NewNote {
     text: String,
 }
 
+/// Add a note to an incident's timeline.
+///
+/// Each request is a new note. Audited as its author.
+///
+/// Permission: `incidents-write`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/notes",
+    tag = "incidents",
+    params(("id" = String, Path, description = "The incident's id")),
+    request_body(content = NewNote),
+    responses(
+        (status = 201, description = "The note", body = NoteAdded),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 413, response = TooLarge)
+    ),
+    security(("bearer" = []))
+)]
 async fn add_note(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Body,
 ) -> Answer {
-    let who = caller(&app, &headers, SCOPE_INCIDENTS).await?;
-    let note: Note = body_as(body, "note").await?;
+    let who = caller(&app, &headers, Permission::IncidentsWrite).await?;
+    let note: NewNote = body_as(body, "note").await?;
     let text = required_text("a note", &note.text)?;
     incident_or_404(&app, &id).await?;
     // A fresh key: each request is a new note (a playbook's key makes its notes written once).
@@ -547,24 +809,52 @@ async fn add_note(
         .map_err(|e| store_failed(&e))?;
     created(
         &format!("/api/v1/incidents/{id}"),
-        json!({ "incident": id, "kind": "note", "text": text, "actor": who.actor.as_str() }),
+        NoteAdded {
+            incident: id.clone(),
+            kind: "note".to_owned(),
+            text: text.to_owned(),
+            actor: who.actor.as_str().to_owned(),
+        },
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Relate {
+struct RelateIncident {
     incident: String,
 }
 
+/// Relate two incidents.
+///
+/// Both ways; relating them again changes nothing. Audited.
+///
+/// Permission: `incidents-write`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/related",
+    tag = "incidents",
+    params(("id" = String, Path, description = "The incident's id")),
+    request_body(content = RelateIncident),
+    responses(
+        (
+            status = 200,
+            description = "Whether it was added, and the related incidents",
+            body = Related
+        ),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 413, response = TooLarge)
+    ),
+    security(("bearer" = []))
+)]
 async fn relate_incident(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Body,
 ) -> Answer {
-    let who = caller(&app, &headers, SCOPE_INCIDENTS).await?;
-    let relate: Relate = body_as(body, "related").await?;
+    let who = caller(&app, &headers, Permission::IncidentsWrite).await?;
+    let relate: RelateIncident = body_as(body, "related").await?;
     incident_or_404(&app, &id).await?;
     let added = app
         .store
@@ -576,19 +866,37 @@ async fn relate_incident(
         .related_incidents(&id)
         .await
         .map_err(|e| store_failed(&e))?;
-    ok(json!({ "added": added, "related": related }))
+    ok(Related { added, related })
 }
 
 async fn set_sla_paused(app: &App, headers: &HeaderMap, id: &str, body: Body, paused: bool) -> Answer {
-    let who = caller(app, headers, SCOPE_INCIDENTS).await?;
+    let who = caller(app, headers, Permission::IncidentsWrite).await?;
     let _: Nothing = body_as(body, "sla").await?;
     match app.store.set_sla_paused(id, paused, &who.actor).await {
-        Ok(Some(timers)) => ok(json!({ "timers": timers })),
+        Ok(Some(timers)) => ok(SlaChanged { timers }),
         Ok(None) => Err(no_incident(id)),
         Err(e) => Err(store_failed(&e)),
     }
 }
 
+/// Pause an incident's SLA timers.
+///
+/// Their deadlines move by the time paused. Audited.
+///
+/// Permission: `incidents-write`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/sla/pause",
+    tag = "incidents",
+    params(("id" = String, Path, description = "The incident's id")),
+    request_body(content = Option<Nothing>, description = "Nothing, or `{}`"),
+    responses(
+        (status = 200, description = "How many timers were paused", body = SlaChanged),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound)
+    ),
+    security(("bearer" = []))
+)]
 async fn pause_sla(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -598,6 +906,24 @@ async fn pause_sla(
     set_sla_paused(&app, &headers, &id, body, true).await
 }
 
+/// Resume an incident's paused SLA timers.
+///
+/// Audited.
+///
+/// Permission: `incidents-write`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/sla/resume",
+    tag = "incidents",
+    params(("id" = String, Path, description = "The incident's id")),
+    request_body(content = Option<Nothing>, description = "Nothing, or `{}`"),
+    responses(
+        (status = 200, description = "How many timers were resumed", body = SlaChanged),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound)
+    ),
+    security(("bearer" = []))
+)]
 async fn resume_sla(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -617,12 +943,32 @@ fn indicator_failed(e: crate::store::indicators::IndicatorError) -> Problem {
     }
 }
 
+/// List indicators.
+///
+/// Most recently updated first.
+///
+/// Permission: `incidents-read`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/indicators",
+    tag = "indicators",
+    params(
+        ("kind" = Option<IndicatorKind>, Query, description = "Only this kind"),
+        ("verdict" = Option<Verdict>, Query, description = "Only this verdict"),
+        ("limit" = Option<i64>, Query, description = "At most this many, 1 to 500; default 50")
+    ),
+    responses(
+        (status = 200, description = "The indicators", body = Vec<Indicator>),
+        (status = 400, response = BadRequest)
+    ),
+    security(("bearer" = []))
+)]
 async fn list_indicators(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Query(params): Query<BTreeMap<String, String>>,
 ) -> Answer {
-    caller(&app, &headers, SCOPE_INCIDENTS).await?;
+    caller(&app, &headers, Permission::IncidentsRead).await?;
     let params = query(params, &["kind", "verdict", "limit"])?;
     let limit = limit(&params, DEFAULT_LIMIT, MAX_LIMIT)?;
     let found = app
@@ -633,13 +979,33 @@ async fn list_indicators(
     ok(found)
 }
 
-/// `GET /api/v1/indicators/KIND/VALUE` (the value may hold slashes: a CIDR, a URL).
+/// One indicator.
+///
+/// With its verdicts by source and its sightings. The value may hold slashes (a CIDR, a URL)
+/// and is canonicalized as the store does.
+///
+/// Permission: `incidents-read`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/indicators/{kind}/{value}",
+    tag = "indicators",
+    params(
+        ("kind" = IndicatorKind, Path, description = "What the indicator is"),
+        ("value" = String, Path, description = "The indicator; may hold slashes")
+    ),
+    responses(
+        (status = 200, description = "The indicator", body = Indicator),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound)
+    ),
+    security(("bearer" = []))
+)]
 async fn show_indicator(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Path((kind, value)): Path<(String, String)>,
 ) -> Answer {
-    caller(&app, &headers, SCOPE_INCIDENTS).await?;
+    caller(&app, &headers, Permission::IncidentsRead).await?;
     match app
         .store
         .indicator(&kind, &value)
@@ -655,9 +1021,9 @@ async fn show_indicator(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct VerdictBody {
+struct SetVerdict {
     verdict: String,
     #[serde(default)]
     score: Option<i64>,
@@ -665,16 +1031,35 @@ struct VerdictBody {
     source: Option<String>,
 }
 
-/// `PUT /api/v1/indicators/KIND/VALUE` `{verdict, score, source}`: record a verdict
-/// (audited as `indicator.set`); the indicator is created if new.
+/// Record a verdict on an indicator.
+///
+/// The indicator is created if new. Audited as `indicator.set`.
+///
+/// Permission: `incidents-write`.
+#[utoipa::path(
+    put,
+    path = "/api/v1/indicators/{kind}/{value}",
+    tag = "indicators",
+    params(
+        ("kind" = IndicatorKind, Path, description = "What the indicator is"),
+        ("value" = String, Path, description = "The indicator; may hold slashes")
+    ),
+    request_body(content = SetVerdict),
+    responses(
+        (status = 200, description = "The indicator", body = Indicator),
+        (status = 400, response = BadRequest),
+        (status = 413, response = TooLarge)
+    ),
+    security(("bearer" = []))
+)]
 async fn set_indicator(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Path((kind, value)): Path<(String, String)>,
     body: Body,
 ) -> Answer {
-    let who = caller(&app, &headers, SCOPE_INCIDENTS).await?;
-    let b: VerdictBody = body_as(body, "verdict").await?;
+    let who = caller(&app, &headers, Permission::IncidentsWrite).await?;
+    let b: SetVerdict = body_as(body, "verdict").await?;
     let indicator = app
         .store
         .set_verdict(
@@ -692,12 +1077,41 @@ async fn set_indicator(
 
 // ---- Tasks ----
 
+/// List tasks.
+///
+/// Newest first.
+///
+/// Permission: `incidents-read`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tasks",
+    tag = "tasks",
+    params(
+        (
+            "status" = Option<String>,
+            Query,
+            description = "Only tasks in this status: open, completed, cancelled"
+        ),
+        ("incident" = Option<String>, Query, description = "Only this incident's tasks"),
+        (
+            "for_user" = Option<String>,
+            Query,
+            description = "Only tasks this user may complete (theirs and their roles')"
+        ),
+        ("limit" = Option<i64>, Query, description = "At most this many, 1 to 500; default 50")
+    ),
+    responses(
+        (status = 200, description = "The tasks", body = Vec<TaskRecord>),
+        (status = 400, response = BadRequest)
+    ),
+    security(("bearer" = []))
+)]
 async fn list_tasks(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Query(params): Query<BTreeMap<String, String>>,
 ) -> Answer {
-    caller(&app, &headers, SCOPE_INCIDENTS).await?;
+    caller(&app, &headers, Permission::IncidentsRead).await?;
     let params = query(params, &["status", "incident", "for_user", "limit"])?;
     let status = param(&params, "status");
     if let Some(s) = status
@@ -722,8 +1136,22 @@ async fn list_tasks(
     ok(tasks)
 }
 
+/// One task.
+///
+/// Permission: `incidents-read`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tasks/{id}",
+    tag = "tasks",
+    params(("id" = String, Path, description = "The task's id")),
+    responses(
+        (status = 200, description = "The task", body = TaskRecord),
+        (status = 404, response = NotFound)
+    ),
+    security(("bearer" = []))
+)]
 async fn show_task(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> Answer {
-    caller(&app, &headers, SCOPE_INCIDENTS).await?;
+    caller(&app, &headers, Permission::IncidentsRead).await?;
     match app.store.task(&id).await {
         Ok(Some(task)) => ok(task),
         Ok(None) => Err(task_failed(TaskError::NotFound(id))),
@@ -731,8 +1159,31 @@ async fn show_task(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Pa
     }
 }
 
+/// Create a task.
+///
+/// For a user and/or a role, optionally of an incident. Audited.
+///
+/// Permission: `incidents-write`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tasks",
+    tag = "tasks",
+    request_body(content = TaskSpec),
+    responses(
+        (
+            status = 201,
+            description = "Created; `Location` names it",
+            body = TaskRecord,
+            headers(("Location" = String, description = "/api/v1/tasks/ID"))
+        ),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 413, response = TooLarge)
+    ),
+    security(("bearer" = []))
+)]
 async fn create_task(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Answer {
-    let who = caller(&app, &headers, SCOPE_INCIDENTS).await?;
+    let who = caller(&app, &headers, Permission::IncidentsWrite).await?;
     let spec: TaskSpec = body_as(body, "task").await?;
     let new = spec
         .into_new(None)
@@ -745,24 +1196,46 @@ async fn create_task(State(app): State<Arc<App>>, headers: HeaderMap, body: Body
     created(&format!("/api/v1/tasks/{}", task.id), task)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Complete {
+struct CompleteTask {
     #[serde(default)]
     comment: Option<String>,
 }
 
+/// Complete a task.
+///
+/// Only a token that acts for a user (`osprey token create --user`) completes a task, and only
+/// one assigned to that user or to one of their roles. Audited.
+///
+/// Permission: `incidents-write`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tasks/{id}/complete",
+    tag = "tasks",
+    params(("id" = String, Path, description = "The task's id")),
+    request_body(content = Option<CompleteTask>),
+    responses(
+        (status = 200, description = "The completed task", body = TaskRecord),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = TooLarge)
+    ),
+    security(("bearer" = []))
+)]
 async fn complete_task(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Body,
 ) -> Answer {
-    let who = caller(&app, &headers, SCOPE_INCIDENTS).await?;
-    let complete: Complete = body_as(body, "complete").await?;
+    let who = caller(&app, &headers, Permission::IncidentsWrite).await?;
+    let complete: CompleteTask = body_as(body, "complete").await?;
     let Some(user) = &who.token.user else {
         return Err(forbidden(&format!(
-            "the API token '{}' does not act for a user, and only a user completes a task: create a token with `osprey token create NAME --scope incidents --user USER`",
+            "the API token '{}' does not act for a user, and only a user completes a task: create a token with `osprey token create NAME --role analyst --user USER`",
             who.token.name
         )));
     };
@@ -779,9 +1252,9 @@ async fn complete_task(
     ok(task)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Delegate {
+struct DelegateTask {
     #[serde(default)]
     user: Option<String>,
     #[serde(default)]
@@ -791,14 +1264,35 @@ struct Delegate {
     due: Option<String>,
 }
 
+/// Give a task to another user or role.
+///
+/// Optionally with a new time to complete it. Audited.
+///
+/// Permission: `incidents-write`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tasks/{id}/delegate",
+    tag = "tasks",
+    params(("id" = String, Path, description = "The task's id")),
+    request_body(content = DelegateTask),
+    responses(
+        (status = 200, description = "The task", body = TaskRecord),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = TooLarge)
+    ),
+    security(("bearer" = []))
+)]
 async fn delegate_task(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Body,
 ) -> Answer {
-    let who = caller(&app, &headers, SCOPE_INCIDENTS).await?;
-    let delegate: Delegate = body_as(body, "delegate").await?;
+    let who = caller(&app, &headers, Permission::IncidentsWrite).await?;
+    let delegate: DelegateTask = body_as(body, "delegate").await?;
     let due_ms = delegate
         .due
         .as_deref()
@@ -819,20 +1313,41 @@ async fn delegate_task(
     ok(task)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Cancel {
+struct CancelTask {
     reason: String,
 }
 
+/// Cancel a task, with a reason.
+///
+/// Audited.
+///
+/// Permission: `incidents-write`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tasks/{id}/cancel",
+    tag = "tasks",
+    params(("id" = String, Path, description = "The task's id")),
+    request_body(content = CancelTask),
+    responses(
+        (status = 200, description = "The cancelled task", body = TaskRecord),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = TooLarge)
+    ),
+    security(("bearer" = []))
+)]
 async fn cancel_task(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Body,
 ) -> Answer {
-    let who = caller(&app, &headers, SCOPE_INCIDENTS).await?;
-    let cancel: Cancel = body_as(body, "cancel").await?;
+    let who = caller(&app, &headers, Permission::IncidentsWrite).await?;
+    let cancel: CancelTask = body_as(body, "cancel").await?;
     let reason = required_text("the reason", &cancel.reason)?;
     let task = app
         .store
@@ -844,11 +1359,51 @@ async fn cancel_task(
 
 // ---- Rules ----
 
+/// List the pre-processing rules.
+///
+/// In the order they are tried.
+///
+/// Permission: `rules-read`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/rules",
+    tag = "rules",
+    responses((status = 200, description = "The rules", body = Vec<RuleRecord>)),
+    security(("bearer" = []))
+)]
 async fn list_rules(State(app): State<Arc<App>>, headers: HeaderMap) -> Answer {
-    caller(&app, &headers, SCOPE_RULES).await?;
+    caller(&app, &headers, Permission::RulesRead).await?;
     ok(app.store.rules().await.map_err(|e| store_failed(&e))?)
 }
 
+/// Create or replace a rule.
+///
+/// The body's `name` may be left out (the path names the rule). `?position=N` puts it there (1
+/// is tried first); a new rule goes last by default. Audited.
+///
+/// Permission: `rules-write`.
+#[utoipa::path(
+    put,
+    path = "/api/v1/rules/{name}",
+    tag = "rules",
+    params(
+        ("name" = String, Path, description = "The rule's name"),
+        ("position" = Option<i64>, Query, description = "Where it goes, from 1 (tried first)")
+    ),
+    request_body(content = RuleSpec),
+    responses(
+        (status = 200, description = "Replaced", body = RulePut),
+        (
+            status = 201,
+            description = "Created; `Location` names it",
+            body = RulePut,
+            headers(("Location" = String, description = "/api/v1/rules/NAME"))
+        ),
+        (status = 400, response = BadRequest),
+        (status = 413, response = TooLarge)
+    ),
+    security(("bearer" = []))
+)]
 async fn put_rule(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -859,6 +1414,26 @@ async fn put_rule(
     set_rule(&app, &headers, &name, params, body).await
 }
 
+/// Create or replace the rule named `test`.
+///
+/// The same as `PUT /api/v1/rules/{name}` for the name `test` (whose path `POST` is the rules
+/// test). Audited.
+///
+/// Permission: `rules-write`.
+#[utoipa::path(
+    put,
+    path = "/api/v1/rules/test",
+    tag = "rules",
+    params(("position" = Option<i64>, Query, description = "Where it goes, from 1 (tried first)")),
+    request_body(content = RuleSpec),
+    responses(
+        (status = 200, description = "Replaced", body = RulePut),
+        (status = 201, description = "Created", body = RulePut),
+        (status = 400, response = BadRequest),
+        (status = 413, response = TooLarge)
+    ),
+    security(("bearer" = []))
+)]
 async fn put_rule_test(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -877,7 +1452,7 @@ async fn set_rule(
     params: BTreeMap<String, String>,
     body: Body,
 ) -> Answer {
-    let who = caller(app, headers, SCOPE_RULES).await?;
+    let who = caller(app, headers, Permission::RulesWrite).await?;
     let params = query(params, &["position"])?;
     let position = match params.get("position") {
         None => None,
@@ -918,7 +1493,10 @@ async fn set_rule(
         .set_rule(&spec, position, &who.actor)
         .await
         .map_err(|e| store_failed(&e))?;
-    let answer = json!({ "position": at, "rule": spec });
+    let answer = RulePut {
+        position: at,
+        rule: spec.clone(),
+    };
     if existed {
         ok(answer)
     } else {
@@ -926,16 +1504,41 @@ async fn set_rule(
     }
 }
 
+/// Remove a rule.
+///
+/// Audited.
+///
+/// Permission: `rules-write`.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/rules/{name}",
+    tag = "rules",
+    params(("name" = String, Path, description = "The rule's name")),
+    responses((status = 204, description = "Removed"), (status = 404, response = NotFound)),
+    security(("bearer" = []))
+)]
 async fn delete_rule(State(app): State<Arc<App>>, headers: HeaderMap, Path(name): Path<String>) -> Answer {
     remove_rule(&app, &headers, &name).await
 }
 
+/// Remove the rule named `test`.
+///
+/// The same as `DELETE /api/v1/rules/{name}` for the name `test`. Audited.
+///
+/// Permission: `rules-write`.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/rules/test",
+    tag = "rules",
+    responses((status = 204, description = "Removed"), (status = 404, response = NotFound)),
+    security(("bearer" = []))
+)]
 async fn delete_rule_test(State(app): State<Arc<App>>, headers: HeaderMap) -> Answer {
     remove_rule(&app, &headers, "test").await
 }
 
 async fn remove_rule(app: &App, headers: &HeaderMap, name: &str) -> Answer {
-    let who = caller(app, headers, SCOPE_RULES).await?;
+    let who = caller(app, headers, Permission::RulesWrite).await?;
     match app.store.remove_rule(name, &who.actor).await {
         Ok(true) => Ok(StatusCode::NO_CONTENT.into_response()),
         Ok(false) => Err(Problem::new(
@@ -947,7 +1550,7 @@ async fn remove_rule(app: &App, headers: &HeaderMap, name: &str) -> Answer {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RuleTestRequest {
     /// Candidate rules, in order; the stored rules if absent.
@@ -958,8 +1561,26 @@ struct RuleTestRequest {
     limit: Option<i64>,
 }
 
+/// Test rules against stored alerts.
+///
+/// Runs candidate rules (or the stored ones) over the newest alerts and says what each would
+/// have decided; changes nothing.
+///
+/// Permission: `rules-read`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/rules/test",
+    tag = "rules",
+    request_body(content = Option<RuleTestRequest>),
+    responses(
+        (status = 200, description = "What the rules would have done", body = RuleTest),
+        (status = 400, response = BadRequest),
+        (status = 413, response = TooLarge)
+    ),
+    security(("bearer" = []))
+)]
 async fn test_rules(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Answer {
-    caller(&app, &headers, SCOPE_RULES).await?;
+    caller(&app, &headers, Permission::RulesRead).await?;
     let request: RuleTestRequest = body_as(body, "rules test").await?;
     let limit = request.limit.unwrap_or(DEFAULT_TEST_ALERTS);
     if !(1..=MAX_TEST_ALERTS).contains(&limit) {

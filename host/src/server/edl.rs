@@ -9,7 +9,7 @@
 //! `list.expire`). Expired entries are never served, whether or not it has run yet.
 
 use crate::app::App;
-use crate::auth::{self, AuthError, SCOPE_EDL};
+use crate::auth::{self, AuthError};
 use crate::config::EdlAuth;
 use crate::store::audit::Actor;
 use crate::store::now_ms;
@@ -81,7 +81,7 @@ async fn authorize(
             &app.store,
             &app.tokens,
             Some(&format!("Bearer {credentials}")),
-            SCOPE_EDL,
+            crate::rbac::Permission::EdlRead,
         )
         .await;
     }
@@ -101,7 +101,7 @@ async fn authorize(
         &app.store,
         &app.tokens,
         Some(&format!("Bearer {token}")),
-        SCOPE_EDL,
+        crate::rbac::Permission::EdlRead,
     )
     .await?;
     Ok(match checked {

@@ -7,7 +7,7 @@
 
 use super::problem;
 use crate::app::App;
-use crate::auth::{self, AuthError, SCOPE_INTAKE};
+use crate::auth::{self, AuthError};
 use crate::config::IntakeConfig;
 use crate::intake::{self, Format};
 use crate::store::alerts::StoredAlert;
@@ -47,7 +47,8 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(state)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct IntakeParams {
     /// json (also ndjson), passivedns, syslog; default json.
     format: Option<String>,
@@ -55,8 +56,9 @@ struct IntakeParams {
     source: Option<String>,
 }
 
-/// The fate of one item of a request.
-#[derive(Debug, Serialize)]
+/// The fate of one item of a request: where it was (`at`, `n`), and its alert's id or why
+/// there is none.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct Fate {
     #[serde(flatten)]
     position: intake::Position,
@@ -66,13 +68,42 @@ struct Fate {
     error: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// What became of a request's alerts.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct IntakeAnswer {
     accepted: usize,
     rejected: usize,
     items: Vec<Fate>,
 }
 
+/// Send alerts.
+///
+/// The body is JSON (one alert object, or an array of them), NDJSON, PassiveDNS or syslog
+/// lines, as `format` says. A 200 means the accepted alerts are stored; items that could not
+/// be read are listed with their error. Over `intake.max_in_flight` requests at once the
+/// answer is 503 with `Retry-After`; nothing is dropped silently.
+///
+/// Permission: `alerts-write`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/alerts",
+    tag = "alerts",
+    params(IntakeParams),
+    request_body(
+        description = "Alerts, in the request's `format`",
+        content(
+            (Object = "application/json"),
+            (String = "application/x-ndjson"),
+            (String = "text/plain")
+        )
+    ),
+    responses(
+        (status = 200, description = "Stored (those accepted)", body = IntakeAnswer),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 413, response = super::openapi::TooLarge)
+    ),
+    security(("bearer" = []))
+)]
 async fn post_alerts(
     State(intake): State<Intake>,
     headers: HeaderMap,
@@ -80,19 +111,25 @@ async fn post_alerts(
     body: Body,
 ) -> Response {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let token =
-        match auth::authenticate(&intake.app.store, &intake.app.tokens, authorization, SCOPE_INTAKE).await {
-            Ok(Ok(token)) => token,
-            Ok(Err(e)) => {
-                let status = match e {
-                    AuthError::Forbidden(_) => StatusCode::FORBIDDEN,
-                    AuthError::Missing | AuthError::Invalid => StatusCode::UNAUTHORIZED,
-                };
-                tracing::warn!(error = %e, "intake request refused");
-                return problem(status, "unauthorized", &e.to_string());
-            }
-            Err(e) => return store_unavailable(&e),
-        };
+    let token = match auth::authenticate(
+        &intake.app.store,
+        &intake.app.tokens,
+        authorization,
+        crate::rbac::Permission::AlertsWrite,
+    )
+    .await
+    {
+        Ok(Ok(token)) => token,
+        Ok(Err(e)) => {
+            let (status, kind) = match e {
+                AuthError::Forbidden(_) => (StatusCode::FORBIDDEN, "permission-denied"),
+                AuthError::Missing | AuthError::Invalid => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            };
+            tracing::warn!(error = %e, "intake request refused");
+            return problem(status, kind, &e.to_string());
+        }
+        Err(e) => return store_unavailable(&e),
+    };
     let Ok(_permit) = intake.in_flight.clone().try_acquire_owned() else {
         tracing::warn!(
             max_in_flight = intake.config.max_in_flight,
@@ -168,9 +205,11 @@ async fn post_alerts(
             serde_json::json!({ "items": errors }),
         );
     }
+    let sources = per_source(&alerts);
     if let Err(e) = intake.app.store.insert_alerts(alerts).await {
         return store_unavailable(&e);
     }
+    count_ingested(&intake.app, sources);
     intake.app.alerts_stored.notify_one();
     tracing::info!(via, accepted, rejected, "alerts received");
     Json(IntakeAnswer {
@@ -205,6 +244,22 @@ fn fates_and_alerts(parsed: Vec<intake::Item>, via: &str) -> (Vec<Fate>, Vec<Sto
         }
     }
     (fates, alerts)
+}
+
+/// How many of `alerts` each source sent.
+fn per_source(alerts: &[StoredAlert]) -> std::collections::HashMap<String, u64> {
+    let mut counts = std::collections::HashMap::new();
+    for a in alerts {
+        *counts.entry(a.alert.source.clone()).or_default() += 1;
+    }
+    counts
+}
+
+/// Count alerts as ingested, once they are committed.
+fn count_ingested(app: &App, sources: std::collections::HashMap<String, u64>) {
+    for (source, n) in sources {
+        app.metrics.alerts_ingested(&source, n);
+    }
 }
 
 fn store_unavailable(e: &crate::store::StoreError) -> Response {
@@ -274,8 +329,12 @@ async fn store_syslog(app: &App, messages: &[Vec<u8>], via: &str) {
         .map(|alert| StoredAlert::new(new_id('a'), now, via, alert))
         .collect();
     let n = alerts.len();
+    let sources = per_source(&alerts);
     match app.store.insert_alerts(alerts).await {
-        Ok(()) => app.alerts_stored.notify_one(),
+        Ok(()) => {
+            count_ingested(app, sources);
+            app.alerts_stored.notify_one()
+        }
         Err(e) => tracing::error!(via, error = %e, lost = n, "storing syslog messages failed"),
     }
 }

@@ -11,6 +11,8 @@ mod api;
 mod edl;
 mod humans;
 mod intake;
+mod metrics;
+mod openapi;
 pub(crate) mod web;
 
 use crate::app::App;
@@ -20,7 +22,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Serialize;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,12 +32,13 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/api/v1/plugins", get(list_plugins))
         .with_state(app.clone())
         .merge(edl::router(app.clone()))
         .merge(api::router(app.clone()))
+        .merge(openapi::router(app.clone()))
         .merge(web::router(app.clone()))
         .merge(humans::router(app.clone()))
+        .merge(metrics::router(app.clone()))
         .merge(intake::router(app))
 }
 
@@ -177,31 +179,6 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
             )
         }
     }
-}
-
-#[derive(Serialize)]
-struct PluginSummary {
-    name: String,
-    version: String,
-    description: String,
-    actions: Vec<String>,
-    granted: bool,
-}
-
-async fn list_plugins(State(app): State<Arc<App>>) -> Json<Vec<PluginSummary>> {
-    Json(
-        app.runtime
-            .list()
-            .iter()
-            .map(|p| PluginSummary {
-                name: p.manifest.name.clone(),
-                version: p.manifest.version.clone(),
-                description: p.description.description.clone(),
-                actions: p.description.actions.iter().map(|a| a.name.clone()).collect(),
-                granted: p.policy().granted,
-            })
-            .collect(),
-    )
 }
 
 /// An RFC 9457 problem document: a stable type, a human title, no internals.

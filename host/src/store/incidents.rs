@@ -72,7 +72,7 @@ impl IncidentUpdate {
 }
 
 /// An incident as stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct IncidentRecord {
     pub id: String,
     #[serde(rename = "type")]
@@ -95,7 +95,7 @@ pub struct IncidentRecord {
 }
 
 /// One entry of an incident's timeline.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct IncidentEvent {
     pub seq: i64,
     pub at: i64,

@@ -34,7 +34,9 @@ pub const MAX_SOURCE_LEN: usize = 100;
 const PURGE_PER_PUT: i64 = 100;
 
 /// What an indicator is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum IndicatorKind {
     /// An IPv4 or IPv6 address.
@@ -100,7 +102,7 @@ impl std::fmt::Display for IndicatorKind {
 }
 
 /// What is thought of an indicator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Unknown,
@@ -180,7 +182,7 @@ impl From<sqlx::Error> for IndicatorError {
 }
 
 /// One source's latest word on an indicator.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SourceVerdict {
     pub source: String,
     pub verdict: Verdict,
@@ -190,7 +192,7 @@ pub struct SourceVerdict {
 }
 
 /// An indicator as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Indicator {
     pub kind: IndicatorKind,
     pub value: String,

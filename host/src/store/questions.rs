@@ -521,6 +521,15 @@ impl Store {
         rows.into_iter().map(question_from_row).collect()
     }
 
+    /// How many questions are open (for the metrics).
+    pub async fn count_open_questions(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM questions WHERE status = 'open'")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     /// Link `id`.
     pub async fn link(&self, id: &str) -> Result<Option<LinkRecord>> {
         let mut conn = self.pool.acquire().await?;

@@ -6,7 +6,7 @@ use crate::preprocess::RuleSpec;
 use serde::Serialize;
 
 /// A stored rule.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RuleRecord {
     /// 1 is tried first.
     pub position: i64,

@@ -13,7 +13,7 @@ use super::{Result, Store, now_ms};
 use serde::Serialize;
 
 /// One timer as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SlaTimer {
     /// `incident:ID` or `task:ID`.
     pub subject: String,

@@ -26,7 +26,7 @@ pub struct NewTask {
 }
 
 /// A task as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TaskRecord {
     pub id: String,
     pub incident_id: Option<String>,

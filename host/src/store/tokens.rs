@@ -15,22 +15,32 @@ pub struct TokenRecord {
     /// The Osprey user the token acts for (API calls are audited as that user, and may
     /// complete that user's tasks), if any.
     pub user: Option<String>,
+    /// Its role (see `rbac.rs`), if it has one.
+    pub role: Option<crate::rbac::Role>,
 }
 
 impl TokenRecord {
-    /// Whether the token may be used at `now` for `scope`.
-    pub fn allows(&self, scope: &str, now: i64) -> bool {
+    /// Whether the token may be used at `now` for `permission`, by its role or its scopes.
+    pub fn allows(&self, permission: crate::rbac::Permission, now: i64) -> bool {
         self.revoked_at.is_none()
             && self.expires_at.is_none_or(|t| now < t)
-            && self.scopes.iter().any(|s| s == scope)
+            && crate::rbac::allowed(self.role.as_slice(), &self.scopes, permission)
     }
 }
 
-type TokenRow = (String, String, i64, Option<i64>, Option<i64>, Option<String>);
+type TokenRow = (
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
 
-const TOKEN_COLUMNS: &str = "name, scopes, created_at, expires_at, revoked_at, user_name";
+const TOKEN_COLUMNS: &str = "name, scopes, created_at, expires_at, revoked_at, user_name, role";
 
-fn record((name, scopes, created_at, expires_at, revoked_at, user): TokenRow) -> TokenRecord {
+fn record((name, scopes, created_at, expires_at, revoked_at, user, role): TokenRow) -> TokenRecord {
     TokenRecord {
         name,
         scopes: scopes.split_whitespace().map(str::to_owned).collect(),
@@ -38,6 +48,8 @@ fn record((name, scopes, created_at, expires_at, revoked_at, user): TokenRow) ->
         expires_at,
         revoked_at,
         user,
+        // A role this version does not know allows nothing.
+        role: role.as_deref().and_then(crate::rbac::Role::parse),
     }
 }
 
@@ -47,29 +59,39 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 impl Store {
-    /// Store a new token by the hash of its value (audited as `token.create`), acting for
-    /// `user` if given (who must exist: `StoreError::Invalid` otherwise). Returns false if
-    /// the name is taken.
+    /// Store a new token by the hash of its value (audited as `token.create`), with a role
+    /// and/or scopes, acting for `user` if given (who must exist, and have the token's role:
+    /// a token never does more than its user; `StoreError::Invalid` otherwise). Returns false
+    /// if the name is taken.
+    #[allow(clippy::too_many_arguments)]
     pub async fn create_token(
         &self,
         name: &str,
         token_hash: &str,
         scopes: &[String],
+        role: Option<crate::rbac::Role>,
         expires_at: Option<i64>,
         user: Option<&str>,
         actor: &Actor,
     ) -> Result<bool> {
-        if let Some(user) = user
-            && self.user(user).await?.is_none()
-        {
-            return Err(StoreError::Invalid(format!(
-                "no user '{user}' (see `osprey user list`)"
-            )));
+        if let Some(user) = user {
+            let Some(record) = self.user(user).await? else {
+                return Err(StoreError::Invalid(format!(
+                    "no user '{user}' (see `osprey user list`)"
+                )));
+            };
+            if let Some(role) = role
+                && !record.roles.iter().any(|r| r == role.as_str())
+            {
+                return Err(StoreError::Invalid(format!(
+                    "user '{user}' does not have the role '{role}'; a token acting for them cannot either"
+                )));
+            }
         }
         let mut tx = self.writer.begin().await?;
         let inserted = sqlx::query(
-            "INSERT INTO api_tokens (name, token_hash, scopes, created_at, expires_at, user_name)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO api_tokens (name, token_hash, scopes, created_at, expires_at, user_name, role)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(name)
         .bind(token_hash)
@@ -77,6 +99,7 @@ impl Store {
         .bind(now_ms())
         .bind(expires_at)
         .bind(user)
+        .bind(role.map(|r| r.as_str()))
         .execute(&mut *tx)
         .await;
         match inserted {
@@ -87,7 +110,7 @@ impl Store {
             actor,
             action: "token.create",
             target: format!("token:{name}"),
-            details: serde_json::json!({ "scopes": scopes, "expires_at": expires_at, "user": user }),
+            details: serde_json::json!({ "scopes": scopes, "role": role, "expires_at": expires_at, "user": user }),
         };
         audit::append(&mut tx, &change).await?;
         tx.commit().await?;
@@ -141,6 +164,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rbac::Permission;
     use crate::store::testing::both_dialects;
 
     both_dialects!(tokens_are_created_found_by_hash_and_revoked, |store| {
@@ -148,21 +172,21 @@ mod tests {
         let scopes = vec!["intake".to_string()];
         assert!(
             store
-                .create_token("fw", "h1", &scopes, None, None, &who)
+                .create_token("fw", "h1", &scopes, None, None, None, &who)
                 .await
                 .unwrap()
         );
         assert!(
             !store
-                .create_token("fw", "h2", &scopes, None, None, &who)
+                .create_token("fw", "h2", &scopes, None, None, None, &who)
                 .await
                 .unwrap(),
             "name taken"
         );
         let t = store.token_by_hash("h1").await.unwrap().unwrap();
         assert_eq!(t.name, "fw");
-        assert!(t.allows("intake", now_ms()));
-        assert!(!t.allows("admin", now_ms()));
+        assert!(t.allows(Permission::AlertsWrite, now_ms()));
+        assert!(!t.allows(Permission::IncidentsRead, now_ms()));
         assert!(store.token_by_hash("h2").await.unwrap().is_none());
         assert!(store.revoke_token("fw", &who).await.unwrap());
         assert!(!store.revoke_token("fw", &who).await.unwrap());
@@ -172,10 +196,10 @@ mod tests {
                 .await
                 .unwrap()
                 .unwrap()
-                .allows("intake", now_ms())
+                .allows(Permission::AlertsWrite, now_ms())
         );
         store
-            .create_token("old", "h3", &scopes, Some(now_ms() - 1), None, &who)
+            .create_token("old", "h3", &scopes, None, Some(now_ms() - 1), None, &who)
             .await
             .unwrap();
         assert!(
@@ -184,7 +208,7 @@ mod tests {
                 .await
                 .unwrap()
                 .unwrap()
-                .allows("intake", now_ms())
+                .allows(Permission::AlertsWrite, now_ms())
         );
         let actions: Vec<String> = store
             .audit_entries(0, 10, Some("token."))
@@ -200,7 +224,7 @@ mod tests {
         let who = Actor::system();
         let scopes = vec!["incidents".to_string()];
         let e = store
-            .create_token("ghost", "h1", &scopes, None, Some("nobody"), &who)
+            .create_token("ghost", "h1", &scopes, None, None, Some("nobody"), &who)
             .await
             .unwrap_err();
         assert!(
@@ -214,7 +238,7 @@ mod tests {
         store.create_user("alice", None, &[], &who).await.unwrap();
         assert!(
             store
-                .create_token("alice-api", "h2", &scopes, None, Some("alice"), &who)
+                .create_token("alice-api", "h2", &scopes, None, None, Some("alice"), &who)
                 .await
                 .unwrap()
         );

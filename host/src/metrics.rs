@@ -1,0 +1,538 @@
+//! Prometheus metrics, served at `GET /metrics` (`server/metrics.rs`) in the OpenMetrics text
+//! format.
+//!
+//! One [`Metrics`] per process, made by `App::open` and handed to the plugin runtime (in
+//! `RuntimeOptions`), so every box counts into the same registry: intake (alerts ingested),
+//! pre-processing (what the rules decided), the run executor (step durations), the plugin
+//! runtime (calls and denials), the SLA watch (breaches) and the mail sender. Counters are
+//! counted where the thing is known to have happened (after the commit that records it);
+//! gauges of stored state (runs by status, the queue, open questions) are read from the store
+//! when the endpoint is scraped, so every server of a cluster reports the same.
+//!
+//! Label values that come from outside the code (an alert's source, rule, plugin and action
+//! names) are cut to [`MAX_LABEL_LEN`] bytes, and each label takes at most
+//! [`MAX_LABEL_VALUES`] distinct values: later ones are counted under [`OTHER`], so a sender
+//! that makes up a new source per alert cannot grow the exposition without bound.
+
+use crate::store::runs::RunStatus;
+use crate::store::{Store, StoreError};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+/// The content type of [`Metrics::encode`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Distinct values one outside-defined label may take before new ones count as [`OTHER`].
+pub const MAX_LABEL_VALUES: usize = 100;
+/// Longest label value, in bytes; longer ones are cut.
+pub const MAX_LABEL_LEN: usize = 64;
+/// The label value of everything past [`MAX_LABEL_VALUES`].
+pub const OTHER: &str = "other";
+
+/// Upper bounds of the step-duration buckets, in seconds: from a millisecond (`now`, `log`)
+/// to five minutes (a slow vendor call).
+const STEP_BUCKETS: [f64; 15] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+
+/// Every run status, so that a status with no runs is reported as 0, not left out.
+const RUN_STATUSES: [RunStatus; 7] = [
+    RunStatus::Queued,
+    RunStatus::Running,
+    RunStatus::Waiting,
+    RunStatus::Completed,
+    RunStatus::Failed,
+    RunStatus::Cancelled,
+    RunStatus::Dead,
+];
+
+/// What pre-processing decided for an alert, as counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Preprocessed {
+    /// A drop rule matched.
+    Dropped,
+    /// Folded into an open incident with the same key, within the rule's window.
+    Deduplicated,
+    /// Linked to an open incident by a link rule.
+    Linked,
+    /// Opened an incident.
+    Incident,
+    /// No rule matched; the alert is kept.
+    Unmatched,
+}
+
+impl Preprocessed {
+    fn as_str(self) -> &'static str {
+        match self {
+            Preprocessed::Dropped => "dropped",
+            Preprocessed::Deduplicated => "deduplicated",
+            Preprocessed::Linked => "linked",
+            Preprocessed::Incident => "incident",
+            Preprocessed::Unmatched => "unmatched",
+        }
+    }
+}
+
+/// Why the runtime refused something a plugin asked for, as counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denial {
+    /// An outbound HTTP request the grant does not allow (URL or resolved address).
+    Http,
+    /// An outbound HTTP request over a limit (request count, body sizes).
+    HttpLimit,
+    /// A secret that is not granted.
+    Secret,
+    /// Output that contained the value of a secret.
+    SecretInOutput,
+}
+
+impl Denial {
+    fn as_str(self) -> &'static str {
+        match self {
+            Denial::Http => "http",
+            Denial::HttpLimit => "http-limit",
+            Denial::Secret => "secret",
+            Denial::SecretInOutput => "secret-in-output",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PreprocessLabels {
+    outcome: &'static str,
+    rule: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    plugin: String,
+    action: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DenialLabels {
+    plugin: String,
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TimerLabels {
+    timer: String,
+}
+
+fn step_histogram() -> Histogram {
+    Histogram::new(STEP_BUCKETS)
+}
+
+/// Stored state read at scrape time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Runs per status (statuses not listed have none).
+    pub runs: Vec<(RunStatus, i64)>,
+    /// Runs due now and not being replayed.
+    pub queue_depth: i64,
+    /// Questions to people not answered yet.
+    pub questions_open: i64,
+}
+
+/// The process's metrics. Cheap to count into from any thread.
+pub struct Metrics {
+    registry: Registry,
+    alerts_ingested: Family<SourceLabels, Counter>,
+    alerts_preprocessed: Family<PreprocessLabels, Counter>,
+    runs: Family<StatusLabels, Gauge>,
+    run_queue_depth: Gauge,
+    step_duration: Family<KindLabels, Histogram, fn() -> Histogram>,
+    plugin_calls: Family<CallLabels, Counter>,
+    plugin_denials: Family<DenialLabels, Counter>,
+    sla_breaches: Family<TimerLabels, Counter>,
+    mail_sent: Counter,
+    mail_retried: Counter,
+    mail_failed: Counter,
+    questions_open: Gauge,
+    /// The values each outside-defined label has taken, by label name.
+    seen: Mutex<HashMap<&'static str, HashSet<String>>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every metric registered (counters at zero).
+    pub fn new() -> Metrics {
+        let m = Metrics {
+            registry: Registry::default(),
+            alerts_ingested: Family::default(),
+            alerts_preprocessed: Family::default(),
+            runs: Family::default(),
+            run_queue_depth: Gauge::default(),
+            step_duration: Family::new_with_constructor(step_histogram),
+            plugin_calls: Family::default(),
+            plugin_denials: Family::default(),
+            sla_breaches: Family::default(),
+            mail_sent: Counter::default(),
+            mail_retried: Counter::default(),
+            mail_failed: Counter::default(),
+            questions_open: Gauge::default(),
+            seen: Mutex::default(),
+        };
+        let mut registry = Registry::default();
+        // Counters are registered without `_total`: the encoder adds it.
+        registry.register(
+            "osprey_alerts_ingested",
+            "Alerts committed by intake (HTTP and syslog), by the alert's source",
+            m.alerts_ingested.clone(),
+        );
+        registry.register(
+            "osprey_alerts_preprocessed",
+            "Alerts decided by pre-processing, by outcome (dropped, deduplicated, linked, incident, unmatched) and the rule that decided",
+            m.alerts_preprocessed.clone(),
+        );
+        registry.register(
+            "osprey_runs",
+            "Playbook runs in the store, by status",
+            m.runs.clone(),
+        );
+        registry.register(
+            "osprey_run_queue_depth",
+            "Runs due now that no worker is replaying",
+            m.run_queue_depth.clone(),
+        );
+        registry.register(
+            "osprey_run_step_duration_seconds",
+            "Duration of journaled playbook steps, by kind (invoke, act, sleep, ...)",
+            m.step_duration.clone(),
+        );
+        registry.register(
+            "osprey_plugin_calls",
+            "Plugin calls by plugin, action and outcome (ok or the error kind)",
+            m.plugin_calls.clone(),
+        );
+        registry.register(
+            "osprey_plugin_denials",
+            "Requests of plugins the runtime refused, by plugin and kind (http, http-limit, secret, secret-in-output)",
+            m.plugin_denials.clone(),
+        );
+        registry.register(
+            "osprey_sla_breaches",
+            "SLA breaches recorded by this server, by timer",
+            m.sla_breaches.clone(),
+        );
+        registry.register(
+            "osprey_mail_sent",
+            "Mails delivered over SMTP",
+            m.mail_sent.clone(),
+        );
+        registry.register(
+            "osprey_mail_retried",
+            "Mail delivery attempts that failed and will be tried again",
+            m.mail_retried.clone(),
+        );
+        registry.register(
+            "osprey_mail_failed",
+            "Mails given up on after their last attempt",
+            m.mail_failed.clone(),
+        );
+        registry.register(
+            "osprey_questions_open",
+            "Questions to people not answered yet",
+            m.questions_open.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// `value` as a label value of `label`: cut to [`MAX_LABEL_LEN`], or [`OTHER`] once the
+    /// label has taken [`MAX_LABEL_VALUES`] other values.
+    fn bounded(&self, label: &'static str, value: &str) -> String {
+        let mut end = value.len().min(MAX_LABEL_LEN);
+        while !value.is_char_boundary(end) {
+            end -= 1;
+        }
+        let value = &value[..end];
+        let mut seen = self.seen.lock().expect("metrics labels lock");
+        let values = seen.entry(label).or_default();
+        if values.contains(value) {
+            return value.to_owned();
+        }
+        if values.len() >= MAX_LABEL_VALUES {
+            return OTHER.to_owned();
+        }
+        values.insert(value.to_owned());
+        value.to_owned()
+    }
+
+    /// `n` alerts from `source` were committed.
+    pub fn alerts_ingested(&self, source: &str, n: u64) {
+        let source = self.bounded("source", source);
+        self.alerts_ingested
+            .get_or_create(&SourceLabels { source })
+            .inc_by(n);
+    }
+
+    /// `n` alerts were decided `outcome` by `rule` (none for unmatched), and committed.
+    pub fn alerts_preprocessed(&self, outcome: Preprocessed, rule: Option<&str>, n: u64) {
+        let rule = rule.map_or_else(String::new, |r| self.bounded("rule", r));
+        self.alerts_preprocessed
+            .get_or_create(&PreprocessLabels {
+                outcome: outcome.as_str(),
+                rule,
+            })
+            .inc_by(n);
+    }
+
+    /// A step of `kind` that took `duration_ms` was journaled.
+    pub fn step_recorded(&self, kind: &str, duration_ms: i64) {
+        let kind = self.bounded("kind", kind);
+        self.step_duration
+            .get_or_create(&KindLabels { kind })
+            .observe(duration_ms.max(0) as f64 / 1000.0);
+    }
+
+    /// A call of `plugin`'s `action` ended with `outcome`: `ok` or an error kind.
+    pub fn plugin_call(&self, plugin: &str, action: &str, outcome: &str) {
+        let labels = CallLabels {
+            plugin: self.bounded("plugin", plugin),
+            action: self.bounded("action", action),
+            outcome: self.bounded("outcome", outcome),
+        };
+        self.plugin_calls.get_or_create(&labels).inc();
+    }
+
+    /// The runtime refused `n` requests of `kind` from `plugin`.
+    pub fn plugin_denied(&self, plugin: &str, kind: Denial, n: u64) {
+        let labels = DenialLabels {
+            plugin: self.bounded("plugin", plugin),
+            kind: kind.as_str(),
+        };
+        self.plugin_denials.get_or_create(&labels).inc_by(n);
+    }
+
+    /// A breach of `timer` (acknowledge, resolve, due) was recorded.
+    pub fn sla_breached(&self, timer: &str) {
+        let timer = self.bounded("timer", timer);
+        self.sla_breaches.get_or_create(&TimerLabels { timer }).inc();
+    }
+
+    /// A mail was delivered.
+    pub fn mail_sent(&self) {
+        self.mail_sent.inc();
+    }
+
+    /// A delivery attempt failed; the mail will be tried again.
+    pub fn mail_retried(&self) {
+        self.mail_retried.inc();
+    }
+
+    /// A mail was given up on.
+    pub fn mail_failed(&self) {
+        self.mail_failed.inc();
+    }
+
+    /// The exposition, with the gauges of stored state set from `snapshot`.
+    pub fn encode(&self, snapshot: &Snapshot) -> String {
+        for status in RUN_STATUSES {
+            let n = snapshot
+                .runs
+                .iter()
+                .find(|(s, _)| *s == status)
+                .map_or(0, |(_, n)| *n);
+            self.runs
+                .get_or_create(&StatusLabels {
+                    status: status.as_str(),
+                })
+                .set(n);
+        }
+        self.run_queue_depth.set(snapshot.queue_depth);
+        self.questions_open.set(snapshot.questions_open);
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String does not fail");
+        out
+    }
+
+    /// Read the stored state and encode everything.
+    pub async fn scrape(&self, store: &Store) -> Result<String, StoreError> {
+        let snapshot = Snapshot {
+            runs: store.run_counts().await?,
+            queue_depth: store.queue_depth().await?,
+            questions_open: store.count_open_questions().await?,
+        };
+        Ok(self.encode(&snapshot))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sample lines of `text` (no comments), for exact comparisons.
+    fn samples(text: &str) -> Vec<&str> {
+        text.lines().filter(|l| !l.starts_with('#')).collect()
+    }
+
+    fn has(text: &str, line: &str) -> bool {
+        samples(text).contains(&line)
+    }
+
+    #[test]
+    fn counters_are_encoded_with_their_labels_and_total_suffix() {
+        let m = Metrics::new();
+        m.alerts_ingested("ids", 3);
+        m.alerts_ingested("edr", 2);
+        m.alerts_ingested("ids", 1);
+        m.alerts_preprocessed(Preprocessed::Dropped, Some("scanner-noise"), 4);
+        m.alerts_preprocessed(Preprocessed::Unmatched, None, 1);
+        m.plugin_call("test-echo", "echo", "ok");
+        m.plugin_call("test-echo", "echo", "ok");
+        m.plugin_call("test-echo", "ping", "denied");
+        m.plugin_denied("test-echo", Denial::Http, 1);
+        m.sla_breached("acknowledge");
+        m.mail_sent();
+        m.mail_failed();
+        let text = m.encode(&Snapshot::default());
+        for line in [
+            r#"osprey_alerts_ingested_total{source="ids"} 4"#,
+            r#"osprey_alerts_ingested_total{source="edr"} 2"#,
+            r#"osprey_alerts_preprocessed_total{outcome="dropped",rule="scanner-noise"} 4"#,
+            r#"osprey_alerts_preprocessed_total{outcome="unmatched",rule=""} 1"#,
+            r#"osprey_plugin_calls_total{plugin="test-echo",action="echo",outcome="ok"} 2"#,
+            r#"osprey_plugin_calls_total{plugin="test-echo",action="ping",outcome="denied"} 1"#,
+            r#"osprey_plugin_denials_total{plugin="test-echo",kind="http"} 1"#,
+            r#"osprey_sla_breaches_total{timer="acknowledge"} 1"#,
+            "osprey_mail_sent_total 1",
+            "osprey_mail_retried_total 0",
+            "osprey_mail_failed_total 1",
+        ] {
+            assert!(has(&text, line), "missing {line} in:\n{text}");
+        }
+        assert!(text.contains("# TYPE osprey_alerts_ingested counter"), "{text}");
+        assert!(text.contains("# HELP osprey_plugin_denials "), "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn gauges_come_from_the_snapshot_with_every_status() {
+        let m = Metrics::new();
+        let text = m.encode(&Snapshot {
+            runs: vec![(RunStatus::Completed, 7), (RunStatus::Queued, 2)],
+            queue_depth: 2,
+            questions_open: 3,
+        });
+        for line in [
+            r#"osprey_runs{status="completed"} 7"#,
+            r#"osprey_runs{status="queued"} 2"#,
+            r#"osprey_runs{status="dead"} 0"#,
+            r#"osprey_runs{status="waiting"} 0"#,
+            "osprey_run_queue_depth 2",
+            "osprey_questions_open 3",
+        ] {
+            assert!(has(&text, line), "missing {line} in:\n{text}");
+        }
+        assert!(text.contains("# TYPE osprey_runs gauge"), "{text}");
+        // The next scrape sets them again: a status that emptied goes back to 0.
+        let text = m.encode(&Snapshot::default());
+        assert!(has(&text, r#"osprey_runs{status="completed"} 0"#), "{text}");
+    }
+
+    #[test]
+    fn step_durations_are_a_histogram_in_seconds() {
+        let m = Metrics::new();
+        m.step_recorded("invoke", 30);
+        m.step_recorded("invoke", 2000);
+        m.step_recorded("log", 0);
+        let text = m.encode(&Snapshot::default());
+        for line in [
+            r#"osprey_run_step_duration_seconds_count{kind="invoke"} 2"#,
+            r#"osprey_run_step_duration_seconds_sum{kind="invoke"} 2.03"#,
+            r#"osprey_run_step_duration_seconds_bucket{le="0.025",kind="invoke"} 0"#,
+            r#"osprey_run_step_duration_seconds_bucket{le="0.05",kind="invoke"} 1"#,
+            r#"osprey_run_step_duration_seconds_bucket{le="2.5",kind="invoke"} 2"#,
+            r#"osprey_run_step_duration_seconds_bucket{le="+Inf",kind="invoke"} 2"#,
+            r#"osprey_run_step_duration_seconds_count{kind="log"} 1"#,
+        ] {
+            assert!(has(&text, line), "missing {line} in:\n{text}");
+        }
+        assert!(
+            text.contains("# TYPE osprey_run_step_duration_seconds histogram"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn outside_label_values_are_cut_escaped_and_bounded() {
+        let m = Metrics::new();
+        let long = "x".repeat(200);
+        m.alerts_ingested(&long, 1);
+        m.alerts_ingested("say \"hi\"\n", 1);
+        for i in 0..MAX_LABEL_VALUES + 10 {
+            m.alerts_ingested(&format!("made-up-{i}"), 1);
+        }
+        // A value seen before the cap keeps its own series.
+        m.alerts_ingested("made-up-0", 1);
+        let text = m.encode(&Snapshot::default());
+        let cut = format!(
+            r#"osprey_alerts_ingested_total{{source="{}"}} 1"#,
+            "x".repeat(MAX_LABEL_LEN)
+        );
+        assert!(has(&text, &cut), "{text}");
+        assert!(
+            has(&text, r#"osprey_alerts_ingested_total{source="say \"hi\"\n"} 1"#),
+            "{text}"
+        );
+        assert!(
+            has(&text, r#"osprey_alerts_ingested_total{source="made-up-0"} 2"#),
+            "{text}"
+        );
+        // 2 values were taken before the loop, so 98 of its 110 got their own series.
+        assert!(
+            has(&text, r#"osprey_alerts_ingested_total{source="other"} 12"#),
+            "{text}"
+        );
+        let series = samples(&text)
+            .iter()
+            .filter(|l| l.starts_with("osprey_alerts_ingested_total"))
+            .count();
+        assert_eq!(series, MAX_LABEL_VALUES + 1);
+        // Each label has its own budget: rules are not crowded out by sources.
+        m.alerts_preprocessed(Preprocessed::Dropped, Some("noise"), 1);
+        let text = m.encode(&Snapshot::default());
+        assert!(
+            has(
+                &text,
+                r#"osprey_alerts_preprocessed_total{outcome="dropped",rule="noise"} 1"#
+            ),
+            "{text}"
+        );
+    }
+}
