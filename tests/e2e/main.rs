@@ -8,6 +8,7 @@
 mod support;
 
 mod api;
+mod api_lists;
 mod audit;
 mod autofocus;
 mod cases;

@@ -162,6 +162,27 @@ pub(crate) const ROUTES: &[(&str, &str, &str, Permission)] = &[
         "/api/v1/alerts",
         Permission::AlertsWrite,
     ),
+    (
+        "GET",
+        "/api/v1/alerts",
+        "/api/v1/alerts",
+        Permission::IncidentsRead,
+    ),
+    ("GET", "/api/v1/runs", "/api/v1/runs", Permission::PlaybooksRead),
+    (
+        "GET",
+        "/api/v1/runs/{id}",
+        "/api/v1/runs/r-none",
+        Permission::PlaybooksRead,
+    ),
+    ("GET", "/api/v1/audit", "/api/v1/audit", Permission::AuditRead),
+    ("GET", "/api/v1/lists", "/api/v1/lists", Permission::ListsRead),
+    (
+        "GET",
+        "/api/v1/lists/{name}/entries",
+        "/api/v1/lists/some-list/entries",
+        Permission::ListsRead,
+    ),
     ("GET", "/edl/{file}", "/edl/some-list.txt", Permission::EdlRead),
 ];
 

@@ -11,6 +11,7 @@
 //! documents without internals (the details go to the log).
 
 use super::openapi::{BadRequest, Conflict, Forbidden, NotFound, TooLarge};
+use super::paging;
 use super::problem;
 use crate::app::App;
 use crate::auth::{self, AuthError};
@@ -19,10 +20,14 @@ use crate::preprocess::RuleSpec;
 use crate::preprocess::RuleTest;
 use crate::rbac::Permission;
 use crate::store::StoreError;
-use crate::store::audit::Actor;
+use crate::store::alerts::{ALERT_SORTS, AlertFilter, DISPOSITIONS};
+use crate::store::audit::{Actor, AuditFilter};
 use crate::store::incidents::{IncidentEvent, IncidentRecord};
 use crate::store::indicators::{Indicator, IndicatorKind, Verdict};
+use crate::store::lists::{ENTRY_SORTS, ListError};
+use crate::store::page::SortKey;
 use crate::store::rules::RuleRecord;
+use crate::store::runs::{RUN_SORTS, RunRecord, RunStatus, StepRecord};
 use crate::store::sla::SlaTimer;
 use crate::store::tasks::TaskError;
 use crate::store::tasks::TaskRecord;
@@ -121,6 +126,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/tasks/{id}/delegate", post(delegate_task))
         .route("/api/v1/tasks/{id}/cancel", post(cancel_task))
         .route("/api/v1/indicators", get(list_indicators))
+        .route("/api/v1/alerts", get(list_alerts))
+        .route("/api/v1/runs", get(list_runs))
+        .route("/api/v1/runs/{id}", get(show_run))
+        .route("/api/v1/audit", get(list_audit))
+        .route("/api/v1/lists", get(list_lists))
+        .route("/api/v1/lists/{name}/entries", get(list_list_entries))
         .route(
             "/api/v1/indicators/{kind}/{*value}",
             get(show_indicator).put(set_indicator),
@@ -1355,6 +1366,360 @@ async fn cancel_task(
         .await
         .map_err(task_failed)?;
     ok(task)
+}
+
+// ---- Alerts, runs, audit entries, lists: paged lists ----
+
+/// One page of a list: pass `next_cursor` back as `cursor` for the next (null on the last).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct PageOf {
+    /// The items, in the requested order.
+    #[schema(value_type = Vec<Object>)]
+    items: Vec<Value>,
+    next_cursor: Option<String>,
+}
+
+fn paging_failed(e: paging::PagingError) -> Problem {
+    bad_request(&e.0)
+}
+
+/// The paging parameters every list takes.
+const PAGING: [&str; 3] = ["sort", "limit", "cursor"];
+
+fn keyset(
+    params: &BTreeMap<String, String>,
+    sorts: &[&'static str],
+    default_sort: &str,
+) -> Result<crate::store::page::Keyset, Problem> {
+    paging::keyset(
+        param(params, "sort"),
+        param(params, "cursor"),
+        params.get("limit").map(String::as_str),
+        sorts,
+        default_sort,
+    )
+    .map_err(paging_failed)
+}
+
+/// A Unix-milliseconds parameter.
+fn millis(params: &BTreeMap<String, String>, name: &str) -> Result<Option<i64>, Problem> {
+    param(params, name)
+        .map(|t| {
+            t.parse::<i64>()
+                .map_err(|_| bad_request(&format!("{name} '{t}' must be a time in Unix milliseconds")))
+        })
+        .transpose()
+}
+
+fn text_key(s: &str) -> SortKey {
+    SortKey::Text(s.to_owned())
+}
+
+/// List alerts.
+///
+/// Sorts: `received_at`, `source` (`-` before for descending); default `-received_at`.
+/// At most 500 a page.
+///
+/// Permission: `incidents-read`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/alerts",
+    tag = "alerts",
+    params(
+        ("source" = Option<String>, Query, description = "Only alerts of this source"),
+        (
+            "disposition" = Option<String>,
+            Query,
+            description = "Only alerts pre-processing handled so: dropped, incident, duplicate, linked, unmatched, or pending (not yet)"
+        ),
+        ("since" = Option<i64>, Query, description = "Received at or after (Unix ms)"),
+        ("until" = Option<i64>, Query, description = "Received before (Unix ms)"),
+        ("sort" = Option<String>, Query, description = "received_at or source, '-' for descending; default -received_at"),
+        ("limit" = Option<i64>, Query, description = "At most this many, 1 to 500; default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")
+    ),
+    responses(
+        (status = 200, description = "One page of alerts", body = PageOf),
+        (status = 400, response = BadRequest)
+    ),
+    security(("bearer" = []))
+)]
+async fn list_alerts(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> Answer {
+    caller(&app, &headers, Permission::IncidentsRead).await?;
+    let known = [["source", "disposition", "since", "until"].as_slice(), &PAGING].concat();
+    let params = query(params, &known)?;
+    let disposition = param(&params, "disposition");
+    if let Some(d) = disposition
+        && !DISPOSITIONS.contains(&d)
+    {
+        return Err(bad_request(&format!(
+            "'{d}' is not a disposition; the dispositions are: {}",
+            DISPOSITIONS.join(", ")
+        )));
+    }
+    let filter = AlertFilter {
+        source: param(&params, "source"),
+        disposition,
+        since: millis(&params, "since")?,
+        until: millis(&params, "until")?,
+    };
+    let keyset = keyset(&params, ALERT_SORTS, "-received_at")?;
+    let page = app
+        .store
+        .alert_page(&filter, &keyset)
+        .await
+        .map_err(|e| store_failed(&e))?;
+    ok(paging::paged(&keyset, page.items, page.more, |a| {
+        let key = match keyset.column {
+            "source" => text_key(&a.alert.source),
+            _ => SortKey::Int(a.received_at),
+        };
+        (key, a.id.clone())
+    }))
+}
+
+/// List playbook runs.
+///
+/// Sorts: `created_at`, `updated_at`, `playbook`, `status`; default `-created_at`.
+/// At most 500 a page.
+///
+/// Permission: `playbooks-read`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs",
+    tag = "runs",
+    params(
+        ("playbook" = Option<String>, Query, description = "Only runs of this playbook"),
+        (
+            "status" = Option<String>,
+            Query,
+            description = "Only runs in this state: queued, running, waiting, completed, failed, cancelled, dead"
+        ),
+        ("sort" = Option<String>, Query, description = "created_at, updated_at, playbook or status, '-' for descending; default -created_at"),
+        ("limit" = Option<i64>, Query, description = "At most this many, 1 to 500; default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")
+    ),
+    responses(
+        (status = 200, description = "One page of runs", body = PageOf),
+        (status = 400, response = BadRequest)
+    ),
+    security(("bearer" = []))
+)]
+async fn list_runs(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> Answer {
+    caller(&app, &headers, Permission::PlaybooksRead).await?;
+    let known = [["playbook", "status"].as_slice(), &PAGING].concat();
+    let params = query(params, &known)?;
+    let status = match param(&params, "status") {
+        None => None,
+        Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
+            bad_request(&format!(
+                "'{s}' is not a run state; the states are: queued, running, waiting, completed, failed, cancelled, dead"
+            ))
+        })?),
+    };
+    let keyset = keyset(&params, RUN_SORTS, "-created_at")?;
+    let page = app
+        .store
+        .run_page(param(&params, "playbook"), status, &keyset)
+        .await
+        .map_err(|e| store_failed(&e))?;
+    ok(paging::paged(&keyset, page.items, page.more, |r| {
+        let key = match keyset.column {
+            "updated_at" => SortKey::Int(r.updated_at),
+            "playbook" => text_key(&r.playbook),
+            "status" => text_key(r.status.as_str()),
+            _ => SortKey::Int(r.created_at),
+        };
+        (key, r.id.clone())
+    }))
+}
+
+/// A run with its journal (`GET /api/v1/runs/{id}`).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct RunDetail {
+    #[schema(value_type = Object)]
+    run: RunRecord,
+    /// Its journaled steps, in order.
+    #[schema(value_type = Vec<Object>)]
+    steps: Vec<StepRecord>,
+}
+
+/// One run and its steps.
+///
+/// Permission: `playbooks-read`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{id}",
+    tag = "runs",
+    params(("id" = String, Path, description = "The run's id")),
+    responses(
+        (status = 200, description = "The run", body = RunDetail),
+        (status = 404, response = NotFound)
+    ),
+    security(("bearer" = []))
+)]
+async fn show_run(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> Answer {
+    caller(&app, &headers, Permission::PlaybooksRead).await?;
+    let Some(run) = app.store.run(&id).await.map_err(|e| store_failed(&e))? else {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("no run '{id}'"),
+        ));
+    };
+    let steps = app.store.steps(&id).await.map_err(|e| store_failed(&e))?;
+    ok(RunDetail { run, steps })
+}
+
+/// Read the audit log.
+///
+/// Oldest first, in the log's order (`seq`); no other sort. At most 500 a page.
+///
+/// Permission: `audit-read`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    tag = "audit",
+    params(
+        ("action" = Option<String>, Query, description = "Only actions starting with this: secret. or secret.set"),
+        ("actor" = Option<String>, Query, description = "Only entries by this actor: user:NAME, token:NAME, system, ..."),
+        ("target" = Option<String>, Query, description = "Only entries on this target: plugin:NAME, run:ID, ..."),
+        ("after_seq" = Option<i64>, Query, description = "Only entries after this one"),
+        ("limit" = Option<i64>, Query, description = "At most this many, 1 to 500; default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page (instead of after_seq)")
+    ),
+    responses(
+        (status = 200, description = "One page of audit entries", body = PageOf),
+        (status = 400, response = BadRequest)
+    ),
+    security(("bearer" = []))
+)]
+async fn list_audit(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> Answer {
+    caller(&app, &headers, Permission::AuditRead).await?;
+    let params = query(
+        params,
+        &["action", "actor", "target", "after_seq", "limit", "cursor"],
+    )?;
+    let mut keyset = keyset(&params, &["seq"], "seq")?;
+    let after = match (&keyset.after, param(&params, "after_seq")) {
+        (Some(_), Some(_)) => return Err(bad_request("give cursor or after_seq, not both")),
+        (Some((SortKey::Int(seq), _)), None) => *seq,
+        (Some(_), None) => return Err(bad_request("cursor is not a cursor of the audit log")),
+        (None, Some(t)) => t
+            .parse::<i64>()
+            .map_err(|_| bad_request(&format!("after_seq '{t}' must be a whole number")))?,
+        (None, None) => 0,
+    };
+    let filter = AuditFilter {
+        action: param(&params, "action"),
+        actor: param(&params, "actor"),
+        target: param(&params, "target"),
+    };
+    let page = app
+        .store
+        .audit_page(&filter, after, keyset.limit)
+        .await
+        .map_err(|e| store_failed(&e))?;
+    keyset.after = None;
+    ok(paging::paged(&keyset, page.items, page.more, |e| {
+        (SortKey::Int(e.seq), e.seq.to_string())
+    }))
+}
+
+/// List the allow and block lists.
+///
+/// Every list, by name, with its number of live entries (there are few: no paging, and
+/// `next_cursor` is always null).
+///
+/// Permission: `lists-read`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/lists",
+    tag = "lists",
+    responses((status = 200, description = "The lists", body = PageOf)),
+    security(("bearer" = []))
+)]
+async fn list_lists(State(app): State<Arc<App>>, headers: HeaderMap) -> Answer {
+    caller(&app, &headers, Permission::ListsRead).await?;
+    let lists = app.store.lists().await.map_err(|e| store_failed(&e))?;
+    ok(paging::Paged {
+        items: lists,
+        next_cursor: None,
+    })
+}
+
+/// List the entries of a list.
+///
+/// Live entries (also expired ones not yet removed with `expired=true`). Sorts: `value`,
+/// `created_at`, `updated_at`; default `value`. At most 500 a page.
+///
+/// Permission: `lists-read`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/lists/{name}/entries",
+    tag = "lists",
+    params(
+        ("name" = String, Path, description = "The list's name"),
+        ("expired" = Option<bool>, Query, description = "Also entries expired but not yet removed; default false"),
+        ("sort" = Option<String>, Query, description = "value, created_at or updated_at, '-' for descending; default value"),
+        ("limit" = Option<i64>, Query, description = "At most this many, 1 to 500; default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")
+    ),
+    responses(
+        (status = 200, description = "One page of entries", body = PageOf),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound)
+    ),
+    security(("bearer" = []))
+)]
+async fn list_list_entries(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> Answer {
+    caller(&app, &headers, Permission::ListsRead).await?;
+    let known = [["expired"].as_slice(), &PAGING].concat();
+    let params = query(params, &known)?;
+    let expired = match param(&params, "expired") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(t) => return Err(bad_request(&format!("expired '{t}' must be true or false"))),
+    };
+    let keyset = keyset(&params, ENTRY_SORTS, "value")?;
+    let page = match app.store.list_entry_page(&name, expired, &keyset).await {
+        Ok(page) => page,
+        Err(ListError::NoSuchList(_)) => {
+            return Err(Problem::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                format!("no list '{name}'"),
+            ));
+        }
+        Err(ListError::Store(e)) => return Err(store_failed(&e)),
+        Err(e) => return Err(bad_request(&e.to_string())),
+    };
+    ok(paging::paged(&keyset, page.items, page.more, |e| {
+        let key = match keyset.column {
+            "created_at" => SortKey::Int(e.created_at),
+            "updated_at" => SortKey::Int(e.updated_at),
+            _ => text_key(&e.value),
+        };
+        (key, e.value.clone())
+    }))
 }
 
 // ---- Rules ----

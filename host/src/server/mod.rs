@@ -13,6 +13,7 @@ mod humans;
 mod intake;
 mod metrics;
 mod openapi;
+mod paging;
 pub(crate) mod web;
 
 use crate::app::App;

@@ -65,6 +65,12 @@ pub const EXPLORER_PATH: &str = "/api/docs";
         api::delegate_task,
         api::cancel_task,
         api::list_indicators,
+        api::list_alerts,
+        api::list_runs,
+        api::show_run,
+        api::list_audit,
+        api::list_lists,
+        api::list_list_entries,
         api::show_indicator,
         api::set_indicator,
         api::list_rules,
@@ -86,7 +92,10 @@ pub const EXPLORER_PATH: &str = "/api/docs";
         (name = "indicators", description = "Indicators (IPs, domains, URLs, hashes...) with their verdicts and sightings."),
         (name = "rules", description = "Pre-processing rules: what happens to alerts as they arrive."),
         (name = "plugins", description = "The installed plugins."),
-        (name = "alerts", description = "Alert intake."),
+        (name = "alerts", description = "Alert intake, and the alerts as received, paged."),
+        (name = "runs", description = "Playbook runs and their journals."),
+        (name = "audit", description = "The hash-chained audit log."),
+        (name = "lists", description = "Allow and block lists and their entries."),
     )
 )]
 pub struct ApiDoc;

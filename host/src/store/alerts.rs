@@ -1,6 +1,7 @@
 //! Alerts as received. New alerts go through the group-commit writer (`writer.rs`): a 2xx
 //! answer to a sender means they are committed, and concurrent senders share commits.
 
+use super::page::{self, Arg, Keyset, Page};
 use super::writer::Write;
 use super::{Result, Store, StoreError};
 use crate::intake::{Alert, Observables, Severity};
@@ -97,7 +98,70 @@ fn alert_from_row(row: AlertRow) -> Result<StoredAlert> {
     })
 }
 
+/// The columns alerts may be sorted by (`GET /api/v1/alerts?sort=`).
+pub const ALERT_SORTS: &[&str] = &["received_at", "source"];
+
+/// What pre-processing may have done with an alert; `pending` is "not yet looked at".
+pub const DISPOSITIONS: &[&str] = &[
+    "dropped",
+    "incident",
+    "duplicate",
+    "linked",
+    "unmatched",
+    "pending",
+];
+
+/// Which alerts a page holds; `None` is any.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AlertFilter<'a> {
+    pub source: Option<&'a str>,
+    /// One of [`DISPOSITIONS`].
+    pub disposition: Option<&'a str>,
+    /// Received at or after (Unix ms).
+    pub since: Option<i64>,
+    /// Received before (Unix ms).
+    pub until: Option<i64>,
+}
+
 impl Store {
+    /// One page of alerts matching `filter`, in the order of `keyset`.
+    pub async fn alert_page(&self, filter: &AlertFilter<'_>, keyset: &Keyset) -> Result<Page<StoredAlert>> {
+        let mut conditions = vec!["1 = 1".to_owned()];
+        let mut args: Vec<Arg> = Vec::new();
+        if let Some(source) = filter.source {
+            args.push(source.into());
+            conditions.push(format!("source = ${}", args.len()));
+        }
+        match filter.disposition {
+            None => {}
+            Some("pending") => conditions.push("disposition IS NULL".to_owned()),
+            Some(d) => {
+                args.push(d.into());
+                conditions.push(format!("disposition = ${}", args.len()));
+            }
+        }
+        if let Some(since) = filter.since {
+            args.push(since.into());
+            conditions.push(format!("received_at >= ${}", args.len()));
+        }
+        if let Some(until) = filter.until {
+            args.push(until.into());
+            conditions.push(format!("received_at < ${}", args.len()));
+        }
+        let select = format!("SELECT {ALERT_COLUMNS} FROM alerts");
+        let page: Page<AlertRow> = page::fetch(
+            &self.pool,
+            &select,
+            &conditions.join(" AND "),
+            args,
+            keyset,
+            ALERT_SORTS,
+            "id",
+        )
+        .await?;
+        page.try_map(alert_from_row)
+    }
+
     /// Commit `alerts`; returns once they are durable.
     pub async fn insert_alerts(&self, alerts: Vec<StoredAlert>) -> Result<()> {
         if alerts.is_empty() {

@@ -9,6 +9,7 @@
 //! A change and its entry are written in one transaction: the mutating methods of the store
 //! take the [`Actor`] and call [`append`] inside their own transaction.
 
+use super::page::{self, Arg, Keyset, Page, SortKey};
 use super::{Result, Store, StoreError, now_ms};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -184,7 +185,60 @@ fn entries_from_rows(rows: Vec<EntryRow>) -> Result<Vec<AuditEntry>> {
         .collect()
 }
 
+/// Which audit entries a page holds; `None` is any.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuditFilter<'a> {
+    /// Actions starting with this ("secret." or "secret.set").
+    pub action: Option<&'a str>,
+    pub actor: Option<&'a str>,
+    pub target: Option<&'a str>,
+}
+
 impl Store {
+    /// One page of the entries matching `filter`, oldest first, after entry `after`.
+    pub async fn audit_page(
+        &self,
+        filter: &AuditFilter<'_>,
+        after: i64,
+        limit: i64,
+    ) -> Result<Page<AuditEntry>> {
+        let mut conditions = vec!["1 = 1".to_owned()];
+        let mut args: Vec<Arg> = Vec::new();
+        if let Some(action) = filter.action {
+            args.push(action.into());
+            let n = args.len();
+            conditions.push(format!("substr(action, 1, length(${n})) = ${n}"));
+        }
+        if let Some(actor) = filter.actor {
+            args.push(actor.into());
+            conditions.push(format!("actor = ${}", args.len()));
+        }
+        if let Some(target) = filter.target {
+            args.push(target.into());
+            conditions.push(format!("target = ${}", args.len()));
+        }
+        let keyset = Keyset {
+            column: "seq",
+            descending: false,
+            after: Some((SortKey::Int(after), after.to_string())),
+            limit,
+        };
+        let page: Page<EntryRow> = page::fetch(
+            &self.pool,
+            "SELECT seq, at, actor, action, target, details, prev_hash, hash FROM audit_log",
+            &conditions.join(" AND "),
+            args,
+            &keyset,
+            &["seq"],
+            "seq",
+        )
+        .await?;
+        Ok(Page {
+            items: entries_from_rows(page.items)?,
+            more: page.more,
+        })
+    }
+
     /// Record a change that has no other write of its own (or whose write is elsewhere).
     pub async fn audit(&self, change: &Change<'_>) -> Result<i64> {
         let mut tx = self.writer.begin().await?;

@@ -12,6 +12,7 @@
 //! PostgreSQL do not deadlock.
 
 use super::audit::{self, Actor, Change};
+use super::page::{self, Arg, Keyset, Page};
 use super::{Result, Store, StoreError, now_ms};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -122,6 +123,9 @@ impl From<sqlx::Error> for ListError {
         ListError::Store(e.into())
     }
 }
+
+/// The columns a list's entries may be sorted by (`GET /api/v1/lists/{name}/entries?sort=`).
+pub const ENTRY_SORTS: &[&str] = &["value", "created_at", "updated_at"];
 
 /// A list and how many live entries it has.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -567,6 +571,36 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(list_entry).collect())
+    }
+
+    /// One page of a list's live entries (or also those expired but not yet removed), in
+    /// the order of `keyset` (one of [`ENTRY_SORTS`]).
+    pub async fn list_entry_page(
+        &self,
+        name: &str,
+        include_expired: bool,
+        keyset: &Keyset,
+    ) -> Result<Page<ListEntry>, ListError> {
+        if self.list(name).await?.is_none() {
+            return Err(ListError::NoSuchList(name.to_owned()));
+        }
+        let mut conditions = "list = $1".to_owned();
+        let mut args: Vec<Arg> = vec![name.into()];
+        if !include_expired {
+            conditions.push_str(" AND (expires_at IS NULL OR expires_at > $2)");
+            args.push(now_ms().into());
+        }
+        let page: Page<EntryRow> = page::fetch(
+            &self.pool,
+            "SELECT value, reason, added_by, run_id, created_at, updated_at, expires_at FROM list_entries",
+            &conditions,
+            args,
+            keyset,
+            ENTRY_SORTS,
+            "value",
+        )
+        .await?;
+        Ok(page.try_map(|row| Ok(list_entry(row)))?)
     }
 
     /// Add one value; see [`Store::add_list_entries`].

@@ -13,6 +13,7 @@ pub mod indicators;
 mod kv;
 pub mod lists;
 pub mod outbox;
+pub mod page;
 mod plugins;
 pub mod questions;
 pub mod rules;

@@ -7,6 +7,7 @@
 //! On PostgreSQL the claim uses `FOR UPDATE SKIP LOCKED`, so many nodes share the queue; on
 //! SQLite the claiming `UPDATE ... RETURNING` is atomic under SQLite's single writer.
 
+use super::page::{self, Arg, Keyset, Page};
 use super::{Dialect, Result, Store, StoreError, now_ms};
 use serde::{Deserialize, Serialize};
 
@@ -68,6 +69,9 @@ impl std::fmt::Display for RunStatus {
         f.write_str(self.as_str())
     }
 }
+
+/// The columns runs may be sorted by (`GET /api/v1/runs?sort=`).
+pub const RUN_SORTS: &[&str] = &["created_at", "updated_at", "playbook", "status"];
 
 /// A run as stored.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -250,6 +254,38 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter().map(run_from_row).collect()
+    }
+
+    /// One page of runs, optionally of one playbook or in one state, in the order of
+    /// `keyset` (one of [`RUN_SORTS`]).
+    pub async fn run_page(
+        &self,
+        playbook: Option<&str>,
+        status: Option<RunStatus>,
+        keyset: &Keyset,
+    ) -> Result<Page<RunRecord>> {
+        let mut conditions = vec!["1 = 1".to_owned()];
+        let mut args: Vec<Arg> = Vec::new();
+        if let Some(playbook) = playbook {
+            args.push(playbook.into());
+            conditions.push(format!("playbook = ${}", args.len()));
+        }
+        if let Some(status) = status {
+            args.push(status.as_str().into());
+            conditions.push(format!("status = ${}", args.len()));
+        }
+        let select = format!("SELECT {RUN_COLUMNS} FROM runs");
+        let page: Page<RunRow> = page::fetch(
+            &self.pool,
+            &select,
+            &conditions.join(" AND "),
+            args,
+            keyset,
+            RUN_SORTS,
+            "id",
+        )
+        .await?;
+        page.try_map(run_from_row)
     }
 
     /// How many runs are in the queue (queued, running or waiting): cheap, from the queue's
