@@ -159,66 +159,23 @@ impl Humans {
         let spec: Spec = crate::cases::parse(kind.as_str(), spec)?;
         let checked = spec.check(kind).map_err(|e| format!("{}: {e}", kind.as_str()))?;
         let now = now_ms();
-        let due_at = checked.due_ms.map(|ms| now.saturating_add(ms));
-        let expires_at =
-            due_at.unwrap_or_else(|| now.saturating_add(self.config.link_ttl.as_millis() as i64));
-        // Recipients: (who, address if mailed).
-        let recipients: Vec<(String, Option<String>)> = match &checked.to {
-            Addressee::User(name) => {
-                let user = store
-                    .user(name)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(|| format!("{}: no user '{name}' (see `osprey user list`)", kind.as_str()))?;
-                vec![(format!("user:{name}"), user.email)]
-            }
-            Addressee::Role(role) => {
-                let mut out = Vec::new();
-                for name in store.role_members(role).await.map_err(|e| e.to_string())? {
-                    if let Some(user) = store.user(&name).await.map_err(|e| e.to_string())?
-                        && user.disabled_at.is_none()
-                    {
-                        out.push((format!("user:{name}"), user.email));
-                    }
-                }
-                if out.is_empty() {
-                    return Err(format!("{}: role '{role}' has no enabled members", kind.as_str()));
-                }
-                out
-            }
-            Addressee::Email(address) => {
-                if !self.mail_on {
-                    return Err(format!(
-                        "{}: asking {address} needs mail, and [mail] is not configured (set mail.host)",
-                        kind.as_str()
-                    ));
-                }
-                vec![(format!("email:{address}"), Some(address.clone()))]
-            }
-        };
-        let id = crate::store::new_id('q');
-        let new = NewQuestion {
-            id: id.clone(),
-            title: checked.title.clone(),
-            body: checked.text.clone(),
-            question: checked.question.clone(),
-            to_user: match &checked.to {
-                Addressee::User(u) => Some(u.clone()),
-                _ => None,
-            },
-            to_role: match &checked.to {
-                Addressee::Role(r) => Some(r.clone()),
-                _ => None,
-            },
-            to_email: match &checked.to {
-                Addressee::Email(e) => Some(e.clone()),
-                _ => None,
-            },
-            incident_id: incident.map(str::to_owned),
-            run_id: Some(run_id.to_owned()),
-            due_at,
-            remind_every_ms: checked.remind_ms,
-        };
+        if let Addressee::Email(address) = &checked.to
+            && !self.mail_on
+        {
+            return Err(format!(
+                "{}: asking {address} needs mail, and [mail] is not configured (set mail.host)",
+                kind.as_str()
+            ));
+        }
+        let recipients = recipients(store, &checked.to)
+            .await
+            .map_err(|e| format!("{}: {e}", kind.as_str()))?;
+        let new = NewQuestion::from_checked(checked, incident, Some(run_id), now);
+        let id = new.id.clone();
+        // Links last until the question's due time, else the configured lifetime.
+        let expires_at = new
+            .due_at
+            .unwrap_or_else(|| now.saturating_add(self.config.link_ttl.as_millis() as i64));
         let mut new_links = Vec::new();
         let mut mails = Vec::new();
         for (recipient, address) in recipients {
@@ -316,38 +273,16 @@ impl Humans {
         if spec.subject.trim().is_empty() {
             return Err("send_email: a message needs a `subject`".into());
         }
-        let recipients: Vec<(String, String)> = match (spec.user, spec.role, spec.email) {
-            (Some(u), None, None) => {
-                let user = store
-                    .user(&u)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(|| format!("send_email: no user '{u}'"))?;
-                let address = user
-                    .email
-                    .ok_or_else(|| format!("send_email: user '{u}' has no email address"))?;
-                vec![(format!("user:{u}"), address)]
-            }
-            (None, Some(r), None) => {
-                let mut out = Vec::new();
-                for name in store.role_members(&r).await.map_err(|e| e.to_string())? {
-                    if let Some(user) = store.user(&name).await.map_err(|e| e.to_string())?
-                        && user.disabled_at.is_none()
-                        && let Some(address) = user.email
-                    {
-                        out.push((format!("user:{name}"), address));
-                    }
-                }
-                out
-            }
-            (None, None, Some(e)) => {
-                questions::check_email(&e).map_err(|m| format!("send_email: {m}"))?;
-                vec![(format!("email:{e}"), e)]
-            }
-            _ => return Err("send_email: say who with exactly one of `user`, `role` or `email`".into()),
-        };
+        let to = Addressee::from_parts(spec.user, spec.role, spec.email)
+            .map_err(|e| format!("send_email: {e}"))?;
+        let recipients: Vec<(String, String)> = recipients(store, &to)
+            .await
+            .map_err(|e| format!("send_email: {e}"))?
+            .into_iter()
+            .filter_map(|(who, address)| Some((who, address?)))
+            .collect();
         if recipients.is_empty() {
-            return Err("send_email: nobody to send to (no member of the role has an email address)".into());
+            return Err("send_email: nobody to send to (no email address for that user or role)".into());
         }
         let escalate = match (spec.talk_to_human, incident) {
             (true, Some(i)) => Some(i),
@@ -469,7 +404,6 @@ impl Humans {
             }
         }
         for q in store.due_reminders(now, 100).await? {
-            let every = store.question_remind_every(&q.id).await?.unwrap_or(3_600_000);
             let mut mails = Vec::new();
             if self.mail_on {
                 for link in store.question_links(&q.id).await? {
@@ -487,7 +421,7 @@ impl Humans {
                     }
                 }
             }
-            if store.record_reminder(&q, every, &mails, now).await? {
+            if store.record_reminder(&q, &mails, now).await? {
                 handled += 1;
             }
         }
@@ -502,6 +436,39 @@ impl Humans {
             Some(name) => Ok(store.user(name).await?.and_then(|u| u.email)),
             None => Ok(None),
         }
+    }
+}
+
+/// Who `to` reaches: each person as recorded in links (`user:NAME`, `email:ADDRESS`), with
+/// their address if they have one. A role's disabled members are left out; a role with no
+/// enabled member, or an unknown user, is an error.
+async fn recipients(store: &Store, to: &Addressee) -> Result<Vec<(String, Option<String>)>, String> {
+    let user = |name: &str| {
+        let name = name.to_owned();
+        async move { store.user(&name).await.map_err(|e| e.to_string()) }
+    };
+    match to {
+        Addressee::User(name) => {
+            let u = user(name)
+                .await?
+                .ok_or_else(|| format!("no user '{name}' (see `osprey user list`)"))?;
+            Ok(vec![(format!("user:{name}"), u.email)])
+        }
+        Addressee::Role(role) => {
+            let mut out = Vec::new();
+            for name in store.role_members(role).await.map_err(|e| e.to_string())? {
+                if let Some(u) = user(&name).await?
+                    && u.disabled_at.is_none()
+                {
+                    out.push((format!("user:{name}"), u.email));
+                }
+            }
+            if out.is_empty() {
+                return Err(format!("role '{role}' has no enabled members"));
+            }
+            Ok(out)
+        }
+        Addressee::Email(address) => Ok(vec![(format!("email:{address}"), Some(address.clone()))]),
     }
 }
 
@@ -522,6 +489,7 @@ fn new_record_view(q: &NewQuestion, now: i64) -> QuestionRecord {
         created_at: now,
         due_at: q.due_at,
         reminders_sent: 0,
+        remind_every_ms: q.remind_every_ms,
         next_remind_at: None,
         answer: None,
         answered_by: None,

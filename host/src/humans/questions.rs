@@ -144,6 +144,31 @@ pub enum Addressee {
     Email(String),
 }
 
+impl Addressee {
+    /// Exactly one of a user, a role or an address, each checked.
+    pub fn from_parts(
+        user: Option<String>,
+        role: Option<String>,
+        email: Option<String>,
+    ) -> Result<Addressee, String> {
+        match (user, role, email) {
+            (Some(u), None, None) => {
+                crate::names::check("user", &u)?;
+                Ok(Addressee::User(u))
+            }
+            (None, Some(r), None) => {
+                crate::names::check("role", &r)?;
+                Ok(Addressee::Role(r))
+            }
+            (None, None, Some(e)) => {
+                check_email(&e)?;
+                Ok(Addressee::Email(e))
+            }
+            _ => Err("say who with exactly one of `user`, `role` or `email`".into()),
+        }
+    }
+}
+
 /// A checked spec: the question, its addressee, title and text, and its timing in ms.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checked {
@@ -203,21 +228,7 @@ impl Spec {
     /// Check a spec for a question of `kind`; the error says what is wrong in the words of
     /// the playbook's map.
     pub fn check(self, kind: Kind) -> Result<Checked, String> {
-        let to = match (self.user, self.role, self.email) {
-            (Some(u), None, None) => {
-                crate::names::check("user", &u)?;
-                Addressee::User(u)
-            }
-            (None, Some(r), None) => {
-                crate::names::check("role", &r)?;
-                Addressee::Role(r)
-            }
-            (None, None, Some(e)) => {
-                check_email(&e)?;
-                Addressee::Email(e)
-            }
-            _ => return Err("say who is asked with exactly one of `user`, `role` or `email`".into()),
-        };
+        let to = Addressee::from_parts(self.user, self.role, self.email)?;
         if self.title.trim().is_empty() {
             return Err("a question needs a `title`".into());
         }

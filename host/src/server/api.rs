@@ -438,8 +438,7 @@ struct PluginSummary {
     get,
     path = "/api/v1/plugins",
     tag = "plugins",
-    responses((status = 200, description = "The plugins", body = Vec<PluginSummary>)),
-    security(("bearer" = []))
+    responses((status = 200, description = "The plugins", body = Vec<PluginSummary>))
 )]
 async fn list_plugins(State(app): State<Arc<App>>, headers: HeaderMap) -> Answer {
     caller(&app, &headers, Permission::PluginsRead).await?;
@@ -486,8 +485,7 @@ async fn incident_or_404(app: &App, id: &str) -> Result<crate::store::incidents:
     responses(
         (status = 200, description = "The incidents", body = Vec<IncidentRecord>),
         (status = 400, response = BadRequest)
-    ),
-    security(("bearer" = []))
+    )
 )]
 async fn list_incidents(
     State(app): State<Arc<App>>,
@@ -527,8 +525,7 @@ async fn list_incidents(
     responses(
         (status = 200, description = "The incident", body = IncidentDetail),
         (status = 404, response = NotFound)
-    ),
-    security(("bearer" = []))
+    )
 )]
 async fn show_incident(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> Answer {
     caller(&app, &headers, Permission::IncidentsRead).await?;
@@ -579,8 +576,7 @@ async fn show_incident(State(app): State<Arc<App>>, headers: HeaderMap, Path(id)
         ),
         (status = 400, response = BadRequest),
         (status = 413, response = TooLarge)
-    ),
-    security(("bearer" = []))
+    )
 )]
 async fn create_incident(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Answer {
     let who = caller(&app, &headers, Permission::IncidentsWrite).await?;
@@ -626,8 +622,7 @@ async fn create_incident(State(app): State<Arc<App>>, headers: HeaderMap, body: 
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 413, response = TooLarge)
-    ),
-    security(("bearer" = []))
+    )
 )]
 async fn update_incident(
     State(app): State<Arc<App>>,
@@ -704,8 +699,7 @@ struct CloseIncident {
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 413, response = TooLarge)
-    ),
-    security(("bearer" = []))
+    )
 )]
 async fn close_incident(
     State(app): State<Arc<App>>,
@@ -751,8 +745,7 @@ struct ReopenIncident {
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 413, response = TooLarge)
-    ),
-    security(("bearer" = []))
+    )
 )]
 async fn reopen_incident(
     State(app): State<Arc<App>>,
@@ -799,8 +792,7 @@ struct NewNote {
         (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
         (status = 413, response = TooLarge)
-    ),
-    security(("bearer" = []))
+    )
 )]
 async fn add_note(
     State(app): State<Arc<App>>,
@@ -855,8 +847,7 @@ struct RelateIncident {
         (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
         (status = 413, response = TooLarge)
-    ),
-    security(("bearer" = []))
+    )
 )]
 async fn relate_incident(
     State(app): State<Arc<App>>,
@@ -905,8 +896,7 @@ async fn set_sla_paused(app: &App, headers: &HeaderMap, id: &str, body: Body, pa
         (status = 200, description = "How many timers were paused", body = SlaChanged),
         (status = 400, response = BadRequest),
         (status = 404, response = NotFound)
-    ),
-    security(("bearer" = []))
+    )
 )]
 async fn pause_sla(
     State(app): State<Arc<App>>,
@@ -932,8 +922,7 @@ async fn pause_sla(
         (status = 200, description = "How many timers were resumed", body = SlaChanged),
         (status = 400, response = BadRequest),
         (status = 404, response = NotFound)
-    ),
-    security(("bearer" = []))
+    )
 )]
 async fn resume_sla(
     State(app): State<Arc<App>>,
@@ -971,8 +960,7 @@ fn indicator_failed(e: crate::store::indicators::IndicatorError) -> Problem {
     responses(
         (status = 200, description = "The indicators", body = Vec<Indicator>),
         (status = 400, response = BadRequest)
-    ),
-    security(("bearer" = []))
+    )
 )]
 async fn list_indicators(
     State(app): State<Arc<App>>,
@@ -1008,8 +996,7 @@ async fn list_indicators(
         (status = 200, description = "The indicator", body = Indicator),
         (status = 400, response = BadRequest),
         (status = 404, response = NotFound)
-    ),
-    security(("bearer" = []))
+    )
 )]
 async fn show_indicator(
     State(app): State<Arc<App>>,
@@ -1060,8 +1047,7 @@ struct SetVerdict {
         (status = 200, description = "The indicator", body = Indicator),
         (status = 400, response = BadRequest),
         (status = 413, response = TooLarge)
-    ),
-    security(("bearer" = []))
+    )
 )]
 async fn set_indicator(
     State(app): State<Arc<App>>,
@@ -1114,8 +1100,7 @@ async fn set_indicator(
     responses(
         (status = 200, description = "The tasks", body = Vec<TaskRecord>),
         (status = 400, response = BadRequest)
-    ),
-    security(("bearer" = []))
+    )
 )]
 async fn list_tasks(
     State(app): State<Arc<App>>,
@@ -1158,8 +1143,7 @@ async fn list_tasks(
     responses(
         (status = 200, description = "The task", body = TaskRecord),
         (status = 404, response = NotFound)
-    ),
-    security(("bearer" = []))
+    )
 )]
 async fn show_task(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> Answer {
     caller(&app, &headers, Permission::IncidentsRead).await?;
@@ -1190,8 +1174,7 @@ async fn show_task(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Pa
         (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
         (status = 413, response = TooLarge)
-    ),
-    security(("bearer" = []))
+    )
 )]
 async fn create_task(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Answer {
     let who = caller(&app, &headers, Permission::IncidentsWrite).await?;
@@ -1233,8 +1216,7 @@ struct CompleteTask {
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 413, response = TooLarge)
-    ),
-    security(("bearer" = []))
+    )
 )]
 async fn complete_task(
     State(app): State<Arc<App>>,
@@ -1293,8 +1275,7 @@ struct DelegateTask {
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 413, response = TooLarge)
-    ),
-    security(("bearer" = []))
+    )
 )]
 async fn delegate_task(
     State(app): State<Arc<App>>,
@@ -1348,8 +1329,7 @@ struct CancelTask {
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 413, response = TooLarge)
-    ),
-    security(("bearer" = []))
+    )
 )]
 async fn cancel_task(
     State(app): State<Arc<App>>,
@@ -1442,8 +1422,7 @@ fn text_key(s: &str) -> SortKey {
     responses(
         (status = 200, description = "One page of alerts", body = PageOf),
         (status = 400, response = BadRequest)
-    ),
-    security(("bearer" = []))
+    )
 )]
 async fn list_alerts(
     State(app): State<Arc<App>>,
@@ -1507,8 +1486,7 @@ async fn list_alerts(
     responses(
         (status = 200, description = "One page of runs", body = PageOf),
         (status = 400, response = BadRequest)
-    ),
-    security(("bearer" = []))
+    )
 )]
 async fn list_runs(
     State(app): State<Arc<App>>,
@@ -1564,8 +1542,7 @@ struct RunDetail {
     responses(
         (status = 200, description = "The run", body = RunDetail),
         (status = 404, response = NotFound)
-    ),
-    security(("bearer" = []))
+    )
 )]
 async fn show_run(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Path<String>) -> Answer {
     caller(&app, &headers, Permission::PlaybooksRead).await?;
@@ -1600,8 +1577,7 @@ async fn show_run(State(app): State<Arc<App>>, headers: HeaderMap, Path(id): Pat
     responses(
         (status = 200, description = "One page of audit entries", body = PageOf),
         (status = 400, response = BadRequest)
-    ),
-    security(("bearer" = []))
+    )
 )]
 async fn list_audit(
     State(app): State<Arc<App>>,
@@ -1649,8 +1625,7 @@ async fn list_audit(
     get,
     path = "/api/v1/lists",
     tag = "lists",
-    responses((status = 200, description = "The lists", body = PageOf)),
-    security(("bearer" = []))
+    responses((status = 200, description = "The lists", body = PageOf))
 )]
 async fn list_lists(State(app): State<Arc<App>>, headers: HeaderMap) -> Answer {
     caller(&app, &headers, Permission::ListsRead).await?;
@@ -1682,8 +1657,7 @@ async fn list_lists(State(app): State<Arc<App>>, headers: HeaderMap) -> Answer {
         (status = 200, description = "One page of entries", body = PageOf),
         (status = 400, response = BadRequest),
         (status = 404, response = NotFound)
-    ),
-    security(("bearer" = []))
+    )
 )]
 async fn list_list_entries(
     State(app): State<Arc<App>>,
@@ -1733,8 +1707,7 @@ async fn list_list_entries(
     get,
     path = "/api/v1/rules",
     tag = "rules",
-    responses((status = 200, description = "The rules", body = Vec<RuleRecord>)),
-    security(("bearer" = []))
+    responses((status = 200, description = "The rules", body = Vec<RuleRecord>))
 )]
 async fn list_rules(State(app): State<Arc<App>>, headers: HeaderMap) -> Answer {
     caller(&app, &headers, Permission::RulesRead).await?;
@@ -1766,8 +1739,7 @@ async fn list_rules(State(app): State<Arc<App>>, headers: HeaderMap) -> Answer {
         ),
         (status = 400, response = BadRequest),
         (status = 413, response = TooLarge)
-    ),
-    security(("bearer" = []))
+    )
 )]
 async fn put_rule(
     State(app): State<Arc<App>>,
@@ -1796,8 +1768,7 @@ async fn put_rule(
         (status = 201, description = "Created", body = RulePut),
         (status = 400, response = BadRequest),
         (status = 413, response = TooLarge)
-    ),
-    security(("bearer" = []))
+    )
 )]
 async fn put_rule_test(
     State(app): State<Arc<App>>,
@@ -1879,8 +1850,7 @@ async fn set_rule(
     path = "/api/v1/rules/{name}",
     tag = "rules",
     params(("name" = String, Path, description = "The rule's name")),
-    responses((status = 204, description = "Removed"), (status = 404, response = NotFound)),
-    security(("bearer" = []))
+    responses((status = 204, description = "Removed"), (status = 404, response = NotFound))
 )]
 async fn delete_rule(State(app): State<Arc<App>>, headers: HeaderMap, Path(name): Path<String>) -> Answer {
     remove_rule(&app, &headers, &name).await
@@ -1895,8 +1865,7 @@ async fn delete_rule(State(app): State<Arc<App>>, headers: HeaderMap, Path(name)
     delete,
     path = "/api/v1/rules/test",
     tag = "rules",
-    responses((status = 204, description = "Removed"), (status = 404, response = NotFound)),
-    security(("bearer" = []))
+    responses((status = 204, description = "Removed"), (status = 404, response = NotFound))
 )]
 async fn delete_rule_test(State(app): State<Arc<App>>, headers: HeaderMap) -> Answer {
     remove_rule(&app, &headers, "test").await
@@ -1941,8 +1910,7 @@ struct RuleTestRequest {
         (status = 200, description = "What the rules would have done", body = RuleTest),
         (status = 400, response = BadRequest),
         (status = 413, response = TooLarge)
-    ),
-    security(("bearer" = []))
+    )
 )]
 async fn test_rules(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Answer {
     caller(&app, &headers, Permission::RulesRead).await?;

@@ -13,13 +13,12 @@ use crate::humans::links::{LinkError, Purpose};
 use crate::humans::questions::{FieldError, FieldType, Kind};
 use crate::store::questions::{Answerer, QuestionError, QuestionRecord};
 use axum::Router;
-use axum::extract::{ConnectInfo, Form, FromRequestParts, Path, Query, State};
+use axum::extract::{Form, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub(crate) fn router(app: Arc<App>) -> Router {
@@ -41,15 +40,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let from = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(a)| a.ip().to_canonical().to_string());
-        let agent = parts
-            .headers
-            .get(header::USER_AGENT)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).chars().take(300).collect());
-        Ok(Client { from, agent })
+        let (ip, agent) = super::web::peer(parts);
+        Ok(Client {
+            from: ip.map(|ip| ip.to_string()),
+            agent,
+        })
     }
 }
 

@@ -101,8 +101,7 @@ struct IntakeAnswer {
         (status = 200, description = "Stored (those accepted)", body = IntakeAnswer),
         (status = 400, response = super::openapi::BadRequest),
         (status = 413, response = super::openapi::TooLarge)
-    ),
-    security(("bearer" = []))
+    )
 )]
 async fn post_alerts(
     State(intake): State<Intake>,

@@ -4,9 +4,10 @@
 //!
 //! The document is derived from the code: each handler's `#[utoipa::path]` (in `api.rs` and
 //! `intake.rs`) and the request and response types (`ToSchema` where they are defined). What
-//! every operation shares is added here by [`Shared`]: the bearer scheme, the refusals any
-//! operation may answer (401, 403, 500, 503) and, from the `Permission: \`NAME\`` line of
-//! each handler's doc comment, the roles that may call it (from `rbac`) and the
+//! every operation shares is added here by [`Shared`]: the bearer scheme and its requirement
+//! on each operation, the refusals any operation may answer (401, 403, 500, 503) and, from
+//! the `Permission: \`NAME\`` line of each handler's doc comment, the roles that may call it
+//! (from `rbac`) and the
 //! `x-permission` extension. The e2e test `tests/e2e/openapi.rs` checks that the document
 //! validates, that it lists exactly the routes the router serves, and that each operation's
 //! permission is the one the RBAC matrix walks.
@@ -23,7 +24,7 @@ use sha2::Digest as _;
 use std::sync::{Arc, LazyLock};
 use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::schema::{Object, Schema};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Components, OpenApi as Document, RefOr};
 use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
 
@@ -215,6 +216,8 @@ impl Modify for Shared {
             .into_iter()
             .flatten()
             {
+                // Every operation under /api/v1 takes a bearer token.
+                op.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
                 for (status, name) in [
                     ("401", "Unauthorized"),
                     ("403", "Forbidden"),

@@ -320,8 +320,9 @@ async fn login_page(State(web): State<WebState>, parts: Parts) -> Response {
     }
 }
 
-/// Where a request came from: the TCP peer (when the server records it) and the user agent.
-fn login_client(parts: &Parts) -> (LoginClient, Option<IpAddr>) {
+/// Where a request came from: the TCP peer (when the server records it) and the user agent
+/// (at most 256 characters). The one reading of it, for sign-ins and answers alike.
+pub(crate) fn peer(parts: &Parts) -> (Option<IpAddr>, Option<String>) {
     let ip = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -329,11 +330,16 @@ fn login_client(parts: &Parts) -> (LoginClient, Option<IpAddr>) {
     let user_agent = parts
         .headers
         .get(header::USER_AGENT)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).chars().take(256).collect())
-        .unwrap_or_default();
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).chars().take(256).collect());
+    (ip, user_agent)
+}
+
+/// The sign-in's client, for the audit log, and its address for the limiter.
+fn login_client(parts: &Parts) -> (LoginClient, Option<IpAddr>) {
+    let (ip, user_agent) = peer(parts);
     let client = LoginClient {
         remote: ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
-        user_agent,
+        user_agent: user_agent.unwrap_or_default(),
     };
     (client, ip)
 }

@@ -100,14 +100,9 @@ fn record(r: OutboxRow) -> OutboxRecord {
 
 /// Queue `mail` on `conn`, due at once: call it inside the transaction that decided to send
 /// it, so the mail is queued if and only if that transaction commits. Wake the sender
-/// (`App::mail_queued`) after the commit.
-pub async fn enqueue(conn: &mut sqlx::AnyConnection, mail: &Mail, now: i64) -> Result<()> {
-    insert(conn, mail, now, None).await.map(drop)
-}
-
-/// Like [`enqueue`], recording the key of the playbook step that sent it (`step_key` is
-/// unique: a second mail with the same key is refused, so check for it first).
-pub async fn enqueue_keyed(
+/// (`App::mail_queued`) after the commit. `step_key` is the key of the playbook step that sent
+/// it, if any (unique: a second mail with the same key is refused, so check for it first).
+pub async fn enqueue(
     conn: &mut sqlx::AnyConnection,
     mail: &Mail,
     now: i64,
@@ -388,14 +383,14 @@ mod tests {
     both_dialects!(enqueue_joins_the_callers_transaction, |store| {
         let now = now_ms();
         let mut tx = store.writer.begin().await.unwrap();
-        enqueue(&mut tx, &mail("a@example.org"), now).await.unwrap();
+        enqueue(&mut tx, &mail("a@example.org"), now, None).await.unwrap();
         tx.rollback().await.unwrap();
         assert!(
             store.outbox(10).await.unwrap().is_empty(),
             "rolled back with its transaction"
         );
         let mut tx = store.writer.begin().await.unwrap();
-        enqueue(&mut tx, &mail("a@example.org"), now).await.unwrap();
+        enqueue(&mut tx, &mail("a@example.org"), now, None).await.unwrap();
         tx.commit().await.unwrap();
         let all = store.outbox(10).await.unwrap();
         assert_eq!(all.len(), 1);

@@ -29,6 +29,36 @@ pub struct NewQuestion {
     pub remind_every_ms: Option<i64>,
 }
 
+impl NewQuestion {
+    /// The question `checked` asks, with a fresh id, due `checked.due_ms` after `now`.
+    pub fn from_checked(
+        checked: crate::humans::questions::Checked,
+        incident: Option<&str>,
+        run: Option<&str>,
+        now: i64,
+    ) -> NewQuestion {
+        use crate::humans::questions::Addressee;
+        let (to_user, to_role, to_email) = match checked.to {
+            Addressee::User(u) => (Some(u), None, None),
+            Addressee::Role(r) => (None, Some(r), None),
+            Addressee::Email(e) => (None, None, Some(e)),
+        };
+        NewQuestion {
+            id: super::new_id('q'),
+            title: checked.title,
+            body: checked.text,
+            question: checked.question,
+            to_user,
+            to_role,
+            to_email,
+            incident_id: incident.map(str::to_owned),
+            run_id: run.map(str::to_owned),
+            due_at: checked.due_ms.map(|ms| now.saturating_add(ms)),
+            remind_every_ms: checked.remind_ms,
+        }
+    }
+}
+
 /// A link ready to be stored (its token is signed by the caller).
 #[derive(Debug, Clone)]
 pub struct NewLink {
@@ -59,6 +89,7 @@ pub struct QuestionRecord {
     pub created_at: i64,
     pub due_at: Option<i64>,
     pub reminders_sent: i64,
+    pub remind_every_ms: Option<i64>,
     pub next_remind_at: Option<i64>,
     /// `{ "value": ..., "comment": "..." }`
     pub answer: Option<Value>,
@@ -158,7 +189,8 @@ impl From<sqlx::Error> for QuestionError {
 
 const QUESTION_COLUMNS: &str =
     "id, kind, title, body, spec, to_user, to_role, to_email, incident_id, run_id, status,
-     created_at, due_at, reminders_sent, next_remind_at, answer, answered_by, answered_at, answered_via";
+     created_at, due_at, reminders_sent, remind_every_ms, next_remind_at, answer, answered_by, answered_at,
+     answered_via";
 
 #[derive(sqlx::FromRow)]
 struct QuestionRow {
@@ -176,6 +208,7 @@ struct QuestionRow {
     created_at: i64,
     due_at: Option<i64>,
     reminders_sent: i64,
+    remind_every_ms: Option<i64>,
     next_remind_at: Option<i64>,
     answer: Option<String>,
     answered_by: Option<String>,
@@ -208,6 +241,7 @@ fn question_from_row(r: QuestionRow) -> Result<QuestionRecord> {
         created_at: r.created_at,
         due_at: r.due_at,
         reminders_sent: r.reminders_sent,
+        remind_every_ms: r.remind_every_ms,
         next_remind_at: r.next_remind_at,
         answer,
         answered_by: r.answered_by,
@@ -467,7 +501,7 @@ impl Store {
         .await?;
         insert_links(&mut tx, links, now).await?;
         for mail in mails {
-            super::outbox::enqueue(&mut tx, mail, now).await?;
+            super::outbox::enqueue(&mut tx, mail, now, None).await?;
         }
         let record = question_in(&mut tx, &q.id)
             .await?
@@ -679,15 +713,10 @@ impl Store {
 
     /// Record reminder number `q.reminders_sent + 1` of an open question and queue its mails
     /// (compare-and-set on the count, so two servers do not both remind). The next one is
-    /// due `every_ms` later. Returns whether this call recorded it.
-    pub async fn record_reminder(
-        &self,
-        q: &QuestionRecord,
-        every_ms: i64,
-        mails: &[Mail],
-        now: i64,
-    ) -> Result<bool> {
+    /// due the question's reminder interval later. Returns whether this call recorded it.
+    pub async fn record_reminder(&self, q: &QuestionRecord, mails: &[Mail], now: i64) -> Result<bool> {
         let mut tx = self.writer.begin().await?;
+        let every_ms = q.remind_every_ms.unwrap_or(3_600_000);
         let next = now.saturating_add(every_ms.max(1000));
         let won = sqlx::query(
             "UPDATE questions SET reminders_sent = reminders_sent + 1, next_remind_at = $1
@@ -704,7 +733,7 @@ impl Store {
             return Ok(false);
         }
         for mail in mails {
-            super::outbox::enqueue(&mut tx, mail, now).await?;
+            super::outbox::enqueue(&mut tx, mail, now, None).await?;
         }
         if let Some(incident) = &q.incident_id {
             let details =
@@ -713,17 +742,6 @@ impl Store {
         }
         tx.commit().await?;
         Ok(true)
-    }
-
-    /// The reminder interval of question `id`, if it has one.
-    pub async fn question_remind_every(&self, id: &str) -> Result<Option<i64>> {
-        Ok(
-            sqlx::query_scalar::<_, Option<i64>>("SELECT remind_every_ms FROM questions WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?
-                .flatten(),
-        )
     }
 
     /// Queue `mails` with the `links` they carry, once per playbook step (`step_key`):
@@ -741,7 +759,7 @@ impl Store {
         insert_links(&mut tx, links, now).await?;
         for (i, mail) in mails.iter().enumerate() {
             let key = if i == 0 { Some(step_key) } else { None };
-            super::outbox::enqueue_keyed(&mut tx, mail, now, key).await?;
+            super::outbox::enqueue(&mut tx, mail, now, key).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -841,30 +859,27 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::super::testing::both_dialects;
+    use crate::humans::questions::{Kind, Spec};
+    use crate::store::questions::NewQuestion;
+
+    /// The question a playbook's `spec` asks, stored as `Humans::ask` stores it.
+    fn asked(kind: Kind, spec: serde_json::Value, run: Option<&str>, now: i64) -> NewQuestion {
+        let spec: Spec = serde_json::from_value(spec).unwrap();
+        NewQuestion::from_checked(spec.check(kind).unwrap(), None, run, now)
+    }
 
     both_dialects!(a_question_is_answered_once_and_links_are_single_use, |store| {
         use crate::humans::links::Purpose;
-        use crate::humans::questions::{Kind, Spec};
         use crate::store::audit::Actor;
-        use crate::store::questions::{Answerer, NewLink, NewQuestion, QuestionError};
-        let spec: Spec = serde_json::from_value(serde_json::json!({
-            "role": "owners", "title": "Block?", "options": ["block", "allow"], "due": "1h", "default": "block",
-        }))
-        .unwrap();
-        let checked = spec.check(Kind::Ask).unwrap();
-        let q = NewQuestion {
-            id: crate::store::new_id('q'),
-            title: checked.title,
-            body: checked.text,
-            question: checked.question,
-            to_user: None,
-            to_role: Some("owners".into()),
-            to_email: None,
-            incident_id: None,
-            run_id: None,
-            due_at: Some(crate::store::now_ms() + 3_600_000),
-            remind_every_ms: None,
-        };
+        use crate::store::questions::{Answerer, NewLink, QuestionError};
+        let q = asked(
+            Kind::Ask,
+            serde_json::json!({
+                "role": "owners", "title": "Block?", "options": ["block", "allow"], "due": "1h", "default": "block",
+            }),
+            None,
+            crate::store::now_ms(),
+        );
         let links: Vec<NewLink> = ["user:alice", "user:bob"]
             .iter()
             .map(|r| NewLink {
@@ -959,28 +974,16 @@ mod tests {
     });
 
     both_dialects!(a_question_past_due_takes_its_default, |store| {
-        use crate::humans::questions::{Kind, Spec};
         use crate::store::audit::Actor;
-        use crate::store::questions::NewQuestion;
-        let spec: Spec = serde_json::from_value(serde_json::json!({
-            "email": "someone@example.com", "title": "OK?", "due": "1m", "default": false,
-        }))
-        .unwrap();
-        let checked = spec.check(Kind::Approve).unwrap();
         let now = crate::store::now_ms();
-        let q = NewQuestion {
-            id: crate::store::new_id('q'),
-            title: checked.title,
-            body: checked.text,
-            question: checked.question,
-            to_user: None,
-            to_role: None,
-            to_email: Some("someone@example.com".into()),
-            incident_id: None,
-            run_id: None,
-            due_at: Some(now + 60_000),
-            remind_every_ms: None,
-        };
+        let q = asked(
+            Kind::Approve,
+            serde_json::json!({
+                "email": "someone@example.com", "title": "OK?", "due": "1m", "default": false,
+            }),
+            None,
+            now,
+        );
         store
             .create_question(&q, &[], &[], &Actor::system(), None)
             .await
@@ -1007,27 +1010,12 @@ mod tests {
     });
 
     both_dialects!(an_answer_wakes_its_run_even_mid_replay, |store| {
-        use crate::humans::questions::{Kind, Spec};
         use crate::store::audit::Actor;
-        use crate::store::questions::{Answerer, NewQuestion};
+        use crate::store::questions::Answerer;
         use crate::store::runs::{NewRun, RunStatus};
         let ask = |run: &str| {
-            let spec: Spec =
-                serde_json::from_value(serde_json::json!({ "user": "alice", "title": "OK?" })).unwrap();
-            let c = spec.check(Kind::Approve).unwrap();
-            NewQuestion {
-                id: crate::store::new_id('q'),
-                title: c.title,
-                body: c.text,
-                question: c.question,
-                to_user: Some("alice".into()),
-                to_role: None,
-                to_email: None,
-                incident_id: None,
-                run_id: Some(run.to_owned()),
-                due_at: None,
-                remind_every_ms: None,
-            }
+            let spec = serde_json::json!({ "user": "alice", "title": "OK?" });
+            asked(Kind::Approve, spec, Some(run), crate::store::now_ms())
         };
         store
             .create_user("alice", None, &[], &Actor::system())
@@ -1091,9 +1079,7 @@ mod tests {
     });
 
     both_dialects!(a_cancelled_or_restarted_run_releases_its_questions, |store| {
-        use crate::humans::questions::{Kind, Spec};
         use crate::store::audit::Actor;
-        use crate::store::questions::NewQuestion;
         use crate::store::runs::NewRun;
         let run = NewRun {
             id: "r-q".into(),
@@ -1106,22 +1092,8 @@ mod tests {
         store.create_run(&run).await.unwrap();
         let mut ids = Vec::new();
         for seq in [2, 5] {
-            let spec: Spec =
-                serde_json::from_value(serde_json::json!({ "user": "a", "title": "OK?" })).unwrap();
-            let c = spec.check(Kind::Approve).unwrap();
-            let q = NewQuestion {
-                id: crate::store::new_id('q'),
-                title: c.title,
-                body: c.text,
-                question: c.question,
-                to_user: Some("a".into()),
-                to_role: None,
-                to_email: None,
-                incident_id: None,
-                run_id: Some("r-q".into()),
-                due_at: None,
-                remind_every_ms: None,
-            };
+            let spec = serde_json::json!({ "user": "a", "title": "OK?" });
+            let q = asked(Kind::Approve, spec, Some("r-q"), crate::store::now_ms());
             let key = format!("r-q:{seq}");
             store
                 .create_question(&q, &[], &[], &Actor::system(), Some(&key))
