@@ -181,8 +181,12 @@ impl App {
         Ok(self.store.grant(plugin).await?.unwrap_or_default())
     }
 
-    /// Replace the grant of `plugin`, refusing limits the runtime cannot give.
+    /// Replace the grant of `plugin`, refusing secret names that are not names and limits the
+    /// runtime cannot give (the CLI's `osprey plugin grant` and the API's grant alike).
     pub async fn set_grant(&self, plugin: &str, grant: &Capabilities, actor: &Actor) -> Result<(), AppError> {
+        for s in &grant.secrets {
+            validate_secret_name(s)?;
+        }
         if let Some(mib) = grant.limits.memory_mib {
             let max = self.config.runtime.max_memory_mib;
             if mib > max || mib == 0 {

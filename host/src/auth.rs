@@ -1,6 +1,11 @@
-//! API tokens: making them and checking them. A token is `osp_` and 43 characters of
-//! base64url (256 random bits); the store keeps only its SHA-256. A token is shown once,
-//! when it is created.
+//! Who calls the API: API tokens, made and checked here, and signed-in users of the web
+//! console. A token is `osp_` and 43 characters of base64url (256 random bits); the store
+//! keeps only its SHA-256. A token is shown once, when it is created.
+//!
+//! A web session calls the API with its cookie and, on every request (GET included), the
+//! session's CSRF token in the `X-CSRF-Token` header ([`check_session`]): a browser sends
+//! the cookie with any request to this server, whoever's page made it, so the cookie alone
+//! never authenticates an API call. A bearer token, when present, wins over the cookie.
 
 use crate::store::tokens::TokenRecord;
 use crate::store::{Store, StoreError, now_ms};
@@ -25,6 +30,9 @@ pub const SCOPE_RULES: &str = "rules";
 
 const PREFIX: &str = "osp_";
 
+/// The header that carries a web session's CSRF token on its API calls.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum AuthError {
     #[error("no API token: send `Authorization: Bearer <token>`")]
@@ -34,6 +42,59 @@ pub enum AuthError {
     Invalid,
     #[error("the API token's role and scopes do not allow this ({})", describe(.0))]
     Forbidden(crate::rbac::Permission),
+}
+
+/// Why an API call without a bearer token was refused: no credentials at all, or a web
+/// session that does not qualify.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum SessionError {
+    #[error(
+        "no credentials: send an API token as `Authorization: Bearer <token>`, or, from a signed-in \
+         web session, its cookie with the session's CSRF token in the `X-CSRF-Token` header"
+    )]
+    NoCredentials,
+    /// Unknown, expired or signed out, or its user disabled: the client is not told which.
+    #[error("the web session has expired or was signed out; sign in again")]
+    Ended,
+    #[error(
+        "an API call with the session cookie must carry the session's CSRF token in the \
+         `X-CSRF-Token` header; nothing was done"
+    )]
+    CsrfMissing,
+    #[error(
+        "the `X-CSRF-Token` header is not this session's CSRF token (reload the page to get the \
+         current one); nothing was done"
+    )]
+    CsrfWrong,
+    #[error("the roles of user '{user}' do not allow this ({})", describe(.permission))]
+    Forbidden {
+        user: String,
+        permission: crate::rbac::Permission,
+    },
+}
+
+/// Check an API call of the signed-in `user` (with `roles`, teams included, and the
+/// session's `csrf` token): `sent` is the `X-CSRF-Token` header, which must be the session's
+/// token (compared in constant time), and the user's roles must allow `permission`.
+pub fn check_session(
+    user: &str,
+    roles: &[String],
+    csrf: &str,
+    sent: Option<&str>,
+    permission: crate::rbac::Permission,
+) -> Result<(), SessionError> {
+    match sent.map(str::trim) {
+        None | Some("") => return Err(SessionError::CsrfMissing),
+        Some(sent) if !crate::web_auth::csrf_matches(csrf, sent) => return Err(SessionError::CsrfWrong),
+        Some(_) => {}
+    }
+    if !crate::rbac::allowed(&crate::rbac::roles_of(roles), &[], permission) {
+        return Err(SessionError::Forbidden {
+            user: user.to_owned(),
+            permission,
+        });
+    }
+    Ok(())
 }
 
 /// A new token and the hash to store.
@@ -125,4 +186,42 @@ pub async fn authenticate(
         return Ok(Err(AuthError::Forbidden(permission)));
     }
     Ok(Ok(record))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rbac::Permission;
+
+    #[test]
+    fn a_session_needs_its_csrf_token_and_a_role_that_allows() {
+        let roles = vec!["soc".to_owned(), "analyst".to_owned()];
+        let check = |sent, p| check_session("alice", &roles, "the-token", sent, p);
+        assert_eq!(check(Some("the-token"), Permission::IncidentsWrite), Ok(()));
+        assert_eq!(
+            check(None, Permission::IncidentsRead),
+            Err(SessionError::CsrfMissing)
+        );
+        assert_eq!(
+            check(Some(" "), Permission::IncidentsRead),
+            Err(SessionError::CsrfMissing)
+        );
+        assert_eq!(
+            check(Some("the-tokeN"), Permission::IncidentsRead),
+            Err(SessionError::CsrfWrong)
+        );
+        // The CSRF token is checked first, so a forged request learns nothing about roles.
+        assert_eq!(
+            check(Some("x"), Permission::UsersAdmin),
+            Err(SessionError::CsrfWrong)
+        );
+        let e = check(Some("the-token"), Permission::PluginsWrite).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the roles of user 'alice' do not allow this (plugins-write)"
+        );
+        // Teams are not roles.
+        let e = check_session("bob", &["soc".into()], "t", Some("t"), Permission::IncidentsRead);
+        assert!(matches!(e, Err(SessionError::Forbidden { .. })));
+    }
 }

@@ -454,3 +454,59 @@ mod tests {
         assert!(bad("[types.\"Bad Name\"]").contains("Bad Name"));
     }
 }
+
+/// An incident with everything about it: what `GET /api/v1/incidents/{id}` answers and the
+/// console's incident page shows.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct IncidentDetail {
+    pub incident: crate::store::incidents::IncidentRecord,
+    /// The ids of its alerts, oldest link first.
+    pub alerts: Vec<String>,
+    /// Its events with the steps of its runs merged in by time.
+    pub timeline: Vec<crate::store::incidents::IncidentEvent>,
+    pub tasks: Vec<crate::store::tasks::TaskRecord>,
+    pub sla: Vec<SlaTimerState>,
+    pub children: Vec<crate::store::incidents::IncidentRecord>,
+    /// The ids of related incidents.
+    pub related: Vec<String>,
+}
+
+/// An SLA timer and where it stands.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct SlaTimerState {
+    #[serde(flatten)]
+    pub timer: crate::store::sla::SlaTimer,
+    /// `breached` (even if it stopped later), `met`, `paused` or `running`.
+    pub state: String,
+}
+
+/// The most tasks an incident's detail lists.
+pub const MAX_DETAIL_TASKS: i64 = 500;
+
+/// Incident `id` with everything about it, if there is one.
+pub async fn incident_detail(
+    store: &crate::store::Store,
+    id: &str,
+) -> Result<Option<IncidentDetail>, crate::store::StoreError> {
+    let Some(incident) = store.incident(id).await? else {
+        return Ok(None);
+    };
+    let sla = store
+        .sla_timers(id)
+        .await?
+        .into_iter()
+        .map(|timer| SlaTimerState {
+            state: timer.state().to_owned(),
+            timer,
+        })
+        .collect();
+    Ok(Some(IncidentDetail {
+        incident,
+        alerts: store.incident_alert_ids(id).await?,
+        timeline: store.incident_timeline(id).await?,
+        tasks: store.tasks(None, Some(id), None, MAX_DETAIL_TASKS).await?,
+        sla,
+        children: store.child_incidents(id).await?,
+        related: store.related_incidents(id).await?,
+    }))
+}

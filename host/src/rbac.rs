@@ -60,6 +60,8 @@ pub enum Permission {
     UsersAdmin,
     /// Start a request (an end user's request form).
     RequestsCreate,
+    /// The console's dashboard: counts of incidents, alerts, runs and breaches.
+    DashboardRead,
 }
 
 impl Role {
@@ -92,6 +94,8 @@ impl Role {
         use Permission::*;
         match self {
             Role::Admin => true,
+            // Everyone who works in the console sees the trends; a requester only asks.
+            _ if p == DashboardRead => self != Role::Requester,
             Role::Operator => matches!(
                 p,
                 PluginsRead | PluginsWrite | RulesRead | RulesWrite | ListsRead | EdlRead

@@ -60,6 +60,24 @@ pub enum RunError {
     Store(#[from] StoreError),
 }
 
+/// Why a request (a run started from a request form) was not started.
+#[derive(Debug, Error)]
+pub enum RequestError {
+    /// The playbook exists but has no `[request]` table.
+    #[error("playbook '{0}' is not a request form (its playbook.toml has no [request] table)")]
+    NotARequest(String),
+    /// The user is disabled, or not in any of the form's roles.
+    #[error("user '{user}' may not make the request '{playbook}': {why}")]
+    Forbidden {
+        playbook: String,
+        user: String,
+        why: String,
+    },
+    /// No such playbook, an input that is not right, or the store failed: as for `start`.
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
 /// Runs playbooks.
 pub struct Executor {
     store: Store,
@@ -149,6 +167,47 @@ impl Executor {
         self.store.create_run(&run).await?;
         self.wake.notify_one();
         tracing::debug!(run = %run.id, playbook, origin, "run started");
+        Ok(run.id)
+    }
+
+    /// The request forms people may fill in: the loaded playbooks with `[request]`.
+    pub fn request_forms(&self) -> Vec<crate::playbook::RequestFormInfo> {
+        self.playbooks.request_forms()
+    }
+
+    /// Start a run of the request form `playbook` for `requester`, with the form's fields as
+    /// `input` (checked like `start`'s); returns the run's id. The run's origin is
+    /// `request:USER` and the script sees `requester` (`#{ name, email }`).
+    pub async fn start_request(
+        &self,
+        playbook: &str,
+        input: &serde_json::Map<String, Value>,
+        requester: &crate::store::users::UserRecord,
+    ) -> Result<String, RequestError> {
+        let pb = self.playbooks.get(playbook).map_err(RunError::from)?;
+        let Some(form) = &pb.meta.request else {
+            return Err(RequestError::NotARequest(playbook.to_owned()));
+        };
+        if !form.allows(requester) {
+            let why = if requester.disabled_at.is_some() {
+                "the user is disabled".to_owned()
+            } else {
+                format!("it is open to the roles {} only", form.roles.join(", "))
+            };
+            return Err(RequestError::Forbidden {
+                playbook: playbook.to_owned(),
+                user: requester.name.clone(),
+                why,
+            });
+        }
+        let origin = format!("request:{}", requester.name);
+        let mut run = self.prepare_run(&pb, input, &origin)?;
+        run.context = serde_json::json!({
+            "requester": { "name": requester.name, "email": requester.email },
+        });
+        self.store.create_run(&run).await.map_err(RunError::from)?;
+        self.wake.notify_one();
+        tracing::info!(run = %run.id, playbook, requester = %requester.name, "request started");
         Ok(run.id)
     }
 
@@ -320,15 +379,7 @@ impl Executor {
         } else {
             store.steps(&run.id).await?.into_iter().map(Step::from).collect()
         };
-        let input = run.input.as_object().cloned().unwrap_or_default();
-        let ctx = RunContext {
-            run_id: run.id.clone(),
-            playbook: run.playbook.clone(),
-            input,
-            alert: run.context["alert"].clone(),
-            breach: run.context["breach"].clone(),
-            incident: run.context["incident"].clone(),
-        };
+        let ctx = RunContext::of_run(run);
         let limits = pb.limits(&self.defaults);
 
         // Keep the lease while the replay runs; if it is lost, stop at the next step.
@@ -759,5 +810,329 @@ async fn live_act(
             humans.send_email(store, &spec, incident, key).await
         }
         other => Err(format!("no playbook action named '{other}'")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::*;
+    use super::*;
+    use crate::playbook::InputType;
+
+    const FORM: &str = r#"
+name = "allow"
+description = "Allow a domain for a while"
+
+[request]
+title = "Allow a domain"
+description = "Analysts approve it"
+roles = ["staff"]
+
+[inputs.domain]
+type = "string"
+description = "the domain to allow"
+
+[inputs.days]
+type = "integer"
+description = "for how long"
+default = 7
+
+[inputs.note]
+type = "string"
+required = false
+"#;
+
+    #[tokio::test]
+    async fn request_forms_list_the_playbooks_with_a_request_table() {
+        let t = crate::store::testing::sqlite().await;
+        let (executor, _dir) = executor(
+            &t.store,
+            &[
+                ("allow", FORM, "requester.name"),
+                ("plain", "name = \"plain\"\ndescription = \"d\"\n", "1"),
+            ],
+        );
+        let forms = executor.request_forms();
+        assert_eq!(forms.len(), 1, "{forms:?}");
+        let f = &forms[0];
+        assert_eq!(
+            (f.playbook.as_str(), f.title.as_str(), f.description.as_str()),
+            ("allow", "Allow a domain", "Analysts approve it")
+        );
+        assert_eq!(f.roles, vec!["staff"]);
+        let fields: Vec<(&str, InputType, bool, Option<&Value>)> = f
+            .fields
+            .iter()
+            .map(|x| (x.name.as_str(), x.kind, x.required, x.default.as_ref()))
+            .collect();
+        assert_eq!(
+            fields,
+            vec![
+                ("domain", InputType::String, true, None),
+                ("days", InputType::Integer, false, Some(&serde_json::json!(7))),
+                ("note", InputType::String, false, None),
+            ]
+        );
+        assert_eq!(f.fields[0].description, "the domain to allow");
+        let shown = serde_json::to_value(f).unwrap();
+        assert_eq!(shown["fields"][1]["type"], "integer");
+        let alice = user(&t.store, "alice", None, &["staff"]).await;
+        let bob = user(&t.store, "bob", None, &["requester"]).await;
+        assert!(f.allows(&alice) && !f.allows(&bob));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn start_request_checks_the_form_the_user_and_the_input_then_runs_with_the_requester() {
+        let t = crate::store::testing::sqlite().await;
+        let store = &t.store;
+        let (executor, _dir) = executor(
+            store,
+            &[
+                (
+                    "allow",
+                    FORM,
+                    "#{ who: requester.name, mail: requester.email, domain: input.domain, days: input.days }",
+                ),
+                ("plain", "name = \"plain\"\ndescription = \"d\"\n", "1"),
+            ],
+        );
+        let alice = user(store, "alice", Some("alice@example.com"), &["staff"]).await;
+        let bob = user(store, "bob", None, &["requester"]).await;
+        let input = |v: Value| v.as_object().unwrap().clone();
+        let domain = input(serde_json::json!({"domain": "example.com"}));
+
+        let e = executor
+            .start_request("plain", &domain, &alice)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, RequestError::NotARequest(_)), "{e}");
+        assert!(e.to_string().contains("no [request] table"), "{e}");
+        let e = executor.start_request("nope", &domain, &alice).await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                RequestError::Run(RunError::Playbook(
+                    crate::playbook::PlaybookError::NotFound { .. }
+                ))
+            ),
+            "{e}"
+        );
+        let e = executor.start_request("allow", &domain, &bob).await.unwrap_err();
+        assert!(matches!(e, RequestError::Forbidden { .. }), "{e}");
+        assert!(e.to_string().contains("open to the roles staff only"), "{e}");
+        let e = executor
+            .start_request("allow", &input(serde_json::json!({"days": 3})), &alice)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, RequestError::Run(RunError::Input { .. })), "{e}");
+        assert!(e.to_string().contains("'domain' is required"), "{e}");
+        let e = executor
+            .start_request(
+                "allow",
+                &input(serde_json::json!({"domain": "x.com", "days": "3"})),
+                &alice,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("input 'days' must be of type Integer"),
+            "{e}"
+        );
+        user(store, "carol", None, &["staff"]).await;
+        store
+            .set_user_disabled("carol", true, &Actor::cli())
+            .await
+            .unwrap();
+        let carol = store.user("carol").await.unwrap().unwrap();
+        let e = executor
+            .start_request("allow", &domain, &carol)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("the user is disabled"), "{e}");
+        assert!(
+            store.runs(None, None, 10).await.unwrap().is_empty(),
+            "refusals start nothing"
+        );
+
+        let id = executor.start_request("allow", &domain, &alice).await.unwrap();
+        let run = store.run(&id).await.unwrap().unwrap();
+        assert_eq!(run.origin, "request:alice");
+        assert_eq!(run.status, RunStatus::Queued);
+        assert_eq!(run.input, serde_json::json!({"domain": "example.com", "days": 7}));
+        assert_eq!(
+            run.context,
+            serde_json::json!({"requester": {"name": "alice", "email": "alice@example.com"}})
+        );
+        assert!(executor.work_on(&id).await.unwrap());
+        let run = store.run(&id).await.unwrap().unwrap();
+        assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
+        assert_eq!(
+            run.output,
+            Some(
+                serde_json::json!({"who": "alice", "mail": "alice@example.com", "domain": "example.com", "days": 7})
+            )
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests_support {
+    use super::*;
+    use crate::store::users::UserRecord;
+
+    /// An executor over `store` with the playbooks written to a temporary folder.
+    pub fn executor(
+        store: &Store,
+        playbooks: &[(&str, &str, &str)],
+    ) -> (Arc<Executor>, [tempfile::TempDir; 2]) {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, meta, script) in playbooks {
+            let pb = dir.path().join("playbooks").join(name);
+            std::fs::create_dir_all(&pb).unwrap();
+            std::fs::write(pb.join("playbook.toml"), meta).unwrap();
+            std::fs::write(pb.join("playbook.rhai"), script).unwrap();
+        }
+        let (loaded, errors) = Playbooks::load_dir(&dir.path().join("playbooks"));
+        assert!(errors.is_empty(), "{errors:?}");
+        let (executor, plugins) = executor_with(store, loaded);
+        (executor, [dir, plugins])
+    }
+
+    /// An executor over `store` running `playbooks` (the temporary folder holds the plugin
+    /// folders, empty).
+    pub fn executor_with(store: &Store, loaded: Playbooks) -> (Arc<Executor>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = crate::vault::Vault::from_key(&[7; 32]);
+        let (link_key, _) = crate::vault::LinkKey::generate(&vault);
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let runtime = Runtime::new(
+            crate::plugin::RuntimeOptions {
+                plugins_dir: dir.path().join("plugins"),
+                cache_dir: dir.path().join("cache"),
+                limits: Default::default(),
+                max_instances: 2,
+                max_memory_mib: 64,
+                metrics,
+            },
+            store.clone(),
+            Arc::new(vault),
+        )
+        .unwrap();
+        let humans = Arc::new(crate::humans::Humans::new(
+            Default::default(),
+            std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
+            link_key,
+            false,
+        ));
+        let executor = Executor::new(
+            store.clone(),
+            runtime,
+            loaded,
+            ScriptLimits::default(),
+            RunsConfig::default(),
+            1000,
+            humans,
+        );
+        (executor, dir)
+    }
+
+    pub async fn user(store: &Store, name: &str, email: Option<&str>, roles: &[&str]) -> UserRecord {
+        let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+        store
+            .create_user(name, email, &roles, &Actor::cli())
+            .await
+            .unwrap();
+        store.user(name).await.unwrap().unwrap()
+    }
+}
+
+#[cfg(test)]
+mod bundled_request {
+    //! The bundled request form `allow-domain-request`, through the real executor and store:
+    //! started for a user, approved from the inbox, and the domain on the allow list.
+
+    use super::tests_support::*;
+    use super::*;
+    use crate::store::lists::{EntryType, ListKind};
+    use crate::store::questions::Answerer;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn allow_domain_request_goes_from_the_form_to_the_allow_list() {
+        let t = crate::store::testing::sqlite().await;
+        let store = &t.store;
+        let bundled = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../playbooks");
+        let (playbooks, errors) = Playbooks::load_dir(&bundled);
+        assert!(errors.is_empty(), "{errors:?}");
+        let (executor, _dir) = executor_with(store, playbooks);
+        assert!(
+            executor
+                .request_forms()
+                .iter()
+                .any(|f| f.playbook == "allow-domain-request" && f.title == "Allow a domain")
+        );
+        let alice = user(store, "alice", Some("alice@example.com"), &["requester"]).await;
+        user(store, "bob", None, &["analyst"]).await;
+        let input = serde_json::json!({"domain": "Example.com", "days": 3, "reason": "a webinar"});
+        let id = executor
+            .start_request("allow-domain-request", input.as_object().unwrap(), &alice)
+            .await
+            .unwrap();
+
+        // The analysts are asked, and the run waits.
+        assert!(executor.work_on(&id).await.unwrap());
+        assert_eq!(store.run(&id).await.unwrap().unwrap().status, RunStatus::Waiting);
+        let asked = store.questions(Some("open"), Some("bob"), 10).await.unwrap();
+        assert_eq!(asked.len(), 1);
+        assert_eq!(asked[0].title, "alice asks to allow example.com for 3 days");
+        let who = Answerer::User {
+            name: "bob",
+            from: None,
+            agent: None,
+        };
+        let answer = serde_json::json!({"value": true, "comment": "ok"});
+        store.answer_question(&asked[0].id, &answer, &who).await.unwrap();
+
+        // Approved, but the list does not exist yet: the run fails and says what to do.
+        assert!(executor.work_on(&id).await.unwrap());
+        let run = store.run(&id).await.unwrap().unwrap();
+        assert_eq!(run.status, RunStatus::Failed);
+        let error = run.error.unwrap_or_default();
+        assert!(
+            error.contains("osprey list create allowed-domains --kind allow --type domain"),
+            "{error}"
+        );
+
+        // The operator creates it and restarts the run from its list_add step.
+        store
+            .create_list(
+                "allowed-domains",
+                ListKind::Allow,
+                EntryType::Domain,
+                "",
+                &Actor::cli(),
+            )
+            .await
+            .unwrap();
+        executor.restart(&id, 3, &Actor::cli()).await.unwrap();
+        assert!(executor.work_on(&id).await.unwrap());
+        let run = store.run(&id).await.unwrap().unwrap();
+        assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
+        let output = run.output.unwrap();
+        assert_eq!(output["approved"], true);
+        assert_eq!(output["domain"], "example.com");
+        assert_eq!(output["by"], "user:bob");
+        assert_eq!(output["mailed"], false, "mail is not configured here");
+        let entries = store.list_entries("allowed-domains", false).await.unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].value, "example.com");
+        assert_eq!(
+            entries[0].reason,
+            "requested by alice: a webinar (approved by user:bob)"
+        );
+        let expires_in = entries[0].expires_at.unwrap() - crate::store::now_ms();
+        assert!(
+            (3 * 86_400_000 - 60_000..=3 * 86_400_000).contains(&expires_in),
+            "{expires_in}"
+        );
     }
 }

@@ -2,10 +2,65 @@
 //! (only the right user completes a task, once), refusals with the reason (unknown fields,
 //! custom fields a type does not declare, bad rules, no token, a token without the scope,
 //! bodies over the limit), rules set, listed, tested and removed, and every change in the
-//! audit log under the token or the user it acts for.
+//! audit log under the token or the user it acts for. A signed-in web session calls the API
+//! with its cookie and CSRF token, as its user. What the console does is an API call too:
+//! child incidents, playbooks and their runs, plugin grants, list entries, the audit check.
 
-use crate::support::{Cli, Server, http_client, text};
+use crate::support::{Cli, Server, dist, eventually, http_client, text, write_playbook};
 use serde_json::{Value, json};
+
+/// The password the tests' users sign in with.
+const PASSWORD: &str = "correct horse battery";
+
+/// Give `user` the tests' password.
+pub(crate) fn set_password(cli: &Cli, user: &str) {
+    let out = cli.run_with_stdin(&["user", "password", user], &format!("{PASSWORD}\n"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// Sign `user` in at `base` (`http://ADDR`): the session cookie (`osprey_session=...`) and the
+/// session's CSRF token (from the signed-in page of `/login`).
+pub(crate) async fn sign_in(base: &str, user: &str) -> (String, String) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([("user", user), ("password", PASSWORD)])
+        .finish();
+    let r = http
+        .post(format!("{base}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "signing in {user}");
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = http
+        .get(format!("{base}/login"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let marker = "name=\"csrf\" value=\"";
+    let start = page
+        .find(marker)
+        .unwrap_or_else(|| panic!("no CSRF token in {page}"))
+        + marker.len();
+    let csrf = page[start..].split('"').next().unwrap().to_owned();
+    (cookie, csrf)
+}
 
 fn token(cli: &Cli, name: &str, scope: &str, user: Option<&str>) -> String {
     let mut args = vec!["token", "create", name, "--scope", scope];
@@ -15,12 +70,14 @@ fn token(cli: &Cli, name: &str, scope: &str, user: Option<&str>) -> String {
     cli.ok(&args).trim().to_owned()
 }
 
-/// One answer: status, content type, body as JSON (`null` if empty), Location.
+/// One answer: status, content type, body as JSON (`null` if empty), Location,
+/// WWW-Authenticate.
 struct Answer {
     status: u16,
     content_type: String,
     body: Value,
     location: Option<String>,
+    authenticate: Option<String>,
 }
 
 impl Answer {
@@ -36,6 +93,18 @@ struct Api {
     base: String,
 }
 
+/// Who sends a request.
+#[derive(Clone, Copy)]
+enum Who<'a> {
+    Nobody,
+    Token(&'a str),
+    /// A session cookie, with or without the CSRF header.
+    Session {
+        cookie: &'a str,
+        csrf: Option<&'a str>,
+    },
+}
+
 impl Api {
     fn new(server: &Server) -> Api {
         Api {
@@ -45,10 +114,22 @@ impl Api {
     }
 
     async fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<String>) -> Answer {
+        self.send_as(method, path, token.map(Who::Token).unwrap_or(Who::Nobody), body)
+            .await
+    }
+
+    async fn send_as(&self, method: &str, path: &str, who: Who<'_>, body: Option<String>) -> Answer {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut r = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
+        match who {
+            Who::Nobody => {}
+            Who::Token(t) => r = r.bearer_auth(t),
+            Who::Session { cookie, csrf } => {
+                r = r.header("cookie", cookie);
+                if let Some(csrf) = csrf {
+                    r = r.header("x-csrf-token", csrf);
+                }
+            }
         }
         if let Some(b) = body {
             r = r.header("content-type", "application/json").body(b);
@@ -58,6 +139,7 @@ impl Api {
         let header = |name: &str| r.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
         let content_type = header("content-type").unwrap_or_default();
         let location = header("location");
+        let authenticate = header("www-authenticate");
         let bytes = r.bytes().await.unwrap();
         let body = if bytes.is_empty() {
             Value::Null
@@ -69,6 +151,7 @@ impl Api {
             content_type,
             body,
             location,
+            authenticate,
         }
     }
 
@@ -373,10 +456,10 @@ async fn incidents_and_tasks_through_the_api_are_checked_and_audited() {
     assert_eq!(r.body["comment"], "reset and told them");
     let r = api.get("/api/v1/tasks?for_user=alice&status=done", &bob).await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.body.as_array().unwrap().len(), 1);
-    assert_eq!(r.body[0]["id"], task.as_str());
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(r.body["items"][0]["id"], task.as_str());
     let r = api.get("/api/v1/tasks?for_user=bob", &bob).await;
-    assert!(r.body.as_array().unwrap().is_empty(), "{}", r.body);
+    assert!(r.body["items"].as_array().unwrap().is_empty(), "{}", r.body);
 
     // Another task, delegated to bob, then cancelled.
     let r = api
@@ -486,11 +569,12 @@ async fn incidents_and_tasks_through_the_api_are_checked_and_audited() {
 
     // Lists and their parameters.
     let r = api.get("/api/v1/incidents", &bob).await;
-    assert_eq!(r.body.as_array().unwrap().len(), 3);
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 3);
+    assert_eq!(r.body["next_cursor"], Value::Null);
     let r = api.get("/api/v1/incidents?status=new&limit=1", &bob).await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.body.as_array().unwrap().len(), 1);
-    assert_eq!(r.body[0]["status"], "new");
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(r.body["items"][0]["status"], "new");
     for (query, says) in [
         ("status=bogus", "'bogus' is not a status"),
         ("limit=0", "limit '0'"),
@@ -733,7 +817,7 @@ async fn indicators_are_read_and_judged_through_the_api() {
     let a = api.get("/api/v1/indicators/cidr/203.0.113.0/24", &analyst).await;
     assert_eq!((a.status, a.body["score"].as_i64()), (200, Some(80)));
     let a = api.get("/api/v1/indicators?verdict=malicious", &analyst).await;
-    assert_eq!(a.body.as_array().unwrap().len(), 1);
+    assert_eq!(a.body["items"].as_array().unwrap().len(), 1);
 
     // Refusals say what was wrong; nothing is stored.
     let a = api
@@ -783,4 +867,530 @@ async fn indicators_are_read_and_judged_through_the_api() {
         "indicator:cidr:203.0.113.0/24",
         "token:intel-bot"
     ));
+}
+
+fn role_token(cli: &Cli, name: &str, role: &str) -> String {
+    cli.ok(&["token", "create", name, "--role", role])
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_in_session_calls_the_api_with_its_csrf_token() {
+    let cli = Cli::new();
+    cli.ok(&["user", "add", "alice", "--role", "analyst", "--role", "soc"]);
+    cli.ok(&["user", "add", "audrey", "--role", "auditor"]);
+    set_password(&cli, "alice");
+    set_password(&cli, "audrey");
+    let server = Server::start(&cli);
+    let api = Api::new(&server);
+    let (cookie, csrf) = sign_in(&api.base, "alice").await;
+    let alice = Who::Session {
+        cookie: &cookie,
+        csrf: Some(&csrf),
+    };
+    let incident = json!({"title": "Phishing mail", "type": "phishing"}).to_string();
+
+    // The cookie with its CSRF token: the user, on every method.
+    let r = api.send_as("GET", "/api/v1/incidents", alice, None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["items"], json!([]));
+    // The cookie alone authenticates nothing, GET included; nor does another CSRF token.
+    let cookie_only = Who::Session {
+        cookie: &cookie,
+        csrf: None,
+    };
+    let r = api.send_as("GET", "/api/v1/incidents", cookie_only, None).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.body["type"], "https://osprey.dev/problems/csrf");
+    assert!(r.title().contains("`X-CSRF-Token` header"), "{}", r.body);
+    let forged = Who::Session {
+        cookie: &cookie,
+        csrf: Some("not-the-token"),
+    };
+    let r = api
+        .send_as("POST", "/api/v1/incidents", forged, Some(incident.clone()))
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.body["type"], "https://osprey.dev/problems/csrf");
+    assert!(r.title().contains("not this session's"), "{}", r.body);
+    // A bearer header wins over the cookie: a bad token is refused even with a good session.
+    let r = api
+        .http
+        .get(format!("{}/api/v1/incidents", api.base))
+        .bearer_auth("osp_made-up")
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // Neither: 401 naming both ways in.
+    let r = api.send_as("GET", "/api/v1/incidents", Who::Nobody, None).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.authenticate.as_deref(), Some("Bearer"));
+    assert!(
+        r.title().contains("Authorization: Bearer") && r.title().contains("X-CSRF-Token"),
+        "{}",
+        r.body
+    );
+
+    // The analyst opens and changes an incident and completes her team's task, as herself.
+    let r = api
+        .send_as("POST", "/api/v1/incidents", alice, Some(incident))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/incidents/{id}");
+    let r = api
+        .send_as(
+            "PATCH",
+            &path,
+            alice,
+            Some(json!({"severity": "high", "owner": "alice"}).to_string()),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        (&r.body["severity"], &r.body["owner"]),
+        (&json!("high"), &json!("alice"))
+    );
+    let task = json!({"title": "Reset the password", "role": "soc", "incident": id});
+    let r = api
+        .send_as("POST", "/api/v1/tasks", alice, Some(task.to_string()))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let task = r.body["id"].as_str().unwrap().to_owned();
+    let r = api
+        .send_as(
+            "POST",
+            &format!("/api/v1/tasks/{task}/complete"),
+            alice,
+            Some(json!({"comment": "done from the console"}).to_string()),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["completed_by"], "alice");
+
+    // The auditor reads and changes nothing.
+    let (a_cookie, a_csrf) = sign_in(&api.base, "audrey").await;
+    let audrey = Who::Session {
+        cookie: &a_cookie,
+        csrf: Some(&a_csrf),
+    };
+    let r = api.send_as("GET", &path, audrey, None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["incident"]["severity"], "high");
+    let r = api
+        .send_as(
+            "PATCH",
+            &path,
+            audrey,
+            Some(json!({"severity": "low"}).to_string()),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.body["type"], "https://osprey.dev/problems/permission-denied");
+    assert_eq!(
+        r.title(),
+        "the roles of user 'audrey' do not allow this (incidents-write)"
+    );
+    // Her CSRF token is not alice's.
+    let mixed = Who::Session {
+        cookie: &a_cookie,
+        csrf: Some(&csrf),
+    };
+    let r = api.send_as("GET", &path, mixed, None).await;
+    assert_eq!(r.status, 403);
+
+    // A disabled user's session calls nothing.
+    cli.ok(&["user", "disable", "alice"]);
+    let r = api.send_as("GET", &path, alice, None).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(r.title().contains("sign in again"), "{}", r.body);
+    drop(server);
+
+    let log = audit(&cli);
+    let incident = format!("incident:{id}");
+    for (action, target) in [
+        ("incident.create", incident.as_str()),
+        ("incident.update", incident.as_str()),
+        ("task.done", &format!("task:{task}")),
+    ] {
+        assert!(
+            audited(&log, action, target, "user:alice"),
+            "no {action} of {target} by user:alice"
+        );
+    }
+    assert!(
+        !log.iter()
+            .any(|e| e["actor"] == "user:audrey" && e["action"] != "user.login"),
+        "the auditor changed nothing"
+    );
+    assert_eq!(
+        log.iter().filter(|e| e["action"] == "incident.create").count(),
+        1,
+        "refused requests changed nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_incidents_list_entries_and_the_audit_check_through_the_api() {
+    let cli = Cli::new();
+    let analyst = role_token(&cli, "analyst-bot", "analyst");
+    let auditor = role_token(&cli, "auditor-bot", "auditor");
+    cli.ok(&["list", "create", "blocked-ips", "--kind", "block", "--type", "ip"]);
+    let server = Server::start(&cli);
+    let api = Api::new(&server);
+
+    // A child incident: the path names the parent.
+    let r = api
+        .post(
+            "/api/v1/incidents",
+            &analyst,
+            json!({"title": "Miner on pc-17", "type": "malware"}),
+        )
+        .await;
+    let parent = r.body["id"].as_str().unwrap().to_owned();
+    let r = api
+        .post(
+            &format!("/api/v1/incidents/{parent}/children"),
+            &analyst,
+            json!({"title": "Re-image pc-17", "type": "containment", "owner": "bob"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let child = r.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(r.body["parent_id"], parent.as_str());
+    assert_eq!(r.body["owner"], "bob");
+    assert_eq!(
+        r.location.as_deref(),
+        Some(format!("/api/v1/incidents/{child}").as_str())
+    );
+    let r = api.get(&format!("/api/v1/incidents/{parent}"), &auditor).await;
+    assert_eq!(r.body["children"][0]["id"], child.as_str());
+    let r = api
+        .post(
+            "/api/v1/incidents/i-nope/children",
+            &analyst,
+            json!({"title": "x", "type": "containment"}),
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.title(), "no incident 'i-nope'");
+    let r = api
+        .post(
+            &format!("/api/v1/incidents/{parent}/children"),
+            &analyst,
+            json!({"title": "x", "type": "containment", "parent": "i-other"}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.title().contains("unknown field `parent`"), "{}", r.body);
+
+    // List entries: added in canonical form, updated, refused with the reason, removed.
+    let entries = "/api/v1/lists/blocked-ips/entries";
+    let r = api
+        .post(
+            entries,
+            &analyst,
+            json!({"value": "198.51.100.7/24", "reason": "scanning us", "ttl": "7d"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["value"], "198.51.100.0/24");
+    assert_eq!(r.body["new"], true);
+    let expires = r.body["expires_at"].as_i64().unwrap();
+    let week = 7 * 24 * 3600 * 1000;
+    assert!(
+        (expires - osprey::store::now_ms() - week).abs() < 60_000,
+        "{expires}"
+    );
+    let r = api
+        .post(
+            entries,
+            &analyst,
+            json!({"value": "198.51.100.0/24", "reason": "still scanning"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        (r.body["new"].clone(), r.body["expires_at"].clone()),
+        (json!(false), Value::Null)
+    );
+    let r = api
+        .post(entries, &analyst, json!({"value": "203.0.113.9", "reason": "c2"}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    for (body, says) in [
+        (
+            json!({"value": "not-an-ip", "reason": "x"}),
+            "'not-an-ip' is not a valid ip entry",
+        ),
+        (
+            json!({"value": "192.0.2.1", "reason": "x", "ttl": "1d", "expires_at": 1}),
+            "ttl or expires_at, not both",
+        ),
+        (
+            json!({"value": "192.0.2.1", "reason": "x", "ttl": "soon"}),
+            "entry: ttl",
+        ),
+        (json!({"value": "192.0.2.1"}), "missing field `reason`"),
+    ] {
+        let r = api.post(entries, &analyst, body).await;
+        assert_eq!(r.status, 400, "{says}: {}", r.body);
+        assert!(r.title().contains(says), "{says}: {}", r.body);
+    }
+    let r = api
+        .post(
+            "/api/v1/lists/nope/entries",
+            &analyst,
+            json!({"value": "192.0.2.1", "reason": "x"}),
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    let r = api.delete(&format!("{entries}/198.51.100.0/24"), &analyst).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let r = api.delete(&format!("{entries}/198.51.100.0/24"), &analyst).await;
+    assert_eq!(r.status, 404);
+    assert!(r.title().contains("is not on list 'blocked-ips'"), "{}", r.body);
+    let r = api.delete(&format!("{entries}/203.0.113.9"), &auditor).await;
+    assert_eq!(r.status, 403, "the auditor changes nothing");
+    let r = api.get(entries, &auditor).await;
+    let values: Vec<&str> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(values, ["203.0.113.9"]);
+    assert_eq!(r.body["items"][0]["added_by"], "token:analyst-bot");
+
+    // The audit log's chain, checked: intact, and only readable with audit-read.
+    let r = api.get("/api/v1/audit/verify", &auditor).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["intact"], true);
+    assert!(r.body["entries"].as_i64().unwrap() >= 8, "{}", r.body);
+    assert_eq!(r.body["head"].as_str().unwrap().len(), 64);
+    let r = api.get("/api/v1/audit/verify", &analyst).await;
+    assert_eq!(r.status, 403);
+    // Newest first, and the audit entries of the changes above.
+    let r = api.get("/api/v1/audit?sort=-seq&limit=2", &auditor).await;
+    let seqs: Vec<i64> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
+    assert!(seqs.len() == 2 && seqs[0] > seqs[1], "{seqs:?}");
+    drop(server);
+
+    let log = audit(&cli);
+    for (action, target) in [
+        ("incident.create", format!("incident:{child}")),
+        ("list.add", "list:blocked-ips".to_owned()),
+        ("list.update", "list:blocked-ips".to_owned()),
+        ("list.remove", "list:blocked-ips".to_owned()),
+    ] {
+        assert!(
+            audited(&log, action, &target, "token:analyst-bot"),
+            "no {action} of {target}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn playbooks_runs_and_plugin_grants_through_the_api() {
+    let cli = Cli::new();
+    cli.ok(&["plugin", "install", dist().join("test-echo").to_str().unwrap()]);
+    write_playbook(
+        &cli.playbooks_dir(),
+        "napper",
+        "minutes_saved = 15\n[inputs.hours]\ntype = \"integer\"\ndefault = 1\n\
+         [[triggers]]\nkind = \"sla\"\ntimers = [\"resolve\"]\n",
+        "let t = now(); sleep(\"1h\"); \"rested\"",
+    );
+    let engineer = role_token(&cli, "engineer-bot", "engineer");
+    let operator = role_token(&cli, "operator-bot", "operator");
+    let auditor = role_token(&cli, "auditor-bot", "auditor");
+    let server = Server::start(&cli);
+    let api = Api::new(&server);
+
+    // Playbooks, with their metadata; one with its script.
+    let r = api.get("/api/v1/playbooks", &auditor).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["next_cursor"], Value::Null);
+    let napper = &r.body["items"][0];
+    assert_eq!(napper["name"], "napper");
+    assert_eq!(napper["minutes_saved"], 15);
+    assert_eq!(napper["inputs"]["hours"]["type"], "integer");
+    assert_eq!(napper["triggers"][0]["kind"], "sla");
+    assert_eq!(napper["triggers"][0]["summary"], "sla resolve");
+    assert_eq!(napper["revision"].as_str().unwrap().len(), 64);
+    let r = api.get("/api/v1/playbooks/napper", &auditor).await;
+    assert_eq!(r.body["source"], "let t = now(); sleep(\"1h\"); \"rested\"");
+    assert_eq!(r.body["name"], "napper");
+    let r = api.get("/api/v1/playbooks/nope", &auditor).await;
+    assert_eq!(r.status, 404);
+    assert!(r.title().contains("no playbook named 'nope'"), "{}", r.body);
+
+    // A run started, waiting, restarted from its first step, then cancelled.
+    let r = api
+        .post("/api/v1/playbooks/napper/runs", &auditor, json!({}))
+        .await;
+    assert_eq!(r.status, 403);
+    let r = api
+        .post(
+            "/api/v1/playbooks/napper/runs",
+            &engineer,
+            json!({"input": {"hours": 2}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(r.location.as_deref(), Some(format!("/api/v1/runs/{id}").as_str()));
+    assert_eq!(r.body["input"], json!({"hours": 2}));
+    assert_eq!(r.body["origin"], "manual by token:engineer-bot");
+    let run = format!("/api/v1/runs/{id}");
+    let steps = eventually(20, "the run to wait", async || {
+        let r = api.get(&run, &auditor).await;
+        (r.body["run"]["status"] == "waiting").then(|| r.body["steps"].as_array().unwrap().len())
+    })
+    .await;
+    assert!(steps >= 1);
+    let r = api
+        .post(
+            &format!("{run}/restart"),
+            &engineer,
+            json!({"from_step": steps + 2}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.title().contains(&format!("between 1 and {}", steps + 1)),
+        "{}",
+        r.body
+    );
+    let r = api
+        .post(&format!("{run}/restart"), &engineer, json!({"from_step": 1}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["cut"], steps);
+    eventually(20, "the restarted run to wait again", async || {
+        let r = api.get(&run, &auditor).await;
+        (r.body["run"]["status"] == "waiting" && r.body["steps"].as_array().unwrap().len() == steps)
+            .then_some(())
+    })
+    .await;
+    let r = api.post(&format!("{run}/cancel"), &engineer, json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["status"], "cancelled");
+    let r = api.post(&format!("{run}/cancel"), &engineer, json!({})).await;
+    assert_eq!(r.status, 409);
+    assert!(r.title().contains("already ended"), "{}", r.body);
+    let r = api.post("/api/v1/runs/r-nope/cancel", &engineer, json!({})).await;
+    assert_eq!(r.status, 404);
+    let r = api
+        .post(
+            "/api/v1/playbooks/napper/runs",
+            &engineer,
+            json!({"input": {"x": 1}}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.title().contains("no input 'x'"), "{}", r.body);
+    let r = api
+        .post("/api/v1/playbooks/nope/runs", &engineer, json!({}))
+        .await;
+    assert_eq!(r.status, 404);
+
+    // A plugin: what it asks for beside what it has, secrets by name only.
+    let out = cli.run_with_stdin(&["secret", "set", "test-echo", "greeting"], "very-secret-value");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let r = api.get("/api/v1/plugins/test-echo", &auditor).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["granted"], Value::Null);
+    assert_eq!(r.body["requested"]["secrets"], json!(["greeting"]));
+    assert!(
+        r.body["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == "echo" && a["input_schema"].is_object()),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.body["secrets"][0]["name"], "greeting");
+    assert_eq!(r.body["secrets"][0]["requested"], true);
+    assert_eq!(r.body["secrets"][0]["granted"], false);
+    assert!(r.body["secrets"][0]["set_at"].is_i64(), "{}", r.body);
+    assert!(!r.body.to_string().contains("very-secret-value"), "never a value");
+    assert_eq!(r.body["history"][0]["action"], "secret.set", "newest first");
+    assert!(
+        r.body["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "plugin.install")
+    );
+    let r = api.get("/api/v1/plugins/nope", &auditor).await;
+    assert_eq!(r.status, 404);
+
+    // Its grant replaced: refused with the reason, then set; the answer shows it.
+    let grant = "/api/v1/plugins/test-echo/grant";
+    let r = api.put(grant, &engineer, json!({})).await;
+    assert_eq!(r.status, 403, "engineers do not grant");
+    for (body, says) in [
+        (json!({"secrets": ["bad name!"]}), "secret name 'bad name!'"),
+        (json!({"colour": 1}), "unknown field `colour`"),
+        (json!({"http": ["ftp://x"]}), "grant:"),
+        (
+            json!({"limits": {"memory_mib": 1_000_000}}),
+            "outside what this server allows",
+        ),
+    ] {
+        let r = api.put(grant, &operator, body).await;
+        assert_eq!(r.status, 400, "{says}: {}", r.body);
+        assert!(r.title().contains(says), "{says}: {}", r.body);
+    }
+    let r = api
+        .put(
+            grant,
+            &operator,
+            json!({"secrets": ["greeting"], "kv_quota_bytes": 4096, "limits": {"timeout": "5s"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["granted"]["secrets"], json!(["greeting"]));
+    assert_eq!(r.body["missing"], json!([]));
+    assert_eq!(r.body["limits"]["timeout"], "5s");
+    assert_eq!(r.body["secrets"][0]["granted"], true);
+    let r = api.put("/api/v1/plugins/nope/grant", &operator, json!({})).await;
+    assert_eq!(r.status, 404);
+    eventually(20, "the new grant to be in force", async || {
+        let r = api.get("/api/v1/plugins/test-echo", &auditor).await;
+        (r.body["granted"]["kv_quota_bytes"] == 4096).then_some(())
+    })
+    .await;
+    drop(server);
+
+    let log = audit(&cli);
+    assert!(audited(
+        &log,
+        "run.restart",
+        &format!("run:{id}"),
+        "token:engineer-bot"
+    ));
+    assert!(audited(
+        &log,
+        "run.cancel",
+        &format!("run:{id}"),
+        "token:engineer-bot"
+    ));
+    let grants: Vec<&Value> = log
+        .iter()
+        .filter(|e| e["action"] == "plugin.grant" && e["target"] == "plugin:test-echo")
+        .collect();
+    assert_eq!(grants.len(), 1, "refused grants are not stored: {grants:?}");
+    assert_eq!(grants[0]["actor"], "token:operator-bot");
 }

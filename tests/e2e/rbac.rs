@@ -3,6 +3,7 @@
 //! (`rbac.rs`). The table below is the routes' contract: a route added to the router without
 //! a row here fails `every_route_is_in_the_matrix`.
 
+use crate::api::{set_password, sign_in};
 use crate::support::{Cli, Server, http_client};
 use osprey::rbac::{Permission, Role};
 use reqwest::Method;
@@ -15,6 +16,18 @@ pub(crate) const ROUTES: &[(&str, &str, &str, Permission)] = &[
         "/api/v1/plugins",
         "/api/v1/plugins",
         Permission::PluginsRead,
+    ),
+    (
+        "GET",
+        "/api/v1/plugins/{name}",
+        "/api/v1/plugins/some-plugin",
+        Permission::PluginsRead,
+    ),
+    (
+        "PUT",
+        "/api/v1/plugins/{name}/grant",
+        "/api/v1/plugins/some-plugin/grant",
+        Permission::PluginsWrite,
     ),
     (
         "GET",
@@ -62,6 +75,12 @@ pub(crate) const ROUTES: &[(&str, &str, &str, Permission)] = &[
         "POST",
         "/api/v1/incidents/{id}/related",
         "/api/v1/incidents/i-none/related",
+        Permission::IncidentsWrite,
+    ),
+    (
+        "POST",
+        "/api/v1/incidents/{id}/children",
+        "/api/v1/incidents/i-none/children",
         Permission::IncidentsWrite,
     ),
     (
@@ -168,6 +187,24 @@ pub(crate) const ROUTES: &[(&str, &str, &str, Permission)] = &[
         "/api/v1/alerts",
         Permission::IncidentsRead,
     ),
+    (
+        "GET",
+        "/api/v1/playbooks",
+        "/api/v1/playbooks",
+        Permission::PlaybooksRead,
+    ),
+    (
+        "GET",
+        "/api/v1/playbooks/{name}",
+        "/api/v1/playbooks/some-playbook",
+        Permission::PlaybooksRead,
+    ),
+    (
+        "POST",
+        "/api/v1/playbooks/{name}/runs",
+        "/api/v1/playbooks/some-playbook/runs",
+        Permission::PlaybooksWrite,
+    ),
     ("GET", "/api/v1/runs", "/api/v1/runs", Permission::PlaybooksRead),
     (
         "GET",
@@ -175,7 +212,25 @@ pub(crate) const ROUTES: &[(&str, &str, &str, Permission)] = &[
         "/api/v1/runs/r-none",
         Permission::PlaybooksRead,
     ),
+    (
+        "POST",
+        "/api/v1/runs/{id}/cancel",
+        "/api/v1/runs/r-none/cancel",
+        Permission::PlaybooksWrite,
+    ),
+    (
+        "POST",
+        "/api/v1/runs/{id}/restart",
+        "/api/v1/runs/r-none/restart",
+        Permission::PlaybooksWrite,
+    ),
     ("GET", "/api/v1/audit", "/api/v1/audit", Permission::AuditRead),
+    (
+        "GET",
+        "/api/v1/audit/verify",
+        "/api/v1/audit/verify",
+        Permission::AuditRead,
+    ),
     ("GET", "/api/v1/lists", "/api/v1/lists", Permission::ListsRead),
     (
         "GET",
@@ -183,23 +238,69 @@ pub(crate) const ROUTES: &[(&str, &str, &str, Permission)] = &[
         "/api/v1/lists/some-list/entries",
         Permission::ListsRead,
     ),
+    (
+        "POST",
+        "/api/v1/lists/{name}/entries",
+        "/api/v1/lists/some-list/entries",
+        Permission::ListsWrite,
+    ),
+    (
+        "DELETE",
+        "/api/v1/lists/{name}/entries/{*value}",
+        "/api/v1/lists/some-list/entries/192.0.2.0/24",
+        Permission::ListsWrite,
+    ),
+    (
+        "GET",
+        "/api/v1/requests",
+        "/api/v1/requests",
+        Permission::RequestsCreate,
+    ),
+    (
+        "POST",
+        "/api/v1/requests/{playbook}",
+        "/api/v1/requests/no-such-form",
+        Permission::RequestsCreate,
+    ),
     ("GET", "/edl/{file}", "/edl/some-list.txt", Permission::EdlRead),
 ];
+
+/// The routes only machines call, with tokens: a web session is not a caller there.
+const TOKEN_ONLY: &[(&str, &str)] = &[("POST", "/api/v1/alerts"), ("GET", "/edl/{file}")];
+
+/// How a caller of one role authenticates.
+enum Credential {
+    Token(String),
+    /// A signed-in user's session cookie and its CSRF token.
+    Session {
+        cookie: String,
+        csrf: String,
+    },
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_role_is_allowed_or_refused_on_every_route() {
     let cli = Cli::new();
-    let mut tokens = Vec::new();
+    let mut callers = Vec::new();
     for role in Role::ALL {
         let name = format!("as-{role}");
         let t = cli.ok(&["token", "create", &name, "--role", role.as_str()]);
-        tokens.push((role, t.trim().to_owned()));
+        callers.push((role, Credential::Token(t.trim().to_owned())));
+        let user = format!("user-{role}");
+        cli.ok(&["user", "add", &user, "--role", role.as_str(), "--role", "soc"]);
+        set_password(&cli, &user);
     }
     let server = Server::start(&cli);
+    let base = format!("http://{}", server.addr);
+    for role in Role::ALL {
+        let (cookie, csrf) = sign_in(&base, &format!("user-{role}")).await;
+        callers.push((role, Credential::Session { cookie, csrf }));
+    }
     let http = http_client();
     let mut checked = 0;
-    for (method, _, path, permission) in ROUTES {
-        let url = format!("http://{}{path}", server.addr);
+    for (method, route, path, permission) in ROUTES {
+        let url = format!("{base}{path}");
+        let token_only = TOKEN_ONLY.contains(&(*method, *route));
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         // Without a token: 401, whatever the route.
         let r = http
@@ -209,35 +310,51 @@ async fn every_role_is_allowed_or_refused_on_every_route() {
             .await
             .unwrap();
         assert_eq!(r.status(), 401, "{method} {path} without a token");
-        for (role, token) in &tokens {
-            let r = http
+        for (role, credential) in &callers {
+            let mut request = http
                 .request(method.clone(), &url)
-                .bearer_auth(token)
                 .header("content-type", "application/json")
-                .body("{}")
-                .send()
-                .await
-                .unwrap();
+                .body("{}");
+            request = match credential {
+                Credential::Token(token) => request.bearer_auth(token),
+                Credential::Session { cookie, csrf } => {
+                    request.header("cookie", cookie).header("x-csrf-token", csrf)
+                }
+            };
+            let r = request.send().await.unwrap();
             let status = r.status().as_u16();
             let body = r.text().await.unwrap();
-            // A refusal by role is a 403 of its own type; a route may still refuse an allowed
-            // caller for its own reasons (a task completed by a token acting for nobody).
-            let denied = status == 403 && body.contains("role and scopes do not allow this");
-            if role.allows(*permission) {
+            let kind = serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default()["type"].clone();
+            // A refusal by role is a 403 of its own type (in plain text from /edl, which
+            // firewalls read); a route may still refuse an allowed caller for its own reasons
+            // (a task completed by a token acting for nobody).
+            let denied = status == 403
+                && (kind == "https://osprey.dev/problems/permission-denied"
+                    || body.contains("role and scopes do not allow this"));
+            let how = match credential {
+                Credential::Token(_) => "token",
+                Credential::Session { .. } => "session",
+            };
+            if token_only && matches!(credential, Credential::Session { .. }) {
+                assert_eq!(
+                    status, 401,
+                    "a {role} session is no caller of {method} {path}: {body}"
+                );
+            } else if role.allows(*permission) {
                 assert!(
                     status != 401 && !denied,
-                    "{role} must be let through {method} {path} ({permission:?}): {status} {body}"
+                    "{role} ({how}) must be let through {method} {path} ({permission:?}): {status} {body}"
                 );
             } else {
                 assert!(
                     denied,
-                    "{role} must be refused {method} {path} ({permission:?}): {status} {body}"
+                    "{role} ({how}) must be refused {method} {path} ({permission:?}): {status} {body}"
                 );
             }
             checked += 1;
         }
     }
-    assert_eq!(checked, ROUTES.len() * Role::ALL.len());
+    assert_eq!(checked, ROUTES.len() * Role::ALL.len() * 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -293,35 +410,47 @@ fn every_route_is_in_the_matrix() {
     }
 }
 
-/// The methods and paths of the routes under /api/v1 and /edl, as `host/src/server/*.rs`
-/// declare them (`.route("PATH", get(a).post(b))`), in axum's syntax (`{*value}`).
+/// The methods and paths of the routes under /api/v1 and /edl, as the files under
+/// `host/src/server/` declare them (`.route("PATH", get(a).post(b))`), in axum's syntax
+/// (`{*value}`).
 pub(crate) fn served_routes() -> Vec<(String, String)> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/server");
     let mut declared = Vec::new();
-    for file in std::fs::read_dir(&root).unwrap() {
-        let text = std::fs::read_to_string(file.unwrap().path()).unwrap();
-        // `.route("PATH", get(a).post(b))`, possibly over several lines.
-        for chunk in text.split(".route(").skip(1) {
-            let Some(path) = chunk
-                .trim_start()
-                .strip_prefix('"')
-                .and_then(|c| c.split('"').next())
-            else {
-                continue;
-            };
-            if !(path.starts_with("/api/v1/") || path.starts_with("/edl")) {
+    let mut dirs = vec![root];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
                 continue;
             }
-            let handlers = &chunk[..chunk.find("\n        .").unwrap_or(chunk.len())];
-            for (word, method) in [
-                ("get(", "GET"),
-                ("post(", "POST"),
-                ("put(", "PUT"),
-                ("patch(", "PATCH"),
-                ("delete(", "DELETE"),
-            ] {
-                if handlers.contains(word) {
-                    declared.push((method.to_owned(), path.to_owned()));
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            // `.route("PATH", get(a).post(b))`, possibly over several lines.
+            for chunk in text.split(".route(").skip(1) {
+                let Some(path) = chunk
+                    .trim_start()
+                    .strip_prefix('"')
+                    .and_then(|c| c.split('"').next())
+                else {
+                    continue;
+                };
+                if !(path.starts_with("/api/v1/") || path.starts_with("/edl")) {
+                    continue;
+                }
+                let handlers = &chunk[..chunk.find("\n        .").unwrap_or(chunk.len())];
+                for (word, method) in [
+                    ("get(", "GET"),
+                    ("post(", "POST"),
+                    ("put(", "PUT"),
+                    ("patch(", "PATCH"),
+                    ("delete(", "DELETE"),
+                ] {
+                    if handlers.contains(word) {
+                        declared.push((method.to_owned(), path.to_owned()));
+                    }
                 }
             }
         }

@@ -17,14 +17,16 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 /// A set of capabilities, as requested in `plugin.toml` or granted by the operator.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Capabilities {
     /// Outbound HTTP patterns.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<String>, example = json!(["https://ipinfo.io", "https://*.example.com/api"]))]
     pub http: Vec<HttpPattern>,
     /// Non-public address ranges that host names may resolve to (a controller on the LAN).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<String>, example = json!(["192.168.1.0/24"]))]
     pub private_ranges: Vec<IpNet>,
     /// Secret names.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
@@ -38,7 +40,7 @@ pub struct Capabilities {
 }
 
 /// Limits that differ from the server's defaults; `None` keeps the default.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitOverrides {
     /// Wall-clock deadline of one call, such as "30s".
@@ -47,6 +49,7 @@ pub struct LimitOverrides {
         with = "crate::config::opt_duration_serde",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = Option<String>)]
     pub timeout: Option<Duration>,
     /// Linear memory cap, in MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,10 +72,12 @@ impl LimitOverrides {
 }
 
 /// The limits that apply to one call, after the grant's overrides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
+    /// Such as "30s".
     #[serde(with = "crate::config::duration_serde")]
+    #[schema(value_type = String)]
     pub timeout: Duration,
     pub memory_mib: u32,
     pub max_response_bytes: u64,

@@ -70,20 +70,7 @@ pub async fn run(cmd: PlaybookCommand, config: Config) -> anyhow::Result<i32> {
                 println!("no playbooks in {}", config.playbooks_dir.display());
             }
             for pb in list {
-                let triggers: Vec<String> = pb
-                    .meta
-                    .triggers
-                    .iter()
-                    .map(|t| match t.get_ref() {
-                        crate::playbook::Trigger::Manual => "manual".to_string(),
-                        crate::playbook::Trigger::Cron { schedule, .. } => format!("cron \"{schedule}\""),
-                        crate::playbook::Trigger::Alert { .. } => "alert".to_string(),
-                        crate::playbook::Trigger::Sla { timers, .. } => format!(
-                            "sla {}",
-                            timers.iter().map(|t| t.as_str()).collect::<Vec<_>>().join("/")
-                        ),
-                    })
-                    .collect();
+                let triggers: Vec<String> = pb.meta.triggers.iter().map(|t| t.get_ref().summary()).collect();
                 let triggers = if triggers.is_empty() {
                     "manual".to_string()
                 } else {

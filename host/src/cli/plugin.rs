@@ -529,9 +529,6 @@ async fn grant_cmd(app: &App, name: &str, args: GrantArgs) -> anyhow::Result<i32
             max_output_bytes: args.max_output_bytes,
         },
     };
-    for s in &extra.secrets {
-        crate::app::validate_secret_name(s)?;
-    }
     grant.union_with(&extra);
     app.set_grant(name, &grant, &Actor::cli()).await?;
     println!("grant of '{name}' updated");

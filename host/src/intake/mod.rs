@@ -25,7 +25,7 @@ use thiserror::Error;
 pub const MAX_TITLE_CHARS: usize = 200;
 
 /// A normalized alert, ready to be stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Alert {
     /// Where it came from: the JSON's "source" field, else the format's name ("passivedns",
     /// "syslog"), else the caller's default.

@@ -20,7 +20,7 @@ pub const MAX_SCAN_BYTES: usize = 64 * 1024;
 
 /// Observables extracted into typed fields; each list sorted and deduplicated, at most
 /// [`MAX_PER_KIND`] entries each.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Observables {
     /// IPv4 and IPv6 addresses, in canonical text form.
     pub ips: Vec<String>,

@@ -322,6 +322,25 @@ pub struct RunContext {
     pub incident: Value,
     /// The SLA breach the run was started for (`null` if none): `breach` in the script.
     pub breach: Value,
+    /// Who asked, for a run started from a request form (`null` if none): `requester` in
+    /// the script, `{ "name": ..., "email": ... }`.
+    pub requester: Value,
+}
+
+impl RunContext {
+    /// The context of a stored run: its input, and what it was started for from
+    /// `run.context` (`alert`, `incident`, `breach`, `requester`).
+    pub fn of_run(run: &crate::store::runs::RunRecord) -> RunContext {
+        RunContext {
+            run_id: run.id.clone(),
+            playbook: run.playbook.clone(),
+            input: run.input.as_object().cloned().unwrap_or_default(),
+            alert: run.context["alert"].clone(),
+            incident: run.context["incident"].clone(),
+            breach: run.context["breach"].clone(),
+            requester: run.context["requester"].clone(),
+        }
+    }
 }
 
 struct ReplayState {
@@ -947,11 +966,12 @@ pub fn replay(
     run_map.insert("id".into(), run.run_id.clone().into());
     run_map.insert("playbook".into(), run.playbook.clone().into());
     scope.push_constant("run", run_map);
-    // `()` for runs not started from an alert.
+    // `()` for runs not started from an alert, a breach or a request.
     for (name, value) in [
         ("alert", &run.alert),
         ("incident", &run.incident),
         ("breach", &run.breach),
+        ("requester", &run.requester),
     ] {
         scope.push_constant(name, api::from_json_value(value).unwrap_or(Dynamic::UNIT));
     }

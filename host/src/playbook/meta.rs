@@ -39,6 +39,43 @@ pub struct Meta {
     /// Limits that differ from the defaults.
     #[serde(default)]
     pub limits: LimitOverrides,
+    /// `[request]`: people start the playbook from a request form whose fields are its
+    /// inputs (see [`RequestForm`]).
+    #[serde(default)]
+    pub request: Option<RequestForm>,
+    /// The input names in the order the file declares them (the fields of a request form).
+    #[serde(skip)]
+    pub input_order: Vec<String>,
+}
+
+/// `[request]` in `playbook.toml`: the playbook is a form end users fill in (such as "allow
+/// this domain for 7 days because ..."); its inputs are the form's fields, and the script
+/// sees who asked as `requester`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestForm {
+    /// What the form is called, such as "Allow a domain".
+    pub title: String,
+    /// A few words under the title.
+    #[serde(default)]
+    pub description: String,
+    /// The roles whose (enabled) members may make the request; empty: anyone allowed to
+    /// start requests.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+impl RequestForm {
+    /// Whether `user` may make this request: an enabled user, in one of the form's roles
+    /// when it names some.
+    pub fn allows(&self, user: &crate::store::users::UserRecord) -> bool {
+        roles_allow(&self.roles, user)
+    }
+}
+
+/// The one rule of who may make a request open to `roles`.
+pub(crate) fn roles_allow(roles: &[String], user: &crate::store::users::UserRecord) -> bool {
+    user.disabled_at.is_none() && (roles.is_empty() || roles.iter().any(|r| user.in_role(r)))
 }
 
 fn default_version() -> String {
@@ -60,7 +97,14 @@ pub struct InputSpec {
     pub default: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+impl InputSpec {
+    /// Whether a run must be given this input: it has no default and is not `required = false`.
+    pub fn is_required(&self) -> bool {
+        self.default.is_none() && self.required.unwrap_or(true)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum InputType {
     String,
@@ -72,7 +116,7 @@ pub enum InputType {
 }
 
 /// What starts a run.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Trigger {
     /// Started by hand (`osprey playbook run`) or a form.
@@ -107,6 +151,21 @@ pub enum Trigger {
         #[serde(default, rename = "match")]
         matches: Option<String>,
     },
+}
+
+impl Trigger {
+    /// A few words for lists: `manual`, `cron "0 * * * *"`, `alert`, `sla acknowledge/resolve`.
+    pub fn summary(&self) -> String {
+        match self {
+            Trigger::Manual => "manual".to_owned(),
+            Trigger::Cron { schedule, .. } => format!("cron \"{schedule}\""),
+            Trigger::Alert { .. } => "alert".to_owned(),
+            Trigger::Sla { timers, .. } => format!(
+                "sla {}",
+                timers.iter().map(|t| t.as_str()).collect::<Vec<_>>().join("/")
+            ),
+        }
+    }
 }
 
 /// The SLA timers a trigger can name.
@@ -191,7 +250,7 @@ impl Meta {
             line,
             message,
         };
-        let meta: Meta = toml::from_str(text).map_err(|e| {
+        let mut meta: Meta = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| line_of(text, s.start));
             err(line, e.message().to_owned())
         })?;
@@ -252,7 +311,46 @@ impl Meta {
                 Trigger::Manual => {}
             }
         }
+        if let Some(form) = &meta.request {
+            let line = key_line("[request]");
+            if form.title.trim().is_empty() || form.title.chars().count() > 200 {
+                return Err(err(
+                    line,
+                    "[request] needs a `title` (what the form is called), at most 200 characters".into(),
+                ));
+            }
+            for r in &form.roles {
+                crate::names::check("role", r).map_err(|m| err(line, format!("[request] roles: {m}")))?;
+            }
+            // A request form is started by the person who fills it in: its runs have a
+            // requester, which runs started by a schedule, an alert or a breach would not.
+            for t in &meta.triggers {
+                let kind = match t.get_ref() {
+                    Trigger::Manual => continue,
+                    Trigger::Cron { .. } => "cron",
+                    Trigger::Alert { .. } => "alert",
+                    Trigger::Sla { .. } => "sla",
+                };
+                return Err(at_line(
+                    line_of(text, t.span().start),
+                    format!(
+                        "a playbook with [request] is started from its form: its triggers may only be manual \
+                         (or none), not {kind}; make a separate playbook for that trigger"
+                    ),
+                ));
+            }
+        }
+        meta.input_order = input_order(text, &meta.inputs);
         Ok(meta)
+    }
+
+    /// The inputs in the order the file declares them.
+    pub fn inputs_in_order(&self) -> impl Iterator<Item = (&str, &InputSpec)> {
+        self.input_order
+            .iter()
+            .filter_map(|n| self.inputs.get_key_value(n))
+            .chain(self.inputs.iter().filter(|(n, _)| !self.input_order.contains(n)))
+            .map(|(n, spec)| (n.as_str(), spec))
     }
 
     /// The cron triggers, with their index among all triggers.
@@ -313,6 +411,25 @@ impl InputType {
             InputType::Array => matches!(v, V::Array(_)),
         }
     }
+}
+
+/// The names of `inputs` in the order `text` declares them.
+fn input_order(text: &str, inputs: &BTreeMap<String, InputSpec>) -> Vec<String> {
+    #[derive(Deserialize)]
+    struct Positions {
+        #[serde(default)]
+        inputs: BTreeMap<String, Spanned<toml::Value>>,
+    }
+    let Ok(found) = toml::from_str::<Positions>(text) else {
+        return inputs.keys().cloned().collect();
+    };
+    let mut named: Vec<(usize, String)> = found
+        .inputs
+        .into_iter()
+        .map(|(name, v)| (v.span().start, name))
+        .collect();
+    named.sort();
+    named.into_iter().map(|(_, name)| name).collect()
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -407,6 +524,105 @@ wall_time = "2s"
                 shown.starts_with(&format!("playbooks/x/playbook.toml:{line}:")),
                 "{shown}"
             );
+        }
+    }
+
+    #[test]
+    fn a_request_form_parses_with_its_fields_in_order() {
+        let m = parse(
+            r#"
+name = "allow-domain-request"
+description = "d"
+
+[request]
+title = "Allow a domain"
+description = "For a few days"
+roles = ["staff", "analyst"]
+
+[inputs.domain]
+type = "string"
+description = "the domain"
+
+[inputs.days]
+type = "integer"
+default = 7
+
+[inputs.reason]
+type = "string"
+
+[[triggers]]
+kind = "manual"
+"#,
+        )
+        .unwrap();
+        let form = m.request.as_ref().unwrap();
+        assert_eq!(form.title, "Allow a domain");
+        assert_eq!(form.roles, vec!["staff", "analyst"]);
+        let order: Vec<&str> = m.inputs_in_order().map(|(n, _)| n).collect();
+        assert_eq!(order, vec!["domain", "days", "reason"]);
+        assert!(m.inputs["domain"].is_required() && !m.inputs["days"].is_required());
+
+        let user = |roles: &[&str], disabled: bool| crate::store::users::UserRecord {
+            name: "alice".into(),
+            email: None,
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            created_at: 0,
+            disabled_at: disabled.then_some(1),
+        };
+        assert!(form.allows(&user(&["staff"], false)));
+        assert!(!form.allows(&user(&["requester"], false)));
+        assert!(!form.allows(&user(&["staff"], true)), "disabled");
+        let open = RequestForm {
+            roles: vec![],
+            ..form.clone()
+        };
+        assert!(open.allows(&user(&[], false)));
+
+        // Without triggers: fine too; without [request]: not a form.
+        let m = parse("name = \"x\"\ndescription = \"d\"\n[request]\ntitle = \"T\"\n").unwrap();
+        assert!(m.request.unwrap().roles.is_empty());
+        assert!(
+            parse("name = \"x\"\ndescription = \"d\"\n")
+                .unwrap()
+                .request
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_bad_request_table_is_refused_with_its_line() {
+        let cases = [
+            (
+                "name = \"x\"\ndescription = \"d\"\n[request]\ntitle = \"T\"\ncolour = 1\n",
+                5,
+                "unknown field `colour`",
+            ),
+            (
+                "name = \"x\"\ndescription = \"d\"\n[request]\ndescription = \"no title\"\n",
+                3,
+                "missing field `title`",
+            ),
+            (
+                "name = \"x\"\ndescription = \"d\"\n[request]\ntitle = \"  \"\n",
+                3,
+                "needs a `title`",
+            ),
+            (
+                "name = \"x\"\ndescription = \"d\"\n[request]\ntitle = \"T\"\nroles = [\"Staff\"]\n",
+                3,
+                "role name 'Staff'",
+            ),
+            (
+                "name = \"x\"\ndescription = \"d\"\n[request]\ntitle = \"T\"\n\n[[triggers]]\nkind = \"manual\"\n\n[[triggers]]\nkind = \"cron\"\nschedule = \"0 * * * *\"\n",
+                9,
+                "triggers may only be manual (or none), not cron",
+            ),
+        ];
+        for (text, line, needle) in cases {
+            let e = parse(text).unwrap_err();
+            let shown = e.to_string();
+            assert!(shown.contains(needle), "{needle}: {shown}");
+            assert_eq!(e.line, Some(line), "{needle}: {shown}");
         }
     }
 

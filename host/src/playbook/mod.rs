@@ -17,7 +17,7 @@ pub use engine::{
     Effects, Failure, FailureKind, Outcome, PluginFailure, QuestionWait, RunContext, Script, ScriptLimits,
     Step,
 };
-pub use meta::{Meta, MetaError, Trigger};
+pub use meta::{InputType, Meta, MetaError, RequestForm, Trigger};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -171,6 +171,72 @@ impl Playbooks {
             .unwrap_or_else(|p| p.into_inner())
             .values()
             .cloned()
+            .collect()
+    }
+}
+
+/// A request form, as a page or the API shows it: a playbook with `[request]`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct RequestFormInfo {
+    /// The playbook's name (`POST /api/v1/requests/{playbook}` starts it).
+    pub playbook: String,
+    /// What the form is called.
+    pub title: String,
+    pub description: String,
+    /// The roles whose members may make the request; empty: anyone allowed to start requests.
+    pub roles: Vec<String>,
+    /// The form's fields: the playbook's inputs, in the order `playbook.toml` declares them.
+    pub fields: Vec<RequestFormField>,
+}
+
+/// One field of a request form.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct RequestFormField {
+    /// The input's name (the key in the request's JSON body).
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: InputType,
+    pub description: String,
+    /// Whether the request must give it (no default, and not `required = false`).
+    pub required: bool,
+    /// The value taken when the request leaves it out.
+    pub default: Option<serde_json::Value>,
+}
+
+impl RequestFormInfo {
+    /// Whether `user` may make this request (the rule `start_request` applies).
+    pub fn allows(&self, user: &crate::store::users::UserRecord) -> bool {
+        meta::roles_allow(&self.roles, user)
+    }
+
+    fn of(playbook: &Playbook) -> Option<RequestFormInfo> {
+        let form = playbook.meta.request.as_ref()?;
+        Some(RequestFormInfo {
+            playbook: playbook.name().to_owned(),
+            title: form.title.clone(),
+            description: form.description.clone(),
+            roles: form.roles.clone(),
+            fields: playbook
+                .meta
+                .inputs_in_order()
+                .map(|(name, spec)| RequestFormField {
+                    name: name.to_owned(),
+                    kind: spec.kind,
+                    description: spec.description.clone(),
+                    required: spec.is_required(),
+                    default: spec.default.clone(),
+                })
+                .collect(),
+        })
+    }
+}
+
+impl Playbooks {
+    /// The request forms: every loaded playbook with `[request]`, by name.
+    pub fn request_forms(&self) -> Vec<RequestFormInfo> {
+        self.list()
+            .iter()
+            .filter_map(|p| RequestFormInfo::of(p))
             .collect()
     }
 }

@@ -7,6 +7,8 @@
 //! description = "a known-bad IP is blocked"
 //! input = { ip = "203.0.113.7" }
 //! start = "2026-11-30T09:00:00Z"          # optional start of the virtual clock
+//! requester = { name = "alice", email = "alice@example.com" }   # optional: a request form's
+//!                                         # requester (also alert, incident, breach)
 //!
 //! [[mock]]
 //! plugin = "ipinfo"
@@ -25,6 +27,10 @@
 //! output = { verdict = "bad" }            # optional: these keys of the result
 //! error = "rate-limited"                  # optional: part of the failure message
 //! steps = ["invoke ipinfo.lookup", "sleep", "log"]   # optional: every step, in order
+//!
+//! [[expect.act]]                          # optional: a call that changes something was made
+//! action = "list_add"                     # with at least these arguments
+//! args = { list = "blocked-ips", value = "203.0.113.7" }
 //! ```
 //!
 //! Sleeps finish at once: the clock jumps to the wake-up time and the run is replayed from its
@@ -62,6 +68,9 @@ pub struct Case {
     /// The SLA breach the run starts for (`breach` in the script).
     #[serde(default)]
     pub breach: Option<Value>,
+    /// Who made the request, for a request form (`requester` in the script): `{ name, email }`.
+    #[serde(default)]
+    pub requester: Option<Value>,
     pub expect: Expect,
 }
 
@@ -107,6 +116,11 @@ pub struct Expect {
     pub error: Option<String>,
     #[serde(default)]
     pub steps: Option<Vec<String>>,
+    /// `[[expect.act]]`: calls that change what Osprey keeps (`list_add`, `incident_set`,
+    /// `send_email`, ...) the run must have made, each `{ action, args }` with at least
+    /// these arguments.
+    #[serde(default, rename = "act")]
+    pub acts: Vec<Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -270,6 +284,22 @@ impl Effects for MockEffects {
         if action == "indicator_get" {
             return Ok(Value::Null);
         }
+        if action == "list_add" {
+            // What the store answers, `#{ value, expires_at, new }`, over the arguments.
+            let mut out = args.as_object().cloned().unwrap_or_default();
+            let expires_at = match args["ttl"].as_str() {
+                Some(t) => {
+                    let ttl =
+                        crate::config::duration_serde::parse(t).map_err(|e| format!("list_add: ttl: {e}"))?;
+                    let clock = self.0.lock().unwrap_or_else(|p| p.into_inner()).clock;
+                    Value::from(clock + ttl.as_millis() as i64)
+                }
+                None => Value::Null,
+            };
+            out.insert("expires_at".into(), expires_at);
+            out.insert("new".into(), true.into());
+            return Ok(Value::Object(out));
+        }
         if action == "question_ask" {
             use crate::humans::questions::{Kind, Spec};
             let kind = Kind::parse(args["kind"].as_str().unwrap_or_default()).ok_or("unknown kind")?;
@@ -366,6 +396,7 @@ pub fn run_case(playbook: &Playbook, file: &Path, case: &Case, defaults: &Script
         alert: case.alert.clone().unwrap_or_default(),
         breach: case.breach.clone().unwrap_or_default(),
         incident: case.incident.clone().unwrap_or_default(),
+        requester: case.requester.clone().unwrap_or_default(),
     };
     let state = Arc::new(Mutex::new(MockState {
         mocks: case.mocks.iter().map(|m| (m.clone(), 0)).collect(),
@@ -428,6 +459,23 @@ pub fn run_case(playbook: &Playbook, file: &Path, case: &Case, defaults: &Script
         && *want != labels
     {
         problems.push(format!("expected steps {want:?}, took {labels:?}"));
+    }
+    for want in &case.expect.acts {
+        let acts: Vec<&Value> = journal
+            .iter()
+            .filter(|s| s.kind == "act")
+            .map(|s| &s.request)
+            .collect();
+        if !acts.iter().any(|got| contains(got, want)) {
+            problems.push(format!(
+                "expected a call containing {want}; the calls were: {}",
+                if acts.is_empty() {
+                    "none".to_owned()
+                } else {
+                    acts.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
+                }
+            ));
+        }
     }
     drop(effects);
     for u in &state.lock().unwrap_or_else(|p| p.into_inner()).unanswered {
@@ -502,13 +550,6 @@ pub fn replay_recorded(
     journal: Vec<Step>,
     limits: ScriptLimits,
 ) -> Outcome {
-    let ctx = RunContext {
-        run_id: run.id.clone(),
-        playbook: run.playbook.clone(),
-        input: run.input.as_object().cloned().unwrap_or_default(),
-        alert: run.context["alert"].clone(),
-        breach: run.context["breach"].clone(),
-        incident: run.context["incident"].clone(),
-    };
+    let ctx = RunContext::of_run(run);
     engine::replay(&playbook.script, limits, &ctx, journal, Box::new(Offline)).0
 }

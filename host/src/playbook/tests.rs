@@ -798,3 +798,57 @@ fn a_question_that_times_out_without_a_default_is_a_catchable_error() {
         ))
     );
 }
+
+#[test]
+fn a_stored_run_gives_the_script_its_context_requester_included() {
+    let run = crate::store::runs::RunRecord {
+        id: "r9".into(),
+        playbook: "pb".into(),
+        script_hash: String::new(),
+        input: json!({"domain": "example.com"}),
+        origin: "request:alice".into(),
+        status: crate::store::runs::RunStatus::Queued,
+        output: None,
+        error: None,
+        attempts: 0,
+        created_at: 0,
+        updated_at: 0,
+        finished_at: None,
+        wake_at: None,
+        context: json!({"requester": {"name": "alice", "email": "alice@example.com"}}),
+    };
+    let ctx = RunContext::of_run(&run);
+    assert_eq!(ctx.run_id, "r9");
+    assert_eq!(ctx.requester["name"], "alice");
+    assert!(ctx.alert.is_null() && ctx.incident.is_null() && ctx.breach.is_null());
+    let script = engine::compile(
+        r#"#{ who: requester.name, mail: requester.email, domain: input.domain, alert: alert == () }"#,
+    )
+    .unwrap();
+    let (o, _, _) = engine::replay(
+        &script,
+        ScriptLimits::default(),
+        &ctx,
+        Vec::new(),
+        Box::new(TestEffects(world())),
+    );
+    let Outcome::Completed(v) = o else { panic!("{o:?}") };
+    assert_eq!(
+        v,
+        json!({"who": "alice", "mail": "alice@example.com", "domain": "example.com", "alert": true})
+    );
+    // Runs that nobody requested see `()`.
+    let ctx = RunContext::of_run(&crate::store::runs::RunRecord {
+        context: Value::Null,
+        ..run
+    });
+    let script = engine::compile("requester == ()").unwrap();
+    let (o, _, _) = engine::replay(
+        &script,
+        ScriptLimits::default(),
+        &ctx,
+        Vec::new(),
+        Box::new(TestEffects(world())),
+    );
+    assert!(matches!(o, Outcome::Completed(Value::Bool(true))), "{o:?}");
+}

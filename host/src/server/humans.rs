@@ -452,12 +452,7 @@ async fn render_inbox(
         Err(e) => return server_error(&e),
     };
     let mut h = format!(
-        "<form method=\"post\" action=\"/logout\" style=\"text-align:right\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{}\"><small>{}</small> \
-         <button type=\"submit\" style=\"margin:0;padding:.3rem .6rem\">Sign out</button></form>\
-         <h1>Inbox</h1><p><small>{} question(s), {} task(s) open for you and your roles.</small></p>",
-        escape_html(&user.csrf),
-        escape_html(&user.name),
+        "<h1>Inbox</h1><p><small>{} question(s), {} task(s) open for you and your roles.</small></p>",
         questions.len(),
         tasks.len()
     );
@@ -504,7 +499,7 @@ async fn render_inbox(
     } else {
         StatusCode::OK
     };
-    html_page(status, "Inbox", &h)
+    super::ui::raw_page(user, status, "Inbox", &h)
 }
 
 async fn inbox_answer(

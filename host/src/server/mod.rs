@@ -14,6 +14,7 @@ mod intake;
 mod metrics;
 mod openapi;
 mod paging;
+mod ui;
 pub(crate) mod web;
 
 use crate::app::App;
@@ -39,6 +40,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(openapi::router(app.clone()))
         .merge(web::router(app.clone()))
         .merge(humans::router(app.clone()))
+        .merge(ui::router(app.clone()))
         .merge(metrics::router(app.clone()))
         .merge(intake::router(app))
 }

@@ -4,8 +4,9 @@
 //!
 //! The document is derived from the code: each handler's `#[utoipa::path]` (in `api.rs` and
 //! `intake.rs`) and the request and response types (`ToSchema` where they are defined). What
-//! every operation shares is added here by [`Shared`]: the bearer scheme and its requirement
-//! on each operation, the refusals any operation may answer (401, 403, 500, 503) and, from
+//! every operation shares is added here by [`Shared`]: the ways to call it (a bearer token, or
+//! a web session's cookie with its CSRF header) on each operation, the refusals any operation
+//! may answer (401, 403, 500, 503) and, from
 //! the `Permission: \`NAME\`` line of each handler's doc comment, the roles that may call it
 //! (from `rbac`) and the
 //! `x-permission` extension. The e2e test `tests/e2e/openapi.rs` checks that the document
@@ -23,8 +24,10 @@ use base64::Engine as _;
 use sha2::Digest as _;
 use std::sync::{Arc, LazyLock};
 use utoipa::openapi::extensions::Extensions;
-use utoipa::openapi::schema::{Object, Schema};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::schema::{ArrayItems, Object, Schema};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{Components, OpenApi as Document, RefOr};
 use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
 
@@ -39,8 +42,10 @@ pub const EXPLORER_PATH: &str = "/api/docs";
         description = "The REST API of Osprey, a self-hosted security automation host: \
             incidents, tasks, indicators, pre-processing rules, plugins and alert intake.\n\n\
             Every operation needs an API token (`osprey token create NAME --role ROLE`) sent as \
-            `Authorization: Bearer TOKEN`; each operation says which permission it needs and \
-            which roles have it. Errors are `application/problem+json` documents with a stable \
+            `Authorization: Bearer TOKEN`, or, from the web console, a signed-in session: its \
+            `osprey_session` cookie with the session's CSRF token in `X-CSRF-Token` on every \
+            request (the cookie alone is refused); a bearer token wins over a cookie. Each \
+            operation says which permission it needs and which roles have it. Errors are `application/problem+json` documents with a stable \
             `type`, a `title` for people and the HTTP `status`; they never carry internals \
             (those go to the server's log). Bodies are JSON (at most 1 MiB, alerts excepted); \
             unknown fields and query parameters are refused with 400, naming them. \
@@ -48,38 +53,51 @@ pub const EXPLORER_PATH: &str = "/api/docs";
         license(name = "Apache-2.0")
     ),
     paths(
-        api::list_plugins,
-        api::list_incidents,
-        api::create_incident,
-        api::show_incident,
-        api::update_incident,
-        api::close_incident,
-        api::reopen_incident,
-        api::add_note,
-        api::relate_incident,
-        api::pause_sla,
-        api::resume_sla,
-        api::list_tasks,
-        api::create_task,
-        api::show_task,
-        api::complete_task,
-        api::delegate_task,
-        api::cancel_task,
-        api::list_indicators,
-        api::list_alerts,
-        api::list_runs,
-        api::show_run,
-        api::list_audit,
-        api::list_lists,
-        api::list_list_entries,
-        api::show_indicator,
-        api::set_indicator,
-        api::list_rules,
-        api::test_rules,
-        api::put_rule_test,
-        api::delete_rule_test,
-        api::put_rule,
-        api::delete_rule,
+        api::plugins::list_plugins,
+        api::plugins::show_plugin,
+        api::plugins::put_grant,
+        api::incidents::list_incidents,
+        api::incidents::create_incident,
+        api::incidents::show_incident,
+        api::incidents::update_incident,
+        api::incidents::close_incident,
+        api::incidents::reopen_incident,
+        api::incidents::add_note,
+        api::incidents::relate_incident,
+        api::incidents::spawn_child,
+        api::incidents::pause_sla,
+        api::incidents::resume_sla,
+        api::tasks::list_tasks,
+        api::tasks::create_task,
+        api::tasks::show_task,
+        api::tasks::complete_task,
+        api::tasks::delegate_task,
+        api::tasks::cancel_task,
+        api::indicators::list_indicators,
+        api::indicators::show_indicator,
+        api::indicators::set_indicator,
+        api::alerts::list_alerts,
+        api::playbooks::list_playbooks,
+        api::playbooks::show_playbook,
+        api::playbooks::start_run,
+        api::runs::list_runs,
+        api::runs::show_run,
+        api::runs::cancel_run,
+        api::runs::restart_run,
+        api::audit::list_audit,
+        api::audit::verify_audit,
+        api::lists::list_lists,
+        api::lists::list_entries,
+        api::lists::add_entry,
+        api::lists::remove_entry,
+        api::requests::list_forms,
+        api::requests::send_request,
+        api::rules::list_rules,
+        api::rules::test_rules,
+        api::rules::put_rule_test,
+        api::rules::delete_rule_test,
+        api::rules::put_rule,
+        api::rules::delete_rule,
         intake::post_alerts,
     ),
     components(
@@ -94,9 +112,11 @@ pub const EXPLORER_PATH: &str = "/api/docs";
         (name = "rules", description = "Pre-processing rules: what happens to alerts as they arrive."),
         (name = "plugins", description = "The installed plugins."),
         (name = "alerts", description = "Alert intake, and the alerts as received, paged."),
-        (name = "runs", description = "Playbook runs and their journals."),
+        (name = "playbooks", description = "The loaded playbooks, and starting their runs."),
+        (name = "runs", description = "Playbook runs and their journals: cancel, restart from a step."),
         (name = "audit", description = "The hash-chained audit log."),
         (name = "lists", description = "Allow and block lists and their entries."),
+        (name = "requests", description = "End users' request forms: playbooks with a [request] table."),
     )
 )]
 pub struct ApiDoc;
@@ -129,14 +149,17 @@ pub struct Problem {
 #[allow(dead_code)]
 pub struct BadRequest(Problem);
 
-/// No bearer token, or one that is unknown, expired or revoked (`WWW-Authenticate: Bearer`).
+/// No credentials, a bearer token that is unknown, expired or revoked, or a web session that
+/// ended (`WWW-Authenticate: Bearer`).
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 #[allow(dead_code)]
 pub struct Unauthorized(Problem);
 
-/// The token's role and scopes do not allow this (type `permission-denied`), or the route
-/// refuses this caller (type `forbidden`, for example a task only its assignee may complete).
+/// The token's role and scopes, or the signed-in user's roles, do not allow this (type
+/// `permission-denied`); a session's request without its CSRF token in `X-CSRF-Token` (type
+/// `csrf`); or the route refuses this caller (type `forbidden`, for example a task only its
+/// assignee may complete).
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 #[allow(dead_code)]
@@ -194,6 +217,20 @@ impl Modify for Shared {
                     .build(),
             ),
         );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::web_auth::SESSION_COOKIE,
+                "A web console session (`POST /login`), by its user's roles; only with `csrf`.",
+            ))),
+        );
+        components.add_security_scheme(
+            "csrf",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-CSRF-Token",
+                "The session's CSRF token, on every request made with the session cookie.",
+            ))),
+        );
         // A body that flattens a spec which refuses unknown fields: `allOf` would refuse the
         // other part's fields, so the parts become one object.
         for name in ["NewIncidentBody"] {
@@ -203,6 +240,22 @@ impl Modify for Shared {
                 .and_then(|s| merge_all_of(s, components))
             {
                 components.schemas.insert(name.to_owned(), merged);
+            }
+        }
+        // A page's items refer to their item's schema (utoipa inlines generic arguments).
+        let pages: Vec<(String, String)> = components
+            .schemas
+            .keys()
+            .filter_map(|k| Some((k.clone(), k.strip_prefix("Paged_")?.to_owned())))
+            .filter(|(_, item)| components.schemas.contains_key(item))
+            .collect();
+        for (page, item) in pages {
+            if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(&page)
+                && let Some(RefOr::T(Schema::Array(items))) = object.properties.get_mut("items")
+            {
+                items.items = ArrayItems::RefOrSchema(Box::new(RefOr::Ref(
+                    utoipa::openapi::Ref::from_schema_name(item),
+                )));
             }
         }
         for item in doc.paths.paths.values_mut() {
@@ -216,8 +269,17 @@ impl Modify for Shared {
             .into_iter()
             .flatten()
             {
-                // Every operation under /api/v1 takes a bearer token.
-                op.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+                let permission = op.description.as_deref().and_then(permission_in);
+                // Every operation under /api/v1 takes a bearer token, or a session with its
+                // CSRF token (both at once); but sending alerts, which only machines do.
+                let mut security = vec![SecurityRequirement::new("bearer", Vec::<String>::new())];
+                if permission != Some(Permission::AlertsWrite) {
+                    security.push(
+                        SecurityRequirement::new("session", Vec::<String>::new())
+                            .add("csrf", Vec::<String>::new()),
+                    );
+                }
+                op.security = Some(security);
                 for (status, name) in [
                     ("401", "Unauthorized"),
                     ("403", "Forbidden"),
@@ -229,8 +291,8 @@ impl Modify for Shared {
                         .entry(status.to_owned())
                         .or_insert_with(|| RefOr::Ref(utoipa::openapi::Ref::from_response_name(name)));
                 }
-                let description = op.description.get_or_insert_with(String::new);
-                if let Some(permission) = permission_in(description) {
+                if let Some(permission) = permission {
+                    let description = op.description.get_or_insert_with(String::new);
                     description.push_str(&format!("\n\n{}", who_may(permission)));
                     op.extensions.get_or_insert_with(Extensions::default).merge(
                         Extensions::builder()
@@ -407,11 +469,12 @@ mod tests {
                     "{method} {path}: {description}"
                 );
                 assert!(!p.is_empty());
-                assert_eq!(
-                    op["security"],
-                    serde_json::json!([{ "bearer": [] }]),
-                    "{method} {path}"
-                );
+                let security = if p == "alerts-write" {
+                    serde_json::json!([{ "bearer": [] }])
+                } else {
+                    serde_json::json!([{ "bearer": [] }, { "session": [], "csrf": [] }])
+                };
+                assert_eq!(op["security"], security, "{method} {path}");
                 for status in ["401", "403", "503"] {
                     assert!(
                         op["responses"][status].is_object(),
@@ -423,6 +486,41 @@ mod tests {
         }
         assert!(n >= 27, "{n}");
         assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+    }
+
+    #[test]
+    fn lists_answer_pages_of_their_items() {
+        let doc = serde_json::to_value(document()).unwrap();
+        for (path, item) in [
+            ("/api/v1/incidents", "IncidentRecord"),
+            ("/api/v1/tasks", "TaskRecord"),
+            ("/api/v1/indicators", "Indicator"),
+            ("/api/v1/alerts", "StoredAlert"),
+            ("/api/v1/runs", "RunRecord"),
+            ("/api/v1/audit", "AuditEntry"),
+            ("/api/v1/lists", "ListInfo"),
+            ("/api/v1/lists/{name}/entries", "ListEntry"),
+            ("/api/v1/playbooks", "PlaybookSummary"),
+        ] {
+            let schema =
+                &doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+            let page = schema["$ref"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{path}: {schema}"));
+            assert_eq!(page, format!("#/components/schemas/Paged_{item}"), "{path}");
+            let page = &doc["components"]["schemas"][format!("Paged_{item}")];
+            assert_eq!(
+                page["properties"]["items"]["items"]["$ref"],
+                format!("#/components/schemas/{item}"),
+                "{path}: {page}"
+            );
+            assert!(
+                doc["components"]["schemas"][item]["properties"].is_object()
+                    || doc["components"]["schemas"][item]["allOf"].is_array(),
+                "{item}"
+            );
+            assert!(page["properties"]["next_cursor"].is_object(), "{path}");
+        }
     }
 
     #[test]

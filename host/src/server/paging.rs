@@ -118,9 +118,10 @@ fn decode(text: &str, column: &str, descending: bool) -> Result<(SortKey, String
     Ok((cursor.k, cursor.i))
 }
 
-/// A page as answered.
-#[derive(Debug, Serialize)]
+/// A page as answered (and its schema in the OpenAPI document: `Paged<Item>` for each list).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Paged<T> {
+    /// The items, in the requested order.
     pub items: Vec<T>,
     /// Pass as `cursor` for the next page; null on the last.
     pub next_cursor: Option<String>,

@@ -221,7 +221,7 @@ fn server_error(e: impl std::fmt::Display) -> Response {
 }
 
 /// The session token in the request's cookies, if any.
-fn session_token(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn session_token(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -233,7 +233,7 @@ fn session_token(headers: &HeaderMap) -> Option<String> {
 }
 
 /// The signed-in user of these headers, if any.
-async fn signed_in(app: &App, headers: &HeaderMap) -> Result<Option<WebUser>, Response> {
+pub(crate) async fn signed_in(app: &App, headers: &HeaderMap) -> Result<Option<WebUser>, Response> {
     let Some(token) = session_token(headers) else {
         return Ok(None);
     };

@@ -8,7 +8,7 @@ use crate::intake::{Alert, Observables, Severity};
 use serde::Serialize;
 
 /// An alert with what the store adds: its id, when and how it came in.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StoredAlert {
     pub id: String,
     pub received_at: i64,

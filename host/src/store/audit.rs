@@ -86,7 +86,7 @@ pub struct Change<'a> {
 }
 
 /// One entry of the log.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub seq: i64,
     pub at: i64,
@@ -185,6 +185,10 @@ fn entries_from_rows(rows: Vec<EntryRow>) -> Result<Vec<AuditEntry>> {
         .collect()
 }
 
+/// The columns audit entries may be sorted by: `seq` only, the log's order
+/// (`GET /api/v1/audit?sort=-seq` for newest first).
+pub const AUDIT_SORTS: &[&str] = &["seq"];
+
 /// Which audit entries a page holds; `None` is any.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AuditFilter<'a> {
@@ -202,6 +206,18 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> Result<Page<AuditEntry>> {
+        let mut keyset = Keyset::first("seq", false, limit);
+        keyset.after = Some((SortKey::Int(after), after.to_string()));
+        self.audit_page_sorted(filter, &keyset).await
+    }
+
+    /// One page of the entries matching `filter`, in the order of `keyset` (by `seq`, the
+    /// log's order, [`AUDIT_SORTS`]; descending for newest first).
+    pub async fn audit_page_sorted(
+        &self,
+        filter: &AuditFilter<'_>,
+        keyset: &Keyset,
+    ) -> Result<Page<AuditEntry>> {
         let mut conditions = vec!["1 = 1".to_owned()];
         let mut args: Vec<Arg> = Vec::new();
         if let Some(action) = filter.action {
@@ -217,19 +233,13 @@ impl Store {
             args.push(target.into());
             conditions.push(format!("target = ${}", args.len()));
         }
-        let keyset = Keyset {
-            column: "seq",
-            descending: false,
-            after: Some((SortKey::Int(after), after.to_string())),
-            limit,
-        };
         let page: Page<EntryRow> = page::fetch(
             &self.pool,
             "SELECT seq, at, actor, action, target, details, prev_hash, hash FROM audit_log",
             &conditions.join(" AND "),
             args,
-            &keyset,
-            &["seq"],
+            keyset,
+            AUDIT_SORTS,
             "seq",
         )
         .await?;

@@ -4,6 +4,7 @@
 //! alert marked done without its incident.
 
 use super::audit::{self, Actor, Change};
+use super::page::{self, Arg, Keyset, Page};
 use super::runs::NewRun;
 use super::writer::Write;
 use super::{Result, Store, StoreError, now_ms, sla};
@@ -13,6 +14,20 @@ use serde::Serialize;
 
 /// An incident's state.
 pub const STATUSES: &[&str] = &["new", "active", "pending", "closed"];
+
+/// The columns incidents may be sorted by (`GET /api/v1/incidents?sort=`).
+pub const INCIDENT_SORTS: &[&str] = &["created_at", "updated_at", "status", "title"];
+
+/// Which incidents a page holds; `None` is any.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IncidentFilter<'a> {
+    /// One of [`STATUSES`].
+    pub status: Option<&'a str>,
+    /// The incident type.
+    pub kind: Option<&'a str>,
+    pub severity: Option<Severity>,
+    pub owner: Option<&'a str>,
+}
 
 /// An incident ready to be stored.
 #[derive(Debug, Clone)]
@@ -517,18 +532,49 @@ impl Store {
         row.map(incident_from_row).transpose()
     }
 
-    /// The newest incidents, optionally in one status.
+    /// One page of incidents matching `filter`, in the order of `keyset` (one of
+    /// [`INCIDENT_SORTS`]).
+    pub async fn incident_page(
+        &self,
+        filter: &IncidentFilter<'_>,
+        keyset: &Keyset,
+    ) -> Result<Page<IncidentRecord>> {
+        let mut conditions = vec!["1 = 1".to_owned()];
+        let mut args: Vec<Arg> = Vec::new();
+        for (column, value) in [
+            ("status", filter.status),
+            ("type", filter.kind),
+            ("severity", filter.severity.as_ref().map(Severity::as_str)),
+            ("owner", filter.owner),
+        ] {
+            if let Some(value) = value {
+                args.push(value.into());
+                conditions.push(format!("{column} = ${}", args.len()));
+            }
+        }
+        let select = format!("SELECT {INCIDENT_COLUMNS} FROM incidents");
+        let page: Page<IncidentRow> = page::fetch(
+            &self.pool,
+            &select,
+            &conditions.join(" AND "),
+            args,
+            keyset,
+            INCIDENT_SORTS,
+            "id",
+        )
+        .await?;
+        page.try_map(incident_from_row)
+    }
+
+    /// The newest incidents, optionally in one status (the first page of
+    /// [`Store::incident_page`]).
     pub async fn incidents(&self, status: Option<&str>, limit: i64) -> Result<Vec<IncidentRecord>> {
-        let sql = format!(
-            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE ($1 IS NULL OR status = $1)
-             ORDER BY created_at DESC, id DESC LIMIT $2"
-        );
-        let rows: Vec<IncidentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(status)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter().map(incident_from_row).collect()
+        let filter = IncidentFilter {
+            status,
+            ..IncidentFilter::default()
+        };
+        let keyset = Keyset::first("created_at", true, limit);
+        Ok(self.incident_page(&filter, &keyset).await?.items)
     }
 
     /// An incident's timeline, in order.

@@ -14,6 +14,7 @@
 
 use super::audit::{self, Actor, Change};
 use super::lists::{IpValue, host_name, ip_value, shown, trimmed_value};
+use super::page::{self, Arg, Keyset, Page};
 use super::writer::{ROWS_PER_STATEMENT, rows};
 use super::{Result, Store, StoreError, now_ms};
 use crate::intake::Observables;
@@ -32,6 +33,20 @@ pub const MAX_SOURCES: usize = 20;
 pub const MAX_SOURCE_LEN: usize = 100;
 /// Expired cache rows removed by each [`Store::cache_put`].
 const PURGE_PER_PUT: i64 = 100;
+
+/// The columns indicators may be sorted by (`GET /api/v1/indicators?sort=`).
+pub const INDICATOR_SORTS: &[&str] = &["last_seen", "first_seen", "updated_at", "sightings", "value"];
+
+/// An indicator's unique key in one text, `KIND:VALUE` (a kind has no colon), as pages order
+/// ties and cursors name the last row ([`Indicator::key`]).
+const INDICATOR_ID: &str = "(kind || ':' || value)";
+
+/// Which indicators a page holds; `None` is any.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IndicatorFilter {
+    pub kind: Option<IndicatorKind>,
+    pub verdict: Option<Verdict>,
+}
 
 /// What an indicator is.
 #[derive(
@@ -208,6 +223,13 @@ pub struct Indicator {
     /// How many alerts showed it.
     pub sightings: i64,
     pub updated_at: i64,
+}
+
+impl Indicator {
+    /// `KIND:VALUE`: unique, the key the indicator list pages by.
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.kind.as_str(), self.value)
+    }
 }
 
 /// Alerts that showed one indicator: how many, the first and last time.
@@ -600,26 +622,47 @@ impl Store {
         Ok(row.map(indicator_from_row).transpose()?)
     }
 
-    /// Indicators, most recently seen first, optionally of one kind and with one verdict.
+    /// One page of indicators matching `filter`, in the order of `keyset` (one of
+    /// [`INDICATOR_SORTS`]; ties are ordered by kind and value, [`INDICATOR_ID`]).
+    pub async fn indicator_page(&self, filter: &IndicatorFilter, keyset: &Keyset) -> Result<Page<Indicator>> {
+        let mut conditions = vec!["1 = 1".to_owned()];
+        let mut args: Vec<Arg> = Vec::new();
+        if let Some(kind) = filter.kind {
+            args.push(kind.as_str().into());
+            conditions.push(format!("kind = ${}", args.len()));
+        }
+        if let Some(verdict) = filter.verdict {
+            args.push(verdict.as_str().into());
+            conditions.push(format!("verdict = ${}", args.len()));
+        }
+        let select = format!("SELECT {COLUMNS} FROM indicators");
+        let page: Page<IndicatorRow> = page::fetch(
+            &self.pool,
+            &select,
+            &conditions.join(" AND "),
+            args,
+            keyset,
+            INDICATOR_SORTS,
+            INDICATOR_ID,
+        )
+        .await?;
+        page.try_map(indicator_from_row)
+    }
+
+    /// Indicators, most recently seen first, optionally of one kind and with one verdict
+    /// (the first page of [`Store::indicator_page`]).
     pub async fn indicators(
         &self,
         kind: Option<&str>,
         verdict: Option<&str>,
         limit: i64,
     ) -> Result<Vec<Indicator>, IndicatorError> {
-        let kind = kind.map(IndicatorKind::parse).transpose()?;
-        let verdict = verdict.map(Verdict::parse).transpose()?;
-        let sql = format!(
-            "SELECT {COLUMNS} FROM indicators WHERE ($1 IS NULL OR kind = $1) AND ($2 IS NULL OR verdict = $2)
-             ORDER BY last_seen DESC, kind, value LIMIT $3"
-        );
-        let rows: Vec<IndicatorRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(kind.map(IndicatorKind::as_str))
-            .bind(verdict.map(Verdict::as_str))
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().map(indicator_from_row).collect::<Result<_>>()?)
+        let filter = IndicatorFilter {
+            kind: kind.map(IndicatorKind::parse).transpose()?,
+            verdict: verdict.map(Verdict::parse).transpose()?,
+        };
+        let keyset = Keyset::first("last_seen", true, limit);
+        Ok(self.indicator_page(&filter, &keyset).await?.items)
     }
 
     /// The cached output under `key` (see [`cache_key`]) if it has not expired at `now`.

@@ -26,7 +26,7 @@ pub const MAX_VALUE_LEN: usize = 255;
 pub const MAX_TEXT_LEN: usize = 1024;
 
 /// What a list is for. Osprey serves both the same way; the firewall rule decides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ListKind {
     Block,
@@ -53,7 +53,7 @@ impl ListKind {
 }
 
 /// What a list's entries are, as PAN-OS EDL types have it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EntryType {
     /// IPv4 and IPv6 addresses and CIDRs.
@@ -128,7 +128,7 @@ impl From<sqlx::Error> for ListError {
 pub const ENTRY_SORTS: &[&str] = &["value", "created_at", "updated_at"];
 
 /// A list and how many live entries it has.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ListInfo {
     pub name: String,
     pub kind: ListKind,
@@ -141,7 +141,7 @@ pub struct ListInfo {
 }
 
 /// One entry of a list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ListEntry {
     pub value: String,
     pub reason: String,

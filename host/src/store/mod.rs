@@ -21,6 +21,7 @@ pub mod runs;
 mod secrets;
 pub mod sessions;
 pub mod sla;
+pub mod stats;
 pub mod tasks;
 pub mod tokens;
 pub mod users;

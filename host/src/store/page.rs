@@ -4,7 +4,8 @@
 //! wherever it starts and rows added meanwhile neither repeat nor skip others.
 //!
 //! Sort columns must be NOT NULL (a NULL would fall out of the comparison), and the id
-//! column unique, so that `(col, id)` orders every row exactly once.
+//! unique, so that `(col, id)` orders every row exactly once. The id may be an expression
+//! over the row's key (`kind || ':' || value` for indicators, whose key is two columns).
 
 use super::{Result, StoreError};
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,21 @@ pub struct Keyset {
     pub after: Option<(SortKey, String)>,
     pub limit: i64,
 }
+
+impl Keyset {
+    /// The first page sorted by `column`, at most `limit` rows.
+    pub fn first(column: &'static str, descending: bool, limit: i64) -> Keyset {
+        Keyset {
+            column,
+            descending,
+            after: None,
+            limit,
+        }
+    }
+}
+
+/// The most rows one page may hold.
+pub const MAX_PAGE_ROWS: i64 = 10_000;
 
 /// One page of rows, and whether more follow it.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,8 +83,8 @@ impl From<i64> for Arg {
 
 /// `select` (a `SELECT ... FROM ...` with no WHERE), filtered by `conditions` (SQL over
 /// placeholders `$1..$n` for `args`), one page of it per `keyset`: `allowed` are the sort
-/// columns this list permits and `id` its unique column. Reads `limit + 1` rows to learn
-/// whether more follow.
+/// columns this list permits and `id` its unique column (or expression). Reads `limit + 1`
+/// rows to learn whether more follow.
 pub(super) async fn fetch<R>(
     pool: &sqlx::AnyPool,
     select: &str,
@@ -88,9 +104,9 @@ where
             allowed.join(", ")
         )));
     }
-    if !(1..=10_000).contains(&keyset.limit) {
+    if !(1..=MAX_PAGE_ROWS).contains(&keyset.limit) {
         return Err(StoreError::Invalid(format!(
-            "page size {} out of range",
+            "cannot read {} rows at once: ask for 1 to {MAX_PAGE_ROWS}",
             keyset.limit
         )));
     }
@@ -324,5 +340,192 @@ mod tests {
             .collect();
         assert_eq!(is, vec![1, 11, 21]);
         assert!(!page.more);
+        // Newest first, with the same filter, a page at a time.
+        let newest = every_page(
+            "seq",
+            true,
+            4,
+            async |k| store.audit_page_sorted(&filter, k).await.unwrap(),
+            |e| (SortKey::Int(e.seq), e.seq.to_string()),
+        )
+        .await;
+        let is: Vec<i64> = newest.iter().map(|e| e.details["i"].as_i64().unwrap()).collect();
+        assert_eq!(is, (0..25).rev().collect::<Vec<_>>());
     });
+
+    /// Every item of a list, a page of `limit` at a time in the order of `column`
+    /// (`descending`), with `next` reading one page and `key_of` an item's sort key and id.
+    async fn every_page<T>(
+        column: &'static str,
+        descending: bool,
+        limit: i64,
+        mut next: impl AsyncFnMut(&Keyset) -> Page<T>,
+        key_of: impl Fn(&T) -> (SortKey, String),
+    ) -> Vec<T> {
+        let mut keyset = Keyset::first(column, descending, limit);
+        let mut all = Vec::new();
+        loop {
+            let page = next(&keyset).await;
+            assert!(page.items.len() as i64 <= limit);
+            keyset.after = page.items.last().map(&key_of);
+            let more = page.more;
+            all.extend(page.items);
+            if !more {
+                return all;
+            }
+        }
+    }
+
+    both_dialects!(
+        incidents_tasks_and_indicators_page_without_duplicates_or_gaps,
+        |store| {
+            use crate::intake::Severity;
+            use crate::store::incidents::{IncidentFilter, NewIncident};
+            use crate::store::indicators::{IndicatorFilter, IndicatorKind, Verdict};
+            use crate::store::tasks::{NewTask, TaskFilter};
+            let cli = Actor::cli();
+
+            // Nine incidents over three severities, titles t8 down to t0, each with a task for
+            // the soc team; two more tasks for bob.
+            store
+                .create_user("alice", None, &["soc".into()], &cli)
+                .await
+                .unwrap();
+            store
+                .create_user("bob", None, &["net".into()], &cli)
+                .await
+                .unwrap();
+            for i in 0..9 {
+                let severity = [Severity::Low, Severity::High, Severity::Critical][i % 3];
+                let new = NewIncident::new("phishing", &format!("t{}", 8 - i), severity);
+                let id = store.create_incident(&new, &[], &cli, None).await.unwrap();
+                let task = NewTask {
+                    incident_id: Some(id),
+                    title: format!("task {i}"),
+                    role: Some("soc".into()),
+                    ..NewTask::default()
+                };
+                store.create_task(&task, &cli, None).await.unwrap();
+            }
+            for i in 0..2 {
+                let task = NewTask {
+                    title: format!("bob's {i}"),
+                    assignee: Some("bob".into()),
+                    ..NewTask::default()
+                };
+                store.create_task(&task, &cli, None).await.unwrap();
+            }
+
+            let any = IncidentFilter::default();
+            let newest = store.incidents(None, 100).await.unwrap();
+            let paged = every_page(
+                "created_at",
+                true,
+                4,
+                async |k| store.incident_page(&any, k).await.unwrap(),
+                |i| (SortKey::Int(i.created_at), i.id.clone()),
+            )
+            .await;
+            assert_eq!(paged, newest);
+            assert_eq!(paged.len(), 9);
+            let by_title = every_page(
+                "title",
+                false,
+                2,
+                async |k| store.incident_page(&any, k).await.unwrap(),
+                |i| (SortKey::Text(i.title.clone()), i.id.clone()),
+            )
+            .await;
+            let titles: Vec<String> = by_title.iter().map(|i| i.title.clone()).collect();
+            assert_eq!(titles, (0..9).map(|i| format!("t{i}")).collect::<Vec<_>>());
+            let high = IncidentFilter {
+                severity: Some(Severity::High),
+                status: Some("new"),
+                ..IncidentFilter::default()
+            };
+            let found = every_page(
+                "updated_at",
+                true,
+                1,
+                async |k| store.incident_page(&high, k).await.unwrap(),
+                |i| (SortKey::Int(i.updated_at), i.id.clone()),
+            )
+            .await;
+            assert_eq!(found.len(), 3);
+            assert!(found.iter().all(|i| i.severity == Severity::High));
+
+            // Tasks alice may complete (her team's), two a page, oldest first; bob's own.
+            let alices = TaskFilter {
+                for_user: Some("alice"),
+                ..TaskFilter::default()
+            };
+            let tasks = every_page(
+                "created_at",
+                false,
+                2,
+                async |k| store.task_page(&alices, k).await.unwrap(),
+                |t| (SortKey::Int(t.created_at), t.id.clone()),
+            )
+            .await;
+            let titles: Vec<String> = tasks.iter().map(|t| t.title.clone()).collect();
+            assert_eq!(titles, (0..9).map(|i| format!("task {i}")).collect::<Vec<_>>());
+            let bobs = store.tasks(Some("open"), None, Some("bob"), 10).await.unwrap();
+            assert_eq!(bobs.len(), 2);
+
+            // Indicators: ten IPs and a domain, by value (ties across kinds broken by the key),
+            // and by last_seen, where every one ties with others.
+            for i in 0..10 {
+                let verdict = if i % 2 == 0 { "malicious" } else { "benign" };
+                store
+                    .set_verdict("ip", &format!("192.0.2.{i}"), verdict, None, None, &cli)
+                    .await
+                    .unwrap();
+            }
+            store
+                .set_verdict("domain", "192.0.2.example", "malicious", None, None, &cli)
+                .await
+                .unwrap();
+            let any = IndicatorFilter::default();
+            let by_value = every_page(
+                "value",
+                false,
+                3,
+                async |k| store.indicator_page(&any, k).await.unwrap(),
+                |i| (SortKey::Text(i.value.clone()), i.key()),
+            )
+            .await;
+            let values: Vec<String> = by_value.iter().map(|i| i.value.clone()).collect();
+            let mut sorted = values.clone();
+            sorted.sort();
+            assert_eq!((values.len(), &values), (11, &sorted));
+            let recent = every_page(
+                "last_seen",
+                true,
+                2,
+                async |k| store.indicator_page(&any, k).await.unwrap(),
+                |i| (SortKey::Int(i.last_seen), i.key()),
+            )
+            .await;
+            let keys: std::collections::BTreeSet<String> = recent.iter().map(|i| i.key()).collect();
+            assert_eq!(keys.len(), 11);
+            let malicious_ips = IndicatorFilter {
+                kind: Some(IndicatorKind::Ip),
+                verdict: Some(Verdict::Malicious),
+            };
+            let found = every_page(
+                "sightings",
+                true,
+                2,
+                async |k| store.indicator_page(&malicious_ips, k).await.unwrap(),
+                |i| (SortKey::Int(i.sightings), i.key()),
+            )
+            .await;
+            assert_eq!(found.len(), 5);
+            assert!(
+                found
+                    .iter()
+                    .all(|i| i.kind == IndicatorKind::Ip && i.verdict == Verdict::Malicious)
+            );
+        }
+    );
 }

@@ -12,7 +12,7 @@ use super::{Dialect, Result, Store, StoreError, now_ms};
 use serde::{Deserialize, Serialize};
 
 /// A run's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
     /// Waiting for a worker.
@@ -74,7 +74,7 @@ impl std::fmt::Display for RunStatus {
 pub const RUN_SORTS: &[&str] = &["created_at", "updated_at", "playbook", "status"];
 
 /// A run as stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RunRecord {
     pub id: String,
     pub playbook: String,
@@ -95,7 +95,7 @@ pub struct RunRecord {
 }
 
 /// A journaled step as stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StepRecord {
     pub seq: i64,
     pub kind: String,
@@ -286,6 +286,20 @@ impl Store {
         )
         .await?;
         page.try_map(run_from_row)
+    }
+
+    /// The newest runs started from `origin` (such as `request:alice`: a user's requests),
+    /// newest first.
+    pub async fn runs_from(&self, origin: &str, limit: i64) -> Result<Vec<RunRecord>> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE origin = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+        );
+        let rows: Vec<RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(origin)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(run_from_row).collect()
     }
 
     /// How many runs are in the queue (queued, running or waiting): cheap, from the queue's

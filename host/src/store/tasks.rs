@@ -4,12 +4,27 @@
 
 use super::audit::{self, Actor, Change};
 use super::incidents::add_event;
+use super::page::{self, Arg, Keyset, Page};
 use super::{Result, Store, StoreError, now_ms, sla};
 use serde::Serialize;
 use thiserror::Error;
 
 /// A task's state.
 pub const TASK_STATUSES: &[&str] = &["open", "done", "cancelled"];
+
+/// The columns tasks may be sorted by (`GET /api/v1/tasks?sort=`).
+pub const TASK_SORTS: &[&str] = &["created_at", "updated_at", "status", "title"];
+
+/// Which tasks a page holds; `None` is any.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TaskFilter<'a> {
+    /// One of [`TASK_STATUSES`].
+    pub status: Option<&'a str>,
+    /// Only this incident's tasks.
+    pub incident: Option<&'a str>,
+    /// Only tasks this user may complete: assigned to them or to one of their roles.
+    pub for_user: Option<&'a str>,
+}
 
 /// A task ready to be stored.
 #[derive(Debug, Clone, Default)]
@@ -416,8 +431,42 @@ impl Store {
         })
     }
 
+    /// One page of tasks matching `filter`, in the order of `keyset` (one of [`TASK_SORTS`]).
+    pub async fn task_page(&self, filter: &TaskFilter<'_>, keyset: &Keyset) -> Result<Page<TaskRecord>> {
+        let mut conditions = vec!["1 = 1".to_owned()];
+        let mut args: Vec<Arg> = Vec::new();
+        if let Some(status) = filter.status {
+            args.push(status.into());
+            conditions.push(format!("status = ${}", args.len()));
+        }
+        if let Some(incident) = filter.incident {
+            args.push(incident.into());
+            conditions.push(format!("incident_id = ${}", args.len()));
+        }
+        if let Some(user) = filter.for_user {
+            args.push(user.into());
+            let n = args.len();
+            conditions.push(format!(
+                "(assignee = ${n} OR role IN (SELECT r.role FROM user_roles r JOIN users u ON u.name = r.user_name
+                                     WHERE r.user_name = ${n} AND u.disabled_at IS NULL))"
+            ));
+        }
+        let select = format!("SELECT {TASK_COLUMNS} FROM tasks");
+        let page: Page<TaskRow> = page::fetch(
+            &self.pool,
+            &select,
+            &conditions.join(" AND "),
+            args,
+            keyset,
+            TASK_SORTS,
+            "id",
+        )
+        .await?;
+        page.try_map(|row| Ok(task_from_row(row)))
+    }
+
     /// Tasks, newest first: optionally only one status, one incident, or those `for_user`
-    /// may complete (assigned to them or to one of their roles).
+    /// may complete (the first page of [`Store::task_page`]).
     pub async fn tasks(
         &self,
         status: Option<&str>,
@@ -425,22 +474,13 @@ impl Store {
         for_user: Option<&str>,
         limit: i64,
     ) -> Result<Vec<TaskRecord>> {
-        let sql = format!(
-            "SELECT {TASK_COLUMNS} FROM tasks
-             WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR incident_id = $2)
-               AND ($3 IS NULL OR assignee = $3
-                    OR role IN (SELECT r.role FROM user_roles r JOIN users u ON u.name = r.user_name
-                                WHERE r.user_name = $3 AND u.disabled_at IS NULL))
-             ORDER BY created_at DESC, id DESC LIMIT $4"
-        );
-        let rows: Vec<TaskRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(status)
-            .bind(incident)
-            .bind(for_user)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().map(task_from_row).collect())
+        let filter = TaskFilter {
+            status,
+            incident,
+            for_user,
+        };
+        let keyset = Keyset::first("created_at", true, limit);
+        Ok(self.task_page(&filter, &keyset).await?.items)
     }
 }
 

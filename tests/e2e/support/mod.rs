@@ -1,6 +1,7 @@
 //! Shared helpers: where the built plugins are, a host with a temporary data directory
-//! (library or binary), and fake servers.
+//! (library or binary), fake servers, and a headless browser (`browser.rs`).
 
+pub mod browser;
 pub mod fake_autofocus;
 pub mod fake_http;
 pub mod fake_ipinfo;

@@ -1,0 +1,176 @@
+//! Indicators: list (paged), show, and record a verdict.
+
+use super::{
+    Answer, Problem, bad_request, body_as, caller, keyset, list_query, not_found, ok, param, store_failed,
+};
+use crate::app::App;
+use crate::rbac::Permission;
+use crate::server::openapi::{BadRequest, NotFound, TooLarge};
+use crate::server::paging::{self, Paged};
+use crate::store::indicators::{INDICATOR_SORTS, Indicator, IndicatorFilter, IndicatorKind, Verdict};
+use crate::store::page::SortKey;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+fn indicator_failed(e: crate::store::indicators::IndicatorError) -> Problem {
+    use crate::store::indicators::IndicatorError;
+    match e {
+        IndicatorError::Store(e) => store_failed(&e),
+        other => bad_request(&other.to_string()),
+    }
+}
+
+/// List indicators.
+///
+/// Sorts: `last_seen`, `first_seen`, `updated_at`, `sightings`, `value` (`-` before for
+/// descending); default `-last_seen` (most recently seen first). At most 500 a page.
+///
+/// Permission: `incidents-read`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/indicators",
+    tag = "indicators",
+    params(
+        ("kind" = Option<IndicatorKind>, Query, description = "Only this kind"),
+        ("verdict" = Option<Verdict>, Query, description = "Only this verdict"),
+        (
+            "sort" = Option<String>,
+            Query,
+            description = "last_seen, first_seen, updated_at, sightings or value, '-' for descending; default -last_seen"
+        ),
+        ("limit" = Option<i64>, Query, description = "At most this many, 1 to 500; default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")
+    ),
+    responses(
+        (status = 200, description = "One page of indicators", body = Paged<Indicator>),
+        (status = 400, response = BadRequest)
+    )
+)]
+pub(super) async fn list_indicators(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> Answer {
+    caller(&app, &headers, Permission::IncidentsRead).await?;
+    let params = list_query(params, &["kind", "verdict"])?;
+    let filter = IndicatorFilter {
+        kind: param(&params, "kind")
+            .map(IndicatorKind::parse)
+            .transpose()
+            .map_err(indicator_failed)?,
+        verdict: param(&params, "verdict")
+            .map(Verdict::parse)
+            .transpose()
+            .map_err(indicator_failed)?,
+    };
+    let keyset = keyset(&params, INDICATOR_SORTS, "-last_seen")?;
+    let page = app
+        .store
+        .indicator_page(&filter, &keyset)
+        .await
+        .map_err(|e| store_failed(&e))?;
+    ok(paging::paged(&keyset, page.items, page.more, |i| {
+        let key = match keyset.column {
+            "first_seen" => SortKey::Int(i.first_seen),
+            "updated_at" => SortKey::Int(i.updated_at),
+            "sightings" => SortKey::Int(i.sightings),
+            "value" => SortKey::Text(i.value.clone()),
+            _ => SortKey::Int(i.last_seen),
+        };
+        (key, i.key())
+    }))
+}
+
+/// One indicator.
+///
+/// With its verdicts by source and its sightings. The value may hold slashes (a CIDR, a URL)
+/// and is canonicalized as the store does.
+///
+/// Permission: `incidents-read`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/indicators/{kind}/{value}",
+    tag = "indicators",
+    params(
+        ("kind" = IndicatorKind, Path, description = "What the indicator is"),
+        ("value" = String, Path, description = "The indicator; may hold slashes")
+    ),
+    responses(
+        (status = 200, description = "The indicator", body = Indicator),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound)
+    )
+)]
+pub(super) async fn show_indicator(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path((kind, value)): Path<(String, String)>,
+) -> Answer {
+    caller(&app, &headers, Permission::IncidentsRead).await?;
+    match app
+        .store
+        .indicator(&kind, &value)
+        .await
+        .map_err(indicator_failed)?
+    {
+        Some(i) => ok(i),
+        None => Err(not_found(format!("no {kind} indicator '{value}'"))),
+    }
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct SetVerdict {
+    verdict: String,
+    #[serde(default)]
+    score: Option<i64>,
+    #[serde(default)]
+    source: Option<String>,
+}
+
+/// Record a verdict on an indicator.
+///
+/// The indicator is created if new. Audited as `indicator.set`.
+///
+/// Permission: `incidents-write`.
+#[utoipa::path(
+    put,
+    path = "/api/v1/indicators/{kind}/{value}",
+    tag = "indicators",
+    params(
+        ("kind" = IndicatorKind, Path, description = "What the indicator is"),
+        ("value" = String, Path, description = "The indicator; may hold slashes")
+    ),
+    request_body(content = SetVerdict),
+    responses(
+        (status = 200, description = "The indicator", body = Indicator),
+        (status = 400, response = BadRequest),
+        (status = 413, response = TooLarge)
+    )
+)]
+pub(super) async fn set_indicator(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path((kind, value)): Path<(String, String)>,
+    body: Body,
+) -> Answer {
+    let who = caller(&app, &headers, Permission::IncidentsWrite).await?;
+    let b: SetVerdict = body_as(body, "verdict").await?;
+    let indicator = app
+        .store
+        .set_verdict(
+            &kind,
+            &value,
+            &b.verdict,
+            b.score,
+            b.source.as_deref(),
+            &who.actor,
+        )
+        .await
+        .map_err(indicator_failed)?;
+    ok(indicator)
+}

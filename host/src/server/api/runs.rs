@@ -1,0 +1,231 @@
+//! Playbook runs: list (paged), show with their journal, cancel, and restart from a step
+//! (starting a run is `POST /api/v1/playbooks/{name}/runs`, in `playbooks.rs`).
+
+use super::{
+    Answer, Nothing, Problem, bad_request, body_as, caller, conflict, internal, keyset, list_query, ok,
+    param, store_failed, text_key,
+};
+use crate::app::App;
+use crate::rbac::Permission;
+use crate::runs::RunError;
+use crate::server::openapi::{BadRequest, Conflict, NotFound, TooLarge};
+use crate::server::paging::{self, Paged};
+use crate::store::page::SortKey;
+use crate::store::runs::{RUN_SORTS, RunRecord, RunStatus, StepRecord};
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+fn no_run(id: &str) -> Problem {
+    super::not_found(format!("no run '{id}'"))
+}
+
+/// An executor's refusal as a problem: no such run or playbook is a 404, an input the
+/// playbook does not take a 400, and `RunError::Invalid` (a run that ended, a step out of
+/// range) what `invalid` makes of it, as the route decides.
+pub(super) fn run_failed(e: RunError, invalid: fn(&str) -> Problem) -> Problem {
+    match e {
+        RunError::NoSuchRun(id) => no_run(&id),
+        RunError::Invalid(message) => invalid(&message),
+        RunError::Input { .. } => bad_request(&e.to_string()),
+        RunError::Playbook(crate::playbook::PlaybookError::NotFound { .. }) => {
+            super::not_found(e.to_string())
+        }
+        RunError::Store(e) => store_failed(&e),
+        RunError::Playbook(e) => {
+            tracing::error!(error = %e, "a loaded playbook failed");
+            internal()
+        }
+    }
+}
+
+/// List playbook runs.
+///
+/// Sorts: `created_at`, `updated_at`, `playbook`, `status`; default `-created_at`.
+/// At most 500 a page.
+///
+/// Permission: `playbooks-read`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs",
+    tag = "runs",
+    params(
+        ("playbook" = Option<String>, Query, description = "Only runs of this playbook"),
+        (
+            "status" = Option<String>,
+            Query,
+            description = "Only runs in this state: queued, running, waiting, completed, failed, cancelled, dead"
+        ),
+        ("sort" = Option<String>, Query, description = "created_at, updated_at, playbook or status, '-' for descending; default -created_at"),
+        ("limit" = Option<i64>, Query, description = "At most this many, 1 to 500; default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")
+    ),
+    responses(
+        (status = 200, description = "One page of runs", body = Paged<RunRecord>),
+        (status = 400, response = BadRequest)
+    )
+)]
+pub(super) async fn list_runs(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> Answer {
+    caller(&app, &headers, Permission::PlaybooksRead).await?;
+    let params = list_query(params, &["playbook", "status"])?;
+    let status = match param(&params, "status") {
+        None => None,
+        Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
+            bad_request(&format!(
+                "'{s}' is not a run state; the states are: queued, running, waiting, completed, failed, cancelled, dead"
+            ))
+        })?),
+    };
+    let keyset = keyset(&params, RUN_SORTS, "-created_at")?;
+    let page = app
+        .store
+        .run_page(param(&params, "playbook"), status, &keyset)
+        .await
+        .map_err(|e| store_failed(&e))?;
+    ok(paging::paged(&keyset, page.items, page.more, |r| {
+        let key = match keyset.column {
+            "updated_at" => SortKey::Int(r.updated_at),
+            "playbook" => text_key(&r.playbook),
+            "status" => text_key(r.status.as_str()),
+            _ => SortKey::Int(r.created_at),
+        };
+        (key, r.id.clone())
+    }))
+}
+
+/// A run with its journal (`GET /api/v1/runs/{id}`).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct RunDetail {
+    run: RunRecord,
+    /// Its journaled steps, in order.
+    steps: Vec<StepRecord>,
+}
+
+/// One run and its steps.
+///
+/// Permission: `playbooks-read`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{id}",
+    tag = "runs",
+    params(("id" = String, Path, description = "The run's id")),
+    responses(
+        (status = 200, description = "The run", body = RunDetail),
+        (status = 404, response = NotFound)
+    )
+)]
+pub(super) async fn show_run(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Answer {
+    caller(&app, &headers, Permission::PlaybooksRead).await?;
+    let run = run_or_404(&app, &id).await?;
+    let steps = app.store.steps(&id).await.map_err(|e| store_failed(&e))?;
+    ok(RunDetail { run, steps })
+}
+
+/// Cancel a run.
+///
+/// A run that has not ended (queued, running or waiting) is cancelled; one in the middle of a
+/// step stops before its next, and its open questions are cancelled. Audited as
+/// `run.cancel`.
+///
+/// Permission: `playbooks-write`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/runs/{id}/cancel",
+    tag = "runs",
+    params(("id" = String, Path, description = "The run's id")),
+    request_body(content = Option<Nothing>, description = "Nothing, or `{}`"),
+    responses(
+        (status = 200, description = "The cancelled run", body = RunRecord),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict)
+    )
+)]
+pub(super) async fn cancel_run(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Answer {
+    let who = caller(&app, &headers, Permission::PlaybooksWrite).await?;
+    let _: Nothing = body_as(body, "cancel").await?;
+    app.executor
+        .cancel(&id, &who.actor)
+        .await
+        .map_err(|e| run_failed(e, conflict))?;
+    ok(run_or_404(&app, &id).await?)
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RestartRun {
+    /// The first step to take again, from 1 (the beginning) to the number of steps + 1.
+    from_step: i64,
+}
+
+/// A restarted run.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Restarted {
+    run: RunRecord,
+    /// How many steps were cut from its journal.
+    cut: u64,
+}
+
+/// Restart a run from a step.
+///
+/// Cuts the run's journal back to before step `from_step` and runs it again from there with
+/// the playbook's current script: steps before it keep their recorded outcomes; effects of
+/// the steps cut are not undone. Audited as `run.restart`.
+///
+/// Permission: `playbooks-write`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/runs/{id}/restart",
+    tag = "runs",
+    params(("id" = String, Path, description = "The run's id")),
+    request_body(content = RestartRun),
+    responses(
+        (status = 200, description = "The run, queued again", body = Restarted),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 413, response = TooLarge)
+    )
+)]
+pub(super) async fn restart_run(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Answer {
+    let who = caller(&app, &headers, Permission::PlaybooksWrite).await?;
+    let restart: RestartRun = body_as(body, "restart").await?;
+    let cut = app
+        .executor
+        .restart(&id, restart.from_step, &who.actor)
+        .await
+        .map_err(|e| run_failed(e, bad_request))?;
+    app.executor.wake();
+    ok(Restarted {
+        run: run_or_404(&app, &id).await?,
+        cut,
+    })
+}
+
+async fn run_or_404(app: &App, id: &str) -> Result<RunRecord, Problem> {
+    match app.store.run(id).await {
+        Ok(Some(run)) => Ok(run),
+        Ok(None) => Err(no_run(id)),
+        Err(e) => Err(store_failed(&e)),
+    }
+}

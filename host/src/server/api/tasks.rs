@@ -1,0 +1,314 @@
+//! Manual tasks: list (paged), show, create, complete, delegate, cancel.
+
+use super::{
+    Answer, Problem, bad_request, body_as, caller, conflict, created, forbidden, keyset, list_query, ok,
+    one_of, param, required_text, store_failed, text_key,
+};
+use crate::app::App;
+use crate::cases::TaskSpec;
+use crate::rbac::Permission;
+use crate::server::openapi::{BadRequest, Conflict, Forbidden, NotFound, TooLarge};
+use crate::server::paging::{self, Paged};
+use crate::store::page::SortKey;
+use crate::store::tasks::{TASK_SORTS, TASK_STATUSES, TaskError, TaskFilter, TaskRecord};
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+fn task_failed(e: TaskError) -> Problem {
+    let message = e.to_string();
+    match e {
+        TaskError::NotFound(_) => Problem::new(StatusCode::NOT_FOUND, "not-found", message),
+        TaskError::NotAllowed { .. } | TaskError::Disabled { .. } => forbidden(&message),
+        TaskError::NotOpen { .. } => conflict(&message),
+        TaskError::NoUser(_) | TaskError::Invalid(_) => bad_request(&message),
+        TaskError::Store(e) => store_failed(&e),
+    }
+}
+
+/// List tasks.
+///
+/// Sorts: `created_at`, `updated_at`, `status`, `title` (`-` before for descending); default
+/// `-created_at` (newest first). At most 500 a page.
+///
+/// Permission: `incidents-read`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tasks",
+    tag = "tasks",
+    params(
+        (
+            "status" = Option<String>,
+            Query,
+            description = "Only tasks in this status: open, done, cancelled"
+        ),
+        ("incident" = Option<String>, Query, description = "Only this incident's tasks"),
+        (
+            "for_user" = Option<String>,
+            Query,
+            description = "Only tasks this user may complete (theirs and their roles')"
+        ),
+        (
+            "sort" = Option<String>,
+            Query,
+            description = "created_at, updated_at, status or title, '-' for descending; default -created_at"
+        ),
+        ("limit" = Option<i64>, Query, description = "At most this many, 1 to 500; default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")
+    ),
+    responses(
+        (status = 200, description = "One page of tasks", body = Paged<TaskRecord>),
+        (status = 400, response = BadRequest)
+    )
+)]
+pub(super) async fn list_tasks(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> Answer {
+    caller(&app, &headers, Permission::IncidentsRead).await?;
+    let params = list_query(params, &["status", "incident", "for_user"])?;
+    let filter = TaskFilter {
+        status: one_of(&params, "status", "a task status", TASK_STATUSES)?,
+        incident: param(&params, "incident"),
+        for_user: param(&params, "for_user"),
+    };
+    let keyset = keyset(&params, TASK_SORTS, "-created_at")?;
+    let page = app
+        .store
+        .task_page(&filter, &keyset)
+        .await
+        .map_err(|e| store_failed(&e))?;
+    ok(paging::paged(&keyset, page.items, page.more, |t| {
+        let key = match keyset.column {
+            "updated_at" => SortKey::Int(t.updated_at),
+            "status" => text_key(&t.status),
+            "title" => text_key(&t.title),
+            _ => SortKey::Int(t.created_at),
+        };
+        (key, t.id.clone())
+    }))
+}
+
+/// One task.
+///
+/// Permission: `incidents-read`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tasks/{id}",
+    tag = "tasks",
+    params(("id" = String, Path, description = "The task's id")),
+    responses(
+        (status = 200, description = "The task", body = TaskRecord),
+        (status = 404, response = NotFound)
+    )
+)]
+pub(super) async fn show_task(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Answer {
+    caller(&app, &headers, Permission::IncidentsRead).await?;
+    match app.store.task(&id).await {
+        Ok(Some(task)) => ok(task),
+        Ok(None) => Err(task_failed(TaskError::NotFound(id))),
+        Err(e) => Err(store_failed(&e)),
+    }
+}
+
+/// Create a task.
+///
+/// For a user and/or a role, optionally of an incident. Audited.
+///
+/// Permission: `incidents-write`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tasks",
+    tag = "tasks",
+    request_body(content = TaskSpec),
+    responses(
+        (
+            status = 201,
+            description = "Created; `Location` names it",
+            body = TaskRecord,
+            headers(("Location" = String, description = "/api/v1/tasks/ID"))
+        ),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 413, response = TooLarge)
+    )
+)]
+pub(super) async fn create_task(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Answer {
+    let who = caller(&app, &headers, Permission::IncidentsWrite).await?;
+    let spec: TaskSpec = body_as(body, "task").await?;
+    let new = spec
+        .into_new(None)
+        .map_err(|e| bad_request(&format!("task: {e}")))?;
+    let task = app
+        .store
+        .create_task(&new, &who.actor, None)
+        .await
+        .map_err(task_failed)?;
+    created(&format!("/api/v1/tasks/{}", task.id), task)
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct CompleteTask {
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+/// Complete a task.
+///
+/// Only a user completes a task, one assigned to them or to one of their roles: a signed-in
+/// user, or a token that acts for a user (`osprey token create --user`). Audited.
+///
+/// Permission: `incidents-write`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tasks/{id}/complete",
+    tag = "tasks",
+    params(("id" = String, Path, description = "The task's id")),
+    request_body(content = Option<CompleteTask>),
+    responses(
+        (status = 200, description = "The completed task", body = TaskRecord),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = TooLarge)
+    )
+)]
+pub(super) async fn complete_task(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Answer {
+    let who = caller(&app, &headers, Permission::IncidentsWrite).await?;
+    let complete: CompleteTask = body_as(body, "complete").await?;
+    let Some(user) = &who.user else {
+        return Err(forbidden(&format!(
+            "the API token '{}' does not act for a user, and only a user completes a task: create a token with `osprey token create NAME --role analyst --user USER`, or sign in",
+            who.token.as_deref().unwrap_or_default()
+        )));
+    };
+    let comment = complete
+        .comment
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+    let task = app
+        .store
+        .complete_task(&id, user, comment)
+        .await
+        .map_err(task_failed)?;
+    ok(task)
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct DelegateTask {
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    role: Option<String>,
+    /// A new time to complete it, such as "4h".
+    #[serde(default)]
+    due: Option<String>,
+}
+
+/// Give a task to another user or role.
+///
+/// Optionally with a new time to complete it. Audited.
+///
+/// Permission: `incidents-write`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tasks/{id}/delegate",
+    tag = "tasks",
+    params(("id" = String, Path, description = "The task's id")),
+    request_body(content = DelegateTask),
+    responses(
+        (status = 200, description = "The task", body = TaskRecord),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = TooLarge)
+    )
+)]
+pub(super) async fn delegate_task(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Answer {
+    let who = caller(&app, &headers, Permission::IncidentsWrite).await?;
+    let delegate: DelegateTask = body_as(body, "delegate").await?;
+    let due_ms = delegate
+        .due
+        .as_deref()
+        .map(crate::cases::duration_ms)
+        .transpose()
+        .map_err(|e| bad_request(&format!("delegate: due: {e}")))?;
+    let task = app
+        .store
+        .delegate_task(
+            &id,
+            delegate.user.as_deref(),
+            delegate.role.as_deref(),
+            due_ms,
+            &who.actor,
+        )
+        .await
+        .map_err(task_failed)?;
+    ok(task)
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct CancelTask {
+    reason: String,
+}
+
+/// Cancel a task, with a reason.
+///
+/// Audited.
+///
+/// Permission: `incidents-write`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tasks/{id}/cancel",
+    tag = "tasks",
+    params(("id" = String, Path, description = "The task's id")),
+    request_body(content = CancelTask),
+    responses(
+        (status = 200, description = "The cancelled task", body = TaskRecord),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = TooLarge)
+    )
+)]
+pub(super) async fn cancel_task(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Answer {
+    let who = caller(&app, &headers, Permission::IncidentsWrite).await?;
+    let cancel: CancelTask = body_as(body, "cancel").await?;
+    let reason = required_text("the reason", &cancel.reason)?;
+    let task = app
+        .store
+        .cancel_task(&id, reason, &who.actor)
+        .await
+        .map_err(task_failed)?;
+    ok(task)
+}
