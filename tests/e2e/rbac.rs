@@ -250,6 +250,13 @@ pub(crate) const ROUTES: &[(&str, &str, &str, Permission)] = &[
         "/api/v1/lists/some-list/entries/192.0.2.0/24",
         Permission::ListsWrite,
     ),
+    ("GET", "/api/v1/questions", "/api/v1/questions", Permission::Inbox),
+    (
+        "POST",
+        "/api/v1/questions/{id}/answer",
+        "/api/v1/questions/q-none/answer",
+        Permission::Inbox,
+    ),
     (
         "GET",
         "/api/v1/requests",

@@ -90,6 +90,8 @@ pub const EXPLORER_PATH: &str = "/api/docs";
         api::lists::list_entries,
         api::lists::add_entry,
         api::lists::remove_entry,
+        api::questions::list_questions,
+        api::questions::answer_question,
         api::requests::list_forms,
         api::requests::send_request,
         api::rules::list_rules,
@@ -116,6 +118,7 @@ pub const EXPLORER_PATH: &str = "/api/docs";
         (name = "runs", description = "Playbook runs and their journals: cancel, restart from a step."),
         (name = "audit", description = "The hash-chained audit log."),
         (name = "lists", description = "Allow and block lists and their entries."),
+        (name = "questions", description = "Questions playbooks asked people: the caller's open ones, and answering."),
         (name = "requests", description = "End users' request forms: playbooks with a [request] table."),
     )
 )]

@@ -94,6 +94,20 @@ pub struct RunRecord {
     pub context: serde_json::Value,
 }
 
+/// A plugin call a playbook step made, as [`Store::plugin_calls`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct PluginCall {
+    pub run_id: String,
+    pub seq: i64,
+    /// When the call started (Unix ms).
+    pub at: i64,
+    pub action: String,
+    pub ok: bool,
+    /// How a failed call failed: `denied` (the grant refused it), `timeout`, ...
+    pub error_kind: Option<String>,
+    pub error: Option<String>,
+}
+
 /// A journaled step as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StepRecord {
@@ -286,6 +300,48 @@ impl Store {
         )
         .await?;
         page.try_map(run_from_row)
+    }
+
+    /// The newest calls to `plugin` that playbook steps made (`invoke`, and `invoke_cached`
+    /// when the cache did not answer), newest first, with how each ended: what the auditor's
+    /// plugin page lists.
+    pub async fn plugin_calls(&self, plugin: &str, limit: i64) -> Result<Vec<PluginCall>> {
+        // The request is stored as JSON with sorted keys, so the plugin appears as
+        // `"plugin":"NAME"`; plugin names are letters, digits and dashes, so the pattern
+        // has no LIKE wildcards of its own.
+        if crate::names::check("plugin", plugin).is_err() {
+            return Ok(Vec::new());
+        }
+        let pattern = format!("%\"plugin\":\"{plugin}\"%");
+        let rows: Vec<(String, i64, i64, String, String, i32)> = sqlx::query_as(
+            "SELECT run_id, seq, started_at, request, outcome, ok FROM run_steps
+             WHERE kind = 'invoke' AND request LIKE $1
+             ORDER BY started_at DESC, run_id DESC, seq DESC LIMIT $2",
+        )
+        .bind(pattern)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(run_id, seq, at, request, outcome, ok)| {
+                let request = json(&request, "step request")?;
+                let outcome = json(&outcome, "step outcome")?;
+                if request["plugin"] != plugin || outcome["cached"] == true {
+                    return Ok(None);
+                }
+                let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
+                Ok(Some(PluginCall {
+                    run_id,
+                    seq,
+                    at,
+                    action: text(&request["action"]).unwrap_or_default(),
+                    ok: ok != 0,
+                    error_kind: if ok != 0 { None } else { text(&outcome["kind"]) },
+                    error: if ok != 0 { None } else { text(&outcome["message"]) },
+                }))
+            })
+            .filter_map(Result::transpose)
+            .collect()
     }
 
     /// The newest runs started from `origin` (such as `request:alice`: a user's requests),

@@ -92,4 +92,108 @@ mod tests {
         let d = store.dashboard(0).await.unwrap();
         assert_eq!(d, Dashboard::default());
     });
+
+    both_dialects!(counts_are_grouped_by_utc_day_and_kept_to_the_window, |store| {
+        let day = 20_000_i64;
+        let at = |d: i64, hour: i64| d * DAY_MS + hour * 3_600_000;
+        let pool = &store.pool;
+        for (i, (source, when, disposition)) in [
+            ("fw", at(day, 1), Some("dropped")),
+            ("fw", at(day, 23), Some("duplicate")),
+            ("fw", at(day - 1, 12), Some("incident")),
+            ("edr", at(day, 5), None),
+            // Before the window: not counted.
+            ("edr", at(day - 10, 5), Some("dropped")),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            sqlx::query(
+                "INSERT INTO alerts (id, received_at, via, source, title, severity, data, observables, disposition)
+                 VALUES ($1, $2, 'test', $3, 't', 'low', '{}', '{}', $4)",
+            )
+            .bind(format!("a{i}"))
+            .bind(when)
+            .bind(source)
+            .bind(disposition)
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+        for (i, (status, severity)) in [("new", "high"), ("closed", "high"), ("active", "critical")]
+            .into_iter()
+            .enumerate()
+        {
+            sqlx::query(
+                "INSERT INTO incidents (id, type, title, severity, status, occurrences, created_at, updated_at)
+                 VALUES ($1, 't', 't', $2, $3, 1, $4, $4)",
+            )
+            .bind(format!("i{i}"))
+            .bind(severity)
+            .bind(status)
+            .bind(at(day, 2))
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+        for (i, (playbook, status, when)) in [
+            ("guard", "completed", at(day, 3)),
+            ("guard", "completed", at(day - 1, 3)),
+            ("guard", "failed", at(day, 4)),
+            ("guard", "completed", at(day - 9, 3)),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            sqlx::query(
+                "INSERT INTO runs (id, playbook, script_hash, input, origin, status, created_at, updated_at)
+                 VALUES ($1, $2, 'h', '{}', 'test', $3, $4, $4)",
+            )
+            .bind(format!("r{i}"))
+            .bind(playbook)
+            .bind(status)
+            .bind(when)
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+        sqlx::query(
+            "INSERT INTO sla_timers (subject, timer, incident_id, duration_ms, started_at, due_at, paused_ms, breached_at)
+             VALUES ('incident:i0', 'acknowledge', 'i0', 1, 0, 1, 0, $1)",
+        )
+        .bind(at(day, 6))
+        .execute(pool)
+        .await
+        .unwrap();
+
+        let d = store.dashboard(day - 1).await.unwrap();
+        assert_eq!(
+            d.open_by_severity,
+            vec![("critical".to_owned(), 1), ("high".to_owned(), 1)]
+        );
+        assert_eq!(
+            d.alerts_by_source_day,
+            vec![
+                ("edr".to_owned(), day, 1),
+                ("fw".to_owned(), day - 1, 1),
+                ("fw".to_owned(), day, 2)
+            ],
+            "the hours of one UTC day fall in that day"
+        );
+        assert_eq!(
+            d.alerts_by_disposition,
+            vec![
+                ("dropped".to_owned(), 1),
+                ("duplicate".to_owned(), 1),
+                ("incident".to_owned(), 1),
+                ("pending".to_owned(), 1)
+            ]
+        );
+        assert_eq!(
+            d.runs_by_status,
+            vec![("completed".to_owned(), 2), ("failed".to_owned(), 1)]
+        );
+        assert_eq!(d.completed_by_playbook, vec![("guard".to_owned(), 2)]);
+        assert_eq!(d.breaches_by_timer_day, vec![("acknowledge".to_owned(), day, 1)]);
+    });
 }

@@ -1,5 +1,5 @@
 //! The REST API under `/api/v1`, JSON in and out: one file per resource (incidents, tasks,
-//! indicators, alerts, runs and playbooks, plugins, audit, lists, request forms, rules); this file has the
+//! indicators, alerts, runs and playbooks, plugins, audit, lists, questions, request forms, rules); this file has the
 //! router (the one list of routes) and what every handler shares.
 //!
 //! Callers: an API token (`Authorization: Bearer`), checked for the route's permission by its
@@ -23,6 +23,7 @@ pub(crate) mod indicators;
 pub(crate) mod lists;
 pub(crate) mod playbooks;
 pub(crate) mod plugins;
+pub(crate) mod questions;
 pub(crate) mod requests;
 pub(crate) mod rules;
 pub(crate) mod runs;
@@ -153,6 +154,8 @@ pub fn router(app: Arc<App>) -> Router {
             "/api/v1/lists/{name}/entries/{*value}",
             delete(lists::remove_entry),
         )
+        .route("/api/v1/questions", get(questions::list_questions))
+        .route("/api/v1/questions/{id}/answer", post(questions::answer_question))
         .route("/api/v1/requests", get(requests::list_forms))
         .route("/api/v1/requests/{playbook}", post(requests::send_request))
         .route("/api/v1/rules", get(rules::list_rules))

@@ -18,6 +18,9 @@ use serde::Serialize;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+/// Calls listed on a plugin's page.
+const RECENT_CALLS: i64 = 50;
+
 #[derive(Serialize)]
 struct Summary {
     name: String,
@@ -162,12 +165,33 @@ pub(super) async fn show(user: WebUser, State(app): State<Arc<App>>, Path(name):
         .map(|a| (a.name.clone(), a.description.clone()))
         .collect();
     let grant_json = serde_json::to_string_pretty(&*policy.grant).unwrap_or_default();
+    let calls = match app.store.plugin_calls(&name, RECENT_CALLS).await {
+        Ok(c) => c,
+        Err(e) => return failed(&user, e),
+    };
+    let denied = calls
+        .iter()
+        .filter(|c| c.error_kind.as_deref() == Some("denied"))
+        .count();
+    let failed_calls = calls.iter().filter(|c| !c.ok).count();
     page(
         &user,
         StatusCode::OK,
         "plugin.html",
         &name,
-        serde_json::json!({ "p": summary(&plugin), "actions": actions, "capabilities": capabilities(&plugin.manifest.requests, &policy.grant), "secrets": secrets, "limits": effective_limits(&policy.limits), "component_hash": &plugin.component_hash, "grant_json": grant_json, "can_grant": may(&user, Permission::PluginsWrite) }),
+        serde_json::json!({
+            "p": summary(&plugin),
+            "actions": actions,
+            "capabilities": capabilities(&plugin.manifest.requests, &policy.grant),
+            "secrets": secrets,
+            "limits": effective_limits(&policy.limits),
+            "component_hash": &plugin.component_hash,
+            "grant_json": grant_json,
+            "can_grant": may(&user, Permission::PluginsWrite),
+            "calls": calls,
+            "denied": denied,
+            "failed_calls": failed_calls,
+        }),
     )
 }
 
