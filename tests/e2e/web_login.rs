@@ -158,7 +158,7 @@ async fn users_sign_in_with_a_password_and_a_session_cookie() {
     )
     .await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    assert_eq!(header(&resp, LOCATION), "/inbox");
+    assert_eq!(header(&resp, LOCATION), "/");
 
     // Signing out needs the session's CSRF token, shown on the sign-in page when signed in.
     let page = http

@@ -46,8 +46,9 @@ const MAX_TRACKED_KEYS: usize = 100_000;
 const HASHING_AT_ONCE: usize = 4;
 /// The largest form body read.
 const MAX_FORM_BYTES: usize = 16 * 1024;
-/// Where a sign-in goes when the form does not say (or says something that is not a local path).
-const DEFAULT_NEXT: &str = "/inbox";
+/// Where a sign-in goes when the form does not say (or says something that is not a local
+/// path): the dashboard, which sends requesters on to their inbox.
+const DEFAULT_NEXT: &str = "/";
 /// The same for a wrong user name and a wrong password.
 const WRONG: &str = "wrong user name or password";
 
@@ -258,7 +259,7 @@ pub(crate) async fn signed_in(app: &App, headers: &HeaderMap) -> Result<Option<W
 // ---------------------------------------------------------------------------------------
 // The routes.
 
-/// Where to go after signing in: `next` if it is a path on this server, else the inbox.
+/// Where to go after signing in: `next` if it is a path on this server, else the dashboard.
 fn safe_next(next: &str) -> &str {
     let local = next.starts_with('/')
         && !next.starts_with("//")

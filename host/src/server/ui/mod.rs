@@ -142,11 +142,7 @@ pub(crate) fn page(
     title: &str,
     ctx: impl Serialize,
 ) -> Response {
-    let active = NAV
-        .iter()
-        .filter(|(href, _, _)| *href != "/" || template == "dashboard.html")
-        .find(|(href, _, _)| title_section(template) == *href)
-        .map(|(href, _, _)| *href);
+    let active = title_section(template);
     let nav: Vec<BTreeMap<&str, Value>> = NAV
         .iter()
         .filter(|(_, _, p)| p.is_none_or(|p| may(user, p)))
@@ -154,7 +150,7 @@ pub(crate) fn page(
             BTreeMap::from([
                 ("href", Value::from(*href)),
                 ("label", Value::from(*label)),
-                ("active", Value::from(Some(*href) == active)),
+                ("active", Value::from(*href == active)),
             ])
         })
         .collect();
@@ -164,7 +160,7 @@ pub(crate) fn page(
         title => title,
         ..Value::from(minijinja::value::Serde(ctx))
     };
-    let html = match TEMPLATES.get_template(template).and_then(|t| t.render(ctx)) {
+    let html = match render(template, ctx) {
         Ok(html) => html,
         Err(e) => {
             tracing::error!(template, error = %e, "a console template failed to render");
@@ -183,6 +179,11 @@ pub(crate) fn page(
     );
     console_headers(h);
     response
+}
+
+/// `template` rendered with `ctx` (values escaped for HTML unless marked safe).
+fn render(template: &str, ctx: Value) -> Result<String, minijinja::Error> {
+    TEMPLATES.get_template(template)?.render(ctx)
 }
 
 /// A console page whose body is HTML made elsewhere (escaped there): the inbox.
@@ -317,8 +318,26 @@ mod tests {
         for (name, _) in TEMPLATE_SOURCES {
             TEMPLATES.get_template(name).unwrap();
         }
+        let html = render(
+            "message.html",
+            minijinja::context! {
+                user => minijinja::context! { name => "<b>eve</b>", csrf => "c\"x", roles => ["admin"] },
+                nav => Vec::<Value>::new(),
+                title => "T",
+                heading => "<script>alert(1)</script>",
+                message => "a & b",
+            },
+        )
+        .unwrap();
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;"), "{html}");
+        assert!(!html.contains("<script>alert"), "{html}");
+        assert!(
+            html.contains("&lt;b&gt;eve&lt;&#x2f;b&gt;") && html.contains("a &amp; b"),
+            "{html}"
+        );
+        assert!(!html.contains("c\"x"), "attribute values are escaped too: {html}");
         let user = WebUser {
-            name: "<b>eve</b>".into(),
+            name: "eve".into(),
             roles: vec!["admin".into()],
             csrf: "c".into(),
         };
@@ -328,7 +347,7 @@ mod tests {
             "message.html",
             "T",
             minijinja::context! {
-                heading => "<script>x</script>", message => "m"
+                heading => "h", message => "m"
             },
         );
         assert_eq!(r.status(), StatusCode::OK);
@@ -336,7 +355,10 @@ mod tests {
             .to_str()
             .unwrap()
             .to_owned();
-        assert!(csp.contains("script-src 'self'"), "{csp}");
+        assert!(
+            csp.contains("script-src 'self'") && csp.contains("default-src 'none'"),
+            "{csp}"
+        );
     }
 
     #[test]
