@@ -5,7 +5,6 @@
 //! dialects compute the same way with integer division.
 
 use super::{Result, Store};
-use std::collections::BTreeMap;
 
 /// One UTC day in milliseconds.
 pub const DAY_MS: i64 = 86_400_000;
@@ -38,24 +37,20 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        // One pass over the window's alerts gives both the per-source-and-day counts and the
-        // dispositions (the alerts are most of the rows the dashboard reads).
-        let alerts: Vec<(String, i64, String, i64)> = sqlx::query_as(
-            "SELECT source, received_at / 86400000 AS day, COALESCE(disposition, 'pending') AS d, COUNT(*)
-             FROM alerts WHERE received_at >= $1
-             GROUP BY source, received_at / 86400000, COALESCE(disposition, 'pending')",
+        let alerts_by_source_day = sqlx::query_as(
+            "SELECT source, received_at / 86400000 AS day, COUNT(*) FROM alerts \
+             WHERE received_at >= $1 GROUP BY source, received_at / 86400000 ORDER BY source, day",
         )
         .bind(since)
         .fetch_all(&self.pool)
         .await?;
-        let mut by_source_day: BTreeMap<(String, i64), i64> = BTreeMap::new();
-        let mut by_disposition: BTreeMap<String, i64> = BTreeMap::new();
-        for (source, day, disposition, n) in alerts {
-            *by_source_day.entry((source, day)).or_default() += n;
-            *by_disposition.entry(disposition).or_default() += n;
-        }
-        let alerts_by_source_day = by_source_day.into_iter().map(|((s, d), n)| (s, d, n)).collect();
-        let alerts_by_disposition = by_disposition.into_iter().collect();
+        let alerts_by_disposition = sqlx::query_as(
+            "SELECT COALESCE(disposition, 'pending'), COUNT(*) FROM alerts WHERE received_at >= $1 \
+             GROUP BY COALESCE(disposition, 'pending') ORDER BY 1",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
         let runs_by_status = sqlx::query_as(
             "SELECT status, COUNT(*) FROM runs WHERE created_at >= $1 GROUP BY status ORDER BY status",
         )
