@@ -9,12 +9,10 @@ use crate::rbac::Permission;
 use crate::server::openapi::{BadRequest, Conflict, Forbidden, NotFound, TooLarge};
 use crate::server::paging::{self, Paged};
 use crate::store::questions::{Answerer, QuestionError};
-use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, header};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::HeaderMap;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// The user a question is answered as.
@@ -85,12 +83,11 @@ pub(super) async fn list_questions(
 )]
 pub(super) async fn answer_question(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
-    body: Body,
+    request: Request,
 ) -> Answer {
-    let who = caller(&app, &headers, Permission::Inbox).await?;
+    let (parts, body) = request.into_parts();
+    let who = caller(&app, &parts.headers, Permission::Inbox).await?;
     let user = person(who.user)?;
     let submitted: Value = super::body_json(body).await?;
     let q = match app.store.question(&id).await {
@@ -105,13 +102,11 @@ pub(super) async fn answer_question(
             .collect();
         bad_request(&format!("the answer is not right: {}", why.join("; ")))
     })?;
-    let agent: Option<String> = headers
-        .get(header::USER_AGENT)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).chars().take(256).collect());
-    let from = peer.ip().to_canonical().to_string();
+    let (ip, agent) = crate::server::web::peer(&parts);
+    let from = ip.map(|ip| ip.to_string());
     let answerer = Answerer::User {
         name: &user,
-        from: Some(&from),
+        from: from.as_deref(),
         agent: agent.as_deref(),
     };
     match app.store.answer_question(&id, &answer, &answerer).await {

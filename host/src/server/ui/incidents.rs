@@ -141,14 +141,7 @@ fn entry(e: &IncidentEvent) -> Entry<'_> {
             request: pretty(d.get("request").unwrap_or(&Value::Null)),
             outcome: pretty(&outcome),
         };
-        let what = d
-            .get("request")
-            .and_then(|r| {
-                let plugin = r.get("plugin").and_then(Value::as_str)?;
-                let action = r.get("action").and_then(Value::as_str).unwrap_or("");
-                Some(format!("{plugin}.{action}"))
-            })
-            .unwrap_or_else(|| step.kind.to_owned());
+        let what = super::step_label(step.kind, d.get("request").unwrap_or(&Value::Null));
         return Entry {
             event: e,
             summary: format!(

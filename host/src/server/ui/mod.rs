@@ -298,6 +298,17 @@ pub(crate) fn next_page(path: &str, params: &BTreeMap<String, String>, key: &str
     format!("{path}?{}", q.finish())
 }
 
+/// A journaled step in a few words: `plugin.action` for a plugin call, else its kind.
+pub(crate) fn step_label(kind: &str, request: &serde_json::Value) -> String {
+    match request.get("plugin").and_then(|p| p.as_str()) {
+        Some(plugin) => {
+            let action = request.get("action").and_then(|a| a.as_str()).unwrap_or("");
+            format!("{plugin}.{action}")
+        }
+        None => kind.to_owned(),
+    }
+}
+
 /// The first value of each query parameter, empty ones left out.
 pub(crate) fn query_params(uri: &axum::http::Uri) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();

@@ -183,15 +183,7 @@ pub(super) async fn run(user: WebUser, State(app): State<Arc<App>>, Path(id): Pa
     let steps: Vec<StepView> = steps
         .iter()
         .map(|s| {
-            let what = s
-                .request
-                .get("plugin")
-                .and_then(|p| p.as_str())
-                .map(|p| {
-                    let action = s.request.get("action").and_then(|a| a.as_str()).unwrap_or("");
-                    format!("{p}.{action}")
-                })
-                .unwrap_or_else(|| s.kind.clone());
+            let what = super::step_label(&s.kind, &s.request);
             StepView {
                 seq: s.seq,
                 kind: s.kind.clone(),
