@@ -117,11 +117,14 @@ impl App {
         let load_report = runtime.load_all().await;
         let (playbooks, errors) = Playbooks::load_dir(&config.playbooks_dir);
         let playbook_errors: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        let run_limits = config
+            .run_limits()
+            .map_err(|e| AppError::Invalid(e.to_string()))?;
         let executor = Executor::new(
             store.clone(),
             runtime.clone(),
             playbooks.clone(),
-            config.playbook_limits,
+            run_limits,
             config.runs,
             config.lists.max_entries,
             humans.clone(),

@@ -56,6 +56,8 @@ pub struct Config {
     pub runs: crate::runs::RunsConfig,
     /// Default limits of every playbook run; a playbook's `[limits]` may override them.
     pub playbook_limits: crate::playbook::ScriptLimits,
+    /// The most a playbook's `[limits]` may ask for; above, the maximum is used.
+    pub playbook_limits_max: crate::playbook::LimitOverrides,
     /// Alert intake: `POST /api/v1/alerts` and the syslog listeners.
     pub intake: IntakeConfig,
     /// Allow and block lists and their External Dynamic Lists (`GET /edl/NAME.txt`).
@@ -192,6 +194,7 @@ impl Default for Config {
             playbooks_dir: PathBuf::from("playbooks"),
             runs: Default::default(),
             playbook_limits: Default::default(),
+            playbook_limits_max: Default::default(),
             intake: Default::default(),
             lists: Default::default(),
             incidents: Default::default(),
@@ -223,6 +226,12 @@ pub const ENV_VARS: &[(&str, &str)] = &[
 ];
 
 impl Config {
+    /// The defaults and maxima of playbook replays (`[playbook_limits]`,
+    /// `[playbook_limits_max]`), checked.
+    pub fn run_limits(&self) -> Result<crate::playbook::RunLimits, crate::playbook::limits::LimitError> {
+        crate::playbook::RunLimits::new(self.playbook_limits, &self.playbook_limits_max)
+    }
+
     /// Load from `path` (or `OSPREY_CONFIG`, or `./osprey.toml` if present), then apply
     /// environment overrides.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
@@ -254,6 +263,7 @@ impl Config {
             .validate()
             .and_then(|()| config.humans.validate())
             .and_then(|()| config.mail.validate())
+            .and_then(|()| config.run_limits().map(|_| ()).map_err(|e| e.to_string()))
             .map_err(|message| ConfigError::Parse {
                 path: path.to_owned(),
                 message,

@@ -31,7 +31,10 @@
 //! - [`server`]: the HTTP server.
 //! - [`app`]: wires the above together for the CLI and the server.
 //! - [`cli`]: the command line.
+//! - [`nesting`]: the one nesting limit of JSON values, checked wherever values come in.
+//! - [`alloc_meter`]: counts each thread's allocations, for the playbook memory limit.
 
+pub mod alloc_meter;
 pub mod app;
 pub mod auth;
 pub mod capability;
@@ -43,6 +46,7 @@ pub mod intake;
 pub mod mail;
 pub mod metrics;
 pub mod names;
+pub mod nesting;
 pub mod playbook;
 pub mod plugin;
 pub mod preprocess;
@@ -54,3 +58,8 @@ pub mod sla_watch;
 pub mod store;
 pub mod vault;
 pub mod web_auth;
+
+/// The unit tests count allocations as the binary does, so the playbook memory limit is on.
+#[cfg(test)]
+#[global_allocator]
+static TEST_ALLOCATOR: alloc_meter::Metered<std::alloc::System> = alloc_meter::Metered(std::alloc::System);

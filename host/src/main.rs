@@ -6,9 +6,11 @@ use osprey::config::LogFormat;
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc instead of the system allocator: alert intake allocates small objects per alert
-/// from several threads, where glibc's malloc cost a fifth of the server's time.
+/// from several threads, where glibc's malloc cost a fifth of the server's time. Metered, so
+/// a playbook replay's memory limit can be checked (`alloc_meter.rs`).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: osprey::alloc_meter::Metered<mimalloc::MiMalloc> =
+    osprey::alloc_meter::Metered(mimalloc::MiMalloc);
 
 fn main() {
     let cli = Cli::parse();

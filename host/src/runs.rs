@@ -4,8 +4,8 @@
 //! the outcome: completed, waiting until a time, retried with backoff, failed, or dead.
 
 use crate::playbook::{
-    Effects, Failure, FailureKind, Outcome, Playbook, Playbooks, PluginFailure, RunContext, ScriptLimits,
-    Step,
+    Effects, Failure, FailureKind, Interrupt, Outcome, Playbook, Playbooks, PluginFailure, RunContext,
+    RunLimits, Step,
 };
 use crate::plugin::{CallContext, Runtime};
 use crate::store::audit::Actor;
@@ -14,6 +14,7 @@ use crate::store::runs::{ClaimedJob, RunStatus, StepRecord};
 use crate::store::{Store, StoreError, now_ms};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -33,6 +34,9 @@ pub struct RunsConfig {
     pub max_attempts: u32,
     /// Time zone of cron triggers that do not name one.
     pub timezone: chrono_tz::Tz,
+    /// Replays of one run in a row that may end with the process dead (killed, or crashed
+    /// by the script) before the run is set aside as dead instead of claimed again.
+    pub max_unfinished_replays: u32,
 }
 
 impl Default for RunsConfig {
@@ -42,6 +46,7 @@ impl Default for RunsConfig {
             lease: Duration::from_secs(30),
             max_attempts: 5,
             timezone: chrono_tz::UTC,
+            max_unfinished_replays: 3,
         }
     }
 }
@@ -83,7 +88,7 @@ pub struct Executor {
     store: Store,
     plugins: Runtime,
     playbooks: Playbooks,
-    defaults: ScriptLimits,
+    limits: RunLimits,
     config: RunsConfig,
     node: String,
     /// Woken when a run is started here or a worker frees up.
@@ -92,6 +97,10 @@ pub struct Executor {
     max_list_entries: usize,
     /// Questions to people and mail (`ask`, `approve`, `form`, `send_email`).
     humans: Arc<crate::humans::Humans>,
+    /// The runs being replayed here, each with the switch that stops its replay.
+    replaying: std::sync::Mutex<HashMap<String, Interrupt>>,
+    /// Turns true when the server shuts down: replays and plugin calls in flight stop.
+    shutting_down: tokio::sync::watch::Sender<bool>,
 }
 
 /// A fresh run id.
@@ -104,7 +113,7 @@ impl Executor {
         store: Store,
         plugins: Runtime,
         playbooks: Playbooks,
-        defaults: ScriptLimits,
+        limits: RunLimits,
         config: RunsConfig,
         max_list_entries: usize,
         humans: Arc<crate::humans::Humans>,
@@ -114,13 +123,41 @@ impl Executor {
             store,
             plugins,
             playbooks,
-            defaults,
+            limits,
             config,
             node,
             wake: tokio::sync::Notify::new(),
             max_list_entries,
             humans,
+            replaying: Default::default(),
+            shutting_down: tokio::sync::watch::Sender::new(false),
         })
+    }
+
+    fn replaying(&self) -> std::sync::MutexGuard<'_, HashMap<String, Interrupt>> {
+        self.replaying.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stop every replay in flight here (shutdown): each ends between two operations, its
+    /// run queued again with its journal intact.
+    pub fn interrupt_all(&self) {
+        self.shutting_down.send_replace(true);
+        for interrupt in self.replaying().values() {
+            interrupt.shut_down();
+        }
+    }
+
+    /// Interrupt the replays here of runs cancelled meanwhile (by this node or another).
+    async fn interrupt_cancelled(&self) -> Result<(), StoreError> {
+        let ids: Vec<String> = self.replaying().keys().cloned().collect();
+        for id in ids {
+            if self.store.run_status(&id).await? == Some(RunStatus::Cancelled)
+                && let Some(interrupt) = self.replaying().get(&id)
+            {
+                interrupt.cancel();
+            }
+        }
+        Ok(())
     }
 
     pub fn store(&self) -> &Store {
@@ -145,11 +182,16 @@ impl Executor {
                 playbook: playbook.name().to_owned(),
                 message,
             })?;
+        let input = Value::Object(input);
+        crate::nesting::check(&input, crate::nesting::MAX_DEPTH).map_err(|e| RunError::Input {
+            playbook: playbook.name().to_owned(),
+            message: format!("the input is {e}"),
+        })?;
         Ok(NewRun {
             id: new_run_id(),
             playbook: playbook.name().to_owned(),
             script_hash: playbook.script.hash.clone(),
-            input: Value::Object(input),
+            input,
             origin: origin.to_owned(),
             context: Value::Null,
         })
@@ -234,6 +276,10 @@ impl Executor {
                 "run {run_id} ended before it could be cancelled"
             )));
         }
+        // A replay spinning here stops now; one on another node at its next look.
+        if let Some(interrupt) = self.replaying().get(run_id) {
+            interrupt.cancel();
+        }
         Ok(RunStatus::Cancelled)
     }
 
@@ -302,6 +348,17 @@ impl Executor {
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
+        let watch = {
+            let me = self.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    if let Err(e) = me.interrupt_cancelled().await {
+                        tracing::warn!(error = %e, "looking for cancelled runs failed");
+                    }
+                }
+            })
+        };
         tokio::spawn(async move {
             let slots = Arc::new(tokio::sync::Semaphore::new(me.config.workers.max(1)));
             let poll = Duration::from_millis(100);
@@ -349,7 +406,10 @@ impl Executor {
                     }
                 }
             }
+            // The replays in flight stop between two operations and are queued again.
+            me.interrupt_all();
             let _ = slots.acquire_many(me.config.workers.max(1) as u32).await;
+            watch.abort();
         })
     }
 
@@ -364,6 +424,26 @@ impl Executor {
     async fn process_inner(self: &Arc<Self>, job: &ClaimedJob) -> Result<(), StoreError> {
         let store = &self.store;
         let run = &job.run;
+        if job.unfinished > i64::from(self.config.max_unfinished_replays) {
+            let message = format!(
+                "set aside: its replay did not end {} times in a row (the server stopped while \
+                 replaying it, perhaps killed by it); `osprey run restart {}` tries again",
+                job.unfinished - 1,
+                run.id
+            );
+            store
+                .finish_run(&run.id, RunStatus::Dead, None, Some(&message))
+                .await?;
+            tracing::error!(run = %run.id, playbook = %run.playbook, unfinished = job.unfinished - 1, "poison run set aside as dead");
+            return Ok(());
+        }
+        if let Some(why) = &run.unreadable {
+            store
+                .finish_run(&run.id, RunStatus::Failed, None, Some(why))
+                .await?;
+            tracing::warn!(run = %run.id, error = %why, "run failed: its stored data is unreadable");
+            return Ok(());
+        }
         let pb = match self.playbooks.get(&run.playbook) {
             Ok(pb) => pb,
             Err(e) => {
@@ -377,10 +457,27 @@ impl Executor {
         let journal: Vec<Step> = if job.attempts == 1 {
             Vec::new()
         } else {
-            store.steps(&run.id).await?.into_iter().map(Step::from).collect()
+            let steps = store.steps(&run.id).await?;
+            if let Some(bad) = steps.iter().find(|s| s.unreadable.is_some()) {
+                let why = format!(
+                    "step {}: {}",
+                    bad.seq,
+                    bad.unreadable.as_deref().unwrap_or_default()
+                );
+                store
+                    .finish_run(&run.id, RunStatus::Failed, None, Some(&why))
+                    .await?;
+                return Ok(());
+            }
+            steps.into_iter().map(Step::from).collect()
         };
-        let ctx = RunContext::of_run(run);
-        let limits = pb.limits(&self.defaults);
+        let mut ctx = RunContext::of_run(run);
+        ctx.plugins = pb.meta.plugins.clone();
+        self.replaying().insert(run.id.clone(), ctx.interrupt.clone());
+        if *self.shutting_down.borrow() {
+            ctx.interrupt.shut_down();
+        }
+        let limits = pb.limits(&self.limits);
 
         // Keep the lease while the replay runs; if it is lost, stop at the next step.
         let lost = Arc::new(AtomicBool::new(false));
@@ -414,6 +511,7 @@ impl Executor {
             max_list_entries: self.max_list_entries,
             humans: self.humans.clone(),
             metrics: self.plugins.options().metrics.clone(),
+            shutting_down: self.shutting_down.subscribe(),
         });
         let script = pb.script.clone();
         let started = Instant::now();
@@ -424,6 +522,7 @@ impl Executor {
         })
         .await;
         heartbeat.abort();
+        self.replaying().remove(&run.id);
         let (outcome, journal) = match replayed {
             Ok(r) => r,
             Err(e) => {
@@ -442,6 +541,12 @@ impl Executor {
                     .finish_run(&run.id, RunStatus::Completed, Some(&output), None)
                     .await?;
                 tracing::info!(run = %run.id, playbook = %run.playbook, steps = journal.len(), ms, "run completed");
+            }
+            Outcome::Interrupted => {
+                store
+                    .reschedule_run(&run.id, RunStatus::Queued, now_ms(), None)
+                    .await?;
+                tracing::info!(run = %run.id, steps = journal.len(), "replay interrupted by shutdown; the run is queued again");
             }
             Outcome::Waiting { wake_at } => {
                 store
@@ -502,6 +607,8 @@ struct LiveEffects {
     max_list_entries: usize,
     humans: Arc<crate::humans::Humans>,
     metrics: Arc<crate::metrics::Metrics>,
+    /// Turns true on shutdown: a plugin call in flight is abandoned.
+    shutting_down: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Effects for LiveEffects {
@@ -517,14 +624,24 @@ impl Effects for LiveEffects {
             run_id: run_id.to_owned(),
             idempotency_key: idempotency_key.to_owned(),
         };
-        self.handle
-            .block_on(self.plugins.call(plugin, action, input, ctx))
-            .map(|o| o.output)
-            .map_err(|e| PluginFailure {
-                kind: e.kind.to_string(),
-                message: e.message,
-                retryable: e.retryable,
-            })
+        let mut shutting_down = self.shutting_down.clone();
+        let call = self.plugins.call(plugin, action, input, ctx);
+        self.handle.block_on(async {
+            tokio::select! {
+                called = call => called.map(|o| o.output).map_err(|e| PluginFailure {
+                    kind: e.kind.to_string(),
+                    message: e.message,
+                    retryable: e.retryable,
+                }),
+                // The replay is interrupted and this step is not journaled: taken again
+                // (with the same idempotency key) when the run is replayed.
+                _ = shutting_down.wait_for(|down| *down) => Err(PluginFailure {
+                    kind: "interrupted".into(),
+                    message: "the server is shutting down".into(),
+                    retryable: true,
+                }),
+            }
+        })
     }
 
     fn record(&mut self, run_id: &str, step: &Step) -> Result<(), String> {
@@ -843,6 +960,43 @@ required = false
 "#;
 
     #[tokio::test]
+    async fn a_run_whose_replays_never_end_is_set_aside_as_dead() {
+        let t = crate::store::testing::sqlite().await;
+        let store = &t.store;
+        let (executor, _dir) = executor(store, &[("pb", "name = \"pb\"\ndescription = \"d\"\n", "1")]);
+        let id = executor.start("pb", &Default::default(), "test").await.unwrap();
+        // Three claims whose replay never ended (the process died holding the lease,
+        // which has run out).
+        for _ in 0..3 {
+            let claimed = store.claim_jobs("dead-node", now_ms() - 1, 1).await.unwrap();
+            assert_eq!(claimed.len(), 1);
+        }
+        assert!(executor.work_on(&id).await.unwrap());
+        let run = store.run(&id).await.unwrap().unwrap();
+        assert_eq!(run.status, RunStatus::Dead);
+        let error = run.error.unwrap();
+        assert!(error.contains("did not end 3 times in a row"), "{error}");
+        assert!(error.contains(&format!("osprey run restart {id}")), "{error}");
+
+        // A run whose replays end (here: waiting) is never set aside, however often claimed.
+        let (napper, _dir2) =
+            super::tests_support::executor(store, &[("nap", "name = \"nap\"\ndescription = \"d\"\n", "2")]);
+        let id = napper.start("nap", &Default::default(), "test").await.unwrap();
+        for _ in 0..5 {
+            store.claim_jobs("n", now_ms() - 1, 1).await.unwrap();
+            store
+                .reschedule_run(&id, RunStatus::Queued, 0, None)
+                .await
+                .unwrap();
+        }
+        assert!(napper.work_on(&id).await.unwrap());
+        assert_eq!(
+            store.run(&id).await.unwrap().unwrap().status,
+            RunStatus::Completed
+        );
+    }
+
+    #[tokio::test]
     async fn request_forms_list_the_playbooks_with_a_request_table() {
         let t = crate::store::testing::sqlite().await;
         let (executor, _dir) = executor(
@@ -1028,7 +1182,7 @@ mod tests_support {
             store.clone(),
             runtime,
             loaded,
-            ScriptLimits::default(),
+            RunLimits::default(),
             RunsConfig::default(),
             1000,
             humans,

@@ -13,7 +13,9 @@ pub enum PlaybookCommand {
     /// List the playbooks in playbooks_dir, with their triggers.
     List,
     /// Check playbooks without running them: playbook.toml (every field, cron schedules,
-    /// time zones, alert expressions) and the script's syntax. Errors give file:line.
+    /// time zones, alert expressions, limits) and the script's syntax. Errors give file:line.
+    /// Warns about plugins the script calls by name but does not declare in `plugins`, and
+    /// limits above the server's maxima.
     #[command(after_help = "\
 Examples:
   osprey playbook validate playbooks/ip-enrichment
@@ -58,7 +60,7 @@ it failed.")]
 
 pub async fn run(cmd: PlaybookCommand, config: Config) -> anyhow::Result<i32> {
     match cmd {
-        PlaybookCommand::Validate { paths } => validate(&paths),
+        PlaybookCommand::Validate { paths } => validate(&paths, &config.run_limits()?),
         PlaybookCommand::Test { targets } => test(&config, &targets),
         PlaybookCommand::List => {
             let (playbooks, errors) = Playbooks::load_dir(&config.playbooks_dir);
@@ -102,7 +104,7 @@ fn playbook_dir(path: &Path) -> PathBuf {
     }
 }
 
-fn validate(paths: &[PathBuf]) -> anyhow::Result<i32> {
+fn validate(paths: &[PathBuf], limits: &crate::playbook::RunLimits) -> anyhow::Result<i32> {
     let mut failed = 0;
     for p in paths {
         let dir = playbook_dir(p);
@@ -115,6 +117,9 @@ fn validate(paths: &[PathBuf]) -> anyhow::Result<i32> {
                     pb.meta.triggers.len(),
                     testing::case_files(&pb).len()
                 );
+                for w in pb.warnings(limits) {
+                    eprintln!("warning: {}: {w}", pb.name());
+                }
             }
             Err(e) => {
                 failed += 1;
@@ -147,9 +152,10 @@ fn test(config: &Config, targets: &[String]) -> anyhow::Result<i32> {
             playbooks.push(Playbook::load(&dir).with_context(|| format!("loading playbook '{t}'"))?);
         }
     }
+    let run_limits = config.run_limits()?;
     let (mut passed, mut failed, mut empty) = (0, 0, Vec::new());
     for pb in &playbooks {
-        let reports = testing::run_all(pb, &config.playbook_limits);
+        let reports = testing::run_all(pb, &run_limits);
         if reports.is_empty() {
             empty.push(pb.name().to_owned());
         }

@@ -4,7 +4,8 @@
 //! "message", else "name"; "severity" (a name or a level 0-4); "time", "timestamp" or
 //! "occurred_at" (RFC 3339, or Unix seconds or milliseconds).
 
-use super::{Alert, Item, Position, Severity, extract_observables, quote, title_from};
+use super::{Alert, Item, Position, Severity, TooManyItems, extract_observables, quote, title_from};
+use crate::nesting::MAX_DEPTH;
 use chrono::DateTime;
 use serde_json::{Map, Value};
 
@@ -20,70 +21,126 @@ const MAX_MILLIS: f64 = 253_402_300_799_999.0;
 
 /// Parse a JSON body. The first non-blank byte decides: `[` is an array of objects, `{` is
 /// one object or NDJSON, anything else is an error for the whole body.
-pub(super) fn parse(text: &str, default_source: &str) -> Vec<Item> {
-    match text.trim_start().as_bytes().first() {
-        None => Vec::new(),
-        Some(b'[') => parse_array(text, default_source),
-        Some(b'{') => parse_object_or_ndjson(text, default_source),
-        Some(_) => vec![Item::failed(
+pub(super) fn parse(body: &[u8], default_source: &str, max_items: usize) -> Result<Vec<Item>, TooManyItems> {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => Ok(Vec::new()),
+        Some(b'[') => parse_array(body, default_source, max_items),
+        Some(b'{') => parse_object_or_ndjson(body, default_source, max_items),
+        Some(_) => Ok(vec![Item::failed(
             Position::Body,
             "expected JSON: an object, an array of objects, or NDJSON (one object per line)",
-        )],
+        )]),
     }
 }
 
-fn parse_array(text: &str, default_source: &str) -> Vec<Item> {
-    let items: Vec<Value> = match serde_json::from_str(text) {
+/// The elements of a JSON array, refused as soon as there are more than `max`.
+struct BoundedArray<'a> {
+    max: usize,
+    too_many: &'a std::cell::Cell<bool>,
+}
+
+impl<'de> serde::de::Visitor<'de> for BoundedArray<'_> {
+    type Value = Vec<Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Value>, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Value>()? {
+            if items.len() == self.max {
+                self.too_many.set(true);
+                return Err(serde::de::Error::custom("too many items"));
+            }
+            items.push(item);
+        }
+        Ok(items)
+    }
+}
+
+fn parse_array(body: &[u8], default_source: &str, max_items: usize) -> Result<Vec<Item>, TooManyItems> {
+    if let Err(e) = std::str::from_utf8(body) {
+        return Ok(vec![Item::failed(Position::Body, not_utf8(&e))]);
+    }
+    let too_many = std::cell::Cell::new(false);
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = serde::Deserializer::deserialize_seq(
+        &mut de,
+        BoundedArray {
+            max: max_items,
+            too_many: &too_many,
+        },
+    )
+    .and_then(|items| de.end().map(|()| items));
+    let items = match parsed {
         Ok(items) => items,
+        Err(_) if too_many.get() => return Err(TooManyItems { max: max_items }),
         Err(e) => {
-            return vec![Item::failed(Position::Body, format!("invalid JSON array: {e}"))];
+            return Ok(vec![Item::failed(
+                Position::Body,
+                format!("invalid JSON array: {e}"),
+            )]);
         }
     };
-    items
+    Ok(items
         .into_iter()
         .enumerate()
         .map(|(index, item)| Item::new(Position::Item(index), alert_from_value(item, default_source)))
-        .collect()
+        .collect())
+}
+
+fn not_utf8(e: &std::str::Utf8Error) -> String {
+    format!(
+        "the body is not valid UTF-8 (bad byte at offset {}); send UTF-8 text",
+        e.valid_up_to()
+    )
 }
 
 /// The whole body as one object; failing that, NDJSON when the first line stands on its own
 /// (it is a complete value, or is broken in itself rather than cut short). A first line that
 /// is cut short is the start of a multi-line document, and the body's error is reported.
-fn parse_object_or_ndjson(text: &str, default_source: &str) -> Vec<Item> {
-    let whole_error = match serde_json::from_str::<Value>(text) {
-        Ok(value) => {
-            return vec![Item::new(Position::Body, alert_from_value(value, default_source))];
-        }
-        Err(e) => e,
+fn parse_object_or_ndjson(
+    body: &[u8],
+    default_source: &str,
+    max_items: usize,
+) -> Result<Vec<Item>, TooManyItems> {
+    let whole_error = match std::str::from_utf8(body) {
+        Ok(text) => match serde_json::from_str::<Value>(text) {
+            Ok(value) => {
+                return Ok(vec![Item::new(
+                    Position::Body,
+                    alert_from_value(value, default_source),
+                )]);
+            }
+            Err(e) => format!("invalid JSON: {e}"),
+        },
+        Err(e) => not_utf8(&e),
     };
-    let mut lines = text.lines().filter(|line| !line.trim().is_empty());
-    let first_stands_alone = match lines.next() {
-        Some(first) => {
+    let lines = super::lines(body, max_items)?;
+    let first_stands_alone = match lines.first() {
+        Some((_, Ok(first))) => {
             serde_json::from_str::<serde::de::IgnoredAny>(first).map_or_else(|e| !e.is_eof(), |_| true)
         }
+        // Not UTF-8: broken in itself.
+        Some((_, Err(_))) => true,
         None => false,
     };
-    if first_stands_alone && lines.next().is_some() {
-        parse_ndjson(text, default_source)
+    if first_stands_alone && lines.len() > 1 {
+        Ok(lines
+            .into_iter()
+            .map(|(n, line)| {
+                let alert = line.and_then(|line| {
+                    serde_json::from_str(line)
+                        .map_err(|e| describe_line_error(&e))
+                        .and_then(|value| alert_from_value(value, default_source))
+                });
+                Item::new(Position::Line(n), alert)
+            })
+            .collect())
     } else {
-        vec![Item::failed(
-            Position::Body,
-            format!("invalid JSON: {whole_error}"),
-        )]
+        Ok(vec![Item::failed(Position::Body, whole_error)])
     }
-}
-
-fn parse_ndjson(text: &str, default_source: &str) -> Vec<Item> {
-    text.lines()
-        .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(index, line)| {
-            let alert = serde_json::from_str(line)
-                .map_err(|e| describe_line_error(&e))
-                .and_then(|value| alert_from_value(value, default_source));
-            Item::new(Position::Line(index + 1), alert)
-        })
-        .collect()
 }
 
 /// serde_json's message for an error in a single line, with the column but without the
@@ -95,8 +152,9 @@ fn describe_line_error(error: &serde_json::Error) -> String {
     format!("invalid JSON: {message} at column {}", error.column())
 }
 
-/// One item: it must be an object.
+/// One item: it must be an object, at most [`MAX_DEPTH`] deep.
 fn alert_from_value(value: Value, default_source: &str) -> Result<Alert, String> {
+    crate::nesting::check(&value, MAX_DEPTH).map_err(|e| format!("the alert is {e}"))?;
     match value {
         Value::Object(object) => alert_from_object(object, default_source),
         other => Err(format!("expected a JSON object, got {}", kind(&other))),

@@ -221,43 +221,81 @@ pub fn parse(format: Format, body: &[u8], default_source: &str) -> Vec<Result<Al
         .collect()
 }
 
-/// Parse a request body in `format`, with each item's position.
+/// Parse a request body in `format`, with each item's position: [`parse_bounded`] without
+/// a limit on the number of items.
+pub fn parse_items(format: Format, body: &[u8], default_source: &str) -> Vec<Item> {
+    parse_bounded(format, body, default_source, usize::MAX).unwrap_or_default()
+}
+
+/// A body with more items than allowed: found while parsing, before the rest is parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[error("more than {max} alerts in one request")]
+pub struct TooManyItems {
+    pub max: usize,
+}
+
+/// Parse a request body in `format`, with each item's position, stopping as soon as it
+/// holds more than `max_items` items (memory stays a small multiple of the body's size).
 ///
 /// Each item (a JSON array element, an NDJSON line, a PassiveDNS or syslog line) yields an
 /// alert or an error naming its position; empty and whitespace-only lines are skipped, so an
-/// empty body yields nothing. A body that is not UTF-8, or JSON that is neither an object,
-/// an array of objects, nor NDJSON, gives one error at [`Position::Body`].
-pub fn parse_items(format: Format, body: &[u8], default_source: &str) -> Vec<Item> {
-    let text = match std::str::from_utf8(body) {
-        Ok(text) => text,
-        Err(e) => {
-            return vec![Item::failed(
-                Position::Body,
-                format!(
-                    "the body is not valid UTF-8 (bad byte at offset {}); send UTF-8 text",
-                    e.valid_up_to()
-                ),
-            )];
-        }
-    };
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+/// empty body yields nothing. A line that is not UTF-8 is that line's error; a JSON document
+/// that is not UTF-8, or JSON that is neither an object, an array of objects, nor NDJSON,
+/// gives one error at [`Position::Body`]. An item nested more than
+/// [`crate::nesting::MAX_DEPTH`] levels deep is refused (it could not be read back once
+/// stored inside a run or an incident).
+pub fn parse_bounded(
+    format: Format,
+    body: &[u8],
+    default_source: &str,
+    max_items: usize,
+) -> Result<Vec<Item>, TooManyItems> {
+    let body = body.strip_prefix("\u{feff}".as_bytes()).unwrap_or(body);
     match format {
-        Format::Json => json::parse(text, default_source),
-        Format::PassiveDns => parse_lines(text, passivedns::parse_line),
+        Format::Json => json::parse(body, default_source, max_items),
+        Format::PassiveDns => parse_lines(body, max_items, passivedns::parse_line),
         Format::Syslog => {
             let now = chrono::Utc::now();
-            parse_lines(text, |line| syslog::parse_line(line, now))
+            parse_lines(body, max_items, |line| syslog::parse_line(line, now))
         }
     }
 }
 
-/// Parse each non-blank line with `parse_line`, each item at its line number (from 1).
-fn parse_lines(text: &str, parse_line: impl Fn(&str) -> Result<Alert, String>) -> Vec<Item> {
-    text.lines()
+/// The non-blank lines of `body` with their numbers (from 1), each as text or why it is
+/// not UTF-8; refused whole if there are more than `max_items`, before any is parsed.
+fn lines(body: &[u8], max_items: usize) -> Result<Vec<(usize, Result<&str, String>)>, TooManyItems> {
+    let blank = |line: &[u8]| line.iter().all(u8::is_ascii_whitespace);
+    let count = body.split(|&b| b == b'\n').filter(|l| !blank(l)).count();
+    if count > max_items {
+        return Err(TooManyItems { max: max_items });
+    }
+    Ok(body
+        .split(|&b| b == b'\n')
         .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(index, line)| Item::new(Position::Line(index + 1), parse_line(line)))
-        .collect()
+        .filter(|(_, line)| !blank(line))
+        .map(|(index, line)| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let text = std::str::from_utf8(line).map_err(|e| {
+                format!(
+                    "the line is not valid UTF-8 (bad byte at column {}); send UTF-8 text",
+                    e.valid_up_to() + 1
+                )
+            });
+            (index + 1, text)
+        })
+        .collect())
+}
+
+/// Parse each non-blank line with `parse_line`, each item at its line number (from 1).
+fn parse_lines(
+    body: &[u8],
+    max_items: usize,
+    parse_line: impl Fn(&str) -> Result<Alert, String>,
+) -> Result<Vec<Item>, TooManyItems> {
+    Ok(lines(body, max_items)?
+        .into_iter()
+        .map(|(n, line)| Item::new(Position::Line(n), line.and_then(&parse_line)))
+        .collect())
 }
 
 /// A title from free text: its first non-blank line, trimmed, cut to [`MAX_TITLE_CHARS`].
@@ -345,16 +383,69 @@ mod tests {
     }
 
     #[test]
-    fn non_utf8_body_is_one_body_error_in_every_format() {
-        for format in [Format::Json, Format::PassiveDns, Format::Syslog] {
+    fn non_utf8_is_the_error_of_its_line_or_of_a_json_document() {
+        for (format, at) in [
+            (Format::Json, Position::Body),
+            (Format::PassiveDns, Position::Line(1)),
+            (Format::Syslog, Position::Line(1)),
+        ] {
             let results = parse(format, b"{\"title\": \"caf\xe9\"}", "test");
             assert_eq!(results.len(), 1);
             let error = results[0]
                 .as_ref()
                 .err()
                 .map(|e| (e.position, e.message.contains("UTF-8")));
-            assert_eq!(error, Some((Position::Body, true)), "{format}");
+            assert_eq!(error, Some((at, true)), "{format}");
         }
+        // In NDJSON only the bad line is refused.
+        let results = parse(
+            Format::Json,
+            b"{\"a\": 1}\n{\"title\": \"caf\xe9\"}\n{\"b\": 2}\n",
+            "test",
+        );
+        assert_eq!(results.len(), 3);
+        assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+        let e = results[1].as_ref().unwrap_err();
+        assert_eq!(e.position, Position::Line(2));
+        assert!(
+            e.message.contains("not valid UTF-8 (bad byte at column 15)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn items_are_counted_while_parsing() {
+        let array = format!("[{}]", vec!["{}"; 1000].join(","));
+        assert_eq!(
+            parse_bounded(Format::Json, array.as_bytes(), "t", 999),
+            Err(TooManyItems { max: 999 })
+        );
+        assert_eq!(
+            parse_bounded(Format::Json, array.as_bytes(), "t", 1000)
+                .unwrap()
+                .len(),
+            1000
+        );
+        let ndjson = "{}\n".repeat(1000);
+        assert!(parse_bounded(Format::Json, ndjson.as_bytes(), "t", 999).is_err());
+        let lines = "a\n".repeat(50);
+        assert!(parse_bounded(Format::Syslog, lines.as_bytes(), "t", 49).is_err());
+        assert_eq!(
+            parse_bounded(Format::Syslog, lines.as_bytes(), "t", 50)
+                .unwrap()
+                .len(),
+            50
+        );
+    }
+
+    #[test]
+    fn an_alert_nested_too_deep_is_refused_alone() {
+        let deep = format!("{{\"a\": {}1{}}}", "[".repeat(70), "]".repeat(70));
+        let body = format!("{{\"title\": \"ok\"}}\n{deep}\n");
+        let results = parse(Format::Json, body.as_bytes(), "t");
+        assert!(results[0].is_ok());
+        let e = results[1].as_ref().unwrap_err();
+        assert!(e.message.contains("nested more than 64 levels"), "{e}");
     }
 
     #[test]

@@ -13,56 +13,12 @@
 //! ordinary catchable errors whose value is a map `#{kind, message, retryable, plugin, action}`.
 
 use super::api;
+pub use super::limits::ScriptLimits;
 use rhai::{AST, Dynamic, Engine, EvalAltResult, Map, Position, Scope};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// Limits of one replay.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ScriptLimits {
-    pub max_operations: u64,
-    pub max_call_depth: usize,
-    pub max_string_bytes: usize,
-    pub max_array_len: usize,
-    pub max_map_len: usize,
-    /// Steps in the whole run.
-    pub max_steps: u32,
-    /// Time the script itself runs in one replay, not counting plugin calls and journal writes.
-    #[serde(with = "crate::config::duration_serde")]
-    pub wall_time: Duration,
-}
-
-impl Default for ScriptLimits {
-    fn default() -> Self {
-        ScriptLimits {
-            max_operations: 10_000_000,
-            max_call_depth: 64,
-            max_string_bytes: 1024 * 1024,
-            max_array_len: 100_000,
-            max_map_len: 10_000,
-            max_steps: 10_000,
-            wall_time: Duration::from_secs(10),
-        }
-    }
-}
-
-impl ScriptLimits {
-    /// These limits with a playbook's overrides applied.
-    pub fn with(&self, o: &super::meta::LimitOverrides) -> ScriptLimits {
-        ScriptLimits {
-            max_operations: o.max_operations.unwrap_or(self.max_operations),
-            max_call_depth: o.max_call_depth.unwrap_or(self.max_call_depth),
-            max_string_bytes: o.max_string_bytes.unwrap_or(self.max_string_bytes),
-            max_array_len: o.max_array_len.unwrap_or(self.max_array_len),
-            max_map_len: o.max_map_len.unwrap_or(self.max_map_len),
-            max_steps: o.max_steps.unwrap_or(self.max_steps),
-            wall_time: o.wall_time.unwrap_or(self.wall_time),
-        }
-    }
-}
 
 /// One journaled step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,6 +62,7 @@ impl From<&Step> for crate::store::runs::StepRecord {
             ok: s.ok,
             started_at: s.started_at,
             duration_ms: s.duration_ms,
+            unreadable: None,
         }
     }
 }
@@ -191,6 +148,9 @@ pub enum Outcome {
     Waiting { wake_at: i64 },
     /// The script failed.
     Failed(Failure),
+    /// The server is shutting down: the replay stopped between operations and nothing of it
+    /// was lost (the journal holds every step taken); replay it again later.
+    Interrupted,
 }
 
 /// Why a run failed.
@@ -215,6 +175,8 @@ pub enum FailureKind {
     NonDeterminism,
     /// The run was cancelled.
     Cancelled,
+    /// The script called a plugin its playbook does not declare in `plugins`.
+    Undeclared { plugin: String },
     /// The journal could not be written (the store is down): retry later.
     Journal,
 }
@@ -302,6 +264,28 @@ pub fn compile(source: &str) -> Result<Script, CompileError> {
     })
 }
 
+/// The plugins a script names literally in `invoke("NAME", ...)` and
+/// `invoke_cached("NAME", ...)`, in its body and its functions, sorted. Calls with a computed
+/// name are not seen (they are checked when they run).
+pub fn literal_invokes(script: &Script) -> Vec<String> {
+    let mut found = std::collections::BTreeSet::new();
+    script.ast.walk(&mut |path: &[rhai::ASTNode]| {
+        let call = match path.last() {
+            Some(rhai::ASTNode::Expr(rhai::Expr::FnCall(call, _))) => Some(call),
+            Some(rhai::ASTNode::Stmt(rhai::Stmt::FnCall(call, _))) => Some(call),
+            _ => None,
+        };
+        if let Some(call) = call
+            && (call.name == "invoke" || call.name == "invoke_cached")
+            && let Some(rhai::Expr::StringConstant(name, _)) = call.args.first()
+        {
+            found.insert(name.to_string());
+        }
+        true
+    });
+    found.into_iter().collect()
+}
+
 /// Check that `expr` is a valid Rhai expression (for trigger match expressions).
 pub fn check_expression(expr: &str) -> Result<(), String> {
     base_engine(&ScriptLimits::default())
@@ -325,6 +309,37 @@ pub struct RunContext {
     /// Who asked, for a run started from a request form (`null` if none): `requester` in
     /// the script, `{ "name": ..., "email": ... }`.
     pub requester: Value,
+    /// The plugins the playbook declares (`plugins` in `playbook.toml`): the only ones its
+    /// script may call.
+    pub plugins: Vec<String>,
+    /// Set from outside to stop the replay between two operations.
+    pub interrupt: Interrupt,
+}
+
+/// A switch that stops a replay from another thread: checked between the script's
+/// operations, so a loop that never takes a step stops too.
+#[derive(Debug, Clone, Default)]
+pub struct Interrupt(Arc<std::sync::atomic::AtomicU8>);
+
+impl Interrupt {
+    const CANCEL: u8 = 1;
+    const SHUT_DOWN: u8 = 2;
+
+    /// The run was cancelled: the replay fails as cancelled.
+    pub fn cancel(&self) {
+        self.0
+            .fetch_max(Self::CANCEL, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The server is shutting down: the replay ends as [`Outcome::Interrupted`].
+    pub fn shut_down(&self) {
+        self.0
+            .fetch_max(Self::SHUT_DOWN, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn get(&self) -> u8 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl RunContext {
@@ -339,6 +354,8 @@ impl RunContext {
             incident: run.context["incident"].clone(),
             breach: run.context["breach"].clone(),
             requester: run.context["requester"].clone(),
+            plugins: Vec::new(),
+            interrupt: Interrupt::default(),
         }
     }
 }
@@ -354,12 +371,28 @@ struct ReplayState {
     stop: Option<Stop>,
     /// Time spent outside the script (effects and journal writes).
     outside: Duration,
+    /// Bytes of the journal as JSON (requests and outcomes).
+    journal_bytes: usize,
+    /// The plugins the script may call.
+    plugins: Vec<String>,
+    interrupt: Interrupt,
+    /// Bytes this thread held when the replay started (`alloc_meter`).
+    memory_base: i64,
+    /// Bytes held outside the script (the journal's new steps), not counted as its memory.
+    memory_outside: i64,
+}
+
+/// A value as JSON for a step's request, at most `max_step_bytes` long.
+fn step_json(s: &Shared, v: &Dynamic) -> Result<Value, Box<EvalAltResult>> {
+    let max = lock(s).limits.max_step_bytes;
+    super::json::to_json_value(v, max).map_err(Into::into)
 }
 
 /// Why the script was stopped from outside.
 enum Stop {
     Waiting(i64),
     Failed(Failure),
+    Interrupted,
 }
 
 type Shared = Arc<Mutex<ReplayState>>;
@@ -404,6 +437,9 @@ impl ReplayState {
                 "limit",
             ));
         }
+        if let Some(stop) = self.interrupted() {
+            return Err(stop);
+        }
         if self.effects.cancelled() {
             return Err(self.fail(
                 FailureKind::Cancelled,
@@ -412,9 +448,46 @@ impl ReplayState {
                 "cancelled",
             ));
         }
+        let request_bytes = super::json::json_len(&request);
+        if request_bytes > self.limits.max_step_bytes {
+            return Err(self.step_too_large(seq, kind, request_bytes));
+        }
         let outside = Instant::now();
+        let held = crate::alloc_meter::thread_bytes();
         let started_at = self.effects.now_ms();
-        let (outcome, ok) = perform(self, seq);
+        let (mut outcome, mut ok) = perform(self, seq);
+        if self.interrupt.get() == Interrupt::SHUT_DOWN {
+            // Shutting down: what this step got (perhaps an abandoned plugin call) is not
+            // journaled; the step is taken again when the run is replayed.
+            self.stop = Some(Stop::Interrupted);
+            return Err(terminate("interrupted"));
+        }
+        if let Err(e) = crate::nesting::check(&outcome, crate::nesting::MAX_DEPTH) {
+            // A plugin's output the store could not give back: a failure of that call.
+            (outcome, ok) = (
+                serde_json::json!({ "kind": "invalid-output", "message": format!("the output is {e}"), "retryable": false }),
+                false,
+            );
+        }
+        let bytes = request_bytes + super::json::json_len(&outcome);
+        if bytes > self.limits.max_step_bytes {
+            return Err(self.step_too_large(seq, kind, bytes));
+        }
+        if self.journal_bytes + bytes > self.limits.max_journal_bytes {
+            let message = format!(
+                "limit max_journal_bytes ({}) reached: step {seq} ({kind}, {bytes} bytes) would make the journal {} bytes",
+                self.limits.max_journal_bytes,
+                self.journal_bytes + bytes
+            );
+            return Err(self.fail(
+                FailureKind::Limit {
+                    limit: "max_journal_bytes".into(),
+                },
+                message,
+                Some(seq),
+                "limit",
+            ));
+        }
         let step = Step {
             seq,
             kind: kind.to_owned(),
@@ -429,8 +502,76 @@ impl ReplayState {
             return Err(self.fail(FailureKind::Journal, message, Some(seq), "journal"));
         }
         self.journal.push(step);
+        self.journal_bytes += bytes;
+        self.memory_outside += crate::alloc_meter::thread_bytes() - held;
         self.outside += outside.elapsed();
         Ok((outcome, ok))
+    }
+
+    fn step_too_large(&mut self, seq: u32, kind: &str, bytes: usize) -> Box<EvalAltResult> {
+        let message = format!(
+            "limit max_step_bytes ({}) reached: step {seq} ({kind}) is {bytes} bytes as JSON",
+            self.limits.max_step_bytes
+        );
+        self.fail(
+            FailureKind::Limit {
+                limit: "max_step_bytes".into(),
+            },
+            message,
+            Some(seq),
+            "limit",
+        )
+    }
+
+    /// Refuse a new call to a plugin the playbook does not declare. A step the journal
+    /// already has (recorded before the playbook changed) replays as it was.
+    fn check_declared(&mut self, plugin: &str, request: &Value) -> Result<(), Box<EvalAltResult>> {
+        let seq = self.next;
+        let recorded = self
+            .journal
+            .get(seq as usize - 1)
+            .is_some_and(|s| s.kind == "invoke" && &s.request == request);
+        if recorded || self.plugins.iter().any(|p| p == plugin) {
+            return Ok(());
+        }
+        let declared = if self.plugins.is_empty() {
+            "it declares none".to_owned()
+        } else {
+            format!("it declares {}", self.plugins.join(", "))
+        };
+        let message = format!(
+            "step {seq}: the playbook may not call plugin '{plugin}': {declared} (add it to `plugins` in playbook.toml)"
+        );
+        Err(self.fail(
+            FailureKind::Undeclared {
+                plugin: plugin.to_owned(),
+            },
+            message,
+            Some(seq),
+            "undeclared",
+        ))
+    }
+
+    /// The stop to raise if the replay was interrupted from outside.
+    fn interrupted(&mut self) -> Option<Box<EvalAltResult>> {
+        match self.interrupt.get() {
+            0 => None,
+            Interrupt::CANCEL => Some(self.fail(
+                FailureKind::Cancelled,
+                "the run was cancelled".into(),
+                None,
+                "cancelled",
+            )),
+            _ => {
+                self.stop = Some(Stop::Interrupted);
+                Some(terminate("interrupted"))
+            }
+        }
+    }
+
+    /// Memory the script holds now, in bytes.
+    fn memory(&self) -> i64 {
+        crate::alloc_meter::thread_bytes() - self.memory_base - self.memory_outside
     }
 
     /// Take step `kind(request)` that waits for something outside: from the journal if it
@@ -546,18 +687,20 @@ fn register_acts(engine: &mut Engine, state: &Shared) {
         a("incident_close", args(vec![("reason", reason.into())]))
     });
     let a = act.clone();
+    let s2 = state.clone();
     engine.register_fn(
         "incident_set",
         move |changes: Map| -> Result<Dynamic, Box<EvalAltResult>> {
-            let changes = api::to_json_value(&Dynamic::from_map(changes))?;
+            let changes = step_json(&s2, &Dynamic::from_map(changes))?;
             a("incident_set", changes.as_object().cloned().unwrap_or_default())
         },
     );
     let a = act.clone();
+    let s2 = state.clone();
     engine.register_fn(
         "list_add",
         move |list: &str, value: &str, options: Map| -> Result<Dynamic, Box<EvalAltResult>> {
-            let options = api::to_json_value(&Dynamic::from_map(options))?;
+            let options = step_json(&s2, &Dynamic::from_map(options))?;
             let mut m = options.as_object().cloned().unwrap_or_default();
             m.insert("list".into(), list.into());
             m.insert("value".into(), value.into());
@@ -580,10 +723,11 @@ fn register_acts(engine: &mut Engine, state: &Shared) {
         )
     });
     let a = act.clone();
+    let s2 = state.clone();
     engine.register_fn(
         "indicator_set",
         move |kind: &str, value: &str, verdict: Map| -> Result<Dynamic, Box<EvalAltResult>> {
-            let verdict = api::to_json_value(&Dynamic::from_map(verdict))?;
+            let verdict = step_json(&s2, &Dynamic::from_map(verdict))?;
             let mut m = verdict.as_object().cloned().unwrap_or_default();
             m.insert("kind".into(), kind.into());
             m.insert("value".into(), value.into());
@@ -601,8 +745,9 @@ fn register_acts(engine: &mut Engine, state: &Shared) {
     // the new incident's id.
     for name in ["incident_create", "incident_spawn"] {
         let a = act.clone();
+        let s2 = state.clone();
         engine.register_fn(name, move |spec: Map| -> Result<Dynamic, Box<EvalAltResult>> {
-            let spec = api::to_json_value(&Dynamic::from_map(spec))?;
+            let spec = step_json(&s2, &Dynamic::from_map(spec))?;
             a(name, spec.as_object().cloned().unwrap_or_default())
         });
     }
@@ -611,18 +756,20 @@ fn register_acts(engine: &mut Engine, state: &Shared) {
         a("incident_link", args(vec![("other", other.into())]))
     });
     let a = act.clone();
+    let s2 = state.clone();
     engine.register_fn(
         "task_create",
         move |spec: Map| -> Result<Dynamic, Box<EvalAltResult>> {
-            let spec = api::to_json_value(&Dynamic::from_map(spec))?;
+            let spec = step_json(&s2, &Dynamic::from_map(spec))?;
             a("task_create", spec.as_object().cloned().unwrap_or_default())
         },
     );
     let a = act.clone();
+    let s2 = state.clone();
     engine.register_fn(
         "send_email",
         move |spec: Map| -> Result<Dynamic, Box<EvalAltResult>> {
-            let spec = api::to_json_value(&Dynamic::from_map(spec))?;
+            let spec = step_json(&s2, &Dynamic::from_map(spec))?;
             a("send_email", spec.as_object().cloned().unwrap_or_default())
         },
     );
@@ -632,12 +779,13 @@ fn register_acts(engine: &mut Engine, state: &Shared) {
     for kind in ["ask", "approve", "form"] {
         let a = act.clone();
         let s = state.clone();
+        let s2 = state.clone();
         engine.register_fn(kind, move |spec: Map| -> Result<Dynamic, Box<EvalAltResult>> {
-            let spec = api::to_json_value(&Dynamic::from_map(spec))?;
+            let spec = step_json(&s2, &Dynamic::from_map(spec))?;
             let mut args = serde_json::Map::new();
             args.insert("kind".into(), kind.into());
             args.insert("spec".into(), spec);
-            let asked = api::to_json_value(&a("question_ask", args)?)?;
+            let asked = step_json(&s2, &a("question_ask", args)?)?;
             let id = asked["id"].as_str().unwrap_or_default().to_owned();
             let mut st = lock(&s);
             let request = serde_json::json!({ "question": id });
@@ -702,13 +850,17 @@ fn question_result(function: &str, outcome: &Value) -> Result<Dynamic, Box<EvalA
     api::from_json_value(outcome)
 }
 
+/// The longest `sleep`: a year and a day. Longer waits are a cron trigger's job.
+const MAX_SLEEP_SECONDS: f64 = 366.0 * 24.0 * 3600.0;
+
 fn register_effects(engine: &mut Engine, state: &Shared) {
     let s = state.clone();
     engine.register_fn(
         "invoke",
         move |plugin: &str, action: &str, input: Map| -> Result<Dynamic, Box<EvalAltResult>> {
-            let input_json = api::to_json_value(&Dynamic::from_map(input))?;
+            let input_json = step_json(&s, &Dynamic::from_map(input))?;
             let request = serde_json::json!({ "plugin": plugin, "action": action, "input": input_json });
+            lock(&s).check_declared(plugin, &request)?;
             let (outcome, ok) = lock(&s).step("invoke", request, |st, seq| {
                 let key = format!("{}:{seq}", st.run_id);
                 let run_id = st.run_id.clone();
@@ -733,11 +885,12 @@ fn register_effects(engine: &mut Engine, state: &Shared) {
             if ttl.is_zero() {
                 return Err("invoke_cached: the ttl must be longer than 0s (use invoke not to cache)".into());
             }
-            let input_json = api::to_json_value(&Dynamic::from_map(input))?;
+            let input_json = step_json(&s, &Dynamic::from_map(input))?;
             let request = serde_json::json!({
                 "plugin": plugin, "action": action, "input": input_json,
                 "cache_ttl_ms": u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
             });
+            lock(&s).check_declared(plugin, &request)?;
             let (outcome, ok) = lock(&s).step("invoke", request, |st, seq| {
                 if let Some(output) = st.effects.cached_output(plugin, action, &input_json) {
                     return (serde_json::json!({ "output": output, "cached": true }), true);
@@ -761,8 +914,11 @@ fn register_effects(engine: &mut Engine, state: &Shared) {
 
     let s = state.clone();
     let sleep = move |seconds: f64| -> Result<(), Box<EvalAltResult>> {
-        if !seconds.is_finite() || seconds < 0.0 {
-            return Err(format!("sleep needs a non-negative duration, not {seconds}").into());
+        if !seconds.is_finite() || !(0.0..=MAX_SLEEP_SECONDS).contains(&seconds) {
+            return Err(format!(
+                "sleep needs a duration from 0 to {MAX_SLEEP_SECONDS} seconds (366 days), not {seconds}"
+            )
+            .into());
         }
         let ms = (seconds * 1000.0).round() as i64;
         let mut st = lock(&s);
@@ -813,13 +969,10 @@ fn register_effects(engine: &mut Engine, state: &Shared) {
                 "random",
                 serde_json::json!({ "low": low, "high": high }),
                 |st, _| {
-                    let span = (high - low) as u64 + 1;
-                    let x = if span == 0 {
-                        st.effects.random_u64() as i64
-                    } else {
-                        low + (st.effects.random_u64() % span) as i64
-                    };
-                    (x.into(), true)
+                    // In i128: the span of i64::MIN..=i64::MAX does not fit in 64 bits.
+                    let span = i128::from(high) - i128::from(low) + 1;
+                    let x = i128::from(low) + i128::from(st.effects.random_u64()) % span;
+                    (i64::try_from(x).expect("low <= x <= high").into(), true)
                 },
             )?;
             Ok(outcome.as_i64().unwrap_or(low))
@@ -859,19 +1012,18 @@ fn register_effects(engine: &mut Engine, state: &Shared) {
         } else {
             format!("log_{level}")
         };
-        engine.register_fn(&name, move |message: Dynamic| -> Result<(), Box<EvalAltResult>> {
-            let text = if message.is_string() {
-                message.into_string().unwrap_or_default()
-            } else {
-                message.to_string()
-            };
-            lock(&s).step(
-                "log",
-                serde_json::json!({ "level": level, "message": text }),
-                |_, _| (Value::Null, true),
-            )?;
-            Ok(())
-        });
+        engine.register_fn(
+            &name,
+            move |ctx: rhai::NativeCallContext, message: Dynamic| -> Result<(), Box<EvalAltResult>> {
+                let text = api::display(&ctx, "log", &message)?;
+                lock(&s).step(
+                    "log",
+                    serde_json::json!({ "level": level, "message": text }),
+                    |_, _| (Value::Null, true),
+                )?;
+                Ok(())
+            },
+        );
     }
     let s = state.clone();
     engine.on_print(move |text| {
@@ -914,10 +1066,31 @@ fn register_effects(engine: &mut Engine, state: &Shared) {
     let s = state.clone();
     let started = Instant::now();
     engine.on_progress(move |ops| {
-        if ops % 4096 != 0 {
+        let mut st = lock(&s);
+        // Memory, after every operation: one operation can allocate up to a limit's size.
+        let held = st.memory();
+        let max_memory = st.limits.max_memory_mib as i64 * 1024 * 1024;
+        if held > max_memory {
+            let message = format!(
+                "limit max_memory_mib ({}) reached: the script held {} MiB",
+                st.limits.max_memory_mib,
+                held / (1024 * 1024)
+            );
+            st.stop = Some(Stop::Failed(Failure {
+                kind: FailureKind::Limit {
+                    limit: "max_memory_mib".into(),
+                },
+                message,
+                step: None,
+            }));
+            return Some(Dynamic::from("limit".to_string()));
+        }
+        if ops % 1024 != 0 {
             return None;
         }
-        let mut st = lock(&s);
+        if st.interrupted().is_some() {
+            return Some(Dynamic::from("interrupted".to_string()));
+        }
         let script_time = started.elapsed().saturating_sub(st.outside);
         if script_time > st.limits.wall_time {
             let message = format!(
@@ -935,7 +1108,52 @@ fn register_effects(engine: &mut Engine, state: &Shared) {
         }
         None
     });
+
+    // `m[k] = v` and `a[i] = v` change a container without Rhai's size check (a map past
+    // max_map_len, or many references to one big string, which Rhai would then show whole):
+    // check containers as they are used: when a container's length changed, and at every
+    // 16th use otherwise (a check costs as much as the container is big), so at most 16
+    // assignments go unchecked.
+    let limits = lock(state).limits;
+    let checked = Mutex::new(std::collections::HashMap::<usize, (usize, u32)>::new());
+    #[allow(deprecated)] // "volatile", not deprecated: Rhai marks it so.
+    engine.on_var(move |name, _, ctx| {
+        let Some(v) = ctx.scope().get(name) else {
+            return Ok(None);
+        };
+        let (address, len) = if let Some(map) = v.read_lock::<Map>() {
+            (&*map as *const Map as usize, map.len())
+        } else if let Some(array) = v.read_lock::<rhai::Array>() {
+            (&*array as *const rhai::Array as usize, array.len())
+        } else {
+            return Ok(None);
+        };
+        let mut seen = checked.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((checked_len, uses)) = seen.get_mut(&address)
+            && *checked_len == len
+            && *uses < 16
+        {
+            *uses += 1;
+            return Ok(None);
+        }
+        if let Some(over) = super::json::over_limits(v, &limits) {
+            return Err(Box::new(EvalAltResult::ErrorDataTooLarge(
+                format!("'{name}' ({over})"),
+                Position::NONE,
+            )));
+        }
+        if seen.len() > 10_000 {
+            seen.clear();
+        }
+        seen.insert(address, (len, 0));
+        Ok(None)
+    });
 }
+
+/// Room for the replay's stack: the script's values are dropped (and compared, and shown)
+/// by recursion as deep as they are nested. Reserved, not committed: only what is used
+/// costs memory.
+const REPLAY_STACK_BYTES: usize = 1 << 30;
 
 /// Replay `script` for `run` over `journal`, performing new steps through `effects`.
 /// Returns how it ended and the effects (to reuse), plus the full journal.
@@ -946,6 +1164,22 @@ pub fn replay(
     journal: Vec<Step>,
     effects: Box<dyn Effects>,
 ) -> (Outcome, Box<dyn Effects>, Vec<Step>) {
+    stacker::grow(REPLAY_STACK_BYTES, || {
+        replay_here(script, limits, run, journal, effects)
+    })
+}
+
+fn replay_here(
+    script: &Script,
+    limits: ScriptLimits,
+    run: &RunContext,
+    journal: Vec<Step>,
+    effects: Box<dyn Effects>,
+) -> (Outcome, Box<dyn Effects>, Vec<Step>) {
+    let journal_bytes = journal
+        .iter()
+        .map(|s| super::json::json_len(&s.request) + super::json::json_len(&s.outcome))
+        .sum();
     let state: Shared = Arc::new(Mutex::new(ReplayState {
         run_id: run.run_id.clone(),
         incident: run.incident["id"].as_str().map(str::to_owned),
@@ -955,6 +1189,11 @@ pub fn replay(
         limits,
         stop: None,
         outside: Duration::ZERO,
+        journal_bytes,
+        plugins: run.plugins.clone(),
+        interrupt: run.interrupt.clone(),
+        memory_base: crate::alloc_meter::thread_bytes(),
+        memory_outside: 0,
     }));
     let mut engine = base_engine(&limits);
     register_effects(&mut engine, &state);
@@ -991,7 +1230,8 @@ pub fn replay(
     let outcome = match (result, state.stop) {
         (_, Some(Stop::Waiting(wake_at))) => Outcome::Waiting { wake_at },
         (_, Some(Stop::Failed(f))) => Outcome::Failed(f),
-        (Ok(value), None) => match api::to_json_value(&value) {
+        (_, Some(Stop::Interrupted)) => Outcome::Interrupted,
+        (Ok(value), None) => match super::json::to_json_value(&value, limits.max_step_bytes) {
             Ok(v) => Outcome::Completed(v),
             Err(e) => Outcome::Failed(Failure {
                 kind: FailureKind::Script,
@@ -1024,7 +1264,11 @@ fn failure_from(err: EvalAltResult, limits: &ScriptLimits, step: Option<u32>) ->
             f
         }
         EvalAltResult::ErrorDataTooLarge(what, pos) => {
-            let (name, value) = if what.contains("string") || what.contains("String") {
+            let (name, value) = if what.contains("limit max_map_len") {
+                ("max_map_len", limits.max_map_len)
+            } else if what.contains("limit max_array_len") {
+                ("max_array_len", limits.max_array_len)
+            } else if what.contains("string") || what.contains("String") {
                 ("max_string_bytes", limits.max_string_bytes)
             } else if what.contains("rray") {
                 ("max_array_len", limits.max_array_len)

@@ -207,19 +207,7 @@ pub enum MissedPolicy {
     Skip,
 }
 
-/// Limits of one replay of a run; `None` keeps the default.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitOverrides {
-    pub max_operations: Option<u64>,
-    pub max_call_depth: Option<usize>,
-    pub max_string_bytes: Option<usize>,
-    pub max_array_len: Option<usize>,
-    pub max_map_len: Option<usize>,
-    pub max_steps: Option<u32>,
-    #[serde(default, with = "crate::config::opt_duration_serde")]
-    pub wall_time: Option<Duration>,
-}
+pub use super::limits::LimitOverrides;
 
 /// A metadata file that could not be used; the message names the file, the line and what
 /// is wrong.
@@ -265,6 +253,9 @@ impl Meta {
         for p in &meta.plugins {
             crate::plugin::manifest::validate_name(p).map_err(|m| err(key_line("plugins"), m))?;
         }
+        meta.limits
+            .validate()
+            .map_err(|e| err(key_line("[limits]"), e.to_string()))?;
         for (name, spec) in &meta.inputs {
             if !is_identifier(name) {
                 return Err(err(

@@ -8,15 +8,18 @@
 mod api;
 pub mod engine;
 pub mod expr;
+pub mod json;
+pub mod limits;
 pub mod meta;
 pub mod testing;
 #[cfg(test)]
 mod tests;
 
 pub use engine::{
-    Effects, Failure, FailureKind, Outcome, PluginFailure, QuestionWait, RunContext, Script, ScriptLimits,
-    Step,
+    Effects, Failure, FailureKind, Interrupt, Outcome, PluginFailure, QuestionWait, RunContext, Script,
+    ScriptLimits, Step,
 };
+pub use limits::{LimitOverrides, RunLimits};
 pub use meta::{InputType, Meta, MetaError, RequestForm, Trigger};
 
 use std::collections::BTreeMap;
@@ -87,9 +90,31 @@ impl Playbook {
         })
     }
 
-    /// The limits of this playbook's runs, over `defaults`.
-    pub fn limits(&self, defaults: &ScriptLimits) -> ScriptLimits {
-        defaults.with(&self.meta.limits)
+    /// The limits of this playbook's runs: its `[limits]` over the server's defaults,
+    /// capped by the server's maxima.
+    pub fn limits(&self, limits: &RunLimits) -> ScriptLimits {
+        limits.of(&self.meta.limits)
+    }
+
+    /// What an operator should know about this playbook that does not stop it loading:
+    /// plugins its script calls by name that it does not declare (those calls will fail),
+    /// and limits above the server's maxima (the maxima are used).
+    pub fn warnings(&self, limits: &RunLimits) -> Vec<String> {
+        let undeclared = engine::literal_invokes(&self.script)
+            .into_iter()
+            .filter(|p| !self.meta.plugins.contains(p))
+            .map(|p| {
+                format!(
+                    "the script calls plugin '{p}', which playbook.toml does not declare in `plugins`: the call will fail"
+                )
+            });
+        let above = limits
+            .defaults
+            .with(&self.meta.limits)
+            .above(&limits.maxima)
+            .into_iter()
+            .map(|l| format!("[limits] {l}: the maximum is used"));
+        undeclared.chain(above).collect()
     }
 
     pub fn name(&self) -> &str {

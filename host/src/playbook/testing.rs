@@ -182,15 +182,15 @@ pub fn case_files(playbook: &Playbook) -> Vec<PathBuf> {
 }
 
 /// Run every case of a playbook.
-pub fn run_all(playbook: &Playbook, defaults: &ScriptLimits) -> Vec<CaseReport> {
+pub fn run_all(playbook: &Playbook, limits: &super::RunLimits) -> Vec<CaseReport> {
     case_files(playbook)
         .iter()
-        .map(|f| run_file(playbook, f, defaults))
+        .map(|f| run_file(playbook, f, limits))
         .collect()
 }
 
 /// Run one case file.
-pub fn run_file(playbook: &Playbook, file: &Path, defaults: &ScriptLimits) -> CaseReport {
+pub fn run_file(playbook: &Playbook, file: &Path, limits: &super::RunLimits) -> CaseReport {
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
         Err(e) => return broken(file, format!("cannot read: {e}")),
@@ -205,7 +205,7 @@ pub fn run_file(playbook: &Playbook, file: &Path, defaults: &ScriptLimits) -> Ca
             return broken(file, format!("line {line}: {}", e.message()));
         }
     };
-    run_case(playbook, file, &case, defaults)
+    run_case(playbook, file, &case, limits)
 }
 
 fn broken(file: &Path, problem: String) -> CaseReport {
@@ -368,7 +368,7 @@ impl Effects for MockEffects {
 }
 
 /// Run one case.
-pub fn run_case(playbook: &Playbook, file: &Path, case: &Case, defaults: &ScriptLimits) -> CaseReport {
+pub fn run_case(playbook: &Playbook, file: &Path, case: &Case, limits: &super::RunLimits) -> CaseReport {
     let mut problems = Vec::new();
     let start = match &case.start {
         Some(s) => match chrono::DateTime::parse_from_rfc3339(s) {
@@ -397,6 +397,8 @@ pub fn run_case(playbook: &Playbook, file: &Path, case: &Case, defaults: &Script
         breach: case.breach.clone().unwrap_or_default(),
         incident: case.incident.clone().unwrap_or_default(),
         requester: case.requester.clone().unwrap_or_default(),
+        plugins: playbook.meta.plugins.clone(),
+        interrupt: Default::default(),
     };
     let state = Arc::new(Mutex::new(MockState {
         mocks: case.mocks.iter().map(|m| (m.clone(), 0)).collect(),
@@ -407,7 +409,7 @@ pub fn run_case(playbook: &Playbook, file: &Path, case: &Case, defaults: &Script
         asked: Vec::new(),
     }));
     let mut effects: Box<dyn Effects> = Box::new(MockEffects(state.clone()));
-    let limits = playbook.limits(defaults);
+    let limits = playbook.limits(limits);
     let mut journal = Vec::new();
     let mut outcome = Outcome::Waiting { wake_at: start };
     for _ in 0..10_000 {
@@ -429,6 +431,7 @@ pub fn run_case(playbook: &Playbook, file: &Path, case: &Case, defaults: &Script
         Outcome::Completed(v) => (ExpectedStatus::Completed, Some(v.clone()), None),
         Outcome::Waiting { .. } => (ExpectedStatus::Waiting, None, None),
         Outcome::Failed(f) => (ExpectedStatus::Failed, None, Some(f.message.clone())),
+        Outcome::Interrupted => (ExpectedStatus::Failed, None, Some("interrupted".into())),
     };
     if status != case.expect.status {
         problems.push(format!(
@@ -550,6 +553,7 @@ pub fn replay_recorded(
     journal: Vec<Step>,
     limits: ScriptLimits,
 ) -> Outcome {
-    let ctx = RunContext::of_run(run);
+    let mut ctx = RunContext::of_run(run);
+    ctx.plugins = playbook.meta.plugins.clone();
     engine::replay(&playbook.script, limits, &ctx, journal, Box::new(Offline)).0
 }

@@ -84,6 +84,7 @@ fn run_limited(
         run_id: "r1".into(),
         playbook: "pb".into(),
         input: json!({"ip": "1.2.3.4"}).as_object().unwrap().clone(),
+        plugins: vec!["ipinfo".into(), "p".into()],
         ..Default::default()
     };
     let (o, _, j) = engine::replay(
@@ -297,6 +298,7 @@ fn every_limit_fails_the_run_and_names_itself() {
         max_map_len: 10,
         max_steps: 5,
         wall_time: std::time::Duration::from_millis(200),
+        ..ScriptLimits::default()
     };
     let cases = [
         ("loop { }", "max_operations"),
@@ -308,7 +310,28 @@ fn every_limit_fails_the_run_and_names_itself() {
             "let m = #{}; let i = 0; loop { let x = #{}; x[`k${i}`] = i; m.mixin(x); i += 1; }",
             "max_map_len",
         ),
+        // `m[k] = v` grows a map without Rhai's check: the map is checked as it is used.
+        (
+            "let m = #{}; let i = 0; loop { m[`k${i}`] = i; i += 1; }",
+            "max_map_len",
+        ),
         (r#"loop { log("again"); }"#, "max_steps"),
+        // Functions that build big values check before they build.
+        (
+            r#"let s = "xxxxxxxxxx"; [s, s, s, s, s, s, s, s, s, s, s].join("")"#,
+            "max_string_bytes",
+        ),
+        (r#"let s = "xxxxxxxxxx"; s.replace("", s); s"#, "max_string_bytes"),
+        (
+            r#"let s = "xxxxxxxxxx"; regex_replace(s, "", s)"#,
+            "max_string_bytes",
+        ),
+        (r#"lines("a\nb\nc\nd\ne\nf\ng\nh\ni\nj\nk\nl")"#, "max_array_len"),
+        (r#"regex_find_all("aaaaaaaaaaaaaaa", "a")"#, "max_array_len"),
+        (
+            r#"base64_encode("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")"#,
+            "max_string_bytes",
+        ),
     ];
     for (source, limit) in cases {
         let (o, _) = run_limited(source, vec![], &world(), small);
@@ -584,6 +607,7 @@ fn run_cached(source: &str, journal: Vec<Step>, world: &Arc<Mutex<CacheWorld>>) 
     let ctx = RunContext {
         run_id: "r1".into(),
         playbook: "pb".into(),
+        plugins: vec!["autofocus".into()],
         ..Default::default()
     };
     let (o, _, j) = engine::replay(
@@ -816,6 +840,7 @@ fn a_stored_run_gives_the_script_its_context_requester_included() {
         finished_at: None,
         wake_at: None,
         context: json!({"requester": {"name": "alice", "email": "alice@example.com"}}),
+        unreadable: None,
     };
     let ctx = RunContext::of_run(&run);
     assert_eq!(ctx.run_id, "r9");
@@ -840,6 +865,7 @@ fn a_stored_run_gives_the_script_its_context_requester_included() {
     // Runs that nobody requested see `()`.
     let ctx = RunContext::of_run(&crate::store::runs::RunRecord {
         context: Value::Null,
+        unreadable: None,
         ..run
     });
     let script = engine::compile("requester == ()").unwrap();
@@ -851,4 +877,256 @@ fn a_stored_run_gives_the_script_its_context_requester_included() {
         Box::new(TestEffects(world())),
     );
     assert!(matches!(o, Outcome::Completed(Value::Bool(true))), "{o:?}");
+}
+
+/// A script building an array `depth` deep, then doing `then` with it (`a`).
+fn deep(depth: usize, then: &str) -> String {
+    format!("let a = []; for i in 0..{depth} {{ a = [a]; }} {then}")
+}
+
+#[test]
+fn values_nested_thousands_deep_are_a_clear_failure_not_a_crash() {
+    // Building the value costs time (Rhai copies `a` into `[a]`): room for a debug build.
+    let limits = ScriptLimits {
+        wall_time: std::time::Duration::from_secs(300),
+        ..ScriptLimits::default()
+    };
+    for depth in [2_000, 5_000] {
+        for then in [
+            "to_json(a)",
+            "a",
+            "log(a)",
+            "invoke(\"p\", \"a\", #{ x: a })",
+            "`${a}`",
+            "a == a",
+        ] {
+            let (o, _) = run_limited(&deep(depth, then), vec![], &world(), limits);
+            match (&o, then) {
+                // Comparing is not converting: Rhai does it on the replay's big stack.
+                (Outcome::Completed(_), "a == a") => {}
+                // Shown as a note: a string can hold only so much.
+                (Outcome::Completed(Value::String(s)), "`${a}`") => {
+                    assert!(
+                        s.contains("too big to show: the value is nested more than 64"),
+                        "{s}"
+                    )
+                }
+                (Outcome::Failed(f), _) => {
+                    assert!(
+                        f.message.contains("nested more than 64 levels"),
+                        "{then} at {depth}: {}",
+                        f.message
+                    )
+                }
+                _ => panic!("{then} at {depth}: {o:?}"),
+            }
+        }
+    }
+    // At the limit, a value converts.
+    let (o, _) = run(&deep(63, "to_json(a).len()"), vec![], &world());
+    assert_eq!(o, Outcome::Completed(json!(128)));
+    // Deep JSON text is refused before it is parsed.
+    let (o, _) = run(
+        r#"let s = "["; s.pad(100, "["); let e = "]"; e.pad(100, "]"); parse_json(s + e)"#,
+        vec![],
+        &world(),
+    );
+    assert!(
+        failure(&o).message.contains("parse_json: the JSON is nested"),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn many_references_to_one_big_string_are_refused_before_they_are_shown() {
+    let limits = ScriptLimits {
+        max_string_bytes: 1 << 20,
+        ..ScriptLimits::default()
+    };
+    // 10,000 references to a 1 MB string: 10 GB if shown. Refused as the map or the
+    // array is used, before anything shows it.
+    let map = r#"let s = "x"; s.pad(1000000, "x"); let m = #{}; for i in 0..10000 { m[`${i}`] = s; } THEN"#;
+    let array = r#"let s = "x"; s.pad(1000000, "x"); let m = []; m.pad(10000, 0); for i in 0..10000 { m[i] = s; } THEN"#;
+    let thens = [
+        "to_json(m)",
+        "log(m)",
+        "`${m}`",
+        "m.to_string()",
+        "[m].join(\",\")",
+        "print(m)",
+        "\"\" + m",
+    ];
+    for script in thens
+        .iter()
+        .flat_map(|t| [map.replace("THEN", t), array.replace("THEN", t)])
+    {
+        let then = &script;
+        let (o, _) = run_limited(&script, vec![], &world(), limits);
+        match &o {
+            Outcome::Completed(Value::String(s)) => assert!(s.contains("too big to show"), "{then}: {s}"),
+            _ => {
+                let f = failure(&o);
+                assert!(
+                    f.message.contains("larger than") || f.message.contains("limit max_string_bytes"),
+                    "{then}: {}",
+                    f.message
+                )
+            }
+        }
+    }
+}
+
+#[test]
+fn a_step_and_the_journal_are_bounded() {
+    let limits = ScriptLimits {
+        max_step_bytes: 10_000,
+        max_journal_bytes: 50_000,
+        ..ScriptLimits::default()
+    };
+    let (o, journal) = run_limited(
+        r#"let s = ""; s.pad(20000, "x"); log(s)"#,
+        vec![],
+        &world(),
+        limits,
+    );
+    let f = failure(&o);
+    assert_eq!(
+        f.kind,
+        FailureKind::Limit {
+            limit: "max_step_bytes".into()
+        },
+        "{}",
+        f.message
+    );
+    assert!(journal.is_empty());
+    let (o, journal) = run_limited(
+        r#"let s = ""; s.pad(9000, "x"); loop { log(s); }"#,
+        vec![],
+        &world(),
+        limits,
+    );
+    let f = failure(&o);
+    assert_eq!(
+        f.kind,
+        FailureKind::Limit {
+            limit: "max_journal_bytes".into()
+        },
+        "{}",
+        f.message
+    );
+    assert_eq!(journal.len(), 5);
+    // The output too.
+    let (o, _) = run_limited(r#"let s = ""; s.pad(20000, "x"); s"#, vec![], &world(), limits);
+    assert!(failure(&o).message.contains("larger than 10000 bytes"), "{o:?}");
+}
+
+#[test]
+fn memory_the_script_holds_is_limited() {
+    let limits = ScriptLimits {
+        max_memory_mib: 16,
+        max_string_bytes: 64 << 20,
+        ..ScriptLimits::default()
+    };
+    // A string within the string limit, over the memory limit.
+    let (o, _) = run_limited(
+        r#"let s = ""; s.pad(40000000, "x"); s.len()"#,
+        vec![],
+        &world(),
+        limits,
+    );
+    let f = failure(&o);
+    assert_eq!(
+        f.kind,
+        FailureKind::Limit {
+            limit: "max_memory_mib".into()
+        },
+        "{}",
+        f.message
+    );
+    // A script that frees what it builds goes on.
+    let (o, _) = run_limited(
+        r#"for i in 0..20 { let s = `${i}`; s.pad(10000000, "x"); } 1"#,
+        vec![],
+        &world(),
+        limits,
+    );
+    assert_eq!(o, Outcome::Completed(json!(1)));
+}
+
+#[test]
+fn absurd_sleeps_and_random_ranges_are_clear_errors() {
+    for source in ["sleep(1.0e300)", "sleep(-1)", "sleep(40000000)"] {
+        let (o, _) = run(source, vec![], &world());
+        assert!(
+            failure(&o).message.contains("sleep needs a duration from 0 to"),
+            "{source}: {o:?}"
+        );
+    }
+    let (o, _) = run(
+        "random_int(-9223372036854775807 - 1, 9223372036854775807)",
+        vec![],
+        &world(),
+    );
+    assert!(matches!(o, Outcome::Completed(Value::Number(_))), "{o:?}");
+    let (o, _) = run("random_int(5, 5)", vec![], &world());
+    assert_eq!(o, Outcome::Completed(json!(5)));
+}
+
+#[test]
+fn a_playbook_calls_only_the_plugins_it_declares() {
+    let w = world();
+    let (o, journal) = run(r#"invoke("test-echo", "echo", #{})"#, vec![], &w);
+    let f = failure(&o);
+    assert_eq!(
+        f.kind,
+        FailureKind::Undeclared {
+            plugin: "test-echo".into()
+        }
+    );
+    assert!(
+        f.message
+            .contains("may not call plugin 'test-echo': it declares ipinfo, p"),
+        "{}",
+        f.message
+    );
+    assert!(journal.is_empty() && w.lock().unwrap().calls.is_empty());
+    // Not catchable.
+    let (o, _) = run(
+        r#"try { invoke("test-echo", "echo", #{}) } catch { 1 }"#,
+        vec![],
+        &w,
+    );
+    assert!(matches!(failure(&o).kind, FailureKind::Undeclared { .. }));
+    let script = engine::compile(
+        r#"fn f() { invoke_cached("b", "x", #{}, "1h") } invoke("a", "x", #{}); let p = "c"; invoke(p, "x", #{})"#,
+    )
+    .unwrap();
+    assert_eq!(engine::literal_invokes(&script), ["a", "b"]);
+}
+
+#[test]
+fn an_interrupt_stops_a_spinning_replay() {
+    for (cancel, expected) in [(true, "cancelled"), (false, "interrupted")] {
+        let script = engine::compile("let x = 0; loop { x += 1; }").unwrap();
+        let ctx = RunContext::default();
+        // Set before the replay starts: the loop is stopped at the first look, after its
+        // first operations, as it would be mid-way.
+        if cancel {
+            ctx.interrupt.cancel()
+        } else {
+            ctx.interrupt.shut_down()
+        }
+        let limits = ScriptLimits {
+            max_operations: u64::MAX / 2,
+            wall_time: std::time::Duration::from_secs(600),
+            ..ScriptLimits::default()
+        };
+        let (o, _, _) = engine::replay(&script, limits, &ctx, vec![], Box::new(TestEffects(world())));
+        let got = match &o {
+            Outcome::Failed(f) if f.kind == FailureKind::Cancelled => "cancelled",
+            Outcome::Interrupted => "interrupted",
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(got, expected);
+    }
 }

@@ -171,20 +171,43 @@ async fn post_alerts(
             );
         }
     };
+    let body_len = body.len();
     let via = format!("token:{}", token.name);
     let default_source = params.source.as_deref().unwrap_or(format.name());
-    let parsed = intake::parse_items(format, &body, default_source);
-    if parsed.len() > intake.config.max_alerts_per_request {
-        return problem(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too-many-alerts",
-            &format!(
-                "{} alerts in one request; the most is {} (intake.max_alerts_per_request); nothing was stored",
-                parsed.len(),
-                intake.config.max_alerts_per_request
-            ),
-        );
-    }
+    let max_items = intake.config.max_alerts_per_request;
+    let parse = {
+        let default_source = default_source.to_owned();
+        move || intake::parse_bounded(format, &body, &default_source, max_items)
+    };
+    // A big body is parsed off the async threads, so other requests are not held up.
+    let parsed = if body_len > 64 * 1024 {
+        match tokio::task::spawn_blocking(parse).await {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                tracing::error!(error = %e, "parsing an intake body failed");
+                return problem(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the body could not be parsed",
+                );
+            }
+        }
+    } else {
+        parse()
+    };
+    let parsed = match parsed {
+        Ok(parsed) => parsed,
+        Err(too_many) => {
+            return problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-many-alerts",
+                &format!(
+                    "{too_many}; the most is {} (intake.max_alerts_per_request); nothing was stored",
+                    too_many.max
+                ),
+            );
+        }
+    };
     let (fates, alerts) = fates_and_alerts(parsed, &via);
     let accepted = alerts.len();
     let rejected = fates.len() - accepted;

@@ -14,6 +14,7 @@ mod intake;
 mod metrics;
 mod openapi;
 mod paging;
+mod shown;
 mod ui;
 pub(crate) mod web;
 
@@ -45,17 +46,40 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(intake::router(app))
 }
 
+/// Log what the loaded playbooks should fix: undeclared plugins their scripts call, limits
+/// above the server's maxima.
+fn warn_playbooks(app: &App) {
+    let Ok(limits) = app.config.run_limits() else {
+        return;
+    };
+    for pb in app.playbooks.list() {
+        for warning in pb.warnings(&limits) {
+            tracing::warn!(playbook = pb.name(), %warning, "playbook warning");
+        }
+    }
+}
+
 /// Serve on `listener` until `shutdown` resolves. Also runs, in the background: the run
 /// workers, the cron scheduler, the refresher that picks up plugin installs, grant changes
 /// and playbook edits (every `runtime.policy_refresh`), pre-processing, the SLA watch, the
 /// question watch (reminders, timeouts) and the mail sender. On shutdown, runs being
-/// replayed finish their current replay first.
+/// replayed stop between two operations and are queued again.
 pub async fn run(
     listener: TcpListener,
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stop = Arc::new(stop);
+    // The workers hear of the shutdown at once, not after the last HTTP connection closes:
+    // replays in flight stop between two operations and are queued again.
+    let shutdown = {
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            stop.send_replace(true);
+        }
+    };
     let syslog = intake::start_syslog(&app).await?;
     let workers = app.executor.spawn_workers(stopped.clone());
     let list_expiry = edl::spawn_expiry(&app);
@@ -75,6 +99,7 @@ pub async fn run(
                 app.config.runs.timezone,
             );
             let mut signature = crate::playbook::dir_signature(&app.config.playbooks_dir);
+            warn_playbooks(&app);
             if let Err(e) = app.audit_playbooks().await {
                 tracing::error!(error = %e, "recording playbook versions failed");
             }
@@ -93,6 +118,7 @@ pub async fn run(
                         tracing::error!(error = %e, "playbook not loaded");
                     }
                     tracing::info!(playbooks = app.playbooks.list().len(), "playbooks reloaded");
+                    warn_playbooks(&app);
                     if let Err(e) = app.audit_playbooks().await {
                         tracing::error!(error = %e, "recording playbook versions failed");
                     }
@@ -124,7 +150,7 @@ pub async fn run(
     for t in syslog {
         t.abort();
     }
-    let _ = stop.send(true);
+    stop.send_replace(true);
     let _ = workers.await;
     result
 }

@@ -3,7 +3,7 @@
 
 use super::page::{self, Arg, Keyset, Page};
 use super::writer::Write;
-use super::{Result, Store, StoreError};
+use super::{Result, Store};
 use crate::intake::{Alert, Observables, Severity};
 use serde::Serialize;
 
@@ -22,6 +22,9 @@ pub struct StoredAlert {
     /// The rule that decided, if one did.
     pub rule: Option<String>,
     pub incident_id: Option<String>,
+    /// Why some of the alert's stored values could not be read (they read as empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
 }
 
 impl StoredAlert {
@@ -35,6 +38,7 @@ impl StoredAlert {
             disposition: None,
             rule: None,
             incident_id: None,
+            unreadable: None,
         }
     }
 }
@@ -58,6 +62,7 @@ type AlertRow = (
 const ALERT_COLUMNS: &str = "id, received_at, via, source, title, severity, occurred_at, data, observables, raw, \
      disposition, rule, incident_id";
 
+/// An alert as stored; a value that cannot be read is empty and the alert says why.
 fn alert_from_row(row: AlertRow) -> Result<StoredAlert> {
     let (
         id,
@@ -74,12 +79,19 @@ fn alert_from_row(row: AlertRow) -> Result<StoredAlert> {
         rule,
         incident_id,
     ) = row;
-    let corrupt = |what: &str, e: String| StoreError::Corrupt(format!("alert {id}: {what}: {e}"));
-    let severity = Severity::parse(&severity).ok_or_else(|| corrupt("severity", severity.clone()))?;
-    let data = serde_json::from_str(&data).map_err(|e| corrupt("data", e.to_string()))?;
-    let observables: Observables =
-        serde_json::from_str(&observables).map_err(|e| corrupt("observables", e.to_string()))?;
+    let (severity, bad_severity) = match Severity::parse(&severity) {
+        Some(s) => (s, None),
+        None => (Severity::Info, Some(format!("severity '{severity}'"))),
+    };
+    let data = super::json::read(&data, "data");
+    let (observables, bad_observables) = match serde_json::from_str::<Observables>(&observables) {
+        Ok(o) => (o, None),
+        Err(e) => (Observables::default(), Some(format!("observables: {e}"))),
+    };
+    let unreadable = super::json::unreadable([&bad_severity, &data.unreadable, &bad_observables]);
+    let data = data.value;
     Ok(StoredAlert {
+        unreadable,
         alert: Alert {
             source,
             title,
@@ -166,6 +178,9 @@ impl Store {
     pub async fn insert_alerts(&self, alerts: Vec<StoredAlert>) -> Result<()> {
         if alerts.is_empty() {
             return Ok(());
+        }
+        for a in &alerts {
+            super::json::check(&a.alert.data, "an alert")?;
         }
         self.write(Write::InsertAlerts(alerts)).await.map(drop)
     }

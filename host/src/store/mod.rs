@@ -10,6 +10,7 @@ pub mod alerts;
 pub mod audit;
 pub mod incidents;
 pub mod indicators;
+mod json;
 mod kv;
 pub mod lists;
 pub mod outbox;

@@ -8,7 +8,7 @@
 //! SQLite the claiming `UPDATE ... RETURNING` is atomic under SQLite's single writer.
 
 use super::page::{self, Arg, Keyset, Page};
-use super::{Dialect, Result, Store, StoreError, now_ms};
+use super::{Dialect, Result, Store, now_ms};
 use serde::{Deserialize, Serialize};
 
 /// A run's state.
@@ -92,6 +92,9 @@ pub struct RunRecord {
     pub wake_at: Option<i64>,
     /// What the run was started for: `{"alert": ..., "incident": ...}`, or null.
     pub context: serde_json::Value,
+    /// Why some of the run's stored values could not be read (they read as null).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
 }
 
 /// A plugin call a playbook step made, as [`Store::plugin_calls`] lists it.
@@ -118,6 +121,9 @@ pub struct StepRecord {
     pub ok: bool,
     pub started_at: i64,
     pub duration_ms: i64,
+    /// Why the step's request or outcome could not be read (it reads as null).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
 }
 
 /// A run ready to be stored.
@@ -145,75 +151,108 @@ pub struct ClaimedJob {
     pub run_id: String,
     /// How many times this run was claimed, this one included.
     pub attempts: i64,
+    /// Claims in a row, this one included, whose replay did not end: the process died
+    /// while it held the run.
+    pub unfinished: i64,
     /// The run as it is now that it is claimed.
     pub run: RunRecord,
 }
 
-fn json(text: &str, what: &str) -> Result<serde_json::Value> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+/// A row of `runs` as selected with [`RUN_COLUMNS`].
+#[derive(sqlx::FromRow)]
+struct RunRow {
+    id: String,
+    playbook: String,
+    script_hash: String,
+    input: String,
+    origin: String,
+    status: String,
+    output: Option<String>,
+    error: Option<String>,
+    attempts: i64,
+    created_at: i64,
+    updated_at: i64,
+    finished_at: Option<i64>,
+    run_at: Option<i64>,
+    context: Option<String>,
 }
 
-type RunRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    i64,
-    i64,
-    i64,
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-);
+/// A claimed run: its row and how often it was claimed.
+#[derive(sqlx::FromRow)]
+struct ClaimRow {
+    #[sqlx(flatten)]
+    run: RunRow,
+    claims: i64,
+    /// Claims in a row whose replay did not end (the process died holding the lease).
+    unfinished: i64,
+}
+
+/// A row of `run_steps`.
+#[derive(sqlx::FromRow)]
+struct StepRow {
+    seq: i64,
+    kind: String,
+    request: String,
+    outcome: String,
+    ok: i32,
+    started_at: i64,
+    duration_ms: i64,
+}
 
 const RUN_COLUMNS: &str = "id, playbook, script_hash, input, origin, status, output, error, \
      attempts, created_at, updated_at, finished_at, run_at, context";
 
 use super::audit::{self, Actor, Change};
+use super::json::{read, unreadable};
 use super::writer::{PENDING, Write};
 
-fn run_from_row(row: RunRow) -> Result<RunRecord> {
-    let (
-        id,
-        playbook,
-        script_hash,
-        input,
-        origin,
+/// A run as stored; a value that cannot be read is null and the run says why.
+fn run_from_row(row: RunRow) -> RunRecord {
+    let (status, bad_status) = match RunStatus::parse(&row.status) {
+        Some(s) => (s, None),
+        None => (RunStatus::Failed, Some(format!("status '{}'", row.status))),
+    };
+    let input = read(&row.input, "input");
+    let output = row.output.as_deref().map(|o| read(o, "output"));
+    let context = row.context.as_deref().map(|c| read(c, "context"));
+    let unreadable = unreadable([
+        &bad_status,
+        &input.unreadable,
+        &output.as_ref().and_then(|o| o.unreadable.clone()),
+        &context.as_ref().and_then(|c| c.unreadable.clone()),
+    ]);
+    RunRecord {
         status,
-        output,
-        error,
-        attempts,
-        created_at,
-        updated_at,
-        finished_at,
-        run_at,
-        context,
-    ) = row;
-    let status = RunStatus::parse(&status)
-        .ok_or_else(|| StoreError::Corrupt(format!("run {id}: status '{status}'")))?;
-    Ok(RunRecord {
-        status,
-        input: json(&input, "run input")?,
-        output: output.map(|o| json(&o, "run output")).transpose()?,
-        wake_at: if status.is_final() { None } else { run_at },
-        context: context
-            .map(|c| json(&c, "run context"))
-            .transpose()?
-            .unwrap_or_default(),
-        id,
-        playbook,
-        script_hash,
-        origin,
-        error,
-        attempts,
-        created_at,
-        updated_at,
-        finished_at,
-    })
+        input: input.value,
+        output: output.map(|o| o.value),
+        wake_at: if status.is_final() { None } else { row.run_at },
+        context: context.map(|c| c.value).unwrap_or_default(),
+        unreadable,
+        id: row.id,
+        playbook: row.playbook,
+        script_hash: row.script_hash,
+        origin: row.origin,
+        error: row.error,
+        attempts: row.attempts,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        finished_at: row.finished_at,
+    }
+}
+
+fn step_from_row(row: StepRow) -> StepRecord {
+    let request = read(&row.request, "request");
+    let outcome = read(&row.outcome, "outcome");
+    StepRecord {
+        unreadable: unreadable([&request.unreadable, &outcome.unreadable]),
+        seq: row.seq,
+        kind: row.kind,
+        request: request.value,
+        outcome: outcome.value,
+        ok: row.ok != 0,
+        started_at: row.started_at,
+        duration_ms: row.duration_ms,
+    }
 }
 
 /// Wake a run that waits for what just happened (an answered question), inside the caller's
@@ -236,7 +275,18 @@ pub(super) async fn wake_run(conn: &mut sqlx::AnyConnection, run_id: &str, now: 
 impl Store {
     /// Create a run, queued and due now.
     pub async fn create_run(&self, run: &NewRun) -> Result<()> {
+        super::json::check(&run.input, "the run's input")?;
+        super::json::check(&run.context, "the run's context")?;
         self.write(Write::CreateRun(run.clone())).await.map(drop)
+    }
+
+    /// Where one run stands, without reading its values.
+    pub async fn run_status(&self, id: &str) -> Result<Option<RunStatus>> {
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM runs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(status.and_then(|s| RunStatus::parse(&s)))
     }
 
     /// One run.
@@ -246,7 +296,7 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(run_from_row).transpose()
+        Ok(row.map(run_from_row))
     }
 
     /// The newest runs, optionally of one playbook or in one state.
@@ -267,7 +317,7 @@ impl Store {
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
-        rows.into_iter().map(run_from_row).collect()
+        Ok(rows.into_iter().map(run_from_row).collect())
     }
 
     /// One page of runs, optionally of one playbook or in one state, in the order of
@@ -299,7 +349,7 @@ impl Store {
             "id",
         )
         .await?;
-        page.try_map(run_from_row)
+        page.try_map(|r| Ok(run_from_row(r)))
     }
 
     /// The newest calls to `plugin` that playbook steps made (`invoke`, and `invoke_cached`
@@ -324,8 +374,8 @@ impl Store {
         .await?;
         rows.into_iter()
             .map(|(run_id, seq, at, request, outcome, ok)| {
-                let request = json(&request, "step request")?;
-                let outcome = json(&outcome, "step outcome")?;
+                let request = read(&request, "step request").value;
+                let outcome = read(&outcome, "step outcome").value;
                 if request["plugin"] != plugin || outcome["cached"] == true {
                     return Ok(None);
                 }
@@ -355,7 +405,7 @@ impl Store {
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
-        rows.into_iter().map(run_from_row).collect()
+        Ok(rows.into_iter().map(run_from_row).collect())
     }
 
     /// How many runs are in the queue (queued, running or waiting): cheap, from the queue's
@@ -381,31 +431,21 @@ impl Store {
 
     /// The journal of a run, in order.
     pub async fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>> {
-        let rows: Vec<(i64, String, String, String, i32, i64, i64)> = sqlx::query_as(
+        let rows: Vec<StepRow> = sqlx::query_as(
             "SELECT seq, kind, request, outcome, ok, started_at, duration_ms FROM run_steps WHERE run_id = $1 ORDER BY seq",
         )
         .bind(run_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|(seq, kind, request, outcome, ok, started_at, duration_ms)| {
-                Ok(StepRecord {
-                    seq,
-                    kind,
-                    request: json(&request, "step request")?,
-                    outcome: json(&outcome, "step outcome")?,
-                    ok: ok != 0,
-                    started_at,
-                    duration_ms,
-                })
-            })
-            .collect()
+        Ok(rows.into_iter().map(step_from_row).collect())
     }
 
     /// Append one step to a run's journal, committed when this returns. Fails if that step
     /// number is already written (another worker got there first), so a step is never
     /// recorded twice.
     pub async fn append_step(&self, run_id: &str, step: &StepRecord) -> Result<()> {
+        super::json::check(&step.request, "the step's request")?;
+        super::json::check(&step.outcome, "the step's outcome")?;
         self.write(Write::AppendStep {
             run_id: run_id.to_owned(),
             step: step.clone(),
@@ -426,10 +466,10 @@ impl Store {
         let sql = format!(
             "WITH due AS MATERIALIZED (
                  SELECT id FROM runs WHERE status IN {PENDING} AND run_at <= $3 ORDER BY run_at LIMIT $4 {lock})
-             UPDATE runs SET status = 'running', locked_by = $1, locked_until = $2, run_at = $2, claims = claims + 1,
+             UPDATE runs SET status = 'running', locked_by = $1, locked_until = $2, run_at = $2, claims = claims + 1, unfinished = unfinished + 1,
                  updated_at = $3, woken_at = NULL
              WHERE id IN (SELECT id FROM due) AND status IN {PENDING} AND run_at <= $3
-             RETURNING {RUN_COLUMNS}, claims"
+             RETURNING {RUN_COLUMNS}, claims, unfinished"
         );
         self.claim(
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -449,10 +489,10 @@ impl Store {
         lease_until: i64,
     ) -> Result<Option<ClaimedJob>> {
         let sql = format!(
-            "UPDATE runs SET status = 'running', locked_by = $1, locked_until = $2, run_at = $2, claims = claims + 1,
+            "UPDATE runs SET status = 'running', locked_by = $1, locked_until = $2, run_at = $2, claims = claims + 1, unfinished = unfinished + 1,
                  updated_at = $3, woken_at = NULL
              WHERE id = $4 AND status IN {PENDING} AND run_at <= $3
-             RETURNING {RUN_COLUMNS}, claims"
+             RETURNING {RUN_COLUMNS}, claims, unfinished"
         );
         let claimed = self
             .claim(
@@ -471,48 +511,18 @@ impl Store {
         query: sqlx::query::QueryAs<'_, sqlx::Any, ClaimRow, sqlx::any::AnyArguments>,
     ) -> Result<Vec<ClaimedJob>> {
         let rows: Vec<ClaimRow> = query.fetch_all(&self.writer).await?;
-        rows.into_iter()
+        Ok(rows
+            .into_iter()
             .map(|r| {
-                let (
-                    id,
-                    playbook,
-                    script_hash,
-                    input,
-                    origin,
-                    status,
-                    output,
-                    error,
-                    attempts,
-                    created_at,
-                    updated_at,
-                    finished_at,
-                    run_at,
-                    context,
-                    claims,
-                ) = r;
-                let run = run_from_row((
-                    id,
-                    playbook,
-                    script_hash,
-                    input,
-                    origin,
-                    status,
-                    output,
-                    error,
-                    attempts,
-                    created_at,
-                    updated_at,
-                    finished_at,
-                    run_at,
-                    context,
-                ))?;
-                Ok(ClaimedJob {
+                let run = run_from_row(r.run);
+                ClaimedJob {
                     run_id: run.id.clone(),
-                    attempts: claims,
+                    attempts: r.claims,
+                    unfinished: r.unfinished,
                     run,
-                })
+                }
             })
-            .collect()
+            .collect())
     }
 
     /// Extend a lease; returns false if `worker` no longer holds it.
@@ -535,6 +545,9 @@ impl Store {
         error: Option<&str>,
     ) -> Result<()> {
         debug_assert!(status.is_final());
+        if let Some(output) = output {
+            super::json::check(output, "the run's output")?;
+        }
         let write = Write::FinishRun {
             run_id: run_id.to_owned(),
             status,
@@ -747,24 +760,6 @@ impl Store {
     }
 }
 
-type ClaimRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    i64,
-    i64,
-    i64,
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-    i64,
-);
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -790,6 +785,7 @@ mod tests {
             ok: true,
             started_at: 1,
             duration_ms: 2,
+            unreadable: None,
         }
     }
 

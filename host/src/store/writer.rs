@@ -216,7 +216,7 @@ async fn execute_round(
         let sql = format!(
             "WITH v (id, status, output, error, at) AS (VALUES {})
              UPDATE runs SET status = v.status, output = v.output, error = v.error, updated_at = v.at,
-                 finished_at = v.at, run_at = NULL, locked_by = NULL, locked_until = NULL
+                 finished_at = v.at, unfinished = 0, run_at = NULL, locked_by = NULL, locked_until = NULL
              FROM v WHERE runs.id = v.id AND runs.status IN {PENDING}
              RETURNING runs.id",
             rows("(?, ?, ?, ?, ?)", finishes.len(), sqlite)
@@ -265,7 +265,7 @@ async fn execute_round(
             "WITH v (id, status, run_at, error, at) AS (VALUES {})
              UPDATE runs SET status = v.status, error = v.error, updated_at = v.at,
                  run_at = CASE WHEN runs.woken_at IS NOT NULL AND v.status = 'waiting' THEN v.at ELSE v.run_at END,
-                 locked_by = NULL, locked_until = NULL, woken_at = NULL
+                 locked_by = NULL, locked_until = NULL, woken_at = NULL, unfinished = 0
              FROM v WHERE runs.id = v.id AND runs.status IN {PENDING}
              RETURNING runs.id",
             rows("(?, ?, ?, ?, ?)", reschedules.len(), sqlite)
@@ -451,6 +451,7 @@ mod tests {
                 ok: true,
                 started_at: 1,
                 duration_ms: 0,
+                unreadable: None,
             },
         }
     }

@@ -358,6 +358,14 @@ async fn body_json(body: Body) -> Result<Value, Problem> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
+    // What is accepted must be readable back when stored inside other values.
+    crate::nesting::check_text(&bytes, crate::nesting::MAX_DEPTH).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "too-deep",
+            format!("the body is {e}; nothing was changed"),
+        )
+    })?;
     serde_json::from_slice(&bytes).map_err(|e| {
         Problem::new(
             StatusCode::BAD_REQUEST,

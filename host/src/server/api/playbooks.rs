@@ -33,7 +33,8 @@ struct PlaybookSummary {
     /// The named inputs: `type`, `description`, `required`, `default`.
     #[schema(value_type = Object)]
     inputs: Value,
-    /// The plugins its script calls.
+    /// The plugins its script may call (`plugins` in `playbook.toml`: its grant; a call to
+    /// any other fails).
     plugins: Vec<String>,
     /// Analyst minutes one run saves, if `playbook.toml` says.
     minutes_saved: Option<u32>,

@@ -89,7 +89,8 @@ pub(super) async fn list_runs(
         .run_page(param(&params, "playbook"), status, &keyset)
         .await
         .map_err(|e| store_failed(&e))?;
-    ok(paging::paged(&keyset, page.items, page.more, |r| {
+    let items = page.items.into_iter().map(crate::server::shown::run).collect();
+    ok(paging::paged(&keyset, items, page.more, |r| {
         let key = match keyset.column {
             "updated_at" => SortKey::Int(r.updated_at),
             "playbook" => text_key(&r.playbook),
@@ -129,7 +130,12 @@ pub(super) async fn show_run(
     caller(&app, &headers, Permission::PlaybooksRead).await?;
     let run = run_or_404(&app, &id).await?;
     let steps = app.store.steps(&id).await.map_err(|e| store_failed(&e))?;
-    ok(RunDetail { run, steps })
+    // Values bigger than 64 KiB are shown as their size and a preview (`osprey run show`
+    // prints them whole).
+    ok(RunDetail {
+        run: crate::server::shown::run(run),
+        steps: steps.into_iter().map(crate::server::shown::step).collect(),
+    })
 }
 
 /// Cancel a run.

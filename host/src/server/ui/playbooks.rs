@@ -111,7 +111,8 @@ async fn run_page(
         .run_page(playbook, status, &keyset)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(paging::paged(&keyset, found.items, found.more, |r| {
+    let items = found.items.into_iter().map(crate::server::shown::run).collect();
+    Ok(paging::paged(&keyset, items, found.more, |r| {
         (SortKey::Int(r.created_at), r.id.clone())
     }))
 }
@@ -180,8 +181,10 @@ pub(super) async fn run(user: WebUser, State(app): State<Arc<App>>, Path(id): Pa
         Err(e) => return failed(&user, e),
     };
     let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
+    let run = crate::server::shown::run(run);
     let steps: Vec<StepView> = steps
-        .iter()
+        .into_iter()
+        .map(crate::server::shown::step)
         .map(|s| {
             let what = super::step_label(&s.kind, &s.request);
             StepView {

@@ -174,6 +174,14 @@ pub(super) async fn show(user: WebUser, State(app): State<Arc<App>>, Path(name):
         .filter(|c| c.error_kind.as_deref() == Some("denied"))
         .count();
     let failed_calls = calls.iter().filter(|c| !c.ok).count();
+    // A playbook's `plugins` is its grant: the auditor sees who may call this plugin.
+    let callers: Vec<String> = app
+        .playbooks
+        .list()
+        .iter()
+        .filter(|pb| pb.meta.plugins.contains(&name))
+        .map(|pb| pb.name().to_owned())
+        .collect();
     page(
         &user,
         StatusCode::OK,
@@ -189,6 +197,7 @@ pub(super) async fn show(user: WebUser, State(app): State<Arc<App>>, Path(name):
             "grant_json": grant_json,
             "can_grant": may(&user, Permission::PluginsWrite),
             "calls": calls,
+            "callers": callers,
             "denied": denied,
             "failed_calls": failed_calls,
         }),

@@ -44,7 +44,7 @@ pub(super) async fn list(user: WebUser, State(app): State<Arc<App>>, uri: Uri) -
         .runs_from(&format!("request:{}", user.name), RECENT)
         .await
     {
-        Ok(r) => r,
+        Ok(r) => r.into_iter().map(crate::server::shown::run).collect::<Vec<_>>(),
         Err(e) => return failed(&user, e),
     };
     let sent = super::query_params(&uri).get("sent").cloned();
