@@ -146,9 +146,10 @@ async fn a_granted_name_that_resolves_to_loopback_is_denied() {
         )
         .await,
         ErrorKind::Denied,
-        "loopback",
+        "(Loopback, RFC 1122)",
     );
     assert!(e.message.contains("localhost"), "{}", e.message);
+    assert!(e.message.contains("--private-range"), "{}", e.message);
     assert_eq!(fake.total_hits(), 0);
     // Naming the range in the grant opens it.
     host.grant(
