@@ -146,9 +146,10 @@ async fn a_granted_name_that_resolves_to_loopback_is_denied() {
         )
         .await,
         ErrorKind::Denied,
-        "loopback",
+        "(Loopback, RFC 1122)",
     );
     assert!(e.message.contains("localhost"), "{}", e.message);
+    assert!(e.message.contains("--private-range"), "{}", e.message);
     assert_eq!(fake.total_hits(), 0);
     // Naming the range in the grant opens it.
     host.grant(
@@ -236,6 +237,102 @@ async fn redirects_are_returned_not_followed() {
         "no granted HTTP pattern",
     );
     assert_eq!(fake.hits("/ok"), 0);
+}
+
+/// The value of one series in the runtime's metrics, 0 when absent.
+async fn http_denials(host: &TestHost) -> u64 {
+    let text = host.app.metrics.scrape(&host.app.store).await.unwrap();
+    let series = r#"osprey_plugin_denials_total{plugin="test-hostile",kind="http"} "#;
+    text.lines()
+        .find_map(|l| l.strip_prefix(series))
+        .map_or(0, |v| v.parse().expect("a count"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paths_a_vendor_could_decode_out_of_a_granted_prefix_are_denied_with_the_reason() {
+    let host = host().await;
+    let fake = FakeHttp::start().await;
+    let prefix = format!("http://127.0.0.1:{}/ok", fake.addr.port());
+    host.grant("test-hostile", json!({ "http": [prefix] })).await;
+    let out = host
+        .call("test-hostile", "fetch", json!({"url": fake.url("/ok")}))
+        .await
+        .unwrap();
+    assert_eq!(out["status"], 200, "the prefix itself is granted");
+    for (path, why) in [
+        ("/ok/..%2fbig/1", "encoded slash (%2F)"),
+        ("/ok/%2e%2e%5cbig/1", "encoded backslash (%5C)"),
+        ("/ok/..;/big/1", "dot segment"),
+    ] {
+        let e = expect_err(
+            host.call("test-hostile", "fetch", json!({"url": fake.url(path)}))
+                .await,
+            ErrorKind::Denied,
+            why,
+        );
+        assert!(e.message.contains("restricts the path"), "{path}: {}", e.message);
+        assert!(e.message.contains(&prefix), "{path}: {}", e.message);
+    }
+    assert_eq!(fake.total_hits(), 1, "no trick reached the server");
+    assert_eq!(http_denials(&host).await, 3);
+    host.assert_healthy().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_refused_before_the_gate_are_counted_and_reported_like_denials() {
+    let host = host().await;
+    let fake = FakeHttp::start().await;
+    host.grant(
+        "test-hostile",
+        json!({"http": [format!("http://127.0.0.1:{}", fake.addr.port())]}),
+    )
+    .await;
+    // Headers the host's client owns.
+    for header in ["connection", "host", "proxy-authorization"] {
+        let e = expect_err(
+            host.call(
+                "test-hostile",
+                "fetch",
+                json!({"url": fake.url("/ok?token=s3cr3t"), "headers": [[header, "x"]]}),
+            )
+            .await,
+            ErrorKind::Denied,
+            &format!("the header '{header}' may not be set by a plugin"),
+        );
+        assert!(e.message.contains(&fake.url("/ok")), "{}", e.message);
+        assert!(!e.message.contains("s3cr3t"), "{}", e.message);
+        assert_eq!(e.http.len(), 1, "{:?}", e.http);
+    }
+    // A request built past the SDK, refused by wasmtime while it is built.
+    expect_err(
+        host.call("test-hostile", "raw-request", json!({"authority": "bad host"}))
+            .await,
+        ErrorKind::Denied,
+        "the authority 'bad host' is not a valid host[:port]",
+    );
+    expect_err(
+        host.call(
+            "test-hostile",
+            "raw-request",
+            json!({"authority": "example.com", "path_bytes": 70_000}),
+        )
+        .await,
+        ErrorKind::Denied,
+        "at most 65534 bytes",
+    );
+    assert_eq!(fake.total_hits(), 0);
+    assert_eq!(http_denials(&host).await, 5);
+    // A request the host accepts still goes through.
+    let out = host
+        .call(
+            "test-hostile",
+            "fetch",
+            json!({"url": fake.url("/ok"), "headers": [["x-trace", "1"]]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out["status"], 200);
+    assert_eq!(http_denials(&host).await, 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

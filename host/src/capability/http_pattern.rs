@@ -49,6 +49,18 @@ pub struct RequestTarget {
     pub path: String,
 }
 
+/// How a pattern relates to a request target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coverage {
+    /// The pattern grants the request.
+    Yes,
+    /// Another scheme, host, port or path.
+    No,
+    /// Inside the path prefix as written, but the path could leave it on a server that
+    /// decodes it (the reason says how).
+    PathEscape(&'static str),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetHost {
     Name(String),
@@ -108,6 +120,26 @@ impl HttpPattern {
 
     /// Whether a request to `target` is covered by this pattern.
     pub fn matches(&self, target: &RequestTarget) -> bool {
+        self.covers(target) == Coverage::Yes
+    }
+
+    /// Whether this pattern covers `target`, and if it would but for a path that could leave
+    /// its path prefix on the server's side (see [`super::path`]), why not.
+    pub fn covers(&self, target: &RequestTarget) -> Coverage {
+        if !self.matches_as_written(target) {
+            return Coverage::No;
+        }
+        if self.path_prefix.is_empty() {
+            return Coverage::Yes;
+        }
+        match super::path::escape_risk(&target.path) {
+            Some(why) => Coverage::PathEscape(why),
+            None => Coverage::Yes,
+        }
+    }
+
+    /// Scheme, host, port and path prefix, compared as the client will send them.
+    fn matches_as_written(&self, target: &RequestTarget) -> bool {
         if self.scheme != target.scheme || self.port != target.port {
             return false;
         }
@@ -309,6 +341,31 @@ mod tests {
         // Dot segments are resolved before matching, as the client will send them.
         assert!(!pat.matches(&t("https://api.example.com/v1/../admin")));
         assert!(!pat.matches(&t("https://api.example.com/v1/%2e%2e/admin")));
+    }
+
+    #[test]
+    fn a_path_prefix_refuses_paths_a_server_could_decode_out_of_it() {
+        let pat = p("https://api.example.com/v2");
+        for path in ["/v2/..%2fadmin", "/v2/%2e%2e%5cadmin", "/v2/..;/admin"] {
+            let target = t(&format!("https://api.example.com{path}"));
+            assert_eq!(target.path, path, "the client sends it as written");
+            assert!(
+                matches!(pat.covers(&target), Coverage::PathEscape(_)),
+                "{path}: {:?}",
+                pat.covers(&target)
+            );
+        }
+        // Without a path prefix the path is the vendor's business.
+        let whole = p("https://api.example.com");
+        assert_eq!(
+            whole.covers(&t("https://api.example.com/v2/..%2fadmin")),
+            Coverage::Yes
+        );
+        // Another host is not covered at all.
+        assert_eq!(
+            pat.covers(&t("https://other.example.com/v2/..%2fx")),
+            Coverage::No
+        );
     }
 
     #[test]

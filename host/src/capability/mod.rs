@@ -7,8 +7,9 @@
 
 pub mod address;
 pub mod http_pattern;
+pub mod path;
 
-pub use http_pattern::{HttpPattern, PatternError, RequestTarget, TargetHost};
+pub use http_pattern::{Coverage, HttpPattern, PatternError, RequestTarget, TargetHost};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -119,17 +120,32 @@ impl Limits {
 pub enum HttpDenial {
     /// No granted pattern covers the URL.
     NotGranted,
+    /// A granted pattern's path prefix covers the path as written, but the path could leave
+    /// the prefix on a server that decodes it.
+    PathEscape { pattern: String, why: &'static str },
     /// The address (literal or resolved) is not public and the grant does not name it.
-    Address { ip: IpAddr, why: &'static str },
+    Address { ip: IpAddr, why: address::Restriction },
 }
 
 impl std::fmt::Display for HttpDenial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             HttpDenial::NotGranted => f.write_str("no granted HTTP pattern covers it"),
+            HttpDenial::PathEscape { pattern, why } => write!(
+                f,
+                "the grant {pattern} restricts the path, and this path has {why}; send the path without it"
+            ),
             HttpDenial::Address { ip, why } => write!(
                 f,
-                "{ip} is {why}; a grant must name this address or its range to reach it"
+                "{ip} is not a public address: it is {why}. A grant pattern that names an address \
+                 (such as http://{ip_url}:8080) lets that one address through; a host name that \
+                 resolves to a non-public address needs its range granted with --private-range \
+                 (for example --private-range {ip}/{bits})",
+                ip_url = match ip {
+                    IpAddr::V4(v4) => v4.to_string(),
+                    IpAddr::V6(v6) => format!("[{v6}]"),
+                },
+                bits = if ip.is_ipv4() { 32 } else { 128 },
             ),
         }
     }
@@ -139,11 +155,21 @@ impl Capabilities {
     /// Check a request's URL (before any connection). An IP-literal target must also be
     /// public, named by the matching pattern, or inside a granted private range.
     pub fn check_http(&self, target: &RequestTarget) -> Result<(), HttpDenial> {
-        let pattern = self
-            .http
-            .iter()
-            .find(|p| p.matches(target))
-            .ok_or(HttpDenial::NotGranted)?;
+        let mut path_escape = None;
+        let pattern = self.http.iter().find(|p| match p.covers(target) {
+            Coverage::Yes => true,
+            Coverage::No => false,
+            Coverage::PathEscape(why) => {
+                path_escape.get_or_insert_with(|| HttpDenial::PathEscape {
+                    pattern: p.to_string(),
+                    why,
+                });
+                false
+            }
+        });
+        let Some(pattern) = pattern else {
+            return Err(path_escape.unwrap_or(HttpDenial::NotGranted));
+        };
         if let TargetHost::Ip(ip) = target.host
             && pattern.named_ip() != Some(ip)
         {
@@ -245,6 +271,49 @@ mod tests {
         assert!(g.check_resolved("192.168.2.10".parse().unwrap()).is_err());
         assert!(g.check_resolved("169.254.169.254".parse().unwrap()).is_err());
         assert_eq!(g.check_resolved("8.8.8.8".parse().unwrap()), Ok(()));
+    }
+
+    #[test]
+    fn a_path_trick_under_a_path_prefix_is_refused_with_the_reason() {
+        let g = caps(serde_json::json!({"http": ["https://api.example.com/v2"]}));
+        let t = RequestTarget::parse("https://api.example.com/v2/..%2fadmin").unwrap();
+        let denial = g.check_http(&t).unwrap_err();
+        assert!(matches!(denial, HttpDenial::PathEscape { .. }), "{denial:?}");
+        let text = denial.to_string();
+        assert!(
+            text.contains("https://api.example.com/v2") && text.contains("%2F"),
+            "{text}"
+        );
+        // A second pattern that does not restrict the path grants it.
+        let g = caps(serde_json::json!({"http": ["https://api.example.com/v2", "https://api.example.com"]}));
+        assert_eq!(g.check_http(&t), Ok(()));
+    }
+
+    #[test]
+    fn an_address_denial_says_how_to_grant_it() {
+        let g = Capabilities::default();
+        let text = g
+            .check_resolved("10.1.2.3".parse().unwrap())
+            .unwrap_err()
+            .to_string();
+        for part in [
+            "10.1.2.3",
+            "10.0.0.0/8",
+            "Private-Use",
+            "http://10.1.2.3:8080",
+            "--private-range 10.1.2.3/32",
+        ] {
+            assert!(text.contains(part), "{part}: {text}");
+        }
+        // The local-use NAT64 prefix of RFC 8215 is refused like a private range.
+        let text = g
+            .check_resolved("64:ff9b:1::808:808".parse().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("RFC 8215") && text.contains("http://[64:ff9b:1::808:808]:8080"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -190,6 +190,7 @@ pub(crate) fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
     random::insecure_seed::add_to_linker::<CallState, WasiRandom>(l, |s| s.wasi.random())?;
     // wasi:http, through the guarded send hook.
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+    super::outbound::link_refusals_before_send(linker)?;
     // Osprey's own imports.
     types::add_to_linker::<CallState, HasSelf<CallState>>(linker, |s| s)?;
     secrets::add_to_linker::<CallState, HasSelf<CallState>>(linker, |s| s)?;

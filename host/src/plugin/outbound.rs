@@ -11,10 +11,18 @@
 //!    does not allow *before* the client sees it, so the address that is checked is the
 //!    address that is connected to (no DNS-rebinding window).
 //!
-//! Redirects are never followed here, response bodies are capped, and every refusal is
-//! logged with the plugin's name and the URL without its query string.
+//! Before the gate, a request carrying a header the plugin may not set
+//! ([`FORBIDDEN_REQUEST_HEADERS`]) is refused here, and a request wasmtime refuses while the
+//! plugin builds it (a malformed authority, a path and query over [`MAX_PATH_AND_QUERY`]
+//! bytes, an invalid method) is caught by the wrappers [`link_refusals_before_send`] puts
+//! around `wasi:http`. Every refusal, before the gate or by it, goes through
+//! [`OutboundGate::deny`]: logged with the plugin's name and the URL without its query
+//! string, and recorded as the call's HTTP event that the call counts as a denial.
+//!
+//! Redirects are never followed here and response bodies are capped.
 
 use super::HttpEvent;
+use super::host::CallState;
 use crate::capability::{Capabilities, HttpDenial, RequestTarget};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -28,6 +36,22 @@ use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpH
 
 /// Largest request body a plugin may send.
 const MAX_REQUEST_BODY: usize = 16 * 1024 * 1024;
+
+/// Request headers a plugin may not set: connection management and framing belong to the
+/// host's client, `host` comes from the URL, and proxy credentials are not the plugin's.
+/// wasmtime's list; this gate enforces it when the request is sent, so a refusal is
+/// recorded and counted like any other. The plugin guide lists them.
+pub(crate) const FORBIDDEN_REQUEST_HEADERS: [http::HeaderName; 9] =
+    wasmtime_wasi_http::DEFAULT_FORBIDDEN_HEADERS;
+
+/// Longest path with query a plugin may set, in bytes: the limit of the `http` crate's URIs
+/// (`u16::MAX - 1`), which wasmtime checks when the path is set. The plugin guide cites it.
+pub(crate) const MAX_PATH_AND_QUERY: usize = u16::MAX as usize - 1;
+
+/// `wasi:http` as this wasmtime provides it (its `wit/deps/http.wit`); the wrappers below
+/// shadow functions of these instances, and the hostile e2e test fails if they stop doing so.
+const WASI_HTTP_TYPES: &str = "wasi:http/types@0.2.12";
+const WASI_HTTP_OUTGOING_HANDLER: &str = "wasi:http/outgoing-handler@0.2.12";
 
 /// The TLS settings of every plugin client: the system's trust store (so an operator can add
 /// an internal CA the usual way), read once per process rather than once per client.
@@ -127,19 +151,41 @@ fn ready(result: SendResult) -> Box<dyn Future<Output = SendResult> + Send> {
 }
 
 impl OutboundGate {
+    /// A refused request, by the gate or before it: logged with the plugin's name and
+    /// recorded as an event of the call, which counts it (`osprey_plugin_denials_total`)
+    /// and reports it. `url` never carries the query string.
+    pub(crate) fn deny(&self, method: &str, url: &str, outcome: HttpOutcome) {
+        tracing::warn!(plugin = %self.plugin, %method, %url, reason = %outcome, "outbound request refused");
+        self.events
+            .lock()
+            .expect("events lock")
+            .push(HttpEvent::new(method, url, outcome));
+    }
+
     fn refuse(
         &self,
         method: &str,
-        url: String,
-        outcome: HttpEvent,
+        url: &str,
+        outcome: HttpOutcome,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
-        tracing::warn!(plugin = %self.plugin, %method, %url, reason = %outcome.outcome, "outbound request refused");
-        self.events.lock().expect("events lock").push(outcome);
+        self.deny(method, url, outcome);
         ready(Err(HttpError::HttpRequestDenied))
     }
 }
 
 impl WasiHttpHooks for OutboundGate {
+    /// Nothing is refused while headers are built: [`FORBIDDEN_REQUEST_HEADERS`] are refused
+    /// when the request is sent, with the plugin's name, the URL and a count, and stripped
+    /// from responses there.
+    fn is_forbidden_header(&mut self, _name: &http::HeaderName) -> bool {
+        false
+    }
+
+    /// The client sets `host` from the URL that was checked.
+    fn set_host_header(&mut self) -> bool {
+        false
+    }
+
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
@@ -151,23 +197,31 @@ impl WasiHttpHooks for OutboundGate {
             Ok(t) => t,
             Err(reason) => {
                 let url = request.uri().path().to_owned();
-                let event = HttpEvent::new(&method, &url, HttpOutcome::Denied(reason));
-                return self.refuse(&method, url, event);
+                return self.refuse(&method, &url, HttpOutcome::Denied(reason));
             }
         };
         let url = target.display_without_query();
+        if let Some(name) = request
+            .headers()
+            .keys()
+            .find(|k| FORBIDDEN_REQUEST_HEADERS.contains(k))
+        {
+            let why = format!(
+                "the header '{name}' may not be set by a plugin (forbidden: {})",
+                forbidden_header_list()
+            );
+            return self.refuse(&method, &url, HttpOutcome::Denied(why));
+        }
         if self.sent >= self.max_requests {
             let why = format!(
                 "the call already made {} outbound requests, its limit",
                 self.max_requests
             );
-            let event = HttpEvent::new(&method, &url, HttpOutcome::LimitExceeded(why));
-            return self.refuse(&method, url, event);
+            return self.refuse(&method, &url, HttpOutcome::LimitExceeded(why));
         }
         self.sent += 1;
         if let Err(denial) = self.grant.check_http(&target) {
-            let event = HttpEvent::new(&method, &url, HttpOutcome::Denied(denial.to_string()));
-            return self.refuse(&method, url, event);
+            return self.refuse(&method, &url, HttpOutcome::Denied(denial.to_string()));
         }
 
         let client = self.client.clone();
@@ -202,8 +256,8 @@ impl WasiHttpHooks for OutboundGate {
                     return Err(e);
                 }
             };
-            let mut headers = parts.headers;
-            headers.remove(http::header::HOST);
+            // No `host` here: it was refused above, and wasmtime adds none (`set_host_header`).
+            let headers = parts.headers;
             let sent = client
                 .request(parts.method, target.url.clone())
                 .headers(headers)
@@ -230,8 +284,12 @@ impl WasiHttpHooks for OutboundGate {
             let mut builder = http::Response::builder()
                 .status(status)
                 .version(response.version());
+            // The transport's own headers stay here, as wasmtime would strip them (its check is
+            // turned off in favour of the one at send time).
             for (k, v) in response.headers() {
-                builder = builder.header(k, v);
+                if !FORBIDDEN_REQUEST_HEADERS.contains(k) {
+                    builder = builder.header(k, v);
+                }
             }
             let mut seen: u64 = 0;
             let mut over = false;
@@ -269,6 +327,132 @@ impl WasiHttpHooks for OutboundGate {
                 Box::new(std::future::ready(Ok(())));
             Ok((response, io))
         })
+    }
+}
+
+fn forbidden_header_list() -> String {
+    FORBIDDEN_REQUEST_HEADERS
+        .iter()
+        .map(|h| h.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Wrap the `wasi:http` functions that refuse a request before it reaches the send hook, so
+/// that those refusals go through [`OutboundGate::deny`] too: setting a malformed authority,
+/// an invalid or over-long path and query, and `handle` refusing the request as built (an
+/// invalid method, a missing authority, a `content-length` without a body). Each wrapper
+/// calls wasmtime's own function and returns its answer unchanged.
+pub(crate) fn link_refusals_before_send(
+    linker: &mut wasmtime::component::Linker<CallState>,
+) -> wasmtime::Result<()> {
+    use wasmtime::StoreContextMut;
+    use wasmtime::component::Resource;
+    use wasmtime_wasi_http::WasiHttpView;
+    use wasmtime_wasi_http::p2::bindings::http::{outgoing_handler, types};
+    use wasmtime_wasi_http::p2::types::{HostFutureIncomingResponse, HostOutgoingRequest};
+
+    linker.allow_shadowing(true);
+    let mut instance = linker.instance(WASI_HTTP_TYPES)?;
+    instance.func_wrap(
+        "[method]outgoing-request.set-authority",
+        |mut store: StoreContextMut<'_, CallState>,
+         (request, authority): (Resource<HostOutgoingRequest>, Option<String>)| {
+            let shown = authority.as_deref().map(shorten).unwrap_or_default();
+            let (method, url) = describe(store.data_mut(), &request)?;
+            let set =
+                types::HostOutgoingRequest::set_authority(&mut store.data_mut().http(), request, authority)?;
+            if set.is_err() {
+                let why = format!("the authority '{shown}' is not a valid host[:port]");
+                store.data().gate.deny(&method, &url, HttpOutcome::Denied(why));
+            }
+            Ok((set,))
+        },
+    )?;
+    instance.func_wrap(
+        "[method]outgoing-request.set-path-with-query",
+        |mut store: StoreContextMut<'_, CallState>,
+         (request, path): (Resource<HostOutgoingRequest>, Option<String>)| {
+            let len = path.as_ref().map_or(0, String::len);
+            let (method, url) = describe(store.data_mut(), &request)?;
+            let set =
+                types::HostOutgoingRequest::set_path_with_query(&mut store.data_mut().http(), request, path)?;
+            if set.is_err() {
+                let why = format!(
+                    "the path and query ({len} bytes) are not valid: they must start with '/' or '?', \
+                     be at most {MAX_PATH_AND_QUERY} bytes and hold only URL characters"
+                );
+                store.data().gate.deny(&method, &url, HttpOutcome::Denied(why));
+            }
+            Ok((set,))
+        },
+    )?;
+    let mut instance = linker.instance(WASI_HTTP_OUTGOING_HANDLER)?;
+    instance.func_wrap(
+        "handle",
+        |mut store: StoreContextMut<'_, CallState>,
+         (request, options): (
+            Resource<HostOutgoingRequest>,
+            Option<Resource<wasmtime_wasi_http::RequestOptions>>,
+        )| {
+            let (method, url) = describe(store.data_mut(), &request)?;
+            let mut view = store.data_mut().http();
+            let handled = outgoing_handler::Host::handle(&mut view, request, options);
+            let answer: Result<Resource<HostFutureIncomingResponse>, types::ErrorCode> = match handled {
+                Ok(future) => Ok(future),
+                Err(e) => {
+                    let code = types::Host::convert_error_code(&mut view, e)?;
+                    let why = format!("the request is malformed and was not sent ({code:?})");
+                    store.data().gate.deny(&method, &url, HttpOutcome::Denied(why));
+                    Err(code)
+                }
+            };
+            Ok((answer,))
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// The method and the URL without query of a request being built, for a refusal's record.
+fn describe(
+    state: &mut CallState,
+    request: &wasmtime::component::Resource<wasmtime_wasi_http::p2::types::HostOutgoingRequest>,
+) -> wasmtime::Result<(String, String)> {
+    use wasmtime_wasi_http::p2::bindings::http::types::{Method, Scheme};
+    let r = state.table.get(request)?;
+    let method = match &r.method {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Delete => "DELETE",
+        Method::Connect => "CONNECT",
+        Method::Options => "OPTIONS",
+        Method::Trace => "TRACE",
+        Method::Patch => "PATCH",
+        Method::Other(m) => m.as_str(),
+    };
+    let scheme = match &r.scheme {
+        Some(Scheme::Http) => "http",
+        Some(Scheme::Https) | None => "https",
+        Some(Scheme::Other(s)) => s.as_str(),
+    };
+    let authority = r.authority.as_deref().unwrap_or_default();
+    let path = r.path_with_query.as_deref().unwrap_or_default();
+    let path = path.split('?').next().unwrap_or_default();
+    Ok((
+        shorten(method),
+        format!("{}://{}{}", shorten(scheme), shorten(authority), shorten(path)),
+    ))
+}
+
+/// At most 200 characters of a plugin-chosen string, for logs and events.
+fn shorten(s: &str) -> String {
+    const MAX: usize = 200;
+    match s.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_owned(),
     }
 }
 

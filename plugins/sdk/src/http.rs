@@ -319,7 +319,10 @@ fn error_from_code(url: &str, code: &ErrorCode) -> Error {
     }
 }
 
-/// Just enough URL parsing for `wasi:http`: scheme, authority, path and query.
+/// A URL split the way `wasi:http` takes it: scheme, authority, path and query. Parsed by
+/// the `url` crate (WHATWG rules), as the host parses it, so what one accepts the other does:
+/// international host names become their ASCII (punycode) form, dot segments are resolved and
+/// the fragment is dropped.
 struct Url {
     scheme: Scheme,
     scheme_str: &'static str,
@@ -328,34 +331,34 @@ struct Url {
 }
 
 impl Url {
-    fn parse(url: &str) -> Result<Url> {
-        let bad = |why: &str| Error::invalid_input(format!("'{url}' is not a usable URL: {why}"));
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("no scheme"))?;
-        let (scheme, scheme_str) = match scheme.to_ascii_lowercase().as_str() {
+    fn parse(raw: &str) -> Result<Url> {
+        let bad = |why: &str| Error::invalid_input(format!("'{raw}' is not a usable URL: {why}"));
+        let url = url::Url::parse(raw).map_err(|e| bad(&e.to_string()))?;
+        let (scheme, scheme_str) = match url.scheme() {
             "http" => (Scheme::Http, "http"),
             "https" => (Scheme::Https, "https"),
             _ => return Err(bad("only http and https are supported")),
         };
-        let rest = rest.split('#').next().unwrap_or_default();
-        let end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, path) = rest.split_at(end);
-        if authority.is_empty() {
-            return Err(bad("no host"));
-        }
-        if authority.contains('@') {
+        if !url.username().is_empty() || url.password().is_some() {
             return Err(bad("credentials in URLs are not supported; use a header"));
         }
-        let path_and_query = if path.is_empty() {
-            "/".to_owned()
-        } else if path.starts_with('?') {
-            format!("/{path}")
-        } else {
-            path.to_owned()
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| bad("no host"))?;
+        let authority = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
         };
+        let mut path_and_query = url.path().to_owned();
+        if let Some(query) = url.query() {
+            path_and_query.push('?');
+            path_and_query.push_str(query);
+        }
         Ok(Url {
             scheme,
             scheme_str,
-            authority: authority.to_owned(),
+            authority,
             path_and_query,
         })
     }

@@ -15,6 +15,9 @@ struct Url {
     /// How many times to send it (fetch-many).
     #[serde(default)]
     count: Option<u32>,
+    /// Headers to send, such as ones the host forbids.
+    #[serde(default)]
+    headers: Vec<(String, String)>,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -82,7 +85,13 @@ fn fetch(_: &Context, input: Url) -> Result<Fetched> {
     let count = input.count.unwrap_or(1).max(1);
     let mut last = None;
     for _ in 0..count {
-        last = Some(http::Request::get(&input.url).send()?);
+        let request = input
+            .headers
+            .iter()
+            .fold(http::Request::get(&input.url), |r, (k, v)| {
+                r.header(k, v.as_str())
+            });
+        last = Some(request.send()?);
     }
     let resp = last.expect("at least one request");
     Ok(Fetched {
@@ -197,6 +206,32 @@ fn kv_flood(_: &Context, _: Empty) -> Result<Nothing> {
     Ok(Nothing {})
 }
 
+#[derive(Deserialize, JsonSchema)]
+struct Raw {
+    /// Set as the authority of a request built with `wasi:http` directly, not the SDK.
+    authority: String,
+    /// Then a path of this many bytes.
+    #[serde(default)]
+    path_bytes: Option<usize>,
+}
+
+/// Builds a request past the SDK, with a malformed authority or an over-long path: the
+/// host refuses it before it could be sent, and must count that like a denial.
+fn raw_request(_: &Context, input: Raw) -> Result<Nothing> {
+    use osprey_sdk::bindings::wasi::http::types::{Fields, OutgoingRequest};
+    let request = OutgoingRequest::new(Fields::new());
+    request
+        .set_authority(Some(&input.authority))
+        .map_err(|()| Error::invalid_input(format!("authority '{}' refused", input.authority)))?;
+    if let Some(n) = input.path_bytes {
+        let path = format!("/{}", "a".repeat(n.saturating_sub(1)));
+        request
+            .set_path_with_query(Some(&path))
+            .map_err(|()| Error::invalid_input(format!("a path of {n} bytes refused")))?;
+    }
+    Ok(Nothing {})
+}
+
 fn plugin() -> Plugin {
     Plugin::new("test-hostile", env!("CARGO_PKG_VERSION"), "Hostile test plugin")
         .action("spin", "An infinite loop", spin)
@@ -204,6 +239,11 @@ fn plugin() -> Plugin {
         .action("memory-bomb", "Allocates until it dies", memory_bomb)
         .action("fetch", "GETs a URL (count times)", fetch)
         .action("upload", "POSTs mib MiB to a URL", upload)
+        .action(
+            "raw-request",
+            "Sets a request's authority and path past the SDK",
+            raw_request,
+        )
         .action("print-flood", "Prints 1 MB to stdout", print_flood)
         .action(
             "steal-secret",
