@@ -8,7 +8,9 @@ use crate::plugin::{PluginError, RefreshReport, Runtime, RuntimeOptions};
 use crate::runs::Executor;
 use crate::store::audit::Actor;
 use crate::store::{Store, StoreError};
-use crate::vault::{CHECKPOINT_KEY_SECRET, CheckpointKey, KeyCheck, KeySource, MASTER_KEY_ENV, Vault, VaultError};
+use crate::vault::{
+    CHECKPOINT_KEY_SECRET, CheckpointKey, KeyCheck, KeySource, MASTER_KEY_ENV, Vault, VaultError,
+};
 use secrecy::SecretString;
 use std::sync::Arc;
 use thiserror::Error;
@@ -189,14 +191,23 @@ impl App {
         let (_, sealed) = CheckpointKey::generate(&self.vault)?;
         let stored = self
             .store
-            .init_secret(SERVER_SECRET_OWNER, CHECKPOINT_KEY_SECRET, &sealed, &Actor::system())
+            .init_secret(
+                SERVER_SECRET_OWNER,
+                CHECKPOINT_KEY_SECRET,
+                &sealed,
+                &Actor::system(),
+            )
             .await?;
         Ok(CheckpointKey::open(&self.vault, &stored)?)
     }
 
     /// The key that signs audit checkpoints, if one was made.
     pub async fn existing_checkpoint_key(&self) -> Result<Option<CheckpointKey>, AppError> {
-        match self.store.secret(SERVER_SECRET_OWNER, CHECKPOINT_KEY_SECRET).await? {
+        match self
+            .store
+            .secret(SERVER_SECRET_OWNER, CHECKPOINT_KEY_SECRET)
+            .await?
+        {
             Some(sealed) => Ok(Some(CheckpointKey::open(&self.vault, &sealed)?)),
             None => Ok(None),
         }

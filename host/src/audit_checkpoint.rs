@@ -89,14 +89,20 @@ impl Outcome {
 impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Outcome::Extends { checkpoint_seq, entries } => write!(
+            Outcome::Extends {
+                checkpoint_seq,
+                entries,
+            } => write!(
                 f,
                 "audit log intact and extends the checkpoint: {entries} entries, the checkpoint's head entry {checkpoint_seq} unchanged"
             ),
             Outcome::ChainBroken { seq, reason } => {
                 write!(f, "audit log BROKEN at entry {seq}: {reason}")
             }
-            Outcome::RolledBack { checkpoint_seq, log_ends } => write!(
+            Outcome::RolledBack {
+                checkpoint_seq,
+                log_ends,
+            } => write!(
                 f,
                 "audit log ROLLED BACK: the checkpoint vouches for entries up to {checkpoint_seq}, but the log now ends at entry {log_ends}: entries were removed from the end and the head rolled back"
             ),
@@ -279,52 +285,55 @@ mod tests {
         assert!(outcome.to_string().contains("ROLLED BACK"), "{outcome}");
     });
 
-    both_dialects!(a_chain_recomputed_with_the_key_is_caught_by_the_checkpoint, |store| {
-        let (key, _) = CheckpointKey::generate(&Vault::from_key(&MASTER_KEY)).unwrap();
-        record(store, 3).await;
-        let cp = make(store, &key).await.unwrap();
-        // Someone with the master key rewrites entry 2 and rechains everything after it.
-        sqlx::query("UPDATE audit_log SET actor = 'cli:someone-else' WHERE seq = 2")
-            .execute(store.raw_writer())
-            .await
-            .unwrap();
-        let audit_key = crate::store::testing::audit_key();
-        let mut prev = crate::store::audit::GENESIS.to_owned();
-        for e in store.audit_entries(0, 10, None).await.unwrap() {
-            let details = e.details.to_string();
-            let fields = crate::store::audit_chain::Fields {
-                seq: e.seq,
-                at: e.at,
-                actor: &e.actor,
-                action: &e.action,
-                target: &e.target,
-                details: &details,
-            };
-            let mac = crate::store::audit_chain::mac(&audit_key, &prev, &fields);
-            sqlx::query("UPDATE audit_log SET prev_hash = $1, hash = $2 WHERE seq = $3")
-                .bind(&prev)
-                .bind(&mac)
-                .bind(e.seq)
+    both_dialects!(
+        a_chain_recomputed_with_the_key_is_caught_by_the_checkpoint,
+        |store| {
+            let (key, _) = CheckpointKey::generate(&Vault::from_key(&MASTER_KEY)).unwrap();
+            record(store, 3).await;
+            let cp = make(store, &key).await.unwrap();
+            // Someone with the master key rewrites entry 2 and rechains everything after it.
+            sqlx::query("UPDATE audit_log SET actor = 'cli:someone-else' WHERE seq = 2")
                 .execute(store.raw_writer())
                 .await
                 .unwrap();
-            prev = mac;
+            let audit_key = crate::store::testing::audit_key();
+            let mut prev = crate::store::audit::GENESIS.to_owned();
+            for e in store.audit_entries(0, 10, None).await.unwrap() {
+                let details = e.details.to_string();
+                let fields = crate::store::audit_chain::Fields {
+                    seq: e.seq,
+                    at: e.at,
+                    actor: &e.actor,
+                    action: &e.action,
+                    target: &e.target,
+                    details: &details,
+                };
+                let mac = crate::store::audit_chain::mac(&audit_key, &prev, &fields);
+                sqlx::query("UPDATE audit_log SET prev_hash = $1, hash = $2 WHERE seq = $3")
+                    .bind(&prev)
+                    .bind(&mac)
+                    .bind(e.seq)
+                    .execute(store.raw_writer())
+                    .await
+                    .unwrap();
+                prev = mac;
+            }
+            sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+                .bind(&prev)
+                .execute(store.raw_writer())
+                .await
+                .unwrap();
+            assert!(matches!(
+                store.verify_audit().await.unwrap(),
+                Verification::Intact { entries: 3, .. }
+            ));
+            let outcome = check(store, &signed(&cp, &key)).await.unwrap();
+            assert!(
+                matches!(outcome, Outcome::Rewritten { seq: 3, .. }),
+                "{outcome:?}"
+            );
         }
-        sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-            .bind(&prev)
-            .execute(store.raw_writer())
-            .await
-            .unwrap();
-        assert!(matches!(
-            store.verify_audit().await.unwrap(),
-            Verification::Intact { entries: 3, .. }
-        ));
-        let outcome = check(store, &signed(&cp, &key)).await.unwrap();
-        assert!(
-            matches!(outcome, Outcome::Rewritten { seq: 3, .. }),
-            "{outcome:?}"
-        );
-    });
+    );
 
     both_dialects!(a_broken_log_gets_no_checkpoint, |store| {
         let (key, _) = CheckpointKey::generate(&Vault::from_key(&MASTER_KEY)).unwrap();

@@ -296,10 +296,13 @@ impl CheckpointKey {
             what: "audit checkpoint key",
             reason: e.to_string(),
         })?;
-        let boxed = pair.sk.to_box(Some("osprey audit checkpoint key")).map_err(|e| VaultError::Generate {
-            what: "audit checkpoint key",
-            reason: e.to_string(),
-        })?;
+        let boxed =
+            pair.sk
+                .to_box(Some("osprey audit checkpoint key"))
+                .map_err(|e| VaultError::Generate {
+                    what: "audit checkpoint key",
+                    reason: e.to_string(),
+                })?;
         let text = Zeroizing::new(boxed.into_string());
         let sealed = vault.seal(
             crate::app::SERVER_SECRET_OWNER,
@@ -519,7 +522,10 @@ mod tests {
         }
         let (v2, src) = Vault::open(None, &path).unwrap();
         assert_eq!(src, KeySource::File(path.clone()));
-        assert_eq!(v2.read_key_check(&v1.key_check()), Some(KeyCheck::KeyedAuditChain));
+        assert_eq!(
+            v2.read_key_check(&v1.key_check()),
+            Some(KeyCheck::KeyedAuditChain)
+        );
     }
 
     #[cfg(unix)]
@@ -598,18 +604,30 @@ mod tests {
         let (key, sealed) = CheckpointKey::generate(&v).unwrap();
         assert_eq!(format!("{key:?}"), "CheckpointKey([redacted])");
         let reopened = CheckpointKey::open(&v, &sealed).unwrap();
-        assert_eq!(
-            reopened.public_key().to_base64(),
-            key.public_key().to_base64()
-        );
+        assert_eq!(reopened.public_key().to_base64(), key.public_key().to_base64());
         assert!(CheckpointKey::open(&Vault::from_key(&[8; 32]), &sealed).is_err());
         let sig = reopened.sign(b"statement", "comment").unwrap();
         let sig = minisign::SignatureBox::from_string(&sig).unwrap();
         assert_eq!(sig.trusted_comment().unwrap(), "comment");
-        minisign::verify(key.public_key(), &sig, std::io::Cursor::new(b"statement"), true, false, false).unwrap();
+        minisign::verify(
+            key.public_key(),
+            &sig,
+            std::io::Cursor::new(b"statement"),
+            true,
+            false,
+            false,
+        )
+        .unwrap();
         assert!(
-            minisign::verify(key.public_key(), &sig, std::io::Cursor::new(b"statemenT"), true, false, false)
-                .is_err()
+            minisign::verify(
+                key.public_key(),
+                &sig,
+                std::io::Cursor::new(b"statemenT"),
+                true,
+                false,
+                false
+            )
+            .is_err()
         );
     }
 }

@@ -113,7 +113,10 @@ fn a_checkpoint_catches_a_rolled_back_emptied_or_rechained_log() {
     assert_eq!(std::fs::read_to_string(&checkpoint).unwrap(), printed);
     let entries = export(&cli);
     assert_eq!(statement["head_mac"], entries[4]["hash"]);
-    assert_eq!(entries[4]["details"], serde_json::json!({ "secret": "checkpoint-key" }));
+    assert_eq!(
+        entries[4]["details"],
+        serde_json::json!({ "secret": "checkpoint-key" })
+    );
 
     // The standard minisign tool verifies the checkpoint with the printed public key.
     let minisign = std::process::Command::new(minisign_tool())
@@ -140,7 +143,14 @@ fn a_checkpoint_catches_a_rolled_back_emptied_or_rechained_log() {
     let cp = checkpoint.to_str().unwrap();
     let said = cli.ok(&["audit", "verify", "--checkpoint", cp]);
     assert!(said.contains("extends the checkpoint: 6 entries"), "{said}");
-    let said = cli.ok(&["audit", "verify", "--checkpoint", cp, "--pubkey", pubkey.to_str().unwrap()]);
+    let said = cli.ok(&[
+        "audit",
+        "verify",
+        "--checkpoint",
+        cp,
+        "--pubkey",
+        pubkey.to_str().unwrap(),
+    ]);
     assert!(said.contains("extends the checkpoint"), "{said}");
 
     // A changed checkpoint is refused by its signature.
@@ -176,7 +186,10 @@ fn a_checkpoint_catches_a_rolled_back_emptied_or_rechained_log() {
     );
 
     // ... or edits entry 2 and recomputes the chain with the unkeyed formula of before.
-    sql(&db, &["UPDATE audit_log SET actor = 'cli:someone-else' WHERE seq = 2".into()]);
+    sql(
+        &db,
+        &["UPDATE audit_log SET actor = 'cli:someone-else' WHERE seq = 2".into()],
+    );
     rechain_without_the_key(&db);
     let out = cli.run(&["audit", "verify", "--checkpoint", cp]);
     assert_eq!(out.status.code(), Some(1));
@@ -191,7 +204,10 @@ fn a_checkpoint_catches_a_rolled_back_emptied_or_rechained_log() {
         &db,
         &[
             "DELETE FROM audit_log".into(),
-            format!("UPDATE audit_head SET seq = 0, hash = '{}' WHERE id = 1", "0".repeat(64)),
+            format!(
+                "UPDATE audit_head SET seq = 0, hash = '{}' WHERE id = 1",
+                "0".repeat(64)
+            ),
         ],
     );
     assert!(cli.ok(&["audit", "verify"]).contains("intact: 0 entries"));
@@ -202,6 +218,62 @@ fn a_checkpoint_catches_a_rolled_back_emptied_or_rechained_log() {
         "{}",
         text(&out.stdout)
     );
+}
+
+#[test]
+fn a_log_from_before_the_key_is_rechained_once_at_the_first_start() {
+    let cli = Cli::new();
+    for name in ["one", "two"] {
+        let out = cli.run_with_stdin(&["secret", "set", "osprey", name], "value");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    // Make the database look as an older Osprey left it: the unkeyed chain, and the key
+    // check of before.
+    let db = cli.data_dir().join("osprey.db");
+    rechain_without_the_key(&db);
+    let (vault, _) = osprey::vault::Vault::open(None, &cli.data_dir().join("master.key")).unwrap();
+    let legacy = vault.legacy_key_check();
+    with_db(&db, async |conn| {
+        sqlx::query("UPDATE vault_key_check SET nonce = $1, ciphertext = $2 WHERE id = 1")
+            .bind(legacy.nonce)
+            .bind(legacy.ciphertext)
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    });
+    let legacy_head = stored_hashes(&db)[2].clone();
+
+    // The first start of this version rechains it with the key and says what it found.
+    let said = cli.ok(&["audit", "verify"]);
+    assert!(said.contains("audit log intact: 4 entries"), "{said}");
+    let entries = export(&cli);
+    assert_eq!(entries[3]["action"], "audit.rechain");
+    assert_eq!(
+        entries[3]["details"],
+        serde_json::json!({ "entries": 3, "legacy": "intact", "legacy_head": legacy_head })
+    );
+    let key = audit_key(&cli);
+    assert_eq!(
+        entries[0]["hash"],
+        hmac_sha256(&key, &chain_message(&"0".repeat(64), &entries[0])).as_str()
+    );
+    // Once: the next start finds a keyed log and leaves it alone.
+    assert!(
+        cli.ok(&["audit", "verify"])
+            .contains("audit log intact: 4 entries")
+    );
+    assert_eq!(export(&cli).len(), 4);
+}
+
+/// The stored hashes, in order, read from the SQLite file without starting Osprey (which
+/// would upgrade the log).
+fn stored_hashes(db: &Path) -> Vec<String> {
+    with_db(db, async |conn| {
+        sqlx::query_scalar("SELECT hash FROM audit_log ORDER BY seq")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap()
+    })
 }
 
 /// The `minisign` tool (Debian's, installed by scripts/lib/minisign.sh from scripts/test.sh),
@@ -228,7 +300,9 @@ fn export(cli: &Cli) -> Vec<serde_json::Value> {
 fn audit_key(cli: &Cli) -> [u8; 32] {
     use base64::Engine as _;
     let text = std::fs::read_to_string(cli.data_dir().join("master.key")).unwrap();
-    let master = base64::engine::general_purpose::STANDARD.decode(text.trim()).unwrap();
+    let master = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .unwrap();
     let mut key = [0u8; 32];
     hkdf::Hkdf::<Sha256>::new(None, &master)
         .expand(b"osprey audit chain v1", &mut key)

@@ -85,9 +85,7 @@ pub async fn run(cmd: AuditCommand, config: Config) -> anyhow::Result<i32> {
             checkpoint: Some(file),
             pubkey,
         } => verify_checkpoint(&app, &file, pubkey.as_deref()).await,
-        AuditCommand::Verify {
-            checkpoint: None, ..
-        } => match app.store.verify_audit().await? {
+        AuditCommand::Verify { checkpoint: None, .. } => match app.store.verify_audit().await? {
             Verification::Intact { entries, head } => {
                 println!("audit log intact: {entries} entries, last MAC {head}");
                 Ok(0)
@@ -177,7 +175,8 @@ fn signature_path(file: &Path) -> PathBuf {
 }
 
 async fn verify_checkpoint(app: &App, file: &Path, pubkey: Option<&Path>) -> anyhow::Result<i32> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading the checkpoint {}", file.display()))?;
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("reading the checkpoint {}", file.display()))?;
     let signature_file = signature_path(file);
     let signature = std::fs::read_to_string(&signature_file)
         .with_context(|| format!("reading the checkpoint's signature {}", signature_file.display()))?;
@@ -191,7 +190,10 @@ async fn verify_checkpoint(app: &App, file: &Path, pubkey: Option<&Path>) -> any
             let key = app.existing_checkpoint_key().await?.context(
                 "this database has no checkpoint key (osprey/checkpoint-key), so it signed no checkpoint: it was deleted, or the checkpoint is from another server (give its public key with --pubkey)",
             )?;
-            (key.public_key().clone(), "this server's checkpoint key".to_owned())
+            (
+                key.public_key().clone(),
+                "this server's checkpoint key".to_owned(),
+            )
         }
     };
     let statement = audit_checkpoint::verify_signature(&text, &signature, &public, &key_desc)

@@ -78,8 +78,14 @@ mod tests {
             Fields { seq: 2, ..F },
             Fields { at: 1, ..F },
             Fields { actor: "cli:x", ..F },
-            Fields { action: "secret.delete", ..F },
-            Fields { target: "secret:x", ..F },
+            Fields {
+                action: "secret.delete",
+                ..F
+            },
+            Fields {
+                target: "secret:x",
+                ..F
+            },
             Fields { details: "{}", ..F },
         ] {
             assert!(!mac_matches(&key, GENESIS, &changed, &m), "{changed:?}");
@@ -91,10 +97,7 @@ mod tests {
         let key = Vault::from_key(&[1; 32]).audit_chain_key();
         let legacy = legacy_hash(GENESIS, &F);
         let fields = serde_json::to_string(&(F.seq, F.at, F.actor, F.action, F.target, F.details)).unwrap();
-        assert_eq!(
-            legacy,
-            hex::encode(Sha256::digest(format!("{GENESIS}{fields}")))
-        );
+        assert_eq!(legacy, hex::encode(Sha256::digest(format!("{GENESIS}{fields}"))));
         // What a database writer can compute does not pass for a keyed entry.
         assert!(!mac_matches(&key, GENESIS, &F, &legacy));
     }

@@ -422,7 +422,16 @@ impl Store {
         // First: indicator rows before the audit head, the order `set_verdict` takes them in.
         super::indicators::upsert_sightings(&mut tx, &triage.sightings).await?;
         for (incident, alert, runs) in &triage.opened {
-            open_incident(&mut tx, (&self.cases, &self.audit_key), incident, Some(alert), runs, &system, None).await?;
+            open_incident(
+                &mut tx,
+                (&self.cases, &self.audit_key),
+                incident,
+                Some(alert),
+                runs,
+                &system,
+                None,
+            )
+            .await?;
         }
         if !triage.linked.is_empty() {
             // Per incident: how many duplicates, and the alerts.
@@ -763,7 +772,16 @@ impl Store {
                 return Ok(id);
             }
         }
-        open_incident(&mut tx, (&self.cases, &self.audit_key), incident, None, runs, actor, step_key).await?;
+        open_incident(
+            &mut tx,
+            (&self.cases, &self.audit_key),
+            incident,
+            None,
+            runs,
+            actor,
+            step_key,
+        )
+        .await?;
         tx.commit().await?;
         Ok(incident.id.clone())
     }

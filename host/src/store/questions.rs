@@ -640,7 +640,20 @@ impl Store {
             "question": id, "title": q.title, "answer": answer["value"], "comment": answer["comment"],
             "via": via, "from": from, "user_agent": agent,
         });
-        if !close_question(&mut tx, &self.audit_key, &q, "answered", answer, &by, via, &actor, details, now).await? {
+        if !close_question(
+            &mut tx,
+            &self.audit_key,
+            &q,
+            "answered",
+            answer,
+            &by,
+            via,
+            &actor,
+            details,
+            now,
+        )
+        .await?
+        {
             let q = question_in(&mut tx, id)
                 .await?
                 .ok_or_else(|| QuestionError::NotFound(id.to_owned()))?;

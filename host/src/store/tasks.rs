@@ -293,7 +293,16 @@ impl Store {
             "due_at": due_ms.map(|ms| now + ms),
         });
         let incident = task.incident_id.as_deref();
-        finish(&self.audit_key, tx, &id, incident, actor, ("task", "task.create"), details).await
+        finish(
+            &self.audit_key,
+            tx,
+            &id,
+            incident,
+            actor,
+            ("task", "task.create"),
+            details,
+        )
+        .await
     }
 
     /// Complete an open task as user `user`, who must be its assignee or a member of its
@@ -339,7 +348,16 @@ impl Store {
         sla::stop(&mut tx, &format!("task:{id}"), None, now).await?;
         let details = serde_json::json!({ "task": id, "title": task.title, "comment": comment });
         let incident = task.incident_id.as_deref();
-        finish(&self.audit_key, tx, id, incident, &actor, ("task_done", "task.done"), details).await
+        finish(
+            &self.audit_key,
+            tx,
+            id,
+            incident,
+            &actor,
+            ("task_done", "task.done"),
+            details,
+        )
+        .await
     }
 
     /// Hand an open task to another user and/or role (audited as `task.delegate`, on the
