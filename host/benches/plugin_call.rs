@@ -94,8 +94,8 @@ fn component_load(c: &mut Criterion) {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-    let store = rt.block_on(Store::open(&url)).unwrap();
     let vault = Arc::new(Vault::from_key(&[9; 32]));
+    let store = rt.block_on(Store::open(&url, vault.audit_chain_key())).unwrap();
     let runtime_with_cache = |cache: &Path| {
         Runtime::new(
             RuntimeOptions {

@@ -1,4 +1,4 @@
-//! Wires the boxes together: config → store → vault → plugin runtime. The CLI and the
+//! Wires the boxes together: config → vault → store → plugin runtime. The CLI and the
 //! server both start from an [`App`], so they see the same state the same way.
 
 use crate::capability::Capabilities;
@@ -8,7 +8,9 @@ use crate::plugin::{PluginError, RefreshReport, Runtime, RuntimeOptions};
 use crate::runs::Executor;
 use crate::store::audit::Actor;
 use crate::store::{Store, StoreError};
-use crate::vault::{KeySource, MASTER_KEY_ENV, Vault, VaultError};
+use crate::vault::{
+    CHECKPOINT_KEY_SECRET, CheckpointKey, KeyCheck, KeySource, MASTER_KEY_ENV, Vault, VaultError,
+};
 use secrecy::SecretString;
 use std::sync::Arc;
 use thiserror::Error;
@@ -25,6 +27,10 @@ pub enum AppError {
         "the master key ({source_desc}) is not the key this database's secrets were sealed with; restore the original key file or {MASTER_KEY_ENV}"
     )]
     WrongKey { source_desc: String },
+    #[error(
+        "this database was upgraded by a newer Osprey (its key check is {version}); run that version or newer"
+    )]
+    NewerDatabase { version: String },
     #[error("{0}")]
     Invalid(String),
 }
@@ -56,14 +62,15 @@ pub struct App {
 }
 
 impl App {
-    /// Open the store (migrating it), the vault (checking the key against the store), and
-    /// the runtime with every installed plugin loaded.
+    /// Open the vault, the store (migrating it, and chaining audit entries with the vault's
+    /// audit key), check the master key against the store (rechaining a log written before
+    /// the chain was keyed, once), and load the runtime with every installed plugin.
     pub async fn open(config: Config) -> Result<App, AppError> {
-        let store = Store::open(&config.database_url())
-            .await?
-            .with_incident_types(config.incidents.clone());
         let env_key = std::env::var(MASTER_KEY_ENV).ok();
         let (vault, source) = Vault::open(env_key.as_deref(), &config.master_key_file())?;
+        let store = Store::open(&config.database_url(), vault.audit_chain_key())
+            .await?
+            .with_incident_types(config.incidents.clone());
         let source_desc = match &source {
             KeySource::Environment => MASTER_KEY_ENV.to_owned(),
             KeySource::File(p) => format!("key file {}", p.display()),
@@ -73,8 +80,25 @@ impl App {
             tracing::warn!(path = %p.display(), "created a new master key; back it up: secrets cannot be read without it");
         }
         let check = store.init_vault_key_check(&vault.key_check()).await?;
-        if !vault.verify_key_check(&check) {
-            return Err(AppError::WrongKey { source_desc });
+        match vault.read_key_check(&check) {
+            None => return Err(AppError::WrongKey { source_desc }),
+            Some(KeyCheck::Newer(version)) => return Err(AppError::NewerDatabase { version }),
+            Some(KeyCheck::KeyedAuditChain) => {}
+            Some(KeyCheck::UnkeyedAuditChain) => {
+                if let Some(done) = store.rechain_audit_log(&check, &vault.key_check()).await? {
+                    match &done.legacy {
+                        crate::store::audit::Verification::Intact { .. } => {
+                            tracing::info!(entries = done.entries, "audit log rechained with the audit key")
+                        }
+                        crate::store::audit::Verification::Broken { seq, reason } => tracing::warn!(
+                            entries = done.entries,
+                            broken_at = seq,
+                            reason,
+                            "audit log rechained with the audit key; it was already broken (recorded in its audit.rechain entry)"
+                        ),
+                    }
+                }
+            }
         }
         let link_key = match store
             .secret(SERVER_SECRET_OWNER, crate::vault::LINK_KEY_SECRET)
@@ -159,6 +183,37 @@ impl App {
         let sealed = self.vault.seal(plugin, name, value);
         self.store.put_secret(plugin, name, &sealed, actor).await?;
         Ok(())
+    }
+
+    /// The key that signs audit checkpoints, made (and audited as `secret.set`) the first
+    /// time it is asked for.
+    pub async fn checkpoint_key(&self) -> Result<CheckpointKey, AppError> {
+        if let Some(key) = self.existing_checkpoint_key().await? {
+            return Ok(key);
+        }
+        let (_, sealed) = CheckpointKey::generate(&self.vault)?;
+        let stored = self
+            .store
+            .init_secret(
+                SERVER_SECRET_OWNER,
+                CHECKPOINT_KEY_SECRET,
+                &sealed,
+                &Actor::system(),
+            )
+            .await?;
+        Ok(CheckpointKey::open(&self.vault, &stored)?)
+    }
+
+    /// The key that signs audit checkpoints, if one was made.
+    pub async fn existing_checkpoint_key(&self) -> Result<Option<CheckpointKey>, AppError> {
+        match self
+            .store
+            .secret(SERVER_SECRET_OWNER, CHECKPOINT_KEY_SECRET)
+            .await?
+        {
+            Some(sealed) => Ok(Some(CheckpointKey::open(&self.vault, &sealed)?)),
+            None => Ok(None),
+        }
     }
 
     /// Audit the playbooks loaded now against those last recorded (new, changed, removed).

@@ -12,6 +12,8 @@
 //! - [`web_auth`]: signing in to the web console: password hashes, session and CSRF tokens.
 //! - [`vault`]: the master key and the encryption of secrets at rest. Only this module sees
 //!   key material.
+//! - [`audit_checkpoint`]: signed checkpoints of the audit log, kept by an auditor outside
+//!   Osprey, and checking the log against them.
 //! - [`store`]: the database (SQLite or PostgreSQL). Only this module writes SQL.
 //! - [`plugin`]: the WebAssembly runtime. Only this module touches wasmtime.
 //! - [`names`]: the one rule for the names of plugins, playbooks, rules, lists and tokens.
@@ -36,6 +38,7 @@
 
 pub mod alloc_meter;
 pub mod app;
+pub mod audit_checkpoint;
 pub mod auth;
 pub mod capability;
 pub mod cases;

@@ -5,7 +5,12 @@
 //! value copied to another plugin's row does not open. The 32-byte master key comes from
 //! `OSPREY_MASTER_KEY` (base64) or from a key file created with mode 0600 on first start.
 //! A sealed known value (the key check) lets the server refuse to start with the wrong key
-//! instead of failing later on each secret.
+//! instead of failing later on each secret; its version also records what the database was
+//! upgraded to (v2: the audit chain is keyed, see [`KeyCheck`]).
+//!
+//! Keys derived from or kept by the vault: the [`AuditChainKey`] (HKDF-SHA256 of the master
+//! key, never stored), the [`LinkKey`] and the [`CheckpointKey`] (random, kept sealed as
+//! server secrets). None of them prints.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -38,6 +43,8 @@ pub enum VaultError {
         "secret '{name}' of plugin '{plugin}' cannot be decrypted: it was sealed with another master key, or the stored value was altered"
     )]
     Open { plugin: String, name: String },
+    #[error("cannot make the {what}: {reason}")]
+    Generate { what: &'static str, reason: String },
 }
 
 /// Where the master key came from, for the startup log.
@@ -58,6 +65,7 @@ pub struct Sealed {
 /// Seals and opens secrets with the master key.
 pub struct Vault {
     cipher: XChaCha20Poly1305,
+    audit_key: AuditChainKey,
 }
 
 impl std::fmt::Debug for Vault {
@@ -66,7 +74,23 @@ impl std::fmt::Debug for Vault {
     }
 }
 
-const KEY_CHECK_PLAINTEXT: &str = "osprey master key check v1";
+/// The key check before the audit chain was keyed.
+const KEY_CHECK_V1: &str = "osprey master key check v1";
+/// The key check once the audit chain is keyed with the [`AuditChainKey`].
+const KEY_CHECK_V2: &str = "osprey master key check v2";
+const KEY_CHECK_PREFIX: &str = "osprey master key check ";
+
+/// What a stored key check says, once it opened with this master key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyCheck {
+    /// Written before the audit chain was keyed: the log is still chained with plain
+    /// SHA-256 and has to be rechained with the [`AuditChainKey`] once.
+    UnkeyedAuditChain,
+    /// The audit chain is keyed (the current version).
+    KeyedAuditChain,
+    /// Written by a newer Osprey (the version it names), which this one cannot serve.
+    Newer(String),
+}
 
 impl Vault {
     /// Open the vault with the key from `env_key` if given, else from `key_file`, creating
@@ -107,7 +131,13 @@ impl Vault {
     pub fn from_key(key: &[u8; 32]) -> Vault {
         Vault {
             cipher: XChaCha20Poly1305::new(Key::from_slice(key)),
+            audit_key: AuditChainKey::derive(key),
         }
+    }
+
+    /// The key of the audit log's chain, derived from the master key.
+    pub fn audit_chain_key(&self) -> AuditChainKey {
+        self.audit_key.clone()
     }
 
     /// Encrypt `value` for `plugin`/`name`.
@@ -155,19 +185,168 @@ impl Vault {
         Ok(SecretString::from(text.to_owned()))
     }
 
-    /// A sealed known value that proves, later, that the same key is in use.
+    /// A sealed known value that proves, later, that the same key is in use (the current
+    /// version, [`KeyCheck::KeyedAuditChain`]).
     pub fn key_check(&self) -> Sealed {
-        self.seal(
-            "",
-            "key-check",
-            &SecretString::from(KEY_CHECK_PLAINTEXT.to_owned()),
-        )
+        self.seal("", "key-check", &SecretString::from(KEY_CHECK_V2.to_owned()))
     }
 
-    /// Whether `check` was made by [`Vault::key_check`] with this key.
-    pub fn verify_key_check(&self, check: &Sealed) -> bool {
-        self.open_sealed("", "key-check", check)
-            .is_ok_and(|v| v.expose_secret() == KEY_CHECK_PLAINTEXT)
+    /// What `check` says if it was sealed with this key; `None` if it was not (another
+    /// master key, or an altered value).
+    pub fn read_key_check(&self, check: &Sealed) -> Option<KeyCheck> {
+        let text = self.open_sealed("", "key-check", check).ok()?;
+        match text.expose_secret() {
+            KEY_CHECK_V1 => Some(KeyCheck::UnkeyedAuditChain),
+            KEY_CHECK_V2 => Some(KeyCheck::KeyedAuditChain),
+            other => other
+                .strip_prefix(KEY_CHECK_PREFIX)
+                .map(|version| KeyCheck::Newer(version.to_owned())),
+        }
+    }
+
+    /// The key check of before the audit chain was keyed (tests of the upgrade).
+    #[doc(hidden)]
+    pub fn legacy_key_check(&self) -> Sealed {
+        self.seal("", "key-check", &SecretString::from(KEY_CHECK_V1.to_owned()))
+    }
+}
+
+/// The HKDF info string of the audit chain key: changing it changes every MAC.
+pub const AUDIT_CHAIN_KEY_INFO: &str = "osprey audit chain v1";
+
+/// The key of the audit log's chain: HMAC-SHA256 with a key derived from the master key by
+/// HKDF-SHA256 (no salt, info [`AUDIT_CHAIN_KEY_INFO`]). It is never stored, so whoever can
+/// write the database but lacks the master key cannot compute a valid entry. Cheap to clone;
+/// never prints.
+#[derive(Clone)]
+pub struct AuditChainKey {
+    key: std::sync::Arc<Zeroizing<[u8; 32]>>,
+}
+
+impl std::fmt::Debug for AuditChainKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditChainKey([redacted])")
+    }
+}
+
+impl AuditChainKey {
+    fn derive(master: &[u8; 32]) -> AuditChainKey {
+        let mut key = Zeroizing::new([0u8; 32]);
+        hkdf::Hkdf::<sha2::Sha256>::new(None, master)
+            .expand(AUDIT_CHAIN_KEY_INFO.as_bytes(), key.as_mut())
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        AuditChainKey {
+            key: std::sync::Arc::new(key),
+        }
+    }
+
+    fn mac(&self) -> hmac::Hmac<sha2::Sha256> {
+        use hmac::KeyInit as _;
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(self.key.as_slice()).expect("HMAC takes any key length")
+    }
+
+    /// The HMAC-SHA256 tag of `message`, in hex.
+    pub fn tag(&self, message: &[u8]) -> String {
+        use hmac::Mac as _;
+        let mut mac = self.mac();
+        mac.update(message);
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// Whether `tag_hex` is the tag of `message` (compared in constant time).
+    pub fn verify(&self, message: &[u8], tag_hex: &str) -> bool {
+        use hmac::Mac as _;
+        let Ok(tag) = hex::decode(tag_hex) else {
+            return false;
+        };
+        let mut mac = self.mac();
+        mac.update(message);
+        mac.verify_slice(&tag).is_ok()
+    }
+}
+
+/// The name of the audit checkpoint signing key among the server's own secrets.
+pub const CHECKPOINT_KEY_SECRET: &str = "checkpoint-key";
+
+/// The ed25519 key that signs audit checkpoints, in minisign's format (so the standard
+/// `minisign` tool verifies them with the public key). Generated once, kept sealed in the
+/// secret store as `osprey/checkpoint-key`; the secret half never leaves this type.
+pub struct CheckpointKey {
+    secret: minisign::SecretKey,
+    public: minisign::PublicKey,
+}
+
+impl std::fmt::Debug for CheckpointKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CheckpointKey([redacted])")
+    }
+}
+
+impl CheckpointKey {
+    fn broken() -> VaultError {
+        VaultError::Open {
+            plugin: crate::app::SERVER_SECRET_OWNER.to_owned(),
+            name: CHECKPOINT_KEY_SECRET.to_owned(),
+        }
+    }
+
+    /// A fresh key pair, and its secret key sealed for the secret store.
+    pub fn generate(vault: &Vault) -> Result<(CheckpointKey, Sealed), VaultError> {
+        let pair = minisign::KeyPair::generate_unencrypted_keypair().map_err(|e| VaultError::Generate {
+            what: "audit checkpoint key",
+            reason: e.to_string(),
+        })?;
+        let boxed =
+            pair.sk
+                .to_box(Some("osprey audit checkpoint key"))
+                .map_err(|e| VaultError::Generate {
+                    what: "audit checkpoint key",
+                    reason: e.to_string(),
+                })?;
+        let text = Zeroizing::new(boxed.into_string());
+        let sealed = vault.seal(
+            crate::app::SERVER_SECRET_OWNER,
+            CHECKPOINT_KEY_SECRET,
+            &SecretString::from(text.to_string()),
+        );
+        Ok((
+            CheckpointKey {
+                secret: pair.sk,
+                public: pair.pk,
+            },
+            sealed,
+        ))
+    }
+
+    /// The key sealed in the secret store.
+    pub fn open(vault: &Vault, sealed: &Sealed) -> Result<CheckpointKey, VaultError> {
+        let text = vault.open_sealed(crate::app::SERVER_SECRET_OWNER, CHECKPOINT_KEY_SECRET, sealed)?;
+        let boxed = minisign::SecretKeyBox::from_string(text.expose_secret()).map_err(|_| Self::broken())?;
+        let secret = minisign::SecretKey::from_unencrypted_box(boxed).map_err(|_| Self::broken())?;
+        let public = minisign::PublicKey::from_secret_key(&secret).map_err(|_| Self::broken())?;
+        Ok(CheckpointKey { secret, public })
+    }
+
+    /// The public key, which verifies this key's signatures.
+    pub fn public_key(&self) -> &minisign::PublicKey {
+        &self.public
+    }
+
+    /// A minisign signature of `message` (the text of a `.minisig` file), with
+    /// `trusted_comment` signed along.
+    pub fn sign(&self, message: &[u8], trusted_comment: &str) -> Result<String, VaultError> {
+        let signature = minisign::sign(
+            Some(&self.public),
+            &self.secret,
+            std::io::Cursor::new(message),
+            Some(trusted_comment),
+            Some("signature of an Osprey audit checkpoint"),
+        )
+        .map_err(|e| VaultError::Generate {
+            what: "audit checkpoint signature",
+            reason: e.to_string(),
+        })?;
+        Ok(signature.into_string())
     }
 }
 
@@ -343,7 +522,10 @@ mod tests {
         }
         let (v2, src) = Vault::open(None, &path).unwrap();
         assert_eq!(src, KeySource::File(path.clone()));
-        assert!(v2.verify_key_check(&v1.key_check()));
+        assert_eq!(
+            v2.read_key_check(&v1.key_check()),
+            Some(KeyCheck::KeyedAuditChain)
+        );
     }
 
     #[cfg(unix)]
@@ -370,8 +552,8 @@ mod tests {
         let (v, src) = Vault::open(Some(&good), &path).unwrap();
         assert_eq!(src, KeySource::Environment);
         assert!(!path.exists());
-        assert!(v.verify_key_check(&Vault::from_key(&[1; 32]).key_check()));
-        assert!(!v.verify_key_check(&Vault::from_key(&[2; 32]).key_check()));
+        assert!(v.read_key_check(&Vault::from_key(&[1; 32]).key_check()).is_some());
+        assert_eq!(v.read_key_check(&Vault::from_key(&[2; 32]).key_check()), None);
     }
 
     #[test]
@@ -380,5 +562,72 @@ mod tests {
         assert_eq!(format!("{v:?}"), "Vault([key redacted])");
         let secret = s("hunter2");
         assert!(!format!("{secret:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn the_key_check_says_whether_the_audit_chain_is_keyed() {
+        let v = Vault::from_key(&[7; 32]);
+        assert_eq!(v.read_key_check(&v.key_check()), Some(KeyCheck::KeyedAuditChain));
+        assert_eq!(
+            v.read_key_check(&v.legacy_key_check()),
+            Some(KeyCheck::UnkeyedAuditChain)
+        );
+        let newer = v.seal("", "key-check", &s("osprey master key check v9"));
+        assert_eq!(v.read_key_check(&newer), Some(KeyCheck::Newer("v9".into())));
+        let junk = v.seal("", "key-check", &s("something else"));
+        assert_eq!(v.read_key_check(&junk), None);
+    }
+
+    #[test]
+    fn the_audit_chain_key_is_derived_from_the_master_key_and_never_printed() {
+        let a = Vault::from_key(&[7; 32]).audit_chain_key();
+        let again = Vault::from_key(&[7; 32]).audit_chain_key();
+        let other = Vault::from_key(&[8; 32]).audit_chain_key();
+        let tag = a.tag(b"entry");
+        assert_eq!(again.tag(b"entry"), tag);
+        assert!(a.verify(b"entry", &tag));
+        assert!(!other.verify(b"entry", &tag));
+        assert!(!a.verify(b"other entry", &tag));
+        assert!(!a.verify(b"entry", "not hex"));
+        // HKDF-SHA256(master, info), then HMAC-SHA256: the documented formula.
+        let mut k = [0u8; 32];
+        hkdf::Hkdf::<sha2::Sha256>::new(None, &[7; 32])
+            .expand(AUDIT_CHAIN_KEY_INFO.as_bytes(), &mut k)
+            .unwrap();
+        assert_eq!(LinkKey::from_bytes(k).sign(b"entry"), hex::decode(&tag).unwrap());
+        assert_eq!(format!("{a:?}"), "AuditChainKey([redacted])");
+    }
+
+    #[test]
+    fn the_checkpoint_key_is_sealed_and_its_signatures_verify_as_minisign() {
+        let v = Vault::from_key(&[7; 32]);
+        let (key, sealed) = CheckpointKey::generate(&v).unwrap();
+        assert_eq!(format!("{key:?}"), "CheckpointKey([redacted])");
+        let reopened = CheckpointKey::open(&v, &sealed).unwrap();
+        assert_eq!(reopened.public_key().to_base64(), key.public_key().to_base64());
+        assert!(CheckpointKey::open(&Vault::from_key(&[8; 32]), &sealed).is_err());
+        let sig = reopened.sign(b"statement", "comment").unwrap();
+        let sig = minisign::SignatureBox::from_string(&sig).unwrap();
+        assert_eq!(sig.trusted_comment().unwrap(), "comment");
+        minisign::verify(
+            key.public_key(),
+            &sig,
+            std::io::Cursor::new(b"statement"),
+            true,
+            false,
+            false,
+        )
+        .unwrap();
+        assert!(
+            minisign::verify(
+                key.public_key(),
+                &sig,
+                std::io::Cursor::new(b"statemenT"),
+                true,
+                false,
+                false
+            )
+            .is_err()
+        );
     }
 }

@@ -27,10 +27,11 @@ fn run_id(stdout: &str) -> String {
 }
 
 async fn store_of(cli: &Cli) -> Store {
-    Store::open(&format!(
-        "sqlite://{}",
-        cli.data_dir().join("osprey.db").display()
-    ))
+    let (vault, _) = osprey::vault::Vault::open(None, &cli.data_dir().join("master.key")).unwrap();
+    Store::open(
+        &format!("sqlite://{}", cli.data_dir().join("osprey.db").display()),
+        vault.audit_chain_key(),
+    )
     .await
     .unwrap()
 }

@@ -1,18 +1,50 @@
 use crate::app::App;
+use crate::audit_checkpoint;
 use crate::config::Config;
 use crate::store::audit::Verification;
 use anyhow::Context as _;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AuditCommand {
-    /// Recompute the hash chain of the audit log and name the first entry that does not match.
+    /// Recompute the keyed chain of the audit log and name the first entry that does not
+    /// match; with --checkpoint, also prove that the log still extends a signed checkpoint.
     ///
-    /// Every entry's hash covers the previous entry's hash and its own fields, so a changed,
-    /// removed or reordered entry breaks the chain from there on. Exits with 0 if the log is
-    /// intact, 1 if it is not.
-    Verify,
+    /// Every entry's MAC (HMAC-SHA256 with a key derived from the master key) covers the
+    /// previous entry's MAC and its own fields, so a changed, removed or reordered entry
+    /// breaks the chain from there on, and nobody without the master key can recompute it.
+    /// A checkpoint (`osprey audit checkpoint`) kept outside Osprey also catches entries cut
+    /// off the end with the head rolled back, and a chain recomputed with the key. Exits with
+    /// 0 if the log is intact (and extends the checkpoint), 1 if it is not.
+    Verify {
+        /// A checkpoint file written by `osprey audit checkpoint` (its signature is read from
+        /// FILE.minisig).
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+        /// The minisign public key (a .pub file, as `osprey audit pubkey` prints) to check
+        /// the checkpoint's signature with, instead of this server's own checkpoint key.
+        #[arg(long, value_name = "FILE", requires = "checkpoint")]
+        pubkey: Option<PathBuf>,
+    },
+    /// Sign a checkpoint of the audit log's head, to keep outside Osprey.
+    ///
+    /// Verifies the chain, then writes FILE (one line of JSON: format, head_seq, head_mac,
+    /// count, at) and FILE.minisig, its ed25519 signature in minisign's format with the
+    /// server's checkpoint key (made the first time). `osprey audit verify --checkpoint FILE`
+    /// later proves that the log still extends it; `minisign -Vm FILE -p osprey-audit.pub`
+    /// checks the signature without Osprey.
+    Checkpoint {
+        /// Where to write the statement (the signature goes to FILE.minisig).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Print the public key that verifies checkpoints, as a minisign .pub file.
+    #[command(after_help = "\
+Example:
+  osprey audit pubkey > osprey-audit.pub
+  minisign -Vm checkpoint.json -p osprey-audit.pub")]
+    Pubkey,
     /// Write audit entries as JSON lines (to stdout, or to --output).
     #[command(after_help = "\
 Examples:
@@ -21,8 +53,9 @@ Examples:
   osprey audit export --action secret.            only secret.set and secret.delete
 
 Each line is one entry: seq, at (Unix ms), actor, action, target, details, prev_hash, hash.
-hash = SHA-256(prev_hash ‖ JSON [seq, at, actor, action, target, details-as-stored]), so the
-export can be checked outside Osprey.")]
+hash = HMAC-SHA256(K, prev_hash ‖ JSON [seq, at, actor, action, target, details-as-stored])
+with K = HKDF-SHA256(master key, no salt, info \"osprey audit chain v1\"), so whoever holds
+the master key can check the export outside Osprey.")]
     Export {
         /// Only entries after this number.
         #[arg(long, default_value_t = 0, value_name = "SEQ")]
@@ -48,9 +81,13 @@ export can be checked outside Osprey.")]
 pub async fn run(cmd: AuditCommand, config: Config) -> anyhow::Result<i32> {
     let app = App::open(config).await?;
     match cmd {
-        AuditCommand::Verify => match app.store.verify_audit().await? {
+        AuditCommand::Verify {
+            checkpoint: Some(file),
+            pubkey,
+        } => verify_checkpoint(&app, &file, pubkey.as_deref()).await,
+        AuditCommand::Verify { checkpoint: None, .. } => match app.store.verify_audit().await? {
             Verification::Intact { entries, head } => {
-                println!("audit log intact: {entries} entries, last hash {head}");
+                println!("audit log intact: {entries} entries, last MAC {head}");
                 Ok(0)
             }
             Verification::Broken { seq, reason } => {
@@ -58,6 +95,27 @@ pub async fn run(cmd: AuditCommand, config: Config) -> anyhow::Result<i32> {
                 Ok(1)
             }
         },
+        AuditCommand::Checkpoint { file } => {
+            let key = app.checkpoint_key().await?;
+            let checkpoint = audit_checkpoint::make(&app.store, &key).await?;
+            let signature_file = signature_path(&file);
+            std::fs::write(&file, &checkpoint.text).with_context(|| format!("writing {}", file.display()))?;
+            std::fs::write(&signature_file, &checkpoint.signature)
+                .with_context(|| format!("writing {}", signature_file.display()))?;
+            print!("{}", checkpoint.text);
+            eprintln!(
+                "wrote the checkpoint of entry {} to {} and its signature to {}; keep both outside Osprey",
+                checkpoint.statement.head_seq,
+                file.display(),
+                signature_file.display()
+            );
+            Ok(0)
+        }
+        AuditCommand::Pubkey => {
+            let key = app.checkpoint_key().await?;
+            print!("{}", key.public_key().to_box()?.into_string());
+            Ok(0)
+        }
         AuditCommand::Export {
             after,
             action,
@@ -106,4 +164,41 @@ pub async fn run(cmd: AuditCommand, config: Config) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// Where the signature of checkpoint `file` is: `FILE.minisig`, as the `minisign` tool
+/// expects.
+fn signature_path(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".minisig");
+    PathBuf::from(name)
+}
+
+async fn verify_checkpoint(app: &App, file: &Path, pubkey: Option<&Path>) -> anyhow::Result<i32> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("reading the checkpoint {}", file.display()))?;
+    let signature_file = signature_path(file);
+    let signature = std::fs::read_to_string(&signature_file)
+        .with_context(|| format!("reading the checkpoint's signature {}", signature_file.display()))?;
+    let (public, key_desc) = match pubkey {
+        Some(path) => (
+            minisign::PublicKey::from_file(path)
+                .map_err(|e| anyhow::anyhow!("{} is not a minisign public key: {e}", path.display()))?,
+            format!("the public key {}", path.display()),
+        ),
+        None => {
+            let key = app.existing_checkpoint_key().await?.context(
+                "this database has no checkpoint key (osprey/checkpoint-key), so it signed no checkpoint: it was deleted, or the checkpoint is from another server (give its public key with --pubkey)",
+            )?;
+            (
+                key.public_key().clone(),
+                "this server's checkpoint key".to_owned(),
+            )
+        }
+    };
+    let statement = audit_checkpoint::verify_signature(&text, &signature, &public, &key_desc)
+        .with_context(|| format!("checking the checkpoint {}", file.display()))?;
+    let outcome = audit_checkpoint::check(&app.store, &statement).await?;
+    println!("{outcome}");
+    Ok(if outcome.passed() { 0 } else { 1 })
 }

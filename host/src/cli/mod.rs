@@ -91,7 +91,7 @@ pub enum Command {
     /// Look at the alerts received.
     #[command(subcommand)]
     Alert(alert::AlertCommand),
-    /// Verify, export and show the hash-chained audit log of every change.
+    /// Verify, export, show and checkpoint the keyed, hash-chained audit log of every change.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
     /// Create, list and revoke API tokens (alert senders, EDL readers, REST API clients).

@@ -116,7 +116,7 @@ pub const EXPLORER_PATH: &str = "/api/docs";
         (name = "alerts", description = "Alert intake, and the alerts as received, paged."),
         (name = "playbooks", description = "The loaded playbooks, and starting their runs."),
         (name = "runs", description = "Playbook runs and their journals: cancel, restart from a step."),
-        (name = "audit", description = "The hash-chained audit log."),
+        (name = "audit", description = "The keyed, hash-chained audit log."),
         (name = "lists", description = "Allow and block lists and their entries."),
         (name = "questions", description = "Questions playbooks asked people: the caller's open ones, and answering."),
         (name = "requests", description = "End users' request forms: playbooks with a [request] table."),

@@ -1,22 +1,25 @@
-//! The audit log: an append-only, hash-chained record of every state change.
+//! The audit log: an append-only, keyed hash chain of every state change.
 //!
-//! Entry n stores `hash = SHA-256(prev_hash ‖ JSON [seq, at, actor, action, target, details])`
-//! where `prev_hash` is entry n-1's hash (64 zeros for the first). Changing, removing or
-//! reordering any entry breaks the chain from there on; [`Store::verify_audit`] recomputes it
-//! and names the first entry that does not match. `audit_head` holds the last entry's number
-//! and hash, so entries cut off the end are noticed too.
+//! Each entry stores a MAC over the previous entry's MAC and its own fields
+//! (`audit_chain.rs`: HMAC-SHA256 with the [`AuditChainKey`], derived from the master key
+//! and never stored). Changing, removing or reordering any entry breaks the chain from there
+//! on, and without the master key nobody can compute a chain that verifies;
+//! [`Store::verify_audit`] recomputes it and names the first entry that does not match.
+//! `audit_head` holds the last entry's number and MAC, so entries cut off the end are noticed
+//! too, unless the head is rolled back with them: that takes a signed checkpoint kept outside
+//! Osprey (`checkpoint.rs`).
 //!
 //! A change and its entry are written in one transaction: the mutating methods of the store
 //! take the [`Actor`] and call [`append`] inside their own transaction.
 
+use super::audit_chain::{self, Fields};
 use super::page::{self, Arg, Keyset, Page, SortKey};
 use super::{Result, Store, StoreError, now_ms};
+use crate::vault::{AuditChainKey, Sealed};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use sqlx::AnyConnection;
 
-/// The hash the first entry chains from.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub use super::audit_chain::GENESIS;
 
 /// Who made a change: `cli:USER`, `user:NAME`, `email:ADDRESS`, `token:NAME`, `run:ID` or
 /// `system`.
@@ -101,47 +104,47 @@ pub struct AuditEntry {
 /// The outcome of [`Store::verify_audit`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verification {
-    /// Every entry matches; `entries` were checked and `head` is the last hash.
+    /// Every entry matches; `entries` were checked and `head` is the last MAC.
     Intact { entries: i64, head: String },
     /// The first entry that does not match, and why.
     Broken { seq: i64, reason: String },
 }
 
-fn entry_hash(
-    prev_hash: &str,
-    seq: i64,
-    at: i64,
-    actor: &str,
-    action: &str,
-    target: &str,
-    details: &str,
-) -> String {
-    // A JSON array of the fields: unambiguous, and easy to recompute outside Osprey.
-    let fields = serde_json::to_string(&(seq, at, actor, action, target, details))
-        .expect("strings and numbers serialise");
-    let mut h = Sha256::new();
-    h.update(prev_hash.as_bytes());
-    h.update(fields.as_bytes());
-    hex::encode(h.finalize())
+/// What rechaining a legacy (unkeyed) log found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rechained {
+    /// How many entries were rechained (before the `audit.rechain` entry).
+    pub entries: i64,
+    /// The unkeyed chain as it was found: intact, or where it was already broken (which the
+    /// `audit.rechain` entry records, since the new chain cannot show it).
+    pub legacy: Verification,
 }
 
-/// Append `change` on `conn`, inside the caller's transaction. Returns the entry's number.
-pub(super) async fn append(conn: &mut AnyConnection, change: &Change<'_>) -> Result<i64> {
-    // Taking the head first serialises appenders and gives the hash to chain from.
+/// Append `change` on `conn`, inside the caller's transaction, chained with `key`. Returns
+/// the entry's number.
+pub(super) async fn append(
+    conn: &mut AnyConnection,
+    key: &AuditChainKey,
+    change: &Change<'_>,
+) -> Result<i64> {
+    // Taking the head first serialises appenders and gives the MAC to chain from.
     let (seq, prev): (i64, String) =
         sqlx::query_as("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
             .fetch_one(&mut *conn)
             .await?;
     let at = now_ms();
     let details = change.details.to_string();
-    let hash = entry_hash(
+    let hash = audit_chain::mac(
+        key,
         &prev,
-        seq,
-        at,
-        change.actor.as_str(),
-        change.action,
-        &change.target,
-        &details,
+        &Fields {
+            seq,
+            at,
+            actor: change.actor.as_str(),
+            action: change.action,
+            target: &change.target,
+            details: &details,
+        },
     );
     sqlx::query(
         "INSERT INTO audit_log (seq, at, actor, action, target, details, prev_hash, hash)
@@ -164,6 +167,11 @@ pub(super) async fn append(conn: &mut AnyConnection, change: &Change<'_>) -> Res
     tracing::info!(seq, actor = %change.actor, action = change.action, target = %change.target, "audit");
     Ok(seq)
 }
+
+/// One page of the stored chain's raw rows, in order, after entry `$1`.
+const ROWS: &str = "SELECT seq, at, actor, action, target, details, prev_hash, hash FROM audit_log
+     WHERE seq > $1 ORDER BY seq LIMIT $2";
+const PAGE: i64 = 1000;
 
 type EntryRow = (i64, i64, String, String, String, String, String, String);
 
@@ -252,7 +260,7 @@ impl Store {
     /// Record a change that has no other write of its own (or whose write is elsewhere).
     pub async fn audit(&self, change: &Change<'_>) -> Result<i64> {
         let mut tx = self.writer.begin().await?;
-        let seq = append(&mut tx, change).await?;
+        let seq = append(&mut tx, &self.audit_key, change).await?;
         tx.commit().await?;
         Ok(seq)
     }
@@ -293,67 +301,184 @@ impl Store {
         Ok(entries)
     }
 
-    /// Recompute the chain from the first entry and compare with what is stored.
+    /// The entry numbered `seq`, if there is one.
+    pub async fn audit_entry(&self, seq: i64) -> Result<Option<AuditEntry>> {
+        Ok(self
+            .audit_entries(seq - 1, 1, None)
+            .await?
+            .into_iter()
+            .find(|e| e.seq == seq))
+    }
+
+    /// Recompute the chain with the audit key from the first entry and compare with what is
+    /// stored, then with the head.
     pub async fn verify_audit(&self) -> Result<Verification> {
-        const PAGE: i64 = 1000;
+        let mut conn = self.pool.acquire().await?;
+        let key = &self.audit_key;
+        check_chain(&mut conn, |prev, f, stored| {
+            audit_chain::mac_matches(key, prev, f, stored)
+        })
+        .await
+    }
+
+    /// Rechain a log written before the chain was keyed, once: recompute every entry's MAC
+    /// with the audit key, move the head, record an `audit.rechain` entry with what the
+    /// unkeyed chain looked like, and replace the vault's key check `from` with `to` (the
+    /// record that the log is keyed), all in one transaction. Returns `None` if the key
+    /// check is no longer `from` (another server did it first).
+    ///
+    /// A legacy log that was already broken is rechained as it is found (entries are never
+    /// renumbered, so a missing one stays missing); the `audit.rechain` entry says where the
+    /// unkeyed chain was broken, since the new MACs cannot.
+    pub async fn rechain_audit_log(&self, from: &Sealed, to: &Sealed) -> Result<Option<Rechained>> {
+        let mut tx = self.writer.begin().await?;
+        // Compare-and-set first: a second server waits here, then finds nothing to do.
+        let swapped = sqlx::query(
+            "UPDATE vault_key_check SET nonce = $1, ciphertext = $2
+             WHERE id = 1 AND nonce = $3 AND ciphertext = $4",
+        )
+        .bind(to.nonce.clone())
+        .bind(to.ciphertext.clone())
+        .bind(from.nonce.clone())
+        .bind(from.ciphertext.clone())
+        .execute(&mut *tx)
+        .await?;
+        if swapped.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let legacy = check_chain(&mut tx, |prev, f, stored| {
+            audit_chain::legacy_hash(prev, f) == stored
+        })
+        .await?;
         let mut prev = GENESIS.to_owned();
-        let mut expected = 1;
+        let mut after = 0;
+        let mut entries = 0;
         loop {
-            // The raw rows: the hash is over the details exactly as stored.
-            let rows: Vec<EntryRow> = sqlx::query_as(
-                "SELECT seq, at, actor, action, target, details, prev_hash, hash FROM audit_log
-                 WHERE seq >= $1 ORDER BY seq LIMIT $2",
-            )
-            .bind(expected)
-            .bind(PAGE)
-            .fetch_all(&self.pool)
-            .await?;
+            let rows: Vec<EntryRow> = sqlx::query_as(ROWS)
+                .bind(after)
+                .bind(PAGE)
+                .fetch_all(&mut *tx)
+                .await?;
             let n = rows.len() as i64;
-            for (seq, at, actor, action, target, details, prev_hash, hash) in rows {
-                let broken = |reason: String| Ok(Verification::Broken { seq, reason });
-                if seq != expected {
-                    return Ok(Verification::Broken {
-                        seq: expected,
-                        reason: format!("entry {expected} is missing (the next is {seq})"),
-                    });
-                }
-                if prev_hash != prev {
-                    return broken(format!(
-                        "its previous hash is {prev_hash}, but entry {} has {prev}",
-                        seq - 1
-                    ));
-                }
-                let recomputed = entry_hash(&prev, seq, at, &actor, &action, &target, &details);
-                if recomputed != hash {
-                    return broken(format!(
-                        "its contents do not match its hash (stored {hash}, recomputed {recomputed})"
-                    ));
-                }
+            for (seq, at, actor, action, target, details, _, _) in rows {
+                let fields = Fields {
+                    seq,
+                    at,
+                    actor: &actor,
+                    action: &action,
+                    target: &target,
+                    details: &details,
+                };
+                let hash = audit_chain::mac(&self.audit_key, &prev, &fields);
+                sqlx::query("UPDATE audit_log SET prev_hash = $1, hash = $2 WHERE seq = $3")
+                    .bind(&prev)
+                    .bind(&hash)
+                    .bind(seq)
+                    .execute(&mut *tx)
+                    .await?;
                 prev = hash;
-                expected += 1;
+                after = seq;
+                entries += 1;
             }
             if n < PAGE {
                 break;
             }
         }
-        let last = expected - 1;
-        let (head_seq, head_hash): (i64, String) =
-            sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
-                .fetch_one(&self.pool)
-                .await?;
-        if head_seq != last || head_hash != prev {
-            return Ok(Verification::Broken {
-                seq: last + 1,
-                reason: format!(
-                    "the log ends at entry {last}, but its head says entry {head_seq} with hash {head_hash}: entries were removed from the end"
-                ),
-            });
-        }
-        Ok(Verification::Intact {
-            entries: last,
-            head: prev,
-        })
+        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+            .bind(after)
+            .bind(&prev)
+            .execute(&mut *tx)
+            .await?;
+        let details = match &legacy {
+            Verification::Intact { entries, head } => serde_json::json!({
+                "entries": entries, "legacy": "intact", "legacy_head": head,
+            }),
+            Verification::Broken { seq, reason } => serde_json::json!({
+                "entries": entries, "legacy": "broken", "broken_at": seq, "reason": reason,
+            }),
+        };
+        let change = Change {
+            actor: &Actor::system(),
+            action: "audit.rechain",
+            target: "audit:log".into(),
+            details,
+        };
+        append(&mut tx, &self.audit_key, &change).await?;
+        tx.commit().await?;
+        Ok(Some(Rechained { entries, legacy }))
     }
+}
+
+/// Walk the stored chain on `conn` from the first entry, asking `matches(prev, fields,
+/// stored)` of each entry, then compare the end with the head. The one walk behind
+/// verifying (keyed) and rechaining (the legacy hash).
+async fn check_chain(
+    conn: &mut AnyConnection,
+    matches: impl Fn(&str, &Fields<'_>, &str) -> bool,
+) -> Result<Verification> {
+    let mut prev = GENESIS.to_owned();
+    let mut expected = 1;
+    loop {
+        // The raw rows: the MAC is over the details exactly as stored.
+        let rows: Vec<EntryRow> = sqlx::query_as(ROWS)
+            .bind(expected - 1)
+            .bind(PAGE)
+            .fetch_all(&mut *conn)
+            .await?;
+        let n = rows.len() as i64;
+        for (seq, at, actor, action, target, details, prev_hash, hash) in rows {
+            let broken = |reason: String| Ok(Verification::Broken { seq, reason });
+            if seq != expected {
+                return Ok(Verification::Broken {
+                    seq: expected,
+                    reason: format!("entry {expected} is missing (the next is {seq})"),
+                });
+            }
+            if prev_hash != prev {
+                return broken(format!(
+                    "its previous MAC is {prev_hash}, but entry {} has {prev}",
+                    seq - 1
+                ));
+            }
+            let fields = Fields {
+                seq,
+                at,
+                actor: &actor,
+                action: &action,
+                target: &target,
+                details: &details,
+            };
+            // The recomputed MAC is never shown: it would tell a forger the MAC of the
+            // entry they changed.
+            if !matches(&prev, &fields, &hash) {
+                return broken(
+                    "its contents do not match its MAC: the entry was changed, or the chain was computed without this server's audit key".into(),
+                );
+            }
+            prev = hash;
+            expected += 1;
+        }
+        if n < PAGE {
+            break;
+        }
+    }
+    let last = expected - 1;
+    let (head_seq, head_hash): (i64, String) =
+        sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(&mut *conn)
+            .await?;
+    if head_seq != last || head_hash != prev {
+        return Ok(Verification::Broken {
+            seq: last + 1,
+            reason: format!(
+                "the log ends at entry {last}, but its head says entry {head_seq} with MAC {head_hash}: entries were removed from the end"
+            ),
+        });
+    }
+    Ok(Verification::Intact {
+        entries: last,
+        head: prev,
+    })
 }
 
 impl Store {
@@ -393,7 +518,7 @@ impl Store {
                 target: format!("playbook:{name}"),
                 details: serde_json::json!({ "version": version, "previous": recorded.get(name) }),
             };
-            append(&mut tx, &change).await?;
+            append(&mut tx, &self.audit_key, &change).await?;
             done.push((name.clone(), action));
         }
         for (name, version) in &recorded {
@@ -410,7 +535,7 @@ impl Store {
                 target: format!("playbook:{name}"),
                 details: serde_json::json!({ "previous": version }),
             };
-            append(&mut tx, &change).await?;
+            append(&mut tx, &self.audit_key, &change).await?;
             done.push((name.clone(), "playbook.remove"));
         }
         tx.commit().await?;
@@ -478,7 +603,7 @@ mod tests {
         match store.verify_audit().await.unwrap() {
             Verification::Broken { seq, reason } => {
                 assert_eq!(seq, 3);
-                assert!(reason.contains("do not match its hash"), "{reason}");
+                assert!(reason.contains("do not match its MAC"), "{reason}");
             }
             other => panic!("expected a broken chain, got {other:?}"),
         }
@@ -500,10 +625,21 @@ mod tests {
     });
 
     both_dialects!(a_rehashed_entry_breaks_the_next_link, |store| {
-        // A forger who recomputes entry 2's hash after changing it still breaks entry 3.
+        // Even with the key, recomputing only entry 2 after changing it breaks entry 3.
         record(store, 3).await;
         let e = &store.audit_entries(1, 1, None).await.unwrap()[0];
-        let forged = entry_hash(&e.prev_hash, 2, e.at, &e.actor, &e.action, &e.target, "{}");
+        let forged = audit_chain::mac(
+            &store.audit_key,
+            &e.prev_hash,
+            &Fields {
+                seq: 2,
+                at: e.at,
+                actor: &e.actor,
+                action: &e.action,
+                target: &e.target,
+                details: "{}",
+            },
+        );
         sqlx::query("UPDATE audit_log SET details = '{}', hash = $1 WHERE seq = 2")
             .bind(&forged)
             .execute(&store.writer)
@@ -512,10 +648,210 @@ mod tests {
         match store.verify_audit().await.unwrap() {
             Verification::Broken { seq, reason } => {
                 assert_eq!(seq, 3);
-                assert!(reason.contains("previous hash"), "{reason}");
+                assert!(reason.contains("previous MAC"), "{reason}");
             }
             other => panic!("expected a broken chain, got {other:?}"),
         }
+    });
+
+    /// Recompute every entry's `hash` and the head with `hash_of(prev, fields)`, as someone
+    /// who can write the database would.
+    async fn recompute_chain(store: &Store, hash_of: impl Fn(&str, &Fields<'_>) -> String) {
+        let mut prev = GENESIS.to_owned();
+        for e in store.audit_entries(0, 1000, None).await.unwrap() {
+            let details = e.details.to_string();
+            let hash = hash_of(
+                &prev,
+                &Fields {
+                    seq: e.seq,
+                    at: e.at,
+                    actor: &e.actor,
+                    action: &e.action,
+                    target: &e.target,
+                    details: &details,
+                },
+            );
+            sqlx::query("UPDATE audit_log SET prev_hash = $1, hash = $2 WHERE seq = $3")
+                .bind(&prev)
+                .bind(&hash)
+                .bind(e.seq)
+                .execute(&store.writer)
+                .await
+                .unwrap();
+            prev = hash;
+        }
+        sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+            .bind(&prev)
+            .execute(&store.writer)
+            .await
+            .unwrap();
+    }
+
+    async fn broken_at_the_first_entry(store: &Store) {
+        match store.verify_audit().await.unwrap() {
+            Verification::Broken { seq, reason } => {
+                assert_eq!(seq, 1);
+                assert!(reason.contains("without this server's audit key"), "{reason}");
+            }
+            other => panic!("expected a broken chain, got {other:?}"),
+        }
+    }
+
+    both_dialects!(a_chain_recomputed_without_the_key_does_not_verify, |store| {
+        record(store, 3).await;
+        sqlx::query("UPDATE audit_log SET actor = 'cli:someone-else' WHERE seq = 2")
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        // The unkeyed formula of before, then a guessed key: neither passes.
+        recompute_chain(store, audit_chain::legacy_hash).await;
+        broken_at_the_first_entry(store).await;
+        let wrong = crate::vault::Vault::from_key(&[9; 32]).audit_chain_key();
+        recompute_chain(store, |prev, f| audit_chain::mac(&wrong, prev, f)).await;
+        broken_at_the_first_entry(store).await;
+        // With the right key it would pass: the check is the key, nothing else.
+        let key = store.audit_key.clone();
+        recompute_chain(store, |prev, f| audit_chain::mac(&key, prev, f)).await;
+        assert!(matches!(
+            store.verify_audit().await.unwrap(),
+            Verification::Intact { entries: 3, .. }
+        ));
+    });
+
+    both_dialects!(another_master_key_does_not_verify_the_chain, |store| {
+        record(store, 2).await;
+        let mut other = store.clone();
+        other.audit_key = crate::vault::Vault::from_key(&[9; 32]).audit_chain_key();
+        assert!(matches!(
+            other.verify_audit().await.unwrap(),
+            Verification::Broken { seq: 1, .. }
+        ));
+        assert!(matches!(
+            store.verify_audit().await.unwrap(),
+            Verification::Intact { entries: 2, .. }
+        ));
+    });
+
+    /// Write `n` entries the way Osprey did before the chain was keyed.
+    async fn record_legacy(store: &Store, n: i64) {
+        let mut prev = GENESIS.to_owned();
+        for seq in 1..=n {
+            let target = format!("list:l{seq}");
+            let fields = Fields {
+                seq,
+                at: 1_700_000_000_000 + seq,
+                actor: "cli:old",
+                action: "list.add",
+                target: &target,
+                details: "{}",
+            };
+            let hash = audit_chain::legacy_hash(&prev, &fields);
+            sqlx::query(
+                "INSERT INTO audit_log (seq, at, actor, action, target, details, prev_hash, hash)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(seq)
+            .bind(fields.at)
+            .bind(fields.actor)
+            .bind(fields.action)
+            .bind(&target)
+            .bind(fields.details)
+            .bind(&prev)
+            .bind(&hash)
+            .execute(&store.writer)
+            .await
+            .unwrap();
+            prev = hash;
+        }
+        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+            .bind(n)
+            .bind(&prev)
+            .execute(&store.writer)
+            .await
+            .unwrap();
+    }
+
+    both_dialects!(a_legacy_log_is_rechained_once_with_the_key, |store| {
+        let vault = crate::vault::Vault::from_key(&crate::store::testing::MASTER_KEY);
+        let legacy_check = store
+            .init_vault_key_check(&vault.legacy_key_check())
+            .await
+            .unwrap();
+        record_legacy(store, 3).await;
+        let legacy_head = store.audit_entries(2, 1, None).await.unwrap()[0].hash.clone();
+        // Before the rechain the keyed check refuses the unkeyed chain.
+        assert!(matches!(
+            store.verify_audit().await.unwrap(),
+            Verification::Broken { seq: 1, .. }
+        ));
+        let done = store
+            .rechain_audit_log(&legacy_check, &vault.key_check())
+            .await
+            .unwrap()
+            .expect("rechained");
+        assert_eq!(
+            done,
+            Rechained {
+                entries: 3,
+                legacy: Verification::Intact {
+                    entries: 3,
+                    head: legacy_head.clone()
+                }
+            }
+        );
+        assert!(matches!(
+            store.verify_audit().await.unwrap(),
+            Verification::Intact { entries: 4, .. }
+        ));
+        let entries = store.audit_entries(0, 10, None).await.unwrap();
+        assert_eq!(entries[0].target, "list:l1");
+        assert_eq!(entries[0].actor, "cli:old");
+        assert_eq!(entries[3].action, "audit.rechain");
+        assert_eq!(
+            entries[3].details,
+            serde_json::json!({ "entries": 3, "legacy": "intact", "legacy_head": legacy_head })
+        );
+        // The key check records the upgrade: the vault reads it as keyed now, and a second
+        // rechain (another server, a restart) finds nothing to do.
+        let check = store.vault_key_check().await.unwrap().unwrap();
+        assert_eq!(
+            vault.read_key_check(&check),
+            Some(crate::vault::KeyCheck::KeyedAuditChain)
+        );
+        assert_eq!(
+            store
+                .rechain_audit_log(&legacy_check, &vault.key_check())
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(store.audit_entries(0, 10, None).await.unwrap().len(), 4);
+    });
+
+    both_dialects!(a_broken_legacy_log_is_rechained_and_the_break_recorded, |store| {
+        let vault = crate::vault::Vault::from_key(&crate::store::testing::MASTER_KEY);
+        let legacy_check = store
+            .init_vault_key_check(&vault.legacy_key_check())
+            .await
+            .unwrap();
+        record_legacy(store, 3).await;
+        sqlx::query("UPDATE audit_log SET actor = 'cli:someone-else' WHERE seq = 2")
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        let done = store
+            .rechain_audit_log(&legacy_check, &vault.key_check())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(&done.legacy, Verification::Broken { seq: 2, .. }),
+            "{done:?}"
+        );
+        let last = store.audit_latest(1, None).await.unwrap().remove(0);
+        assert_eq!(last.action, "audit.rechain");
+        assert_eq!(last.details["legacy"], "broken");
+        assert_eq!(last.details["broken_at"], 2);
     });
 
     both_dialects!(entries_cut_off_the_end_are_noticed, |store| {

@@ -243,7 +243,7 @@ async fn set_disposition(
 /// `runs`, inside the caller's transaction. `step_key` is the playbook step that spawns it.
 async fn open_incident(
     tx: &mut sqlx::AnyConnection,
-    cases: &IncidentsConfig,
+    (cases, key): (&IncidentsConfig, &crate::vault::AuditChainKey),
     incident: &NewIncident,
     alert: Option<&str>,
     runs: &[NewRun],
@@ -340,7 +340,7 @@ async fn open_incident(
             "runs": runs.iter().map(|r| &r.playbook).collect::<Vec<_>>(),
         }),
     };
-    audit::append(tx, &change).await?;
+    audit::append(tx, key, &change).await?;
     Ok(())
 }
 
@@ -422,7 +422,16 @@ impl Store {
         // First: indicator rows before the audit head, the order `set_verdict` takes them in.
         super::indicators::upsert_sightings(&mut tx, &triage.sightings).await?;
         for (incident, alert, runs) in &triage.opened {
-            open_incident(&mut tx, &self.cases, incident, Some(alert), runs, &system, None).await?;
+            open_incident(
+                &mut tx,
+                (&self.cases, &self.audit_key),
+                incident,
+                Some(alert),
+                runs,
+                &system,
+                None,
+            )
+            .await?;
         }
         if !triage.linked.is_empty() {
             // Per incident: how many duplicates, and the alerts.
@@ -731,7 +740,7 @@ impl Store {
             target: format!("incident:{id}"),
             details,
         };
-        audit::append(&mut tx, &change).await?;
+        audit::append(&mut tx, &self.audit_key, &change).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -763,7 +772,16 @@ impl Store {
                 return Ok(id);
             }
         }
-        open_incident(&mut tx, &self.cases, incident, None, runs, actor, step_key).await?;
+        open_incident(
+            &mut tx,
+            (&self.cases, &self.audit_key),
+            incident,
+            None,
+            runs,
+            actor,
+            step_key,
+        )
+        .await?;
         tx.commit().await?;
         Ok(incident.id.clone())
     }
@@ -812,7 +830,7 @@ impl Store {
             target: format!("incident:{a}"),
             details: serde_json::json!({ "related": b }),
         };
-        audit::append(&mut tx, &change).await?;
+        audit::append(&mut tx, &self.audit_key, &change).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -878,7 +896,7 @@ impl Store {
             target: format!("incident:{id}"),
             details,
         };
-        audit::append(&mut tx, &change).await?;
+        audit::append(&mut tx, &self.audit_key, &change).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -955,7 +973,7 @@ impl Store {
             target: format!("incident:{id}"),
             details,
         };
-        audit::append(&mut tx, &change).await?;
+        audit::append(&mut tx, &self.audit_key, &change).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -603,7 +603,7 @@ impl Store {
                 "previous": { "verdict": previous, "score": previous_score },
             }),
         };
-        audit::append(&mut tx, &change).await?;
+        audit::append(&mut tx, &self.audit_key, &change).await?;
         tx.commit().await?;
         Ok(indicator_from_row(row)?)
     }

@@ -502,7 +502,7 @@ impl Store {
                 "kind": kind, "type": entry_type, "description": description
             }),
         };
-        audit::append(&mut tx, &change).await?;
+        audit::append(&mut tx, &self.audit_key, &change).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -530,7 +530,7 @@ impl Store {
             target: format!("list:{name}"),
             details: serde_json::json!({ "kind": kind, "type": entry_type, "entries": entries }),
         };
-        audit::append(&mut tx, &change).await?;
+        audit::append(&mut tx, &self.audit_key, &change).await?;
         tx.commit().await?;
         Ok(entries)
     }
@@ -740,7 +740,7 @@ impl Store {
                 target: format!("list:{list}"),
                 details: common(&done.added),
             };
-            audit::append(&mut tx, &change).await?;
+            audit::append(&mut tx, &self.audit_key, &change).await?;
         }
         if !done.updated.is_empty() {
             let mut details = common(&done.updated);
@@ -751,7 +751,7 @@ impl Store {
                 target: format!("list:{list}"),
                 details,
             };
-            audit::append(&mut tx, &change).await?;
+            audit::append(&mut tx, &self.audit_key, &change).await?;
         }
         tx.commit().await?;
         Ok(done)
@@ -808,7 +808,7 @@ impl Store {
             target: format!("list:{list}"),
             details: serde_json::json!({ "values": done.removed }),
         };
-        audit::append(&mut tx, &change).await?;
+        audit::append(&mut tx, &self.audit_key, &change).await?;
         tx.commit().await?;
         Ok(done)
     }
@@ -855,7 +855,7 @@ impl Store {
                 target: format!("list:{name}"),
                 details: serde_json::json!({ "values": values }),
             };
-            audit::append(&mut tx, &change).await?;
+            audit::append(&mut tx, &self.audit_key, &change).await?;
             done.push((name, values));
         }
         tx.commit().await?;

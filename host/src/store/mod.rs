@@ -8,6 +8,7 @@
 
 pub mod alerts;
 pub mod audit;
+pub(crate) mod audit_chain;
 pub mod incidents;
 pub mod indicators;
 mod json;
@@ -91,12 +92,16 @@ pub struct Store {
     dialect: Dialect,
     /// Incident types (SLA, team, custom fields), which the incident methods enforce.
     cases: std::sync::Arc<crate::cases::IncidentsConfig>,
+    /// The key every audit entry is chained with (`audit_chain.rs`), from the vault.
+    audit_key: crate::vault::AuditChainKey,
 }
 
 impl Store {
-    /// Connect to `url` (`sqlite://path/to/file.db` or `postgres://...`). A SQLite file and
-    /// its folder are created if missing, and put in WAL mode. Does not migrate.
-    pub async fn connect(url: &str) -> Result<Store> {
+    /// Connect to `url` (`sqlite://path/to/file.db` or `postgres://...`), chaining audit
+    /// entries with `audit_key` (the vault's [`crate::vault::Vault::audit_chain_key`]). A
+    /// SQLite file and its folder are created if missing, and put in WAL mode. Does not
+    /// migrate.
+    pub async fn connect(url: &str, audit_key: crate::vault::AuditChainKey) -> Result<Store> {
         install_default_drivers();
         let dialect = if url.starts_with("sqlite:") {
             Dialect::Sqlite
@@ -148,12 +153,13 @@ impl Store {
             batcher,
             dialect,
             cases: Default::default(),
+            audit_key,
         })
     }
 
     /// Connect and apply any pending migrations.
-    pub async fn open(url: &str) -> Result<Store> {
-        let store = Store::connect(url).await?;
+    pub async fn open(url: &str, audit_key: crate::vault::AuditChainKey) -> Result<Store> {
+        let store = Store::connect(url, audit_key).await?;
         store.migrate().await?;
         Ok(store)
     }
@@ -283,11 +289,27 @@ pub(crate) mod testing {
         _dir: Option<tempfile::TempDir>,
     }
 
+    impl Store {
+        /// The writer pool, for tests that change the database behind the store's back (as
+        /// someone who can write the database would).
+        pub(crate) fn raw_writer(&self) -> &AnyPool {
+            &self.writer
+        }
+    }
+
+    /// The master key of test stores.
+    pub const MASTER_KEY: [u8; 32] = [7; 32];
+
+    /// The audit key of test stores (derived from [`MASTER_KEY`]).
+    pub fn audit_key() -> crate::vault::AuditChainKey {
+        crate::vault::Vault::from_key(&MASTER_KEY).audit_chain_key()
+    }
+
     pub async fn sqlite() -> TestStore {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("osprey.db").display());
         TestStore {
-            store: Store::open(&url).await.unwrap(),
+            store: Store::open(&url, audit_key()).await.unwrap(),
             _dir: Some(dir),
         }
     }
@@ -317,7 +339,7 @@ pub(crate) mod testing {
         let mut url = url::Url::parse(&base).unwrap();
         url.set_path(&name);
         Some(TestStore {
-            store: Store::open(url.as_str()).await.unwrap(),
+            store: Store::open(url.as_str(), audit_key()).await.unwrap(),
             _dir: None,
         })
     }
@@ -385,13 +407,16 @@ mod tests {
     async fn unmigrated_database_is_not_ready() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("fresh.db").display());
-        let store = Store::connect(&url).await.unwrap();
+        let store = Store::connect(&url, testing::audit_key()).await.unwrap();
         assert!(store.ready().await.is_err());
     }
 
     #[tokio::test]
     async fn bad_urls_say_what_is_expected() {
-        let e = Store::connect("mysql://x").await.unwrap_err().to_string();
+        let e = Store::connect("mysql://x", testing::audit_key())
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sqlite://") && e.contains("postgres://"), "{e}");
         assert_eq!(redact_url("postgres://u:hunter2@h/db"), "postgres://u:***@h/db");
     }

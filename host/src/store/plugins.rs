@@ -43,7 +43,7 @@ impl Store {
             target: format!("plugin:{plugin}"),
             details: serde_json::json!({ "grant": grant }),
         };
-        audit::append(&mut tx, &change).await?;
+        audit::append(&mut tx, &self.audit_key, &change).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -95,7 +95,7 @@ impl Store {
             target: format!("plugin:{plugin}"),
             details: serde_json::json!({ "key": key, "value": value }),
         };
-        audit::append(&mut tx, &change).await?;
+        audit::append(&mut tx, &self.audit_key, &change).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -343,6 +343,7 @@ async fn spend_link(
 #[allow(clippy::too_many_arguments)]
 async fn close_question(
     conn: &mut sqlx::AnyConnection,
+    key: &crate::vault::AuditChainKey,
     q: &QuestionRecord,
     status: &str,
     answer: &Value,
@@ -388,7 +389,7 @@ async fn close_question(
         target: format!("question:{}", q.id),
         details: audit_details,
     };
-    audit::append(conn, &change).await?;
+    audit::append(conn, key, &change).await?;
     if let Some(run) = &q.run_id {
         super::runs::wake_run(conn, run, now).await?;
     }
@@ -519,7 +520,7 @@ impl Store {
             target: format!("question:{}", q.id),
             details,
         };
-        audit::append(&mut tx, &change).await?;
+        audit::append(&mut tx, &self.audit_key, &change).await?;
         tx.commit().await?;
         Ok(record)
     }
@@ -639,7 +640,20 @@ impl Store {
             "question": id, "title": q.title, "answer": answer["value"], "comment": answer["comment"],
             "via": via, "from": from, "user_agent": agent,
         });
-        if !close_question(&mut tx, &q, "answered", answer, &by, via, &actor, details, now).await? {
+        if !close_question(
+            &mut tx,
+            &self.audit_key,
+            &q,
+            "answered",
+            answer,
+            &by,
+            via,
+            &actor,
+            details,
+            now,
+        )
+        .await?
+        {
             let q = question_in(&mut tx, id)
                 .await?
                 .ok_or_else(|| QuestionError::NotFound(id.to_owned()))?;
@@ -671,6 +685,7 @@ impl Store {
         let details = serde_json::json!({ "question": id, "title": q.title, "default": answer["value"] });
         close_question(
             &mut tx,
+            &self.audit_key,
             &q,
             "timed_out",
             &answer,
@@ -850,7 +865,7 @@ impl Store {
             target: format!("incident:{incident}"),
             details,
         };
-        audit::append(&mut tx, &change).await?;
+        audit::append(&mut tx, &self.audit_key, &change).await?;
         tx.commit().await?;
         Ok((incident, owner))
     }

@@ -69,7 +69,7 @@ impl Store {
             target: format!("rule:{}", spec.name),
             details: serde_json::json!({ "position": at + 1, "rule": spec }),
         };
-        audit::append(&mut tx, &change).await?;
+        audit::append(&mut tx, &self.audit_key, &change).await?;
         tx.commit().await?;
         Ok(at as i64 + 1)
     }
@@ -94,7 +94,7 @@ impl Store {
                 target: format!("rule:{name}"),
                 details: serde_json::json!({}),
             };
-            audit::append(&mut tx, &change).await?;
+            audit::append(&mut tx, &self.audit_key, &change).await?;
         }
         tx.commit().await?;
         Ok(removed)

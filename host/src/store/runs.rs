@@ -621,7 +621,7 @@ impl Store {
             target: format!("run:{run_id}"),
             details: serde_json::json!({ "from_step": from_step, "steps_removed": cut, "script_hash": script_hash }),
         };
-        audit::append(&mut tx, &change).await?;
+        audit::append(&mut tx, &self.audit_key, &change).await?;
         tx.commit().await?;
         Ok(cut)
     }
@@ -647,7 +647,7 @@ impl Store {
                 target: format!("run:{run_id}"),
                 details: serde_json::json!({}),
             };
-            audit::append(&mut tx, &change).await?;
+            audit::append(&mut tx, &self.audit_key, &change).await?;
         }
         tx.commit().await?;
         Ok(cancelled)

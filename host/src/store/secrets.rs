@@ -21,7 +21,12 @@ impl Store {
         .bind(now_ms())
         .execute(&mut *tx)
         .await?;
-        audit::append(&mut tx, &secret_change(actor, "secret.set", plugin, name)).await?;
+        audit::append(
+            &mut tx,
+            &self.audit_key,
+            &secret_change(actor, "secret.set", plugin, name),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -49,7 +54,12 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if r.rows_affected() > 0 {
-            audit::append(&mut tx, &secret_change(actor, "secret.set", plugin, name)).await?;
+            audit::append(
+                &mut tx,
+                &self.audit_key,
+                &secret_change(actor, "secret.set", plugin, name),
+            )
+            .await?;
         }
         let (nonce, ciphertext): (Vec<u8>, Vec<u8>) =
             sqlx::query_as("SELECT nonce, ciphertext FROM secrets WHERE plugin = $1 AND name = $2")
@@ -92,7 +102,12 @@ impl Store {
             .await?;
         let existed = r.rows_affected() > 0;
         if existed {
-            audit::append(&mut tx, &secret_change(actor, "secret.delete", plugin, name)).await?;
+            audit::append(
+                &mut tx,
+                &self.audit_key,
+                &secret_change(actor, "secret.delete", plugin, name),
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(existed)

@@ -61,7 +61,7 @@ impl Store {
             target: format!("user:{user}"),
             details: client.details(),
         };
-        audit::append(&mut tx, &change).await?;
+        audit::append(&mut tx, &self.audit_key, &change).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -116,7 +116,7 @@ impl Store {
             target: format!("user:{user}"),
             details: serde_json::Value::Null,
         };
-        audit::append(&mut tx, &change).await?;
+        audit::append(&mut tx, &self.audit_key, &change).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -264,7 +264,7 @@ impl Store {
             target: timer.subject.clone(),
             details,
         };
-        audit::append(&mut tx, &change).await?;
+        audit::append(&mut tx, &self.audit_key, &change).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -304,7 +304,7 @@ impl Store {
                 target: format!("incident:{incident}"),
                 details: serde_json::json!({ "timers": changed }),
             };
-            audit::append(&mut tx, &change).await?;
+            audit::append(&mut tx, &self.audit_key, &change).await?;
         }
         tx.commit().await?;
         Ok(Some(changed))

@@ -192,6 +192,7 @@ fn check_assignment(assignee: Option<&str>, role: Option<&str>) -> Result<(), Ta
 /// Put a change to task `id` on its incident's timeline (event `kind`), audit it as
 /// `action`, and commit; returns the task as it now is.
 async fn finish(
+    key: &crate::vault::AuditChainKey,
     mut tx: sqlx::Transaction<'static, sqlx::Any>,
     id: &str,
     incident: Option<&str>,
@@ -208,7 +209,7 @@ async fn finish(
         target: format!("task:{id}"),
         details,
     };
-    audit::append(&mut tx, &change).await?;
+    audit::append(&mut tx, key, &change).await?;
     let record = task_in(&mut tx, id)
         .await?
         .ok_or_else(|| TaskError::NotFound(id.to_owned()))?;
@@ -292,7 +293,16 @@ impl Store {
             "due_at": due_ms.map(|ms| now + ms),
         });
         let incident = task.incident_id.as_deref();
-        finish(tx, &id, incident, actor, ("task", "task.create"), details).await
+        finish(
+            &self.audit_key,
+            tx,
+            &id,
+            incident,
+            actor,
+            ("task", "task.create"),
+            details,
+        )
+        .await
     }
 
     /// Complete an open task as user `user`, who must be its assignee or a member of its
@@ -338,7 +348,16 @@ impl Store {
         sla::stop(&mut tx, &format!("task:{id}"), None, now).await?;
         let details = serde_json::json!({ "task": id, "title": task.title, "comment": comment });
         let incident = task.incident_id.as_deref();
-        finish(tx, id, incident, &actor, ("task_done", "task.done"), details).await
+        finish(
+            &self.audit_key,
+            tx,
+            id,
+            incident,
+            &actor,
+            ("task_done", "task.done"),
+            details,
+        )
+        .await
     }
 
     /// Hand an open task to another user and/or role (audited as `task.delegate`, on the
@@ -387,6 +406,7 @@ impl Store {
         });
         let incident = task.incident_id.as_deref();
         finish(
+            &self.audit_key,
             tx,
             id,
             incident,
@@ -412,6 +432,7 @@ impl Store {
         let details = serde_json::json!({ "task": id, "reason": reason });
         let incident = task.incident_id.as_deref();
         finish(
+            &self.audit_key,
             tx,
             id,
             incident,

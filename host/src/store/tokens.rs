@@ -112,7 +112,7 @@ impl Store {
             target: format!("token:{name}"),
             details: serde_json::json!({ "scopes": scopes, "role": role, "expires_at": expires_at, "user": user }),
         };
-        audit::append(&mut tx, &change).await?;
+        audit::append(&mut tx, &self.audit_key, &change).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -135,7 +135,7 @@ impl Store {
                 target: format!("token:{name}"),
                 details: serde_json::json!({}),
             };
-            audit::append(&mut tx, &change).await?;
+            audit::append(&mut tx, &self.audit_key, &change).await?;
         }
         tx.commit().await?;
         Ok(done)

@@ -78,7 +78,7 @@ impl Store {
             target: format!("user:{name}"),
             details: serde_json::json!({ "email": email, "roles": roles }),
         };
-        audit::append(&mut tx, &change).await?;
+        audit::append(&mut tx, &self.audit_key, &change).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -122,7 +122,7 @@ impl Store {
             target: format!("user:{name}"),
             details: serde_json::json!({ "added": add, "removed": remove, "roles": roles }),
         };
-        audit::append(&mut tx, &change).await?;
+        audit::append(&mut tx, &self.audit_key, &change).await?;
         tx.commit().await?;
         Ok(Some(roles))
     }
@@ -145,7 +145,7 @@ impl Store {
                 target: format!("user:{name}"),
                 details: serde_json::Value::Null,
             };
-            audit::append(&mut tx, &change).await?;
+            audit::append(&mut tx, &self.audit_key, &change).await?;
         }
         tx.commit().await?;
         Ok(done)
@@ -175,7 +175,7 @@ impl Store {
                 target: format!("user:{name}"),
                 details: serde_json::json!({ "sessions_ended": ended }),
             };
-            audit::append(&mut tx, &change).await?;
+            audit::append(&mut tx, &self.audit_key, &change).await?;
         }
         tx.commit().await?;
         Ok(done)

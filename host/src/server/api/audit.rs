@@ -1,4 +1,4 @@
-//! The audit log: its entries, paged in log order, and the verification of its hash chain.
+//! The audit log: its entries, paged in log order, and the verification of its keyed chain.
 
 use super::{Answer, bad_request, caller, keyset, list_query, ok, param, store_failed};
 use crate::app::App;
@@ -72,14 +72,14 @@ pub(super) async fn list_audit(
     }))
 }
 
-/// The audit log's hash chain, checked.
+/// The audit log's keyed chain, checked.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 struct AuditVerification {
-    /// Whether every entry matches its hash and the one before it.
+    /// Whether every entry matches its MAC and the one before it.
     intact: bool,
     /// Entries checked (when intact).
     entries: Option<i64>,
-    /// The last entry's hash (when intact).
+    /// The last entry's MAC (when intact).
     head: Option<String>,
     /// The first entry that does not match (when broken).
     broken_at: Option<i64>,
@@ -89,10 +89,12 @@ struct AuditVerification {
 
 /// Verify the audit log.
 ///
-/// Recomputes the hash chain of the whole log (as `osprey audit verify` does): every entry's
-/// hash covers the previous entry's hash and its own fields, so a changed, removed or
-/// reordered entry breaks the chain from there on, and the first such entry is named. A
-/// broken log is still a 200: the answer says so.
+/// Recomputes the keyed chain of the whole log (as `osprey audit verify` does): every
+/// entry's MAC (HMAC-SHA256 with a key derived from the master key) covers the previous
+/// entry's MAC and its own fields, so a changed, removed or reordered entry breaks the chain
+/// from there on, and the first such entry is named. A broken log is still a 200: the answer
+/// says so. Entries cut off the end together with the head take a signed checkpoint to see
+/// (`osprey audit verify --checkpoint`).
 ///
 /// Permission: `audit-read`.
 #[utoipa::path(
@@ -112,7 +114,7 @@ pub(super) async fn verify_audit(State(app): State<Arc<App>>, headers: HeaderMap
             reason: None,
         },
         Verification::Broken { seq, reason } => {
-            tracing::error!(seq, reason, "the audit log's hash chain is broken");
+            tracing::error!(seq, reason, "the audit log's chain is broken");
             AuditVerification {
                 intact: false,
                 entries: None,

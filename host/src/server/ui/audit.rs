@@ -1,5 +1,5 @@
 //! `GET /audit`: the audit log with filters (action prefix, actor, target), oldest first in
-//! pages, and the result of verifying its hash chain from the first entry to the last.
+//! pages, and the result of verifying its keyed chain from the first entry to the last.
 
 use super::{failed, page, require};
 use crate::app::App;
