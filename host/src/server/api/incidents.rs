@@ -2,14 +2,16 @@
 //! change, close and re-open; notes, relations and SLA timers.
 
 use super::{
-    Answer, Caller, Nothing, Problem, bad_request, body_as, body_json, caller, conflict, created, keyset,
-    list_query, ok, one_of, param, required_text, store_failed, text_key,
+    Answer, Caller, Nothing, Problem, bad_request, body_as, body_json, caller, choice, conflict, created,
+    keyset, list_query, ok, param, required_text, store_failed, text_key,
 };
+use super::choice::{Choice, ChoiceParam};
 use crate::app::App;
 use crate::cases::{IncidentChanges, IncidentDetail, IncidentSpec};
 use crate::rbac::Permission;
 use crate::server::openapi::{BadRequest, Conflict, NotFound, TooLarge};
-use crate::server::paging::{self, Paged};
+use crate::intake::Severity;
+use crate::server::paging::{self, Paged, PagingParams, Sorted};
 use crate::store::incidents::{INCIDENT_SORTS, IncidentFilter, IncidentRecord, STATUSES};
 use crate::store::page::SortKey;
 use axum::body::Body;
@@ -64,6 +66,21 @@ struct NewIncidentBody {
     parent: Option<String>,
 }
 
+impl Sorted for IncidentRecord {
+    const SORTS: &'static [&'static str] = INCIDENT_SORTS;
+    const DEFAULT_SORT: &'static str = "-created_at";
+}
+
+/// `status` of `GET /api/v1/incidents`.
+pub(super) struct IncidentStatus;
+
+impl Choice for IncidentStatus {
+    const NAME: &'static str = "status";
+    const WHAT: &'static str = "a status";
+    const DESCRIPTION: &'static str = "Only incidents in this status";
+    const WORDS: &'static [&'static str] = STATUSES;
+}
+
 pub(super) async fn incident_or_404(app: &App, id: &str) -> Result<IncidentRecord, Problem> {
     match app.store.incident(id).await {
         Ok(Some(i)) => Ok(i),
@@ -83,25 +100,15 @@ pub(super) async fn incident_or_404(app: &App, id: &str) -> Result<IncidentRecor
     path = "/api/v1/incidents",
     tag = "incidents",
     params(
-        (
-            "status" = Option<String>,
-            Query,
-            description = "Only incidents in this status: new, active, pending, closed"
-        ),
+        ChoiceParam<IncidentStatus>,
         ("type" = Option<String>, Query, description = "Only incidents of this type"),
         (
-            "severity" = Option<String>,
+            "severity" = Option<Severity>,
             Query,
-            description = "Only incidents of this severity: info, low, medium, high, critical"
+            description = "Only incidents of this severity (the words other tools use, such as warning, are read too)"
         ),
         ("owner" = Option<String>, Query, description = "Only incidents this user owns"),
-        (
-            "sort" = Option<String>,
-            Query,
-            description = "created_at, updated_at, status or title, '-' for descending; default -created_at"
-        ),
-        ("limit" = Option<i64>, Query, description = "At most this many, 1 to 500; default 50"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")
+        PagingParams<IncidentRecord>
     ),
     responses(
         (status = 200, description = "One page of incidents", body = Paged<IncidentRecord>),
@@ -120,12 +127,12 @@ pub(super) async fn list_incidents(
         .transpose()
         .map_err(|e| bad_request(&e))?;
     let filter = IncidentFilter {
-        status: one_of(&params, "status", "a status", STATUSES)?,
+        status: choice::read::<IncidentStatus>(&params)?,
         kind: param(&params, "type"),
         severity,
         owner: param(&params, "owner"),
     };
-    let keyset = keyset(&params, INCIDENT_SORTS, "-created_at")?;
+    let keyset = keyset::<IncidentRecord>(&params)?;
     let page = app
         .store
         .incident_page(&filter, &keyset)

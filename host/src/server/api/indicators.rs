@@ -6,7 +6,7 @@ use super::{
 use crate::app::App;
 use crate::rbac::Permission;
 use crate::server::openapi::{BadRequest, NotFound, TooLarge};
-use crate::server::paging::{self, Paged};
+use crate::server::paging::{self, Paged, PagingParams, Sorted};
 use crate::store::indicators::{INDICATOR_SORTS, Indicator, IndicatorFilter, IndicatorKind, Verdict};
 use crate::store::page::SortKey;
 use axum::body::Body;
@@ -24,6 +24,11 @@ fn indicator_failed(e: crate::store::indicators::IndicatorError) -> Problem {
     }
 }
 
+impl Sorted for Indicator {
+    const SORTS: &'static [&'static str] = INDICATOR_SORTS;
+    const DEFAULT_SORT: &'static str = "-last_seen";
+}
+
 /// List indicators.
 ///
 /// Sorts: `last_seen`, `first_seen`, `updated_at`, `sightings`, `value` (`-` before for
@@ -37,13 +42,7 @@ fn indicator_failed(e: crate::store::indicators::IndicatorError) -> Problem {
     params(
         ("kind" = Option<IndicatorKind>, Query, description = "Only this kind"),
         ("verdict" = Option<Verdict>, Query, description = "Only this verdict"),
-        (
-            "sort" = Option<String>,
-            Query,
-            description = "last_seen, first_seen, updated_at, sightings or value, '-' for descending; default -last_seen"
-        ),
-        ("limit" = Option<i64>, Query, description = "At most this many, 1 to 500; default 50"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")
+        PagingParams<Indicator>
     ),
     responses(
         (status = 200, description = "One page of indicators", body = Paged<Indicator>),
@@ -67,7 +66,7 @@ pub(super) async fn list_indicators(
             .transpose()
             .map_err(indicator_failed)?,
     };
-    let keyset = keyset(&params, INDICATOR_SORTS, "-last_seen")?;
+    let keyset = keyset::<Indicator>(&params)?;
     let page = app
         .store
         .indicator_page(&filter, &keyset)
@@ -125,8 +124,11 @@ pub(super) async fn show_indicator(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetVerdict {
+    #[schema(value_type = Verdict)]
     verdict: String,
+    /// 0 to 100.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 100)]
     score: Option<i64>,
     #[serde(default)]
     source: Option<String>,

@@ -9,7 +9,7 @@ use crate::app::App;
 use crate::rbac::Permission;
 use crate::runs::RunError;
 use crate::server::openapi::{BadRequest, Conflict, NotFound, TooLarge};
-use crate::server::paging::{self, Paged};
+use crate::server::paging::{self, Paged, PagingParams, Sorted};
 use crate::store::page::SortKey;
 use crate::store::runs::{RUN_SORTS, RunRecord, RunStatus, StepRecord};
 use axum::body::Body;
@@ -18,6 +18,11 @@ use axum::http::HeaderMap;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+impl Sorted for RunRecord {
+    const SORTS: &'static [&'static str] = RUN_SORTS;
+    const DEFAULT_SORT: &'static str = "-created_at";
+}
 
 fn no_run(id: &str) -> Problem {
     super::not_found(format!("no run '{id}'"))
@@ -54,14 +59,8 @@ pub(super) fn run_failed(e: RunError, invalid: fn(&str) -> Problem) -> Problem {
     tag = "runs",
     params(
         ("playbook" = Option<String>, Query, description = "Only runs of this playbook"),
-        (
-            "status" = Option<String>,
-            Query,
-            description = "Only runs in this state: queued, running, waiting, completed, failed, cancelled, dead"
-        ),
-        ("sort" = Option<String>, Query, description = "created_at, updated_at, playbook or status, '-' for descending; default -created_at"),
-        ("limit" = Option<i64>, Query, description = "At most this many, 1 to 500; default 50"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")
+        ("status" = Option<RunStatus>, Query, description = "Only runs in this state"),
+        PagingParams<RunRecord>
     ),
     responses(
         (status = 200, description = "One page of runs", body = Paged<RunRecord>),
@@ -83,7 +82,7 @@ pub(super) async fn list_runs(
             ))
         })?),
     };
-    let keyset = keyset(&params, RUN_SORTS, "-created_at")?;
+    let keyset = keyset::<RunRecord>(&params)?;
     let page = app
         .store
         .run_page(param(&params, "playbook"), status, &keyset)
@@ -171,6 +170,7 @@ pub(super) async fn cancel_run(
 #[serde(deny_unknown_fields)]
 struct RestartRun {
     /// The first step to take again, from 1 (the beginning) to the number of steps + 1.
+    #[schema(minimum = 1)]
     from_step: i64,
 }
 
