@@ -141,7 +141,8 @@ impl<T: Sorted> utoipa::IntoParams for PagingParams<T> {
     fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
         let sorts = T::SORTS
             .iter()
-            .flat_map(|f| [(*f).to_owned(), format!("-{f}")]);
+            .flat_map(|f| [(*f).to_owned(), format!("-{f}")])
+            .chain([String::new()]);
         let sort = ObjectBuilder::new()
             .schema_type(Type::String)
             .enum_values(Some(sorts))
@@ -150,7 +151,7 @@ impl<T: Sorted> utoipa::IntoParams for PagingParams<T> {
             query_parameter(
                 "sort",
                 &format!(
-                    "{}, '-' before for descending; default {}",
+                    "{}, '-' before for descending; default (or empty) {}",
                     T::SORTS.join(", "),
                     T::DEFAULT_SORT
                 ),
@@ -304,7 +305,7 @@ mod tests {
         assert_eq!(params[0]["name"], "sort");
         assert_eq!(
             params[0]["schema"]["enum"],
-            serde_json::json!(["received_at", "-received_at", "source", "-source"])
+            serde_json::json!(["received_at", "-received_at", "source", "-source", ""])
         );
         assert_eq!(params[0]["schema"]["default"], "source");
         assert_eq!(params[1]["name"], "limit");

@@ -1,7 +1,8 @@
 //! Filter parameters whose value is one of a closed set of words (an incident's status, an
 //! alert's disposition): each is stated once, as a [`Choice`], and from that statement the
 //! handler reads it ([`read`]) and the OpenAPI document states it as an enum
-//! ([`ChoiceParam`]), so the two cannot disagree.
+//! ([`ChoiceParam`]), so the two cannot disagree. Like every filter, an empty value is the
+//! same as none, and the document says so (`""` is among the enum's values).
 
 use super::{Problem, bad_request, param};
 use std::collections::BTreeMap;
@@ -42,13 +43,17 @@ impl<C: Choice> utoipa::IntoParams for ChoiceParam<C> {
     fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
         let schema = ObjectBuilder::new()
             .schema_type(Type::String)
-            .enum_values(Some(C::WORDS.iter().copied()));
+            .enum_values(Some(C::WORDS.iter().copied().chain([""])));
         vec![
             ParameterBuilder::new()
                 .name(C::NAME)
                 .parameter_in(ParameterIn::Query)
                 .required(Required::False)
-                .description(Some(format!("{}: {}", C::DESCRIPTION, C::WORDS.join(", "))))
+                .description(Some(format!(
+                    "{}: {} (empty: any)",
+                    C::DESCRIPTION,
+                    C::WORDS.join(", ")
+                )))
                 .schema(Some(schema))
                 .build(),
         ]
@@ -84,8 +89,8 @@ mod tests {
                 "name": "colour",
                 "in": "query",
                 "required": false,
-                "description": "Only things of this colour: red, green",
-                "schema": { "type": "string", "enum": ["red", "green"] }
+                "description": "Only things of this colour: red, green (empty: any)",
+                "schema": { "type": "string", "enum": ["red", "green", ""] }
             }])
         );
     }

@@ -71,6 +71,16 @@ impl Sorted for IncidentRecord {
     const DEFAULT_SORT: &'static str = "-created_at";
 }
 
+/// `severity` of `GET /api/v1/incidents`.
+pub(super) struct IncidentSeverity;
+
+impl Choice for IncidentSeverity {
+    const NAME: &'static str = "severity";
+    const WHAT: &'static str = "a severity";
+    const DESCRIPTION: &'static str = "Only incidents of this severity";
+    const WORDS: &'static [&'static str] = &Severity::NAMES;
+}
+
 /// `status` of `GET /api/v1/incidents`.
 pub(super) struct IncidentStatus;
 
@@ -102,11 +112,7 @@ pub(super) async fn incident_or_404(app: &App, id: &str) -> Result<IncidentRecor
     params(
         ChoiceParam<IncidentStatus>,
         ("type" = Option<String>, Query, description = "Only incidents of this type"),
-        (
-            "severity" = Option<Severity>,
-            Query,
-            description = "Only incidents of this severity (the words other tools use, such as warning, are read too)"
-        ),
+        ChoiceParam<IncidentSeverity>,
         ("owner" = Option<String>, Query, description = "Only incidents this user owns"),
         PagingParams<IncidentRecord>
     ),
@@ -122,10 +128,9 @@ pub(super) async fn list_incidents(
 ) -> Answer {
     caller(&app, &headers, Permission::IncidentsRead).await?;
     let params = list_query(params, &["status", "type", "severity", "owner"])?;
-    let severity = param(&params, "severity")
-        .map(crate::cases::severity)
-        .transpose()
-        .map_err(|e| bad_request(&e))?;
+    // Only the names: stored severities are always one of them (the other words alerts use
+    // are read at intake).
+    let severity = choice::read::<IncidentSeverity>(&params)?.and_then(Severity::parse);
     let filter = IncidentFilter {
         status: choice::read::<IncidentStatus>(&params)?,
         kind: param(&params, "type"),
@@ -278,7 +283,7 @@ pub(super) async fn spawn_child(
     path = "/api/v1/incidents/{id}",
     tag = "incidents",
     params(("id" = String, Path, description = "The incident's id")),
-    request_body(content = IncidentChanges, description = "The changes"),
+    request_body(content = Option<IncidentChanges>, description = "The changes; none (or `{}`) changes nothing"),
     responses(
         (status = 200, description = "The incident as changed", body = IncidentRecord),
         (status = 400, response = BadRequest),

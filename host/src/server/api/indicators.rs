@@ -1,7 +1,8 @@
 //! Indicators: list (paged), show, and record a verdict.
 
+use super::choice::{self, Choice, ChoiceParam};
 use super::{
-    Answer, Problem, bad_request, body_as, caller, keyset, list_query, not_found, ok, param, store_failed,
+    Answer, Problem, bad_request, body_as, caller, keyset, list_query, not_found, ok, store_failed,
 };
 use crate::app::App;
 use crate::rbac::Permission;
@@ -29,6 +30,26 @@ impl Sorted for Indicator {
     const DEFAULT_SORT: &'static str = "-last_seen";
 }
 
+/// `kind` of `GET /api/v1/indicators`.
+pub(super) struct KindFilter;
+
+impl Choice for KindFilter {
+    const NAME: &'static str = "kind";
+    const WHAT: &'static str = "an indicator kind";
+    const DESCRIPTION: &'static str = "Only this kind";
+    const WORDS: &'static [&'static str] = IndicatorKind::NAMES;
+}
+
+/// `verdict` of `GET /api/v1/indicators`.
+pub(super) struct VerdictFilter;
+
+impl Choice for VerdictFilter {
+    const NAME: &'static str = "verdict";
+    const WHAT: &'static str = "a verdict";
+    const DESCRIPTION: &'static str = "Only this verdict";
+    const WORDS: &'static [&'static str] = Verdict::NAMES;
+}
+
 /// List indicators.
 ///
 /// Sorts: `last_seen`, `first_seen`, `updated_at`, `sightings`, `value` (`-` before for
@@ -40,8 +61,8 @@ impl Sorted for Indicator {
     path = "/api/v1/indicators",
     tag = "indicators",
     params(
-        ("kind" = Option<IndicatorKind>, Query, description = "Only this kind"),
-        ("verdict" = Option<Verdict>, Query, description = "Only this verdict"),
+        ChoiceParam<KindFilter>,
+        ChoiceParam<VerdictFilter>,
         PagingParams<Indicator>
     ),
     responses(
@@ -57,14 +78,8 @@ pub(super) async fn list_indicators(
     caller(&app, &headers, Permission::IncidentsRead).await?;
     let params = list_query(params, &["kind", "verdict"])?;
     let filter = IndicatorFilter {
-        kind: param(&params, "kind")
-            .map(IndicatorKind::parse)
-            .transpose()
-            .map_err(indicator_failed)?,
-        verdict: param(&params, "verdict")
-            .map(Verdict::parse)
-            .transpose()
-            .map_err(indicator_failed)?,
+        kind: choice::read::<KindFilter>(&params)?.and_then(IndicatorKind::from_name),
+        verdict: choice::read::<VerdictFilter>(&params)?.and_then(Verdict::from_name),
     };
     let keyset = keyset::<Indicator>(&params)?;
     let page = app

@@ -1,6 +1,7 @@
 //! Playbook runs: list (paged), show with their journal, cancel, and restart from a step
 //! (starting a run is `POST /api/v1/playbooks/{name}/runs`, in `playbooks.rs`).
 
+use super::choice::{self, Choice, ChoiceParam};
 use super::{
     Answer, Nothing, Problem, bad_request, body_as, caller, conflict, internal, keyset, list_query, ok,
     param, store_failed, text_key,
@@ -22,6 +23,16 @@ use std::sync::Arc;
 impl Sorted for RunRecord {
     const SORTS: &'static [&'static str] = RUN_SORTS;
     const DEFAULT_SORT: &'static str = "-created_at";
+}
+
+/// `status` of `GET /api/v1/runs`.
+pub(super) struct RunState;
+
+impl Choice for RunState {
+    const NAME: &'static str = "status";
+    const WHAT: &'static str = "a run state";
+    const DESCRIPTION: &'static str = "Only runs in this state";
+    const WORDS: &'static [&'static str] = RunStatus::NAMES;
 }
 
 fn no_run(id: &str) -> Problem {
@@ -59,7 +70,7 @@ pub(super) fn run_failed(e: RunError, invalid: fn(&str) -> Problem) -> Problem {
     tag = "runs",
     params(
         ("playbook" = Option<String>, Query, description = "Only runs of this playbook"),
-        ("status" = Option<RunStatus>, Query, description = "Only runs in this state"),
+        ChoiceParam<RunState>,
         PagingParams<RunRecord>
     ),
     responses(
@@ -74,14 +85,7 @@ pub(super) async fn list_runs(
 ) -> Answer {
     caller(&app, &headers, Permission::PlaybooksRead).await?;
     let params = list_query(params, &["playbook", "status"])?;
-    let status = match param(&params, "status") {
-        None => None,
-        Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
-            bad_request(&format!(
-                "'{s}' is not a run state; the states are: queued, running, waiting, completed, failed, cancelled, dead"
-            ))
-        })?),
-    };
+    let status = choice::read::<RunState>(&params)?.and_then(RunStatus::parse);
     let keyset = keyset::<RunRecord>(&params)?;
     let page = app
         .store
