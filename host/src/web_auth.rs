@@ -84,7 +84,12 @@ pub fn check_same_origin(
         Some(from) if Some(&from) == host_header.as_ref() || Some(&from) == public.as_ref() => Ok(()),
         _ => Err(CrossSiteError::Origin {
             origin: origin.chars().take(200).collect(),
-            here: host.or(public_url).unwrap_or("unknown").chars().take(200).collect(),
+            here: host
+                .or(public_url)
+                .unwrap_or("unknown")
+                .chars()
+                .take(200)
+                .collect(),
         }),
     }
 }
@@ -248,11 +253,13 @@ mod tests {
         let host = Some("osprey.example:8080");
         // Sec-Fetch-Site decides when present, whatever Origin says.
         for ok in ["same-origin", "none", "Same-Origin"] {
-            assert_eq!(check_same_origin(Some(ok), Some("https://evil.example"), host, None), Ok(()));
+            assert_eq!(
+                check_same_origin(Some(ok), Some("https://evil.example"), host, None),
+                Ok(())
+            );
         }
         for bad in ["cross-site", "same-site", "whatever"] {
-            let e = check_same_origin(Some(bad), Some("http://osprey.example:8080"), host, None)
-                .unwrap_err();
+            let e = check_same_origin(Some(bad), Some("http://osprey.example:8080"), host, None).unwrap_err();
             assert!(e.to_string().contains(bad), "{e}");
         }
         // Else Origin must be this server, by host and port, whatever the scheme.
@@ -276,7 +283,12 @@ mod tests {
         }
         // Default ports count as none; IPv6 hosts compare too.
         assert_eq!(
-            check_same_origin(None, Some("https://osprey.example"), Some("osprey.example:443"), None),
+            check_same_origin(
+                None,
+                Some("https://osprey.example"),
+                Some("osprey.example:443"),
+                None
+            ),
             Ok(())
         );
         assert_eq!(
@@ -286,10 +298,17 @@ mod tests {
         // Behind a proxy that rewrites Host, the configured public address matches.
         let public = Some("https://soar.example.org/");
         assert_eq!(
-            check_same_origin(None, Some("https://soar.example.org"), Some("127.0.0.1:8080"), public),
+            check_same_origin(
+                None,
+                Some("https://soar.example.org"),
+                Some("127.0.0.1:8080"),
+                public
+            ),
             Ok(())
         );
-        assert!(check_same_origin(None, Some("https://evil.example"), Some("127.0.0.1:8080"), public).is_err());
+        assert!(
+            check_same_origin(None, Some("https://evil.example"), Some("127.0.0.1:8080"), public).is_err()
+        );
         // Without either header (curl, old clients) the form passes.
         assert_eq!(check_same_origin(None, None, host, None), Ok(()));
         assert_eq!(check_same_origin(None, None, None, None), Ok(()));

@@ -260,15 +260,15 @@ async fn users_sign_in_with_a_password_and_a_session_cookie() {
 }
 
 /// A sign-in posted with `headers` (name, value), as a browser would send them.
-async fn sign_in_with(
-    http: &reqwest::Client,
-    base: &str,
-    headers: &[(&str, &str)],
-) -> reqwest::Response {
+async fn sign_in_with(http: &reqwest::Client, base: &str, headers: &[(&str, &str)]) -> reqwest::Response {
     let mut req = http
         .post(format!("{base}/login"))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(form(&[("user", "carol"), ("password", PASSWORD), ("next", "/whoami")]));
+        .body(form(&[
+            ("user", "carol"),
+            ("password", PASSWORD),
+            ("next", "/whoami"),
+        ]));
     for (name, value) in headers {
         req = req.header(*name, *value);
     }
@@ -287,9 +287,15 @@ async fn sign_in_refuses_a_form_posted_from_another_site() {
 
     // A hostile page's form, with the right password: refused, no session.
     for headers in [
-        vec![("sec-fetch-site", "cross-site"), ("origin", "https://evil.example")],
+        vec![
+            ("sec-fetch-site", "cross-site"),
+            ("origin", "https://evil.example"),
+        ],
         vec![("sec-fetch-site", "cross-site")],
-        vec![("sec-fetch-site", "same-site"), ("origin", "https://other.example")],
+        vec![
+            ("sec-fetch-site", "same-site"),
+            ("origin", "https://other.example"),
+        ],
         // Browsers without Sec-Fetch-Site: the Origin tells.
         vec![("origin", "https://evil.example")],
         vec![("origin", "null")],
@@ -369,5 +375,9 @@ async fn sign_in_refuses_a_form_posted_from_another_site() {
         .unwrap();
     assert_eq!(still.status(), StatusCode::OK, "the session is still there");
     let resp = post_form(&http, format!("{base}/logout"), Some(&cookie), &[("csrf", &csrf)]).await;
-    assert_eq!(resp.status(), StatusCode::SEE_OTHER, "the same sign-out from here works");
+    assert_eq!(
+        resp.status(),
+        StatusCode::SEE_OTHER,
+        "the same sign-out from here works"
+    );
 }

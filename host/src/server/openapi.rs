@@ -351,9 +351,7 @@ fn without_null(schema: &mut RefOr<Schema>) {
     let RefOr::T(Schema::OneOf(one_of)) = schema else {
         return;
     };
-    let is_null = |s: &RefOr<Schema>| {
-        matches!(s, RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Null))
-    };
+    let is_null = |s: &RefOr<Schema>| matches!(s, RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Null));
     let mut kept = one_of.items.iter().filter(|s| !is_null(s));
     if let (Some(only), None) = (kept.next(), kept.next())
         && one_of.items.len() == 2

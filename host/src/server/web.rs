@@ -490,8 +490,12 @@ async fn login(State(web): State<WebState>, request: Request) -> Response {
 
     if !matches {
         tracing::info!(user = %user, remote = %client.remote, "sign-in failed");
-        if let Err(e) = web.app.store.record_failed_login(&user, &client, LoginFailure::WrongPassword)
-            .await {
+        if let Err(e) = web
+            .app
+            .store
+            .record_failed_login(&user, &client, LoginFailure::WrongPassword)
+            .await
+        {
             return server_error(e);
         }
         return login_form(StatusCode::UNAUTHORIZED, Some(WRONG), &user, &next);

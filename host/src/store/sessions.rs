@@ -206,7 +206,11 @@ mod tests {
         assert_eq!(store.session("h-alice", now).await.unwrap(), None);
 
         store
-            .record_failed_login("mallory", &client, crate::store::sessions::LoginFailure::WrongPassword)
+            .record_failed_login(
+                "mallory",
+                &client,
+                crate::store::sessions::LoginFailure::WrongPassword,
+            )
             .await
             .unwrap();
         let entries = store.audit_entries(0, 100, Some("user.log")).await.unwrap();

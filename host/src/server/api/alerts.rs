@@ -24,8 +24,7 @@ pub(super) struct Disposition;
 impl Choice for Disposition {
     const NAME: &'static str = "disposition";
     const WHAT: &'static str = "a disposition";
-    const DESCRIPTION: &'static str =
-        "Only alerts pre-processing handled so (pending: not yet)";
+    const DESCRIPTION: &'static str = "Only alerts pre-processing handled so (pending: not yet)";
     const WORDS: &'static [&'static str] = DISPOSITIONS;
 }
 

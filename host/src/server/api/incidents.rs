@@ -1,16 +1,16 @@
 //! Incidents: list (paged), show with everything about them, open (and spawn children),
 //! change, close and re-open; notes, relations and SLA timers.
 
+use super::choice::{Choice, ChoiceParam};
 use super::{
     Answer, Caller, Nothing, Problem, bad_request, body_as, body_json, caller, choice, conflict, created,
     keyset, list_query, ok, param, required_text, store_failed, text_key,
 };
-use super::choice::{Choice, ChoiceParam};
 use crate::app::App;
 use crate::cases::{IncidentChanges, IncidentDetail, IncidentSpec};
+use crate::intake::Severity;
 use crate::rbac::Permission;
 use crate::server::openapi::{BadRequest, Conflict, NotFound, TooLarge};
-use crate::intake::Severity;
 use crate::server::paging::{self, Paged, PagingParams, Sorted};
 use crate::store::incidents::{INCIDENT_SORTS, IncidentFilter, IncidentRecord, STATUSES};
 use crate::store::page::SortKey;

@@ -1,9 +1,7 @@
 //! Indicators: list (paged), show, and record a verdict.
 
 use super::choice::{self, Choice, ChoiceParam};
-use super::{
-    Answer, Problem, bad_request, body_as, caller, keyset, list_query, not_found, ok, store_failed,
-};
+use super::{Answer, Problem, bad_request, body_as, caller, keyset, list_query, not_found, ok, store_failed};
 use crate::app::App;
 use crate::rbac::Permission;
 use crate::server::openapi::{BadRequest, NotFound, TooLarge};

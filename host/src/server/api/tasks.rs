@@ -1,10 +1,10 @@
 //! Manual tasks: list (paged), show, create, complete, delegate, cancel.
 
+use super::choice::{Choice, ChoiceParam};
 use super::{
     Answer, Problem, bad_request, body_as, caller, choice, conflict, created, forbidden, keyset, list_query,
     ok, param, required_text, store_failed, text_key,
 };
-use super::choice::{Choice, ChoiceParam};
 use crate::app::App;
 use crate::cases::TaskSpec;
 use crate::rbac::Permission;
