@@ -33,7 +33,7 @@ pub(super) struct KindFilter;
 
 impl Choice for KindFilter {
     const NAME: &'static str = "kind";
-    const WHAT: &'static str = "an indicator kind";
+    const WHAT: &'static str = "a kind of indicator";
     const DESCRIPTION: &'static str = "Only this kind";
     const WORDS: &'static [&'static str] = IndicatorKind::NAMES;
 }
