@@ -2,8 +2,9 @@
 # Run every test, from a fresh machine: installs the wasm target, builds the plugins, starts a
 # throwaway PostgreSQL on loopback (installing Debian's postgresql when run as root), installs
 # the mail tests' SMTP server (Python's aiosmtpd), the browser tests' headless Chromium and
-# chromedriver (Debian's chromium, chromium-driver) and the audit tests' minisign (Debian's
-# minisign) if missing, then runs the unit and
+# chromedriver (Debian's chromium, chromium-driver), the audit tests' minisign (Debian's
+# minisign) and the API fuzzing test's schemathesis (in a virtualenv under ~/.cache/osprey)
+# if missing, then runs the unit and
 # end-to-end tests against SQLite and PostgreSQL. CI runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,8 @@ source scripts/lib/browser.sh
 ensure_browser
 source scripts/lib/minisign.sh
 ensure_minisign
+source scripts/lib/schemathesis.sh
+ensure_schemathesis
 
 echo "test: cargo test (host library, CLI and end-to-end tests)"
 cargo test --workspace --locked "$@"

@@ -10,6 +10,8 @@
 //!   only its SHA-256.
 //! - Each session has a CSRF token that every form posted in it must carry, compared in
 //!   constant time.
+//! - Sign-in has no session yet, so no token: [`check_same_origin`] refuses a form a browser
+//!   posted from another site (login CSRF) by its `Sec-Fetch-Site` and `Origin` headers.
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
@@ -26,6 +28,83 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 
 /// The name of the session cookie.
 pub const SESSION_COOKIE: &str = "osprey_session";
+
+/// Why a form was refused as posted from another site.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum CrossSiteError {
+    #[error("the browser says the form was sent from another site (Sec-Fetch-Site: {0})")]
+    FetchSite(String),
+    #[error("the form was sent from {origin}, not from this server ({here})")]
+    Origin { origin: String, here: String },
+}
+
+/// Refuse a form that a browser posted from another site, for the forms that have no
+/// session's CSRF token to check (signing in; signing out checks both).
+///
+/// - `Sec-Fetch-Site` (sent by every current browser, and not settable by a page), when
+///   present, decides: `same-origin` (the form came from a page of this server) and `none`
+///   (the user typed the address or used a bookmark) pass; `cross-site` and `same-site` are
+///   refused. `same-site` is refused too because a sibling subdomain (another app of the
+///   same organisation, a page users can upload to) is another origin that SameSite cookies
+///   do not keep out, and this server's own forms are always `same-origin`.
+/// - Otherwise `Origin`, when present, must name this server: its host and port (scheme
+///   aside, so a TLS-terminating proxy in front still matches; 80 and 443 count as no port)
+///   must be those of the request's `Host` or of `public_url` (the address people use, when
+///   configured). `Origin: null` (a sandboxed frame, a privacy-preserving redirect) is
+///   refused.
+/// - A request with neither header (curl, scripts, old clients) passes: a browser posting
+///   across sites always sends at least one of them.
+pub fn check_same_origin(
+    sec_fetch_site: Option<&str>,
+    origin: Option<&str>,
+    host: Option<&str>,
+    public_url: Option<&str>,
+) -> Result<(), CrossSiteError> {
+    if let Some(site) = sec_fetch_site {
+        let site = site.trim().to_ascii_lowercase();
+        return match site.as_str() {
+            "same-origin" | "none" => Ok(()),
+            _ => Err(CrossSiteError::FetchSite(site.chars().take(40).collect())),
+        };
+    }
+    let Some(origin) = origin else {
+        return Ok(());
+    };
+    let from = url::Url::parse(origin.trim())
+        .ok()
+        .and_then(|u| authority(u.host_str()?, u.port()));
+    let public = public_url
+        .and_then(|p| url::Url::parse(p).ok())
+        .and_then(|u| authority(u.host_str()?, u.port()));
+    let host_header = host.and_then(|h| {
+        let a = h.trim().parse::<http::uri::Authority>().ok()?;
+        authority(a.host(), a.port_u16())
+    });
+    match from {
+        Some(from) if Some(&from) == host_header.as_ref() || Some(&from) == public.as_ref() => Ok(()),
+        _ => Err(CrossSiteError::Origin {
+            origin: origin.chars().take(200).collect(),
+            here: host
+                .or(public_url)
+                .unwrap_or("unknown")
+                .chars()
+                .take(200)
+                .collect(),
+        }),
+    }
+}
+
+/// `host[:port]` lowercased, without the default ports 80 and 443, to compare origins by.
+fn authority(host: &str, port: Option<u16>) -> Option<String> {
+    if host.is_empty() {
+        return None;
+    }
+    let host = host.to_ascii_lowercase();
+    Some(match port {
+        None | Some(80) | Some(443) => host,
+        Some(p) => format!("{host}:{p}"),
+    })
+}
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum PasswordError {
@@ -167,6 +246,72 @@ mod tests {
         assert_eq!(h1.len(), 64);
         assert!(!h1.contains(t1.expose_secret()));
         assert_ne!(new_csrf_token(), new_csrf_token());
+    }
+
+    #[test]
+    fn forms_from_other_sites_are_refused() {
+        let host = Some("osprey.example:8080");
+        // Sec-Fetch-Site decides when present, whatever Origin says.
+        for ok in ["same-origin", "none", "Same-Origin"] {
+            assert_eq!(
+                check_same_origin(Some(ok), Some("https://evil.example"), host, None),
+                Ok(())
+            );
+        }
+        for bad in ["cross-site", "same-site", "whatever"] {
+            let e = check_same_origin(Some(bad), Some("http://osprey.example:8080"), host, None).unwrap_err();
+            assert!(e.to_string().contains(bad), "{e}");
+        }
+        // Else Origin must be this server, by host and port, whatever the scheme.
+        for ok in [
+            "http://osprey.example:8080",
+            "https://OSPREY.example:8080",
+            "http://osprey.example:8080/",
+        ] {
+            assert_eq!(check_same_origin(None, Some(ok), host, None), Ok(()), "{ok}");
+        }
+        for bad in [
+            "https://evil.example",
+            "http://osprey.example:8081",
+            "http://osprey.example",
+            "http://sub.osprey.example:8080",
+            "null",
+            "",
+        ] {
+            let e = check_same_origin(None, Some(bad), host, None).unwrap_err();
+            assert!(e.to_string().contains("not from this server"), "{bad}: {e}");
+        }
+        // Default ports count as none; IPv6 hosts compare too.
+        assert_eq!(
+            check_same_origin(
+                None,
+                Some("https://osprey.example"),
+                Some("osprey.example:443"),
+                None
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check_same_origin(None, Some("http://[::1]:3000"), Some("[::1]:3000"), None),
+            Ok(())
+        );
+        // Behind a proxy that rewrites Host, the configured public address matches.
+        let public = Some("https://soar.example.org/");
+        assert_eq!(
+            check_same_origin(
+                None,
+                Some("https://soar.example.org"),
+                Some("127.0.0.1:8080"),
+                public
+            ),
+            Ok(())
+        );
+        assert!(
+            check_same_origin(None, Some("https://evil.example"), Some("127.0.0.1:8080"), public).is_err()
+        );
+        // Without either header (curl, old clients) the form passes.
+        assert_eq!(check_same_origin(None, None, host, None), Ok(()));
+        assert_eq!(check_same_origin(None, None, None, None), Ok(()));
     }
 
     #[test]

@@ -28,6 +28,7 @@ mod openapi;
 mod playbooks;
 mod preprocess;
 mod rbac;
+mod schemathesis;
 mod seed_bitcoin;
 mod serve;
 mod streaming_guard;

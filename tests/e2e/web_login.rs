@@ -258,3 +258,126 @@ async fn users_sign_in_with_a_password_and_a_session_cookie() {
         "a refused attempt checks nothing"
     );
 }
+
+/// A sign-in posted with `headers` (name, value), as a browser would send them.
+async fn sign_in_with(http: &reqwest::Client, base: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut req = http
+        .post(format!("{base}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[
+            ("user", "carol"),
+            ("password", PASSWORD),
+            ("next", "/whoami"),
+        ]));
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_refuses_a_form_posted_from_another_site() {
+    let cli = Cli::new();
+    cli.ok(&["user", "add", "carol", "--role", "analyst"]);
+    let out = cli.run_with_stdin(&["user", "password", "carol"], &format!("{PASSWORD}\n"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let server = Server::start(&cli);
+    let base = format!("http://{}", server.addr);
+    let http = client();
+
+    // A hostile page's form, with the right password: refused, no session.
+    for headers in [
+        vec![
+            ("sec-fetch-site", "cross-site"),
+            ("origin", "https://evil.example"),
+        ],
+        vec![("sec-fetch-site", "cross-site")],
+        vec![
+            ("sec-fetch-site", "same-site"),
+            ("origin", "https://other.example"),
+        ],
+        // Browsers without Sec-Fetch-Site: the Origin tells.
+        vec![("origin", "https://evil.example")],
+        vec![("origin", "null")],
+    ] {
+        let resp = sign_in_with(&http, &base, &headers).await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{headers:?}");
+        assert!(header(&resp, SET_COOKIE).is_empty(), "no session: {headers:?}");
+        let page = resp.text().await.unwrap();
+        assert!(
+            page.contains("sent from another site") && page.contains("sign-in page"),
+            "{headers:?}: {page}"
+        );
+    }
+    let refused = audit(&cli, "user.login_failed");
+    assert_eq!(refused.len(), 5, "{refused:?}");
+    assert_eq!(refused[0]["target"], "user:carol");
+    assert_eq!(refused[0]["details"]["reason"], "cross_site");
+    let signed_in = audit(&cli, "user.login");
+    assert!(
+        signed_in.iter().all(|e| e["action"] == "user.login_failed"),
+        "nobody signed in: {signed_in:?}"
+    );
+
+    // Five refusals count like five failures: the address is locked now, so the rest of the
+    // test signs in from a fresh server (the limiter is per process).
+    drop(server);
+    let server = Server::start(&cli);
+    let base = format!("http://{}", server.addr);
+
+    // The server's own form (same origin), a bookmark (none), an old browser with a
+    // matching Origin, and curl (neither header) all sign in.
+    let origin = base.clone();
+    for headers in [
+        vec![("sec-fetch-site", "same-origin"), ("origin", origin.as_str())],
+        vec![("sec-fetch-site", "none")],
+        vec![("origin", origin.as_str())],
+        vec![],
+    ] {
+        let resp = sign_in_with(&http, &base, &headers).await;
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{headers:?}");
+        assert_eq!(header(&resp, LOCATION), "/whoami");
+        assert!(
+            header(&resp, SET_COOKIE).starts_with("osprey_session="),
+            "{headers:?}"
+        );
+    }
+
+    // Signing out from another site is refused too, even with the session's CSRF token.
+    let resp = sign_in_with(&http, &base, &[]).await;
+    let cookie = header(&resp, SET_COOKIE).split(';').next().unwrap().to_owned();
+    let page = http
+        .get(format!("{base}/login"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = hidden(&page, "csrf");
+    let resp = http
+        .post(format!("{base}/logout"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header(COOKIE, &cookie)
+        .header("sec-fetch-site", "cross-site")
+        .body(form(&[("csrf", &csrf)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert!(resp.text().await.unwrap().contains("sent from another site"));
+    let still = http
+        .get(format!("{base}/whoami"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(still.status(), StatusCode::OK, "the session is still there");
+    let resp = post_form(&http, format!("{base}/logout"), Some(&cookie), &[("csrf", &csrf)]).await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::SEE_OTHER,
+        "the same sign-out from here works"
+    );
+}

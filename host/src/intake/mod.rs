@@ -65,6 +65,9 @@ impl Severity {
         Severity::Critical,
     ];
 
+    /// The names, from the lowest: what [`as_str`](Self::as_str) gives.
+    pub const NAMES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
+
     /// The name used in JSON and in the database: "info", "low", "medium", "high", "critical".
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -328,6 +331,12 @@ fn quote(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn severity_names_are_their_names() {
+        let names: Vec<&str> = super::Severity::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(names, super::Severity::NAMES);
+    }
+
     use super::*;
 
     #[test]

@@ -14,6 +14,7 @@ use crate::store::alerts::StoredAlert;
 use crate::store::new_id;
 use crate::store::now_ms;
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -51,10 +52,36 @@ pub fn router(app: Arc<App>) -> Router {
 #[into_params(parameter_in = Query)]
 struct IntakeParams {
     /// json (also ndjson), passivedns, syslog; default json.
+    #[param(schema_with = format_schema)]
     format: Option<String>,
     /// The source of alerts that do not name one.
     source: Option<String>,
 }
+
+/// `format` in the OpenAPI document: one of [`Format::NAMES`].
+fn format_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(Format::NAMES.iter().copied()))
+        .build()
+}
+
+/// A JSON body of alerts, in the OpenAPI document: one alert object, or an array of them
+/// (an item that is not an object is refused on its own, in the answer, so any array is
+/// read).
+struct JsonAlerts;
+
+impl utoipa::PartialSchema for JsonAlerts {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::Object))
+            .item(ArrayBuilder::new())
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for JsonAlerts {}
 
 /// The fate of one item of a request: where it was (`at`, `n`), and its alert's id or why
 /// there is none.
@@ -92,7 +119,7 @@ struct IntakeAnswer {
     request_body(
         description = "Alerts, in the request's `format`",
         content(
-            (Object = "application/json"),
+            (inline(JsonAlerts) = "application/json"),
             (String = "application/x-ndjson"),
             (String = "text/plain")
         )
@@ -106,7 +133,9 @@ struct IntakeAnswer {
 async fn post_alerts(
     State(intake): State<Intake>,
     headers: HeaderMap,
-    Query(params): Query<IntakeParams>,
+    // A query that does not read (a parameter given twice) is refused below, after the
+    // token, as a problem like every other refusal.
+    params: Result<Query<IntakeParams>, QueryRejection>,
     body: Body,
 ) -> Response {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
@@ -135,6 +164,16 @@ async fn post_alerts(
             "intake saturated; answering 503"
         );
         return retry_later("the server is handling as many alert requests as it allows; retry shortly");
+    };
+    let params = match params {
+        Ok(Query(params)) => params,
+        Err(e) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                &format!("the query is not right: {}", e.body_text()),
+            );
+        }
     };
     let format = match params.format.as_deref() {
         None => Format::Json,

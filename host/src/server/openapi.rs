@@ -24,7 +24,7 @@ use base64::Engine as _;
 use sha2::Digest as _;
 use std::sync::{Arc, LazyLock};
 use utoipa::openapi::extensions::Extensions;
-use utoipa::openapi::schema::{ArrayItems, Object, Schema};
+use utoipa::openapi::schema::{ArrayItems, Object, Schema, SchemaType, Type};
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
 };
@@ -283,6 +283,15 @@ impl Modify for Shared {
                     );
                 }
                 op.security = Some(security);
+                if let Some(RefOr::T(body)) = &mut op.request_body {
+                    for content in body.content.values_mut() {
+                        if let RefOr::T(content) = content
+                            && let Some(schema) = &mut content.schema
+                        {
+                            without_null(schema);
+                        }
+                    }
+                }
                 for (status, name) in [
                     ("401", "Unauthorized"),
                     ("403", "Forbidden"),
@@ -334,6 +343,21 @@ fn merge_all_of(schema: &RefOr<Schema>, components: &Components) -> Option<RefOr
     let mut merged = merged?;
     merged.description = all_of.description.clone();
     Some(RefOr::T(Schema::Object(merged)))
+}
+
+/// An optional body (`Option<T>` in `request_body`, which utoipa writes as `T` or null) as
+/// `T` alone: the handlers take no body or `T`, never `null` (the body stays not required).
+fn without_null(schema: &mut RefOr<Schema>) {
+    let RefOr::T(Schema::OneOf(one_of)) = schema else {
+        return;
+    };
+    let is_null = |s: &RefOr<Schema>| matches!(s, RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Null));
+    let mut kept = one_of.items.iter().filter(|s| !is_null(s));
+    if let (Some(only), None) = (kept.next(), kept.next())
+        && one_of.items.len() == 2
+    {
+        *schema = only.clone();
+    }
 }
 
 /// The permission a handler's doc comment names (`Permission: \`incidents-read\``).
@@ -543,6 +567,18 @@ mod tests {
         let keys: Vec<&String> = body["properties"].as_object().unwrap().keys().collect();
         assert_eq!(keys, expected);
         assert_eq!(body["required"], schemas["IncidentSpec"]["required"]);
+    }
+
+    #[test]
+    fn an_optional_body_is_absent_or_an_object_never_null() {
+        let doc = serde_json::to_value(document()).unwrap();
+        let body = &doc["paths"]["/api/v1/incidents/{id}/sla/pause"]["post"]["requestBody"];
+        assert_eq!(
+            body["content"]["application/json"]["schema"],
+            serde_json::json!({ "$ref": "#/components/schemas/Nothing" }),
+            "{body}"
+        );
+        assert_ne!(body["required"], true, "{body}");
     }
 
     #[tokio::test]

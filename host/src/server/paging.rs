@@ -3,11 +3,19 @@
 //! descending) and `cursor` (opaque: base64url of the last item's sort key and id, as the
 //! previous page's `next_cursor` gave it). Answers are `{"items": [...], "next_cursor":
 //! "..." | null}`. Pure: the queries are in `store::page`.
+//!
+//! Each list states its sorts once ([`Sorted`], on its item type): [`keyset`] reads a
+//! request by them and [`PagingParams`] puts them, with `limit`'s bounds, in the OpenAPI
+//! document, so the two cannot disagree.
 
 use crate::store::page::{Keyset, SortKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
+use std::marker::PhantomData;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+use utoipa::openapi::{Required, Schema};
 
 /// Items in a page when the request does not say, and the most it may ask for.
 pub const DEFAULT_LIMIT: i64 = 50;
@@ -59,15 +67,21 @@ pub fn sort(
     }
 }
 
-/// The page a request asks for: its `sort`, `cursor` and `limit` (each `None` if absent).
-pub fn keyset(
+/// A list that pages, by its item type: the fields it sorts by and its default sort (in
+/// `sort`'s form, `-field` for descending).
+pub trait Sorted {
+    const SORTS: &'static [&'static str];
+    const DEFAULT_SORT: &'static str;
+}
+
+/// The page a request for a list of `T` asks for: its `sort`, `cursor` and `limit` (each
+/// `None` if absent).
+pub fn keyset<T: Sorted>(
     sort_text: Option<&str>,
     cursor: Option<&str>,
     limit_text: Option<&str>,
-    allowed: &[&'static str],
-    default_sort: &str,
 ) -> Result<Keyset, PagingError> {
-    let (column, descending) = sort(sort_text, allowed, default_sort)?;
+    let (column, descending) = sort(sort_text, T::SORTS, T::DEFAULT_SORT)?;
     let limit = limit(limit_text)?;
     let after = match cursor {
         None => None,
@@ -118,6 +132,77 @@ fn decode(text: &str, column: &str, descending: bool) -> Result<(SortKey, String
     Ok((cursor.k, cursor.i))
 }
 
+/// The paging parameters of the list of `T` in the OpenAPI document, for a handler's
+/// `#[utoipa::path(params(..., PagingParams<T>))]`: `sort` as the enum of `T`'s fields
+/// (each also with `-`), `limit` an integer from 1 to [`MAX_LIMIT`], and `cursor`.
+pub struct PagingParams<T>(PhantomData<T>);
+
+impl<T: Sorted> utoipa::IntoParams for PagingParams<T> {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let sorts = T::SORTS
+            .iter()
+            .flat_map(|f| [(*f).to_owned(), format!("-{f}")])
+            .chain([String::new()]);
+        let sort = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(sorts))
+            .default(Some(T::DEFAULT_SORT.into()));
+        vec![
+            query_parameter(
+                "sort",
+                &format!(
+                    "{}, '-' before for descending; default (or empty) {}",
+                    T::SORTS.join(", "),
+                    T::DEFAULT_SORT
+                ),
+                sort.into(),
+            ),
+            limit_parameter(),
+            query_parameter(
+                "cursor",
+                "next_cursor of the previous page, unchanged (keep the sort)",
+                ObjectBuilder::new().schema_type(Type::String).into(),
+            ),
+        ]
+    }
+}
+
+/// `limit` alone in the OpenAPI document, for a list of one page
+/// (`params(LimitParam)`).
+pub struct LimitParam;
+
+impl utoipa::IntoParams for LimitParam {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![limit_parameter()]
+    }
+}
+
+/// `limit`: an integer from 1 to [`MAX_LIMIT`], as [`limit`] reads it.
+fn limit_parameter() -> Parameter {
+    let schema = ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+        .minimum(Some(1))
+        .maximum(Some(MAX_LIMIT))
+        .default(Some(DEFAULT_LIMIT.into()));
+    query_parameter(
+        "limit",
+        &format!("At most this many, 1 to {MAX_LIMIT}; default {DEFAULT_LIMIT}"),
+        schema.into(),
+    )
+}
+
+/// An optional query parameter with `schema`.
+fn query_parameter(name: &str, description: &str, schema: Schema) -> Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(description))
+        .schema(Some(schema))
+        .build()
+}
+
 /// A page as answered (and its schema in the OpenAPI document: `Paged<Item>` for each list).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Paged<T> {
@@ -151,6 +236,13 @@ mod tests {
 
     const SORTS: &[&str] = &["received_at", "source"];
 
+    /// A list sorted by [`SORTS`], `source` by default.
+    struct Item;
+    impl Sorted for Item {
+        const SORTS: &'static [&'static str] = SORTS;
+        const DEFAULT_SORT: &'static str = "source";
+    }
+
     #[test]
     fn limit_defaults_and_bounds() {
         assert_eq!(limit(None), Ok(50));
@@ -182,23 +274,23 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_bad_ones_are_refused() {
-        let k = keyset(Some("-received_at"), None, Some("10"), SORTS, "source").unwrap();
+        let k = keyset::<Item>(Some("-received_at"), None, Some("10")).unwrap();
         assert_eq!(
             (k.column, k.descending, k.limit, k.after.clone()),
             ("received_at", true, 10, None)
         );
         let c = encode(&k, SortKey::Int(42), "a1");
-        let again = keyset(Some("-received_at"), Some(&c), None, SORTS, "source").unwrap();
+        let again = keyset::<Item>(Some("-received_at"), Some(&c), None).unwrap();
         assert_eq!(again.after, Some((SortKey::Int(42), "a1".to_owned())));
         let text = encode(&k, SortKey::Text("x".into()), "a2");
-        let k2 = keyset(Some("-received_at"), Some(&text), None, SORTS, "source").unwrap();
+        let k2 = keyset::<Item>(Some("-received_at"), Some(&text), None).unwrap();
         assert_eq!(k2.after, Some((SortKey::Text("x".into()), "a2".to_owned())));
         // Garbage, and a cursor of another sort.
         for bad in ["!!", "bm90IGpzb24", ""] {
-            let e = keyset(None, Some(bad), None, SORTS, "source").unwrap_err();
+            let e = keyset::<Item>(None, Some(bad), None).unwrap_err();
             assert!(e.0.starts_with("cursor"), "{bad}: {}", e.0);
         }
-        let e = keyset(Some("source"), Some(&c), None, SORTS, "source").unwrap_err();
+        let e = keyset::<Item>(Some("source"), Some(&c), None).unwrap_err();
         assert!(
             e.0.starts_with("cursor") && e.0.contains("-received_at"),
             "{}",
@@ -207,12 +299,33 @@ mod tests {
     }
 
     #[test]
+    fn the_document_states_the_sorts_and_the_bounds() {
+        use utoipa::IntoParams as _;
+        let params = serde_json::to_value(PagingParams::<Item>::into_params(|| None)).unwrap();
+        assert_eq!(params[0]["name"], "sort");
+        assert_eq!(
+            params[0]["schema"]["enum"],
+            serde_json::json!(["received_at", "-received_at", "source", "-source", ""])
+        );
+        assert_eq!(params[0]["schema"]["default"], "source");
+        assert_eq!(params[1]["name"], "limit");
+        assert_eq!(params[1]["schema"]["type"], "integer");
+        assert_eq!(params[1]["schema"]["minimum"], 1);
+        assert_eq!(params[1]["schema"]["maximum"], MAX_LIMIT);
+        assert_eq!(params[2]["name"], "cursor");
+        for p in params.as_array().unwrap() {
+            assert_eq!(p["in"], "query");
+            assert_eq!(p["required"], false);
+        }
+    }
+
+    #[test]
     fn next_cursor_only_when_more_follow() {
-        let k = keyset(None, None, Some("2"), SORTS, "source").unwrap();
+        let k = keyset::<Item>(None, None, Some("2")).unwrap();
         let p = paged(&k, vec![1, 2], false, |n| (SortKey::Int(*n), n.to_string()));
         assert_eq!(p.next_cursor, None);
         let p = paged(&k, vec![1, 2], true, |n| (SortKey::Int(*n), n.to_string()));
-        let after = keyset(None, p.next_cursor.as_deref(), None, SORTS, "source")
+        let after = keyset::<Item>(None, p.next_cursor.as_deref(), None)
             .unwrap()
             .after;
         assert_eq!(after, Some((SortKey::Int(2), "2".to_owned())));

@@ -3,6 +3,13 @@
 //! sign-in page), [`check_csrf`] for every form they accept, [`escape_html`] for every value
 //! they interpolate, and [`html_page`] for a plain page readable on a phone.
 //!
+//! Sign-in and sign-out refuse a form a browser posted from another site (login CSRF: a
+//! hostile page signing the visitor in as the attacker), by `Sec-Fetch-Site` and `Origin`
+//! ([`web_auth::check_same_origin`], with `humans.public_url` as this server's address too):
+//! a 403 page that says so. A refused sign-in is audited as `user.login_failed` with reason
+//! `cross_site` and counted by the limiter below like a wrong password, so a hostile page
+//! cannot grow the audit log faster than failed sign-ins can.
+//!
 //! Sign-in checks the password (argon2id, `web_auth`) off the async threads, a few at a time,
 //! then starts a session: the `osprey_session` cookie (HttpOnly, SameSite=Lax, Path=/,
 //! Max-Age of `web.session_ttl`, Secure with `web.secure_cookies`) holds a random token whose
@@ -20,7 +27,7 @@
 
 use crate::app::App;
 use crate::store::now_ms;
-use crate::store::sessions::LoginClient;
+use crate::store::sessions::{LoginClient, LoginFailure};
 use crate::web_auth::{self, SESSION_COOKIE};
 use axum::Router;
 use axum::body::Body;
@@ -237,6 +244,42 @@ pub(crate) fn session_token(headers: &HeaderMap) -> Option<String> {
         .map(|(_, value)| value.to_owned())
 }
 
+/// [`web_auth::check_same_origin`] on a request: its `Sec-Fetch-Site`, `Origin` and `Host`
+/// (or the URI's authority, on HTTP/2), with `humans.public_url` as this server's address.
+fn same_origin(app: &App, parts: &Parts) -> Result<(), web_auth::CrossSiteError> {
+    let h = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let host = h(header::HOST.as_str()).or_else(|| parts.uri.authority().map(|a| a.as_str()));
+    web_auth::check_same_origin(
+        h("sec-fetch-site"),
+        h(header::ORIGIN.as_str()),
+        host,
+        app.config.humans.public_url.as_deref(),
+    )
+}
+
+/// The 403 page for a form posted from another site (`what`: "sign in", "sign out").
+fn cross_site_refusal(what: &str, e: &web_auth::CrossSiteError) -> Response {
+    html_page(
+        StatusCode::FORBIDDEN,
+        "Refused",
+        &format!(
+            "<h1>{} refused</h1><p class=\"error\" role=\"alert\">This form was sent from another \
+             site, so it was refused: {}.</p><p>To {what}, use the form on this server's own \
+             <a href=\"/login\">sign-in page</a>.</p>",
+            escape_html(&capitalized(what)),
+            escape_html(&e.to_string()),
+        ),
+    )
+}
+
+fn capitalized(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
 /// The signed-in user of these headers, if any.
 pub(crate) async fn signed_in(app: &App, headers: &HeaderMap) -> Result<Option<WebUser>, Response> {
     let Some(token) = session_token(headers) else {
@@ -382,6 +425,24 @@ async fn login(State(web): State<WebState>, request: Request) -> Response {
         .collect();
     let password = SecretString::from(fields.remove("password").unwrap_or_default());
     let next = fields.remove("next").unwrap_or_default();
+    let (client, ip) = login_client(&parts);
+    let keys = [format!("user:{user}"), address_key(ip)];
+    if let Err(e) = same_origin(&web.app, &parts) {
+        tracing::warn!(user = %user, remote = %client.remote, error = %e, "sign-in refused: the form came from another site");
+        // Counted as a failure (never forgiven) before it is audited, so refusals are audited
+        // no faster than wrong passwords; past the limit they are only refused.
+        let counted = !user.is_empty() && web.guard.limiter().attempt(&keys, Instant::now()).is_ok();
+        if counted
+            && let Err(e) = web
+                .app
+                .store
+                .record_failed_login(&user, &client, LoginFailure::CrossSite)
+                .await
+        {
+            return server_error(e);
+        }
+        return cross_site_refusal("sign in", &e);
+    }
     if user.is_empty() || password.expose_secret().is_empty() {
         return login_form(
             StatusCode::BAD_REQUEST,
@@ -390,8 +451,6 @@ async fn login(State(web): State<WebState>, request: Request) -> Response {
             &next,
         );
     }
-    let (client, ip) = login_client(&parts);
-    let keys = [format!("user:{user}"), address_key(ip)];
 
     let started = Instant::now();
     let allowed = web.guard.limiter().attempt(&keys, started);
@@ -431,7 +490,12 @@ async fn login(State(web): State<WebState>, request: Request) -> Response {
 
     if !matches {
         tracing::info!(user = %user, remote = %client.remote, "sign-in failed");
-        if let Err(e) = web.app.store.record_failed_login(&user, &client).await {
+        if let Err(e) = web
+            .app
+            .store
+            .record_failed_login(&user, &client, LoginFailure::WrongPassword)
+            .await
+        {
             return server_error(e);
         }
         return login_form(StatusCode::UNAUTHORIZED, Some(WRONG), &user, &next);
@@ -471,6 +535,10 @@ async fn login(State(web): State<WebState>, request: Request) -> Response {
 /// `POST /logout` (form: csrf): ends the session and clears the cookie.
 async fn logout(State(web): State<WebState>, user: WebUser, request: Request) -> Response {
     let (parts, body) = request.into_parts();
+    if let Err(e) = same_origin(&web.app, &parts) {
+        tracing::warn!(user = %user.name, error = %e, "sign-out refused: the form came from another site");
+        return cross_site_refusal("sign out", &e);
+    }
     let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
         return StatusCode::PAYLOAD_TOO_LARGE.into_response();
     };

@@ -30,6 +30,17 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    /// The names of the states, as [`as_str`](Self::as_str) gives them.
+    pub const NAMES: &[&str] = &[
+        "queued",
+        "running",
+        "waiting",
+        "completed",
+        "failed",
+        "cancelled",
+        "dead",
+    ];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             RunStatus::Queued => "queued",
@@ -762,6 +773,14 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn run_status_names_parse_to_themselves() {
+        for name in super::RunStatus::NAMES {
+            assert_eq!(super::RunStatus::parse(name).map(|s| s.as_str()), Some(*name));
+        }
+        assert_eq!(super::RunStatus::NAMES.len(), 7);
+    }
+
     use super::*;
     use crate::store::testing::both_dialects;
 

@@ -25,6 +25,16 @@ pub struct LoginClient {
     pub user_agent: String,
 }
 
+/// Why a sign-in was refused, in its `user.login_failed` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginFailure {
+    /// A wrong user name or password.
+    WrongPassword,
+    /// The form was posted from another site (login CSRF), so nothing was checked.
+    CrossSite,
+}
+
 impl LoginClient {
     fn details(&self) -> serde_json::Value {
         serde_json::json!({ "remote": self.remote, "user_agent": self.user_agent })
@@ -67,13 +77,21 @@ impl Store {
     }
 
     /// Record a refused sign-in as `user.login_failed` (by `system`: nobody proved who they
-    /// were), with the user name tried and where it came from. Never the password.
-    pub async fn record_failed_login(&self, user: &str, client: &LoginClient) -> Result<()> {
+    /// were), with the user name tried, where it came from and why (`reason`). Never the
+    /// password.
+    pub async fn record_failed_login(
+        &self,
+        user: &str,
+        client: &LoginClient,
+        reason: LoginFailure,
+    ) -> Result<()> {
+        let mut details = client.details();
+        details["reason"] = serde_json::json!(reason);
         let change = Change {
             actor: &Actor::system(),
             action: "user.login_failed",
             target: format!("user:{user}"),
-            details: client.details(),
+            details,
         };
         self.audit(&change).await?;
         Ok(())
@@ -187,7 +205,14 @@ mod tests {
         assert!(!store.delete_session("h-alice").await.unwrap(), "once");
         assert_eq!(store.session("h-alice", now).await.unwrap(), None);
 
-        store.record_failed_login("mallory", &client).await.unwrap();
+        store
+            .record_failed_login(
+                "mallory",
+                &client,
+                crate::store::sessions::LoginFailure::WrongPassword,
+            )
+            .await
+            .unwrap();
         let entries = store.audit_entries(0, 100, Some("user.log")).await.unwrap();
         let seen: Vec<(&str, &str, &str)> = entries
             .iter()
@@ -205,6 +230,7 @@ mod tests {
         );
         assert_eq!(entries[0].details["remote"], "192.0.2.7");
         assert_eq!(entries[0].details["user_agent"], "test-agent");
+        assert_eq!(entries[4].details["reason"], "wrong_password");
         assert_eq!(entries[4].details["remote"], "192.0.2.7");
     });
 }

@@ -1,16 +1,32 @@
 //! Alerts as received, paged (intake, `POST /api/v1/alerts`, is in `server/intake.rs`).
 
-use super::{Answer, caller, keyset, list_query, millis, ok, one_of, param, store_failed, text_key};
+use super::choice::{Choice, ChoiceParam};
+use super::{Answer, caller, choice, keyset, list_query, millis, ok, param, store_failed, text_key};
 use crate::app::App;
 use crate::rbac::Permission;
 use crate::server::openapi::BadRequest;
-use crate::server::paging::{self, Paged};
+use crate::server::paging::{self, Paged, PagingParams, Sorted};
 use crate::store::alerts::{ALERT_SORTS, AlertFilter, DISPOSITIONS, StoredAlert};
 use crate::store::page::SortKey;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+impl Sorted for StoredAlert {
+    const SORTS: &'static [&'static str] = ALERT_SORTS;
+    const DEFAULT_SORT: &'static str = "-received_at";
+}
+
+/// `disposition` of `GET /api/v1/alerts`.
+pub(super) struct Disposition;
+
+impl Choice for Disposition {
+    const NAME: &'static str = "disposition";
+    const WHAT: &'static str = "a disposition";
+    const DESCRIPTION: &'static str = "Only alerts pre-processing handled so (pending: not yet)";
+    const WORDS: &'static [&'static str] = DISPOSITIONS;
+}
 
 /// List alerts.
 ///
@@ -24,16 +40,10 @@ use std::sync::Arc;
     tag = "alerts",
     params(
         ("source" = Option<String>, Query, description = "Only alerts of this source"),
-        (
-            "disposition" = Option<String>,
-            Query,
-            description = "Only alerts pre-processing handled so: dropped, incident, duplicate, linked, unmatched, or pending (not yet)"
-        ),
+        ChoiceParam<Disposition>,
         ("since" = Option<i64>, Query, description = "Received at or after (Unix ms)"),
         ("until" = Option<i64>, Query, description = "Received before (Unix ms)"),
-        ("sort" = Option<String>, Query, description = "received_at or source, '-' for descending; default -received_at"),
-        ("limit" = Option<i64>, Query, description = "At most this many, 1 to 500; default 50"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")
+        PagingParams<StoredAlert>
     ),
     responses(
         (status = 200, description = "One page of alerts", body = Paged<StoredAlert>),
@@ -49,11 +59,11 @@ pub(super) async fn list_alerts(
     let params = list_query(params, &["source", "disposition", "since", "until"])?;
     let filter = AlertFilter {
         source: param(&params, "source"),
-        disposition: one_of(&params, "disposition", "a disposition", DISPOSITIONS)?,
+        disposition: choice::read::<Disposition>(&params)?,
         since: millis(&params, "since")?,
         until: millis(&params, "until")?,
     };
-    let keyset = keyset(&params, ALERT_SORTS, "-received_at")?;
+    let keyset = keyset::<StoredAlert>(&params)?;
     let page = app
         .store
         .alert_page(&filter, &keyset)

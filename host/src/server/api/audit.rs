@@ -4,13 +4,18 @@ use super::{Answer, bad_request, caller, keyset, list_query, ok, param, store_fa
 use crate::app::App;
 use crate::rbac::Permission;
 use crate::server::openapi::BadRequest;
-use crate::server::paging::{self, Paged};
+use crate::server::paging::{self, Paged, PagingParams, Sorted};
 use crate::store::audit::{AUDIT_SORTS, AuditEntry, AuditFilter, Verification};
 use crate::store::page::SortKey;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+impl Sorted for AuditEntry {
+    const SORTS: &'static [&'static str] = AUDIT_SORTS;
+    const DEFAULT_SORT: &'static str = "seq";
+}
 
 /// Read the audit log.
 ///
@@ -27,9 +32,7 @@ use std::sync::Arc;
         ("actor" = Option<String>, Query, description = "Only entries by this actor: user:NAME, token:NAME, system, ..."),
         ("target" = Option<String>, Query, description = "Only entries on this target: plugin:NAME, run:ID, ..."),
         ("after_seq" = Option<i64>, Query, description = "Only entries after this one, in the sort's order (instead of cursor)"),
-        ("sort" = Option<String>, Query, description = "seq, or -seq for newest first; default seq"),
-        ("limit" = Option<i64>, Query, description = "At most this many, 1 to 500; default 50"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page (instead of after_seq)")
+        PagingParams<AuditEntry>
     ),
     responses(
         (status = 200, description = "One page of audit entries", body = Paged<AuditEntry>),
@@ -43,7 +46,7 @@ pub(super) async fn list_audit(
 ) -> Answer {
     caller(&app, &headers, Permission::AuditRead).await?;
     let params = list_query(params, &["action", "actor", "target", "after_seq"])?;
-    let mut keyset = keyset(&params, AUDIT_SORTS, "seq")?;
+    let mut keyset = keyset::<AuditEntry>(&params)?;
     match (&keyset.after, param(&params, "after_seq")) {
         (Some(_), Some(_)) => return Err(bad_request("give cursor or after_seq, not both")),
         (Some((SortKey::Text(_), _)), None) => {

@@ -1,15 +1,17 @@
 //! Incidents: list (paged), show with everything about them, open (and spawn children),
 //! change, close and re-open; notes, relations and SLA timers.
 
+use super::choice::{Choice, ChoiceParam};
 use super::{
-    Answer, Caller, Nothing, Problem, bad_request, body_as, body_json, caller, conflict, created, keyset,
-    list_query, ok, one_of, param, required_text, store_failed, text_key,
+    Answer, Caller, Nothing, Problem, bad_request, body_as, body_json, caller, choice, conflict, created,
+    keyset, list_query, ok, param, required_text, store_failed, text_key,
 };
 use crate::app::App;
 use crate::cases::{IncidentChanges, IncidentDetail, IncidentSpec};
+use crate::intake::Severity;
 use crate::rbac::Permission;
 use crate::server::openapi::{BadRequest, Conflict, NotFound, TooLarge};
-use crate::server::paging::{self, Paged};
+use crate::server::paging::{self, Paged, PagingParams, Sorted};
 use crate::store::incidents::{INCIDENT_SORTS, IncidentFilter, IncidentRecord, STATUSES};
 use crate::store::page::SortKey;
 use axum::body::Body;
@@ -64,6 +66,31 @@ struct NewIncidentBody {
     parent: Option<String>,
 }
 
+impl Sorted for IncidentRecord {
+    const SORTS: &'static [&'static str] = INCIDENT_SORTS;
+    const DEFAULT_SORT: &'static str = "-created_at";
+}
+
+/// `severity` of `GET /api/v1/incidents`.
+pub(super) struct IncidentSeverity;
+
+impl Choice for IncidentSeverity {
+    const NAME: &'static str = "severity";
+    const WHAT: &'static str = "a severity";
+    const DESCRIPTION: &'static str = "Only incidents of this severity";
+    const WORDS: &'static [&'static str] = &Severity::NAMES;
+}
+
+/// `status` of `GET /api/v1/incidents`.
+pub(super) struct IncidentStatus;
+
+impl Choice for IncidentStatus {
+    const NAME: &'static str = "status";
+    const WHAT: &'static str = "a status";
+    const DESCRIPTION: &'static str = "Only incidents in this status";
+    const WORDS: &'static [&'static str] = STATUSES;
+}
+
 pub(super) async fn incident_or_404(app: &App, id: &str) -> Result<IncidentRecord, Problem> {
     match app.store.incident(id).await {
         Ok(Some(i)) => Ok(i),
@@ -83,25 +110,11 @@ pub(super) async fn incident_or_404(app: &App, id: &str) -> Result<IncidentRecor
     path = "/api/v1/incidents",
     tag = "incidents",
     params(
-        (
-            "status" = Option<String>,
-            Query,
-            description = "Only incidents in this status: new, active, pending, closed"
-        ),
+        ChoiceParam<IncidentStatus>,
         ("type" = Option<String>, Query, description = "Only incidents of this type"),
-        (
-            "severity" = Option<String>,
-            Query,
-            description = "Only incidents of this severity: info, low, medium, high, critical"
-        ),
+        ChoiceParam<IncidentSeverity>,
         ("owner" = Option<String>, Query, description = "Only incidents this user owns"),
-        (
-            "sort" = Option<String>,
-            Query,
-            description = "created_at, updated_at, status or title, '-' for descending; default -created_at"
-        ),
-        ("limit" = Option<i64>, Query, description = "At most this many, 1 to 500; default 50"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")
+        PagingParams<IncidentRecord>
     ),
     responses(
         (status = 200, description = "One page of incidents", body = Paged<IncidentRecord>),
@@ -115,17 +128,16 @@ pub(super) async fn list_incidents(
 ) -> Answer {
     caller(&app, &headers, Permission::IncidentsRead).await?;
     let params = list_query(params, &["status", "type", "severity", "owner"])?;
-    let severity = param(&params, "severity")
-        .map(crate::cases::severity)
-        .transpose()
-        .map_err(|e| bad_request(&e))?;
+    // Only the names: stored severities are always one of them (the other words alerts use
+    // are read at intake).
+    let severity = choice::read::<IncidentSeverity>(&params)?.and_then(Severity::parse);
     let filter = IncidentFilter {
-        status: one_of(&params, "status", "a status", STATUSES)?,
+        status: choice::read::<IncidentStatus>(&params)?,
         kind: param(&params, "type"),
         severity,
         owner: param(&params, "owner"),
     };
-    let keyset = keyset(&params, INCIDENT_SORTS, "-created_at")?;
+    let keyset = keyset::<IncidentRecord>(&params)?;
     let page = app
         .store
         .incident_page(&filter, &keyset)
@@ -271,7 +283,7 @@ pub(super) async fn spawn_child(
     path = "/api/v1/incidents/{id}",
     tag = "incidents",
     params(("id" = String, Path, description = "The incident's id")),
-    request_body(content = IncidentChanges, description = "The changes"),
+    request_body(content = Option<IncidentChanges>, description = "The changes; none (or `{}`) changes nothing"),
     responses(
         (status = 200, description = "The incident as changed", body = IncidentRecord),
         (status = 400, response = BadRequest),

@@ -1,12 +1,11 @@
 //! Indicators: list (paged), show, and record a verdict.
 
-use super::{
-    Answer, Problem, bad_request, body_as, caller, keyset, list_query, not_found, ok, param, store_failed,
-};
+use super::choice::{self, Choice, ChoiceParam};
+use super::{Answer, Problem, bad_request, body_as, caller, keyset, list_query, not_found, ok, store_failed};
 use crate::app::App;
 use crate::rbac::Permission;
 use crate::server::openapi::{BadRequest, NotFound, TooLarge};
-use crate::server::paging::{self, Paged};
+use crate::server::paging::{self, Paged, PagingParams, Sorted};
 use crate::store::indicators::{INDICATOR_SORTS, Indicator, IndicatorFilter, IndicatorKind, Verdict};
 use crate::store::page::SortKey;
 use axum::body::Body;
@@ -24,6 +23,31 @@ fn indicator_failed(e: crate::store::indicators::IndicatorError) -> Problem {
     }
 }
 
+impl Sorted for Indicator {
+    const SORTS: &'static [&'static str] = INDICATOR_SORTS;
+    const DEFAULT_SORT: &'static str = "-last_seen";
+}
+
+/// `kind` of `GET /api/v1/indicators`.
+pub(super) struct KindFilter;
+
+impl Choice for KindFilter {
+    const NAME: &'static str = "kind";
+    const WHAT: &'static str = "a kind of indicator";
+    const DESCRIPTION: &'static str = "Only this kind";
+    const WORDS: &'static [&'static str] = IndicatorKind::NAMES;
+}
+
+/// `verdict` of `GET /api/v1/indicators`.
+pub(super) struct VerdictFilter;
+
+impl Choice for VerdictFilter {
+    const NAME: &'static str = "verdict";
+    const WHAT: &'static str = "a verdict";
+    const DESCRIPTION: &'static str = "Only this verdict";
+    const WORDS: &'static [&'static str] = Verdict::NAMES;
+}
+
 /// List indicators.
 ///
 /// Sorts: `last_seen`, `first_seen`, `updated_at`, `sightings`, `value` (`-` before for
@@ -35,15 +59,9 @@ fn indicator_failed(e: crate::store::indicators::IndicatorError) -> Problem {
     path = "/api/v1/indicators",
     tag = "indicators",
     params(
-        ("kind" = Option<IndicatorKind>, Query, description = "Only this kind"),
-        ("verdict" = Option<Verdict>, Query, description = "Only this verdict"),
-        (
-            "sort" = Option<String>,
-            Query,
-            description = "last_seen, first_seen, updated_at, sightings or value, '-' for descending; default -last_seen"
-        ),
-        ("limit" = Option<i64>, Query, description = "At most this many, 1 to 500; default 50"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")
+        ChoiceParam<KindFilter>,
+        ChoiceParam<VerdictFilter>,
+        PagingParams<Indicator>
     ),
     responses(
         (status = 200, description = "One page of indicators", body = Paged<Indicator>),
@@ -58,16 +76,10 @@ pub(super) async fn list_indicators(
     caller(&app, &headers, Permission::IncidentsRead).await?;
     let params = list_query(params, &["kind", "verdict"])?;
     let filter = IndicatorFilter {
-        kind: param(&params, "kind")
-            .map(IndicatorKind::parse)
-            .transpose()
-            .map_err(indicator_failed)?,
-        verdict: param(&params, "verdict")
-            .map(Verdict::parse)
-            .transpose()
-            .map_err(indicator_failed)?,
+        kind: choice::read::<KindFilter>(&params)?.and_then(IndicatorKind::from_name),
+        verdict: choice::read::<VerdictFilter>(&params)?.and_then(Verdict::from_name),
     };
-    let keyset = keyset(&params, INDICATOR_SORTS, "-last_seen")?;
+    let keyset = keyset::<Indicator>(&params)?;
     let page = app
         .store
         .indicator_page(&filter, &keyset)
@@ -125,8 +137,11 @@ pub(super) async fn show_indicator(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetVerdict {
+    #[schema(value_type = Verdict)]
     verdict: String,
+    /// 0 to 100.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 100)]
     score: Option<i64>,
     #[serde(default)]
     source: Option<String>,

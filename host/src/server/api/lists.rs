@@ -8,7 +8,7 @@ use super::{
 use crate::app::App;
 use crate::rbac::Permission;
 use crate::server::openapi::{BadRequest, Conflict, NotFound, TooLarge};
-use crate::server::paging::{self, Paged};
+use crate::server::paging::{self, Paged, PagingParams, Sorted};
 use crate::store::lists::{ENTRY_SORTS, ListEntry, ListError, ListInfo, NewEntry};
 use crate::store::now_ms;
 use crate::store::page::SortKey;
@@ -30,6 +30,11 @@ fn list_failed(e: ListError) -> Problem {
         ListError::Full { .. } => conflict(&e.to_string()),
         other => bad_request(&other.to_string()),
     }
+}
+
+impl Sorted for ListEntry {
+    const SORTS: &'static [&'static str] = ENTRY_SORTS;
+    const DEFAULT_SORT: &'static str = "value";
 }
 
 /// List the allow and block lists.
@@ -66,9 +71,7 @@ pub(super) async fn list_lists(State(app): State<Arc<App>>, headers: HeaderMap) 
     params(
         ("name" = String, Path, description = "The list's name"),
         ("expired" = Option<bool>, Query, description = "Also entries expired but not yet removed; default false"),
-        ("sort" = Option<String>, Query, description = "value, created_at or updated_at, '-' for descending; default value"),
-        ("limit" = Option<i64>, Query, description = "At most this many, 1 to 500; default 50"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")
+        PagingParams<ListEntry>
     ),
     responses(
         (status = 200, description = "One page of entries", body = Paged<ListEntry>),
@@ -89,7 +92,7 @@ pub(super) async fn list_entries(
         Some("true") => true,
         Some(t) => return Err(bad_request(&format!("expired '{t}' must be true or false"))),
     };
-    let keyset = keyset(&params, ENTRY_SORTS, "value")?;
+    let keyset = keyset::<ListEntry>(&params)?;
     let page = app
         .store
         .list_entry_page(&name, expired, &keyset)

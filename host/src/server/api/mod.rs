@@ -14,10 +14,13 @@
 //! store method (or `App`/`Executor` method) that audits it. Unknown fields in a body or the
 //! query are refused with 400 naming them; a body over 1 MiB is refused with 413; errors are
 //! problem documents without internals (the details go to the log). Lists page the one way
-//! `paging.rs` says.
+//! `paging.rs` says; filters with a closed set of values are read as `choice.rs` says. What
+//! a handler refuses, its OpenAPI description states (bounds, enums, objects), and the
+//! schemathesis test (`tests/e2e/schemathesis.rs`) holds the two together.
 
 pub(crate) mod alerts;
 pub(crate) mod audit;
+pub(crate) mod choice;
 pub(crate) mod incidents;
 pub(crate) mod indicators;
 pub(crate) mod lists;
@@ -335,7 +338,9 @@ fn permission_denied(message: &str) -> Problem {
 
 // ---- Reading requests ----
 
-/// The body as JSON (an empty body is `{}`), at most [`MAX_BODY_BYTES`].
+/// The body as a JSON object (an empty body is `{}`), at most [`MAX_BODY_BYTES`]. Every
+/// body of this API is an object: anything else is refused here, before serde could read
+/// an array as a struct's fields in order.
 async fn body_json(body: Body) -> Result<Value, Problem> {
     let bytes = match http_body_util::Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(b) => b.to_bytes(),
@@ -366,13 +371,33 @@ async fn body_json(body: Body) -> Result<Value, Problem> {
             format!("the body is {e}; nothing was changed"),
         )
     })?;
-    serde_json::from_slice(&bytes).map_err(|e| {
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
         Problem::new(
             StatusCode::BAD_REQUEST,
             "bad-json",
             format!("the body is not valid JSON: {e}"),
         )
-    })
+    })?;
+    if !value.is_object() {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-json",
+            format!("the body must be a JSON object, not {}", json_kind(&value)),
+        ));
+    }
+    Ok(value)
+}
+
+/// "an array", "a string", ... for messages.
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 /// The body as a `T` (`what` names it in errors, with the field that was wrong).
@@ -395,23 +420,6 @@ fn query(params: BTreeMap<String, String>, known: &[&str]) -> Result<BTreeMap<St
 /// A filter parameter; empty is absent.
 fn param<'a>(params: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
     params.get(name).map(String::as_str).filter(|s| !s.is_empty())
-}
-
-/// A filter parameter that must be one of `allowed` (`what`, such as "a status", names it
-/// in the refusal).
-fn one_of<'a>(
-    params: &'a BTreeMap<String, String>,
-    name: &str,
-    what: &str,
-    allowed: &[&str],
-) -> Result<Option<&'a str>, Problem> {
-    match param(params, name) {
-        Some(v) if !allowed.contains(&v) => Err(bad_request(&format!(
-            "'{v}' is not {what}; use one of: {}",
-            allowed.join(", ")
-        ))),
-        v => Ok(v),
-    }
 }
 
 /// Text a person must give (a reason, a note).
@@ -441,18 +449,13 @@ fn list_query(
     query(params, &[filters, &PAGING].concat())
 }
 
-/// The page a request asks for (`paging.rs` reads `sort`, `cursor` and `limit`).
-fn keyset(
-    params: &BTreeMap<String, String>,
-    sorts: &[&'static str],
-    default_sort: &str,
-) -> Result<Keyset, Problem> {
-    paging::keyset(
+/// The page of a list of `T` a request asks for (`paging.rs` reads `sort`, `cursor` and
+/// `limit` by `T`'s sorts).
+fn keyset<T: paging::Sorted>(params: &BTreeMap<String, String>) -> Result<Keyset, Problem> {
+    paging::keyset::<T>(
         param(params, "sort"),
         param(params, "cursor"),
         params.get("limit").map(String::as_str),
-        sorts,
-        default_sort,
     )
     .map_err(|e| bad_request(&e.0))
 }

@@ -7,7 +7,7 @@ use super::{Answer, Problem, bad_request, caller, conflict, forbidden, not_found
 use crate::app::App;
 use crate::rbac::Permission;
 use crate::server::openapi::{BadRequest, Conflict, Forbidden, NotFound, TooLarge};
-use crate::server::paging::{self, Paged};
+use crate::server::paging::{self, LimitParam, Paged};
 use crate::store::questions::{Answerer, QuestionError};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::HeaderMap;
@@ -32,7 +32,7 @@ fn person(user: Option<String>) -> Result<String, Problem> {
     get,
     path = "/api/v1/questions",
     tag = "questions",
-    params(("limit" = Option<i64>, Query, description = "At most this many, 1 to 500; default 50")),
+    params(LimitParam),
     responses(
         (status = 200, description = "The open questions", body = inline(Paged<Object>)),
         (status = 400, response = BadRequest),

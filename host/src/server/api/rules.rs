@@ -58,7 +58,7 @@ pub(super) async fn list_rules(State(app): State<Arc<App>>, headers: HeaderMap) 
     tag = "rules",
     params(
         ("name" = String, Path, description = "The rule's name"),
-        ("position" = Option<i64>, Query, description = "Where it goes, from 1 (tried first)")
+        ("position" = Option<i64>, Query, minimum = 1, description = "Where it goes, from 1 (tried first)")
     ),
     request_body(content = RuleSpec),
     responses(
@@ -93,7 +93,7 @@ pub(super) async fn put_rule(
     put,
     path = "/api/v1/rules/test",
     tag = "rules",
-    params(("position" = Option<i64>, Query, description = "Where it goes, from 1 (tried first)")),
+    params(("position" = Option<i64>, Query, minimum = 1, description = "Where it goes, from 1 (tried first)")),
     request_body(content = RuleSpec),
     responses(
         (status = 200, description = "Replaced", body = RulePut),
@@ -222,10 +222,14 @@ struct RuleTestRequest {
     /// Candidate rules, in order; the stored rules if absent.
     #[serde(default)]
     rules: Option<Vec<RuleSpec>>,
-    /// How many of the newest alerts to test against.
+    /// How many of the newest alerts to test against: 1 to 50,000, default 1,000.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 50000)]
     limit: Option<i64>,
 }
+
+// The schema's bounds above are literals (utoipa takes no constants there).
+const _: () = assert!(MAX_TEST_ALERTS == 50_000 && DEFAULT_TEST_ALERTS == 1000);
 
 /// Test rules against stored alerts.
 ///

@@ -1,6 +1,7 @@
 //! Playbook runs: list (paged), show with their journal, cancel, and restart from a step
 //! (starting a run is `POST /api/v1/playbooks/{name}/runs`, in `playbooks.rs`).
 
+use super::choice::{self, Choice, ChoiceParam};
 use super::{
     Answer, Nothing, Problem, bad_request, body_as, caller, conflict, internal, keyset, list_query, ok,
     param, store_failed, text_key,
@@ -9,7 +10,7 @@ use crate::app::App;
 use crate::rbac::Permission;
 use crate::runs::RunError;
 use crate::server::openapi::{BadRequest, Conflict, NotFound, TooLarge};
-use crate::server::paging::{self, Paged};
+use crate::server::paging::{self, Paged, PagingParams, Sorted};
 use crate::store::page::SortKey;
 use crate::store::runs::{RUN_SORTS, RunRecord, RunStatus, StepRecord};
 use axum::body::Body;
@@ -18,6 +19,21 @@ use axum::http::HeaderMap;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+impl Sorted for RunRecord {
+    const SORTS: &'static [&'static str] = RUN_SORTS;
+    const DEFAULT_SORT: &'static str = "-created_at";
+}
+
+/// `status` of `GET /api/v1/runs`.
+pub(super) struct RunState;
+
+impl Choice for RunState {
+    const NAME: &'static str = "status";
+    const WHAT: &'static str = "a run state";
+    const DESCRIPTION: &'static str = "Only runs in this state";
+    const WORDS: &'static [&'static str] = RunStatus::NAMES;
+}
 
 fn no_run(id: &str) -> Problem {
     super::not_found(format!("no run '{id}'"))
@@ -54,14 +70,8 @@ pub(super) fn run_failed(e: RunError, invalid: fn(&str) -> Problem) -> Problem {
     tag = "runs",
     params(
         ("playbook" = Option<String>, Query, description = "Only runs of this playbook"),
-        (
-            "status" = Option<String>,
-            Query,
-            description = "Only runs in this state: queued, running, waiting, completed, failed, cancelled, dead"
-        ),
-        ("sort" = Option<String>, Query, description = "created_at, updated_at, playbook or status, '-' for descending; default -created_at"),
-        ("limit" = Option<i64>, Query, description = "At most this many, 1 to 500; default 50"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")
+        ChoiceParam<RunState>,
+        PagingParams<RunRecord>
     ),
     responses(
         (status = 200, description = "One page of runs", body = Paged<RunRecord>),
@@ -75,15 +85,8 @@ pub(super) async fn list_runs(
 ) -> Answer {
     caller(&app, &headers, Permission::PlaybooksRead).await?;
     let params = list_query(params, &["playbook", "status"])?;
-    let status = match param(&params, "status") {
-        None => None,
-        Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
-            bad_request(&format!(
-                "'{s}' is not a run state; the states are: queued, running, waiting, completed, failed, cancelled, dead"
-            ))
-        })?),
-    };
-    let keyset = keyset(&params, RUN_SORTS, "-created_at")?;
+    let status = choice::read::<RunState>(&params)?.and_then(RunStatus::parse);
+    let keyset = keyset::<RunRecord>(&params)?;
     let page = app
         .store
         .run_page(param(&params, "playbook"), status, &keyset)
@@ -177,6 +180,7 @@ pub(super) async fn cancel_run(
 #[serde(deny_unknown_fields)]
 struct RestartRun {
     /// The first step to take again, from 1 (the beginning) to the number of steps + 1.
+    #[schema(minimum = 1)]
     from_step: i64,
 }
 

@@ -1,14 +1,15 @@
 //! Manual tasks: list (paged), show, create, complete, delegate, cancel.
 
+use super::choice::{Choice, ChoiceParam};
 use super::{
-    Answer, Problem, bad_request, body_as, caller, conflict, created, forbidden, keyset, list_query, ok,
-    one_of, param, required_text, store_failed, text_key,
+    Answer, Problem, bad_request, body_as, caller, choice, conflict, created, forbidden, keyset, list_query,
+    ok, param, required_text, store_failed, text_key,
 };
 use crate::app::App;
 use crate::cases::TaskSpec;
 use crate::rbac::Permission;
 use crate::server::openapi::{BadRequest, Conflict, Forbidden, NotFound, TooLarge};
-use crate::server::paging::{self, Paged};
+use crate::server::paging::{self, Paged, PagingParams, Sorted};
 use crate::store::page::SortKey;
 use crate::store::tasks::{TASK_SORTS, TASK_STATUSES, TaskError, TaskFilter, TaskRecord};
 use axum::body::Body;
@@ -17,6 +18,21 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+impl Sorted for TaskRecord {
+    const SORTS: &'static [&'static str] = TASK_SORTS;
+    const DEFAULT_SORT: &'static str = "-created_at";
+}
+
+/// `status` of `GET /api/v1/tasks`.
+pub(super) struct TaskStatus;
+
+impl Choice for TaskStatus {
+    const NAME: &'static str = "status";
+    const WHAT: &'static str = "a task status";
+    const DESCRIPTION: &'static str = "Only tasks in this status";
+    const WORDS: &'static [&'static str] = TASK_STATUSES;
+}
 
 fn task_failed(e: TaskError) -> Problem {
     let message = e.to_string();
@@ -40,24 +56,14 @@ fn task_failed(e: TaskError) -> Problem {
     path = "/api/v1/tasks",
     tag = "tasks",
     params(
-        (
-            "status" = Option<String>,
-            Query,
-            description = "Only tasks in this status: open, done, cancelled"
-        ),
+        ChoiceParam<TaskStatus>,
         ("incident" = Option<String>, Query, description = "Only this incident's tasks"),
         (
             "for_user" = Option<String>,
             Query,
             description = "Only tasks this user may complete (theirs and their roles')"
         ),
-        (
-            "sort" = Option<String>,
-            Query,
-            description = "created_at, updated_at, status or title, '-' for descending; default -created_at"
-        ),
-        ("limit" = Option<i64>, Query, description = "At most this many, 1 to 500; default 50"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")
+        PagingParams<TaskRecord>
     ),
     responses(
         (status = 200, description = "One page of tasks", body = Paged<TaskRecord>),
@@ -72,11 +78,11 @@ pub(super) async fn list_tasks(
     caller(&app, &headers, Permission::IncidentsRead).await?;
     let params = list_query(params, &["status", "incident", "for_user"])?;
     let filter = TaskFilter {
-        status: one_of(&params, "status", "a task status", TASK_STATUSES)?,
+        status: choice::read::<TaskStatus>(&params)?,
         incident: param(&params, "incident"),
         for_user: param(&params, "for_user"),
     };
-    let keyset = keyset(&params, TASK_SORTS, "-created_at")?;
+    let keyset = keyset::<TaskRecord>(&params)?;
     let page = app
         .store
         .task_page(&filter, &keyset)

@@ -10,7 +10,7 @@ use crate::intake::Severity;
 use crate::rbac::Permission;
 use crate::server::paging;
 use crate::server::web::WebUser;
-use crate::store::incidents::{INCIDENT_SORTS, IncidentEvent, IncidentFilter, STATUSES};
+use crate::store::incidents::{IncidentEvent, IncidentFilter, IncidentRecord, STATUSES};
 use crate::store::page::SortKey;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
@@ -38,7 +38,7 @@ pub(super) async fn list(user: WebUser, State(app): State<Arc<App>>, uri: Uri) -
         owner: params.get("owner").map(String::as_str),
     };
     let cursor = params.get("cursor").map(String::as_str);
-    let Ok(keyset) = paging::keyset(None, cursor, Some(PAGE_SIZE), INCIDENT_SORTS, "-created_at") else {
+    let Ok(keyset) = paging::keyset::<IncidentRecord>(None, cursor, Some(PAGE_SIZE)) else {
         // A cursor from an edited URL: start over.
         return super::see_other("/incidents");
     };

@@ -7,7 +7,7 @@ use crate::app::App;
 use crate::rbac::Permission;
 use crate::server::paging;
 use crate::server::web::WebUser;
-use crate::store::lists::{ENTRY_SORTS, ListError};
+use crate::store::lists::{ListEntry, ListError};
 use crate::store::page::SortKey;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
@@ -49,7 +49,7 @@ pub(super) async fn show(
     };
     let params = super::query_params(&uri);
     let cursor = params.get("cursor").map(String::as_str);
-    let keyset = match paging::keyset(None, cursor, Some(PAGE_SIZE), ENTRY_SORTS, "value") {
+    let keyset = match paging::keyset::<ListEntry>(None, cursor, Some(PAGE_SIZE)) {
         Ok(k) => k,
         Err(_) => return super::see_other(&format!("/lists/{name}")),
     };

@@ -10,7 +10,7 @@ use crate::rbac::Permission;
 use crate::server::paging;
 use crate::server::web::WebUser;
 use crate::store::page::SortKey;
-use crate::store::runs::{RUN_SORTS, RunStatus};
+use crate::store::runs::{RunRecord, RunStatus};
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
@@ -104,8 +104,8 @@ async fn run_page(
     status: Option<RunStatus>,
     cursor: Option<&str>,
     limit: &str,
-) -> Result<paging::Paged<crate::store::runs::RunRecord>, String> {
-    let keyset = paging::keyset(None, cursor, Some(limit), RUN_SORTS, "-created_at").map_err(|e| e.0)?;
+) -> Result<paging::Paged<RunRecord>, String> {
+    let keyset = paging::keyset::<RunRecord>(None, cursor, Some(limit)).map_err(|e| e.0)?;
     let found = app
         .store
         .run_page(playbook, status, &keyset)
