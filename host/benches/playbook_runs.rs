@@ -46,7 +46,7 @@ fn setup(rt: &tokio::runtime::Runtime, dir: &Path) -> App {
         };
         std::fs::write(
             pb.join("playbook.toml"),
-            format!("name = \"{name}\"\ndescription = \"bench\"\n{inputs}"),
+            format!("name = \"{name}\"\ndescription = \"bench\"\nplugins = [\"test-echo\"]\n{inputs}"),
         )
         .unwrap();
         std::fs::write(pb.join("playbook.rhai"), script).unwrap();

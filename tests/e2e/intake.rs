@@ -403,3 +403,81 @@ async fn every_alert_that_got_a_2xx_survives_kill_9_during_an_ingest_load() {
     );
     assert!(stored.len() >= acknowledged.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_tiny_items_is_refused_while_parsing_in_bounded_memory() {
+    let cli = Cli::new();
+    let t = token(&cli, "flood");
+    let server = Server::start(&cli);
+    let url = format!("http://{}/api/v1/alerts", server.addr);
+    let http = http_client();
+    // 3.4 million empty objects in 10 MB: once 1.5 GB of parsed values.
+    let array = format!("[{}]", vec!["{}"; 3_400_000].join(","));
+    let ndjson = "{}\n".repeat(3_400_000);
+    let before = server.peak_memory();
+    for body in [array, ndjson] {
+        let r = http.post(&url).bearer_auth(&t).body(body).send().await.unwrap();
+        assert_eq!(r.status(), 413);
+        let text = r.text().await.unwrap();
+        assert!(text.contains("more than 10000 alerts in one request"), "{text}");
+    }
+    let grown = server.peak_memory().saturating_sub(before);
+    assert!(grown < 200 << 20, "the server grew by {} MiB", grown >> 20);
+    assert!(stored(&cli).is_empty());
+    let r = http
+        .get(format!("http://{}/healthz", server.addr))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_that_is_not_utf8_or_an_alert_nested_too_deep_is_refused_alone() {
+    let cli = Cli::new();
+    let t = token(&cli, "sensor");
+    let server = Server::start(&cli);
+    let url = format!("http://{}/api/v1/alerts", server.addr);
+    let deep = format!(
+        "{{\"title\": \"deep\", \"x\": {}1{}}}",
+        "[".repeat(126),
+        "]".repeat(126)
+    );
+    let mut body = b"{\"title\": \"first\"}\n{\"title\": \"caf\xe9\"}\n".to_vec();
+    body.extend_from_slice(deep.as_bytes());
+    body.extend_from_slice(b"\n{\"title\": \"last\"}\n");
+    let r = http_client()
+        .post(&url)
+        .bearer_auth(&t)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let answer: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(
+        (answer["accepted"].as_u64(), answer["rejected"].as_u64()),
+        (Some(2), Some(2)),
+        "{answer}"
+    );
+    let items = answer["items"].as_array().unwrap();
+    assert!(
+        items[1]["error"].as_str().unwrap().contains("not valid UTF-8"),
+        "{answer}"
+    );
+    assert!(
+        items[2]["error"]
+            .as_str()
+            .unwrap()
+            .contains("nested more than 64 levels"),
+        "{answer}"
+    );
+    let titles: Vec<String> = stored(&cli)
+        .iter()
+        .map(|a| a["title"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(titles.len(), 2, "{titles:?}");
+    assert!(titles.contains(&"first".to_owned()) && titles.contains(&"last".to_owned()));
+    // What was accepted reads back everywhere.
+    cli.ok(&["alert", "list"]);
+}

@@ -16,6 +16,7 @@ mod cases;
 mod cli;
 mod console;
 mod hostile;
+mod hostile_playbooks;
 mod humans;
 mod indicators;
 mod intake;

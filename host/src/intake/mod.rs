@@ -264,9 +264,12 @@ pub fn parse_bounded(
     }
 }
 
-/// The non-blank lines of `body` with their numbers (from 1), each as text or why it is
-/// not UTF-8; refused whole if there are more than `max_items`, before any is parsed.
-fn lines(body: &[u8], max_items: usize) -> Result<Vec<(usize, Result<&str, String>)>, TooManyItems> {
+/// A non-blank line: its number (from 1), and its text or why it is not UTF-8.
+type Line<'a> = (usize, Result<&'a str, String>);
+
+/// The non-blank lines of `body`; refused whole if there are more than `max_items`, before
+/// any is parsed.
+fn lines(body: &[u8], max_items: usize) -> Result<Vec<Line<'_>>, TooManyItems> {
     let blank = |line: &[u8]| line.iter().all(u8::is_ascii_whitespace);
     let count = body.split(|&b| b == b'\n').filter(|l| !blank(l)).count();
     if count > max_items {

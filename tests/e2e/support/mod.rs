@@ -200,13 +200,29 @@ pub fn http_client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
-/// Write a playbook folder `dir/name` with its metadata and script.
+/// Write a playbook folder `dir/name` with its metadata and script. Unless `toml_body` says
+/// `plugins`, the playbook declares the plugins its script names in `invoke("NAME"` and
+/// `invoke_cached("NAME"`, as its author would.
 pub fn write_playbook(dir: &Path, name: &str, toml_body: &str, script: &str) -> PathBuf {
     let pb = dir.join(name);
     std::fs::create_dir_all(&pb).unwrap();
+    let names_one = script.contains("invoke(\"") || script.contains("invoke_cached(\"");
+    let plugins = if toml_body.contains("plugins") || !names_one {
+        String::new()
+    } else {
+        let mut named: Vec<&str> = ["invoke(\"", "invoke_cached(\""]
+            .iter()
+            .flat_map(|call| script.split(call).skip(1))
+            .filter_map(|rest| rest.split('"').next())
+            .collect();
+        named.sort();
+        named.dedup();
+        let quoted: Vec<String> = named.iter().map(|p| format!("\"{p}\"")).collect();
+        format!("plugins = [{}]\n", quoted.join(", "))
+    };
     std::fs::write(
         pb.join("playbook.toml"),
-        format!("name = \"{name}\"\ndescription = \"test playbook\"\n{toml_body}"),
+        format!("name = \"{name}\"\ndescription = \"test playbook\"\n{plugins}{toml_body}"),
     )
     .unwrap();
     std::fs::write(pb.join("playbook.rhai"), script).unwrap();
@@ -260,6 +276,22 @@ impl Server {
                 )
             });
         server
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server is running").id()
+    }
+
+    /// The most memory the server's process has held so far (VmHWM), in bytes.
+    pub fn peak_memory(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status");
+        kb * 1024
     }
 
     /// SIGTERM, then wait for the exit.
