@@ -3,21 +3,11 @@
 //! (cancelled, and interrupted by shutdown), a call to a plugin the playbook does not declare,
 //! and a damaged row in the store. The server stays up and every list stays readable.
 
-use crate::support::{Cli, Server, dist, eventually, http_client, write_playbook};
+use crate::support::{Cli, Server, dist, eventually, http_client, run_id, store_of, write_playbook};
 use osprey::store::Store;
 use osprey::store::runs::{RunRecord, RunStatus};
 use serde_json::Value;
 use std::time::{Duration, Instant};
-
-async fn store_of(cli: &Cli) -> Store {
-    let (vault, _) = osprey::vault::Vault::open(None, &cli.data_dir().join("master.key")).unwrap();
-    Store::open(
-        &format!("sqlite://{}", cli.data_dir().join("osprey.db").display()),
-        vault.audit_chain_key(),
-    )
-    .await
-    .unwrap()
-}
 
 /// The SQLite file opened as someone who can write the database would.
 async fn db(cli: &Cli) -> sqlx::SqliteConnection {
@@ -29,17 +19,9 @@ async fn db(cli: &Cli) -> sqlx::SqliteConnection {
         .unwrap()
 }
 
-fn started(stdout: &str) -> String {
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("run ").and_then(|r| r.strip_suffix(" started")))
-        .unwrap_or_else(|| panic!("no run id in: {stdout}"))
-        .to_owned()
-}
-
 /// Start a run of `playbook` through the CLI, for the server to take.
 fn start(cli: &Cli, playbook: &str) -> String {
-    started(&cli.ok(&["playbook", "run", playbook, "--detach"]))
+    run_id(&cli.ok(&["playbook", "run", playbook, "--detach"]))
 }
 
 async fn run_of(store: &Store, id: &str) -> RunRecord {

@@ -4,18 +4,10 @@
 //! the audit log as the run.
 
 use crate::support::fake_ipinfo::FakeIpinfo;
-use crate::support::{Cli, Server, dist, eventually, http_client, text, write_playbook};
+use crate::support::{Cli, Server, dist, eventually, http_client, run_id, text, write_playbook};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "tok_cache_5d1e";
-
-fn run_id(stdout: &str) -> String {
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("run ").and_then(|r| r.strip_suffix(" started")))
-        .unwrap_or_else(|| panic!("no run id in: {stdout}"))
-        .to_owned()
-}
 
 /// The run's steps, as `osprey run show --json` gives them.
 fn steps(cli: &Cli, id: &str) -> Vec<Value> {

@@ -2,8 +2,7 @@
 //! restart from a step, cancel, waits that survive a server crash, non-determinism, and 50
 //! concurrent runs surviving `kill -9` without repeating a completed step.
 
-use crate::support::{Cli, Server, TestHost, dist, eventually, text, write_playbook};
-use osprey::store::Store;
+use crate::support::{Cli, Server, TestHost, dist, eventually, run_id, store_of, text, write_playbook};
 use osprey::store::runs::RunStatus;
 use serde_json::json;
 use std::collections::HashMap;
@@ -16,24 +15,6 @@ fn install_echo(cli: &Cli) {
         dist().join("test-echo").to_str().unwrap(),
         "--grant-requested",
     ]);
-}
-
-fn run_id(stdout: &str) -> String {
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("run ").and_then(|r| r.strip_suffix(" started")))
-        .unwrap_or_else(|| panic!("no run id in: {stdout}"))
-        .to_owned()
-}
-
-async fn store_of(cli: &Cli) -> Store {
-    let (vault, _) = osprey::vault::Vault::open(None, &cli.data_dir().join("master.key")).unwrap();
-    Store::open(
-        &format!("sqlite://{}", cli.data_dir().join("osprey.db").display()),
-        vault.audit_chain_key(),
-    )
-    .await
-    .unwrap()
 }
 
 #[test]

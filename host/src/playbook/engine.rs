@@ -569,6 +569,16 @@ impl ReplayState {
         }
     }
 
+    /// Stop the script between two operations: limit `limit` was reached.
+    fn stop_at_limit(&mut self, limit: &str, message: String) -> Dynamic {
+        self.stop = Some(Stop::Failed(Failure {
+            kind: FailureKind::Limit { limit: limit.into() },
+            message,
+            step: None,
+        }));
+        Dynamic::from("limit".to_string())
+    }
+
     /// Memory the script holds now, in bytes.
     fn memory(&self) -> i64 {
         crate::alloc_meter::thread_bytes() - self.memory_base - self.memory_outside
@@ -1076,14 +1086,7 @@ fn register_effects(engine: &mut Engine, state: &Shared) {
                 st.limits.max_memory_mib,
                 held / (1024 * 1024)
             );
-            st.stop = Some(Stop::Failed(Failure {
-                kind: FailureKind::Limit {
-                    limit: "max_memory_mib".into(),
-                },
-                message,
-                step: None,
-            }));
-            return Some(Dynamic::from("limit".to_string()));
+            return Some(st.stop_at_limit("max_memory_mib", message));
         }
         if ops % 1024 != 0 {
             return None;
@@ -1097,14 +1100,7 @@ fn register_effects(engine: &mut Engine, state: &Shared) {
                 "limit wall_time ({}) reached: the script ran that long in one replay",
                 humantime::format_duration(st.limits.wall_time)
             );
-            st.stop = Some(Stop::Failed(Failure {
-                kind: FailureKind::Limit {
-                    limit: "wall_time".into(),
-                },
-                message,
-                step: None,
-            }));
-            return Some(Dynamic::from("limit".to_string()));
+            return Some(st.stop_at_limit("wall_time", message));
         }
         None
     });

@@ -336,3 +336,23 @@ pub async fn eventually<T>(secs: u64, what: &str, mut f: impl AsyncFnMut() -> Op
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// The id in `osprey playbook run`'s "run ID started" line.
+pub fn run_id(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("run ").and_then(|r| r.strip_suffix(" started")))
+        .unwrap_or_else(|| panic!("no run id in: {stdout}"))
+        .to_owned()
+}
+
+/// The store of `cli`'s data directory, opened as the server opens it.
+pub async fn store_of(cli: &Cli) -> osprey::store::Store {
+    let (vault, _) = osprey::vault::Vault::open(None, &cli.data_dir().join("master.key")).unwrap();
+    osprey::store::Store::open(
+        &format!("sqlite://{}", cli.data_dir().join("osprey.db").display()),
+        vault.audit_chain_key(),
+    )
+    .await
+    .unwrap()
+}
