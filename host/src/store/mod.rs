@@ -315,9 +315,14 @@ pub(crate) mod testing {
     }
 
     /// A new, empty database on the test PostgreSQL server, or `None` (with a notice on
-    /// stderr) when no server was provided.
+    /// stderr) when no server was provided. With `CI` set, a missing server fails the test:
+    /// a CI run must not pass with PostgreSQL never run.
     pub async fn postgres() -> Option<TestStore> {
         let Ok(base) = std::env::var("OSPREY_TEST_POSTGRES_URL") else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "OSPREY_TEST_POSTGRES_URL is not set and CI is: run the tests with scripts/test.sh, which starts PostgreSQL"
+            );
             eprintln!(
                 "skipping the PostgreSQL half: OSPREY_TEST_POSTGRES_URL is not set (scripts/test.sh sets it)"
             );
