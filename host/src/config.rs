@@ -263,6 +263,7 @@ impl Config {
             .validate()
             .and_then(|()| config.humans.validate())
             .and_then(|()| config.mail.validate())
+            .and_then(|()| config.runs.validate())
             .and_then(|()| config.run_limits().map(|_| ()).map_err(|e| e.to_string()))
             .map_err(|message| ConfigError::Parse {
                 path: path.to_owned(),
@@ -435,5 +436,36 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("OSPREY_LISTEN") && e.contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn limits_of_zero_are_refused_and_maxima_cap_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("osprey.toml");
+        for (text, expected) in [
+            (
+                "[playbook_limits]\nmax_operations = 0\n",
+                "limit max_operations = 0: must be above 0",
+            ),
+            (
+                "[playbook_limits_max]\nwall_time = \"0s\"\n",
+                "limit wall_time = 0s: must be above 0",
+            ),
+            (
+                "[playbook_limits_max]\nmax_steps = 10\n",
+                "a default is above the maximum",
+            ),
+            (
+                "[runs]\nmax_unfinished_replays = 0\n",
+                "runs.max_unfinished_replays must be at least 1",
+            ),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let e = Config::from_file(&path).unwrap_err().to_string();
+            assert!(e.contains(expected), "{text}: {e}");
+        }
+        std::fs::write(&path, "[playbook_limits_max]\nwall_time = \"1m\"\n").unwrap();
+        let limits = Config::from_file(&path).unwrap().run_limits().unwrap();
+        assert_eq!(limits.maxima.wall_time, std::time::Duration::from_secs(60));
     }
 }

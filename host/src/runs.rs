@@ -39,6 +39,19 @@ pub struct RunsConfig {
     pub max_unfinished_replays: u32,
 }
 
+impl RunsConfig {
+    /// Refuse settings that would stop every run: `max_unfinished_replays = 0` would set
+    /// aside each run at its first claim.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_unfinished_replays == 0 {
+            return Err(
+                "runs.max_unfinished_replays must be at least 1 (0 would set every run aside as dead)".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
 impl Default for RunsConfig {
     fn default() -> Self {
         RunsConfig {
@@ -150,10 +163,8 @@ impl Executor {
     /// Interrupt the replays here of runs cancelled meanwhile (by this node or another).
     async fn interrupt_cancelled(&self) -> Result<(), StoreError> {
         let ids: Vec<String> = self.replaying().keys().cloned().collect();
-        for id in ids {
-            if self.store.run_status(&id).await? == Some(RunStatus::Cancelled)
-                && let Some(interrupt) = self.replaying().get(&id)
-            {
+        for id in self.store.cancelled_among(&ids).await? {
+            if let Some(interrupt) = self.replaying().get(&id) {
                 interrupt.cancel();
             }
         }

@@ -44,15 +44,6 @@ fn config(cli: &Cli, text: &str) {
 /// A loop that never takes a step, with limits that let it spin for minutes.
 const SPIN: &str = "[limits]\nmax_operations = 1000000000\nwall_time = \"10m\"\n";
 
-async fn healthy(server: &Server) {
-    let r = http_client()
-        .get(format!("http://{}/healthz", server.addr))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn values_nested_thousands_deep_fail_the_run_not_the_server() {
     let cli = Cli::new();
@@ -71,7 +62,7 @@ async fn values_nested_thousands_deep_fail_the_run_not_the_server() {
             "{playbook}: {error}"
         );
     }
-    healthy(&server).await;
+    server.assert_healthy().await;
     // Every list still reads.
     let listed = cli.ok(&["run", "list"]);
     assert!(
@@ -123,7 +114,7 @@ async fn a_run_whose_replay_dies_with_the_server_three_times_is_set_aside() {
             .then_some(())
     })
     .await;
-    healthy(&server).await;
+    server.assert_healthy().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,7 +134,7 @@ async fn cancel_stops_a_loop_that_takes_no_step_and_frees_its_worker() {
     // The only worker is free again: the next run completes.
     let done = until_status(&store, &quick, RunStatus::Completed, 30).await;
     assert_eq!(done.output, Some(Value::from(42)));
-    healthy(&server).await;
+    server.assert_healthy().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -270,5 +261,26 @@ async fn a_damaged_row_is_listed_and_marked_and_the_others_read() {
     );
     let listed = cli.ok(&["run", "list"]);
     assert!(listed.contains("r-damaged") && listed.contains(&fine), "{listed}");
-    healthy(&server).await;
+    // And nothing so deep gets in through the API: a body nested 10,000 deep is refused
+    // before it is parsed.
+    let admin = cli
+        .ok(&["token", "create", "admin", "--role", "admin"])
+        .trim()
+        .to_owned();
+    let deep_body = format!(
+        "{{\"title\": \"x\", \"fields\": {}1{}}}",
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    let r = http_client()
+        .post(format!("http://{}/api/v1/incidents", server.addr))
+        .bearer_auth(&admin)
+        .body(deep_body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("nested more than 64 levels"), "{text}");
+    server.assert_healthy().await;
 }

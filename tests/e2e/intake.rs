@@ -424,12 +424,7 @@ async fn a_flood_of_tiny_items_is_refused_while_parsing_in_bounded_memory() {
     let grown = server.peak_memory().saturating_sub(before);
     assert!(grown < 200 << 20, "the server grew by {} MiB", grown >> 20);
     assert!(stored(&cli).is_empty());
-    let r = http
-        .get(format!("http://{}/healthz", server.addr))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success());
+    server.assert_healthy().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

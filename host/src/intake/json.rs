@@ -263,7 +263,7 @@ fn parse_time(key: &str, value: &Value) -> Result<i64, String> {
 }
 
 /// What a JSON value is, for messages: "a number", "an array"...
-fn kind(value: &Value) -> &'static str {
+pub fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -14,6 +14,7 @@ mod observables;
 mod passivedns;
 mod syslog;
 
+pub use json::kind as json_kind;
 pub(crate) use observables::observable_url;
 pub use observables::{MAX_PER_KIND, MAX_SCAN_BYTES, Observables, extract_observables};
 

@@ -291,13 +291,21 @@ impl Store {
         self.write(Write::CreateRun(run.clone())).await.map(drop)
     }
 
-    /// Where one run stands, without reading its values.
-    pub async fn run_status(&self, id: &str) -> Result<Option<RunStatus>> {
-        let status: Option<String> = sqlx::query_scalar("SELECT status FROM runs WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(status.and_then(|s| RunStatus::parse(&s)))
+    /// Which of `ids` are cancelled, in one query.
+    pub async fn cancelled_among(&self, ids: &[String]) -> Result<Vec<String>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT id FROM runs WHERE status = 'cancelled' AND id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(id);
+        }
+        Ok(query.fetch_all(&self.pool).await?)
     }
 
     /// One run.

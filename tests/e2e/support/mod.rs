@@ -283,6 +283,16 @@ impl Server {
         server
     }
 
+    /// `GET /healthz` answers 2xx.
+    pub async fn assert_healthy(&self) {
+        let r = http_client()
+            .get(format!("http://{}/healthz", self.addr))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "healthz: {}", r.status());
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("the server is running").id()

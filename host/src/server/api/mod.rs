@@ -382,22 +382,13 @@ async fn body_json(body: Body) -> Result<Value, Problem> {
         return Err(Problem::new(
             StatusCode::BAD_REQUEST,
             "bad-json",
-            format!("the body must be a JSON object, not {}", json_kind(&value)),
+            format!(
+                "the body must be a JSON object, not {}",
+                crate::intake::json_kind(&value)
+            ),
         ));
     }
     Ok(value)
-}
-
-/// "an array", "a string", ... for messages.
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// The body as a `T` (`what` names it in errors, with the field that was wrong).
