@@ -9,7 +9,8 @@ use crate::runs::Executor;
 use crate::store::audit::Actor;
 use crate::store::{Store, StoreError};
 use crate::vault::{
-    CHECKPOINT_KEY_SECRET, CheckpointKey, KeyCheck, KeySource, MASTER_KEY_ENV, Vault, VaultError,
+    CHECKPOINT_KEY_SECRET, CheckpointKey, KeyCheck, KeySource, MASTER_KEY_ENV, SERVER_SECRET_OWNER, Vault,
+    VaultError,
 };
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -257,11 +258,6 @@ impl App {
         Ok(())
     }
 }
-
-/// The owner name under which the server's own secrets are kept (the SMTP password, the
-/// link-signing key): `osprey secret set osprey NAME`. No plugin may be installed under it, so
-/// no grant can reach them.
-pub const SERVER_SECRET_OWNER: &str = "osprey";
 
 /// Secret names: 1 to 64 of letters, digits, `_`, `-` and `.`.
 pub fn validate_secret_name(name: &str) -> Result<(), AppError> {

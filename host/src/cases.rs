@@ -27,13 +27,13 @@ use std::time::Duration;
 #[serde(default, deny_unknown_fields)]
 pub struct IncidentsConfig {
     /// Time to acknowledge an incident of a type that does not set its own; none if unset.
-    #[serde(with = "crate::config::opt_duration_serde")]
+    #[serde(with = "crate::duration::opt_text")]
     pub acknowledge: Option<Duration>,
     /// Time to resolve (close) an incident of a type that does not set its own.
-    #[serde(with = "crate::config::opt_duration_serde")]
+    #[serde(with = "crate::duration::opt_text")]
     pub resolve: Option<Duration>,
     /// Time to complete a manual task created without a due time.
-    #[serde(with = "crate::config::opt_duration_serde")]
+    #[serde(with = "crate::duration::opt_text")]
     pub task_due: Option<Duration>,
     /// Incident types by name.
     pub types: BTreeMap<String, IncidentType>,
@@ -43,9 +43,9 @@ pub struct IncidentsConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IncidentType {
-    #[serde(with = "crate::config::opt_duration_serde")]
+    #[serde(with = "crate::duration::opt_text")]
     pub acknowledge: Option<Duration>,
-    #[serde(with = "crate::config::opt_duration_serde")]
+    #[serde(with = "crate::duration::opt_text")]
     pub resolve: Option<Duration>,
     /// The team new incidents of this type are assigned to.
     pub role: Option<String>,
@@ -315,7 +315,7 @@ pub fn severity(text: &str) -> Result<crate::intake::Severity, String> {
 
 /// A duration such as "4h" as ms; the error says what is expected.
 pub fn duration_ms(text: &str) -> Result<i64, String> {
-    let d = crate::config::duration_serde::parse(text)?;
+    let d = crate::duration::parse(text).map_err(|e| e.to_string())?;
     Ok(ms(d))
 }
 

@@ -77,7 +77,7 @@ pub struct Config {
 #[serde(default, deny_unknown_fields)]
 pub struct WebConfig {
     /// How long a sign-in lasts; the session cookie's Max-Age.
-    #[serde(with = "duration_serde")]
+    #[serde(with = "crate::duration::text")]
     pub session_ttl: Duration,
     /// Mark the session cookie `Secure` (sent over HTTPS only). Osprey serves plain HTTP, so
     /// set this when a TLS-terminating proxy is in front of it, as it should be.
@@ -112,7 +112,7 @@ pub struct ListsConfig {
     /// The most live entries of one list; adds beyond it are refused.
     pub max_entries: usize,
     /// How often the server removes expired entries (and audits it as `list.expire`).
-    #[serde(with = "duration_serde")]
+    #[serde(with = "crate::duration::text")]
     pub expiry_interval: Duration,
     /// Who may fetch `GET /edl/NAME.txt`: `token` or `none`.
     pub edl_auth: EdlAuth,
@@ -165,7 +165,7 @@ pub struct RuntimeConfig {
     /// The most memory any grant may give one call, in MiB (the size of a pool slot).
     pub max_memory_mib: u32,
     /// How often a running server looks for changed grants and settings.
-    #[serde(with = "duration_serde")]
+    #[serde(with = "crate::duration::text")]
     pub policy_refresh: Duration,
 }
 
@@ -336,47 +336,6 @@ impl Config {
     /// Where compiled plugins are cached.
     pub fn cache_dir(&self) -> PathBuf {
         self.data_dir.join("cache")
-    }
-}
-
-/// Durations written as "30s", "2m", "1h 30m" in the config file.
-/// `serde(with = ...)` for a duration written as text, like "30s", "2m" or "4h".
-pub mod duration_serde {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        parse(&s).map_err(serde::de::Error::custom)
-    }
-
-    /// Parse "30s", "2m", "4h"; the error names the text.
-    pub fn parse(s: &str) -> Result<Duration, String> {
-        humantime::parse_duration(s)
-            .map_err(|e| format!("'{s}' is not a duration like \"30s\" or \"4h\": {e}"))
-    }
-}
-
-/// Like [`duration_serde`], for an optional duration.
-pub mod opt_duration_serde {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => super::duration_serde::serialize(d, s),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        let s: Option<String> = Option::deserialize(d)?;
-        s.map(|s| super::duration_serde::parse(&s).map_err(serde::de::Error::custom))
-            .transpose()
     }
 }
 

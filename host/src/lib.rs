@@ -44,6 +44,7 @@ pub mod capability;
 pub mod cases;
 pub mod cli;
 pub mod config;
+pub mod duration;
 pub mod humans;
 pub mod intake;
 pub mod mail;

@@ -12,9 +12,10 @@
 //! `mail.password_secret`), opened only to build the transport of one batch; lettre's
 //! `Credentials` never print it, and no error or log line here contains it.
 
-use crate::app::{App, SERVER_SECRET_OWNER};
+use crate::app::App;
 use crate::store::outbox::OutboxRecord;
 use crate::store::{StoreError, now_ms};
+use crate::vault::SERVER_SECRET_OWNER;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::AsyncSmtpTransportBuilder;
 use lettre::transport::smtp::authentication::Credentials;
@@ -67,7 +68,7 @@ pub struct MailConfig {
     /// The From address, `Name <address>` or `address`.
     pub from: String,
     /// Deadline of each SMTP command (connecting included).
-    #[serde(with = "crate::config::duration_serde")]
+    #[serde(with = "crate::duration::text")]
     pub timeout: Duration,
     /// Attempts at one message before it is given up on (marked failed).
     pub max_attempts: u32,

@@ -52,7 +52,7 @@ pub struct RuleSpec {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        with = "crate::config::opt_duration_serde"
+        with = "crate::duration::opt_text"
     )]
     #[schema(value_type = Option<String>, example = "10m")]
     pub window: Option<Duration>,

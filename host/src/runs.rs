@@ -28,7 +28,7 @@ pub struct RunsConfig {
     pub workers: usize,
     /// How long a claimed job stays claimed without a heartbeat; a crashed node's runs are
     /// picked up by others after this.
-    #[serde(with = "crate::config::duration_serde")]
+    #[serde(with = "crate::duration::text")]
     pub lease: Duration,
     /// Attempts of a run that keeps failing with retryable errors, before it is dead-lettered.
     pub max_attempts: u32,
@@ -843,9 +843,7 @@ async fn live_act(
         }
         "list_add" => {
             let ttl = match args.get("ttl").and_then(Value::as_str) {
-                Some(t) => {
-                    Some(crate::config::duration_serde::parse(t).map_err(|e| format!("list_add: ttl: {e}"))?)
-                }
+                Some(t) => Some(crate::duration::parse(t).map_err(|e| format!("list_add: ttl: {e}"))?),
                 None => None,
             };
             let expires_at = ttl.map(|t| now_ms() + t.as_millis() as i64);

@@ -22,6 +22,11 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 use zeroize::Zeroizing;
 
+/// The owner name under which the server's own secrets are kept (the SMTP password, the
+/// link-signing key): `osprey secret set osprey NAME`. No plugin may be installed under it, so
+/// no grant can reach them.
+pub const SERVER_SECRET_OWNER: &str = "osprey";
+
 /// The name of the environment variable that can carry the master key.
 pub const MASTER_KEY_ENV: &str = "OSPREY_MASTER_KEY";
 
@@ -285,7 +290,7 @@ impl std::fmt::Debug for CheckpointKey {
 impl CheckpointKey {
     fn broken() -> VaultError {
         VaultError::Open {
-            plugin: crate::app::SERVER_SECRET_OWNER.to_owned(),
+            plugin: crate::vault::SERVER_SECRET_OWNER.to_owned(),
             name: CHECKPOINT_KEY_SECRET.to_owned(),
         }
     }
@@ -305,7 +310,7 @@ impl CheckpointKey {
                 })?;
         let text = Zeroizing::new(boxed.into_string());
         let sealed = vault.seal(
-            crate::app::SERVER_SECRET_OWNER,
+            crate::vault::SERVER_SECRET_OWNER,
             CHECKPOINT_KEY_SECRET,
             &SecretString::from(text.to_string()),
         );
@@ -320,7 +325,7 @@ impl CheckpointKey {
 
     /// The key sealed in the secret store.
     pub fn open(vault: &Vault, sealed: &Sealed) -> Result<CheckpointKey, VaultError> {
-        let text = vault.open_sealed(crate::app::SERVER_SECRET_OWNER, CHECKPOINT_KEY_SECRET, sealed)?;
+        let text = vault.open_sealed(crate::vault::SERVER_SECRET_OWNER, CHECKPOINT_KEY_SECRET, sealed)?;
         let boxed = minisign::SecretKeyBox::from_string(text.expose_secret()).map_err(|_| Self::broken())?;
         let secret = minisign::SecretKey::from_unencrypted_box(boxed).map_err(|_| Self::broken())?;
         let public = minisign::PublicKey::from_secret_key(&secret).map_err(|_| Self::broken())?;
@@ -372,7 +377,7 @@ impl LinkKey {
         chacha20poly1305::aead::rand_core::RngCore::fill_bytes(&mut OsRng, key.as_mut());
         let encoded = Zeroizing::new(B64.encode(key.as_ref()));
         let sealed = vault.seal(
-            crate::app::SERVER_SECRET_OWNER,
+            crate::vault::SERVER_SECRET_OWNER,
             LINK_KEY_SECRET,
             &SecretString::from(encoded.to_string()),
         );
@@ -381,9 +386,9 @@ impl LinkKey {
 
     /// The key sealed in the secret store.
     pub fn open(vault: &Vault, sealed: &Sealed) -> Result<LinkKey, VaultError> {
-        let text = vault.open_sealed(crate::app::SERVER_SECRET_OWNER, LINK_KEY_SECRET, sealed)?;
+        let text = vault.open_sealed(crate::vault::SERVER_SECRET_OWNER, LINK_KEY_SECRET, sealed)?;
         let key = decode_key(text.expose_secret()).ok_or_else(|| VaultError::Open {
-            plugin: crate::app::SERVER_SECRET_OWNER.to_owned(),
+            plugin: crate::vault::SERVER_SECRET_OWNER.to_owned(),
             name: LINK_KEY_SECRET.to_owned(),
         })?;
         Ok(LinkKey { key })

@@ -47,7 +47,7 @@ pub struct LimitOverrides {
     /// Wall-clock deadline of one call, such as "30s".
     #[serde(
         default,
-        with = "crate::config::opt_duration_serde",
+        with = "crate::duration::opt_text",
         skip_serializing_if = "Option::is_none"
     )]
     #[schema(value_type = Option<String>)]
@@ -77,7 +77,7 @@ impl LimitOverrides {
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Such as "30s".
-    #[serde(with = "crate::config::duration_serde")]
+    #[serde(with = "crate::duration::text")]
     #[schema(value_type = String)]
     pub timeout: Duration,
     pub memory_mib: u32,

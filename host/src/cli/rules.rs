@@ -38,7 +38,7 @@ would have done to the alerts already received.")]
         #[arg(long, value_name = "EXPR")]
         key: Option<String>,
         /// dedup: how long after an incident opens its duplicates fold into it (e.g. 4h).
-        #[arg(long, value_parser = crate::config::duration_serde::parse)]
+        #[arg(long, value_parser = crate::duration::parse)]
         window: Option<std::time::Duration>,
         /// The type of the incidents it opens (default: the alert's source).
         #[arg(long = "type", value_name = "TYPE")]

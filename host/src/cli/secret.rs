@@ -41,7 +41,7 @@ pub async fn run(cmd: SecretCommand, config: Config) -> anyhow::Result<i32> {
             app.set_secret(&plugin, &name, &value, &Actor::cli()).await?;
             println!("secret '{name}' of plugin '{plugin}' is set");
             let grant = app.grant(&plugin).await?;
-            if plugin == crate::app::SERVER_SECRET_OWNER {
+            if plugin == crate::vault::SERVER_SECRET_OWNER {
                 println!(
                     "(a secret of the server itself, such as the SMTP password; no plugin can be granted it)"
                 );

@@ -33,7 +33,7 @@ pub struct HumansConfig {
     /// (`https://osprey.example.com`); default: `http://` and the `listen` address.
     pub public_url: Option<String>,
     /// How long a link stays valid when its question has no due time.
-    #[serde(with = "crate::config::duration_serde")]
+    #[serde(with = "crate::duration::text")]
     pub link_ttl: Duration,
     /// The role whose members take escalated incidents ("talk to a human").
     pub oncall_role: Option<String>,

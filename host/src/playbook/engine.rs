@@ -890,8 +890,7 @@ fn register_effects(engine: &mut Engine, state: &Shared) {
     engine.register_fn(
         "invoke_cached",
         move |plugin: &str, action: &str, input: Map, ttl: &str| -> Result<Dynamic, Box<EvalAltResult>> {
-            let ttl =
-                crate::config::duration_serde::parse(ttl).map_err(|e| format!("invoke_cached: ttl {e}"))?;
+            let ttl = crate::duration::parse(ttl).map_err(|e| format!("invoke_cached: ttl {e}"))?;
             if ttl.is_zero() {
                 return Err("invoke_cached: the ttl must be longer than 0s (use invoke not to cache)".into());
             }

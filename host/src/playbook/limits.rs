@@ -17,7 +17,7 @@ pub struct ScriptLimits {
     /// Steps in the whole run.
     pub max_steps: u32,
     /// Time the script itself runs in one replay, not counting plugin calls and journal writes.
-    #[serde(with = "crate::config::duration_serde")]
+    #[serde(with = "crate::duration::text")]
     pub wall_time: Duration,
     /// Size of one journaled step (its request and outcome as JSON), and of the run's output.
     pub max_step_bytes: usize,
@@ -68,7 +68,7 @@ pub struct LimitOverrides {
     pub max_array_len: Option<usize>,
     pub max_map_len: Option<usize>,
     pub max_steps: Option<u32>,
-    #[serde(default, with = "crate::config::opt_duration_serde")]
+    #[serde(default, with = "crate::duration::opt_text")]
     pub wall_time: Option<Duration>,
     pub max_step_bytes: Option<usize>,
     pub max_journal_bytes: Option<usize>,

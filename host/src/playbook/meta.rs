@@ -25,7 +25,7 @@ pub struct Meta {
     #[serde(default)]
     pub plugins: Vec<String>,
     /// Default SLA of what the playbook opens, such as "4h".
-    #[serde(default, with = "crate::config::opt_duration_serde")]
+    #[serde(default, with = "crate::duration::opt_text")]
     pub sla: Option<Duration>,
     /// Analyst minutes one run saves (for the dashboard's time-saved estimate).
     #[serde(default)]

@@ -289,8 +289,7 @@ impl Effects for MockEffects {
             let mut out = args.as_object().cloned().unwrap_or_default();
             let expires_at = match args["ttl"].as_str() {
                 Some(t) => {
-                    let ttl =
-                        crate::config::duration_serde::parse(t).map_err(|e| format!("list_add: ttl: {e}"))?;
+                    let ttl = crate::duration::parse(t).map_err(|e| format!("list_add: ttl: {e}"))?;
                     let clock = self.0.lock().unwrap_or_else(|p| p.into_inner()).clock;
                     Value::from(clock + ttl.as_millis() as i64)
                 }

@@ -61,7 +61,7 @@ impl Manifest {
 
     fn validate(&self) -> Result<(), String> {
         validate_name(&self.name)?;
-        if self.name == crate::app::SERVER_SECRET_OWNER {
+        if self.name == crate::vault::SERVER_SECRET_OWNER {
             return Err(format!(
                 "the plugin name '{}' is reserved for the server's own secrets; rename the plugin",
                 self.name
