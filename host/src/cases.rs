@@ -319,50 +319,6 @@ pub fn duration_ms(text: &str) -> Result<i64, String> {
     Ok(ms(d))
 }
 
-impl IncidentSpec {
-    /// The incident to store, with a fresh id, as a child of `parent` if given.
-    pub fn into_new(self, parent: Option<&str>) -> Result<crate::store::incidents::NewIncident, String> {
-        let severity = match &self.severity {
-            Some(s) => severity(s)?,
-            None => crate::intake::Severity::Medium,
-        };
-        crate::names::check("incident type", &self.kind)?;
-        let mut new = crate::store::incidents::NewIncident::new(&self.kind, &self.title, severity);
-        new.owner = self.owner;
-        new.role = self.role;
-        new.fields = self.fields;
-        new.parent_id = parent.map(str::to_owned);
-        Ok(new)
-    }
-}
-
-impl IncidentChanges {
-    /// The update to store (the status is applied on its own).
-    pub fn update(&self) -> Result<crate::store::incidents::IncidentUpdate, String> {
-        Ok(crate::store::incidents::IncidentUpdate {
-            severity: self.severity.as_deref().map(severity).transpose()?,
-            owner: self.owner.clone(),
-            role: self.role.clone(),
-            title: self.title.clone(),
-            fields: self.fields.clone(),
-        })
-    }
-}
-
-impl TaskSpec {
-    /// The task to store, on `incident` unless the spec names one.
-    pub fn into_new(self, incident: Option<&str>) -> Result<crate::store::tasks::NewTask, String> {
-        Ok(crate::store::tasks::NewTask {
-            incident_id: self.incident.or(incident.map(str::to_owned)),
-            title: self.title,
-            description: self.description,
-            assignee: self.user,
-            role: self.role,
-            due_ms: self.due.as_deref().map(duration_ms).transpose()?,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,60 +409,4 @@ mod tests {
         assert!(bad("resolve = \"0s\"").contains("longer than 0s"));
         assert!(bad("[types.\"Bad Name\"]").contains("Bad Name"));
     }
-}
-
-/// An incident with everything about it: what `GET /api/v1/incidents/{id}` answers and the
-/// console's incident page shows.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct IncidentDetail {
-    pub incident: crate::store::incidents::IncidentRecord,
-    /// The ids of its alerts, oldest link first.
-    pub alerts: Vec<String>,
-    /// Its events with the steps of its runs merged in by time.
-    pub timeline: Vec<crate::store::incidents::IncidentEvent>,
-    pub tasks: Vec<crate::store::tasks::TaskRecord>,
-    pub sla: Vec<SlaTimerState>,
-    pub children: Vec<crate::store::incidents::IncidentRecord>,
-    /// The ids of related incidents.
-    pub related: Vec<String>,
-}
-
-/// An SLA timer and where it stands.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct SlaTimerState {
-    #[serde(flatten)]
-    pub timer: crate::store::sla::SlaTimer,
-    /// `breached` (even if it stopped later), `met`, `paused` or `running`.
-    pub state: String,
-}
-
-/// The most tasks an incident's detail lists.
-pub const MAX_DETAIL_TASKS: i64 = 500;
-
-/// Incident `id` with everything about it, if there is one.
-pub async fn incident_detail(
-    store: &crate::store::Store,
-    id: &str,
-) -> Result<Option<IncidentDetail>, crate::store::StoreError> {
-    let Some(incident) = store.incident(id).await? else {
-        return Ok(None);
-    };
-    let sla = store
-        .sla_timers(id)
-        .await?
-        .into_iter()
-        .map(|timer| SlaTimerState {
-            state: timer.state().to_owned(),
-            timer,
-        })
-        .collect();
-    Ok(Some(IncidentDetail {
-        incident,
-        alerts: store.incident_alert_ids(id).await?,
-        timeline: store.incident_timeline(id).await?,
-        tasks: store.tasks(None, Some(id), None, MAX_DETAIL_TASKS).await?,
-        sla,
-        children: store.child_incidents(id).await?,
-        related: store.related_incidents(id).await?,
-    }))
 }

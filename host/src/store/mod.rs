@@ -9,6 +9,8 @@
 pub mod alerts;
 pub mod audit;
 pub(crate) mod audit_chain;
+mod case_specs;
+pub mod incident_detail;
 pub mod incidents;
 pub mod indicators;
 mod json;

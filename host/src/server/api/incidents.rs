@@ -7,11 +7,12 @@ use super::{
     keyset, list_query, ok, param, required_text, store_failed, text_key,
 };
 use crate::app::App;
-use crate::cases::{IncidentChanges, IncidentDetail, IncidentSpec};
+use crate::cases::{IncidentChanges, IncidentSpec};
 use crate::intake::Severity;
 use crate::rbac::Permission;
 use crate::server::openapi::{BadRequest, Conflict, NotFound, TooLarge};
 use crate::server::paging::{self, Paged, PagingParams, Sorted};
+use crate::store::incident_detail::IncidentDetail;
 use crate::store::incidents::{INCIDENT_SORTS, IncidentFilter, IncidentRecord, STATUSES};
 use crate::store::page::SortKey;
 use axum::body::Body;
@@ -175,7 +176,7 @@ pub(super) async fn show_incident(
     Path(id): Path<String>,
 ) -> Answer {
     caller(&app, &headers, Permission::IncidentsRead).await?;
-    match crate::cases::incident_detail(&app.store, &id).await {
+    match app.store.incident_detail(&id).await {
         Ok(Some(detail)) => ok(detail),
         Ok(None) => Err(no_incident(&id)),
         Err(e) => Err(store_failed(&e)),

@@ -88,7 +88,7 @@ pub(super) async fn show(user: WebUser, State(app): State<Arc<App>>, Path(id): P
     if let Err(r) = require(&user, Permission::IncidentsRead) {
         return r;
     }
-    let detail = match crate::cases::incident_detail(&app.store, &id).await {
+    let detail = match app.store.incident_detail(&id).await {
         Ok(Some(d)) => d,
         Ok(None) => return not_found(&user, &format!("incident {id}")),
         Err(e) => return failed(&user, e),

@@ -1,0 +1,50 @@
+//! The store's side of a case request (`cases::IncidentSpec`, `IncidentChanges`, `TaskSpec`,
+//! read from a playbook, the CLI or the API): the records to create or the update to apply.
+
+use super::incidents::{IncidentUpdate, NewIncident};
+use super::tasks::NewTask;
+use crate::cases::{self, IncidentChanges, IncidentSpec, TaskSpec};
+
+impl IncidentSpec {
+    /// The incident to store, with a fresh id, as a child of `parent` if given.
+    pub fn into_new(self, parent: Option<&str>) -> Result<NewIncident, String> {
+        let severity = match &self.severity {
+            Some(s) => cases::severity(s)?,
+            None => crate::intake::Severity::Medium,
+        };
+        crate::names::check("incident type", &self.kind)?;
+        let mut new = NewIncident::new(&self.kind, &self.title, severity);
+        new.owner = self.owner;
+        new.role = self.role;
+        new.fields = self.fields;
+        new.parent_id = parent.map(str::to_owned);
+        Ok(new)
+    }
+}
+
+impl IncidentChanges {
+    /// The update to store (the status is applied on its own).
+    pub fn update(&self) -> Result<IncidentUpdate, String> {
+        Ok(IncidentUpdate {
+            severity: self.severity.as_deref().map(cases::severity).transpose()?,
+            owner: self.owner.clone(),
+            role: self.role.clone(),
+            title: self.title.clone(),
+            fields: self.fields.clone(),
+        })
+    }
+}
+
+impl TaskSpec {
+    /// The task to store, on `incident` unless the spec names one.
+    pub fn into_new(self, incident: Option<&str>) -> Result<NewTask, String> {
+        Ok(NewTask {
+            incident_id: self.incident.or(incident.map(str::to_owned)),
+            title: self.title,
+            description: self.description,
+            assignee: self.user,
+            role: self.role,
+            due_ms: self.due.as_deref().map(cases::duration_ms).transpose()?,
+        })
+    }
+}
