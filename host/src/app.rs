@@ -51,9 +51,9 @@ pub struct App {
     /// Runs playbooks.
     pub executor: Arc<Executor>,
     /// Woken when alerts are stored, so pre-processing looks at them at once.
-    pub alerts_stored: tokio::sync::Notify,
-    /// Woken when mail is queued in the outbox, so the sender (`mail.rs`) sends it at once.
-    pub mail_queued: tokio::sync::Notify,
+    pub alerts_stored: Arc<tokio::sync::Notify>,
+    /// Woken when mail is queued in the outbox (by `humans`), so the sender sends it at once.
+    pub mail_queued: Arc<tokio::sync::Notify>,
     /// API token lookups of the last second.
     pub tokens: crate::auth::TokenCache,
     /// Questions to people, their links and mails.
@@ -119,11 +119,13 @@ impl App {
                 crate::vault::LinkKey::open(&vault, &stored)?
             }
         };
+        let mail_queued = Arc::new(tokio::sync::Notify::new());
         let humans = Arc::new(crate::humans::Humans::new(
             config.humans.clone(),
             config.listen,
             link_key,
             config.mail.enabled(),
+            mail_queued.clone(),
         ));
         let vault = Arc::new(vault);
         let metrics = Arc::new(crate::metrics::Metrics::new());
@@ -163,12 +165,22 @@ impl App {
             playbooks,
             playbook_errors,
             executor,
-            alerts_stored: tokio::sync::Notify::new(),
-            mail_queued: tokio::sync::Notify::new(),
+            alerts_stored: Arc::new(tokio::sync::Notify::new()),
+            mail_queued,
             tokens: Default::default(),
             humans,
             metrics,
         })
+    }
+
+    /// What the mail sender works with.
+    pub fn mail_sender(&self) -> crate::mail::sender::Sender {
+        crate::mail::sender::Sender {
+            config: self.config.mail.clone(),
+            store: self.store.clone(),
+            vault: self.vault.clone(),
+            metrics: self.metrics.clone(),
+        }
     }
 
     /// Store a secret for `plugin`, sealed with the master key.

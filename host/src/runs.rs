@@ -1186,6 +1186,7 @@ mod tests_support {
             std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
             link_key,
             false,
+            Default::default(),
         ));
         let executor = Executor::new(
             store.clone(),

@@ -1,6 +1,7 @@
 use crate::app::App;
 use crate::config::Config;
-use crate::mail::{Outcome, compose};
+use crate::mail::message::compose;
+use crate::mail::sender::Outcome;
 use crate::store::now_ms;
 use std::time::Duration;
 
@@ -102,7 +103,7 @@ async fn test(app: &App, address: &str, queue_only: bool, subject: &str) -> anyh
         &[
             format!(
                 "This is a test message from Osprey to <{email}>, sent with `osprey mail test` at {}.",
-                crate::mail::format_time(now_ms())
+                crate::mail::message::format_time(now_ms())
             ),
             format!(
                 "It went through the SMTP server {server}. If you can read it, Osprey can send mail: questions to people, their reminders and escalations will reach them."
@@ -122,7 +123,7 @@ async fn test(app: &App, address: &str, queue_only: bool, subject: &str) -> anyh
         }
         return Ok(0);
     }
-    let attempts = crate::mail::send_due(app, 100).await?;
+    let attempts = crate::mail::sender::send_due(&app.mail_sender(), 100).await?;
     let others = attempts.iter().filter(|a| a.id != id).count();
     if others > 0 {
         let sent = attempts
@@ -176,7 +177,7 @@ async fn test(app: &App, address: &str, queue_only: bool, subject: &str) -> anyh
 /// not come in the time one attempt may take.
 async fn wait_for_attempt(app: &App, id: i64) -> anyhow::Result<Option<Outcome>> {
     let deadline = tokio::time::Instant::now()
-        + crate::mail::attempt_deadline(&app.config.mail)
+        + crate::mail::sender::attempt_deadline(&app.config.mail)
         + Duration::from_secs(5);
     while tokio::time::Instant::now() < deadline {
         if let Some(m) = app.store.outbox_mail(id).await? {

@@ -14,7 +14,7 @@
 pub mod links;
 pub mod questions;
 
-use crate::mail::{Button, Mail};
+use crate::mail::message::{Button, Mail};
 use crate::store::questions::{LinkRecord, NewLink, NewQuestion, QuestionRecord};
 use crate::store::{Store, StoreError, now_ms};
 use crate::vault::LinkKey;
@@ -93,6 +93,8 @@ pub struct Humans {
     base_url: std::sync::RwLock<String>,
     key: LinkKey,
     mail_on: bool,
+    /// Notified after mail is committed to the outbox, so the sender sends it at once.
+    mail_queued: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Humans {
@@ -103,7 +105,13 @@ impl std::fmt::Debug for Humans {
 
 impl Humans {
     /// `listen` gives the default public address; `mail_on` says whether `[mail]` is set.
-    pub fn new(config: HumansConfig, listen: std::net::SocketAddr, key: LinkKey, mail_on: bool) -> Humans {
+    pub fn new(
+        config: HumansConfig,
+        listen: std::net::SocketAddr,
+        key: LinkKey,
+        mail_on: bool,
+        mail_queued: Arc<tokio::sync::Notify>,
+    ) -> Humans {
         let base_url = config
             .public_url
             .clone()
@@ -115,6 +123,7 @@ impl Humans {
             base_url: std::sync::RwLock::new(base_url),
             key,
             mail_on,
+            mail_queued,
         }
     }
 
@@ -198,7 +207,7 @@ impl Humans {
             }
             new_links.push(link);
         }
-        store
+        let question = store
             .create_question(
                 &new,
                 &new_links,
@@ -210,7 +219,16 @@ impl Humans {
             .map_err(|e| match e {
                 StoreError::Invalid(m) => format!("{}: {m}", kind.as_str()),
                 other => format!("{}: the store failed: {other}", kind.as_str()),
-            })
+            })?;
+        self.queued(&mails);
+        Ok(question)
+    }
+
+    /// Wake the mail sender when `mails` were just committed to the outbox.
+    fn queued(&self, mails: &[Mail]) {
+        if !mails.is_empty() {
+            self.mail_queued.notify_one();
+        }
     }
 
     /// Where question `id` stands for the run waiting on it: closed (with what the script
@@ -315,7 +333,7 @@ impl Humans {
             } else {
                 "Sent by Osprey."
             };
-            mails.push(crate::mail::compose(
+            mails.push(crate::mail::message::compose(
                 address,
                 &spec.subject,
                 &paragraphs,
@@ -328,6 +346,7 @@ impl Humans {
             .send_mail_once(&new_links, &mails, step_key)
             .await
             .map_err(|e| format!("send_email: the store failed: {e}"))?;
+        self.queued(&mails);
         Ok(Value::from(
             recipients.into_iter().map(|(_, a)| a).collect::<Vec<_>>(),
         ))
@@ -374,7 +393,10 @@ impl Humans {
             .filter(|p| !p.is_empty())
             .collect();
         if let Some(due) = q.due_at {
-            paragraphs.push(format!("Please answer by {}.", crate::mail::format_time(due)));
+            paragraphs.push(format!(
+                "Please answer by {}.",
+                crate::mail::message::format_time(due)
+            ));
         }
         let subject = if n > 0 {
             format!("Reminder: {}", q.title)
@@ -383,7 +405,7 @@ impl Humans {
         };
         let footer = "Each button opens a page where you confirm your answer; nothing is recorded until you do. \
                       The link is yours alone and works once.";
-        crate::mail::compose(
+        crate::mail::message::compose(
             address,
             &subject,
             &paragraphs,
@@ -422,6 +444,7 @@ impl Humans {
                 }
             }
             if store.record_reminder(&q, &mails, now).await? {
+                self.queued(&mails);
                 handled += 1;
             }
         }

@@ -49,7 +49,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
 }
 
 fn time(ms: i64) -> String {
-    crate::mail::format_time(ms)
+    crate::mail::message::format_time(ms)
 }
 
 /// A page for a link, with no referrer sent onwards.

@@ -85,7 +85,7 @@ pub async fn run(
     let list_expiry = edl::spawn_expiry(&app);
     let preprocessing = tokio::spawn(preprocess_alerts(app.clone()));
     let sla = tokio::spawn(watch_sla(app.clone()));
-    let mail = crate::mail::spawn_sender(app.clone());
+    let mail = crate::mail::sender::spawn_sender(app.mail_sender(), app.mail_queued.clone());
     app.humans.listening_at(listener.local_addr()?);
     let questions = tokio::spawn(crate::humans::watch(app.humans.clone(), app.store.clone()));
     let background = {

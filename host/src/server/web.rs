@@ -156,7 +156,7 @@ pub fn check_csrf(user: &WebUser, submitted: &str) -> Result<(), Response> {
 
 /// `text` with `& < > " '` replaced by entities (the one in `mail.rs`, shared by mails and
 /// pages).
-pub use crate::mail::escape_html;
+pub use crate::mail::message::escape_html;
 
 /// A whole HTML page: `title` (escaped here) and `body`, which is HTML as given (escape what
 /// goes into it with [`escape_html`]). Readable on a phone (viewport, simple inline CSS), not

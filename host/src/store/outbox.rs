@@ -8,7 +8,7 @@
 //! mid-attempt leaves the row to be tried again once that time has passed.
 
 use super::{Dialect, Result, Store, now_ms};
-use crate::mail::Mail;
+use crate::mail::message::Mail;
 use serde::Serialize;
 
 /// A message in the outbox.

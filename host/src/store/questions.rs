@@ -8,7 +8,7 @@ use super::incidents::add_event;
 use super::{Result, Store, StoreError, now_ms};
 use crate::humans::links::Purpose;
 use crate::humans::questions::{Kind, Question};
-use crate::mail::Mail;
+use crate::mail::message::Mail;
 use serde::Serialize;
 use serde_json::Value;
 use thiserror::Error;

@@ -233,7 +233,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             panic!("console template {name} does not compile: {e}");
         }
     }
-    env.add_filter("time", |ms: i64| crate::mail::format_time(ms));
+    env.add_filter("time", |ms: i64| crate::mail::message::format_time(ms));
     env.add_filter("duration_ms", |ms: i64| {
         humantime::format_duration(std::time::Duration::from_millis(ms.max(0) as u64)).to_string()
     });
