@@ -1,9 +1,10 @@
 //! The SLA watcher: finds timers past their deadline, records each breach once (timeline,
 //! audit) and starts the playbooks whose `sla` trigger matches, in the same transaction.
 
-use crate::app::App;
+use crate::metrics::Metrics;
 use crate::playbook::expr::Expr;
 use crate::playbook::meta::Trigger;
+use crate::runs::Executor;
 use crate::store::StoreError;
 use crate::store::runs::NewRun;
 use crate::store::sla::SlaTimer;
@@ -13,13 +14,13 @@ use serde_json::Value;
 const BATCH: i64 = 100;
 
 /// Record the breaches due now; returns how many were recorded by this server.
-pub async fn check_breaches(app: &App) -> Result<usize, StoreError> {
+pub async fn check_breaches(executor: &Executor, metrics: &Metrics) -> Result<usize, StoreError> {
     let now = crate::store::now_ms();
-    let due = app.store.due_breaches(now, BATCH).await?;
+    let due = executor.store().due_breaches(now, BATCH).await?;
     let mut recorded = 0;
     for timer in due {
         let incident = match &timer.incident_id {
-            Some(id) => app.store.incident(id).await?,
+            Some(id) => executor.store().incident(id).await?,
             None => None,
         };
         let incident_json = incident
@@ -28,13 +29,13 @@ pub async fn check_breaches(app: &App) -> Result<usize, StoreError> {
             .unwrap_or(Value::Null);
         let breach = timer.breach(now);
         let runs = if incident.is_some() {
-            runs_for(app, &timer, &incident_json, &breach)
+            runs_for(executor, &timer, &incident_json, &breach)
         } else {
             Vec::new()
         };
-        if app.store.record_breach(&timer, &runs).await? {
+        if executor.store().record_breach(&timer, &runs).await? {
             recorded += 1;
-            app.metrics.sla_breached(&timer.timer);
+            metrics.sla_breached(&timer.timer);
             tracing::warn!(
                 subject = %timer.subject,
                 timer = %timer.timer,
@@ -43,7 +44,7 @@ pub async fn check_breaches(app: &App) -> Result<usize, StoreError> {
                 "SLA breached"
             );
             if !runs.is_empty() {
-                app.executor.wake();
+                executor.wake();
             }
         }
     }
@@ -51,9 +52,9 @@ pub async fn check_breaches(app: &App) -> Result<usize, StoreError> {
 }
 
 /// The runs of the playbooks whose `sla` trigger names this timer and whose match holds.
-fn runs_for(app: &App, timer: &SlaTimer, incident: &Value, breach: &Value) -> Vec<NewRun> {
+fn runs_for(executor: &Executor, timer: &SlaTimer, incident: &Value, breach: &Value) -> Vec<NewRun> {
     let mut runs = Vec::new();
-    for pb in app.playbooks.list() {
+    for pb in executor.playbooks().list() {
         let wanted = pb.meta.triggers.iter().any(|t| match t.get_ref() {
             Trigger::Sla { timers, matches } => {
                 timers.iter().any(|n| n.as_str() == timer.timer)
@@ -72,7 +73,7 @@ fn runs_for(app: &App, timer: &SlaTimer, incident: &Value, breach: &Value) -> Ve
             continue;
         }
         let origin = format!("sla {} {}", timer.timer, timer.subject);
-        match app.executor.prepare_run(&pb, &serde_json::Map::new(), &origin) {
+        match executor.prepare_run(&pb, &serde_json::Map::new(), &origin) {
             Ok(mut run) => {
                 run.context = serde_json::json!({ "incident": incident, "breach": breach });
                 runs.push(run);

@@ -168,7 +168,7 @@ const PREPROCESS_GATHER: Duration = Duration::from_millis(100);
 /// before a crash).
 async fn preprocess_alerts(app: Arc<App>) {
     loop {
-        match crate::preprocess::process_pending(&app, PREPROCESS_BATCH).await {
+        match crate::preprocess::process_pending(&app.executor, &app.metrics, PREPROCESS_BATCH).await {
             Ok(n) if n as i64 >= PREPROCESS_BATCH => continue,
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "pre-processing alerts failed; retrying"),
@@ -186,7 +186,7 @@ async fn watch_sla(app: Arc<App>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = crate::sla_watch::check_breaches(&app).await {
+        if let Err(e) = crate::sla_watch::check_breaches(&app.executor, &app.metrics).await {
             tracing::error!(error = %e, "checking SLA timers failed; retrying");
         }
     }

@@ -2,7 +2,7 @@
 
 use super::audit::{self, Actor, Change};
 use super::{Result, Store, StoreError, now_ms};
-use crate::preprocess::RuleSpec;
+use crate::preprocess::spec::RuleSpec;
 use serde::Serialize;
 
 /// A stored rule.
