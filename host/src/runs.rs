@@ -699,7 +699,7 @@ impl Effects for LiveEffects {
     }
 
     fn cached_output(&mut self, plugin: &str, action: &str, input: &Value) -> Option<Value> {
-        let key = crate::store::indicators::cache_key(plugin, action, input);
+        let key = crate::store::enrichment_cache::cache_key(plugin, action, input);
         match self.handle.block_on(self.store.cache_get(&key, now_ms())) {
             Ok(hit) => hit,
             Err(e) => {
@@ -710,7 +710,7 @@ impl Effects for LiveEffects {
     }
 
     fn cache_output(&mut self, plugin: &str, action: &str, input: &Value, output: &Value, ttl: Duration) {
-        let key = crate::store::indicators::cache_key(plugin, action, input);
+        let key = crate::store::enrichment_cache::cache_key(plugin, action, input);
         let put = self.store.cache_put(&key, plugin, action, output, ttl);
         if let Err(e) = self.handle.block_on(put) {
             tracing::warn!(run = %self.run_id, plugin, action, error = %e, "the output could not be cached");

@@ -9,6 +9,7 @@
 pub mod alerts;
 pub mod audit;
 pub(crate) mod audit_chain;
+pub mod enrichment_cache;
 pub mod incidents;
 pub mod indicators;
 mod json;
@@ -26,7 +27,9 @@ pub mod sla;
 pub mod stats;
 pub mod tasks;
 pub mod tokens;
+pub mod triage;
 pub mod users;
+mod values;
 mod writer;
 
 pub use kv::KvError;
