@@ -11,10 +11,51 @@ use super::writer::Write;
 use super::{Result, Store, StoreError, now_ms, sla};
 use crate::cases::IncidentsConfig;
 use crate::intake::Severity;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// An incident's state.
-pub const STATUSES: &[&str] = &["new", "active", "pending", "closed"];
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum IncidentStatus {
+    /// Opened, not yet acknowledged.
+    New,
+    /// Acknowledged: someone works on it.
+    Active,
+    /// Waiting on someone else; its SLA timers are paused.
+    Pending,
+    Closed,
+}
+
+impl IncidentStatus {
+    /// The names of the states, as [`as_str`](Self::as_str) gives them (and the store keeps
+    /// them).
+    pub const NAMES: &[&str] = &["new", "active", "pending", "closed"];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            IncidentStatus::New => "new",
+            IncidentStatus::Active => "active",
+            IncidentStatus::Pending => "pending",
+            IncidentStatus::Closed => "closed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<IncidentStatus> {
+        Some(match s {
+            "new" => IncidentStatus::New,
+            "active" => IncidentStatus::Active,
+            "pending" => IncidentStatus::Pending,
+            "closed" => IncidentStatus::Closed,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for IncidentStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
 
 /// The columns incidents may be sorted by (`GET /api/v1/incidents?sort=`).
 pub const INCIDENT_SORTS: &[&str] = &["created_at", "updated_at", "status", "title"];
@@ -22,8 +63,7 @@ pub const INCIDENT_SORTS: &[&str] = &["created_at", "updated_at", "status", "tit
 /// Which incidents a page holds; `None` is any.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct IncidentFilter<'a> {
-    /// One of [`STATUSES`].
-    pub status: Option<&'a str>,
+    pub status: Option<IncidentStatus>,
     /// The incident type.
     pub kind: Option<&'a str>,
     pub severity: Option<Severity>,
@@ -95,7 +135,7 @@ pub struct IncidentRecord {
     pub kind: String,
     pub title: String,
     pub severity: Severity,
-    pub status: String,
+    pub status: IncidentStatus,
     pub owner: Option<String>,
     pub dedup_key: Option<String>,
     pub occurrences: i64,
@@ -143,6 +183,25 @@ struct IncidentRow {
     acknowledged_at: Option<i64>,
 }
 
+/// An incident's status, type and custom fields, as a change reads them before it writes.
+#[derive(sqlx::FromRow)]
+struct KindFieldsRow {
+    status: String,
+    #[sqlx(rename = "type")]
+    kind: String,
+    fields: String,
+}
+
+/// An `incident_events` row.
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    seq: i64,
+    at: i64,
+    actor: String,
+    kind: String,
+    details: String,
+}
+
 const INCIDENT_COLUMNS: &str = "id, type, title, severity, status, owner, dedup_key, occurrences, rule, \
      created_at, updated_at, closed_at, close_reason, role, parent_id, fields, acknowledged_at";
 
@@ -150,6 +209,8 @@ fn incident_from_row(r: IncidentRow) -> Result<IncidentRecord> {
     let id = r.id;
     let severity = Severity::parse(&r.severity)
         .ok_or_else(|| StoreError::Corrupt(format!("incident {id}: severity '{}'", r.severity)))?;
+    let status = IncidentStatus::parse(&r.status)
+        .ok_or_else(|| StoreError::Corrupt(format!("incident {id}: status '{}'", r.status)))?;
     let fields = serde_json::from_str(&r.fields)
         .map_err(|e| StoreError::Corrupt(format!("incident {id}: fields: {e}")))?;
     Ok(IncidentRecord {
@@ -157,7 +218,7 @@ fn incident_from_row(r: IncidentRow) -> Result<IncidentRecord> {
         kind: r.kind,
         title: r.title,
         severity,
-        status: r.status,
+        status,
         owner: r.owner,
         dedup_key: r.dedup_key,
         occurrences: r.occurrences,
@@ -342,7 +403,7 @@ impl Store {
         let mut conditions = vec!["1 = 1".to_owned()];
         let mut args: Vec<Arg> = Vec::new();
         for (column, value) in [
-            ("status", filter.status),
+            ("status", filter.status.as_ref().map(IncidentStatus::as_str)),
             ("type", filter.kind),
             ("severity", filter.severity.as_ref().map(Severity::as_str)),
             ("owner", filter.owner),
@@ -368,7 +429,7 @@ impl Store {
 
     /// The newest incidents, optionally in one status (the first page of
     /// [`Store::incident_page`]).
-    pub async fn incidents(&self, status: Option<&str>, limit: i64) -> Result<Vec<IncidentRecord>> {
+    pub async fn incidents(&self, status: Option<IncidentStatus>, limit: i64) -> Result<Vec<IncidentRecord>> {
         let filter = IncidentFilter {
             status,
             ..IncidentFilter::default()
@@ -379,21 +440,21 @@ impl Store {
 
     /// An incident's timeline, in order.
     pub async fn incident_events(&self, id: &str) -> Result<Vec<IncidentEvent>> {
-        let rows: Vec<(i64, i64, String, String, String)> = sqlx::query_as(
+        let rows: Vec<EventRow> = sqlx::query_as(
             "SELECT seq, at, actor, kind, details FROM incident_events WHERE incident_id = $1 ORDER BY seq",
         )
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
-            .map(|(seq, at, actor, kind, details)| {
+            .map(|r| {
                 Ok(IncidentEvent {
-                    seq,
-                    at,
-                    actor,
-                    kind,
-                    details: serde_json::from_str(&details)
-                        .map_err(|e| StoreError::Corrupt(format!("incident {id} event {seq}: {e}")))?,
+                    seq: r.seq,
+                    at: r.at,
+                    actor: r.actor,
+                    kind: r.kind,
+                    details: serde_json::from_str(&r.details)
+                        .map_err(|e| StoreError::Corrupt(format!("incident {id} event {}: {e}", r.seq)))?,
                 })
             })
             .collect()
@@ -462,22 +523,28 @@ impl Store {
     pub async fn set_incident_status(
         &self,
         id: &str,
-        status: &str,
+        status: IncidentStatus,
         reason: Option<&str>,
         actor: &Actor,
     ) -> Result<bool> {
-        debug_assert!(STATUSES.contains(&status));
         let now = now_ms();
         let mut tx = self.writer.begin().await?;
-        let previous: Option<(String, String, String)> =
+        let current: Option<KindFieldsRow> =
             sqlx::query_as("SELECT status, type, fields FROM incidents WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
-        let Some((previous, kind, fields)) = previous else {
+        let Some(KindFieldsRow {
+            status: previous,
+            kind,
+            fields,
+        }) = current
+        else {
             return Ok(false);
         };
-        if status == "closed" {
+        // The stored text, as the timeline shows it; compared as a status.
+        let was = IncidentStatus::parse(&previous);
+        if status == IncidentStatus::Closed {
             let fields: serde_json::Map<String, serde_json::Value> =
                 serde_json::from_str(&fields).unwrap_or_default();
             let missing = self.cases.missing_required(&kind, &fields);
@@ -488,14 +555,14 @@ impl Store {
                 )));
             }
         }
-        let closed_at = (status == "closed").then_some(now);
-        let acknowledges = status == "active" || status == "closed";
+        let closed_at = (status == IncidentStatus::Closed).then_some(now);
+        let acknowledges = matches!(status, IncidentStatus::Active | IncidentStatus::Closed);
         sqlx::query(
             "UPDATE incidents SET status = $1, closed_at = $2, close_reason = $3, updated_at = $4,
                  acknowledged_at = CASE WHEN $5 = 1 THEN COALESCE(acknowledged_at, $4) ELSE acknowledged_at END
              WHERE id = $6",
         )
-        .bind(status)
+        .bind(status.as_str())
         .bind(closed_at)
         // The closing reason; any other change's reason is only on the timeline.
         .bind(closed_at.and(reason))
@@ -505,23 +572,23 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let subject = format!("incident:{id}");
-        if previous == "closed" && status != "closed" {
+        if was == Some(IncidentStatus::Closed) && status != IncidentStatus::Closed {
             sla::restart(&mut tx, &subject, "resolve", now).await?;
         }
-        if previous == "pending" && status != "pending" {
+        if was == Some(IncidentStatus::Pending) && status != IncidentStatus::Pending {
             sla::resume(&mut tx, &subject, now).await?;
         }
         match status {
-            "closed" => {
+            IncidentStatus::Closed => {
                 sla::stop(&mut tx, &subject, None, now).await?;
             }
-            "pending" => {
+            IncidentStatus::Pending => {
                 sla::pause(&mut tx, &subject, now).await?;
             }
-            "active" => {
+            IncidentStatus::Active => {
                 sla::stop(&mut tx, &subject, Some("acknowledge"), now).await?;
             }
-            _ => {}
+            IncidentStatus::New => {}
         }
         let details = serde_json::json!({ "from": previous, "to": status, "reason": reason });
         add_event(&mut tx, id, actor, "status", details.clone()).await?;
@@ -706,12 +773,12 @@ impl Store {
             return Ok(self.incident(id).await?.is_some());
         }
         let mut tx = self.writer.begin().await?;
-        let current: Option<(String, String)> =
-            sqlx::query_as("SELECT type, fields FROM incidents WHERE id = $1")
+        let current: Option<KindFieldsRow> =
+            sqlx::query_as("SELECT status, type, fields FROM incidents WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
-        let Some((kind, fields)) = current else {
+        let Some(KindFieldsRow { kind, fields, .. }) = current else {
             return Ok(false);
         };
         let fields = if update.fields.is_empty() {
@@ -772,6 +839,18 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn incident_status_names_parse_to_themselves() {
+        use super::IncidentStatus;
+        for name in IncidentStatus::NAMES {
+            assert_eq!(IncidentStatus::parse(name).map(|s| s.as_str()), Some(*name));
+            let json = serde_json::to_value(IncidentStatus::parse(name).unwrap()).unwrap();
+            assert_eq!(json, *name, "serialised as stored");
+        }
+        assert_eq!(IncidentStatus::NAMES.len(), 4);
+        assert_eq!(IncidentStatus::parse("nonsense"), None);
+    }
+
     use super::super::testing::both_dialects;
 
     both_dialects!(children_relations_fields_and_teams, |store| {

@@ -12,8 +12,8 @@
 //! ([`upsert_sightings`]); they are derived data, not audited.
 
 use super::audit::{self, Actor, Change};
-use super::values::{IpValue, host_name, ip_value, shown, trimmed_value};
 use super::page::{self, Arg, Keyset, Page};
+use super::values::{IpValue, host_name, ip_value, shown, trimmed_value};
 use super::writer::{ROWS_PER_STATEMENT, rows};
 use super::{Result, Store, StoreError, now_ms};
 use crate::intake::Observables;

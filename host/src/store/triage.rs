@@ -33,6 +33,14 @@ pub struct Triage {
     pub sightings: Vec<super::indicators::Sighting>,
 }
 
+/// An open incident with a deduplication key.
+#[derive(sqlx::FromRow)]
+struct OpenRow {
+    dedup_key: String,
+    id: String,
+    created_at: i64,
+}
+
 impl Store {
     /// Alerts that pre-processing has not looked at yet, oldest first, as JSON (the shape
     /// rule expressions see).
@@ -57,11 +65,16 @@ impl Store {
                 "SELECT dedup_key, id, created_at FROM incidents WHERE status <> 'closed' AND dedup_key IN ({})",
                 super::writer::rows("?", chunk.len(), sqlite)
             );
-            let mut q = sqlx::query_as::<_, (String, String, i64)>(sqlx::AssertSqlSafe(sql));
+            let mut q = sqlx::query_as::<_, OpenRow>(sqlx::AssertSqlSafe(sql));
             for key in chunk {
                 q = q.bind(key.as_str());
             }
-            for (key, id, created_at) in q.fetch_all(&self.pool).await? {
+            for OpenRow {
+                dedup_key: key,
+                id,
+                created_at,
+            } in q.fetch_all(&self.pool).await?
+            {
                 let newer = |(_, at): &(String, i64)| created_at > *at;
                 let slot = out.entry(key).or_default();
                 if slot.as_ref().is_none_or(newer) {
