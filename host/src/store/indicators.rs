@@ -426,12 +426,42 @@ pub async fn upsert_sightings(conn: &mut sqlx::AnyConnection, sightings: &[Sight
     Ok(())
 }
 
-type IndicatorRow = (String, String, String, Option<i64>, String, i64, i64, i64, i64);
+/// An `indicators` row, by column name.
+#[derive(sqlx::FromRow)]
+struct IndicatorRow {
+    kind: String,
+    value: String,
+    verdict: String,
+    score: Option<i64>,
+    sources: String,
+    first_seen: i64,
+    last_seen: i64,
+    sightings: i64,
+    updated_at: i64,
+}
+
+/// An indicator's verdict, score and sources before a new verdict changes them.
+#[derive(sqlx::FromRow)]
+struct VerdictRow {
+    verdict: String,
+    score: Option<i64>,
+    sources: String,
+}
 
 const COLUMNS: &str = "kind, value, verdict, score, sources, first_seen, last_seen, sightings, updated_at";
 
 fn indicator_from_row(row: IndicatorRow) -> Result<Indicator> {
-    let (kind, value, verdict, score, sources, first_seen, last_seen, sightings, updated_at) = row;
+    let IndicatorRow {
+        kind,
+        value,
+        verdict,
+        score,
+        sources,
+        first_seen,
+        last_seen,
+        sightings,
+        updated_at,
+    } = row;
     let corrupt = |what: String| StoreError::Corrupt(format!("indicator {kind}:{value}: {what}"));
     Ok(Indicator {
         kind: IndicatorKind::from_name(&kind).ok_or_else(|| corrupt(format!("kind '{kind}'")))?,
@@ -511,7 +541,11 @@ impl Store {
         .rows_affected()
             > 0;
         // Takes the row for this transaction (writers of one indicator queue here).
-        let (previous, previous_score, sources): (String, Option<i64>, String) = sqlx::query_as(
+        let VerdictRow {
+            verdict: previous,
+            score: previous_score,
+            sources,
+        } = sqlx::query_as(
             "UPDATE indicators SET updated_at = $1 WHERE kind = $2 AND value = $3
              RETURNING verdict, score, sources",
         )

@@ -329,10 +329,28 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
-type ListRow = (String, String, String, String, i64, i64, i64);
+/// A `lists` row with its count of live entries, by column name.
+#[derive(sqlx::FromRow)]
+struct ListRow {
+    name: String,
+    kind: String,
+    entry_type: String,
+    description: String,
+    created_at: i64,
+    updated_at: i64,
+    entries: i64,
+}
 
 fn list_info(
-    (name, kind, entry_type, description, created_at, updated_at, entries): ListRow,
+    ListRow {
+        name,
+        kind,
+        entry_type,
+        description,
+        created_at,
+        updated_at,
+        entries,
+    }: ListRow,
 ) -> Result<ListInfo> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("list {name}: {what}"));
     Ok(ListInfo {
@@ -348,11 +366,31 @@ fn list_info(
 }
 
 const LIST_COLUMNS: &str = "l.name, l.kind, l.entry_type, l.description, l.created_at, l.updated_at,
-    (SELECT COUNT(*) FROM list_entries e WHERE e.list = l.name AND (e.expires_at IS NULL OR e.expires_at > $1))";
+    (SELECT COUNT(*) FROM list_entries e WHERE e.list = l.name AND (e.expires_at IS NULL OR e.expires_at > $1)) AS entries";
 
-type EntryRow = (String, String, String, Option<String>, i64, i64, Option<i64>);
+/// A `list_entries` row, by column name.
+#[derive(sqlx::FromRow)]
+struct EntryRow {
+    value: String,
+    reason: String,
+    added_by: String,
+    run_id: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+    expires_at: Option<i64>,
+}
 
-fn list_entry((value, reason, added_by, run_id, created_at, updated_at, expires_at): EntryRow) -> ListEntry {
+fn list_entry(
+    EntryRow {
+        value,
+        reason,
+        added_by,
+        run_id,
+        created_at,
+        updated_at,
+        expires_at,
+    }: EntryRow,
+) -> ListEntry {
     ListEntry {
         value,
         reason,
@@ -362,6 +400,21 @@ fn list_entry((value, reason, added_by, run_id, created_at, updated_at, expires_
         updated_at,
         expires_at,
     }
+}
+
+/// An entry's reason and expiry, as adding it again reads them.
+#[derive(sqlx::FromRow)]
+struct LiveRow {
+    value: String,
+    reason: String,
+    expires_at: Option<i64>,
+}
+
+/// A list's kind and entry type, as a writer reads them when it takes the list's row.
+#[derive(sqlx::FromRow)]
+struct KindRow {
+    kind: String,
+    entry_type: String,
 }
 
 /// Bound parameters per lookup statement (well under both dialects' limits).
@@ -574,8 +627,8 @@ impl Store {
             for v in chunk {
                 query = query.bind(v);
             }
-            let rows: Vec<(String, String, Option<i64>)> = query.fetch_all(&mut *tx).await?;
-            existing.extend(rows.into_iter().map(|(v, r, e)| (v, (r, e))));
+            let rows: Vec<LiveRow> = query.fetch_all(&mut *tx).await?;
+            existing.extend(rows.into_iter().map(|r| (r.value, (r.reason, r.expires_at))));
         }
         let live = |e: Option<i64>| e.is_none_or(|at| at > now);
         let mut done = Added::default();
@@ -787,13 +840,13 @@ impl Store {
 /// Take the list's row for this transaction (writers of one list queue here); its kind and
 /// entry type.
 async fn lock_list(conn: &mut sqlx::AnyConnection, name: &str) -> Result<(ListKind, EntryType), ListError> {
-    let row: Option<(String, String)> =
+    let row: Option<KindRow> =
         sqlx::query_as("UPDATE lists SET updated_at = $1 WHERE name = $2 RETURNING kind, entry_type")
             .bind(now_ms())
             .bind(name)
             .fetch_optional(&mut *conn)
             .await?;
-    let Some((kind, entry_type)) = row else {
+    let Some(KindRow { kind, entry_type }) = row else {
         return Err(ListError::NoSuchList(name.to_owned()));
     };
     let corrupt = |what: String| ListError::Store(StoreError::Corrupt(format!("list {name}: {what}")));

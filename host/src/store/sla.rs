@@ -63,23 +63,25 @@ impl SlaTimer {
     }
 }
 
-type TimerRow = (
-    String,
-    String,
-    Option<String>,
-    i64,
-    i64,
-    i64,
-    Option<i64>,
-    i64,
-    Option<i64>,
-    Option<i64>,
-);
+/// An `sla_timers` row, by column name.
+#[derive(sqlx::FromRow)]
+struct TimerRow {
+    subject: String,
+    timer: String,
+    incident_id: Option<String>,
+    duration_ms: i64,
+    started_at: i64,
+    due_at: i64,
+    paused_at: Option<i64>,
+    paused_ms: i64,
+    stopped_at: Option<i64>,
+    breached_at: Option<i64>,
+}
 
 const TIMER_COLUMNS: &str = "subject, timer, incident_id, duration_ms, started_at, due_at, paused_at, paused_ms, stopped_at, breached_at";
 
 fn timer_from_row(r: TimerRow) -> SlaTimer {
-    let (
+    let TimerRow {
         subject,
         timer,
         incident_id,
@@ -90,7 +92,7 @@ fn timer_from_row(r: TimerRow) -> SlaTimer {
         paused_ms,
         stopped_at,
         breached_at,
-    ) = r;
+    } = r;
     SlaTimer {
         subject,
         timer,
