@@ -13,7 +13,7 @@
 
 use super::audit::{self, Actor, Change};
 use super::page::{self, Arg, Keyset, Page};
-use super::values::{IpValue, host_name, ip_value, shown, trimmed_value};
+use super::values::{IpValue, ValueError, host_name, ip_value, shown, trimmed_value};
 use super::writer::{ROWS_PER_STATEMENT, rows};
 use super::{Result, Store, StoreError, now_ms};
 use crate::intake::Observables;
@@ -163,8 +163,7 @@ pub enum IndicatorError {
     BadValue {
         kind: IndicatorKind,
         value: String,
-        /// Empty when the kind says it all.
-        why: String,
+        why: IndicatorValueError,
     },
     #[error("verdict '{0}' is not one of unknown, benign, suspicious, malicious")]
     BadVerdict(String),
@@ -176,11 +175,51 @@ pub enum IndicatorError {
     Store(#[from] StoreError),
 }
 
-fn reason(why: &str) -> String {
-    if why.is_empty() {
-        String::new()
-    } else {
-        format!(": {why}")
+/// Why a value is not an indicator of its kind.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum IndicatorValueError {
+    /// "Not an IP address" says it all.
+    #[error("")]
+    NotOfKind,
+    #[error(transparent)]
+    Value(#[from] ValueError),
+    #[error("it is the network {0}; use kind cidr")]
+    Network(ipnet::IpNet),
+    #[error("it is the single address {0}; use kind ip")]
+    Address(std::net::IpAddr),
+    #[error("it has no prefix; give ADDRESS/PREFIX such as 10.0.0.0/8, or use kind ip")]
+    NoPrefix,
+    #[error("give ADDRESS/PREFIX such as 10.0.0.0/8 or 2001:db8::/32")]
+    NotCidr,
+    #[error("it is an IP address; use kind ip")]
+    DomainIsIp,
+    #[error("it looks like a URL or has a port; give the domain only, or use kind url")]
+    DomainIsUrl,
+    #[error("it looks like an e-mail address; use kind email")]
+    DomainIsEmail,
+    #[error("a wildcard is not an indicator; give one domain")]
+    Wildcard,
+    #[error("it has a single label; a domain has a dot, such as evil.example")]
+    SingleLabel,
+    #[error("give an http, https or ftp URL with a host, such as https://evil.example/login")]
+    NotUrl,
+    #[error("give an MD5, SHA-1 or SHA-256 in hex (32, 40 or 64 hex digits)")]
+    NotHash,
+    #[error("it has no '@'")]
+    NoAt,
+    #[error("the part before '@' ('{0}') must be 1 to 64 letters, digits and . _ % + -")]
+    LocalPart(String),
+    #[error("its domain: {0}")]
+    EmailDomain(ValueError),
+    #[error("its domain has no dot")]
+    EmailDomainNoDot,
+}
+
+/// `why` after the value in [`IndicatorError::BadValue`]: nothing when the kind says it all.
+fn reason(why: &IndicatorValueError) -> String {
+    match why {
+        IndicatorValueError::NotOfKind => String::new(),
+        why => format!(": {why}"),
     }
 }
 
@@ -255,61 +294,57 @@ pub fn canonical_value(kind: IndicatorKind, raw: &str) -> Result<String, Indicat
     })
 }
 
-/// [`canonical_value`]'s work; the error is the reason (empty: "not a KIND" says it all).
-fn canonical(kind: IndicatorKind, raw: &str) -> Result<String, String> {
+/// [`canonical_value`]'s work; the error is the reason.
+fn canonical(kind: IndicatorKind, raw: &str) -> Result<String, IndicatorValueError> {
     let v = trimmed_value(raw, MAX_VALUE_LEN, MAX_VALUE_LEN)?;
     let canonical = match kind {
         IndicatorKind::Ip => match ip_value(v) {
             Some(IpValue::Address(a)) => a.to_string(),
-            Some(IpValue::Network(n)) => return Err(format!("it is the network {n}; use kind cidr")),
-            None => return Err(String::new()),
+            Some(IpValue::Network(n)) => return Err(IndicatorValueError::Network(n)),
+            None => return Err(IndicatorValueError::NotOfKind),
         },
         IndicatorKind::Cidr => match ip_value(v) {
             Some(IpValue::Network(n)) => n.to_string(),
             Some(IpValue::Address(a)) if v.contains('/') => {
-                return Err(format!("it is the single address {a}; use kind ip"));
+                return Err(IndicatorValueError::Address(a));
             }
             Some(IpValue::Address(_)) => {
-                return Err(
-                    "it has no prefix; give ADDRESS/PREFIX such as 10.0.0.0/8, or use kind ip".into(),
-                );
+                return Err(IndicatorValueError::NoPrefix);
             }
-            None => return Err("give ADDRESS/PREFIX such as 10.0.0.0/8 or 2001:db8::/32".into()),
+            None => return Err(IndicatorValueError::NotCidr),
         },
         IndicatorKind::Domain => {
             if v.parse::<std::net::IpAddr>().is_ok() {
-                return Err("it is an IP address; use kind ip".into());
+                return Err(IndicatorValueError::DomainIsIp);
             }
             if v.contains(['/', ':']) {
-                return Err(
-                    "it looks like a URL or has a port; give the domain only, or use kind url".into(),
-                );
+                return Err(IndicatorValueError::DomainIsUrl);
             }
             if v.contains('@') {
-                return Err("it looks like an e-mail address; use kind email".into());
+                return Err(IndicatorValueError::DomainIsEmail);
             }
             if v.starts_with("*.") {
-                return Err("a wildcard is not an indicator; give one domain".into());
+                return Err(IndicatorValueError::Wildcard);
             }
             let host = host_name(v)?;
             if !host.contains('.') {
-                return Err("it has a single label; a domain has a dot, such as evil.example".into());
+                return Err(IndicatorValueError::SingleLabel);
             }
             host
         }
         IndicatorKind::Url => crate::intake::observable_url(v)
             .map(String::from)
-            .ok_or("give an http, https or ftp URL with a host, such as https://evil.example/login")?,
+            .ok_or(IndicatorValueError::NotUrl)?,
         IndicatorKind::Hash => {
             if !matches!(v.len(), 32 | 40 | 64) || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err("give an MD5, SHA-1 or SHA-256 in hex (32, 40 or 64 hex digits)".into());
+                return Err(IndicatorValueError::NotHash);
             }
             v.to_ascii_lowercase()
         }
         IndicatorKind::Email => {
             let lower = v.to_ascii_lowercase();
             let Some((local, domain)) = lower.rsplit_once('@') else {
-                return Err("it has no '@'".into());
+                return Err(IndicatorValueError::NoAt);
             };
             let local_ok = !local.is_empty()
                 && local.len() <= 64
@@ -317,19 +352,17 @@ fn canonical(kind: IndicatorKind, raw: &str) -> Result<String, String> {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"._%+-".contains(&b));
             if !local_ok {
-                return Err(format!(
-                    "the part before '@' ('{local}') must be 1 to 64 letters, digits and . _ % + -"
-                ));
+                return Err(IndicatorValueError::LocalPart(local.to_owned()));
             }
-            let domain = host_name(domain).map_err(|e| format!("its domain: {e}"))?;
+            let domain = host_name(domain).map_err(IndicatorValueError::EmailDomain)?;
             if !domain.contains('.') {
-                return Err("its domain has no dot".into());
+                return Err(IndicatorValueError::EmailDomainNoDot);
             }
             format!("{local}@{domain}")
         }
     };
     if canonical.chars().count() > MAX_VALUE_LEN {
-        return Err(format!("it is longer than {MAX_VALUE_LEN} characters"));
+        return Err(ValueError::TooLong(MAX_VALUE_LEN).into());
     }
     Ok(canonical)
 }

@@ -13,7 +13,7 @@
 
 use super::audit::{self, Actor, Change};
 use super::page::{self, Arg, Keyset, Page};
-use super::values::{check_host_name, host_name, ip_value, shown, trimmed_value};
+use super::values::{ValueError, check_host_name, host_name, ip_value, shown, trimmed_value};
 use super::{Result, Store, StoreError, now_ms};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -107,7 +107,7 @@ pub enum ListError {
         list: String,
         entry_type: EntryType,
         value: String,
-        why: String,
+        why: EntryValueError,
     },
     #[error(
         "list '{list}' would hold {would} live entries; the most is {max} (lists.max_entries); nothing was added"
@@ -123,6 +123,35 @@ impl From<sqlx::Error> for ListError {
     fn from(e: sqlx::Error) -> Self {
         ListError::Store(e.into())
     }
+}
+
+/// Why a value is not an entry of a list's type.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EntryValueError {
+    #[error(transparent)]
+    Value(#[from] ValueError),
+    #[error("not an IP address or CIDR (such as 192.0.2.1, 10.0.0.0/8 or 2001:db8::/32)")]
+    NotIp,
+    #[error("it is an IP address, not a domain; use a list of type ip")]
+    DomainIsIp,
+    #[error("it looks like a URL or has a port; give the domain only, or use a list of type url")]
+    DomainIsUrl,
+    #[error(
+        "only http:// and https:// URLs can be listed (the scheme is removed: PAN-OS URL lists hold host/path)"
+    )]
+    Scheme,
+    #[error("it is not ASCII; percent-encode the path and write the host in its xn-- (punycode) form")]
+    UrlNotAscii,
+    #[error("it has user information ('user@'); list the host and path only")]
+    UserInfo,
+    #[error("the IPv6 host has no closing ']'")]
+    UnclosedIpv6,
+    #[error("'[{0}]' is not an IPv6 address")]
+    BadIpv6(String),
+    #[error("'{0}' is not a port number")]
+    BadPort(String),
+    #[error("'{0}' follows the host; expected ':PORT' or a path")]
+    AfterHost(String),
 }
 
 /// The columns a list's entries may be sorted by (`GET /api/v1/lists/{name}/entries?sort=`).
@@ -224,7 +253,7 @@ pub fn validate_list_name(name: &str) -> Result<(), ListError> {
 /// - `url`: `host[:port][/path][?query]` as PAN-OS URL lists hold them; `http://` and
 ///   `https://` are removed, the host is lower-cased (its labels may be `*` or `^`), a
 ///   `#fragment` is dropped.
-pub fn canonical_value(entry_type: EntryType, raw: &str) -> Result<String, String> {
+pub fn canonical_value(entry_type: EntryType, raw: &str) -> Result<String, EntryValueError> {
     // Cheap first; the canonical form (without a scheme, say) is measured below.
     let v = trimmed_value(raw, 2 * MAX_VALUE_LEN, MAX_VALUE_LEN)?;
     let canonical = match entry_type {
@@ -233,25 +262,21 @@ pub fn canonical_value(entry_type: EntryType, raw: &str) -> Result<String, Strin
         EntryType::Url => canonical_url(v)?,
     };
     if canonical.len() > MAX_VALUE_LEN {
-        return Err(format!("it is longer than {MAX_VALUE_LEN} characters"));
+        return Err(ValueError::TooLong(MAX_VALUE_LEN).into());
     }
     Ok(canonical)
 }
 
-fn canonical_ip(v: &str) -> Result<String, String> {
-    ip_value(v)
-        .map(|ip| ip.to_string())
-        .ok_or_else(|| "not an IP address or CIDR (such as 192.0.2.1, 10.0.0.0/8 or 2001:db8::/32)".into())
+fn canonical_ip(v: &str) -> Result<String, EntryValueError> {
+    ip_value(v).map(|ip| ip.to_string()).ok_or(EntryValueError::NotIp)
 }
 
-fn canonical_domain(v: &str) -> Result<String, String> {
+fn canonical_domain(v: &str) -> Result<String, EntryValueError> {
     if v.parse::<IpAddr>().is_ok() {
-        return Err("it is an IP address, not a domain; use a list of type ip".into());
+        return Err(EntryValueError::DomainIsIp);
     }
     if v.contains('/') || v.contains(':') {
-        return Err(
-            "it looks like a URL or has a port; give the domain only, or use a list of type url".into(),
-        );
+        return Err(EntryValueError::DomainIsUrl);
     }
     let lower = v.to_ascii_lowercase();
     let (wildcard, host) = match lower.strip_prefix("*.") {
@@ -261,7 +286,7 @@ fn canonical_domain(v: &str) -> Result<String, String> {
     Ok(format!("{wildcard}{}", host_name(host)?))
 }
 
-fn canonical_url(v: &str) -> Result<String, String> {
+fn canonical_url(v: &str) -> Result<String, EntryValueError> {
     let lower = v.to_ascii_lowercase();
     let rest = if lower.starts_with("http://") {
         &v[7..]
@@ -271,27 +296,23 @@ fn canonical_url(v: &str) -> Result<String, String> {
         v
     };
     if rest.contains("://") {
-        return Err("only http:// and https:// URLs can be listed (the scheme is removed: PAN-OS URL lists hold host/path)".into());
+        return Err(EntryValueError::Scheme);
     }
     if !rest.is_ascii() {
-        return Err(
-            "it is not ASCII; percent-encode the path and write the host in its xn-- (punycode) form".into(),
-        );
+        return Err(EntryValueError::UrlNotAscii);
     }
     let rest = rest.split('#').next().unwrap_or_default();
     let split = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(split);
     if authority.contains('@') {
-        return Err("it has user information ('user@'); list the host and path only".into());
+        return Err(EntryValueError::UserInfo);
     }
     let authority = authority.to_ascii_lowercase();
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (addr, after) = v6
-            .split_once(']')
-            .ok_or_else(|| "the IPv6 host has no closing ']'".to_owned())?;
+        let (addr, after) = v6.split_once(']').ok_or(EntryValueError::UnclosedIpv6)?;
         let addr: std::net::Ipv6Addr = addr
             .parse()
-            .map_err(|_| format!("'[{addr}]' is not an IPv6 address"))?;
+            .map_err(|_| EntryValueError::BadIpv6(addr.to_owned()))?;
         (format!("[{addr}]"), after)
     } else {
         let (host, port) = match authority.find(':') {
@@ -305,9 +326,9 @@ fn canonical_url(v: &str) -> Result<String, String> {
     if let Some(p) = port.strip_prefix(':')
         && !p.parse::<u16>().is_ok_and(|p| p > 0)
     {
-        return Err(format!("'{p}' is not a port number"));
+        return Err(EntryValueError::BadPort(p.to_owned()));
     } else if !port.is_empty() && !port.starts_with(':') {
-        return Err(format!("'{port}' follows the host; expected ':PORT' or a path"));
+        return Err(EntryValueError::AfterHost(port.to_owned()));
     }
     Ok(format!("{host}{port}{path}"))
 }
@@ -864,7 +885,7 @@ mod tests {
     const MAX: usize = 1000;
 
     fn why(entry_type: EntryType, raw: &str) -> String {
-        canonical_value(entry_type, raw).unwrap_err()
+        canonical_value(entry_type, raw).unwrap_err().to_string()
     }
 
     #[test]

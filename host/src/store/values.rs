@@ -3,20 +3,58 @@
 //! network, a host name; and how a value is shown in an error message.
 
 use std::net::IpAddr;
+use thiserror::Error;
+
+/// Why a value is not a valid list entry or indicator, in the words of the checks both share.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ValueError {
+    #[error("it is empty")]
+    Empty,
+    #[error("it is longer than {0} characters")]
+    TooLong(usize),
+    #[error("it contains white space or control characters")]
+    WhiteSpace,
+    #[error("it has no host name")]
+    NoHost,
+    #[error("it is not ASCII; write internationalised names in their xn-- (punycode) form")]
+    NotAscii,
+    #[error("the host name is longer than 253 characters")]
+    HostTooLong,
+    #[error("it has an empty label (a leading dot or two dots in a row)")]
+    EmptyLabel,
+    #[error("the label '{0}' is longer than 63 characters")]
+    LabelTooLong(String),
+    #[error(
+        "the label '{label}' may hold only letters, digits, '-' and '_' ({})",
+        wildcard_rule(*.wildcards)
+    )]
+    LabelCharacters { label: String, wildcards: bool },
+    #[error("the label '{0}' starts or ends with '-'")]
+    LabelHyphen(String),
+}
+
+/// Where a wildcard may be in a host name: a whole label in URLs, a leading `*.` in domains.
+fn wildcard_rule(wildcards: bool) -> &'static str {
+    if wildcards {
+        "a wildcard is a whole label, '*' or '^'"
+    } else {
+        "a wildcard is allowed only as a leading '*.'"
+    }
+}
 
 /// `raw` trimmed, or why it cannot be a value: empty, longer than `max_len` characters
 /// (`shown_max` in the message), or with white space or control characters inside. Shared
 /// with indicators.
-pub(crate) fn trimmed_value(raw: &str, max_len: usize, shown_max: usize) -> Result<&str, String> {
+pub(crate) fn trimmed_value(raw: &str, max_len: usize, shown_max: usize) -> Result<&str, ValueError> {
     let v = raw.trim();
     if v.is_empty() {
-        return Err("it is empty".into());
+        return Err(ValueError::Empty);
     }
     if v.chars().count() > max_len {
-        return Err(format!("it is longer than {shown_max} characters"));
+        return Err(ValueError::TooLong(shown_max));
     }
     if v.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("it contains white space or control characters".into());
+        return Err(ValueError::WhiteSpace);
     }
     Ok(v)
 }
@@ -54,7 +92,7 @@ pub(crate) fn ip_value(v: &str) -> Option<IpValue> {
 
 /// A host name in canonical form: lower-case, without a trailing dot, checked label by label
 /// (no wildcards). Shared with indicators.
-pub(crate) fn host_name(v: &str) -> Result<String, String> {
+pub(crate) fn host_name(v: &str) -> Result<String, ValueError> {
     let lower = v.to_ascii_lowercase();
     let host = lower.strip_suffix('.').unwrap_or(&lower);
     check_host_name(host, false)?;
@@ -63,41 +101,37 @@ pub(crate) fn host_name(v: &str) -> Result<String, String> {
 
 /// A DNS name: labels of letters, digits, '-' and '_', 1 to 63 long, 253 in all. With
 /// `wildcards`, a label may also be `*` or `^` (PAN-OS URL lists' token wildcards).
-pub(super) fn check_host_name(host: &str, wildcards: bool) -> Result<(), String> {
+pub(super) fn check_host_name(host: &str, wildcards: bool) -> Result<(), ValueError> {
     if host.is_empty() {
-        return Err("it has no host name".into());
+        return Err(ValueError::NoHost);
     }
     if !host.is_ascii() {
-        return Err("it is not ASCII; write internationalised names in their xn-- (punycode) form".into());
+        return Err(ValueError::NotAscii);
     }
     if host.len() > 253 {
-        return Err("the host name is longer than 253 characters".into());
+        return Err(ValueError::HostTooLong);
     }
     for label in host.split('.') {
         if label.is_empty() {
-            return Err("it has an empty label (a leading dot or two dots in a row)".into());
+            return Err(ValueError::EmptyLabel);
         }
         if wildcards && (label == "*" || label == "^") {
             continue;
         }
         if label.len() > 63 {
-            return Err(format!("the label '{label}' is longer than 63 characters"));
+            return Err(ValueError::LabelTooLong(label.to_owned()));
         }
         if !label
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
-            let wildcard = if wildcards {
-                "a wildcard is a whole label, '*' or '^'"
-            } else {
-                "a wildcard is allowed only as a leading '*.'"
-            };
-            return Err(format!(
-                "the label '{label}' may hold only letters, digits, '-' and '_' ({wildcard})"
-            ));
+            return Err(ValueError::LabelCharacters {
+                label: label.to_owned(),
+                wildcards,
+            });
         }
         if label.starts_with('-') || label.ends_with('-') {
-            return Err(format!("the label '{label}' starts or ends with '-'"));
+            return Err(ValueError::LabelHyphen(label.to_owned()));
         }
     }
     Ok(())
