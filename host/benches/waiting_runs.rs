@@ -123,7 +123,7 @@ fn main() {
         );
         // Counted after measuring: loading them all would itself take memory.
         if questions {
-            let open = app.store.questions(Some("open"), None, i64::MAX).await.unwrap().len();
+            let open = app.store.questions(Some(osprey::store::questions::QuestionStatus::Open), None, i64::MAX).await.unwrap().len();
             let queued = app.store.outbox(i64::MAX).await.unwrap().len();
             println!("waiting_runs: {open} open questions, {queued} mails in the outbox");
             assert!(open > n && queued > n);

@@ -9,6 +9,7 @@ use crate::playbook::{
 };
 use crate::plugin::{CallContext, Runtime};
 use crate::store::audit::Actor;
+use crate::store::incidents::IncidentStatus;
 pub use crate::store::runs::NewRun;
 use crate::store::runs::{ClaimedJob, RunStatus, StepRecord};
 use crate::store::{Store, StoreError, now_ms};
@@ -699,7 +700,7 @@ impl Effects for LiveEffects {
     }
 
     fn cached_output(&mut self, plugin: &str, action: &str, input: &Value) -> Option<Value> {
-        let key = crate::store::indicators::cache_key(plugin, action, input);
+        let key = crate::store::enrichment_cache::cache_key(plugin, action, input);
         match self.handle.block_on(self.store.cache_get(&key, now_ms())) {
             Ok(hit) => hit,
             Err(e) => {
@@ -710,7 +711,7 @@ impl Effects for LiveEffects {
     }
 
     fn cache_output(&mut self, plugin: &str, action: &str, input: &Value, output: &Value, ttl: Duration) {
-        let key = crate::store::indicators::cache_key(plugin, action, input);
+        let key = crate::store::enrichment_cache::cache_key(plugin, action, input);
         let put = self.store.cache_put(&key, plugin, action, output, ttl);
         if let Err(e) = self.handle.block_on(put) {
             tracing::warn!(run = %self.run_id, plugin, action, error = %e, "the output could not be cached");
@@ -765,9 +766,9 @@ async fn live_act(
         "incident_close" => {
             let id = incident.ok_or("incident_close: this run has no incident")?;
             let current = store.incident(id).await.map_err(store_err)?;
-            if current.is_some_and(|i| i.status != "closed") {
+            if current.is_some_and(|i| i.status != IncidentStatus::Closed) {
                 store
-                    .set_incident_status(id, "closed", Some(text("reason")?), &actor)
+                    .set_incident_status(id, IncidentStatus::Closed, Some(text("reason")?), &actor)
                     .await
                     .map_err(store_err)?;
             }
@@ -782,13 +783,13 @@ async fn live_act(
             let changes: crate::cases::IncidentChanges = crate::cases::parse(action, &changes)?;
             let update = changes.update().map_err(|e| format!("{action}: {e}"))?;
             if let Some(status) = changes.status.as_deref() {
-                if !crate::store::incidents::STATUSES.contains(&status) || status == "closed" {
+                let Some(to) = IncidentStatus::parse(status).filter(|s| *s != IncidentStatus::Closed) else {
                     return Err(format!(
                         "incident_set: status '{status}' is not one of new, active, pending (use incident_close to close)"
                     ));
-                }
+                };
                 store
-                    .set_incident_status(id, status, None, &actor)
+                    .set_incident_status(id, to, None, &actor)
                     .await
                     .map_err(store_err)?;
             }
@@ -1218,7 +1219,7 @@ mod bundled_request {
     use super::tests_support::*;
     use super::*;
     use crate::store::lists::{EntryType, ListKind};
-    use crate::store::questions::Answerer;
+    use crate::store::questions::{Answerer, QuestionStatus};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn allow_domain_request_goes_from_the_form_to_the_allow_list() {
@@ -1245,7 +1246,10 @@ mod bundled_request {
         // The analysts are asked, and the run waits.
         assert!(executor.work_on(&id).await.unwrap());
         assert_eq!(store.run(&id).await.unwrap().unwrap().status, RunStatus::Waiting);
-        let asked = store.questions(Some("open"), Some("bob"), 10).await.unwrap();
+        let asked = store
+            .questions(Some(QuestionStatus::Open), Some("bob"), 10)
+            .await
+            .unwrap();
         assert_eq!(asked.len(), 1);
         assert_eq!(asked[0].title, "alice asks to allow example.com for 3 days");
         let who = Answerer::User {

@@ -2,7 +2,7 @@ use crate::app::App;
 use crate::config::Config;
 use crate::store::StoreError;
 use crate::store::audit::Actor;
-use crate::store::incidents::{IncidentRecord, STATUSES};
+use crate::store::incidents::{IncidentRecord, IncidentStatus};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum IncidentCommand {
@@ -137,12 +137,15 @@ pub async fn run(cmd: IncidentCommand, config: Config) -> anyhow::Result<i32> {
     let cli = Actor::cli();
     match cmd {
         IncidentCommand::List { status, limit, json } => {
-            if let Some(s) = &status
-                && !STATUSES.contains(&s.as_str())
-            {
-                anyhow::bail!("'{s}' is not a status: {}", STATUSES.join(", "));
-            }
-            let incidents = app.store.incidents(status.as_deref(), limit).await?;
+            let status = status
+                .as_deref()
+                .map(|s| {
+                    IncidentStatus::parse(s).ok_or_else(|| {
+                        anyhow::anyhow!("'{s}' is not a status: {}", IncidentStatus::NAMES.join(", "))
+                    })
+                })
+                .transpose()?;
+            let incidents = app.store.incidents(status, limit).await?;
             if json {
                 for i in &incidents {
                     println!("{}", serde_json::to_string(i)?);
@@ -316,24 +319,24 @@ pub async fn run(cmd: IncidentCommand, config: Config) -> anyhow::Result<i32> {
         }
         IncidentCommand::Ack { id } => {
             let i = existing(&app, &id).await?;
-            if i.status == "closed" {
+            if i.status == IncidentStatus::Closed {
                 anyhow::bail!("incident {id} is closed (re-open it first)");
             }
             app.store
-                .set_incident_status(&id, "active", None, &cli)
+                .set_incident_status(&id, IncidentStatus::Active, None, &cli)
                 .await
                 .map_err(refused)?;
             println!("incident {id} acknowledged");
         }
         IncidentCommand::Status { id, status } => {
-            if !["new", "active", "pending"].contains(&status.as_str()) {
+            let Some(to) = IncidentStatus::parse(&status).filter(|s| *s != IncidentStatus::Closed) else {
                 anyhow::bail!(
                     "'{status}' is not new, active or pending (close with `osprey incident close {id} --reason ...`)"
                 );
-            }
+            };
             existing(&app, &id).await?;
             app.store
-                .set_incident_status(&id, &status, None, &cli)
+                .set_incident_status(&id, to, None, &cli)
                 .await
                 .map_err(refused)?;
             println!("incident {id} is {status}");
@@ -341,18 +344,18 @@ pub async fn run(cmd: IncidentCommand, config: Config) -> anyhow::Result<i32> {
         IncidentCommand::Close { id, reason } => {
             existing(&app, &id).await?;
             app.store
-                .set_incident_status(&id, "closed", Some(&reason), &cli)
+                .set_incident_status(&id, IncidentStatus::Closed, Some(&reason), &cli)
                 .await
                 .map_err(refused)?;
             println!("incident {id} closed");
         }
         IncidentCommand::Reopen { id } => {
             let i = existing(&app, &id).await?;
-            if i.status != "closed" {
+            if i.status != IncidentStatus::Closed {
                 anyhow::bail!("incident {id} is {}, not closed", i.status);
             }
             app.store
-                .set_incident_status(&id, "active", None, &cli)
+                .set_incident_status(&id, IncidentStatus::Active, None, &cli)
                 .await
                 .map_err(refused)?;
             println!("incident {id} re-opened");

@@ -1,9 +1,6 @@
 use crate::app::App;
 use crate::config::Config;
-use crate::store::questions::QuestionRecord;
-
-/// The states of a question.
-const STATUSES: &[&str] = &["open", "answered", "timed_out", "cancelled"];
+use crate::store::questions::{QuestionRecord, QuestionStatus};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum QuestionCommand {
@@ -36,9 +33,9 @@ People answer from the links mailed to them, or from their inbox (/inbox).")]
 }
 
 fn line(q: &QuestionRecord) -> String {
-    let answer = match (&q.answer, q.status.as_str()) {
+    let answer = match (&q.answer, q.status) {
         (Some(a), _) => format!(" → {} by {}", a["value"], q.answered_by.as_deref().unwrap_or("?")),
-        (None, "open") => q
+        (None, QuestionStatus::Open) => q
             .due_at
             .map(|d| format!(" (due {})", super::render::time(d)))
             .unwrap_or_default(),
@@ -63,15 +60,18 @@ pub async fn run(cmd: QuestionCommand, config: Config) -> anyhow::Result<i32> {
             limit,
             json,
         } => {
-            if let Some(s) = &status
-                && !STATUSES.contains(&s.as_str())
-            {
-                anyhow::bail!("'{s}' is not a question status: {}", STATUSES.join(", "));
-            }
-            let questions = app
-                .store
-                .questions(status.as_deref(), for_user.as_deref(), limit)
-                .await?;
+            let status = status
+                .as_deref()
+                .map(|s| {
+                    QuestionStatus::parse(s).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "'{s}' is not a question status: {}",
+                            QuestionStatus::NAMES.join(", ")
+                        )
+                    })
+                })
+                .transpose()?;
+            let questions = app.store.questions(status, for_user.as_deref(), limit).await?;
             if json {
                 for q in &questions {
                     println!("{}", serde_json::to_string(q)?);

@@ -1,7 +1,7 @@
 use crate::app::App;
 use crate::config::Config;
 use crate::store::audit::Actor;
-use crate::store::tasks::{TASK_STATUSES, TaskError, TaskRecord};
+use crate::store::tasks::{TaskError, TaskRecord, TaskStatus};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum TaskCommand {
@@ -115,14 +115,17 @@ pub async fn run(cmd: TaskCommand, config: Config) -> anyhow::Result<i32> {
             limit,
             json,
         } => {
-            if let Some(s) = &status
-                && !TASK_STATUSES.contains(&s.as_str())
-            {
-                anyhow::bail!("'{s}' is not a task status: {}", TASK_STATUSES.join(", "));
-            }
+            let status = status
+                .as_deref()
+                .map(|s| {
+                    TaskStatus::parse(s).ok_or_else(|| {
+                        anyhow::anyhow!("'{s}' is not a task status: {}", TaskStatus::NAMES.join(", "))
+                    })
+                })
+                .transpose()?;
             let tasks = app
                 .store
-                .tasks(status.as_deref(), incident.as_deref(), for_user.as_deref(), limit)
+                .tasks(status, incident.as_deref(), for_user.as_deref(), limit)
                 .await?;
             if json {
                 for t in &tasks {

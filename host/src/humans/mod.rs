@@ -15,7 +15,7 @@ pub mod links;
 pub mod questions;
 
 use crate::mail::message::{Button, Mail};
-use crate::store::questions::{LinkRecord, NewLink, NewQuestion, QuestionRecord};
+use crate::store::questions::{LinkRecord, NewLink, NewQuestion, QuestionRecord, QuestionStatus};
 use crate::store::{Store, StoreError, now_ms};
 use crate::vault::LinkKey;
 use links::{Claim, LinkError, Purpose};
@@ -241,7 +241,7 @@ impl Humans {
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("no question '{id}'"))?;
-        let q = if q.status == "open" && q.due_at.is_some_and(|d| d <= now) {
+        let q = if q.status == QuestionStatus::Open && q.due_at.is_some_and(|d| d <= now) {
             store
                 .time_out_question(id, now)
                 .await
@@ -250,12 +250,12 @@ impl Humans {
         } else {
             q
         };
-        if q.status == "open" {
+        if q.status == QuestionStatus::Open {
             let recheck = now.saturating_add(RECHECK);
             return Ok(Wait::Until(q.due_at.map_or(recheck, |d| d.min(recheck))));
         }
         let mut outcome = q.outcome();
-        outcome["status"] = q.status.clone().into();
+        outcome["status"] = q.status.as_str().into();
         Ok(Wait::Done(outcome))
     }
 
@@ -508,7 +508,7 @@ fn new_record_view(q: &NewQuestion, now: i64) -> QuestionRecord {
         to_email: q.to_email.clone(),
         incident_id: q.incident_id.clone(),
         run_id: q.run_id.clone(),
-        status: "open".into(),
+        status: QuestionStatus::Open,
         created_at: now,
         due_at: q.due_at,
         reminders_sent: 0,

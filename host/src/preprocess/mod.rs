@@ -18,8 +18,9 @@ use crate::playbook::expr::Expr;
 use crate::runs::Executor;
 use crate::store::StoreError;
 use crate::store::alerts::StoredAlert;
-use crate::store::incidents::{NewIncident, Triage};
+use crate::store::incidents::NewIncident;
 use crate::store::runs::NewRun;
+use crate::store::triage::Triage;
 
 use serde_json::Value;
 use std::collections::HashMap;

@@ -11,7 +11,8 @@ use super::web::{WebUser, check_csrf, escape_html, html_page};
 use crate::app::App;
 use crate::humans::links::{LinkError, Purpose};
 use crate::humans::questions::{FieldError, FieldType, Kind};
-use crate::store::questions::{Answerer, QuestionError, QuestionRecord};
+use crate::store::questions::{Answerer, QuestionError, QuestionRecord, QuestionStatus};
+use crate::store::tasks::TaskStatus;
 use axum::Router;
 use axum::extract::{Form, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
@@ -97,13 +98,13 @@ fn refused(e: &LinkRefusal) -> Response {
 }
 
 fn closed_page(q: &QuestionRecord) -> Response {
-    let text = match q.status.as_str() {
-        "timed_out" => format!(
+    let text = match q.status {
+        QuestionStatus::TimedOut => format!(
             "\"{}\" was not answered in time; on {} it took its default answer. Nothing more was recorded.",
             q.title,
             time(q.answered_at.unwrap_or_default())
         ),
-        "cancelled" => format!("\"{}\" was cancelled. Nothing was recorded.", q.title),
+        QuestionStatus::Cancelled => format!("\"{}\" was cancelled. Nothing was recorded.", q.title),
         _ => format!(
             "\"{}\" was already answered by {} on {}. Nothing more was recorded.",
             q.title,
@@ -148,7 +149,7 @@ async fn resolve(app: &App, token: &str) -> Result<Target, Response> {
     }
     match (claim.purpose, link.question_id, link.incident_id) {
         (Purpose::Answer, Some(qid), _) => match app.store.question(&qid).await {
-            Ok(Some(q)) if q.status == "open" => Ok(Target::Question(Box::new(q), link.id)),
+            Ok(Some(q)) if q.status == QuestionStatus::Open => Ok(Target::Question(Box::new(q), link.id)),
             Ok(Some(q)) => Err(refused(&LinkRefusal::Closed(Box::new(q)))),
             Ok(None) => Err(refused(&LinkRefusal::Tampered)),
             Err(e) => Err(server_error(&e)),
@@ -443,11 +444,19 @@ async fn render_inbox(
     user: &WebUser,
     failed: Option<(&str, &HashMap<String, String>, &[FieldError])>,
 ) -> Response {
-    let questions = match app.store.questions(Some("open"), Some(&user.name), 100).await {
+    let questions = match app
+        .store
+        .questions(Some(QuestionStatus::Open), Some(&user.name), 100)
+        .await
+    {
         Ok(q) => q,
         Err(e) => return server_error(&e),
     };
-    let tasks = match app.store.tasks(Some("open"), None, Some(&user.name), 100).await {
+    let tasks = match app
+        .store
+        .tasks(Some(TaskStatus::Open), None, Some(&user.name), 100)
+        .await
+    {
         Ok(t) => t,
         Err(e) => return server_error(&e),
     };
@@ -523,7 +532,7 @@ async fn inbox_answer(
         }
         Err(e) => return server_error(&e),
     };
-    if q.status != "open" {
+    if q.status != QuestionStatus::Open {
         return closed_page(&q);
     }
     let answer = match q.question.read_answer(&form) {

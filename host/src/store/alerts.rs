@@ -43,28 +43,30 @@ impl StoredAlert {
     }
 }
 
-type AlertRow = (
-    String,
-    i64,
-    String,
-    String,
-    String,
-    String,
-    Option<i64>,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-);
+/// An `alerts` row, by column name.
+#[derive(sqlx::FromRow)]
+struct AlertRow {
+    id: String,
+    received_at: i64,
+    via: String,
+    source: String,
+    title: String,
+    severity: String,
+    occurred_at: Option<i64>,
+    data: String,
+    observables: String,
+    raw: Option<String>,
+    disposition: Option<String>,
+    rule: Option<String>,
+    incident_id: Option<String>,
+}
 
 const ALERT_COLUMNS: &str = "id, received_at, via, source, title, severity, occurred_at, data, observables, raw, \
      disposition, rule, incident_id";
 
 /// An alert as stored; a value that cannot be read is empty and the alert says why.
 fn alert_from_row(row: AlertRow) -> Result<StoredAlert> {
-    let (
+    let AlertRow {
         id,
         received_at,
         via,
@@ -78,7 +80,7 @@ fn alert_from_row(row: AlertRow) -> Result<StoredAlert> {
         disposition,
         rule,
         incident_id,
-    ) = row;
+    } = row;
     let (severity, bad_severity) = match Severity::parse(&severity) {
         Some(s) => (s, None),
         None => (Severity::Info, Some(format!("severity '{severity}'"))),

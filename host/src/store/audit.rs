@@ -173,11 +173,32 @@ const ROWS: &str = "SELECT seq, at, actor, action, target, details, prev_hash, h
      WHERE seq > $1 ORDER BY seq LIMIT $2";
 const PAGE: i64 = 1000;
 
-type EntryRow = (i64, i64, String, String, String, String, String, String);
+/// An `audit_log` row, by column name.
+#[derive(sqlx::FromRow)]
+struct EntryRow {
+    seq: i64,
+    at: i64,
+    actor: String,
+    action: String,
+    target: String,
+    details: String,
+    prev_hash: String,
+    hash: String,
+}
 
 fn entries_from_rows(rows: Vec<EntryRow>) -> Result<Vec<AuditEntry>> {
     rows.into_iter()
-        .map(|(seq, at, actor, action, target, details, prev_hash, hash)| {
+        .map(|r| {
+            let EntryRow {
+                seq,
+                at,
+                actor,
+                action,
+                target,
+                details,
+                prev_hash,
+                hash,
+            } = r;
             Ok(AuditEntry {
                 details: serde_json::from_str(&details)
                     .map_err(|e| StoreError::Corrupt(format!("audit entry {seq}: {e}")))?,
@@ -360,7 +381,16 @@ impl Store {
                 .fetch_all(&mut *tx)
                 .await?;
             let n = rows.len() as i64;
-            for (seq, at, actor, action, target, details, _, _) in rows {
+            for EntryRow {
+                seq,
+                at,
+                actor,
+                action,
+                target,
+                details,
+                ..
+            } in rows
+            {
                 let fields = Fields {
                     seq,
                     at,
@@ -426,7 +456,17 @@ async fn check_chain(
             .fetch_all(&mut *conn)
             .await?;
         let n = rows.len() as i64;
-        for (seq, at, actor, action, target, details, prev_hash, hash) in rows {
+        for EntryRow {
+            seq,
+            at,
+            actor,
+            action,
+            target,
+            details,
+            prev_hash,
+            hash,
+        } in rows
+        {
             let broken = |reason: String| Ok(Verification::Broken { seq, reason });
             if seq != expected {
                 return Ok(Verification::Broken {

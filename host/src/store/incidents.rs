@@ -1,7 +1,8 @@
-//! Incidents, the alerts linked to them, their timeline, and what pre-processing did with
-//! each alert. Creating an incident from an alert, linking the alert and queueing its runs
-//! happen in one transaction, so a crash never leaves an incident without its runs or an
-//! alert marked done without its incident.
+//! Incidents, the alerts linked to them, their timeline, children, relations and custom
+//! fields; status changes drive the SLA timers. Creating an incident from an alert, linking
+//! the alert and queueing its runs happen in one transaction (`open_incident`, which the
+//! triage batch in `triage.rs` uses too), so a crash never leaves an incident without its
+//! runs or an alert marked done without its incident.
 
 use super::audit::{self, Actor, Change};
 use super::page::{self, Arg, Keyset, Page};
@@ -10,10 +11,51 @@ use super::writer::Write;
 use super::{Result, Store, StoreError, now_ms, sla};
 use crate::cases::IncidentsConfig;
 use crate::intake::Severity;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// An incident's state.
-pub const STATUSES: &[&str] = &["new", "active", "pending", "closed"];
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum IncidentStatus {
+    /// Opened, not yet acknowledged.
+    New,
+    /// Acknowledged: someone works on it.
+    Active,
+    /// Waiting on someone else; its SLA timers are paused.
+    Pending,
+    Closed,
+}
+
+impl IncidentStatus {
+    /// The names of the states, as [`as_str`](Self::as_str) gives them (and the store keeps
+    /// them).
+    pub const NAMES: &[&str] = &["new", "active", "pending", "closed"];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            IncidentStatus::New => "new",
+            IncidentStatus::Active => "active",
+            IncidentStatus::Pending => "pending",
+            IncidentStatus::Closed => "closed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<IncidentStatus> {
+        Some(match s {
+            "new" => IncidentStatus::New,
+            "active" => IncidentStatus::Active,
+            "pending" => IncidentStatus::Pending,
+            "closed" => IncidentStatus::Closed,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for IncidentStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
 
 /// The columns incidents may be sorted by (`GET /api/v1/incidents?sort=`).
 pub const INCIDENT_SORTS: &[&str] = &["created_at", "updated_at", "status", "title"];
@@ -21,8 +63,7 @@ pub const INCIDENT_SORTS: &[&str] = &["created_at", "updated_at", "status", "tit
 /// Which incidents a page holds; `None` is any.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct IncidentFilter<'a> {
-    /// One of [`STATUSES`].
-    pub status: Option<&'a str>,
+    pub status: Option<IncidentStatus>,
     /// The incident type.
     pub kind: Option<&'a str>,
     pub severity: Option<Severity>,
@@ -94,7 +135,7 @@ pub struct IncidentRecord {
     pub kind: String,
     pub title: String,
     pub severity: Severity,
-    pub status: String,
+    pub status: IncidentStatus,
     pub owner: Option<String>,
     pub dedup_key: Option<String>,
     pub occurrences: i64,
@@ -117,30 +158,6 @@ pub struct IncidentEvent {
     pub actor: String,
     pub kind: String,
     pub details: serde_json::Value,
-}
-
-impl Triage {
-    /// Every alert the batch decided about.
-    fn alert_ids(&self) -> impl Iterator<Item = &str> {
-        self.dispositions
-            .iter()
-            .map(|(a, ..)| a.as_str())
-            .chain(self.opened.iter().map(|(_, a, _)| a.as_str()))
-            .chain(self.linked.iter().map(|(_, a, ..)| a.as_str()))
-    }
-}
-
-/// What pre-processing decided for a batch of alerts, written in one transaction.
-#[derive(Debug, Default)]
-pub struct Triage {
-    /// Alerts dropped by a rule or matched by none: (alert, "dropped" | "unmatched", rule).
-    pub dispositions: Vec<(String, &'static str, Option<String>)>,
-    /// New incidents, each with the alert that opened it and the runs it starts.
-    pub opened: Vec<(NewIncident, String, Vec<NewRun>)>,
-    /// Alerts folded into or linked to an open incident: (incident, alert, rule, duplicate).
-    pub linked: Vec<(String, String, String, bool)>,
-    /// The indicators the batch's alerts showed (see `indicators::sightings`).
-    pub sightings: Vec<super::indicators::Sighting>,
 }
 
 /// An `incidents` row, by column name.
@@ -166,6 +183,25 @@ struct IncidentRow {
     acknowledged_at: Option<i64>,
 }
 
+/// An incident's status, type and custom fields, as a change reads them before it writes.
+#[derive(sqlx::FromRow)]
+struct KindFieldsRow {
+    status: String,
+    #[sqlx(rename = "type")]
+    kind: String,
+    fields: String,
+}
+
+/// An `incident_events` row.
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    seq: i64,
+    at: i64,
+    actor: String,
+    kind: String,
+    details: String,
+}
+
 const INCIDENT_COLUMNS: &str = "id, type, title, severity, status, owner, dedup_key, occurrences, rule, \
      created_at, updated_at, closed_at, close_reason, role, parent_id, fields, acknowledged_at";
 
@@ -173,6 +209,8 @@ fn incident_from_row(r: IncidentRow) -> Result<IncidentRecord> {
     let id = r.id;
     let severity = Severity::parse(&r.severity)
         .ok_or_else(|| StoreError::Corrupt(format!("incident {id}: severity '{}'", r.severity)))?;
+    let status = IncidentStatus::parse(&r.status)
+        .ok_or_else(|| StoreError::Corrupt(format!("incident {id}: status '{}'", r.status)))?;
     let fields = serde_json::from_str(&r.fields)
         .map_err(|e| StoreError::Corrupt(format!("incident {id}: fields: {e}")))?;
     Ok(IncidentRecord {
@@ -180,7 +218,7 @@ fn incident_from_row(r: IncidentRow) -> Result<IncidentRecord> {
         kind: r.kind,
         title: r.title,
         severity,
-        status: r.status,
+        status,
         owner: r.owner,
         dedup_key: r.dedup_key,
         occurrences: r.occurrences,
@@ -241,7 +279,7 @@ async fn set_disposition(
 
 /// Create `incident` (from `alert`, if any), link them, start its SLA timers and queue
 /// `runs`, inside the caller's transaction. `step_key` is the playbook step that spawns it.
-async fn open_incident(
+pub(super) async fn open_incident(
     tx: &mut sqlx::AnyConnection,
     (cases, key): (&IncidentsConfig, &crate::vault::AuditChainKey),
     incident: &NewIncident,
@@ -345,192 +383,6 @@ async fn open_incident(
 }
 
 impl Store {
-    /// Alerts that pre-processing has not looked at yet, oldest first, as JSON (the shape
-    /// rule expressions see).
-    pub async fn unprocessed_alerts(&self, limit: i64) -> Result<Vec<super::alerts::StoredAlert>> {
-        // `$2` (no value here) is only named so that every `alerts_where` binds the same two.
-        self.alerts_where("processed_at IS NULL AND $2 IS NULL ORDER BY id", None, limit)
-            .await
-    }
-
-    /// For each of `keys`, the newest open incident with that deduplication key (id, created
-    /// at), or `None`: a few queries for a whole batch of alerts.
-    pub async fn open_incidents_by_keys(
-        &self,
-        keys: &[&str],
-    ) -> Result<std::collections::HashMap<String, Option<(String, i64)>>> {
-        let mut out: std::collections::HashMap<String, Option<(String, i64)>> =
-            keys.iter().map(|k| (k.to_string(), None)).collect();
-        let unique: Vec<String> = out.keys().cloned().collect();
-        let sqlite = self.dialect == super::Dialect::Sqlite;
-        for chunk in unique.chunks(super::writer::ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "SELECT dedup_key, id, created_at FROM incidents WHERE status <> 'closed' AND dedup_key IN ({})",
-                super::writer::rows("?", chunk.len(), sqlite)
-            );
-            let mut q = sqlx::query_as::<_, (String, String, i64)>(sqlx::AssertSqlSafe(sql));
-            for key in chunk {
-                q = q.bind(key.as_str());
-            }
-            for (key, id, created_at) in q.fetch_all(&self.pool).await? {
-                let newer = |(_, at): &(String, i64)| created_at > *at;
-                let slot = out.entry(key).or_default();
-                if slot.as_ref().is_none_or(newer) {
-                    *slot = Some((id, created_at));
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Write a batch's decisions in one transaction, a few statements for the whole batch:
-    /// new incidents with their runs, then links (one timeline event per incident for all
-    /// its new alerts), then every alert's disposition.
-    ///
-    /// Returns false, writing nothing, when another server took some of these alerts first
-    /// (PostgreSQL with several servers): the caller reads the unprocessed alerts again.
-    pub async fn apply_triage(&self, triage: &Triage) -> Result<bool> {
-        use super::writer::rows;
-        let now = now_ms();
-        let system = Actor::system();
-        let mut tx = self.writer.begin().await?;
-        let sqlite = tx.backend_name() == "SQLite";
-        if !sqlite {
-            // Claim the batch's alerts first. A server deciding on the same alerts at the same
-            // time waits here on the row locks, then finds them processed and gives up.
-            let ids: Vec<&str> = triage.alert_ids().collect();
-            let mut claimed = 0;
-            for chunk in ids.chunks(super::writer::ROWS_PER_STATEMENT) {
-                let list = (1..=chunk.len())
-                    .map(|i| format!("${}", i + 1))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let sql = format!(
-                    "UPDATE alerts SET processed_at = $1 WHERE processed_at IS NULL AND id IN ({list})"
-                );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
-                for id in chunk {
-                    q = q.bind(*id);
-                }
-                claimed += q.execute(&mut *tx).await?.rows_affected();
-            }
-            if claimed != ids.len() as u64 {
-                tx.rollback().await?;
-                return Ok(false);
-            }
-        }
-        // First: indicator rows before the audit head, the order `set_verdict` takes them in.
-        super::indicators::upsert_sightings(&mut tx, &triage.sightings).await?;
-        for (incident, alert, runs) in &triage.opened {
-            open_incident(
-                &mut tx,
-                (&self.cases, &self.audit_key),
-                incident,
-                Some(alert),
-                runs,
-                &system,
-                None,
-            )
-            .await?;
-        }
-        if !triage.linked.is_empty() {
-            // Per incident: how many duplicates, and the alerts.
-            let mut per_incident: std::collections::BTreeMap<&str, (i64, Vec<&str>, &str, bool)> =
-                Default::default();
-            for (incident, alert, rule, duplicate) in &triage.linked {
-                let e = per_incident
-                    .entry(incident)
-                    .or_insert((0, Vec::new(), rule, *duplicate));
-                e.0 += i64::from(*duplicate);
-                e.1.push(alert);
-            }
-            for chunk in triage.linked.chunks(super::writer::ROWS_PER_STATEMENT) {
-                let sql = format!(
-                    "INSERT INTO incident_alerts (incident_id, alert_id, linked_at) VALUES {}",
-                    rows("(?, ?, ?)", chunk.len(), sqlite)
-                );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for (incident, alert, ..) in chunk {
-                    q = q.bind(incident).bind(alert).bind(now);
-                }
-                q.execute(&mut *tx).await?;
-            }
-            // Occurrences and one timeline event per incident, a statement per 500 incidents
-            // (each incident once per statement, so each event's `seq` is its next).
-            let per_incident: Vec<_> = per_incident.into_iter().collect();
-            for chunk in per_incident.chunks(super::writer::ROWS_PER_STATEMENT) {
-                let counted: Vec<_> = chunk.iter().filter(|(_, (d, ..))| *d > 0).collect();
-                if !counted.is_empty() {
-                    let sql = format!(
-                        "WITH v (id, n, at) AS (VALUES {})
-                         UPDATE incidents SET occurrences = occurrences + v.n, updated_at = v.at
-                         FROM v WHERE incidents.id = v.id",
-                        rows("(?, ?, ?)", counted.len(), sqlite)
-                    );
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for (incident, (duplicates, ..)) in counted {
-                        q = q.bind(*incident).bind(*duplicates).bind(now);
-                    }
-                    q.execute(&mut *tx).await?;
-                }
-                let sql = format!(
-                    "WITH v (incident_id, at, actor, kind, details) AS (VALUES {})
-                     INSERT INTO incident_events (incident_id, seq, at, actor, kind, details)
-                     SELECT v.incident_id,
-                            (SELECT COALESCE(MAX(e.seq), 0) + 1 FROM incident_events e WHERE e.incident_id = v.incident_id),
-                            v.at, v.actor, v.kind, v.details
-                     FROM v",
-                    rows("(?, ?, ?, ?, ?)", chunk.len(), sqlite)
-                );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                // The time of writing, like `add_event`'s (the batch's incidents were opened
-                // after `now`).
-                let at = now_ms();
-                for (incident, (_, alerts, rule, duplicate)) in chunk {
-                    let kind = if *duplicate { "duplicate" } else { "alert" };
-                    let details = serde_json::json!({ "alerts": alerts, "rule": rule });
-                    q = q
-                        .bind(*incident)
-                        .bind(at)
-                        .bind(system.as_str())
-                        .bind(kind)
-                        .bind(details.to_string());
-                }
-                q.execute(&mut *tx).await?;
-            }
-        }
-        let mut fates: Vec<(&str, &str, Option<&str>, Option<&str>)> = triage
-            .dispositions
-            .iter()
-            .map(|(a, d, r)| (a.as_str(), *d, r.as_deref(), None))
-            .collect();
-        fates.extend(triage.linked.iter().map(|(incident, alert, rule, duplicate)| {
-            let d = if *duplicate { "duplicate" } else { "linked" };
-            (alert.as_str(), d, Some(rule.as_str()), Some(incident.as_str()))
-        }));
-        for chunk in fates.chunks(super::writer::ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "WITH v (id, disposition, rule, incident_id, at) AS (VALUES {})
-                 UPDATE alerts SET disposition = v.disposition, rule = v.rule, incident_id = v.incident_id,
-                     processed_at = v.at
-                 FROM v WHERE alerts.id = v.id",
-                rows("(?, ?, ?, ?, ?)", chunk.len(), sqlite)
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (alert, disposition, rule, incident) in chunk {
-                q = q
-                    .bind(*alert)
-                    .bind(*disposition)
-                    .bind(*rule)
-                    .bind(*incident)
-                    .bind(now);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
-    }
-
     /// One incident.
     pub async fn incident(&self, id: &str) -> Result<Option<IncidentRecord>> {
         let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1");
@@ -551,7 +403,7 @@ impl Store {
         let mut conditions = vec!["1 = 1".to_owned()];
         let mut args: Vec<Arg> = Vec::new();
         for (column, value) in [
-            ("status", filter.status),
+            ("status", filter.status.as_ref().map(IncidentStatus::as_str)),
             ("type", filter.kind),
             ("severity", filter.severity.as_ref().map(Severity::as_str)),
             ("owner", filter.owner),
@@ -577,7 +429,7 @@ impl Store {
 
     /// The newest incidents, optionally in one status (the first page of
     /// [`Store::incident_page`]).
-    pub async fn incidents(&self, status: Option<&str>, limit: i64) -> Result<Vec<IncidentRecord>> {
+    pub async fn incidents(&self, status: Option<IncidentStatus>, limit: i64) -> Result<Vec<IncidentRecord>> {
         let filter = IncidentFilter {
             status,
             ..IncidentFilter::default()
@@ -588,21 +440,21 @@ impl Store {
 
     /// An incident's timeline, in order.
     pub async fn incident_events(&self, id: &str) -> Result<Vec<IncidentEvent>> {
-        let rows: Vec<(i64, i64, String, String, String)> = sqlx::query_as(
+        let rows: Vec<EventRow> = sqlx::query_as(
             "SELECT seq, at, actor, kind, details FROM incident_events WHERE incident_id = $1 ORDER BY seq",
         )
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
-            .map(|(seq, at, actor, kind, details)| {
+            .map(|r| {
                 Ok(IncidentEvent {
-                    seq,
-                    at,
-                    actor,
-                    kind,
-                    details: serde_json::from_str(&details)
-                        .map_err(|e| StoreError::Corrupt(format!("incident {id} event {seq}: {e}")))?,
+                    seq: r.seq,
+                    at: r.at,
+                    actor: r.actor,
+                    kind: r.kind,
+                    details: serde_json::from_str(&r.details)
+                        .map_err(|e| StoreError::Corrupt(format!("incident {id} event {}: {e}", r.seq)))?,
                 })
             })
             .collect()
@@ -671,22 +523,28 @@ impl Store {
     pub async fn set_incident_status(
         &self,
         id: &str,
-        status: &str,
+        status: IncidentStatus,
         reason: Option<&str>,
         actor: &Actor,
     ) -> Result<bool> {
-        debug_assert!(STATUSES.contains(&status));
         let now = now_ms();
         let mut tx = self.writer.begin().await?;
-        let previous: Option<(String, String, String)> =
+        let current: Option<KindFieldsRow> =
             sqlx::query_as("SELECT status, type, fields FROM incidents WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
-        let Some((previous, kind, fields)) = previous else {
+        let Some(KindFieldsRow {
+            status: previous,
+            kind,
+            fields,
+        }) = current
+        else {
             return Ok(false);
         };
-        if status == "closed" {
+        // The stored text, as the timeline shows it; compared as a status.
+        let was = IncidentStatus::parse(&previous);
+        if status == IncidentStatus::Closed {
             let fields: serde_json::Map<String, serde_json::Value> =
                 serde_json::from_str(&fields).unwrap_or_default();
             let missing = self.cases.missing_required(&kind, &fields);
@@ -697,14 +555,14 @@ impl Store {
                 )));
             }
         }
-        let closed_at = (status == "closed").then_some(now);
-        let acknowledges = status == "active" || status == "closed";
+        let closed_at = (status == IncidentStatus::Closed).then_some(now);
+        let acknowledges = matches!(status, IncidentStatus::Active | IncidentStatus::Closed);
         sqlx::query(
             "UPDATE incidents SET status = $1, closed_at = $2, close_reason = $3, updated_at = $4,
                  acknowledged_at = CASE WHEN $5 = 1 THEN COALESCE(acknowledged_at, $4) ELSE acknowledged_at END
              WHERE id = $6",
         )
-        .bind(status)
+        .bind(status.as_str())
         .bind(closed_at)
         // The closing reason; any other change's reason is only on the timeline.
         .bind(closed_at.and(reason))
@@ -714,23 +572,23 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let subject = format!("incident:{id}");
-        if previous == "closed" && status != "closed" {
+        if was == Some(IncidentStatus::Closed) && status != IncidentStatus::Closed {
             sla::restart(&mut tx, &subject, "resolve", now).await?;
         }
-        if previous == "pending" && status != "pending" {
+        if was == Some(IncidentStatus::Pending) && status != IncidentStatus::Pending {
             sla::resume(&mut tx, &subject, now).await?;
         }
         match status {
-            "closed" => {
+            IncidentStatus::Closed => {
                 sla::stop(&mut tx, &subject, None, now).await?;
             }
-            "pending" => {
+            IncidentStatus::Pending => {
                 sla::pause(&mut tx, &subject, now).await?;
             }
-            "active" => {
+            IncidentStatus::Active => {
                 sla::stop(&mut tx, &subject, Some("acknowledge"), now).await?;
             }
-            _ => {}
+            IncidentStatus::New => {}
         }
         let details = serde_json::json!({ "from": previous, "to": status, "reason": reason });
         add_event(&mut tx, id, actor, "status", details.clone()).await?;
@@ -915,12 +773,12 @@ impl Store {
             return Ok(self.incident(id).await?.is_some());
         }
         let mut tx = self.writer.begin().await?;
-        let current: Option<(String, String)> =
-            sqlx::query_as("SELECT type, fields FROM incidents WHERE id = $1")
+        let current: Option<KindFieldsRow> =
+            sqlx::query_as("SELECT status, type, fields FROM incidents WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
-        let Some((kind, fields)) = current else {
+        let Some(KindFieldsRow { kind, fields, .. }) = current else {
             return Ok(false);
         };
         let fields = if update.fields.is_empty() {
@@ -981,6 +839,18 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn incident_status_names_parse_to_themselves() {
+        use super::IncidentStatus;
+        for name in IncidentStatus::NAMES {
+            assert_eq!(IncidentStatus::parse(name).map(|s| s.as_str()), Some(*name));
+            let json = serde_json::to_value(IncidentStatus::parse(name).unwrap()).unwrap();
+            assert_eq!(json, *name, "serialised as stored");
+        }
+        assert_eq!(IncidentStatus::NAMES.len(), 4);
+        assert_eq!(IncidentStatus::parse("nonsense"), None);
+    }
+
     use super::super::testing::both_dialects;
 
     both_dialects!(children_relations_fields_and_teams, |store| {
@@ -1087,100 +957,4 @@ mod tests {
         assert!(e.to_string().contains("has no custom fields"), "{e}");
         assert!(!store.update_incident("i-none", &u, &cli).await.unwrap());
     });
-}
-
-#[cfg(test)]
-mod triage_tests {
-    use crate::store::testing::both_dialects;
-
-    both_dialects!(duplicates_count_and_go_on_the_timeline_once_per_batch, |store| {
-        use crate::store::alerts::StoredAlert;
-        use crate::store::incidents::{NewIncident, Triage};
-        let cli = crate::store::audit::Actor::cli();
-        let mut ids = Vec::new();
-        for kind in ["miner", "phish"] {
-            let new = NewIncident::new(kind, "x", crate::intake::Severity::Low);
-            ids.push(store.create_incident(&new, &[], &cli, None).await.unwrap());
-        }
-        let items = crate::intake::parse_items(
-            crate::intake::Format::Json,
-            br#"[{"source":"fw","title":"a"},{"source":"fw","title":"b"},{"source":"fw","title":"c"}]"#,
-            "json",
-        );
-        let alerts: Vec<StoredAlert> = items
-            .into_iter()
-            .map(|i| StoredAlert::new(crate::store::new_id('a'), 1, "test", i.alert.unwrap()))
-            .collect();
-        let a: Vec<String> = alerts.iter().map(|a| a.id.clone()).collect();
-        store.insert_alerts(alerts).await.unwrap();
-        let triage = Triage {
-            linked: vec![
-                (ids[0].clone(), a[0].clone(), "dedup".into(), true),
-                (ids[0].clone(), a[1].clone(), "dedup".into(), true),
-                (ids[1].clone(), a[2].clone(), "link".into(), false),
-            ],
-            ..Default::default()
-        };
-        assert!(store.apply_triage(&triage).await.unwrap());
-        let first = store.incident(&ids[0]).await.unwrap().unwrap();
-        let second = store.incident(&ids[1]).await.unwrap().unwrap();
-        assert_eq!(
-            (first.occurrences, second.occurrences),
-            (3, 1),
-            "links do not count"
-        );
-        let events = store.incident_events(&ids[0]).await.unwrap();
-        let last = events.last().unwrap();
-        assert_eq!((last.seq, last.kind.as_str()), (2, "duplicate"));
-        assert_eq!(last.details["alerts"], serde_json::json!([a[0], a[1]]));
-        let events = store.incident_events(&ids[1]).await.unwrap();
-        assert_eq!(events.last().unwrap().kind, "alert");
-        assert_eq!(store.incident_alert_ids(&ids[0]).await.unwrap().len(), 2);
-        assert!(store.unprocessed_alerts(10).await.unwrap().is_empty());
-    });
-}
-
-#[cfg(test)]
-mod claim_tests {
-    use super::Triage;
-    use crate::store::alerts::StoredAlert;
-
-    /// With several servers on one PostgreSQL database, a batch of alerts is decided once:
-    /// the second server to write the same alerts' decisions writes nothing.
-    #[tokio::test]
-    async fn a_batch_of_alerts_is_triaged_by_one_server_only() {
-        let Some(t) = crate::store::testing::postgres().await else {
-            return;
-        };
-        let store = &t.store;
-        let items = crate::intake::parse_items(
-            crate::intake::Format::Json,
-            br#"[{"source":"fw","title":"a"},{"source":"fw","title":"b"}]"#,
-            "json",
-        );
-        let alerts: Vec<StoredAlert> = items
-            .into_iter()
-            .map(|i| StoredAlert::new(crate::store::new_id('a'), 1, "test", i.alert.unwrap()))
-            .collect();
-        let ids: Vec<String> = alerts.iter().map(|a| a.id.clone()).collect();
-        store.insert_alerts(alerts).await.unwrap();
-        let triage = || Triage {
-            dispositions: ids
-                .iter()
-                .map(|id| (id.clone(), "dropped", Some("noise".to_owned())))
-                .collect(),
-            ..Default::default()
-        };
-        let (t1, t2) = (triage(), triage());
-        let (first, second) = tokio::join!(store.apply_triage(&t1), store.apply_triage(&t2));
-        let (first, second) = (first.unwrap(), second.unwrap());
-        assert!(
-            first ^ second,
-            "exactly one server writes the batch: {first} {second}"
-        );
-        assert!(store.unprocessed_alerts(10).await.unwrap().is_empty());
-        let stored = store.alerts(Some("fw"), 10).await.unwrap();
-        assert_eq!(stored.len(), 2);
-        assert!(stored.iter().all(|a| a.disposition.as_deref() == Some("dropped")));
-    }
 }

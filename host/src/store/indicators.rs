@@ -1,7 +1,6 @@
 //! Indicators — IP addresses, CIDRs, domains, URLs, hashes and e-mail addresses — with a
 //! verdict, a score and the sources that gave them, and when alerts first and last showed
-//! them; and the enrichment cache through which playbooks (`invoke_cached`) ask a
-//! threat-intel vendor about the same thing at most once per TTL.
+//! them. (The enrichment cache behind `invoke_cached` is `enrichment_cache.rs`.)
 //!
 //! Values are checked and kept in a canonical form ([`canonical_value`]), with the same rules
 //! as list entries where the kinds meet (`lists.rs`) and as the observables extracted from
@@ -10,19 +9,16 @@
 //!
 //! A verdict is set with [`Store::set_verdict`], audited as `indicator.set`. Sightings are
 //! written by pre-processing in the transaction that records what it did with the alerts
-//! ([`upsert_sightings`]); they and the cache are derived data, not audited.
+//! ([`upsert_sightings`]); they are derived data, not audited.
 
 use super::audit::{self, Actor, Change};
-use super::lists::{IpValue, host_name, ip_value, shown, trimmed_value};
 use super::page::{self, Arg, Keyset, Page};
+use super::values::{IpValue, ValueError, host_name, ip_value, shown, trimmed_value};
 use super::writer::{ROWS_PER_STATEMENT, rows};
 use super::{Result, Store, StoreError, now_ms};
 use crate::intake::Observables;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 use thiserror::Error;
 
 /// The longest value, in characters (URLs can be long; PostgreSQL indexes up to about 2.7 kB).
@@ -31,8 +27,6 @@ pub const MAX_VALUE_LEN: usize = 2048;
 pub const MAX_SOURCES: usize = 20;
 /// The longest source name, in characters.
 pub const MAX_SOURCE_LEN: usize = 100;
-/// Expired cache rows removed by each [`Store::cache_put`].
-const PURGE_PER_PUT: i64 = 100;
 
 /// The columns indicators may be sorted by (`GET /api/v1/indicators?sort=`).
 pub const INDICATOR_SORTS: &[&str] = &["last_seen", "first_seen", "updated_at", "sightings", "value"];
@@ -169,8 +163,7 @@ pub enum IndicatorError {
     BadValue {
         kind: IndicatorKind,
         value: String,
-        /// Empty when the kind says it all.
-        why: String,
+        why: IndicatorValueError,
     },
     #[error("verdict '{0}' is not one of unknown, benign, suspicious, malicious")]
     BadVerdict(String),
@@ -182,11 +175,51 @@ pub enum IndicatorError {
     Store(#[from] StoreError),
 }
 
-fn reason(why: &str) -> String {
-    if why.is_empty() {
-        String::new()
-    } else {
-        format!(": {why}")
+/// Why a value is not an indicator of its kind.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum IndicatorValueError {
+    /// "Not an IP address" says it all.
+    #[error("")]
+    NotOfKind,
+    #[error(transparent)]
+    Value(#[from] ValueError),
+    #[error("it is the network {0}; use kind cidr")]
+    Network(ipnet::IpNet),
+    #[error("it is the single address {0}; use kind ip")]
+    Address(std::net::IpAddr),
+    #[error("it has no prefix; give ADDRESS/PREFIX such as 10.0.0.0/8, or use kind ip")]
+    NoPrefix,
+    #[error("give ADDRESS/PREFIX such as 10.0.0.0/8 or 2001:db8::/32")]
+    NotCidr,
+    #[error("it is an IP address; use kind ip")]
+    DomainIsIp,
+    #[error("it looks like a URL or has a port; give the domain only, or use kind url")]
+    DomainIsUrl,
+    #[error("it looks like an e-mail address; use kind email")]
+    DomainIsEmail,
+    #[error("a wildcard is not an indicator; give one domain")]
+    Wildcard,
+    #[error("it has a single label; a domain has a dot, such as evil.example")]
+    SingleLabel,
+    #[error("give an http, https or ftp URL with a host, such as https://evil.example/login")]
+    NotUrl,
+    #[error("give an MD5, SHA-1 or SHA-256 in hex (32, 40 or 64 hex digits)")]
+    NotHash,
+    #[error("it has no '@'")]
+    NoAt,
+    #[error("the part before '@' ('{0}') must be 1 to 64 letters, digits and . _ % + -")]
+    LocalPart(String),
+    #[error("its domain: {0}")]
+    EmailDomain(ValueError),
+    #[error("its domain has no dot")]
+    EmailDomainNoDot,
+}
+
+/// `why` after the value in [`IndicatorError::BadValue`]: nothing when the kind says it all.
+fn reason(why: &IndicatorValueError) -> String {
+    match why {
+        IndicatorValueError::NotOfKind => String::new(),
+        why => format!(": {why}"),
     }
 }
 
@@ -261,61 +294,57 @@ pub fn canonical_value(kind: IndicatorKind, raw: &str) -> Result<String, Indicat
     })
 }
 
-/// [`canonical_value`]'s work; the error is the reason (empty: "not a KIND" says it all).
-fn canonical(kind: IndicatorKind, raw: &str) -> Result<String, String> {
+/// [`canonical_value`]'s work; the error is the reason.
+fn canonical(kind: IndicatorKind, raw: &str) -> Result<String, IndicatorValueError> {
     let v = trimmed_value(raw, MAX_VALUE_LEN, MAX_VALUE_LEN)?;
     let canonical = match kind {
         IndicatorKind::Ip => match ip_value(v) {
             Some(IpValue::Address(a)) => a.to_string(),
-            Some(IpValue::Network(n)) => return Err(format!("it is the network {n}; use kind cidr")),
-            None => return Err(String::new()),
+            Some(IpValue::Network(n)) => return Err(IndicatorValueError::Network(n)),
+            None => return Err(IndicatorValueError::NotOfKind),
         },
         IndicatorKind::Cidr => match ip_value(v) {
             Some(IpValue::Network(n)) => n.to_string(),
             Some(IpValue::Address(a)) if v.contains('/') => {
-                return Err(format!("it is the single address {a}; use kind ip"));
+                return Err(IndicatorValueError::Address(a));
             }
             Some(IpValue::Address(_)) => {
-                return Err(
-                    "it has no prefix; give ADDRESS/PREFIX such as 10.0.0.0/8, or use kind ip".into(),
-                );
+                return Err(IndicatorValueError::NoPrefix);
             }
-            None => return Err("give ADDRESS/PREFIX such as 10.0.0.0/8 or 2001:db8::/32".into()),
+            None => return Err(IndicatorValueError::NotCidr),
         },
         IndicatorKind::Domain => {
             if v.parse::<std::net::IpAddr>().is_ok() {
-                return Err("it is an IP address; use kind ip".into());
+                return Err(IndicatorValueError::DomainIsIp);
             }
             if v.contains(['/', ':']) {
-                return Err(
-                    "it looks like a URL or has a port; give the domain only, or use kind url".into(),
-                );
+                return Err(IndicatorValueError::DomainIsUrl);
             }
             if v.contains('@') {
-                return Err("it looks like an e-mail address; use kind email".into());
+                return Err(IndicatorValueError::DomainIsEmail);
             }
             if v.starts_with("*.") {
-                return Err("a wildcard is not an indicator; give one domain".into());
+                return Err(IndicatorValueError::Wildcard);
             }
             let host = host_name(v)?;
             if !host.contains('.') {
-                return Err("it has a single label; a domain has a dot, such as evil.example".into());
+                return Err(IndicatorValueError::SingleLabel);
             }
             host
         }
         IndicatorKind::Url => crate::intake::observable_url(v)
             .map(String::from)
-            .ok_or("give an http, https or ftp URL with a host, such as https://evil.example/login")?,
+            .ok_or(IndicatorValueError::NotUrl)?,
         IndicatorKind::Hash => {
             if !matches!(v.len(), 32 | 40 | 64) || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err("give an MD5, SHA-1 or SHA-256 in hex (32, 40 or 64 hex digits)".into());
+                return Err(IndicatorValueError::NotHash);
             }
             v.to_ascii_lowercase()
         }
         IndicatorKind::Email => {
             let lower = v.to_ascii_lowercase();
             let Some((local, domain)) = lower.rsplit_once('@') else {
-                return Err("it has no '@'".into());
+                return Err(IndicatorValueError::NoAt);
             };
             let local_ok = !local.is_empty()
                 && local.len() <= 64
@@ -323,19 +352,17 @@ fn canonical(kind: IndicatorKind, raw: &str) -> Result<String, String> {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"._%+-".contains(&b));
             if !local_ok {
-                return Err(format!(
-                    "the part before '@' ('{local}') must be 1 to 64 letters, digits and . _ % + -"
-                ));
+                return Err(IndicatorValueError::LocalPart(local.to_owned()));
             }
-            let domain = host_name(domain).map_err(|e| format!("its domain: {e}"))?;
+            let domain = host_name(domain).map_err(IndicatorValueError::EmailDomain)?;
             if !domain.contains('.') {
-                return Err("its domain has no dot".into());
+                return Err(IndicatorValueError::EmailDomainNoDot);
             }
             format!("{local}@{domain}")
         }
     };
     if canonical.chars().count() > MAX_VALUE_LEN {
-        return Err(format!("it is longer than {MAX_VALUE_LEN} characters"));
+        return Err(ValueError::TooLong(MAX_VALUE_LEN).into());
     }
     Ok(canonical)
 }
@@ -432,12 +459,42 @@ pub async fn upsert_sightings(conn: &mut sqlx::AnyConnection, sightings: &[Sight
     Ok(())
 }
 
-type IndicatorRow = (String, String, String, Option<i64>, String, i64, i64, i64, i64);
+/// An `indicators` row, by column name.
+#[derive(sqlx::FromRow)]
+struct IndicatorRow {
+    kind: String,
+    value: String,
+    verdict: String,
+    score: Option<i64>,
+    sources: String,
+    first_seen: i64,
+    last_seen: i64,
+    sightings: i64,
+    updated_at: i64,
+}
+
+/// An indicator's verdict, score and sources before a new verdict changes them.
+#[derive(sqlx::FromRow)]
+struct VerdictRow {
+    verdict: String,
+    score: Option<i64>,
+    sources: String,
+}
 
 const COLUMNS: &str = "kind, value, verdict, score, sources, first_seen, last_seen, sightings, updated_at";
 
 fn indicator_from_row(row: IndicatorRow) -> Result<Indicator> {
-    let (kind, value, verdict, score, sources, first_seen, last_seen, sightings, updated_at) = row;
+    let IndicatorRow {
+        kind,
+        value,
+        verdict,
+        score,
+        sources,
+        first_seen,
+        last_seen,
+        sightings,
+        updated_at,
+    } = row;
     let corrupt = |what: String| StoreError::Corrupt(format!("indicator {kind}:{value}: {what}"));
     Ok(Indicator {
         kind: IndicatorKind::from_name(&kind).ok_or_else(|| corrupt(format!("kind '{kind}'")))?,
@@ -466,46 +523,6 @@ fn check_source(source: &str) -> Result<(), IndicatorError> {
         )));
     }
     Ok(())
-}
-
-/// The cache key of `plugin.action(input)`: `plugin/action/` and the SHA-256 of the input's
-/// canonical JSON (object keys sorted), so the same input written in another order hits.
-pub fn cache_key(plugin: &str, action: &str, input: &Value) -> String {
-    fn write(v: &Value, out: &mut String) {
-        match v {
-            Value::Object(m) => {
-                let mut keys: Vec<&String> = m.keys().collect();
-                keys.sort();
-                out.push('{');
-                for (i, k) in keys.into_iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(&Value::from(k.as_str()).to_string());
-                    out.push(':');
-                    write(&m[k], out);
-                }
-                out.push('}');
-            }
-            Value::Array(items) => {
-                out.push('[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    write(item, out);
-                }
-                out.push(']');
-            }
-            other => out.push_str(&other.to_string()),
-        }
-    }
-    let mut text = String::new();
-    write(input, &mut text);
-    format!(
-        "{plugin}/{action}/{}",
-        hex::encode(Sha256::digest(text.as_bytes()))
-    )
 }
 
 impl Store {
@@ -557,7 +574,11 @@ impl Store {
         .rows_affected()
             > 0;
         // Takes the row for this transaction (writers of one indicator queue here).
-        let (previous, previous_score, sources): (String, Option<i64>, String) = sqlx::query_as(
+        let VerdictRow {
+            verdict: previous,
+            score: previous_score,
+            sources,
+        } = sqlx::query_as(
             "UPDATE indicators SET updated_at = $1 WHERE kind = $2 AND value = $3
              RETURNING verdict, score, sources",
         )
@@ -663,71 +684,6 @@ impl Store {
         };
         let keyset = Keyset::first("last_seen", true, limit);
         Ok(self.indicator_page(&filter, &keyset).await?.items)
-    }
-
-    /// The cached output under `key` (see [`cache_key`]) if it has not expired at `now`.
-    pub async fn cache_get(&self, key: &str, now: i64) -> Result<Option<Value>> {
-        let output: Option<String> =
-            sqlx::query_scalar("SELECT output FROM enrichment_cache WHERE key = $1 AND expires_at > $2")
-                .bind(key)
-                .bind(now)
-                .fetch_optional(&self.pool)
-                .await?;
-        output
-            .map(|o| {
-                serde_json::from_str(&o)
-                    .map_err(|e| StoreError::Corrupt(format!("enrichment cache {key}: {e}")))
-            })
-            .transpose()
-    }
-
-    /// Keep `output` of `plugin.action` under `key` for `ttl` (replacing what was there), and
-    /// remove a few expired entries while at it, so the table stays about as large as what
-    /// is live without a job of its own.
-    pub async fn cache_put(
-        &self,
-        key: &str,
-        plugin: &str,
-        action: &str,
-        output: &Value,
-        ttl: Duration,
-    ) -> Result<()> {
-        let now = now_ms();
-        let expires_at = now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
-        let mut tx = self.writer.begin().await?;
-        sqlx::query(
-            "INSERT INTO enrichment_cache (key, plugin, action, output, stored_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (key) DO UPDATE SET plugin = excluded.plugin, action = excluded.action,
-                 output = excluded.output, stored_at = excluded.stored_at, expires_at = excluded.expires_at",
-        )
-        .bind(key)
-        .bind(plugin)
-        .bind(action)
-        .bind(output.to_string())
-        .bind(now)
-        .bind(expires_at)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "DELETE FROM enrichment_cache WHERE key IN
-                 (SELECT key FROM enrichment_cache WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2)",
-        )
-        .bind(now)
-        .bind(PURGE_PER_PUT)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Remove every cache entry expired at `now`; returns how many.
-    pub async fn purge_expired_cache(&self, now: i64) -> Result<u64> {
-        Ok(sqlx::query("DELETE FROM enrichment_cache WHERE expires_at <= $1")
-            .bind(now)
-            .execute(&self.writer)
-            .await?
-            .rows_affected())
     }
 }
 
@@ -838,37 +794,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn indicators_cache_keys_ignore_key_order_and_tell_inputs_apart() {
-        let a = cache_key(
-            "autofocus",
-            "ip-reputation",
-            &json!({"ip": "192.0.2.1", "x": [1, {"b": 1, "a": 2}]}),
-        );
-        let b = cache_key(
-            "autofocus",
-            "ip-reputation",
-            &json!({"x": [1, {"a": 2, "b": 1}], "ip": "192.0.2.1"}),
-        );
-        assert_eq!(a, b);
-        assert!(a.starts_with("autofocus/ip-reputation/"));
-        for other in [
-            cache_key("autofocus", "ip-reputation", &json!({"ip": "192.0.2.2"})),
-            cache_key(
-                "autofocus",
-                "domain-reputation",
-                &json!({"ip": "192.0.2.1", "x": [1, {"b": 1, "a": 2}]}),
-            ),
-            cache_key(
-                "ipinfo",
-                "ip-reputation",
-                &json!({"ip": "192.0.2.1", "x": [1, {"b": 1, "a": 2}]}),
-            ),
-        ] {
-            assert_ne!(a, other);
-        }
-    }
-
     both_dialects!(indicators_sightings_add_up, |store| {
         use IndicatorKind::*;
         store
@@ -924,7 +849,7 @@ mod tests {
             sha256: vec!["b".repeat(64)],
             ..Default::default()
         };
-        let triage = crate::store::incidents::Triage {
+        let triage = crate::store::triage::Triage {
             sightings: sightings([(&o, 100), (&o, 200)]),
             ..Default::default()
         };
@@ -1192,66 +1117,5 @@ mod tests {
             format!("feed-{}", MAX_SOURCES + 4)
         );
         assert_eq!(i.score, Some(MAX_SOURCES as i64 + 4));
-    });
-
-    both_dialects!(indicators_cache_hits_until_it_expires_and_is_purged, |store| {
-        let input = json!({"ip": "192.0.2.1"});
-        let key = cache_key("autofocus", "ip-reputation", &input);
-        let now = now_ms();
-        assert!(store.cache_get(&key, now).await.unwrap().is_none());
-        let hour = Duration::from_secs(3600);
-        store
-            .cache_put(
-                &key,
-                "autofocus",
-                "ip-reputation",
-                &json!({"verdict": "benign"}),
-                hour,
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            store.cache_get(&key, now_ms()).await.unwrap(),
-            Some(json!({"verdict": "benign"}))
-        );
-        // Put again: replaced.
-        store
-            .cache_put(
-                &key,
-                "autofocus",
-                "ip-reputation",
-                &json!({"verdict": "malicious"}),
-                hour,
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            store.cache_get(&key, now_ms()).await.unwrap(),
-            Some(json!({"verdict": "malicious"}))
-        );
-        let other = cache_key("autofocus", "ip-reputation", &json!({"ip": "192.0.2.2"}));
-        assert!(store.cache_get(&other, now_ms()).await.unwrap().is_none());
-        // Two hours on it is a miss, and the purge removes it.
-        let later = now_ms() + 2 * 3_600_000;
-        assert!(store.cache_get(&key, later).await.unwrap().is_none());
-        assert_eq!(store.purge_expired_cache(now_ms()).await.unwrap(), 0);
-        assert_eq!(store.purge_expired_cache(later).await.unwrap(), 1);
-        assert_eq!(store.purge_expired_cache(later).await.unwrap(), 0);
-
-        // Every put removes some expired entries on the side.
-        for n in 0..3 {
-            let k = cache_key("ipinfo", "lookup", &json!({ "n": n }));
-            store
-                .cache_put(&k, "ipinfo", "lookup", &json!(n), Duration::from_millis(1))
-                .await
-                .unwrap();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        store
-            .cache_put(&other, "autofocus", "ip-reputation", &json!({}), hour)
-            .await
-            .unwrap();
-        assert_eq!(store.purge_expired_cache(now_ms()).await.unwrap(), 0);
-        assert_eq!(store.cache_get(&other, now_ms()).await.unwrap(), Some(json!({})));
     });
 }

@@ -13,6 +13,7 @@
 
 use super::audit::{self, Actor, Change};
 use super::page::{self, Arg, Keyset, Page};
+use super::values::{ValueError, check_host_name, host_name, ip_value, shown, trimmed_value};
 use super::{Result, Store, StoreError, now_ms};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -106,7 +107,7 @@ pub enum ListError {
         list: String,
         entry_type: EntryType,
         value: String,
-        why: String,
+        why: EntryValueError,
     },
     #[error(
         "list '{list}' would hold {would} live entries; the most is {max} (lists.max_entries); nothing was added"
@@ -122,6 +123,35 @@ impl From<sqlx::Error> for ListError {
     fn from(e: sqlx::Error) -> Self {
         ListError::Store(e.into())
     }
+}
+
+/// Why a value is not an entry of a list's type.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EntryValueError {
+    #[error(transparent)]
+    Value(#[from] ValueError),
+    #[error("not an IP address or CIDR (such as 192.0.2.1, 10.0.0.0/8 or 2001:db8::/32)")]
+    NotIp,
+    #[error("it is an IP address, not a domain; use a list of type ip")]
+    DomainIsIp,
+    #[error("it looks like a URL or has a port; give the domain only, or use a list of type url")]
+    DomainIsUrl,
+    #[error(
+        "only http:// and https:// URLs can be listed (the scheme is removed: PAN-OS URL lists hold host/path)"
+    )]
+    Scheme,
+    #[error("it is not ASCII; percent-encode the path and write the host in its xn-- (punycode) form")]
+    UrlNotAscii,
+    #[error("it has user information ('user@'); list the host and path only")]
+    UserInfo,
+    #[error("the IPv6 host has no closing ']'")]
+    UnclosedIpv6,
+    #[error("'[{0}]' is not an IPv6 address")]
+    BadIpv6(String),
+    #[error("'{0}' is not a port number")]
+    BadPort(String),
+    #[error("'{0}' follows the host; expected ':PORT' or a path")]
+    AfterHost(String),
 }
 
 /// The columns a list's entries may be sorted by (`GET /api/v1/lists/{name}/entries?sort=`).
@@ -223,7 +253,7 @@ pub fn validate_list_name(name: &str) -> Result<(), ListError> {
 /// - `url`: `host[:port][/path][?query]` as PAN-OS URL lists hold them; `http://` and
 ///   `https://` are removed, the host is lower-cased (its labels may be `*` or `^`), a
 ///   `#fragment` is dropped.
-pub fn canonical_value(entry_type: EntryType, raw: &str) -> Result<String, String> {
+pub fn canonical_value(entry_type: EntryType, raw: &str) -> Result<String, EntryValueError> {
     // Cheap first; the canonical form (without a scheme, say) is measured below.
     let v = trimmed_value(raw, 2 * MAX_VALUE_LEN, MAX_VALUE_LEN)?;
     let canonical = match entry_type {
@@ -232,73 +262,21 @@ pub fn canonical_value(entry_type: EntryType, raw: &str) -> Result<String, Strin
         EntryType::Url => canonical_url(v)?,
     };
     if canonical.len() > MAX_VALUE_LEN {
-        return Err(format!("it is longer than {MAX_VALUE_LEN} characters"));
+        return Err(ValueError::TooLong(MAX_VALUE_LEN).into());
     }
     Ok(canonical)
 }
 
-/// `raw` trimmed, or why it cannot be a value: empty, longer than `max_len` characters
-/// (`shown_max` in the message), or with white space or control characters inside. Shared
-/// with indicators (`store/indicators.rs`).
-pub(crate) fn trimmed_value(raw: &str, max_len: usize, shown_max: usize) -> Result<&str, String> {
-    let v = raw.trim();
-    if v.is_empty() {
-        return Err("it is empty".into());
-    }
-    if v.chars().count() > max_len {
-        return Err(format!("it is longer than {shown_max} characters"));
-    }
-    if v.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("it contains white space or control characters".into());
-    }
-    Ok(v)
+fn canonical_ip(v: &str) -> Result<String, EntryValueError> {
+    ip_value(v).map(|ip| ip.to_string()).ok_or(EntryValueError::NotIp)
 }
 
-/// An IP address, or a network in CIDR notation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum IpValue {
-    Address(IpAddr),
-    Network(ipnet::IpNet),
-}
-
-impl std::fmt::Display for IpValue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            IpValue::Address(a) => a.fmt(f),
-            IpValue::Network(n) => n.fmt(f),
-        }
-    }
-}
-
-/// `v` as an address or a CIDR cut to its network (`10.1.2.3/8` is `10.0.0.0/8`); a host
-/// prefix (`/32`, `/128`) is the address itself. `None` if it is neither. Shared with
-/// indicators.
-pub(crate) fn ip_value(v: &str) -> Option<IpValue> {
-    if let Ok(addr) = v.parse::<IpAddr>() {
-        return Some(IpValue::Address(addr));
-    }
-    let net = v.parse::<ipnet::IpNet>().ok()?.trunc();
-    Some(if net.prefix_len() == net.max_prefix_len() {
-        IpValue::Address(net.addr())
-    } else {
-        IpValue::Network(net)
-    })
-}
-
-fn canonical_ip(v: &str) -> Result<String, String> {
-    ip_value(v)
-        .map(|ip| ip.to_string())
-        .ok_or_else(|| "not an IP address or CIDR (such as 192.0.2.1, 10.0.0.0/8 or 2001:db8::/32)".into())
-}
-
-fn canonical_domain(v: &str) -> Result<String, String> {
+fn canonical_domain(v: &str) -> Result<String, EntryValueError> {
     if v.parse::<IpAddr>().is_ok() {
-        return Err("it is an IP address, not a domain; use a list of type ip".into());
+        return Err(EntryValueError::DomainIsIp);
     }
     if v.contains('/') || v.contains(':') {
-        return Err(
-            "it looks like a URL or has a port; give the domain only, or use a list of type url".into(),
-        );
+        return Err(EntryValueError::DomainIsUrl);
     }
     let lower = v.to_ascii_lowercase();
     let (wildcard, host) = match lower.strip_prefix("*.") {
@@ -308,58 +286,7 @@ fn canonical_domain(v: &str) -> Result<String, String> {
     Ok(format!("{wildcard}{}", host_name(host)?))
 }
 
-/// A host name in canonical form: lower-case, without a trailing dot, checked label by label
-/// (no wildcards). Shared with indicators.
-pub(crate) fn host_name(v: &str) -> Result<String, String> {
-    let lower = v.to_ascii_lowercase();
-    let host = lower.strip_suffix('.').unwrap_or(&lower);
-    check_host_name(host, false)?;
-    Ok(host.to_owned())
-}
-
-/// A DNS name: labels of letters, digits, '-' and '_', 1 to 63 long, 253 in all. With
-/// `wildcards`, a label may also be `*` or `^` (PAN-OS URL lists' token wildcards).
-fn check_host_name(host: &str, wildcards: bool) -> Result<(), String> {
-    if host.is_empty() {
-        return Err("it has no host name".into());
-    }
-    if !host.is_ascii() {
-        return Err("it is not ASCII; write internationalised names in their xn-- (punycode) form".into());
-    }
-    if host.len() > 253 {
-        return Err("the host name is longer than 253 characters".into());
-    }
-    for label in host.split('.') {
-        if label.is_empty() {
-            return Err("it has an empty label (a leading dot or two dots in a row)".into());
-        }
-        if wildcards && (label == "*" || label == "^") {
-            continue;
-        }
-        if label.len() > 63 {
-            return Err(format!("the label '{label}' is longer than 63 characters"));
-        }
-        if !label
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            let wildcard = if wildcards {
-                "a wildcard is a whole label, '*' or '^'"
-            } else {
-                "a wildcard is allowed only as a leading '*.'"
-            };
-            return Err(format!(
-                "the label '{label}' may hold only letters, digits, '-' and '_' ({wildcard})"
-            ));
-        }
-        if label.starts_with('-') || label.ends_with('-') {
-            return Err(format!("the label '{label}' starts or ends with '-'"));
-        }
-    }
-    Ok(())
-}
-
-fn canonical_url(v: &str) -> Result<String, String> {
+fn canonical_url(v: &str) -> Result<String, EntryValueError> {
     let lower = v.to_ascii_lowercase();
     let rest = if lower.starts_with("http://") {
         &v[7..]
@@ -369,27 +296,23 @@ fn canonical_url(v: &str) -> Result<String, String> {
         v
     };
     if rest.contains("://") {
-        return Err("only http:// and https:// URLs can be listed (the scheme is removed: PAN-OS URL lists hold host/path)".into());
+        return Err(EntryValueError::Scheme);
     }
     if !rest.is_ascii() {
-        return Err(
-            "it is not ASCII; percent-encode the path and write the host in its xn-- (punycode) form".into(),
-        );
+        return Err(EntryValueError::UrlNotAscii);
     }
     let rest = rest.split('#').next().unwrap_or_default();
     let split = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(split);
     if authority.contains('@') {
-        return Err("it has user information ('user@'); list the host and path only".into());
+        return Err(EntryValueError::UserInfo);
     }
     let authority = authority.to_ascii_lowercase();
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (addr, after) = v6
-            .split_once(']')
-            .ok_or_else(|| "the IPv6 host has no closing ']'".to_owned())?;
+        let (addr, after) = v6.split_once(']').ok_or(EntryValueError::UnclosedIpv6)?;
         let addr: std::net::Ipv6Addr = addr
             .parse()
-            .map_err(|_| format!("'[{addr}]' is not an IPv6 address"))?;
+            .map_err(|_| EntryValueError::BadIpv6(addr.to_owned()))?;
         (format!("[{addr}]"), after)
     } else {
         let (host, port) = match authority.find(':') {
@@ -403,9 +326,9 @@ fn canonical_url(v: &str) -> Result<String, String> {
     if let Some(p) = port.strip_prefix(':')
         && !p.parse::<u16>().is_ok_and(|p| p > 0)
     {
-        return Err(format!("'{p}' is not a port number"));
+        return Err(EntryValueError::BadPort(p.to_owned()));
     } else if !port.is_empty() && !port.starts_with(':') {
-        return Err(format!("'{port}' follows the host; expected ':PORT' or a path"));
+        return Err(EntryValueError::AfterHost(port.to_owned()));
     }
     Ok(format!("{host}{port}{path}"))
 }
@@ -427,10 +350,28 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
-type ListRow = (String, String, String, String, i64, i64, i64);
+/// A `lists` row with its count of live entries, by column name.
+#[derive(sqlx::FromRow)]
+struct ListRow {
+    name: String,
+    kind: String,
+    entry_type: String,
+    description: String,
+    created_at: i64,
+    updated_at: i64,
+    entries: i64,
+}
 
 fn list_info(
-    (name, kind, entry_type, description, created_at, updated_at, entries): ListRow,
+    ListRow {
+        name,
+        kind,
+        entry_type,
+        description,
+        created_at,
+        updated_at,
+        entries,
+    }: ListRow,
 ) -> Result<ListInfo> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("list {name}: {what}"));
     Ok(ListInfo {
@@ -446,11 +387,31 @@ fn list_info(
 }
 
 const LIST_COLUMNS: &str = "l.name, l.kind, l.entry_type, l.description, l.created_at, l.updated_at,
-    (SELECT COUNT(*) FROM list_entries e WHERE e.list = l.name AND (e.expires_at IS NULL OR e.expires_at > $1))";
+    (SELECT COUNT(*) FROM list_entries e WHERE e.list = l.name AND (e.expires_at IS NULL OR e.expires_at > $1)) AS entries";
 
-type EntryRow = (String, String, String, Option<String>, i64, i64, Option<i64>);
+/// A `list_entries` row, by column name.
+#[derive(sqlx::FromRow)]
+struct EntryRow {
+    value: String,
+    reason: String,
+    added_by: String,
+    run_id: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+    expires_at: Option<i64>,
+}
 
-fn list_entry((value, reason, added_by, run_id, created_at, updated_at, expires_at): EntryRow) -> ListEntry {
+fn list_entry(
+    EntryRow {
+        value,
+        reason,
+        added_by,
+        run_id,
+        created_at,
+        updated_at,
+        expires_at,
+    }: EntryRow,
+) -> ListEntry {
     ListEntry {
         value,
         reason,
@@ -460,6 +421,21 @@ fn list_entry((value, reason, added_by, run_id, created_at, updated_at, expires_
         updated_at,
         expires_at,
     }
+}
+
+/// An entry's reason and expiry, as adding it again reads them.
+#[derive(sqlx::FromRow)]
+struct LiveRow {
+    value: String,
+    reason: String,
+    expires_at: Option<i64>,
+}
+
+/// A list's kind and entry type, as a writer reads them when it takes the list's row.
+#[derive(sqlx::FromRow)]
+struct KindRow {
+    kind: String,
+    entry_type: String,
 }
 
 /// Bound parameters per lookup statement (well under both dialects' limits).
@@ -672,8 +648,8 @@ impl Store {
             for v in chunk {
                 query = query.bind(v);
             }
-            let rows: Vec<(String, String, Option<i64>)> = query.fetch_all(&mut *tx).await?;
-            existing.extend(rows.into_iter().map(|(v, r, e)| (v, (r, e))));
+            let rows: Vec<LiveRow> = query.fetch_all(&mut *tx).await?;
+            existing.extend(rows.into_iter().map(|r| (r.value, (r.reason, r.expires_at))));
         }
         let live = |e: Option<i64>| e.is_none_or(|at| at > now);
         let mut done = Added::default();
@@ -885,13 +861,13 @@ impl Store {
 /// Take the list's row for this transaction (writers of one list queue here); its kind and
 /// entry type.
 async fn lock_list(conn: &mut sqlx::AnyConnection, name: &str) -> Result<(ListKind, EntryType), ListError> {
-    let row: Option<(String, String)> =
+    let row: Option<KindRow> =
         sqlx::query_as("UPDATE lists SET updated_at = $1 WHERE name = $2 RETURNING kind, entry_type")
             .bind(now_ms())
             .bind(name)
             .fetch_optional(&mut *conn)
             .await?;
-    let Some((kind, entry_type)) = row else {
+    let Some(KindRow { kind, entry_type }) = row else {
         return Err(ListError::NoSuchList(name.to_owned()));
     };
     let corrupt = |what: String| ListError::Store(StoreError::Corrupt(format!("list {name}: {what}")));
@@ -899,16 +875,6 @@ async fn lock_list(conn: &mut sqlx::AnyConnection, name: &str) -> Result<(ListKi
         ListKind::from_name(&kind).ok_or_else(|| corrupt(format!("kind '{kind}'")))?,
         EntryType::from_name(&entry_type).ok_or_else(|| corrupt(format!("type '{entry_type}'")))?,
     ))
-}
-
-/// A value for an error message: trimmed, and cut if it is very long.
-pub(crate) fn shown(raw: &str) -> String {
-    let raw = raw.trim();
-    if raw.chars().count() > 80 {
-        format!("{}…", raw.chars().take(80).collect::<String>())
-    } else {
-        raw.to_owned()
-    }
 }
 
 #[cfg(test)]
@@ -919,7 +885,7 @@ mod tests {
     const MAX: usize = 1000;
 
     fn why(entry_type: EntryType, raw: &str) -> String {
-        canonical_value(entry_type, raw).unwrap_err()
+        canonical_value(entry_type, raw).unwrap_err().to_string()
     }
 
     #[test]

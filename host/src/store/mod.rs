@@ -10,6 +10,7 @@ pub mod alerts;
 pub mod audit;
 pub(crate) mod audit_chain;
 mod case_specs;
+pub mod enrichment_cache;
 pub mod incident_detail;
 pub mod incidents;
 pub mod indicators;
@@ -28,7 +29,9 @@ pub mod sla;
 pub mod stats;
 pub mod tasks;
 pub mod tokens;
+pub mod triage;
 pub mod users;
+mod values;
 mod writer;
 
 pub use kv::KvError;

@@ -46,20 +46,22 @@ impl OutboxRecord {
     }
 }
 
-type OutboxRow = (
-    i64,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    i64,
-    i64,
-    i64,
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-);
+/// An `outbox` row, by column name.
+#[derive(sqlx::FromRow)]
+struct OutboxRow {
+    id: i64,
+    to_addr: String,
+    subject: String,
+    text_body: String,
+    html_body: String,
+    about: Option<String>,
+    created_at: i64,
+    attempts: i64,
+    next_attempt_at: i64,
+    sent_at: Option<i64>,
+    failed_at: Option<i64>,
+    last_error: Option<String>,
+}
 
 const COLUMNS: &str = "id, to_addr, subject, text_body, html_body, about, created_at, attempts, \
      next_attempt_at, sent_at, failed_at, last_error";
@@ -68,12 +70,12 @@ const COLUMNS: &str = "id, to_addr, subject, text_body, html_body, about, create
 const PENDING: &str = "sent_at IS NULL AND failed_at IS NULL";
 
 fn record(r: OutboxRow) -> OutboxRecord {
-    let (
+    let OutboxRow {
         id,
-        to,
+        to_addr: to,
         subject,
-        text,
-        html,
+        text_body: text,
+        html_body: html,
         about,
         created_at,
         attempts,
@@ -81,7 +83,7 @@ fn record(r: OutboxRow) -> OutboxRecord {
         sent_at,
         failed_at,
         last_error,
-    ) = r;
+    } = r;
     OutboxRecord {
         id,
         to,
@@ -118,7 +120,7 @@ async fn insert(
     now: i64,
     step_key: Option<&str>,
 ) -> Result<i64> {
-    let (id,): (i64,) = sqlx::query_as(
+    let id: i64 = sqlx::query_scalar(
         "INSERT INTO outbox (to_addr, subject, text_body, html_body, about, step_key, created_at, attempts,
              next_attempt_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $7) RETURNING id",

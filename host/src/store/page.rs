@@ -440,7 +440,7 @@ mod tests {
             assert_eq!(titles, (0..9).map(|i| format!("t{i}")).collect::<Vec<_>>());
             let high = IncidentFilter {
                 severity: Some(Severity::High),
-                status: Some("new"),
+                status: Some(crate::store::incidents::IncidentStatus::New),
                 ..IncidentFilter::default()
             };
             let found = every_page(
@@ -469,7 +469,10 @@ mod tests {
             .await;
             let titles: Vec<String> = tasks.iter().map(|t| t.title.clone()).collect();
             assert_eq!(titles, (0..9).map(|i| format!("task {i}")).collect::<Vec<_>>());
-            let bobs = store.tasks(Some("open"), None, Some("bob"), 10).await.unwrap();
+            let bobs = store
+                .tasks(Some(crate::store::tasks::TaskStatus::Open), None, Some("bob"), 10)
+                .await
+                .unwrap();
             assert_eq!(bobs.len(), 2);
 
             // Indicators: ten IPs and a domain, by value (ties across kinds broken by the key),

@@ -4,14 +4,57 @@
 //! the incident's timeline and into the audit log, and the waiting run is woken.
 
 use super::audit::{self, Actor, Change};
-use super::incidents::add_event;
+use super::incidents::{IncidentStatus, add_event};
 use super::{Result, Store, StoreError, now_ms};
 use crate::humans::links::Purpose;
 use crate::humans::questions::{Kind, Question};
 use crate::mail::message::Mail;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
+
+/// A question's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum QuestionStatus {
+    Open,
+    Answered,
+    /// Past due: it took its default answer, or none.
+    TimedOut,
+    /// Its run no longer waits for it.
+    Cancelled,
+}
+
+impl QuestionStatus {
+    /// The names of the states, as [`as_str`](Self::as_str) gives them (and the store keeps
+    /// them).
+    pub const NAMES: &[&str] = &["open", "answered", "timed_out", "cancelled"];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            QuestionStatus::Open => "open",
+            QuestionStatus::Answered => "answered",
+            QuestionStatus::TimedOut => "timed_out",
+            QuestionStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<QuestionStatus> {
+        Some(match s {
+            "open" => QuestionStatus::Open,
+            "answered" => QuestionStatus::Answered,
+            "timed_out" => QuestionStatus::TimedOut,
+            "cancelled" => QuestionStatus::Cancelled,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for QuestionStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
 
 /// A question ready to be stored.
 #[derive(Debug, Clone)]
@@ -84,8 +127,7 @@ pub struct QuestionRecord {
     pub to_email: Option<String>,
     pub incident_id: Option<String>,
     pub run_id: Option<String>,
-    /// open, answered, timed_out, cancelled
-    pub status: String,
+    pub status: QuestionStatus,
     pub created_at: i64,
     pub due_at: Option<i64>,
     pub reminders_sent: i64,
@@ -121,7 +163,7 @@ impl QuestionRecord {
             "by": self.answered_by,
             "at": self.answered_at,
             "via": self.answered_via,
-            "timed_out": self.status == "timed_out",
+            "timed_out": self.status == QuestionStatus::TimedOut,
         })
     }
 }
@@ -221,6 +263,7 @@ fn question_from_row(r: QuestionRow) -> Result<QuestionRecord> {
         StoreError::Corrupt(format!("question {}: {what}: {e}", r.id))
     };
     let kind = Kind::parse(&r.kind).ok_or_else(|| corrupt("kind", &r.kind))?;
+    let status = QuestionStatus::parse(&r.status).ok_or_else(|| corrupt("status", &r.status))?;
     let question: Question = serde_json::from_str(&r.spec).map_err(|e| corrupt("spec", &e))?;
     let answer = match &r.answer {
         Some(a) => Some(serde_json::from_str(a).map_err(|e| corrupt("answer", &e))?),
@@ -237,7 +280,7 @@ fn question_from_row(r: QuestionRow) -> Result<QuestionRecord> {
         to_email: r.to_email,
         incident_id: r.incident_id,
         run_id: r.run_id,
-        status: r.status,
+        status,
         created_at: r.created_at,
         due_at: r.due_at,
         reminders_sent: r.reminders_sent,
@@ -259,33 +302,44 @@ async fn question_in(conn: &mut sqlx::AnyConnection, id: &str) -> Result<Option<
     row.map(question_from_row).transpose()
 }
 
+/// The incident an escalation link is for, as the escalation reads it.
+#[derive(sqlx::FromRow)]
+struct EscalatedRow {
+    #[sqlx(rename = "type")]
+    kind: String,
+    severity: String,
+    status: String,
+}
+
 const LINK_COLUMNS: &str = "id, purpose, question_id, incident_id, recipient, created_at, expires_at, used_at, used_from, used_agent";
 
-type LinkRow = (
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    String,
-    i64,
-    i64,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-);
+/// A `links` row, by column name.
+#[derive(sqlx::FromRow)]
+struct LinkRow {
+    id: String,
+    purpose: String,
+    question_id: Option<String>,
+    incident_id: Option<String>,
+    recipient: String,
+    created_at: i64,
+    expires_at: i64,
+    used_at: Option<i64>,
+    used_from: Option<String>,
+    used_agent: Option<String>,
+}
 
 fn link_from_row(r: LinkRow) -> LinkRecord {
     LinkRecord {
-        id: r.0,
-        purpose: r.1,
-        question_id: r.2,
-        incident_id: r.3,
-        recipient: r.4,
-        created_at: r.5,
-        expires_at: r.6,
-        used_at: r.7,
-        used_from: r.8,
-        used_agent: r.9,
+        id: r.id,
+        purpose: r.purpose,
+        question_id: r.question_id,
+        incident_id: r.incident_id,
+        recipient: r.recipient,
+        created_at: r.created_at,
+        expires_at: r.expires_at,
+        used_at: r.used_at,
+        used_from: r.used_from,
+        used_agent: r.used_agent,
     }
 }
 
@@ -345,7 +399,7 @@ async fn close_question(
     conn: &mut sqlx::AnyConnection,
     key: &crate::vault::AuditChainKey,
     q: &QuestionRecord,
-    status: &str,
+    status: QuestionStatus,
     answer: &Value,
     by: &str,
     via: &str,
@@ -358,7 +412,7 @@ async fn close_question(
              next_remind_at = NULL
          WHERE id = $6 AND status = 'open'",
     )
-    .bind(status)
+    .bind(status.as_str())
     .bind(answer.to_string())
     .bind(by)
     .bind(now)
@@ -371,7 +425,7 @@ async fn close_question(
     if !closed {
         return Ok(false);
     }
-    let action = if status == "timed_out" {
+    let action = if status == QuestionStatus::TimedOut {
         "question.timeout"
     } else {
         "question.answer"
@@ -381,7 +435,7 @@ async fn close_question(
             "question": q.id, "title": q.title, "answer": answer["value"], "comment": answer["comment"],
             "by": by, "via": via,
         });
-        add_event(conn, incident, actor, status, details).await?;
+        add_event(conn, incident, actor, status.as_str(), details).await?;
     }
     let change = Change {
         actor,
@@ -431,12 +485,12 @@ pub(super) async fn release_questions(
 
 /// Why question `q` cannot be answered, given it is not open.
 fn not_open(q: &QuestionRecord) -> QuestionError {
-    match q.status.as_str() {
-        "timed_out" => QuestionError::TimedOut {
+    match q.status {
+        QuestionStatus::TimedOut => QuestionError::TimedOut {
             at: q.answered_at.unwrap_or_default(),
         },
-        "cancelled" => QuestionError::Cancelled,
-        _ => QuestionError::Answered {
+        QuestionStatus::Cancelled => QuestionError::Cancelled,
+        QuestionStatus::Open | QuestionStatus::Answered => QuestionError::Answered {
             by: q.answered_by.clone().unwrap_or_default(),
             at: q.answered_at.unwrap_or_default(),
         },
@@ -535,7 +589,7 @@ impl Store {
     /// may answer (addressed to them or to an enabled membership of theirs).
     pub async fn questions(
         &self,
-        status: Option<&str>,
+        status: Option<QuestionStatus>,
         for_user: Option<&str>,
         limit: i64,
     ) -> Result<Vec<QuestionRecord>> {
@@ -548,7 +602,7 @@ impl Store {
              ORDER BY created_at DESC, id DESC LIMIT $3"
         );
         let rows: Vec<QuestionRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(status)
+            .bind(status.as_ref().map(QuestionStatus::as_str))
             .bind(for_user)
             .bind(limit)
             .fetch_all(&self.pool)
@@ -605,7 +659,7 @@ impl Store {
                 if let Some(at) = l.used_at {
                     return Err(QuestionError::LinkUsed { at });
                 }
-                if q.status != "open" {
+                if q.status != QuestionStatus::Open {
                     return Err(not_open(&q));
                 }
                 if !spend_link(&mut tx, link, now, *from, *agent).await? {
@@ -614,7 +668,7 @@ impl Store {
                 (l.recipient, "link", *from, *agent)
             }
             Answerer::User { name, from, agent } => {
-                if q.status != "open" {
+                if q.status != QuestionStatus::Open {
                     return Err(not_open(&q));
                 }
                 let roles: Vec<String> = sqlx::query_scalar(
@@ -644,7 +698,7 @@ impl Store {
             &mut tx,
             &self.audit_key,
             &q,
-            "answered",
+            QuestionStatus::Answered,
             answer,
             &by,
             via,
@@ -675,7 +729,7 @@ impl Store {
         let Some(q) = question_in(&mut tx, id).await? else {
             return Ok(None);
         };
-        if q.status != "open" {
+        if q.status != QuestionStatus::Open {
             return Ok(Some(q));
         }
         if q.due_at.is_none_or(|d| d > now) {
@@ -687,7 +741,7 @@ impl Store {
             &mut tx,
             &self.audit_key,
             &q,
-            "timed_out",
+            QuestionStatus::TimedOut,
             &answer,
             "timeout",
             "timeout",
@@ -800,12 +854,17 @@ impl Store {
         if let Some(at) = l.used_at {
             return Err(QuestionError::LinkUsed { at });
         }
-        let current: Option<(String, String, String)> =
+        let current: Option<EscalatedRow> =
             sqlx::query_as("SELECT type, severity, status FROM incidents WHERE id = $1")
                 .bind(&incident)
                 .fetch_optional(&mut *tx)
                 .await?;
-        let Some((kind, current_severity, status)) = current else {
+        let Some(EscalatedRow {
+            kind,
+            severity: current_severity,
+            status,
+        }) = current
+        else {
             return Err(QuestionError::Invalid(format!(
                 "incident {incident} no longer exists"
             )));
@@ -830,7 +889,8 @@ impl Store {
         };
         // Back to `new`, for the person it now goes to to acknowledge; a closed incident is
         // opened again (someone asked for a human), a pending one's timers run again.
-        let reopen = status == "closed";
+        let was = IncidentStatus::parse(&status);
+        let reopen = was == Some(IncidentStatus::Closed);
         sqlx::query(
             "UPDATE incidents SET severity = $1, owner = COALESCE($2, owner), role = COALESCE($3, role),
                  status = 'new', closed_at = NULL, acknowledged_at = NULL, updated_at = $4
@@ -850,7 +910,7 @@ impl Store {
         }
         if reopen {
             super::sla::restart(&mut tx, &subject, "resolve", now).await?;
-        } else if status == "pending" {
+        } else if was == Some(IncidentStatus::Pending) {
             super::sla::resume(&mut tx, &subject, now).await?;
         }
         let actor = Actor::recipient(&l.recipient);
@@ -873,9 +933,21 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn question_status_names_parse_to_themselves() {
+        use super::QuestionStatus;
+        for name in QuestionStatus::NAMES {
+            assert_eq!(QuestionStatus::parse(name).map(|s| s.as_str()), Some(*name));
+            let json = serde_json::to_value(QuestionStatus::parse(name).unwrap()).unwrap();
+            assert_eq!(json, *name, "serialised as stored");
+        }
+        assert_eq!(QuestionStatus::NAMES.len(), 4);
+        assert_eq!(QuestionStatus::parse("nonsense"), None);
+    }
+
     use super::super::testing::both_dialects;
     use crate::humans::questions::{Kind, Spec};
-    use crate::store::questions::NewQuestion;
+    use crate::store::questions::{NewQuestion, QuestionStatus};
 
     /// The question a playbook's `spec` asks, stored as `Humans::ask` stores it.
     fn asked(kind: Kind, spec: serde_json::Value, run: Option<&str>, now: i64) -> NewQuestion {
@@ -910,7 +982,7 @@ mod tests {
             .create_question(&q, &links, &[], &Actor::system(), Some("r1:3"))
             .await
             .unwrap();
-        assert_eq!(made.status, "open");
+        assert_eq!(made.status, QuestionStatus::Open);
         // The same step again: the same question.
         let again = store
             .create_question(&q, &links, &[], &Actor::system(), Some("r1:3"))
@@ -947,7 +1019,7 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!(done.status, "answered");
+        assert_eq!(done.status, QuestionStatus::Answered);
         assert_eq!(done.answered_by.as_deref(), Some("user:alice"));
         assert_eq!(done.outcome()["answer"], "allow");
         // The same link again: used. The other link: already answered.
@@ -980,7 +1052,7 @@ mod tests {
         assert_eq!(store.link(&links[1].id).await.unwrap().unwrap().used_at, None);
         // A timeout after the answer changes nothing.
         let late = store.time_out_question(&q.id, i64::MAX).await.unwrap().unwrap();
-        assert_eq!(late.status, "answered");
+        assert_eq!(late.status, QuestionStatus::Answered);
         let audit = store.audit_entries(0, 100, Some("question.")).await.unwrap();
         let answered = audit.iter().find(|e| e.action == "question.answer").unwrap();
         assert_eq!(answered.actor, "user:alice");
@@ -1017,7 +1089,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(t.status, "timed_out");
+        assert_eq!(t.status, QuestionStatus::TimedOut);
         let outcome = t.outcome();
         assert_eq!(outcome["answer"], false);
         assert_eq!(outcome["timed_out"], true);
@@ -1119,8 +1191,8 @@ mod tests {
         // Restarting from step 3 cancels the question of step 5 and lets step 5 ask anew.
         store.restart_run("r-q", 3, "h", &Actor::cli()).await.unwrap();
         let status = |id: String| async move { store.question(&id).await.unwrap().unwrap().status };
-        assert_eq!(status(ids[0].0.id.clone()).await, "open");
-        assert_eq!(status(ids[1].0.id.clone()).await, "cancelled");
+        assert_eq!(status(ids[0].0.id.clone()).await, QuestionStatus::Open);
+        assert_eq!(status(ids[1].0.id.clone()).await, QuestionStatus::Cancelled);
         let mut again = ids[1].0.clone();
         again.id = crate::store::new_id('q');
         let made = store
@@ -1130,7 +1202,7 @@ mod tests {
         assert_eq!(made.id, again.id, "a new question, not the cancelled one");
         // Cancelling the run cancels what is still open.
         assert!(store.cancel_run("r-q", &Actor::cli()).await.unwrap());
-        assert_eq!(status(ids[0].0.id.clone()).await, "cancelled");
-        assert_eq!(status(again.id.clone()).await, "cancelled");
+        assert_eq!(status(ids[0].0.id.clone()).await, QuestionStatus::Cancelled);
+        assert_eq!(status(again.id.clone()).await, QuestionStatus::Cancelled);
     });
 }

@@ -63,23 +63,25 @@ impl SlaTimer {
     }
 }
 
-type TimerRow = (
-    String,
-    String,
-    Option<String>,
-    i64,
-    i64,
-    i64,
-    Option<i64>,
-    i64,
-    Option<i64>,
-    Option<i64>,
-);
+/// An `sla_timers` row, by column name.
+#[derive(sqlx::FromRow)]
+struct TimerRow {
+    subject: String,
+    timer: String,
+    incident_id: Option<String>,
+    duration_ms: i64,
+    started_at: i64,
+    due_at: i64,
+    paused_at: Option<i64>,
+    paused_ms: i64,
+    stopped_at: Option<i64>,
+    breached_at: Option<i64>,
+}
 
 const TIMER_COLUMNS: &str = "subject, timer, incident_id, duration_ms, started_at, due_at, paused_at, paused_ms, stopped_at, breached_at";
 
 fn timer_from_row(r: TimerRow) -> SlaTimer {
-    let (
+    let TimerRow {
         subject,
         timer,
         incident_id,
@@ -90,7 +92,7 @@ fn timer_from_row(r: TimerRow) -> SlaTimer {
         paused_ms,
         stopped_at,
         breached_at,
-    ) = r;
+    } = r;
     SlaTimer {
         subject,
         timer,
@@ -318,7 +320,7 @@ mod tests {
     both_dialects!(timers_start_pause_resume_stop_and_breach_once, |store| {
         use crate::intake::Severity;
         use crate::store::audit::Actor;
-        use crate::store::incidents::NewIncident;
+        use crate::store::incidents::{IncidentStatus, NewIncident};
         let types: crate::cases::IncidentsConfig = toml::from_str(
             r#"
             resolve = "1h"
@@ -372,7 +374,7 @@ mod tests {
 
         // Pending pauses the resolve timer: even hours later nothing is due.
         store
-            .set_incident_status(&id, "pending", None, &cli)
+            .set_incident_status(&id, IncidentStatus::Pending, None, &cli)
             .await
             .unwrap();
         let later = crate::store::now_ms() + 2 * 3_600_000;
@@ -384,7 +386,7 @@ mod tests {
         tokio::time::sleep(std::time::Duration::from_millis(30)).await;
         // Active again: resumed, and the deadline moved by the pause.
         store
-            .set_incident_status(&id, "active", None, &cli)
+            .set_incident_status(&id, IncidentStatus::Active, None, &cli)
             .await
             .unwrap();
         let r = resolve(store.sla_timers(&id).await.unwrap());
@@ -406,16 +408,19 @@ mod tests {
 
         // Closing needs the required field; nothing changes when refused.
         let e = store
-            .set_incident_status(&id, "closed", Some("done"), &cli)
+            .set_incident_status(&id, IncidentStatus::Closed, Some("done"), &cli)
             .await
             .unwrap_err();
         assert!(e.to_string().contains("required fields are set: asset"), "{e}");
-        assert_eq!(store.incident(&id).await.unwrap().unwrap().status, "active");
+        assert_eq!(
+            store.incident(&id).await.unwrap().unwrap().status,
+            IncidentStatus::Active
+        );
         let mut update = crate::store::incidents::IncidentUpdate::default();
         update.fields.insert("asset".into(), "pc-17".into());
         store.update_incident(&id, &update, &cli).await.unwrap();
         store
-            .set_incident_status(&id, "closed", Some("re-imaged"), &cli)
+            .set_incident_status(&id, IncidentStatus::Closed, Some("re-imaged"), &cli)
             .await
             .unwrap();
         assert_eq!(resolve(store.sla_timers(&id).await.unwrap()).state(), "met");
@@ -427,7 +432,7 @@ mod tests {
         // Re-opening starts the resolve timer again, from now.
         let before = crate::store::now_ms();
         store
-            .set_incident_status(&id, "active", None, &cli)
+            .set_incident_status(&id, IncidentStatus::Active, None, &cli)
             .await
             .unwrap();
         let r = resolve(store.sla_timers(&id).await.unwrap());
@@ -435,11 +440,11 @@ mod tests {
         assert!(r.started_at >= before && r.due_at == r.started_at + 3_600_000);
         // Closed again, then re-opened straight into pending: restarted, and paused.
         store
-            .set_incident_status(&id, "closed", Some("again"), &cli)
+            .set_incident_status(&id, IncidentStatus::Closed, Some("again"), &cli)
             .await
             .unwrap();
         store
-            .set_incident_status(&id, "pending", Some("waiting on the owner"), &cli)
+            .set_incident_status(&id, IncidentStatus::Pending, Some("waiting on the owner"), &cli)
             .await
             .unwrap();
         assert_eq!(resolve(store.sla_timers(&id).await.unwrap()).state(), "paused");

@@ -6,11 +6,46 @@ use super::audit::{self, Actor, Change};
 use super::incidents::add_event;
 use super::page::{self, Arg, Keyset, Page};
 use super::{Result, Store, StoreError, now_ms, sla};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// A task's state.
-pub const TASK_STATUSES: &[&str] = &["open", "done", "cancelled"];
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskStatus {
+    Open,
+    Done,
+    Cancelled,
+}
+
+impl TaskStatus {
+    /// The names of the states, as [`as_str`](Self::as_str) gives them (and the store keeps
+    /// them).
+    pub const NAMES: &[&str] = &["open", "done", "cancelled"];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TaskStatus::Open => "open",
+            TaskStatus::Done => "done",
+            TaskStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TaskStatus> {
+        Some(match s {
+            "open" => TaskStatus::Open,
+            "done" => TaskStatus::Done,
+            "cancelled" => TaskStatus::Cancelled,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
 
 /// The columns tasks may be sorted by (`GET /api/v1/tasks?sort=`).
 pub const TASK_SORTS: &[&str] = &["created_at", "updated_at", "status", "title"];
@@ -18,8 +53,7 @@ pub const TASK_SORTS: &[&str] = &["created_at", "updated_at", "status", "title"]
 /// Which tasks a page holds; `None` is any.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TaskFilter<'a> {
-    /// One of [`TASK_STATUSES`].
-    pub status: Option<&'a str>,
+    pub status: Option<TaskStatus>,
     /// Only this incident's tasks.
     pub incident: Option<&'a str>,
     /// Only tasks this user may complete: assigned to them or to one of their roles.
@@ -49,7 +83,7 @@ pub struct TaskRecord {
     pub description: String,
     pub assignee: Option<String>,
     pub role: Option<String>,
-    pub status: String,
+    pub status: TaskStatus,
     pub created_by: String,
     pub created_at: i64,
     pub updated_at: i64,
@@ -64,7 +98,7 @@ pub enum TaskError {
     #[error("no task '{0}'")]
     NotFound(String),
     #[error("task {id} is {status}, not open")]
-    NotOpen { id: String, status: String },
+    NotOpen { id: String, status: TaskStatus },
     #[error("no user '{0}' (see `osprey user list`)")]
     NoUser(String),
     #[error("user '{user}' is disabled")]
@@ -89,56 +123,45 @@ impl From<sqlx::Error> for TaskError {
     }
 }
 
-type TaskRow = (
-    String,
-    Option<String>,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    String,
-    String,
-    i64,
-    i64,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-);
+/// A `tasks` row, by column name.
+#[derive(sqlx::FromRow)]
+struct TaskRow {
+    id: String,
+    incident_id: Option<String>,
+    title: String,
+    description: String,
+    assignee: Option<String>,
+    role: Option<String>,
+    status: String,
+    created_by: String,
+    created_at: i64,
+    updated_at: i64,
+    completed_at: Option<i64>,
+    completed_by: Option<String>,
+    comment: Option<String>,
+}
 
 const TASK_COLUMNS: &str = "id, incident_id, title, description, assignee, role, status, created_by, \
      created_at, updated_at, completed_at, completed_by, comment";
 
-fn task_from_row(r: TaskRow) -> TaskRecord {
-    let (
-        id,
-        incident_id,
-        title,
-        description,
-        assignee,
-        role,
+fn task_from_row(r: TaskRow) -> Result<TaskRecord> {
+    let status = TaskStatus::parse(&r.status)
+        .ok_or_else(|| StoreError::Corrupt(format!("task {}: status '{}'", r.id, r.status)))?;
+    Ok(TaskRecord {
+        id: r.id,
+        incident_id: r.incident_id,
+        title: r.title,
+        description: r.description,
+        assignee: r.assignee,
+        role: r.role,
         status,
-        created_by,
-        created_at,
-        updated_at,
-        completed_at,
-        completed_by,
-        comment,
-    ) = r;
-    TaskRecord {
-        id,
-        incident_id,
-        title,
-        description,
-        assignee,
-        role,
-        status,
-        created_by,
-        created_at,
-        updated_at,
-        completed_at,
-        completed_by,
-        comment,
-    }
+        created_by: r.created_by,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+        completed_at: r.completed_at,
+        completed_by: r.completed_by,
+        comment: r.comment,
+    })
 }
 
 /// "user alice", "role soc", or both.
@@ -157,7 +180,7 @@ async fn task_in(conn: &mut sqlx::AnyConnection, id: &str) -> Result<Option<Task
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?;
-    Ok(row.map(task_from_row))
+    row.map(task_from_row).transpose().map_err(TaskError::from)
 }
 
 /// The open task `id`, or why not.
@@ -165,7 +188,7 @@ async fn open_task(conn: &mut sqlx::AnyConnection, id: &str) -> Result<TaskRecor
     let task = task_in(conn, id)
         .await?
         .ok_or_else(|| TaskError::NotFound(id.to_owned()))?;
-    if task.status != "open" {
+    if task.status != TaskStatus::Open {
         return Err(TaskError::NotOpen {
             id: id.to_owned(),
             status: task.status,
@@ -457,7 +480,7 @@ impl Store {
         let mut conditions = vec!["1 = 1".to_owned()];
         let mut args: Vec<Arg> = Vec::new();
         if let Some(status) = filter.status {
-            args.push(status.into());
+            args.push(status.as_str().into());
             conditions.push(format!("status = ${}", args.len()));
         }
         if let Some(incident) = filter.incident {
@@ -483,14 +506,14 @@ impl Store {
             "id",
         )
         .await?;
-        page.try_map(|row| Ok(task_from_row(row)))
+        page.try_map(task_from_row)
     }
 
     /// Tasks, newest first: optionally only one status, one incident, or those `for_user`
     /// may complete (the first page of [`Store::task_page`]).
     pub async fn tasks(
         &self,
-        status: Option<&str>,
+        status: Option<TaskStatus>,
         incident: Option<&str>,
         for_user: Option<&str>,
         limit: i64,
@@ -507,13 +530,25 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn task_status_names_parse_to_themselves() {
+        use super::TaskStatus;
+        for name in TaskStatus::NAMES {
+            assert_eq!(TaskStatus::parse(name).map(|s| s.as_str()), Some(*name));
+            let json = serde_json::to_value(TaskStatus::parse(name).unwrap()).unwrap();
+            assert_eq!(json, *name, "serialised as stored");
+        }
+        assert_eq!(TaskStatus::NAMES.len(), 3);
+        assert_eq!(TaskStatus::parse("nonsense"), None);
+    }
+
     use super::super::testing::both_dialects;
 
     both_dialects!(tasks_are_completed_only_by_their_user_or_role, |store| {
         use crate::intake::Severity;
         use crate::store::audit::Actor;
         use crate::store::incidents::NewIncident;
-        use crate::store::tasks::{NewTask, TaskError};
+        use crate::store::tasks::{NewTask, TaskError, TaskStatus};
         let cli = Actor::cli();
         store
             .create_user("alice", None, &["soc".into()], &cli)
@@ -547,7 +582,7 @@ mod tests {
             .create_task(&task, &Actor::run("r1"), Some("r1:3"))
             .await
             .unwrap();
-        assert_eq!(t.status, "open");
+        assert_eq!(t.status, TaskStatus::Open);
         // The same playbook step taken again gets the same task.
         let again = store
             .create_task(&task, &Actor::run("r1"), Some("r1:3"))
@@ -568,7 +603,7 @@ mod tests {
         // Who may complete it.
         assert_eq!(
             store
-                .tasks(Some("open"), None, Some("alice"), 10)
+                .tasks(Some(TaskStatus::Open), None, Some("alice"), 10)
                 .await
                 .unwrap()
                 .len(),
@@ -576,7 +611,7 @@ mod tests {
         );
         assert!(
             store
-                .tasks(Some("open"), None, Some("bob"), 10)
+                .tasks(Some(TaskStatus::Open), None, Some("bob"), 10)
                 .await
                 .unwrap()
                 .is_empty()
@@ -591,7 +626,7 @@ mod tests {
         assert!(matches!(e, TaskError::Disabled { .. }), "{e}");
         assert_eq!(
             store.task(&t.id).await.unwrap().unwrap().status,
-            "open",
+            TaskStatus::Open,
             "refusals change nothing"
         );
 

@@ -28,19 +28,31 @@ impl TokenRecord {
     }
 }
 
-type TokenRow = (
-    String,
-    String,
-    i64,
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-);
+/// An `api_tokens` row, by column name.
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    name: String,
+    scopes: String,
+    created_at: i64,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
+    user_name: Option<String>,
+    role: Option<String>,
+}
 
 const TOKEN_COLUMNS: &str = "name, scopes, created_at, expires_at, revoked_at, user_name, role";
 
-fn record((name, scopes, created_at, expires_at, revoked_at, user, role): TokenRow) -> TokenRecord {
+fn record(
+    TokenRow {
+        name,
+        scopes,
+        created_at,
+        expires_at,
+        revoked_at,
+        user_name: user,
+        role,
+    }: TokenRow,
+) -> TokenRecord {
     TokenRecord {
         name,
         scopes: scopes.split_whitespace().map(str::to_owned).collect(),

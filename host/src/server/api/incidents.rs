@@ -13,7 +13,7 @@ use crate::rbac::Permission;
 use crate::server::openapi::{BadRequest, Conflict, NotFound, TooLarge};
 use crate::server::paging::{self, Paged, PagingParams, Sorted};
 use crate::store::incident_detail::IncidentDetail;
-use crate::store::incidents::{INCIDENT_SORTS, IncidentFilter, IncidentRecord, STATUSES};
+use crate::store::incidents::{INCIDENT_SORTS, IncidentFilter, IncidentRecord, IncidentStatus as Status};
 use crate::store::page::SortKey;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -89,7 +89,7 @@ impl Choice for IncidentStatus {
     const NAME: &'static str = "status";
     const WHAT: &'static str = "a status";
     const DESCRIPTION: &'static str = "Only incidents in this status";
-    const WORDS: &'static [&'static str] = STATUSES;
+    const WORDS: &'static [&'static str] = Status::NAMES;
 }
 
 pub(super) async fn incident_or_404(app: &App, id: &str) -> Result<IncidentRecord, Problem> {
@@ -133,7 +133,7 @@ pub(super) async fn list_incidents(
     // are read at intake).
     let severity = choice::read::<IncidentSeverity>(&params)?.and_then(Severity::parse);
     let filter = IncidentFilter {
-        status: choice::read::<IncidentStatus>(&params)?,
+        status: choice::read::<IncidentStatus>(&params)?.and_then(Status::parse),
         kind: param(&params, "type"),
         severity,
         owner: param(&params, "owner"),
@@ -147,7 +147,7 @@ pub(super) async fn list_incidents(
     ok(paging::paged(&keyset, page.items, page.more, |i| {
         let key = match keyset.column {
             "updated_at" => SortKey::Int(i.updated_at),
-            "status" => text_key(&i.status),
+            "status" => text_key(i.status.as_str()),
             "title" => text_key(&i.title),
             _ => SortKey::Int(i.created_at),
         };
@@ -304,22 +304,22 @@ pub(super) async fn update_incident(
     let current = incident_or_404(&app, &id).await?;
     // Everything is checked before anything is changed, so a refusal changes nothing (but
     // the custom fields, which the store checks as it writes, before the status).
-    let status = match changes.status.as_deref() {
+    let status = match changes.status.as_deref().map(|s| (s, Status::parse(s))) {
         None => None,
-        Some(s) if ["new", "active", "pending"].contains(&s) => {
-            if current.status == "closed" {
+        Some((_, Some(Status::Closed))) => {
+            return Err(bad_request(&format!(
+                "close an incident with its reason: POST /api/v1/incidents/{id}/close"
+            )));
+        }
+        Some((_, Some(s))) => {
+            if current.status == Status::Closed {
                 return Err(conflict(&format!(
                     "incident {id} is closed; re-open it first (POST /api/v1/incidents/{id}/reopen)"
                 )));
             }
             (s != current.status).then_some(s)
         }
-        Some("closed") => {
-            return Err(bad_request(&format!(
-                "close an incident with its reason: POST /api/v1/incidents/{id}/close"
-            )));
-        }
-        Some(s) => {
+        Some((s, None)) => {
             return Err(bad_request(&format!(
                 "'{s}' is not a status an incident can be set to (new, active, pending)"
             )));
@@ -380,11 +380,11 @@ pub(super) async fn close_incident(
     let close: CloseIncident = body_as(body, "close").await?;
     let reason = required_text("the reason", &close.reason)?;
     let current = incident_or_404(&app, &id).await?;
-    if current.status == "closed" {
+    if current.status == Status::Closed {
         return Err(conflict(&format!("incident {id} is closed already")));
     }
     app.store
-        .set_incident_status(&id, "closed", Some(reason), &who.actor)
+        .set_incident_status(&id, Status::Closed, Some(reason), &who.actor)
         .await
         .map_err(|e| store_failed(&e))?;
     ok(incident_or_404(&app, &id).await?)
@@ -425,7 +425,7 @@ pub(super) async fn reopen_incident(
     let who = caller(&app, &headers, Permission::IncidentsWrite).await?;
     let reopen: ReopenIncident = body_as(body, "reopen").await?;
     let current = incident_or_404(&app, &id).await?;
-    if current.status != "closed" {
+    if current.status != Status::Closed {
         return Err(conflict(&format!(
             "incident {id} is {}, not closed",
             current.status
@@ -433,7 +433,7 @@ pub(super) async fn reopen_incident(
     }
     let reason = reopen.reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
     app.store
-        .set_incident_status(&id, "active", reason, &who.actor)
+        .set_incident_status(&id, Status::Active, reason, &who.actor)
         .await
         .map_err(|e| store_failed(&e))?;
     ok(incident_or_404(&app, &id).await?)

@@ -8,7 +8,7 @@ use crate::app::App;
 use crate::rbac::Permission;
 use crate::server::openapi::{BadRequest, Conflict, Forbidden, NotFound, TooLarge};
 use crate::server::paging::{self, LimitParam, Paged};
-use crate::store::questions::{Answerer, QuestionError};
+use crate::store::questions::{Answerer, QuestionError, QuestionStatus};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::HeaderMap;
 use serde_json::Value;
@@ -50,7 +50,7 @@ pub(super) async fn list_questions(
     let user = person(who.user)?;
     let items = app
         .store
-        .questions(Some("open"), Some(&user), limit)
+        .questions(Some(QuestionStatus::Open), Some(&user), limit)
         .await
         .map_err(|e| store_failed(&e))?;
     ok(Paged {

@@ -11,7 +11,7 @@ use crate::rbac::Permission;
 use crate::server::openapi::{BadRequest, Conflict, Forbidden, NotFound, TooLarge};
 use crate::server::paging::{self, Paged, PagingParams, Sorted};
 use crate::store::page::SortKey;
-use crate::store::tasks::{TASK_SORTS, TASK_STATUSES, TaskError, TaskFilter, TaskRecord};
+use crate::store::tasks::{TASK_SORTS, TaskError, TaskFilter, TaskRecord, TaskStatus as Status};
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -31,7 +31,7 @@ impl Choice for TaskStatus {
     const NAME: &'static str = "status";
     const WHAT: &'static str = "a task status";
     const DESCRIPTION: &'static str = "Only tasks in this status";
-    const WORDS: &'static [&'static str] = TASK_STATUSES;
+    const WORDS: &'static [&'static str] = Status::NAMES;
 }
 
 fn task_failed(e: TaskError) -> Problem {
@@ -78,7 +78,7 @@ pub(super) async fn list_tasks(
     caller(&app, &headers, Permission::IncidentsRead).await?;
     let params = list_query(params, &["status", "incident", "for_user"])?;
     let filter = TaskFilter {
-        status: choice::read::<TaskStatus>(&params)?,
+        status: choice::read::<TaskStatus>(&params)?.and_then(Status::parse),
         incident: param(&params, "incident"),
         for_user: param(&params, "for_user"),
     };
@@ -91,7 +91,7 @@ pub(super) async fn list_tasks(
     ok(paging::paged(&keyset, page.items, page.more, |t| {
         let key = match keyset.column {
             "updated_at" => SortKey::Int(t.updated_at),
-            "status" => text_key(&t.status),
+            "status" => text_key(t.status.as_str()),
             "title" => text_key(&t.title),
             _ => SortKey::Int(t.created_at),
         };

@@ -10,7 +10,7 @@ use crate::intake::Severity;
 use crate::rbac::Permission;
 use crate::server::paging;
 use crate::server::web::WebUser;
-use crate::store::incidents::{IncidentEvent, IncidentFilter, IncidentRecord, STATUSES};
+use crate::store::incidents::{IncidentEvent, IncidentFilter, IncidentRecord, IncidentStatus};
 use crate::store::page::SortKey;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
@@ -29,10 +29,7 @@ pub(super) async fn list(user: WebUser, State(app): State<Arc<App>>, uri: Uri) -
     }
     let params = super::query_params(&uri);
     let filter = IncidentFilter {
-        status: params
-            .get("status")
-            .map(String::as_str)
-            .filter(|s| STATUSES.contains(s)),
+        status: params.get("status").and_then(|s| IncidentStatus::parse(s)),
         kind: params.get("type").map(String::as_str),
         severity: params.get("severity").and_then(|s| Severity::parse(s)),
         owner: params.get("owner").map(String::as_str),
@@ -59,7 +56,7 @@ pub(super) async fn list(user: WebUser, State(app): State<Arc<App>>, uri: Uri) -
         StatusCode::OK,
         "incidents.html",
         "Incidents",
-        serde_json::json!({ "incidents": incidents, "next": next, "params": params, "statuses": STATUSES, "severities": SEVERITIES }),
+        serde_json::json!({ "incidents": incidents, "next": next, "params": params, "statuses": IncidentStatus::NAMES, "severities": SEVERITIES }),
     )
 }
 

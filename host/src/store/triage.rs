@@ -1,0 +1,332 @@
+//! What pre-processing decided for a batch of alerts, written in one transaction: alerts
+//! dropped or matched by no rule, folded into or linked to an open incident, or opening an
+//! incident with its runs; and the reads that feed the decision (the unprocessed alerts, the
+//! open incidents by deduplication key). On PostgreSQL the batch's alerts are claimed first,
+//! so two servers never decide on the same alerts.
+
+use super::audit::Actor;
+use super::incidents::{NewIncident, open_incident};
+use super::runs::NewRun;
+use super::{Result, Store, now_ms};
+
+impl Triage {
+    /// Every alert the batch decided about.
+    fn alert_ids(&self) -> impl Iterator<Item = &str> {
+        self.dispositions
+            .iter()
+            .map(|(a, ..)| a.as_str())
+            .chain(self.opened.iter().map(|(_, a, _)| a.as_str()))
+            .chain(self.linked.iter().map(|(_, a, ..)| a.as_str()))
+    }
+}
+
+/// What pre-processing decided for a batch of alerts, written in one transaction.
+#[derive(Debug, Default)]
+pub struct Triage {
+    /// Alerts dropped by a rule or matched by none: (alert, "dropped" | "unmatched", rule).
+    pub dispositions: Vec<(String, &'static str, Option<String>)>,
+    /// New incidents, each with the alert that opened it and the runs it starts.
+    pub opened: Vec<(NewIncident, String, Vec<NewRun>)>,
+    /// Alerts folded into or linked to an open incident: (incident, alert, rule, duplicate).
+    pub linked: Vec<(String, String, String, bool)>,
+    /// The indicators the batch's alerts showed (see `indicators::sightings`).
+    pub sightings: Vec<super::indicators::Sighting>,
+}
+
+/// An open incident with a deduplication key.
+#[derive(sqlx::FromRow)]
+struct OpenRow {
+    dedup_key: String,
+    id: String,
+    created_at: i64,
+}
+
+impl Store {
+    /// Alerts that pre-processing has not looked at yet, oldest first, as JSON (the shape
+    /// rule expressions see).
+    pub async fn unprocessed_alerts(&self, limit: i64) -> Result<Vec<super::alerts::StoredAlert>> {
+        // `$2` (no value here) is only named so that every `alerts_where` binds the same two.
+        self.alerts_where("processed_at IS NULL AND $2 IS NULL ORDER BY id", None, limit)
+            .await
+    }
+
+    /// For each of `keys`, the newest open incident with that deduplication key (id, created
+    /// at), or `None`: a few queries for a whole batch of alerts.
+    pub async fn open_incidents_by_keys(
+        &self,
+        keys: &[&str],
+    ) -> Result<std::collections::HashMap<String, Option<(String, i64)>>> {
+        let mut out: std::collections::HashMap<String, Option<(String, i64)>> =
+            keys.iter().map(|k| (k.to_string(), None)).collect();
+        let unique: Vec<String> = out.keys().cloned().collect();
+        let sqlite = self.dialect == super::Dialect::Sqlite;
+        for chunk in unique.chunks(super::writer::ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT dedup_key, id, created_at FROM incidents WHERE status <> 'closed' AND dedup_key IN ({})",
+                super::writer::rows("?", chunk.len(), sqlite)
+            );
+            let mut q = sqlx::query_as::<_, OpenRow>(sqlx::AssertSqlSafe(sql));
+            for key in chunk {
+                q = q.bind(key.as_str());
+            }
+            for OpenRow {
+                dedup_key: key,
+                id,
+                created_at,
+            } in q.fetch_all(&self.pool).await?
+            {
+                let newer = |(_, at): &(String, i64)| created_at > *at;
+                let slot = out.entry(key).or_default();
+                if slot.as_ref().is_none_or(newer) {
+                    *slot = Some((id, created_at));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Write a batch's decisions in one transaction, a few statements for the whole batch:
+    /// new incidents with their runs, then links (one timeline event per incident for all
+    /// its new alerts), then every alert's disposition.
+    ///
+    /// Returns false, writing nothing, when another server took some of these alerts first
+    /// (PostgreSQL with several servers): the caller reads the unprocessed alerts again.
+    pub async fn apply_triage(&self, triage: &Triage) -> Result<bool> {
+        use super::writer::rows;
+        let now = now_ms();
+        let system = Actor::system();
+        let mut tx = self.writer.begin().await?;
+        let sqlite = tx.backend_name() == "SQLite";
+        if !sqlite {
+            // Claim the batch's alerts first. A server deciding on the same alerts at the same
+            // time waits here on the row locks, then finds them processed and gives up.
+            let ids: Vec<&str> = triage.alert_ids().collect();
+            let mut claimed = 0;
+            for chunk in ids.chunks(super::writer::ROWS_PER_STATEMENT) {
+                let list = (1..=chunk.len())
+                    .map(|i| format!("${}", i + 1))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!(
+                    "UPDATE alerts SET processed_at = $1 WHERE processed_at IS NULL AND id IN ({list})"
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                claimed += q.execute(&mut *tx).await?.rows_affected();
+            }
+            if claimed != ids.len() as u64 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+        }
+        // First: indicator rows before the audit head, the order `set_verdict` takes them in.
+        super::indicators::upsert_sightings(&mut tx, &triage.sightings).await?;
+        for (incident, alert, runs) in &triage.opened {
+            open_incident(
+                &mut tx,
+                (&self.cases, &self.audit_key),
+                incident,
+                Some(alert),
+                runs,
+                &system,
+                None,
+            )
+            .await?;
+        }
+        if !triage.linked.is_empty() {
+            // Per incident: how many duplicates, and the alerts.
+            let mut per_incident: std::collections::BTreeMap<&str, (i64, Vec<&str>, &str, bool)> =
+                Default::default();
+            for (incident, alert, rule, duplicate) in &triage.linked {
+                let e = per_incident
+                    .entry(incident)
+                    .or_insert((0, Vec::new(), rule, *duplicate));
+                e.0 += i64::from(*duplicate);
+                e.1.push(alert);
+            }
+            for chunk in triage.linked.chunks(super::writer::ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "INSERT INTO incident_alerts (incident_id, alert_id, linked_at) VALUES {}",
+                    rows("(?, ?, ?)", chunk.len(), sqlite)
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (incident, alert, ..) in chunk {
+                    q = q.bind(incident).bind(alert).bind(now);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            // Occurrences and one timeline event per incident, a statement per 500 incidents
+            // (each incident once per statement, so each event's `seq` is its next).
+            let per_incident: Vec<_> = per_incident.into_iter().collect();
+            for chunk in per_incident.chunks(super::writer::ROWS_PER_STATEMENT) {
+                let counted: Vec<_> = chunk.iter().filter(|(_, (d, ..))| *d > 0).collect();
+                if !counted.is_empty() {
+                    let sql = format!(
+                        "WITH v (id, n, at) AS (VALUES {})
+                         UPDATE incidents SET occurrences = occurrences + v.n, updated_at = v.at
+                         FROM v WHERE incidents.id = v.id",
+                        rows("(?, ?, ?)", counted.len(), sqlite)
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for (incident, (duplicates, ..)) in counted {
+                        q = q.bind(*incident).bind(*duplicates).bind(now);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+                let sql = format!(
+                    "WITH v (incident_id, at, actor, kind, details) AS (VALUES {})
+                     INSERT INTO incident_events (incident_id, seq, at, actor, kind, details)
+                     SELECT v.incident_id,
+                            (SELECT COALESCE(MAX(e.seq), 0) + 1 FROM incident_events e WHERE e.incident_id = v.incident_id),
+                            v.at, v.actor, v.kind, v.details
+                     FROM v",
+                    rows("(?, ?, ?, ?, ?)", chunk.len(), sqlite)
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                // The time of writing, like `add_event`'s (the batch's incidents were opened
+                // after `now`).
+                let at = now_ms();
+                for (incident, (_, alerts, rule, duplicate)) in chunk {
+                    let kind = if *duplicate { "duplicate" } else { "alert" };
+                    let details = serde_json::json!({ "alerts": alerts, "rule": rule });
+                    q = q
+                        .bind(*incident)
+                        .bind(at)
+                        .bind(system.as_str())
+                        .bind(kind)
+                        .bind(details.to_string());
+                }
+                q.execute(&mut *tx).await?;
+            }
+        }
+        let mut fates: Vec<(&str, &str, Option<&str>, Option<&str>)> = triage
+            .dispositions
+            .iter()
+            .map(|(a, d, r)| (a.as_str(), *d, r.as_deref(), None))
+            .collect();
+        fates.extend(triage.linked.iter().map(|(incident, alert, rule, duplicate)| {
+            let d = if *duplicate { "duplicate" } else { "linked" };
+            (alert.as_str(), d, Some(rule.as_str()), Some(incident.as_str()))
+        }));
+        for chunk in fates.chunks(super::writer::ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "WITH v (id, disposition, rule, incident_id, at) AS (VALUES {})
+                 UPDATE alerts SET disposition = v.disposition, rule = v.rule, incident_id = v.incident_id,
+                     processed_at = v.at
+                 FROM v WHERE alerts.id = v.id",
+                rows("(?, ?, ?, ?, ?)", chunk.len(), sqlite)
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (alert, disposition, rule, incident) in chunk {
+                q = q
+                    .bind(*alert)
+                    .bind(*disposition)
+                    .bind(*rule)
+                    .bind(*incident)
+                    .bind(now);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod triage_tests {
+    use crate::store::testing::both_dialects;
+
+    both_dialects!(duplicates_count_and_go_on_the_timeline_once_per_batch, |store| {
+        use crate::store::alerts::StoredAlert;
+        use crate::store::incidents::NewIncident;
+        use crate::store::triage::Triage;
+        let cli = crate::store::audit::Actor::cli();
+        let mut ids = Vec::new();
+        for kind in ["miner", "phish"] {
+            let new = NewIncident::new(kind, "x", crate::intake::Severity::Low);
+            ids.push(store.create_incident(&new, &[], &cli, None).await.unwrap());
+        }
+        let items = crate::intake::parse_items(
+            crate::intake::Format::Json,
+            br#"[{"source":"fw","title":"a"},{"source":"fw","title":"b"},{"source":"fw","title":"c"}]"#,
+            "json",
+        );
+        let alerts: Vec<StoredAlert> = items
+            .into_iter()
+            .map(|i| StoredAlert::new(crate::store::new_id('a'), 1, "test", i.alert.unwrap()))
+            .collect();
+        let a: Vec<String> = alerts.iter().map(|a| a.id.clone()).collect();
+        store.insert_alerts(alerts).await.unwrap();
+        let triage = Triage {
+            linked: vec![
+                (ids[0].clone(), a[0].clone(), "dedup".into(), true),
+                (ids[0].clone(), a[1].clone(), "dedup".into(), true),
+                (ids[1].clone(), a[2].clone(), "link".into(), false),
+            ],
+            ..Default::default()
+        };
+        assert!(store.apply_triage(&triage).await.unwrap());
+        let first = store.incident(&ids[0]).await.unwrap().unwrap();
+        let second = store.incident(&ids[1]).await.unwrap().unwrap();
+        assert_eq!(
+            (first.occurrences, second.occurrences),
+            (3, 1),
+            "links do not count"
+        );
+        let events = store.incident_events(&ids[0]).await.unwrap();
+        let last = events.last().unwrap();
+        assert_eq!((last.seq, last.kind.as_str()), (2, "duplicate"));
+        assert_eq!(last.details["alerts"], serde_json::json!([a[0], a[1]]));
+        let events = store.incident_events(&ids[1]).await.unwrap();
+        assert_eq!(events.last().unwrap().kind, "alert");
+        assert_eq!(store.incident_alert_ids(&ids[0]).await.unwrap().len(), 2);
+        assert!(store.unprocessed_alerts(10).await.unwrap().is_empty());
+    });
+}
+
+#[cfg(test)]
+mod claim_tests {
+    use super::Triage;
+    use crate::store::alerts::StoredAlert;
+
+    /// With several servers on one PostgreSQL database, a batch of alerts is decided once:
+    /// the second server to write the same alerts' decisions writes nothing.
+    #[tokio::test]
+    async fn a_batch_of_alerts_is_triaged_by_one_server_only() {
+        let Some(t) = crate::store::testing::postgres().await else {
+            return;
+        };
+        let store = &t.store;
+        let items = crate::intake::parse_items(
+            crate::intake::Format::Json,
+            br#"[{"source":"fw","title":"a"},{"source":"fw","title":"b"}]"#,
+            "json",
+        );
+        let alerts: Vec<StoredAlert> = items
+            .into_iter()
+            .map(|i| StoredAlert::new(crate::store::new_id('a'), 1, "test", i.alert.unwrap()))
+            .collect();
+        let ids: Vec<String> = alerts.iter().map(|a| a.id.clone()).collect();
+        store.insert_alerts(alerts).await.unwrap();
+        let triage = || Triage {
+            dispositions: ids
+                .iter()
+                .map(|id| (id.clone(), "dropped", Some("noise".to_owned())))
+                .collect(),
+            ..Default::default()
+        };
+        let (t1, t2) = (triage(), triage());
+        let (first, second) = tokio::join!(store.apply_triage(&t1), store.apply_triage(&t2));
+        let (first, second) = (first.unwrap(), second.unwrap());
+        assert!(
+            first ^ second,
+            "exactly one server writes the batch: {first} {second}"
+        );
+        assert!(store.unprocessed_alerts(10).await.unwrap().is_empty());
+        let stored = store.alerts(Some("fw"), 10).await.unwrap();
+        assert_eq!(stored.len(), 2);
+        assert!(stored.iter().all(|a| a.disposition.as_deref() == Some("dropped")));
+    }
+}
