@@ -1,5 +1,5 @@
 //! Signing in to the web console: password hashes, session tokens and CSRF tokens. Pure
-//! functions, no I/O (the store keeps the hashes and sessions; `server/web.rs` serves the
+//! functions, no I/O (the store keeps the hashes and sessions; `server/web/` serves the
 //! pages).
 //!
 //! - Passwords are hashed with argon2id (the crate's default parameters, a random salt) and

@@ -6,19 +6,24 @@
 //! tampered with, expired, or used gets a page that says which, and changes nothing. The
 //! token is the capability, so these pages need no account; they are never cached and send
 //! no referrer (the token is in the URL).
+//!
+//! The pages are templates of `ui/templates` (auto-escaped): the link pages extend the plain
+//! layout (`answer.html`, `escalate.html`), the inbox the console's (`inbox.html`), and both
+//! show a question with `question_form.html`, from a [`QuestionForm`].
 
-use super::web::{WebUser, check_csrf, escape_html, html_page};
+use super::web::{WebUser, check_csrf, plain_message, plain_page};
 use crate::app::App;
 use crate::humans::links::{LinkError, Purpose};
-use crate::humans::questions::{FieldError, FieldType, Kind};
+use crate::humans::questions::{FieldError, FieldType, FormField, Kind};
 use crate::store::questions::{Answerer, QuestionError, QuestionRecord, QuestionStatus};
-use crate::store::tasks::TaskStatus;
+use crate::store::tasks::{TaskRecord, TaskStatus};
 use axum::Router;
 use axum::extract::{Form, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -53,9 +58,8 @@ fn time(ms: i64) -> String {
     crate::mail::message::format_time(ms)
 }
 
-/// A page for a link, with no referrer sent onwards.
-fn link_response(status: StatusCode, title: &str, body: &str) -> Response {
-    let mut r = html_page(status, title, body);
+/// A page for a link, with no referrer sent onwards and kept out of search engines.
+fn for_link(mut r: Response) -> Response {
     r.headers_mut()
         .insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     r.headers_mut()
@@ -63,12 +67,9 @@ fn link_response(status: StatusCode, title: &str, body: &str) -> Response {
     r
 }
 
+/// A link page of a heading (also its title) and a sentence.
 fn message_page(status: StatusCode, title: &str, text: &str) -> Response {
-    link_response(
-        status,
-        title,
-        &format!("<h1>{}</h1><p>{}</p>", escape_html(title), escape_html(text)),
-    )
+    for_link(plain_message(status, title, title, text))
 }
 
 /// The page for a link that cannot be used, saying why.
@@ -164,10 +165,11 @@ async fn resolve(app: &App, token: &str) -> Result<Target, Response> {
 
 fn server_error(e: &dyn std::fmt::Display) -> Response {
     tracing::error!(error = %e, "a page for people failed");
-    html_page(
+    plain_message(
         StatusCode::INTERNAL_SERVER_ERROR,
         "Something went wrong",
-        "<h1>Something went wrong</h1><p>Nothing was recorded. Try again in a minute.</p>",
+        "Something went wrong",
+        "Nothing was recorded. Try again in a minute.",
     )
 }
 
@@ -180,20 +182,13 @@ async fn link_page(
 ) -> Response {
     match resolve(&app, &token).await {
         Err(r) => r,
-        Ok(Target::Question(q, _)) => {
-            let body = question_form(&q, &format!("/a/{token}"), &pre, &[], None, true);
-            link_response(StatusCode::OK, &q.title, &body)
-        }
-        Ok(Target::Escalate { incident, .. }) => {
-            let body = format!(
-                "<h1>Talk to a human</h1><p>Confirm, and a person from the team takes over your request \
-                 ({}) and gets back to you.</p>\
-                 <form method=\"post\" action=\"/a/{}\"><button type=\"submit\">Yes, I want to talk to a human</button></form>",
-                escape_html(&incident),
-                escape_html(&token)
-            );
-            link_response(StatusCode::OK, "Talk to a human", &body)
-        }
+        Ok(Target::Question(q, _)) => answer_page(StatusCode::OK, &q, &token, &pre, &[]),
+        Ok(Target::Escalate { incident, .. }) => for_link(plain_page(
+            StatusCode::OK,
+            "escalate.html",
+            "Talk to a human",
+            minijinja::context! { incident => incident, token => token },
+        )),
     }
 }
 
@@ -213,8 +208,7 @@ async fn link_submit(
             let answer = match q.question.read_answer(&form) {
                 Ok(a) => a,
                 Err(errors) => {
-                    let body = question_form(&q, &format!("/a/{token}"), &form, &errors, None, true);
-                    return link_response(StatusCode::UNPROCESSABLE_ENTITY, &q.title, &body);
+                    return answer_page(StatusCode::UNPROCESSABLE_ENTITY, &q, &token, &form, &errors);
                 }
             };
             let who = Answerer::Link {
@@ -301,136 +295,200 @@ fn thanks(q: &QuestionRecord) -> Response {
     )
 }
 
-/// The form that answers `q`, posting to `action`; `values` fill it in again (or preselect),
-/// `errors` are shown next to their fields. In the inbox the form carries the CSRF token.
-fn question_form(
+/// The answer link's page of `q`: its form, posting to the link, with `values` filled in
+/// again (or preselected) and `errors` next to their fields.
+fn answer_page(
+    status: StatusCode,
     q: &QuestionRecord,
-    action: &str,
+    token: &str,
     values: &HashMap<String, String>,
     errors: &[FieldError],
-    csrf: Option<&str>,
+) -> Response {
+    let form = QuestionForm::new(q, format!("/a/{token}"), values, errors, None, true);
+    for_link(plain_page(
+        status,
+        "answer.html",
+        &q.title,
+        serde_json::json!({ "q": form }),
+    ))
+}
+
+/// What `question_form.html` shows of a question: its text, the form that answers it
+/// (posting to `action`, with the CSRF token in the inbox), the values to show again, and
+/// what is wrong with them.
+#[derive(Serialize)]
+struct QuestionForm<'a> {
+    id: &'a str,
+    title: &'a str,
+    /// The page's heading (an answer link), or one section of several (the inbox).
     heading: bool,
-) -> String {
-    let error_of = |field: &str| {
-        errors
-            .iter()
-            .find(|e| e.field == field)
-            .map(|e| format!("<p class=\"error\">{}</p>", escape_html(&e.message)))
-            .unwrap_or_default()
-    };
-    let value = |field: &str| values.get(field).map(String::as_str).unwrap_or("");
-    let mut h = String::new();
-    if heading {
-        h.push_str(&format!("<h1>{}</h1>", escape_html(&q.title)));
-    } else {
-        h.push_str(&format!("<h2>{}</h2>", escape_html(&q.title)));
-    }
-    for p in q.body.split("\n\n").filter(|p| !p.trim().is_empty()) {
-        h.push_str(&format!("<p>{}</p>", escape_html(p)));
-    }
-    if let Some(due) = q.due_at {
-        h.push_str(&format!(
-            "<p><small>Answer by {}.</small></p>",
-            escape_html(&time(due))
-        ));
-    }
-    if !errors.is_empty() {
-        h.push_str(
-            "<p class=\"error\">Some answers need another look; see below. Nothing was recorded yet.</p>",
-        );
-    }
-    h.push_str(&format!(
-        "<form method=\"post\" action=\"{}\">",
-        escape_html(action)
-    ));
-    if let Some(csrf) = csrf {
-        h.push_str(&format!(
-            "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
-            escape_html(csrf)
-        ));
-    }
-    let radio = |name: &str, options: &[(String, String)], checked: &str| {
-        options
-            .iter()
-            .map(|(v, label)| {
-                format!(
-                    "<label style=\"font-weight:normal\"><input type=\"radio\" style=\"width:auto\" name=\"{}\" value=\"{}\"{}> {}</label>",
-                    escape_html(name),
-                    escape_html(v),
-                    if v == checked { " checked" } else { "" },
-                    escape_html(label)
-                )
-            })
-            .collect::<String>()
-    };
-    match q.kind {
-        Kind::Ask => {
-            let options: Vec<(String, String)> = q
-                .question
-                .options
+    paragraphs: Vec<&'a str>,
+    due: Option<String>,
+    has_errors: bool,
+    action: String,
+    csrf: Option<&'a str>,
+    fields: Vec<Field<'a>>,
+    comment: &'a str,
+    comment_error: Option<&'a str>,
+}
+
+/// One input of the form, by how it is shown.
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Field<'a> {
+    /// The options of `ask`, the decision of `approve`.
+    Fieldset {
+        legend: &'static str,
+        name: &'static str,
+        options: Vec<Choice<'a>>,
+        error: Option<&'a str>,
+    },
+    /// A form's choice field.
+    Choice {
+        label: String,
+        name: &'a str,
+        options: Vec<Choice<'a>>,
+        error: Option<&'a str>,
+    },
+    Checkbox {
+        label: String,
+        name: &'a str,
+        checked: bool,
+        error: Option<&'a str>,
+    },
+    Text {
+        label: String,
+        name: &'a str,
+        value: &'a str,
+        error: Option<&'a str>,
+    },
+    /// A number or a duration.
+    Input {
+        label: String,
+        hint: &'static str,
+        name: &'a str,
+        value: &'a str,
+        decimal: bool,
+        error: Option<&'a str>,
+    },
+}
+
+/// A radio button.
+#[derive(Serialize)]
+struct Choice<'a> {
+    value: &'a str,
+    label: &'a str,
+    checked: bool,
+}
+
+impl<'a> QuestionForm<'a> {
+    fn new(
+        q: &'a QuestionRecord,
+        action: String,
+        values: &'a HashMap<String, String>,
+        errors: &'a [FieldError],
+        csrf: Option<&'a str>,
+        heading: bool,
+    ) -> QuestionForm<'a> {
+        let error_of = |field: &str| {
+            errors
                 .iter()
-                .map(|o| (o.clone(), o.clone()))
-                .collect();
-            h.push_str("<fieldset><legend>Your answer</legend>");
-            h.push_str(&radio("option", &options, value("option")));
-            h.push_str(&error_of("option"));
-            h.push_str("</fieldset>");
-        }
-        Kind::Approve => {
-            let options = [
-                ("approve".to_owned(), "Approve".to_owned()),
-                ("deny".to_owned(), "Deny".to_owned()),
-            ];
-            h.push_str("<fieldset><legend>Your decision</legend>");
-            h.push_str(&radio("decision", &options, value("decision")));
-            h.push_str(&error_of("decision"));
-            h.push_str("</fieldset>");
-        }
-        Kind::Form => {
-            for f in &q.question.fields {
-                let label = format!(
-                    "{}{}",
-                    escape_html(f.label()),
-                    if f.required && f.kind != FieldType::Boolean {
-                        " *"
-                    } else {
-                        ""
-                    }
-                );
-                let name = escape_html(&f.name);
-                match f.kind {
-                    FieldType::Boolean => h.push_str(&format!(
-                        "<label><input type=\"checkbox\" style=\"width:auto\" name=\"{name}\" value=\"true\"{}> {label}</label>",
-                        if matches!(value(&f.name), "true" | "on" | "yes") { " checked" } else { "" }
-                    )),
-                    FieldType::Choice => {
-                        h.push_str(&format!("<label>{label}</label>"));
-                        let options: Vec<(String, String)> = f.options.iter().map(|o| (o.clone(), o.clone())).collect();
-                        h.push_str(&radio(&f.name, &options, value(&f.name)));
-                    }
-                    FieldType::Text => h.push_str(&format!(
-                        "<label for=\"f-{name}\">{label}</label><textarea id=\"f-{name}\" name=\"{name}\" rows=\"3\" style=\"width:100%\">{}</textarea>",
-                        escape_html(value(&f.name))
-                    )),
-                    FieldType::Number | FieldType::Duration => h.push_str(&format!(
-                        "<label for=\"f-{name}\">{label}{}</label><input id=\"f-{name}\" name=\"{name}\" value=\"{}\"{}>",
-                        if f.kind == FieldType::Duration { " (such as 3d, 12h, 30m)" } else { "" },
-                        escape_html(value(&f.name)),
-                        if f.kind == FieldType::Number { " inputmode=\"decimal\"" } else { "" }
-                    )),
-                }
-                h.push_str(&error_of(&f.name));
-            }
+                .find(|e| e.field == field)
+                .map(|e| e.message.as_str())
+        };
+        let value = |field: &str| values.get(field).map_or("", String::as_str);
+        let fields = match q.kind {
+            Kind::Ask => vec![Field::Fieldset {
+                legend: "Your answer",
+                name: "option",
+                options: choices(
+                    q.question.options.iter().map(|o| (o.as_str(), o.as_str())),
+                    value("option"),
+                ),
+                error: error_of("option"),
+            }],
+            Kind::Approve => vec![Field::Fieldset {
+                legend: "Your decision",
+                name: "decision",
+                options: choices([("approve", "Approve"), ("deny", "Deny")], value("decision")),
+                error: error_of("decision"),
+            }],
+            Kind::Form => q
+                .question
+                .fields
+                .iter()
+                .map(|f| form_field(f, value(&f.name), error_of(&f.name)))
+                .collect(),
+        };
+        QuestionForm {
+            id: &q.id,
+            title: &q.title,
+            heading,
+            paragraphs: q.body.split("\n\n").filter(|p| !p.trim().is_empty()).collect(),
+            due: q.due_at.map(time),
+            has_errors: !errors.is_empty(),
+            action,
+            csrf,
+            fields,
+            comment: value("comment"),
+            comment_error: error_of("comment"),
         }
     }
-    h.push_str(&format!(
-        "<label for=\"comment-{id}\">Comment (optional)</label><textarea id=\"comment-{id}\" name=\"comment\" rows=\"2\" style=\"width:100%\">{}</textarea>{}",
-        escape_html(value("comment")),
-        error_of("comment"),
-        id = escape_html(&q.id)
-    ));
-    h.push_str("<button type=\"submit\">Send my answer</button></form>");
-    h
+}
+
+/// Radio buttons of `(value, label)`, the one whose value is `checked` checked.
+fn choices<'a>(options: impl IntoIterator<Item = (&'a str, &'a str)>, checked: &str) -> Vec<Choice<'a>> {
+    options
+        .into_iter()
+        .map(|(value, label)| Choice {
+            value,
+            label,
+            checked: value == checked,
+        })
+        .collect()
+}
+
+/// A form's field as shown, with `value` submitted before and `error` about it.
+fn form_field<'a>(f: &'a FormField, value: &'a str, error: Option<&'a str>) -> Field<'a> {
+    let required = if f.required && f.kind != FieldType::Boolean {
+        " *"
+    } else {
+        ""
+    };
+    let label = format!("{}{required}", f.label());
+    let name = f.name.as_str();
+    match f.kind {
+        FieldType::Boolean => Field::Checkbox {
+            label,
+            name,
+            checked: matches!(value, "true" | "on" | "yes"),
+            error,
+        },
+        FieldType::Choice => Field::Choice {
+            label,
+            name,
+            options: choices(f.options.iter().map(|o| (o.as_str(), o.as_str())), value),
+            error,
+        },
+        FieldType::Text => Field::Text {
+            label,
+            name,
+            value,
+            error,
+        },
+        FieldType::Number | FieldType::Duration => Field::Input {
+            label,
+            hint: if f.kind == FieldType::Duration {
+                " (such as 3d, 12h, 30m)"
+            } else {
+                ""
+            },
+            name,
+            value,
+            decimal: f.kind == FieldType::Number,
+            error,
+        },
+    }
 }
 
 /// The signed-in user's open questions and tasks, answered in place.
@@ -460,55 +518,46 @@ async fn render_inbox(
         Ok(t) => t,
         Err(e) => return server_error(&e),
     };
-    let mut h = format!(
-        "<h1>Inbox</h1><p><small>{} question(s), {} task(s) open for you and your roles.</small></p>",
-        questions.len(),
-        tasks.len()
-    );
     let empty = HashMap::new();
-    for q in &questions {
-        let (values, errors) = match failed {
-            Some((id, values, errors)) if id == q.id => (values, errors),
-            _ => (&empty, &[][..]),
-        };
-        h.push_str(
-            "<section style=\"background:#fff;padding:.5rem 1rem;margin:1rem 0;border-radius:.4rem\">",
-        );
-        h.push_str(&question_form(
-            q,
-            &format!("/inbox/questions/{}", q.id),
-            values,
-            errors,
-            Some(&user.csrf),
-            false,
-        ));
-        h.push_str("</section>");
-    }
-    for t in &tasks {
-        h.push_str(&format!(
-            "<section style=\"background:#fff;padding:.5rem 1rem;margin:1rem 0;border-radius:.4rem\">\
-             <h2>Task: {}</h2><p>{}</p><p><small>Assigned to {}{}</small></p>\
-             <form method=\"post\" action=\"/inbox/tasks/{}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-             <label for=\"c-{id}\">Comment (optional)</label><textarea id=\"c-{id}\" name=\"comment\" rows=\"2\" style=\"width:100%\"></textarea>\
-             <button type=\"submit\">Mark as done</button></form></section>",
-            escape_html(&t.title),
-            escape_html(&t.description),
-            escape_html(t.assignee.as_deref().unwrap_or("-")),
-            t.role.as_deref().map(|r| format!(" (role {})", escape_html(r))).unwrap_or_default(),
-            escape_html(&t.id),
-            escape_html(&user.csrf),
-            id = escape_html(&t.id),
-        ));
-    }
-    if questions.is_empty() && tasks.is_empty() {
-        h.push_str("<p>Nothing waits for you. </p>");
-    }
+    let forms: Vec<QuestionForm> = questions
+        .iter()
+        .map(|q| {
+            let (values, errors) = match failed {
+                Some((id, values, errors)) if id == q.id => (values, errors),
+                _ => (&empty, &[][..]),
+            };
+            QuestionForm::new(
+                q,
+                format!("/inbox/questions/{}", q.id),
+                values,
+                errors,
+                Some(&user.csrf),
+                false,
+            )
+        })
+        .collect();
     let status = if failed.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
         StatusCode::OK
     };
-    super::ui::raw_page(user, status, "Inbox", &h)
+    inbox_page(user, status, &forms, &tasks)
+}
+
+/// The inbox of `user`: `questions` to answer and `tasks` to mark as done.
+fn inbox_page(
+    user: &WebUser,
+    status: StatusCode,
+    questions: &[QuestionForm],
+    tasks: &[TaskRecord],
+) -> Response {
+    super::ui::page(
+        user,
+        status,
+        "inbox.html",
+        "Inbox",
+        serde_json::json!({ "questions": questions, "tasks": tasks }),
+    )
 }
 
 async fn inbox_answer(

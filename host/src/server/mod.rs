@@ -4,7 +4,7 @@
 //! It serves health and readiness, a read-only list of plugins, alert intake (`intake.rs`),
 //! External Dynamic Lists (`edl.rs`), and the REST API for incidents, tasks and rules
 //! (`api.rs`); the last three are behind API tokens with scopes (a token may act for a user).
-//! People sign in (`web.rs`), answer questions from signed links or their inbox
+//! People sign in (`web/`), answer questions from signed links or their inbox
 //! (`humans.rs`). Roles and permissions on routes come with the web UI.
 
 mod api;
@@ -136,7 +136,7 @@ pub async fn run(
         plugins = app.runtime.list().len(),
         "osprey is ready"
     );
-    // With the peer's address, which sign-in audits and rate-limits by (`web.rs`).
+    // With the peer's address, which sign-in audits and rate-limits by (`web/rate_limit.rs`).
     let service = router(app).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let result = axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)

@@ -8,7 +8,7 @@
 //! request by them and [`PagingParams`] puts them, with `limit`'s bounds, in the OpenAPI
 //! document, so the two cannot disagree.
 
-use crate::store::page::{Keyset, SortKey};
+use crate::store::page::{Keyset, Page, SortKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
@@ -22,8 +22,23 @@ pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 500;
 
 /// A request's paging refused: the message names the parameter.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PagingError(pub String);
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PagingError {
+    #[error("limit '{0}' must be a whole number from 1 to {MAX_LIMIT}")]
+    Limit(String),
+    #[error(
+        "cannot sort by '{field}'; sort by one of: {} (with '-' before it for descending)",
+        allowed.join(", ")
+    )]
+    Sort {
+        field: String,
+        allowed: &'static [&'static str],
+    },
+    #[error("cursor '{0}' is not a cursor this list gave; pass next_cursor from the previous page unchanged")]
+    Cursor(String),
+    #[error("cursor belongs to sort '{cursor}', not '{requested}'; keep the sort while paging")]
+    CursorOfAnotherSort { cursor: String, requested: String },
+}
 
 /// What a cursor carries: the sort it belongs to, and the last item's key and id.
 #[derive(Serialize, Deserialize)]
@@ -39,9 +54,7 @@ pub fn limit(text: Option<&str>) -> Result<i64, PagingError> {
         None => Ok(DEFAULT_LIMIT),
         Some(text) => match text.parse::<i64>() {
             Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            _ => Err(PagingError(format!(
-                "limit '{text}' must be a whole number from 1 to {MAX_LIMIT}"
-            ))),
+            _ => Err(PagingError::Limit(text.to_owned())),
         },
     }
 }
@@ -50,7 +63,7 @@ pub fn limit(text: Option<&str>) -> Result<i64, PagingError> {
 /// `default` (in the same form) if absent.
 pub fn sort(
     text: Option<&str>,
-    allowed: &[&'static str],
+    allowed: &'static [&'static str],
     default: &str,
 ) -> Result<(&'static str, bool), PagingError> {
     let text = text.unwrap_or(default);
@@ -60,18 +73,22 @@ pub fn sort(
     };
     match allowed.iter().find(|a| **a == name) {
         Some(field) => Ok((field, descending)),
-        None => Err(PagingError(format!(
-            "cannot sort by '{name}'; sort by one of: {} (with '-' before it for descending)",
-            allowed.join(", ")
-        ))),
+        None => Err(PagingError::Sort {
+            field: name.to_owned(),
+            allowed,
+        }),
     }
 }
 
-/// A list that pages, by its item type: the fields it sorts by and its default sort (in
-/// `sort`'s form, `-field` for descending).
+/// A list that pages, by its item type: the fields it sorts by, its default sort (in
+/// `sort`'s form, `-field` for descending), and where an item stands in each sort.
 pub trait Sorted {
     const SORTS: &'static [&'static str];
     const DEFAULT_SORT: &'static str;
+
+    /// This item's value of the sort field `column` (one of [`SORTS`](Self::SORTS)) and its
+    /// unique id: what the cursor after it carries.
+    fn position(&self, column: &str) -> (SortKey, String);
 }
 
 /// The page a request for a list of `T` asks for: its `sort`, `cursor` and `limit` (each
@@ -115,19 +132,15 @@ pub fn encode(keyset: &Keyset, key: SortKey, id: &str) -> String {
 
 /// A cursor as [`encode`] made it, for the same sort.
 fn decode(text: &str, column: &str, descending: bool) -> Result<(SortKey, String), PagingError> {
-    let bad = || {
-        PagingError(format!(
-            "cursor '{text}' is not a cursor this list gave; pass next_cursor from the previous page unchanged"
-        ))
-    };
+    let bad = || PagingError::Cursor(text.to_owned());
     let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| bad())?;
     let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| bad())?;
     let sort = sort_name(column, descending);
     if cursor.s != sort {
-        return Err(PagingError(format!(
-            "cursor belongs to sort '{}', not '{sort}'; keep the sort while paging",
-            cursor.s
-        )));
+        return Err(PagingError::CursorOfAnotherSort {
+            cursor: cursor.s,
+            requested: sort,
+        });
     }
     Ok((cursor.k, cursor.i))
 }
@@ -212,22 +225,20 @@ pub struct Paged<T> {
     pub next_cursor: Option<String>,
 }
 
-/// `items` (one page read with `keyset`, `more` if others follow) as answered, with
-/// `key_of` giving an item's sort key and id for the next cursor.
-pub fn paged<T>(
-    keyset: &Keyset,
-    items: Vec<T>,
-    more: bool,
-    key_of: impl Fn(&T) -> (SortKey, String),
-) -> Paged<T> {
-    let next_cursor = match items.last() {
-        Some(last) if more => {
-            let (key, id) = key_of(last);
+/// `page` (read with `keyset`) as answered: with the cursor after its last item when more
+/// follow.
+pub fn paged<T: Sorted>(keyset: &Keyset, page: Page<T>) -> Paged<T> {
+    let next_cursor = match page.items.last() {
+        Some(last) if page.more => {
+            let (key, id) = last.position(keyset.column);
             Some(encode(keyset, key, &id))
         }
         _ => None,
     };
-    Paged { items, next_cursor }
+    Paged {
+        items: page.items,
+        next_cursor,
+    }
 }
 
 #[cfg(test)]
@@ -236,11 +247,15 @@ mod tests {
 
     const SORTS: &[&str] = &["received_at", "source"];
 
-    /// A list sorted by [`SORTS`], `source` by default.
-    struct Item;
+    /// A list sorted by [`SORTS`], `source` by default: a number, sorted by itself whatever
+    /// the column.
+    struct Item(i64);
     impl Sorted for Item {
         const SORTS: &'static [&'static str] = SORTS;
         const DEFAULT_SORT: &'static str = "source";
+        fn position(&self, _: &str) -> (SortKey, String) {
+            (SortKey::Int(self.0), self.0.to_string())
+        }
     }
 
     #[test]
@@ -249,12 +264,8 @@ mod tests {
         assert_eq!(limit(Some("1")), Ok(1));
         assert_eq!(limit(Some("500")), Ok(500));
         for bad in ["0", "501", "-1", "ten", ""] {
-            let e = limit(Some(bad)).unwrap_err();
-            assert!(
-                e.0.contains("limit") && e.0.contains("1 to 500"),
-                "{bad}: {}",
-                e.0
-            );
+            let e = limit(Some(bad)).unwrap_err().to_string();
+            assert!(e.contains("limit") && e.contains("1 to 500"), "{bad}: {e}");
         }
     }
 
@@ -263,12 +274,10 @@ mod tests {
         assert_eq!(sort(None, SORTS, "-received_at"), Ok(("received_at", true)));
         assert_eq!(sort(Some("source"), SORTS, "-received_at"), Ok(("source", false)));
         assert_eq!(sort(Some("-source"), SORTS, "-received_at"), Ok(("source", true)));
-        let e = sort(Some("title"), SORTS, "-received_at").unwrap_err();
-        assert!(
-            e.0.contains("'title'") && e.0.contains("received_at, source"),
-            "{}",
-            e.0
-        );
+        let e = sort(Some("title"), SORTS, "-received_at")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'title'") && e.contains("received_at, source"), "{e}");
         assert!(sort(Some("--source"), SORTS, "source").is_err());
     }
 
@@ -288,14 +297,12 @@ mod tests {
         // Garbage, and a cursor of another sort.
         for bad in ["!!", "bm90IGpzb24", ""] {
             let e = keyset::<Item>(None, Some(bad), None).unwrap_err();
-            assert!(e.0.starts_with("cursor"), "{bad}: {}", e.0);
+            assert!(e.to_string().starts_with("cursor"), "{bad}: {}", e);
         }
-        let e = keyset::<Item>(Some("source"), Some(&c), None).unwrap_err();
-        assert!(
-            e.0.starts_with("cursor") && e.0.contains("-received_at"),
-            "{}",
-            e.0
-        );
+        let e = keyset::<Item>(Some("source"), Some(&c), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("cursor") && e.contains("-received_at"), "{e}");
     }
 
     #[test]
@@ -322,9 +329,12 @@ mod tests {
     #[test]
     fn next_cursor_only_when_more_follow() {
         let k = keyset::<Item>(None, None, Some("2")).unwrap();
-        let p = paged(&k, vec![1, 2], false, |n| (SortKey::Int(*n), n.to_string()));
-        assert_eq!(p.next_cursor, None);
-        let p = paged(&k, vec![1, 2], true, |n| (SortKey::Int(*n), n.to_string()));
+        let page = |more| Page {
+            items: vec![Item(1), Item(2)],
+            more,
+        };
+        assert_eq!(paged(&k, page(false)).next_cursor, None);
+        let p = paged(&k, page(true));
         let after = keyset::<Item>(None, p.next_cursor.as_deref(), None)
             .unwrap()
             .after;

@@ -1,7 +1,7 @@
 //! Alerts as received, paged (intake, `POST /api/v1/alerts`, is in `server/intake.rs`).
 
 use super::choice::{Choice, ChoiceParam};
-use super::{Answer, caller, choice, keyset, list_query, millis, ok, param, store_failed, text_key};
+use super::{Answer, caller, choice, keyset, list_query, millis, ok, param};
 use crate::app::App;
 use crate::rbac::Permission;
 use crate::server::openapi::BadRequest;
@@ -16,6 +16,14 @@ use std::sync::Arc;
 impl Sorted for StoredAlert {
     const SORTS: &'static [&'static str] = ALERT_SORTS;
     const DEFAULT_SORT: &'static str = "-received_at";
+
+    fn position(&self, column: &str) -> (SortKey, String) {
+        let key = match column {
+            "source" => SortKey::Text(self.alert.source.clone()),
+            _ => SortKey::Int(self.received_at),
+        };
+        (key, self.id.clone())
+    }
 }
 
 /// `disposition` of `GET /api/v1/alerts`.
@@ -64,16 +72,6 @@ pub(super) async fn list_alerts(
         until: millis(&params, "until")?,
     };
     let keyset = keyset::<StoredAlert>(&params)?;
-    let page = app
-        .store
-        .alert_page(&filter, &keyset)
-        .await
-        .map_err(|e| store_failed(&e))?;
-    ok(paging::paged(&keyset, page.items, page.more, |a| {
-        let key = match keyset.column {
-            "source" => text_key(&a.alert.source),
-            _ => SortKey::Int(a.received_at),
-        };
-        (key, a.id.clone())
-    }))
+    let page = app.store.alert_page(&filter, &keyset).await?;
+    ok(paging::paged(&keyset, page))
 }

@@ -1,6 +1,6 @@
 //! The audit log: its entries, paged in log order, and the verification of its keyed chain.
 
-use super::{Answer, bad_request, caller, keyset, list_query, ok, param, store_failed};
+use super::{Answer, bad_request, caller, keyset, list_query, ok, param};
 use crate::app::App;
 use crate::rbac::Permission;
 use crate::server::openapi::BadRequest;
@@ -15,6 +15,10 @@ use std::sync::Arc;
 impl Sorted for AuditEntry {
     const SORTS: &'static [&'static str] = AUDIT_SORTS;
     const DEFAULT_SORT: &'static str = "seq";
+
+    fn position(&self, _: &str) -> (SortKey, String) {
+        (SortKey::Int(self.seq), self.seq.to_string())
+    }
 }
 
 /// Read the audit log.
@@ -65,14 +69,8 @@ pub(super) async fn list_audit(
         actor: param(&params, "actor"),
         target: param(&params, "target"),
     };
-    let page = app
-        .store
-        .audit_page_sorted(&filter, &keyset)
-        .await
-        .map_err(|e| store_failed(&e))?;
-    ok(paging::paged(&keyset, page.items, page.more, |e| {
-        (SortKey::Int(e.seq), e.seq.to_string())
-    }))
+    let page = app.store.audit_page_sorted(&filter, &keyset).await?;
+    ok(paging::paged(&keyset, page))
 }
 
 /// The audit log's keyed chain, checked.
@@ -108,7 +106,7 @@ struct AuditVerification {
 )]
 pub(super) async fn verify_audit(State(app): State<Arc<App>>, headers: HeaderMap) -> Answer {
     caller(&app, &headers, Permission::AuditRead).await?;
-    let answer = match app.store.verify_audit().await.map_err(|e| store_failed(&e))? {
+    let answer = match app.store.verify_audit().await? {
         Verification::Intact { entries, head } => AuditVerification {
             intact: true,
             entries: Some(entries),

@@ -4,7 +4,7 @@
 use super::choice::{Choice, ChoiceParam};
 use super::{
     Answer, Caller, Nothing, Problem, bad_request, body_as, body_json, caller, choice, conflict, created,
-    keyset, list_query, ok, param, required_text, store_failed, text_key,
+    keyset, list_query, ok, param, required_text,
 };
 use crate::app::App;
 use crate::cases::{IncidentChanges, IncidentSpec};
@@ -70,6 +70,16 @@ struct NewIncidentBody {
 impl Sorted for IncidentRecord {
     const SORTS: &'static [&'static str] = INCIDENT_SORTS;
     const DEFAULT_SORT: &'static str = "-created_at";
+
+    fn position(&self, column: &str) -> (SortKey, String) {
+        let key = match column {
+            "updated_at" => SortKey::Int(self.updated_at),
+            "status" => SortKey::Text(self.status.as_str().to_owned()),
+            "title" => SortKey::Text(self.title.clone()),
+            _ => SortKey::Int(self.created_at),
+        };
+        (key, self.id.clone())
+    }
 }
 
 /// `severity` of `GET /api/v1/incidents`.
@@ -96,7 +106,7 @@ pub(super) async fn incident_or_404(app: &App, id: &str) -> Result<IncidentRecor
     match app.store.incident(id).await {
         Ok(Some(i)) => Ok(i),
         Ok(None) => Err(no_incident(id)),
-        Err(e) => Err(store_failed(&e)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -139,20 +149,8 @@ pub(super) async fn list_incidents(
         owner: param(&params, "owner"),
     };
     let keyset = keyset::<IncidentRecord>(&params)?;
-    let page = app
-        .store
-        .incident_page(&filter, &keyset)
-        .await
-        .map_err(|e| store_failed(&e))?;
-    ok(paging::paged(&keyset, page.items, page.more, |i| {
-        let key = match keyset.column {
-            "updated_at" => SortKey::Int(i.updated_at),
-            "status" => text_key(i.status.as_str()),
-            "title" => text_key(&i.title),
-            _ => SortKey::Int(i.created_at),
-        };
-        (key, i.id.clone())
-    }))
+    let page = app.store.incident_page(&filter, &keyset).await?;
+    ok(paging::paged(&keyset, page))
 }
 
 /// One incident with everything about it.
@@ -179,7 +177,7 @@ pub(super) async fn show_incident(
     match app.store.incident_detail(&id).await {
         Ok(Some(detail)) => ok(detail),
         Ok(None) => Err(no_incident(&id)),
-        Err(e) => Err(store_failed(&e)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -227,11 +225,7 @@ async fn open(app: &App, who: &Caller, spec: IncidentSpec, parent: Option<&str>)
     let new = spec
         .into_new(parent)
         .map_err(|e| bad_request(&format!("incident: {e}")))?;
-    let id = app
-        .store
-        .create_incident(&new, &[], &who.actor, None)
-        .await
-        .map_err(|e| store_failed(&e))?;
+    let id = app.store.create_incident(&new, &[], &who.actor, None).await?;
     let incident = incident_or_404(app, &id).await?;
     created(&format!("/api/v1/incidents/{id}"), incident)
 }
@@ -328,19 +322,13 @@ pub(super) async fn update_incident(
     let update = changes
         .update()
         .map_err(|e| bad_request(&format!("incident: {e}")))?;
-    if !app
-        .store
-        .update_incident(&id, &update, &who.actor)
-        .await
-        .map_err(|e| store_failed(&e))?
-    {
+    if !app.store.update_incident(&id, &update, &who.actor).await? {
         return Err(no_incident(&id));
     }
     if let Some(status) = status {
         app.store
             .set_incident_status(&id, status, None, &who.actor)
-            .await
-            .map_err(|e| store_failed(&e))?;
+            .await?;
     }
     ok(incident_or_404(&app, &id).await?)
 }
@@ -385,8 +373,7 @@ pub(super) async fn close_incident(
     }
     app.store
         .set_incident_status(&id, Status::Closed, Some(reason), &who.actor)
-        .await
-        .map_err(|e| store_failed(&e))?;
+        .await?;
     ok(incident_or_404(&app, &id).await?)
 }
 
@@ -434,8 +421,7 @@ pub(super) async fn reopen_incident(
     let reason = reopen.reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
     app.store
         .set_incident_status(&id, Status::Active, reason, &who.actor)
-        .await
-        .map_err(|e| store_failed(&e))?;
+        .await?;
     ok(incident_or_404(&app, &id).await?)
 }
 
@@ -477,8 +463,7 @@ pub(super) async fn add_note(
     let key = crate::store::new_id('n');
     app.store
         .incident_event_once(&id, &who.actor, "note", json!({ "text": text }), &key)
-        .await
-        .map_err(|e| store_failed(&e))?;
+        .await?;
     created(
         &format!("/api/v1/incidents/{id}"),
         NoteAdded {
@@ -530,13 +515,8 @@ pub(super) async fn relate_incident(
     let added = app
         .store
         .relate_incidents(&id, &relate.incident, &who.actor)
-        .await
-        .map_err(|e| store_failed(&e))?;
-    let related = app
-        .store
-        .related_incidents(&id)
-        .await
-        .map_err(|e| store_failed(&e))?;
+        .await?;
+    let related = app.store.related_incidents(&id).await?;
     ok(Related { added, related })
 }
 
@@ -546,7 +526,7 @@ async fn set_sla_paused(app: &App, headers: &HeaderMap, id: &str, body: Body, pa
     match app.store.set_sla_paused(id, paused, &who.actor).await {
         Ok(Some(timers)) => ok(SlaChanged { timers }),
         Ok(None) => Err(no_incident(id)),
-        Err(e) => Err(store_failed(&e)),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -1,12 +1,14 @@
 //! Indicators: list (paged), show, and record a verdict.
 
 use super::choice::{self, Choice, ChoiceParam};
-use super::{Answer, Problem, bad_request, body_as, caller, keyset, list_query, not_found, ok, store_failed};
+use super::{Answer, Problem, bad_request, body_as, caller, keyset, list_query, not_found, ok};
 use crate::app::App;
 use crate::rbac::Permission;
 use crate::server::openapi::{BadRequest, NotFound, TooLarge};
 use crate::server::paging::{self, Paged, PagingParams, Sorted};
-use crate::store::indicators::{INDICATOR_SORTS, Indicator, IndicatorFilter, IndicatorKind, Verdict};
+use crate::store::indicators::{
+    INDICATOR_SORTS, Indicator, IndicatorError, IndicatorFilter, IndicatorKind, Verdict,
+};
 use crate::store::page::SortKey;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -15,17 +17,31 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-fn indicator_failed(e: crate::store::indicators::IndicatorError) -> Problem {
-    use crate::store::indicators::IndicatorError;
-    match e {
-        IndicatorError::Store(e) => store_failed(&e),
-        other => bad_request(&other.to_string()),
+/// An indicator refused (a value or verdict that is not one) is a 400 that says why; a store
+/// failure as the store's.
+impl From<IndicatorError> for Problem {
+    fn from(e: IndicatorError) -> Problem {
+        match e {
+            IndicatorError::Store(e) => e.into(),
+            other => bad_request(&other.to_string()),
+        }
     }
 }
 
 impl Sorted for Indicator {
     const SORTS: &'static [&'static str] = INDICATOR_SORTS;
     const DEFAULT_SORT: &'static str = "-last_seen";
+
+    fn position(&self, column: &str) -> (SortKey, String) {
+        let key = match column {
+            "first_seen" => SortKey::Int(self.first_seen),
+            "updated_at" => SortKey::Int(self.updated_at),
+            "sightings" => SortKey::Int(self.sightings),
+            "value" => SortKey::Text(self.value.clone()),
+            _ => SortKey::Int(self.last_seen),
+        };
+        (key, self.key())
+    }
 }
 
 /// `kind` of `GET /api/v1/indicators`.
@@ -80,21 +96,8 @@ pub(super) async fn list_indicators(
         verdict: choice::read::<VerdictFilter>(&params)?.and_then(Verdict::from_name),
     };
     let keyset = keyset::<Indicator>(&params)?;
-    let page = app
-        .store
-        .indicator_page(&filter, &keyset)
-        .await
-        .map_err(|e| store_failed(&e))?;
-    ok(paging::paged(&keyset, page.items, page.more, |i| {
-        let key = match keyset.column {
-            "first_seen" => SortKey::Int(i.first_seen),
-            "updated_at" => SortKey::Int(i.updated_at),
-            "sightings" => SortKey::Int(i.sightings),
-            "value" => SortKey::Text(i.value.clone()),
-            _ => SortKey::Int(i.last_seen),
-        };
-        (key, i.key())
-    }))
+    let page = app.store.indicator_page(&filter, &keyset).await?;
+    ok(paging::paged(&keyset, page))
 }
 
 /// One indicator.
@@ -123,12 +126,7 @@ pub(super) async fn show_indicator(
     Path((kind, value)): Path<(String, String)>,
 ) -> Answer {
     caller(&app, &headers, Permission::IncidentsRead).await?;
-    match app
-        .store
-        .indicator(&kind, &value)
-        .await
-        .map_err(indicator_failed)?
-    {
+    match app.store.indicator(&kind, &value).await? {
         Some(i) => ok(i),
         None => Err(not_found(format!("no {kind} indicator '{value}'"))),
     }
@@ -185,7 +183,6 @@ pub(super) async fn set_indicator(
             b.source.as_deref(),
             &who.actor,
         )
-        .await
-        .map_err(indicator_failed)?;
+        .await?;
     ok(indicator)
 }

@@ -3,7 +3,7 @@
 
 use super::{
     Answer, Problem, bad_request, body_as, caller, conflict, keyset, list_query, no_content, not_found, ok,
-    param, store_failed, text_key,
+    param,
 };
 use crate::app::App;
 use crate::rbac::Permission;
@@ -23,18 +23,29 @@ use std::sync::Arc;
 
 /// A list error: no such list is a 404, a full list a 409, the rest (a bad value, reason or
 /// expiry) a 400 that says what was wrong.
-fn list_failed(e: ListError) -> Problem {
-    match e {
-        ListError::NoSuchList(name) => not_found(format!("no list '{name}'")),
-        ListError::Store(e) => store_failed(&e),
-        ListError::Full { .. } => conflict(&e.to_string()),
-        other => bad_request(&other.to_string()),
+impl From<ListError> for Problem {
+    fn from(e: ListError) -> Problem {
+        match e {
+            ListError::NoSuchList(name) => not_found(format!("no list '{name}'")),
+            ListError::Store(e) => e.into(),
+            ListError::Full { .. } => conflict(&e.to_string()),
+            other => bad_request(&other.to_string()),
+        }
     }
 }
 
 impl Sorted for ListEntry {
     const SORTS: &'static [&'static str] = ENTRY_SORTS;
     const DEFAULT_SORT: &'static str = "value";
+
+    fn position(&self, column: &str) -> (SortKey, String) {
+        let key = match column {
+            "created_at" => SortKey::Int(self.created_at),
+            "updated_at" => SortKey::Int(self.updated_at),
+            _ => SortKey::Text(self.value.clone()),
+        };
+        (key, self.value.clone())
+    }
 }
 
 /// List the allow and block lists.
@@ -51,7 +62,7 @@ impl Sorted for ListEntry {
 )]
 pub(super) async fn list_lists(State(app): State<Arc<App>>, headers: HeaderMap) -> Answer {
     caller(&app, &headers, Permission::ListsRead).await?;
-    let lists = app.store.lists().await.map_err(|e| store_failed(&e))?;
+    let lists = app.store.lists().await?;
     ok(paging::Paged {
         items: lists,
         next_cursor: None,
@@ -93,19 +104,8 @@ pub(super) async fn list_entries(
         Some(t) => return Err(bad_request(&format!("expired '{t}' must be true or false"))),
     };
     let keyset = keyset::<ListEntry>(&params)?;
-    let page = app
-        .store
-        .list_entry_page(&name, expired, &keyset)
-        .await
-        .map_err(list_failed)?;
-    ok(paging::paged(&keyset, page.items, page.more, |e| {
-        let key = match keyset.column {
-            "created_at" => SortKey::Int(e.created_at),
-            "updated_at" => SortKey::Int(e.updated_at),
-            _ => text_key(&e.value),
-        };
-        (key, e.value.clone())
-    }))
+    let page = app.store.list_entry_page(&name, expired, &keyset).await?;
+    ok(paging::paged(&keyset, page))
 }
 
 /// A value to put on a list.
@@ -187,8 +187,7 @@ pub(super) async fn add_entry(
             app.config.lists.max_entries,
             &who.actor,
         )
-        .await
-        .map_err(list_failed)?;
+        .await?;
     let new = !done.added.is_empty();
     let answer = ListEntryAdded {
         list: name,
@@ -233,8 +232,7 @@ pub(super) async fn remove_entry(
     let done = app
         .store
         .remove_list_entries(&name, &[&value], &who.actor)
-        .await
-        .map_err(list_failed)?;
+        .await?;
     if done.removed.is_empty() {
         return Err(not_found(format!("'{value}' is not on list '{name}'")));
     }

@@ -39,7 +39,7 @@ use crate::auth::{self, AuthError, SessionError};
 use crate::rbac::Permission;
 use crate::store::StoreError;
 use crate::store::audit::Actor;
-use crate::store::page::{Keyset, SortKey};
+use crate::store::page::Keyset;
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
@@ -215,17 +215,19 @@ fn not_found(message: impl Into<String>) -> Problem {
 
 /// A store error: a refusal (`Invalid`, written for users) is a 400 with its message; a
 /// database that cannot be reached is a 503 to retry; anything else a 500. Only refusals
-/// say more; the rest is logged.
-fn store_failed(e: &StoreError) -> Problem {
-    match e {
-        StoreError::Invalid(message) => bad_request(message),
-        StoreError::Db(_) | StoreError::Writer(_) | StoreError::Connect { .. } => {
-            tracing::error!(error = %e, "API request failed in the store");
-            unavailable()
-        }
-        _ => {
-            tracing::error!(error = %e, "API request failed in the store");
-            internal()
+/// say more; the rest is logged. (So `?` answers a store error from a handler.)
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Problem {
+        match e {
+            StoreError::Invalid(message) => bad_request(&message),
+            StoreError::Db(_) | StoreError::Writer(_) | StoreError::Connect { .. } => {
+                tracing::error!(error = %e, "API request failed in the store");
+                unavailable()
+            }
+            _ => {
+                tracing::error!(error = %e, "API request failed in the store");
+                internal()
+            }
         }
     }
 }
@@ -279,7 +281,7 @@ async fn caller(app: &App, headers: &HeaderMap, permission: Permission) -> Resul
                 AuthError::Missing | AuthError::Invalid => unauthorized(&e.to_string()),
             });
         }
-        Err(e) => return Err(store_failed(&e)),
+        Err(e) => return Err(e.into()),
     };
     let actor = match &token.user {
         None => Actor::token(&token.name),
@@ -291,7 +293,7 @@ async fn caller(app: &App, headers: &HeaderMap, permission: Permission) -> Resul
                     "the API token acts for user '{user}', who is disabled or no longer exists"
                 )));
             }
-            Err(e) => return Err(store_failed(&e)),
+            Err(e) => return Err(e.into()),
         },
     };
     Ok(Caller {
@@ -448,7 +450,7 @@ fn keyset<T: paging::Sorted>(params: &BTreeMap<String, String>) -> Result<Keyset
         param(params, "cursor"),
         params.get("limit").map(String::as_str),
     )
-    .map_err(|e| bad_request(&e.0))
+    .map_err(|e| bad_request(&e.to_string()))
 }
 
 /// A Unix-milliseconds parameter.
@@ -459,8 +461,4 @@ fn millis(params: &BTreeMap<String, String>, name: &str) -> Result<Option<i64>, 
                 .map_err(|_| bad_request(&format!("{name} '{t}' must be a time in Unix milliseconds")))
         })
         .transpose()
-}
-
-fn text_key(s: &str) -> SortKey {
-    SortKey::Text(s.to_owned())
 }

@@ -2,7 +2,7 @@
 //! and starting a run of one (as `osprey playbook run`).
 
 use super::runs::run_failed;
-use super::{Answer, Problem, bad_request, body_as, caller, created, not_found, ok, store_failed};
+use super::{Answer, Problem, bad_request, body_as, caller, created, not_found, ok};
 use crate::app::App;
 use crate::playbook::Playbook;
 use crate::rbac::Permission;
@@ -183,7 +183,7 @@ pub(super) async fn start_run(
         .start(&name, &start.input, &origin)
         .await
         .map_err(|e| run_failed(e, bad_request))?;
-    let Some(run) = app.store.run(&id).await.map_err(|e| store_failed(&e))? else {
+    let Some(run) = app.store.run(&id).await? else {
         return Err(super::internal());
     };
     created(&format!("/api/v1/runs/{id}"), run)

@@ -1,7 +1,7 @@
 //! Plugins: the installed ones, one with its actions, requested and granted capabilities,
 //! secret names (never values) and recent changes, and replacing a plugin's grant.
 
-use super::{Answer, Problem, bad_request, body_as, caller, internal, not_found, ok, store_failed};
+use super::{Answer, Problem, bad_request, body_as, caller, internal, not_found, ok};
 use crate::app::{App, AppError};
 use crate::capability::{Capabilities, Limits};
 use crate::plugin::LoadedPlugin;
@@ -122,13 +122,7 @@ async fn detail(
 ) -> Result<PluginDetail, Problem> {
     let name = &p.manifest.name;
     let grant = granted.clone().unwrap_or_default();
-    let set: BTreeMap<String, i64> = app
-        .store
-        .secret_names(name)
-        .await
-        .map_err(|e| store_failed(&e))?
-        .into_iter()
-        .collect();
+    let set: BTreeMap<String, i64> = app.store.secret_names(name).await?.into_iter().collect();
     let requested = &p.manifest.requests;
     let names: BTreeSet<&String> = requested
         .secrets
@@ -153,8 +147,7 @@ async fn detail(
     let history = app
         .store
         .audit_page_sorted(&filter, &Keyset::first("seq", true, HISTORY))
-        .await
-        .map_err(|e| store_failed(&e))?
+        .await?
         .items;
     Ok(PluginDetail {
         name: name.clone(),
@@ -246,7 +239,7 @@ pub(super) async fn put_grant(
         .await
         .map_err(|e| match e {
             AppError::Invalid(message) => bad_request(&format!("grant: {message}")),
-            AppError::Store(e) => store_failed(&e),
+            AppError::Store(e) => e.into(),
             other => {
                 tracing::error!(error = %other, plugin = %name, "setting a grant failed");
                 internal()

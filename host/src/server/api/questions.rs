@@ -3,7 +3,7 @@
 //! front ends). A question is answered by a person: a web session, or a token that acts for
 //! a user.
 
-use super::{Answer, Problem, bad_request, caller, conflict, forbidden, not_found, ok, store_failed};
+use super::{Answer, Problem, bad_request, caller, conflict, forbidden, not_found, ok};
 use crate::app::App;
 use crate::rbac::Permission;
 use crate::server::openapi::{BadRequest, Conflict, Forbidden, NotFound, TooLarge};
@@ -46,13 +46,13 @@ pub(super) async fn list_questions(
 ) -> Answer {
     let who = caller(&app, &headers, Permission::Inbox).await?;
     let params = super::query(params, &["limit"])?;
-    let limit = paging::limit(params.get("limit").map(String::as_str)).map_err(|e| bad_request(&e.0))?;
+    let limit =
+        paging::limit(params.get("limit").map(String::as_str)).map_err(|e| bad_request(&e.to_string()))?;
     let user = person(who.user)?;
     let items = app
         .store
         .questions(Some(QuestionStatus::Open), Some(&user), limit)
-        .await
-        .map_err(|e| store_failed(&e))?;
+        .await?;
     ok(Paged {
         items,
         next_cursor: None,
@@ -93,7 +93,7 @@ pub(super) async fn answer_question(
     let q = match app.store.question(&id).await {
         Ok(Some(q)) => q,
         Ok(None) => return Err(not_found(format!("no question '{id}'"))),
-        Err(e) => return Err(store_failed(&e)),
+        Err(e) => return Err(e.into()),
     };
     let answer = q.question.check_answer(&submitted).map_err(|errors| {
         let why: Vec<String> = errors
@@ -113,7 +113,7 @@ pub(super) async fn answer_question(
         Ok(q) => ok(q),
         Err(e @ QuestionError::NotAllowed { .. }) => Err(forbidden(&e.to_string())),
         Err(QuestionError::NotFound(_)) => Err(not_found(format!("no question '{id}'"))),
-        Err(QuestionError::Store(e)) => Err(store_failed(&e)),
+        Err(QuestionError::Store(e)) => Err(e.into()),
         Err(QuestionError::Invalid(why)) => Err(bad_request(&why)),
         Err(e) => Err(conflict(&e.to_string())),
     }

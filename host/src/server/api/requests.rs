@@ -3,7 +3,7 @@
 //! user: a web session, or a token that acts for a user.
 
 use super::runs::run_failed;
-use super::{Answer, Problem, bad_request, body_as, caller, created, forbidden, not_found, ok, store_failed};
+use super::{Answer, Problem, bad_request, body_as, caller, created, forbidden, not_found, ok};
 use crate::app::App;
 use crate::playbook::RequestFormInfo;
 use crate::rbac::Permission;
@@ -28,7 +28,7 @@ async fn requester(app: &App, user: Option<&str>) -> Result<UserRecord, Problem>
     match app.store.user(name).await {
         Ok(Some(u)) => Ok(u),
         Ok(None) => Err(forbidden(&format!("user '{name}' no longer exists"))),
-        Err(e) => Err(store_failed(&e)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -99,7 +99,7 @@ pub(super) async fn send_request(
         Err(e @ RequestError::Forbidden { .. }) => return Err(forbidden(&e.to_string())),
         Err(RequestError::Run(e)) => return Err(run_failed(e, bad_request)),
     };
-    let Some(run) = app.store.run(&id).await.map_err(|e| store_failed(&e))? else {
+    let Some(run) = app.store.run(&id).await? else {
         return Err(super::internal());
     };
     created(&format!("/api/v1/runs/{id}"), run)

@@ -3,7 +3,6 @@
 
 use super::{
     Answer, bad_request, body_as, body_json, caller, created, internal, no_content, not_found, ok, query,
-    store_failed,
 };
 use crate::app::App;
 use crate::preprocess::{RuleSpec, RuleTest};
@@ -43,7 +42,7 @@ struct RulePut {
 )]
 pub(super) async fn list_rules(State(app): State<Arc<App>>, headers: HeaderMap) -> Answer {
     caller(&app, &headers, Permission::RulesRead).await?;
-    ok(app.store.rules().await.map_err(|e| store_failed(&e))?)
+    ok(app.store.rules().await?)
 }
 
 /// Create or replace a rule.
@@ -149,18 +148,8 @@ async fn set_rule(
     }
     let spec: RuleSpec = crate::cases::parse("rule", &value).map_err(|e| bad_request(&e))?;
     crate::preprocess::check_rule(&spec, &app.playbooks).map_err(|e| bad_request(&e))?;
-    let existed = app
-        .store
-        .rules()
-        .await
-        .map_err(|e| store_failed(&e))?
-        .iter()
-        .any(|r| r.spec.name == spec.name);
-    let at = app
-        .store
-        .set_rule(&spec, position, &who.actor)
-        .await
-        .map_err(|e| store_failed(&e))?;
+    let existed = app.store.rules().await?.iter().any(|r| r.spec.name == spec.name);
+    let at = app.store.set_rule(&spec, position, &who.actor).await?;
     let answer = RulePut {
         position: at,
         rule: spec.clone(),
@@ -212,7 +201,7 @@ async fn remove_rule(app: &App, headers: &HeaderMap, name: &str) -> Answer {
     match app.store.remove_rule(name, &who.actor).await {
         Ok(true) => no_content(),
         Ok(false) => Err(not_found(format!("no rule named '{name}'"))),
-        Err(e) => Err(store_failed(&e)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -259,20 +248,9 @@ pub(super) async fn test_rules(State(app): State<Arc<App>>, headers: HeaderMap, 
     }
     let specs = match request.rules {
         Some(specs) => specs,
-        None => app
-            .store
-            .rules()
-            .await
-            .map_err(|e| store_failed(&e))?
-            .into_iter()
-            .map(|r| r.spec)
-            .collect(),
+        None => app.store.rules().await?.into_iter().map(|r| r.spec).collect(),
     };
-    let alerts = app
-        .store
-        .alerts(None, limit)
-        .await
-        .map_err(|e| store_failed(&e))?;
+    let alerts = app.store.alerts(None, limit).await?;
     // Rule expressions over many alerts: off the async workers.
     let report = tokio::task::spawn_blocking(move || crate::preprocess::test_rules(specs, &alerts))
         .await

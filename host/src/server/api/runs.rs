@@ -3,15 +3,14 @@
 
 use super::choice::{self, Choice, ChoiceParam};
 use super::{
-    Answer, Nothing, Problem, bad_request, body_as, caller, conflict, internal, keyset, list_query, ok,
-    param, store_failed, text_key,
+    Answer, Nothing, Problem, bad_request, body_as, caller, conflict, internal, keyset, list_query, ok, param,
 };
 use crate::app::App;
 use crate::rbac::Permission;
 use crate::runs::RunError;
 use crate::server::openapi::{BadRequest, Conflict, NotFound, TooLarge};
 use crate::server::paging::{self, Paged, PagingParams, Sorted};
-use crate::store::page::SortKey;
+use crate::store::page::{Page, SortKey};
 use crate::store::runs::{RUN_SORTS, RunRecord, RunStatus, StepRecord};
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -23,6 +22,16 @@ use std::sync::Arc;
 impl Sorted for RunRecord {
     const SORTS: &'static [&'static str] = RUN_SORTS;
     const DEFAULT_SORT: &'static str = "-created_at";
+
+    fn position(&self, column: &str) -> (SortKey, String) {
+        let key = match column {
+            "updated_at" => SortKey::Int(self.updated_at),
+            "playbook" => SortKey::Text(self.playbook.clone()),
+            "status" => SortKey::Text(self.status.as_str().to_owned()),
+            _ => SortKey::Int(self.created_at),
+        };
+        (key, self.id.clone())
+    }
 }
 
 /// `status` of `GET /api/v1/runs`.
@@ -50,7 +59,7 @@ pub(super) fn run_failed(e: RunError, invalid: fn(&str) -> Problem) -> Problem {
         RunError::Playbook(crate::playbook::PlaybookError::NotFound { .. }) => {
             super::not_found(e.to_string())
         }
-        RunError::Store(e) => store_failed(&e),
+        RunError::Store(e) => e.into(),
         RunError::Playbook(e) => {
             tracing::error!(error = %e, "a loaded playbook failed");
             internal()
@@ -90,18 +99,15 @@ pub(super) async fn list_runs(
     let page = app
         .store
         .run_page(param(&params, "playbook"), status, &keyset)
-        .await
-        .map_err(|e| store_failed(&e))?;
+        .await?;
     let items = page.items.into_iter().map(crate::server::shown::run).collect();
-    ok(paging::paged(&keyset, items, page.more, |r| {
-        let key = match keyset.column {
-            "updated_at" => SortKey::Int(r.updated_at),
-            "playbook" => text_key(&r.playbook),
-            "status" => text_key(r.status.as_str()),
-            _ => SortKey::Int(r.created_at),
-        };
-        (key, r.id.clone())
-    }))
+    ok(paging::paged(
+        &keyset,
+        Page {
+            items,
+            more: page.more,
+        },
+    ))
 }
 
 /// A run with its journal (`GET /api/v1/runs/{id}`).
@@ -132,7 +138,7 @@ pub(super) async fn show_run(
 ) -> Answer {
     caller(&app, &headers, Permission::PlaybooksRead).await?;
     let run = run_or_404(&app, &id).await?;
-    let steps = app.store.steps(&id).await.map_err(|e| store_failed(&e))?;
+    let steps = app.store.steps(&id).await?;
     // Values bigger than 64 KiB are shown as their size and a preview (`osprey run show`
     // prints them whole).
     ok(RunDetail {
@@ -236,6 +242,6 @@ async fn run_or_404(app: &App, id: &str) -> Result<RunRecord, Problem> {
     match app.store.run(id).await {
         Ok(Some(run)) => Ok(run),
         Ok(None) => Err(no_run(id)),
-        Err(e) => Err(store_failed(&e)),
+        Err(e) => Err(e.into()),
     }
 }

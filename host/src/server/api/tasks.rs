@@ -3,7 +3,7 @@
 use super::choice::{Choice, ChoiceParam};
 use super::{
     Answer, Problem, bad_request, body_as, caller, choice, conflict, created, forbidden, keyset, list_query,
-    ok, param, required_text, store_failed, text_key,
+    ok, param, required_text,
 };
 use crate::app::App;
 use crate::cases::TaskSpec;
@@ -22,6 +22,16 @@ use std::sync::Arc;
 impl Sorted for TaskRecord {
     const SORTS: &'static [&'static str] = TASK_SORTS;
     const DEFAULT_SORT: &'static str = "-created_at";
+
+    fn position(&self, column: &str) -> (SortKey, String) {
+        let key = match column {
+            "updated_at" => SortKey::Int(self.updated_at),
+            "status" => SortKey::Text(self.status.as_str().to_owned()),
+            "title" => SortKey::Text(self.title.clone()),
+            _ => SortKey::Int(self.created_at),
+        };
+        (key, self.id.clone())
+    }
 }
 
 /// `status` of `GET /api/v1/tasks`.
@@ -34,14 +44,18 @@ impl Choice for TaskStatus {
     const WORDS: &'static [&'static str] = Status::NAMES;
 }
 
-fn task_failed(e: TaskError) -> Problem {
-    let message = e.to_string();
-    match e {
-        TaskError::NotFound(_) => Problem::new(StatusCode::NOT_FOUND, "not-found", message),
-        TaskError::NotAllowed { .. } | TaskError::Disabled { .. } => forbidden(&message),
-        TaskError::NotOpen { .. } => conflict(&message),
-        TaskError::NoUser(_) | TaskError::Invalid(_) => bad_request(&message),
-        TaskError::Store(e) => store_failed(&e),
+/// A task refused: no such task is a 404, not the caller's to complete a 403, no longer open
+/// a 409, a bad request a 400; a store failure as the store's.
+impl From<TaskError> for Problem {
+    fn from(e: TaskError) -> Problem {
+        let message = e.to_string();
+        match e {
+            TaskError::NotFound(_) => Problem::new(StatusCode::NOT_FOUND, "not-found", message),
+            TaskError::NotAllowed { .. } | TaskError::Disabled { .. } => forbidden(&message),
+            TaskError::NotOpen { .. } => conflict(&message),
+            TaskError::NoUser(_) | TaskError::Invalid(_) => bad_request(&message),
+            TaskError::Store(e) => e.into(),
+        }
     }
 }
 
@@ -83,20 +97,8 @@ pub(super) async fn list_tasks(
         for_user: param(&params, "for_user"),
     };
     let keyset = keyset::<TaskRecord>(&params)?;
-    let page = app
-        .store
-        .task_page(&filter, &keyset)
-        .await
-        .map_err(|e| store_failed(&e))?;
-    ok(paging::paged(&keyset, page.items, page.more, |t| {
-        let key = match keyset.column {
-            "updated_at" => SortKey::Int(t.updated_at),
-            "status" => text_key(t.status.as_str()),
-            "title" => text_key(&t.title),
-            _ => SortKey::Int(t.created_at),
-        };
-        (key, t.id.clone())
-    }))
+    let page = app.store.task_page(&filter, &keyset).await?;
+    ok(paging::paged(&keyset, page))
 }
 
 /// One task.
@@ -120,8 +122,8 @@ pub(super) async fn show_task(
     caller(&app, &headers, Permission::IncidentsRead).await?;
     match app.store.task(&id).await {
         Ok(Some(task)) => ok(task),
-        Ok(None) => Err(task_failed(TaskError::NotFound(id))),
-        Err(e) => Err(store_failed(&e)),
+        Ok(None) => Err(TaskError::NotFound(id).into()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -153,11 +155,7 @@ pub(super) async fn create_task(State(app): State<Arc<App>>, headers: HeaderMap,
     let new = spec
         .into_new(None)
         .map_err(|e| bad_request(&format!("task: {e}")))?;
-    let task = app
-        .store
-        .create_task(&new, &who.actor, None)
-        .await
-        .map_err(task_failed)?;
+    let task = app.store.create_task(&new, &who.actor, None).await?;
     created(&format!("/api/v1/tasks/{}", task.id), task)
 }
 
@@ -208,11 +206,7 @@ pub(super) async fn complete_task(
         .as_deref()
         .map(str::trim)
         .filter(|c| !c.is_empty());
-    let task = app
-        .store
-        .complete_task(&id, user, comment)
-        .await
-        .map_err(task_failed)?;
+    let task = app.store.complete_task(&id, user, comment).await?;
     ok(task)
 }
 
@@ -271,8 +265,7 @@ pub(super) async fn delegate_task(
             due_ms,
             &who.actor,
         )
-        .await
-        .map_err(task_failed)?;
+        .await?;
     ok(task)
 }
 
@@ -311,10 +304,6 @@ pub(super) async fn cancel_task(
     let who = caller(&app, &headers, Permission::IncidentsWrite).await?;
     let cancel: CancelTask = body_as(body, "cancel").await?;
     let reason = required_text("the reason", &cancel.reason)?;
-    let task = app
-        .store
-        .cancel_task(&id, reason, &who.actor)
-        .await
-        .map_err(task_failed)?;
+    let task = app.store.cancel_task(&id, reason, &who.actor).await?;
     ok(task)
 }

@@ -11,7 +11,6 @@ use crate::rbac::Permission;
 use crate::server::paging;
 use crate::server::web::WebUser;
 use crate::store::incidents::{IncidentEvent, IncidentFilter, IncidentRecord, IncidentStatus};
-use crate::store::page::SortKey;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
@@ -43,9 +42,7 @@ pub(super) async fn list(user: WebUser, State(app): State<Arc<App>>, uri: Uri) -
         Ok(f) => f,
         Err(e) => return failed(&user, e),
     };
-    let found = paging::paged(&keyset, found.items, found.more, |i| {
-        (SortKey::Int(i.created_at), i.id.clone())
-    });
+    let found = paging::paged(&keyset, found);
     let next = found
         .next_cursor
         .as_ref()

@@ -8,7 +8,6 @@ use crate::rbac::Permission;
 use crate::server::paging;
 use crate::server::web::WebUser;
 use crate::store::lists::{ListEntry, ListError};
-use crate::store::page::SortKey;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
@@ -58,9 +57,7 @@ pub(super) async fn show(
         Err(ListError::NoSuchList(_)) => return not_found(&user, &format!("list named {name}")),
         Err(e) => return failed(&user, e),
     };
-    let found = paging::paged(&keyset, found.items, found.more, |e| {
-        (SortKey::Text(e.value.clone()), e.value.clone())
-    });
+    let found = paging::paged(&keyset, found);
     let next = found
         .next_cursor
         .as_ref()

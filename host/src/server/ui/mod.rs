@@ -5,10 +5,11 @@
 //! `static/console.js` with the session cookie and the session's CSRF token in the
 //! `X-CSRF-Token` header, so every action in the console is an API call that a script can
 //! make too. (The inbox's answer forms and sign-out are plain HTML forms, `humans.rs` and
-//! `web.rs`.)
+//! `web/`.)
 //!
-//! Templates (`templates/`, minijinja, auto-escaped) and static files are compiled into the
-//! binary. Only `ui/` renders console pages; charts are drawn on the server by `charts.rs`.
+//! Templates (`templates/`, minijinja, auto-escaped: `render.rs`, which the sign-in and link
+//! pages use too) and static files are compiled into the binary. Only `ui/` renders console
+//! pages; charts are drawn on the server by `charts.rs`.
 
 mod audit;
 mod charts;
@@ -17,7 +18,10 @@ mod incidents;
 mod lists;
 mod playbooks;
 mod plugins;
+mod render;
 mod requests;
+
+pub(crate) use render::render;
 
 use super::web::WebUser;
 use crate::app::App;
@@ -27,10 +31,10 @@ use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use minijinja::{Environment, Value};
+use minijinja::Value;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 /// The console's routes.
 pub(crate) fn router(app: Arc<App>) -> Router {
@@ -162,14 +166,7 @@ pub(crate) fn page(
     };
     let html = match render(template, ctx) {
         Ok(html) => html,
-        Err(e) => {
-            tracing::error!(template, error = %e, "a console template failed to render");
-            return super::web::html_page(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Error",
-                "<h1>Something went wrong</h1><p>Osprey could not show this page.</p>",
-            );
-        }
+        Err(e) => return super::web::render_failed(template, &e),
     };
     let mut response = (status, html).into_response();
     let h = response.headers_mut();
@@ -179,22 +176,6 @@ pub(crate) fn page(
     );
     console_headers(h);
     response
-}
-
-/// `template` rendered with `ctx` (values escaped for HTML unless marked safe).
-fn render(template: &str, ctx: Value) -> Result<String, minijinja::Error> {
-    TEMPLATES.get_template(template)?.render(ctx)
-}
-
-/// A console page whose body is HTML made elsewhere (escaped there): the inbox.
-pub(crate) fn raw_page(user: &WebUser, status: StatusCode, title: &str, body: &str) -> Response {
-    page(
-        user,
-        status,
-        "raw.html",
-        title,
-        minijinja::context! { body => Value::from_safe_string(body.to_owned()) },
-    )
 }
 
 /// The nav entry a template belongs to.
@@ -208,7 +189,7 @@ fn title_section(template: &str) -> &'static str {
         t if t.starts_with("list") => "/lists",
         t if t.starts_with("audit") => "/audit",
         t if t.starts_with("request") => "/requests",
-        "raw.html" => "/inbox",
+        "inbox.html" => "/inbox",
         _ => "",
     }
 }
@@ -223,48 +204,6 @@ fn console_headers(h: &mut HeaderMap) {
          frame-ancestors 'none'; base-uri 'none'",
     );
 }
-
-/// The console's templates, compiled once.
-static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
-    let mut env = Environment::new();
-    for (name, source) in TEMPLATE_SOURCES {
-        if let Err(e) = env.add_template(name, source) {
-            // A test compiles every template, so this is a build that skipped the tests.
-            panic!("console template {name} does not compile: {e}");
-        }
-    }
-    env.add_filter("time", |ms: i64| crate::mail::message::format_time(ms));
-    env.add_filter("duration_ms", |ms: i64| {
-        humantime::format_duration(std::time::Duration::from_millis(ms.max(0) as u64)).to_string()
-    });
-    env.add_filter("urlpath", |s: String| -> String {
-        percent_encoding::utf8_percent_encode(&s, percent_encoding::NON_ALPHANUMERIC).to_string()
-    });
-    env.add_filter("json", |v: Value| -> String {
-        serde_json::to_string_pretty(&v).unwrap_or_default()
-    });
-    env
-});
-
-const TEMPLATE_SOURCES: &[(&str, &str)] = &[
-    ("base.html", include_str!("templates/base.html")),
-    ("message.html", include_str!("templates/message.html")),
-    ("raw.html", include_str!("templates/raw.html")),
-    ("dashboard.html", include_str!("templates/dashboard.html")),
-    ("incidents.html", include_str!("templates/incidents.html")),
-    ("incident.html", include_str!("templates/incident.html")),
-    ("playbooks.html", include_str!("templates/playbooks.html")),
-    ("playbook.html", include_str!("templates/playbook.html")),
-    ("runs.html", include_str!("templates/runs.html")),
-    ("run.html", include_str!("templates/run.html")),
-    ("plugins.html", include_str!("templates/plugins.html")),
-    ("plugin.html", include_str!("templates/plugin.html")),
-    ("audit.html", include_str!("templates/audit.html")),
-    ("lists.html", include_str!("templates/lists.html")),
-    ("list.html", include_str!("templates/list.html")),
-    ("requests.html", include_str!("templates/requests.html")),
-    ("request.html", include_str!("templates/request.html")),
-];
 
 /// `GET /ui/static/FILE`: the console's stylesheet and script.
 async fn asset(Path(file): Path<String>) -> Response {
@@ -325,28 +264,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_template_compiles_and_escapes() {
-        for (name, _) in TEMPLATE_SOURCES {
-            TEMPLATES.get_template(name).unwrap();
-        }
-        let html = render(
-            "message.html",
-            minijinja::context! {
-                user => minijinja::context! { name => "<b>eve</b>", csrf => "c\"x", roles => ["admin"] },
-                nav => Vec::<Value>::new(),
-                title => "T",
-                heading => "<script>alert(1)</script>",
-                message => "a & b",
-            },
-        )
-        .unwrap();
-        assert!(html.contains("&lt;script&gt;alert(1)&lt;"), "{html}");
-        assert!(!html.contains("<script>alert"), "{html}");
-        assert!(
-            html.contains("&lt;b&gt;eve&lt;&#x2f;b&gt;") && html.contains("a &amp; b"),
-            "{html}"
-        );
-        assert!(!html.contains("c\"x"), "attribute values are escaped too: {html}");
+    fn a_console_page_allows_only_its_own_script() {
         let user = WebUser {
             name: "eve".into(),
             roles: vec!["admin".into()],

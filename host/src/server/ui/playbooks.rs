@@ -9,7 +9,8 @@ use crate::app::App;
 use crate::rbac::Permission;
 use crate::server::paging;
 use crate::server::web::WebUser;
-use crate::store::page::SortKey;
+use crate::store::StoreError;
+use crate::store::page::Page;
 use crate::store::runs::{RunRecord, RunStatus};
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
@@ -97,6 +98,15 @@ pub(super) async fn show(user: WebUser, State(app): State<Arc<App>>, Path(name):
     )
 }
 
+/// A page of runs not read: its cursor refused, or the store failed.
+#[derive(Debug, thiserror::Error)]
+enum RunPageError {
+    #[error(transparent)]
+    Paging(#[from] paging::PagingError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// One page of runs, newest first.
 async fn run_page(
     app: &App,
@@ -104,17 +114,17 @@ async fn run_page(
     status: Option<RunStatus>,
     cursor: Option<&str>,
     limit: &str,
-) -> Result<paging::Paged<RunRecord>, String> {
-    let keyset = paging::keyset::<RunRecord>(None, cursor, Some(limit)).map_err(|e| e.0)?;
-    let found = app
-        .store
-        .run_page(playbook, status, &keyset)
-        .await
-        .map_err(|e| e.to_string())?;
+) -> Result<paging::Paged<RunRecord>, RunPageError> {
+    let keyset = paging::keyset::<RunRecord>(None, cursor, Some(limit))?;
+    let found = app.store.run_page(playbook, status, &keyset).await?;
     let items = found.items.into_iter().map(crate::server::shown::run).collect();
-    Ok(paging::paged(&keyset, items, found.more, |r| {
-        (SortKey::Int(r.created_at), r.id.clone())
-    }))
+    Ok(paging::paged(
+        &keyset,
+        Page {
+            items,
+            more: found.more,
+        },
+    ))
 }
 
 pub(super) async fn runs(user: WebUser, State(app): State<Arc<App>>, uri: Uri) -> Response {
@@ -135,7 +145,7 @@ pub(super) async fn runs(user: WebUser, State(app): State<Arc<App>>, uri: Uri) -
     {
         Ok(f) => f,
         // A cursor from another sort or an edited URL: start over.
-        Err(e) if params.contains_key("cursor") => {
+        Err(RunPageError::Paging(e)) => {
             tracing::debug!(error = %e, "a runs page cursor was refused");
             return super::see_other("/runs");
         }

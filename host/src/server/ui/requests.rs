@@ -9,6 +9,7 @@ use crate::app::App;
 use crate::playbook::InputType;
 use crate::rbac::Permission;
 use crate::server::web::WebUser;
+use crate::store::StoreError;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
@@ -19,8 +20,8 @@ use std::sync::Arc;
 const RECENT: i64 = 20;
 
 /// The forms `user` may fill in.
-async fn forms_for(app: &App, user: &WebUser) -> Result<Vec<crate::playbook::RequestFormInfo>, String> {
-    let Some(record) = app.store.user(&user.name).await.map_err(|e| e.to_string())? else {
+async fn forms_for(app: &App, user: &WebUser) -> Result<Vec<crate::playbook::RequestFormInfo>, StoreError> {
+    let Some(record) = app.store.user(&user.name).await? else {
         return Ok(Vec::new());
     };
     Ok(app
