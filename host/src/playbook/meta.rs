@@ -359,20 +359,15 @@ impl Meta {
     pub fn resolve_input(
         &self,
         input: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    ) -> Result<serde_json::Map<String, serde_json::Value>, InputError> {
         let mut out = serde_json::Map::new();
         for key in input.keys() {
             if !self.inputs.contains_key(key) {
-                let known: Vec<&str> = self.inputs.keys().map(String::as_str).collect();
-                return Err(format!(
-                    "playbook '{}' has no input '{key}'; its inputs are: {}",
-                    self.name,
-                    if known.is_empty() {
-                        "none".to_string()
-                    } else {
-                        known.join(", ")
-                    }
-                ));
+                return Err(InputError::Unknown {
+                    playbook: self.name.clone(),
+                    key: key.clone(),
+                    known: self.inputs.keys().cloned().collect(),
+                });
             }
         }
         for (name, spec) in &self.inputs {
@@ -380,14 +375,50 @@ impl Meta {
                 Some(v) if spec.kind.accepts(v) => {
                     out.insert(name.clone(), v.clone());
                 }
-                Some(v) => return Err(format!("input '{name}' must be of type {:?}, not {v}", spec.kind)),
+                Some(v) => {
+                    return Err(InputError::WrongType {
+                        name: name.clone(),
+                        kind: spec.kind,
+                        value: v.clone(),
+                    });
+                }
                 None if spec.required.unwrap_or(true) => {
-                    return Err(format!("input '{name}' is required: {}", spec.description));
+                    return Err(InputError::Required {
+                        name: name.clone(),
+                        description: spec.description.clone(),
+                    });
                 }
                 None => {}
             }
         }
         Ok(out)
+    }
+}
+
+/// Why a run's input does not fit the playbook's inputs.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InputError {
+    #[error("playbook '{playbook}' has no input '{key}'; its inputs are: {}", known_inputs(.known))]
+    Unknown {
+        playbook: String,
+        key: String,
+        known: Vec<String>,
+    },
+    #[error("input '{name}' must be of type {kind:?}, not {value}")]
+    WrongType {
+        name: String,
+        kind: InputType,
+        value: serde_json::Value,
+    },
+    #[error("input '{name}' is required: {description}")]
+    Required { name: String, description: String },
+}
+
+fn known_inputs(known: &[String]) -> String {
+    if known.is_empty() {
+        "none".to_string()
+    } else {
+        known.join(", ")
     }
 }
 
@@ -623,15 +654,18 @@ kind = "manual"
         assert_eq!(m.resolve_input(ok.as_object().unwrap()).unwrap().len(), 1);
         let e = m
             .resolve_input(serde_json::json!({}).as_object().unwrap())
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("'ip' is required"), "{e}");
         let e = m
             .resolve_input(serde_json::json!({"ip": 5}).as_object().unwrap())
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("type String"), "{e}");
         let e = m
             .resolve_input(serde_json::json!({"ip": "x", "ipp": 1}).as_object().unwrap())
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no input 'ipp'") && e.contains("days, ip"), "{e}");
     }
 }

@@ -83,8 +83,16 @@ impl Default for RunsConfig {
 pub enum RunError {
     #[error(transparent)]
     Playbook(#[from] crate::playbook::PlaybookError),
-    #[error("input of playbook '{playbook}': {message}")]
-    Input { playbook: String, message: String },
+    #[error("input of playbook '{playbook}': {source}")]
+    Input {
+        playbook: String,
+        source: crate::playbook::meta::InputError,
+    },
+    #[error("input of playbook '{playbook}': the input is {source}")]
+    InputTooDeep {
+        playbook: String,
+        source: crate::nesting::TooDeep,
+    },
     #[error("no run with id '{0}'")]
     NoSuchRun(String),
     #[error("{0}")]
@@ -204,14 +212,16 @@ impl Executor {
         let input = playbook
             .meta
             .resolve_input(input)
-            .map_err(|message| RunError::Input {
+            .map_err(|source| RunError::Input {
                 playbook: playbook.name().to_owned(),
-                message,
+                source,
             })?;
         let input = Value::Object(input);
-        crate::nesting::check(&input, crate::nesting::MAX_DEPTH).map_err(|e| RunError::Input {
-            playbook: playbook.name().to_owned(),
-            message: format!("the input is {e}"),
+        crate::nesting::check(&input, crate::nesting::MAX_DEPTH).map_err(|source| {
+            RunError::InputTooDeep {
+                playbook: playbook.name().to_owned(),
+                source,
+            }
         })?;
         Ok(NewRun {
             id: new_run_id(),
