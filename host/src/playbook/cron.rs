@@ -21,10 +21,11 @@ mod tests {
     use super::parse_cron;
 
     #[test]
-    fn five_or_six_fields() {
+    fn five_or_six_fields_and_bad_schedules_are_explained() {
         assert!(parse_cron("0 9 * * *").is_ok());
         assert!(parse_cron("0 */5 * * * *").is_ok(), "six fields: seconds first");
-        assert!(parse_cron("61 * * * *").is_err());
+        let e = parse_cron("61 * * * *").unwrap_err();
+        assert!(!e.to_string().is_empty());
         assert!(parse_cron("* * *").is_err());
     }
 }
