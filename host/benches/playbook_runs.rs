@@ -144,8 +144,10 @@ fn runs(c: &mut Criterion) {
                     || (),
                     |()| {
                         rt.block_on(async {
-                            let (run, journal) =
-                                testing::load_recorded(&app.store, &id).await.unwrap().unwrap();
+                            let (run, journal) = osprey::runs::load_recorded(&app.store, &id)
+                                .await
+                                .unwrap()
+                                .unwrap();
                             assert_eq!(journal.len() as i64, steps + 1);
                             let outcome = testing::replay_recorded(&pb, &run, journal, Default::default());
                             assert!(

@@ -263,7 +263,7 @@ impl Config {
             .validate()
             .and_then(|()| config.humans.validate())
             .and_then(|()| config.mail.validate())
-            .and_then(|()| config.runs.validate())
+            .and_then(|()| config.runs.validate().map_err(|e| e.to_string()))
             .and_then(|()| config.run_limits().map(|_| ()).map_err(|e| e.to_string()))
             .map_err(|message| ConfigError::Parse {
                 path: path.to_owned(),

@@ -66,16 +66,17 @@ pub struct RequestForm {
 }
 
 impl RequestForm {
-    /// Whether `user` may make this request: an enabled user, in one of the form's roles
-    /// when it names some.
-    pub fn allows(&self, user: &crate::store::users::UserRecord) -> bool {
-        roles_allow(&self.roles, user)
+    /// Whether a user with `roles` may make this request: an enabled user (not `disabled`),
+    /// in one of the form's roles when it names some.
+    pub fn allows(&self, roles: &[String], disabled: bool) -> bool {
+        roles_allow(&self.roles, roles, disabled)
     }
 }
 
-/// The one rule of who may make a request open to `roles`.
-pub(crate) fn roles_allow(roles: &[String], user: &crate::store::users::UserRecord) -> bool {
-    user.disabled_at.is_none() && (roles.is_empty() || roles.iter().any(|r| user.in_role(r)))
+/// The one rule of who may make a request open to `open_to`: an enabled user with one of
+/// those roles (any role, when it names none).
+pub(crate) fn roles_allow(open_to: &[String], roles: &[String], disabled: bool) -> bool {
+    !disabled && (open_to.is_empty() || open_to.iter().any(|r| roles.contains(r)))
 }
 
 fn default_version() -> String {
@@ -251,7 +252,7 @@ impl Meta {
         crate::names::check("playbook", &meta.name)
             .map_err(|m| err(key_line("name"), m.replace("plugin name", "playbook name")))?;
         for p in &meta.plugins {
-            crate::plugin::manifest::validate_name(p).map_err(|m| err(key_line("plugins"), m))?;
+            crate::names::check("plugin", p).map_err(|m| err(key_line("plugins"), m.to_string()))?;
         }
         meta.limits
             .validate()
@@ -278,7 +279,7 @@ impl Meta {
                 Trigger::Cron {
                     schedule, timezone, ..
                 } => {
-                    crate::schedule::parse_cron(schedule)
+                    super::cron::parse_cron(schedule)
                         .map_err(|e| at_line(line, format!("cron schedule '{schedule}': {e}")))?;
                     if let Some(tz) = timezone {
                         tz.parse::<chrono_tz::Tz>().map_err(|_| {
@@ -358,20 +359,15 @@ impl Meta {
     pub fn resolve_input(
         &self,
         input: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    ) -> Result<serde_json::Map<String, serde_json::Value>, InputError> {
         let mut out = serde_json::Map::new();
         for key in input.keys() {
             if !self.inputs.contains_key(key) {
-                let known: Vec<&str> = self.inputs.keys().map(String::as_str).collect();
-                return Err(format!(
-                    "playbook '{}' has no input '{key}'; its inputs are: {}",
-                    self.name,
-                    if known.is_empty() {
-                        "none".to_string()
-                    } else {
-                        known.join(", ")
-                    }
-                ));
+                return Err(InputError::Unknown {
+                    playbook: self.name.clone(),
+                    key: key.clone(),
+                    known: self.inputs.keys().cloned().collect(),
+                });
             }
         }
         for (name, spec) in &self.inputs {
@@ -379,14 +375,50 @@ impl Meta {
                 Some(v) if spec.kind.accepts(v) => {
                     out.insert(name.clone(), v.clone());
                 }
-                Some(v) => return Err(format!("input '{name}' must be of type {:?}, not {v}", spec.kind)),
+                Some(v) => {
+                    return Err(InputError::WrongType {
+                        name: name.clone(),
+                        kind: spec.kind,
+                        value: v.clone(),
+                    });
+                }
                 None if spec.required.unwrap_or(true) => {
-                    return Err(format!("input '{name}' is required: {}", spec.description));
+                    return Err(InputError::Required {
+                        name: name.clone(),
+                        description: spec.description.clone(),
+                    });
                 }
                 None => {}
             }
         }
         Ok(out)
+    }
+}
+
+/// Why a run's input does not fit the playbook's inputs.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InputError {
+    #[error("playbook '{playbook}' has no input '{key}'; its inputs are: {}", known_inputs(.known))]
+    Unknown {
+        playbook: String,
+        key: String,
+        known: Vec<String>,
+    },
+    #[error("input '{name}' must be of type {kind:?}, not {value}")]
+    WrongType {
+        name: String,
+        kind: InputType,
+        value: serde_json::Value,
+    },
+    #[error("input '{name}' is required: {description}")]
+    Required { name: String, description: String },
+}
+
+fn known_inputs(known: &[String]) -> String {
+    if known.is_empty() {
+        "none".to_string()
+    } else {
+        known.join(", ")
     }
 }
 
@@ -553,21 +585,16 @@ kind = "manual"
         assert_eq!(order, vec!["domain", "days", "reason"]);
         assert!(m.inputs["domain"].is_required() && !m.inputs["days"].is_required());
 
-        let user = |roles: &[&str], disabled: bool| crate::store::users::UserRecord {
-            name: "alice".into(),
-            email: None,
-            roles: roles.iter().map(|r| r.to_string()).collect(),
-            created_at: 0,
-            disabled_at: disabled.then_some(1),
-        };
-        assert!(form.allows(&user(&["staff"], false)));
-        assert!(!form.allows(&user(&["requester"], false)));
-        assert!(!form.allows(&user(&["staff"], true)), "disabled");
+        let roles = |roles: &[&str]| -> Vec<String> { roles.iter().map(|r| r.to_string()).collect() };
+        assert!(form.allows(&roles(&["staff"]), false));
+        assert!(!form.allows(&roles(&["requester"]), false));
+        assert!(!form.allows(&roles(&["staff"]), true), "disabled");
         let open = RequestForm {
             roles: vec![],
             ..form.clone()
         };
-        assert!(open.allows(&user(&[], false)));
+        assert!(open.allows(&roles(&[]), false));
+        assert!(!open.allows(&roles(&[]), true), "disabled");
 
         // Without triggers: fine too; without [request]: not a form.
         let m = parse("name = \"x\"\ndescription = \"d\"\n[request]\ntitle = \"T\"\n").unwrap();
@@ -627,15 +654,18 @@ kind = "manual"
         assert_eq!(m.resolve_input(ok.as_object().unwrap()).unwrap().len(), 1);
         let e = m
             .resolve_input(serde_json::json!({}).as_object().unwrap())
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("'ip' is required"), "{e}");
         let e = m
             .resolve_input(serde_json::json!({"ip": 5}).as_object().unwrap())
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("type String"), "{e}");
         let e = m
             .resolve_input(serde_json::json!({"ip": "x", "ipp": 1}).as_object().unwrap())
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no input 'ipp'") && e.contains("days, ip"), "{e}");
     }
 }

@@ -5,9 +5,12 @@
 //! `playbook.rhai` (the script), and optionally `tests/*.toml` (canned plugin responses and
 //! expectations, run by `osprey playbook test`). PLAYBOOKS.md is the reference.
 
+pub mod act;
 mod api;
+pub mod cron;
 pub mod engine;
 pub mod expr;
+pub mod journal;
 pub mod json;
 pub mod limits;
 pub mod meta;
@@ -15,10 +18,12 @@ pub mod testing;
 #[cfg(test)]
 mod tests;
 
+pub use act::{Act, ActCall, ActError};
 pub use engine::{
-    Effects, Failure, FailureKind, Interrupt, Outcome, PluginFailure, QuestionWait, RunContext, Script,
-    ScriptLimits, Step,
+    Effects, Failure, FailureKind, JournalError, Outcome, PluginFailure, QuestionWait, Script, ScriptLimits,
+    WaitError,
 };
+pub use journal::{Interrupt, RunContext, Step, StepKind};
 pub use limits::{LimitOverrides, RunLimits};
 pub use meta::{InputType, Meta, MetaError, RequestForm, Trigger};
 
@@ -229,9 +234,10 @@ pub struct RequestFormField {
 }
 
 impl RequestFormInfo {
-    /// Whether `user` may make this request (the rule `start_request` applies).
-    pub fn allows(&self, user: &crate::store::users::UserRecord) -> bool {
-        meta::roles_allow(&self.roles, user)
+    /// Whether a user with `roles` (and `disabled` or not) may make this request (the rule
+    /// `start_request` applies).
+    pub fn allows(&self, roles: &[String], disabled: bool) -> bool {
+        meta::roles_allow(&self.roles, roles, disabled)
     }
 
     fn of(playbook: &Playbook) -> Option<RequestFormInfo> {

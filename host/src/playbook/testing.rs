@@ -37,7 +37,9 @@
 //! journal, exactly as a server would after the wait.
 
 use super::Playbook;
-use super::engine::{self, Effects, Outcome, PluginFailure, RunContext, ScriptLimits, Step};
+use super::act::{Act, ActCall, ActError};
+use super::engine::{self, Effects, JournalError, Outcome, PluginFailure, ScriptLimits, WaitError};
+use super::journal::{RunContext, Step, StepKind};
 use serde::Deserialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -150,20 +152,18 @@ impl CaseReport {
 
 /// The label of a step, as `expect.steps` lists them.
 pub fn step_label(step: &Step) -> String {
-    if step.kind == "invoke" {
-        format!(
+    match step.kind {
+        StepKind::Invoke => format!(
             "invoke {}.{}",
             step.request["plugin"].as_str().unwrap_or("?"),
             step.request["action"].as_str().unwrap_or("?")
-        )
-    } else if step.kind == "act" && step.request["action"] == "question_ask" {
-        step.request["args"]["kind"].as_str().unwrap_or("?").to_owned()
-    } else if step.kind == "act" {
-        step.request["action"].as_str().unwrap_or("?").to_owned()
-    } else if step.kind == "question" {
-        "answer".to_owned()
-    } else {
-        step.kind.clone()
+        ),
+        StepKind::Act if step.request["action"] == "question_ask" => {
+            step.request["args"]["kind"].as_str().unwrap_or("?").to_owned()
+        }
+        StepKind::Act => step.request["action"].as_str().unwrap_or("?").to_owned(),
+        StepKind::Question => "answer".to_owned(),
+        kind => kind.as_str().to_owned(),
     }
 }
 
@@ -227,6 +227,17 @@ struct MockState {
     asked: Vec<crate::humans::questions::Question>,
 }
 
+/// Why a question of a test case has no answer.
+#[derive(Debug, thiserror::Error)]
+enum CannedAnswerError {
+    #[error("no question {0}")]
+    NoQuestion(String),
+    #[error("question {0} has no canned answer; add an [[answer]] to the test")]
+    NoAnswer(usize),
+    #[error("the canned answer to question {n} is not a valid answer: {why}")]
+    Invalid { n: usize, why: String },
+}
+
 /// Canned plugin answers and a virtual clock, shared with the harness that drives the run.
 struct MockEffects(Arc<Mutex<MockState>>);
 
@@ -269,7 +280,7 @@ impl Effects for MockEffects {
         }
     }
 
-    fn record(&mut self, _: &str, _: &Step) -> Result<(), String> {
+    fn record(&mut self, _: &str, _: &Step) -> Result<(), JournalError> {
         Ok(())
     }
 
@@ -277,55 +288,59 @@ impl Effects for MockEffects {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clock
     }
 
-    fn act(&mut self, action: &str, args: &Value, _: &str, _: &str) -> Result<Value, String> {
+    fn act(&mut self, call: &ActCall, _: &str, _: &str) -> Result<Value, ActError> {
         // Offline, changes to incidents and lists succeed and change nothing; the steps
         // taken (`expect.steps`) show them. No indicator is known. A question is checked
         // as a server would check it, and answered from the case's `[[answer]]`s.
-        if action == "indicator_get" {
-            return Ok(Value::Null);
+        match &call.act {
+            Act::IndicatorGet { .. } => Ok(Value::Null),
+            Act::ListAdd { options, .. } => {
+                // What the store answers, `#{ value, expires_at, new }`, over the arguments.
+                let mut out = call.args().as_object().cloned().unwrap_or_default();
+                let expires_at = match Act::list_ttl(options) {
+                    Some(t) => {
+                        let ttl = crate::duration::parse(t).map_err(|source| ActError::Ttl {
+                            action: call.act.name(),
+                            source,
+                        })?;
+                        let clock = self.0.lock().unwrap_or_else(|p| p.into_inner()).clock;
+                        Value::from(clock + ttl.as_millis() as i64)
+                    }
+                    None => Value::Null,
+                };
+                out.insert("expires_at".into(), expires_at);
+                out.insert("new".into(), true.into());
+                Ok(Value::Object(out))
+            }
+            Act::QuestionAsk { kind, spec } => {
+                let spec: crate::humans::questions::Spec =
+                    crate::cases::parse(kind.as_str(), spec).map_err(ActError::Refused)?;
+                let checked = spec.check(*kind).map_err(|e| ActError::Invalid {
+                    action: kind.as_str(),
+                    message: e.to_string(),
+                })?;
+                let mut st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+                st.asked.push(checked.question);
+                Ok(serde_json::json!({ "id": format!("q{}", st.asked.len()) }))
+            }
+            _ => Ok(call.args()),
         }
-        if action == "list_add" {
-            // What the store answers, `#{ value, expires_at, new }`, over the arguments.
-            let mut out = args.as_object().cloned().unwrap_or_default();
-            let expires_at = match args["ttl"].as_str() {
-                Some(t) => {
-                    let ttl = crate::duration::parse(t).map_err(|e| format!("list_add: ttl: {e}"))?;
-                    let clock = self.0.lock().unwrap_or_else(|p| p.into_inner()).clock;
-                    Value::from(clock + ttl.as_millis() as i64)
-                }
-                None => Value::Null,
-            };
-            out.insert("expires_at".into(), expires_at);
-            out.insert("new".into(), true.into());
-            return Ok(Value::Object(out));
-        }
-        if action == "question_ask" {
-            use crate::humans::questions::{Kind, Spec};
-            let kind = Kind::parse(args["kind"].as_str().unwrap_or_default()).ok_or("unknown kind")?;
-            let spec: Spec = crate::cases::parse(kind.as_str(), &args["spec"])?;
-            let checked = spec.check(kind).map_err(|e| format!("{}: {e}", kind.as_str()))?;
-            let mut st = self.0.lock().unwrap_or_else(|p| p.into_inner());
-            st.asked.push(checked.question);
-            return Ok(serde_json::json!({ "id": format!("q{}", st.asked.len()) }));
-        }
-        Ok(args.clone())
     }
 
-    fn question_wait(&mut self, id: &str) -> Result<engine::QuestionWait, String> {
+    fn question_wait(&mut self, id: &str) -> Result<engine::QuestionWait, WaitError> {
         let mut st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let failed = |e: CannedAnswerError| WaitError::Failed(Box::new(e));
         let n: usize = id
             .trim_start_matches('q')
             .parse()
-            .map_err(|_| format!("no question {id}"))?;
-        let question = st
-            .asked
-            .get(n - 1)
+            .map_err(|_| failed(CannedAnswerError::NoQuestion(id.to_owned())))?;
+        let question = n
+            .checked_sub(1)
+            .and_then(|i| st.asked.get(i))
             .cloned()
-            .ok_or_else(|| format!("no question {id}"))?;
+            .ok_or_else(|| failed(CannedAnswerError::NoQuestion(id.to_owned())))?;
         if st.answers.is_empty() {
-            return Err(format!(
-                "question {n} has no canned answer; add an [[answer]] to the test"
-            ));
+            return Err(failed(CannedAnswerError::NoAnswer(n)));
         }
         let canned = st.answers.remove(0);
         let at = st.clock;
@@ -338,10 +353,10 @@ impl Effects for MockEffects {
                 "comment": canned.comment.clone().unwrap_or_default(),
             });
             let checked = question.check_answer(&given).map_err(|e| {
-                format!(
-                    "the canned answer to question {n} is not a valid answer: {}",
-                    crate::humans::questions::describe(&e)
-                )
+                failed(CannedAnswerError::Invalid {
+                    n,
+                    why: crate::humans::questions::describe(&e),
+                })
             })?;
             (
                 "answered",
@@ -465,7 +480,7 @@ pub fn run_case(playbook: &Playbook, file: &Path, case: &Case, limits: &super::R
     for want in &case.expect.acts {
         let acts: Vec<&Value> = journal
             .iter()
-            .filter(|s| s.kind == "act")
+            .filter(|s| s.kind == StepKind::Act)
             .map(|s| &s.request)
             .collect();
         if !acts.iter().any(|got| contains(got, want)) {
@@ -521,38 +536,26 @@ impl Effects for Offline {
             retryable: false,
         })
     }
-    fn record(&mut self, _: &str, _: &Step) -> Result<(), String> {
+    fn record(&mut self, _: &str, _: &Step) -> Result<(), JournalError> {
         Ok(())
     }
     fn now_ms(&mut self) -> i64 {
-        crate::store::now_ms()
+        chrono::Utc::now().timestamp_millis()
     }
     fn random_u64(&mut self) -> u64 {
         0
     }
 }
 
-/// A stored run and its journal, as a worker loads them to resume it.
-pub async fn load_recorded(
-    store: &crate::store::Store,
-    run_id: &str,
-) -> Result<Option<(crate::store::runs::RunRecord, Vec<Step>)>, crate::store::StoreError> {
-    let Some(run) = store.run(run_id).await? else {
-        return Ok(None);
-    };
-    let journal = store.steps(run_id).await?.into_iter().map(Step::from).collect();
-    Ok(Some((run, journal)))
-}
-
 /// Replay a recorded run offline against `playbook`'s script: what the run would do now,
 /// without calling any plugin. Steps past the end of the journal fail.
 pub fn replay_recorded(
     playbook: &Playbook,
-    run: &crate::store::runs::RunRecord,
+    run: &RunContext,
     journal: Vec<Step>,
     limits: ScriptLimits,
 ) -> Outcome {
-    let mut ctx = RunContext::of_run(run);
+    let mut ctx = run.clone();
     ctx.plugins = playbook.meta.plugins.clone();
     engine::replay(&playbook.script, limits, &ctx, journal, Box::new(Offline)).0
 }

@@ -1,6 +1,10 @@
 //! Replay semantics, limits and the data API, against in-memory effects.
 
-use super::engine::{self, Effects, FailureKind, Outcome, PluginFailure, RunContext, ScriptLimits, Step};
+use super::act::{Act, ActCall, ActError};
+use super::engine::{
+    self, Effects, FailureKind, JournalError, Outcome, PluginFailure, ScriptLimits, WaitError,
+};
+use super::journal::{RunContext, Step, StepKind};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 
@@ -36,7 +40,7 @@ impl Effects for TestEffects {
             w.answers.remove(0)
         }
     }
-    fn record(&mut self, _: &str, _: &Step) -> Result<(), String> {
+    fn record(&mut self, _: &str, _: &Step) -> Result<(), JournalError> {
         self.0.lock().unwrap().recorded += 1;
         Ok(())
     }
@@ -49,15 +53,15 @@ impl Effects for TestEffects {
     fn cancelled(&mut self) -> bool {
         self.0.lock().unwrap().cancelled
     }
-    fn act(&mut self, action: &str, args: &Value, _: &str, _: &str) -> Result<Value, String> {
-        if action != "question_ask" {
-            return Err(format!("{action} is not available here"));
+    fn act(&mut self, call: &ActCall, _: &str, _: &str) -> Result<Value, ActError> {
+        if !matches!(call.act, Act::QuestionAsk { .. }) {
+            return Err(ActError::Unavailable(call.act.name()));
         }
         let mut w = self.0.lock().unwrap();
-        w.asked.push(args.clone());
+        w.asked.push(call.args());
         Ok(json!({ "id": format!("q{}", w.asked.len()) }))
     }
-    fn question_wait(&mut self, id: &str) -> Result<super::engine::QuestionWait, String> {
+    fn question_wait(&mut self, id: &str) -> Result<super::engine::QuestionWait, WaitError> {
         assert_eq!(id, "q1");
         Ok(self
             .0
@@ -510,7 +514,7 @@ fn incident_actions_need_an_incident_and_their_failures_are_catchable() {
     );
     assert_eq!(o, Outcome::Completed(json!("list_add is not available here")));
     assert_eq!(steps.len(), 1);
-    assert_eq!(steps[0].kind, "act");
+    assert_eq!(steps[0].kind, StepKind::Act);
     assert!(!steps[0].ok);
     assert_eq!(
         steps[0].request["args"],
@@ -550,7 +554,7 @@ impl Effects for CachingEffects {
             None => Ok(json!({ "verdict": "malicious", "asked": input, "call": w.calls })),
         }
     }
-    fn record(&mut self, _: &str, _: &Step) -> Result<(), String> {
+    fn record(&mut self, _: &str, _: &Step) -> Result<(), JournalError> {
         Ok(())
     }
     fn now_ms(&mut self) -> i64 {
@@ -559,17 +563,19 @@ impl Effects for CachingEffects {
     fn random_u64(&mut self) -> u64 {
         7
     }
-    fn act(&mut self, action: &str, args: &Value, _: &str, _: &str) -> Result<Value, String> {
+    fn act(&mut self, call: &ActCall, _: &str, _: &str) -> Result<Value, ActError> {
+        let args = call.args();
         self.0
             .lock()
             .unwrap()
             .acts
-            .push((action.to_owned(), args.clone()));
-        match action {
+            .push((call.act.name().to_owned(), args.clone()));
+        match call.act.name() {
             "indicator_get" => Ok(Value::Null),
-            "indicator_set" if args["verdict"] == "evil" => Err(
-                "indicator_set: verdict 'evil' is not one of unknown, benign, suspicious, malicious".into(),
-            ),
+            "indicator_set" if args["verdict"] == "evil" => Err(ActError::Invalid {
+                action: "indicator_set",
+                message: "verdict 'evil' is not one of unknown, benign, suspicious, malicious".into(),
+            }),
             _ => Ok(json!({ "kind": args["kind"], "value": args["value"], "verdict": args["verdict"] })),
         }
     }
@@ -630,7 +636,8 @@ fn invoke_cached_uses_the_cache_once_and_replays_from_the_journal() {
     assert_eq!(o, Outcome::Completed(want.clone()));
     assert_eq!(first.len(), 1);
     assert_eq!(
-        first[0].kind, "invoke",
+        first[0].kind,
+        StepKind::Invoke,
         "the same kind as invoke: retries and labels apply"
     );
     assert_eq!(
@@ -734,7 +741,7 @@ fn indicator_calls_are_journaled_acts() {
         .map(|s| s.request["action"].as_str().unwrap())
         .collect();
     assert_eq!(actions, ["indicator_get", "indicator_set", "indicator_set"]);
-    assert!(steps.iter().all(|s| s.kind == "act"));
+    assert!(steps.iter().all(|s| s.kind == StepKind::Act));
     assert_eq!(
         steps[1].request["args"],
         json!({ "kind": "ip", "value": "203.0.113.66", "verdict": "malicious", "score": 90, "source": "autofocus" })
@@ -770,7 +777,7 @@ fn a_question_waits_without_recording_and_resumes_with_the_answer() {
     assert_eq!(o, Outcome::Waiting { wake_at: 5_000_000 });
     // The question was asked (one act step); the wait recorded nothing.
     assert_eq!(journal.len(), 1, "{journal:?}");
-    assert_eq!(journal[0].kind, "act");
+    assert_eq!(journal[0].kind, StepKind::Act);
     assert_eq!(journal[0].request["args"]["kind"], "ask");
     // Woken before the answer came: it waits again, and asks nothing new.
     let (o, journal) = run(source, journal, &w);
@@ -785,7 +792,7 @@ fn a_question_waits_without_recording_and_resumes_with_the_answer() {
         o,
         Outcome::Completed(json!({ "answer": "allow", "by": "user:owner" }))
     );
-    assert_eq!(journal[1].kind, "question");
+    assert_eq!(journal[1].kind, StepKind::Question);
     // A replay takes the answer from the journal, whatever the world says now.
     w.lock().unwrap().question = None;
     let (o, _) = run(source, journal, &w);
@@ -825,24 +832,9 @@ fn a_question_that_times_out_without_a_default_is_a_catchable_error() {
 
 #[test]
 fn a_stored_run_gives_the_script_its_context_requester_included() {
-    let run = crate::store::runs::RunRecord {
-        id: "r9".into(),
-        playbook: "pb".into(),
-        script_hash: String::new(),
-        input: json!({"domain": "example.com"}),
-        origin: "request:alice".into(),
-        status: crate::store::runs::RunStatus::Queued,
-        output: None,
-        error: None,
-        attempts: 0,
-        created_at: 0,
-        updated_at: 0,
-        finished_at: None,
-        wake_at: None,
-        context: json!({"requester": {"name": "alice", "email": "alice@example.com"}}),
-        unreadable: None,
-    };
-    let ctx = RunContext::of_run(&run);
+    let context = json!({"requester": {"name": "alice", "email": "alice@example.com"}});
+    let input = json!({"domain": "example.com"});
+    let ctx = RunContext::of_stored("r9", "pb", &input, &context);
     assert_eq!(ctx.run_id, "r9");
     assert_eq!(ctx.requester["name"], "alice");
     assert!(ctx.alert.is_null() && ctx.incident.is_null() && ctx.breach.is_null());
@@ -863,11 +855,7 @@ fn a_stored_run_gives_the_script_its_context_requester_included() {
         json!({"who": "alice", "mail": "alice@example.com", "domain": "example.com", "alert": true})
     );
     // Runs that nobody requested see `()`.
-    let ctx = RunContext::of_run(&crate::store::runs::RunRecord {
-        context: Value::Null,
-        unreadable: None,
-        ..run
-    });
+    let ctx = RunContext::of_stored("r9", "pb", &input, &Value::Null);
     let script = engine::compile("requester == ()").unwrap();
     let (o, _, _) = engine::replay(
         &script,

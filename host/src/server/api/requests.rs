@@ -54,7 +54,7 @@ pub(super) async fn list_forms(State(app): State<Arc<App>>, headers: HeaderMap) 
         .executor
         .request_forms()
         .into_iter()
-        .filter(|f| f.allows(&user))
+        .filter(|f| f.allows(&user.roles, user.disabled_at.is_some()))
         .collect();
     ok(Paged {
         items,

@@ -55,7 +55,7 @@ pub(super) fn run_failed(e: RunError, invalid: fn(&str) -> Problem) -> Problem {
     match e {
         RunError::NoSuchRun(id) => no_run(&id),
         RunError::Invalid(message) => invalid(&message),
-        RunError::Input { .. } => bad_request(&e.to_string()),
+        RunError::Input { .. } | RunError::InputTooDeep { .. } => bad_request(&e.to_string()),
         RunError::Playbook(crate::playbook::PlaybookError::NotFound { .. }) => {
             super::not_found(e.to_string())
         }

@@ -28,7 +28,7 @@ async fn forms_for(app: &App, user: &WebUser) -> Result<Vec<crate::playbook::Req
         .executor
         .request_forms()
         .into_iter()
-        .filter(|f| f.allows(&record))
+        .filter(|f| f.allows(&record.roles, record.disabled_at.is_some()))
         .collect())
 }
 

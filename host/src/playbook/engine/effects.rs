@@ -1,0 +1,90 @@
+//! The seam between a replay and the world: what a replay may do, and how each thing fails.
+
+use super::Step;
+use crate::playbook::act::{ActCall, ActError};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::time::Duration;
+
+/// A plugin call that failed, as the script sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginFailure {
+    pub kind: String,
+    pub message: String,
+    pub retryable: bool,
+}
+
+/// Why a new step could not be written to the journal (the replay is retried later).
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("this worker lost its lease on the run; another worker has it")]
+    LeaseLost,
+    #[error(transparent)]
+    Store(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Why a replay could not find out where a question stands (the replay is retried later).
+#[derive(Debug, thiserror::Error)]
+pub enum WaitError {
+    #[error("questions to people are not available here")]
+    Unavailable,
+    #[error(transparent)]
+    Failed(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// What a replay may do to the world. The executor's implementation calls plugins and writes
+/// the journal to the store; `osprey playbook test` uses canned responses and a virtual clock.
+pub trait Effects: Send + 'static {
+    /// Call a plugin action (the journal was already consulted).
+    fn call_plugin(
+        &mut self,
+        plugin: &str,
+        action: &str,
+        input: &Value,
+        run_id: &str,
+        idempotency_key: &str,
+    ) -> Result<Value, PluginFailure>;
+    /// Persist a new step; the script sees its outcome only if this succeeds.
+    fn record(&mut self, run_id: &str, step: &Step) -> Result<(), JournalError>;
+    /// The current time, Unix ms.
+    fn now_ms(&mut self) -> i64;
+    /// A random number for `random()`, `random_int()` and `uuid()`.
+    fn random_u64(&mut self) -> u64;
+    /// Whether the run was cancelled meanwhile (checked between steps).
+    fn cancelled(&mut self) -> bool {
+        false
+    }
+    /// Change what Osprey keeps (the journal was already consulted): see
+    /// [`Act`](crate::playbook::act::Act). The change must be idempotent under
+    /// `idempotency_key`: the one step in flight at a crash is taken again.
+    fn act(&mut self, call: &ActCall, run_id: &str, idempotency_key: &str) -> Result<Value, ActError> {
+        let _ = (run_id, idempotency_key);
+        Err(ActError::Unavailable(call.act.name()))
+    }
+    /// For `ask`, `approve` and `form`: whether question `id` (asked by an earlier `act`
+    /// step) is closed, with what the script gets, or until when to wait.
+    fn question_wait(&mut self, id: &str) -> Result<QuestionWait, WaitError> {
+        let _ = id;
+        Err(WaitError::Unavailable)
+    }
+    /// For `invoke_cached`: the output of `plugin.action(input)` if the enrichment cache
+    /// holds one that has not expired (the journal was already consulted). Offline
+    /// (`osprey playbook test`) there is no cache, and canned responses answer.
+    fn cached_output(&mut self, plugin: &str, action: &str, input: &Value) -> Option<Value> {
+        let _ = (plugin, action, input);
+        None
+    }
+    /// For `invoke_cached`: keep a successful output for `ttl`.
+    fn cache_output(&mut self, plugin: &str, action: &str, input: &Value, output: &Value, ttl: Duration) {
+        let _ = (plugin, action, input, output, ttl);
+    }
+}
+
+/// Where a question a run waits on stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QuestionWait {
+    /// Closed: `#{ question, answer, comment, by, at, via, timed_out, status }`.
+    Done(Value),
+    /// Still open: replay again at this time (Unix ms) if not woken before.
+    Until(i64),
+}

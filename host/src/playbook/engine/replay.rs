@@ -1,0 +1,186 @@
+//! A replay from start to end: the engine with this replay's functions, the script's
+//! variables, and how it ended.
+
+use super::state::{ReplayState, Shared, Stop};
+use super::{Effects, Failure, FailureKind, Outcome, RunContext, Script, ScriptLimits, Step};
+use crate::playbook::api;
+use crate::playbook::json::json_len;
+use rhai::{Dynamic, EvalAltResult, Map, Scope};
+use serde_json::Value;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Room for the replay's stack: the script's values are dropped (and compared, and shown)
+/// by recursion as deep as they are nested. Reserved, not committed: only what is used
+/// costs memory.
+const REPLAY_STACK_BYTES: usize = 1 << 30;
+
+/// Replay `script` for `run` over `journal`, performing new steps through `effects`.
+/// Returns how it ended and the effects (to reuse), plus the full journal.
+pub fn replay(
+    script: &Script,
+    limits: ScriptLimits,
+    run: &RunContext,
+    journal: Vec<Step>,
+    effects: Box<dyn Effects>,
+) -> (Outcome, Box<dyn Effects>, Vec<Step>) {
+    stacker::grow(REPLAY_STACK_BYTES, || {
+        replay_here(script, limits, run, journal, effects)
+    })
+}
+
+fn replay_here(
+    script: &Script,
+    limits: ScriptLimits,
+    run: &RunContext,
+    journal: Vec<Step>,
+    effects: Box<dyn Effects>,
+) -> (Outcome, Box<dyn Effects>, Vec<Step>) {
+    let journal_bytes = journal
+        .iter()
+        .map(|s| json_len(&s.request) + json_len(&s.outcome))
+        .sum();
+    let state: Shared = Arc::new(Mutex::new(ReplayState {
+        run_id: run.run_id.clone(),
+        incident: run.incident["id"].as_str().map(str::to_owned),
+        journal,
+        next: 1,
+        effects,
+        limits,
+        stop: None,
+        outside: Duration::ZERO,
+        journal_bytes,
+        plugins: run.plugins.clone(),
+        interrupt: run.interrupt.clone(),
+        memory_base: crate::alloc_meter::thread_bytes(),
+        memory_outside: 0,
+    }));
+    let mut engine = super::base_engine(&limits);
+    super::functions::register_effects(&mut engine, &state);
+    super::acts::register_acts(&mut engine, &state);
+    super::guards::register_guards(&mut engine, &state);
+
+    let mut scope = Scope::new();
+    let input = api::from_json_value(&Value::Object(run.input.clone())).unwrap_or(Dynamic::UNIT);
+    scope.push_constant("input", input);
+    let mut run_map = Map::new();
+    run_map.insert("id".into(), run.run_id.clone().into());
+    run_map.insert("playbook".into(), run.playbook.clone().into());
+    scope.push_constant("run", run_map);
+    // `()` for runs not started from an alert, a breach or a request.
+    for (name, value) in [
+        ("alert", &run.alert),
+        ("incident", &run.incident),
+        ("breach", &run.breach),
+        ("requester", &run.requester),
+    ] {
+        scope.push_constant(name, api::from_json_value(value).unwrap_or(Dynamic::UNIT));
+    }
+
+    let result = engine.eval_ast_with_scope::<Dynamic>(&mut scope, &script.ast);
+    drop(engine);
+    let state = Arc::try_unwrap(state)
+        .ok()
+        .expect("the engine held the only other reference")
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    let current_step = if state.next > 1 {
+        Some(state.next - 1)
+    } else {
+        None
+    };
+    let outcome = match (result, state.stop) {
+        (_, Some(Stop::Waiting(wake_at))) => Outcome::Waiting { wake_at },
+        (_, Some(Stop::Failed(f))) => Outcome::Failed(f),
+        (_, Some(Stop::Interrupted)) => Outcome::Interrupted,
+        (Ok(value), None) => match crate::playbook::json::to_json_value(&value, limits.max_step_bytes) {
+            Ok(v) => Outcome::Completed(v),
+            Err(e) => Outcome::Failed(Failure {
+                kind: FailureKind::Script,
+                message: format!("the script's result cannot be stored as JSON: {e}"),
+                step: None,
+            }),
+        },
+        (Err(e), None) => Outcome::Failed(failure_from(*e, &limits, current_step)),
+    };
+    (outcome, state.effects, state.journal)
+}
+
+/// Turn an error that escaped the script into a failure that says what happened.
+fn failure_from(err: EvalAltResult, limits: &ScriptLimits, step: Option<u32>) -> Failure {
+    let limit = |name: &str, value: String| Failure {
+        kind: FailureKind::Limit { limit: name.into() },
+        message: format!("limit {name} ({value}) reached"),
+        step,
+    };
+    let inner = unwrap_calls(err);
+    match inner {
+        EvalAltResult::ErrorTooManyOperations(pos) => {
+            let mut f = limit("max_operations", limits.max_operations.to_string());
+            f.message.push_str(&format!(" at {pos}"));
+            f
+        }
+        EvalAltResult::ErrorStackOverflow(pos) => {
+            let mut f = limit("max_call_depth", limits.max_call_depth.to_string());
+            f.message.push_str(&format!(" at {pos}"));
+            f
+        }
+        EvalAltResult::ErrorDataTooLarge(what, pos) => {
+            let (name, value) = if what.contains("limit max_map_len") {
+                ("max_map_len", limits.max_map_len)
+            } else if what.contains("limit max_array_len") {
+                ("max_array_len", limits.max_array_len)
+            } else if what.contains("string") || what.contains("String") {
+                ("max_string_bytes", limits.max_string_bytes)
+            } else if what.contains("rray") {
+                ("max_array_len", limits.max_array_len)
+            } else {
+                ("max_map_len", limits.max_map_len)
+            };
+            let mut f = limit(name, value.to_string());
+            f.message.push_str(&format!(": {what} too large at {pos}"));
+            f
+        }
+        EvalAltResult::ErrorRuntime(value, pos) => {
+            if let Some(map) = value.read_lock::<Map>()
+                && map.contains_key("kind")
+                && map.contains_key("plugin")
+            {
+                let retryable = map
+                    .get("retryable")
+                    .and_then(|v| v.as_bool().ok())
+                    .unwrap_or(false);
+                let text = |k: &str| map.get(k).map(|v| v.to_string()).unwrap_or_default();
+                return Failure {
+                    kind: FailureKind::Plugin { retryable },
+                    message: format!(
+                        "{}/{} failed ({}): {} (not caught by the script, at {pos})",
+                        text("plugin"),
+                        text("action"),
+                        text("kind"),
+                        text("message")
+                    ),
+                    step,
+                };
+            }
+            Failure {
+                kind: FailureKind::Script,
+                message: format!("{value} (thrown at {pos})"),
+                step,
+            }
+        }
+        other => Failure {
+            kind: FailureKind::Script,
+            message: other.to_string(),
+            step,
+        },
+    }
+}
+
+/// The innermost error of a chain of function calls.
+fn unwrap_calls(err: EvalAltResult) -> EvalAltResult {
+    match err {
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _) => unwrap_calls(*inner),
+        other => other,
+    }
+}

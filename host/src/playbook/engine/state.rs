@@ -1,0 +1,284 @@
+//! One replay's state: taking a step from the journal or performing it and recording it,
+//! and the stops the script cannot catch (waiting, failures, limits, interruptions).
+
+use super::{Effects, Failure, FailureKind, QuestionWait, ScriptLimits, Step, StepKind, WaitError};
+use crate::playbook::journal::{Interrupt, Interruption};
+use rhai::{Dynamic, EvalAltResult, Position};
+use serde_json::Value;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub(super) struct ReplayState {
+    pub(super) run_id: String,
+    /// The id of the run's incident, if it has one.
+    pub(super) incident: Option<String>,
+    pub(super) journal: Vec<Step>,
+    pub(super) next: u32,
+    pub(super) effects: Box<dyn Effects>,
+    pub(super) limits: ScriptLimits,
+    pub(super) stop: Option<Stop>,
+    /// Time spent outside the script (effects and journal writes).
+    pub(super) outside: Duration,
+    /// Bytes of the journal as JSON (requests and outcomes).
+    pub(super) journal_bytes: usize,
+    /// The plugins the script may call.
+    pub(super) plugins: Vec<String>,
+    pub(super) interrupt: Interrupt,
+    /// Bytes this thread held when the replay started (`alloc_meter`).
+    pub(super) memory_base: i64,
+    /// Bytes held outside the script (the journal's new steps), not counted as its memory.
+    pub(super) memory_outside: i64,
+}
+
+/// A value as JSON for a step's request, at most `max_step_bytes` long.
+pub(super) fn step_json(s: &Shared, v: &Dynamic) -> Result<Value, Box<EvalAltResult>> {
+    let max = lock(s).limits.max_step_bytes;
+    crate::playbook::json::to_json_value(v, max).map_err(Into::into)
+}
+
+/// Why the script was stopped from outside.
+pub(super) enum Stop {
+    Waiting(i64),
+    Failed(Failure),
+    Interrupted,
+}
+
+pub(super) type Shared = Arc<Mutex<ReplayState>>;
+
+pub(super) fn terminate(tag: &str) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorTerminated(
+        Dynamic::from(tag.to_owned()),
+        Position::NONE,
+    ))
+}
+
+impl ReplayState {
+    /// Take step `kind(request)`: from the journal if it is there, else by running `perform`
+    /// and recording the result before returning it.
+    pub(super) fn step(
+        &mut self,
+        kind: StepKind,
+        request: Value,
+        perform: impl FnOnce(&mut ReplayState, u32) -> (Value, bool),
+    ) -> Result<(Value, bool), Box<EvalAltResult>> {
+        let seq = self.next;
+        self.next += 1;
+        if let Some(recorded) = self.journal.get(seq as usize - 1) {
+            if recorded.kind != kind || recorded.request != request {
+                let message = format!(
+                    "non-determinism at step {seq}: the script now asks for {kind} {request}, but the journal recorded {} {}; \
+                     the playbook changed in a way that breaks this run (restart it from step {seq} to take the new path)",
+                    recorded.kind, recorded.request
+                );
+                return Err(self.fail(FailureKind::NonDeterminism, message, Some(seq), "non-determinism"));
+            }
+            return Ok((recorded.outcome.clone(), recorded.ok));
+        }
+        if seq > self.limits.max_steps {
+            let message = format!("limit max_steps ({}) reached", self.limits.max_steps);
+            return Err(self.fail(
+                FailureKind::Limit {
+                    limit: "max_steps".into(),
+                },
+                message,
+                Some(seq),
+                "limit",
+            ));
+        }
+        if let Some(stop) = self.interrupted() {
+            return Err(stop);
+        }
+        if self.effects.cancelled() {
+            return Err(self.fail(
+                FailureKind::Cancelled,
+                "the run was cancelled".into(),
+                Some(seq),
+                "cancelled",
+            ));
+        }
+        let request_bytes = crate::playbook::json::json_len(&request);
+        if request_bytes > self.limits.max_step_bytes {
+            return Err(self.step_too_large(seq, kind, request_bytes));
+        }
+        let outside = Instant::now();
+        let held = crate::alloc_meter::thread_bytes();
+        let started_at = self.effects.now_ms();
+        let (mut outcome, mut ok) = perform(self, seq);
+        if self.interrupt.get() == Interruption::ShutDown {
+            // Shutting down: what this step got (perhaps an abandoned plugin call) is not
+            // journaled; the step is taken again when the run is replayed.
+            self.stop = Some(Stop::Interrupted);
+            return Err(terminate("interrupted"));
+        }
+        if let Err(e) = crate::nesting::check(&outcome, crate::nesting::MAX_DEPTH) {
+            // A plugin's output the store could not give back: a failure of that call.
+            (outcome, ok) = (
+                serde_json::json!({ "kind": "invalid-output", "message": format!("the output is {e}"), "retryable": false }),
+                false,
+            );
+        }
+        let bytes = request_bytes + crate::playbook::json::json_len(&outcome);
+        if bytes > self.limits.max_step_bytes {
+            return Err(self.step_too_large(seq, kind, bytes));
+        }
+        if self.journal_bytes + bytes > self.limits.max_journal_bytes {
+            let message = format!(
+                "limit max_journal_bytes ({}) reached: step {seq} ({kind}, {bytes} bytes) would make the journal {} bytes",
+                self.limits.max_journal_bytes,
+                self.journal_bytes + bytes
+            );
+            return Err(self.fail(
+                FailureKind::Limit {
+                    limit: "max_journal_bytes".into(),
+                },
+                message,
+                Some(seq),
+                "limit",
+            ));
+        }
+        let step = Step {
+            seq,
+            kind,
+            request,
+            outcome: outcome.clone(),
+            ok,
+            started_at,
+            duration_ms: (self.effects.now_ms() - started_at).max(0),
+        };
+        if let Err(e) = self.effects.record(&self.run_id, &step) {
+            let message = format!("step {seq} could not be written to the journal: {e}");
+            return Err(self.fail(FailureKind::Journal, message, Some(seq), "journal"));
+        }
+        self.journal.push(step);
+        self.journal_bytes += bytes;
+        self.memory_outside += crate::alloc_meter::thread_bytes() - held;
+        self.outside += outside.elapsed();
+        Ok((outcome, ok))
+    }
+
+    fn step_too_large(&mut self, seq: u32, kind: StepKind, bytes: usize) -> Box<EvalAltResult> {
+        let message = format!(
+            "limit max_step_bytes ({}) reached: step {seq} ({kind}) is {bytes} bytes as JSON",
+            self.limits.max_step_bytes
+        );
+        self.fail(
+            FailureKind::Limit {
+                limit: "max_step_bytes".into(),
+            },
+            message,
+            Some(seq),
+            "limit",
+        )
+    }
+
+    /// Refuse a new call to a plugin the playbook does not declare. A step the journal
+    /// already has (recorded before the playbook changed) replays as it was.
+    pub(super) fn check_declared(&mut self, plugin: &str, request: &Value) -> Result<(), Box<EvalAltResult>> {
+        let seq = self.next;
+        let recorded = self
+            .journal
+            .get(seq as usize - 1)
+            .is_some_and(|s| s.kind == StepKind::Invoke && &s.request == request);
+        if recorded || self.plugins.iter().any(|p| p == plugin) {
+            return Ok(());
+        }
+        let declared = if self.plugins.is_empty() {
+            "it declares none".to_owned()
+        } else {
+            format!("it declares {}", self.plugins.join(", "))
+        };
+        let message = format!(
+            "step {seq}: the playbook may not call plugin '{plugin}': {declared} (add it to `plugins` in playbook.toml)"
+        );
+        Err(self.fail(
+            FailureKind::Undeclared {
+                plugin: plugin.to_owned(),
+            },
+            message,
+            Some(seq),
+            "undeclared",
+        ))
+    }
+
+    /// The stop to raise if the replay was interrupted from outside.
+    pub(super) fn interrupted(&mut self) -> Option<Box<EvalAltResult>> {
+        match self.interrupt.get() {
+            Interruption::None => None,
+            Interruption::Cancel => Some(self.fail(
+                FailureKind::Cancelled,
+                "the run was cancelled".into(),
+                None,
+                "cancelled",
+            )),
+            Interruption::ShutDown => {
+                self.stop = Some(Stop::Interrupted);
+                Some(terminate("interrupted"))
+            }
+        }
+    }
+
+    /// Stop the script between two operations: limit `limit` was reached.
+    pub(super) fn stop_at_limit(&mut self, limit: &str, message: String) -> Dynamic {
+        self.stop = Some(Stop::Failed(Failure {
+            kind: FailureKind::Limit { limit: limit.into() },
+            message,
+            step: None,
+        }));
+        Dynamic::from("limit".to_string())
+    }
+
+    /// Memory the script holds now, in bytes.
+    pub(super) fn memory(&self) -> i64 {
+        crate::alloc_meter::thread_bytes() - self.memory_base - self.memory_outside
+    }
+
+    /// Take step `kind(request)` that waits for something outside: from the journal if it
+    /// is there; else `probe` says whether it is ready (then it is recorded and returned) or
+    /// until when to wait (then the replay unwinds with `Waiting`, recording nothing).
+    pub(super) fn wait_step(
+        &mut self,
+        kind: StepKind,
+        request: Value,
+        probe: impl FnOnce(&mut ReplayState) -> Result<QuestionWait, WaitError>,
+    ) -> Result<Value, Box<EvalAltResult>> {
+        let seq = self.next;
+        if self.journal.get(seq as usize - 1).is_none() {
+            let outside = Instant::now();
+            let probed = probe(self);
+            self.outside += outside.elapsed();
+            match probed {
+                Ok(QuestionWait::Until(wake_at)) => {
+                    self.stop = Some(Stop::Waiting(wake_at));
+                    return Err(terminate("waiting"));
+                }
+                Ok(QuestionWait::Done(outcome)) => {
+                    return self
+                        .step(kind, request, move |_, _| (outcome, true))
+                        .map(|(v, _)| v);
+                }
+                Err(e) => {
+                    // The store could not be read: the replay is retried later.
+                    let message = format!("step {seq}: {e}");
+                    return Err(self.fail(FailureKind::Journal, message, Some(seq), "question"));
+                }
+            }
+        }
+        self.step(kind, request, |_, _| (Value::Null, true))
+            .map(|(v, _)| v)
+    }
+
+    pub(super) fn fail(
+        &mut self,
+        kind: FailureKind,
+        message: String,
+        step: Option<u32>,
+        tag: &str,
+    ) -> Box<EvalAltResult> {
+        self.stop = Some(Stop::Failed(Failure { kind, message, step }));
+        terminate(tag)
+    }
+}
+
+pub(super) fn lock(s: &Shared) -> std::sync::MutexGuard<'_, ReplayState> {
+    s.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,135 @@
+//! The real effects of a replay: plugin calls through the runtime, journal writes, the
+//! enrichment cache and questions through the store, and the playbook actions (`act.rs`).
+
+use crate::playbook::{
+    ActCall, ActError, Effects, JournalError, PluginFailure, QuestionWait, Step, WaitError,
+};
+use crate::plugin::{CallContext, Runtime};
+use crate::store::runs::{RunStatus, StepRecord};
+use crate::store::{Store, now_ms};
+use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// The real effects of a replay: plugin calls through the runtime, journal writes to the
+/// store. Runs on a blocking thread and waits on the async world with `block_on`.
+pub(super) struct LiveEffects {
+    pub(super) handle: tokio::runtime::Handle,
+    pub(super) plugins: Runtime,
+    pub(super) store: Store,
+    pub(super) run_id: String,
+    /// When the store was last asked whether the run was cancelled.
+    pub(super) checked: Instant,
+    /// Set when the lease heartbeat finds the run taken by another worker.
+    pub(super) lost: Arc<AtomicBool>,
+    pub(super) max_list_entries: usize,
+    pub(super) humans: Arc<crate::humans::Humans>,
+    pub(super) metrics: Arc<crate::metrics::Metrics>,
+    /// Turns true on shutdown: a plugin call in flight is abandoned.
+    pub(super) shutting_down: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Effects for LiveEffects {
+    fn call_plugin(
+        &mut self,
+        plugin: &str,
+        action: &str,
+        input: &Value,
+        run_id: &str,
+        idempotency_key: &str,
+    ) -> Result<Value, PluginFailure> {
+        let ctx = CallContext {
+            run_id: run_id.to_owned(),
+            idempotency_key: idempotency_key.to_owned(),
+        };
+        let mut shutting_down = self.shutting_down.clone();
+        let call = self.plugins.call(plugin, action, input, ctx);
+        self.handle.block_on(async {
+            tokio::select! {
+                called = call => called.map(|o| o.output).map_err(|e| PluginFailure {
+                    kind: e.kind.to_string(),
+                    message: e.message,
+                    retryable: e.retryable,
+                }),
+                // The replay is interrupted and this step is not journaled: taken again
+                // (with the same idempotency key) when the run is replayed.
+                _ = shutting_down.wait_for(|down| *down) => Err(PluginFailure {
+                    kind: "interrupted".into(),
+                    message: "the server is shutting down".into(),
+                    retryable: true,
+                }),
+            }
+        })
+    }
+
+    fn record(&mut self, run_id: &str, step: &Step) -> Result<(), JournalError> {
+        if self.lost.load(Ordering::SeqCst) {
+            return Err(JournalError::LeaseLost);
+        }
+        let record = StepRecord::from(step);
+        self.handle
+            .block_on(self.store.append_step(run_id, &record))
+            .map_err(|e| JournalError::Store(Box::new(e)))?;
+        self.metrics.step_recorded(step.kind.as_str(), step.duration_ms);
+        Ok(())
+    }
+
+    fn now_ms(&mut self) -> i64 {
+        now_ms()
+    }
+
+    fn random_u64(&mut self) -> u64 {
+        use chacha20poly1305::aead::rand_core::RngCore;
+        chacha20poly1305::aead::OsRng.next_u64()
+    }
+
+    fn act(&mut self, call: &ActCall, run_id: &str, key: &str) -> Result<Value, ActError> {
+        let handle = self.handle.clone();
+        handle.block_on(super::act::perform(
+            &self.store,
+            &self.humans,
+            call,
+            run_id,
+            key,
+            self.max_list_entries,
+        ))
+    }
+
+    fn question_wait(&mut self, id: &str) -> Result<QuestionWait, WaitError> {
+        use crate::humans::Wait;
+        let waited = self.handle.block_on(self.humans.wait(&self.store, id));
+        match waited.map_err(|e| WaitError::Failed(e.into()))? {
+            Wait::Done(outcome) => Ok(QuestionWait::Done(outcome)),
+            Wait::Until(at) => Ok(QuestionWait::Until(at)),
+        }
+    }
+
+    fn cached_output(&mut self, plugin: &str, action: &str, input: &Value) -> Option<Value> {
+        let key = crate::store::enrichment_cache::cache_key(plugin, action, input);
+        match self.handle.block_on(self.store.cache_get(&key, now_ms())) {
+            Ok(hit) => hit,
+            Err(e) => {
+                tracing::warn!(run = %self.run_id, plugin, action, error = %e, "the enrichment cache could not be read; calling the plugin");
+                None
+            }
+        }
+    }
+
+    fn cache_output(&mut self, plugin: &str, action: &str, input: &Value, output: &Value, ttl: Duration) {
+        let key = crate::store::enrichment_cache::cache_key(plugin, action, input);
+        let put = self.store.cache_put(&key, plugin, action, output, ttl);
+        if let Err(e) = self.handle.block_on(put) {
+            tracing::warn!(run = %self.run_id, plugin, action, error = %e, "the output could not be cached");
+        }
+    }
+
+    fn cancelled(&mut self) -> bool {
+        // Looking at the store costs a query: at most twice a second.
+        if self.checked.elapsed() < Duration::from_millis(500) {
+            return false;
+        }
+        self.checked = Instant::now();
+        matches!(self.handle.block_on(self.store.run(&self.run_id)), Ok(Some(r)) if r.status == RunStatus::Cancelled)
+    }
+}
