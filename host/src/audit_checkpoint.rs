@@ -219,7 +219,7 @@ pub async fn check(store: &Store, statement: &Statement) -> Result<Outcome, Chec
 mod tests {
     use super::*;
     use crate::store::audit::{Actor, Change};
-    use crate::store::testing::{MASTER_KEY, both_dialects};
+    use crate::store::testing::{AuditColumn, MASTER_KEY, both_dialects};
     use crate::vault::Vault;
 
     async fn record(store: &Store, n: usize) {
@@ -260,16 +260,7 @@ mod tests {
 
         // Cut entries 4 to 6 off and roll the head back to entry 3: the chain verifies, the
         // checkpoint does not.
-        let e3 = store.audit_entry(3).await.unwrap().unwrap();
-        sqlx::query("DELETE FROM audit_log WHERE seq > 3")
-            .execute(store.raw_writer())
-            .await
-            .unwrap();
-        sqlx::query("UPDATE audit_head SET seq = 3, hash = $1 WHERE id = 1")
-            .bind(&e3.hash)
-            .execute(store.raw_writer())
-            .await
-            .unwrap();
+        store.tamper_cut_audit_log(3).await;
         assert!(matches!(
             store.verify_audit().await.unwrap(),
             Verification::Intact { entries: 3, .. }
@@ -292,37 +283,10 @@ mod tests {
             record(store, 3).await;
             let cp = make(store, &key).await.unwrap();
             // Someone with the master key rewrites entry 2 and rechains everything after it.
-            sqlx::query("UPDATE audit_log SET actor = 'cli:someone-else' WHERE seq = 2")
-                .execute(store.raw_writer())
-                .await
-                .unwrap();
-            let audit_key = crate::store::testing::audit_key();
-            let mut prev = crate::store::audit::GENESIS.to_owned();
-            for e in store.audit_entries(0, 10, None).await.unwrap() {
-                let details = e.details.to_string();
-                let fields = crate::store::audit_chain::Fields {
-                    seq: e.seq,
-                    at: e.at,
-                    actor: &e.actor,
-                    action: &e.action,
-                    target: &e.target,
-                    details: &details,
-                };
-                let mac = crate::store::audit_chain::mac(&audit_key, &prev, &fields);
-                sqlx::query("UPDATE audit_log SET prev_hash = $1, hash = $2 WHERE seq = $3")
-                    .bind(&prev)
-                    .bind(&mac)
-                    .bind(e.seq)
-                    .execute(store.raw_writer())
-                    .await
-                    .unwrap();
-                prev = mac;
-            }
-            sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-                .bind(&prev)
-                .execute(store.raw_writer())
-                .await
-                .unwrap();
+            store
+                .tamper_audit_entry(2, AuditColumn::Actor, "cli:someone-else")
+                .await;
+            store.tamper_rechain_audit_log().await;
             assert!(matches!(
                 store.verify_audit().await.unwrap(),
                 Verification::Intact { entries: 3, .. }
@@ -338,10 +302,7 @@ mod tests {
     both_dialects!(a_broken_log_gets_no_checkpoint, |store| {
         let (key, _) = CheckpointKey::generate(&Vault::from_key(&MASTER_KEY)).unwrap();
         record(store, 2).await;
-        sqlx::query("UPDATE audit_log SET target = 'x' WHERE seq = 1")
-            .execute(store.raw_writer())
-            .await
-            .unwrap();
+        store.tamper_audit_entry(1, AuditColumn::Target, "x").await;
         let err = make(store, &key).await.unwrap_err().to_string();
         assert!(err.contains("broken at entry 1"), "{err}");
     });

@@ -35,6 +35,7 @@
 //! - [`cli`]: the command line.
 //! - [`nesting`]: the one nesting limit of JSON values, checked wherever values come in.
 //! - [`alloc_meter`]: counts each thread's allocations, for the playbook memory limit.
+//! - [`duration`]: durations written as text ("30s", "4h"): the one parser and its serde adapters.
 
 pub mod alloc_meter;
 pub mod app;
@@ -60,6 +61,8 @@ pub mod schedule;
 pub mod server;
 pub mod sla_watch;
 pub mod store;
+#[cfg(test)]
+mod tidy;
 pub mod vault;
 pub mod web_auth;
 

@@ -294,11 +294,75 @@ pub(crate) mod testing {
         _dir: Option<tempfile::TempDir>,
     }
 
+    /// A column of an audit entry a test rewrites.
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) enum AuditColumn {
+        Actor,
+        Target,
+    }
+
+    /// Changes to the audit log made behind the store's back, as someone who can write the
+    /// database would: what the audit tests must catch.
     impl Store {
-        /// The writer pool, for tests that change the database behind the store's back (as
-        /// someone who can write the database would).
-        pub(crate) fn raw_writer(&self) -> &AnyPool {
-            &self.writer
+        /// Set `column` of entry `seq` to `value`, leaving its MAC as it was.
+        pub(crate) async fn tamper_audit_entry(&self, seq: i64, column: AuditColumn, value: &str) {
+            let sql = match column {
+                AuditColumn::Actor => "UPDATE audit_log SET actor = $1 WHERE seq = $2",
+                AuditColumn::Target => "UPDATE audit_log SET target = $1 WHERE seq = $2",
+            };
+            sqlx::query(sql)
+                .bind(value)
+                .bind(seq)
+                .execute(&self.writer)
+                .await
+                .unwrap();
+        }
+
+        /// Cut the entries after `seq` off and roll the head back to entry `seq`.
+        pub(crate) async fn tamper_cut_audit_log(&self, seq: i64) {
+            let hash = self.audit_entry(seq).await.unwrap().unwrap().hash;
+            sqlx::query("DELETE FROM audit_log WHERE seq > $1")
+                .bind(seq)
+                .execute(&self.writer)
+                .await
+                .unwrap();
+            sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+                .bind(seq)
+                .bind(&hash)
+                .execute(&self.writer)
+                .await
+                .unwrap();
+        }
+
+        /// Recompute every entry's MAC with the store's audit key, and the head: a rewrite by
+        /// someone who has the master key.
+        pub(crate) async fn tamper_rechain_audit_log(&self) {
+            let mut prev = audit::GENESIS.to_owned();
+            for e in self.audit_entries(0, i64::MAX, None).await.unwrap() {
+                let details = e.details.to_string();
+                let fields = audit_chain::Fields {
+                    seq: e.seq,
+                    at: e.at,
+                    actor: &e.actor,
+                    action: &e.action,
+                    target: &e.target,
+                    details: &details,
+                };
+                let mac = audit_chain::mac(&self.audit_key, &prev, &fields);
+                sqlx::query("UPDATE audit_log SET prev_hash = $1, hash = $2 WHERE seq = $3")
+                    .bind(&prev)
+                    .bind(&mac)
+                    .bind(e.seq)
+                    .execute(&self.writer)
+                    .await
+                    .unwrap();
+                prev = mac;
+            }
+            sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+                .bind(&prev)
+                .execute(&self.writer)
+                .await
+                .unwrap();
         }
     }
 
