@@ -14,23 +14,37 @@ pub struct RuleRecord {
     pub updated_at: i64,
 }
 
+/// A row of `rules`: its spec as stored JSON.
+#[derive(sqlx::FromRow)]
+struct RuleRow {
+    position: i64,
+    spec: String,
+    updated_at: i64,
+}
+
 impl Store {
     /// The rules, in the order they are tried.
     pub async fn rules(&self) -> Result<Vec<RuleRecord>> {
-        let rows: Vec<(i64, String, i64)> =
+        let rows: Vec<RuleRow> =
             sqlx::query_as("SELECT position, spec, updated_at FROM rules ORDER BY position, name")
                 .fetch_all(&self.pool)
                 .await?;
         rows.into_iter()
-            .map(|(position, spec, updated_at)| {
-                let spec =
-                    serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt(format!("rule: {e}")))?;
-                Ok(RuleRecord {
-                    position,
-                    spec,
-                    updated_at,
-                })
-            })
+            .map(
+                |RuleRow {
+                     position,
+                     spec,
+                     updated_at,
+                 }| {
+                    let spec =
+                        serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt(format!("rule: {e}")))?;
+                    Ok(RuleRecord {
+                        position,
+                        spec,
+                        updated_at,
+                    })
+                },
+            )
             .collect()
     }
 

@@ -283,6 +283,17 @@ pub(super) async fn wake_run(conn: &mut sqlx::AnyConnection, run_id: &str, now: 
     Ok(())
 }
 
+/// A plugin call's step, as `plugin_calls` reads it.
+#[derive(sqlx::FromRow)]
+struct PluginCallRow {
+    run_id: String,
+    seq: i64,
+    started_at: i64,
+    request: String,
+    outcome: String,
+    ok: i32,
+}
+
 impl Store {
     /// Create a run, queued and due now.
     pub async fn create_run(&self, run: &NewRun) -> Result<()> {
@@ -382,7 +393,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let pattern = format!("%\"plugin\":\"{plugin}\"%");
-        let rows: Vec<(String, i64, i64, String, String, i32)> = sqlx::query_as(
+        let rows: Vec<PluginCallRow> = sqlx::query_as(
             "SELECT run_id, seq, started_at, request, outcome, ok FROM run_steps
              WHERE kind = 'invoke' AND request LIKE $1
              ORDER BY started_at DESC, run_id DESC, seq DESC LIMIT $2",
@@ -392,23 +403,32 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
-            .map(|(run_id, seq, at, request, outcome, ok)| {
-                let request = read(&request, "step request").value;
-                let outcome = read(&outcome, "step outcome").value;
-                if request["plugin"] != plugin || outcome["cached"] == true {
-                    return Ok(None);
-                }
-                let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
-                Ok(Some(PluginCall {
-                    run_id,
-                    seq,
-                    at,
-                    action: text(&request["action"]).unwrap_or_default(),
-                    ok: ok != 0,
-                    error_kind: if ok != 0 { None } else { text(&outcome["kind"]) },
-                    error: if ok != 0 { None } else { text(&outcome["message"]) },
-                }))
-            })
+            .map(
+                |PluginCallRow {
+                     run_id,
+                     seq,
+                     started_at: at,
+                     request,
+                     outcome,
+                     ok,
+                 }| {
+                    let request = read(&request, "step request").value;
+                    let outcome = read(&outcome, "step outcome").value;
+                    if request["plugin"] != plugin || outcome["cached"] == true {
+                        return Ok(None);
+                    }
+                    let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
+                    Ok(Some(PluginCall {
+                        run_id,
+                        seq,
+                        at,
+                        action: text(&request["action"]).unwrap_or_default(),
+                        ok: ok != 0,
+                        error_kind: if ok != 0 { None } else { text(&outcome["kind"]) },
+                        error: if ok != 0 { None } else { text(&outcome["message"]) },
+                    }))
+                },
+            )
             .filter_map(Result::transpose)
             .collect()
     }

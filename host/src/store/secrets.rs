@@ -4,6 +4,22 @@ use super::audit::{self, Actor, Change};
 use super::{Result, Store, now_ms};
 use crate::vault::Sealed;
 
+/// A sealed value as stored: the vault's nonce and ciphertext.
+#[derive(sqlx::FromRow)]
+struct SealedRow {
+    nonce: Vec<u8>,
+    ciphertext: Vec<u8>,
+}
+
+impl From<SealedRow> for Sealed {
+    fn from(r: SealedRow) -> Sealed {
+        Sealed {
+            nonce: r.nonce,
+            ciphertext: r.ciphertext,
+        }
+    }
+}
+
 impl Store {
     /// Store (or replace) the sealed value of `plugin`/`name` (audited as `secret.set`, by
     /// name only).
@@ -61,25 +77,25 @@ impl Store {
             )
             .await?;
         }
-        let (nonce, ciphertext): (Vec<u8>, Vec<u8>) =
+        let sealed: SealedRow =
             sqlx::query_as("SELECT nonce, ciphertext FROM secrets WHERE plugin = $1 AND name = $2")
                 .bind(plugin)
                 .bind(name)
                 .fetch_one(&mut *tx)
                 .await?;
         tx.commit().await?;
-        Ok(Sealed { nonce, ciphertext })
+        Ok(sealed.into())
     }
 
     /// The sealed value of `plugin`/`name`, if set.
     pub async fn secret(&self, plugin: &str, name: &str) -> Result<Option<Sealed>> {
-        let row: Option<(Vec<u8>, Vec<u8>)> =
+        let row: Option<SealedRow> =
             sqlx::query_as("SELECT nonce, ciphertext FROM secrets WHERE plugin = $1 AND name = $2")
                 .bind(plugin)
                 .bind(name)
                 .fetch_optional(&self.pool)
                 .await?;
-        Ok(row.map(|(nonce, ciphertext)| Sealed { nonce, ciphertext }))
+        Ok(row.map(Sealed::from))
     }
 
     /// Names (never values) of the secrets set for `plugin`, with when each was last set.
@@ -115,11 +131,11 @@ impl Store {
 
     /// The vault's key check, if one was stored.
     pub async fn vault_key_check(&self) -> Result<Option<Sealed>> {
-        let row: Option<(Vec<u8>, Vec<u8>)> =
+        let row: Option<SealedRow> =
             sqlx::query_as("SELECT nonce, ciphertext FROM vault_key_check WHERE id = 1")
                 .fetch_optional(&self.pool)
                 .await?;
-        Ok(row.map(|(nonce, ciphertext)| Sealed { nonce, ciphertext }))
+        Ok(row.map(Sealed::from))
     }
 
     /// Store the vault's key check unless one is there already; returns the one in force.

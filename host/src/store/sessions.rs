@@ -8,7 +8,7 @@ use super::audit::{self, Actor, Change};
 use super::{Result, Store};
 
 /// A live session, as [`Store::session`] finds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SessionRecord {
     pub user_name: String,
     pub csrf: String,
@@ -100,7 +100,7 @@ impl Store {
     /// The session with this token hash, if it has not expired by `now` (Unix ms) and its
     /// user exists and is not disabled.
     pub async fn session(&self, token_hash: &str, now: i64) -> Result<Option<SessionRecord>> {
-        let row: Option<(String, String, i64)> = sqlx::query_as(
+        Ok(sqlx::query_as(
             "SELECT s.user_name, s.csrf, s.expires_at FROM sessions s
              JOIN users u ON u.name = s.user_name
              WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL",
@@ -108,12 +108,7 @@ impl Store {
         .bind(token_hash)
         .bind(now)
         .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|(user_name, csrf, expires_at)| SessionRecord {
-            user_name,
-            csrf,
-            expires_at,
-        }))
+        .await?)
     }
 
     /// End a session (audited as `user.logout` by its user). Returns false if there was none.

@@ -41,6 +41,15 @@ async fn roles_of(conn: &mut sqlx::AnyConnection, name: &str) -> Result<Vec<Stri
     )
 }
 
+/// A row of `users` (the roles are read apart).
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    name: String,
+    email: Option<String>,
+    created_at: i64,
+    disabled_at: Option<i64>,
+}
+
 impl Store {
     /// Add a user with roles (audited as `user.create`). Returns false if the name is taken.
     pub async fn create_user(
@@ -195,12 +204,18 @@ impl Store {
     /// One user with their roles.
     pub async fn user(&self, name: &str) -> Result<Option<UserRecord>> {
         let mut conn = self.pool.acquire().await?;
-        let row: Option<(String, Option<String>, i64, Option<i64>)> =
+        let row: Option<UserRow> =
             sqlx::query_as("SELECT name, email, created_at, disabled_at FROM users WHERE name = $1")
                 .bind(name)
                 .fetch_optional(&mut *conn)
                 .await?;
-        let Some((name, email, created_at, disabled_at)) = row else {
+        let Some(UserRow {
+            name,
+            email,
+            created_at,
+            disabled_at,
+        }) = row
+        else {
             return Ok(None);
         };
         let roles = roles_of(&mut conn, &name).await?;
