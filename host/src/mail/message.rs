@@ -32,21 +32,11 @@ pub struct Button {
     pub url: String,
 }
 
-/// `text` with the characters that mean something in HTML replaced by entities, safe in
-/// element content and in quoted attribute values.
+/// `text` with the characters that mean something in HTML (`& < > " '`) replaced by
+/// entities, safe in element content and in quoted attribute values: the same escaping as the
+/// console's templates (`server/ui/render.rs`), by `html-escape`.
 pub fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + text.len() / 8);
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    html_escape::encode_quoted_attribute(text).into_owned()
 }
 
 /// A message with a plain-text part (the paragraphs, then each button as `LABEL: URL` on its
@@ -141,7 +131,7 @@ mod tests {
     fn html_is_escaped() {
         assert_eq!(
             escape_html(r#"<a href="x">Tom & 'Jerry'</a>"#),
-            "&lt;a href=&quot;x&quot;&gt;Tom &amp; &#39;Jerry&#39;&lt;/a&gt;"
+            "&lt;a href=&quot;x&quot;&gt;Tom &amp; &#x27;Jerry&#x27;&lt;/a&gt;"
         );
         assert_eq!(escape_html("plain text, ünïcode"), "plain text, ünïcode");
     }
