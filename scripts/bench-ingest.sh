@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Alert ingest throughput over real HTTP on loopback, driven by wrk (Debian's `wrk`, installed
-# here when missing and running as root), against a release `osprey serve` on SQLite with a
-# dedup rule active, so pre-processing works while the load runs.
+# here when missing and running as root), against `osprey serve` built with the `profiling`
+# profile (release with line tables, so `perf record -p <pid>` can run alongside) on SQLite with
+# a dedup rule active, so pre-processing works while the load runs.
 #
 #   scripts/bench-ingest.sh [SECONDS]      (default 10 per case)
 #   OSPREY_BIN=/path/to/osprey scripts/bench-ingest.sh   (an already built binary)
@@ -26,12 +27,12 @@ if ! command -v wrk >/dev/null; then
     fi
 fi
 
-# OSPREY_BIN=path benchmarks that binary instead of building the release one.
+# OSPREY_BIN=path benchmarks that binary instead of building the profiling one.
 if [[ -n "${OSPREY_BIN:-}" ]]; then
     osprey="$OSPREY_BIN"
 else
-    cargo build --release --locked --quiet -p osprey
-    osprey="$CARGO_TARGET_DIR/release/osprey"
+    cargo build --profile profiling --locked --quiet -p osprey
+    osprey="$CARGO_TARGET_DIR/profiling/osprey"
 fi
 data=$(mktemp -d /tmp/osprey-ingest.XXXXXX)
 server_pid=""
@@ -91,7 +92,7 @@ run_case() {
         "$(awk -v r="$rps" -v p="$per_request" 'BEGIN {print r * p}')" "${non2xx:-0}"
 }
 
-echo "bench-ingest: ${seconds}s per case, wrk -t2, release build, SQLite in $data"
+echo "bench-ingest: ${seconds}s per case, wrk -t2, profiling build (release + line tables), SQLite in $data"
 run_case floor 0 64 "http://127.0.0.1:$port/healthz"
 run_case single 1 64 -s "$data/single.lua" "http://127.0.0.1:$port/api/v1/alerts"
 run_case ndjson 1000 16 -s "$data/ndjson.lua" "http://127.0.0.1:$port/api/v1/alerts"

@@ -2,8 +2,8 @@
 //! typed error, nothing reaches a server it should not, and a well-behaved plugin called
 //! right after still works.
 
-use crate::support::TestHost;
 use crate::support::fake_http::FakeHttp;
+use crate::support::{TestHost, eventually};
 use osprey::plugin::ErrorKind;
 use osprey::store::audit::Actor;
 use serde_json::json;
@@ -587,13 +587,15 @@ async fn the_kv_store_round_trips_with_expiry() {
             .unwrap()["value"],
         "short"
     );
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(
-        host.call("test-echo", "kv-get", json!({"key": "t"}))
+    // Gone once its second is over (polled; the deadline is far shorter than a misread TTL).
+    eventually(5, "the one-second kv value to expire", async || {
+        let got = host
+            .call("test-echo", "kv-get", json!({"key": "t"}))
             .await
-            .unwrap()["value"],
-        json!(null)
-    );
+            .unwrap();
+        got["value"].is_null().then_some(())
+    })
+    .await;
     assert_eq!(
         host.call("test-echo", "kv-delete", json!({"key": "k"}))
             .await

@@ -5,7 +5,8 @@
 //! one that keeps failing is given up on after `mail.max_attempts`.
 
 use crate::support::smtp::{SmtpSink, free_port};
-use crate::support::{Cli, Server, eventually, text};
+use crate::support::{Cli, Server, eventually, run_id, store_of, text, write_playbook};
+use osprey::store::runs::RunStatus;
 
 /// `[mail]` to 127.0.0.1:`port` without TLS, plus `extra` lines.
 fn configure(cli: &Cli, port: u16, extra: &str) {
@@ -289,7 +290,10 @@ async fn with_mail_off_mail_stays_queued_and_the_server_says_so_once() {
         out.contains("queued test message 1") && out.contains("mail is off"),
         "{out}"
     );
-    let server = Server::start(&cli);
+    // The witness that the sender went round again after warning (it looks every second): a
+    // run started after the warning that waits two seconds on the server's own clock.
+    write_playbook(&cli.playbooks_dir(), "later", "", r#"sleep(2); "later""#);
+    let mut server = Server::start(&cli);
     eventually(10, "the warning", async || {
         let logs = server.logs.lock().unwrap();
         logs.iter()
@@ -297,7 +301,19 @@ async fn with_mail_off_mail_stays_queued_and_the_server_says_so_once() {
             .then_some(())
     })
     .await;
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let id = run_id(&cli.ok(&["playbook", "run", "later", "--detach"]));
+    let store = store_of(&cli).await;
+    eventually(20, "the run waiting two seconds to complete", async || {
+        (store.run(&id).await.unwrap().unwrap().status == RunStatus::Completed).then_some(())
+    })
+    .await;
+    // Stopped, the server has logged all it will: count the warnings in its whole log.
+    assert!(server.terminate().success());
+    eventually(10, "the server's last log line", async || {
+        let logs = server.logs.lock().unwrap();
+        logs.iter().any(|l| l.contains("osprey stopped")).then_some(())
+    })
+    .await;
     let warnings = server
         .logs
         .lock()

@@ -208,12 +208,18 @@ async fn a_waiting_run_survives_a_server_crash_and_wakes_on_time() {
     let server = Server::start(&cli);
     let id = run_id(&cli.ok(&["playbook", "run", "naps", "--detach"]));
     let store = store_of(&cli).await;
-    eventually(20, "the run to wait", async || {
-        (store.run(&id).await.unwrap().unwrap().status == RunStatus::Waiting).then_some(())
+    let wake_at = eventually(20, "the run to wait", async || {
+        let r = store.run(&id).await.unwrap().unwrap();
+        (r.status == RunStatus::Waiting).then_some(r.wake_at)
+    })
+    .await
+    .expect("a waiting run has a wake time");
+    server.kill_9();
+    // The wake time passes while no server runs: the restarted one must catch up on it.
+    eventually(10, "the run's wake time to pass", async || {
+        (osprey::store::now_ms() > wake_at).then_some(())
     })
     .await;
-    server.kill_9();
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     let _server = Server::start(&cli);
     let run = eventually(20, "the run to complete after the restart", async || {
         let r = store.run(&id).await.unwrap().unwrap();

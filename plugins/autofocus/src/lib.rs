@@ -545,3 +545,184 @@ fn plugin() -> Plugin {
 }
 
 osprey_sdk::export_plugin!(plugin);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: &str) -> http::Response {
+        http::Response {
+            url: "https://autofocus.paloaltonetworks.com/api/v1.0/tic".into(),
+            status,
+            headers: Vec::new(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn indicators_are_checked_and_normalised_with_autofocus_type_names() {
+        let ip = parse_ip(" ::ffff:198.51.100.7 ").unwrap();
+        assert_eq!((ip.value.as_str(), ip.af_type), ("198.51.100.7", "ipv4_address"));
+        assert_eq!(parse_ip("2001:DB8::1").unwrap().af_type, "ipv6_address");
+        let d = parse_domain("Example.COM.").unwrap();
+        assert_eq!((d.value.as_str(), d.af_type), ("example.com", "domain"));
+        assert_eq!(
+            parse_url(" http://x.test/a?b ").unwrap().value,
+            "http://x.test/a?b"
+        );
+        let h = parse_hash("D41D8CD98F00B204E9800998ECF8427E").unwrap();
+        assert_eq!(
+            (h.value.as_str(), h.af_type),
+            ("d41d8cd98f00b204e9800998ecf8427e", "filehash")
+        );
+    }
+
+    #[test]
+    fn bad_indicators_are_invalid_input_saying_why() {
+        let says = |r: Result<Indicator>, why: &str| {
+            let e = r.err().unwrap();
+            assert_eq!(e.kind, ErrorKind::InvalidInput);
+            assert!(e.message.contains(why), "{why}: {}", e.message);
+        };
+        says(parse_ip("example.com"), "not an IPv4 or IPv6 address");
+        says(parse_domain("10.0.0.1"), "use type \"ip\"");
+        says(parse_domain("http://example.com/x"), "looks like a URL");
+        says(parse_domain("bücher.de"), "xn--");
+        says(parse_domain("a..b"), "1 to 63 characters");
+        says(
+            parse_domain(&format!("{}.com", "a".repeat(64))),
+            "1 to 63 characters",
+        );
+        says(parse_url("http://x.test/a b"), "whitespace");
+        says(parse_url(""), "empty");
+        says(parse_hash("abc"), "32, 40 or 64 hex digits");
+    }
+
+    #[test]
+    fn the_verdict_is_the_worst_any_source_gives() {
+        let v = |pairs: &[(&str, Option<&str>)]| {
+            verdict_of(
+                &pairs
+                    .iter()
+                    .map(|(k, v)| ((*k).into(), v.map(str::to_owned)))
+                    .collect(),
+            )
+        };
+        assert_eq!(v(&[]), Verdict::Unknown);
+        assert_eq!(v(&[("PAN_DB", None)]), Verdict::Unknown);
+        assert_eq!(v(&[("PAN_DB", Some("benign"))]), Verdict::Benign);
+        assert_eq!(
+            v(&[("PAN_DB", Some("BENIGN")), ("WF_SAMPLE", Some("GRAYWARE"))]),
+            Verdict::Suspicious
+        );
+        assert_eq!(
+            v(&[("PAN_DB", Some("C2")), ("WF_SAMPLE", Some("BENIGN"))]),
+            Verdict::Malicious
+        );
+        assert_eq!(v(&[("PAN_DB", Some("SOMETHING_NEW"))]), Verdict::Unknown);
+    }
+
+    #[test]
+    fn a_card_is_read_into_verdict_counts_tags_and_times() {
+        let ind = parse_ip("198.51.100.7").unwrap();
+        let body: TicBody = serde_json::from_value(json!({
+            "indicator": {
+                "indicatorValue": "198.51.100.7",
+                "latestPanVerdicts": {"PAN_DB": "MALWARE", "WF_SAMPLE": null},
+                "wildfireRelatedSampleVerdictCounts": {"MALWARE": 7, "malware": 1, "GRAYWARE": 2, "BENIGN": null},
+                "firstSeenTsGlobal": 1700000000123u64,
+                "lastSeenTsGlobal": "2024-02-29T12:00:00Z",
+                "seenByDataSourceIds": ["WF_SAMPLE"]
+            },
+            "tags": [
+                {"public_tag_name": "Unit42.FormBook", "tag_name": "FormBook"},
+                {"tag_name": "Private.Tag"},
+                {"public_tag_name": "Unit42.FormBook"},
+                {"public_tag_name": ""}
+            ],
+            "whois": {"ignored": true}
+        }))
+        .unwrap();
+        let out = from_card(&ind, body, "https://af/tic").unwrap();
+        assert_eq!(out.verdict, Verdict::Malicious);
+        assert_eq!(
+            (out.malware_samples, out.grayware_samples, out.benign_samples),
+            (8, 2, 0)
+        );
+        assert_eq!(out.tags, ["Unit42.FormBook", "Private.Tag"]);
+        assert_eq!(out.first_seen.as_deref(), Some("2023-11-14T22:13:20Z"));
+        assert_eq!(out.last_seen.as_deref(), Some("2024-02-29T12:00:00Z"));
+        assert_eq!(out.seen_by, ["WF_SAMPLE"]);
+        assert!(out.found && !out.cached);
+    }
+
+    #[test]
+    fn no_card_is_not_found_and_a_card_that_is_not_an_object_is_upstream() {
+        let ind = parse_hash(&"a".repeat(64)).unwrap();
+        for body in [json!({}), json!({"indicator": null}), json!({"indicator": {}})] {
+            let out = from_card(&ind, serde_json::from_value(body).unwrap(), "u").unwrap();
+            assert!(!out.found && out.verdict == Verdict::Unknown);
+        }
+        let e = from_card(
+            &ind,
+            serde_json::from_value(json!({"indicator": [1]})).unwrap(),
+            "u",
+        )
+        .err()
+        .unwrap();
+        assert!(
+            e.kind == ErrorKind::Upstream && e.message.contains("not an object"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn answers_map_to_error_kinds_with_autofocus_own_message() {
+        let e = error_for(401, &answer(401, r#"{"message":"Invalid API key"}"#));
+        assert!(
+            e.kind == ErrorKind::Denied && e.message.contains("Invalid API key"),
+            "{}",
+            e.message
+        );
+        assert_eq!(
+            error_for(409, &answer(409, r#"{"message":"Invalid license"}"#)).kind,
+            ErrorKind::Denied
+        );
+        assert_eq!(
+            error_for(409, &answer(409, r#"{"message":"Missing indicatorValue"}"#)).kind,
+            ErrorKind::InvalidInput
+        );
+        let spent = error_for(
+            503,
+            &answer(
+                503,
+                r#"{"message":"Daily Bucket Exceeded","bucket_info":{"wait_in_seconds":12.3}}"#,
+            ),
+        );
+        assert!(spent.kind == ErrorKind::RateLimited && spent.retryable);
+        assert!(spent.message.contains("wait 13 s"), "{}", spent.message);
+        assert_eq!(
+            error_for(503, &answer(503, "maintenance")).kind,
+            ErrorKind::Unavailable
+        );
+        assert!(
+            error_for(302, &answer(302, ""))
+                .message
+                .contains("redirects are not followed")
+        );
+        assert_eq!(error_for(418, &answer(418, "<html>")).kind, ErrorKind::Upstream);
+    }
+
+    #[test]
+    fn timestamps_in_milliseconds_become_rfc_3339_in_utc() {
+        assert_eq!(timestamp(&json!(0)).as_deref(), Some("1970-01-01T00:00:00Z"));
+        assert_eq!(
+            timestamp(&json!(951_782_400_000i64)).as_deref(),
+            Some("2000-02-29T00:00:00Z")
+        );
+        assert_eq!(timestamp(&json!(-1000)).as_deref(), Some("1969-12-31T23:59:59Z"));
+        assert_eq!(timestamp(&json!("")), None);
+        assert_eq!(timestamp(&json!(true)), None);
+    }
+}

@@ -76,10 +76,31 @@ fn lookup(_ctx: &Context, input: LookupInput) -> Result<LookupOutput> {
 
     let token = secrets::get("token")?;
     let base = config::require("base_url")?;
-    let response = http::Request::get(format!("{}/{ip}/json", base.trim_end_matches('/')))
+    let response = http::Request::get(lookup_url(&base, ip))
         .header("accept", "application/json")
         .bearer_auth(token.expose())
         .send()?;
+    let out = read_answer(ip, response)?;
+
+    if ttl > 0 {
+        // A full cache is not a reason to fail the lookup.
+        if let Err(e) = kv::set_json(&cache_key, &out, Some(Duration::from_secs(ttl))) {
+            log::warn(
+                "could not cache the lookup",
+                &[("ip", &out.ip), ("error", &e.message)],
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// `GET {base}/{ip}/json`.
+fn lookup_url(base: &str, ip: IpAddr) -> String {
+    format!("{}/{ip}/json", base.trim_end_matches('/'))
+}
+
+/// ipinfo's answer about `ip`, with the AS number taken from `org`.
+fn read_answer(ip: IpAddr, response: http::Response) -> Result<LookupOutput> {
     if response.status == 404 {
         return Err(Error::not_found(format!("ipinfo has no record of {ip}")));
     }
@@ -91,16 +112,6 @@ fn lookup(_ctx: &Context, input: LookupInput) -> Result<LookupOutput> {
         .filter(|first| first.starts_with("AS"))
         .map(str::to_owned);
     out.cached = false;
-
-    if ttl > 0 {
-        // A full cache is not a reason to fail the lookup.
-        if let Err(e) = kv::set_json(&cache_key, &out, Some(Duration::from_secs(ttl))) {
-            log::warn(
-                "could not cache the lookup",
-                &[("ip", &out.ip), ("error", &e.message)],
-            );
-        }
-    }
     Ok(out)
 }
 
@@ -118,3 +129,95 @@ fn plugin() -> Plugin {
 }
 
 osprey_sdk::export_plugin!(plugin);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: &str) -> http::Response {
+        http::Response {
+            url: "https://ipinfo.io/8.8.8.8/json".into(),
+            status,
+            headers: Vec::new(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    const GOOGLE: &str = r#"{"ip":"8.8.8.8","hostname":"dns.google","city":"Mountain View",
+        "region":"California","country":"US","loc":"37.4056,-122.0775",
+        "org":"AS15169 Google LLC","postal":"94043","timezone":"America/Los_Angeles",
+        "anycast":true,"readme":"https://ipinfo.io/missingauth"}"#;
+
+    #[test]
+    fn the_lookup_url_has_one_slash_whatever_the_base() {
+        let ip: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(
+            lookup_url("https://ipinfo.io/", ip),
+            "https://ipinfo.io/2001:db8::1/json"
+        );
+        assert_eq!(
+            lookup_url("http://127.0.0.1:9", ip),
+            "http://127.0.0.1:9/2001:db8::1/json"
+        );
+    }
+
+    #[test]
+    fn an_answer_is_read_with_its_asn_and_unknown_fields_ignored() {
+        let out = read_answer("8.8.8.8".parse().unwrap(), answer(200, GOOGLE)).unwrap();
+        let v = serde_json::to_value(&out).unwrap();
+        assert_eq!(v["asn"], "AS15169");
+        assert_eq!(v["org"], "AS15169 Google LLC");
+        assert_eq!(v["hostname"], "dns.google");
+        assert_eq!(
+            (
+                v["anycast"].as_bool(),
+                v["bogon"].as_bool(),
+                v["cached"].as_bool()
+            ),
+            (Some(true), Some(false), Some(false))
+        );
+        assert!(v.get("readme").is_none());
+    }
+
+    #[test]
+    fn a_bogon_has_no_asn_and_an_org_without_as_gives_none() {
+        let bogon = read_answer(
+            "10.0.0.1".parse().unwrap(),
+            answer(200, r#"{"ip":"10.0.0.1","bogon":true}"#),
+        )
+        .unwrap();
+        let v = serde_json::to_value(&bogon).unwrap();
+        assert_eq!(
+            v,
+            json!({"ip": "10.0.0.1", "bogon": true, "anycast": false, "cached": false})
+        );
+        let odd = read_answer(
+            "1.2.3.4".parse().unwrap(),
+            answer(200, r#"{"ip":"1.2.3.4","org":"Some ISP"}"#),
+        )
+        .unwrap();
+        assert_eq!(odd.asn, None);
+    }
+
+    #[test]
+    fn failures_are_typed() {
+        let ip: IpAddr = "8.8.8.8".parse().unwrap();
+        let e = read_answer(ip, answer(404, "")).err().unwrap();
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::NotFound, "ipinfo has no record of 8.8.8.8")
+        );
+        assert_eq!(
+            read_answer(ip, answer(403, "bad token")).err().unwrap().kind,
+            ErrorKind::Denied
+        );
+        assert_eq!(
+            read_answer(ip, answer(429, "")).err().unwrap().kind,
+            ErrorKind::RateLimited
+        );
+        assert_eq!(
+            read_answer(ip, answer(200, "<html>")).err().unwrap().kind,
+            ErrorKind::Upstream
+        );
+    }
+}

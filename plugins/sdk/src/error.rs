@@ -153,3 +153,54 @@ impl From<Error> for wit::Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KINDS: [ErrorKind; 9] = [
+        ErrorKind::InvalidInput,
+        ErrorKind::NotFound,
+        ErrorKind::Denied,
+        ErrorKind::Unavailable,
+        ErrorKind::RateLimited,
+        ErrorKind::Upstream,
+        ErrorKind::Timeout,
+        ErrorKind::LimitExceeded,
+        ErrorKind::Internal,
+    ];
+
+    #[test]
+    fn only_the_kinds_where_waiting_helps_are_retryable_by_default() {
+        let retryable: Vec<ErrorKind> = KINDS
+            .into_iter()
+            .filter(|k| Error::new(*k, "x").retryable)
+            .collect();
+        assert_eq!(
+            retryable,
+            [ErrorKind::Unavailable, ErrorKind::RateLimited, ErrorKind::Timeout]
+        );
+        assert!(!Error::unavailable("down").retryable(false).retryable);
+        assert!(Error::denied("no").retryable(true).retryable);
+    }
+
+    #[test]
+    fn errors_cross_the_wit_boundary_unchanged() {
+        for kind in KINDS {
+            let e = Error::new(kind, format!("{kind:?} happened")).retryable(kind == ErrorKind::Internal);
+            let back: Error = wit::Error::from(e.clone()).into();
+            assert_eq!(back, e);
+        }
+    }
+
+    #[test]
+    fn display_shows_the_kind_and_message_and_bad_json_is_upstream() {
+        assert_eq!(
+            Error::not_found("no such host").to_string(),
+            "NotFound: no such host"
+        );
+        let e: Error = serde_json::from_str::<u8>("[").unwrap_err().into();
+        assert_eq!(e.kind, ErrorKind::Upstream);
+        assert!(e.message.starts_with("JSON: "), "{}", e.message);
+    }
+}

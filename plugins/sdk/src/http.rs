@@ -381,3 +381,149 @@ fn encode(s: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: u16, body: &str) -> Response {
+        Response {
+            url: "https://vendor.example/v1/items".into(),
+            status,
+            headers: vec![("x-request-id".into(), "r1".into())],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn urls_are_split_as_the_host_parses_them() {
+        let u = Url::parse("https://Bücher.Example:8443/a/./b/../c?q=1&r=%20#frag").unwrap();
+        assert_eq!(u.scheme_str, "https");
+        assert_eq!(u.authority, "xn--bcher-kva.example:8443");
+        assert_eq!(u.path_and_query, "/a/c?q=1&r=%20");
+        assert_eq!(u.without_query(), "https://xn--bcher-kva.example:8443/a/c");
+        let u = Url::parse("http://10.0.0.1:80").unwrap();
+        assert_eq!(
+            (u.authority.as_str(), u.path_and_query.as_str()),
+            ("10.0.0.1", "/")
+        );
+    }
+
+    #[test]
+    fn unusable_urls_are_invalid_input_saying_why() {
+        for (raw, why) in [
+            ("ftp://example.com/", "only http and https"),
+            ("https://user:pw@example.com/", "credentials in URLs"),
+            ("not a url", "is not a usable URL"),
+        ] {
+            let e = Url::parse(raw).err().unwrap();
+            assert_eq!(e.kind, ErrorKind::InvalidInput);
+            assert!(e.message.contains(why), "{raw}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn requests_are_built_with_lower_case_headers_encoded_queries_and_json() {
+        let r = Request::new("post", "https://vendor.example/find?x=1")
+            .header("Accept", "application/json")
+            .bearer_auth("t0k")
+            .query(&[("q", "a b&c/é"), ("n", "~ok-._")])
+            .json(&serde_json::json!({"k": 1}))
+            .timeout(Duration::from_secs(2));
+        assert_eq!(r.method, "POST");
+        assert_eq!(
+            r.url,
+            "https://vendor.example/find?x=1&q=a%20b%26c%2F%C3%A9&n=~ok-._"
+        );
+        assert_eq!(
+            r.headers,
+            [
+                ("accept".to_owned(), "application/json".to_owned()),
+                ("authorization".to_owned(), "Bearer t0k".to_owned()),
+                ("content-type".to_owned(), "application/json".to_owned()),
+            ]
+        );
+        assert_eq!(r.body, br#"{"k":1}"#);
+        assert_eq!(r.timeout, Some(Duration::from_secs(2)));
+        assert_eq!(
+            Request::get("https://h/").query(&[("a", "1")]).url,
+            "https://h/?a=1"
+        );
+    }
+
+    #[test]
+    fn statuses_map_to_the_error_kinds_playbooks_act_on() {
+        assert!(response(204, "").error_for_status().is_ok());
+        for (status, kind) in [
+            (401, ErrorKind::Denied),
+            (403, ErrorKind::Denied),
+            (404, ErrorKind::NotFound),
+            (429, ErrorKind::RateLimited),
+            (503, ErrorKind::Unavailable),
+            (418, ErrorKind::Upstream),
+            (302, ErrorKind::Upstream),
+        ] {
+            let e = response(status, "nope").error_for_status().unwrap_err();
+            assert_eq!(e.kind, kind, "{status}");
+            assert_eq!(
+                e.message,
+                format!("https://vendor.example/v1/items answered HTTP {status}: nope")
+            );
+        }
+        let long = "é".repeat(1000);
+        let e = response(500, &long).error_for_status().unwrap_err();
+        assert_eq!(
+            e.message.matches('é').count(),
+            300,
+            "the body is cut to 300 characters"
+        );
+    }
+
+    #[test]
+    fn bodies_read_as_text_or_json_and_headers_by_any_case() {
+        let r = response(200, r#"{"a":1}"#);
+        assert_eq!(r.header("X-Request-ID"), Some("r1"));
+        assert_eq!(r.header("x-missing"), None);
+        assert_eq!(r.json::<serde_json::Value>().unwrap()["a"], 1);
+        let e = response(200, "<html>").json::<serde_json::Value>().unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Upstream);
+        assert!(
+            e.message.contains("answered with JSON that does not fit"),
+            "{}",
+            e.message
+        );
+        assert_eq!(response(200, "caf\u{e9}").text(), "café");
+    }
+
+    #[test]
+    fn transport_failures_say_what_happened_with_a_kind_that_fits() {
+        let url = "https://vendor.example/x";
+        let denied = error_from_code(url, &ErrorCode::HttpRequestDenied);
+        assert_eq!(denied.kind, ErrorKind::Denied);
+        assert!(
+            denied.message.contains("osprey plugin grant"),
+            "{}",
+            denied.message
+        );
+        assert_eq!(
+            error_from_code(url, &ErrorCode::DestinationIpProhibited).kind,
+            ErrorKind::Denied
+        );
+        assert_eq!(
+            error_from_code(url, &ErrorCode::HttpResponseBodySize(Some(10))).kind,
+            ErrorKind::LimitExceeded
+        );
+        assert_eq!(
+            error_from_code(url, &ErrorCode::ConnectionTimeout).kind,
+            ErrorKind::Timeout
+        );
+        let dns = error_from_code(url, &ErrorCode::DestinationNotFound);
+        assert!(
+            dns.retryable && dns.message.contains("DNS lookup failed"),
+            "{}",
+            dns.message
+        );
+        let tls = error_from_code(url, &ErrorCode::TlsCertificateError);
+        assert!(tls.kind == ErrorKind::Upstream && tls.message.contains("not trusted"));
+    }
+}

@@ -16,11 +16,13 @@ pub fn get(key: &str) -> Result<Option<Vec<u8>>> {
 /// Store `value` under `key`; with `ttl`, it expires after that long (whole seconds,
 /// rounded up).
 pub fn set(key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
-    let ttl = ttl.map(|d| {
-        let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
-        u32::try_from(secs).unwrap_or(u32::MAX)
-    });
-    wit::set(key, value, ttl).map_err(Into::into)
+    wit::set(key, value, ttl.map(whole_seconds)).map_err(Into::into)
+}
+
+/// A TTL in whole seconds, rounded up (a part of a second is a second), at most `u32::MAX`.
+fn whole_seconds(d: Duration) -> u32 {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    u32::try_from(secs).unwrap_or(u32::MAX)
 }
 
 /// Remove `key`; returns whether something was removed.
@@ -42,4 +44,18 @@ pub fn get_json<T: DeserializeOwned>(key: &str) -> Result<Option<T>> {
 pub fn set_json<T: Serialize>(key: &str, value: &T, ttl: Option<Duration>) -> Result<()> {
     let bytes = serde_json::to_vec(value).map_err(|e| Error::internal(format!("kv encode: {e}")))?;
     set(key, &bytes, ttl)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttls_round_up_to_whole_seconds_and_saturate() {
+        assert_eq!(whole_seconds(Duration::from_secs(3)), 3);
+        assert_eq!(whole_seconds(Duration::from_millis(1)), 1);
+        assert_eq!(whole_seconds(Duration::from_millis(1500)), 2);
+        assert_eq!(whole_seconds(Duration::ZERO), 0);
+        assert_eq!(whole_seconds(Duration::from_secs(u64::MAX)), u32::MAX);
+    }
 }

@@ -133,3 +133,81 @@ pub fn invoke(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    /// Input of `greet`.
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    struct GreetInput {
+        /// Who to greet.
+        name: String,
+    }
+
+    #[derive(Serialize, JsonSchema)]
+    struct GreetOutput {
+        greeting: String,
+        run: String,
+    }
+
+    fn greet(ctx: &Context, input: GreetInput) -> Result<GreetOutput> {
+        if input.name.is_empty() {
+            return Err(Error::rate_limited("slow down"));
+        }
+        Ok(GreetOutput {
+            greeting: format!("hello {}", input.name),
+            run: format!("{}/{}", ctx.run_id(), ctx.idempotency_key()),
+        })
+    }
+
+    fn plugin() -> Plugin {
+        Plugin::new("greeter", "1.2.3", "Says hello").action("greet", "Greets someone", greet)
+    }
+
+    fn context() -> wit::Context {
+        wit::Context {
+            run_id: "run-1".into(),
+            idempotency_key: "run-1/3".into(),
+        }
+    }
+
+    #[test]
+    fn describe_lists_the_actions_with_schemas_from_their_types() {
+        let d = describe(&plugin());
+        assert_eq!((d.name.as_str(), d.version.as_str()), ("greeter", "1.2.3"));
+        assert_eq!(d.actions.len(), 1);
+        let input: serde_json::Value = serde_json::from_str(&d.actions[0].input_schema).unwrap();
+        assert_eq!(input["properties"]["name"]["description"], "Who to greet.");
+        assert_eq!(input["required"], serde_json::json!(["name"]));
+        assert_eq!(input["additionalProperties"], false);
+        let output: serde_json::Value = serde_json::from_str(&d.actions[0].output_schema).unwrap();
+        assert!(output["properties"]["greeting"].is_object(), "{output}");
+    }
+
+    #[test]
+    fn invoke_runs_the_named_action_with_the_calls_context() {
+        let out = invoke(&plugin(), "greet", r#"{"name":"ana"}"#, context()).unwrap();
+        assert_eq!(out, r#"{"greeting":"hello ana","run":"run-1/run-1/3"}"#);
+    }
+
+    #[test]
+    fn errors_come_back_typed() {
+        let p = plugin();
+        let e = invoke(&p, "wave", "{}", context()).unwrap_err();
+        assert!(matches!(e.kind, wit::ErrorKind::InvalidInput));
+        assert_eq!(e.message, "plugin 'greeter' has no action 'wave'; it has: greet");
+        let e = invoke(&p, "greet", r#"{"name":1}"#, context()).unwrap_err();
+        assert!(matches!(e.kind, wit::ErrorKind::InvalidInput) && e.message.starts_with("input: "));
+        let e = invoke(&p, "greet", r#"{"name":""}"#, context()).unwrap_err();
+        assert!(matches!(e.kind, wit::ErrorKind::RateLimited) && e.retryable);
+    }
+
+    #[test]
+    #[should_panic(expected = "action 'greet' is defined twice")]
+    fn an_action_defined_twice_is_a_bug_found_at_once() {
+        let _ = plugin().action("greet", "again", greet);
+    }
+}

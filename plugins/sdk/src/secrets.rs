@@ -28,3 +28,16 @@ impl fmt::Debug for Secret {
 pub fn get(name: &str) -> Result<Secret> {
     wit::get(name).map(Secret).map_err(Into::into)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_never_prints_its_value() {
+        let s = Secret("hunter2".into());
+        assert_eq!(format!("{s:?}"), "Secret([redacted])");
+        assert_eq!(format!("{:#?}", Some(&s)).matches("hunter2").count(), 0);
+        assert_eq!(s.expose(), "hunter2");
+    }
+}
