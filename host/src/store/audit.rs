@@ -694,39 +694,6 @@ mod tests {
         }
     });
 
-    /// Recompute every entry's `hash` and the head with `hash_of(prev, fields)`, as someone
-    /// who can write the database would.
-    async fn recompute_chain(store: &Store, hash_of: impl Fn(&str, &Fields<'_>) -> String) {
-        let mut prev = GENESIS.to_owned();
-        for e in store.audit_entries(0, 1000, None).await.unwrap() {
-            let details = e.details.to_string();
-            let hash = hash_of(
-                &prev,
-                &Fields {
-                    seq: e.seq,
-                    at: e.at,
-                    actor: &e.actor,
-                    action: &e.action,
-                    target: &e.target,
-                    details: &details,
-                },
-            );
-            sqlx::query("UPDATE audit_log SET prev_hash = $1, hash = $2 WHERE seq = $3")
-                .bind(&prev)
-                .bind(&hash)
-                .bind(e.seq)
-                .execute(&store.writer)
-                .await
-                .unwrap();
-            prev = hash;
-        }
-        sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-            .bind(&prev)
-            .execute(&store.writer)
-            .await
-            .unwrap();
-    }
-
     async fn broken_at_the_first_entry(store: &Store) {
         match store.verify_audit().await.unwrap() {
             Verification::Broken { seq, reason } => {
@@ -744,14 +711,18 @@ mod tests {
             .await
             .unwrap();
         // The unkeyed formula of before, then a guessed key: neither passes.
-        recompute_chain(store, audit_chain::legacy_hash).await;
+        store.tamper_recompute_audit_chain(audit_chain::legacy_hash).await;
         broken_at_the_first_entry(store).await;
         let wrong = crate::vault::Vault::from_key(&[9; 32]).audit_chain_key();
-        recompute_chain(store, |prev, f| audit_chain::mac(&wrong, prev, f)).await;
+        store
+            .tamper_recompute_audit_chain(|prev, f| audit_chain::mac(&wrong, prev, f))
+            .await;
         broken_at_the_first_entry(store).await;
         // With the right key it would pass: the check is the key, nothing else.
         let key = store.audit_key.clone();
-        recompute_chain(store, |prev, f| audit_chain::mac(&key, prev, f)).await;
+        store
+            .tamper_recompute_audit_chain(|prev, f| audit_chain::mac(&key, prev, f))
+            .await;
         assert!(matches!(
             store.verify_audit().await.unwrap(),
             Verification::Intact { entries: 3, .. }

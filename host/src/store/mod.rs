@@ -337,6 +337,16 @@ pub(crate) mod testing {
         /// Recompute every entry's MAC with the store's audit key, and the head: a rewrite by
         /// someone who has the master key.
         pub(crate) async fn tamper_rechain_audit_log(&self) {
+            let key = self.audit_key.clone();
+            self.tamper_recompute_audit_chain(|prev, f| audit_chain::mac(&key, prev, f))
+                .await;
+        }
+
+        /// Recompute every entry's `hash` and the head with `hash_of(prev, fields)`.
+        pub(crate) async fn tamper_recompute_audit_chain(
+            &self,
+            hash_of: impl Fn(&str, &audit_chain::Fields<'_>) -> String,
+        ) {
             let mut prev = audit::GENESIS.to_owned();
             for e in self.audit_entries(0, i64::MAX, None).await.unwrap() {
                 let details = e.details.to_string();
@@ -348,15 +358,15 @@ pub(crate) mod testing {
                     target: &e.target,
                     details: &details,
                 };
-                let mac = audit_chain::mac(&self.audit_key, &prev, &fields);
+                let hash = hash_of(&prev, &fields);
                 sqlx::query("UPDATE audit_log SET prev_hash = $1, hash = $2 WHERE seq = $3")
                     .bind(&prev)
-                    .bind(&mac)
+                    .bind(&hash)
                     .bind(e.seq)
                     .execute(&self.writer)
                     .await
                     .unwrap();
-                prev = mac;
+                prev = hash;
             }
             sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
                 .bind(&prev)
