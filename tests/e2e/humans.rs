@@ -11,7 +11,8 @@ use serde_json::Value;
 
 const PASSWORD: &str = "a-long-enough-passphrase";
 
-fn setup(smtp: &SmtpSink, extra: &str) -> Cli {
+/// A data dir whose config sends mail to `smtp`, with `extra` config appended.
+pub(crate) fn setup(smtp: &SmtpSink, extra: &str) -> Cli {
     let cli = Cli::new();
     std::fs::write(
         cli.data_dir().join("osprey.toml"),

@@ -4,7 +4,7 @@
 
 use crate::streaming_guard::links;
 use crate::support::smtp::SmtpSink;
-use crate::support::{Cli, Server, eventually, http_client, text, write_playbook};
+use crate::support::{Server, eventually, http_client, text, write_playbook};
 
 const PASSWORD: &str = "a-long-enough-passphrase";
 
@@ -36,15 +36,7 @@ fn assert_escaped(page: &str, which: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn question_texts_are_escaped_on_the_answer_page_and_the_inbox() {
     let smtp = SmtpSink::start();
-    let cli = Cli::new();
-    std::fs::write(
-        cli.data_dir().join("osprey.toml"),
-        format!(
-            "[mail]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n",
-            smtp.port()
-        ),
-    )
-    .unwrap();
+    let cli = crate::humans::setup(&smtp, "");
     cli.ok(&[
         "user",
         "add",
