@@ -84,9 +84,52 @@ pub struct Sla {
     pub resolve_ms: Option<i64>,
 }
 
+/// Why the `[incidents]` declarations were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IncidentsConfigError {
+    /// A duration of 0s, named by its key ("incidents.resolve").
+    #[error("{0} must be longer than 0s")]
+    Zero(String),
+    #[error(transparent)]
+    Name(#[from] crate::names::NameError),
+    #[error("incidents.types.{kind}.fields: {source}")]
+    FieldName {
+        kind: String,
+        #[source]
+        source: FieldNameError,
+    },
+    #[error("incidents.types.{kind}.fields.{field}: a choice needs `options`")]
+    ChoiceWithoutOptions { kind: String, field: String },
+    #[error("incidents.types.{kind}.fields.{field}: only a choice has `options`")]
+    OptionsWithoutChoice { kind: String, field: String },
+}
+
+/// A custom field name that is not an identifier.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("field name '{0}' must be 1-64 lower-case letters, digits and underscores, starting with a letter")]
+pub struct FieldNameError(pub String);
+
+/// Why a case request (an incident or task to create or change) was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CaseError {
+    /// The request did not read as `what` (its JSON shape, a field's type).
+    #[error("{what}: {source}")]
+    Parse {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("'{0}' is not a severity (info, low, medium, high, critical)")]
+    Severity(String),
+    #[error(transparent)]
+    Duration(#[from] crate::duration::DurationError),
+    #[error(transparent)]
+    Name(#[from] crate::names::NameError),
+}
+
 /// Field names are identifiers (`incident.fields.asset` in a script): 1 to 64 lower-case
 /// letters, digits and underscores, starting with a letter.
-fn check_field_name(name: &str) -> Result<(), String> {
+fn check_field_name(name: &str) -> Result<(), FieldNameError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.as_bytes()[0].is_ascii_lowercase()
@@ -96,9 +139,7 @@ fn check_field_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "field name '{name}' must be 1-64 lower-case letters, digits and underscores, starting with a letter"
-        ))
+        Err(FieldNameError(name.to_owned()))
     }
 }
 
@@ -108,9 +149,9 @@ fn ms(d: Duration) -> i64 {
 
 impl IncidentsConfig {
     /// Check the declarations: names, choices with options, no zero durations.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), IncidentsConfigError> {
         let zero = |what: &str, d: Option<Duration>| match d {
-            Some(d) if d.is_zero() => Err(format!("{what} must be longer than 0s")),
+            Some(d) if d.is_zero() => Err(IncidentsConfigError::Zero(what.to_owned())),
             _ => Ok(()),
         };
         zero("incidents.acknowledge", self.acknowledge)?;
@@ -124,17 +165,22 @@ impl IncidentsConfig {
                 crate::names::check("role", role)?;
             }
             for (field, decl) in &t.fields {
-                check_field_name(field).map_err(|e| format!("incidents.types.{name}.fields: {e}"))?;
+                check_field_name(field).map_err(|source| IncidentsConfigError::FieldName {
+                    kind: name.clone(),
+                    source,
+                })?;
                 match (decl.kind, decl.options.is_empty()) {
                     (FieldType::Choice, true) => {
-                        return Err(format!(
-                            "incidents.types.{name}.fields.{field}: a choice needs `options`"
-                        ));
+                        return Err(IncidentsConfigError::ChoiceWithoutOptions {
+                            kind: name.clone(),
+                            field: field.clone(),
+                        });
                     }
                     (k, false) if k != FieldType::Choice => {
-                        return Err(format!(
-                            "incidents.types.{name}.fields.{field}: only a choice has `options`"
-                        ));
+                        return Err(IncidentsConfigError::OptionsWithoutChoice {
+                            kind: name.clone(),
+                            field: field.clone(),
+                        });
                     }
                     _ => {}
                 }
@@ -303,20 +349,21 @@ pub struct TaskSpec {
 }
 
 /// Read a request from JSON; the error says which field was wrong.
-pub fn parse<T: serde::de::DeserializeOwned>(what: &str, value: &Value) -> Result<T, String> {
-    serde_json::from_value(value.clone()).map_err(|e| format!("{what}: {e}"))
+pub fn parse<T: serde::de::DeserializeOwned>(what: &str, value: &Value) -> Result<T, CaseError> {
+    serde_json::from_value(value.clone()).map_err(|source| CaseError::Parse {
+        what: what.to_owned(),
+        source,
+    })
 }
 
 /// A severity by name; the error lists the names.
-pub fn severity(text: &str) -> Result<crate::intake::Severity, String> {
-    crate::intake::Severity::parse(text)
-        .ok_or_else(|| format!("'{text}' is not a severity (info, low, medium, high, critical)"))
+pub fn severity(text: &str) -> Result<crate::intake::Severity, CaseError> {
+    crate::intake::Severity::parse(text).ok_or_else(|| CaseError::Severity(text.to_owned()))
 }
 
 /// A duration such as "4h" as ms; the error says what is expected.
-pub fn duration_ms(text: &str) -> Result<i64, String> {
-    let d = crate::duration::parse(text).map_err(|e| e.to_string())?;
-    Ok(ms(d))
+pub fn duration_ms(text: &str) -> Result<i64, crate::duration::DurationError> {
+    Ok(ms(crate::duration::parse(text)?))
 }
 
 #[cfg(test)]
@@ -401,6 +448,7 @@ mod tests {
                 .unwrap()
                 .validate()
                 .unwrap_err()
+                .to_string()
         };
         assert!(bad("[types.x]\nfields.c = { type = \"choice\" }").contains("needs `options`"));
         assert!(
