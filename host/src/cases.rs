@@ -104,6 +104,26 @@ pub enum IncidentsConfigError {
     OptionsWithoutChoice { kind: String, field: String },
 }
 
+/// Why custom field values were refused; the message names the field and what it takes.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CustomFieldError {
+    #[error("incident type '{kind}' has no custom fields (declare them in [incidents.types.{kind}.fields])")]
+    NoFields { kind: String },
+    #[error("'{name}' is not a field of incident type '{kind}'; its fields are: {}", .known.join(", "))]
+    NotAField {
+        name: String,
+        kind: String,
+        known: Vec<String>,
+    },
+    /// What the field takes ("a whole number", "one of low, high").
+    #[error("field '{name}' takes {wanted}, not {value}")]
+    WrongType {
+        name: String,
+        wanted: String,
+        value: Value,
+    },
+}
+
 /// A custom field name that is not an identifier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("field name '{0}' must be 1-64 lower-case letters, digits and underscores, starting with a letter")]
@@ -216,23 +236,22 @@ impl IncidentsConfig {
         kind: &str,
         current: &Map<String, Value>,
         changes: &Map<String, Value>,
-    ) -> Result<Map<String, Value>, String> {
+    ) -> Result<Map<String, Value>, CustomFieldError> {
         let declared = self.types.get(kind).map(|t| &t.fields);
         let mut out = current.clone();
         for (name, value) in changes {
             let Some(decl) = declared.and_then(|d| d.get(name)) else {
-                let known: Vec<&str> = declared
-                    .map(|d| d.keys().map(String::as_str).collect())
-                    .unwrap_or_default();
+                let known: Vec<String> = declared.map(|d| d.keys().cloned().collect()).unwrap_or_default();
                 return Err(if known.is_empty() {
-                    format!(
-                        "incident type '{kind}' has no custom fields (declare them in [incidents.types.{kind}.fields])"
-                    )
+                    CustomFieldError::NoFields {
+                        kind: kind.to_owned(),
+                    }
                 } else {
-                    format!(
-                        "'{name}' is not a field of incident type '{kind}'; its fields are: {}",
-                        known.join(", ")
-                    )
+                    CustomFieldError::NotAField {
+                        name: name.clone(),
+                        kind: kind.to_owned(),
+                        known,
+                    }
                 });
             };
             if value.is_null() {
@@ -256,7 +275,11 @@ impl IncidentsConfig {
                     FieldType::Boolean => "true or false".to_owned(),
                     FieldType::Choice => format!("one of {}", decl.options.join(", ")),
                 };
-                return Err(format!("field '{name}' takes {wanted}, not {value}"));
+                return Err(CustomFieldError::WrongType {
+                    name: name.clone(),
+                    wanted,
+                    value: value.clone(),
+                });
             }
             out.insert(name.clone(), value.clone());
         }
@@ -417,20 +440,21 @@ mod tests {
         assert_eq!(ok["count"], 3);
         assert_eq!(c.missing_required("miner", &ok), Vec::<String>::new());
         assert_eq!(c.missing_required("miner", &Map::new()), vec!["asset".to_owned()]);
-        let e = set(json!({"count": 1.5})).unwrap_err();
+        let e = set(json!({"count": 1.5})).unwrap_err().to_string();
         assert_eq!(e, "field 'count' takes a whole number, not 1.5");
-        let e = set(json!({"confidence": "maybe"})).unwrap_err();
+        let e = set(json!({"confidence": "maybe"})).unwrap_err().to_string();
         assert_eq!(e, "field 'confidence' takes one of low, high, not \"maybe\"");
-        let e = set(json!({"confirmed": "yes"})).unwrap_err();
+        let e = set(json!({"confirmed": "yes"})).unwrap_err().to_string();
         assert!(e.contains("true or false"), "{e}");
-        let e = set(json!({"owner_phone": "x"})).unwrap_err();
+        let e = set(json!({"owner_phone": "x"})).unwrap_err().to_string();
         assert!(
             e.contains("'owner_phone' is not a field") && e.contains("asset, confidence"),
             "{e}"
         );
         let e = c
             .apply_fields("other", &Map::new(), json!({"a": 1}).as_object().unwrap())
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("has no custom fields"), "{e}");
         // null clears.
         let cleared = c

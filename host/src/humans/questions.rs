@@ -403,6 +403,33 @@ pub fn describe(errors: &[FieldError]) -> String {
         .join("; ")
 }
 
+/// What is wrong with the value given for a form field (shown next to the field).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FieldValueError {
+    #[error("'{0}' is not yes or no")]
+    NotYesOrNo(String),
+    #[error("this field is required")]
+    Required,
+    #[error("at most {MAX_TEXT} characters")]
+    TooLong,
+    /// The options to choose from.
+    #[error("choose one of: {}", .0.join(", "))]
+    NotAnOption(Vec<String>),
+    #[error("'{0}' is not a number")]
+    NotANumber(String),
+    #[error("at least {0}")]
+    BelowMin(f64),
+    #[error("at most {0}")]
+    AboveMax(f64),
+    #[error("'{0}' is not a duration such as 3d, 12h or 30m")]
+    NotADuration(String),
+    #[error("must be longer than 0s")]
+    NotPositive,
+    /// The field's `max_duration`, as written.
+    #[error("at most {0}")]
+    AboveMaxDuration(String),
+}
+
 impl FormField {
     /// What the person reads.
     pub fn label(&self) -> &str {
@@ -411,24 +438,24 @@ impl FormField {
 
     /// Read this field from the text submitted (`None`: not submitted). The value stored
     /// in the answer, or what is wrong with it.
-    pub fn read(&self, raw: Option<&str>) -> Result<Option<Value>, String> {
+    pub fn read(&self, raw: Option<&str>) -> Result<Option<Value>, FieldValueError> {
         let text = raw.map(str::trim).unwrap_or("");
         if self.kind == FieldType::Boolean {
             return match text {
                 "" | "false" | "off" | "no" => Ok(Some(Value::Bool(false))),
                 "true" | "on" | "yes" => Ok(Some(Value::Bool(true))),
-                other => Err(format!("'{other}' is not yes or no")),
+                other => Err(FieldValueError::NotYesOrNo(other.to_owned())),
             };
         }
         if text.is_empty() {
             return if self.required {
-                Err("this field is required".into())
+                Err(FieldValueError::Required)
             } else {
                 Ok(None)
             };
         }
         if text.chars().count() > MAX_TEXT {
-            return Err(format!("at most {MAX_TEXT} characters"));
+            return Err(FieldValueError::TooLong);
         }
         match self.kind {
             FieldType::Text => Ok(Some(Value::String(text.to_owned()))),
@@ -436,7 +463,7 @@ impl FormField {
                 if self.options.iter().any(|o| o == text) {
                     Ok(Some(Value::String(text.to_owned())))
                 } else {
-                    Err(format!("choose one of: {}", self.options.join(", ")))
+                    Err(FieldValueError::NotAnOption(self.options.clone()))
                 }
             }
             FieldType::Number => {
@@ -444,16 +471,16 @@ impl FormField {
                     .parse()
                     .ok()
                     .filter(|n: &f64| n.is_finite())
-                    .ok_or_else(|| format!("'{text}' is not a number"))?;
+                    .ok_or_else(|| FieldValueError::NotANumber(text.to_owned()))?;
                 if let Some(min) = self.min
                     && n < min
                 {
-                    return Err(format!("at least {min}"));
+                    return Err(FieldValueError::BelowMin(min));
                 }
                 if let Some(max) = self.max
                     && n > max
                 {
-                    return Err(format!("at most {max}"));
+                    return Err(FieldValueError::AboveMax(max));
                 }
                 if n.fract() == 0.0 && n.abs() < 9.0e15 {
                     Ok(Some(Value::from(n as i64)))
@@ -463,14 +490,14 @@ impl FormField {
             }
             FieldType::Duration => {
                 let ms = crate::cases::duration_ms(text)
-                    .map_err(|_| format!("'{text}' is not a duration such as 3d, 12h or 30m"))?;
+                    .map_err(|_| FieldValueError::NotADuration(text.to_owned()))?;
                 if ms <= 0 {
-                    return Err("must be longer than 0s".into());
+                    return Err(FieldValueError::NotPositive);
                 }
                 if let Some(max) = &self.max_duration
                     && crate::cases::duration_ms(max).is_ok_and(|m| ms > m)
                 {
-                    return Err(format!("at most {max}"));
+                    return Err(FieldValueError::AboveMaxDuration(max.clone()));
                 }
                 Ok(Some(Value::String(text.to_owned())))
             }
@@ -529,7 +556,7 @@ impl Question {
                             values.insert(f.name.clone(), v);
                         }
                         Ok(None) => {}
-                        Err(message) => errors.push(field_error(&f.name, message)),
+                        Err(e) => errors.push(field_error(&f.name, e.to_string())),
                     }
                 }
                 Value::Object(values)

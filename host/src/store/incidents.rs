@@ -291,7 +291,7 @@ pub(super) async fn open_incident(
     let now = now_ms();
     let fields = cases
         .apply_fields(&incident.kind, &Default::default(), &incident.fields)
-        .map_err(StoreError::Invalid)?;
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
     let role = incident.role.as_deref().or_else(|| cases.role(&incident.kind));
     if let Some(parent) = &incident.parent_id {
         let exists: Option<String> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = $1")
@@ -789,7 +789,7 @@ impl Store {
             let merged = self
                 .cases
                 .apply_fields(&kind, &current, &update.fields)
-                .map_err(StoreError::Invalid)?;
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
             Some(serde_json::Value::Object(merged).to_string())
         };
         sqlx::query(
