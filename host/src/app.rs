@@ -191,7 +191,7 @@ impl App {
         value: &SecretString,
         actor: &Actor,
     ) -> Result<(), AppError> {
-        crate::plugin::manifest::validate_name(plugin).map_err(AppError::Invalid)?;
+        crate::plugin::manifest::validate_name(plugin).map_err(|e| AppError::Invalid(e.to_string()))?;
         validate_secret_name(name)?;
         let sealed = self.vault.seal(plugin, name, value);
         self.store.put_secret(plugin, name, &sealed, actor).await?;

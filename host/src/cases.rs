@@ -84,9 +84,72 @@ pub struct Sla {
     pub resolve_ms: Option<i64>,
 }
 
+/// Why the `[incidents]` declarations were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IncidentsConfigError {
+    /// A duration of 0s, named by its key ("incidents.resolve").
+    #[error("{0} must be longer than 0s")]
+    Zero(String),
+    #[error(transparent)]
+    Name(#[from] crate::names::NameError),
+    #[error("incidents.types.{kind}.fields: {source}")]
+    FieldName {
+        kind: String,
+        #[source]
+        source: FieldNameError,
+    },
+    #[error("incidents.types.{kind}.fields.{field}: a choice needs `options`")]
+    ChoiceWithoutOptions { kind: String, field: String },
+    #[error("incidents.types.{kind}.fields.{field}: only a choice has `options`")]
+    OptionsWithoutChoice { kind: String, field: String },
+}
+
+/// Why custom field values were refused; the message names the field and what it takes.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CustomFieldError {
+    #[error("incident type '{kind}' has no custom fields (declare them in [incidents.types.{kind}.fields])")]
+    NoFields { kind: String },
+    #[error("'{name}' is not a field of incident type '{kind}'; its fields are: {}", .known.join(", "))]
+    NotAField {
+        name: String,
+        kind: String,
+        known: Vec<String>,
+    },
+    /// What the field takes ("a whole number", "one of low, high").
+    #[error("field '{name}' takes {wanted}, not {value}")]
+    WrongType {
+        name: String,
+        wanted: String,
+        value: Value,
+    },
+}
+
+/// A custom field name that is not an identifier.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("field name '{0}' must be 1-64 lower-case letters, digits and underscores, starting with a letter")]
+pub struct FieldNameError(pub String);
+
+/// Why a case request (an incident or task to create or change) was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CaseError {
+    /// The request did not read as `what` (its JSON shape, a field's type).
+    #[error("{what}: {source}")]
+    Parse {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("'{0}' is not a severity (info, low, medium, high, critical)")]
+    Severity(String),
+    #[error(transparent)]
+    Duration(#[from] crate::duration::DurationError),
+    #[error(transparent)]
+    Name(#[from] crate::names::NameError),
+}
+
 /// Field names are identifiers (`incident.fields.asset` in a script): 1 to 64 lower-case
 /// letters, digits and underscores, starting with a letter.
-fn check_field_name(name: &str) -> Result<(), String> {
+fn check_field_name(name: &str) -> Result<(), FieldNameError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.as_bytes()[0].is_ascii_lowercase()
@@ -96,9 +159,7 @@ fn check_field_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "field name '{name}' must be 1-64 lower-case letters, digits and underscores, starting with a letter"
-        ))
+        Err(FieldNameError(name.to_owned()))
     }
 }
 
@@ -108,9 +169,9 @@ fn ms(d: Duration) -> i64 {
 
 impl IncidentsConfig {
     /// Check the declarations: names, choices with options, no zero durations.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), IncidentsConfigError> {
         let zero = |what: &str, d: Option<Duration>| match d {
-            Some(d) if d.is_zero() => Err(format!("{what} must be longer than 0s")),
+            Some(d) if d.is_zero() => Err(IncidentsConfigError::Zero(what.to_owned())),
             _ => Ok(()),
         };
         zero("incidents.acknowledge", self.acknowledge)?;
@@ -124,17 +185,22 @@ impl IncidentsConfig {
                 crate::names::check("role", role)?;
             }
             for (field, decl) in &t.fields {
-                check_field_name(field).map_err(|e| format!("incidents.types.{name}.fields: {e}"))?;
+                check_field_name(field).map_err(|source| IncidentsConfigError::FieldName {
+                    kind: name.clone(),
+                    source,
+                })?;
                 match (decl.kind, decl.options.is_empty()) {
                     (FieldType::Choice, true) => {
-                        return Err(format!(
-                            "incidents.types.{name}.fields.{field}: a choice needs `options`"
-                        ));
+                        return Err(IncidentsConfigError::ChoiceWithoutOptions {
+                            kind: name.clone(),
+                            field: field.clone(),
+                        });
                     }
                     (k, false) if k != FieldType::Choice => {
-                        return Err(format!(
-                            "incidents.types.{name}.fields.{field}: only a choice has `options`"
-                        ));
+                        return Err(IncidentsConfigError::OptionsWithoutChoice {
+                            kind: name.clone(),
+                            field: field.clone(),
+                        });
                     }
                     _ => {}
                 }
@@ -170,23 +236,22 @@ impl IncidentsConfig {
         kind: &str,
         current: &Map<String, Value>,
         changes: &Map<String, Value>,
-    ) -> Result<Map<String, Value>, String> {
+    ) -> Result<Map<String, Value>, CustomFieldError> {
         let declared = self.types.get(kind).map(|t| &t.fields);
         let mut out = current.clone();
         for (name, value) in changes {
             let Some(decl) = declared.and_then(|d| d.get(name)) else {
-                let known: Vec<&str> = declared
-                    .map(|d| d.keys().map(String::as_str).collect())
-                    .unwrap_or_default();
+                let known: Vec<String> = declared.map(|d| d.keys().cloned().collect()).unwrap_or_default();
                 return Err(if known.is_empty() {
-                    format!(
-                        "incident type '{kind}' has no custom fields (declare them in [incidents.types.{kind}.fields])"
-                    )
+                    CustomFieldError::NoFields {
+                        kind: kind.to_owned(),
+                    }
                 } else {
-                    format!(
-                        "'{name}' is not a field of incident type '{kind}'; its fields are: {}",
-                        known.join(", ")
-                    )
+                    CustomFieldError::NotAField {
+                        name: name.clone(),
+                        kind: kind.to_owned(),
+                        known,
+                    }
                 });
             };
             if value.is_null() {
@@ -210,7 +275,11 @@ impl IncidentsConfig {
                     FieldType::Boolean => "true or false".to_owned(),
                     FieldType::Choice => format!("one of {}", decl.options.join(", ")),
                 };
-                return Err(format!("field '{name}' takes {wanted}, not {value}"));
+                return Err(CustomFieldError::WrongType {
+                    name: name.clone(),
+                    wanted,
+                    value: value.clone(),
+                });
             }
             out.insert(name.clone(), value.clone());
         }
@@ -303,20 +372,21 @@ pub struct TaskSpec {
 }
 
 /// Read a request from JSON; the error says which field was wrong.
-pub fn parse<T: serde::de::DeserializeOwned>(what: &str, value: &Value) -> Result<T, String> {
-    serde_json::from_value(value.clone()).map_err(|e| format!("{what}: {e}"))
+pub fn parse<T: serde::de::DeserializeOwned>(what: &str, value: &Value) -> Result<T, CaseError> {
+    serde_json::from_value(value.clone()).map_err(|source| CaseError::Parse {
+        what: what.to_owned(),
+        source,
+    })
 }
 
 /// A severity by name; the error lists the names.
-pub fn severity(text: &str) -> Result<crate::intake::Severity, String> {
-    crate::intake::Severity::parse(text)
-        .ok_or_else(|| format!("'{text}' is not a severity (info, low, medium, high, critical)"))
+pub fn severity(text: &str) -> Result<crate::intake::Severity, CaseError> {
+    crate::intake::Severity::parse(text).ok_or_else(|| CaseError::Severity(text.to_owned()))
 }
 
 /// A duration such as "4h" as ms; the error says what is expected.
-pub fn duration_ms(text: &str) -> Result<i64, String> {
-    let d = crate::duration::parse(text).map_err(|e| e.to_string())?;
-    Ok(ms(d))
+pub fn duration_ms(text: &str) -> Result<i64, crate::duration::DurationError> {
+    Ok(ms(crate::duration::parse(text)?))
 }
 
 #[cfg(test)]
@@ -370,20 +440,21 @@ mod tests {
         assert_eq!(ok["count"], 3);
         assert_eq!(c.missing_required("miner", &ok), Vec::<String>::new());
         assert_eq!(c.missing_required("miner", &Map::new()), vec!["asset".to_owned()]);
-        let e = set(json!({"count": 1.5})).unwrap_err();
+        let e = set(json!({"count": 1.5})).unwrap_err().to_string();
         assert_eq!(e, "field 'count' takes a whole number, not 1.5");
-        let e = set(json!({"confidence": "maybe"})).unwrap_err();
+        let e = set(json!({"confidence": "maybe"})).unwrap_err().to_string();
         assert_eq!(e, "field 'confidence' takes one of low, high, not \"maybe\"");
-        let e = set(json!({"confirmed": "yes"})).unwrap_err();
+        let e = set(json!({"confirmed": "yes"})).unwrap_err().to_string();
         assert!(e.contains("true or false"), "{e}");
-        let e = set(json!({"owner_phone": "x"})).unwrap_err();
+        let e = set(json!({"owner_phone": "x"})).unwrap_err().to_string();
         assert!(
             e.contains("'owner_phone' is not a field") && e.contains("asset, confidence"),
             "{e}"
         );
         let e = c
             .apply_fields("other", &Map::new(), json!({"a": 1}).as_object().unwrap())
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("has no custom fields"), "{e}");
         // null clears.
         let cleared = c
@@ -401,6 +472,7 @@ mod tests {
                 .unwrap()
                 .validate()
                 .unwrap_err()
+                .to_string()
         };
         assert!(bad("[types.x]\nfields.c = { type = \"choice\" }").contains("needs `options`"));
         assert!(

@@ -261,8 +261,9 @@ impl Config {
         config
             .incidents
             .validate()
-            .and_then(|()| config.humans.validate())
-            .and_then(|()| config.mail.validate())
+            .map_err(|e| e.to_string())
+            .and_then(|()| config.humans.validate().map_err(|e| e.to_string()))
+            .and_then(|()| config.mail.validate().map_err(|e| e.to_string()))
             .and_then(|()| config.runs.validate().map_err(|e| e.to_string()))
             .and_then(|()| config.run_limits().map(|_| ()).map_err(|e| e.to_string()))
             .map_err(|message| ConfigError::Parse {

@@ -35,7 +35,56 @@ enum HostPattern {
 )]
 pub struct PatternError {
     pattern: String,
-    reason: String,
+    /// Not the error's `source`: the message says it already, and the CLI prints the chain.
+    reason: PatternProblem,
+}
+
+/// What is wrong with an HTTP pattern.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternProblem {
+    #[error("no scheme")]
+    NoScheme,
+    #[error("the scheme must be http or https")]
+    Scheme,
+    #[error("query strings and fragments are not part of a pattern")]
+    QueryOrFragment,
+    #[error("credentials do not belong in a pattern")]
+    Credentials,
+    #[error("no host")]
+    NoHost,
+    #[error("unclosed '['")]
+    UnclosedBracket,
+    #[error("junk after ']'")]
+    JunkAfterBracket,
+    #[error("invalid IPv6 address")]
+    Ipv6,
+    #[error("invalid port")]
+    Port,
+    #[error("'.' and '..' are not allowed in a path prefix")]
+    DotSegment,
+    #[error("'*' is only allowed as the first label, as in *.example.com")]
+    WildcardNotFirst,
+    #[error("'{0}' is not a valid host name")]
+    HostName(String),
+    #[error("a wildcard needs at least two labels after it, as in *.example.com")]
+    WildcardTooShort,
+    #[error("'{0}' looks like an IP address but is not a valid one")]
+    NotAnIp(String),
+}
+
+/// Why a request's URL is not one a plugin may send to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("invalid URL: {0}")]
+    Url(#[from] url::ParseError),
+    #[error("scheme '{0}' is not http or https")]
+    Scheme(String),
+    #[error("credentials in the URL are not allowed")]
+    Credentials,
+    #[error("the URL has no host")]
+    NoHost,
+    #[error("the URL has no port")]
+    NoPort,
 }
 
 /// Where a request goes, parsed the way the HTTP client will parse it (WHATWG URL rules),
@@ -69,22 +118,22 @@ pub enum TargetHost {
 
 impl RequestTarget {
     /// Parse an absolute http(s) URL.
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let url = url::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
+    pub fn parse(url: &str) -> Result<Self, TargetError> {
+        let url = url::Url::parse(url)?;
         let scheme = url.scheme().to_owned();
         if scheme != "http" && scheme != "https" {
-            return Err(format!("scheme '{scheme}' is not http or https"));
+            return Err(TargetError::Scheme(scheme));
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err("credentials in the URL are not allowed".into());
+            return Err(TargetError::Credentials);
         }
         let host = match url.host() {
             Some(url::Host::Domain(d)) => TargetHost::Name(d.trim_end_matches('.').to_ascii_lowercase()),
             Some(url::Host::Ipv4(ip)) => TargetHost::Ip(IpAddr::V4(ip)),
             Some(url::Host::Ipv6(ip)) => TargetHost::Ip(IpAddr::V6(ip).to_canonical()),
-            None => return Err("the URL has no host".into()),
+            None => return Err(TargetError::NoHost),
         };
-        let port = url.port_or_known_default().ok_or("the URL has no port")?;
+        let port = url.port_or_known_default().ok_or(TargetError::NoPort)?;
         let path = url.path().to_owned();
         Ok(RequestTarget {
             url,
@@ -170,45 +219,52 @@ impl FromStr for HttpPattern {
     type Err = PatternError;
 
     fn from_str(raw: &str) -> Result<Self, Self::Err> {
-        let err = |reason: &str| PatternError {
+        let err = |reason: PatternProblem| PatternError {
             pattern: raw.to_owned(),
-            reason: reason.to_owned(),
+            reason,
         };
-        let (scheme, rest) = raw.split_once("://").ok_or_else(|| err("no scheme"))?;
+        let (scheme, rest) = raw
+            .split_once("://")
+            .ok_or_else(|| err(PatternProblem::NoScheme))?;
         let scheme = scheme.to_ascii_lowercase();
         let default_port = match scheme.as_str() {
             "http" => 80,
             "https" => 443,
-            _ => return Err(err("the scheme must be http or https")),
+            _ => return Err(err(PatternProblem::Scheme)),
         };
         if rest.contains(['?', '#']) {
-            return Err(err("query strings and fragments are not part of a pattern"));
+            return Err(err(PatternProblem::QueryOrFragment));
         }
         if rest.contains('@') {
-            return Err(err("credentials do not belong in a pattern"));
+            return Err(err(PatternProblem::Credentials));
         }
         let (authority, path) = match rest.find('/') {
             Some(i) => rest.split_at(i),
             None => (rest, ""),
         };
         if authority.is_empty() {
-            return Err(err("no host"));
+            return Err(err(PatternProblem::NoHost));
         }
         // Split the port off, minding IPv6 brackets.
         let (host, port) = if let Some(inner) = authority.strip_prefix('[') {
-            let (ip, after) = inner.split_once(']').ok_or_else(|| err("unclosed '['"))?;
+            let (ip, after) = inner
+                .split_once(']')
+                .ok_or_else(|| err(PatternProblem::UnclosedBracket))?;
             let port = match after {
                 "" => None,
-                p => Some(p.strip_prefix(':').ok_or_else(|| err("junk after ']'"))?),
+                p => Some(
+                    p.strip_prefix(':')
+                        .ok_or_else(|| err(PatternProblem::JunkAfterBracket))?,
+                ),
             };
-            let ip: std::net::Ipv6Addr = ip.parse().map_err(|_| err("invalid IPv6 address"))?;
+            let ip: std::net::Ipv6Addr = ip.parse().map_err(|_| err(PatternProblem::Ipv6))?;
             (HostPattern::Ip(IpAddr::V6(ip).to_canonical()), port)
         } else {
             let (h, p) = match authority.rsplit_once(':') {
                 Some((h, p)) => (h, Some(p)),
                 None => (authority, None),
             };
-            (parse_host(h).map_err(|r| err(&r))?, p)
+            (parse_host(h).map_err(err)?, p)
         };
         let port = match port {
             None => default_port,
@@ -216,10 +272,10 @@ impl FromStr for HttpPattern {
                 .parse::<u16>()
                 .ok()
                 .filter(|p| *p != 0)
-                .ok_or_else(|| err("invalid port"))?,
+                .ok_or_else(|| err(PatternProblem::Port))?,
         };
         if path.split('/').any(|seg| seg == "." || seg == "..") {
-            return Err(err("'.' and '..' are not allowed in a path prefix"));
+            return Err(err(PatternProblem::DotSegment));
         }
         let path_prefix = path.trim_end_matches('/').to_owned();
         let host_text = match &host {
@@ -243,7 +299,7 @@ impl FromStr for HttpPattern {
     }
 }
 
-fn parse_host(h: &str) -> Result<HostPattern, String> {
+fn parse_host(h: &str) -> Result<HostPattern, PatternProblem> {
     let h = h.trim_end_matches('.').to_ascii_lowercase();
     if let Ok(ip) = h.parse::<std::net::Ipv4Addr>() {
         return Ok(HostPattern::Ip(IpAddr::V4(ip)));
@@ -253,7 +309,7 @@ fn parse_host(h: &str) -> Result<HostPattern, String> {
         None => (false, h.clone()),
     };
     if name.contains('*') {
-        return Err("'*' is only allowed as the first label, as in *.example.com".into());
+        return Err(PatternProblem::WildcardNotFirst);
     }
     let labels: Vec<&str> = name.split('.').collect();
     let valid = !name.is_empty()
@@ -264,14 +320,14 @@ fn parse_host(h: &str) -> Result<HostPattern, String> {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         });
     if !valid {
-        return Err(format!("'{h}' is not a valid host name"));
+        return Err(PatternProblem::HostName(h));
     }
     if wild && labels.len() < 2 {
-        return Err("a wildcard needs at least two labels after it, as in *.example.com".into());
+        return Err(PatternProblem::WildcardTooShort);
     }
     // Names made only of digits and dots would be read as IPv4 addresses by the client.
     if labels.iter().all(|l| l.bytes().all(|b| b.is_ascii_digit())) {
-        return Err(format!("'{h}' looks like an IP address but is not a valid one"));
+        return Err(PatternProblem::NotAnIp(h));
     }
     Ok(if wild {
         HostPattern::Below(name)

@@ -9,7 +9,9 @@ pub mod address;
 pub mod http_pattern;
 pub mod path;
 
-pub use http_pattern::{Coverage, HttpPattern, PatternError, RequestTarget, TargetHost};
+pub use http_pattern::{
+    Coverage, HttpPattern, PatternError, PatternProblem, RequestTarget, TargetError, TargetHost,
+};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};

@@ -19,7 +19,7 @@ use crate::store::questions::{LinkRecord, NewLink, NewQuestion, QuestionRecord, 
 use crate::store::{Store, StoreError, now_ms};
 use crate::vault::LinkKey;
 use links::{Claim, LinkError, Purpose};
-use questions::{Addressee, Kind, Spec};
+use questions::{Addressee, Kind, QuestionError, Spec};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
@@ -52,24 +52,106 @@ impl Default for HumansConfig {
     }
 }
 
+/// Why `[humans]` was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum HumansConfigError {
+    #[error("humans.public_url '{url}': {source}")]
+    PublicUrl {
+        url: String,
+        #[source]
+        source: url::ParseError,
+    },
+    #[error("humans.public_url '{0}' must start with http:// or https://")]
+    PublicUrlScheme(String),
+    #[error("humans.link_ttl must be longer than 0s")]
+    ZeroLinkTtl,
+    #[error("humans.oncall_role: {0}")]
+    OncallRole(#[source] crate::names::NameError),
+}
+
 impl HumansConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), HumansConfigError> {
         if let Some(u) = &self.public_url {
-            let parsed = url::Url::parse(u).map_err(|e| format!("humans.public_url '{u}': {e}"))?;
+            let parsed = url::Url::parse(u).map_err(|source| HumansConfigError::PublicUrl {
+                url: u.clone(),
+                source,
+            })?;
             if !matches!(parsed.scheme(), "http" | "https") {
-                return Err(format!(
-                    "humans.public_url '{u}' must start with http:// or https://"
-                ));
+                return Err(HumansConfigError::PublicUrlScheme(u.clone()));
             }
         }
         if self.link_ttl.is_zero() {
-            return Err("humans.link_ttl must be longer than 0s".into());
+            return Err(HumansConfigError::ZeroLinkTtl);
         }
         if let Some(r) = &self.oncall_role {
-            crate::names::check("role", r).map_err(|e| format!("humans.oncall_role: {e}"))?;
+            crate::names::check("role", r).map_err(HumansConfigError::OncallRole)?;
         }
         Ok(())
     }
+}
+
+/// Why a playbook's question (`ask`, `approve`, `form`) or mail (`send_email`) was refused;
+/// the message names the action.
+#[derive(Debug, thiserror::Error)]
+pub enum HumansError {
+    /// The spec did not read (the message names the action).
+    #[error(transparent)]
+    Request(#[from] crate::cases::CaseError),
+    #[error("{action}: {source}")]
+    Spec {
+        action: &'static str,
+        #[source]
+        source: QuestionError,
+    },
+    #[error("{action}: asking {address} needs mail, and [mail] is not configured (set mail.host)")]
+    NeedsMail { action: &'static str, address: String },
+    #[error("{action}: {source}")]
+    Recipients {
+        action: &'static str,
+        #[source]
+        source: RecipientError,
+    },
+    /// The store refused the question ([`StoreError::Invalid`]: its message says why).
+    #[error("{action}: {source}")]
+    Refused {
+        action: &'static str,
+        #[source]
+        source: StoreError,
+    },
+    #[error("{action}: the store failed: {source}")]
+    Store {
+        action: &'static str,
+        #[source]
+        source: StoreError,
+    },
+    #[error("send_email: mail is not configured (set mail.host in [mail])")]
+    MailOff,
+    #[error("send_email: a message needs a `subject`")]
+    NoSubject,
+    #[error("send_email: nobody to send to (no email address for that user or role)")]
+    Nobody,
+    #[error("send_email: `talk_to_human` needs a run with an incident")]
+    TalkToHumanWithoutIncident,
+}
+
+/// Why the people a question or mail is for could not be found.
+#[derive(Debug, thiserror::Error)]
+pub enum RecipientError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no user '{0}' (see `osprey user list`)")]
+    NoUser(String),
+    #[error("role '{0}' has no enabled members")]
+    EmptyRole(String),
+}
+
+/// Why a waiting run could not learn where its question stands.
+#[derive(Debug, thiserror::Error)]
+pub enum QuestionWaitError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no question '{0}'")]
+    NoQuestion(String),
 }
 
 /// How long a waiting run sleeps at most before it looks at its question again. Answers
@@ -164,21 +246,24 @@ impl Humans {
         run_id: &str,
         incident: Option<&str>,
         step_key: &str,
-    ) -> Result<QuestionRecord, String> {
-        let spec: Spec = crate::cases::parse(kind.as_str(), spec)?;
-        let checked = spec.check(kind).map_err(|e| format!("{}: {e}", kind.as_str()))?;
+    ) -> Result<QuestionRecord, HumansError> {
+        let action = kind.as_str();
+        let spec: Spec = crate::cases::parse(action, spec)?;
+        let checked = spec
+            .check(kind)
+            .map_err(|source| HumansError::Spec { action, source })?;
         let now = now_ms();
         if let Addressee::Email(address) = &checked.to
             && !self.mail_on
         {
-            return Err(format!(
-                "{}: asking {address} needs mail, and [mail] is not configured (set mail.host)",
-                kind.as_str()
-            ));
+            return Err(HumansError::NeedsMail {
+                action,
+                address: address.clone(),
+            });
         }
         let recipients = recipients(store, &checked.to)
             .await
-            .map_err(|e| format!("{}: {e}", kind.as_str()))?;
+            .map_err(|source| HumansError::Recipients { action, source })?;
         let new = NewQuestion::from_checked(checked, incident, Some(run_id), now);
         let id = new.id.clone();
         // Links last until the question's due time, else the configured lifetime.
@@ -216,9 +301,9 @@ impl Humans {
                 Some(step_key),
             )
             .await
-            .map_err(|e| match e {
-                StoreError::Invalid(m) => format!("{}: {m}", kind.as_str()),
-                other => format!("{}: the store failed: {other}", kind.as_str()),
+            .map_err(|source| match source {
+                StoreError::Invalid(_) => HumansError::Refused { action, source },
+                source => HumansError::Store { action, source },
             })?;
         self.queued(&mails);
         Ok(question)
@@ -234,19 +319,14 @@ impl Humans {
     /// Where question `id` stands for the run waiting on it: closed (with what the script
     /// gets), or open until a time. A question past due is timed out here if the
     /// background has not done it yet.
-    pub async fn wait(&self, store: &Store, id: &str) -> Result<Wait, String> {
+    pub async fn wait(&self, store: &Store, id: &str) -> Result<Wait, QuestionWaitError> {
         let now = now_ms();
         let q = store
             .question(id)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("no question '{id}'"))?;
+            .await?
+            .ok_or_else(|| QuestionWaitError::NoQuestion(id.to_owned()))?;
         let q = if q.status == QuestionStatus::Open && q.due_at.is_some_and(|d| d <= now) {
-            store
-                .time_out_question(id, now)
-                .await
-                .map_err(|e| e.to_string())?
-                .unwrap_or(q)
+            store.time_out_question(id, now).await?.unwrap_or(q)
         } else {
             q
         };
@@ -268,7 +348,7 @@ impl Humans {
         spec: &Value,
         incident: Option<&str>,
         step_key: &str,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, HumansError> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct EmailSpec {
@@ -285,26 +365,33 @@ impl Humans {
             talk_to_human: bool,
         }
         let spec: EmailSpec = crate::cases::parse("send_email", spec)?;
+        const ACTION: &str = "send_email";
         if !self.mail_on {
-            return Err("send_email: mail is not configured (set mail.host in [mail])".into());
+            return Err(HumansError::MailOff);
         }
         if spec.subject.trim().is_empty() {
-            return Err("send_email: a message needs a `subject`".into());
+            return Err(HumansError::NoSubject);
         }
-        let to = Addressee::from_parts(spec.user, spec.role, spec.email)
-            .map_err(|e| format!("send_email: {e}"))?;
+        let to =
+            Addressee::from_parts(spec.user, spec.role, spec.email).map_err(|source| HumansError::Spec {
+                action: ACTION,
+                source,
+            })?;
         let recipients: Vec<(String, String)> = recipients(store, &to)
             .await
-            .map_err(|e| format!("send_email: {e}"))?
+            .map_err(|source| HumansError::Recipients {
+                action: ACTION,
+                source,
+            })?
             .into_iter()
             .filter_map(|(who, address)| Some((who, address?)))
             .collect();
         if recipients.is_empty() {
-            return Err("send_email: nobody to send to (no email address for that user or role)".into());
+            return Err(HumansError::Nobody);
         }
         let escalate = match (spec.talk_to_human, incident) {
             (true, Some(i)) => Some(i),
-            (true, None) => return Err("send_email: `talk_to_human` needs a run with an incident".into()),
+            (true, None) => return Err(HumansError::TalkToHumanWithoutIncident),
             (false, _) => None,
         };
         let expires_at = now_ms().saturating_add(self.config.link_ttl.as_millis() as i64);
@@ -345,7 +432,10 @@ impl Humans {
         store
             .send_mail_once(&new_links, &mails, step_key)
             .await
-            .map_err(|e| format!("send_email: the store failed: {e}"))?;
+            .map_err(|source| HumansError::Store {
+                action: ACTION,
+                source,
+            })?;
         self.queued(&mails);
         Ok(Value::from(
             recipients.into_iter().map(|(_, a)| a).collect::<Vec<_>>(),
@@ -465,21 +555,21 @@ impl Humans {
 /// Who `to` reaches: each person as recorded in links (`user:NAME`, `email:ADDRESS`), with
 /// their address if they have one. A role's disabled members are left out; a role with no
 /// enabled member, or an unknown user, is an error.
-async fn recipients(store: &Store, to: &Addressee) -> Result<Vec<(String, Option<String>)>, String> {
+async fn recipients(store: &Store, to: &Addressee) -> Result<Vec<(String, Option<String>)>, RecipientError> {
     let user = |name: &str| {
         let name = name.to_owned();
-        async move { store.user(&name).await.map_err(|e| e.to_string()) }
+        async move { store.user(&name).await }
     };
     match to {
         Addressee::User(name) => {
             let u = user(name)
                 .await?
-                .ok_or_else(|| format!("no user '{name}' (see `osprey user list`)"))?;
+                .ok_or_else(|| RecipientError::NoUser(name.clone()))?;
             Ok(vec![(format!("user:{name}"), u.email)])
         }
         Addressee::Role(role) => {
             let mut out = Vec::new();
-            for name in store.role_members(role).await.map_err(|e| e.to_string())? {
+            for name in store.role_members(role).await? {
                 if let Some(u) = user(&name).await?
                     && u.disabled_at.is_none()
                 {
@@ -487,7 +577,7 @@ async fn recipients(store: &Store, to: &Addressee) -> Result<Vec<(String, Option
                 }
             }
             if out.is_empty() {
-                return Err(format!("role '{role}' has no enabled members"));
+                return Err(RecipientError::EmptyRole(role.clone()));
             }
             Ok(out)
         }

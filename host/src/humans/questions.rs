@@ -150,7 +150,7 @@ impl Addressee {
         user: Option<String>,
         role: Option<String>,
         email: Option<String>,
-    ) -> Result<Addressee, String> {
+    ) -> Result<Addressee, QuestionError> {
         match (user, role, email) {
             (Some(u), None, None) => {
                 crate::names::check("user", &u)?;
@@ -164,7 +164,7 @@ impl Addressee {
                 check_email(&e)?;
                 Ok(Addressee::Email(e))
             }
-            _ => Err("say who with exactly one of `user`, `role` or `email`".into()),
+            _ => Err(QuestionError::NotOneAddressee),
         }
     }
 }
@@ -195,8 +195,73 @@ fn field_error(field: &str, message: impl Into<String>) -> FieldError {
     }
 }
 
+/// Why a question's spec was refused, in the words of the playbook's map.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum QuestionError {
+    #[error(transparent)]
+    Name(#[from] crate::names::NameError),
+    #[error(transparent)]
+    Email(#[from] EmailError),
+    #[error("say who with exactly one of `user`, `role` or `email`")]
+    NotOneAddressee,
+    #[error("a question needs a `title`")]
+    NoTitle,
+    #[error("the title is limited to 200 characters and the text to {MAX_TEXT}")]
+    TooLong,
+    /// `due` or `remind` is not a duration.
+    #[error("`{what}`: {source}")]
+    Duration {
+        what: &'static str,
+        #[source]
+        source: crate::duration::DurationError,
+    },
+    #[error("`{0}` must be longer than 0s")]
+    NotPositive(&'static str),
+    #[error("an `on_timeout` answer needs a `due` time (it is taken when that passes)")]
+    TimeoutWithoutDue,
+    #[error("`ask` needs between 2 and {MAX_ITEMS} `options`")]
+    OptionCount,
+    #[error("an option cannot be empty or longer than 200 characters")]
+    BadOption,
+    #[error("the option '{0}' is given twice")]
+    DuplicateOption(String),
+    #[error("`fields` belong to `form`, not `ask`")]
+    FieldsOnAsk,
+    #[error("`approve` takes neither `options` nor `fields`")]
+    ApproveTakesNothing,
+    #[error("`form` needs between 1 and {MAX_ITEMS} `fields`")]
+    FieldCount,
+    #[error("`options` belong to `ask`; a choice field has its own `options`")]
+    OptionsOnForm,
+    #[error(
+        "field name '{0}' must be 1-64 lower-case letters, digits and underscores, starting with a letter (and not 'comment')"
+    )]
+    FieldName(String),
+    #[error("the field '{0}' is given twice")]
+    DuplicateField(String),
+    #[error("field '{0}': a choice needs `options`")]
+    ChoiceWithoutOptions(String),
+    #[error("field '{0}': only a choice has `options`")]
+    OptionsWithoutChoice(String),
+    #[error("field '{0}': only a duration has `max_duration`")]
+    MaxDurationNotDuration(String),
+    #[error("field '{field}': {source}")]
+    MaxDuration {
+        field: String,
+        #[source]
+        source: crate::duration::DurationError,
+    },
+    #[error("the `on_timeout` answer is not a valid answer: {}", describe(.0))]
+    BadDefault(Vec<FieldError>),
+}
+
+/// An address that is not an email address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not an email address")]
+pub struct EmailError(pub String);
+
 /// Check an email address well enough to send to it: one `@`, no spaces or angle brackets.
-pub fn check_email(address: &str) -> Result<(), String> {
+pub fn check_email(address: &str) -> Result<(), EmailError> {
     let ok = address.len() <= 254
         && address.split('@').count() == 2
         && address.split('@').all(|p| !p.is_empty())
@@ -204,11 +269,11 @@ pub fn check_email(address: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("'{address}' is not an email address"))
+        Err(EmailError(address.to_owned()))
     }
 }
 
-fn check_identifier(name: &str) -> Result<(), String> {
+fn check_identifier(name: &str) -> Result<(), QuestionError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.as_bytes()[0].is_ascii_lowercase()
@@ -218,32 +283,29 @@ fn check_identifier(name: &str) -> Result<(), String> {
     if ok && name != "comment" {
         Ok(())
     } else {
-        Err(format!(
-            "field name '{name}' must be 1-64 lower-case letters, digits and underscores, starting with a letter (and not 'comment')"
-        ))
+        Err(QuestionError::FieldName(name.to_owned()))
     }
 }
 
 impl Spec {
     /// Check a spec for a question of `kind`; the error says what is wrong in the words of
     /// the playbook's map.
-    pub fn check(self, kind: Kind) -> Result<Checked, String> {
+    pub fn check(self, kind: Kind) -> Result<Checked, QuestionError> {
         let to = Addressee::from_parts(self.user, self.role, self.email)?;
         if self.title.trim().is_empty() {
-            return Err("a question needs a `title`".into());
+            return Err(QuestionError::NoTitle);
         }
         if self.title.chars().count() > 200 || self.text.chars().count() > MAX_TEXT {
-            return Err(format!(
-                "the title is limited to 200 characters and the text to {MAX_TEXT}"
-            ));
+            return Err(QuestionError::TooLong);
         }
-        let duration = |what: &str, d: &Option<String>| -> Result<Option<i64>, String> {
+        let duration = |what: &'static str, d: &Option<String>| -> Result<Option<i64>, QuestionError> {
             match d {
                 None => Ok(None),
                 Some(text) => {
-                    let ms = crate::cases::duration_ms(text).map_err(|e| format!("`{what}`: {e}"))?;
+                    let ms = crate::cases::duration_ms(text)
+                        .map_err(|source| QuestionError::Duration { what, source })?;
                     if ms <= 0 {
-                        return Err(format!("`{what}` must be longer than 0s"));
+                        return Err(QuestionError::NotPositive(what));
                     }
                     Ok(Some(ms))
                 }
@@ -252,56 +314,59 @@ impl Spec {
         let due_ms = duration("due", &self.due)?;
         let remind_ms = duration("remind", &self.remind)?;
         if self.on_timeout.is_some() && due_ms.is_none() {
-            return Err("an `on_timeout` answer needs a `due` time (it is taken when that passes)".into());
+            return Err(QuestionError::TimeoutWithoutDue);
         }
         match kind {
             Kind::Ask => {
                 if self.options.len() < 2 || self.options.len() > MAX_ITEMS {
-                    return Err(format!("`ask` needs between 2 and {MAX_ITEMS} `options`"));
+                    return Err(QuestionError::OptionCount);
                 }
                 if self.options.iter().any(|o| o.trim().is_empty() || o.len() > 200) {
-                    return Err("an option cannot be empty or longer than 200 characters".into());
+                    return Err(QuestionError::BadOption);
                 }
                 let mut seen = std::collections::HashSet::new();
                 if let Some(dup) = self.options.iter().find(|o| !seen.insert(o.as_str())) {
-                    return Err(format!("the option '{dup}' is given twice"));
+                    return Err(QuestionError::DuplicateOption(dup.clone()));
                 }
                 if !self.fields.is_empty() {
-                    return Err("`fields` belong to `form`, not `ask`".into());
+                    return Err(QuestionError::FieldsOnAsk);
                 }
             }
             Kind::Approve => {
                 if !self.options.is_empty() || !self.fields.is_empty() {
-                    return Err("`approve` takes neither `options` nor `fields`".into());
+                    return Err(QuestionError::ApproveTakesNothing);
                 }
             }
             Kind::Form => {
                 if self.fields.is_empty() || self.fields.len() > MAX_ITEMS {
-                    return Err(format!("`form` needs between 1 and {MAX_ITEMS} `fields`"));
+                    return Err(QuestionError::FieldCount);
                 }
                 if !self.options.is_empty() {
-                    return Err("`options` belong to `ask`; a choice field has its own `options`".into());
+                    return Err(QuestionError::OptionsOnForm);
                 }
                 let mut seen = std::collections::HashSet::new();
                 for f in &self.fields {
                     check_identifier(&f.name)?;
                     if !seen.insert(f.name.as_str()) {
-                        return Err(format!("the field '{}' is given twice", f.name));
+                        return Err(QuestionError::DuplicateField(f.name.clone()));
                     }
                     match (f.kind, f.options.is_empty()) {
                         (FieldType::Choice, true) => {
-                            return Err(format!("field '{}': a choice needs `options`", f.name));
+                            return Err(QuestionError::ChoiceWithoutOptions(f.name.clone()));
                         }
                         (k, false) if k != FieldType::Choice => {
-                            return Err(format!("field '{}': only a choice has `options`", f.name));
+                            return Err(QuestionError::OptionsWithoutChoice(f.name.clone()));
                         }
                         _ => {}
                     }
                     if let Some(m) = &f.max_duration {
                         if f.kind != FieldType::Duration {
-                            return Err(format!("field '{}': only a duration has `max_duration`", f.name));
+                            return Err(QuestionError::MaxDurationNotDuration(f.name.clone()));
                         }
-                        crate::cases::duration_ms(m).map_err(|e| format!("field '{}': {e}", f.name))?;
+                        crate::cases::duration_ms(m).map_err(|source| QuestionError::MaxDuration {
+                            field: f.name.clone(),
+                            source,
+                        })?;
                     }
                 }
             }
@@ -313,12 +378,9 @@ impl Spec {
             default: None,
         };
         if let Some(default) = self.on_timeout {
-            let answer = question.check_answer(&default).map_err(|errors| {
-                format!(
-                    "the `on_timeout` answer is not a valid answer: {}",
-                    describe(&errors)
-                )
-            })?;
+            let answer = question
+                .check_answer(&default)
+                .map_err(QuestionError::BadDefault)?;
             question.default = Some(answer);
         }
         Ok(Checked {
@@ -341,6 +403,33 @@ pub fn describe(errors: &[FieldError]) -> String {
         .join("; ")
 }
 
+/// What is wrong with the value given for a form field (shown next to the field).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FieldValueError {
+    #[error("'{0}' is not yes or no")]
+    NotYesOrNo(String),
+    #[error("this field is required")]
+    Required,
+    #[error("at most {MAX_TEXT} characters")]
+    TooLong,
+    /// The options to choose from.
+    #[error("choose one of: {}", .0.join(", "))]
+    NotAnOption(Vec<String>),
+    #[error("'{0}' is not a number")]
+    NotANumber(String),
+    #[error("at least {0}")]
+    BelowMin(f64),
+    #[error("at most {0}")]
+    AboveMax(f64),
+    #[error("'{0}' is not a duration such as 3d, 12h or 30m")]
+    NotADuration(String),
+    #[error("must be longer than 0s")]
+    NotPositive,
+    /// The field's `max_duration`, as written.
+    #[error("at most {0}")]
+    AboveMaxDuration(String),
+}
+
 impl FormField {
     /// What the person reads.
     pub fn label(&self) -> &str {
@@ -349,24 +438,24 @@ impl FormField {
 
     /// Read this field from the text submitted (`None`: not submitted). The value stored
     /// in the answer, or what is wrong with it.
-    pub fn read(&self, raw: Option<&str>) -> Result<Option<Value>, String> {
+    pub fn read(&self, raw: Option<&str>) -> Result<Option<Value>, FieldValueError> {
         let text = raw.map(str::trim).unwrap_or("");
         if self.kind == FieldType::Boolean {
             return match text {
                 "" | "false" | "off" | "no" => Ok(Some(Value::Bool(false))),
                 "true" | "on" | "yes" => Ok(Some(Value::Bool(true))),
-                other => Err(format!("'{other}' is not yes or no")),
+                other => Err(FieldValueError::NotYesOrNo(other.to_owned())),
             };
         }
         if text.is_empty() {
             return if self.required {
-                Err("this field is required".into())
+                Err(FieldValueError::Required)
             } else {
                 Ok(None)
             };
         }
         if text.chars().count() > MAX_TEXT {
-            return Err(format!("at most {MAX_TEXT} characters"));
+            return Err(FieldValueError::TooLong);
         }
         match self.kind {
             FieldType::Text => Ok(Some(Value::String(text.to_owned()))),
@@ -374,7 +463,7 @@ impl FormField {
                 if self.options.iter().any(|o| o == text) {
                     Ok(Some(Value::String(text.to_owned())))
                 } else {
-                    Err(format!("choose one of: {}", self.options.join(", ")))
+                    Err(FieldValueError::NotAnOption(self.options.clone()))
                 }
             }
             FieldType::Number => {
@@ -382,16 +471,16 @@ impl FormField {
                     .parse()
                     .ok()
                     .filter(|n: &f64| n.is_finite())
-                    .ok_or_else(|| format!("'{text}' is not a number"))?;
+                    .ok_or_else(|| FieldValueError::NotANumber(text.to_owned()))?;
                 if let Some(min) = self.min
                     && n < min
                 {
-                    return Err(format!("at least {min}"));
+                    return Err(FieldValueError::BelowMin(min));
                 }
                 if let Some(max) = self.max
                     && n > max
                 {
-                    return Err(format!("at most {max}"));
+                    return Err(FieldValueError::AboveMax(max));
                 }
                 if n.fract() == 0.0 && n.abs() < 9.0e15 {
                     Ok(Some(Value::from(n as i64)))
@@ -401,14 +490,14 @@ impl FormField {
             }
             FieldType::Duration => {
                 let ms = crate::cases::duration_ms(text)
-                    .map_err(|_| format!("'{text}' is not a duration such as 3d, 12h or 30m"))?;
+                    .map_err(|_| FieldValueError::NotADuration(text.to_owned()))?;
                 if ms <= 0 {
-                    return Err("must be longer than 0s".into());
+                    return Err(FieldValueError::NotPositive);
                 }
                 if let Some(max) = &self.max_duration
                     && crate::cases::duration_ms(max).is_ok_and(|m| ms > m)
                 {
-                    return Err(format!("at most {max}"));
+                    return Err(FieldValueError::AboveMaxDuration(max.clone()));
                 }
                 Ok(Some(Value::String(text.to_owned())))
             }
@@ -467,7 +556,7 @@ impl Question {
                             values.insert(f.name.clone(), v);
                         }
                         Ok(None) => {}
-                        Err(message) => errors.push(field_error(&f.name, message)),
+                        Err(e) => errors.push(field_error(&f.name, e.to_string())),
                     }
                 }
                 Value::Object(values)
@@ -645,11 +734,13 @@ mod tests {
             json!({ "user": "alice", "title": "B", "options": ["a", "b"], "due": "1h", "on_timeout": "c" }),
         )
         .check(Kind::Ask)
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("not a valid answer") && e.contains("'c'"), "{e}");
         let e = spec(json!({ "user": "alice", "title": "B", "options": ["a", "b"], "on_timeout": "a" }))
             .check(Kind::Ask)
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("needs a `due`"), "{e}");
         let approve = spec(json!({ "user": "a", "title": "t", "due": "5m", "default": true }))
             .check(Kind::Approve)
@@ -721,7 +812,7 @@ mod tests {
             ),
         ];
         for (v, kind, wanted) in cases {
-            let e = spec(v.clone()).check(kind).unwrap_err();
+            let e = spec(v.clone()).check(kind).unwrap_err().to_string();
             assert!(e.contains(wanted), "{v}: {e}");
         }
     }

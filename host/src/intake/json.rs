@@ -4,7 +4,7 @@
 //! "message", else "name"; "severity" (a name or a level 0-4); "time", "timestamp" or
 //! "occurred_at" (RFC 3339, or Unix seconds or milliseconds).
 
-use super::{Alert, Item, Position, Severity, TooManyItems, extract_observables, quote, title_from};
+use super::{Alert, IntakeError, Item, Position, Severity, TooManyItems, extract_observables, title_from};
 use crate::nesting::MAX_DEPTH;
 use chrono::DateTime;
 use serde_json::{Map, Value};
@@ -26,10 +26,7 @@ pub(super) fn parse(body: &[u8], default_source: &str, max_items: usize) -> Resu
         None => Ok(Vec::new()),
         Some(b'[') => parse_array(body, default_source, max_items),
         Some(b'{') => parse_object_or_ndjson(body, default_source, max_items),
-        Some(_) => Ok(vec![Item::failed(
-            Position::Body,
-            "expected JSON: an object, an array of objects, or NDJSON (one object per line)",
-        )]),
+        Some(_) => Ok(vec![Item::failed(Position::Body, IntakeError::NotJson)]),
     }
 }
 
@@ -79,7 +76,7 @@ fn parse_array(body: &[u8], default_source: &str, max_items: usize) -> Result<Ve
         Err(e) => {
             return Ok(vec![Item::failed(
                 Position::Body,
-                format!("invalid JSON array: {e}"),
+                IntakeError::InvalidArray(e.to_string()),
             )]);
         }
     };
@@ -90,11 +87,10 @@ fn parse_array(body: &[u8], default_source: &str, max_items: usize) -> Result<Ve
         .collect())
 }
 
-fn not_utf8(e: &std::str::Utf8Error) -> String {
-    format!(
-        "the body is not valid UTF-8 (bad byte at offset {}); send UTF-8 text",
-        e.valid_up_to()
-    )
+fn not_utf8(e: &std::str::Utf8Error) -> IntakeError {
+    IntakeError::BodyNotUtf8 {
+        offset: e.valid_up_to(),
+    }
 }
 
 /// The whole body as one object; failing that, NDJSON when the first line stands on its own
@@ -113,7 +109,7 @@ fn parse_object_or_ndjson(
                     alert_from_value(value, default_source),
                 )]);
             }
-            Err(e) => format!("invalid JSON: {e}"),
+            Err(e) => IntakeError::InvalidJson(e.to_string()),
         },
         Err(e) => not_utf8(&e),
     };
@@ -145,23 +141,23 @@ fn parse_object_or_ndjson(
 
 /// serde_json's message for an error in a single line, with the column but without the
 /// "line 1" that would contradict the position.
-fn describe_line_error(error: &serde_json::Error) -> String {
+fn describe_line_error(error: &serde_json::Error) -> IntakeError {
     let message = error.to_string();
     let location = format!(" at line {} column {}", error.line(), error.column());
     let message = message.strip_suffix(&location).unwrap_or(&message);
-    format!("invalid JSON: {message} at column {}", error.column())
+    IntakeError::InvalidJson(format!("{message} at column {}", error.column()))
 }
 
 /// One item: it must be an object, at most [`MAX_DEPTH`] deep.
-fn alert_from_value(value: Value, default_source: &str) -> Result<Alert, String> {
-    crate::nesting::check(&value, MAX_DEPTH).map_err(|e| format!("the alert is {e}"))?;
+fn alert_from_value(value: Value, default_source: &str) -> Result<Alert, IntakeError> {
+    crate::nesting::check(&value, MAX_DEPTH)?;
     match value {
         Value::Object(object) => alert_from_object(object, default_source),
-        other => Err(format!("expected a JSON object, got {}", kind(&other))),
+        other => Err(IntakeError::NotAnObject(kind(&other))),
     }
 }
 
-fn alert_from_object(object: Map<String, Value>, default_source: &str) -> Result<Alert, String> {
+fn alert_from_object(object: Map<String, Value>, default_source: &str) -> Result<Alert, IntakeError> {
     let source = text_field(&object, "source")
         .unwrap_or(default_source)
         .to_string();
@@ -195,27 +191,22 @@ fn text_field<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a str> 
 }
 
 /// "severity": a name ([`Severity::parse`]) or a level 0-4; absent or null is low.
-fn severity(value: Option<&Value>) -> Result<Severity, String> {
+fn severity(value: Option<&Value>) -> Result<Severity, IntakeError> {
     match value {
         None | Some(Value::Null) => Ok(Severity::Low),
-        Some(Value::String(name)) => Severity::parse(name).ok_or_else(|| {
-            format!(
-                "unknown severity {}: use info, low, medium, high or critical, or a level 0-4",
-                quote(name)
-            )
-        }),
-        Some(Value::Number(level)) => level.as_u64().and_then(Severity::from_level).ok_or_else(|| {
-            format!("severity {level} is out of range: use a level from 0 (info) to 4 (critical)")
-        }),
-        Some(other) => Err(format!(
-            "severity must be a name or a level 0-4, not {}",
-            kind(other)
-        )),
+        Some(Value::String(name)) => {
+            Severity::parse(name).ok_or_else(|| IntakeError::UnknownSeverity(name.clone()))
+        }
+        Some(Value::Number(level)) => level
+            .as_u64()
+            .and_then(Severity::from_level)
+            .ok_or_else(|| IntakeError::SeverityOutOfRange(level.clone())),
+        Some(other) => Err(IntakeError::SeverityNotNameOrLevel(kind(other))),
     }
 }
 
 /// The first of "time", "timestamp" and "occurred_at" that is present and not null.
-fn occurred_at(object: &Map<String, Value>) -> Result<Option<i64>, String> {
+fn occurred_at(object: &Map<String, Value>) -> Result<Option<i64>, IntakeError> {
     for key in TIME_KEYS {
         match object.get(key) {
             None | Some(Value::Null) => continue,
@@ -227,26 +218,30 @@ fn occurred_at(object: &Map<String, Value>) -> Result<Option<i64>, String> {
 
 /// An RFC 3339 date, or a number (or numeric string) of Unix seconds or milliseconds, to
 /// Unix milliseconds.
-fn parse_time(key: &str, value: &Value) -> Result<i64, String> {
+fn parse_time(key: &'static str, value: &Value) -> Result<i64, IntakeError> {
     let number = match value {
         Value::String(text) => {
             let text = text.trim();
             if let Ok(time) = DateTime::parse_from_rfc3339(text) {
                 return Ok(time.timestamp_millis());
             }
-            text.parse::<f64>().ok().filter(|n| n.is_finite()).ok_or_else(|| {
-                format!(
-                    "invalid {key} {}: use an RFC 3339 date such as 2024-05-01T12:00:00Z, or Unix seconds or milliseconds",
-                    quote(text)
-                )
-            })?
+            text.parse::<f64>()
+                .ok()
+                .filter(|n| n.is_finite())
+                .ok_or_else(|| IntakeError::TimeText {
+                    key,
+                    text: text.to_owned(),
+                })?
         }
-        Value::Number(number) => number.as_f64().ok_or_else(|| format!("invalid {key} {number}"))?,
+        Value::Number(number) => number.as_f64().ok_or_else(|| IntakeError::TimeNumber {
+            key,
+            number: number.clone(),
+        })?,
         other => {
-            return Err(format!(
-                "invalid {key}: expected an RFC 3339 date or a number, not {}",
-                kind(other)
-            ));
+            return Err(IntakeError::TimeKind {
+                key,
+                kind: kind(other),
+            });
         }
     };
     let millis = if number.abs() < SECONDS_BELOW {
@@ -255,9 +250,7 @@ fn parse_time(key: &str, value: &Value) -> Result<i64, String> {
         number
     };
     if millis.abs() > MAX_MILLIS {
-        return Err(format!(
-            "{key} {number} is out of range: expected Unix seconds or milliseconds"
-        ));
+        return Err(IntakeError::TimeOutOfRange { key, number });
     }
     Ok(millis.round() as i64)
 }
@@ -361,7 +354,7 @@ mod tests {
             results[1].as_ref().err(),
             Some(&ItemError::new(
                 Position::Item(1),
-                "expected a JSON object, got a number"
+                IntakeError::NotAnObject("a number")
             ))
         );
         assert_eq!(results[2].as_ref().map(|a| a.title.as_str()), Ok("c"));
@@ -371,7 +364,10 @@ mod tests {
     fn a_broken_array_is_a_body_error() {
         let error = one_error(r#"[{"title": "a"}, "#);
         assert_eq!(error.position, Position::Body);
-        assert!(error.message.starts_with("invalid JSON array"), "{error}");
+        assert!(
+            error.error.to_string().starts_with("invalid JSON array"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -406,7 +402,7 @@ mod tests {
             results[2].as_ref().err(),
             Some(&ItemError::new(
                 Position::Line(3),
-                "expected a JSON object, got an array"
+                IntakeError::NotAnObject("an array")
             ))
         );
     }
@@ -415,7 +411,7 @@ mod tests {
     fn a_broken_multi_line_object_is_one_body_error() {
         let error = one_error("{\n  \"title\": \"a\",\n  \"severity\": \n}\n");
         assert_eq!(error.position, Position::Body);
-        assert!(error.message.starts_with("invalid JSON: "), "{error}");
+        assert!(error.error.to_string().starts_with("invalid JSON: "), "{error}");
     }
 
     #[test]
@@ -448,14 +444,25 @@ mod tests {
         let error = one_error(r#"{"severity": "apocalyptic"}"#);
         assert_eq!(error.position, Position::Body);
         assert!(
-            error.message.contains("unknown severity 'apocalyptic'"),
+            error.error.to_string().contains("unknown severity 'apocalyptic'"),
             "{error}"
         );
-        assert!(one_error(r#"{"severity": 5}"#).message.contains("out of range"));
-        assert!(one_error(r#"{"severity": -1}"#).message.contains("out of range"));
+        assert!(
+            one_error(r#"{"severity": 5}"#)
+                .error
+                .to_string()
+                .contains("out of range")
+        );
+        assert!(
+            one_error(r#"{"severity": -1}"#)
+                .error
+                .to_string()
+                .contains("out of range")
+        );
         assert!(
             one_error(r#"{"severity": true}"#)
-                .message
+                .error
+                .to_string()
                 .contains("not a boolean")
         );
         let results = parse(r#"[{"severity": "low"}, {"severity": "bogus"}]"#);
@@ -491,12 +498,21 @@ mod tests {
     #[test]
     fn bad_timestamps_are_item_errors() {
         let error = one_error(r#"{"time": "yesterday"}"#);
-        assert!(error.message.contains("invalid time 'yesterday'"), "{error}");
+        assert!(
+            error.error.to_string().contains("invalid time 'yesterday'"),
+            "{error}"
+        );
         assert!(
             one_error(r#"{"timestamp": 1e300}"#)
-                .message
+                .error
+                .to_string()
                 .contains("out of range")
         );
-        assert!(one_error(r#"{"time": [1]}"#).message.contains("not an array"));
+        assert!(
+            one_error(r#"{"time": [1]}"#)
+                .error
+                .to_string()
+                .contains("not an array")
+        );
     }
 }

@@ -9,11 +9,13 @@
 //! Pure functions: no I/O, no database. The only outside input is the clock, read once per
 //! syslog body for the year of RFC 3164 timestamps (which have none).
 
+mod error;
 mod json;
 mod observables;
 mod passivedns;
 mod syslog;
 
+pub use error::IntakeError;
 pub use json::kind as json_kind;
 pub(crate) use observables::observable_url;
 pub use observables::{MAX_PER_KIND, MAX_SCAN_BYTES, Observables, extract_observables};
@@ -180,21 +182,25 @@ impl fmt::Display for Position {
     }
 }
 
-/// Why one item of a body was not turned into an alert, and where it was.
-#[derive(Debug, Clone, PartialEq, Eq, Error, Serialize)]
-#[error("{position}: {message}")]
+/// Why one item of a body was not turned into an alert, and where it was. Serialized as
+/// `{"position": ..., "message": "..."}`.
+#[derive(Debug, Clone, PartialEq, Error, Serialize)]
+#[error("{position}: {error}")]
 pub struct ItemError {
     pub position: Position,
-    pub message: String,
+    #[serde(rename = "message", serialize_with = "serialize_display")]
+    #[source]
+    pub error: IntakeError,
 }
 
 impl ItemError {
-    pub fn new(position: Position, message: impl Into<String>) -> Self {
-        ItemError {
-            position,
-            message: message.into(),
-        }
+    pub fn new(position: Position, error: IntakeError) -> Self {
+        ItemError { position, error }
     }
+}
+
+fn serialize_display<S: serde::Serializer>(error: &IntakeError, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(error)
 }
 
 /// One item of a body: where it was, and the alert or why there is none.
@@ -205,15 +211,15 @@ pub struct Item {
 }
 
 impl Item {
-    fn new(position: Position, alert: Result<Alert, String>) -> Item {
+    fn new(position: Position, alert: Result<Alert, IntakeError>) -> Item {
         Item {
             position,
-            alert: alert.map_err(|message| ItemError::new(position, message)),
+            alert: alert.map_err(|error| ItemError::new(position, error)),
         }
     }
 
-    fn failed(position: Position, message: impl Into<String>) -> Item {
-        Item::new(position, Err(message.into()))
+    fn failed(position: Position, error: IntakeError) -> Item {
+        Item::new(position, Err(error))
     }
 }
 
@@ -266,7 +272,7 @@ pub fn parse_bounded(
 }
 
 /// A non-blank line: its number (from 1), and its text or why it is not UTF-8.
-type Line<'a> = (usize, Result<&'a str, String>);
+type Line<'a> = (usize, Result<&'a str, IntakeError>);
 
 /// The non-blank lines of `body`; refused whole if there are more than `max_items`, before
 /// any is parsed.
@@ -282,11 +288,8 @@ fn lines(body: &[u8], max_items: usize) -> Result<Vec<Line<'_>>, TooManyItems> {
         .filter(|(_, line)| !blank(line))
         .map(|(index, line)| {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
-            let text = std::str::from_utf8(line).map_err(|e| {
-                format!(
-                    "the line is not valid UTF-8 (bad byte at column {}); send UTF-8 text",
-                    e.valid_up_to() + 1
-                )
+            let text = std::str::from_utf8(line).map_err(|e| IntakeError::LineNotUtf8 {
+                column: e.valid_up_to() + 1,
             });
             (index + 1, text)
         })
@@ -297,7 +300,7 @@ fn lines(body: &[u8], max_items: usize) -> Result<Vec<Line<'_>>, TooManyItems> {
 fn parse_lines(
     body: &[u8],
     max_items: usize,
-    parse_line: impl Fn(&str) -> Result<Alert, String>,
+    parse_line: impl Fn(&str) -> Result<Alert, IntakeError>,
 ) -> Result<Vec<Item>, TooManyItems> {
     Ok(lines(body, max_items)?
         .into_iter()
@@ -378,16 +381,22 @@ mod tests {
 
     #[test]
     fn positions_display_and_serialize() {
-        let error = ItemError::new(Position::Line(3), "bad");
-        assert_eq!(error.to_string(), "line 3: bad");
+        let bad = IntakeError::NotAnObject("a number");
+        let error = ItemError::new(Position::Line(3), bad.clone());
+        assert_eq!(error.to_string(), "line 3: expected a JSON object, got a number");
         assert_eq!(
-            ItemError::new(Position::Item(2), "bad").to_string(),
-            "item 2: bad"
+            ItemError::new(Position::Item(2), bad.clone()).to_string(),
+            "item 2: expected a JSON object, got a number"
         );
-        assert_eq!(ItemError::new(Position::Body, "bad").to_string(), "body: bad");
+        assert_eq!(
+            ItemError::new(Position::Body, bad).to_string(),
+            "body: expected a JSON object, got a number"
+        );
         assert_eq!(
             serde_json::to_value(&error).ok(),
-            Some(serde_json::json!({"position": {"at": "line", "n": 3}, "message": "bad"}))
+            Some(
+                serde_json::json!({"position": {"at": "line", "n": 3}, "message": "expected a JSON object, got a number"})
+            )
         );
         assert_eq!(
             serde_json::to_value(Position::Body).ok(),
@@ -407,7 +416,7 @@ mod tests {
             let error = results[0]
                 .as_ref()
                 .err()
-                .map(|e| (e.position, e.message.contains("UTF-8")));
+                .map(|e| (e.position, e.error.to_string().contains("UTF-8")));
             assert_eq!(error, Some((at, true)), "{format}");
         }
         // In NDJSON only the bad line is refused.
@@ -421,7 +430,9 @@ mod tests {
         let e = results[1].as_ref().unwrap_err();
         assert_eq!(e.position, Position::Line(2));
         assert!(
-            e.message.contains("not valid UTF-8 (bad byte at column 15)"),
+            e.error
+                .to_string()
+                .contains("not valid UTF-8 (bad byte at column 15)"),
             "{e}"
         );
     }
@@ -458,7 +469,7 @@ mod tests {
         let results = parse(Format::Json, body.as_bytes(), "t");
         assert!(results[0].is_ok());
         let e = results[1].as_ref().unwrap_err();
-        assert!(e.message.contains("nested more than 64 levels"), "{e}");
+        assert!(e.to_string().contains("nested more than 64 levels"), "{e}");
     }
 
     #[test]

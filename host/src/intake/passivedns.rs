@@ -10,41 +10,28 @@
 //! as "NXDOMAIN".
 
 use super::observables::Collector;
-use super::{Alert, Severity, quote, title_from};
+use super::{Alert, IntakeError, Severity, title_from};
 use serde_json::json;
 use std::net::IpAddr;
 
 /// The field names, in the order of the line; also the keys of the alert's `data`.
-const FIELDS: [&str; 9] = [
+pub(super) const FIELDS: [&str; 9] = [
     "ts", "client", "server", "class", "query", "type", "answer", "ttl", "count",
 ];
 
 /// Parse one line into an alert (source "passivedns", severity info).
-pub(super) fn parse_line(line: &str) -> Result<Alert, String> {
+pub(super) fn parse_line(line: &str) -> Result<Alert, IntakeError> {
     let fields: Vec<&str> = line.trim().split("||").map(str::trim).collect();
     let &[ts, client, server, class, query, rtype, answer, ttl, count] = fields.as_slice() else {
-        return Err(format!(
-            "expected 9 fields separated by '||' ({}), found {}",
-            FIELDS.join("||"),
-            fields.len()
-        ));
+        return Err(IntakeError::FieldCount { found: fields.len() });
     };
-    let occurred_at = parse_timestamp(ts).ok_or_else(|| {
-        format!(
-            "invalid timestamp {}: expected Unix seconds such as 1322849924.408856",
-            quote(ts)
-        )
-    })?;
+    let occurred_at = parse_timestamp(ts).ok_or_else(|| IntakeError::Timestamp(ts.to_owned()))?;
     let client_ip = parse_ip("client", client)?;
     let server_ip = parse_ip("server", server)?;
     let query = without_root_dot(query);
     let answer = without_root_dot(answer);
-    let ttl: u64 = ttl
-        .parse()
-        .map_err(|_| format!("invalid ttl {}: expected a whole number of seconds", quote(ttl)))?;
-    let count: u64 = count
-        .parse()
-        .map_err(|_| format!("invalid count {}: expected a whole number", quote(count)))?;
+    let ttl: u64 = ttl.parse().map_err(|_| IntakeError::Ttl(ttl.to_owned()))?;
+    let count: u64 = count.parse().map_err(|_| IntakeError::Count(count.to_owned()))?;
 
     let mut observables = Collector::default();
     observables.add_ip(client_ip);
@@ -104,9 +91,11 @@ fn parse_timestamp(ts: &str) -> Option<i64> {
     seconds.checked_mul(1000)?.checked_add(millis)
 }
 
-fn parse_ip(field: &str, text: &str) -> Result<IpAddr, String> {
-    text.parse()
-        .map_err(|_| format!("invalid {field} address {}: expected an IP address", quote(text)))
+fn parse_ip(field: &'static str, text: &str) -> Result<IpAddr, IntakeError> {
+    text.parse().map_err(|_| IntakeError::Address {
+        field,
+        text: text.to_owned(),
+    })
 }
 
 /// A name without its trailing root dot (the root itself stays ".").
@@ -132,7 +121,7 @@ mod tests {
     fn error(line: &str) -> String {
         match parse_line(line) {
             Ok(alert) => panic!("expected an error from {line}, got {alert:?}"),
-            Err(e) => e,
+            Err(e) => e.to_string(),
         }
     }
 

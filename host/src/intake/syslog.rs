@@ -9,7 +9,7 @@
 //! message read in January).
 
 use super::observables::Collector;
-use super::{Alert, Severity, quote, title_from};
+use super::{Alert, IntakeError, Severity, title_from};
 use chrono::{DateTime, Datelike, Utc};
 use serde_json::{Map, Value, json};
 use syslog_loose::{IncompleteDate, Message, ProcId, Protocol, SyslogSeverity, Variant};
@@ -19,7 +19,7 @@ const MAX_PRIORITY: u8 = 191;
 
 /// Parse one line into an alert (source "syslog"). `now` gives the year of RFC 3164
 /// timestamps.
-pub(super) fn parse_line(line: &str, now: DateTime<Utc>) -> Result<Alert, String> {
+pub(super) fn parse_line(line: &str, now: DateTime<Utc>) -> Result<Alert, IntakeError> {
     let line = line.trim();
     let (priority, rest) = split_priority(line)?;
     let parsed =
@@ -102,21 +102,20 @@ pub(super) fn parse_line(line: &str, now: DateTime<Utc>) -> Result<Alert, String
 }
 
 /// The priority `<N>` (0 to 191) the line must start with, and the rest of the line.
-fn split_priority(line: &str) -> Result<(u8, &str), String> {
-    let missing = || "not a syslog message: missing <PRI> at the start (such as <34>)".to_string();
+fn split_priority(line: &str) -> Result<(u8, &str), IntakeError> {
     let (digits, rest) = line
         .strip_prefix('<')
         .and_then(|after| after.split_once('>'))
-        .ok_or_else(missing)?;
+        .ok_or(IntakeError::MissingPriority)?;
     if digits.is_empty() || digits.len() > 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(missing());
+        return Err(IntakeError::MissingPriority);
     }
     match digits.parse::<u8>() {
         Ok(priority) if priority <= MAX_PRIORITY => Ok((priority, rest.trim())),
-        _ => Err(format!(
-            "not a syslog message: priority {} is out of range 0-{MAX_PRIORITY}",
-            quote(digits)
-        )),
+        _ => Err(IntakeError::PriorityOutOfRange {
+            digits: digits.to_owned(),
+            max: MAX_PRIORITY,
+        }),
     }
 }
 
@@ -300,7 +299,10 @@ mod tests {
             "<abc>hello",
             "<34 hello",
         ] {
-            let message = parse_line(line, now()).err().unwrap_or_default();
+            let message = parse_line(line, now())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             assert!(
                 message.starts_with("not a syslog message: missing <PRI>"),
                 "{line}: {message}"
@@ -308,10 +310,12 @@ mod tests {
         }
         let message = parse_line("<999>Oct 11 22:14:15 host app: x", now())
             .err()
+            .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(message.contains("out of range"), "{message}");
         let message = parse_line("<192>Oct 11 22:14:15 host app: x", now())
             .err()
+            .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(message.contains("out of range"), "{message}");
     }

@@ -82,6 +82,44 @@ impl Default for MailConfig {
     }
 }
 
+/// Why `[mail]` was refused; the message names the option that is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum MailConfigError {
+    #[error("mail.from: '{from}' is not a mail address like \"Osprey <osprey@example.org>\" ({source})")]
+    From {
+        from: String,
+        #[source]
+        source: lettre::address::AddressError,
+    },
+    #[error("mail.host: '{0}' is not a host name (put the port in mail.port)")]
+    Host(String),
+    #[error("mail.port: 0 is not a port")]
+    PortZero,
+    #[error(
+        "mail.username is set but mail.password_secret is not: name the secret that holds the password (`osprey secret set osprey smtp-password`)"
+    )]
+    NoPasswordSecret,
+    #[error("mail.password_secret is set but mail.username is not")]
+    NoUsername,
+    #[error("mail.username is empty")]
+    EmptyUsername,
+    #[error("mail.password_secret: {0}")]
+    PasswordSecret(#[source] crate::app::AppError),
+    #[error("mail.max_attempts must be at least 1")]
+    NoAttempts,
+    #[error("mail.timeout must be longer than 0s")]
+    NoTimeout,
+}
+
+/// A text that is not one mail address.
+#[derive(Debug, thiserror::Error)]
+#[error("'{address}' is not a mail address ({source})")]
+pub struct AddressError {
+    pub address: String,
+    #[source]
+    source: lettre::address::AddressError,
+}
+
 impl MailConfig {
     /// Whether mail is on (a host is set).
     pub fn enabled(&self) -> bool {
@@ -98,50 +136,38 @@ impl MailConfig {
     }
 
     /// The From mailbox.
-    pub fn from_mailbox(&self) -> Result<Mailbox, String> {
-        self.from.parse().map_err(|e| {
-            format!(
-                "mail.from: '{}' is not a mail address like \"Osprey <osprey@example.org>\" ({e})",
-                self.from
-            )
+    pub fn from_mailbox(&self) -> Result<Mailbox, MailConfigError> {
+        self.from.parse().map_err(|source| MailConfigError::From {
+            from: self.from.clone(),
+            source,
         })
     }
 
     /// Check the settings; the message names the option that is wrong.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), MailConfigError> {
         self.from_mailbox()?;
         if let Some(host) = &self.host
             && (host.trim().is_empty() || host.contains(char::is_whitespace) || host.contains(':'))
         {
-            return Err(format!(
-                "mail.host: '{host}' is not a host name (put the port in mail.port)"
-            ));
+            return Err(MailConfigError::Host(host.clone()));
         }
         if self.port == Some(0) {
-            return Err("mail.port: 0 is not a port".into());
+            return Err(MailConfigError::PortZero);
         }
         match (&self.username, &self.password_secret) {
-            (Some(_), None) => {
-                return Err(
-                    "mail.username is set but mail.password_secret is not: name the secret that holds the password (`osprey secret set osprey smtp-password`)".into(),
-                );
-            }
-            (None, Some(_)) => {
-                return Err("mail.password_secret is set but mail.username is not".into());
-            }
-            (Some(user), Some(_)) if user.is_empty() => {
-                return Err("mail.username is empty".into());
-            }
+            (Some(_), None) => return Err(MailConfigError::NoPasswordSecret),
+            (None, Some(_)) => return Err(MailConfigError::NoUsername),
+            (Some(user), Some(_)) if user.is_empty() => return Err(MailConfigError::EmptyUsername),
             _ => {}
         }
         if let Some(name) = &self.password_secret {
-            crate::app::validate_secret_name(name).map_err(|e| format!("mail.password_secret: {e}"))?;
+            crate::app::validate_secret_name(name).map_err(MailConfigError::PasswordSecret)?;
         }
         if self.max_attempts == 0 {
-            return Err("mail.max_attempts must be at least 1".into());
+            return Err(MailConfigError::NoAttempts);
         }
         if self.timeout.is_zero() {
-            return Err("mail.timeout must be longer than 0s".into());
+            return Err(MailConfigError::NoTimeout);
         }
         Ok(())
     }
@@ -149,11 +175,16 @@ impl MailConfig {
 
 /// Whether `address` is one mail address (`alice@example.org` or `Alice <alice@example.org>`);
 /// returns the address without its display name (`alice@example.org`).
-pub fn check_address(address: &str) -> Result<String, String> {
-    address
-        .parse::<Mailbox>()
-        .map(|m| m.email.to_string())
-        .map_err(|e| format!("'{address}' is not a mail address ({e})"))
+pub fn check_address(address: &str) -> Result<String, AddressError> {
+    mailbox(address).map(|m| m.email.to_string())
+}
+
+/// `address` as a mailbox (`alice@example.org` or `Alice <alice@example.org>`).
+pub fn mailbox(address: &str) -> Result<Mailbox, AddressError> {
+    address.parse().map_err(|source| AddressError {
+        address: address.to_owned(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -186,7 +217,7 @@ mod tests {
 
     #[test]
     fn config_mistakes_are_named() {
-        let bad = |c: MailConfig| c.validate().unwrap_err();
+        let bad = |c: MailConfig| c.validate().unwrap_err().to_string();
         let e = bad(MailConfig {
             from: "not an address".into(),
             ..MailConfig::default()
@@ -217,7 +248,12 @@ mod tests {
             check_address("Alice <alice@example.org>").unwrap(),
             "alice@example.org"
         );
-        assert!(check_address("alice").unwrap_err().contains("'alice'"));
+        assert!(
+            check_address("alice")
+                .unwrap_err()
+                .to_string()
+                .contains("'alice'")
+        );
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! The sender: claims due messages from the outbox, sends each over SMTP with lettre and
 //! records the attempt (sent, or failed and tried again after a backoff, or given up on).
 
-use super::{MailConfig, MailTls};
+use super::{AddressError, MailConfig, MailConfigError, MailTls};
 use crate::metrics::Metrics;
 use crate::store::outbox::OutboxRecord;
 use crate::store::{Store, StoreError, now_ms};
 use crate::vault::{SERVER_SECRET_OWNER, Vault};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::MultiPart;
 use lettre::transport::smtp::AsyncSmtpTransportBuilder;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -86,21 +86,79 @@ pub fn attempt_deadline(config: &MailConfig) -> Duration {
 
 type Transport = AsyncSmtpTransport<Tokio1Executor>;
 
+/// Why there is no SMTP transport for a pass (each message it claims is tried again later).
+#[derive(Debug, Error)]
+enum TransportError {
+    #[error("{}", MailError::Off)]
+    Off,
+    #[error("cannot set up TLS for {host}: {source}")]
+    Tls {
+        host: String,
+        #[source]
+        source: lettre::transport::smtp::Error,
+    },
+    #[error("cannot read the SMTP password secret '{name}': {source}")]
+    ReadSecret {
+        name: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error(
+        "the SMTP password secret '{name}' (mail.password_secret) is not set; set it with `osprey secret set {SERVER_SECRET_OWNER} {name}`"
+    )]
+    NoSecret { name: String },
+    #[error(transparent)]
+    Open(#[from] crate::vault::VaultError),
+}
+
+/// Why an outbox row is not a message that can be sent: given up on at once.
+#[derive(Debug, Error)]
+enum MessageError {
+    #[error(transparent)]
+    From(#[from] MailConfigError),
+    #[error(transparent)]
+    To(#[from] AddressError),
+    #[error("cannot build the message: {0}")]
+    Build(#[source] lettre::error::Error),
+}
+
+/// How one attempt failed; its text is what the outbox records.
+#[derive(Debug, Error)]
+enum SendError {
+    /// No transport this pass: worth trying again.
+    #[error(transparent)]
+    NoTransport(Arc<TransportError>),
+    /// The SMTP server refused or failed: worth trying again.
+    #[error("SMTP server {server}: {source}")]
+    Smtp {
+        server: String,
+        #[source]
+        source: lettre::transport::smtp::Error,
+    },
+    #[error("SMTP server {server}: no answer within {}", humantime::format_duration(*.deadline))]
+    Timeout { server: String, deadline: Duration },
+    /// Never going to work (the message itself is wrong): given up on at once.
+    #[error(transparent)]
+    Permanent(#[from] MessageError),
+}
+
 /// The SMTP transport of the config, without credentials.
-fn smtp_builder(config: &MailConfig) -> Result<AsyncSmtpTransportBuilder, String> {
-    let host = config.host.as_deref().ok_or_else(|| MailError::Off.to_string())?;
+fn smtp_builder(config: &MailConfig) -> Result<AsyncSmtpTransportBuilder, TransportError> {
+    let host = config.host.as_deref().ok_or(TransportError::Off)?;
+    let tls = |source| TransportError::Tls {
+        host: host.to_owned(),
+        source,
+    };
     let builder = match config.tls {
         MailTls::None => Transport::builder_dangerous(host),
-        MailTls::Starttls => {
-            Transport::starttls_relay(host).map_err(|e| format!("cannot set up TLS for {host}: {e}"))?
-        }
-        MailTls::Tls => Transport::relay(host).map_err(|e| format!("cannot set up TLS for {host}: {e}"))?,
+        MailTls::Starttls => Transport::starttls_relay(host).map_err(tls)?,
+        MailTls::Tls => Transport::relay(host).map_err(tls)?,
     };
     Ok(builder.port(config.port()).timeout(Some(config.timeout)))
 }
 
 /// The SMTP transport of the config, with the password from the secret store.
-async fn transport(app: &Sender) -> Result<Transport, String> {
+async fn transport(app: &Sender) -> Result<Transport, TransportError> {
     let config = &app.config;
     let mut builder = smtp_builder(config)?;
     if let (Some(user), Some(name)) = (&config.username, &config.password_secret) {
@@ -108,16 +166,12 @@ async fn transport(app: &Sender) -> Result<Transport, String> {
             .store
             .secret(SERVER_SECRET_OWNER, name)
             .await
-            .map_err(|e| format!("cannot read the SMTP password secret '{name}': {e}"))?
-            .ok_or_else(|| {
-                format!(
-                    "the SMTP password secret '{name}' (mail.password_secret) is not set; set it with `osprey secret set {SERVER_SECRET_OWNER} {name}`"
-                )
-            })?;
-        let password = app
-            .vault
-            .open_sealed(SERVER_SECRET_OWNER, name, &sealed)
-            .map_err(|e| e.to_string())?;
+            .map_err(|source| TransportError::ReadSecret {
+                name: name.clone(),
+                source,
+            })?
+            .ok_or_else(|| TransportError::NoSecret { name: name.clone() })?;
+        let password = app.vault.open_sealed(SERVER_SECRET_OWNER, name, &sealed)?;
         builder = builder.credentials(Credentials::new(
             user.clone(),
             password.expose_secret().to_owned(),
@@ -128,12 +182,9 @@ async fn transport(app: &Sender) -> Result<Transport, String> {
 
 /// The lettre message of an outbox row: multipart/alternative text and HTML, with the Date
 /// it was queued and a Message-ID made from its id, the same at every attempt.
-fn message(config: &MailConfig, mail: &OutboxRecord) -> Result<Message, String> {
+fn message(config: &MailConfig, mail: &OutboxRecord) -> Result<Message, MessageError> {
     let from = config.from_mailbox()?;
-    let to: Mailbox = mail
-        .to
-        .parse()
-        .map_err(|e| format!("'{}' is not a mail address ({e})", mail.to))?;
+    let to = super::mailbox(&mail.to)?;
     let domain = from.email.domain().to_owned();
     Message::builder()
         .from(from)
@@ -148,33 +199,26 @@ fn message(config: &MailConfig, mail: &OutboxRecord) -> Result<Message, String> 
             mail.text.clone(),
             mail.html.clone(),
         ))
-        .map_err(|e| format!("cannot build the message: {e}"))
+        .map_err(MessageError::Build)
 }
 
 /// One attempt at `mail` over `transport`.
 async fn send_one(
     config: &MailConfig,
-    transport: &Result<Transport, String>,
+    transport: &Result<Transport, Arc<TransportError>>,
     mail: &OutboxRecord,
 ) -> Result<(), SendError> {
-    let transport = transport.as_ref().map_err(|e| SendError::Retry(e.clone()))?;
-    let message = message(config, mail).map_err(SendError::Permanent)?;
+    let transport = transport
+        .as_ref()
+        .map_err(|e| SendError::NoTransport(e.clone()))?;
+    let message = message(config, mail)?;
     let server = format!("{}:{}", config.host.as_deref().unwrap_or_default(), config.port());
-    match tokio::time::timeout(attempt_deadline(config), transport.send(message)).await {
+    let deadline = attempt_deadline(config);
+    match tokio::time::timeout(deadline, transport.send(message)).await {
         Ok(Ok(_response)) => Ok(()),
-        Ok(Err(e)) => Err(SendError::Retry(format!("SMTP server {server}: {e}"))),
-        Err(_) => Err(SendError::Retry(format!(
-            "SMTP server {server}: no answer within {}",
-            humantime::format_duration(attempt_deadline(config))
-        ))),
+        Ok(Err(source)) => Err(SendError::Smtp { server, source }),
+        Err(_) => Err(SendError::Timeout { server, deadline }),
     }
-}
-
-enum SendError {
-    /// Worth trying again.
-    Retry(String),
-    /// Never going to work (the message itself is wrong): given up on at once.
-    Permanent(String),
 }
 
 /// Send the mail due now, up to `limit` messages, recording each attempt in the outbox.
@@ -190,7 +234,7 @@ pub async fn send_due(app: &Sender, limit: usize) -> Result<Vec<Attempt>, MailEr
         return Ok(Vec::new());
     }
     let mut attempts = Vec::new();
-    let mut transport: Option<Result<Transport, String>> = None;
+    let mut transport: Option<Result<Transport, Arc<TransportError>>> = None;
     while attempts.len() < limit {
         // One at a time, so a claim needs to last only as long as one attempt.
         let now = now_ms();
@@ -200,7 +244,7 @@ pub async fn send_due(app: &Sender, limit: usize) -> Result<Vec<Attempt>, MailEr
         };
         // Built once per pass, and only when something is due.
         if transport.is_none() {
-            transport = Some(self::transport(app).await);
+            transport = Some(self::transport(app).await.map_err(Arc::new));
         }
         let transport = transport.as_ref().expect("built just above");
         let result = send_one(config, transport, &mail).await;
@@ -231,7 +275,8 @@ async fn record(
             );
             Outcome::Sent
         }
-        Err(SendError::Retry(error)) if attempts < i64::from(config.max_attempts) => {
+        Err(e) if !matches!(e, SendError::Permanent(_)) && attempts < i64::from(config.max_attempts) => {
+            let error = e.to_string();
             let wait = backoff(u32::try_from(attempts).unwrap_or(u32::MAX));
             let next_attempt_at = now + wait.as_millis() as i64;
             app.store
@@ -252,7 +297,8 @@ async fn record(
                 next_attempt_at,
             }
         }
-        Err(SendError::Retry(error) | SendError::Permanent(error)) => {
+        Err(e) => {
+            let error = e.to_string();
             app.store.mark_mail_failed(mail.id, &error, now).await?;
             app.metrics.mail_failed();
             tracing::error!(
@@ -340,6 +386,7 @@ mod tests {
         assert!(
             smtp_builder(&MailConfig::default())
                 .unwrap_err()
+                .to_string()
                 .contains("mail is off")
         );
     }
@@ -384,6 +431,11 @@ mod tests {
             to: "nobody".into(),
             ..record
         };
-        assert!(message(&config, &bad).unwrap_err().contains("'nobody'"));
+        assert!(
+            message(&config, &bad)
+                .unwrap_err()
+                .to_string()
+                .contains("'nobody'")
+        );
     }
 }

@@ -224,10 +224,20 @@ pub enum ActError {
         action: &'static str,
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// A refusal whose message names the action already (the reading of a spec, a question
-    /// or a mail refused).
-    #[error("{0}")]
-    Refused(String),
+    /// A request that did not read; the message names the action already.
+    #[error(transparent)]
+    Request(#[from] crate::cases::CaseError),
+    /// A request that read but was refused (a bad severity, type name or due time).
+    #[error("{action}: {source}")]
+    Case {
+        action: &'static str,
+        #[source]
+        source: crate::cases::CaseError,
+    },
+    /// A question or a mail refused by `humans` (its error, which names the action; boxed, as
+    /// the engine does not know the humans service).
+    #[error(transparent)]
+    Refused(Box<dyn std::error::Error + Send + Sync>),
 }
 
 #[cfg(test)]

@@ -19,17 +19,38 @@ static ENGINE: LazyLock<Engine> = LazyLock::new(|| {
     base_engine(&limits)
 });
 
+/// Why an expression did not compile or gave no answer. Rhai's errors are kept as they are.
+#[derive(Debug, thiserror::Error)]
+pub enum ExprError {
+    /// A variable that is not a script value (nested too deep).
+    #[error(transparent)]
+    Vars(Box<rhai::EvalAltResult>),
+    #[error(transparent)]
+    Compile(rhai::ParseError),
+    #[error("`{expr}`: {error}")]
+    Eval {
+        expr: String,
+        #[source]
+        error: Box<rhai::EvalAltResult>,
+    },
+    /// What it gave instead (a type name).
+    #[error("`{expr}` gave a {kind}, not true or false")]
+    NotBool { expr: String, kind: &'static str },
+    #[error("`{expr}` gave nothing for this alert")]
+    NoKey { expr: String },
+}
+
 /// The variables expressions see (`alert`, or `incident` and `breach`), converted from JSON
 /// once and shared by every expression evaluated over them (expressions cannot change them).
 pub struct Vars(Scope<'static>);
 
 impl Vars {
-    pub fn new(vars: &[(&str, &Value)]) -> Result<Vars, String> {
+    pub fn new(vars: &[(&str, &Value)]) -> Result<Vars, ExprError> {
         let mut scope = Scope::new();
         for (name, value) in vars {
             scope.push_constant(
                 name.to_string(),
-                api::from_json_value(value).map_err(|e| e.to_string())?,
+                api::from_json_value(value).map_err(ExprError::Vars)?,
             );
         }
         Ok(Vars(scope))
@@ -45,50 +66,57 @@ pub struct Expr {
 
 impl Expr {
     /// Compile `source`; the error says what is wrong and where.
-    pub fn compile(source: &str) -> Result<Expr, String> {
-        let ast = ENGINE.compile_expression(source).map_err(|e| e.to_string())?;
+    pub fn compile(source: &str) -> Result<Expr, ExprError> {
+        let ast = ENGINE.compile_expression(source).map_err(ExprError::Compile)?;
         Ok(Expr {
             source: source.to_owned(),
             ast,
         })
     }
 
-    fn eval(&self, vars: &mut Vars) -> Result<Dynamic, String> {
+    fn eval(&self, vars: &mut Vars) -> Result<Dynamic, ExprError> {
         ENGINE
             .eval_ast_with_scope::<Dynamic>(&mut vars.0, &self.ast)
-            .map_err(|e| format!("`{}`: {e}", self.source))
+            .map_err(|error| ExprError::Eval {
+                expr: self.source.clone(),
+                error,
+            })
     }
 
     /// Whether `alert` matches. A missing field is `()`, which is not equal to anything, so
     /// `alert.data.x == 1` is simply false for alerts without `x`; a result that is not a
     /// boolean is an error.
-    pub fn matches(&self, alert: &Value) -> Result<bool, String> {
+    pub fn matches(&self, alert: &Value) -> Result<bool, ExprError> {
         self.matches_in(&mut Vars::new(&[("alert", alert)])?)
     }
 
     /// Whether the expression is true with these variables (`incident` and `breach` for an
     /// SLA trigger).
-    pub fn matches_with(&self, vars: &[(&str, &Value)]) -> Result<bool, String> {
+    pub fn matches_with(&self, vars: &[(&str, &Value)]) -> Result<bool, ExprError> {
         self.matches_in(&mut Vars::new(vars)?)
     }
 
     /// Whether the expression is true with variables prepared once for several expressions.
-    pub fn matches_in(&self, vars: &mut Vars) -> Result<bool, String> {
+    pub fn matches_in(&self, vars: &mut Vars) -> Result<bool, ExprError> {
         let v = self.eval(vars)?;
-        v.as_bool()
-            .map_err(|t| format!("`{}` gave a {t}, not true or false", self.source))
+        v.as_bool().map_err(|kind| ExprError::NotBool {
+            expr: self.source.clone(),
+            kind,
+        })
     }
 
     /// The expression's value as a key (for deduplication and linking).
-    pub fn key(&self, alert: &Value) -> Result<String, String> {
+    pub fn key(&self, alert: &Value) -> Result<String, ExprError> {
         self.key_in(&mut Vars::new(&[("alert", alert)])?)
     }
 
     /// [`Expr::key`] with variables prepared once.
-    pub fn key_in(&self, vars: &mut Vars) -> Result<String, String> {
+    pub fn key_in(&self, vars: &mut Vars) -> Result<String, ExprError> {
         let v = self.eval(vars)?;
         if v.is_unit() {
-            return Err(format!("`{}` gave nothing for this alert", self.source));
+            return Err(ExprError::NoKey {
+                expr: self.source.clone(),
+            });
         }
         Ok(v.to_string())
     }
@@ -120,17 +148,19 @@ mod tests {
 
     #[test]
     fn mistakes_are_clear() {
-        let e = Expr::compile("alert.source ==").unwrap_err();
+        let e = Expr::compile("alert.source ==").unwrap_err().to_string();
         assert!(e.contains("incomplete") && e.contains("position 16"), "{e}");
         let e = Expr::compile("alert.source")
             .unwrap()
             .matches(&json!({"source": "x"}))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not true or false"), "{e}");
         let e = Expr::compile("alert.nothing")
             .unwrap()
             .key(&json!({}))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("gave nothing"), "{e}");
     }
 }

@@ -249,8 +249,7 @@ impl Meta {
                 .position(|l| l.trim_start().starts_with(key))
                 .map(|i| i + 1)
         };
-        crate::names::check("playbook", &meta.name)
-            .map_err(|m| err(key_line("name"), m.replace("plugin name", "playbook name")))?;
+        crate::names::check("playbook", &meta.name).map_err(|m| err(key_line("name"), m.to_string()))?;
         for p in &meta.plugins {
             crate::names::check("plugin", p).map_err(|m| err(key_line("plugins"), m.to_string()))?;
         }

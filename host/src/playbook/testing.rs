@@ -313,8 +313,7 @@ impl Effects for MockEffects {
                 Ok(Value::Object(out))
             }
             Act::QuestionAsk { kind, spec } => {
-                let spec: crate::humans::questions::Spec =
-                    crate::cases::parse(kind.as_str(), spec).map_err(ActError::Refused)?;
+                let spec: crate::humans::questions::Spec = crate::cases::parse(kind.as_str(), spec)?;
                 let checked = spec.check(*kind).map_err(|e| ActError::Invalid {
                     action: kind.as_str(),
                     message: e.to_string(),

@@ -118,12 +118,22 @@ fn prepare(rt: &Runtime, setup: Setup<'_>) -> Prepared {
     }
 }
 
+/// Why a plugin's `describe` gave no descriptor.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum DescribeError {
+    #[error("did not answer within {}s", .0.as_secs())]
+    Timeout(Duration),
+    /// It trapped or broke a limit: the call's message says how.
+    #[error("{}", .0.message)]
+    Failed(#[source] CallError),
+}
+
 /// Call `describe` in a fresh instance, with no imports usable.
 pub(super) async fn describe(
     rt: &Runtime,
     pre: &IntegrationPre<CallState>,
     plugin: &str,
-) -> Result<Descriptor, String> {
+) -> Result<Descriptor, DescribeError> {
     let limits = rt.inner.options.limits;
     let deadline = Instant::now() + DESCRIBE_TIMEOUT;
     let grant = Arc::new(Capabilities::default());
@@ -146,11 +156,16 @@ pub(super) async fn describe(
         instance.call_describe(&mut p.store).await
     };
     match tokio::time::timeout(DESCRIBE_TIMEOUT, run).await {
-        Err(_) => Err(format!("did not answer within {}s", DESCRIBE_TIMEOUT.as_secs())),
+        Err(_) => Err(DescribeError::Timeout(DESCRIBE_TIMEOUT)),
         Ok(Ok(d)) => Ok(d),
         Ok(Err(e)) => {
             let (stderr, _) = p.stderr.contents();
-            Err(classify_trap(&e, &p.store.data().limiter, &stderr, &limits).message)
+            Err(DescribeError::Failed(classify_trap(
+                &e,
+                &p.store.data().limiter,
+                &stderr,
+                &limits,
+            )))
         }
     }
 }

@@ -36,10 +36,34 @@ pub struct ConfigKey {
 
 /// A manifest that could not be used; the message names the file and what is wrong.
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: {message}")]
+#[error("{path}: {problem}")]
 pub struct ManifestError {
     pub path: PathBuf,
-    pub message: String,
+    /// Not the error's `source`: the message says it already, and the CLI prints the chain.
+    pub problem: ManifestProblem,
+}
+
+/// What is wrong with a manifest.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestProblem {
+    #[error("cannot read: {0}")]
+    Read(#[source] std::io::Error),
+    #[error(transparent)]
+    Toml(#[from] toml::de::Error),
+    #[error(transparent)]
+    Name(#[from] crate::names::NameError),
+    #[error("the plugin name '{0}' is reserved for the server's own secrets; rename the plugin")]
+    Reserved(String),
+    #[error("version '{version}' is not a semantic version: {source}")]
+    Version {
+        version: String,
+        #[source]
+        source: semver::Error,
+    },
+    #[error("component '{}' must be a file name inside the plugin folder", .0.display())]
+    Component(PathBuf),
+    #[error("config key '{0}' must be lower_snake_case")]
+    ConfigKey(String),
 }
 
 /// The manifest's file name inside a plugin folder.
@@ -49,35 +73,31 @@ impl Manifest {
     /// Read and validate `dir/plugin.toml`.
     pub fn load(dir: &Path) -> Result<Manifest, ManifestError> {
         let path = dir.join(MANIFEST_FILE);
-        let err = |message: String| ManifestError {
+        let err = |problem: ManifestProblem| ManifestError {
             path: path.clone(),
-            message,
+            problem,
         };
-        let text = std::fs::read_to_string(&path).map_err(|e| err(format!("cannot read: {e}")))?;
-        let manifest: Manifest = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| err(ManifestProblem::Read(e)))?;
+        let manifest: Manifest = toml::from_str(&text).map_err(|e| err(e.into()))?;
         manifest.validate().map_err(err)?;
         Ok(manifest)
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ManifestProblem> {
         validate_name(&self.name)?;
         if self.name == crate::vault::SERVER_SECRET_OWNER {
-            return Err(format!(
-                "the plugin name '{}' is reserved for the server's own secrets; rename the plugin",
-                self.name
-            ));
+            return Err(ManifestProblem::Reserved(self.name.clone()));
         }
-        semver::Version::parse(&self.version)
-            .map_err(|e| format!("version '{}' is not a semantic version: {e}", self.version))?;
+        semver::Version::parse(&self.version).map_err(|source| ManifestProblem::Version {
+            version: self.version.clone(),
+            source,
+        })?;
         let c = &self.component;
         if c.is_absolute()
             || c.components()
                 .any(|p| !matches!(p, std::path::Component::Normal(_)))
         {
-            return Err(format!(
-                "component '{}' must be a file name inside the plugin folder",
-                c.display()
-            ));
+            return Err(ManifestProblem::Component(c.clone()));
         }
         for key in self.config.keys() {
             if key.is_empty()
@@ -85,7 +105,7 @@ impl Manifest {
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
             {
-                return Err(format!("config key '{key}' must be lower_snake_case"));
+                return Err(ManifestProblem::ConfigKey(key.clone()));
             }
         }
         Ok(())
@@ -98,7 +118,7 @@ impl Manifest {
 }
 
 /// Plugin names follow [`crate::names::check`].
-pub fn validate_name(name: &str) -> Result<(), String> {
+pub fn validate_name(name: &str) -> Result<(), crate::names::NameError> {
     crate::names::check("plugin", name)
 }
 

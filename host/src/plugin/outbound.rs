@@ -197,7 +197,7 @@ impl WasiHttpHooks for OutboundGate {
             Ok(t) => t,
             Err(reason) => {
                 let url = request.uri().path().to_owned();
-                return self.refuse(&method, &url, HttpOutcome::Denied(reason));
+                return self.refuse(&method, &url, HttpOutcome::Denied(reason.to_string()));
             }
         };
         let url = target.display_without_query();

@@ -9,8 +9,10 @@
 pub mod rules;
 pub mod spec;
 
-pub use rules::{Decision, RuleSet, RuleTest, RuleTestCount, alert_json, check_rule, test_rules};
-pub use spec::{RuleAction, RuleFile, RuleSpec};
+pub use rules::{
+    Decision, RuleCheckError, RuleSet, RuleTest, RuleTestCount, alert_json, check_rule, test_rules,
+};
+pub use spec::{RuleAction, RuleError, RuleFile, RuleSpec};
 
 use crate::metrics::Metrics;
 use crate::playbook::Trigger;

@@ -1,7 +1,7 @@
 //! A rule set compiled once and the decision it makes for one alert; what a rule set would do
 //! to some alerts without changing anything (`osprey rules test`). Pure.
 
-use super::spec::{RuleAction, RuleSpec};
+use super::spec::{RuleAction, RuleError, RuleSpec};
 use crate::playbook::expr::{Expr, Vars};
 use crate::store::alerts::StoredAlert;
 use serde::Serialize;
@@ -42,12 +42,12 @@ pub struct RuleSet {
 
 impl RuleSet {
     /// Compile `specs` (in order). A rule that does not compile is an error naming it.
-    pub fn compile(specs: Vec<RuleSpec>) -> Result<RuleSet, String> {
+    pub fn compile(specs: Vec<RuleSpec>) -> Result<RuleSet, RuleError> {
         let mut rules = Vec::new();
         for spec in specs.into_iter().filter(|s| s.enabled) {
             spec.validate()?;
-            let matches = Expr::compile(&spec.matches)?;
-            let key = spec.key.as_deref().map(Expr::compile).transpose()?;
+            let matches = spec.compile_match()?;
+            let key = spec.compile_key()?;
             rules.push(CompiledRule { spec, matches, key });
         }
         Ok(RuleSet { rules })
@@ -115,14 +115,28 @@ pub fn alert_json(alert: &StoredAlert) -> Value {
 
 /// Check a rule before it is stored (`osprey rules set`, `PUT /api/v1/rules/NAME`): the rule
 /// itself, and the playbooks it starts must be loaded.
-pub fn check_rule(spec: &RuleSpec, playbooks: &crate::playbook::Playbooks) -> Result<(), String> {
+pub fn check_rule(spec: &RuleSpec, playbooks: &crate::playbook::Playbooks) -> Result<(), RuleCheckError> {
     spec.validate()?;
     for p in &spec.playbooks {
-        playbooks
-            .get(p)
-            .map_err(|e| format!("rule '{}': {e}", spec.name))?;
+        playbooks.get(p).map_err(|source| RuleCheckError::Playbook {
+            rule: spec.name.clone(),
+            source,
+        })?;
     }
     Ok(())
+}
+
+/// Why a rule may not be stored: it is wrong in itself, or starts a playbook not loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleCheckError {
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+    #[error("rule '{rule}': {source}")]
+    Playbook {
+        rule: String,
+        #[source]
+        source: crate::playbook::PlaybookError,
+    },
 }
 
 /// What a rule set would have done to some alerts (`osprey rules test`,
@@ -152,7 +166,7 @@ pub struct RuleTestCount {
 
 /// Run `specs` (in order) over `alerts`, changing nothing. A rule that does not compile is
 /// an error naming it.
-pub fn test_rules(specs: Vec<RuleSpec>, alerts: &[StoredAlert]) -> Result<RuleTest, String> {
+pub fn test_rules(specs: Vec<RuleSpec>, alerts: &[StoredAlert]) -> Result<RuleTest, RuleError> {
     let rules = RuleSet::compile(specs.clone())?;
     let mut decided: HashMap<String, usize> = HashMap::new();
     let mut examples = std::collections::BTreeMap::new();
@@ -240,19 +254,23 @@ mod tests {
             "name = \"x\"\nmatch = 'alert.source =='\naction = \"drop\"",
         )])
         .err()
-        .unwrap();
+        .unwrap()
+        .to_string();
         assert!(e.contains("rule 'x': match"), "{e}");
         let e = rule("name = \"x\"\nmatch = 'true'\naction = \"dedup\"\nkey = 'alert.source'")
             .validate()
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("needs a key and a window"), "{e}");
         let e = rule("name = \"x\"\nmatch = 'true'\naction = \"link\"")
             .validate()
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("needs a key"), "{e}");
         let e = rule("name = \"x\"\nmatch = 'true'\naction = \"drop\"\nplaybooks = [\"p\"]")
             .validate()
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("belong to dedup and incident"), "{e}");
         assert!(toml::from_str::<RuleSpec>("name = \"x\"\nmatch = 'true'\naction = \"explode\"").is_err());
     }
@@ -285,7 +303,8 @@ mod tests {
             vec![rule("name = \"x\"\nmatch = '('\naction = \"drop\"")],
             &alerts,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("rule 'x'"), "{e}");
     }
 }

@@ -2,7 +2,7 @@
 //! them: what each matches and does, and the one check of a rule before it is stored. Pure.
 
 use crate::intake::Severity;
-use crate::playbook::expr::Expr;
+use crate::playbook::expr::{Expr, ExprError};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -69,30 +69,77 @@ pub struct RuleFile {
     pub rules: Vec<RuleSpec>,
 }
 
+/// Why a rule was refused; the message names the rule.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    #[error(transparent)]
+    Name(#[from] crate::names::NameError),
+    #[error("rule '{rule}': match: {source}")]
+    Match {
+        rule: String,
+        #[source]
+        source: ExprError,
+    },
+    #[error("rule '{rule}': key: {source}")]
+    Key {
+        rule: String,
+        #[source]
+        source: ExprError,
+    },
+    /// An action without the fields it needs ("a key", "a key and a window").
+    #[error("rule '{rule}': a {} rule needs {needs}", format!("{action:?}").to_lowercase())]
+    Needs {
+        rule: String,
+        action: RuleAction,
+        needs: &'static str,
+    },
+    #[error("rule '{0}': window, severity and playbooks belong to dedup and incident rules")]
+    Misplaced(String),
+}
+
 impl RuleSpec {
     /// Check the rule: its name, its expressions, and the fields its action needs.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), RuleError> {
         crate::names::check("rule", &self.name)?;
-        Expr::compile(&self.matches).map_err(|e| format!("rule '{}': match: {e}", self.name))?;
-        if let Some(key) = &self.key {
-            Expr::compile(key).map_err(|e| format!("rule '{}': key: {e}", self.name))?;
-        }
-        let needs = |what: &str| format!("rule '{}': a {:?} rule needs {what}", self.name, self.action);
+        self.compile_match()?;
+        self.compile_key()?;
+        let needs = |needs| RuleError::Needs {
+            rule: self.name.clone(),
+            action: self.action,
+            needs,
+        };
         match self.action {
             RuleAction::Dedup if self.key.is_none() || self.window.is_none() => {
-                return Err(needs("a key and a window").to_lowercase());
+                return Err(needs("a key and a window"));
             }
-            RuleAction::Link if self.key.is_none() => return Err(needs("a key").to_lowercase()),
+            RuleAction::Link if self.key.is_none() => return Err(needs("a key")),
             RuleAction::Drop | RuleAction::Link
                 if self.window.is_some() || !self.playbooks.is_empty() || self.severity.is_some() =>
             {
-                return Err(format!(
-                    "rule '{}': window, severity and playbooks belong to dedup and incident rules",
-                    self.name
-                ));
+                return Err(RuleError::Misplaced(self.name.clone()));
             }
             _ => {}
         }
         Ok(())
+    }
+
+    /// The rule's `match` expression, compiled.
+    pub fn compile_match(&self) -> Result<Expr, RuleError> {
+        Expr::compile(&self.matches).map_err(|source| RuleError::Match {
+            rule: self.name.clone(),
+            source,
+        })
+    }
+
+    /// The rule's `key` expression, if it has one, compiled.
+    pub fn compile_key(&self) -> Result<Option<Expr>, RuleError> {
+        self.key
+            .as_deref()
+            .map(Expr::compile)
+            .transpose()
+            .map_err(|source| RuleError::Key {
+                rule: self.name.clone(),
+                source,
+            })
     }
 }

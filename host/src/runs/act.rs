@@ -37,6 +37,7 @@ pub(super) async fn perform(
         action,
         message: e.to_string(),
     };
+    let case_err = |source| ActError::Case { action, source };
     let incident = call.incident.as_deref();
     match &call.act {
         Act::IncidentNote { text } => {
@@ -62,8 +63,8 @@ pub(super) async fn perform(
         Act::IncidentSet(changes) => {
             let id = call.incident()?;
             let changes: crate::cases::IncidentChanges =
-                crate::cases::parse(action, &Value::Object(changes.clone())).map_err(ActError::Refused)?;
-            let update = changes.update().map_err(|e| invalid(&e))?;
+                crate::cases::parse(action, &Value::Object(changes.clone()))?;
+            let update = changes.update().map_err(case_err)?;
             if let Some(status) = changes.status.as_deref() {
                 let Some(to) = IncidentStatus::parse(status).filter(|s| *s != IncidentStatus::Closed) else {
                     return Err(invalid(&format!(
@@ -87,9 +88,8 @@ pub(super) async fn perform(
             } else {
                 None
             };
-            let spec: crate::cases::IncidentSpec =
-                crate::cases::parse(action, &Value::Object(spec.clone())).map_err(ActError::Refused)?;
-            let new = spec.into_new(parent).map_err(|e| invalid(&e))?;
+            let spec: crate::cases::IncidentSpec = crate::cases::parse(action, &Value::Object(spec.clone()))?;
+            let new = spec.into_new(parent).map_err(case_err)?;
             let id = store
                 .create_incident(&new, &[], &actor, Some(key))
                 .await
@@ -105,9 +105,8 @@ pub(super) async fn perform(
             Ok(Value::Bool(added))
         }
         Act::TaskCreate(spec) => {
-            let spec: crate::cases::TaskSpec =
-                crate::cases::parse(action, &Value::Object(spec.clone())).map_err(ActError::Refused)?;
-            let new = spec.into_new(incident).map_err(|e| invalid(&e))?;
+            let spec: crate::cases::TaskSpec = crate::cases::parse(action, &Value::Object(spec.clone()))?;
+            let new = spec.into_new(incident).map_err(case_err)?;
             let task = store
                 .create_task(&new, &actor, Some(key))
                 .await
@@ -189,12 +188,12 @@ pub(super) async fn perform(
             let q = humans
                 .ask(store, *kind, spec, run_id, incident, key)
                 .await
-                .map_err(ActError::Refused)?;
+                .map_err(|e| ActError::Refused(e.into()))?;
             Ok(serde_json::json!({ "id": q.id, "due_at": q.due_at, "to": q.addressee() }))
         }
         Act::SendEmail(spec) => humans
             .send_email(store, &Value::Object(spec.clone()), incident, key)
             .await
-            .map_err(ActError::Refused),
+            .map_err(|e| ActError::Refused(e.into())),
     }
 }

@@ -300,7 +300,7 @@ fn fates_and_alerts(parsed: Vec<intake::Item>, via: &str) -> (Vec<Fate>, Vec<Sto
             Err(e) => fates.push(Fate {
                 position: item.position,
                 id: None,
-                error: Some(e.message),
+                error: Some(e.error.to_string()),
             }),
         }
     }

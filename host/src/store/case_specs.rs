@@ -3,11 +3,11 @@
 
 use super::incidents::{IncidentUpdate, NewIncident};
 use super::tasks::NewTask;
-use crate::cases::{self, IncidentChanges, IncidentSpec, TaskSpec};
+use crate::cases::{self, CaseError, IncidentChanges, IncidentSpec, TaskSpec};
 
 impl IncidentSpec {
     /// The incident to store, with a fresh id, as a child of `parent` if given.
-    pub fn into_new(self, parent: Option<&str>) -> Result<NewIncident, String> {
+    pub fn into_new(self, parent: Option<&str>) -> Result<NewIncident, CaseError> {
         let severity = match &self.severity {
             Some(s) => cases::severity(s)?,
             None => crate::intake::Severity::Medium,
@@ -24,7 +24,7 @@ impl IncidentSpec {
 
 impl IncidentChanges {
     /// The update to store (the status is applied on its own).
-    pub fn update(&self) -> Result<IncidentUpdate, String> {
+    pub fn update(&self) -> Result<IncidentUpdate, CaseError> {
         Ok(IncidentUpdate {
             severity: self.severity.as_deref().map(cases::severity).transpose()?,
             owner: self.owner.clone(),
@@ -37,7 +37,7 @@ impl IncidentChanges {
 
 impl TaskSpec {
     /// The task to store, on `incident` unless the spec names one.
-    pub fn into_new(self, incident: Option<&str>) -> Result<NewTask, String> {
+    pub fn into_new(self, incident: Option<&str>) -> Result<NewTask, CaseError> {
         Ok(NewTask {
             incident_id: self.incident.or(incident.map(str::to_owned)),
             title: self.title,

@@ -291,7 +291,7 @@ pub(super) async fn open_incident(
     let now = now_ms();
     let fields = cases
         .apply_fields(&incident.kind, &Default::default(), &incident.fields)
-        .map_err(StoreError::Invalid)?;
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
     let role = incident.role.as_deref().or_else(|| cases.role(&incident.kind));
     if let Some(parent) = &incident.parent_id {
         let exists: Option<String> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = $1")
@@ -615,7 +615,7 @@ impl Store {
         step_key: Option<&str>,
     ) -> Result<String> {
         if let Some(role) = &incident.role {
-            crate::names::check("role", role).map_err(StoreError::Invalid)?;
+            crate::names::check("role", role).map_err(|e| StoreError::Invalid(e.to_string()))?;
         }
         if incident.title.trim().is_empty() {
             return Err(StoreError::Invalid("an incident needs a title".into()));
@@ -764,7 +764,7 @@ impl Store {
     /// declarations. Returns false if there is no such incident.
     pub async fn update_incident(&self, id: &str, update: &IncidentUpdate, actor: &Actor) -> Result<bool> {
         if let Some(role) = &update.role {
-            crate::names::check("role", role).map_err(StoreError::Invalid)?;
+            crate::names::check("role", role).map_err(|e| StoreError::Invalid(e.to_string()))?;
         }
         if update.title.as_deref().is_some_and(|t| t.trim().is_empty()) {
             return Err(StoreError::Invalid("an incident's title cannot be empty".into()));
@@ -789,7 +789,7 @@ impl Store {
             let merged = self
                 .cases
                 .apply_fields(&kind, &current, &update.fields)
-                .map_err(StoreError::Invalid)?;
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
             Some(serde_json::Value::Object(merged).to_string())
         };
         sqlx::query(

@@ -241,7 +241,7 @@ impl Edl {
 
 /// Check a list name ([`crate::names::check`]).
 pub fn validate_list_name(name: &str) -> Result<(), ListError> {
-    crate::names::check("list", name).map_err(ListError::BadName)
+    crate::names::check("list", name).map_err(|e| ListError::BadName(e.to_string()))
 }
 
 /// The canonical form of `raw` as an entry of type `entry_type`, or why it is not one.

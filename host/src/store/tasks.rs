@@ -204,10 +204,10 @@ fn check_assignment(assignee: Option<&str>, role: Option<&str>) -> Result<(), Ta
         ));
     }
     if let Some(u) = assignee {
-        crate::names::check("user", u).map_err(TaskError::Invalid)?;
+        crate::names::check("user", u).map_err(|e| TaskError::Invalid(e.to_string()))?;
     }
     if let Some(r) = role {
-        crate::names::check("role", r).map_err(TaskError::Invalid)?;
+        crate::names::check("role", r).map_err(|e| TaskError::Invalid(e.to_string()))?;
     }
     Ok(())
 }

@@ -25,9 +25,9 @@ impl UserRecord {
 }
 
 fn check_names(name: &str, roles: &[String]) -> Result<()> {
-    crate::names::check("user", name).map_err(StoreError::Invalid)?;
+    crate::names::check("user", name).map_err(|e| StoreError::Invalid(e.to_string()))?;
     for r in roles {
-        crate::names::check("role", r).map_err(StoreError::Invalid)?;
+        crate::names::check("role", r).map_err(|e| StoreError::Invalid(e.to_string()))?;
     }
     Ok(())
 }

@@ -216,7 +216,7 @@ pub(super) async fn create_incident(State(app): State<Arc<App>>, headers: Header
             )));
         }
     };
-    let spec: IncidentSpec = crate::cases::parse("incident", &value).map_err(|e| bad_request(&e))?;
+    let spec: IncidentSpec = crate::cases::parse("incident", &value)?;
     open(&app, &who, spec, parent.as_deref()).await
 }
 

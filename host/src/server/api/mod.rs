@@ -216,6 +216,13 @@ fn not_found(message: impl Into<String>) -> Problem {
 /// A store error: a refusal (`Invalid`, written for users) is a 400 with its message; a
 /// database that cannot be reached is a 503 to retry; anything else a 500. Only refusals
 /// say more; the rest is logged. (So `?` answers a store error from a handler.)
+/// A case request that did not read: 400, with the field that was wrong.
+impl From<crate::cases::CaseError> for Problem {
+    fn from(e: crate::cases::CaseError) -> Problem {
+        bad_request(&e.to_string())
+    }
+}
+
 impl From<StoreError> for Problem {
     fn from(e: StoreError) -> Problem {
         match e {
@@ -396,7 +403,7 @@ async fn body_json(body: Body) -> Result<Value, Problem> {
 /// The body as a `T` (`what` names it in errors, with the field that was wrong).
 async fn body_as<T: DeserializeOwned>(body: Body, what: &str) -> Result<T, Problem> {
     let value = body_json(body).await?;
-    crate::cases::parse(what, &value).map_err(|e| bad_request(&e))
+    Ok(crate::cases::parse(what, &value)?)
 }
 
 /// The query parameters, refusing any not in `known`.

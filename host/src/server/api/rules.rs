@@ -146,8 +146,8 @@ async fn set_rule(
             }
         }
     }
-    let spec: RuleSpec = crate::cases::parse("rule", &value).map_err(|e| bad_request(&e))?;
-    crate::preprocess::check_rule(&spec, &app.playbooks).map_err(|e| bad_request(&e))?;
+    let spec: RuleSpec = crate::cases::parse("rule", &value)?;
+    crate::preprocess::check_rule(&spec, &app.playbooks).map_err(|e| bad_request(&e.to_string()))?;
     let existed = app.store.rules().await?.iter().any(|r| r.spec.name == spec.name);
     let at = app.store.set_rule(&spec, position, &who.actor).await?;
     let answer = RulePut {
@@ -258,6 +258,6 @@ pub(super) async fn test_rules(State(app): State<Arc<App>>, headers: HeaderMap, 
             tracing::error!(error = %e, "testing rules failed");
             internal()
         })?
-        .map_err(|e| bad_request(&e))?;
+        .map_err(|e| bad_request(&e.to_string()))?;
     ok(report)
 }
