@@ -84,9 +84,8 @@ impl PublicKey {
 pub struct SecretKey(minisign::SecretKey);
 
 impl SecretKey {
-    /// Whether the secret key file `text` is encrypted (so [`SecretKey::open`] needs its
-    /// password), as `minisign -G` makes them; `minisign -G -W` makes unencrypted ones.
-    pub fn is_encrypted(text: &str) -> Result<bool, SignatureError> {
+    /// The key in a secret key file's text, as stored (still encrypted if it is).
+    fn decode(text: &str) -> Result<minisign::SecretKey, SignatureError> {
         use base64::Engine as _;
         let line = text
             .lines()
@@ -95,18 +94,29 @@ impl SecretKey {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(line.trim())
             .map_err(|e| SignatureError::BadSecretKey(e.to_string()))?;
-        let key = minisign::SecretKey::from_bytes(&bytes).map_err(|e| SignatureError::BadSecretKey(e.to_string()))?;
-        Ok(key.is_encrypted())
+        minisign::SecretKey::from_bytes(&bytes).map_err(|e| SignatureError::BadSecretKey(e.to_string()))
+    }
+
+    /// Whether the secret key file `text` is encrypted (so [`SecretKey::open`] needs its
+    /// password), as `minisign -G` makes them; `minisign -G -W` makes unencrypted ones.
+    pub fn is_encrypted(text: &str) -> Result<bool, SignatureError> {
+        Ok(Self::decode(text)?.is_encrypted())
     }
 
     /// Open a secret key file's text, with its password if it is encrypted.
     pub fn open(text: &str, password: Option<String>) -> Result<SecretKey, SignatureError> {
-        let boxed = minisign::SecretKeyBox::from_string(text).map_err(|e| SignatureError::BadSecretKey(e.to_string()))?;
-        if !Self::is_encrypted(text)? {
-            return minisign::SecretKey::from_unencrypted_box(boxed)
-                .map(SecretKey)
-                .map_err(|e| SignatureError::BadSecretKey(e.to_string()));
+        let key = Self::decode(text)?;
+        if !key.is_encrypted() {
+            // Read as bytes rather than with `from_unencrypted_box`: minisign 0.11 (Debian
+            // 12's) writes `-W` keys with an all-zero checksum, which the crate calls corrupt.
+            // A signature made and checked with the key's own public half proves it whole.
+            let key = SecretKey(key);
+            let public = key.public_key()?;
+            minisign::sign(Some(&public.0), &key.0, Cursor::new(b"probe"), None, None)
+                .map_err(|e| SignatureError::BadSecretKey(format!("the key is damaged: {e}")))?;
+            return Ok(key);
         }
+        let boxed = minisign::SecretKeyBox::from_string(text).map_err(|e| SignatureError::BadSecretKey(e.to_string()))?;
         let password = password.ok_or(SignatureError::NeedsPassword)?;
         minisign::SecretKey::from_box(boxed, Some(password))
             .map(SecretKey)
@@ -221,6 +231,25 @@ pub(crate) mod tests {
         assert_eq!(public.key_id().to_string().len(), 16);
         assert!(PublicKey::parse("RWnotakey").is_err());
         assert!(PublicKey::parse("").is_err());
+    }
+
+    #[test]
+    fn an_unencrypted_key_with_a_zero_checksum_opens_and_a_damaged_one_does_not() {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let text = secret_key_text();
+        let mut bytes = b64.decode(text.lines().nth(1).unwrap()).unwrap();
+        let len = bytes.len();
+        // As minisign 0.11 writes `-W` keys: the checksum (the last 32 bytes) all zero.
+        bytes[len - 32..].fill(0);
+        let zeroed = format!("untrusted comment: k\n{}\n", b64.encode(&bytes));
+        let key = SecretKey::open(&zeroed, None).unwrap();
+        let sig = sign(b"m", &key, "t").unwrap();
+        verify(b"m", &sig, &key.public_key().unwrap()).unwrap();
+        // A changed byte of the secret half: the probe signature fails.
+        bytes[54 + 8 + 3] ^= 1;
+        let damaged = format!("untrusted comment: k\n{}\n", b64.encode(&bytes));
+        assert!(matches!(SecretKey::open(&damaged, None), Err(SignatureError::BadSecretKey(_))));
     }
 
     #[test]
