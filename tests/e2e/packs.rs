@@ -42,7 +42,12 @@ fn keypair(dir: &Path, name: &str, password: Option<&str>) -> (PathBuf, PathBuf)
 
 /// The base64 line of a minisign public key file.
 fn key_line(pub_file: &Path) -> String {
-    std::fs::read_to_string(pub_file).unwrap().lines().nth(1).unwrap().to_owned()
+    std::fs::read_to_string(pub_file)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .to_owned()
 }
 
 fn s(p: &Path) -> &str {
@@ -74,19 +79,35 @@ fn a_pack_signed_by_osprey_is_trusted_installed_called_and_checks_with_minisign(
     let pack = build(&cli, work.path(), "echo.ospack");
 
     let said = cli.ok(&["pack", "sign", s(&pack), "--key", s(&sk)]);
-    assert!(said.contains(&key_line(&pk)), "signing says which key to trust: {said}");
+    assert!(
+        said.contains(&key_line(&pk)),
+        "signing says which key to trust: {said}"
+    );
 
     // Nobody trusts the key yet: refused, with the key id and the exact command that trusts it.
     let refused = cli.fails(&["plugin", "install", s(&pack)]);
     let key_id = std::fs::read_to_string(&pk).unwrap();
-    let key_id = key_id.lines().next().unwrap().rsplit(' ').next().unwrap().to_owned();
-    assert!(refused.contains(&format!("signed by key id {key_id}")), "{refused}");
+    let key_id = key_id
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        refused.contains(&format!("signed by key id {key_id}")),
+        "{refused}"
+    );
     let command = refused
         .lines()
         .map(str::trim)
         .find(|l| l.starts_with("osprey trust add "))
         .unwrap_or_else(|| panic!("no trust command in: {refused}"));
-    assert_eq!(command, format!("osprey trust add test-echo-publisher {}", key_line(&pk)));
+    assert_eq!(
+        command,
+        format!("osprey trust add test-echo-publisher {}", key_line(&pk))
+    );
     assert!(cli.ok(&["plugin", "list"]).contains("no plugins installed"));
 
     // Run the command as printed.
@@ -94,7 +115,10 @@ fn a_pack_signed_by_osprey_is_trusted_installed_called_and_checks_with_minisign(
     let trusted = cli.ok(&args);
     assert!(trusted.contains(&key_id), "{trusted}");
     let listed = cli.ok(&["trust", "list"]);
-    assert!(listed.contains("test-echo-publisher") && listed.contains(&key_id), "{listed}");
+    assert!(
+        listed.contains("test-echo-publisher") && listed.contains(&key_id),
+        "{listed}"
+    );
 
     // Inspect says what it requests, who signed it, and its digest.
     let inspected = cli.ok(&["pack", "inspect", s(&pack)]);
@@ -109,15 +133,26 @@ fn a_pack_signed_by_osprey_is_trusted_installed_called_and_checks_with_minisign(
     ] {
         assert!(inspected.contains(want), "{want} in:\n{inspected}");
     }
-    let json: serde_json::Value = serde_json::from_str(&cli.ok(&["pack", "inspect", s(&pack), "--json"])).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["pack", "inspect", s(&pack), "--json"])).unwrap();
     assert_eq!(json["signer"]["trusted_as"], "test-echo-publisher");
     assert_eq!(json["requests"]["secrets"][0], "greeting");
     let digest = json["digest"].as_str().unwrap().to_owned();
 
     let installed = cli.ok(&["plugin", "install", s(&pack), "--grant-requested"]);
-    assert!(installed.contains("signed by 'test-echo-publisher'"), "{installed}");
+    assert!(
+        installed.contains("signed by 'test-echo-publisher'"),
+        "{installed}"
+    );
     assert!(installed.contains("installed test-echo 0.1.0"), "{installed}");
-    let out = cli.ok(&["plugin", "call", "test-echo", "echo", "--input", r#"{"message":"from a pack"}"#]);
+    let out = cli.ok(&[
+        "plugin",
+        "call",
+        "test-echo",
+        "echo",
+        "--input",
+        r#"{"message":"from a pack"}"#,
+    ]);
     assert!(out.contains("from a pack"), "{out}");
 
     let audited = installs(&cli);
@@ -136,7 +171,10 @@ fn a_pack_signed_by_osprey_is_trusted_installed_called_and_checks_with_minisign(
     cli.ok(&["pack", "payload", s(&pack), "-o", s(&manifest)]);
     let checked = minisign(work.path(), &["-V", "-m", s(&manifest), "-p", s(&pk)], "");
     let said = format!("{}{}", text(&checked.stdout), text(&checked.stderr));
-    assert!(said.contains(&format!("osprey-pack test-echo 0.1.0 {digest}")), "{said}");
+    assert!(
+        said.contains(&format!("osprey-pack test-echo 0.1.0 {digest}")),
+        "{said}"
+    );
 
     // Once the key is no longer trusted, its packs are refused again.
     cli.ok(&["trust", "remove", "test-echo-publisher"]);
@@ -144,7 +182,12 @@ fn a_pack_signed_by_osprey_is_trusted_installed_called_and_checks_with_minisign(
     assert!(refused.contains("does not trust"), "{refused}");
     let trust_changes: Vec<String> = audit_export(&cli)
         .iter()
-        .filter_map(|e| e["action"].as_str().filter(|a| a.starts_with("trust.")).map(str::to_owned))
+        .filter_map(|e| {
+            e["action"]
+                .as_str()
+                .filter(|a| a.starts_with("trust."))
+                .map(str::to_owned)
+        })
         .collect();
     assert_eq!(trust_changes, ["trust.add", "trust.remove"]);
 }
@@ -158,7 +201,11 @@ fn a_pack_signed_with_the_minisign_tool_verifies_and_installs() {
     let pack = build(&cli, work.path(), "echo.ospack");
     let manifest = work.path().join("manifest.json");
     cli.ok(&["pack", "payload", s(&pack), "-o", s(&manifest)]);
-    minisign(work.path(), &["-S", "-s", s(&sk), "-m", s(&manifest)], "correct horse\n");
+    minisign(
+        work.path(),
+        &["-S", "-s", s(&sk), "-m", s(&manifest)],
+        "correct horse\n",
+    );
     let sig = work.path().join("manifest.json.minisig");
 
     // Without the public key the pack carries only the signature: installers are told to get
@@ -167,22 +214,44 @@ fn a_pack_signed_with_the_minisign_tool_verifies_and_installs() {
     cli.ok(&["pack", "sign", s(&pack), "--signature", s(&sig), "-o", s(&bare)]);
     let refused = cli.fails(&["plugin", "install", s(&bare)]);
     assert!(refused.contains("carries no public key"), "{refused}");
-    assert!(refused.contains("osprey trust add test-echo-publisher PUBLISHER_KEY.pub"), "{refused}");
+    assert!(
+        refused.contains("osprey trust add test-echo-publisher PUBLISHER_KEY.pub"),
+        "{refused}"
+    );
 
-    let said = cli.ok(&["pack", "sign", s(&pack), "--signature", s(&sig), "--public-key", s(&pk)]);
+    let said = cli.ok(&[
+        "pack",
+        "sign",
+        s(&pack),
+        "--signature",
+        s(&sig),
+        "--public-key",
+        s(&pk),
+    ]);
     assert!(said.contains("(verified)"), "{said}");
     let verified = cli.ok(&["pack", "verify", s(&pack)]);
     assert!(verified.contains("signature good"), "{verified}");
 
     cli.ok(&["trust", "add", "vendor", s(&pk)]);
     cli.ok(&["plugin", "install", s(&bare), "--grant-requested"]);
-    let out = cli.ok(&["plugin", "call", "test-echo", "echo", "--input", r#"{"message":"minisign"}"#]);
+    let out = cli.ok(&[
+        "plugin",
+        "call",
+        "test-echo",
+        "echo",
+        "--input",
+        r#"{"message":"minisign"}"#,
+    ]);
     assert!(out.contains("minisign"), "{out}");
 
     // A signature made by the tool over anything else is refused when it is put in.
     let other = work.path().join("other.txt");
     std::fs::write(&other, "not the manifest").unwrap();
-    minisign(work.path(), &["-S", "-s", s(&sk), "-m", s(&other)], "correct horse\n");
+    minisign(
+        work.path(),
+        &["-S", "-s", s(&sk), "-m", s(&other)],
+        "correct horse\n",
+    );
     let e = cli.fails(&[
         "pack",
         "sign",
@@ -198,7 +267,17 @@ fn a_pack_signed_with_the_minisign_tool_verifies_and_installs() {
     let pw = work.path().join("pw.txt");
     std::fs::write(&pw, "correct horse\n").unwrap();
     let resigned = work.path().join("resigned.ospack");
-    cli.ok(&["pack", "sign", s(&pack), "--key", s(&sk), "--password-file", s(&pw), "-o", s(&resigned)]);
+    cli.ok(&[
+        "pack",
+        "sign",
+        s(&pack),
+        "--key",
+        s(&sk),
+        "--password-file",
+        s(&pw),
+        "-o",
+        s(&resigned),
+    ]);
     let e = cli.fails(&["pack", "sign", s(&pack), "--key", s(&sk), "-o", s(&resigned)]);
     assert!(e.contains("is encrypted: give --password-file"), "{e}");
     let said = cli.ok(&["plugin", "install", s(&resigned)]);
@@ -252,7 +331,10 @@ fn unsigned_untrusted_and_tampered_packs_are_refused_and_allow_unsigned_is_audit
         vec!["pack", "verify", s(&tampered_file)],
     ] {
         let e = cli.fails(&args);
-        assert!(e.contains("test_echo.wasm' does not match osprey-pack.json"), "{e}");
+        assert!(
+            e.contains("test_echo.wasm' does not match osprey-pack.json"),
+            "{e}"
+        );
         assert!(e.contains("changed after it was built"), "{e}");
     }
 
@@ -270,14 +352,25 @@ fn unsigned_untrusted_and_tampered_packs_are_refused_and_allow_unsigned_is_audit
     // --allow-unsigned installs, loudly, and the audit log says so.
     let out = cli.run(&["plugin", "install", s(&unsigned), "--allow-unsigned"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("WARNING: --allow-unsigned"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("WARNING: --allow-unsigned"),
+        "{}",
+        text(&out.stderr)
+    );
     let audited = installs(&cli);
     assert_eq!(audited.len(), 1);
     let p = &audited[0]["details"]["pack"];
     assert_eq!(p["signer"], "unsigned");
     assert_eq!(p["allow_unsigned"], true);
     assert!(p["digest"].as_str().unwrap().starts_with("sha256:"));
-    let out = cli.ok(&["plugin", "call", "test-echo", "echo", "--input", r#"{"message":"unsigned"}"#]);
+    let out = cli.ok(&[
+        "plugin",
+        "call",
+        "test-echo",
+        "echo",
+        "--input",
+        r#"{"message":"unsigned"}"#,
+    ]);
     assert!(out.contains("unsigned"), "{out}");
     // Folder installs go on as before, with no pack in their audit entry.
     cli.ok(&["plugin", "install", s(&dist().join("test-echo"))]);

@@ -43,7 +43,12 @@ Examples:
     Sign {
         file: PathBuf,
         /// A minisign secret key file (`minisign -G` makes one; `-W` without a password).
-        #[arg(long, value_name = "FILE", required_unless_present = "signature", conflicts_with = "signature")]
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "signature",
+            conflicts_with = "signature"
+        )]
         key: Option<PathBuf>,
         /// A file whose first line is the secret key's password (else you are asked).
         #[arg(long, value_name = "FILE", requires = "key")]
@@ -122,7 +127,8 @@ pub(super) fn read_pack(path: &Path) -> anyhow::Result<Pack> {
             limits.max_archive_bytes()
         );
     }
-    Pack::read(std::io::BufReader::new(file), &limits).with_context(|| format!("{} is refused", path.display()))
+    Pack::read(std::io::BufReader::new(file), &limits)
+        .with_context(|| format!("{} is refused", path.display()))
 }
 
 /// Write `bytes` to `path` whole: into a file beside it, renamed over it once complete.
@@ -139,7 +145,9 @@ fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 fn build(dir: &Path, output: Option<PathBuf>) -> anyhow::Result<i32> {
     let m = Manifest::load(dir)?;
-    let read = |name: &Path| std::fs::read(dir.join(name)).with_context(|| format!("reading {}", dir.join(name).display()));
+    let read = |name: &Path| {
+        std::fs::read(dir.join(name)).with_context(|| format!("reading {}", dir.join(name).display()))
+    };
     let component = m
         .component
         .to_str()
@@ -184,10 +192,18 @@ fn password(key: &Path, password_file: Option<&Path>) -> anyhow::Result<String> 
             key.display()
         );
     }
-    Ok(rpassword::prompt_password(format!("password of {}: ", key.display()))?)
+    Ok(rpassword::prompt_password(format!(
+        "password of {}: ",
+        key.display()
+    ))?)
 }
 
-fn sign_with_key(file: &Path, key: &Path, password_file: Option<&Path>, output: &Path) -> anyhow::Result<i32> {
+fn sign_with_key(
+    file: &Path,
+    key: &Path,
+    password_file: Option<&Path>,
+    output: &Path,
+) -> anyhow::Result<i32> {
     let mut pack = read_pack(file)?;
     let text = std::fs::read_to_string(key).with_context(|| format!("reading {}", key.display()))?;
     let password = if SecretKey::is_encrypted(&text).with_context(|| format!("{}", key.display()))? {
@@ -211,13 +227,19 @@ fn sign_with_key(file: &Path, key: &Path, password_file: Option<&Path>, output: 
     Ok(0)
 }
 
-fn sign_with_signature(file: &Path, sig: &Path, public_key: Option<&Path>, output: &Path) -> anyhow::Result<i32> {
+fn sign_with_signature(
+    file: &Path,
+    sig: &Path,
+    public_key: Option<&Path>,
+    output: &Path,
+) -> anyhow::Result<i32> {
     let mut pack = read_pack(file)?;
     let text = std::fs::read_to_string(sig).with_context(|| format!("reading {}", sig.display()))?;
     let signature = Signature::parse(&text).with_context(|| format!("{}", sig.display()))?;
     let public = match public_key {
         Some(path) => {
-            let key_text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let key_text =
+                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
             let key = PublicKey::parse(&key_text).with_context(|| format!("{}", path.display()))?;
             pack::signature::verify(pack.manifest_bytes(), &signature, &key)
                 .with_context(|| format!("{} is not a signature of this pack's manifest", sig.display()))?;
@@ -245,10 +267,20 @@ fn sign_with_signature(file: &Path, sig: &Path, public_key: Option<&Path>, outpu
 fn verify(file: &Path, key: Option<&str>) -> anyhow::Result<i32> {
     let pack = read_pack(file)?;
     let given = key
-        .map(|k| super::trust::read_key(k).map(|key| TrustedKey { name: "the key given".into(), key }))
+        .map(|k| {
+            super::trust::read_key(k).map(|key| TrustedKey {
+                name: "the key given".into(),
+                key,
+            })
+        })
         .transpose()?;
-    let signer = pack::trust::check(&pack, given.as_slice()).with_context(|| format!("{} is refused", file.display()))?;
-    let intact = format!("{}: every file matches its manifest (digest {})", file.display(), pack.digest());
+    let signer = pack::trust::check(&pack, given.as_slice())
+        .with_context(|| format!("{} is refused", file.display()))?;
+    let intact = format!(
+        "{}: every file matches its manifest (digest {})",
+        file.display(),
+        pack.digest()
+    );
     match (signer, &given) {
         (Signer::Trusted { key_id, .. }, _) => {
             println!("{intact}\nsignature good: key id {key_id}, the key given");
@@ -265,13 +297,25 @@ fn verify(file: &Path, key: Option<&str>) -> anyhow::Result<i32> {
             );
             Ok(1)
         }
-        (Signer::Untrusted { key_id, carried: Some(_) }, None) => {
+        (
+            Signer::Untrusted {
+                key_id,
+                carried: Some(_),
+            },
+            None,
+        ) => {
             println!(
                 "{intact}\nsignature good: key id {key_id}, with the public key the pack carries (this says the pack is intact since it was signed, not who signed it: `osprey pack inspect` says whether this Osprey trusts the key)"
             );
             Ok(0)
         }
-        (Signer::Untrusted { key_id, carried: None }, None) => {
+        (
+            Signer::Untrusted {
+                key_id,
+                carried: None,
+            },
+            None,
+        ) => {
             println!(
                 "{intact}\nsigned by key id {key_id}, but the pack carries no public key to check it with: give --key KEY"
             );
@@ -294,13 +338,20 @@ fn payload(file: &Path, output: &Path) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// What to tell an operator about a pack's signer, with the command that trusts it.
-fn signer_text(signer: &Signer, plugin: &str) -> String {
+/// What to tell an operator about a pack's signer, in one line.
+fn signer_text(signer: &Signer) -> String {
     match signer {
         Signer::Unsigned => "not signed".into(),
         Signer::Trusted { name, key_id } => format!("key id {key_id}, trusted as '{name}'"),
-        Signer::Untrusted { key_id, carried } => {
-            format!("key id {key_id}, NOT trusted here; {}", trust_command(*key_id, carried.as_ref(), plugin))
+        Signer::Untrusted {
+            key_id,
+            carried: Some(_),
+        } => format!("key id {key_id}, NOT trusted here"),
+        Signer::Untrusted {
+            key_id,
+            carried: None,
+        } => {
+            format!("key id {key_id}, NOT trusted here (the pack carries no public key to check it with)")
         }
     }
 }
@@ -354,14 +405,22 @@ fn unpack(pack: &Pack) -> anyhow::Result<(tempfile::TempDir, Manifest)> {
 
 /// A pack checked for `osprey plugin install`: intact, and signed by a trusted publisher
 /// unless `allow_unsigned` (then loudly), unpacked.
-pub(super) async fn unpack_for_install(app: &App, file: &Path, allow_unsigned: bool) -> anyhow::Result<Unpacked> {
+pub(super) async fn unpack_for_install(
+    app: &App,
+    file: &Path,
+    allow_unsigned: bool,
+) -> anyhow::Result<Unpacked> {
     let pack = read_pack(file)?;
     let trusted = super::trust::trusted_keys(app).await?;
-    let signer = pack::trust::check(&pack, &trusted).with_context(|| format!("{} is refused", file.display()))?;
+    let signer =
+        pack::trust::check(&pack, &trusted).with_context(|| format!("{} is refused", file.display()))?;
     let plugin = &pack.manifest().name;
     match &signer {
         Signer::Trusted { name, key_id } => {
-            println!("{}: signed by '{name}' (key id {key_id}), a trusted publisher", file.display());
+            println!(
+                "{}: signed by '{name}' (key id {key_id}), a trusted publisher",
+                file.display()
+            );
         }
         Signer::Unsigned if !allow_unsigned => bail!(
             "{} is not signed; Osprey installs packs signed by a publisher you trust. Ask the publisher for a signed pack (`osprey pack sign`) and trust their key (`osprey trust add NAME KEY`), or install it unsigned with --allow-unsigned (audited)",
@@ -375,7 +434,7 @@ pub(super) async fn unpack_for_install(app: &App, file: &Path, allow_unsigned: b
         _ => eprintln!(
             "\nWARNING: --allow-unsigned: installing {} with no trusted signature ({}). Nothing proves who made this plugin. This install is recorded in the audit log as such.\n",
             file.display(),
-            signer_text(&signer, plugin).lines().next().unwrap_or_default()
+            signer_text(&signer)
         ),
     }
     let (dir, _) = unpack(&pack)?;
@@ -393,7 +452,8 @@ pub(super) async fn unpack_for_install(app: &App, file: &Path, allow_unsigned: b
 async fn inspect(app: &App, file: &Path, json: bool) -> anyhow::Result<i32> {
     let pack = read_pack(file)?;
     let trusted = super::trust::trusted_keys(app).await?;
-    let signer = pack::trust::check(&pack, &trusted).with_context(|| format!("{} is refused", file.display()))?;
+    let signer =
+        pack::trust::check(&pack, &trusted).with_context(|| format!("{} is refused", file.display()))?;
     let (dir, m) = unpack(&pack)?;
     let checked = app
         .runtime
@@ -417,7 +477,13 @@ async fn inspect(app: &App, file: &Path, json: bool) -> anyhow::Result<i32> {
     }
     println!("{} {} — {}", m.name, m.version, checked.description.description);
     println!("  digest:  {}", pack.digest());
-    println!("  signed:  {}", signer_text(&signer, &m.name));
+    println!("  signed:  {}", signer_text(&signer));
+    if let Signer::Untrusted { key_id, carried } = &signer {
+        println!(
+            "           {}",
+            trust_command(*key_id, carried.as_ref(), &m.name).replace('\n', "\n         ")
+        );
+    }
     println!("  files:");
     for f in &pm.files {
         println!("    {:<28} {:>9} bytes  sha256 {}", f.path, f.size, f.sha256);
@@ -431,7 +497,12 @@ async fn inspect(app: &App, file: &Path, json: bool) -> anyhow::Result<i32> {
     println!("\nIt requests (and what this Osprey grants it today):");
     print!(
         "{}",
-        render::capabilities(&m.requests, &grant, granted_before, &app.config.limits.with_grant(&grant))
+        render::capabilities(
+            &m.requests,
+            &grant,
+            granted_before,
+            &app.config.limits.with_grant(&grant)
+        )
     );
     Ok(0)
 }

@@ -160,7 +160,13 @@ pub async fn run(cmd: PluginCommand, config: Config) -> anyhow::Result<i32> {
         } => {
             if source.is_file() {
                 let unpacked = super::pack::unpack_for_install(&app, &source, allow_unsigned).await?;
-                install(&app, unpacked.dir(), grant_requested, Some(unpacked.audit.clone())).await
+                install(
+                    &app,
+                    unpacked.dir(),
+                    grant_requested,
+                    Some(unpacked.audit.clone()),
+                )
+                .await
             } else {
                 install(&app, &source, grant_requested, None).await
             }
@@ -356,7 +362,12 @@ fn print_settings(p: &LoadedPlugin, set: &std::collections::BTreeMap<String, Str
 
 /// Install the plugin folder `dir`; `pack` is what the audit entry records of the pack it
 /// came from, if it came from one.
-async fn install(app: &App, dir: &Path, grant_requested: bool, pack: Option<serde_json::Value>) -> anyhow::Result<i32> {
+async fn install(
+    app: &App,
+    dir: &Path,
+    grant_requested: bool,
+    pack: Option<serde_json::Value>,
+) -> anyhow::Result<i32> {
     let checked = app
         .runtime
         .check_dir(dir)

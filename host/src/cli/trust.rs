@@ -51,7 +51,8 @@ pub(super) fn read_key(arg: &str) -> anyhow::Result<PublicKey> {
     } else {
         arg.to_owned()
     };
-    PublicKey::parse(&text).with_context(|| format!("'{arg}' is neither a minisign public key file nor a key"))
+    PublicKey::parse(&text)
+        .with_context(|| format!("'{arg}' is neither a minisign public key file nor a key"))
 }
 
 async fn add(app: &App, name: &str, key: &str) -> anyhow::Result<i32> {
@@ -115,7 +116,10 @@ pub(super) async fn trusted_keys(app: &App) -> anyhow::Result<Vec<TrustedKey>> {
                 name: record.name,
                 key,
             }),
-            Err(e) => eprintln!("warning: trusted key '{}' is unreadable and ignored: {e}", record.name),
+            Err(e) => eprintln!(
+                "warning: trusted key '{}' is unreadable and ignored: {e}",
+                record.name
+            ),
         }
     }
     Ok(out)

@@ -63,7 +63,11 @@ impl Limits {
     pub fn max_archive_bytes(&self) -> u64 {
         let entries = self.max_entries as u64;
         // A header and up to one block of padding per entry, and the two end blocks.
-        self.max_total_bytes + MAX_MANIFEST_BYTES + MAX_SIGNATURE_BYTES + MAX_PUBLIC_KEY_BYTES + (entries * 2 + 2) * 512
+        self.max_total_bytes
+            + MAX_MANIFEST_BYTES
+            + MAX_SIGNATURE_BYTES
+            + MAX_PUBLIC_KEY_BYTES
+            + (entries * 2 + 2) * 512
     }
 }
 
@@ -103,7 +107,9 @@ pub enum FormatError {
     TotalTooLarge { max: u64 },
     #[error("the pack has an entry named '{path}': {reason}")]
     BadPath { path: String, reason: &'static str },
-    #[error("'{path}' in the pack is a {kind}, not a regular file (packs hold no links, folders or extended headers)")]
+    #[error(
+        "'{path}' in the pack is a {kind}, not a regular file (packs hold no links, folders or extended headers)"
+    )]
     NotAFile { path: String, kind: String },
     #[error("'{path}' is in the pack twice")]
     Duplicate { path: String },
@@ -155,7 +161,10 @@ fn check_path(name: &[u8]) -> Result<&str, &'static str> {
     if text.starts_with(['.', '-']) {
         return Err("a name starting with a dot or a dash");
     }
-    if !text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) {
+    if !text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
         return Err("characters other than ASCII letters, digits, '.', '_' and '-'");
     }
     Ok(text)
@@ -309,9 +318,17 @@ impl Pack {
         let manifest: PackManifest =
             serde_json::from_slice(&manifest_bytes).map_err(|e| FormatError::BadManifest(e.to_string()))?;
         check_manifest(&manifest)?;
-        let text = |bytes: Vec<u8>, path: &'static str| String::from_utf8(bytes).map_err(|_| FormatError::NotText { path });
-        let signature = entries.remove(SIGNATURE).map(|b| text(b, SIGNATURE)).transpose()?;
-        let public_key = entries.remove(PUBLIC_KEY).map(|b| text(b, PUBLIC_KEY)).transpose()?;
+        let text = |bytes: Vec<u8>, path: &'static str| {
+            String::from_utf8(bytes).map_err(|_| FormatError::NotText { path })
+        };
+        let signature = entries
+            .remove(SIGNATURE)
+            .map(|b| text(b, SIGNATURE))
+            .transpose()?;
+        let public_key = entries
+            .remove(PUBLIC_KEY)
+            .map(|b| text(b, PUBLIC_KEY))
+            .transpose()?;
         let mut files = Vec::with_capacity(manifest.files.len());
         for listed in &manifest.files {
             let bytes = entries.remove(&listed.path).ok_or_else(|| FormatError::Missing {
@@ -399,7 +416,11 @@ impl Pack {
     }
 
     /// Put a signature (and the signer's public key) in the pack, replacing any.
-    pub fn set_signature(&mut self, signature: String, public_key: Option<String>) -> Result<(), FormatError> {
+    pub fn set_signature(
+        &mut self,
+        signature: String,
+        public_key: Option<String>,
+    ) -> Result<(), FormatError> {
         for (path, text) in [(SIGNATURE, Some(&signature)), (PUBLIC_KEY, public_key.as_ref())] {
             let size = text.map_or(0, |t| t.len() as u64);
             let max = entry_limit(path, &Limits::default());
@@ -457,8 +478,16 @@ fn check_manifest(m: &PackManifest) -> Result<(), FormatError> {
         if i > 0 && m.files[i - 1].path >= f.path {
             return bad("its files are not sorted by path, or one is listed twice".into());
         }
-        if f.sha256.len() != 64 || !f.sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            return bad(format!("the sha256 of '{}' is not 64 lower-case hex digits", f.path));
+        if f.sha256.len() != 64
+            || !f
+                .sha256
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return bad(format!(
+                "the sha256 of '{}' is not 64 lower-case hex digits",
+                f.path
+            ));
         }
     }
     if !m.files.iter().any(|f| f.path == PLUGIN_TOML) {
@@ -526,7 +555,8 @@ mod tests {
     fn a_signature_travels_with_the_pack_and_leaves_the_digest_alone() {
         let mut p = pack();
         let digest = p.digest();
-        p.set_signature("sig text".into(), Some("key text".into())).unwrap();
+        p.set_signature("sig text".into(), Some("key text".into()))
+            .unwrap();
         let read = read(&p.to_bytes()).unwrap();
         assert_eq!(read.signature(), Some("sig text"));
         assert_eq!(read.public_key(), Some("key text"));
@@ -544,7 +574,10 @@ mod tests {
         let at = find(&bytes, &[0, 97, 115, 109, 1, 2, 3]) + 5;
         bytes[at] ^= 1;
         let e = read(&bytes).unwrap_err();
-        assert!(matches!(&e, FormatError::Tampered { path, .. } if path == "echo.wasm"), "{e}");
+        assert!(
+            matches!(&e, FormatError::Tampered { path, .. } if path == "echo.wasm"),
+            "{e}"
+        );
         assert!(e.to_string().contains("changed after it was built"), "{e}");
     }
 
@@ -607,21 +640,42 @@ mod tests {
         header.set_cksum();
         claims[..512].copy_from_slice(header.as_bytes());
         let e = Pack::read(claims.as_slice(), &limits).unwrap_err();
-        assert!(matches!(e, FormatError::EntryTooLarge { size: 1099511627776, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                FormatError::EntryTooLarge {
+                    size: 1099511627776,
+                    ..
+                }
+            ),
+            "{e}"
+        );
 
         let e = Pack::read(archive(&[("a", r, &[1; 11])]).as_slice(), &limits).unwrap_err();
         assert!(e.to_string().contains("over the limit of 10"), "{e}");
-        let e = Pack::read(archive(&[("a", r, &[1; 8]), ("b", r, &[1; 8])]).as_slice(), &limits).unwrap_err();
+        let e = Pack::read(
+            archive(&[("a", r, &[1; 8]), ("b", r, &[1; 8])]).as_slice(),
+            &limits,
+        )
+        .unwrap_err();
         assert!(matches!(e, FormatError::TotalTooLarge { max: 15 }), "{e}");
-        let many: Vec<(String, tar::EntryType, &[u8])> = (0..5).map(|i| (format!("f{i}"), r, &b""[..])).collect();
-        let many: Vec<(&str, tar::EntryType, &[u8])> = many.iter().map(|(p, k, b)| (p.as_str(), *k, *b)).collect();
+        let many: Vec<(String, tar::EntryType, &[u8])> =
+            (0..5).map(|i| (format!("f{i}"), r, &b""[..])).collect();
+        let many: Vec<(&str, tar::EntryType, &[u8])> =
+            many.iter().map(|(p, k, b)| (p.as_str(), *k, *b)).collect();
         let e = Pack::read(archive(&many).as_slice(), &limits).unwrap_err();
         assert!(matches!(e, FormatError::TooManyEntries { max: 4 }), "{e}");
         // A manifest larger than a manifest can be, whatever the file limit.
         let e = read(&archive(&[(MANIFEST, r, &vec![b' '; 70_000])])).unwrap_err();
         assert!(matches!(e, FormatError::EntryTooLarge { max: 65536, .. }), "{e}");
         // And building refuses what reading would.
-        let e = Pack::build("echo", "0.1.0", vec![("plugin.toml".into(), vec![0; 11])], &limits).unwrap_err();
+        let e = Pack::build(
+            "echo",
+            "0.1.0",
+            vec![("plugin.toml".into(), vec![0; 11])],
+            &limits,
+        )
+        .unwrap_err();
         assert!(matches!(e, FormatError::EntryTooLarge { .. }), "{e}");
     }
 
@@ -634,21 +688,40 @@ mod tests {
         with_extra.extend(files.iter().map(|(p, b)| (p.as_str(), r, b.as_slice())));
         with_extra.push(("extra.sh", r, b"echo hi"));
         let e = read(&archive(&with_extra)).unwrap_err();
-        assert!(matches!(&e, FormatError::Unlisted { path } if path == "extra.sh"), "{e}");
+        assert!(
+            matches!(&e, FormatError::Unlisted { path } if path == "extra.sh"),
+            "{e}"
+        );
 
-        let without: Vec<_> = with_extra.iter().filter(|(p, ..)| *p != "README.md" && *p != "extra.sh").cloned().collect();
+        let without: Vec<_> = with_extra
+            .iter()
+            .filter(|(p, ..)| *p != "README.md" && *p != "extra.sh")
+            .cloned()
+            .collect();
         let e = read(&archive(&without)).unwrap_err();
-        assert!(matches!(&e, FormatError::Missing { path } if path == "README.md"), "{e}");
+        assert!(
+            matches!(&e, FormatError::Missing { path } if path == "README.md"),
+            "{e}"
+        );
 
         let bytes = good.to_bytes();
         let e = read(&bytes[..bytes.len() - 1536]).unwrap_err();
-        assert!(matches!(e, FormatError::Truncated { .. } | FormatError::Io(_)), "{e}");
+        assert!(
+            matches!(e, FormatError::Truncated { .. } | FormatError::Io(_)),
+            "{e}"
+        );
         assert!(matches!(read(b"").unwrap_err(), FormatError::NoManifest));
     }
 
     #[test]
     fn a_manifest_must_list_plugin_toml_and_plain_sorted_names() {
-        let e = Pack::build("echo", "0.1.0", vec![("echo.wasm".into(), vec![1])], &Limits::default()).unwrap_err();
+        let e = Pack::build(
+            "echo",
+            "0.1.0",
+            vec![("echo.wasm".into(), vec![1])],
+            &Limits::default(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("no plugin.toml"), "{e}");
         let e = Pack::build(
             "echo",

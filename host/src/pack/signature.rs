@@ -36,7 +36,9 @@ pub enum SignatureError {
     Decrypt(String),
     #[error("not a minisign signature: {0}")]
     BadSignature(String),
-    #[error("the signature is not valid for key id {key_id}: {reason}; the pack was changed after it was signed, or signed with another key")]
+    #[error(
+        "the signature is not valid for key id {key_id}: {reason}; the pack was changed after it was signed, or signed with another key"
+    )]
     Invalid { key_id: KeyId, reason: String },
     #[error("the pack carries the public key {carried} but was signed by key id {signed}")]
     KeyMismatch { carried: KeyId, signed: KeyId },
@@ -116,7 +118,8 @@ impl SecretKey {
                 .map_err(|e| SignatureError::BadSecretKey(format!("the key is damaged: {e}")))?;
             return Ok(key);
         }
-        let boxed = minisign::SecretKeyBox::from_string(text).map_err(|e| SignatureError::BadSecretKey(e.to_string()))?;
+        let boxed = minisign::SecretKeyBox::from_string(text)
+            .map_err(|e| SignatureError::BadSecretKey(e.to_string()))?;
         let password = password.ok_or(SignatureError::NeedsPassword)?;
         minisign::SecretKey::from_box(boxed, Some(password))
             .map(SecretKey)
@@ -139,13 +142,16 @@ pub struct Signature {
 
 impl fmt::Debug for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Signature").field("key_id", &self.key_id()).finish_non_exhaustive()
+        f.debug_struct("Signature")
+            .field("key_id", &self.key_id())
+            .finish_non_exhaustive()
     }
 }
 
 impl Signature {
     pub fn parse(text: &str) -> Result<Signature, SignatureError> {
-        let parsed = minisign::SignatureBox::from_string(text).map_err(|e| SignatureError::BadSignature(e.to_string()))?;
+        let parsed = minisign::SignatureBox::from_string(text)
+            .map_err(|e| SignatureError::BadSignature(e.to_string()))?;
         Ok(Signature {
             text: text.to_owned(),
             parsed,
@@ -185,11 +191,17 @@ pub fn sign(message: &[u8], key: &SecretKey, trusted_comment: &str) -> Result<Si
 /// Check that `signature` is `key`'s signature of `message` (and of its trusted comment).
 /// Only prehashed signatures (minisign's default since 0.8) are accepted.
 pub fn verify(message: &[u8], signature: &Signature, key: &PublicKey) -> Result<(), SignatureError> {
-    minisign::verify(&key.0, &signature.parsed, Cursor::new(message), true, false, false).map_err(|e| {
-        SignatureError::Invalid {
-            key_id: signature.key_id(),
-            reason: e.to_string(),
-        }
+    minisign::verify(
+        &key.0,
+        &signature.parsed,
+        Cursor::new(message),
+        true,
+        false,
+        false,
+    )
+    .map_err(|e| SignatureError::Invalid {
+        key_id: signature.key_id(),
+        reason: e.to_string(),
     })
 }
 
@@ -216,18 +228,30 @@ pub(crate) mod tests {
 
         let e = verify(b"manifesT", &sig, &public).unwrap_err();
         assert!(matches!(e, SignatureError::Invalid { .. }), "{e}");
-        let other = SecretKey::open(&secret_key_text(), None).unwrap().public_key().unwrap();
+        let other = SecretKey::open(&secret_key_text(), None)
+            .unwrap()
+            .public_key()
+            .unwrap();
         let e = verify(b"manifest", &sig, &other).unwrap_err();
         assert!(e.to_string().contains(&sig.key_id().to_string()), "{e}");
     }
 
     #[test]
     fn public_keys_parse_from_a_pub_file_or_its_line() {
-        let public = SecretKey::open(&secret_key_text(), None).unwrap().public_key().unwrap();
+        let public = SecretKey::open(&secret_key_text(), None)
+            .unwrap()
+            .public_key()
+            .unwrap();
         let file = public.to_file_text();
         assert_eq!(PublicKey::parse(&file).unwrap().key_id(), public.key_id());
-        assert_eq!(PublicKey::parse(&public.to_base64()).unwrap().key_id(), public.key_id());
-        assert!(file.starts_with(&format!("untrusted comment: minisign public key {}", public.key_id())));
+        assert_eq!(
+            PublicKey::parse(&public.to_base64()).unwrap().key_id(),
+            public.key_id()
+        );
+        assert!(file.starts_with(&format!(
+            "untrusted comment: minisign public key {}",
+            public.key_id()
+        )));
         assert_eq!(public.key_id().to_string().len(), 16);
         assert!(PublicKey::parse("RWnotakey").is_err());
         assert!(PublicKey::parse("").is_err());
@@ -249,7 +273,10 @@ pub(crate) mod tests {
         // A changed byte of the secret half: the probe signature fails.
         bytes[54 + 8 + 3] ^= 1;
         let damaged = format!("untrusted comment: k\n{}\n", b64.encode(&bytes));
-        assert!(matches!(SecretKey::open(&damaged, None), Err(SignatureError::BadSecretKey(_))));
+        assert!(matches!(
+            SecretKey::open(&damaged, None),
+            Err(SignatureError::BadSecretKey(_))
+        ));
     }
 
     #[test]
@@ -258,12 +285,18 @@ pub(crate) mod tests {
         let text = pair.sk.to_box(None).unwrap().into_string();
         assert!(SecretKey::is_encrypted(&text).unwrap());
         assert!(!SecretKey::is_encrypted(&secret_key_text()).unwrap());
-        assert!(matches!(SecretKey::open(&text, None), Err(SignatureError::NeedsPassword)));
+        assert!(matches!(
+            SecretKey::open(&text, None),
+            Err(SignatureError::NeedsPassword)
+        ));
         assert!(matches!(
             SecretKey::open(&text, Some("wrong".into())),
             Err(SignatureError::Decrypt(_))
         ));
         let key = SecretKey::open(&text, Some("hunter2".into())).unwrap();
-        assert_eq!(key.public_key().unwrap().key_id(), KeyId::from_slice(pair.pk.keynum()));
+        assert_eq!(
+            key.public_key().unwrap().key_id(),
+            KeyId::from_slice(pair.pk.keynum())
+        );
     }
 }

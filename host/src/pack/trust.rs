@@ -21,7 +21,10 @@ pub enum Signer {
     /// Signed by a key not trusted here. With the public key the pack carries, the signature
     /// was checked against it (so the pack is intact, whoever signed it); without one it
     /// could not be checked at all.
-    Untrusted { key_id: KeyId, carried: Option<PublicKey> },
+    Untrusted {
+        key_id: KeyId,
+        carried: Option<PublicKey>,
+    },
 }
 
 impl Signer {
@@ -105,7 +108,9 @@ mod tests {
         assert!(matches!(check(&pack(), &trusted).unwrap(), Signer::Unsigned));
         assert_eq!(Signer::Unsigned.to_audit(), "unsigned");
         let signer = check(&signed(&key, false), &trusted).unwrap();
-        assert!(matches!(&signer, Signer::Trusted { name, key_id } if name == "acme" && *key_id == public.key_id()));
+        assert!(
+            matches!(&signer, Signer::Trusted { name, key_id } if name == "acme" && *key_id == public.key_id())
+        );
         assert_eq!(signer.to_audit()["trusted_as"], "acme");
         match check(&signed(&key, true), &[]).unwrap() {
             Signer::Untrusted {
@@ -130,8 +135,11 @@ mod tests {
         // Signed by one key, carrying another's public key.
         let mut p = pack();
         let sig = sign(p.manifest_bytes(), &key, "t").unwrap();
-        p.set_signature(sig.text().to_owned(), Some(other.public_key().unwrap().to_base64()))
-            .unwrap();
+        p.set_signature(
+            sig.text().to_owned(),
+            Some(other.public_key().unwrap().to_base64()),
+        )
+        .unwrap();
         assert!(matches!(check(&p, &[]), Err(SignatureError::KeyMismatch { .. })));
 
         // A signature of another manifest, under the trusted key's id.
@@ -150,6 +158,9 @@ mod tests {
         assert!(matches!(check(&p, &[]), Err(SignatureError::Invalid { .. })));
         // Garbage in the signature's place.
         p.set_signature("not a signature".into(), None).unwrap();
-        assert!(matches!(check(&p, &trusted), Err(SignatureError::BadSignature(_))));
+        assert!(matches!(
+            check(&p, &trusted),
+            Err(SignatureError::BadSignature(_))
+        ));
     }
 }

@@ -71,10 +71,11 @@ impl Store {
     /// Stop trusting the key named `name` (audited as `trust.remove`); false if there is none.
     pub async fn remove_trusted_key(&self, name: &str, actor: &Actor) -> Result<bool> {
         let mut tx = self.writer.begin().await?;
-        let key_id: Option<String> = sqlx::query_scalar("DELETE FROM trusted_keys WHERE name = $1 RETURNING key_id")
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let key_id: Option<String> =
+            sqlx::query_scalar("DELETE FROM trusted_keys WHERE name = $1 RETURNING key_id")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
         if let Some(key_id) = &key_id {
             let change = Change {
                 actor,
@@ -90,11 +91,11 @@ impl Store {
 
     /// Every trusted key, by name.
     pub async fn trusted_keys(&self) -> Result<Vec<TrustedKeyRecord>> {
-        Ok(sqlx::query_as(
-            "SELECT name, key_id, public_key, added_at FROM trusted_keys ORDER BY name",
+        Ok(
+            sqlx::query_as("SELECT name, key_id, public_key, added_at FROM trusted_keys ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?,
         )
-        .fetch_all(&self.pool)
-        .await?)
     }
 }
 
@@ -107,13 +108,22 @@ mod tests {
         let who = Actor::system();
         let add = |name: &'static str, id: &'static str| store.add_trusted_key(name, id, "RWkey", &who);
         assert_eq!(add("acme", "00000000000000AA").await.unwrap(), TrustAdded::Added);
-        assert_eq!(add("acme", "00000000000000BB").await.unwrap(), TrustAdded::NameTaken);
+        assert_eq!(
+            add("acme", "00000000000000BB").await.unwrap(),
+            TrustAdded::NameTaken
+        );
         assert_eq!(
             add("other", "00000000000000AA").await.unwrap(),
             TrustAdded::KeyTrustedAs("acme".into())
         );
         assert_eq!(add("beta", "00000000000000BB").await.unwrap(), TrustAdded::Added);
-        let names: Vec<String> = store.trusted_keys().await.unwrap().into_iter().map(|k| k.name).collect();
+        let names: Vec<String> = store
+            .trusted_keys()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|k| k.name)
+            .collect();
         assert_eq!(names, ["acme", "beta"]);
         assert!(store.remove_trusted_key("acme", &who).await.unwrap());
         assert!(!store.remove_trusted_key("acme", &who).await.unwrap());
