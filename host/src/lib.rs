@@ -15,6 +15,8 @@
 //! - [`audit_checkpoint`]: signed checkpoints of the audit log, kept by an auditor outside
 //!   Osprey, and checking the log against them.
 //! - [`store`]: the database (SQLite or PostgreSQL). Only this module writes SQL.
+//! - [`pack`]: plugin packs: one signed file per plugin (format, minisign signatures, the
+//!   trust decision); pure.
 //! - [`plugin`]: the WebAssembly runtime. Only this module touches wasmtime.
 //! - [`names`]: the one rule for the names of plugins, playbooks, rules, lists and tokens.
 //! - [`playbook`]: playbook scripts and their durable replay. Only this module touches Rhai.
@@ -52,6 +54,7 @@ pub mod mail;
 pub mod metrics;
 pub mod names;
 pub mod nesting;
+pub mod pack;
 pub mod playbook;
 pub mod plugin;
 pub mod preprocess;

@@ -4,9 +4,9 @@
 //! back with its head rolled back, emptied, or rechained without the key (also checked with
 //! the standard `minisign` tool).
 
-use crate::support::{Cli, dist, text};
+use crate::support::{Cli, dist, minisign_tool, text};
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 #[test]
 fn changes_are_chained_exported_and_tampering_is_named() {
@@ -274,18 +274,6 @@ fn stored_hashes(db: &Path) -> Vec<String> {
             .await
             .unwrap()
     })
-}
-
-/// The `minisign` tool (Debian's, installed by scripts/lib/minisign.sh from scripts/test.sh),
-/// or `OSPREY_MINISIGN`.
-fn minisign_tool() -> PathBuf {
-    let path = PathBuf::from(std::env::var("OSPREY_MINISIGN").unwrap_or_else(|_| "/usr/bin/minisign".into()));
-    assert!(
-        path.exists(),
-        "minisign is not at {}: run scripts/test.sh (it installs Debian's minisign) or set OSPREY_MINISIGN",
-        path.display()
-    );
-    path
 }
 
 fn export(cli: &Cli) -> Vec<serde_json::Value> {

@@ -26,6 +26,7 @@ mod loading;
 mod mail;
 mod metrics;
 mod openapi;
+mod packs;
 mod page_escaping;
 mod playbooks;
 mod preprocess;

@@ -8,6 +8,7 @@ mod incident;
 mod indicator;
 mod list;
 mod mail;
+mod pack;
 mod playbook;
 mod plugin;
 mod question;
@@ -18,6 +19,7 @@ mod secret;
 mod serve;
 mod task;
 mod token;
+mod trust;
 mod user;
 
 use crate::config::Config;
@@ -62,6 +64,12 @@ pub enum Command {
     /// Install, inspect, grant, configure and call plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Plugin packs: build one file from a plugin folder, sign it, verify it, inspect it.
+    #[command(subcommand)]
+    Pack(pack::PackCommand),
+    /// The publisher keys whose signed packs `osprey plugin install` accepts.
+    #[command(subcommand)]
+    Trust(trust::TrustCommand),
     /// Set, list and delete plugin secrets (values are never shown).
     #[command(subcommand)]
     Secret(secret::SecretCommand),
@@ -134,6 +142,8 @@ impl Cli {
         match self.command {
             Command::Serve(args) => serve::run(args, config).await,
             Command::Plugin(cmd) => plugin::run(cmd, config).await,
+            Command::Pack(cmd) => pack::run(cmd, config).await,
+            Command::Trust(cmd) => trust::run(cmd, config).await,
             Command::Secret(cmd) => secret::run(cmd, config).await,
             Command::Playbook(cmd) => playbook::run(cmd, config).await,
             Command::Run(cmd) => run::run(cmd, config).await,

@@ -26,20 +26,26 @@ pub enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Install a plugin from a folder holding plugin.toml and its component, or upgrade it.
+    /// Install a plugin from a pack file or a folder holding plugin.toml and its component,
+    /// or upgrade it.
     ///
-    /// The component is compiled and checked before anything is copied. What it requests is
-    /// shown (and, on an upgrade, what changed); nothing is granted unless you say so.
+    /// A pack must be signed by a publisher you trust (`osprey trust`). The component is
+    /// compiled and checked before anything is copied. What it requests is shown (and, on an
+    /// upgrade, what changed); nothing is granted unless you say so.
     #[command(after_help = "\
 Examples:
+  osprey plugin install ipinfo-0.1.0.ospack                    a signed pack
   osprey plugin install plugins/dist/ipinfo                    review, then grant separately
   osprey plugin install plugins/dist/ipinfo --grant-requested  install and grant what it asks for")]
     Install {
-        /// The plugin folder (with plugin.toml).
-        dir: PathBuf,
+        /// A pack file (`osprey pack build`), or a plugin folder (with plugin.toml).
+        source: PathBuf,
         /// Also grant everything the plugin requests (added to any existing grant).
         #[arg(long)]
         grant_requested: bool,
+        /// Install a pack that no trusted publisher signed (recorded in the audit log).
+        #[arg(long)]
+        allow_unsigned: bool,
     },
     /// Remove an installed plugin. Its grant, settings, secrets and kv data stay, so a
     /// reinstall picks up where it left off.
@@ -147,7 +153,24 @@ pub async fn run(cmd: PluginCommand, config: Config) -> anyhow::Result<i32> {
     match cmd {
         PluginCommand::List { json } => list(&app, json),
         PluginCommand::Inspect { name, json } => inspect(&app, &name, json).await,
-        PluginCommand::Install { dir, grant_requested } => install(&app, &dir, grant_requested).await,
+        PluginCommand::Install {
+            source,
+            grant_requested,
+            allow_unsigned,
+        } => {
+            if source.is_file() {
+                let unpacked = super::pack::unpack_for_install(&app, &source, allow_unsigned).await?;
+                install(
+                    &app,
+                    unpacked.dir(),
+                    grant_requested,
+                    Some(unpacked.audit.clone()),
+                )
+                .await
+            } else {
+                install(&app, &source, grant_requested, None).await
+            }
+        }
         PluginCommand::Remove { name } => remove(&app, &name).await,
         PluginCommand::Call {
             name,
@@ -337,7 +360,14 @@ fn print_settings(p: &LoadedPlugin, set: &std::collections::BTreeMap<String, Str
     }
 }
 
-async fn install(app: &App, dir: &Path, grant_requested: bool) -> anyhow::Result<i32> {
+/// Install the plugin folder `dir`; `pack` is what the audit entry records of the pack it
+/// came from, if it came from one.
+async fn install(
+    app: &App,
+    dir: &Path,
+    grant_requested: bool,
+    pack: Option<serde_json::Value>,
+) -> anyhow::Result<i32> {
     let checked = app
         .runtime
         .check_dir(dir)
@@ -385,16 +415,20 @@ async fn install(app: &App, dir: &Path, grant_requested: bool) -> anyhow::Result
     }
 
     copy_into_place(dir, m, &app.runtime.options().plugins_dir)?;
+    let mut details = serde_json::json!({
+        "version": m.version.to_string(),
+        "previous": previous.as_ref().map(|p| p.manifest.version.to_string()),
+        "requests": m.requests,
+    });
+    if let Some(pack) = pack {
+        details["pack"] = pack;
+    }
     app.store
         .audit(&Change {
             actor: &Actor::cli(),
             action: "plugin.install",
             target: format!("plugin:{}", m.name),
-            details: serde_json::json!({
-                "version": m.version.to_string(),
-                "previous": previous.as_ref().map(|p| p.manifest.version.to_string()),
-                "requests": m.requests,
-            }),
+            details,
         })
         .await?;
     if do_grant {

@@ -30,6 +30,7 @@ pub mod stats;
 pub mod tasks;
 pub mod tokens;
 pub mod triage;
+pub mod trust;
 pub mod users;
 mod values;
 mod writer;

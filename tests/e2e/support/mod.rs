@@ -28,6 +28,26 @@ pub fn dist() -> PathBuf {
     dir
 }
 
+/// The `minisign` tool (Debian's, installed by scripts/lib/minisign.sh from scripts/test.sh),
+/// or `OSPREY_MINISIGN`. Missing, the test fails: it never skips.
+pub fn minisign_tool() -> PathBuf {
+    let path = PathBuf::from(std::env::var("OSPREY_MINISIGN").unwrap_or_else(|_| "/usr/bin/minisign".into()));
+    assert!(
+        path.exists(),
+        "minisign is not at {}: run scripts/test.sh (it installs Debian's minisign) or set OSPREY_MINISIGN",
+        path.display()
+    );
+    path
+}
+
+/// The audit log of `cli`'s data directory, as `osprey audit export` writes it.
+pub fn audit_export(cli: &Cli) -> Vec<serde_json::Value> {
+    cli.ok(&["audit", "export"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// A fresh config in a temporary data directory.
 pub fn config(dir: &Path) -> Config {
     let mut config = Config {

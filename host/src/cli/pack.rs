@@ -1,0 +1,508 @@
+//! `osprey pack build|sign|verify|inspect|payload`: plugin packs, one signed file per plugin
+//! (the layout is in `pack/format.rs`), and the checks `osprey plugin install FILE` makes.
+
+use super::render;
+use crate::app::App;
+use crate::config::Config;
+use crate::pack::{self, Limits, Pack, PublicKey, SecretKey, Signature, Signer, TrustedKey};
+use crate::plugin::Manifest;
+use crate::plugin::manifest::MANIFEST_FILE;
+use anyhow::{Context as _, bail};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+/// The README a plugin folder may have, carried in its pack.
+const README: &str = "README.md";
+
+#[derive(Debug, clap::Subcommand)]
+pub enum PackCommand {
+    /// Make a pack from a plugin folder: plugin.toml, its component, and README.md if there
+    /// is one. The pack is unsigned until `osprey pack sign`.
+    #[command(after_help = "\
+Examples:
+  osprey pack build plugins/dist/ipinfo                        writes ipinfo-0.1.0.ospack
+  osprey pack build plugins/dist/ipinfo -o ipinfo.ospack")]
+    Build {
+        /// The plugin folder (with plugin.toml).
+        dir: PathBuf,
+        /// Where to write the pack (default: NAME-VERSION.ospack here).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Sign a pack with a minisign secret key, or put in a signature made by the minisign
+    /// tool over `osprey pack payload`'s bytes.
+    #[command(after_help = "\
+Examples:
+  osprey pack sign ipinfo-0.1.0.ospack --key ~/.minisign/minisign.key
+  osprey pack sign ipinfo-0.1.0.ospack --key publisher.key --password-file pw.txt
+
+  With the minisign tool instead:
+  osprey pack payload ipinfo-0.1.0.ospack -o manifest.json
+  minisign -S -s publisher.key -m manifest.json                writes manifest.json.minisig
+  osprey pack sign ipinfo-0.1.0.ospack --signature manifest.json.minisig --public-key publisher.pub")]
+    Sign {
+        file: PathBuf,
+        /// A minisign secret key file (`minisign -G` makes one; `-W` without a password).
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "signature",
+            conflicts_with = "signature"
+        )]
+        key: Option<PathBuf>,
+        /// A file whose first line is the secret key's password (else you are asked).
+        #[arg(long, value_name = "FILE", requires = "key")]
+        password_file: Option<PathBuf>,
+        /// A detached minisign signature of the pack's manifest (`osprey pack payload`).
+        #[arg(long, value_name = "FILE")]
+        signature: Option<PathBuf>,
+        /// The signer's minisign public key, put in the pack so that installers are told
+        /// which key to trust (with --key it comes from the secret key).
+        #[arg(long, value_name = "FILE", requires = "signature")]
+        public_key: Option<PathBuf>,
+        /// Where to write the signed pack (default: over FILE).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Check a pack: every file against its manifest, and the signature against a key (the
+    /// one given, else the one the pack carries). Whether this Osprey trusts the signer is
+    /// `osprey pack inspect`'s to say.
+    Verify {
+        file: PathBuf,
+        /// The publisher's minisign public key: a .pub file, or its RW... line.
+        #[arg(long, value_name = "KEY")]
+        key: Option<String>,
+    },
+    /// Show what a pack's plugin requests (hosts, private ranges, secrets, kv quota, limits),
+    /// its actions, who signed it and whether this Osprey trusts them, and its digest.
+    Inspect {
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the exact bytes a pack's signature covers (its manifest), to sign with the
+    /// minisign tool or to check with `minisign -V`; a signed pack's signature goes to
+    /// OUTPUT.minisig beside them.
+    Payload {
+        file: PathBuf,
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
+}
+
+pub async fn run(cmd: PackCommand, config: Config) -> anyhow::Result<i32> {
+    match cmd {
+        PackCommand::Build { dir, output } => build(&dir, output),
+        PackCommand::Sign {
+            file,
+            key,
+            password_file,
+            signature,
+            public_key,
+            output,
+        } => {
+            let output = output.unwrap_or_else(|| file.clone());
+            match (key, signature) {
+                (Some(key), _) => sign_with_key(&file, &key, password_file.as_deref(), &output),
+                (None, Some(sig)) => sign_with_signature(&file, &sig, public_key.as_deref(), &output),
+                (None, None) => bail!("say how to sign: --key SECRET_KEY_FILE or --signature FILE.minisig"),
+            }
+        }
+        PackCommand::Verify { file, key } => verify(&file, key.as_deref()),
+        PackCommand::Inspect { file, json } => inspect(&App::open(config).await?, &file, json).await,
+        PackCommand::Payload { file, output } => payload(&file, &output),
+    }
+}
+
+/// Read and check a pack file, refusing one larger than any pack can be before reading it.
+pub(super) fn read_pack(path: &Path) -> anyhow::Result<Pack> {
+    let limits = Limits::default();
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let size = file.metadata()?.len();
+    if size > limits.max_archive_bytes() {
+        bail!(
+            "{} is {size} bytes, larger than a pack may be ({} bytes)",
+            path.display(),
+            limits.max_archive_bytes()
+        );
+    }
+    Pack::read(std::io::BufReader::new(file), &limits)
+        .with_context(|| format!("{} is refused", path.display()))
+}
+
+/// Write `bytes` to `path` whole: into a file beside it, renamed over it once complete.
+fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_file_name(format!(
+        ".{}.{}.tmp",
+        path.file_name().map_or("pack".into(), |n| n.to_string_lossy()),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+fn build(dir: &Path, output: Option<PathBuf>) -> anyhow::Result<i32> {
+    let m = Manifest::load(dir)?;
+    let read = |name: &Path| {
+        std::fs::read(dir.join(name)).with_context(|| format!("reading {}", dir.join(name).display()))
+    };
+    let component = m
+        .component
+        .to_str()
+        .with_context(|| format!("component '{}' is not a UTF-8 name", m.component.display()))?
+        .to_owned();
+    let mut files = vec![
+        (MANIFEST_FILE.to_owned(), read(Path::new(MANIFEST_FILE))?),
+        (component.clone(), read(&m.component)?),
+    ];
+    if dir.join(README).is_file() {
+        files.push((README.to_owned(), read(Path::new(README))?));
+    }
+    let pack = Pack::build(&m.name, &m.version, files, &Limits::default())
+        .with_context(|| format!("{} cannot be packed", dir.display()))?;
+    let output = output.unwrap_or_else(|| PathBuf::from(format!("{}-{}.ospack", m.name, m.version)));
+    write_file(&output, &pack.to_bytes())?;
+    println!(
+        "built {}: {} {} ({}), digest {}",
+        output.display(),
+        m.name,
+        m.version,
+        pack.files().map(|(p, _)| p).collect::<Vec<_>>().join(", "),
+        pack.digest()
+    );
+    println!(
+        "unsigned: sign it with `osprey pack sign {} --key SECRET_KEY_FILE`",
+        output.display()
+    );
+    Ok(0)
+}
+
+/// The password of an encrypted secret key: the first line of `password_file`, or asked for
+/// on the terminal.
+fn password(key: &Path, password_file: Option<&Path>) -> anyhow::Result<String> {
+    if let Some(file) = password_file {
+        let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        return Ok(text.lines().next().unwrap_or("").to_owned());
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "{} is encrypted: give --password-file FILE, or run in a terminal to be asked",
+            key.display()
+        );
+    }
+    Ok(rpassword::prompt_password(format!(
+        "password of {}: ",
+        key.display()
+    ))?)
+}
+
+fn sign_with_key(
+    file: &Path,
+    key: &Path,
+    password_file: Option<&Path>,
+    output: &Path,
+) -> anyhow::Result<i32> {
+    let mut pack = read_pack(file)?;
+    let text = std::fs::read_to_string(key).with_context(|| format!("reading {}", key.display()))?;
+    let password = if SecretKey::is_encrypted(&text).with_context(|| format!("{}", key.display()))? {
+        Some(password(key, password_file)?)
+    } else {
+        None
+    };
+    let secret = SecretKey::open(&text, password).with_context(|| format!("{}", key.display()))?;
+    let public = secret.public_key()?;
+    let m = pack.manifest();
+    let comment = format!("osprey-pack {} {} {}", m.name, m.version, pack.digest());
+    let signature = pack::signature::sign(pack.manifest_bytes(), &secret, &comment)?;
+    pack.set_signature(signature.text().to_owned(), Some(public.to_file_text()))?;
+    write_file(output, &pack.to_bytes())?;
+    println!(
+        "signed {} with key id {}; installers trust it with `osprey trust add NAME {}`",
+        output.display(),
+        public.key_id(),
+        public.to_base64()
+    );
+    Ok(0)
+}
+
+fn sign_with_signature(
+    file: &Path,
+    sig: &Path,
+    public_key: Option<&Path>,
+    output: &Path,
+) -> anyhow::Result<i32> {
+    let mut pack = read_pack(file)?;
+    let text = std::fs::read_to_string(sig).with_context(|| format!("reading {}", sig.display()))?;
+    let signature = Signature::parse(&text).with_context(|| format!("{}", sig.display()))?;
+    let public = match public_key {
+        Some(path) => {
+            let key_text =
+                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let key = PublicKey::parse(&key_text).with_context(|| format!("{}", path.display()))?;
+            pack::signature::verify(pack.manifest_bytes(), &signature, &key)
+                .with_context(|| format!("{} is not a signature of this pack's manifest", sig.display()))?;
+            Some(key)
+        }
+        None => None,
+    };
+    pack.set_signature(text, public.as_ref().map(PublicKey::to_file_text))?;
+    write_file(output, &pack.to_bytes())?;
+    match public {
+        Some(key) => println!(
+            "signed {} with the signature of key id {} (verified)",
+            output.display(),
+            key.key_id()
+        ),
+        None => println!(
+            "signed {} with the signature of key id {} (not verified: without --public-key the pack carries no key, and installers need the publisher's key with that id)",
+            output.display(),
+            signature.key_id()
+        ),
+    }
+    Ok(0)
+}
+
+fn verify(file: &Path, key: Option<&str>) -> anyhow::Result<i32> {
+    let pack = read_pack(file)?;
+    let given = key
+        .map(|k| {
+            super::trust::read_key(k).map(|key| TrustedKey {
+                name: "the key given".into(),
+                key,
+            })
+        })
+        .transpose()?;
+    let signer = pack::trust::check(&pack, given.as_slice())
+        .with_context(|| format!("{} is refused", file.display()))?;
+    let intact = format!(
+        "{}: every file matches its manifest (digest {})",
+        file.display(),
+        pack.digest()
+    );
+    match (signer, &given) {
+        (Signer::Trusted { key_id, .. }, _) => {
+            println!("{intact}\nsignature good: key id {key_id}, the key given");
+            Ok(0)
+        }
+        (Signer::Unsigned, _) => {
+            println!("{intact}\nnot signed");
+            Ok(1)
+        }
+        (Signer::Untrusted { key_id, .. }, Some(g)) => {
+            println!(
+                "{intact}\nsigned by key id {key_id}, not by the key given (key id {})",
+                g.key.key_id()
+            );
+            Ok(1)
+        }
+        (
+            Signer::Untrusted {
+                key_id,
+                carried: Some(_),
+            },
+            None,
+        ) => {
+            println!(
+                "{intact}\nsignature good: key id {key_id}, with the public key the pack carries (this says the pack is intact since it was signed, not who signed it: `osprey pack inspect` says whether this Osprey trusts the key)"
+            );
+            Ok(0)
+        }
+        (
+            Signer::Untrusted {
+                key_id,
+                carried: None,
+            },
+            None,
+        ) => {
+            println!(
+                "{intact}\nsigned by key id {key_id}, but the pack carries no public key to check it with: give --key KEY"
+            );
+            Ok(1)
+        }
+    }
+}
+
+fn payload(file: &Path, output: &Path) -> anyhow::Result<i32> {
+    let pack = read_pack(file)?;
+    write_file(output, pack.manifest_bytes())?;
+    println!("wrote {} (the bytes a signature covers)", output.display());
+    if let Some(sig) = pack.signature() {
+        let mut sig_path = output.as_os_str().to_owned();
+        sig_path.push(".minisig");
+        let sig_path = PathBuf::from(sig_path);
+        write_file(&sig_path, sig.as_bytes())?;
+        println!("wrote {} (its signature)", sig_path.display());
+    }
+    Ok(0)
+}
+
+/// What to tell an operator about a pack's signer, in one line.
+fn signer_text(signer: &Signer) -> String {
+    match signer {
+        Signer::Unsigned => "not signed".into(),
+        Signer::Trusted { name, key_id } => format!("key id {key_id}, trusted as '{name}'"),
+        Signer::Untrusted {
+            key_id,
+            carried: Some(_),
+        } => format!("key id {key_id}, NOT trusted here"),
+        Signer::Untrusted {
+            key_id,
+            carried: None,
+        } => {
+            format!("key id {key_id}, NOT trusted here (the pack carries no public key to check it with)")
+        }
+    }
+}
+
+/// The exact command that trusts an untrusted signer.
+fn trust_command(key_id: pack::KeyId, carried: Option<&PublicKey>, plugin: &str) -> String {
+    match carried {
+        Some(key) => format!(
+            "if key id {key_id} is the publisher's (check with them), trust it with:\n  osprey trust add {plugin}-publisher {}",
+            key.to_base64()
+        ),
+        None => format!(
+            "the pack carries no public key: get the publisher's (key id {key_id}) and trust it with:\n  osprey trust add {plugin}-publisher PUBLISHER_KEY.pub"
+        ),
+    }
+}
+
+/// Files of a pack in a temporary folder, laid out as a plugin folder.
+pub(super) struct Unpacked {
+    dir: tempfile::TempDir,
+    /// What the audit entry of the install records of the pack.
+    pub audit: serde_json::Value,
+}
+
+impl Unpacked {
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// The files of a pack in a temporary folder whose plugin.toml agrees with the pack's
+/// manifest, with the signer.
+fn unpack(pack: &Pack) -> anyhow::Result<(tempfile::TempDir, Manifest)> {
+    let dir = tempfile::Builder::new().prefix("osprey-pack-").tempdir()?;
+    for (path, bytes) in pack.files() {
+        std::fs::write(dir.path().join(path), bytes).with_context(|| format!("unpacking {path}"))?;
+    }
+    let m = Manifest::load(dir.path())?;
+    let pm = pack.manifest();
+    if m.name != pm.name || m.version != pm.version {
+        bail!(
+            "the pack says it holds {} {}, but its plugin.toml is {} {}",
+            pm.name,
+            pm.version,
+            m.name,
+            m.version
+        );
+    }
+    Ok((dir, m))
+}
+
+/// A pack checked for `osprey plugin install`: intact, and signed by a trusted publisher
+/// unless `allow_unsigned` (then loudly), unpacked.
+pub(super) async fn unpack_for_install(
+    app: &App,
+    file: &Path,
+    allow_unsigned: bool,
+) -> anyhow::Result<Unpacked> {
+    let pack = read_pack(file)?;
+    let trusted = super::trust::trusted_keys(app).await?;
+    let signer =
+        pack::trust::check(&pack, &trusted).with_context(|| format!("{} is refused", file.display()))?;
+    let plugin = &pack.manifest().name;
+    match &signer {
+        Signer::Trusted { name, key_id } => {
+            println!(
+                "{}: signed by '{name}' (key id {key_id}), a trusted publisher",
+                file.display()
+            );
+        }
+        Signer::Unsigned if !allow_unsigned => bail!(
+            "{} is not signed; Osprey installs packs signed by a publisher you trust. Ask the publisher for a signed pack (`osprey pack sign`) and trust their key (`osprey trust add NAME KEY`), or install it unsigned with --allow-unsigned (audited)",
+            file.display()
+        ),
+        Signer::Untrusted { key_id, carried } if !allow_unsigned => bail!(
+            "{} is signed by key id {key_id}, which this Osprey does not trust; {}\nthen install again (or install it untrusted with --allow-unsigned, audited)",
+            file.display(),
+            trust_command(*key_id, carried.as_ref(), plugin)
+        ),
+        _ => eprintln!(
+            "\nWARNING: --allow-unsigned: installing {} with no trusted signature ({}). Nothing proves who made this plugin. This install is recorded in the audit log as such.\n",
+            file.display(),
+            signer_text(&signer)
+        ),
+    }
+    let (dir, _) = unpack(&pack)?;
+    let mut audit = serde_json::json!({
+        "file": file,
+        "digest": pack.digest(),
+        "signer": signer.to_audit(),
+    });
+    if !matches!(signer, Signer::Trusted { .. }) {
+        audit["allow_unsigned"] = true.into();
+    }
+    Ok(Unpacked { dir, audit })
+}
+
+async fn inspect(app: &App, file: &Path, json: bool) -> anyhow::Result<i32> {
+    let pack = read_pack(file)?;
+    let trusted = super::trust::trusted_keys(app).await?;
+    let signer =
+        pack::trust::check(&pack, &trusted).with_context(|| format!("{} is refused", file.display()))?;
+    let (dir, m) = unpack(&pack)?;
+    let checked = app
+        .runtime
+        .check_dir(dir.path())
+        .await
+        .with_context(|| format!("the plugin in {} cannot be loaded", file.display()))?;
+    let pm = pack.manifest();
+    if json {
+        let v = serde_json::json!({
+            "name": m.name,
+            "version": m.version,
+            "description": checked.description.description,
+            "digest": pack.digest(),
+            "files": pm.files,
+            "signer": signer.to_audit(),
+            "actions": checked.description.actions,
+            "requests": m.requests,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    println!("{} {} — {}", m.name, m.version, checked.description.description);
+    println!("  digest:  {}", pack.digest());
+    println!("  signed:  {}", signer_text(&signer));
+    if let Signer::Untrusted { key_id, carried } = &signer {
+        println!(
+            "           {}",
+            trust_command(*key_id, carried.as_ref(), &m.name).replace('\n', "\n         ")
+        );
+    }
+    println!("  files:");
+    for f in &pm.files {
+        println!("    {:<28} {:>9} bytes  sha256 {}", f.path, f.size, f.sha256);
+    }
+    println!("\nActions:");
+    for a in &checked.description.actions {
+        println!("  {} — {}", a.name, a.description);
+    }
+    let grant = app.grant(&m.name).await?;
+    let granted_before = app.store.grant(&m.name).await?.is_some();
+    println!("\nIt requests (and what this Osprey grants it today):");
+    print!(
+        "{}",
+        render::capabilities(
+            &m.requests,
+            &grant,
+            granted_before,
+            &app.config.limits.with_grant(&grant)
+        )
+    );
+    Ok(0)
+}
