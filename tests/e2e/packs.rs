@@ -2,23 +2,15 @@
 //! tool), trust, install and call; and every refusal an operator can meet: unsigned, signed by
 //! a key nobody trusts, tampered after signing. `minisign -V` checks Osprey's signatures.
 
-use crate::support::{Cli, audit_export, dist, minisign_tool, text};
+use crate::support::{Cli, audit_export, dist, minisign_tool, output_with_stdin, text};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Run the minisign tool in `dir` with `stdin`, and require success.
 fn minisign(dir: &Path, args: &[&str], stdin: &str) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(minisign_tool())
-        .args(args)
-        .current_dir(dir)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("minisign runs");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut command = Command::new(minisign_tool());
+    command.args(args).current_dir(dir);
+    let out = output_with_stdin(command, stdin);
     assert!(
         out.status.success(),
         "minisign {args:?}: {}{}",
@@ -87,14 +79,11 @@ fn a_pack_signed_by_osprey_is_trusted_installed_called_and_checks_with_minisign(
     // Nobody trusts the key yet: refused, with the key id and the exact command that trusts it.
     let refused = cli.fails(&["plugin", "install", s(&pack)]);
     let key_id = std::fs::read_to_string(&pk).unwrap();
-    let key_id = key_id
-        .lines()
-        .next()
-        .unwrap()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .to_owned();
+    // minisign writes the id without leading zeros (`%PRIX64`); Osprey shows all 16 digits.
+    let key_id = format!(
+        "{:0>16}",
+        key_id.lines().next().unwrap().rsplit(' ').next().unwrap()
+    );
     assert!(
         refused.contains(&format!("signed by key id {key_id}")),
         "{refused}"

@@ -172,22 +172,9 @@ impl Cli {
 
     /// Run with `args` and `stdin`.
     pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
-        use std::io::Write;
-        let mut child = self
-            .command()
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("osprey runs");
-        // A child may exit before it reads its input (a refused command): a broken pipe here
-        // is its answer, not the test's failure.
-        match child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
-            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => panic!("writing to osprey's stdin: {e}"),
-            _ => {}
-        }
-        child.wait_with_output().unwrap()
+        let mut command = self.command();
+        command.args(args);
+        output_with_stdin(command, stdin)
     }
 
     /// Run and require success; returns stdout.
@@ -390,4 +377,22 @@ pub async fn store_of(cli: &Cli) -> osprey::store::Store {
     )
     .await
     .unwrap()
+}
+
+/// Run `command` with `stdin` as its input, and wait for its output. A child may exit before
+/// it reads its input (a refused command): a broken pipe then is its answer, not the test's
+/// failure.
+pub fn output_with_stdin(mut command: std::process::Command, stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{command:?} does not start: {e}"));
+    match child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => panic!("writing to {command:?}'s stdin: {e}"),
+        _ => {}
+    }
+    child.wait_with_output().unwrap()
 }
