@@ -84,6 +84,20 @@ fn mistakes_get_clear_errors() {
     std::fs::write(broken.path().join("x.wasm"), b"not wasm at all").unwrap();
     let err = cli.fails(&["plugin", "install", broken.path().to_str().unwrap()]);
     assert!(err.contains("not a usable WebAssembly component"), "{err}");
+    // A component importing an interface Osprey does not link is refused, naming it.
+    let name = b"wasi:nothing/thing@0.1.0";
+    let mut component = b"\0asm\x0d\0\x01\0".to_vec(); // a component, binary version 0x0d
+    // Type 0: an instance type exporting `f: func()`.
+    component.extend([7, 14, 1, 0x42, 2, 1, 0x40, 0, 1, 0, 4, 0, 1, b'f', 1, 0]);
+    component.extend([10, 5 + name.len() as u8, 1, 0, name.len() as u8]); // one import...
+    component.extend(name);
+    component.extend([5, 0]); // ...an instance of type 0
+    std::fs::write(broken.path().join("x.wasm"), component).unwrap();
+    let err = cli.fails(&["plugin", "install", broken.path().to_str().unwrap()]);
+    assert!(
+        err.contains("needs an import Osprey does not provide") && err.contains("wasi:nothing/thing"),
+        "{err}"
+    );
     assert!(cli.ok(&["plugin", "list"]).contains("no plugins installed"));
 }
 
@@ -183,6 +197,28 @@ fn install_grant_revoke_config_and_secrets() {
     );
     cli.ok(&["plugin", "remove", "test-echo"]);
     assert!(cli.ok(&["plugin", "list"]).contains("no plugins installed"));
+}
+
+#[test]
+fn a_component_importing_wasi_sockets_installs_and_its_sockets_are_denied() {
+    let cli = Cli::new();
+    cli.ok(&["plugin", "install", dist().join("test-hostile").to_str().unwrap()]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["plugin", "inspect", "test-hostile", "--json"])).unwrap();
+    let imports = inspect["imports"].as_array().unwrap();
+    assert!(
+        imports
+            .iter()
+            .any(|i| i.as_str().unwrap().starts_with("wasi:sockets/tcp@")),
+        "{imports:?}"
+    );
+    let input = r#"{"name":"localhost","tcp":"127.0.0.1:9","udp":"127.0.0.1:9"}"#;
+    let out: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["plugin", "call", "test-hostile", "sockets", "--input", input]))
+            .unwrap();
+    let attempts = out["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 4, "{out}");
+    assert!(attempts.iter().all(|a| a["outcome"] != "ok"), "{out}");
 }
 
 #[test]

@@ -477,6 +477,73 @@ async fn the_filesystem_and_the_environment_are_empty() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_socket_call_fails_and_nothing_is_reached() {
+    let host = host().await;
+    // The component imports wasi:sockets (std::net through wasi-libc), and it loaded.
+    let imports = host.app.runtime.get("test-hostile").unwrap().imports.clone();
+    for interface in [
+        "ip-name-lookup",
+        "tcp",
+        "udp",
+        "instance-network",
+        "tcp-create-socket",
+    ] {
+        assert!(
+            imports
+                .iter()
+                .any(|i| i.starts_with(&format!("wasi:sockets/{interface}@"))),
+            "test-hostile imports wasi:sockets/{interface}: {imports:?}"
+        );
+    }
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    tcp.set_nonblocking(true).unwrap();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_nonblocking(true).unwrap();
+    let (tcp_addr, udp_addr) = (tcp.local_addr().unwrap(), udp.local_addr().unwrap());
+    // Even with HTTP to that very address granted: sockets follow no grant.
+    host.grant("test-hostile", json!({"http": [format!("http://{tcp_addr}")]}))
+        .await;
+
+    let out = host
+        .call(
+            "test-hostile",
+            "sockets",
+            json!({"name": "localhost", "tcp": tcp_addr.to_string(), "udp": udp_addr.to_string()}),
+        )
+        .await
+        .expect("the action runs and reports each attempt");
+    let attempts = out["attempts"].as_array().unwrap();
+    let whats: Vec<&str> = attempts.iter().map(|a| a["what"].as_str().unwrap()).collect();
+    assert_eq!(
+        whats,
+        ["lookup", "tcp-connect", "tcp-listen", "udp-send"],
+        "{out}"
+    );
+    for a in attempts {
+        assert_ne!(a["outcome"], "ok", "a socket call got through: {a}");
+    }
+    // Sockets are refused at creation, before any address is used.
+    for a in &attempts[1..] {
+        assert_eq!(a["outcome"], "PermissionDenied", "{a}");
+    }
+
+    // The kernel queues a loopback connection or datagram before the sender's call returns,
+    // so had one been made, it would be waiting now.
+    let accepted = tcp.accept();
+    assert!(
+        matches!(&accepted, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the TCP listener saw a connection: {accepted:?}"
+    );
+    let mut buf = [0u8; 64];
+    let received = udp.recv_from(&mut buf);
+    assert!(
+        matches!(&received, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the UDP socket received a datagram: {received:?}"
+    );
+    host.assert_healthy().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_output_panics_stack_overflows_and_floods_are_contained() {
     let host = host().await;
     expect_err(

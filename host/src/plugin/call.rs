@@ -8,6 +8,7 @@
 use super::bindings::{Descriptor, IntegrationPre, WitContext, WitErrorKind};
 use super::host::{CallLimiter, CallState, HostEnv, MemoryLimitExceeded, truncate};
 use super::outbound::OutboundGate;
+use super::sockets;
 use super::stdio::CapturePipe;
 use super::{CallContext, CallError, CallOutcome, ErrorKind, HttpEvent, HttpOutcome, LoadedPlugin, Runtime};
 use crate::capability::{Capabilities, Limits};
@@ -59,8 +60,9 @@ fn prepare(rt: &Runtime, setup: Setup<'_>) -> Prepared {
     } = setup;
     let stdout = CapturePipe::new(STDIO_CAPTURE);
     let stderr = CapturePipe::new(STDIO_CAPTURE);
-    // Nothing is inherited or preopened: no environment, arguments, stdin or directories.
-    let wasi = WasiCtxBuilder::new()
+    // Nothing is inherited or preopened: no environment, arguments, stdin or directories,
+    // and no network but the gated wasi:http.
+    let wasi = sockets::deny_all(&mut WasiCtxBuilder::new())
         .stdout(stdout.clone())
         .stderr(stderr.clone())
         .build();

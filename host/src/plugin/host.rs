@@ -1,6 +1,6 @@
 //! The state of one call (one wasmtime `Store`) and the host side of the imports a plugin
-//! may use: `secrets`, `kv`, `log`, `config`, plus WASI with nothing granted and the
-//! guarded `wasi:http`.
+//! may use: `secrets`, `kv`, `log`, `config`, plus WASI with nothing granted (`wasi:sockets`
+//! linked and denied whole) and the guarded `wasi:http`.
 
 use super::bindings::osprey::plugin::{config, kv, log, secrets, types};
 use super::bindings::{WitError, WitErrorKind};
@@ -166,8 +166,8 @@ impl WasiHttpView for CallState {
     }
 }
 
-/// Link what a plugin may import, and nothing else. `wasi:sockets` is deliberately absent,
-/// so a component importing it fails to load with a clear error.
+/// Link what a plugin may import, and nothing else: a component importing anything more
+/// fails to load with a clear error. `wasi:sockets` is linked, but every call of it fails.
 pub(crate) fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
     use wasmtime_wasi::p2::bindings::{cli, filesystem, random};
     use wasmtime_wasi::{cli::WasiCli, filesystem::WasiFilesystem, random::WasiRandom};
@@ -188,6 +188,8 @@ pub(crate) fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
     filesystem::preopens::add_to_linker::<CallState, WasiFilesystem>(l, CallState::fs_view)?;
     random::insecure::add_to_linker::<CallState, WasiRandom>(l, |s| s.wasi.random())?;
     random::insecure_seed::add_to_linker::<CallState, WasiRandom>(l, |s| s.wasi.random())?;
+    // wasi:sockets, which wasi-libc (and so CPython) imports: linked, and denied whole.
+    super::sockets::link(linker)?;
     // wasi:http, through the guarded send hook.
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
     super::outbound::link_refusals_before_send(linker)?;

@@ -11,6 +11,7 @@ mod engine;
 mod host;
 pub mod manifest;
 mod outbound;
+mod sockets;
 mod stdio;
 
 pub use engine::CacheOutcome;
@@ -518,11 +519,6 @@ impl Runtime {
             .imports(&self.inner.engine)
             .map(|(name, _)| name.to_owned())
             .collect();
-        if let Some(bad) = imports.iter().find(|i| i.starts_with("wasi:sockets/")) {
-            return Err(invalid(format!(
-                "it imports {bad}, which Osprey does not provide: plugins reach the network only through wasi:http"
-            )));
-        }
         let instance_pre = self
             .inner
             .linker

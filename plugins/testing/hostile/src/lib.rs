@@ -232,6 +232,66 @@ fn raw_request(_: &Context, input: Raw) -> Result<Nothing> {
     Ok(Nothing {})
 }
 
+#[derive(Deserialize, JsonSchema)]
+struct Targets {
+    /// A host name to look up.
+    name: String,
+    /// An address (`IP:PORT`) to connect to over TCP.
+    tcp: String,
+    /// An address (`IP:PORT`) to send a UDP datagram to.
+    udp: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Attempt {
+    what: String,
+    /// `ok` if it got through, otherwise the error's kind.
+    outcome: String,
+    message: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Attempts {
+    attempts: Vec<Attempt>,
+}
+
+fn attempt<T: std::fmt::Debug>(what: &str, result: std::io::Result<T>) -> Attempt {
+    let (outcome, message) = match result {
+        Ok(v) => ("ok".to_owned(), format!("{v:?}")),
+        Err(e) => (format!("{:?}", e.kind()), e.to_string()),
+    };
+    Attempt {
+        what: what.to_owned(),
+        outcome,
+        message,
+    }
+}
+
+/// Reaches for the network past `wasi:http`: `std::net` on wasm32-wasip2 goes through
+/// wasi-libc to `wasi:sockets` (ip-name-lookup, tcp, udp). Reports how each attempt ended.
+fn sockets(_: &Context, input: Targets) -> Result<Attempts> {
+    use std::io::Write;
+    use std::net::{TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
+    let attempts = vec![
+        attempt(
+            "lookup",
+            (input.name.as_str(), 443)
+                .to_socket_addrs()
+                .map(|a| a.collect::<Vec<_>>()),
+        ),
+        attempt(
+            "tcp-connect",
+            TcpStream::connect(&input.tcp).and_then(|mut s| s.write_all(b"escaped")),
+        ),
+        attempt("tcp-listen", TcpListener::bind("127.0.0.1:0")),
+        attempt(
+            "udp-send",
+            UdpSocket::bind("0.0.0.0:0").and_then(|s| s.send_to(b"escaped", &input.udp)),
+        ),
+    ];
+    Ok(Attempts { attempts })
+}
+
 fn plugin() -> Plugin {
     Plugin::new("test-hostile", env!("CARGO_PKG_VERSION"), "Hostile test plugin")
         .action("spin", "An infinite loop", spin)
@@ -263,6 +323,11 @@ fn plugin() -> Plugin {
         .action("stack-overflow", "Recurses forever", stack_overflow)
         .action("log-flood", "Writes 10,000 huge log lines", log_flood)
         .action("kv-flood", "Writes kv entries until refused", kv_flood)
+        .action(
+            "sockets",
+            "Looks up a name, connects TCP, listens, sends UDP past wasi:http",
+            sockets,
+        )
 }
 
 osprey_sdk::export_plugin!(plugin);
