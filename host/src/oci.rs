@@ -111,13 +111,17 @@ pub enum OciError {
         status: reqwest::StatusCode,
         body: String,
     },
-    #[error("{what} of {reference} is larger than a pack may be ({max} bytes at most): refused before reading it")]
+    #[error(
+        "{what} of {reference} is larger than a pack may be ({max} bytes at most): refused before reading it"
+    )]
     TooLarge {
         reference: String,
         what: String,
         max: u64,
     },
-    #[error("{what} of {reference} is not the one its digest names (expected {expected}, got {actual}): it was changed in the registry or on the way; refused")]
+    #[error(
+        "{what} of {reference} is not the one its digest names (expected {expected}, got {actual}): it was changed in the registry or on the way; refused"
+    )]
     DigestMismatch {
         reference: String,
         what: String,
@@ -272,7 +276,10 @@ struct Planned<'m> {
 /// refused before any blob is fetched.
 fn plan<'m>(manifest: &'m OciImageManifest, limits: &Limits) -> Result<Vec<Planned<'m>>, String> {
     if manifest.schema_version != 2 {
-        return Err(format!("its manifest's schemaVersion is {}, not 2", manifest.schema_version));
+        return Err(format!(
+            "its manifest's schemaVersion is {}, not 2",
+            manifest.schema_version
+        ));
     }
     if let Some(mt) = &manifest.media_type
         && mt != OCI_IMAGE_MEDIA_TYPE
@@ -297,13 +304,20 @@ fn plan<'m>(manifest: &'m OciImageManifest, limits: &Limits) -> Result<Vec<Plann
     let mut count = BTreeMap::new();
     let mut total = 0u64;
     for d in &manifest.layers {
-        let kind = Layer::of(&d.media_type)
-            .ok_or_else(|| format!("it has a layer of type '{}', which Osprey does not push", d.media_type))?;
+        let kind = Layer::of(&d.media_type).ok_or_else(|| {
+            format!(
+                "it has a layer of type '{}', which Osprey does not push",
+                d.media_type
+            )
+        })?;
         *count.entry(kind.media_type()).or_insert(0usize) += 1;
         let title = d.annotations.as_ref().and_then(|a| a.get(TITLE));
         let name = match (kind.fixed_name(), title) {
             (Some(fixed), Some(t)) if t != fixed => {
-                return Err(format!("its {} layer is titled '{t}', not '{fixed}'", d.media_type));
+                return Err(format!(
+                    "its {} layer is titled '{t}', not '{fixed}'",
+                    d.media_type
+                ));
             }
             (Some(fixed), _) => fixed.to_owned(),
             (None, Some(t)) => t.clone(),
@@ -315,10 +329,15 @@ fn plan<'m>(manifest: &'m OciImageManifest, limits: &Limits) -> Result<Vec<Plann
             }
         };
         if kind.fixed_name().is_none() && Layer::ALL.iter().any(|l| l.fixed_name() == Some(name.as_str())) {
-            return Err(format!("its {} layer is titled '{name}', a name the pack keeps for itself", d.media_type));
+            return Err(format!(
+                "its {} layer is titled '{name}', a name the pack keeps for itself",
+                d.media_type
+            ));
         }
         if kind == Layer::Component && !name.ends_with(".wasm") {
-            return Err(format!("its application/wasm layer is titled '{name}', not a .wasm file"));
+            return Err(format!(
+                "its application/wasm layer is titled '{name}', not a .wasm file"
+            ));
         }
         if d.urls.as_ref().is_some_and(|u| !u.is_empty()) {
             return Err(format!("its layer '{name}' points to other URLs"));
@@ -329,7 +348,9 @@ fn plan<'m>(manifest: &'m OciImageManifest, limits: &Limits) -> Result<Vec<Plann
         let size = u64::try_from(d.size).map_err(|_| format!("its layer '{name}' has a negative size"))?;
         let max = limits.entry_limit(&name);
         if size > max {
-            return Err(format!("its layer '{name}' is {size} bytes, over the limit of {max}"));
+            return Err(format!(
+                "its layer '{name}' is {size} bytes, over the limit of {max}"
+            ));
         }
         total += size;
         if total > limits.max_total_bytes {
@@ -355,7 +376,11 @@ fn plan<'m>(manifest: &'m OciImageManifest, limits: &Limits) -> Result<Vec<Plann
             return Err(format!(
                 "it has {n} layers of type {}, where a pack has {}",
                 kind.media_type(),
-                if at_least == at_most { "exactly one" } else { "at most one" }
+                if at_least == at_most {
+                    "exactly one"
+                } else {
+                    "at most one"
+                }
             ));
         }
     }
@@ -443,7 +468,9 @@ impl<'a> Session<'a> {
             .user_agent(concat!("osprey/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(http_error)?;
-        let mut request = http.get(&url).header(reqwest::header::ACCEPT, OCI_IMAGE_MEDIA_TYPE);
+        let mut request = http
+            .get(&url)
+            .header(reqwest::header::ACCEPT, OCI_IMAGE_MEDIA_TYPE);
         request = match (token, &self.auth) {
             (Some(token), _) => request.bearer_auth(token),
             (None, RegistryAuth::Basic(user, password)) => request.basic_auth(user, Some(password)),
@@ -516,7 +543,10 @@ impl<'a> Session<'a> {
                 source,
             })?;
             if (bytes.len() + chunk.len()) as u64 > planned.size {
-                return Err(self.too_large(format!("{}, longer than its manifest says,", what()), planned.size));
+                return Err(self.too_large(
+                    format!("{}, longer than its manifest says,", what()),
+                    planned.size,
+                ));
             }
             bytes.extend_from_slice(&chunk);
         }
@@ -664,7 +694,11 @@ mod tests {
                 )
             })
             .collect();
-        OciImageManifest::build(&layers, &Config::new(b"{}".to_vec(), WASM_CONFIG.into(), None), None)
+        OciImageManifest::build(
+            &layers,
+            &Config::new(b"{}".to_vec(), WASM_CONFIG.into(), None),
+            None,
+        )
     }
 
     #[test]
@@ -689,7 +723,9 @@ mod tests {
             format!("oci://registry.example.com/ipinfo@{digest}")
         );
         assert_eq!(
-            OciRef::parse("oci://localhost:5000/x:1").unwrap().scheme(&Access::default()),
+            OciRef::parse("oci://localhost:5000/x:1")
+                .unwrap()
+                .scheme(&Access::default()),
             "http"
         );
         for (text, says) in [
@@ -732,31 +768,43 @@ mod tests {
         let refused = |change: &dyn Fn(&mut OciImageManifest), says: &str| {
             let mut m = good.clone();
             change(&mut m);
-            let e = plan(&m, &Limits::default()).err().unwrap_or_else(|| panic!("{says}: planned"));
+            let e = plan(&m, &Limits::default())
+                .err()
+                .unwrap_or_else(|| panic!("{says}: planned"));
             assert!(e.contains(says), "{says}: {e}");
         };
-        refused(&|m| m.config.media_type = "application/vnd.oci.image.config.v1+json".into(), "its config is a");
+        refused(
+            &|m| m.config.media_type = "application/vnd.oci.image.config.v1+json".into(),
+            "its config is a",
+        );
         refused(
             &|m| m.layers[2].media_type = "application/vnd.oci.image.layer.v1.tar+gzip".into(),
             "which Osprey does not push",
         );
         refused(&|m| drop(m.layers.remove(0)), "0 layers of type application/wasm");
-        refused(&|m| drop(m.layers.remove(1)), "0 layers of type application/vnd.osprey.pack.manifest");
-        refused(&|m| m.layers[2].annotations = None, "no org.opencontainers.image.title");
+        refused(
+            &|m| drop(m.layers.remove(1)),
+            "0 layers of type application/vnd.osprey.pack.manifest",
+        );
+        refused(
+            &|m| m.layers[2].annotations = None,
+            "no org.opencontainers.image.title",
+        );
         refused(
             &|m| m.layers[2].annotations = Some(BTreeMap::from([(TITLE.into(), SIGNATURE.into())])),
             "a name the pack keeps for itself",
         );
         refused(
-            &|m| {
-                m.layers[2].annotations = Some(BTreeMap::from([(TITLE.into(), "plugin.toml".into())]))
-            },
+            &|m| m.layers[2].annotations = Some(BTreeMap::from([(TITLE.into(), "plugin.toml".into())])),
             "holds 'plugin.toml' twice",
         );
         refused(&|m| m.layers[0].size = 1 << 40, "over the limit of 67108864");
         refused(&|m| m.layers[1].size = 70_000, "over the limit of 65536");
         refused(&|m| m.layers[0].size = -1, "negative size");
-        refused(&|m| m.layers[0].urls = Some(vec!["https://elsewhere".into()]), "other URLs");
+        refused(
+            &|m| m.layers[0].urls = Some(vec!["https://elsewhere".into()]),
+            "other URLs",
+        );
         refused(
             &|m| {
                 let extra = m.layers[3].clone();

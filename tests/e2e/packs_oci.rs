@@ -46,7 +46,11 @@ fn pack(cli: &Cli, work: &Path, key: Option<&Path>) -> PathBuf {
     for file in ["plugin.toml", "test_echo.wasm"] {
         std::fs::copy(dist().join("test-echo").join(file), dir.join(file)).unwrap();
     }
-    std::fs::write(dir.join("README.md"), format!("# test-echo\n\n{}\n", repository("readme"))).unwrap();
+    std::fs::write(
+        dir.join("README.md"),
+        format!("# test-echo\n\n{}\n", repository("readme")),
+    )
+    .unwrap();
     let pack = work.join("echo.ospack");
     cli.ok(&["pack", "build", s(&dir), "-o", s(&pack)]);
     if let Some(key) = key {
@@ -159,8 +163,14 @@ fn a_signed_pack_is_pushed_then_installed_by_tag_and_by_digest_and_called() {
     assert!(component == wasm, "the application/wasm layer is the component");
     for (title, media_type) in [
         ("osprey-pack.json", "application/vnd.osprey.pack.manifest.v1+json"),
-        ("osprey-pack.json.minisig", "application/vnd.osprey.pack.signature.v1+minisign"),
-        ("osprey-pack.pub", "application/vnd.osprey.pack.public-key.v1+minisign"),
+        (
+            "osprey-pack.json.minisig",
+            "application/vnd.osprey.pack.signature.v1+minisign",
+        ),
+        (
+            "osprey-pack.pub",
+            "application/vnd.osprey.pack.public-key.v1+minisign",
+        ),
         ("plugin.toml", "application/vnd.osprey.pack.file.v1"),
         ("README.md", "application/vnd.osprey.pack.file.v1"),
     ] {
@@ -198,14 +208,10 @@ fn a_signed_pack_is_pushed_then_installed_by_tag_and_by_digest_and_called() {
     assert!(installed.contains("installed test-echo 0.1.0"), "{installed}");
     echo(&cli, "from a registry");
 
-    let file_digest = serde_json::from_str::<serde_json::Value>(&cli.ok(&[
-        "pack",
-        "inspect",
-        s(&pack),
-        "--json",
-    ]))
-    .unwrap()["digest"]
-        .clone();
+    let file_digest =
+        serde_json::from_str::<serde_json::Value>(&cli.ok(&["pack", "inspect", s(&pack), "--json"])).unwrap()
+            ["digest"]
+            .clone();
     let audited = installs(&cli);
     assert_eq!(audited.len(), 1);
     let p = &audited[0]["details"]["pack"];
@@ -260,11 +266,25 @@ fn a_tampered_blob_and_a_manifest_pointing_at_the_wrong_blob_are_refused() {
     );
     assert_eq!(status, 201, "{}", text(&body));
     let e = cli.fails(&["plugin", "install", &format!("oci://{host}/{repo}:wrong")]);
+    assert!(e.contains("'plugin.toml' does not match osprey-pack.json"), "{e}");
+    assert!(e.contains("changed after it was built"), "{e}");
+
+    // A manifest larger than a pack's manifest may be is refused before it is read.
+    let mut large = good.clone();
+    large["annotations"]["padding"] = "x".repeat(70 * 1024).into();
+    let (status, body) = http(
+        reqwest::Method::PUT,
+        &format!("http://{host}/v2/{repo}/manifests/large"),
+        OCI_MANIFEST,
+        Some(serde_json::to_vec(&large).unwrap()),
+    );
+    assert_eq!(status, 201, "{}", text(&body));
+    let e = cli.fails(&["plugin", "install", &format!("oci://{host}/{repo}:large")]);
     assert!(
-        e.contains("'plugin.toml' does not match osprey-pack.json"),
+        e.contains("the manifest of oci://")
+            && e.contains("is larger than a pack may be (65536 bytes at most)"),
         "{e}"
     );
-    assert!(e.contains("changed after it was built"), "{e}");
 
     // One byte of a blob changed on the registry's disk (the pack manifest's, a blob of this
     // test's own): the registry serves it under its old digest, and the pull refuses it.
@@ -309,7 +329,9 @@ fn an_unsigned_pack_from_a_registry_is_refused_as_a_file_is_and_allow_unsigned_i
 
     let refused = cli.fails(&["plugin", "install", &reference]);
     assert!(
-        refused.contains(&format!("{reference} is not signed; Osprey installs packs signed by a publisher you trust")),
+        refused.contains(&format!(
+            "{reference} is not signed; Osprey installs packs signed by a publisher you trust"
+        )),
         "{refused}"
     );
     assert!(installs(&cli).is_empty());

@@ -99,7 +99,8 @@ Examples:
 Examples:
   osprey pack push ipinfo-0.1.0.ospack oci://registry.example.com/acme/ipinfo:0.1.0
   osprey pack push ipinfo-0.1.0.ospack oci://127.0.0.1:5000/ipinfo:0.1.0     a registry on loopback
-  OSPREY_REGISTRY_PASSWORD=... osprey pack push ipinfo-0.1.0.ospack oci://ghcr.io/acme/ipinfo:0.1.0 --username acme
+  osprey pack push ipinfo-0.1.0.ospack oci://ghcr.io/acme/ipinfo:0.1.0 --username acme
+                                        (its password from OSPREY_REGISTRY_PASSWORD)
 
 A registry is spoken to over HTTPS, except one on loopback (127.0.0.0/8, localhost) or
 with --insecure, over plain HTTP.")]
