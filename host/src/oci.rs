@@ -119,6 +119,12 @@ pub enum OciError {
         what: String,
         max: u64,
     },
+    #[error("{what} of {reference} is longer than the {size} bytes its manifest says: refused")]
+    Longer {
+        reference: String,
+        what: String,
+        size: u64,
+    },
     #[error(
         "{what} of {reference} is not the one its digest names (expected {expected}, got {actual}): it was changed in the registry or on the way; refused"
     )]
@@ -543,10 +549,11 @@ impl<'a> Session<'a> {
                 source,
             })?;
             if (bytes.len() + chunk.len()) as u64 > planned.size {
-                return Err(self.too_large(
-                    format!("{}, longer than its manifest says,", what()),
-                    planned.size,
-                ));
+                return Err(OciError::Longer {
+                    reference: self.oci.text.clone(),
+                    what: what(),
+                    size: planned.size,
+                });
             }
             bytes.extend_from_slice(&chunk);
         }

@@ -269,6 +269,25 @@ fn a_tampered_blob_and_a_manifest_pointing_at_the_wrong_blob_are_refused() {
     assert!(e.contains("'plugin.toml' does not match osprey-pack.json"), "{e}");
     assert!(e.contains("changed after it was built"), "{e}");
 
+    // A manifest that says a layer is shorter than its blob: the pull stops at the size the
+    // manifest gives, before the digest could even be checked.
+    let mut short = good.clone();
+    for l in short["layers"].as_array_mut().unwrap() {
+        if l["annotations"]["org.opencontainers.image.title"] == "README.md" {
+            l["size"] = (l["size"].as_u64().unwrap() - 1).into();
+        }
+    }
+    let (status, body) = http(
+        reqwest::Method::PUT,
+        &format!("http://{host}/v2/{repo}/manifests/short"),
+        OCI_MANIFEST,
+        Some(serde_json::to_vec(&short).unwrap()),
+    );
+    assert_eq!(status, 201, "{}", text(&body));
+    let e = cli.fails(&["plugin", "install", &format!("oci://{host}/{repo}:short")]);
+    assert!(e.contains("layer 'README.md'"), "{e}");
+    assert!(e.contains("bytes its manifest says: refused"), "{e}");
+
     // A manifest larger than a pack's manifest may be is refused before it is read.
     let mut large = good.clone();
     large["annotations"]["padding"] = "x".repeat(70 * 1024).into();
