@@ -99,6 +99,14 @@ pub enum OciError {
         #[source]
         source: oci_client::errors::OciDistributionError,
     },
+    #[error(
+        "the registry of {reference} wants a sign-in, or refused this one: give --username NAME with the password in the environment variable OSPREY_REGISTRY_PASSWORD"
+    )]
+    SignIn {
+        reference: String,
+        #[source]
+        source: oci_client::errors::OciDistributionError,
+    },
     #[error("cannot reach the registry of {reference}")]
     Http {
         reference: String,
@@ -432,9 +440,13 @@ impl<'a> Session<'a> {
     }
 
     fn registry_error(&self, source: oci_client::errors::OciDistributionError) -> OciError {
-        OciError::Registry {
-            reference: self.oci.text.clone(),
-            source,
+        use oci_client::errors::OciDistributionError as E;
+        let reference = self.oci.text.clone();
+        match source {
+            E::ServerError { code: 401 | 403, .. }
+            | E::UnauthorizedError { .. }
+            | E::AuthenticationFailure(_) => OciError::SignIn { reference, source },
+            source => OciError::Registry { reference, source },
         }
     }
 
@@ -493,10 +505,21 @@ impl<'a> Session<'a> {
                     break;
                 }
             }
+            let body = String::from_utf8_lossy(&body).trim().to_owned();
+            if matches!(status.as_u16(), 401 | 403) {
+                return Err(OciError::SignIn {
+                    reference: self.oci.text.clone(),
+                    source: oci_client::errors::OciDistributionError::ServerError {
+                        code: status.as_u16(),
+                        url,
+                        message: body,
+                    },
+                });
+            }
             return Err(OciError::Status {
                 reference: self.oci.text.clone(),
                 status,
-                body: String::from_utf8_lossy(&body).trim().to_owned(),
+                body,
             });
         }
         if response.content_length().is_some_and(|n| n > max) {

@@ -1,9 +1,10 @@
 # Sourced by scripts/test.sh: start a throwaway OCI registry on loopback for the pack tests
 # that push and pull through a real registry (tests/e2e/packs_oci.rs), and stop it on exit.
 # The registry is Debian's docker-registry (the CNCF Distribution registry), installed with apt
-# when run as root. Sets OSPREY_TEST_REGISTRY (HOST:PORT) and OSPREY_TEST_REGISTRY_STORAGE (its
-# storage folder, where the tests tamper with a blob), or explains why those tests skip; with
-# CI set, a registry that cannot be started fails the run.
+# when run as root. Sets OSPREY_TEST_REGISTRY (HOST:PORT), OSPREY_TEST_REGISTRY_STORAGE (its
+# storage folder, where the tests tamper with a blob) and OSPREY_TEST_REGISTRY_AUTH
+# (USER@HOST:PORT of a second registry that wants a sign-in), or explains why those tests
+# skip; with CI set, a registry that cannot be started fails the run.
 
 registry_unavailable() {
     if [[ -n "${CI:-}" ]]; then
@@ -30,6 +31,53 @@ ensure_registry() {
     return 1
 }
 
+# The second registry's one user. A test credential, not a secret: the tests sign in with it
+# (password osprey-test-password, in tests/e2e/packs_oci.rs), and the registry checks its
+# bcrypt hash (cost 4).
+REGISTRY_TEST_USER=osprey-test
+REGISTRY_TEST_HTPASSWD='osprey-test:$2b$04$n9KOGpB2IfUpYWz6bqrPJOTkm22HR3Mw2hTBXISBt.q4VZgN8D/lW'
+
+# Start a registry with its config in DIR, its storage in DIR/storage and EXTRA appended to
+# its config, on a free loopback port: sets REGISTRY_TEST_PORT and adds its pid to
+# REGISTRY_TEST_PIDS.
+launch_registry() {
+    local dir=$1 extra=$2 port attempt deadline pid
+    mkdir -p "$dir"
+    for attempt in 1 2 3 4 5; do
+        port=$((20000 + RANDOM % 20000))
+        cat >"$dir/config.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $dir/storage
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$port
+$extra
+EOF
+        docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
+        pid=$!
+        deadline=$((SECONDS + 30))
+        # /v2/ answers 200, or 401 when the registry wants a sign-in: either way it is up.
+        while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+            case $(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v2/" 2>/dev/null) in
+            200 | 401)
+                REGISTRY_TEST_PORT=$port
+                REGISTRY_TEST_PIDS+=("$pid")
+                return 0
+                ;;
+            esac
+            sleep 0.2
+        done
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    return 1
+}
+
 start_test_registry() {
     if [[ -n "${OSPREY_TEST_REGISTRY:-}" ]]; then
         echo "registry: using OSPREY_TEST_REGISTRY from the environment"
@@ -40,45 +88,33 @@ start_test_registry() {
         return
     fi
     REGISTRY_TEST_DIR=$(mktemp -d /tmp/osprey-registry.XXXXXX)
-    local port attempt deadline
-    for attempt in 1 2 3 4 5; do
-        port=$((20000 + RANDOM % 20000))
-        cat >"$REGISTRY_TEST_DIR/config.yml" <<EOF
-version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: $REGISTRY_TEST_DIR/storage
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:$port
-EOF
-        docker-registry serve "$REGISTRY_TEST_DIR/config.yml" >"$REGISTRY_TEST_DIR/log" 2>&1 &
-        REGISTRY_TEST_PID=$!
-        deadline=$((SECONDS + 30))
-        while kill -0 "$REGISTRY_TEST_PID" 2>/dev/null && ((SECONDS < deadline)); do
-            if curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/" 2>/dev/null; then
-                export OSPREY_TEST_REGISTRY="127.0.0.1:$port"
-                export OSPREY_TEST_REGISTRY_STORAGE="$REGISTRY_TEST_DIR/storage"
-                echo "registry: throwaway docker-registry on 127.0.0.1:$port"
-                add_exit_trap stop_test_registry
-                return 0
-            fi
-            sleep 0.2
-        done
-        kill "$REGISTRY_TEST_PID" 2>/dev/null || true
-        wait "$REGISTRY_TEST_PID" 2>/dev/null || true
-    done
-    registry_unavailable "could not start docker-registry; see $REGISTRY_TEST_DIR/log"
+    REGISTRY_TEST_PIDS=()
+    add_exit_trap stop_test_registry
+    if ! launch_registry "$REGISTRY_TEST_DIR/open" ""; then
+        registry_unavailable "could not start docker-registry; see $REGISTRY_TEST_DIR/open/log"
+        return
+    fi
+    local open_port=$REGISTRY_TEST_PORT
+    echo "$REGISTRY_TEST_HTPASSWD" >"$REGISTRY_TEST_DIR/htpasswd"
+    if ! launch_registry "$REGISTRY_TEST_DIR/auth" "auth:
+  htpasswd:
+    realm: osprey-test
+    path: $REGISTRY_TEST_DIR/htpasswd"; then
+        registry_unavailable "could not start docker-registry with a sign-in; see $REGISTRY_TEST_DIR/auth/log"
+        return
+    fi
+    export OSPREY_TEST_REGISTRY="127.0.0.1:$open_port"
+    export OSPREY_TEST_REGISTRY_STORAGE="$REGISTRY_TEST_DIR/open/storage"
+    export OSPREY_TEST_REGISTRY_AUTH="$REGISTRY_TEST_USER@127.0.0.1:$REGISTRY_TEST_PORT"
+    echo "registry: throwaway docker-registry on 127.0.0.1:$open_port, and one with a sign-in on 127.0.0.1:$REGISTRY_TEST_PORT"
 }
 
 stop_test_registry() {
-    if [[ -n "${REGISTRY_TEST_PID:-}" ]]; then
-        kill "$REGISTRY_TEST_PID" 2>/dev/null || true
-        wait "$REGISTRY_TEST_PID" 2>/dev/null || true
-    fi
+    local pid
+    for pid in "${REGISTRY_TEST_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     if [[ -n "${REGISTRY_TEST_DIR:-}" ]]; then
         rm -rf "$REGISTRY_TEST_DIR"
     fi

@@ -366,3 +366,82 @@ fn an_unsigned_pack_from_a_registry_is_refused_as_a_file_is_and_allow_unsigned_i
     assert_eq!(p["oci"], reference.as_str());
     echo(&cli, "unsigned");
 }
+
+/// The password of the registry with a sign-in (scripts/lib/registry.sh keeps its bcrypt hash).
+const REGISTRY_PASSWORD: &str = "osprey-test-password";
+
+#[test]
+fn a_registry_that_wants_a_sign_in_gets_the_password_from_the_environment_only() {
+    let Some(_) = registry() else { return };
+    let auth = std::env::var("OSPREY_TEST_REGISTRY_AUTH")
+        .expect("scripts/lib/registry.sh sets OSPREY_TEST_REGISTRY_AUTH with OSPREY_TEST_REGISTRY");
+    let (user, host) = auth.split_once('@').unwrap();
+    let cli = Cli::new();
+    let work = tempfile::tempdir().unwrap();
+    let (sk, pk) = keypair(work.path(), "acme", None);
+    cli.ok(&["trust", "add", "acme", s(&pk)]);
+    let pack = pack(&cli, work.path(), Some(&sk));
+    let reference = format!("oci://{host}/{}:0.1.0", repository("signed-in"));
+    let run = |args: &[&str], password: Option<&str>| {
+        let mut c = cli.command();
+        c.env_remove("OSPREY_REGISTRY_PASSWORD");
+        if let Some(p) = password {
+            c.env("OSPREY_REGISTRY_PASSWORD", p);
+        }
+        c.args(args).output().unwrap()
+    };
+
+    // Anonymous, and a user without a password, are refused; a wrong password by the registry.
+    let out = run(&["pack", "push", s(&pack), &reference], None);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("wants a sign-in, or refused this one"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&["pack", "push", s(&pack), &reference, "--username", user], None);
+    assert!(
+        text(&out.stderr)
+            .contains("--username needs its password in the environment variable OSPREY_REGISTRY_PASSWORD"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(
+        &["pack", "push", s(&pack), &reference, "--username", user],
+        Some("not the password"),
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("wants a sign-in, or refused this one"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run(
+        &["pack", "push", s(&pack), &reference, "--username", user],
+        Some(REGISTRY_PASSWORD),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(&["plugin", "install", &reference], None);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("give --username NAME"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(installs(&cli).is_empty());
+    let out = run(
+        &[
+            "plugin",
+            "install",
+            &reference,
+            "--username",
+            user,
+            "--grant-requested",
+        ],
+        Some(REGISTRY_PASSWORD),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("installed test-echo 0.1.0"));
+    echo(&cli, "signed in");
+}
