@@ -3,7 +3,8 @@
 # throwaway PostgreSQL on loopback (installing Debian's postgresql when run as root), installs
 # the mail tests' SMTP server (Python's aiosmtpd), the browser tests' headless Chromium and
 # chromedriver (Debian's chromium, chromium-driver), the audit tests' minisign (Debian's
-# minisign) and the API fuzzing test's schemathesis (in a virtualenv under ~/.cache/osprey)
+# minisign), a throwaway OCI registry on loopback for the pack tests (Debian's docker-registry)
+# and the API fuzzing test's schemathesis (in a virtualenv under ~/.cache/osprey)
 # if missing, then runs the plugins' unit tests (on the host target) and the unit and
 # end-to-end tests against SQLite and PostgreSQL. CI runs exactly this.
 set -euo pipefail
@@ -31,6 +32,8 @@ source scripts/lib/browser.sh
 ensure_browser
 source scripts/lib/minisign.sh
 ensure_minisign
+source scripts/lib/registry.sh
+start_test_registry
 source scripts/lib/schemathesis.sh
 ensure_schemathesis
 

@@ -54,6 +54,7 @@ pub mod mail;
 pub mod metrics;
 pub mod names;
 pub mod nesting;
+pub mod oci;
 pub mod pack;
 pub mod playbook;
 pub mod plugin;

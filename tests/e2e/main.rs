@@ -27,6 +27,7 @@ mod mail;
 mod metrics;
 mod openapi;
 mod packs;
+mod packs_oci;
 mod page_escaping;
 mod playbooks;
 mod preprocess;

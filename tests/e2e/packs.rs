@@ -22,7 +22,7 @@ fn minisign(dir: &Path, args: &[&str], stdin: &str) -> Output {
 
 /// A publisher's key pair made by the minisign tool in `dir`: (secret key, public key). With
 /// a password, the secret key is encrypted with it.
-fn keypair(dir: &Path, name: &str, password: Option<&str>) -> (PathBuf, PathBuf) {
+pub(crate) fn keypair(dir: &Path, name: &str, password: Option<&str>) -> (PathBuf, PathBuf) {
     let (sk, pk) = (dir.join(format!("{name}.key")), dir.join(format!("{name}.pub")));
     let (sk_s, pk_s) = (sk.to_str().unwrap(), pk.to_str().unwrap());
     match password {
@@ -33,7 +33,7 @@ fn keypair(dir: &Path, name: &str, password: Option<&str>) -> (PathBuf, PathBuf)
 }
 
 /// The base64 line of a minisign public key file.
-fn key_line(pub_file: &Path) -> String {
+pub(crate) fn key_line(pub_file: &Path) -> String {
     std::fs::read_to_string(pub_file)
         .unwrap()
         .lines()
@@ -42,7 +42,7 @@ fn key_line(pub_file: &Path) -> String {
         .to_owned()
 }
 
-fn s(p: &Path) -> &str {
+pub(crate) fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
@@ -56,7 +56,7 @@ fn build(cli: &Cli, dir: &Path, name: &str) -> PathBuf {
 }
 
 /// The plugin.install entries of the audit log.
-fn installs(cli: &Cli) -> Vec<serde_json::Value> {
+pub(crate) fn installs(cli: &Cli) -> Vec<serde_json::Value> {
     audit_export(cli)
         .into_iter()
         .filter(|e| e["action"] == "plugin.install")

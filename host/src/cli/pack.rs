@@ -1,9 +1,11 @@
-//! `osprey pack build|sign|verify|inspect|payload`: plugin packs, one signed file per plugin
-//! (the layout is in `pack/format.rs`), and the checks `osprey plugin install FILE` makes.
+//! `osprey pack build|sign|verify|inspect|payload|push`: plugin packs, one signed file per
+//! plugin (the layout is in `pack/format.rs`, in a registry `oci.rs`), and where
+//! `osprey plugin install SOURCE` takes a plugin from, with the checks it makes of a pack.
 
 use super::render;
 use crate::app::App;
 use crate::config::Config;
+use crate::oci::{self, Access, OciRef};
 use crate::pack::{self, Limits, Pack, PublicKey, SecretKey, Signature, Signer, TrustedKey};
 use crate::plugin::Manifest;
 use crate::plugin::manifest::MANIFEST_FILE;
@@ -89,6 +91,50 @@ Examples:
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
     },
+    /// Push a pack to an OCI registry as a wasm OCI artifact (the component as its
+    /// application/wasm layer, so other wasm tooling can pull it), with the pack's manifest,
+    /// signature and files as extra layers. Installers get the very same pack back and check
+    /// it as they check the file.
+    #[command(after_help = "\
+Examples:
+  osprey pack push ipinfo-0.1.0.ospack oci://registry.example.com/acme/ipinfo:0.1.0
+  osprey pack push ipinfo-0.1.0.ospack oci://127.0.0.1:5000/ipinfo:0.1.0     a registry on loopback
+  osprey pack push ipinfo-0.1.0.ospack oci://ghcr.io/acme/ipinfo:0.1.0 --username acme
+                                        (its password from OSPREY_REGISTRY_PASSWORD)
+
+A registry is spoken to over HTTPS, except one on loopback (127.0.0.0/8, localhost) or
+with --insecure, over plain HTTP.")]
+    Push {
+        file: PathBuf,
+        /// Where to push: oci://HOST[:PORT]/REPO:TAG.
+        #[arg(value_name = "oci://HOST[:PORT]/REPO:TAG")]
+        reference: String,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+}
+
+/// How to reach an OCI registry, for `osprey pack push` and `osprey plugin install oci://`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RegistryArgs {
+    /// Sign in to the registry as NAME; the password is read from the environment variable
+    /// OSPREY_REGISTRY_PASSWORD (never from the command line, where others could read it).
+    #[arg(long, value_name = "NAME")]
+    username: Option<String>,
+    /// Speak plain HTTP (no TLS) to a registry that is not on loopback. Without it, only a
+    /// registry on loopback (127.0.0.0/8, localhost) is spoken to over plain HTTP.
+    #[arg(long)]
+    insecure: bool,
+}
+
+impl RegistryArgs {
+    fn access(&self) -> Access {
+        Access {
+            insecure: self.insecure,
+            username: self.username.clone(),
+            password: std::env::var("OSPREY_REGISTRY_PASSWORD").ok(),
+        }
+    }
 }
 
 pub async fn run(cmd: PackCommand, config: Config) -> anyhow::Result<i32> {
@@ -112,6 +158,11 @@ pub async fn run(cmd: PackCommand, config: Config) -> anyhow::Result<i32> {
         PackCommand::Verify { file, key } => verify(&file, key.as_deref()),
         PackCommand::Inspect { file, json } => inspect(&App::open(config).await?, &file, json).await,
         PackCommand::Payload { file, output } => payload(&file, &output),
+        PackCommand::Push {
+            file,
+            reference,
+            registry,
+        } => push(&file, &reference, &registry).await,
     }
 }
 
@@ -338,6 +389,31 @@ fn payload(file: &Path, output: &Path) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+async fn push(file: &Path, reference: &str, registry: &RegistryArgs) -> anyhow::Result<i32> {
+    let pack = read_pack(file)?;
+    let oci = OciRef::parse(reference)?;
+    let (_dir, m) = unpack(&pack)?;
+    let component = m
+        .component
+        .to_str()
+        .with_context(|| format!("component '{}' is not a UTF-8 name", m.component.display()))?;
+    if pack.signature().is_none() {
+        eprintln!(
+            "warning: {} is not signed: installers refuse it unless they pass --allow-unsigned (sign it first with `osprey pack sign`)",
+            file.display()
+        );
+    }
+    let digest = oci::push(&pack, component, &oci, &registry.access()).await?;
+    println!(
+        "pushed {} to {oci}: {} {}, manifest digest {digest}\ninstall exactly this push with:\n  osprey plugin install {}",
+        file.display(),
+        m.name,
+        m.version,
+        oci.at_digest(&digest)
+    );
+    Ok(0)
+}
+
 /// What to tell an operator about a pack's signer, in one line.
 fn signer_text(signer: &Signer) -> String {
     match signer {
@@ -403,43 +479,71 @@ fn unpack(pack: &Pack) -> anyhow::Result<(tempfile::TempDir, Manifest)> {
     Ok((dir, m))
 }
 
-/// A pack checked for `osprey plugin install`: intact, and signed by a trusted publisher
-/// unless `allow_unsigned` (then loudly), unpacked.
-pub(super) async fn unpack_for_install(
+/// Where `osprey plugin install SOURCE` takes the plugin from.
+pub(super) enum InstallSource {
+    /// A plugin folder, installed as it is.
+    Folder(PathBuf),
+    /// A pack (a file, or pulled from a registry), checked and unpacked.
+    Pack(Unpacked),
+}
+
+/// The one reading of an install's SOURCE: an `oci://` reference is pulled and checked, a
+/// file is read and checked as a pack (both for their signer, as [`unpack_for_install`]
+/// says), anything else is a plugin folder.
+pub(super) async fn install_source(
     app: &App,
-    file: &Path,
+    source: &Path,
+    allow_unsigned: bool,
+    registry: &RegistryArgs,
+) -> anyhow::Result<InstallSource> {
+    if let Some(text) = source.to_str().filter(|t| OciRef::is_oci(t)) {
+        let oci = OciRef::parse(text)?;
+        println!("pulling {oci}");
+        let (pack, manifest_digest) = oci::pull(&oci, &registry.access(), &Limits::default()).await?;
+        let mut unpacked = unpack_for_install(app, &pack, text, allow_unsigned).await?;
+        unpacked.audit["oci"] = text.into();
+        unpacked.audit["oci_manifest_digest"] = manifest_digest.into();
+        Ok(InstallSource::Pack(unpacked))
+    } else if source.is_file() {
+        let pack = read_pack(source)?;
+        let mut unpacked =
+            unpack_for_install(app, &pack, &source.display().to_string(), allow_unsigned).await?;
+        unpacked.audit["file"] = serde_json::json!(source);
+        Ok(InstallSource::Pack(unpacked))
+    } else {
+        Ok(InstallSource::Folder(source.to_owned()))
+    }
+}
+
+/// A pack checked for `osprey plugin install`: intact, and signed by a trusted publisher
+/// unless `allow_unsigned` (then loudly), unpacked. `origin` names it in messages.
+async fn unpack_for_install(
+    app: &App,
+    pack: &Pack,
+    origin: &str,
     allow_unsigned: bool,
 ) -> anyhow::Result<Unpacked> {
-    let pack = read_pack(file)?;
     let trusted = super::trust::trusted_keys(app).await?;
-    let signer =
-        pack::trust::check(&pack, &trusted).with_context(|| format!("{} is refused", file.display()))?;
+    let signer = pack::trust::check(pack, &trusted).with_context(|| format!("{origin} is refused"))?;
     let plugin = &pack.manifest().name;
     match &signer {
         Signer::Trusted { name, key_id } => {
-            println!(
-                "{}: signed by '{name}' (key id {key_id}), a trusted publisher",
-                file.display()
-            );
+            println!("{origin}: signed by '{name}' (key id {key_id}), a trusted publisher");
         }
         Signer::Unsigned if !allow_unsigned => bail!(
-            "{} is not signed; Osprey installs packs signed by a publisher you trust. Ask the publisher for a signed pack (`osprey pack sign`) and trust their key (`osprey trust add NAME KEY`), or install it unsigned with --allow-unsigned (audited)",
-            file.display()
+            "{origin} is not signed; Osprey installs packs signed by a publisher you trust. Ask the publisher for a signed pack (`osprey pack sign`) and trust their key (`osprey trust add NAME KEY`), or install it unsigned with --allow-unsigned (audited)"
         ),
         Signer::Untrusted { key_id, carried } if !allow_unsigned => bail!(
-            "{} is signed by key id {key_id}, which this Osprey does not trust; {}\nthen install again (or install it untrusted with --allow-unsigned, audited)",
-            file.display(),
+            "{origin} is signed by key id {key_id}, which this Osprey does not trust; {}\nthen install again (or install it untrusted with --allow-unsigned, audited)",
             trust_command(*key_id, carried.as_ref(), plugin)
         ),
         _ => eprintln!(
-            "\nWARNING: --allow-unsigned: installing {} with no trusted signature ({}). Nothing proves who made this plugin. This install is recorded in the audit log as such.\n",
-            file.display(),
+            "\nWARNING: --allow-unsigned: installing {origin} with no trusted signature ({}). Nothing proves who made this plugin. This install is recorded in the audit log as such.\n",
             signer_text(&signer)
         ),
     }
-    let (dir, _) = unpack(&pack)?;
+    let (dir, _) = unpack(pack)?;
     let mut audit = serde_json::json!({
-        "file": file,
         "digest": pack.digest(),
         "signer": signer.to_audit(),
     });

@@ -1,3 +1,4 @@
+use super::pack::InstallSource;
 use super::render;
 use crate::app::App;
 use crate::capability::{Capabilities, HttpPattern};
@@ -26,8 +27,8 @@ pub enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Install a plugin from a pack file or a folder holding plugin.toml and its component,
-    /// or upgrade it.
+    /// Install a plugin from a pack (a file, or in an OCI registry) or a folder holding
+    /// plugin.toml and its component, or upgrade it.
     ///
     /// A pack must be signed by a publisher you trust (`osprey trust`). The component is
     /// compiled and checked before anything is copied. What it requests is shown (and, on an
@@ -35,10 +36,17 @@ pub enum PluginCommand {
     #[command(after_help = "\
 Examples:
   osprey plugin install ipinfo-0.1.0.ospack                    a signed pack
+  osprey plugin install oci://registry.example.com/acme/ipinfo:0.1.0
+  osprey plugin install oci://registry.example.com/acme/ipinfo@sha256:DIGEST
   osprey plugin install plugins/dist/ipinfo                    review, then grant separately
-  osprey plugin install plugins/dist/ipinfo --grant-requested  install and grant what it asks for")]
+  osprey plugin install plugins/dist/ipinfo --grant-requested  install and grant what it asks for
+
+A registry is spoken to over HTTPS, except one on loopback (127.0.0.0/8, localhost) or
+with --insecure, over plain HTTP.")]
     Install {
-        /// A pack file (`osprey pack build`), or a plugin folder (with plugin.toml).
+        /// A pack file (`osprey pack build`), a pack in an OCI registry
+        /// (oci://HOST[:PORT]/REPO:TAG or oci://HOST[:PORT]/REPO@sha256:DIGEST, as
+        /// `osprey pack push` puts it there), or a plugin folder (with plugin.toml).
         source: PathBuf,
         /// Also grant everything the plugin requests (added to any existing grant).
         #[arg(long)]
@@ -46,6 +54,8 @@ Examples:
         /// Install a pack that no trusted publisher signed (recorded in the audit log).
         #[arg(long)]
         allow_unsigned: bool,
+        #[command(flatten)]
+        registry: super::pack::RegistryArgs,
     },
     /// Remove an installed plugin. Its grant, settings, secrets and kv data stay, so a
     /// reinstall picks up where it left off.
@@ -157,9 +167,9 @@ pub async fn run(cmd: PluginCommand, config: Config) -> anyhow::Result<i32> {
             source,
             grant_requested,
             allow_unsigned,
-        } => {
-            if source.is_file() {
-                let unpacked = super::pack::unpack_for_install(&app, &source, allow_unsigned).await?;
+            registry,
+        } => match super::pack::install_source(&app, &source, allow_unsigned, &registry).await? {
+            InstallSource::Pack(unpacked) => {
                 install(
                     &app,
                     unpacked.dir(),
@@ -167,10 +177,9 @@ pub async fn run(cmd: PluginCommand, config: Config) -> anyhow::Result<i32> {
                     Some(unpacked.audit.clone()),
                 )
                 .await
-            } else {
-                install(&app, &source, grant_requested, None).await
             }
-        }
+            InstallSource::Folder(dir) => install(&app, &dir, grant_requested, None).await,
+        },
         PluginCommand::Remove { name } => remove(&app, &name).await,
         PluginCommand::Call {
             name,

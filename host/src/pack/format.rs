@@ -71,6 +71,19 @@ impl Limits {
     }
 }
 
+impl Limits {
+    /// The largest the file named `path` may be in a pack: the pack's own files have their
+    /// own small limits, every other file the file limit.
+    pub fn entry_limit(&self, path: &str) -> u64 {
+        match path {
+            MANIFEST => MAX_MANIFEST_BYTES,
+            SIGNATURE => MAX_SIGNATURE_BYTES,
+            PUBLIC_KEY => MAX_PUBLIC_KEY_BYTES,
+            _ => self.max_file_bytes,
+        }
+    }
+}
+
 /// The pack manifest (`osprey-pack.json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -172,16 +185,6 @@ fn check_path(name: &[u8]) -> Result<&str, &'static str> {
 
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
-}
-
-/// The limit of the entry named `path`.
-fn entry_limit(path: &str, limits: &Limits) -> u64 {
-    match path {
-        MANIFEST => MAX_MANIFEST_BYTES,
-        SIGNATURE => MAX_SIGNATURE_BYTES,
-        PUBLIC_KEY => MAX_PUBLIC_KEY_BYTES,
-        _ => limits.max_file_bytes,
-    }
 }
 
 fn is_pack_file(path: &str) -> bool {
@@ -293,7 +296,7 @@ impl Pack {
                 return Err(FormatError::Duplicate { path });
             }
             let size = header.size()?;
-            let max = entry_limit(&path, limits);
+            let max = limits.entry_limit(&path);
             if size > max {
                 return Err(FormatError::EntryTooLarge { path, size, max });
             }
@@ -313,6 +316,19 @@ impl Pack {
                 });
             }
             entries.insert(path, bytes);
+        }
+        Pack::from_entries(entries)
+    }
+
+    /// A pack from its files by name (its own files included), as read from an archive or
+    /// pulled from a registry: the same checks of the manifest and of every file against it.
+    /// The caller has held each file to [`Limits::entry_limit`] and the total to the limits.
+    pub fn from_entries(mut entries: BTreeMap<String, Vec<u8>>) -> Result<Pack, FormatError> {
+        for path in entries.keys() {
+            check_path(path.as_bytes()).map_err(|reason| FormatError::BadPath {
+                path: path.clone(),
+                reason,
+            })?;
         }
         let manifest_bytes = entries.remove(MANIFEST).ok_or(FormatError::NoManifest)?;
         let manifest: PackManifest =
@@ -423,7 +439,7 @@ impl Pack {
     ) -> Result<(), FormatError> {
         for (path, text) in [(SIGNATURE, Some(&signature)), (PUBLIC_KEY, public_key.as_ref())] {
             let size = text.map_or(0, |t| t.len() as u64);
-            let max = entry_limit(path, &Limits::default());
+            let max = Limits::default().entry_limit(path);
             if size > max {
                 return Err(FormatError::EntryTooLarge {
                     path: path.into(),
