@@ -221,16 +221,27 @@ impl Store {
         Ok(Some(back_to))
     }
 
-    /// Record that `plugin` was removed (its installed and kept versions alike), appending
-    /// `change` (the removal's audit entry) in the same transaction; returns what was on record
-    /// of the installed version.
-    pub async fn record_remove(&self, plugin: &str, change: &Change<'_>) -> Result<Option<PluginVersion>> {
+    /// Record that `version` of `plugin` was removed, and its kept version with it; audited
+    /// as `plugin.remove` with the version, the pack it came from and the kept version, if
+    /// known.
+    pub async fn record_remove(&self, plugin: &str, version: &str, actor: &Actor) -> Result<()> {
         let mut tx = self.writer.begin().await?;
         let current = read(&mut tx, plugin, Slot::Current).await?;
+        let kept = read(&mut tx, plugin, Slot::Previous).await?;
         forget(&mut tx, plugin, None).await?;
-        audit::append(&mut tx, &self.audit_key, change).await?;
+        let change = Change {
+            actor,
+            action: "plugin.remove",
+            target: format!("plugin:{plugin}"),
+            details: serde_json::json!({
+                "version": version,
+                "pack": current.filter(|c| c.version == version).and_then(|c| c.pack),
+                "kept": kept.map(|k| k.version),
+            }),
+        };
+        audit::append(&mut tx, &self.audit_key, &change).await?;
         tx.commit().await?;
-        Ok(current)
+        Ok(())
     }
 }
 
@@ -314,18 +325,10 @@ mod tests {
         assert_eq!(store.grant("other").await.unwrap(), None);
 
         // A removal forgets both versions.
-        store
-            .record_remove(
-                "echo",
-                &Change {
-                    actor: &actor,
-                    action: "plugin.remove",
-                    target: "plugin:echo".into(),
-                    details: serde_json::json!({}),
-                },
-            )
-            .await
-            .unwrap();
+        store.record_remove("echo", "0.2.0", &actor).await.unwrap();
+        let removed = store.audit_entries(0, 100, Some("plugin.remove")).await.unwrap();
+        assert_eq!(removed[0].details["version"], "0.2.0");
+        assert_eq!(removed[0].details["kept"], "0.1.0");
         assert_eq!(store.kept_version("echo").await.unwrap(), None);
     });
 }
