@@ -29,6 +29,7 @@ mod openapi;
 mod packs;
 mod page_escaping;
 mod playbooks;
+mod plugin_lifecycle;
 mod preprocess;
 mod rbac;
 mod schemathesis;
