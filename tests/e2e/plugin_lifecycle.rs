@@ -2,7 +2,7 @@
 //! grant, `osprey plugin rollback` swaps them (twice is a round trip), a removal keeps the
 //! plugin's data and `--purge` deletes it, all in the audit log.
 
-use crate::support::{Cli, audit_export, dist, text};
+use crate::support::{Cli, Server, audit_export, dist, eventually, http_client, text};
 use std::path::{Path, PathBuf};
 
 fn s(p: &Path) -> &str {
@@ -192,4 +192,36 @@ fn remove_keeps_the_plugins_data_and_purge_deletes_it() {
     let said = cli.ok(&["plugin", "remove", "test-echo", "--purge"]);
     assert!(said.contains("1 settings, its grant"), "{said}");
     assert!(cli.fails(&["plugin", "remove", "test-echo"]).contains("test-echo"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_server_picks_up_a_rollback() {
+    let cli = Cli::new();
+    let work = tempfile::tempdir().unwrap();
+    let token = cli
+        .ok(&["token", "create", "auditor", "--role", "auditor"])
+        .trim()
+        .to_owned();
+    cli.ok(&["plugin", "install", s(&dist().join("test-echo")), "--grant-requested"]);
+    cli.ok(&["plugin", "install", s(&echo_changed(work.path()))]);
+    cli.ok(&["plugin", "grant", "test-echo", "--http", "https://api.example.com"]);
+    let mut server = Server::start(&cli);
+    let url = format!("http://{}/api/v1/plugins/test-echo", server.addr);
+    let http = http_client();
+    let show = async || -> serde_json::Value {
+        let response = http.get(&url).bearer_auth(&token).send().await.unwrap();
+        response.text().await.unwrap().parse().unwrap()
+    };
+    let shown = show().await;
+    assert_eq!(shown["settings"]["motto"], "stay bold", "{shown}");
+    assert_eq!(shown["granted"]["http"][0], "https://api.example.com");
+
+    cli.ok(&["plugin", "rollback", "test-echo"]);
+    eventually(10, "the server to pick up the rollback", async || {
+        let shown = show().await;
+        (shown["settings"]["motto"] == "stay calm" && shown["granted"]["http"].is_null()).then_some(())
+    })
+    .await;
+    let status = server.terminate();
+    assert!(status.success(), "clean exit on SIGTERM: {status}");
 }
