@@ -87,12 +87,21 @@ fn an_upgrade_keeps_the_previous_version_with_its_grant_and_rollback_returns_to_
     let listed: serde_json::Value = serde_json::from_str(&cli.ok(&["plugin", "list", "--json"])).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
     assert_eq!(motto(&cli), "stay bold");
-    cli.ok(&["plugin", "grant", "test-echo", "--http", "https://api.example.com"]);
+    cli.ok(&[
+        "plugin",
+        "grant",
+        "test-echo",
+        "--http",
+        "https://api.example.com",
+    ]);
     assert_eq!(inspect(&cli)["granted"]["http"][0], "https://api.example.com");
 
     // Back to the old folder and the grant it had: no api.example.com.
     let said = cli.ok(&["plugin", "rollback", "test-echo"]);
-    assert!(said.contains("rolled back 'test-echo' from 0.1.0 to 0.1.0"), "{said}");
+    assert!(
+        said.contains("rolled back 'test-echo' from 0.1.0 to 0.1.0"),
+        "{said}"
+    );
     assert!(said.contains("its grant is back"), "{said}");
     let now = inspect(&cli);
     assert_eq!(
@@ -175,7 +184,10 @@ fn remove_keeps_the_plugins_data_and_purge_deletes_it() {
     assert_eq!(now["secrets_set"], serde_json::json!([]));
     assert_eq!(now["config"]["color"], serde_json::Value::Null, "{now}");
     cli.ok(&["plugin", "grant", "test-echo", "--requested"]);
-    assert_eq!(call(&cli, "kv-get", r#"{"key":"k"}"#)["value"], serde_json::Value::Null);
+    assert_eq!(
+        call(&cli, "kv-get", r#"{"key":"k"}"#)["value"],
+        serde_json::Value::Null
+    );
     let out = cli.run(&[
         "plugin",
         "call",
@@ -191,7 +203,10 @@ fn remove_keeps_the_plugins_data_and_purge_deletes_it() {
     cli.ok(&["plugin", "remove", "test-echo"]);
     let said = cli.ok(&["plugin", "remove", "test-echo", "--purge"]);
     assert!(said.contains("1 settings, its grant"), "{said}");
-    assert!(cli.fails(&["plugin", "remove", "test-echo"]).contains("test-echo"));
+    assert!(
+        cli.fails(&["plugin", "remove", "test-echo"])
+            .contains("test-echo")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,9 +217,20 @@ async fn a_running_server_picks_up_a_rollback() {
         .ok(&["token", "create", "auditor", "--role", "auditor"])
         .trim()
         .to_owned();
-    cli.ok(&["plugin", "install", s(&dist().join("test-echo")), "--grant-requested"]);
+    cli.ok(&[
+        "plugin",
+        "install",
+        s(&dist().join("test-echo")),
+        "--grant-requested",
+    ]);
     cli.ok(&["plugin", "install", s(&echo_changed(work.path()))]);
-    cli.ok(&["plugin", "grant", "test-echo", "--http", "https://api.example.com"]);
+    cli.ok(&[
+        "plugin",
+        "grant",
+        "test-echo",
+        "--http",
+        "https://api.example.com",
+    ]);
     let mut server = Server::start(&cli);
     let url = format!("http://{}/api/v1/plugins/test-echo", server.addr);
     let http = http_client();

@@ -25,7 +25,8 @@ pub fn keep(plugins_dir: &Path, name: &str, old: &Path) -> anyhow::Result<Option
     let kept = kept_dir(plugins_dir, name);
     let parent = kept.parent().expect("the kept folder has a parent");
     std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    std::fs::rename(old, &kept).with_context(|| format!("keeping {} as {}", old.display(), kept.display()))?;
+    std::fs::rename(old, &kept)
+        .with_context(|| format!("keeping {} as {}", old.display(), kept.display()))?;
     Ok(Some(manifest.version.to_string()))
 }
 
@@ -76,7 +77,9 @@ pub async fn rollback(app: &App, name: &str) -> anyhow::Result<i32> {
         Ok(Some(back)) => back,
         Ok(None) => {
             swap(plugins_dir, name)?;
-            bail!("plugin '{name}' has no previous version on record any more (another rollback or removal ran)");
+            bail!(
+                "plugin '{name}' has no previous version on record any more (another rollback or removal ran)"
+            );
         }
         Err(e) => {
             swap(plugins_dir, name)?;
@@ -90,7 +93,10 @@ pub async fn rollback(app: &App, name: &str) -> anyhow::Result<i32> {
     }
     match &back.grant {
         Some(_) => println!("  its grant is back as it was when {} was replaced", back.version),
-        None => println!("  nothing was granted to {} when it was replaced, so nothing is granted now", back.version),
+        None => println!(
+            "  nothing was granted to {} when it was replaced, so nothing is granted now",
+            back.version
+        ),
     }
     println!("  {from} is kept: `osprey plugin rollback {name}` returns to it");
     Ok(0)

@@ -44,7 +44,10 @@ struct Row {
 impl Row {
     fn parse(self, plugin: &str) -> Result<PluginVersion> {
         let corrupt = |what: &str, e: serde_json::Error| {
-            StoreError::Corrupt(format!("{what} of plugin '{plugin}' version {}: {e}", self.version))
+            StoreError::Corrupt(format!(
+                "{what} of plugin '{plugin}' version {}: {e}",
+                self.version
+            ))
         };
         let pack = self
             .pack_json
@@ -125,7 +128,8 @@ async fn current_grant(tx: &mut Tx<'_>, plugin: &str) -> Result<Option<Capabilit
         .fetch_optional(&mut **tx)
         .await?;
     row.map(|json| {
-        serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("grant of plugin '{plugin}': {e}")))
+        serde_json::from_str(&json)
+            .map_err(|e| StoreError::Corrupt(format!("grant of plugin '{plugin}': {e}")))
     })
     .transpose()
 }
@@ -181,7 +185,12 @@ impl Store {
     /// `from` with the grant in force now, becomes the kept one, so a second rollback returns.
     /// Audited as `plugin.rollback` with the version (and pack) returned to. `None` when no
     /// version is kept.
-    pub async fn record_rollback(&self, plugin: &str, from: &str, actor: &Actor) -> Result<Option<PluginVersion>> {
+    pub async fn record_rollback(
+        &self,
+        plugin: &str,
+        from: &str,
+        actor: &Actor,
+    ) -> Result<Option<PluginVersion>> {
         let mut tx = self.writer.begin().await?;
         let Some(back_to) = read(&mut tx, plugin, Slot::Previous).await? else {
             return Ok(None);
@@ -277,7 +286,10 @@ mod tests {
             None,
             "nothing kept, nothing to roll back to"
         );
-        store.set_grant("echo", &grant("https://old.example"), &actor).await.unwrap();
+        store
+            .set_grant("echo", &grant("https://old.example"), &actor)
+            .await
+            .unwrap();
 
         store
             .record_install("echo", "0.2.0", None, Some("0.1.0"), &install(&actor, "0.2.0"))
@@ -287,25 +299,48 @@ mod tests {
         assert_eq!(kept.version, "0.1.0");
         assert_eq!(kept.pack, Some(pack.clone()));
         assert_eq!(kept.grant, Some(grant("https://old.example")));
-        store.set_grant("echo", &grant("https://new.example"), &actor).await.unwrap();
+        store
+            .set_grant("echo", &grant("https://new.example"), &actor)
+            .await
+            .unwrap();
 
         let v0 = store.policy_version().await.unwrap();
-        let back = store.record_rollback("echo", "0.2.0", &actor).await.unwrap().unwrap();
+        let back = store
+            .record_rollback("echo", "0.2.0", &actor)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(back.version, "0.1.0");
-        assert_eq!(store.grant("echo").await.unwrap(), Some(grant("https://old.example")));
-        assert!(store.policy_version().await.unwrap() > v0, "servers reload the grant");
+        assert_eq!(
+            store.grant("echo").await.unwrap(),
+            Some(grant("https://old.example"))
+        );
+        assert!(
+            store.policy_version().await.unwrap() > v0,
+            "servers reload the grant"
+        );
         let kept = store.kept_version("echo").await.unwrap().unwrap();
         assert_eq!(kept.version, "0.2.0");
         assert_eq!(kept.grant, Some(grant("https://new.example")));
 
         // A second rollback is the round trip back.
-        let again = store.record_rollback("echo", "0.1.0", &actor).await.unwrap().unwrap();
+        let again = store
+            .record_rollback("echo", "0.1.0", &actor)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(again.version, "0.2.0");
-        assert_eq!(store.grant("echo").await.unwrap(), Some(grant("https://new.example")));
+        assert_eq!(
+            store.grant("echo").await.unwrap(),
+            Some(grant("https://new.example"))
+        );
         let kept = store.kept_version("echo").await.unwrap().unwrap();
         assert_eq!((kept.version.as_str(), kept.pack), ("0.1.0", Some(pack)));
 
-        let audit = store.audit_entries(0, 100, Some("plugin.rollback")).await.unwrap();
+        let audit = store
+            .audit_entries(0, 100, Some("plugin.rollback"))
+            .await
+            .unwrap();
         assert_eq!(audit.len(), 2);
         assert_eq!(audit[0].details["version"], "0.1.0");
         assert_eq!(audit[0].details["pack"]["digest"], "sha256:aa");
@@ -320,8 +355,15 @@ mod tests {
             .record_install("other", "2.0.0", None, Some("1.0.0"), &install(&actor, "2.0.0"))
             .await
             .unwrap();
-        store.set_grant("other", &grant("https://x.example"), &actor).await.unwrap();
-        store.record_rollback("other", "2.0.0", &actor).await.unwrap().unwrap();
+        store
+            .set_grant("other", &grant("https://x.example"), &actor)
+            .await
+            .unwrap();
+        store
+            .record_rollback("other", "2.0.0", &actor)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(store.grant("other").await.unwrap(), None);
 
         // A removal forgets both versions.

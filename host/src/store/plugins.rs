@@ -232,58 +232,61 @@ mod tests {
         assert_eq!(store.plugin_config("unifi").await.unwrap().len(), 1);
     });
 
-    both_dialects!(a_purge_deletes_kv_secrets_grant_and_settings_of_one_plugin, |store| {
-        let actor = Actor::system();
-        let sealed = crate::vault::Sealed {
-            nonce: vec![1; 24],
-            ciphertext: vec![2, 3],
-        };
-        for plugin in ["echo", "other"] {
-            store.kv_set(plugin, "k1", b"v", None, 1000).await.unwrap();
-            store.put_secret(plugin, "token", &sealed, &actor).await.unwrap();
-            store
-                .set_grant(plugin, &Capabilities::default(), &actor)
-                .await
-                .unwrap();
-            store
-                .set_plugin_config(plugin, "site", Some("x"), &actor)
-                .await
-                .unwrap();
-        }
-        store.kv_set("echo", "k2", b"v", None, 1000).await.unwrap();
-        let v0 = store.policy_version().await.unwrap();
-
-        let purged = store.purge_plugin("echo", &actor).await.unwrap();
-        assert_eq!(
-            purged,
-            crate::store::plugins::Purged {
-                kv_entries: 2,
-                secrets: 1,
-                grant: true,
-                settings: 1
+    both_dialects!(
+        a_purge_deletes_kv_secrets_grant_and_settings_of_one_plugin,
+        |store| {
+            let actor = Actor::system();
+            let sealed = crate::vault::Sealed {
+                nonce: vec![1; 24],
+                ciphertext: vec![2, 3],
+            };
+            for plugin in ["echo", "other"] {
+                store.kv_set(plugin, "k1", b"v", None, 1000).await.unwrap();
+                store.put_secret(plugin, "token", &sealed, &actor).await.unwrap();
+                store
+                    .set_grant(plugin, &Capabilities::default(), &actor)
+                    .await
+                    .unwrap();
+                store
+                    .set_plugin_config(plugin, "site", Some("x"), &actor)
+                    .await
+                    .unwrap();
             }
-        );
-        assert_eq!(store.kv_usage("echo").await.unwrap(), 0);
-        assert!(store.secret_names("echo").await.unwrap().is_empty());
-        assert_eq!(store.grant("echo").await.unwrap(), None);
-        assert!(store.plugin_config("echo").await.unwrap().is_empty());
-        assert!(store.policy_version().await.unwrap() > v0);
-        // The other plugin keeps everything.
-        assert_eq!(store.kv_get("other", "k1").await.unwrap(), Some(b"v".to_vec()));
-        assert_eq!(store.secret_names("other").await.unwrap().len(), 1);
-        assert!(store.grant("other").await.unwrap().is_some());
-        assert_eq!(store.plugin_config("other").await.unwrap().len(), 1);
+            store.kv_set("echo", "k2", b"v", None, 1000).await.unwrap();
+            let v0 = store.policy_version().await.unwrap();
 
-        let audit = store.audit_entries(0, 100, Some("plugin.purge")).await.unwrap();
-        assert_eq!(audit.len(), 1);
-        assert_eq!(audit[0].target, "plugin:echo");
-        assert_eq!(
-            audit[0].details,
-            serde_json::json!({"kv_entries": 2, "secrets": 1, "grant": true, "settings": 1})
-        );
+            let purged = store.purge_plugin("echo", &actor).await.unwrap();
+            assert_eq!(
+                purged,
+                crate::store::plugins::Purged {
+                    kv_entries: 2,
+                    secrets: 1,
+                    grant: true,
+                    settings: 1
+                }
+            );
+            assert_eq!(store.kv_usage("echo").await.unwrap(), 0);
+            assert!(store.secret_names("echo").await.unwrap().is_empty());
+            assert_eq!(store.grant("echo").await.unwrap(), None);
+            assert!(store.plugin_config("echo").await.unwrap().is_empty());
+            assert!(store.policy_version().await.unwrap() > v0);
+            // The other plugin keeps everything.
+            assert_eq!(store.kv_get("other", "k1").await.unwrap(), Some(b"v".to_vec()));
+            assert_eq!(store.secret_names("other").await.unwrap().len(), 1);
+            assert!(store.grant("other").await.unwrap().is_some());
+            assert_eq!(store.plugin_config("other").await.unwrap().len(), 1);
 
-        // Purging again finds nothing.
-        let again = store.purge_plugin("echo", &actor).await.unwrap();
-        assert_eq!((again.kv_entries, again.secrets, again.grant), (0, 0, false));
-    });
+            let audit = store.audit_entries(0, 100, Some("plugin.purge")).await.unwrap();
+            assert_eq!(audit.len(), 1);
+            assert_eq!(audit[0].target, "plugin:echo");
+            assert_eq!(
+                audit[0].details,
+                serde_json::json!({"kv_entries": 2, "secrets": 1, "grant": true, "settings": 1})
+            );
+
+            // Purging again finds nothing.
+            let again = store.purge_plugin("echo", &actor).await.unwrap();
+            assert_eq!((again.kv_entries, again.secrets, again.grant), (0, 0, false));
+        }
+    );
 }
