@@ -251,3 +251,33 @@ async fn a_running_server_picks_up_a_rollback() {
     let status = server.terminate();
     assert!(status.success(), "clean exit on SIGTERM: {status}");
 }
+
+#[test]
+fn a_rollback_to_a_pack_names_its_digest() {
+    let cli = Cli::new();
+    let work = tempfile::tempdir().unwrap();
+    let pack = work.path().join("echo.ospack");
+    cli.ok(&["pack", "build", s(&dist().join("test-echo")), "-o", s(&pack)]);
+    cli.ok(&["plugin", "install", s(&pack), "--allow-unsigned"]);
+    let installed = audited(&cli, "plugin.install");
+    let digest = installed[0]["details"]["pack"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(digest.starts_with("sha256:"), "{digest}");
+
+    cli.ok(&["plugin", "install", s(&echo_changed(work.path()))]);
+    let said = cli.ok(&["plugin", "rollback", "test-echo"]);
+    assert!(said.contains(&format!("pack {digest}")), "{said}");
+    assert!(said.contains("nothing was granted"), "{said}");
+    let rollback = &audited(&cli, "plugin.rollback")[0]["details"];
+    assert_eq!(rollback["pack"]["digest"], digest.as_str());
+    assert_eq!(rollback["pack"]["allow_unsigned"], true);
+    assert_eq!(rollback["from_pack"], serde_json::Value::Null);
+
+    // Back to the folder install: it came from no pack.
+    cli.ok(&["plugin", "rollback", "test-echo"]);
+    let rollback = &audited(&cli, "plugin.rollback")[1]["details"];
+    assert_eq!(rollback["pack"], serde_json::Value::Null);
+    assert_eq!(rollback["from_pack"]["digest"], digest.as_str());
+}

@@ -88,7 +88,7 @@ pub async fn rollback(app: &App, name: &str) -> anyhow::Result<i32> {
     };
     app.runtime.load_dir(&current_dir).await?;
     println!("rolled back '{name}' from {from} to {}", back.version);
-    if let Some(digest) = back.pack.as_ref().and_then(|p| p.get("digest")) {
+    if let Some(digest) = back.pack.as_ref().and_then(|p| p["digest"].as_str()) {
         println!("  pack {digest}");
     }
     match &back.grant {
