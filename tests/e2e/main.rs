@@ -30,6 +30,7 @@ mod packs;
 mod packs_oci;
 mod page_escaping;
 mod playbooks;
+mod plugin_lifecycle;
 mod preprocess;
 mod rbac;
 mod schemathesis;

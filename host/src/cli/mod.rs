@@ -11,6 +11,7 @@ mod mail;
 mod pack;
 mod playbook;
 mod plugin;
+mod plugin_kept;
 mod question;
 mod render;
 mod rules;

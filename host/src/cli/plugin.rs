@@ -57,9 +57,23 @@ with --insecure, over plain HTTP.")]
         #[command(flatten)]
         registry: super::pack::RegistryArgs,
     },
-    /// Remove an installed plugin. Its grant, settings, secrets and kv data stay, so a
-    /// reinstall picks up where it left off.
-    Remove { name: String },
+    /// Remove an installed plugin (and the previous version kept for a rollback). Its grant,
+    /// settings, secrets and kv data stay, so a reinstall picks up where it left off, unless
+    /// --purge.
+    #[command(after_help = "\
+Examples:
+  osprey plugin remove ipinfo            keeps its grant, settings, secrets and kv data
+  osprey plugin remove ipinfo --purge    deletes them too (also after a plain remove)")]
+    Remove {
+        name: String,
+        /// Also delete the plugin's kv data, secrets, grant and settings (recorded in the
+        /// audit log, by count).
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Return to the version an upgrade replaced, with the grant that was in force then. The
+    /// version rolled back from is kept in turn, so a second rollback returns to it.
+    Rollback { name: String },
     /// Call one action, as a playbook would, and print its output (for plugin authors and
     /// operators checking a grant).
     #[command(after_help = "\
@@ -180,7 +194,8 @@ pub async fn run(cmd: PluginCommand, config: Config) -> anyhow::Result<i32> {
             }
             InstallSource::Folder(dir) => install(&app, &dir, grant_requested, None).await,
         },
-        PluginCommand::Remove { name } => remove(&app, &name).await,
+        PluginCommand::Remove { name, purge } => remove(&app, &name, purge).await,
+        PluginCommand::Rollback { name } => super::plugin_kept::rollback(&app, &name).await,
         PluginCommand::Call {
             name,
             action,
@@ -423,7 +438,8 @@ async fn install(
         do_grant = matches!(answer.trim(), "y" | "Y" | "yes");
     }
 
-    copy_into_place(dir, m, &app.runtime.options().plugins_dir)?;
+    let kept = copy_into_place(dir, m, &app.runtime.options().plugins_dir)?;
+    let pack_record = pack.clone();
     let mut details = serde_json::json!({
         "version": m.version.to_string(),
         "previous": previous.as_ref().map(|p| p.manifest.version.to_string()),
@@ -432,13 +448,20 @@ async fn install(
     if let Some(pack) = pack {
         details["pack"] = pack;
     }
+    let change = Change {
+        actor: &Actor::cli(),
+        action: "plugin.install",
+        target: format!("plugin:{}", m.name),
+        details,
+    };
     app.store
-        .audit(&Change {
-            actor: &Actor::cli(),
-            action: "plugin.install",
-            target: format!("plugin:{}", m.name),
-            details,
-        })
+        .record_install(
+            &m.name,
+            &m.version.to_string(),
+            pack_record.as_ref(),
+            kept.as_deref(),
+            &change,
+        )
         .await?;
     if do_grant {
         grant.union_with(&m.requests);
@@ -454,6 +477,12 @@ async fn install(
         m.version,
         installed.dir.display()
     );
+    if let Some(kept) = &kept {
+        println!(
+            "kept {kept} with its grant: `osprey plugin rollback {}` returns to it",
+            m.name
+        );
+    }
     let policy = installed.policy();
     let missing = policy.grant.missing_from(&m.requests);
     if do_grant {
@@ -474,8 +503,13 @@ async fn install(
 }
 
 /// Copy plugin.toml and the component into `<plugins_dir>/<name>`, replacing what was there
-/// only once the new copy is complete.
-fn copy_into_place(src: &Path, m: &crate::plugin::Manifest, plugins_dir: &Path) -> anyhow::Result<()> {
+/// only once the new copy is complete. The version replaced is kept for a rollback; returns
+/// its version.
+fn copy_into_place(
+    src: &Path,
+    m: &crate::plugin::Manifest,
+    plugins_dir: &Path,
+) -> anyhow::Result<Option<String>> {
     std::fs::create_dir_all(plugins_dir).with_context(|| format!("creating {}", plugins_dir.display()))?;
     let target = plugins_dir.join(&m.name);
     let tmp = plugins_dir.join(format!(".install-{}-{}", m.name, std::process::id()));
@@ -490,24 +524,42 @@ fn copy_into_place(src: &Path, m: &crate::plugin::Manifest, plugins_dir: &Path) 
         std::fs::rename(&target, &old)?;
     }
     std::fs::rename(&tmp, &target)?;
-    let _ = std::fs::remove_dir_all(&old);
-    Ok(())
+    if old.exists() {
+        return super::plugin_kept::keep(plugins_dir, &m.name, &old);
+    }
+    super::plugin_kept::discard(plugins_dir, &m.name)?;
+    Ok(None)
 }
 
-async fn remove(app: &App, name: &str) -> anyhow::Result<i32> {
-    let p = app.runtime.get(name)?;
-    std::fs::remove_dir_all(&p.dir).with_context(|| format!("removing {}", p.dir.display()))?;
-    app.store
-        .audit(&Change {
-            actor: &Actor::cli(),
-            action: "plugin.remove",
-            target: format!("plugin:{name}"),
-            details: serde_json::json!({ "version": p.manifest.version.to_string() }),
-        })
-        .await?;
+async fn remove(app: &App, name: &str, purge: bool) -> anyhow::Result<i32> {
+    let installed = app.runtime.get(name);
+    let installed = match installed {
+        Ok(p) => Some(p),
+        // Purging what a plain removal kept needs no installed plugin.
+        Err(_) if purge => None,
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(p) = &installed {
+        std::fs::remove_dir_all(&p.dir).with_context(|| format!("removing {}", p.dir.display()))?;
+        super::plugin_kept::discard(&app.runtime.options().plugins_dir, name)?;
+        app.store
+            .record_remove(name, &p.manifest.version.to_string(), &Actor::cli())
+            .await?;
+        println!("removed plugin '{name}' ({})", p.dir.display());
+    }
+    if !purge {
+        println!(
+            "its grant, settings, secrets and kv data are kept; `osprey plugin remove {name} --purge` deletes them"
+        );
+        return Ok(0);
+    }
+    let purged = app.store.purge_plugin(name, &Actor::cli()).await?;
     println!(
-        "removed plugin '{name}' ({}); its grant, settings, secrets and kv data are kept",
-        p.dir.display()
+        "purged '{name}': {} kv entries, {} secrets, {} settings, {}",
+        purged.kv_entries,
+        purged.secrets,
+        purged.settings,
+        if purged.grant { "its grant" } else { "no grant" }
     );
     Ok(0)
 }

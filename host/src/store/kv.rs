@@ -121,6 +121,15 @@ impl Store {
     }
 }
 
+/// Delete every entry of `plugin` (a purge); returns how many there were.
+pub(super) async fn delete_all(tx: &mut sqlx::Transaction<'_, sqlx::Any>, plugin: &str) -> Result<u64> {
+    Ok(sqlx::query("DELETE FROM plugin_kv WHERE plugin = $1")
+        .bind(plugin)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected())
+}
+
 #[cfg(test)]
 mod tests {
     use super::KvError;

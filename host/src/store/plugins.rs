@@ -25,18 +25,8 @@ impl Store {
 
     /// Replace the grant of `plugin` (audited as `plugin.grant` with the whole new grant).
     pub async fn set_grant(&self, plugin: &str, grant: &Capabilities, actor: &Actor) -> Result<()> {
-        let json = serde_json::to_string(grant).expect("a grant serialises to JSON");
         let mut tx = self.writer.begin().await?;
-        sqlx::query(
-            "INSERT INTO plugin_grants (plugin, grant_json, updated_at) VALUES ($1, $2, $3)
-             ON CONFLICT (plugin) DO UPDATE SET grant_json = excluded.grant_json, updated_at = excluded.updated_at",
-        )
-        .bind(plugin)
-        .bind(&json)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
-        bump(&mut tx, POLICY_COUNTER).await?;
+        replace_grant(&mut tx, plugin, Some(grant)).await?;
         let change = Change {
             actor,
             action: "plugin.grant",
@@ -100,6 +90,36 @@ impl Store {
         Ok(())
     }
 
+    /// Delete everything Osprey keeps for `plugin` besides its files: kv data, secrets, grant
+    /// and settings, in one transaction, audited as `plugin.purge` with what was deleted by
+    /// count (never a value).
+    pub async fn purge_plugin(&self, plugin: &str, actor: &Actor) -> Result<Purged> {
+        let mut tx = self.writer.begin().await?;
+        let kv_entries = super::kv::delete_all(&mut tx, plugin).await?;
+        let secrets = super::secrets::delete_all(&mut tx, plugin).await?;
+        let grant = replace_grant(&mut tx, plugin, None).await?;
+        let settings = sqlx::query("DELETE FROM plugin_config WHERE plugin = $1")
+            .bind(plugin)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let purged = Purged {
+            kv_entries,
+            secrets,
+            grant,
+            settings,
+        };
+        let change = Change {
+            actor,
+            action: "plugin.purge",
+            target: format!("plugin:{plugin}"),
+            details: serde_json::to_value(purged).expect("counts serialise to JSON"),
+        };
+        audit::append(&mut tx, &self.audit_key, &change).await?;
+        tx.commit().await?;
+        Ok(purged)
+    }
+
     /// A number that changes whenever any grant or setting changes.
     pub async fn policy_version(&self) -> Result<i64> {
         let v: Option<i64> = sqlx::query_scalar("SELECT value FROM change_counters WHERE name = $1")
@@ -108,6 +128,42 @@ impl Store {
             .await?;
         Ok(v.unwrap_or(0))
     }
+}
+
+/// What [`Store::purge_plugin`] deleted, by count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Purged {
+    pub kv_entries: u64,
+    pub secrets: u64,
+    /// Whether there was a grant.
+    pub grant: bool,
+    pub settings: u64,
+}
+
+/// Set the grant of `plugin` to `grant`, or delete it (`None`), and tell running servers;
+/// returns whether a grant was there before.
+pub(super) async fn replace_grant(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    plugin: &str,
+    grant: Option<&Capabilities>,
+) -> Result<bool> {
+    let existed = sqlx::query("DELETE FROM plugin_grants WHERE plugin = $1")
+        .bind(plugin)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected()
+        > 0;
+    if let Some(grant) = grant {
+        let json = serde_json::to_string(grant).expect("a grant serialises to JSON");
+        sqlx::query("INSERT INTO plugin_grants (plugin, grant_json, updated_at) VALUES ($1, $2, $3)")
+            .bind(plugin)
+            .bind(&json)
+            .bind(now_ms())
+            .execute(&mut **tx)
+            .await?;
+    }
+    bump(tx, POLICY_COUNTER).await?;
+    Ok(existed)
 }
 
 async fn bump(tx: &mut sqlx::Transaction<'_, sqlx::Any>, name: &str) -> Result<()> {
@@ -175,4 +231,62 @@ mod tests {
             .unwrap();
         assert_eq!(store.plugin_config("unifi").await.unwrap().len(), 1);
     });
+
+    both_dialects!(
+        a_purge_deletes_kv_secrets_grant_and_settings_of_one_plugin,
+        |store| {
+            let actor = Actor::system();
+            let sealed = crate::vault::Sealed {
+                nonce: vec![1; 24],
+                ciphertext: vec![2, 3],
+            };
+            for plugin in ["echo", "other"] {
+                store.kv_set(plugin, "k1", b"v", None, 1000).await.unwrap();
+                store.put_secret(plugin, "token", &sealed, &actor).await.unwrap();
+                store
+                    .set_grant(plugin, &Capabilities::default(), &actor)
+                    .await
+                    .unwrap();
+                store
+                    .set_plugin_config(plugin, "site", Some("x"), &actor)
+                    .await
+                    .unwrap();
+            }
+            store.kv_set("echo", "k2", b"v", None, 1000).await.unwrap();
+            let v0 = store.policy_version().await.unwrap();
+
+            let purged = store.purge_plugin("echo", &actor).await.unwrap();
+            assert_eq!(
+                purged,
+                crate::store::plugins::Purged {
+                    kv_entries: 2,
+                    secrets: 1,
+                    grant: true,
+                    settings: 1
+                }
+            );
+            assert_eq!(store.kv_usage("echo").await.unwrap(), 0);
+            assert!(store.secret_names("echo").await.unwrap().is_empty());
+            assert_eq!(store.grant("echo").await.unwrap(), None);
+            assert!(store.plugin_config("echo").await.unwrap().is_empty());
+            assert!(store.policy_version().await.unwrap() > v0);
+            // The other plugin keeps everything.
+            assert_eq!(store.kv_get("other", "k1").await.unwrap(), Some(b"v".to_vec()));
+            assert_eq!(store.secret_names("other").await.unwrap().len(), 1);
+            assert!(store.grant("other").await.unwrap().is_some());
+            assert_eq!(store.plugin_config("other").await.unwrap().len(), 1);
+
+            let audit = store.audit_entries(0, 100, Some("plugin.purge")).await.unwrap();
+            assert_eq!(audit.len(), 1);
+            assert_eq!(audit[0].target, "plugin:echo");
+            assert_eq!(
+                audit[0].details,
+                serde_json::json!({"kv_entries": 2, "secrets": 1, "grant": true, "settings": 1})
+            );
+
+            // Purging again finds nothing.
+            let again = store.purge_plugin("echo", &actor).await.unwrap();
+            assert_eq!((again.kv_entries, again.secrets, again.grant), (0, 0, false));
+        }
+    );
 }

@@ -163,6 +163,15 @@ fn secret_change<'a>(actor: &'a Actor, action: &'a str, plugin: &str, name: &str
     }
 }
 
+/// Delete every secret of `plugin` (a purge); returns how many there were.
+pub(super) async fn delete_all(tx: &mut sqlx::Transaction<'_, sqlx::Any>, plugin: &str) -> Result<u64> {
+    Ok(sqlx::query("DELETE FROM secrets WHERE plugin = $1")
+        .bind(plugin)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected())
+}
+
 #[cfg(test)]
 mod tests {
     use crate::store::audit::Actor;
