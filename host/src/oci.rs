@@ -252,6 +252,20 @@ impl OciRef {
     }
 }
 
+/// The registry's layers of `files`, each named by its title annotation.
+fn image_layers(files: &[(Layer, &str, &[u8])]) -> Vec<ImageLayer> {
+    files
+        .iter()
+        .map(|(kind, name, bytes)| {
+            ImageLayer::new(
+                bytes.to_vec(),
+                kind.media_type().to_owned(),
+                Some(BTreeMap::from([(TITLE.to_owned(), (*name).to_owned())])),
+            )
+        })
+        .collect()
+}
+
 /// The pack's files as pushed: (kind, file name, bytes), the component first.
 fn layers_of<'p>(pack: &'p Pack, component: &str) -> Vec<(Layer, &'p str, &'p [u8])> {
     let mut out = Vec::new();
@@ -611,16 +625,7 @@ pub async fn push(pack: &Pack, component: &str, oci: &OciRef, access: &Access) -
             reason: format!("the pack holds no component '{component}'"),
         });
     }
-    let layers: Vec<ImageLayer> = files
-        .iter()
-        .map(|(kind, name, bytes)| {
-            ImageLayer::new(
-                bytes.to_vec(),
-                kind.media_type().to_owned(),
-                Some(BTreeMap::from([(TITLE.to_owned(), (*name).to_owned())])),
-            )
-        })
-        .collect();
+    let layers = image_layers(&files);
     // The wasm config names the component's layer; no timestamps, so the same pack pushes
     // the same manifest.
     let config = serde_json::json!({
@@ -714,16 +719,7 @@ mod tests {
 
     /// The manifest `push` would make of `pack`.
     fn manifest_of(pack: &Pack) -> OciImageManifest {
-        let layers: Vec<ImageLayer> = layers_of(pack, "echo.wasm")
-            .iter()
-            .map(|(kind, name, bytes)| {
-                ImageLayer::new(
-                    bytes.to_vec(),
-                    kind.media_type().to_owned(),
-                    Some(BTreeMap::from([(TITLE.to_owned(), (*name).to_owned())])),
-                )
-            })
-            .collect();
+        let layers = image_layers(&layers_of(pack, "echo.wasm"));
         OciImageManifest::build(
             &layers,
             &Config::new(b"{}".to_vec(), WASM_CONFIG.into(), None),

@@ -134,15 +134,7 @@ fn a_pack_signed_by_osprey_is_trusted_installed_called_and_checks_with_minisign(
         "{installed}"
     );
     assert!(installed.contains("installed test-echo 0.1.0"), "{installed}");
-    let out = cli.ok(&[
-        "plugin",
-        "call",
-        "test-echo",
-        "echo",
-        "--input",
-        r#"{"message":"from a pack"}"#,
-    ]);
-    assert!(out.contains("from a pack"), "{out}");
+    echo(&cli, "from a pack");
 
     let audited = installs(&cli);
     assert_eq!(audited.len(), 1);
@@ -223,15 +215,7 @@ fn a_pack_signed_with_the_minisign_tool_verifies_and_installs() {
 
     cli.ok(&["trust", "add", "vendor", s(&pk)]);
     cli.ok(&["plugin", "install", s(&bare), "--grant-requested"]);
-    let out = cli.ok(&[
-        "plugin",
-        "call",
-        "test-echo",
-        "echo",
-        "--input",
-        r#"{"message":"minisign"}"#,
-    ]);
-    assert!(out.contains("minisign"), "{out}");
+    echo(&cli, "minisign");
 
     // A signature made by the tool over anything else is refused when it is put in.
     let other = work.path().join("other.txt");
@@ -352,18 +336,23 @@ fn unsigned_untrusted_and_tampered_packs_are_refused_and_allow_unsigned_is_audit
     assert_eq!(p["signer"], "unsigned");
     assert_eq!(p["allow_unsigned"], true);
     assert!(p["digest"].as_str().unwrap().starts_with("sha256:"));
+    echo(&cli, "unsigned");
+    // Folder installs go on as before, with no pack in their audit entry.
+    cli.ok(&["plugin", "install", s(&dist().join("test-echo"))]);
+    let audited = installs(&cli);
+    assert_eq!(audited.len(), 2);
+    assert!(audited[1]["details"].get("pack").is_none());
+}
+
+/// Call test-echo's `echo` with `message`, and require it back.
+pub(crate) fn echo(cli: &Cli, message: &str) {
     let out = cli.ok(&[
         "plugin",
         "call",
         "test-echo",
         "echo",
         "--input",
-        r#"{"message":"unsigned"}"#,
+        &format!(r#"{{"message":"{message}"}}"#),
     ]);
-    assert!(out.contains("unsigned"), "{out}");
-    // Folder installs go on as before, with no pack in their audit entry.
-    cli.ok(&["plugin", "install", s(&dist().join("test-echo"))]);
-    let audited = installs(&cli);
-    assert_eq!(audited.len(), 2);
-    assert!(audited[1]["details"].get("pack").is_none());
+    assert!(out.contains(message), "{out}");
 }

@@ -4,7 +4,7 @@
 //! the registry's storage, a manifest that points at the wrong blob, and an unsigned pack are
 //! refused, and nothing is installed by them.
 
-use crate::packs::{installs, key_line, keypair, s};
+use crate::packs::{echo, installs, key_line, keypair, s};
 use crate::support::{Cli, dist, text};
 use std::path::{Path, PathBuf};
 
@@ -120,18 +120,6 @@ fn layer<'m>(manifest: &'m serde_json::Value, title: &str) -> &'m serde_json::Va
         .iter()
         .find(|l| l["annotations"]["org.opencontainers.image.title"] == title)
         .unwrap_or_else(|| panic!("no layer '{title}' in {manifest}"))
-}
-
-fn echo(cli: &Cli, message: &str) {
-    let out = cli.ok(&[
-        "plugin",
-        "call",
-        "test-echo",
-        "echo",
-        "--input",
-        &format!(r#"{{"message":"{message}"}}"#),
-    ]);
-    assert!(out.contains(message), "{out}");
 }
 
 #[test]
