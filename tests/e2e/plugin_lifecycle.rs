@@ -281,3 +281,15 @@ fn a_rollback_to_a_pack_names_its_digest() {
     assert_eq!(rollback["pack"], serde_json::Value::Null);
     assert_eq!(rollback["from_pack"]["digest"], digest.as_str());
 }
+
+#[test]
+fn install_with_yes_says_it_is_compiling_and_grants_what_is_requested() {
+    let cli = Cli::new();
+    let out = cli.run(&["plugin", "install", s(&dist().join("test-echo")), "--yes"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stderr);
+    assert!(said.contains("compiling the component"), "{said}");
+    // Granted without a prompt: kv (a granted quota) works.
+    call(&cli, "kv-put", r#"{"key":"k","value":"granted"}"#);
+    assert_eq!(call(&cli, "kv-get", r#"{"key":"k"}"#)["value"], "granted");
+}

@@ -48,8 +48,9 @@ with --insecure, over plain HTTP.")]
         /// (oci://HOST[:PORT]/REPO:TAG or oci://HOST[:PORT]/REPO@sha256:DIGEST, as
         /// `osprey pack push` puts it there), or a plugin folder (with plugin.toml).
         source: PathBuf,
-        /// Also grant everything the plugin requests (added to any existing grant).
-        #[arg(long)]
+        /// Also grant everything the plugin requests (added to any existing grant), without
+        /// asking: for scripts (`--yes` says the same).
+        #[arg(long, visible_alias = "yes")]
         grant_requested: bool,
         /// Install a pack that no trusted publisher signed (recorded in the audit log).
         #[arg(long)]
@@ -392,6 +393,8 @@ async fn install(
     grant_requested: bool,
     pack: Option<serde_json::Value>,
 ) -> anyhow::Result<i32> {
+    // Compiling a large component (a Python one is about 18 MB) takes seconds; say so first.
+    eprintln!("checking and compiling the component (later loads use the compiled cache)...");
     let checked = app
         .runtime
         .check_dir(dir)
