@@ -25,14 +25,14 @@ pub(crate) fn setup(smtp: &SmtpSink, extra: &str) -> Cli {
     cli
 }
 
-fn user(cli: &Cli, name: &str, email: &str, roles: &str) {
+pub(crate) fn user(cli: &Cli, name: &str, email: &str, roles: &str) {
     cli.ok(&["user", "add", name, "--email", email, "--role", roles]);
     let out = cli.run_with_stdin(&["user", "password", name], &format!("{PASSWORD}\n"));
     assert!(out.status.success(), "{}", crate::support::text(&out.stderr));
 }
 
 /// Sign in; returns the session cookie.
-async fn sign_in(http: &reqwest::Client, addr: &str, name: &str) -> String {
+pub(crate) async fn sign_in(http: &reqwest::Client, addr: &str, name: &str) -> String {
     let r = http
         .post(format!("http://{addr}/login"))
         .form(&[("user", name), ("password", PASSWORD), ("next", "/inbox")])
@@ -44,7 +44,7 @@ async fn sign_in(http: &reqwest::Client, addr: &str, name: &str) -> String {
     cookie.split(';').next().unwrap().to_owned()
 }
 
-async fn inbox(http: &reqwest::Client, addr: &str, cookie: &str) -> String {
+pub(crate) async fn inbox(http: &reqwest::Client, addr: &str, cookie: &str) -> String {
     let r = http
         .get(format!("http://{addr}/inbox"))
         .header("cookie", cookie)

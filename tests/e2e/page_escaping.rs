@@ -2,11 +2,10 @@
 //! quotes) is shown as text, escaped, on the pages people answer it on: the answer link's
 //! page and the inbox. With the real binary and a real SMTP server on loopback.
 
+use crate::humans::{inbox, sign_in, user};
 use crate::streaming_guard::links;
 use crate::support::smtp::SmtpSink;
-use crate::support::{Server, eventually, http_client, text, write_playbook};
-
-const PASSWORD: &str = "a-long-enough-passphrase";
+use crate::support::{Server, eventually, http_client, write_playbook};
 
 /// The question, in the playbook's Rhai (quotes escaped for Rhai).
 const SCRIPT: &str = r#"
@@ -37,17 +36,7 @@ fn assert_escaped(page: &str, which: &str) {
 async fn question_texts_are_escaped_on_the_answer_page_and_the_inbox() {
     let smtp = SmtpSink::start();
     let cli = crate::humans::setup(&smtp, "");
-    cli.ok(&[
-        "user",
-        "add",
-        "alice",
-        "--email",
-        "alice@corp.example",
-        "--role",
-        "soc",
-    ]);
-    let out = cli.run_with_stdin(&["user", "password", "alice"], &format!("{PASSWORD}\n"));
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    user(&cli, "alice", "alice@corp.example", "soc");
     write_playbook(&cli.playbooks_dir(), "hostile", "", SCRIPT);
     let server = Server::start(&cli);
     let addr = server.addr.clone();
@@ -71,21 +60,6 @@ async fn question_texts_are_escaped_on_the_answer_page_and_the_inbox() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let r = no_redirects
-        .post(format!("http://{addr}/login"))
-        .form(&[("user", "alice"), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
-    let cookie = r.headers()["set-cookie"].to_str().unwrap();
-    let cookie = cookie.split(';').next().unwrap().to_owned();
-    let r = no_redirects
-        .get(format!("http://{addr}/inbox"))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    assert_escaped(&r.text().await.unwrap(), "the inbox");
+    let cookie = sign_in(&no_redirects, &addr, "alice").await;
+    assert_escaped(&inbox(&no_redirects, &addr, &cookie).await, "the inbox");
 }

@@ -2,12 +2,9 @@
 //! grant, `osprey plugin rollback` swaps them (twice is a round trip), a removal keeps the
 //! plugin's data and `--purge` deletes it, all in the audit log.
 
+use crate::packs::s;
 use crate::support::{Cli, Server, audit_export, dist, eventually, http_client, text};
 use std::path::{Path, PathBuf};
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// A changed copy of the test-echo plugin in `dir`: its `motto` setting defaults to "stay bold"
 /// (the built one's is "stay calm"), so a call tells the two apart. The version stays 0.1.0:
