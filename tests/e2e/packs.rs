@@ -356,3 +356,15 @@ pub(crate) fn echo(cli: &Cli, message: &str) {
     ]);
     assert!(out.contains(message), "{out}");
 }
+
+#[test]
+fn a_key_file_far_larger_than_any_key_is_refused_unread() {
+    let cli = Cli::new();
+    let work = tempfile::tempdir().unwrap();
+    let big = work.path().join("huge.pub");
+    std::fs::write(&big, vec![b'A'; 1024 * 1024]).unwrap();
+    let refused = cli.fails(&["trust", "add", "vendor", s(&big)]);
+    assert!(refused.contains("is over 64 KiB"), "{refused}");
+    let listed = cli.ok(&["trust", "list"]);
+    assert!(!listed.contains("vendor"), "{listed}");
+}

@@ -234,7 +234,7 @@ fn build(dir: &Path, output: Option<PathBuf>) -> anyhow::Result<i32> {
 /// on the terminal.
 fn password(key: &Path, password_file: Option<&Path>) -> anyhow::Result<String> {
     if let Some(file) = password_file {
-        let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let text = read_small_text(file)?;
         return Ok(text.lines().next().unwrap_or("").to_owned());
     }
     if !std::io::stdin().is_terminal() {
@@ -256,7 +256,7 @@ fn sign_with_key(
     output: &Path,
 ) -> anyhow::Result<i32> {
     let mut pack = read_pack(file)?;
-    let text = std::fs::read_to_string(key).with_context(|| format!("reading {}", key.display()))?;
+    let text = read_small_text(key)?;
     let password = if SecretKey::is_encrypted(&text).with_context(|| format!("{}", key.display()))? {
         Some(password(key, password_file)?)
     } else {
@@ -285,12 +285,11 @@ fn sign_with_signature(
     output: &Path,
 ) -> anyhow::Result<i32> {
     let mut pack = read_pack(file)?;
-    let text = std::fs::read_to_string(sig).with_context(|| format!("reading {}", sig.display()))?;
+    let text = read_small_text(sig)?;
     let signature = Signature::parse(&text).with_context(|| format!("{}", sig.display()))?;
     let public = match public_key {
         Some(path) => {
-            let key_text =
-                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let key_text = read_small_text(path)?;
             let key = PublicKey::parse(&key_text).with_context(|| format!("{}", path.display()))?;
             pack::signature::verify(pack.manifest_bytes(), &signature, &key)
                 .with_context(|| format!("{} is not a signature of this pack's manifest", sig.display()))?;
@@ -609,4 +608,24 @@ async fn inspect(app: &App, file: &Path, json: bool) -> anyhow::Result<i32> {
         )
     );
     Ok(0)
+}
+
+/// The most a key, signature or password file may hold: they are a few hundred bytes.
+const MAX_SMALL_FILE: u64 = 64 * 1024;
+
+/// A key, signature or password file, refused unread when it is larger than any such file.
+pub(super) fn read_small_text(path: &Path) -> anyhow::Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut text = String::new();
+    file.take(MAX_SMALL_FILE + 1)
+        .read_to_string(&mut text)
+        .with_context(|| format!("reading {}", path.display()))?;
+    anyhow::ensure!(
+        text.len() as u64 <= MAX_SMALL_FILE,
+        "{} is over {} KiB: not a minisign key, signature or password file",
+        path.display(),
+        MAX_SMALL_FILE / 1024
+    );
+    Ok(text)
 }

@@ -47,7 +47,7 @@ pub async fn run(cmd: TrustCommand, config: Config) -> anyhow::Result<i32> {
 pub(super) fn read_key(arg: &str) -> anyhow::Result<PublicKey> {
     let path = Path::new(arg);
     let text = if path.is_file() {
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+        super::pack::read_small_text(path)?
     } else {
         arg.to_owned()
     };
