@@ -275,6 +275,7 @@ impl Effects for MockEffects {
                     kind: "internal".into(),
                     message: format!("no canned response for {what}; add a [[mock]] to the test"),
                     retryable: false,
+                    retry_after_ms: None,
                 })
             }
         }
@@ -533,6 +534,7 @@ impl Effects for Offline {
             kind: "internal".into(),
             message: format!("offline replay: {plugin}.{action} is past the end of the journal"),
             retryable: false,
+            retry_after_ms: None,
         })
     }
     fn record(&mut self, _: &str, _: &Step) -> Result<(), JournalError> {

@@ -221,6 +221,7 @@ fn plugin_errors_are_catchable_values_with_kind_and_retryable() {
         kind: "rate-limited".into(),
         message: "slow down".into(),
         retryable: true,
+        retry_after_ms: None,
     })];
     let (o, journal) = run(
         r#"
@@ -245,10 +246,11 @@ fn plugin_errors_are_catchable_values_with_kind_and_retryable() {
         kind: "unavailable".into(),
         message: "down".into(),
         retryable: true,
+        retry_after_ms: None,
     })];
     let (o, _) = run(r#"invoke("ipinfo", "lookup", #{})"#, vec![], &w);
     let f = failure(&o);
-    assert_eq!(f.kind, FailureKind::Plugin { retryable: true });
+    assert_eq!(f.kind, FailureKind::Plugin { retryable: true, retry_after_ms: None });
     assert!(
         f.message.contains("ipinfo/lookup failed (unavailable): down"),
         "{}",
@@ -266,6 +268,7 @@ fn retry_is_a_one_liner_with_journaled_backoff() {
             kind: "unavailable".into(),
             message: "down".into(),
             retryable: true,
+            retry_after_ms: None,
         }),
         Ok(json!({"country": "US"})),
     ];
@@ -286,9 +289,10 @@ fn retry_is_a_one_liner_with_journaled_backoff() {
         kind: "denied".into(),
         message: "no".into(),
         retryable: false,
+        retry_after_ms: None,
     })];
     let (o, journal) = run(source, vec![], &w);
-    assert_eq!(failure(&o).kind, FailureKind::Plugin { retryable: false });
+    assert_eq!(failure(&o).kind, FailureKind::Plugin { retryable: false, retry_after_ms: None });
     assert_eq!(journal.len(), 1);
 }
 
@@ -680,6 +684,7 @@ fn invoke_cached_failures_are_catchable_like_invoke_and_never_cached() {
         kind: "rate-limited".into(),
         message: "Minute Bucket Exceeded".into(),
         retryable: true,
+        retry_after_ms: None,
     });
     let (o, steps) = run_cached(
         r#"let r = (); try { r = invoke_cached("autofocus", "ip-reputation", #{ ip: "192.0.2.1" }, "30m"); } catch (e) { r = e; } r"#,
@@ -701,7 +706,7 @@ fn invoke_cached_failures_are_catchable_like_invoke_and_never_cached() {
         vec![],
         &w,
     );
-    assert_eq!(failure(&o).kind, FailureKind::Plugin { retryable: true });
+    assert_eq!(failure(&o).kind, FailureKind::Plugin { retryable: true, retry_after_ms: None });
     // A TTL that is not a duration is a script error, before any step.
     for (ttl, want) in [("soon", "'soon' is not a duration"), ("0s", "longer than 0s")] {
         let (o, steps) = run_cached(

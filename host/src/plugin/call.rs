@@ -5,11 +5,11 @@
 //! memory cap, an outbound gate, and bounded stdout/stderr. Whatever happens inside, the
 //! caller gets a [`CallOutcome`] or a [`CallError`] with the right kind.
 
-use super::bindings::{Descriptor, IntegrationPre, WitContext, WitErrorKind};
 use super::host::{CallLimiter, CallState, HostEnv, MemoryLimitExceeded, truncate};
 use super::outbound::OutboundGate;
 use super::sockets;
 use super::stdio::CapturePipe;
+use super::wit::{Descriptor, Pre};
 use super::{CallContext, CallError, CallOutcome, ErrorKind, HttpEvent, HttpOutcome, LoadedPlugin, Runtime};
 use crate::capability::{Capabilities, Limits};
 use crate::metrics::{Denial, Metrics};
@@ -133,7 +133,7 @@ pub(super) enum DescribeError {
 /// Call `describe` in a fresh instance, with no imports usable.
 pub(super) async fn describe(
     rt: &Runtime,
-    pre: &IntegrationPre<CallState>,
+    pre: &Pre,
     plugin: &str,
 ) -> Result<Descriptor, DescribeError> {
     let limits = rt.inner.options.limits;
@@ -153,10 +153,7 @@ pub(super) async fn describe(
             deadline,
         },
     );
-    let run = async {
-        let instance = pre.instantiate_async(&mut p.store).await?;
-        instance.call_describe(&mut p.store).await
-    };
+    let run = pre.describe(&mut p.store);
     match tokio::time::timeout(DESCRIBE_TIMEOUT, run).await {
         Err(_) => Err(DescribeError::Timeout(DESCRIBE_TIMEOUT)),
         Ok(Ok(d)) => Ok(d),
@@ -236,16 +233,7 @@ pub(super) async fn invoke(
         },
     );
     let input_text = input.to_string();
-    let wit_ctx = WitContext {
-        run_id: ctx.run_id.clone(),
-        idempotency_key: ctx.idempotency_key.clone(),
-    };
-    let run = async {
-        let instance = plugin.pre.instantiate_async(&mut p.store).await?;
-        instance
-            .call_invoke(&mut p.store, action, &input_text, &wit_ctx)
-            .await
-    };
+    let run = plugin.pre.invoke(&mut p.store, action, &input_text, &ctx);
     let result = tokio::time::timeout(limits.timeout, run).await;
 
     let state = p.store.data();
@@ -272,8 +260,9 @@ pub(super) async fn invoke(
         Ok(Ok(Err(guest))) => {
             let mut message = env.scrub(&guest.message);
             truncate(&mut message, MAX_ERROR_MESSAGE);
-            let mut e = CallError::new(kind_from_wit(guest.kind), message);
+            let mut e = CallError::new(guest.kind, message);
             e.retryable = guest.retryable;
+            e.retry_after = guest.retry_after.filter(|_| guest.retryable);
             // What the host refused explains the failure better than the guest can (a
             // guest may see a refusal as a reset connection): say so, with the reason.
             if let Some((ev, why)) = http.iter().find_map(|ev| match &ev.outcome {
@@ -468,20 +457,6 @@ fn forward_stdio(env: &HostEnv, stream: &str, text: &str, dropped: u64) {
     }
     if dropped > 0 {
         tracing::warn!(target: "osprey::plugin_log", plugin = %env.plugin, run = %env.run_id, stream, dropped, "the plugin wrote more than {STDIO_CAPTURE} bytes; the rest was dropped");
-    }
-}
-
-fn kind_from_wit(kind: WitErrorKind) -> ErrorKind {
-    match kind {
-        WitErrorKind::InvalidInput => ErrorKind::InvalidInput,
-        WitErrorKind::NotFound => ErrorKind::NotFound,
-        WitErrorKind::Denied => ErrorKind::Denied,
-        WitErrorKind::Unavailable => ErrorKind::Unavailable,
-        WitErrorKind::RateLimited => ErrorKind::RateLimited,
-        WitErrorKind::Upstream => ErrorKind::Upstream,
-        WitErrorKind::Timeout => ErrorKind::Timeout,
-        WitErrorKind::LimitExceeded => ErrorKind::LimitExceeded,
-        WitErrorKind::Internal => ErrorKind::Internal,
     }
 }
 

@@ -2,9 +2,9 @@
 //! may use: `secrets`, `kv`, `log`, `config`, plus WASI with nothing granted (`wasi:sockets`
 //! linked and denied whole) and the guarded `wasi:http`.
 
-use super::bindings::osprey::plugin::{config, kv, log, secrets, types};
-use super::bindings::{WitError, WitErrorKind};
+use super::ErrorKind;
 use super::outbound::OutboundGate;
+use super::wit::{ErrorRecord, LogLevel};
 use crate::capability::Capabilities;
 use crate::store::{KvError, Store};
 use crate::vault::Vault;
@@ -12,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use wasmtime::ResourceLimiter;
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -76,10 +76,10 @@ impl HostEnv {
             .filter(|v| v.len() >= MIN_SCRUB_LEN)
     }
 
-    fn store(&self) -> Result<&Store, WitError> {
+    fn store(&self) -> Result<&Store, ErrorRecord> {
         self.store.as_ref().ok_or_else(|| {
             wit_error(
-                WitErrorKind::Internal,
+                ErrorKind::Internal,
                 "imports cannot be used from `describe`".into(),
                 false,
             )
@@ -87,18 +87,14 @@ impl HostEnv {
     }
 }
 
-pub(crate) fn wit_error(kind: WitErrorKind, message: String, retryable: bool) -> WitError {
-    WitError {
-        kind,
-        message,
-        retryable,
-    }
+fn wit_error(kind: ErrorKind, message: String, retryable: bool) -> ErrorRecord {
+    ErrorRecord::new(kind, message, retryable)
 }
 
-fn storage_error(e: impl std::fmt::Display) -> WitError {
+fn storage_error(e: impl std::fmt::Display) -> ErrorRecord {
     tracing::error!(error = %e, "plugin storage request failed");
     wit_error(
-        WitErrorKind::Unavailable,
+        ErrorKind::Unavailable,
         "Osprey's database is unavailable; try again".into(),
         true,
     )
@@ -193,13 +189,8 @@ pub(crate) fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
     // wasi:http, through the guarded send hook.
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
     super::outbound::link_refusals_before_send(linker)?;
-    // Osprey's own imports.
-    types::add_to_linker::<CallState, HasSelf<CallState>>(linker, |s| s)?;
-    secrets::add_to_linker::<CallState, HasSelf<CallState>>(linker, |s| s)?;
-    kv::add_to_linker::<CallState, HasSelf<CallState>>(linker, |s| s)?;
-    log::add_to_linker::<CallState, HasSelf<CallState>>(linker, |s| s)?;
-    config::add_to_linker::<CallState, HasSelf<CallState>>(linker, |s| s)?;
-    Ok(())
+    // Osprey's own imports, of every version of the contract.
+    super::wit::link(linker)
 }
 
 impl CallState {
@@ -214,16 +205,16 @@ impl CallState {
     }
 }
 
-impl types::Host for CallState {}
-
-impl secrets::Host for CallState {
-    async fn get(&mut self, name: String) -> Result<String, WitError> {
-        if !self.env.grant.has_secret(&name) {
+/// The osprey imports, implemented once: each version's adapter (`wit/`) delegates here.
+impl CallState {
+    /// `secrets.get`.
+    pub(crate) async fn secret(&mut self, name: &str) -> Result<String, ErrorRecord> {
+        if !self.env.grant.has_secret(name) {
             self.env.secrets_denied += 1;
             let env = &self.env;
             tracing::warn!(plugin = %env.plugin, secret = %name, "secret refused: not granted");
             return Err(wit_error(
-                WitErrorKind::Denied,
+                ErrorKind::Denied,
                 format!(
                     "secret '{name}' is not granted to plugin '{}' (grant it with `osprey plugin grant {} --secret {name}`)",
                     env.plugin, env.plugin
@@ -234,12 +225,12 @@ impl secrets::Host for CallState {
         let env = &self.env;
         let sealed = env
             .store()?
-            .secret(&env.plugin, &name)
+            .secret(&env.plugin, name)
             .await
             .map_err(storage_error)?;
         let Some(sealed) = sealed else {
             return Err(wit_error(
-                WitErrorKind::NotFound,
+                ErrorKind::NotFound,
                 format!(
                     "secret '{name}' of plugin '{}' has no value yet (set it with `osprey secret set {} {name}`)",
                     env.plugin, env.plugin
@@ -247,38 +238,38 @@ impl secrets::Host for CallState {
                 false,
             ));
         };
-        let value = env.vault.open_sealed(&env.plugin, &name, &sealed).map_err(|e| {
+        let value = env.vault.open_sealed(&env.plugin, name, &sealed).map_err(|e| {
             tracing::error!(plugin = %env.plugin, secret = %name, error = %e, "secret cannot be opened");
-            wit_error(WitErrorKind::Internal, e.to_string(), false)
+            wit_error(ErrorKind::Internal, e.to_string(), false)
         })?;
         let plain = value.expose_secret().to_owned();
         self.env.handed_out.push(value);
         Ok(plain)
     }
-}
 
-impl kv::Host for CallState {
-    async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, WitError> {
-        check_key(&key)?;
+    /// `kv.get`.
+    pub(crate) async fn kv_get(&mut self, key: &str) -> Result<Option<Vec<u8>>, ErrorRecord> {
+        check_key(key)?;
         let env = &self.env;
         env.store()?
-            .kv_get(&env.plugin, &key)
+            .kv_get(&env.plugin, key)
             .await
             .map_err(storage_error)
     }
 
-    async fn set(&mut self, key: String, value: Vec<u8>, ttl_seconds: Option<u32>) -> Result<(), WitError> {
-        check_key(&key)?;
+    /// `kv.set`.
+    pub(crate) async fn kv_set(&mut self, key: &str, value: &[u8], ttl_seconds: Option<u32>) -> Result<(), ErrorRecord> {
+        check_key(key)?;
         let env = &self.env;
         let expires_at = ttl_seconds.map(|s| crate::store::now_ms() + i64::from(s) * 1000);
         match env
             .store()?
-            .kv_set(&env.plugin, &key, &value, expires_at, env.kv_quota)
+            .kv_set(&env.plugin, key, value, expires_at, env.kv_quota)
             .await
         {
             Ok(()) => Ok(()),
             Err(KvError::Quota { used, needed, quota }) => Err(wit_error(
-                WitErrorKind::LimitExceeded,
+                ErrorKind::LimitExceeded,
                 format!(
                     "kv quota of {quota} bytes exceeded: {used} in use, this write needs {needed}; nothing was written"
                 ),
@@ -288,20 +279,21 @@ impl kv::Host for CallState {
         }
     }
 
-    async fn delete(&mut self, key: String) -> Result<bool, WitError> {
-        check_key(&key)?;
+    /// `kv.delete`.
+    pub(crate) async fn kv_delete(&mut self, key: &str) -> Result<bool, ErrorRecord> {
+        check_key(key)?;
         let env = &self.env;
         env.store()?
-            .kv_delete(&env.plugin, &key)
+            .kv_delete(&env.plugin, key)
             .await
             .map_err(storage_error)
     }
 }
 
-fn check_key(key: &str) -> Result<(), WitError> {
+fn check_key(key: &str) -> Result<(), ErrorRecord> {
     if key.is_empty() || key.len() > MAX_KV_KEY {
         return Err(wit_error(
-            WitErrorKind::InvalidInput,
+            ErrorKind::InvalidInput,
             format!("kv keys must be 1 to {MAX_KV_KEY} bytes long"),
             false,
         ));
@@ -309,15 +301,16 @@ fn check_key(key: &str) -> Result<(), WitError> {
     Ok(())
 }
 
-impl log::Host for CallState {
-    async fn write(&mut self, level: log::Level, message: String, fields: Vec<(String, String)>) {
+impl CallState {
+    /// `log.write`.
+    pub(crate) fn log(&mut self, level: LogLevel, message: &str, fields: Vec<(String, String)>) {
         let env = &mut self.env;
         if env.logs_written >= MAX_LOG_RECORDS {
             env.logs_dropped += 1;
             return;
         }
         env.logs_written += 1;
-        let mut message = env.scrub(&message);
+        let mut message = env.scrub(message);
         truncate(&mut message, MAX_LOG_MESSAGE);
         let fields: Vec<String> = fields
             .into_iter()
@@ -331,28 +324,27 @@ impl log::Host for CallState {
         let fields = fields.join(" ");
         let (plugin, run) = (&*env.plugin, env.run_id.as_str());
         match level {
-            log::Level::Trace => {
+            LogLevel::Trace => {
                 tracing::trace!(target: "osprey::plugin_log", plugin, run, %fields, "{message}")
             }
-            log::Level::Debug => {
+            LogLevel::Debug => {
                 tracing::debug!(target: "osprey::plugin_log", plugin, run, %fields, "{message}")
             }
-            log::Level::Info => {
+            LogLevel::Info => {
                 tracing::info!(target: "osprey::plugin_log", plugin, run, %fields, "{message}")
             }
-            log::Level::Warn => {
+            LogLevel::Warn => {
                 tracing::warn!(target: "osprey::plugin_log", plugin, run, %fields, "{message}")
             }
-            log::Level::Error => {
+            LogLevel::Error => {
                 tracing::error!(target: "osprey::plugin_log", plugin, run, %fields, "{message}")
             }
         }
     }
-}
 
-impl config::Host for CallState {
-    async fn get(&mut self, key: String) -> Option<String> {
-        self.env.config.get(&key).cloned()
+    /// `config.get`.
+    pub(crate) fn setting(&self, key: &str) -> Option<String> {
+        self.env.config.get(key).cloned()
     }
 }
 

@@ -5,7 +5,6 @@
 //! fresh instance from that `InstancePre`, its own limits, and its own outbound gate; when
 //! it ends, everything it held is dropped. See `call.rs` for one call from start to end.
 
-mod bindings;
 mod call;
 mod engine;
 mod host;
@@ -13,10 +12,12 @@ pub mod manifest;
 mod outbound;
 mod sockets;
 mod stdio;
+mod wit;
 
 pub use engine::CacheOutcome;
 pub use manifest::{ConfigKey, Manifest, ManifestError};
 pub use outbound::HttpOutcome;
+pub use wit::WitVersion;
 
 use crate::capability::{Capabilities, Limits};
 use crate::store::{Store, StoreError};
@@ -115,7 +116,7 @@ pub struct LoadedPlugin {
     pub cache: CacheOutcome,
     /// The interfaces the component imports.
     pub imports: Vec<String>,
-    pre: bindings::IntegrationPre<host::CallState>,
+    pre: wit::Pre,
     validators: BTreeMap<String, (jsonschema::Validator, jsonschema::Validator)>,
     policy: RwLock<Arc<Policy>>,
     files: FileStamp,
@@ -137,6 +138,11 @@ impl LoadedPlugin {
 
     pub fn name(&self) -> &str {
         &self.manifest.name
+    }
+
+    /// The version of the WIT contract the component was built against.
+    pub fn contract(&self) -> WitVersion {
+        self.pre.version()
     }
 }
 
@@ -207,9 +213,24 @@ pub struct CallError {
     pub kind: ErrorKind,
     pub message: String,
     pub retryable: bool,
+    /// How long the plugin said to wait before calling again (WIT 0.2.0's `retry-after`);
+    /// only on a retryable error.
+    #[serde(
+        rename = "retry_after_ms",
+        serialize_with = "opt_millis",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub retry_after: Option<Duration>,
     #[serde(serialize_with = "millis")]
     pub duration: Duration,
     pub http: Vec<HttpEvent>,
+}
+
+fn opt_millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => millis(d, s),
+        None => s.serialize_none(),
+    }
 }
 
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -226,6 +247,7 @@ impl CallError {
             kind,
             message: message.into(),
             retryable,
+            retry_after: None,
             duration: Duration::ZERO,
             http: Vec::new(),
         }
@@ -519,16 +541,8 @@ impl Runtime {
             .imports(&self.inner.engine)
             .map(|(name, _)| name.to_owned())
             .collect();
-        let instance_pre = self
-            .inner
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| invalid(format!("it needs an import Osprey does not provide: {e}")))?;
-        let pre = bindings::IntegrationPre::new(instance_pre).map_err(|e| {
-            invalid(format!(
-                "it does not export the osprey:plugin/integration world: {e}"
-            ))
-        })?;
+        let pre = wit::Pre::new(&self.inner.linker, &component, &imports)
+            .map_err(|e| invalid(e.to_string()))?;
 
         let wit = call::describe(self, &pre, &manifest.name)
             .await

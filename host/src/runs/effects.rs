@@ -51,6 +51,7 @@ impl Effects for LiveEffects {
                     kind: e.kind.to_string(),
                     message: e.message,
                     retryable: e.retryable,
+                    retry_after_ms: e.retry_after.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                 }),
                 // The replay is interrupted and this step is not journaled: taken again
                 // (with the same idempotency key) when the run is replayed.
@@ -58,6 +59,7 @@ impl Effects for LiveEffects {
                     kind: "interrupted".into(),
                     message: "the server is shutting down".into(),
                     retryable: true,
+                    retry_after_ms: None,
                 }),
             }
         })

@@ -4,7 +4,7 @@
 
 use super::Executor;
 use super::effects::LiveEffects;
-use crate::playbook::{Failure, FailureKind, Outcome, RunContext, Step, StepKind};
+use crate::playbook::{Failure, FailureKind, MAX_RETRY_AFTER_MS, Outcome, RunContext, Step, StepKind};
 use crate::store::runs::{ClaimedJob, RunStatus};
 use crate::store::{StoreError, now_ms};
 use std::sync::Arc;
@@ -277,11 +277,11 @@ impl Executor {
                         .await?;
                     tracing::warn!(run = %run.id, error = %message, "run dead-lettered");
                 } else {
-                    let backoff = (1000i64 << attempts.min(8)).min(300_000);
+                    let (wait_ms, message) = retry_wait(&f, attempts, now_ms());
                     store
-                        .reschedule_run(&run.id, RunStatus::Queued, now_ms() + backoff, Some(&f.message))
+                        .reschedule_run(&run.id, RunStatus::Queued, now_ms() + wait_ms, Some(&message))
                         .await?;
-                    tracing::warn!(run = %run.id, attempts, backoff_ms = backoff, error = %f.message, "run will be retried");
+                    tracing::warn!(run = %run.id, attempts, wait_ms, error = %message, "run will be retried");
                 }
             }
             Outcome::Failed(f) => {
@@ -292,5 +292,61 @@ impl Executor {
             }
         }
         Ok(())
+    }
+}
+
+/// How long a retryable failed run waits before its next attempt, and the run's error that
+/// says why: the plugin's `retry-after` when it gave one (at most [`MAX_RETRY_AFTER_MS`]),
+/// else the backoff (2, 4, 8, 16 s, ... up to 5 minutes) after `attempts` attempts.
+fn retry_wait(f: &Failure, attempts: i64, now: i64) -> (i64, String) {
+    match f.kind {
+        FailureKind::Plugin {
+            retry_after_ms: Some(asked),
+            ..
+        } => {
+            let wait = asked.min(MAX_RETRY_AFTER_MS);
+            let wait_ms = i64::try_from(wait).expect("24 hours of ms fit an i64");
+            let at = chrono::DateTime::from_timestamp_millis(now + wait_ms)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default();
+            let capped = if asked > wait { " (the most Osprey waits; it asked for longer)" } else { "" };
+            let message = format!(
+                "{}; retrying at {at}, in {}{capped}, as the plugin asked (retry-after)",
+                f.message,
+                humantime::format_duration(std::time::Duration::from_millis(wait)),
+            );
+            (wait_ms, message)
+        }
+        _ => ((1000i64 << attempts.min(8)).min(300_000), f.message.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retry_wait;
+    use crate::playbook::{Failure, FailureKind};
+
+    fn plugin_failure(retry_after_ms: Option<u64>) -> Failure {
+        Failure {
+            kind: FailureKind::Plugin {
+                retryable: true,
+                retry_after_ms,
+            },
+            message: "ipinfo/lookup failed (rate-limited): daily quota".into(),
+            step: Some(1),
+        }
+    }
+
+    #[test]
+    fn a_retry_after_replaces_the_backoff_and_is_capped_at_a_day() {
+        let now = 1_800_000_000_000;
+        assert_eq!(retry_wait(&plugin_failure(None), 1, now).0, 2000);
+        assert_eq!(retry_wait(&plugin_failure(None), 4, now).0, 16_000);
+        let (wait, message) = retry_wait(&plugin_failure(Some(3_600_000)), 1, now);
+        assert_eq!(wait, 3_600_000);
+        assert!(message.contains("retrying at 2027-01-15T09:00:00Z, in 1h, as the plugin asked"), "{message}");
+        let (wait, message) = retry_wait(&plugin_failure(Some(u64::from(u32::MAX))), 1, now);
+        assert_eq!(wait, 24 * 3_600_000);
+        assert!(message.contains("in 1day (the most Osprey waits"), "{message}");
     }
 }

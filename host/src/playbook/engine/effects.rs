@@ -12,7 +12,15 @@ pub struct PluginFailure {
     pub kind: String,
     pub message: String,
     pub retryable: bool,
+    /// How long the plugin asked to wait before the call is made again (WIT 0.2.0's
+    /// `retry-after`), in ms. Journals written before it existed read back without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
+
+/// The longest wait a plugin's `retry-after` is honoured for (24 hours); a longer one waits
+/// this long. Past it, the run's retry is a question for a person, not a timer.
+pub const MAX_RETRY_AFTER_MS: u64 = 24 * 3600 * 1000;
 
 /// Why a new step could not be written to the journal (the replay is retried later).
 #[derive(Debug, thiserror::Error)]

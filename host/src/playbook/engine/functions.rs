@@ -221,10 +221,16 @@ pub(super) fn register_effects(engine: &mut Engine, state: &Shared) {
         );
     });
 
-    // retry()'s backoff: base seconds (or a duration string) doubled per attempt.
+    // retry()'s backoff: base seconds (or a duration string) doubled per attempt, unless
+    // the plugin's error said how long to wait (`retry_after_ms`, capped).
     engine.register_fn(
         "__backoff",
-        |base: Dynamic, attempt: i64| -> Result<f64, Box<EvalAltResult>> {
+        |base: Dynamic, attempt: i64, retry_after_ms: Dynamic| -> Result<f64, Box<EvalAltResult>> {
+            if let Ok(ms) = retry_after_ms.as_int()
+                && let Ok(ms) = u64::try_from(ms)
+            {
+                return Ok(ms.min(super::MAX_RETRY_AFTER_MS) as f64 / 1000.0);
+            }
             let secs = if let Some(s) = base.clone().try_cast::<String>() {
                 humantime::parse_duration(&s)
                     .map_err(|e| format!("retry backoff \"{s}\": {e}"))?

@@ -33,7 +33,7 @@ mod state;
 
 pub use super::journal::{Interrupt, RunContext, Step, StepKind};
 pub use super::limits::ScriptLimits;
-pub use effects::{Effects, JournalError, PluginFailure, QuestionWait, WaitError};
+pub use effects::{Effects, JournalError, MAX_RETRY_AFTER_MS, PluginFailure, QuestionWait, WaitError};
 pub use replay::replay;
 pub(super) use script::base_engine;
 pub use script::{CompileError, ExpressionError, Script, check_expression, compile, literal_invokes};
@@ -69,8 +69,13 @@ pub struct Failure {
 pub enum FailureKind {
     /// An error in the script (a thrown value, a type error, a missing variable).
     Script,
-    /// A plugin error the script did not catch.
-    Plugin { retryable: bool },
+    /// A plugin error the script did not catch; `retry_after_ms` when the plugin said how
+    /// long to wait before calling again.
+    Plugin {
+        retryable: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+    },
     /// A limit was hit; `limit` is its name in `[limits]`.
     Limit { limit: String },
     /// The script asked for something other than what the journal recorded.
@@ -88,7 +93,7 @@ impl Failure {
     pub fn retryable(&self) -> bool {
         matches!(
             self.kind,
-            FailureKind::Plugin { retryable: true } | FailureKind::Journal
+            FailureKind::Plugin { retryable: true, .. } | FailureKind::Journal
         )
     }
 }

@@ -150,9 +150,16 @@ fn failure_from(err: EvalAltResult, limits: &ScriptLimits, step: Option<u32>) ->
                     .get("retryable")
                     .and_then(|v| v.as_bool().ok())
                     .unwrap_or(false);
+                let retry_after_ms = map
+                    .get("retry_after_ms")
+                    .and_then(|v| v.as_int().ok())
+                    .and_then(|ms| u64::try_from(ms).ok());
                 let text = |k: &str| map.get(k).map(|v| v.to_string()).unwrap_or_default();
                 return Failure {
-                    kind: FailureKind::Plugin { retryable },
+                    kind: FailureKind::Plugin {
+                        retryable,
+                        retry_after_ms,
+                    },
                     message: format!(
                         "{}/{} failed ({}): {} (not caught by the script, at {pos})",
                         text("plugin"),

@@ -25,7 +25,8 @@ pub struct CompileError {
 /// The functions every script can use, written in Rhai.
 const PRELUDE: &str = r#"
 /// Call `f` up to `attempts` times while it throws a retryable plugin error, sleeping
-/// `backoff` (seconds or "2s"), then twice that, and so on, between attempts.
+/// `backoff` (seconds or "2s"), then twice that, and so on, between attempts; or, when the
+/// plugin said how long to wait (`retry_after_ms`), that long (at most 24 hours).
 fn retry(attempts, backoff, f) {
     let n = 0;
     loop {
@@ -34,7 +35,7 @@ fn retry(attempts, backoff, f) {
         } catch (e) {
             n += 1;
             if type_of(e) != "map" || !(e.retryable ?? false) || n >= attempts { throw e; }
-            sleep(__backoff(backoff, n));
+            sleep(__backoff(backoff, n, e.retry_after_ms));
         }
     }
 }
