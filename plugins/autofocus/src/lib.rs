@@ -455,18 +455,22 @@ fn error_for(status: u16, response: &http::Response) -> Error {
             "{said}; the AutoFocus license behind this API key is invalid or expired"
         )),
         409 => Error::invalid_input(format!("{said}; AutoFocus refused the indicator")),
-        429 => Error::rate_limited(format!("{said}; retry later")),
+        429 => Error::rate_limited(format!("{said}; retry later")).retry_after(response.retry_after()),
         503 if message.to_ascii_lowercase().contains("bucket") || has_bucket_info(&body) => {
-            let wait = body
+            let wait_seconds = body
                 .as_ref()
                 .and_then(|b| b.get("bucket_info"))
                 .and_then(|b| b.get("wait_in_seconds"))
                 .and_then(Value::as_f64)
-                .map(|s| format!("; AutoFocus asks to wait {} s", s.ceil()))
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(f64::ceil);
+            let wait = wait_seconds
+                .map(|s| format!("; AutoFocus asks to wait {s} s"))
                 .unwrap_or_default();
             Error::rate_limited(format!(
                 "{said}: this license's AutoFocus API points are spent{wait}"
             ))
+            .retry_after(wait_seconds.map(std::time::Duration::from_secs_f64))
         }
         500..=599 => Error::unavailable(said),
         300..=399 => Error::upstream(format!(
@@ -702,6 +706,7 @@ mod tests {
         );
         assert!(spent.kind == ErrorKind::RateLimited && spent.retryable);
         assert!(spent.message.contains("wait 13 s"), "{}", spent.message);
+        assert_eq!(spent.retry_after, Some(std::time::Duration::from_secs(13)));
         assert_eq!(
             error_for(503, &answer(503, "maintenance")).kind,
             ErrorKind::Unavailable

@@ -1,5 +1,6 @@
 use crate::bindings::osprey::plugin::types as wit;
 use std::fmt;
+use std::time::Duration;
 
 /// What went wrong, in terms a playbook can act on. See the WIT file for each kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,8 +25,8 @@ pub enum ErrorKind {
     Internal,
 }
 
-/// A typed error: kind, message and whether a retry may help. Messages reach run timelines
-/// and logs: never put a secret in one.
+/// A typed error: kind, message, whether a retry may help, and how long to wait before it
+/// when the vendor said so. Messages reach run timelines and logs: never put a secret in one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     /// What went wrong.
@@ -34,6 +35,10 @@ pub struct Error {
     pub message: String,
     /// Whether the same call may succeed later.
     pub retryable: bool,
+    /// How long the vendor asked to wait before the call is made again (a `Retry-After`, a
+    /// quota's reset time). A run that retries this call waits this long instead of its
+    /// backoff (Osprey waits at most 24 hours). Meaningful only when `retryable`.
+    pub retry_after: Option<Duration>,
 }
 
 /// `Result` with this crate's [`Error`].
@@ -51,6 +56,7 @@ impl Error {
             kind,
             message: message.into(),
             retryable,
+            retry_after: None,
         }
     }
     /// The input was wrong.
@@ -84,6 +90,13 @@ impl Error {
     /// Override whether a retry may help.
     pub fn retryable(mut self, retryable: bool) -> Self {
         self.retryable = retryable;
+        self
+    }
+    /// Say how long to wait before the call is made again, when the vendor said (`None`
+    /// leaves it unsaid): `Error::rate_limited(msg).retry_after(Duration::from_secs(3600))`,
+    /// or `.retry_after(response.retry_after())` with an HTTP response's `Retry-After`.
+    pub fn retry_after(mut self, wait: impl Into<Option<Duration>>) -> Self {
+        self.retry_after = wait.into();
         self
     }
 }
@@ -140,6 +153,7 @@ impl From<wit::Error> for Error {
             kind: e.kind.into(),
             message: e.message,
             retryable: e.retryable,
+            retry_after: e.retry_after.map(|ms| Duration::from_millis(u64::from(ms))),
         }
     }
 }
@@ -150,6 +164,10 @@ impl From<Error> for wit::Error {
             kind: e.kind.into(),
             message: e.message,
             retryable: e.retryable,
+            // In milliseconds; past u32 (49 days) is the same as the host's cap.
+            retry_after: e
+                .retry_after
+                .map(|d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX)),
         }
     }
 }
@@ -191,6 +209,12 @@ mod tests {
             let back: Error = wit::Error::from(e.clone()).into();
             assert_eq!(back, e);
         }
+        let e = Error::rate_limited("daily quota").retry_after(Duration::from_secs(3600));
+        assert_eq!(wit::Error::from(e.clone()).retry_after, Some(3_600_000));
+        assert_eq!(Error::from(wit::Error::from(e.clone())), e);
+        let far = Error::rate_limited("x").retry_after(Duration::from_secs(u64::MAX));
+        assert_eq!(wit::Error::from(far).retry_after, Some(u32::MAX));
+        assert_eq!(e.retry_after(None).retry_after, None);
     }
 
     #[test]

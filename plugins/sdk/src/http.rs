@@ -255,9 +255,22 @@ impl Response {
             .map_err(|e| Error::upstream(format!("{} answered with JSON that does not fit: {e}", self.url)))
     }
 
+    /// How long the `Retry-After` header asks to wait: seconds, or an HTTP date (the time
+    /// from now until then; zero if it is past). None without the header or if it does not
+    /// parse.
+    pub fn retry_after(&self) -> Option<Duration> {
+        let value = self.header("retry-after")?.trim();
+        if let Ok(seconds) = value.parse::<u64>() {
+            return Some(Duration::from_secs(seconds));
+        }
+        let at = httpdate::parse_http_date(value).ok()?;
+        Some(at.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+    }
+
     /// Turn a non-2xx status into the matching error kind: 401/403 → denied,
     /// 404 → not-found, 429 → rate-limited, 5xx → unavailable, other 4xx → upstream.
-    /// The error message carries the status and the start of the body.
+    /// The error message carries the status and the start of the body. A 429 or 5xx with a
+    /// `Retry-After` header carries it as the error's `retry_after`.
     pub fn error_for_status(self) -> Result<Self> {
         if (200..300).contains(&self.status) {
             return Ok(self);
@@ -271,10 +284,14 @@ impl Response {
         };
         let text = self.text();
         let snippet: String = text.chars().take(300).collect();
-        Err(Error::new(
+        let error = Error::new(
             kind,
             format!("{} answered HTTP {}: {snippet}", self.url, self.status),
-        ))
+        );
+        Err(match kind {
+            ErrorKind::RateLimited | ErrorKind::Unavailable => error.retry_after(self.retry_after()),
+            _ => error,
+        })
     }
 }
 
@@ -449,6 +466,29 @@ mod tests {
             Request::get("https://h/").query(&[("a", "1")]).url,
             "https://h/?a=1"
         );
+    }
+
+    #[test]
+    fn a_429_or_503_with_retry_after_says_how_long_to_wait() {
+        let with = |status: u16, value: &str| {
+            let mut r = response(status, "slow down");
+            r.headers.push(("retry-after".into(), value.into()));
+            r
+        };
+        let e = with(429, "120").error_for_status().unwrap_err();
+        assert_eq!((e.kind, e.retry_after), (ErrorKind::RateLimited, Some(Duration::from_secs(120))));
+        let e = with(503, " 5 ").error_for_status().unwrap_err();
+        assert_eq!(e.retry_after, Some(Duration::from_secs(5)));
+        // An HTTP date: the time until then.
+        let later = std::time::SystemTime::now() + Duration::from_secs(3600);
+        let e = with(429, &httpdate::fmt_http_date(later)).error_for_status().unwrap_err();
+        let wait = e.retry_after.unwrap();
+        assert!(wait > Duration::from_secs(3590) && wait <= Duration::from_secs(3600), "{wait:?}");
+        assert_eq!(with(429, "Wed, 21 Oct 2015 07:28:00 GMT").retry_after(), Some(Duration::ZERO));
+        // Unparsable, absent, or on a status where it means nothing: not carried.
+        assert_eq!(with(429, "soon").error_for_status().unwrap_err().retry_after, None);
+        assert_eq!(response(429, "").error_for_status().unwrap_err().retry_after, None);
+        assert_eq!(with(403, "60").error_for_status().unwrap_err().retry_after, None);
     }
 
     #[test]

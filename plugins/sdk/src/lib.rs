@@ -3,7 +3,7 @@
 //! An Osprey integration (a *plugin*) is a WebAssembly component that offers named
 //! *actions*: `lookup` an IP, `block-client` on a controller, `give-bonus`. Playbooks call
 //! actions with a JSON object and get a JSON object back. This crate and the WIT file
-//! (`wit/v0.1.0/plugin.wit`) are all you need to read.
+//! (`wit/v0.2.0/plugin.wit`) are all you need to read.
 //!
 //! ```ignore
 //! use osprey_sdk::prelude::*;

@@ -167,7 +167,8 @@ impl Controller {
                 return Err(Error::rate_limited(format!(
                     "{}; the controller refuses logins for a while after too many",
                     said(&response)
-                )));
+                ))
+                .retry_after(response.retry_after()));
             }
             300..=399 => {
                 return Err(Error::upstream(format!(
@@ -338,7 +339,7 @@ impl Controller {
             404 => Error::upstream(format!(
                 "{said}; no such API path: check the base_url and controller settings"
             )),
-            429 => Error::rate_limited(format!("{said}; retry later")),
+            429 => Error::rate_limited(format!("{said}; retry later")).retry_after(response.retry_after()),
             500..=599 => Error::unavailable(said),
             300..=399 => Error::upstream(format!(
                 "{said}; redirects are not followed: check the base_url setting"

@@ -137,6 +137,18 @@ fn fail(_: &Context, input: Message) -> Result<Empty> {
     Err(Error::rate_limited(input.message))
 }
 
+#[derive(Deserialize, JsonSchema)]
+struct Later {
+    message: String,
+    /// How long the error asks to wait, in milliseconds.
+    retry_after_ms: u64,
+}
+
+/// A vendor's "come back later": rate-limited, with how long to wait (WIT 0.2.0).
+fn fail_later(_: &Context, input: Later) -> Result<Empty> {
+    Err(Error::rate_limited(input.message).retry_after(Duration::from_millis(input.retry_after_ms)))
+}
+
 fn plugin() -> Plugin {
     Plugin::new("test-echo", env!("CARGO_PKG_VERSION"), "Well-behaved test plugin")
         .action("noop", "Does nothing: the benchmark's trivial action", noop)
@@ -157,6 +169,11 @@ fn plugin() -> Plugin {
             "fail",
             "Returns a retryable rate-limited error with the given message",
             fail,
+        )
+        .action(
+            "fail-later",
+            "Returns a rate-limited error that asks to wait retry_after_ms",
+            fail_later,
         )
 }
 
