@@ -297,6 +297,39 @@ fn retry_is_a_one_liner_with_journaled_backoff() {
 }
 
 #[test]
+fn retry_waits_as_long_as_the_plugin_said_at_most_a_day_and_the_failure_carries_it() {
+    let source = r#"retry(3, "2s", || invoke("ipinfo", "lookup", #{ ip: "8.8.8.8" }))"#;
+    let quota = |ms: u64| PluginFailure {
+        kind: "rate-limited".into(),
+        message: "daily quota".into(),
+        retryable: true,
+        retry_after_ms: Some(ms),
+    };
+    let w = world();
+    w.lock().unwrap().answers = vec![Err(quota(90_000)), Err(quota(u64::from(u32::MAX)))];
+    let (o, journal) = run(source, vec![], &w);
+    assert_eq!(o, Outcome::Waiting { wake_at: 1_000_000 + 90_000 }, "not the 2 s backoff");
+    assert_eq!(journal[0].outcome["retry_after_ms"], 90_000);
+    w.lock().unwrap().clock = 1_090_000;
+    let (o, _) = run(source, journal, &w);
+    assert_eq!(o, Outcome::Waiting { wake_at: 1_090_000 + 24 * 3_600_000 }, "capped at a day");
+
+    // Not caught: the run's failure carries it, for the executor's retry.
+    let w = world();
+    w.lock().unwrap().answers = vec![Err(quota(60_000))];
+    let (o, _) = run(r#"invoke("ipinfo", "lookup", #{ ip: "8.8.8.8" })"#, vec![], &w);
+    assert_eq!(
+        failure(&o).kind,
+        FailureKind::Plugin { retryable: true, retry_after_ms: Some(60_000) }
+    );
+    // A journal written before retry-after existed reads back without it.
+    let old: PluginFailure =
+        serde_json::from_value(json!({"kind": "unavailable", "message": "down", "retryable": true})).unwrap();
+    assert_eq!(old.retry_after_ms, None);
+    assert!(serde_json::to_value(&old).unwrap().get("retry_after_ms").is_none());
+}
+
+#[test]
 fn every_limit_fails_the_run_and_names_itself() {
     let small = ScriptLimits {
         max_operations: 10_000,

@@ -82,10 +82,14 @@ impl TestHost {
 
     /// Install a built plugin by copying its folder into the plugins directory.
     pub async fn install(&self, name: &str) {
-        let src = dist().join(name);
+        self.install_from(&dist().join(name), name).await;
+    }
+
+    /// Install the plugin folder `src` under the name `name`.
+    pub async fn install_from(&self, src: &Path, name: &str) {
         let dst = self.app.runtime.options().plugins_dir.join(name);
         std::fs::create_dir_all(&dst).unwrap();
-        for entry in std::fs::read_dir(&src).unwrap() {
+        for entry in std::fs::read_dir(src).unwrap() {
             let entry = entry.unwrap();
             std::fs::copy(entry.path(), dst.join(entry.file_name())).unwrap();
         }
