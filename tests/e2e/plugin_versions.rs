@@ -32,23 +32,50 @@ fn a_0_1_0_component_installs_and_answers_next_to_a_0_2_0_one() {
     for plugin in [OLD, NEW] {
         // The export, and each osprey import (secrets, kv, config, log) through its version's
         // adapter.
-        assert_eq!(call(plugin, "echo", r#"{"message":"hi"}"#)["message"], "hi", "{plugin}");
-        let out = cli.run_with_stdin(&["secret", "set", plugin, "greeting"], &format!("hello from {plugin}\n"));
+        assert_eq!(
+            call(plugin, "echo", r#"{"message":"hi"}"#)["message"],
+            "hi",
+            "{plugin}"
+        );
+        let out = cli.run_with_stdin(
+            &["secret", "set", plugin, "greeting"],
+            &format!("hello from {plugin}\n"),
+        );
         assert!(out.status.success(), "{}", text(&out.stderr));
         assert_eq!(
             call(plugin, "secret-length", r#"{"name":"greeting"}"#)["length"],
             json!(format!("hello from {plugin}").len()),
         );
-        call(plugin, "kv-put", &format!(r#"{{"key":"k","value":"kept by {plugin}"}}"#));
-        assert_eq!(call(plugin, "kv-get", r#"{"key":"k"}"#)["value"], format!("kept by {plugin}"));
+        call(
+            plugin,
+            "kv-put",
+            &format!(r#"{{"key":"k","value":"kept by {plugin}"}}"#),
+        );
+        assert_eq!(
+            call(plugin, "kv-get", r#"{"key":"k"}"#)["value"],
+            format!("kept by {plugin}")
+        );
         assert_eq!(call(plugin, "config", r#"{"key":"motto"}"#)["value"], "stay calm");
         assert!(call(plugin, "context", "{}")["run_id"].is_string());
-        let err = cli.fails(&["plugin", "call", plugin, "fail", "--input", r#"{"message":"slow down"}"#]);
-        assert!(err.contains("rate-limited") && err.contains("slow down"), "{plugin}: {err}");
+        let err = cli.fails(&[
+            "plugin",
+            "call",
+            plugin,
+            "fail",
+            "--input",
+            r#"{"message":"slow down"}"#,
+        ]);
+        assert!(
+            err.contains("rate-limited") && err.contains("slow down"),
+            "{plugin}: {err}"
+        );
     }
     // Each plugin kept its own kv and secret: the two versions share one implementation of
     // the imports, not one plugin's data.
-    assert_eq!(call(OLD, "kv-get", r#"{"key":"k"}"#)["value"], format!("kept by {OLD}"));
+    assert_eq!(
+        call(OLD, "kv-get", r#"{"key":"k"}"#)["value"],
+        format!("kept by {OLD}")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,19 +86,38 @@ async fn each_component_is_served_its_own_version_and_only_0_2_0_errors_say_when
     assert_eq!(host.app.runtime.get(OLD).unwrap().contract(), WitVersion::V0_1_0);
     assert_eq!(host.app.runtime.get(NEW).unwrap().contract(), WitVersion::V0_2_0);
     // The new action exists only in the component built against 0.2.0.
-    let old_actions: Vec<String> = host.app.runtime.get(OLD).unwrap().description.actions.iter().map(|a| a.name.clone()).collect();
+    let old_actions: Vec<String> = host
+        .app
+        .runtime
+        .get(OLD)
+        .unwrap()
+        .description
+        .actions
+        .iter()
+        .map(|a| a.name.clone())
+        .collect();
     assert!(!old_actions.contains(&"fail-later".to_owned()), "{old_actions:?}");
 
     let e = host
-        .call(NEW, "fail-later", json!({"message": "daily quota spent", "retry_after_ms": HOUR_MS}))
+        .call(
+            NEW,
+            "fail-later",
+            json!({"message": "daily quota spent", "retry_after_ms": HOUR_MS}),
+        )
         .await
         .unwrap_err();
     assert_eq!((e.kind, e.retryable), (ErrorKind::RateLimited, true));
     assert_eq!(e.retry_after, Some(Duration::from_secs(3600)));
     assert_eq!(serde_json::to_value(&e).unwrap()["retry_after_ms"], HOUR_MS);
 
-    let e = host.call(OLD, "fail", json!({"message": "slow down"})).await.unwrap_err();
-    assert_eq!((e.kind, e.retryable, e.retry_after), (ErrorKind::RateLimited, true, None));
+    let e = host
+        .call(OLD, "fail", json!({"message": "slow down"}))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.kind, e.retryable, e.retry_after),
+        (ErrorKind::RateLimited, true, None)
+    );
     assert!(serde_json::to_value(&e).unwrap().get("retry_after_ms").is_none());
 }
 
@@ -93,7 +139,12 @@ async fn a_failed_run_is_retried_when_the_plugin_said_not_before() {
     )
     .await;
     let store = &host.app.store;
-    let id = host.app.executor.start("quota", &Default::default(), "test").await.unwrap();
+    let id = host
+        .app
+        .executor
+        .start("quota", &Default::default(), "test")
+        .await
+        .unwrap();
     let before = now_ms();
     host.app.executor.work_once(4).await.unwrap();
     let after = now_ms();
@@ -111,7 +162,8 @@ async fn a_failed_run_is_retried_when_the_plugin_said_not_before() {
         .unwrap()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     assert!(
-        error.contains("daily quota spent") && error.contains(&format!("retrying at {at}, in 1h, as the plugin asked")),
+        error.contains("daily quota spent")
+            && error.contains(&format!("retrying at {at}, in 1h, as the plugin asked")),
         "{error}"
     );
 }
@@ -124,18 +176,29 @@ async fn the_scripts_retry_sleeps_as_long_as_the_plugin_said_and_journals_it() {
     )
     .await;
     let store = &host.app.store;
-    let id = host.app.executor.start("patient", &Default::default(), "test").await.unwrap();
+    let id = host
+        .app
+        .executor
+        .start("patient", &Default::default(), "test")
+        .await
+        .unwrap();
     let before = now_ms();
     host.app.executor.work_once(4).await.unwrap();
     let after = now_ms();
     let run = store.run(&id).await.unwrap().unwrap();
     assert_eq!(run.status, RunStatus::Waiting);
     let wake_at = run.wake_at.unwrap();
-    assert!((before + 90_000..=after + 90_000).contains(&wake_at), "wakes at {wake_at}");
+    assert!(
+        (before + 90_000..=after + 90_000).contains(&wake_at),
+        "wakes at {wake_at}"
+    );
     let steps = store.steps(&id).await.unwrap();
     let kinds: Vec<&str> = steps.iter().map(|s| s.kind.as_str()).collect();
     assert_eq!(kinds, ["invoke", "sleep"]);
     assert!(!steps[0].ok);
-    assert_eq!(steps[0].outcome["retry_after_ms"], 90_000, "the journal keeps what the plugin asked");
+    assert_eq!(
+        steps[0].outcome["retry_after_ms"], 90_000,
+        "the journal keeps what the plugin asked"
+    );
     assert_eq!(steps[1].request, json!({ "ms": 90_000 }), "not the 2 s backoff");
 }

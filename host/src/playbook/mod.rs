@@ -20,8 +20,8 @@ mod tests;
 
 pub use act::{Act, ActCall, ActError};
 pub use engine::{
-    Effects, Failure, FailureKind, JournalError, MAX_RETRY_AFTER_MS, Outcome, PluginFailure, QuestionWait, Script,
-    ScriptLimits, WaitError,
+    Effects, Failure, FailureKind, JournalError, MAX_RETRY_AFTER_MS, Outcome, PluginFailure, QuestionWait,
+    Script, ScriptLimits, WaitError,
 };
 pub use journal::{Interrupt, RunContext, Step, StepKind};
 pub use limits::{LimitOverrides, RunLimits};

@@ -250,7 +250,13 @@ fn plugin_errors_are_catchable_values_with_kind_and_retryable() {
     })];
     let (o, _) = run(r#"invoke("ipinfo", "lookup", #{})"#, vec![], &w);
     let f = failure(&o);
-    assert_eq!(f.kind, FailureKind::Plugin { retryable: true, retry_after_ms: None });
+    assert_eq!(
+        f.kind,
+        FailureKind::Plugin {
+            retryable: true,
+            retry_after_ms: None
+        }
+    );
     assert!(
         f.message.contains("ipinfo/lookup failed (unavailable): down"),
         "{}",
@@ -292,7 +298,13 @@ fn retry_is_a_one_liner_with_journaled_backoff() {
         retry_after_ms: None,
     })];
     let (o, journal) = run(source, vec![], &w);
-    assert_eq!(failure(&o).kind, FailureKind::Plugin { retryable: false, retry_after_ms: None });
+    assert_eq!(
+        failure(&o).kind,
+        FailureKind::Plugin {
+            retryable: false,
+            retry_after_ms: None
+        }
+    );
     assert_eq!(journal.len(), 1);
 }
 
@@ -308,11 +320,23 @@ fn retry_waits_as_long_as_the_plugin_said_at_most_a_day_and_the_failure_carries_
     let w = world();
     w.lock().unwrap().answers = vec![Err(quota(90_000)), Err(quota(u64::from(u32::MAX)))];
     let (o, journal) = run(source, vec![], &w);
-    assert_eq!(o, Outcome::Waiting { wake_at: 1_000_000 + 90_000 }, "not the 2 s backoff");
+    assert_eq!(
+        o,
+        Outcome::Waiting {
+            wake_at: 1_000_000 + 90_000
+        },
+        "not the 2 s backoff"
+    );
     assert_eq!(journal[0].outcome["retry_after_ms"], 90_000);
     w.lock().unwrap().clock = 1_090_000;
     let (o, _) = run(source, journal, &w);
-    assert_eq!(o, Outcome::Waiting { wake_at: 1_090_000 + 24 * 3_600_000 }, "capped at a day");
+    assert_eq!(
+        o,
+        Outcome::Waiting {
+            wake_at: 1_090_000 + 24 * 3_600_000
+        },
+        "capped at a day"
+    );
 
     // Not caught: the run's failure carries it, for the executor's retry.
     let w = world();
@@ -320,13 +344,21 @@ fn retry_waits_as_long_as_the_plugin_said_at_most_a_day_and_the_failure_carries_
     let (o, _) = run(r#"invoke("ipinfo", "lookup", #{ ip: "8.8.8.8" })"#, vec![], &w);
     assert_eq!(
         failure(&o).kind,
-        FailureKind::Plugin { retryable: true, retry_after_ms: Some(60_000) }
+        FailureKind::Plugin {
+            retryable: true,
+            retry_after_ms: Some(60_000)
+        }
     );
     // A journal written before retry-after existed reads back without it.
     let old: PluginFailure =
         serde_json::from_value(json!({"kind": "unavailable", "message": "down", "retryable": true})).unwrap();
     assert_eq!(old.retry_after_ms, None);
-    assert!(serde_json::to_value(&old).unwrap().get("retry_after_ms").is_none());
+    assert!(
+        serde_json::to_value(&old)
+            .unwrap()
+            .get("retry_after_ms")
+            .is_none()
+    );
 }
 
 #[test]
@@ -739,7 +771,13 @@ fn invoke_cached_failures_are_catchable_like_invoke_and_never_cached() {
         vec![],
         &w,
     );
-    assert_eq!(failure(&o).kind, FailureKind::Plugin { retryable: true, retry_after_ms: None });
+    assert_eq!(
+        failure(&o).kind,
+        FailureKind::Plugin {
+            retryable: true,
+            retry_after_ms: None
+        }
+    );
     // A TTL that is not a duration is a script error, before any step.
     for (ttl, want) in [("soon", "'soon' is not a duration"), ("0s", "longer than 0s")] {
         let (o, steps) = run_cached(

@@ -131,11 +131,7 @@ pub(super) enum DescribeError {
 }
 
 /// Call `describe` in a fresh instance, with no imports usable.
-pub(super) async fn describe(
-    rt: &Runtime,
-    pre: &Pre,
-    plugin: &str,
-) -> Result<Descriptor, DescribeError> {
+pub(super) async fn describe(rt: &Runtime, pre: &Pre, plugin: &str) -> Result<Descriptor, DescribeError> {
     let limits = rt.inner.options.limits;
     let deadline = Instant::now() + DESCRIBE_TIMEOUT;
     let grant = Arc::new(Capabilities::default());

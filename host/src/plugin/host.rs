@@ -251,14 +251,16 @@ impl CallState {
     pub(crate) async fn kv_get(&mut self, key: &str) -> Result<Option<Vec<u8>>, ErrorRecord> {
         check_key(key)?;
         let env = &self.env;
-        env.store()?
-            .kv_get(&env.plugin, key)
-            .await
-            .map_err(storage_error)
+        env.store()?.kv_get(&env.plugin, key).await.map_err(storage_error)
     }
 
     /// `kv.set`.
-    pub(crate) async fn kv_set(&mut self, key: &str, value: &[u8], ttl_seconds: Option<u32>) -> Result<(), ErrorRecord> {
+    pub(crate) async fn kv_set(
+        &mut self,
+        key: &str,
+        value: &[u8],
+        ttl_seconds: Option<u32>,
+    ) -> Result<(), ErrorRecord> {
         check_key(key)?;
         let env = &self.env;
         let expires_at = ttl_seconds.map(|s| crate::store::now_ms() + i64::from(s) * 1000);

@@ -541,8 +541,8 @@ impl Runtime {
             .imports(&self.inner.engine)
             .map(|(name, _)| name.to_owned())
             .collect();
-        let pre = wit::Pre::new(&self.inner.linker, &component, &imports)
-            .map_err(|e| invalid(e.to_string()))?;
+        let pre =
+            wit::Pre::new(&self.inner.linker, &component, &imports).map_err(|e| invalid(e.to_string()))?;
 
         let wit = call::describe(self, &pre, &manifest.name)
             .await

@@ -309,7 +309,11 @@ fn retry_wait(f: &Failure, attempts: i64, now: i64) -> (i64, String) {
             let at = chrono::DateTime::from_timestamp_millis(now + wait_ms)
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
                 .unwrap_or_default();
-            let capped = if asked > wait { " (the most Osprey waits; it asked for longer)" } else { "" };
+            let capped = if asked > wait {
+                " (the most Osprey waits; it asked for longer)"
+            } else {
+                ""
+            };
             let message = format!(
                 "{}; retrying at {at}, in {}{capped}, as the plugin asked (retry-after)",
                 f.message,
@@ -344,7 +348,10 @@ mod tests {
         assert_eq!(retry_wait(&plugin_failure(None), 4, now).0, 16_000);
         let (wait, message) = retry_wait(&plugin_failure(Some(3_600_000)), 1, now);
         assert_eq!(wait, 3_600_000);
-        assert!(message.contains("retrying at 2027-01-15T09:00:00Z, in 1h, as the plugin asked"), "{message}");
+        assert!(
+            message.contains("retrying at 2027-01-15T09:00:00Z, in 1h, as the plugin asked"),
+            "{message}"
+        );
         let (wait, message) = retry_wait(&plugin_failure(Some(u64::from(u32::MAX))), 1, now);
         assert_eq!(wait, 24 * 3_600_000);
         assert!(message.contains("in 1day (the most Osprey waits"), "{message}");

@@ -264,7 +264,10 @@ impl Response {
             return Some(Duration::from_secs(seconds));
         }
         let at = httpdate::parse_http_date(value).ok()?;
-        Some(at.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+        Some(
+            at.duration_since(std::time::SystemTime::now())
+                .unwrap_or(Duration::ZERO),
+        )
     }
 
     /// Turn a non-2xx status into the matching error kind: 401/403 → denied,
@@ -476,18 +479,35 @@ mod tests {
             r
         };
         let e = with(429, "120").error_for_status().unwrap_err();
-        assert_eq!((e.kind, e.retry_after), (ErrorKind::RateLimited, Some(Duration::from_secs(120))));
+        assert_eq!(
+            (e.kind, e.retry_after),
+            (ErrorKind::RateLimited, Some(Duration::from_secs(120)))
+        );
         let e = with(503, " 5 ").error_for_status().unwrap_err();
         assert_eq!(e.retry_after, Some(Duration::from_secs(5)));
         // An HTTP date: the time until then.
         let later = std::time::SystemTime::now() + Duration::from_secs(3600);
-        let e = with(429, &httpdate::fmt_http_date(later)).error_for_status().unwrap_err();
+        let e = with(429, &httpdate::fmt_http_date(later))
+            .error_for_status()
+            .unwrap_err();
         let wait = e.retry_after.unwrap();
-        assert!(wait > Duration::from_secs(3590) && wait <= Duration::from_secs(3600), "{wait:?}");
-        assert_eq!(with(429, "Wed, 21 Oct 2015 07:28:00 GMT").retry_after(), Some(Duration::ZERO));
+        assert!(
+            wait > Duration::from_secs(3590) && wait <= Duration::from_secs(3600),
+            "{wait:?}"
+        );
+        assert_eq!(
+            with(429, "Wed, 21 Oct 2015 07:28:00 GMT").retry_after(),
+            Some(Duration::ZERO)
+        );
         // Unparsable, absent, or on a status where it means nothing: not carried.
-        assert_eq!(with(429, "soon").error_for_status().unwrap_err().retry_after, None);
-        assert_eq!(response(429, "").error_for_status().unwrap_err().retry_after, None);
+        assert_eq!(
+            with(429, "soon").error_for_status().unwrap_err().retry_after,
+            None
+        );
+        assert_eq!(
+            response(429, "").error_for_status().unwrap_err().retry_after,
+            None
+        );
         assert_eq!(with(403, "60").error_for_status().unwrap_err().retry_after, None);
     }
 

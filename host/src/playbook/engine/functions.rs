@@ -9,7 +9,7 @@ use rhai::{Dynamic, Engine, EvalAltResult, Map, Position};
 use serde_json::Value;
 
 /// What a plugin step gives the script: its output, or its failure as a catchable error map
-/// `#{ kind, message, retryable, plugin, action }`.
+/// `#{ kind, message, retryable, plugin, action }` (and `retry_after_ms` when the plugin gave one).
 fn plugin_result(
     outcome: &Value,
     ok: bool,

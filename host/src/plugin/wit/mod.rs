@@ -116,7 +116,10 @@ pub(crate) enum ContractError {
         version: WitVersion,
         source: wasmtime::Error,
     },
-    #[error("it does not export the osprey:plugin integration world of any version Osprey serves ({})", served())]
+    #[error(
+        "it does not export the osprey:plugin integration world of any version Osprey serves ({})",
+        served()
+    )]
     NoWorld,
 }
 
@@ -202,7 +205,9 @@ fn declared_version(imports: &[String]) -> Result<Option<WitVersion>, ContractEr
         (None, _) => Ok(None),
         (Some(one), None) => WitVersion::parse(one)
             .map(Some)
-            .ok_or_else(|| ContractError::Unknown { found: one.to_owned() }),
+            .ok_or_else(|| ContractError::Unknown {
+                found: one.to_owned(),
+            }),
         (Some(a), Some(b)) => {
             let mut all = vec![a.to_owned(), b.to_owned()];
             all.extend(versions.map(str::to_owned));
@@ -225,10 +230,10 @@ pub(crate) fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
 macro_rules! adapter {
     () => {
         use self::osprey::plugin::{config, kv, log, secrets, types};
+        use wasmtime::component::HasSelf;
         use $crate::plugin::host::CallState;
         use $crate::plugin::wit::{self as host_wit, ErrorRecord, LogLevel};
         use $crate::plugin::{CallContext, ErrorKind};
-        use wasmtime::component::HasSelf;
 
         pub(super) fn link(linker: &mut wasmtime::component::Linker<CallState>) -> wasmtime::Result<()> {
             types::add_to_linker::<CallState, HasSelf<CallState>>(linker, |s| s)?;
@@ -274,7 +279,9 @@ macro_rules! adapter {
                 idempotency_key: ctx.idempotency_key.clone(),
             };
             let instance = pre.instantiate_async(&mut *store).await?;
-            let result = instance.call_invoke(&mut *store, action, input, &ctx).await?;
+            let result = instance
+                .call_invoke(&mut *store, action, input, &ctx)
+                .await?;
             Ok(result.map_err(ErrorRecord::from))
         }
 
@@ -323,8 +330,15 @@ macro_rules! adapter {
                 self.kv_get(&key).await.map_err(Into::into)
             }
 
-            async fn set(&mut self, key: String, value: Vec<u8>, ttl_seconds: Option<u32>) -> Result<(), types::Error> {
-                self.kv_set(&key, &value, ttl_seconds).await.map_err(Into::into)
+            async fn set(
+                &mut self,
+                key: String,
+                value: Vec<u8>,
+                ttl_seconds: Option<u32>,
+            ) -> Result<(), types::Error> {
+                self.kv_set(&key, &value, ttl_seconds)
+                    .await
+                    .map_err(Into::into)
             }
 
             async fn delete(&mut self, key: String) -> Result<bool, types::Error> {
@@ -364,11 +378,18 @@ mod tests {
 
     #[test]
     fn the_version_is_read_from_the_osprey_imports() {
-        let v1 = names(&["wasi:io/streams@0.2.12", "osprey:plugin/types@0.1.0", "osprey:plugin/kv@0.1.0"]);
+        let v1 = names(&[
+            "wasi:io/streams@0.2.12",
+            "osprey:plugin/types@0.1.0",
+            "osprey:plugin/kv@0.1.0",
+        ]);
         assert_eq!(declared_version(&v1).unwrap(), Some(WitVersion::V0_1_0));
         let v2 = names(&["osprey:plugin/types@0.2.0"]);
         assert_eq!(declared_version(&v2).unwrap(), Some(WitVersion::V0_2_0));
-        assert_eq!(declared_version(&names(&["wasi:cli/stdout@0.2.12"])).unwrap(), None);
+        assert_eq!(
+            declared_version(&names(&["wasi:cli/stdout@0.2.12"])).unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -376,7 +397,8 @@ mod tests {
         let e = declared_version(&names(&["osprey:plugin/types@0.9.0"])).unwrap_err();
         assert!(matches!(&e, ContractError::Unknown { found } if found == "0.9.0"));
         assert!(e.to_string().contains("it serves 0.1.0, 0.2.0"), "{e}");
-        let e = declared_version(&names(&["osprey:plugin/types@0.1.0", "osprey:plugin/kv@0.2.0"])).unwrap_err();
+        let e =
+            declared_version(&names(&["osprey:plugin/types@0.1.0", "osprey:plugin/kv@0.2.0"])).unwrap_err();
         assert!(e.to_string().contains("0.1.0, 0.2.0"), "{e}");
     }
 }
