@@ -58,8 +58,7 @@ async fn fake_vendor(key: &'static str) -> (String, tokio::sync::oneshot::Sender
                 }
                 match q.get("q").map(String::as_str) {
                     Some("198.51.100.7") => {
-                        axum::Json(serde_json::json!({"verdict": "malicious", "score": 87}))
-                            .into_response()
+                        axum::Json(serde_json::json!({"verdict": "malicious", "score": 87})).into_response()
                     }
                     _ => (StatusCode::NOT_FOUND, "never seen").into_response(),
                 }
@@ -90,7 +89,12 @@ async fn a_new_project_builds_tests_packs_installs_and_answers_by_its_readme() {
         "{said}"
     );
     let project = work.path().join("acme-lookup");
-    for file in ["README.md", "Cargo.lock", "rust-toolchain.toml", ".cargo/config.toml"] {
+    for file in [
+        "README.md",
+        "Cargo.lock",
+        "rust-toolchain.toml",
+        ".cargo/config.toml",
+    ] {
         assert!(project.join(file).is_file(), "{file}");
     }
 
@@ -103,7 +107,11 @@ async fn a_new_project_builds_tests_packs_installs_and_answers_by_its_readme() {
         text(&again.stderr)
     );
     let bad = new(&["Acme_Lookup"]);
-    assert!(text(&bad.stderr).contains("plugin name 'Acme_Lookup' must be"), "{}", text(&bad.stderr));
+    assert!(
+        text(&bad.stderr).contains("plugin name 'Acme_Lookup' must be"),
+        "{}",
+        text(&bad.stderr)
+    );
     assert!(!work.path().join("Acme_Lookup").exists());
 
     // README: build and test.
@@ -122,8 +130,20 @@ async fn a_new_project_builds_tests_packs_installs_and_answers_by_its_readme() {
     std::fs::copy(project.join("plugin.toml"), dist.join("plugin.toml")).unwrap();
     std::fs::copy(&wasm, dist.join("acme_lookup.wasm")).unwrap();
     let pack = work.path().join("acme-lookup-0.1.0.ospack");
-    cli.ok(&["pack", "build", dist.to_str().unwrap(), "-o", pack.to_str().unwrap()]);
-    let installed = cli.ok(&["plugin", "install", pack.to_str().unwrap(), "--allow-unsigned", "--yes"]);
+    cli.ok(&[
+        "pack",
+        "build",
+        dist.to_str().unwrap(),
+        "-o",
+        pack.to_str().unwrap(),
+    ]);
+    let installed = cli.ok(&[
+        "plugin",
+        "install",
+        pack.to_str().unwrap(),
+        "--allow-unsigned",
+        "--yes",
+    ]);
     assert!(installed.contains("https://api.example.com"), "{installed}");
 
     let (origin, _vendor) = fake_vendor("k3y").await;

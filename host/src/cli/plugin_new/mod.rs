@@ -100,10 +100,7 @@ pub(crate) fn copy(dir: &Dir<'_>, under: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
     let mut dirs = vec![dir];
     while let Some(dir) = dirs.pop() {
-        out.extend(
-            dir.files()
-                .map(|f| (under.join(f.path()), f.contents().to_vec())),
-        );
+        out.extend(dir.files().map(|f| (under.join(f.path()), f.contents().to_vec())));
         dirs.extend(dir.dirs());
     }
     out
@@ -115,8 +112,7 @@ fn write(dir: &Path, files: &[(PathBuf, Vec<u8>)]) -> anyhow::Result<()> {
     for (path, contents) in files {
         let path = dir.join(path);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create {}", parent.display()))?;
+            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
         }
         std::fs::OpenOptions::new()
             .write(true)
@@ -164,7 +160,10 @@ mod tests {
     #[test]
     fn python_says_not_yet_and_what_to_use() {
         let e = project(Lang::Python, "acme").err().unwrap().to_string();
-        assert!(e.contains("no Python template yet") && e.contains("--lang rust"), "{e}");
+        assert!(
+            e.contains("no Python template yet") && e.contains("--lang rust"),
+            "{e}"
+        );
     }
 
     #[test]

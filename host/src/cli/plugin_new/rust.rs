@@ -136,7 +136,10 @@ fn table<'a>(t: &'a toml::Table, keys: &[&str]) -> anyhow::Result<&'a toml::Tabl
 
 /// `[profile.release]` of the plugins workspace.
 fn release_profile(workspace: &toml::Table) -> anyhow::Result<String> {
-    Ok(section("profile.release", table(workspace, &["profile", "release"])?))
+    Ok(section(
+        "profile.release",
+        table(workspace, &["profile", "release"])?,
+    ))
 }
 
 /// `[workspace]` with the plugins workspace's resolver, `[workspace.package]` and
@@ -225,8 +228,14 @@ mod tests {
         let manifest = crate::plugin::manifest::Manifest::load(dir.path()).unwrap();
         assert_eq!(manifest.name, "acme-lookup");
         assert_eq!(manifest.component, Path::new("acme_lookup.wasm"));
-        assert_eq!(Some(manifest.version.as_str()), cargo["package"]["version"].as_str());
-        assert_eq!(Some(manifest.description.as_str()), cargo["package"]["description"].as_str());
+        assert_eq!(
+            Some(manifest.version.as_str()),
+            cargo["package"]["version"].as_str()
+        );
+        assert_eq!(
+            Some(manifest.description.as_str()),
+            cargo["package"]["description"].as_str()
+        );
         assert!(file(&p, "src/lib.rs").contains("Plugin::new(\"acme-lookup\""));
     }
 
