@@ -113,6 +113,26 @@ async fn a_new_project_builds_tests_packs_installs_and_answers_by_its_readme() {
         text(&bad.stderr)
     );
     assert!(!work.path().join("Acme_Lookup").exists());
+    let python = new(&["acme-py", "--lang", "python"]);
+    assert!(!python.status.success());
+    assert!(
+        text(&python.stderr).contains("no Python template yet"),
+        "{}",
+        text(&python.stderr)
+    );
+    let help = cli.ok(&["plugin", "new", "--help"]);
+    for needle in [
+        "Examples:",
+        "osprey plugin new acme-lookup",
+        "--lang <LANG>",
+        "python",
+        "--dir <DIR>",
+    ] {
+        assert!(
+            help.contains(needle),
+            "plugin new --help lacks '{needle}':\n{help}"
+        );
+    }
 
     // README: build and test.
     cargo(&project, &["build", "--release", "--offline", "--locked"]);
