@@ -134,7 +134,8 @@ async fn a_new_project_builds_tests_packs_installs_and_answers_by_its_readme() {
         );
     }
 
-    // README: build and test.
+    // README: build and test; the project starts formatted as `cargo fmt` would, SDK and all.
+    cargo(&project, &["fmt", "--check"]);
     cargo(&project, &["build", "--release", "--offline", "--locked"]);
     let tested = cargo(
         &project,

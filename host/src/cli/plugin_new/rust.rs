@@ -18,6 +18,8 @@ static WIT: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../wit");
 const PLUGINS_WORKSPACE: &str = include_str!("../../../../plugins/Cargo.toml");
 const PLUGINS_LOCK: &str = include_str!("../../../../plugins/Cargo.lock");
 const TOOLCHAIN: &str = include_str!("../../../../rust-toolchain.toml");
+/// The SDK's formatting, so `cargo fmt` in a project leaves the vendored SDK as it is.
+const RUSTFMT: &str = include_str!("../../../../rustfmt.toml");
 
 /// Where the SDK goes in a project: two levels down, so its bindings' `../../wit/...` is the
 /// project's own `wit/`.
@@ -83,6 +85,7 @@ pub(super) fn project(name: &str) -> anyhow::Result<Project> {
         PathBuf::from("Cargo.lock"),
         lock.for_root(name, "0.1.0", &dependencies)?.into_bytes(),
     ));
+    files.push((PathBuf::from("rustfmt.toml"), RUSTFMT.into()));
     files.extend(copy(&SDK, Path::new(SDK_DIR)));
     let wit_dir = WIT
         .get_dir(&wit)
@@ -236,7 +239,7 @@ mod tests {
             Some(manifest.description.as_str()),
             cargo["package"]["description"].as_str()
         );
-        assert!(file(&p, "src/lib.rs").contains("Plugin::new(\"acme-lookup\""));
+        assert!(file(&p, "src/lib.rs").contains("Plugin::new(\n        \"acme-lookup\","));
     }
 
     #[test]
