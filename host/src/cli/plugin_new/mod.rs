@@ -35,8 +35,9 @@ pub struct NewArgs {
 /// The languages a project can be written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Lang {
+    /// A Cargo project with the SDK and the WIT contract vendored in.
     Rust,
-    /// Not yet: the Python template (over plugins/sdk-python) is still being written.
+    /// Not in this osprey yet: the Python template (over the Python SDK) is still being written.
     Python,
 }
 
