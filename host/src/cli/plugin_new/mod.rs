@@ -42,9 +42,9 @@ pub enum Lang {
 }
 
 /// A project to write: its files (paths relative to its folder) and what to do next.
-pub(crate) struct Project {
-    pub files: Vec<(PathBuf, Vec<u8>)>,
-    pub next_steps: String,
+struct Project {
+    files: Vec<(PathBuf, Vec<u8>)>,
+    next_steps: String,
 }
 
 pub fn run(args: &NewArgs) -> anyhow::Result<i32> {
@@ -60,7 +60,7 @@ pub fn run(args: &NewArgs) -> anyhow::Result<i32> {
 }
 
 /// The project for a plugin `name` in `lang`, or why there is none.
-pub(crate) fn project(lang: Lang, name: &str) -> anyhow::Result<Project> {
+fn project(lang: Lang, name: &str) -> anyhow::Result<Project> {
     crate::plugin::manifest::check_name(name)?;
     match lang {
         Lang::Rust => rust::project(name),
@@ -74,7 +74,7 @@ pub(crate) fn project(lang: Lang, name: &str) -> anyhow::Result<Project> {
 /// The files of `template` with `{{key}}` replaced by each value of `vars`, and the
 /// `.tmpl` ending taken off their names (it keeps a template `Cargo.toml` from looking like a
 /// package to cargo).
-pub(crate) fn render(template: &Dir<'_>, vars: &[(&str, &str)]) -> Vec<(PathBuf, Vec<u8>)> {
+fn render(template: &Dir<'_>, vars: &[(&str, &str)]) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
     let mut dirs = vec![template];
     while let Some(dir) = dirs.pop() {
@@ -97,7 +97,7 @@ pub(crate) fn render(template: &Dir<'_>, vars: &[(&str, &str)]) -> Vec<(PathBuf,
 
 /// Every file under `dir`, with its path below `under` (include_dir's paths are relative to
 /// the folder that was embedded).
-pub(crate) fn copy(dir: &Dir<'_>, under: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+fn copy(dir: &Dir<'_>, under: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
     let mut dirs = vec![dir];
     while let Some(dir) = dirs.pop() {
