@@ -31,6 +31,7 @@ mod packs_oci;
 mod page_escaping;
 mod playbooks;
 mod plugin_lifecycle;
+mod plugin_new;
 mod plugin_versions;
 mod preprocess;
 mod rbac;

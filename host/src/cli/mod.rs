@@ -12,6 +12,7 @@ mod pack;
 mod playbook;
 mod plugin;
 mod plugin_kept;
+mod plugin_new;
 mod question;
 mod render;
 mod rules;

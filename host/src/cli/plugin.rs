@@ -137,6 +137,9 @@ Examples:
         #[arg(long, value_name = "KEY")]
         unset: Vec<String>,
     },
+    /// Start a plugin project of your own: a folder that builds, packs and installs as it is,
+    /// with an example action, a test against canned vendor answers, and a README.
+    New(super::plugin_new::NewArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -174,8 +177,14 @@ pub struct GrantArgs {
 }
 
 pub async fn run(cmd: PluginCommand, config: Config) -> anyhow::Result<i32> {
+    // A new project needs no data directory: written before anything opens.
+    let cmd = match cmd {
+        PluginCommand::New(args) => return super::plugin_new::run(&args),
+        cmd => cmd,
+    };
     let app = App::open(config).await?;
     match cmd {
+        PluginCommand::New(_) => unreachable!("answered before the app opens"),
         PluginCommand::List { json } => list(&app, json),
         PluginCommand::Inspect { name, json } => inspect(&app, &name, json).await,
         PluginCommand::Install {

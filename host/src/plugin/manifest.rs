@@ -84,10 +84,7 @@ impl Manifest {
     }
 
     fn validate(&self) -> Result<(), ManifestProblem> {
-        validate_name(&self.name)?;
-        if self.name == crate::vault::SERVER_SECRET_OWNER {
-            return Err(ManifestProblem::Reserved(self.name.clone()));
-        }
+        check_name(&self.name)?;
         semver::Version::parse(&self.version).map_err(|source| ManifestProblem::Version {
             version: self.version.clone(),
             source,
@@ -115,6 +112,15 @@ impl Manifest {
     pub fn component_path(&self, dir: &Path) -> PathBuf {
         dir.join(&self.component)
     }
+}
+
+/// A name a plugin may have: [`validate_name`]'s rule, and not the server's own.
+pub fn check_name(name: &str) -> Result<(), ManifestProblem> {
+    validate_name(name)?;
+    if name == crate::vault::SERVER_SECRET_OWNER {
+        return Err(ManifestProblem::Reserved(name.to_owned()));
+    }
+    Ok(())
 }
 
 /// Plugin names follow [`crate::names::check`].
