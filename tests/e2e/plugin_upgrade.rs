@@ -3,7 +3,7 @@
 //! actions, changes `echo`'s input and adds `shout`): what it shows, what it grants, and the
 //! check of the playbooks that call the plugin, which blocks the upgrade unless forced.
 
-use crate::packs::s;
+use crate::packs::{keypair, s};
 use crate::support::{Cli, audit_export, dist, text, write_playbook};
 use std::path::PathBuf;
 
@@ -90,10 +90,22 @@ fn an_upgrade_shows_both_diffs_and_grants_a_new_host_only_when_approved() {
     );
     assert_eq!(d["playbooks"]["forced"], false);
 
-    // Back to 0.1.0, and up again approving what it requests: now the host is granted.
+    // Back to 0.1.0, and up again from a signed pack approving what it requests: now the
+    // host is granted, and the publisher is named.
     cli.ok(&["plugin", "rollback", "test-echo"]);
     assert_eq!(inspect(&cli)["version"], "0.1.0");
-    let said = cli.ok(&["plugin", "upgrade", "test-echo", s(&next()), "--yes"]);
+    let work = tempfile::tempdir().unwrap();
+    let (secret, public) = keypair(work.path(), "vendor", None);
+    let pack = work.path().join("next.ospack");
+    cli.ok(&["pack", "build", s(&next()), "-o", s(&pack)]);
+    cli.ok(&["pack", "sign", s(&pack), "--key", s(&secret)]);
+    cli.ok(&["trust", "add", "vendor", s(&public)]);
+    let said = cli.ok(&["plugin", "upgrade", "test-echo", s(&pack), "--yes"]);
+    assert!(said.contains("signed by 'vendor'"), "{said}");
+    assert!(
+        said.contains("signed: key id ") && said.contains("trusted as 'vendor'"),
+        "{said}"
+    );
     assert!(said.contains("granted what it requests"), "{said}");
     let now = inspect(&cli);
     assert_eq!(now["version"], "0.2.0");
@@ -101,6 +113,10 @@ fn an_upgrade_shows_both_diffs_and_grants_a_new_host_only_when_approved() {
         now["granted"]["http"],
         serde_json::json!(["https://echo.example.com"])
     );
+    let upgrades = audited(&cli, "plugin.upgrade");
+    let pack = &upgrades[1]["details"]["pack"];
+    assert_eq!(pack["signer"]["trusted_as"], "vendor");
+    assert!(pack["digest"].as_str().unwrap().starts_with("sha256:"), "{pack}");
 }
 
 /// A playbook folder in `cli`'s playbooks with one test case.
@@ -150,8 +166,9 @@ output = { said = "hi", kept = "v" }
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(!out.status.success(), "{stdout}");
     assert!(
-        stdout
-            .contains("Playbooks that call it: echo-noop, echo-user (2 test cases run against this version)"),
+        stdout.contains(
+            "Playbooks that call it: echo-noop, echo-user (2 test case(s) run against this version)"
+        ),
         "{stdout}"
     );
     assert!(

@@ -29,11 +29,12 @@ pub enum PluginCommand {
         json: bool,
     },
     /// Install a plugin from a pack (a file, or in an OCI registry) or a folder holding
-    /// plugin.toml and its component, or upgrade it.
+    /// plugin.toml and its component, or replace an installed version.
     ///
     /// A pack must be signed by a publisher you trust (`osprey trust`). The component is
-    /// compiled and checked before anything is copied. What it requests is shown (and, on an
-    /// upgrade, what changed); nothing is granted unless you say so.
+    /// compiled and checked before anything is copied. What it requests is shown (and, over an
+    /// installed version, what changed in its requests and actions); nothing is granted unless
+    /// you say so. `osprey plugin upgrade` also checks the playbooks that call it.
     #[command(after_help = "\
 Examples:
   osprey plugin install ipinfo-0.1.0.ospack                    a signed pack
@@ -585,7 +586,7 @@ fn print_impact(impact: &install::Impact) {
         return;
     }
     println!(
-        "\nPlaybooks that call it: {} ({} test cases run against this version)",
+        "\nPlaybooks that call it: {} ({} test case(s) run against this version)",
         impact.playbooks.join(", "),
         impact.cases
     );
