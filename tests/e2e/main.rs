@@ -32,6 +32,7 @@ mod page_escaping;
 mod playbooks;
 mod plugin_lifecycle;
 mod plugin_new;
+mod plugin_upgrade;
 mod plugin_versions;
 mod preprocess;
 mod rbac;

@@ -1166,6 +1166,17 @@ fn a_playbook_calls_only_the_plugins_it_declares() {
     )
     .unwrap();
     assert_eq!(engine::literal_invokes(&script), ["a", "b"]);
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter().map(|(p, a)| (p.to_string(), a.to_string())).collect()
+    };
+    assert_eq!(
+        engine::literal_invoke_actions(&script),
+        pairs(&[("a", "x"), ("b", "x")])
+    );
+    let script =
+        engine::compile(r#"let a = "y"; invoke("a", a, #{}); invoke("a", "z", #{}); invoke("a", "z", #{})"#)
+            .unwrap();
+    assert_eq!(engine::literal_invoke_actions(&script), pairs(&[("a", "z")]));
 }
 
 #[test]
@@ -1193,4 +1204,59 @@ fn an_interrupt_stops_a_spinning_replay() {
         };
         assert_eq!(got, expected);
     }
+}
+
+#[test]
+fn a_call_check_refuses_before_the_mock_answers_and_fails_the_case_whatever_it_expects() {
+    use super::testing::{self, CallCheck};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("playbook.toml"),
+        "name = \"checked\"\ndescription = \"x\"\nplugins = [\"p\", \"q\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("playbook.rhai"),
+        r#"invoke("q", "any", #{}); invoke("p", "gone", #{ x: 1 }); "done""#,
+    )
+    .unwrap();
+    let pb = super::Playbook::load(dir.path()).unwrap();
+    let case = |status: &str| -> testing::Case {
+        toml::from_str(&format!(
+            "[[mock]]\nplugin = \"q\"\naction = \"any\"\n[[mock]]\nplugin = \"p\"\naction = \"gone\"\n[expect]\nstatus = \"{status}\"\n"
+        ))
+        .unwrap()
+    };
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let check: CallCheck = {
+        let seen = seen.clone();
+        Arc::new(move |plugin: &str, action: &str, input: &Value| {
+            seen.lock().unwrap().push(format!("{plugin}.{action}"));
+            if plugin == "p" {
+                return Err(PluginFailure {
+                    kind: "invalid-input".into(),
+                    message: format!("plugin 'p' has no action '{action}' (input {input})"),
+                    retryable: false,
+                });
+            }
+            Ok(())
+        })
+    };
+    let (limits, file) = (super::RunLimits::default(), dir.path().join("tests/case.toml"));
+    assert!(testing::run_case(&pb, &file, &case("completed"), &limits, None).passed());
+    let refused = testing::run_case(&pb, &file, &case("completed"), &limits, Some(&check));
+    assert_eq!(
+        refused.refused,
+        [r#"p.gone {"x":1}: plugin 'p' has no action 'gone' (input {"x":1})"#]
+    );
+    assert!(
+        refused.problems[0].contains("it ended Failed")
+            && refused.problems[0].contains("has no action 'gone'"),
+        "{:?}",
+        refused.problems
+    );
+    // Expecting the failure does not hide that the contract refused a call.
+    let expected = testing::run_case(&pb, &file, &case("failed"), &limits, Some(&check));
+    assert!(!expected.passed(), "{:?}", expected.problems);
+    assert_eq!(*seen.lock().unwrap(), ["q.any", "p.gone", "q.any", "p.gone"]);
 }
