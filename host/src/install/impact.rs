@@ -53,11 +53,7 @@ fn contract(plugin: Arc<LoadedPlugin>) -> CallCheck {
         if name != plugin.name() {
             return Ok(());
         }
-        plugin.check_input(action, input).map_err(|e| PluginFailure {
-            kind: e.kind.to_string(),
-            message: e.message,
-            retryable: e.retryable,
-        })
+        plugin.check_input(action, input).map_err(PluginFailure::from)
     })
 }
 

@@ -1237,6 +1237,7 @@ fn a_call_check_refuses_before_the_mock_answers_and_fails_the_case_whatever_it_e
                     kind: "invalid-input".into(),
                     message: format!("plugin 'p' has no action '{action}' (input {input})"),
                     retryable: false,
+                    retry_after_ms: None,
                 });
             }
             Ok(())

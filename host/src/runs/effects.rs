@@ -4,7 +4,7 @@
 use crate::playbook::{
     ActCall, ActError, Effects, JournalError, PluginFailure, QuestionWait, Step, WaitError,
 };
-use crate::plugin::{CallContext, Runtime};
+use crate::plugin::{CallContext, CallError, Runtime};
 use crate::store::runs::{RunStatus, StepRecord};
 use crate::store::{Store, now_ms};
 use serde_json::Value;
@@ -47,12 +47,7 @@ impl Effects for LiveEffects {
         let call = self.plugins.call(plugin, action, input, ctx);
         self.handle.block_on(async {
             tokio::select! {
-                called = call => called.map(|o| o.output).map_err(|e| PluginFailure {
-                    kind: e.kind.to_string(),
-                    message: e.message,
-                    retryable: e.retryable,
-                    retry_after_ms: e.retry_after.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-                }),
+                called = call => called.map(|o| o.output).map_err(PluginFailure::from),
                 // The replay is interrupted and this step is not journaled: taken again
                 // (with the same idempotency key) when the run is replayed.
                 _ = shutting_down.wait_for(|down| *down) => Err(PluginFailure {
@@ -133,5 +128,20 @@ impl Effects for LiveEffects {
         }
         self.checked = Instant::now();
         matches!(self.handle.block_on(self.store.run(&self.run_id)), Ok(Some(r)) if r.status == RunStatus::Cancelled)
+    }
+}
+
+/// A plugin call's error as the engine journals it: the one conversion, for live runs and
+/// for the upgrade check's replay of offline tests.
+impl From<CallError> for PluginFailure {
+    fn from(e: CallError) -> Self {
+        PluginFailure {
+            kind: e.kind.to_string(),
+            message: e.message,
+            retryable: e.retryable,
+            retry_after_ms: e
+                .retry_after
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        }
     }
 }
