@@ -70,6 +70,22 @@ fn a_0_1_0_component_installs_and_answers_next_to_a_0_2_0_one() {
             "{plugin}: {err}"
         );
     }
+    // The operator sees which contract each was built against.
+    let listed: serde_json::Value = serde_json::from_str(&cli.ok(&["plugin", "list", "--json"])).unwrap();
+    let contract = |name: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["contract"].clone())
+    };
+    assert_eq!(contract(OLD), Some(json!("0.1.0")));
+    assert_eq!(contract(NEW), Some(json!("0.2.0")));
+    assert!(
+        cli.ok(&["plugin", "inspect", OLD])
+            .contains("contract:  osprey:plugin@0.1.0")
+    );
     // Each plugin kept its own kv and secret: the two versions share one implementation of
     // the imports, not one plugin's data.
     assert_eq!(

@@ -297,6 +297,7 @@ fn list(app: &App, json: bool) -> anyhow::Result<i32> {
                 serde_json::json!({
                     "name": p.manifest.name,
                     "version": p.manifest.version,
+                    "contract": p.contract().as_str(),
                     "description": p.description.description,
                     "actions": p.description.actions.iter().map(|a| &a.name).collect::<Vec<_>>(),
                     "granted": p.policy().granted,
@@ -349,6 +350,7 @@ async fn inspect(app: &App, name: &str, json: bool) -> anyhow::Result<i32> {
             "version": p.manifest.version,
             "description": p.description.description,
             "folder": p.dir,
+            "contract": p.contract().as_str(),
             "component_sha256": p.component_hash,
             "imports": p.imports,
             "actions": p.description.actions,
@@ -365,6 +367,7 @@ async fn inspect(app: &App, name: &str, json: bool) -> anyhow::Result<i32> {
     println!("  {}", p.description.description);
     println!("  folder:    {}", p.dir.display());
     println!("  component: sha256 {}", p.component_hash);
+    println!("  contract:  osprey:plugin@{}", p.contract().as_str());
     println!("\nActions:");
     for a in &p.description.actions {
         println!("  {} — {}", a.name, a.description);
