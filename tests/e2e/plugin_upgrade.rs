@@ -194,6 +194,15 @@ output = { said = "hi", kept = "v" }
     );
     assert_eq!(inspect(&cli)["version"], "0.1.0");
     assert!(audited(&cli, "plugin.upgrade").is_empty());
+    // Installing over the installed version is no way around the check.
+    let over = cli.run(&["plugin", "install", s(&next()), "--yes"]);
+    assert!(!over.status.success(), "{}", text(&over.stdout));
+    assert!(
+        text(&over.stderr).contains("not upgraded: 2 playbook check(s) fail with test-echo 0.2.0"),
+        "{}",
+        text(&over.stderr)
+    );
+    assert_eq!(inspect(&cli)["version"], "0.1.0");
 
     let out = cli.run(&["plugin", "upgrade", "test-echo", s(&next()), "--yes", "--force"]);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));

@@ -33,8 +33,10 @@ pub enum PluginCommand {
     ///
     /// A pack must be signed by a publisher you trust (`osprey trust`). The component is
     /// compiled and checked before anything is copied. What it requests is shown (and, over an
-    /// installed version, what changed in its requests and actions); nothing is granted unless
-    /// you say so. `osprey plugin upgrade` also checks the playbooks that call it.
+    /// installed version, what changed in its requests and actions, and whether the playbooks
+    /// that call it still pass their offline tests against it); nothing is granted unless you
+    /// say so. `osprey plugin upgrade NAME SOURCE` does the same and checks that SOURCE holds
+    /// NAME.
     #[command(after_help = "\
 Examples:
   osprey plugin install ipinfo-0.1.0.ospack                    a signed pack
@@ -57,6 +59,10 @@ with --insecure, over plain HTTP.")]
         /// Install a pack that no trusted publisher signed (recorded in the audit log).
         #[arg(long)]
         allow_unsigned: bool,
+        /// Replace an installed version although playbooks that call it fail their offline
+        /// tests against the new one (recorded in the audit log, with what failed).
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         registry: super::pack::RegistryArgs,
     },
@@ -229,13 +235,14 @@ pub async fn run(cmd: PluginCommand, config: Config) -> anyhow::Result<i32> {
             source,
             grant_requested,
             allow_unsigned,
+            force,
             registry,
         } => {
             let args = InstallArgs {
                 source: &source,
                 yes: grant_requested,
                 allow_unsigned,
-                force: false,
+                force,
                 registry: &registry,
             };
             install(&app, args, Mode::Install).await
@@ -577,11 +584,6 @@ fn print_plan(app: &App, plan: &InstallPlan) {
     }
     if let Some(impact) = &plan.impact {
         print_impact(impact);
-    } else if plan.previous.is_some() {
-        println!(
-            "(`osprey plugin upgrade {} SOURCE` also checks the playbooks that call it against this version)",
-            m.name
-        );
     }
     println!("\nIt requests:");
     let limits = app.config.limits.with_grant(&plan.grant);

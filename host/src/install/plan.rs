@@ -126,9 +126,11 @@ pub async fn prepare(app: &App, origin: Origin, mode: Mode) -> Result<InstallPla
     let action_diff = previous
         .as_ref()
         .map(|p| ActionDiff::between(&p.actions, &checked.description.actions));
-    let impact = match &mode {
-        Mode::Install => None,
-        Mode::Upgrade { .. } => {
+    // Replacing an installed version (by `upgrade`, or by installing over it) is checked
+    // against the playbooks that call it either way: installing is no way around the check.
+    let impact = match &previous {
+        None => None,
+        Some(_) => {
             let limits = app.config.run_limits().map_err(InstallError::RunLimits)?;
             let playbooks = app.playbooks.list();
             let (new, installed) = (checked.clone(), installed(&name));
