@@ -69,7 +69,7 @@ async fn servicenow_end_to_end() {
 
     p.push_str(&cli.ok(&["plugin", "install", dist().join("servicenow").to_str().unwrap()]));
     p.push_str(&cli.ok(&["plugin", "grant", "servicenow", "--requested"]));
-    set_secret(&cli, "username", USER);
+    p.push_str(&cli.ok(&["plugin", "config", "servicenow", &format!("username={USER}")]));
     set_secret(&cli, "password", PASSWORD);
 
     // No instance configured: the plugin says which setting to set.

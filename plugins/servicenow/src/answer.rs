@@ -60,8 +60,8 @@ fn failure(response: &http::Response) -> Error {
     );
     match response.status {
         401 => Error::denied(format!(
-            "{said}; the credentials are wrong (set them with `osprey secret set servicenow \
-             username` and `password`, or `oauth-token`)"
+            "{said}; the credentials are wrong (check the `username` setting and set the \
+             password with `osprey secret set servicenow password`, or set `oauth-token`)"
         )),
         403 => Error::denied(format!(
             "{said}; the integration user lacks a role or ACL this needs (itil for incidents)"

@@ -1,6 +1,8 @@
 //! The one way a request to the instance is made: the `instance_url` setting, the Table
-//! API's path, and the credentials: an OAuth token (`oauth-token`) when one is set, else
-//! basic auth (`username`, `password`).
+//! API's path, and the credentials: an OAuth token (secret `oauth-token`) when one is set,
+//! else basic auth (setting `username`, secret `password`). The user name is a setting, not a
+//! secret: ServiceNow writes it into the records the user changes (`sys_updated_by`), and
+//! Osprey refuses any output that carries a secret's value.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -49,7 +51,7 @@ pub(crate) fn incident_request(method: &str, rest: &str) -> Result<http::Request
     let auth = match oauth_token()? {
         Some(token) => format!("Bearer {}", token.expose().trim()),
         None => basic(
-            secrets::get("username")?.expose(),
+            config::require("username")?.trim(),
             secrets::get("password")?.expose(),
         ),
     };

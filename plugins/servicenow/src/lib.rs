@@ -1,6 +1,6 @@
 //! servicenow: incidents through ServiceNow's Table API (`/api/now/table/incident`), with
-//! basic auth (secrets `username`, `password`) or an OAuth access token (`oauth-token`, which
-//! wins when set), on the instance the `instance_url` setting names (`io.rs`).
+//! basic auth (setting `username`, secret `password`) or an OAuth access token (secret
+//! `oauth-token`, which wins when set), on the instance the `instance_url` setting names (`io.rs`).
 //!
 //! Answers are `{"result": ...}`; failures `{"error": {"message", "detail"}, "status":
 //! "failure"}` with 400, 401, 403, 404, 429 (with `Retry-After`) or 5xx (`answer.rs`).
