@@ -43,7 +43,12 @@ async fn bonusly_end_to_end() {
 
     printed.push_str(&cli.ok(&["plugin", "install", dist().join("bonusly").to_str().unwrap()]));
     printed.push_str(&cli.ok(&["plugin", "grant", "bonusly", "--requested"]));
-    printed.push_str(&cli.ok(&["plugin", "config", "bonusly", &format!("base_url={}", fake.base_url())]));
+    printed.push_str(&cli.ok(&[
+        "plugin",
+        "config",
+        "bonusly",
+        &format!("base_url={}", fake.base_url()),
+    ]));
     set_token(&cli, TOKEN);
 
     // The fake's loopback address is not granted yet: nothing reaches it.
@@ -67,9 +72,17 @@ async fn bonusly_end_to_end() {
     assert_eq!(out["count"], 2);
     let (_, next) = call(&cli, "list-users", json!({"limit": 2, "skip": 2}), &mut printed);
     assert_eq!(next["users"][0]["username"], "cy");
-    let (_, ana) = call(&cli, "list-users", json!({"email": "ana@example.com"}), &mut printed);
-    assert_eq!(ana["users"], json!([{"id": "5f1a00000000000000000a01", "username": "ana",
-        "email": "ana@example.com", "display_name": "Ana Lima", "first_name": "Ana", "last_name": "Lima"}]));
+    let (_, ana) = call(
+        &cli,
+        "list-users",
+        json!({"email": "ana@example.com"}),
+        &mut printed,
+    );
+    assert_eq!(
+        ana["users"],
+        json!([{"id": "5f1a00000000000000000a01", "username": "ana",
+        "email": "ana@example.com", "display_name": "Ana Lima", "first_name": "Ana", "last_name": "Lima"}])
+    );
 
     // A give in Bonusly's own form, and one by email.
     let (ok, bonus) = call(
@@ -96,8 +109,14 @@ async fn bonusly_end_to_end() {
 
     // Bonusly's refusals are invalid input with its message; nothing is given.
     for (input, says) in [
-        (json!({"reason": "+100 @cy for everything #teamwork"}), "You don't have enough to give"),
-        (json!({"reason": "+1 @nobody for x #teamwork"}), "Couldn't find @nobody"),
+        (
+            json!({"reason": "+100 @cy for everything #teamwork"}),
+            "You don't have enough to give",
+        ),
+        (
+            json!({"reason": "+1 @nobody for x #teamwork"}),
+            "Couldn't find @nobody",
+        ),
         (json!({"reason": "+1 @cy for x"}), "#hashtag"),
     ] {
         let (ok, e) = call(&cli, "give-bonus", input, &mut printed);
@@ -108,7 +127,13 @@ async fn bonusly_end_to_end() {
     }
     // What the plugin can tell is wrong never leaves it.
     let (_, e) = call(&cli, "give-bonus", json!({"reason": "thanks!"}), &mut printed);
-    assert!(e["message"].as_str().unwrap().contains("names no amount and receiver"), "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("names no amount and receiver"),
+        "{e}"
+    );
     assert_eq!(fake.gives(), 2);
 
     // Rate limited: Bonusly's Retry-After rides on the error.
@@ -118,7 +143,12 @@ async fn bonusly_end_to_end() {
     assert_eq!(e["kind"], "rate-limited", "{e}");
     assert_eq!(e["retryable"], true);
     assert_eq!(e["retry_after_ms"], 17_000);
-    let (_, e) = call(&cli, "give-bonus", json!({"reason": "+1 @cy for x #teamwork"}), &mut printed);
+    let (_, e) = call(
+        &cli,
+        "give-bonus",
+        json!({"reason": "+1 @cy for x #teamwork"}),
+        &mut printed,
+    );
     assert_eq!(e["kind"], "rate-limited", "{e}");
     fake.rate_limited(false);
     // The refused give left no pending mark: the next attempt goes through.
@@ -154,7 +184,21 @@ async fn bonusly_end_to_end() {
     let (ok, e) = call(&cli, "giving-balance", json!({}), &mut printed);
     assert!(!ok);
     assert_eq!(e["kind"], "denied", "{e}");
-    assert!(e["message"].as_str().unwrap().contains("HTTP 401: Invalid access token"), "{e}");
-    assert!(e["message"].as_str().unwrap().contains("osprey secret set bonusly access-token"));
-    assert!(!printed.contains(TOKEN), "the token leaked into what Osprey printed");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP 401: Invalid access token"),
+        "{e}"
+    );
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("osprey secret set bonusly access-token")
+    );
+    assert!(
+        !printed.contains(TOKEN),
+        "the token leaked into what Osprey printed"
+    );
 }

@@ -48,7 +48,12 @@ fn set_secret(cli: &Cli, name: &str, value: &str) {
 fn poll(cli: &Cli, cursor: &str, limit: u32, printed: &mut String) -> (Vec<String>, String) {
     let (mut numbers, mut cursor) = (Vec::new(), cursor.to_owned());
     loop {
-        let page = ok(cli, "list-incidents", json!({"cursor": cursor, "limit": limit}), printed);
+        let page = ok(
+            cli,
+            "list-incidents",
+            json!({"cursor": cursor, "limit": limit}),
+            printed,
+        );
         let items = page["items"].as_array().unwrap();
         numbers.extend(items.iter().map(|i| i["number"].as_str().unwrap().to_owned()));
         let next = page["cursor"].as_str().unwrap().to_owned();
@@ -76,7 +81,12 @@ async fn servicenow_end_to_end() {
     let (_, e) = call(&cli, "get-incident", json!({"number": "INC0010001"}), p);
     assert_eq!(e["kind"], "invalid-input", "{e}");
     assert!(e["message"].as_str().unwrap().contains("instance_url"), "{e}");
-    p.push_str(&cli.ok(&["plugin", "config", "servicenow", &format!("instance_url={}", fake.origin())]));
+    p.push_str(&cli.ok(&[
+        "plugin",
+        "config",
+        "servicenow",
+        &format!("instance_url={}", fake.origin()),
+    ]));
     p.push_str(&cli.ok(&["plugin", "grant", "servicenow", "--http", &fake.origin()]));
 
     // Create, with basic auth (no OAuth token set), raw values asked for.
@@ -90,35 +100,69 @@ async fn servicenow_end_to_end() {
     let sys_id = created["sys_id"].as_str().unwrap().to_owned();
     assert_eq!(sys_id.len(), 32);
     assert_eq!(created["number"], "INC0010001");
-    assert_eq!((created["state"].as_str(), created["priority"].as_str()), (Some("1"), Some("2")));
+    assert_eq!(
+        (created["state"].as_str(), created["priority"].as_str()),
+        (Some("1"), Some("2"))
+    );
     assert_eq!(created["record"]["category"], "security");
     assert_eq!(fake.last_auth(), "basic");
     assert_eq!(fake.last_query()["sysparm_display_value"], "false");
 
     // Get it by sys_id and by number; what is not there is not-found.
-    assert_eq!(ok(&cli, "get-incident", json!({"sys_id": sys_id}), p)["number"], "INC0010001");
-    assert_eq!(ok(&cli, "get-incident", json!({"number": "inc0010001"}), p)["sys_id"], sys_id);
+    assert_eq!(
+        ok(&cli, "get-incident", json!({"sys_id": sys_id}), p)["number"],
+        "INC0010001"
+    );
+    assert_eq!(
+        ok(&cli, "get-incident", json!({"number": "inc0010001"}), p)["sys_id"],
+        sys_id
+    );
     let (_, e) = call(&cli, "get-incident", json!({"number": "INC0099999"}), p);
     assert_eq!(e["kind"], "not-found", "{e}");
-    let (_, e) = call(&cli, "get-incident", json!({"sys_id": "0123456789abcdef0123456789abcdef"}), p);
+    let (_, e) = call(
+        &cli,
+        "get-incident",
+        json!({"sys_id": "0123456789abcdef0123456789abcdef"}),
+        p,
+    );
     assert_eq!(e["kind"], "not-found", "{e}");
     assert!(e["message"].as_str().unwrap().contains("No Record found"), "{e}");
 
     // Update, and a work note.
     fake.set_clock("2026-12-07 05:01:00");
-    let updated = ok(&cli, "update-incident", json!({"sys_id": sys_id, "fields": {"state": "2"}}), p);
+    let updated = ok(
+        &cli,
+        "update-incident",
+        json!({"sys_id": sys_id, "fields": {"state": "2"}}),
+        p,
+    );
     assert_eq!(updated["state"], "2");
     assert_eq!(updated["sys_updated_on"], "2026-12-07 05:01:00");
-    ok(&cli, "add-work-note", json!({"sys_id": sys_id, "note": "Blocked the sender at the gateway."}), p);
+    ok(
+        &cli,
+        "add-work-note",
+        json!({"sys_id": sys_id, "note": "Blocked the sender at the gateway."}),
+        p,
+    );
     assert_eq!(fake.work_notes(&sys_id), ["Blocked the sender at the gateway."]);
-    let (_, e) = call(&cli, "update-incident", json!({"sys_id": "../sys_user", "fields": {"state": "2"}}), p);
+    let (_, e) = call(
+        &cli,
+        "update-incident",
+        json!({"sys_id": "../sys_user", "fields": {"state": "2"}}),
+        p,
+    );
     assert_eq!(e["kind"], "invalid-input", "{e}");
 
     // Three more in the same second: polling two at a time sees each of the four once, in
     // the order of change (sys_id breaks the tie), and then nothing.
     fake.set_clock("2026-12-07 05:02:00");
     for n in 2..=4 {
-        ok(&cli, "create-incident", json!({"short_description": format!("Alert {n}")}), p);
+        ok(
+            &cli,
+            "create-incident",
+            json!({"short_description": format!("Alert {n}")}),
+            p,
+        );
     }
     let (seen, cursor) = poll(&cli, "", 2, p);
     assert_eq!(seen.len(), 4, "{seen:?}");
@@ -133,7 +177,12 @@ async fn servicenow_end_to_end() {
 
     // A change comes back once, from the cursor on; a filter narrows it.
     fake.set_clock("2026-12-07 05:03:00");
-    ok(&cli, "add-work-note", json!({"sys_id": sys_id, "note": "Mailbox purged."}), p);
+    ok(
+        &cli,
+        "add-work-note",
+        json!({"sys_id": sys_id, "note": "Mailbox purged."}),
+        p,
+    );
     let (changed, cursor) = poll(&cli, &cursor, 2, p);
     assert_eq!(changed, ["INC0010001"]);
     assert!(cursor.starts_with("2026-12-07 05:03:00/"));
@@ -146,14 +195,20 @@ async fn servicenow_end_to_end() {
     fake.rate_limited(true);
     let (_, e) = call(&cli, "get-incident", json!({"sys_id": sys_id}), p);
     assert_eq!(e["kind"], "rate-limited", "{e}");
-    assert_eq!((e["retryable"].as_bool(), e["retry_after_ms"].as_u64()), (Some(true), Some(9000)));
+    assert_eq!(
+        (e["retryable"].as_bool(), e["retry_after_ms"].as_u64()),
+        (Some(true), Some(9000))
+    );
     fake.rate_limited(false);
 
     // A wrong password: denied with the instance's message.
     set_secret(&cli, "password", "wrong");
     let (_, e) = call(&cli, "get-incident", json!({"sys_id": sys_id}), p);
     assert_eq!(e["kind"], "denied", "{e}");
-    assert!(e["message"].as_str().unwrap().contains("User Not Authenticated"), "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("User Not Authenticated"),
+        "{e}"
+    );
     // An OAuth token wins over basic auth once it is set.
     set_secret(&cli, "oauth-token", TOKEN);
     ok(&cli, "get-incident", json!({"sys_id": sys_id}), p);
@@ -180,6 +235,9 @@ async fn servicenow_end_to_end() {
     assert_eq!(fake.incidents(), 5);
 
     for secret in [PASSWORD, TOKEN] {
-        assert!(!printed.contains(secret), "a secret leaked into what Osprey printed");
+        assert!(
+            !printed.contains(secret),
+            "a secret leaked into what Osprey printed"
+        );
     }
 }

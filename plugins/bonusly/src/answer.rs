@@ -105,7 +105,8 @@ mod tests {
             let e = result::<Value>(answer(status, &[], body)).unwrap_err();
             assert_eq!(e.kind, kind, "{status}");
             assert!(
-                e.message.contains(&format!("HTTP {status}: You don't have enough to give")),
+                e.message
+                    .contains(&format!("HTTP {status}: You don't have enough to give")),
                 "{}",
                 e.message
             );

@@ -189,9 +189,7 @@ pub(crate) fn give_bonus(ctx: &Context, input: GiveInput) -> Result<GiveOutput> 
             return Err(e);
         }
     };
-    let given = Memory::Given {
-        bonus: bonus.clone(),
-    };
+    let given = Memory::Given { bonus: bonus.clone() };
     if let Err(e) = kv::set_json(&key, &given, ttl) {
         // The key stays pending, so a retry is refused rather than giving twice.
         log::warn(
@@ -219,7 +217,10 @@ mod tests {
 
     #[test]
     fn bonuslys_own_form_goes_as_the_reason_alone() {
-        let b = body(input(json!({"reason": " +10 @ana for the midnight fix #teamwork "}))).unwrap();
+        let b = body(input(
+            json!({"reason": " +10 @ana for the midnight fix #teamwork "}),
+        ))
+        .unwrap();
         assert_eq!(b, json!({"reason": "+10 @ana for the midnight fix #teamwork"}));
     }
 
@@ -240,12 +241,21 @@ mod tests {
     #[test]
     fn a_give_that_names_nobody_or_half_of_it_is_refused_before_sending() {
         for (v, says) in [
-            (json!({"reason": "thanks #teamwork"}), "names no amount and receiver"),
+            (
+                json!({"reason": "thanks #teamwork"}),
+                "names no amount and receiver",
+            ),
             (json!({"reason": "+0 @ana #x"}), "names no amount"),
             (json!({"reason": "+10 for you"}), "names no amount"),
             (json!({"reason": "x", "amount": 5}), "go together"),
-            (json!({"reason": "x", "receiver_email": "ana", "amount": 5}), "not an email"),
-            (json!({"reason": "x", "receiver_email": "a@b.c", "amount": 0}), "at least 1"),
+            (
+                json!({"reason": "x", "receiver_email": "ana", "amount": 5}),
+                "not an email",
+            ),
+            (
+                json!({"reason": "x", "receiver_email": "a@b.c", "amount": 0}),
+                "at least 1",
+            ),
             (json!({"reason": "  "}), "empty"),
             (json!({"reason": "+1 @a", "hashtag": "two words"}), "one word"),
         ] {
@@ -283,7 +293,11 @@ mod tests {
         assert_eq!(again.id, bonus.id);
         let e = earlier(Some(Memory::Pending), "run-1:3").unwrap_err();
         assert!(!e.retryable);
-        assert!(e.message.contains("run-1:3") && e.message.contains("not sent again"), "{}", e.message);
+        assert!(
+            e.message.contains("run-1:3") && e.message.contains("not sent again"),
+            "{}",
+            e.message
+        );
         assert_eq!(memory_key("run-1:3"), "give:run-1:3");
     }
 }

@@ -23,7 +23,13 @@ mod tests {
 
     #[test]
     fn the_api_url_has_one_slash_whatever_the_base() {
-        assert_eq!(api_url("https://bonus.ly/", "/users/me"), "https://bonus.ly/api/v1/users/me");
-        assert_eq!(api_url(" http://127.0.0.1:9 ", "/bonuses"), "http://127.0.0.1:9/api/v1/bonuses");
+        assert_eq!(
+            api_url("https://bonus.ly/", "/users/me"),
+            "https://bonus.ly/api/v1/users/me"
+        );
+        assert_eq!(
+            api_url(" http://127.0.0.1:9 ", "/bonuses"),
+            "http://127.0.0.1:9/api/v1/bonuses"
+        );
     }
 }

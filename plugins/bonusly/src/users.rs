@@ -87,7 +87,9 @@ fn list_query(input: &ListInput) -> Result<Vec<(&'static str, String)>> {
     let mut query = Vec::new();
     if let Some(limit) = input.limit {
         if !(1..=100).contains(&limit) {
-            return Err(Error::invalid_input(format!("limit must be 1 to 100, not {limit}")));
+            return Err(Error::invalid_input(format!(
+                "limit must be 1 to 100, not {limit}"
+            )));
         }
         query.push(("limit", limit.to_string()));
     }
@@ -141,13 +143,25 @@ mod tests {
         let input = |v: Value| serde_json::from_value::<ListInput>(v).unwrap();
         assert!(list_query(&input(json!({}))).unwrap().is_empty());
         assert_eq!(
-            list_query(&input(json!({"limit": 5, "skip": 10, "email": " bo@example.com "}))).unwrap(),
-            vec![("limit", "5".into()), ("skip", "10".into()), ("email", "bo@example.com".into())]
+            list_query(&input(
+                json!({"limit": 5, "skip": 10, "email": " bo@example.com "})
+            ))
+            .unwrap(),
+            vec![
+                ("limit", "5".into()),
+                ("skip", "10".into()),
+                ("email", "bo@example.com".into())
+            ]
         );
         assert_eq!(
             list_query(&input(json!({"limit": 0}))).unwrap_err().kind,
             ErrorKind::InvalidInput
         );
-        assert!(list_query(&input(json!({"email": "bo"}))).unwrap_err().message.contains("not an email"));
+        assert!(
+            list_query(&input(json!({"email": "bo"})))
+                .unwrap_err()
+                .message
+                .contains("not an email")
+        );
     }
 }

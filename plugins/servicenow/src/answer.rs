@@ -29,7 +29,11 @@ fn vendor_message(response: &http::Response) -> String {
         .ok()
         .and_then(|f| f.error)
         .map(|e| {
-            let parts: Vec<String> = [e.message, e.detail].into_iter().flatten().filter(|p| !p.is_empty()).collect();
+            let parts: Vec<String> = [e.message, e.detail]
+                .into_iter()
+                .flatten()
+                .filter(|p| !p.is_empty())
+                .collect();
             parts.join(": ")
         })
         .unwrap_or_else(|| response.text());
@@ -122,6 +126,9 @@ mod tests {
         assert_eq!((e.retry_after, e.retryable), (Some(Duration::from_secs(7)), true));
         let v: Value = result(answer(200, &[], r#"{"result":[{"number":"INC0010001"}]}"#)).unwrap();
         assert_eq!(v[0]["number"], "INC0010001");
-        assert_eq!(result::<Value>(answer(200, &[], "{}")).unwrap_err().kind, ErrorKind::Upstream);
+        assert_eq!(
+            result::<Value>(answer(200, &[], "{}")).unwrap_err().kind,
+            ErrorKind::Upstream
+        );
     }
 }

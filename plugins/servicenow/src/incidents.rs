@@ -28,7 +28,9 @@ impl Incident {
     /// An incident from a record of the table API.
     pub(crate) fn from_record(record: Value) -> Result<Incident> {
         let Value::Object(record) = record else {
-            return Err(Error::upstream("the instance answered with a record that is not an object"));
+            return Err(Error::upstream(
+                "the instance answered with a record that is not an object",
+            ));
         };
         let field = |name: &str| match record.get(name) {
             Some(Value::String(s)) => s.clone(),
@@ -37,7 +39,9 @@ impl Incident {
         };
         let sys_id = field("sys_id");
         if sys_id.is_empty() {
-            return Err(Error::upstream("the instance answered with a record without a sys_id"));
+            return Err(Error::upstream(
+                "the instance answered with a record without a sys_id",
+            ));
         }
         Ok(Incident {
             sys_id,
@@ -178,9 +182,9 @@ fn lookup(input: GetInput) -> Result<Lookup> {
 
 pub(crate) fn get_incident(_ctx: &Context, input: GetInput) -> Result<Incident> {
     match lookup(input)? {
-        Lookup::SysId(id) => Incident::from_record(result(
-            incident_request("GET", &format!("/{id}"))?.send()?,
-        )?),
+        Lookup::SysId(id) => {
+            Incident::from_record(result(incident_request("GET", &format!("/{id}"))?.send()?)?)
+        }
         Lookup::Number(number) => {
             let query = format!("number={number}");
             let request = incident_request("GET", "")?
@@ -231,7 +235,10 @@ mod tests {
     #[test]
     fn a_lookup_is_by_sys_id_or_by_number_and_never_carries_a_query() {
         let get = |v: Value| lookup(serde_json::from_value(v).unwrap());
-        assert_eq!(get(json!({"sys_id": SYS_ID})).unwrap(), Lookup::SysId(SYS_ID.into()));
+        assert_eq!(
+            get(json!({"sys_id": SYS_ID})).unwrap(),
+            Lookup::SysId(SYS_ID.into())
+        );
         assert_eq!(
             get(json!({"number": "inc0010001"})).unwrap(),
             Lookup::Number("INC0010001".into())
@@ -242,7 +249,11 @@ mod tests {
             json!({"sys_id": "../x"}),
             json!({"number": "INC1^ORactive=true"}),
         ] {
-            assert_eq!(get(bad.clone()).unwrap_err().kind, ErrorKind::InvalidInput, "{bad}");
+            assert_eq!(
+                get(bad.clone()).unwrap_err().kind,
+                ErrorKind::InvalidInput,
+                "{bad}"
+            );
         }
     }
 }

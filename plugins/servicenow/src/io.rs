@@ -71,14 +71,25 @@ mod tests {
     #[test]
     fn basic_auth_is_the_user_and_password_in_base64() {
         // RFC 7617's example.
-        assert_eq!(basic("Aladdin", "open sesame"), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+        assert_eq!(
+            basic("Aladdin", "open sesame"),
+            "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
     }
 
     #[test]
     fn the_instance_url_is_an_origin() {
-        assert_eq!(origin(" https://acme.service-now.com/ ").unwrap(), "https://acme.service-now.com");
+        assert_eq!(
+            origin(" https://acme.service-now.com/ ").unwrap(),
+            "https://acme.service-now.com"
+        );
         assert_eq!(origin("http://127.0.0.1:9").unwrap(), "http://127.0.0.1:9");
-        for bad in ["acme.service-now.com", "https://", "https://a/b", "https://u@acme.service-now.com"] {
+        for bad in [
+            "acme.service-now.com",
+            "https://",
+            "https://a/b",
+            "https://u@acme.service-now.com",
+        ] {
             let e = origin(bad).unwrap_err();
             assert!(e.message.contains("'instance_url'"), "{bad}: {}", e.message);
         }

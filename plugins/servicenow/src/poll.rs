@@ -106,7 +106,9 @@ fn encoded_query(filter: Option<&str>, cursor: Option<&Cursor>) -> Result<String
 pub(crate) fn list_incidents(_ctx: &Context, input: ListInput) -> Result<ListOutput> {
     let limit = input.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(Error::invalid_input(format!("limit must be 1 to 1000, not {limit}")));
+        return Err(Error::invalid_input(format!(
+            "limit must be 1 to 1000, not {limit}"
+        )));
     }
     let cursor = input.cursor.as_deref().filter(|c| !c.trim().is_empty());
     let parsed = cursor.map(Cursor::parse).transpose()?;
@@ -176,7 +178,10 @@ mod tests {
             )
         );
         for bad in ["active=true^ORDERBYDESCnumber", "a=1^NQb=2"] {
-            assert_eq!(encoded_query(Some(bad), None).unwrap_err().kind, ErrorKind::InvalidInput);
+            assert_eq!(
+                encoded_query(Some(bad), None).unwrap_err().kind,
+                ErrorKind::InvalidInput
+            );
         }
     }
 }

@@ -115,7 +115,12 @@ impl FakeBonusly {
     /// `username`'s giving balance.
     pub fn giving_balance(&self, username: &str) -> i64 {
         let books = self.shared.books.lock().unwrap();
-        books.users.iter().find(|u| u.username == username).unwrap().giving_balance
+        books
+            .users
+            .iter()
+            .find(|u| u.username == username)
+            .unwrap()
+            .giving_balance
     }
 
     pub fn rate_limited(&self, on: bool) {
@@ -141,7 +146,10 @@ fn gate(s: &Shared, headers: &HeaderMap) -> Option<Response> {
         return Some(refuse(StatusCode::UNAUTHORIZED, "Invalid access token"));
     }
     if s.rate_limited.load(Ordering::SeqCst) {
-        let mut r = refuse(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded. Try again later.");
+        let mut r = refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Rate limit exceeded. Try again later.",
+        );
         r.headers_mut().insert("retry-after", "17".parse().unwrap());
         return Some(r);
     }
@@ -160,7 +168,11 @@ async fn me(State(s): State<Shared>, headers: HeaderMap) -> Response {
     ok(v)
 }
 
-async fn users(State(s): State<Shared>, Query(q): Query<HashMap<String, String>>, headers: HeaderMap) -> Response {
+async fn users(
+    State(s): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
     if let Some(refused) = gate(&s, &headers) {
         return refused;
     }
@@ -193,34 +205,59 @@ async fn give(State(s): State<Shared>, headers: HeaderMap, body: Json<Value>) ->
     let mut books = s.books.lock().unwrap();
     // Receivers and amount: from the fields, or from the reason's +N and @mentions.
     let (receivers, amount): (Vec<usize>, i64) = match body["receiver_email"].as_str() {
-        Some(email) => match books.users.iter().position(|u| u.email.eq_ignore_ascii_case(email)) {
+        Some(email) => match books
+            .users
+            .iter()
+            .position(|u| u.email.eq_ignore_ascii_case(email))
+        {
             Some(i) => (vec![i], body["amount"].as_i64().unwrap_or(0)),
-            None => return refuse(StatusCode::UNPROCESSABLE_ENTITY, &format!("Couldn't find a user with email {email}")),
+            None => {
+                return refuse(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &format!("Couldn't find a user with email {email}"),
+                );
+            }
         },
         None => {
             let mut found = Vec::new();
             for mention in words.iter().filter_map(|w| w.strip_prefix('@')) {
                 match books.users.iter().position(|u| u.username == mention) {
                     Some(i) => found.push(i),
-                    None => return refuse(StatusCode::UNPROCESSABLE_ENTITY, &format!("Couldn't find @{mention}")),
+                    None => {
+                        return refuse(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            &format!("Couldn't find @{mention}"),
+                        );
+                    }
                 }
             }
-            let amount = words.iter().find_map(|w| w.strip_prefix('+')?.parse().ok()).unwrap_or(0);
+            let amount = words
+                .iter()
+                .find_map(|w| w.strip_prefix('+')?.parse().ok())
+                .unwrap_or(0);
             (found, amount)
         }
     };
     if receivers.is_empty() {
-        return refuse(StatusCode::UNPROCESSABLE_ENTITY, "Please mention a receiver (@username)");
+        return refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Please mention a receiver (@username)",
+        );
     }
     if amount <= 0 {
         return refuse(StatusCode::UNPROCESSABLE_ENTITY, "Please give an amount (+10)");
     }
-    let hashtag = body["hashtag"]
-        .as_str()
-        .map(str::to_owned)
-        .or_else(|| words.iter().find(|w| w.starts_with('#') && w.len() > 1).map(|w| (*w).to_owned()));
+    let hashtag = body["hashtag"].as_str().map(str::to_owned).or_else(|| {
+        words
+            .iter()
+            .find(|w| w.starts_with('#') && w.len() > 1)
+            .map(|w| (*w).to_owned())
+    });
     let Some(hashtag) = hashtag else {
-        return refuse(StatusCode::UNPROCESSABLE_ENTITY, "Please include a #hashtag for a company value");
+        return refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Please include a #hashtag for a company value",
+        );
     };
     let total = amount * receivers.len() as i64;
     if books.users[0].giving_balance < total {

@@ -63,7 +63,10 @@ impl FakeServicenow {
         };
         let app = Router::new()
             .route("/api/now/table/incident", get(list).post(create))
-            .route("/api/now/table/incident/{sys_id}", get(read).patch(update).put(update))
+            .route(
+                "/api/now/table/incident/{sys_id}",
+                get(read).patch(update).put(update),
+            )
             .with_state(shared.clone());
         let stop = super::fake_http::serve(listener, app);
         FakeServicenow {
@@ -117,11 +120,16 @@ fn failure(status: StatusCode, message: &str, detail: &str) -> Response {
 /// The refusal for a request without valid credentials, or rate limited; None to go on.
 fn gate(s: &Shared, headers: &HeaderMap, query: &HashMap<String, String>) -> Option<Response> {
     *s.last_query.lock().unwrap() = query.clone();
-    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let scheme = if let Some(token) = auth.strip_prefix("Bearer ") {
         (token == s.token).then_some("bearer")
     } else if let Some(b64) = auth.strip_prefix("Basic ") {
-        let decoded = base64::engine::general_purpose::STANDARD.decode(b64).unwrap_or_default();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap_or_default();
         let expected = format!("{}:{}", s.basic.0, s.basic.1);
         (decoded == expected.as_bytes()).then_some("basic")
     } else {
@@ -175,10 +183,20 @@ fn apply(record: &mut Map<String, Value>, notes: &mut Vec<String>, fields: Map<S
         }
         record.insert(k, Value::String(v));
     }
-    let mods: u64 = record["sys_mod_count"].as_str().unwrap_or("0").parse().unwrap_or(0);
+    let mods: u64 = record["sys_mod_count"]
+        .as_str()
+        .unwrap_or("0")
+        .parse()
+        .unwrap_or(0);
     record.insert("sys_mod_count".into(), json!((mods + 1).to_string()));
     record.insert("sys_updated_on".into(), json!(now));
-    let level = |k: &str| record.get(k).and_then(Value::as_str).and_then(|v| v.parse::<u8>().ok()).unwrap_or(3);
+    let level = |k: &str| {
+        record
+            .get(k)
+            .and_then(Value::as_str)
+            .and_then(|v| v.parse::<u8>().ok())
+            .unwrap_or(3)
+    };
     let priority = (level("urgency") + level("impact")).saturating_sub(1).clamp(1, 5);
     record.insert("priority".into(), json!(priority.to_string()));
 }
@@ -193,7 +211,11 @@ async fn create(
         return refused;
     }
     let Value::Object(fields) = body else {
-        return failure(StatusCode::BAD_REQUEST, "Exception while reading request", "The payload is not valid JSON.");
+        return failure(
+            StatusCode::BAD_REQUEST,
+            "Exception while reading request",
+            "The payload is not valid JSON.",
+        );
     };
     let mut table = s.table.lock().unwrap();
     let n = table.records.len() as u64 + 1;
@@ -256,7 +278,11 @@ async fn update(
         return refused;
     }
     let Value::Object(fields) = body else {
-        return failure(StatusCode::BAD_REQUEST, "Exception while reading request", "The payload is not valid JSON.");
+        return failure(
+            StatusCode::BAD_REQUEST,
+            "Exception while reading request",
+            "The payload is not valid JSON.",
+        );
     };
     let mut guard = s.table.lock().unwrap();
     let table = &mut *guard;
@@ -272,7 +298,9 @@ async fn update(
 fn condition(term: &str) -> Option<(&str, &str, &str)> {
     let end = term.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))?;
     let (field, rest) = term.split_at(end);
-    let op = [">=", "<=", "!=", ">", "<", "="].into_iter().find(|op| rest.starts_with(op))?;
+    let op = [">=", "<=", "!=", ">", "<", "="]
+        .into_iter()
+        .find(|op| rest.starts_with(op))?;
     Some((field, op, &rest[op.len()..]))
 }
 
@@ -288,12 +316,19 @@ fn matches(record: &Map<String, Value>, (field, op, value): (&str, &str, &str)) 
     }
 }
 
-async fn list(State(s): State<Shared>, Query(q): Query<HashMap<String, String>>, headers: HeaderMap) -> Response {
+async fn list(
+    State(s): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
     if let Some(refused) = gate(&s, &headers, &q) {
         return refused;
     }
     let query = q.get("sysparm_query").cloned().unwrap_or_default();
-    let limit: usize = q.get("sysparm_limit").and_then(|l| l.parse().ok()).unwrap_or(10_000);
+    let limit: usize = q
+        .get("sysparm_limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(10_000);
     let mut order: Vec<(String, bool)> = Vec::new();
     let mut groups: Vec<Vec<(&str, &str, &str)>> = Vec::new();
     for group in query.split("^NQ") {
@@ -307,7 +342,11 @@ async fn list(State(s): State<Shared>, Query(q): Query<HashMap<String, String>>,
                 match condition(term) {
                     Some(c) => conditions.push(c),
                     None => {
-                        return failure(StatusCode::BAD_REQUEST, "Invalid query", &format!("cannot read '{term}'"));
+                        return failure(
+                            StatusCode::BAD_REQUEST,
+                            "Invalid query",
+                            &format!("cannot read '{term}'"),
+                        );
                     }
                 }
             }
@@ -321,12 +360,23 @@ async fn list(State(s): State<Shared>, Query(q): Query<HashMap<String, String>>,
         .filter(|r| groups.iter().any(|g| g.iter().all(|c| matches(r, *c))))
         .collect();
     hits.sort_by(|a, b| {
-        order.iter().fold(std::cmp::Ordering::Equal, |acc, (field, desc)| {
-            let key = |r: &Map<String, Value>| r.get(field).and_then(Value::as_str).unwrap_or_default().to_owned();
-            let o = key(a).cmp(&key(b));
-            acc.then(if *desc { o.reverse() } else { o })
-        })
+        order
+            .iter()
+            .fold(std::cmp::Ordering::Equal, |acc, (field, desc)| {
+                let key = |r: &Map<String, Value>| {
+                    r.get(field)
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                let o = key(a).cmp(&key(b));
+                acc.then(if *desc { o.reverse() } else { o })
+            })
     });
-    let page: Vec<Value> = hits.into_iter().take(limit).map(|r| Value::Object(r.clone())).collect();
+    let page: Vec<Value> = hits
+        .into_iter()
+        .take(limit)
+        .map(|r| Value::Object(r.clone()))
+        .collect();
     found(Value::Array(page))
 }
