@@ -64,7 +64,7 @@ enum Memory {
     /// The POST was about to be sent; its outcome is not known.
     Pending,
     /// The bonus given under this key.
-    Given { bonus: GiveOutput },
+    Given { bonus: Box<GiveOutput> },
 }
 
 /// The checked body of `POST /bonuses`.
@@ -152,7 +152,7 @@ fn earlier(memory: Option<Memory>, key: &str) -> Result<Option<GiveOutput>> {
         None => Ok(None),
         Some(Memory::Given { mut bonus }) => {
             bonus.replayed = true;
-            Ok(Some(bonus))
+            Ok(Some(*bonus))
         }
         Some(Memory::Pending) => Err(Error::upstream(format!(
             "an earlier attempt of this give (idempotency key '{key}') was cut off after it may \
@@ -189,7 +189,9 @@ pub(crate) fn give_bonus(ctx: &Context, input: GiveInput) -> Result<GiveOutput> 
             return Err(e);
         }
     };
-    let given = Memory::Given { bonus: bonus.clone() };
+    let given = Memory::Given {
+        bonus: Box::new(bonus.clone()),
+    };
     if let Err(e) = kv::set_json(&key, &given, ttl) {
         // The key stays pending, so a retry is refused rather than giving twice.
         log::warn(
@@ -286,7 +288,10 @@ mod tests {
     fn an_earlier_give_is_returned_as_replayed_and_a_pending_one_is_refused() {
         assert_eq!(earlier(None, "k").unwrap(), None);
         let bonus: GiveOutput = result(answer(201, &[], BONUS)).unwrap();
-        let stored = serde_json::to_vec(&Memory::Given { bonus: bonus.clone() }).unwrap();
+        let stored = serde_json::to_vec(&Memory::Given {
+            bonus: Box::new(bonus.clone()),
+        })
+        .unwrap();
         let back: Memory = serde_json::from_slice(&stored).unwrap();
         let again = earlier(Some(back), "k").unwrap().unwrap();
         assert!(again.replayed);
