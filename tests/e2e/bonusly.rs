@@ -179,6 +179,36 @@ async fn bonusly_end_to_end() {
     assert_eq!(again["run"]["output"]["id"], first["run"]["output"]["id"]);
     assert_eq!((fake.gives(), fake.giving_balance("bo")), (3, 20), "given once");
 
+    // A give cut off after Bonusly made it (its answer never arrived before the call's
+    // 1 s deadline): the run's retry of the step (same idempotency key) is refused rather
+    // than giving a second time, and so is a restart from that step.
+    printed.push_str(&cli.ok(&["plugin", "grant", "bonusly", "--timeout", "1s"]));
+    fake.hold_gives(true);
+    write_playbook(
+        &cli.playbooks_dir(),
+        "thank-again",
+        "",
+        r#"invoke("bonusly", "give-bonus", #{ reason: "+1 @cy for the write-up #teamwork" })"#,
+    );
+    let out = cli.run(&["playbook", "run", "thank-again"]);
+    let stdout = text(&out.stdout);
+    printed.push_str(&stdout);
+    let cut = run_id(&stdout);
+    assert!(stdout.contains(&format!("run {cut} failed")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("idempotency key '{cut}:1')")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("it is not sent again"), "{stdout}");
+    assert_eq!(fake.gives(), 4, "Bonusly made the give once");
+    fake.hold_gives(false);
+    fake.release_gives();
+    let out = cli.run(&["run", "restart", &cut, "--from-step", "1", "--follow"]);
+    printed.push_str(&text(&out.stdout));
+    let run: Value = serde_json::from_str(&cli.ok(&["run", "show", &cut, "--json"])).unwrap();
+    assert_eq!(run["run"]["status"], "failed", "{run}");
+    assert_eq!(fake.gives(), 4, "given once");
+
     // A wrong token: denied, with the fix, and the token never printed.
     set_token(&cli, "bly_wrong");
     let (ok, e) = call(&cli, "giving-balance", json!({}), &mut printed);

@@ -4,7 +4,8 @@
 //! access token as a bearer header. It answers in Bonusly's envelope, `{"success": true,
 //! "result": ...}` or `{"success": false, "message": ...}`: 401 for a wrong token, 422 for a
 //! bonus it refuses (no receiver, no hashtag, a balance too small), 429 with `Retry-After`
-//! when told to. It counts the bonuses given.
+//! when told to. It counts the bonuses given, and can hold its answer to a give it made (as
+//! a slow network would) until the test releases it.
 
 use axum::Json;
 use axum::Router;
@@ -17,6 +18,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
 
 #[derive(Clone)]
 struct User {
@@ -54,6 +56,9 @@ struct Shared {
     token: String,
     books: Arc<Mutex<Books>>,
     rate_limited: Arc<AtomicBool>,
+    /// Hold the answer to each give, once made, until `release` is notified.
+    hold: Arc<AtomicBool>,
+    release: Arc<Notify>,
 }
 
 pub struct FakeBonusly {
@@ -88,6 +93,8 @@ impl FakeBonusly {
             token: token.to_owned(),
             books: Arc::new(Mutex::new(books)),
             rate_limited: Arc::default(),
+            hold: Arc::default(),
+            release: Arc::default(),
         };
         let app = Router::new()
             .route("/api/v1/users/me", get(me))
@@ -125,6 +132,16 @@ impl FakeBonusly {
 
     pub fn rate_limited(&self, on: bool) {
         self.shared.rate_limited.store(on, Ordering::SeqCst);
+    }
+
+    /// Make each give, then hold its answer until `release_gives`.
+    pub fn hold_gives(&self, on: bool) {
+        self.shared.hold.store(on, Ordering::SeqCst);
+    }
+
+    /// Send the answer of a held give (if none is held yet, the next one goes at once).
+    pub fn release_gives(&self) {
+        self.shared.release.notify_one();
     }
 }
 
@@ -197,9 +214,22 @@ async fn give(State(s): State<Shared>, headers: HeaderMap, body: Json<Value>) ->
     if let Some(refused) = gate(&s, &headers) {
         return refused;
     }
+    let bonus = match make_bonus(&s, &body) {
+        Ok(bonus) => bonus,
+        Err(refused) => return refused,
+    };
+    if s.hold.load(Ordering::SeqCst) {
+        s.release.notified().await;
+    }
+    ok(bonus)
+}
+
+/// Give the bonus `body` asks for, or Bonusly's refusal.
+fn make_bonus(s: &Shared, body: &Value) -> Result<Value, Response> {
+    let unprocessable = |message: &str| Err(refuse(StatusCode::UNPROCESSABLE_ENTITY, message));
     let reason = body["reason"].as_str().unwrap_or_default().to_owned();
     if reason.trim().is_empty() {
-        return refuse(StatusCode::UNPROCESSABLE_ENTITY, "Reason can't be blank");
+        return unprocessable("Reason can't be blank");
     }
     let words: Vec<&str> = reason.split_whitespace().collect();
     let mut books = s.books.lock().unwrap();
@@ -212,10 +242,7 @@ async fn give(State(s): State<Shared>, headers: HeaderMap, body: Json<Value>) ->
         {
             Some(i) => (vec![i], body["amount"].as_i64().unwrap_or(0)),
             None => {
-                return refuse(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    &format!("Couldn't find a user with email {email}"),
-                );
+                return unprocessable(&format!("Couldn't find a user with email {email}"));
             }
         },
         None => {
@@ -224,10 +251,7 @@ async fn give(State(s): State<Shared>, headers: HeaderMap, body: Json<Value>) ->
                 match books.users.iter().position(|u| u.username == mention) {
                     Some(i) => found.push(i),
                     None => {
-                        return refuse(
-                            StatusCode::UNPROCESSABLE_ENTITY,
-                            &format!("Couldn't find @{mention}"),
-                        );
+                        return unprocessable(&format!("Couldn't find @{mention}"));
                     }
                 }
             }
@@ -239,13 +263,10 @@ async fn give(State(s): State<Shared>, headers: HeaderMap, body: Json<Value>) ->
         }
     };
     if receivers.is_empty() {
-        return refuse(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Please mention a receiver (@username)",
-        );
+        return unprocessable("Please mention a receiver (@username)");
     }
     if amount <= 0 {
-        return refuse(StatusCode::UNPROCESSABLE_ENTITY, "Please give an amount (+10)");
+        return unprocessable("Please give an amount (+10)");
     }
     let hashtag = body["hashtag"].as_str().map(str::to_owned).or_else(|| {
         words
@@ -254,18 +275,14 @@ async fn give(State(s): State<Shared>, headers: HeaderMap, body: Json<Value>) ->
             .map(|w| (*w).to_owned())
     });
     let Some(hashtag) = hashtag else {
-        return refuse(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Please include a #hashtag for a company value",
-        );
+        return unprocessable("Please include a #hashtag for a company value");
     };
     let total = amount * receivers.len() as i64;
     if books.users[0].giving_balance < total {
         let left = books.users[0].giving_balance;
-        return refuse(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &format!("You don't have enough to give: {left} points left this month"),
-        );
+        return unprocessable(&format!(
+            "You don't have enough to give: {left} points left this month"
+        ));
     }
     books.users[0].giving_balance -= total;
     for &i in &receivers {
@@ -285,5 +302,5 @@ async fn give(State(s): State<Shared>, headers: HeaderMap, body: Json<Value>) ->
         "parent_bonus_id": body.get("parent_bonus_id").cloned().unwrap_or(Value::Null),
     });
     books.bonuses.push(bonus.clone());
-    ok(bonus)
+    Ok(bonus)
 }
