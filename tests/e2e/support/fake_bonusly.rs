@@ -216,7 +216,7 @@ async fn give(State(s): State<Shared>, headers: HeaderMap, body: Json<Value>) ->
     }
     let bonus = match make_bonus(&s, &body) {
         Ok(bonus) => bonus,
-        Err(refused) => return refused,
+        Err(message) => return refuse(StatusCode::UNPROCESSABLE_ENTITY, &message),
     };
     if s.hold.load(Ordering::SeqCst) {
         s.release.notified().await;
@@ -224,9 +224,9 @@ async fn give(State(s): State<Shared>, headers: HeaderMap, body: Json<Value>) ->
     ok(bonus)
 }
 
-/// Give the bonus `body` asks for, or Bonusly's refusal.
-fn make_bonus(s: &Shared, body: &Value) -> Result<Value, Response> {
-    let unprocessable = |message: &str| Err(refuse(StatusCode::UNPROCESSABLE_ENTITY, message));
+/// Give the bonus `body` asks for, or Bonusly's reason to refuse it (a 422).
+fn make_bonus(s: &Shared, body: &Value) -> Result<Value, String> {
+    let unprocessable = |message: &str| Err(message.to_owned());
     let reason = body["reason"].as_str().unwrap_or_default().to_owned();
     if reason.trim().is_empty() {
         return unprocessable("Reason can't be blank");
