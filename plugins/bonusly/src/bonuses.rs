@@ -139,10 +139,13 @@ fn memory_key(idempotency_key: &str) -> String {
 
 fn memory_ttl() -> Result<Duration> {
     let raw = config::get("give_memory_seconds").unwrap_or_else(|| "604800".into());
-    raw.trim()
-        .parse()
-        .map(Duration::from_secs)
-        .map_err(|_| Error::invalid_input("setting 'give_memory_seconds' must be a whole number"))
+    match raw.trim().parse::<u64>() {
+        Ok(seconds) if seconds > 0 => Ok(Duration::from_secs(seconds)),
+        _ => Err(Error::invalid_input(
+            "setting 'give_memory_seconds' must be a whole number of seconds, at least 1 \
+             (gives are remembered to keep a retried step from giving twice)",
+        )),
+    }
 }
 
 /// What an earlier attempt under the same key left: the bonus to return, a refusal, or
