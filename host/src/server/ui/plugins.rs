@@ -57,7 +57,10 @@ pub(super) async fn list(user: WebUser, State(app): State<Arc<App>>) -> Response
         StatusCode::OK,
         "plugins.html",
         "Plugins",
-        serde_json::json!({ "plugins": plugins }),
+        serde_json::json!({
+            "plugins": plugins,
+            "can_install": may(&user, Permission::PluginsWrite),
+        }),
     )
 }
 
@@ -70,8 +73,9 @@ struct Capability {
     granted: bool,
 }
 
-/// Every item either side names, in order, each marked requested and/or granted.
-fn capabilities(requested: &Capabilities, granted: &Capabilities) -> Vec<Capability> {
+/// Every item either side names, in order, each marked requested and/or granted (also the
+/// review of an install, `plugin_install.rs`).
+pub(super) fn capabilities(requested: &Capabilities, granted: &Capabilities) -> Vec<Capability> {
     let mut rows = Vec::new();
     let mut add = |kind: &'static str, req: BTreeSet<String>, gra: BTreeSet<String>| {
         for value in req.union(&gra) {
