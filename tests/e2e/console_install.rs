@@ -6,14 +6,18 @@
 //! are refused with the CLI's words; a pack over the upload limit is refused unread; roles
 //! other than operator (and admin) reach neither the pages nor the calls; a request without
 //! the CSRF token, a cancelled install, someone else's install and an unknown id install
-//! nothing.
+//! nothing. And once in a real headless Chromium: the pages' forms, through `console.js`.
 
 use crate::api::{set_password, sign_in};
 use crate::packs::{build, echo, installs, key_line, keypair, s};
+use crate::support::browser::Browser;
 use crate::support::{Cli, Server, http_client};
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{Value, json};
 use std::path::Path;
+
+/// The tests' users' password (`api::set_password`).
+const PASSWORD: &str = "correct horse battery";
 
 /// A signed-in user of the server at `base`.
 struct Session {
@@ -343,4 +347,59 @@ async fn raw_status(addr: &str, head: &str) -> String {
         .expect("the server answers without waiting for the body")
         .unwrap();
     line
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_installs_a_pack_by_clicking_through_the_console() {
+    let cli = Cli::new();
+    let work = tempfile::tempdir().unwrap();
+    let (sk, pk) = keypair(work.path(), "acme", None);
+    cli.ok(&["trust", "add", "acme", &key_line(&pk)]);
+    let pack = build(&cli, work.path(), "echo.ospack");
+    cli.ok(&["pack", "sign", s(&pack), "--key", s(&sk)]);
+    user(&cli, "olga", "operator");
+    let server = Server::start(&cli);
+    let base = format!("http://{}", server.addr);
+
+    let browser = Browser::start("console-install").await;
+    browser.login(&base, "olga", PASSWORD).await;
+    browser.goto(&format!("{base}/plugins")).await;
+    browser.click("#install-link").await;
+    browser.wait_for("#upload-form").await;
+    browser
+        .find("#pack")
+        .await
+        .send_keys(s(&pack))
+        .await
+        .expect("choosing the pack file");
+    browser.click("#upload-form button").await;
+    browser
+        .wait_for_url("the review page", |u| u.path().starts_with("/plugin-installs/"))
+        .await;
+    let signer = browser.text("#signer").await;
+    assert!(signer.contains("trusted as 'acme'"), "{signer}");
+    let capabilities = browser.text("#capabilities").await;
+    assert!(
+        capabilities.contains("greeting") && capabilities.contains("not granted"),
+        "{capabilities}"
+    );
+    browser.screenshot("review").await;
+    assert!(installs(&cli).is_empty(), "nothing is installed before the approval");
+
+    browser.click("#approve-form button").await;
+    browser
+        .wait_for_url("the plugin's page", |u| u.path() == "/plugins/test-echo")
+        .await;
+    let capabilities = browser.text("#capabilities").await;
+    assert!(
+        capabilities.contains("greeting") && !capabilities.contains("not granted"),
+        "{capabilities}"
+    );
+    browser.screenshot("installed").await;
+    browser.close().await;
+    let audited = installs(&cli);
+    assert_eq!(audited.len(), 1);
+    assert_eq!(audited[0]["actor"], "user:olga");
+    echo(&cli, "clicked through the console");
+    drop(server);
 }

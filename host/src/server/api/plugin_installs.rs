@@ -177,7 +177,7 @@ pub(crate) fn review_of(plan: &InstallPlan, id: &str, expires_at: i64) -> Instal
         description = "The pack, or where to take it from",
         content(
             (InstallSource = "application/json"),
-            (Vec<u8> = "application/octet-stream")
+            (String = "application/octet-stream")
         )
     ),
     responses(
