@@ -11,6 +11,8 @@ echo "build-plugins: compiling plugins (release, wasm32-wasip2)"
 
 out=plugins/dist
 mkdir -p "$out"
+# A plugin is laid out as dist/NAME; a test plugin's next version (plugins/testing/*-next,
+# for the upgrade tests) as dist/NAME-VERSION.
 for manifest in plugins/*/plugin.toml plugins/testing/*/plugin.toml; do
     src=$(dirname "$manifest")
     name=$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$manifest")
@@ -20,8 +22,12 @@ for manifest in plugins/*/plugin.toml plugins/testing/*/plugin.toml; do
         echo "build-plugins: $manifest names component $component, but $wasm was not built" >&2
         exit 1
     fi
-    mkdir -p "$out/$name"
-    cp "$manifest" "$out/$name/plugin.toml"
-    cp "$wasm" "$out/$name/$component"
-    printf 'build-plugins: %-14s %7d bytes\n' "$name" "$(stat -c %s "$wasm")"
+    dest="$name"
+    if [[ "$src" == *-next ]]; then
+        dest="$name-$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$manifest")"
+    fi
+    mkdir -p "$out/$dest"
+    cp "$manifest" "$out/$dest/plugin.toml"
+    cp "$wasm" "$out/$dest/$component"
+    printf 'build-plugins: %-14s %7d bytes\n' "$dest" "$(stat -c %s "$wasm")"
 done

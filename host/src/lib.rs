@@ -18,6 +18,8 @@
 //! - [`pack`]: plugin packs: one signed file per plugin (format, minisign signatures, the
 //!   trust decision); pure.
 //! - [`plugin`]: the WebAssembly runtime. Only this module touches wasmtime.
+//! - [`install`]: installing and upgrading plugins (a plan with its diffs, then applying it),
+//!   for the CLI and the console.
 //! - [`names`]: the one rule for the names of plugins, playbooks, rules, lists and tokens.
 //! - [`playbook`]: playbook scripts and their durable replay. Only this module touches Rhai.
 //! - [`preprocess`]: pre-processing rules: drop, deduplicate, link, or open an incident
@@ -49,6 +51,7 @@ pub mod cli;
 pub mod config;
 pub mod duration;
 pub mod humans;
+pub mod install;
 pub mod intake;
 pub mod mail;
 pub mod metrics;

@@ -32,6 +32,7 @@ mod packs_oci;
 mod page_escaping;
 mod playbooks;
 mod plugin_lifecycle;
+mod plugin_upgrade;
 mod preprocess;
 mod rbac;
 mod schemathesis;

@@ -218,6 +218,25 @@ impl Capabilities {
         s.max_output_bytes = o.max_output_bytes.or(s.max_output_bytes);
     }
 
+    /// Everything in this set, one line each (`http PATTERN`, `private range CIDR`,
+    /// `secret NAME`, `kv quota N bytes`, `timeout 30s`, ...): what a diff compares.
+    pub fn items(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.http.iter().map(|p| format!("http {p}")).collect();
+        out.extend(self.private_ranges.iter().map(|r| format!("private range {r}")));
+        out.extend(self.secrets.iter().map(|s| format!("secret {s}")));
+        out.extend(self.kv_quota_bytes.map(|q| format!("kv quota {q} bytes")));
+        let l = &self.limits;
+        out.extend(
+            l.timeout
+                .map(|t| format!("timeout {}", humantime::format_duration(t))),
+        );
+        out.extend(l.memory_mib.map(|m| format!("memory {m} MiB")));
+        out.extend(l.max_response_bytes.map(|b| format!("max response {b} bytes")));
+        out.extend(l.max_requests.map(|n| format!("max requests {n}")));
+        out.extend(l.max_output_bytes.map(|b| format!("max output {b} bytes")));
+        out
+    }
+
     /// What `requested` asks for that this grant does not give, one line each.
     pub fn missing_from(&self, requested: &Capabilities) -> Vec<String> {
         let mut out = Vec::new();

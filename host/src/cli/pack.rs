@@ -1,10 +1,14 @@
 //! `osprey pack build|sign|verify|inspect|payload|push`: plugin packs, one signed file per
-//! plugin (the layout is in `pack/format.rs`, in a registry `oci.rs`), and where
-//! `osprey plugin install SOURCE` takes a plugin from, with the checks it makes of a pack.
+//! plugin (the layout is in `pack/format.rs`, in a registry `oci.rs`; where an install takes
+//! a plugin from, with the checks it makes of a pack, is `install/source.rs`).
 
 use super::render;
 use crate::app::App;
 use crate::config::Config;
+use crate::install::{
+    self,
+    source::{signer_text, trust_command},
+};
 use crate::oci::{self, Access, OciRef};
 use crate::pack::{self, Limits, Pack, PublicKey, SecretKey, Signature, Signer, TrustedKey};
 use crate::plugin::Manifest;
@@ -128,7 +132,7 @@ pub struct RegistryArgs {
 }
 
 impl RegistryArgs {
-    fn access(&self) -> Access {
+    pub(super) fn access(&self) -> Access {
         Access {
             insecure: self.insecure,
             username: self.username.clone(),
@@ -166,20 +170,9 @@ pub async fn run(cmd: PackCommand, config: Config) -> anyhow::Result<i32> {
     }
 }
 
-/// Read and check a pack file, refusing one larger than any pack can be before reading it.
+/// Read and check a pack file (see [`install::source::read_pack`]).
 pub(super) fn read_pack(path: &Path) -> anyhow::Result<Pack> {
-    let limits = Limits::default();
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let size = file.metadata()?.len();
-    if size > limits.max_archive_bytes() {
-        bail!(
-            "{} is {size} bytes, larger than a pack may be ({} bytes)",
-            path.display(),
-            limits.max_archive_bytes()
-        );
-    }
-    Pack::read(std::io::BufReader::new(file), &limits)
-        .with_context(|| format!("{} is refused", path.display()))
+    Ok(install::source::read_pack(path)?)
 }
 
 /// Write `bytes` to `path` whole: into a file beside it, renamed over it once complete.
@@ -391,7 +384,7 @@ fn payload(file: &Path, output: &Path) -> anyhow::Result<i32> {
 async fn push(file: &Path, reference: &str, registry: &RegistryArgs) -> anyhow::Result<i32> {
     let pack = read_pack(file)?;
     let oci = OciRef::parse(reference)?;
-    let (_dir, m) = unpack(&pack)?;
+    let (_dir, m) = install::source::unpack(&pack)?;
     let component = m
         .component
         .to_str()
@@ -413,151 +406,12 @@ async fn push(file: &Path, reference: &str, registry: &RegistryArgs) -> anyhow::
     Ok(0)
 }
 
-/// What to tell an operator about a pack's signer, in one line.
-fn signer_text(signer: &Signer) -> String {
-    match signer {
-        Signer::Unsigned => "not signed".into(),
-        Signer::Trusted { name, key_id } => format!("key id {key_id}, trusted as '{name}'"),
-        Signer::Untrusted {
-            key_id,
-            carried: Some(_),
-        } => format!("key id {key_id}, NOT trusted here"),
-        Signer::Untrusted {
-            key_id,
-            carried: None,
-        } => {
-            format!("key id {key_id}, NOT trusted here (the pack carries no public key to check it with)")
-        }
-    }
-}
-
-/// The exact command that trusts an untrusted signer.
-fn trust_command(key_id: pack::KeyId, carried: Option<&PublicKey>, plugin: &str) -> String {
-    match carried {
-        Some(key) => format!(
-            "if key id {key_id} is the publisher's (check with them), trust it with:\n  osprey trust add {plugin}-publisher {}",
-            key.to_base64()
-        ),
-        None => format!(
-            "the pack carries no public key: get the publisher's (key id {key_id}) and trust it with:\n  osprey trust add {plugin}-publisher PUBLISHER_KEY.pub"
-        ),
-    }
-}
-
-/// Files of a pack in a temporary folder, laid out as a plugin folder.
-pub(super) struct Unpacked {
-    dir: tempfile::TempDir,
-    /// What the audit entry of the install records of the pack.
-    pub audit: serde_json::Value,
-}
-
-impl Unpacked {
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-/// The files of a pack in a temporary folder whose plugin.toml agrees with the pack's
-/// manifest, with the signer.
-fn unpack(pack: &Pack) -> anyhow::Result<(tempfile::TempDir, Manifest)> {
-    let dir = tempfile::Builder::new().prefix("osprey-pack-").tempdir()?;
-    for (path, bytes) in pack.files() {
-        std::fs::write(dir.path().join(path), bytes).with_context(|| format!("unpacking {path}"))?;
-    }
-    let m = Manifest::load(dir.path())?;
-    let pm = pack.manifest();
-    if m.name != pm.name || m.version != pm.version {
-        bail!(
-            "the pack says it holds {} {}, but its plugin.toml is {} {}",
-            pm.name,
-            pm.version,
-            m.name,
-            m.version
-        );
-    }
-    Ok((dir, m))
-}
-
-/// Where `osprey plugin install SOURCE` takes the plugin from.
-pub(super) enum InstallSource {
-    /// A plugin folder, installed as it is.
-    Folder(PathBuf),
-    /// A pack (a file, or pulled from a registry), checked and unpacked.
-    Pack(Unpacked),
-}
-
-/// The one reading of an install's SOURCE: an `oci://` reference is pulled and checked, a
-/// file is read and checked as a pack (both for their signer, as [`unpack_for_install`]
-/// says), anything else is a plugin folder.
-pub(super) async fn install_source(
-    app: &App,
-    source: &Path,
-    allow_unsigned: bool,
-    registry: &RegistryArgs,
-) -> anyhow::Result<InstallSource> {
-    if let Some(text) = source.to_str().filter(|t| OciRef::is_oci(t)) {
-        let oci = OciRef::parse(text)?;
-        println!("pulling {oci}");
-        let (pack, manifest_digest) = oci::pull(&oci, &registry.access(), &Limits::default()).await?;
-        let mut unpacked = unpack_for_install(app, &pack, text, allow_unsigned).await?;
-        unpacked.audit["oci"] = text.into();
-        unpacked.audit["oci_manifest_digest"] = manifest_digest.into();
-        Ok(InstallSource::Pack(unpacked))
-    } else if source.is_file() {
-        let pack = read_pack(source)?;
-        let mut unpacked =
-            unpack_for_install(app, &pack, &source.display().to_string(), allow_unsigned).await?;
-        unpacked.audit["file"] = serde_json::json!(source);
-        Ok(InstallSource::Pack(unpacked))
-    } else {
-        Ok(InstallSource::Folder(source.to_owned()))
-    }
-}
-
-/// A pack checked for `osprey plugin install`: intact, and signed by a trusted publisher
-/// unless `allow_unsigned` (then loudly), unpacked. `origin` names it in messages.
-async fn unpack_for_install(
-    app: &App,
-    pack: &Pack,
-    origin: &str,
-    allow_unsigned: bool,
-) -> anyhow::Result<Unpacked> {
-    let trusted = super::trust::trusted_keys(app).await?;
-    let signer = pack::trust::check(pack, &trusted).with_context(|| format!("{origin} is refused"))?;
-    let plugin = &pack.manifest().name;
-    match &signer {
-        Signer::Trusted { name, key_id } => {
-            println!("{origin}: signed by '{name}' (key id {key_id}), a trusted publisher");
-        }
-        Signer::Unsigned if !allow_unsigned => bail!(
-            "{origin} is not signed; Osprey installs packs signed by a publisher you trust. Ask the publisher for a signed pack (`osprey pack sign`) and trust their key (`osprey trust add NAME KEY`), or install it unsigned with --allow-unsigned (audited)"
-        ),
-        Signer::Untrusted { key_id, carried } if !allow_unsigned => bail!(
-            "{origin} is signed by key id {key_id}, which this Osprey does not trust; {}\nthen install again (or install it untrusted with --allow-unsigned, audited)",
-            trust_command(*key_id, carried.as_ref(), plugin)
-        ),
-        _ => eprintln!(
-            "\nWARNING: --allow-unsigned: installing {origin} with no trusted signature ({}). Nothing proves who made this plugin. This install is recorded in the audit log as such.\n",
-            signer_text(&signer)
-        ),
-    }
-    let (dir, _) = unpack(pack)?;
-    let mut audit = serde_json::json!({
-        "digest": pack.digest(),
-        "signer": signer.to_audit(),
-    });
-    if !matches!(signer, Signer::Trusted { .. }) {
-        audit["allow_unsigned"] = true.into();
-    }
-    Ok(Unpacked { dir, audit })
-}
-
 async fn inspect(app: &App, file: &Path, json: bool) -> anyhow::Result<i32> {
     let pack = read_pack(file)?;
     let trusted = super::trust::trusted_keys(app).await?;
     let signer =
         pack::trust::check(&pack, &trusted).with_context(|| format!("{} is refused", file.display()))?;
-    let (dir, m) = unpack(&pack)?;
+    let (dir, m) = install::source::unpack(&pack)?;
     let checked = app
         .runtime
         .check_dir(dir.path())

@@ -1,10 +1,11 @@
-use super::pack::InstallSource;
 use super::render;
 use crate::app::App;
 use crate::capability::{Capabilities, HttpPattern};
 use crate::config::Config;
-use crate::plugin::{CallContext, LoadedPlugin, manifest::MANIFEST_FILE};
-use crate::store::audit::{Actor, Change};
+use crate::install::{self, Approval, GrantChoice, InstallPlan, Mode, Origin, Source};
+use crate::pack::Signer;
+use crate::plugin::{CallContext, LoadedPlugin};
+use crate::store::audit::Actor;
 use anyhow::{Context as _, bail};
 use ipnet::IpNet;
 use std::io::{BufRead, IsTerminal, Write};
@@ -55,6 +56,42 @@ with --insecure, over plain HTTP.")]
         /// Install a pack that no trusted publisher signed (recorded in the audit log).
         #[arg(long)]
         allow_unsigned: bool,
+        #[command(flatten)]
+        registry: super::pack::RegistryArgs,
+    },
+    /// Upgrade an installed plugin to the version in SOURCE (as install takes it), checked
+    /// first against the playbooks that call it.
+    ///
+    /// Shows who signed it, what it requests that the installed version did not (and what it
+    /// no longer requests), and which actions were added, removed or changed their input or
+    /// output schema. The playbooks that call the plugin are checked against the new version:
+    /// every `invoke` naming an action it no longer has, and their offline tests
+    /// (tests/*.toml) run with each call checked against its actions and input schemas. A
+    /// failure stops the upgrade unless --force. Nothing new is granted unless you say so.
+    #[command(after_help = "\
+Examples:
+  osprey plugin upgrade ipinfo ipinfo-0.2.0.ospack             review, then grant separately
+  osprey plugin upgrade ipinfo oci://registry.example.com/acme/ipinfo:0.2.0 --yes
+  osprey plugin upgrade ipinfo plugins/dist/ipinfo --force     although playbooks would break
+
+The replaced version is kept: `osprey plugin rollback NAME` returns to it.")]
+    Upgrade {
+        /// The installed plugin to upgrade.
+        name: String,
+        /// A pack file, a pack in an OCI registry (oci://...), or a plugin folder, holding a
+        /// version of NAME.
+        source: PathBuf,
+        /// Also grant everything the new version requests (added to the existing grant),
+        /// without asking (`--yes` says the same).
+        #[arg(long, visible_alias = "yes")]
+        grant_requested: bool,
+        /// Install a pack that no trusted publisher signed (recorded in the audit log).
+        #[arg(long)]
+        allow_unsigned: bool,
+        /// Upgrade although playbooks that call the plugin fail the check (recorded in the
+        /// audit log with what failed).
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         registry: super::pack::RegistryArgs,
     },
@@ -183,18 +220,33 @@ pub async fn run(cmd: PluginCommand, config: Config) -> anyhow::Result<i32> {
             grant_requested,
             allow_unsigned,
             registry,
-        } => match super::pack::install_source(&app, &source, allow_unsigned, &registry).await? {
-            InstallSource::Pack(unpacked) => {
-                install(
-                    &app,
-                    unpacked.dir(),
-                    grant_requested,
-                    Some(unpacked.audit.clone()),
-                )
-                .await
-            }
-            InstallSource::Folder(dir) => install(&app, &dir, grant_requested, None).await,
-        },
+        } => {
+            let args = InstallArgs {
+                source: &source,
+                yes: grant_requested,
+                allow_unsigned,
+                force: false,
+                registry: &registry,
+            };
+            install(&app, args, Mode::Install).await
+        }
+        PluginCommand::Upgrade {
+            name,
+            source,
+            grant_requested,
+            allow_unsigned,
+            force,
+            registry,
+        } => {
+            let args = InstallArgs {
+                source: &source,
+                yes: grant_requested,
+                allow_unsigned,
+                force,
+                registry: &registry,
+            };
+            install(&app, args, Mode::Upgrade { name }).await
+        }
         PluginCommand::Remove { name, purge } => remove(&app, &name, purge).await,
         PluginCommand::Rollback { name } => super::plugin_kept::rollback(&app, &name).await,
         PluginCommand::Call {
@@ -385,153 +437,189 @@ fn print_settings(p: &LoadedPlugin, set: &std::collections::BTreeMap<String, Str
     }
 }
 
-/// Install the plugin folder `dir`; `pack` is what the audit entry records of the pack it
-/// came from, if it came from one.
-async fn install(
-    app: &App,
-    dir: &Path,
-    grant_requested: bool,
-    pack: Option<serde_json::Value>,
-) -> anyhow::Result<i32> {
+/// How `osprey plugin install` and `upgrade` were asked to go about it.
+struct InstallArgs<'a> {
+    source: &'a Path,
+    yes: bool,
+    allow_unsigned: bool,
+    force: bool,
+    registry: &'a super::pack::RegistryArgs,
+}
+
+/// `osprey plugin install SOURCE` (`Mode::Install`) and `osprey plugin upgrade NAME SOURCE`:
+/// read the source, show the plan, ask (or take --yes), apply it.
+async fn install(app: &App, args: InstallArgs<'_>, mode: Mode) -> anyhow::Result<i32> {
+    let source = Source::parse(args.source)?;
+    let trusted = match &source {
+        Source::Folder(_) => Vec::new(),
+        _ => super::trust::trusted_keys(app).await?,
+    };
+    if let Source::Oci(oci) = &source {
+        println!("pulling {oci}");
+    }
+    let origin = install::fetch(&source, &trusted, args.allow_unsigned, &args.registry.access()).await?;
+    if let Origin::Pack(unpacked) = &origin {
+        print_signer(unpacked);
+    }
     // Compiling a large component (a Python one is about 18 MB) takes seconds; say so first.
     eprintln!("checking and compiling the component (later loads use the compiled cache)...");
-    let checked = app
-        .runtime
-        .check_dir(dir)
-        .await
-        .with_context(|| format!("{} cannot be installed", dir.display()))?;
-    let m = &checked.manifest;
-    let previous = app.runtime.get(&m.name).ok();
-    println!("{} {} — {}", m.name, m.version, checked.description.description);
-    for a in &checked.description.actions {
-        println!("  action {} — {}", a.name, a.description);
-    }
-    if let Some(prev) = &previous {
-        println!(
-            "\nUpgrading from {} {}. Changes in what it requests:",
-            prev.manifest.name, prev.manifest.version
+    let plan = install::prepare(app, origin, mode).await?;
+    print_plan(app, &plan);
+    if let Some(impact) = plan.impact.as_ref().filter(|i| i.blocks()) {
+        if !args.force {
+            bail!(
+                "not upgraded: {} playbook check(s) fail with {} {} (listed above). Fix the playbooks first, or upgrade anyway with --force (audited)",
+                impact.failures.len(),
+                plan.name(),
+                plan.manifest().version
+            );
+        }
+        eprintln!(
+            "\nWARNING: --force: upgrading although {} playbook check(s) fail; they will fail when they run. This upgrade is recorded in the audit log with what failed.\n",
+            impact.failures.len()
         );
-        let added = prev.manifest.requests.missing_from(&m.requests);
-        let dropped = m.requests.missing_from(&prev.manifest.requests);
-        if added.is_empty() && dropped.is_empty() {
-            println!("  (none)");
-        }
-        for a in added {
-            println!("  + {a}");
-        }
-        for d in dropped {
-            println!("  - {d}");
-        }
     }
-    let mut grant = app.grant(&m.name).await?;
-    let granted_before = app.store.grant(&m.name).await?.is_some();
-    println!("\nIt requests:");
-    let limits = app.config.limits.with_grant(&grant);
-    print!(
-        "{}",
-        render::capabilities(&m.requests, &grant, granted_before, &limits)
-    );
 
-    let mut do_grant = grant_requested;
-    if !grant_requested && !grant.missing_from(&m.requests).is_empty() && std::io::stdin().is_terminal() {
+    let mut grant = if args.yes {
+        GrantChoice::Requested
+    } else {
+        GrantChoice::Nothing
+    };
+    if !args.yes && !plan.not_granted().is_empty() && std::io::stdin().is_terminal() {
         print!("\nGrant what it requests? [y/N] ");
         std::io::stdout().flush()?;
         let mut answer = String::new();
         std::io::stdin().lock().read_line(&mut answer)?;
-        do_grant = matches!(answer.trim(), "y" | "Y" | "yes");
-    }
-
-    let kept = copy_into_place(dir, m, &app.runtime.options().plugins_dir)?;
-    let pack_record = pack.clone();
-    let mut details = serde_json::json!({
-        "version": m.version.to_string(),
-        "previous": previous.as_ref().map(|p| p.manifest.version.to_string()),
-        "requests": m.requests,
-    });
-    if let Some(pack) = pack {
-        details["pack"] = pack;
-    }
-    let change = Change {
-        actor: &Actor::cli(),
-        action: "plugin.install",
-        target: format!("plugin:{}", m.name),
-        details,
-    };
-    app.store
-        .record_install(
-            &m.name,
-            &m.version.to_string(),
-            pack_record.as_ref(),
-            kept.as_deref(),
-            &change,
-        )
-        .await?;
-    if do_grant {
-        grant.union_with(&m.requests);
-        app.set_grant(&m.name, &grant, &Actor::cli()).await?;
-    }
-    let installed = app
-        .runtime
-        .load_dir(&app.runtime.options().plugins_dir.join(&m.name))
-        .await?;
-    println!(
-        "\ninstalled {} {} into {}",
-        m.name,
-        m.version,
-        installed.dir.display()
-    );
-    if let Some(kept) = &kept {
-        println!(
-            "kept {kept} with its grant: `osprey plugin rollback {}` returns to it",
-            m.name
-        );
-    }
-    let policy = installed.policy();
-    let missing = policy.grant.missing_from(&m.requests);
-    if do_grant {
-        println!("granted what it requests");
-    } else if !missing.is_empty() {
-        println!(
-            "not granted yet: {}. Grant with `osprey plugin grant {} --requested` (or item by item).",
-            missing.join(", "),
-            m.name
-        );
-    }
-    for s in &m.requests.secrets {
-        if app.store.secret(&m.name, s).await?.is_none() {
-            println!("secret '{s}' is not set: `osprey secret set {} {s}`", m.name);
+        if matches!(answer.trim(), "y" | "Y" | "yes") {
+            grant = GrantChoice::Requested;
         }
     }
+    let name = plan.name().to_owned();
+    let approval = Approval {
+        grant,
+        force: args.force,
+    };
+    let applied = install::apply(app, plan, &approval, &Actor::cli()).await?;
+    print_applied(&name, &applied);
     Ok(0)
 }
 
-/// Copy plugin.toml and the component into `<plugins_dir>/<name>`, replacing what was there
-/// only once the new copy is complete. The version replaced is kept for a rollback; returns
-/// its version.
-fn copy_into_place(
-    src: &Path,
-    m: &crate::plugin::Manifest,
-    plugins_dir: &Path,
-) -> anyhow::Result<Option<String>> {
-    std::fs::create_dir_all(plugins_dir).with_context(|| format!("creating {}", plugins_dir.display()))?;
-    let target = plugins_dir.join(&m.name);
-    let tmp = plugins_dir.join(format!(".install-{}-{}", m.name, std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp)?;
-    std::fs::copy(src.join(MANIFEST_FILE), tmp.join(MANIFEST_FILE))?;
-    let component = m.component_path(Path::new(""));
-    std::fs::copy(m.component_path(src), tmp.join(&component))
-        .with_context(|| format!("copying {}", m.component_path(src).display()))?;
-    let old = plugins_dir.join(format!(".old-{}-{}", m.name, std::process::id()));
-    if target.exists() {
-        std::fs::rename(&target, &old)?;
+/// Who signed a pack, or the loud warning when no trusted publisher did.
+fn print_signer(unpacked: &install::Unpacked) {
+    match &unpacked.signer {
+        Signer::Trusted { name, key_id } => println!(
+            "{}: signed by '{name}' (key id {key_id}), a trusted publisher",
+            unpacked.origin
+        ),
+        signer => eprintln!(
+            "\nWARNING: --allow-unsigned: installing {} with no trusted signature ({}). Nothing proves who made this plugin. This install is recorded in the audit log as such.\n",
+            unpacked.origin,
+            install::source::signer_text(signer)
+        ),
     }
-    std::fs::rename(&tmp, &target)?;
-    if old.exists() {
-        return super::plugin_kept::keep(plugins_dir, &m.name, &old);
+}
+
+/// The plugin, who signed it, what changes since the installed version, and what it requests
+/// next to what is granted.
+fn print_plan(app: &App, plan: &InstallPlan) {
+    let m = plan.manifest();
+    let checked = &plan.checked;
+    println!("{} {} — {}", m.name, m.version, checked.description.description);
+    for a in &checked.description.actions {
+        println!("  action {} — {}", a.name, a.description);
     }
-    super::plugin_kept::discard(plugins_dir, &m.name)?;
-    Ok(None)
+    println!("  signed: {}", plan.signed_by());
+    if let (Some(prev), Some(caps), Some(actions)) =
+        (&plan.previous, &plan.capability_diff, &plan.action_diff)
+    {
+        println!(
+            "\nUpgrading from {} {}. Changes in what it requests:",
+            m.name, prev.version
+        );
+        if caps.is_empty() {
+            println!("  (none)");
+        }
+        for a in &caps.added {
+            println!("  + {a}");
+        }
+        for d in &caps.removed {
+            println!("  - {d}");
+        }
+        println!("Changes in its actions:");
+        if actions.is_empty() {
+            println!("  (none)");
+        }
+        for a in &actions.added {
+            println!("  + action {a}");
+        }
+        for a in &actions.removed {
+            println!("  - action {a}");
+        }
+        for a in &actions.input_changed {
+            println!("  ~ action {a}: its input schema changed");
+        }
+        for a in &actions.output_changed {
+            println!("  ~ action {a}: its output schema changed");
+        }
+    }
+    if let Some(impact) = &plan.impact {
+        print_impact(impact);
+    } else if plan.previous.is_some() {
+        println!(
+            "(`osprey plugin upgrade {} SOURCE` also checks the playbooks that call it against this version)",
+            m.name
+        );
+    }
+    println!("\nIt requests:");
+    let limits = app.config.limits.with_grant(&plan.grant);
+    print!(
+        "{}",
+        render::capabilities(&m.requests, &plan.grant, plan.granted_before, &limits)
+    );
+}
+
+/// The playbooks that call the plugin, and what fails against the new version.
+fn print_impact(impact: &install::Impact) {
+    if impact.playbooks.is_empty() {
+        println!("\nNo playbook calls it.");
+        return;
+    }
+    println!(
+        "\nPlaybooks that call it: {} ({} test cases run against this version)",
+        impact.playbooks.join(", "),
+        impact.cases
+    );
+    if impact.failures.is_empty() {
+        println!("  every check passes");
+    }
+    for f in &impact.failures {
+        println!("  FAILED  {f}");
+    }
+}
+
+/// Where the plugin went, what was kept, and what is still not granted or set.
+fn print_applied(name: &str, applied: &install::Applied) {
+    let p = &applied.plugin;
+    println!(
+        "\ninstalled {} {} into {}",
+        name,
+        p.manifest.version,
+        p.dir.display()
+    );
+    if let Some(kept) = &applied.kept {
+        println!("kept {kept} with its grant: `osprey plugin rollback {name}` returns to it");
+    }
+    if applied.granted {
+        println!("granted what it requests");
+    } else if !applied.not_granted.is_empty() {
+        println!(
+            "not granted yet: {}. Grant with `osprey plugin grant {name} --requested` (or item by item).",
+            applied.not_granted.join(", ")
+        );
+    }
+    for s in &applied.secrets_unset {
+        println!("secret '{s}' is not set: `osprey secret set {name} {s}`");
+    }
 }
 
 async fn remove(app: &App, name: &str, purge: bool) -> anyhow::Result<i32> {
@@ -544,7 +632,7 @@ async fn remove(app: &App, name: &str, purge: bool) -> anyhow::Result<i32> {
     };
     if let Some(p) = &installed {
         std::fs::remove_dir_all(&p.dir).with_context(|| format!("removing {}", p.dir.display()))?;
-        super::plugin_kept::discard(&app.runtime.options().plugins_dir, name)?;
+        crate::install::kept::discard(&app.runtime.options().plugins_dir, name)?;
         app.store
             .record_remove(name, &p.manifest.version.to_string(), &Actor::cli())
             .await?;

@@ -109,18 +109,9 @@ async fn remove(app: &App, name: &str) -> anyhow::Result<i32> {
 /// The trusted keys, as `pack::trust` takes them. A stored key that no longer parses is
 /// left out with a warning (it can only be removed).
 pub(super) async fn trusted_keys(app: &App) -> anyhow::Result<Vec<TrustedKey>> {
-    let mut out = Vec::new();
-    for record in app.store.trusted_keys().await? {
-        match PublicKey::parse(&record.public_key) {
-            Ok(key) => out.push(TrustedKey {
-                name: record.name,
-                key,
-            }),
-            Err(e) => eprintln!(
-                "warning: trusted key '{}' is unreadable and ignored: {e}",
-                record.name
-            ),
-        }
+    let (keys, unreadable) = crate::install::source::trusted_keys(app).await?;
+    for (name, e) in unreadable {
+        eprintln!("warning: trusted key '{name}' is unreadable and ignored: {e}");
     }
-    Ok(out)
+    Ok(keys)
 }

@@ -133,6 +133,12 @@ pub enum ExpectedStatus {
     Waiting,
 }
 
+/// A check of each plugin call a case makes, before its mock answers: an `Err` fails the
+/// call as the real host would (an upgrade's check runs the cases against the contract of the
+/// version it would install: unknown actions and inputs its schemas reject are refused).
+/// Given `(plugin, action, input)`.
+pub type CallCheck = std::sync::Arc<dyn Fn(&str, &str, &Value) -> Result<(), PluginFailure> + Send + Sync>;
+
 /// The result of one case.
 #[derive(Debug, Clone)]
 pub struct CaseReport {
@@ -140,6 +146,8 @@ pub struct CaseReport {
     pub description: String,
     /// Empty when the case passed.
     pub problems: Vec<String>,
+    /// The calls the [`CallCheck`] refused, each `plugin.action input: why`.
+    pub refused: Vec<String>,
     /// The steps the run took, labelled (`invoke ipinfo.lookup`, `sleep`, ...).
     pub steps: Vec<String>,
 }
@@ -183,14 +191,28 @@ pub fn case_files(playbook: &Playbook) -> Vec<PathBuf> {
 
 /// Run every case of a playbook.
 pub fn run_all(playbook: &Playbook, limits: &super::RunLimits) -> Vec<CaseReport> {
+    run_all_checked(playbook, limits, None)
+}
+
+/// Run every case of a playbook, each plugin call first passed to `check` if given.
+pub fn run_all_checked(
+    playbook: &Playbook,
+    limits: &super::RunLimits,
+    check: Option<&CallCheck>,
+) -> Vec<CaseReport> {
     case_files(playbook)
         .iter()
-        .map(|f| run_file(playbook, f, limits))
+        .map(|f| run_file(playbook, f, limits, check))
         .collect()
 }
 
 /// Run one case file.
-pub fn run_file(playbook: &Playbook, file: &Path, limits: &super::RunLimits) -> CaseReport {
+pub fn run_file(
+    playbook: &Playbook,
+    file: &Path,
+    limits: &super::RunLimits,
+    check: Option<&CallCheck>,
+) -> CaseReport {
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
         Err(e) => return broken(file, format!("cannot read: {e}")),
@@ -205,7 +227,7 @@ pub fn run_file(playbook: &Playbook, file: &Path, limits: &super::RunLimits) -> 
             return broken(file, format!("line {line}: {}", e.message()));
         }
     };
-    run_case(playbook, file, &case, limits)
+    run_case(playbook, file, &case, limits, check)
 }
 
 fn broken(file: &Path, problem: String) -> CaseReport {
@@ -213,12 +235,15 @@ fn broken(file: &Path, problem: String) -> CaseReport {
         file: file.to_owned(),
         description: String::new(),
         problems: vec![problem],
+        refused: Vec::new(),
         steps: Vec::new(),
     }
 }
 
 struct MockState {
     mocks: Vec<(Mock, u32)>,
+    check: Option<CallCheck>,
+    refused: Vec<String>,
     clock: i64,
     rng: u64,
     unanswered: Vec<String>,
@@ -251,6 +276,13 @@ impl Effects for MockEffects {
         _: &str,
     ) -> Result<Value, PluginFailure> {
         let mut st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(check) = &st.check
+            && let Err(refused) = check(plugin, action, input)
+        {
+            st.refused
+                .push(format!("{plugin}.{action} {input}: {}", refused.message));
+            return Err(refused);
+        }
         let found = st.mocks.iter_mut().find(|(m, used)| {
             m.plugin == plugin
                 && m.action == action
@@ -380,8 +412,14 @@ impl Effects for MockEffects {
     }
 }
 
-/// Run one case.
-pub fn run_case(playbook: &Playbook, file: &Path, case: &Case, limits: &super::RunLimits) -> CaseReport {
+/// Run one case, each plugin call first passed to `check` if given.
+pub fn run_case(
+    playbook: &Playbook,
+    file: &Path,
+    case: &Case,
+    limits: &super::RunLimits,
+    check: Option<&CallCheck>,
+) -> CaseReport {
     let mut problems = Vec::new();
     let start = match &case.start {
         Some(s) => match chrono::DateTime::parse_from_rfc3339(s) {
@@ -415,6 +453,8 @@ pub fn run_case(playbook: &Playbook, file: &Path, case: &Case, limits: &super::R
     };
     let state = Arc::new(Mutex::new(MockState {
         mocks: case.mocks.iter().map(|m| (m.clone(), 0)).collect(),
+        check: check.cloned(),
+        refused: Vec::new(),
         clock: start,
         rng: 0x9E37_79B9_7F4A_7C15,
         unanswered: Vec::new(),
@@ -494,15 +534,22 @@ pub fn run_case(playbook: &Playbook, file: &Path, case: &Case, limits: &super::R
         }
     }
     drop(effects);
-    for u in &state.lock().unwrap_or_else(|p| p.into_inner()).unanswered {
+    let st = state.lock().unwrap_or_else(|p| p.into_inner());
+    for u in &st.unanswered {
         if case.expect.status != ExpectedStatus::Failed {
             problems.push(format!("no canned response for {u}"));
         }
+    }
+    // A refused call fails the case even when the case expects a failure: it depends on
+    // something the checked contract does not offer.
+    for r in &st.refused {
+        problems.push(format!("refused: {r}"));
     }
     CaseReport {
         file: file.to_owned(),
         description: case.description.clone(),
         problems,
+        refused: st.refused.clone(),
         steps: labels,
     }
 }

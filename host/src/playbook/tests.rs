@@ -1090,6 +1090,17 @@ fn a_playbook_calls_only_the_plugins_it_declares() {
     )
     .unwrap();
     assert_eq!(engine::literal_invokes(&script), ["a", "b"]);
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter().map(|(p, a)| (p.to_string(), a.to_string())).collect()
+    };
+    assert_eq!(
+        engine::literal_invoke_actions(&script),
+        pairs(&[("a", "x"), ("b", "x")])
+    );
+    let script =
+        engine::compile(r#"let a = "y"; invoke("a", a, #{}); invoke("a", "z", #{}); invoke("a", "z", #{})"#)
+            .unwrap();
+    assert_eq!(engine::literal_invoke_actions(&script), pairs(&[("a", "z")]));
 }
 
 #[test]

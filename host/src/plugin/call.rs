@@ -172,15 +172,14 @@ pub(super) async fn describe(
     }
 }
 
-/// Run one action; see [`Runtime::call`].
-pub(super) async fn invoke(
-    rt: &Runtime,
-    plugin: &LoadedPlugin,
+/// Check `input` against `action`'s input schema, as every call does before it runs: an
+/// unknown action or an input the schema rejects is invalid input. Returns the action's output
+/// validator.
+pub(super) fn check_input<'p>(
+    plugin: &'p LoadedPlugin,
     action: &str,
     input: &serde_json::Value,
-    ctx: CallContext,
-) -> Result<CallOutcome, CallError> {
-    let started = Instant::now();
+) -> Result<&'p jsonschema::Validator, CallError> {
     let name = plugin.name();
     let Some((input_validator, output_validator)) = plugin.validators.get(action) else {
         let known: Vec<&str> = plugin
@@ -218,6 +217,20 @@ pub(super) async fn invoke(
             ),
         ));
     }
+    Ok(output_validator)
+}
+
+/// Run one action; see [`Runtime::call`].
+pub(super) async fn invoke(
+    rt: &Runtime,
+    plugin: &LoadedPlugin,
+    action: &str,
+    input: &serde_json::Value,
+    ctx: CallContext,
+) -> Result<CallOutcome, CallError> {
+    let started = Instant::now();
+    let name = plugin.name();
+    let output_validator = check_input(plugin, action, input)?;
 
     let policy = plugin.policy();
     let limits = policy.limits;

@@ -138,6 +138,12 @@ impl LoadedPlugin {
     pub fn name(&self) -> &str {
         &self.manifest.name
     }
+
+    /// Check a call's input as [`Runtime::call`] does before the plugin runs: an unknown
+    /// action, or an input its schema rejects, is invalid input (with the same message).
+    pub fn check_input(&self, action: &str, input: &serde_json::Value) -> Result<(), CallError> {
+        call::check_input(self, action, input).map(|_| ())
+    }
 }
 
 /// One outbound request made during a call.

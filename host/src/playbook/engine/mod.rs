@@ -36,7 +36,9 @@ pub use super::limits::ScriptLimits;
 pub use effects::{Effects, JournalError, PluginFailure, QuestionWait, WaitError};
 pub use replay::replay;
 pub(super) use script::base_engine;
-pub use script::{CompileError, ExpressionError, Script, check_expression, compile, literal_invokes};
+pub use script::{
+    CompileError, ExpressionError, Script, check_expression, compile, literal_invoke_actions, literal_invokes,
+};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

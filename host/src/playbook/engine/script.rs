@@ -83,6 +83,27 @@ pub fn compile(source: &str) -> Result<Script, CompileError> {
 /// name are not seen (they are checked when they run).
 pub fn literal_invokes(script: &Script) -> Vec<String> {
     let mut found = std::collections::BTreeSet::new();
+    walk_invokes(script, |plugin, _| {
+        found.insert(plugin.to_owned());
+    });
+    found.into_iter().collect()
+}
+
+/// The `(plugin, action)` pairs a script names literally in `invoke("NAME", "ACTION", ...)`
+/// and `invoke_cached`, sorted, each once.
+pub fn literal_invoke_actions(script: &Script) -> Vec<(String, String)> {
+    let mut found = std::collections::BTreeSet::new();
+    walk_invokes(script, |plugin, action| {
+        if let Some(action) = action {
+            found.insert((plugin.to_owned(), action.to_owned()));
+        }
+    });
+    found.into_iter().collect()
+}
+
+/// Each call of `invoke` or `invoke_cached` whose plugin is a string literal, with its action
+/// if that is one too.
+fn walk_invokes(script: &Script, mut seen: impl FnMut(&str, Option<&str>)) {
     script.ast.walk(&mut |path: &[rhai::ASTNode]| {
         let call = match path.last() {
             Some(rhai::ASTNode::Expr(rhai::Expr::FnCall(call, _))) => Some(call),
@@ -93,11 +114,14 @@ pub fn literal_invokes(script: &Script) -> Vec<String> {
             && (call.name == "invoke" || call.name == "invoke_cached")
             && let Some(rhai::Expr::StringConstant(name, _)) = call.args.first()
         {
-            found.insert(name.to_string());
+            let action = match call.args.get(1) {
+                Some(rhai::Expr::StringConstant(action, _)) => Some(action.as_str()),
+                _ => None,
+            };
+            seen(name, action);
         }
         true
     });
-    found.into_iter().collect()
 }
 
 /// Why a trigger's match expression does not compile.
