@@ -17,6 +17,7 @@ use crate::capability::Capabilities;
 use crate::install::{self, Approval, GrantChoice, InstallError, InstallPlan, Mode, SourceError};
 use crate::oci::{Access, OciRef};
 use crate::pack::{Limits, Pack, Signer};
+use crate::plugin::Manifest;
 use crate::rbac::Permission;
 use crate::server::openapi::{BadRequest, NotFound, TooLarge};
 use crate::server::pending_installs::{Installs, PendingError};
@@ -73,6 +74,13 @@ pub(crate) struct ReviewUpgrade {
     pub actions_removed: Vec<String>,
     /// Actions whose input or output schema changed.
     pub actions_changed: Vec<String>,
+    /// The playbooks that call the plugin, checked against this version.
+    pub playbooks: Vec<String>,
+    /// How many of their offline test cases ran.
+    pub test_cases: usize,
+    /// What would break, one line each; any blocks the upgrade (the API does not force it:
+    /// `osprey plugin upgrade --force` at the host does, audited).
+    pub failures: Vec<String>,
 }
 
 /// A prepared install waiting for review: what `osprey plugin install` shows before it asks.
@@ -125,6 +133,13 @@ pub(crate) fn review_of(plan: &InstallPlan, id: &str, expires_at: i64) -> Instal
             actions_added: actions.added,
             actions_removed: actions.removed,
             actions_changed: changed,
+            playbooks: plan.impact.as_ref().map(|i| i.playbooks.clone()).unwrap_or_default(),
+            test_cases: plan.impact.as_ref().map_or(0, |i| i.cases),
+            failures: plan
+                .impact
+                .iter()
+                .flat_map(|i| i.failures.iter().map(|f| f.to_string()))
+                .collect(),
         }
     });
     InstallReview {
@@ -164,7 +179,9 @@ pub(crate) fn review_of(plan: &InstallPlan, id: &str, expires_at: i64) -> Instal
 /// (`application/json`: `{"source": "oci://..."}`). It is checked as
 /// `osprey plugin install` checks it: intact, signed by a trusted publisher (unsigned or
 /// untrusted packs are refused, saying how to trust the key), its component compiled and
-/// described. Nothing is installed: the answer is the review, kept on the server for 15
+/// described; a new version of an installed plugin is checked as `osprey plugin upgrade`
+/// checks it (the playbooks that call it, and their offline tests). Nothing is installed:
+/// the answer is the review, kept on the server for 15
 /// minutes (at most 8 at once; more, or more than 2 being prepared at once, answer 503) under
 /// its `id`, to apply or cancel.
 ///
@@ -200,7 +217,7 @@ pub(super) async fn prepare_install(
         .is_some_and(|t| t.trim().starts_with("application/octet-stream"));
     let origin = if is_pack {
         let pack = read_pack(&headers, body).await?;
-        install::source::unpack_checked(&pack, "the uploaded pack", &trusted(&app).await?, false)
+        install::source::check_pack(&pack, "the uploaded pack", &trusted(&app).await?, false)
             .map(install::Origin::Pack)
             .map_err(refused)?
     } else {
@@ -219,7 +236,16 @@ pub(super) async fn prepare_install(
         .await
         .map_err(refused)?
     };
-    let plan = install::prepare(&app, origin, Mode::Install)
+    // A new version of an installed plugin is an upgrade: the playbooks that call it are
+    // checked against it, as `osprey plugin upgrade` checks them.
+    let name = Manifest::load(origin.dir())
+        .map_err(|e| refused(SourceError::Manifest(e)))?
+        .name;
+    let mode = match app.runtime.get(&name) {
+        Ok(_) => Mode::Upgrade { name },
+        Err(_) => Mode::Install,
+    };
+    let plan = install::prepare(&app, origin, mode)
         .await
         .map_err(install_refused)?;
     let (id, expires_at) = pending
@@ -310,6 +336,11 @@ fn install_refused(e: InstallError) -> Problem {
         e @ (InstallError::NotInstalled { .. } | InstallError::OtherPlugin { .. }) => {
             Problem::new(StatusCode::BAD_REQUEST, "install-refused", e.to_string())
         }
+        InstallError::PlaybooksBreak { name, failures } => super::conflict(&format!(
+            "not upgraded: upgrading '{name}' would break {} playbook check(s): {}. Fix the playbooks first, or upgrade at the host with `osprey plugin upgrade {name} SOURCE --force` (audited)",
+            failures.len(),
+            failures.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("; ")
+        )),
         e => {
             tracing::error!(error = %e, "an install failed");
             internal()
@@ -393,8 +424,9 @@ struct Installed {
 ///
 /// Installs the plugin as reviewed (the running server uses it at once), granting what it
 /// requests (`"grant": "requested"`, added to today's grant) or nothing more
-/// (`"grant": "none"`). Audited as `plugin.install` by the caller, with the pack's digest
-/// and signer. The id is spent, whatever the outcome.
+/// (`"grant": "none"`). Audited as `plugin.install` (or `plugin.upgrade`) by the caller,
+/// with the pack's digest and signer. An upgrade that would break a playbook's check (shown
+/// in the review) is refused with 409. The id is spent, whatever the outcome.
 ///
 /// Permission: `plugins-write`.
 #[utoipa::path(
@@ -406,6 +438,7 @@ struct Installed {
     responses(
         (status = 200, description = "Installed", body = Installed),
         (status = 400, response = BadRequest),
+        (status = 409, response = crate::server::openapi::Conflict),
         (status = 404, response = NotFound),
         (status = 413, response = TooLarge)
     )

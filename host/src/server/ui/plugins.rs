@@ -66,7 +66,7 @@ pub(super) async fn list(user: WebUser, State(app): State<Arc<App>>) -> Response
 
 /// One row of the requested-versus-granted table.
 #[derive(Serialize)]
-struct Capability {
+pub(super) struct Capability {
     kind: &'static str,
     value: String,
     requested: bool,
