@@ -341,7 +341,8 @@ async fn raw_status(addr: &str, head: &str) -> String {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream.write_all(head.as_bytes()).await.unwrap();
     let mut line = String::new();
-    let read = BufReader::new(&mut stream).read_line(&mut line);
+    let mut reader = BufReader::new(&mut stream);
+    let read = reader.read_line(&mut line);
     tokio::time::timeout(std::time::Duration::from_secs(30), read)
         .await
         .expect("the server answers without waiting for the body")
