@@ -53,7 +53,11 @@ impl Session {
         let r = http_client()
             .request(method, format!("{}{path}", self.base))
             .header("cookie", &self.cookie);
-        if csrf { r.header("x-csrf-token", &self.csrf) } else { r }
+        if csrf {
+            r.header("x-csrf-token", &self.csrf)
+        } else {
+            r
+        }
     }
 
     /// `POST /api/v1/plugin-installs` with `pack` as the body, as the upload form sends it.
@@ -150,7 +154,11 @@ async fn an_operator_uploads_a_signed_pack_reviews_it_and_approves() {
     assert_eq!(review["granted"], Value::Null);
     assert!(review["upgrade"].is_null(), "{review}");
     assert!(
-        review["actions"].as_array().unwrap().iter().any(|a| a["name"] == "echo"),
+        review["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == "echo"),
         "{review}"
     );
     assert!(installed(&olga).await.is_empty());
@@ -236,7 +244,9 @@ async fn refused_cancelled_and_foreign_installs_install_nothing() {
     assert_eq!(status, 400, "{refused}");
     let title = refused["title"].as_str().unwrap();
     assert!(
-        title.contains("the uploaded pack is not signed; Osprey installs packs signed by a publisher you trust"),
+        title.contains(
+            "the uploaded pack is not signed; Osprey installs packs signed by a publisher you trust"
+        ),
         "{title}"
     );
     let (status, refused) = olga.upload(&untrusted).await;
@@ -244,7 +254,10 @@ async fn refused_cancelled_and_foreign_installs_install_nothing() {
     let title = refused["title"].as_str().unwrap();
     assert!(title.contains("which this Osprey does not trust"), "{title}");
     assert!(
-        title.contains(&format!("osprey trust add test-echo-publisher {}", key_line(&other_pk))),
+        title.contains(&format!(
+            "osprey trust add test-echo-publisher {}",
+            key_line(&other_pk)
+        )),
         "{title}"
     );
     // Not a pack at all.
@@ -257,7 +270,13 @@ async fn refused_cancelled_and_foreign_installs_install_nothing() {
         .unwrap();
     let (status, refused) = answer(r).await;
     assert_eq!(status, 400, "{refused}");
-    assert!(refused["title"].as_str().unwrap().starts_with("the uploaded pack is refused"), "{refused}");
+    assert!(
+        refused["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("the uploaded pack is refused"),
+        "{refused}"
+    );
 
     // A pack larger than the limit is refused on its Content-Length, before its body is read.
     let head = format!(
@@ -290,7 +309,10 @@ async fn refused_cancelled_and_foreign_installs_install_nothing() {
         assert_eq!(status, 403, "{name}: {page}");
         assert!(page.contains("do not allow this page"), "{page}");
         let (_, list) = other.page("/plugins").await;
-        assert!(!list.contains("/plugin-installs"), "{name} is offered the install page");
+        assert!(
+            !list.contains("/plugin-installs"),
+            "{name} is offered the install page"
+        );
         let (status, refused) = other.upload(&signed).await;
         assert_eq!(status, 403, "{name}: {refused}");
         assert_eq!(refused["type"], "https://osprey.dev/problems/permission-denied");
@@ -385,7 +407,10 @@ async fn an_operator_installs_a_pack_by_clicking_through_the_console() {
         "{capabilities}"
     );
     browser.screenshot("review").await;
-    assert!(installs(&cli).is_empty(), "nothing is installed before the approval");
+    assert!(
+        installs(&cli).is_empty(),
+        "nothing is installed before the approval"
+    );
 
     browser.click("#approve-form button").await;
     browser

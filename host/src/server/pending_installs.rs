@@ -139,7 +139,10 @@ mod tests {
         assert_eq!(id.len(), 43);
         assert_eq!(pending.view(&id, "user:eve", |p, _| p.clone()), None);
         assert_eq!(pending.take(&id, "user:eve"), None);
-        assert_eq!(pending.view(&id, "user:olga", |p, _| p.clone()).as_deref(), Some("plan"));
+        assert_eq!(
+            pending.view(&id, "user:olga", |p, _| p.clone()).as_deref(),
+            Some("plan")
+        );
         assert_eq!(pending.take(&id, "user:olga").as_deref(), Some("plan"));
         assert_eq!(pending.take(&id, "user:olga"), None);
         assert_eq!(pending.take("no-such-id", "user:olga"), None);
@@ -151,21 +154,29 @@ mod tests {
         let (a, _) = pending.insert("user:olga", 1).unwrap();
         pending.insert("user:olga", 2).unwrap();
         let full = pending.insert("user:olga", 3).unwrap_err();
-        assert!(full.to_string().contains("2 installs are already waiting"), "{full}");
+        assert!(
+            full.to_string().contains("2 installs are already waiting"),
+            "{full}"
+        );
         let deadline = Instant::now() + Duration::from_secs(5);
         while pending.view(&a, "user:olga", |p, _| *p).is_some() {
             assert!(Instant::now() < deadline, "the plan never expired");
             std::thread::sleep(Duration::from_millis(10));
         }
         assert_eq!(pending.take(&a, "user:olga"), None);
-        pending.insert("user:olga", 4).expect("room again once they expired");
+        pending
+            .insert("user:olga", 4)
+            .expect("room again once they expired");
     }
 
     #[test]
     fn only_a_few_are_prepared_at_once() {
         let pending = PendingInstalls::<()>::default();
         let turns: Vec<_> = (0..MAX_PREPARING).map(|_| pending.preparing().unwrap()).collect();
-        assert_eq!(pending.preparing().unwrap_err(), PendingError::Busy(MAX_PREPARING));
+        assert_eq!(
+            pending.preparing().unwrap_err(),
+            PendingError::Busy(MAX_PREPARING)
+        );
         drop(turns);
         assert!(pending.preparing().is_ok());
     }

@@ -125,7 +125,14 @@ pub(crate) fn review_of(plan: &InstallPlan, id: &str, expires_at: i64) -> Instal
         let caps = plan.capability_diff.clone().unwrap_or_default();
         let actions = plan.action_diff.clone().unwrap_or_default();
         let mut changed = actions.input_changed.clone();
-        changed.extend(actions.output_changed.iter().filter(|a| !changed.contains(a)).cloned().collect::<Vec<_>>());
+        changed.extend(
+            actions
+                .output_changed
+                .iter()
+                .filter(|a| !changed.contains(a))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
         ReviewUpgrade {
             from_version: p.version.clone(),
             capabilities_added: caps.added,
@@ -133,7 +140,11 @@ pub(crate) fn review_of(plan: &InstallPlan, id: &str, expires_at: i64) -> Instal
             actions_added: actions.added,
             actions_removed: actions.removed,
             actions_changed: changed,
-            playbooks: plan.impact.as_ref().map(|i| i.playbooks.clone()).unwrap_or_default(),
+            playbooks: plan
+                .impact
+                .as_ref()
+                .map(|i| i.playbooks.clone())
+                .unwrap_or_default(),
             test_cases: plan.impact.as_ref().map_or(0, |i| i.cases),
             failures: plan
                 .impact
@@ -248,11 +259,11 @@ pub(super) async fn prepare_install(
     let plan = install::prepare(&app, origin, mode)
         .await
         .map_err(install_refused)?;
-    let (id, expires_at) = pending
-        .insert(who.actor.as_str(), plan)
-        .map_err(too_many)?;
+    let (id, expires_at) = pending.insert(who.actor.as_str(), plan).map_err(too_many)?;
     let review = pending
-        .view(&id, who.actor.as_str(), |plan, _| review_of(plan, &id, expires_at))
+        .view(&id, who.actor.as_str(), |plan, _| {
+            review_of(plan, &id, expires_at)
+        })
         .ok_or_else(internal)?;
     created(&format!("/api/v1/plugin-installs/{id}"), review)
 }
@@ -339,7 +350,11 @@ fn install_refused(e: InstallError) -> Problem {
         InstallError::PlaybooksBreak { name, failures } => super::conflict(&format!(
             "not upgraded: upgrading '{name}' would break {} playbook check(s): {}. Fix the playbooks first, or upgrade at the host with `osprey plugin upgrade {name} SOURCE --force` (audited)",
             failures.len(),
-            failures.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("; ")
+            failures
+                .iter()
+                .map(|f| f.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
         )),
         e => {
             tracing::error!(error = %e, "an install failed");
@@ -383,8 +398,10 @@ pub(super) async fn show_install(
 ) -> Answer {
     let who = caller(&app, &headers, Permission::PluginsWrite).await?;
     let review = pending
-        .view(&id, who.actor.as_str(), |plan, expires_at| review_of(plan, &id, expires_at))
-        .ok_or_else(|| gone())?;
+        .view(&id, who.actor.as_str(), |plan, expires_at| {
+            review_of(plan, &id, expires_at)
+        })
+        .ok_or_else(gone)?;
     ok(review)
 }
 
@@ -452,7 +469,7 @@ pub(super) async fn apply_install(
 ) -> Answer {
     let who = caller(&app, &headers, Permission::PluginsWrite).await?;
     let ApplyInstall { grant } = body_as(body, "approval").await?;
-    let plan = pending.take(&id, who.actor.as_str()).ok_or_else(|| gone())?;
+    let plan = pending.take(&id, who.actor.as_str()).ok_or_else(gone)?;
     let approval = Approval {
         grant: match grant {
             Grant::Requested => GrantChoice::Requested,
@@ -496,6 +513,6 @@ pub(super) async fn cancel_install(
     Path(id): Path<String>,
 ) -> Answer {
     let who = caller(&app, &headers, Permission::PluginsWrite).await?;
-    pending.take(&id, who.actor.as_str()).ok_or_else(|| gone())?;
+    pending.take(&id, who.actor.as_str()).ok_or_else(gone)?;
     no_content()
 }
