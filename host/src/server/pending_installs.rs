@@ -2,7 +2,8 @@
 //! review. The checked plan (the pack unpacked in its temporary folder, who signed it, what it
 //! requests) stays here, on the server, under a random id: the review page reads it from
 //! here, and an approval or a cancel names only the id, so the client never sends the plan
-//! back. Bounded: at most [`MAX_PENDING`] at once, each for [`TTL`]; expired ones are dropped
+//! back. Bounded: at most [`MAX_PREPARING`] being prepared and [`MAX_PENDING`] waiting at once,
+//! each for [`TTL`]; expired ones are dropped
 //! (their folders removed with them) whenever the store is used. Only whoever prepared an
 //! install (the same user or token) may see, apply or cancel it.
 
