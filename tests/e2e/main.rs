@@ -16,6 +16,7 @@ mod browser;
 mod cases;
 mod cli;
 mod console;
+mod console_install;
 mod hostile;
 mod hostile_playbooks;
 mod humans;
