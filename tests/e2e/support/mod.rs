@@ -5,6 +5,8 @@ pub mod browser;
 pub mod fake_autofocus;
 pub mod fake_http;
 pub mod fake_ipinfo;
+pub mod fake_msgraph;
+pub mod fake_slack;
 pub mod fake_tls;
 pub mod fake_unifi;
 pub mod smtp;
