@@ -19,7 +19,15 @@ struct Graph {
 impl Graph {
     /// `osprey plugin call msgraph ACTION --json`: whether it succeeded and the JSON.
     fn call(&mut self, action: &str, input: Value) -> (bool, Value) {
-        let out = self.cli.run(&["plugin", "call", "msgraph", action, "--input", &input.to_string(), "--json"]);
+        let out = self.cli.run(&[
+            "plugin",
+            "call",
+            "msgraph",
+            action,
+            "--input",
+            &input.to_string(),
+            "--json",
+        ]);
         let stdout = text(&out.stdout);
         self.printed.push_str(&stdout);
         self.printed.push_str(&text(&out.stderr));
@@ -39,12 +47,17 @@ impl Graph {
         assert!(!ok, "{action} must fail: {v}");
         let e = v["error"].clone();
         assert_eq!(e["kind"], kind, "{e}");
-        assert!(e["message"].as_str().unwrap().contains(needle), "'{needle}' not in {e}");
+        assert!(
+            e["message"].as_str().unwrap().contains(needle),
+            "'{needle}' not in {e}"
+        );
         e
     }
 
     fn set_secret(&mut self, value: &str) {
-        let out = self.cli.run_with_stdin(&["secret", "set", "msgraph", "client-secret"], value);
+        let out = self
+            .cli
+            .run_with_stdin(&["secret", "set", "msgraph", "client-secret"], value);
         assert!(out.status.success(), "{}", text(&out.stderr));
         self.printed.push_str(&text(&out.stdout));
     }
@@ -57,7 +70,9 @@ async fn msgraph_directory_end_to_end() {
         cli: Cli::new(),
         printed: String::new(),
     };
-    let out = g.cli.ok(&["plugin", "install", dist().join("msgraph").to_str().unwrap()]);
+    let out = g
+        .cli
+        .ok(&["plugin", "install", dist().join("msgraph").to_str().unwrap()]);
     assert!(out.contains("https://login.microsoftonline.com"), "{out}");
     for setting in [
         format!("tenant={TENANT}"),
@@ -68,15 +83,26 @@ async fn msgraph_directory_end_to_end() {
         g.cli.ok(&["plugin", "config", "msgraph", &setting]);
     }
     g.cli.ok(&["plugin", "grant", "msgraph", "--requested"]);
-    g.cli.ok(&["plugin", "grant", "msgraph", "--http", &fake.origin()]);
+    g.cli
+        .ok(&["plugin", "grant", "msgraph", "--http", &fake.origin()]);
 
     // No secret yet: denied with the command that sets it, before anything is sent.
-    g.fails("get-user", json!({"user": ADELE}), "denied", "osprey secret set msgraph client-secret");
+    g.fails(
+        "get-user",
+        json!({"user": ADELE}),
+        "denied",
+        "osprey secret set msgraph client-secret",
+    );
     assert_eq!(fake.token_requests(), 0);
 
     // A wrong secret: the identity platform's invalid_client, denied, and Graph never asked.
     g.set_secret("not-the-secret");
-    let e = g.fails("get-user", json!({"user": ADELE}), "denied", "invalid_client: AADSTS7000215");
+    let e = g.fails(
+        "get-user",
+        json!({"user": ADELE}),
+        "denied",
+        "invalid_client: AADSTS7000215",
+    );
     assert_eq!(e["retryable"], false);
     assert_eq!((fake.token_requests(), fake.graph_requests()), (1, 0));
 
@@ -101,13 +127,20 @@ async fn msgraph_directory_end_to_end() {
     // A group's members, page by page.
     fake.page_size(2);
     let all = g.ok("group-members", json!({"group": SOC_GROUP}));
-    assert_eq!((all["count"].as_u64(), all["complete"].as_bool()), (Some(5), Some(true)), "{all}");
+    assert_eq!(
+        (all["count"].as_u64(), all["complete"].as_bool()),
+        (Some(5), Some(true)),
+        "{all}"
+    );
     assert_eq!(all["members"][0]["user_principal_name"], "AdeleV@contoso.example");
     assert_eq!(all["members"][4]["type"], "group");
     assert_eq!(all["members"][4]["display_name"], "SOC Leads");
     assert_eq!(fake.last_query()["$skiptoken"], "4");
     let first = g.ok("group-members", json!({"group": SOC_GROUP, "max_pages": 1}));
-    assert_eq!((first["count"].as_u64(), first["complete"].as_bool()), (Some(2), Some(false)));
+    assert_eq!(
+        (first["count"].as_u64(), first["complete"].as_bool()),
+        (Some(2), Some(false))
+    );
     assert_eq!(fake.token_requests(), 2);
 
     // A playbook asks whose manager someone is.
@@ -120,7 +153,13 @@ async fn msgraph_directory_end_to_end() {
         #{ manager: m.user_principal_name, name: m.display_name }
         "#,
     );
-    let out = g.cli.ok(&["playbook", "run", "whose-manager", "--input", r#"{"user":"GradyA@contoso.example"}"#]);
+    let out = g.cli.ok(&[
+        "playbook",
+        "run",
+        "whose-manager",
+        "--input",
+        r#"{"user":"GradyA@contoso.example"}"#,
+    ]);
     g.printed.push_str(&out);
     let shown: Value = serde_json::from_str(&g.cli.ok(&["run", "show", &run_id(&out), "--json"])).unwrap();
     assert_eq!(shown["run"]["status"], "completed", "{shown}");
@@ -133,21 +172,51 @@ async fn msgraph_directory_end_to_end() {
     // Graph expires the token: the plugin drops it, gets a new one and asks again, once.
     fake.expire_tokens();
     let before = fake.graph_requests();
-    assert_eq!(g.ok("get-user", json!({"user": MIRIAM}))["display_name"], "Miriam Graham");
+    assert_eq!(
+        g.ok("get-user", json!({"user": MIRIAM}))["display_name"],
+        "Miriam Graham"
+    );
     assert_eq!(fake.token_requests(), 3, "one new token");
-    assert_eq!(fake.graph_requests(), before + 2, "the refused request and its retry");
+    assert_eq!(
+        fake.graph_requests(),
+        before + 2,
+        "the refused request and its retry"
+    );
     g.ok("get-user", json!({"user": MIRIAM}));
     assert_eq!(fake.token_requests(), 3, "and the new one is kept");
 
     // Not found: no such user, and a user without a manager.
-    g.fails("get-user", json!({"user": "nobody@contoso.example"}), "not-found", "Request_ResourceNotFound");
-    g.fails("get-manager", json!({"user": MIRIAM}), "not-found", "manager for user");
-    g.fails("group-members", json!({"group": "00000000-0000-0000-0000-000000000000"}), "not-found", "group");
+    g.fails(
+        "get-user",
+        json!({"user": "nobody@contoso.example"}),
+        "not-found",
+        "Request_ResourceNotFound",
+    );
+    g.fails(
+        "get-manager",
+        json!({"user": MIRIAM}),
+        "not-found",
+        "manager for user",
+    );
+    g.fails(
+        "group-members",
+        json!({"group": "00000000-0000-0000-0000-000000000000"}),
+        "not-found",
+        "group",
+    );
 
     // Throttled: rate-limited, with Graph's wait; down: unavailable, with its wait.
     fake.throttle(Some(17));
-    let e = g.fails("get-user", json!({"user": ADELE}), "rate-limited", "TooManyRequests");
-    assert_eq!((e["retryable"].as_bool(), e["retry_after_ms"].as_u64()), (Some(true), Some(17_000)));
+    let e = g.fails(
+        "get-user",
+        json!({"user": ADELE}),
+        "rate-limited",
+        "TooManyRequests",
+    );
+    assert_eq!(
+        (e["retryable"].as_bool(), e["retry_after_ms"].as_u64()),
+        (Some(true), Some(17_000))
+    );
     fake.throttle(None);
     fake.outage(Some(5));
     let e = g.fails("get-user", json!({"user": ADELE}), "unavailable", "HTTP 503");
@@ -156,7 +225,12 @@ async fn msgraph_directory_end_to_end() {
 
     // Input that cannot name one object never leaves the plugin.
     let before = fake.graph_requests();
-    g.fails("get-user", json!({"user": "../groups/x"}), "invalid-input", "slash");
+    g.fails(
+        "get-user",
+        json!({"user": "../groups/x"}),
+        "invalid-input",
+        "slash",
+    );
     assert_eq!(fake.graph_requests(), before);
 
     // Neither the client secret nor an access token was ever printed.

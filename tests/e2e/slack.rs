@@ -17,7 +17,15 @@ struct Slack {
 
 impl Slack {
     fn call(&mut self, action: &str, input: Value) -> (bool, Value) {
-        let out = self.cli.run(&["plugin", "call", "slack", action, "--input", &input.to_string(), "--json"]);
+        let out = self.cli.run(&[
+            "plugin",
+            "call",
+            "slack",
+            action,
+            "--input",
+            &input.to_string(),
+            "--json",
+        ]);
         let stdout = text(&out.stdout);
         self.printed.push_str(&stdout);
         self.printed.push_str(&text(&out.stderr));
@@ -36,12 +44,17 @@ impl Slack {
         assert!(!ok, "{action} must fail: {v}");
         let e = v["error"].clone();
         assert_eq!(e["kind"], kind, "{e}");
-        assert!(e["message"].as_str().unwrap().contains(needle), "'{needle}' not in {e}");
+        assert!(
+            e["message"].as_str().unwrap().contains(needle),
+            "'{needle}' not in {e}"
+        );
         e
     }
 
     fn set_token(&mut self, value: &str) {
-        let out = self.cli.run_with_stdin(&["secret", "set", "slack", "bot-token"], value);
+        let out = self
+            .cli
+            .run_with_stdin(&["secret", "set", "slack", "bot-token"], value);
         assert!(out.status.success(), "{}", text(&out.stderr));
         self.printed.push_str(&text(&out.stdout));
     }
@@ -54,9 +67,16 @@ async fn slack_messages_end_to_end() {
         cli: Cli::new(),
         printed: String::new(),
     };
-    let out = s.cli.ok(&["plugin", "install", dist().join("slack").to_str().unwrap()]);
+    let out = s
+        .cli
+        .ok(&["plugin", "install", dist().join("slack").to_str().unwrap()]);
     assert!(out.contains("https://slack.com/api"), "{out}");
-    s.cli.ok(&["plugin", "config", "slack", &format!("base_url={}", fake.base_url())]);
+    s.cli.ok(&[
+        "plugin",
+        "config",
+        "slack",
+        &format!("base_url={}", fake.base_url()),
+    ]);
     s.cli.ok(&["plugin", "grant", "slack", "--requested"]);
     s.cli.ok(&["plugin", "grant", "slack", "--http", &fake.origin()]);
 
@@ -65,7 +85,12 @@ async fn slack_messages_end_to_end() {
         {"text": "Contain", "value": "q-42:contain", "style": "danger"},
         {"text": "Ignore", "value": "q-42:ignore", "action_id": "ignore"},
     ]});
-    s.fails("post-message", ask.clone(), "denied", "osprey secret set slack bot-token");
+    s.fails(
+        "post-message",
+        ask.clone(),
+        "denied",
+        "osprey secret set slack bot-token",
+    );
     assert_eq!(fake.requests(), 0);
 
     // Post with buttons: the fake recorded the blocks Slack would show.
@@ -74,10 +99,19 @@ async fn slack_messages_end_to_end() {
     assert_eq!(posted["channel"], SOC_CHANNEL);
     let ts = posted["ts"].as_str().unwrap().to_owned();
     let m = &fake.messages()[0];
-    assert_eq!((m.channel.as_str(), m.ts.as_str(), m.text.as_str()), (SOC_CHANNEL, ts.as_str(), "Contain *host-7*?"));
-    assert_eq!(m.blocks[0], json!({"type": "section", "text": {"type": "mrkdwn", "text": "Contain *host-7*?"}}));
+    assert_eq!(
+        (m.channel.as_str(), m.ts.as_str(), m.text.as_str()),
+        (SOC_CHANNEL, ts.as_str(), "Contain *host-7*?")
+    );
+    assert_eq!(
+        m.blocks[0],
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": "Contain *host-7*?"}})
+    );
     let actions = &m.blocks[1];
-    assert_eq!((actions["type"].as_str(), actions["block_id"].as_str()), (Some("actions"), Some("osprey-buttons")));
+    assert_eq!(
+        (actions["type"].as_str(), actions["block_id"].as_str()),
+        (Some("actions"), Some("osprey-buttons"))
+    );
     assert_eq!(
         actions["elements"],
         json!([
@@ -89,11 +123,17 @@ async fn slack_messages_end_to_end() {
     );
 
     // Update it: the buttons go, the text changes.
-    let updated = s.ok("update-message", json!({"channel": SOC_CHANNEL, "ts": ts, "text": "Contained by ops"}));
+    let updated = s.ok(
+        "update-message",
+        json!({"channel": SOC_CHANNEL, "ts": ts, "text": "Contained by ops"}),
+    );
     assert_eq!(updated, json!({"channel": SOC_CHANNEL, "ts": ts}));
     let m = &fake.messages()[0];
     assert!(m.edited);
-    assert_eq!((m.text.as_str(), m.blocks.clone()), ("Contained by ops", json!([])));
+    assert_eq!(
+        (m.text.as_str(), m.blocks.clone()),
+        ("Contained by ops", json!([]))
+    );
 
     // A person by e-mail.
     let user = s.ok("lookup-user-by-email", json!({"email": SPENGLER_EMAIL}));
@@ -114,21 +154,49 @@ async fn slack_messages_end_to_end() {
         #{ user: u.id, channel: m.channel, ts: done.ts }
         "#,
     );
-    let out = s.cli.ok(&["playbook", "run", "ask-owner", "--input", &json!({"email": SPENGLER_EMAIL}).to_string()]);
+    let out = s.cli.ok(&[
+        "playbook",
+        "run",
+        "ask-owner",
+        "--input",
+        &json!({"email": SPENGLER_EMAIL}).to_string(),
+    ]);
     s.printed.push_str(&out);
     let shown: Value = serde_json::from_str(&s.cli.ok(&["run", "show", &run_id(&out), "--json"])).unwrap();
     assert_eq!(shown["run"]["status"], "completed", "{shown}");
     let output = &shown["run"]["output"];
     assert_eq!(output["user"], SPENGLER);
-    assert_eq!(output["channel"], "D0012A3CDE", "the direct message conversations.open gave");
-    let dm = fake.messages().into_iter().find(|m| m.channel == "D0012A3CDE").expect("a DM was posted");
+    assert_eq!(
+        output["channel"], "D0012A3CDE",
+        "the direct message conversations.open gave"
+    );
+    let dm = fake
+        .messages()
+        .into_iter()
+        .find(|m| m.channel == "D0012A3CDE")
+        .expect("a DM was posted");
     assert_eq!(output["ts"], dm.ts.as_str());
     assert_eq!((dm.text.as_str(), dm.edited), ("Thanks, noted", true));
 
     // Not found: an unknown channel, an unknown message, an unknown address.
-    s.fails("post-message", json!({"channel": "C0NOPE0000", "text": "hi"}), "not-found", "channel_not_found");
-    s.fails("update-message", json!({"channel": SOC_CHANNEL, "ts": "1.000009", "text": "x"}), "not-found", "message_not_found");
-    s.fails("lookup-user-by-email", json!({"email": "nobody@ghostbusters.example"}), "not-found", "users_not_found");
+    s.fails(
+        "post-message",
+        json!({"channel": "C0NOPE0000", "text": "hi"}),
+        "not-found",
+        "channel_not_found",
+    );
+    s.fails(
+        "update-message",
+        json!({"channel": SOC_CHANNEL, "ts": "1.000009", "text": "x"}),
+        "not-found",
+        "message_not_found",
+    );
+    s.fails(
+        "lookup-user-by-email",
+        json!({"email": "nobody@ghostbusters.example"}),
+        "not-found",
+        "users_not_found",
+    );
 
     // Blocks Slack refuses: invalid-input, with Slack's pointer to the block.
     let e = s.fails(
@@ -137,22 +205,48 @@ async fn slack_messages_end_to_end() {
         "invalid-input",
         "invalid_blocks",
     );
-    assert!(e["message"].as_str().unwrap().contains("json-pointer:/blocks/0"), "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("json-pointer:/blocks/0"),
+        "{e}"
+    );
     // Blocks Slack would refuse are refused before they are sent.
     let before = fake.requests();
-    s.fails("post-message", json!({"channel": SOC_CHANNEL, "text": "x", "buttons": [{"text": "", "value": "v"}]}), "invalid-input", "button 1");
-    s.fails("post-message", json!({"text": "to nobody"}), "invalid-input", "either channel or user");
+    s.fails(
+        "post-message",
+        json!({"channel": SOC_CHANNEL, "text": "x", "buttons": [{"text": "", "value": "v"}]}),
+        "invalid-input",
+        "button 1",
+    );
+    s.fails(
+        "post-message",
+        json!({"text": "to nobody"}),
+        "invalid-input",
+        "either channel or user",
+    );
     assert_eq!(fake.requests(), before);
 
     // Rate limited: HTTP 429 with Retry-After, passed on as the wait.
     fake.rate_limit(Some(30));
-    let e = s.fails("post-message", json!({"channel": SOC_CHANNEL, "text": "hi"}), "rate-limited", "HTTP 429: ratelimited");
-    assert_eq!((e["retryable"].as_bool(), e["retry_after_ms"].as_u64()), (Some(true), Some(30_000)));
+    let e = s.fails(
+        "post-message",
+        json!({"channel": SOC_CHANNEL, "text": "hi"}),
+        "rate-limited",
+        "HTTP 429: ratelimited",
+    );
+    assert_eq!(
+        (e["retryable"].as_bool(), e["retry_after_ms"].as_u64()),
+        (Some(true), Some(30_000))
+    );
     fake.rate_limit(None);
 
     // A revoked or wrong token: invalid_auth, denied.
     s.set_token("xoxb-wrong");
-    let e = s.fails("post-message", json!({"channel": SOC_CHANNEL, "text": "hi"}), "denied", "invalid_auth");
+    let e = s.fails(
+        "post-message",
+        json!({"channel": SOC_CHANNEL, "text": "hi"}),
+        "denied",
+        "invalid_auth",
+    );
     assert_eq!(e["retryable"], false);
 
     assert!(!s.printed.contains(TOKEN), "the bot token leaked");

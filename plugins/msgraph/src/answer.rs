@@ -68,7 +68,13 @@ fn waiting(error: Error, response: &http::Response) -> Error {
 pub(crate) fn token_failure(response: &http::Response) -> Error {
     let body: OauthError = serde_json::from_slice(&response.body).unwrap_or_default();
     // The description's first line; the rest is trace and correlation ids.
-    let description = body.error_description.lines().next().unwrap_or_default().trim().to_owned();
+    let description = body
+        .error_description
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
     let what = said(response, &body.error, &description);
     match (response.status, body.error.as_str()) {
         (429, _) => waiting(Error::rate_limited(what), response),
@@ -134,17 +140,33 @@ mod tests {
         );
         let e = token_failure(&r);
         assert_eq!(e.kind, ErrorKind::Denied);
-        assert!(e.message.contains("invalid_client: AADSTS7000215: Invalid client secret provided."), "{}", e.message);
+        assert!(
+            e.message
+                .contains("invalid_client: AADSTS7000215: Invalid client secret provided."),
+            "{}",
+            e.message
+        );
         assert!(!e.message.contains("Trace ID"), "{}", e.message);
-        assert!(e.message.contains("osprey secret set msgraph client-secret"), "{}", e.message);
+        assert!(
+            e.message.contains("osprey secret set msgraph client-secret"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
     fn token_errors_map_to_kinds_with_the_wait() {
-        let tenant = answer(400, &[], r#"{"error":"invalid_request","error_description":"AADSTS90002: Tenant 'x' not found."}"#);
+        let tenant = answer(
+            400,
+            &[],
+            r#"{"error":"invalid_request","error_description":"AADSTS90002: Tenant 'x' not found."}"#,
+        );
         assert_eq!(token_failure(&tenant).kind, ErrorKind::InvalidInput);
         let busy = token_failure(&answer(429, &[("retry-after", "7")], "{}"));
-        assert_eq!((busy.kind, busy.retry_after), (ErrorKind::RateLimited, Some(Duration::from_secs(7))));
+        assert_eq!(
+            (busy.kind, busy.retry_after),
+            (ErrorKind::RateLimited, Some(Duration::from_secs(7)))
+        );
         let down = token_failure(&answer(503, &[], "<html>"));
         assert_eq!(down.kind, ErrorKind::Unavailable);
         assert!(down.retryable);
@@ -156,23 +178,51 @@ mod tests {
         let body = r#"{"error":{"code":"Request_ResourceNotFound","message":"Resource 'nobody@contoso.example' does not exist or one of its queried reference-property objects are not present.","innerError":{"request-id":"r"}}}"#;
         let e = graph_failure(&answer(404, &[], body), "user 'nobody@contoso.example'");
         assert_eq!(e.kind, ErrorKind::NotFound);
-        assert!(e.message.starts_with("Graph has no user 'nobody@contoso.example' ("), "{}", e.message);
+        assert!(
+            e.message
+                .starts_with("Graph has no user 'nobody@contoso.example' ("),
+            "{}",
+            e.message
+        );
         assert!(e.message.contains("Request_ResourceNotFound"), "{}", e.message);
         let e = graph_failure(
-            &answer(429, &[("retry-after", "12")], r#"{"error":{"code":"TooManyRequests","message":"Too many requests"}}"#),
+            &answer(
+                429,
+                &[("retry-after", "12")],
+                r#"{"error":{"code":"TooManyRequests","message":"Too many requests"}}"#,
+            ),
             "x",
         );
-        assert_eq!((e.kind, e.retry_after), (ErrorKind::RateLimited, Some(Duration::from_secs(12))));
+        assert_eq!(
+            (e.kind, e.retry_after),
+            (ErrorKind::RateLimited, Some(Duration::from_secs(12)))
+        );
         let e = graph_failure(&answer(503, &[("retry-after", "3")], ""), "x");
-        assert_eq!((e.kind, e.retry_after), (ErrorKind::Unavailable, Some(Duration::from_secs(3))));
+        assert_eq!(
+            (e.kind, e.retry_after),
+            (ErrorKind::Unavailable, Some(Duration::from_secs(3)))
+        );
         let e = graph_failure(
-            &answer(403, &[], r#"{"error":{"code":"Authorization_RequestDenied","message":"Insufficient privileges to complete the operation."}}"#),
+            &answer(
+                403,
+                &[],
+                r#"{"error":{"code":"Authorization_RequestDenied","message":"Insufficient privileges to complete the operation."}}"#,
+            ),
             "x",
         );
         assert_eq!(e.kind, ErrorKind::Denied);
         assert!(e.message.contains("User.Read.All"), "{}", e.message);
-        assert_eq!(graph_failure(&answer(400, &[], "{}"), "x").kind, ErrorKind::InvalidInput);
-        assert_eq!(graph_failure(&answer(409, &[], "{}"), "x").kind, ErrorKind::Upstream);
-        assert_eq!(graph_failure(&answer(403, &[("retry-after", "3")], ""), "x").retry_after, None);
+        assert_eq!(
+            graph_failure(&answer(400, &[], "{}"), "x").kind,
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            graph_failure(&answer(409, &[], "{}"), "x").kind,
+            ErrorKind::Upstream
+        );
+        assert_eq!(
+            graph_failure(&answer(403, &[("retry-after", "3")], ""), "x").retry_after,
+            None
+        );
     }
 }

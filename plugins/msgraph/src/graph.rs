@@ -127,7 +127,10 @@ mod tests {
 
     #[test]
     fn ids_and_upns_become_one_encoded_segment() {
-        assert_eq!(segment("user", " alice@contoso.example ").unwrap(), "alice@contoso.example");
+        assert_eq!(
+            segment("user", " alice@contoso.example ").unwrap(),
+            "alice@contoso.example"
+        );
         assert_eq!(
             segment("user", "bob_contoso.example#EXT#@fabrikam.onmicrosoft.com").unwrap(),
             "bob_contoso.example%23EXT%23@fabrikam.onmicrosoft.com"

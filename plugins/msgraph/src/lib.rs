@@ -20,7 +20,9 @@ fn get_user(_ctx: &Context, input: UserInput) -> Result<User> {
     let user = segment("user", &input.user)?;
     let mut g = Graph::open()?;
     let url = g.url(&format!("/users/{user}?$select={USER_FIELDS}"));
-    Ok(serde_json::from_value(g.get(&url, &format!("user '{}'", input.user.trim()))?)?)
+    Ok(serde_json::from_value(
+        g.get(&url, &format!("user '{}'", input.user.trim()))?,
+    )?)
 }
 
 /// `GET /v1.0/users/{id|upn}/manager`.
@@ -40,7 +42,9 @@ fn group_members(_ctx: &Context, input: GroupInput) -> Result<MembersOutput> {
     }
     let mut g = Graph::open()?;
     let what = format!("group '{}'", input.group.trim());
-    let mut next = Some(g.url(&format!("/groups/{group}/members?$select={MEMBER_FIELDS}&$top=100")));
+    let mut next = Some(g.url(&format!(
+        "/groups/{group}/members?$select={MEMBER_FIELDS}&$top=100"
+    )));
     let mut members = Vec::new();
     let mut pages = 0;
     while let Some(url) = next.take() {

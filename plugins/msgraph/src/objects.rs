@@ -147,9 +147,18 @@ mod tests {
 
     #[test]
     fn members_carry_their_type() {
-        let m = Member::read(&json!({"@odata.type": "#microsoft.graph.group", "id": "g2", "displayName": "Nested"})).unwrap();
-        assert_eq!((m.kind.as_str(), m.display_name.as_deref()), ("group", Some("Nested")));
+        let m = Member::read(
+            &json!({"@odata.type": "#microsoft.graph.group", "id": "g2", "displayName": "Nested"}),
+        )
+        .unwrap();
+        assert_eq!(
+            (m.kind.as_str(), m.display_name.as_deref()),
+            ("group", Some("Nested"))
+        );
         assert_eq!(Member::read(&json!({"id": "x"})).unwrap().kind, "directoryObject");
-        assert_eq!(Member::read(&json!({"displayName": "no id"})).unwrap_err().kind, ErrorKind::Upstream);
+        assert_eq!(
+            Member::read(&json!({"displayName": "no id"})).unwrap_err().kind,
+            ErrorKind::Upstream
+        );
     }
 }

@@ -68,8 +68,8 @@ impl Settings {
     /// Graph names its scope by the public origin even when asked through another one (a
     /// test server), except in national clouds, whose origin is the scope.
     pub(crate) fn scope(&self) -> String {
-        let national = self.graph_base.starts_with("https://")
-            && self.graph_base != "https://graph.microsoft.com";
+        let national =
+            self.graph_base.starts_with("https://") && self.graph_base != "https://graph.microsoft.com";
         if national {
             format!("{}/.default", self.graph_base)
         } else {
@@ -113,7 +113,10 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(us_gov.scope(), "https://graph.microsoft.us/.default");
-        assert_eq!(us_gov.token_url(), "https://login.microsoftonline.us/t1/oauth2/v2.0/token");
+        assert_eq!(
+            us_gov.token_url(),
+            "https://login.microsoftonline.us/t1/oauth2/v2.0/token"
+        );
         let fake = read(&[
             ("tenant", "t1"),
             ("client_id", "app-1"),
@@ -127,7 +130,11 @@ mod tests {
     fn missing_or_odd_settings_say_how_to_set_them() {
         let e = read(&[("client_id", "app-1")]).unwrap_err();
         assert_eq!(e.kind, ErrorKind::InvalidInput);
-        assert!(e.message.contains("osprey plugin config msgraph tenant="), "{}", e.message);
+        assert!(
+            e.message.contains("osprey plugin config msgraph tenant="),
+            "{}",
+            e.message
+        );
         let e = read(&[("tenant", "t1")]).unwrap_err();
         assert!(e.message.contains("client_id"), "{}", e.message);
         let e = read(&[("tenant", "a/b"), ("client_id", "x")]).unwrap_err();

@@ -53,7 +53,9 @@ pub(crate) fn read_token(response: &http::Response) -> Result<(String, Duration)
 fn client_secret() -> Result<secrets::Secret> {
     match secrets::get("client-secret") {
         Ok(v) if !v.expose().is_empty() => Ok(v),
-        Ok(_) => Err(Error::denied(format!("the client secret is empty; {SECRET_HINT}"))),
+        Ok(_) => Err(Error::denied(format!(
+            "the client secret is empty; {SECRET_HINT}"
+        ))),
         Err(e) if e.kind == ErrorKind::NotFound => {
             Err(Error::denied(format!("no client secret is set; {SECRET_HINT}")))
         }
@@ -107,7 +109,10 @@ pub(crate) fn fetch(s: &Settings) -> Result<String> {
     }
     log::info(
         "got a Graph access token",
-        &[("tenant", &s.tenant), ("kept_seconds", &keep.as_secs().to_string())],
+        &[
+            ("tenant", &s.tenant),
+            ("kept_seconds", &keep.as_secs().to_string()),
+        ],
     );
     Ok(token)
 }
@@ -151,13 +156,23 @@ mod tests {
 
     #[test]
     fn odd_or_failed_token_answers_are_typed() {
-        let e = read_token(&answer(200, &[], r#"{"token_type":"pop","expires_in":1,"access_token":"x"}"#))
-            .unwrap_err();
+        let e = read_token(&answer(
+            200,
+            &[],
+            r#"{"token_type":"pop","expires_in":1,"access_token":"x"}"#,
+        ))
+        .unwrap_err();
         assert_eq!(e.kind, ErrorKind::Upstream);
-        assert_eq!(read_token(&answer(200, &[], "<html>")).unwrap_err().kind, ErrorKind::Upstream);
+        assert_eq!(
+            read_token(&answer(200, &[], "<html>")).unwrap_err().kind,
+            ErrorKind::Upstream
+        );
         let e = read_token(&answer(401, &[], r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided."}"#))
             .unwrap_err();
         assert_eq!(e.kind, ErrorKind::Denied);
-        assert_eq!(kv_key(&settings()), "token:https://login.microsoftonline.com/contoso.onmicrosoft.com/11111111-2222-3333-4444-555555555555");
+        assert_eq!(
+            kv_key(&settings()),
+            "token:https://login.microsoftonline.com/contoso.onmicrosoft.com/11111111-2222-3333-4444-555555555555"
+        );
     }
 }

@@ -47,7 +47,11 @@ fn invalid(message: String) -> Error {
 
 /// The blocks to send, or `None` for a plain text message. With buttons and no blocks, the
 /// text becomes a `section` above them (the text is also the notification's fallback).
-pub(crate) fn message_blocks(text: &str, blocks: Option<&[Value]>, buttons: &[Button]) -> Result<Option<Vec<Value>>> {
+pub(crate) fn message_blocks(
+    text: &str,
+    blocks: Option<&[Value]>,
+    buttons: &[Button],
+) -> Result<Option<Vec<Value>>> {
     if text.trim().is_empty() {
         return Err(invalid("text must not be empty (it is the message, or the notification's fallback when there are blocks)".into()));
     }
@@ -97,11 +101,15 @@ fn actions_block(buttons: &[Button]) -> Result<Value> {
             return Err(invalid(format!("button {n}'s text must be 1 to 75 characters")));
         }
         if b.value.chars().count() > 2000 {
-            return Err(invalid(format!("button {n}'s value is longer than 2,000 characters")));
+            return Err(invalid(format!(
+                "button {n}'s value is longer than 2,000 characters"
+            )));
         }
         let id = b.action_id.clone().unwrap_or_else(|| format!("button-{n}"));
         if id.is_empty() || id.chars().count() > 255 {
-            return Err(invalid(format!("button {n}'s action_id must be 1 to 255 characters")));
+            return Err(invalid(format!(
+                "button {n}'s action_id must be 1 to 255 characters"
+            )));
         }
         if ids.contains(&id) {
             return Err(invalid(format!(
@@ -143,7 +151,9 @@ mod tests {
         yes.style = Some(ButtonStyle::Danger);
         let mut no = button("Ignore", "q-17:ignore");
         no.action_id = Some("ignore".into());
-        let blocks = message_blocks("Contain *host-7*?", None, &[yes, no]).unwrap().unwrap();
+        let blocks = message_blocks("Contain *host-7*?", None, &[yes, no])
+            .unwrap()
+            .unwrap();
         assert_eq!(
             Value::Array(blocks),
             json!([
@@ -161,27 +171,45 @@ mod tests {
     #[test]
     fn the_authors_blocks_are_kept_and_buttons_appended() {
         let own = [json!({"type": "header", "text": {"type": "plain_text", "text": "Alert"}})];
-        let blocks = message_blocks("Alert", Some(&own), &[button("OK", "1")]).unwrap().unwrap();
+        let blocks = message_blocks("Alert", Some(&own), &[button("OK", "1")])
+            .unwrap()
+            .unwrap();
         assert_eq!(blocks.len(), 2);
         assert_eq!(blocks[0], own[0]);
         assert_eq!(blocks[1]["type"], "actions");
-        assert_eq!(message_blocks("x", Some(&own), &[]).unwrap().unwrap(), own.to_vec());
+        assert_eq!(
+            message_blocks("x", Some(&own), &[]).unwrap().unwrap(),
+            own.to_vec()
+        );
     }
 
     #[test]
     fn what_slack_would_refuse_is_refused_first_saying_why() {
         let cases: Vec<(Result<Option<Vec<Value>>>, &str)> = vec![
             (message_blocks(" ", None, &[]), "text must not be empty"),
-            (message_blocks("x", Some(&[json!({"text": "no type"})]), &[]), "blocks[0]"),
+            (
+                message_blocks("x", Some(&[json!({"text": "no type"})]), &[]),
+                "blocks[0]",
+            ),
             (message_blocks("x", None, &[button("", "v")]), "button 1's text"),
-            (message_blocks("x", None, &[button(&"a".repeat(76), "v")]), "1 to 75"),
-            (message_blocks("x", None, &[button("a", &"v".repeat(2001))]), "2,000"),
+            (
+                message_blocks("x", None, &[button(&"a".repeat(76), "v")]),
+                "1 to 75",
+            ),
+            (
+                message_blocks("x", None, &[button("a", &"v".repeat(2001))]),
+                "2,000",
+            ),
             (
                 message_blocks("x", None, &vec![button("a", "v"); 26]),
                 "at most 25",
             ),
             (
-                message_blocks("x", Some(&vec![json!({"type": "divider"}); 50]), &[button("a", "v")]),
+                message_blocks(
+                    "x",
+                    Some(&vec![json!({"type": "divider"}); 50]),
+                    &[button("a", "v")],
+                ),
                 "at most 50",
             ),
         ];

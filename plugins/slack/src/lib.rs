@@ -38,7 +38,9 @@ fn post_message(_ctx: &Context, input: PostInput) -> Result<MessageRef> {
             opened["channel"]["id"]
                 .as_str()
                 .map(str::to_owned)
-                .ok_or_else(|| Error::upstream("Slack's conversations.open answered ok without a channel id"))?
+                .ok_or_else(|| {
+                    Error::upstream("Slack's conversations.open answered ok without a channel id")
+                })?
         }
     };
     let mut body = json!({"channel": channel, "text": input.text});
@@ -51,7 +53,9 @@ fn post_message(_ctx: &Context, input: PostInput) -> Result<MessageRef> {
 /// `chat.update` of a message the app posted.
 fn update_message(_ctx: &Context, input: UpdateInput) -> Result<MessageRef> {
     if input.channel.trim().is_empty() || input.ts.trim().is_empty() {
-        return Err(Error::invalid_input("give the channel and ts that post-message returned"));
+        return Err(Error::invalid_input(
+            "give the channel and ts that post-message returned",
+        ));
     }
     let blocks = message_blocks(&input.text, input.blocks.as_deref(), &input.buttons)?;
     let body = json!({
@@ -68,7 +72,9 @@ fn update_message(_ctx: &Context, input: UpdateInput) -> Result<MessageRef> {
 fn lookup_user_by_email(_ctx: &Context, input: LookupInput) -> Result<SlackUser> {
     let email = input.email.trim();
     if !email.contains('@') || email.len() > 254 {
-        return Err(Error::invalid_input(format!("'{email}' is not an e-mail address")));
+        return Err(Error::invalid_input(format!(
+            "'{email}' is not an e-mail address"
+        )));
     }
     let answer = api::get("users.lookupByEmail", &[("email", email)])?;
     SlackUser::read(&answer["user"])

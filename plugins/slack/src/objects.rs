@@ -94,7 +94,8 @@ impl SlackUser {
         };
         let profile = user.get("profile").cloned().unwrap_or(Value::Null);
         Ok(SlackUser {
-            id: text(user, "id").ok_or_else(|| Error::upstream("Slack answered with a user without an id"))?,
+            id: text(user, "id")
+                .ok_or_else(|| Error::upstream("Slack answered with a user without an id"))?,
             name: text(user, "name").unwrap_or_default(),
             real_name: text(user, "real_name").or_else(|| text(&profile, "real_name")),
             display_name: text(&profile, "display_name"),
@@ -116,14 +117,21 @@ pub(crate) enum Destination {
 
 impl PostInput {
     pub(crate) fn destination(&self) -> Result<Destination> {
-        let given = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+        let given = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
         match (given(&self.channel), given(&self.user)) {
             (Some(c), None) => Ok(Destination::Channel(c)),
             (None, Some(u)) if is_user_id(&u) => Ok(Destination::User(u)),
             (None, Some(u)) => Err(Error::invalid_input(format!(
                 "user '{u}' is not a Slack user id (U... or W...); find it with lookup-user-by-email"
             ))),
-            _ => Err(Error::invalid_input("give either channel or user, not both or neither")),
+            _ => Err(Error::invalid_input(
+                "give either channel or user, not both or neither",
+            )),
         }
     }
 }
@@ -150,10 +158,23 @@ mod tests {
 
     #[test]
     fn a_message_goes_to_a_channel_or_a_user_id() {
-        assert_eq!(post(Some(" #soc "), None).destination().unwrap(), Destination::Channel("#soc".into()));
-        assert_eq!(post(None, Some("U024BE7LH")).destination().unwrap(), Destination::User("U024BE7LH".into()));
-        assert_eq!(post(Some(""), Some("W0123")).destination().unwrap(), Destination::User("W0123".into()));
-        for bad in [post(None, None), post(Some("C1"), Some("U1X")), post(None, Some("alice@x.example"))] {
+        assert_eq!(
+            post(Some(" #soc "), None).destination().unwrap(),
+            Destination::Channel("#soc".into())
+        );
+        assert_eq!(
+            post(None, Some("U024BE7LH")).destination().unwrap(),
+            Destination::User("U024BE7LH".into())
+        );
+        assert_eq!(
+            post(Some(""), Some("W0123")).destination().unwrap(),
+            Destination::User("W0123".into())
+        );
+        for bad in [
+            post(None, None),
+            post(Some("C1"), Some("U1X")),
+            post(None, Some("alice@x.example")),
+        ] {
             assert_eq!(bad.destination().unwrap_err().kind, ErrorKind::InvalidInput);
         }
     }
@@ -172,6 +193,9 @@ mod tests {
                    "display_name": "spengler", "email": "spengler@ghostbusters.example",
                    "team_id": "T012AB3C4", "tz": "America/Los_Angeles", "deleted": false, "is_bot": false})
         );
-        assert_eq!(SlackUser::read(&json!({"name": "x"})).unwrap_err().kind, ErrorKind::Upstream);
+        assert_eq!(
+            SlackUser::read(&json!({"name": "x"})).unwrap_err().kind,
+            ErrorKind::Upstream
+        );
     }
 }

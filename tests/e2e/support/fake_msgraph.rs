@@ -65,10 +65,38 @@ fn directory() -> Vec<Value> {
         })
     };
     vec![
-        user(ADELE, "Adele Vance", "AdeleV@contoso.example", "Retail Manager", "Retail", Some(MIRIAM)),
-        user(MIRIAM, "Miriam Graham", "MiriamG@contoso.example", "Director", "Sales & Marketing", None),
-        user("e3d0513b-449e-4198-ba6f-bd97ae7cae85", "Grady Archie", "GradyA@contoso.example", "Designer", "R&D", Some(MIRIAM)),
-        user("4782e723-f4f4-4af3-a76e-25e3bab0d896", "Lee Gu", "LeeG@contoso.example", "Director", "Manufacturing", Some(MIRIAM)),
+        user(
+            ADELE,
+            "Adele Vance",
+            "AdeleV@contoso.example",
+            "Retail Manager",
+            "Retail",
+            Some(MIRIAM),
+        ),
+        user(
+            MIRIAM,
+            "Miriam Graham",
+            "MiriamG@contoso.example",
+            "Director",
+            "Sales & Marketing",
+            None,
+        ),
+        user(
+            "e3d0513b-449e-4198-ba6f-bd97ae7cae85",
+            "Grady Archie",
+            "GradyA@contoso.example",
+            "Designer",
+            "R&D",
+            Some(MIRIAM),
+        ),
+        user(
+            "4782e723-f4f4-4af3-a76e-25e3bab0d896",
+            "Lee Gu",
+            "LeeG@contoso.example",
+            "Director",
+            "Manufacturing",
+            Some(MIRIAM),
+        ),
     ]
 }
 
@@ -94,10 +122,7 @@ impl FakeMsGraph {
             .route("/v1.0/groups/{id}/members", get(members))
             .with_state(shared.clone());
         let stop = super::fake_http::serve(listener, app);
-        FakeMsGraph {
-            shared,
-            _stop: stop,
-        }
+        FakeMsGraph { shared, _stop: stop }
     }
 
     /// The origin, for `login_base`, `graph_base` and the grant.
@@ -152,22 +177,51 @@ fn oauth_error(status: StatusCode, error: &str, code: u32, description: &str) ->
         .into_response()
 }
 
-async fn token(State(s): State<Shared>, Path(tenant): Path<String>, Form(form): Form<HashMap<String, String>>) -> Response {
+async fn token(
+    State(s): State<Shared>,
+    Path(tenant): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
     let n = s.token_requests.fetch_add(1, Ordering::SeqCst) + 1;
     if tenant != TENANT {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", 90002, &format!("Tenant '{tenant}' not found."));
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            90002,
+            &format!("Tenant '{tenant}' not found."),
+        );
     }
     if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
-        return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", 70003, "The app requested an unsupported grant type.");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            70003,
+            "The app requested an unsupported grant type.",
+        );
     }
     if form.get("client_id").map(String::as_str) != Some(CLIENT_ID) {
-        return oauth_error(StatusCode::BAD_REQUEST, "unauthorized_client", 700016, "Application was not found in the directory.");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            "Application was not found in the directory.",
+        );
     }
     if form.get("client_secret") != Some(&*s.client_secret) {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.");
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000215,
+            "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
+        );
     }
     if form.get("scope").map(String::as_str) != Some("https://graph.microsoft.com/.default") {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", 1002012, "The provided value for scope is not valid.");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            1002012,
+            "The provided value for scope is not valid.",
+        );
     }
     let access_token = format!("eyJ0eXAiOiJKV1QiLCJub25jZSI6In{n}.fake.{n}");
     s.state.lock().unwrap().tokens.insert(access_token.clone());
@@ -192,7 +246,12 @@ fn admit(s: &Shared, headers: &HeaderMap, query: &HashMap<String, String>) -> Op
     st.last_query = query.clone();
     if let Some(wait) = st.down {
         return Some(
-            (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", wait.to_string())], "Service Unavailable").into_response(),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [("retry-after", wait.to_string())],
+                "Service Unavailable",
+            )
+                .into_response(),
         );
     }
     let bearer = headers
@@ -200,7 +259,13 @@ fn admit(s: &Shared, headers: &HeaderMap, query: &HashMap<String, String>) -> Op
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match bearer {
-        None => return Some(graph_error(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", "Access token is empty.")),
+        None => {
+            return Some(graph_error(
+                StatusCode::UNAUTHORIZED,
+                "InvalidAuthenticationToken",
+                "Access token is empty.",
+            ));
+        }
         Some(t) if !st.tokens.contains(t) => {
             return Some(graph_error(
                 StatusCode::UNAUTHORIZED,
@@ -216,7 +281,8 @@ fn admit(s: &Shared, headers: &HeaderMap, query: &HashMap<String, String>) -> Op
             "TooManyRequests",
             "Too many requests. Please retry after the time given in the Retry-After header.",
         );
-        r.headers_mut().insert("retry-after", wait.to_string().parse().unwrap());
+        r.headers_mut()
+            .insert("retry-after", wait.to_string().parse().unwrap());
         return Some(r);
     }
     None
@@ -224,13 +290,24 @@ fn admit(s: &Shared, headers: &HeaderMap, query: &HashMap<String, String>) -> Op
 
 fn find<'a>(s: &'a Shared, id: &str) -> Option<&'a Value> {
     s.users.iter().find(|u| {
-        u["id"].as_str() == Some(id) || u["userPrincipalName"].as_str().is_some_and(|upn| upn.eq_ignore_ascii_case(id))
+        u["id"].as_str() == Some(id)
+            || u["userPrincipalName"]
+                .as_str()
+                .is_some_and(|upn| upn.eq_ignore_ascii_case(id))
     })
 }
 
 const DEFAULT_FIELDS: [&str; 10] = [
-    "businessPhones", "displayName", "givenName", "jobTitle", "mail", "mobilePhone",
-    "officeLocation", "preferredLanguage", "surname", "userPrincipalName",
+    "businessPhones",
+    "displayName",
+    "givenName",
+    "jobTitle",
+    "mail",
+    "mobilePhone",
+    "officeLocation",
+    "preferredLanguage",
+    "surname",
+    "userPrincipalName",
 ];
 
 /// A user as Graph shows it: the `$select`ed fields (and `id`), or its default set.
@@ -253,11 +330,18 @@ fn missing(id: &str) -> Response {
     graph_error(
         StatusCode::NOT_FOUND,
         "Request_ResourceNotFound",
-        &format!("Resource '{id}' does not exist or one of its queried reference-property objects are not present."),
+        &format!(
+            "Resource '{id}' does not exist or one of its queried reference-property objects are not present."
+        ),
     )
 }
 
-async fn user(State(s): State<Shared>, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>, headers: HeaderMap) -> Response {
+async fn user(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
     if let Some(r) = admit(&s, &headers, &q) {
         return r;
     }
@@ -274,7 +358,12 @@ async fn user(State(s): State<Shared>, Path(id): Path<String>, Query(q): Query<H
     }
 }
 
-async fn manager(State(s): State<Shared>, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>, headers: HeaderMap) -> Response {
+async fn manager(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
     if let Some(r) = admit(&s, &headers, &q) {
         return r;
     }
@@ -291,7 +380,12 @@ async fn manager(State(s): State<Shared>, Path(id): Path<String>, Query(q): Quer
     }
 }
 
-async fn members(State(s): State<Shared>, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>, headers: HeaderMap) -> Response {
+async fn members(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
     if let Some(r) = admit(&s, &headers, &q) {
         return r;
     }
@@ -317,7 +411,10 @@ async fn members(State(s): State<Shared>, Path(id): Path<String>, Query(q): Quer
         "value": page,
     });
     if skip + size < all.len() {
-        let select = q.get("$select").map(|s| format!("$select={s}&")).unwrap_or_default();
+        let select = q
+            .get("$select")
+            .map(|s| format!("$select={s}&"))
+            .unwrap_or_default();
         out["@odata.nextLink"] = json!(format!(
             "{}/v1.0/groups/{id}/members?{select}$top={top}&$skiptoken={}",
             s.origin,

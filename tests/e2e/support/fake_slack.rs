@@ -106,56 +106,63 @@ fn refuse(error: &str) -> Response {
 }
 
 /// The checks every method passes: counting, the rate tier, the token. `Err` is the answer.
-fn admit(s: &Shared, headers: &HeaderMap) -> Result<(), Response> {
+fn admit(s: &Shared, headers: &HeaderMap) -> Result<(), Box<Response>> {
     s.requests.fetch_add(1, Ordering::SeqCst);
     if let Some(wait) = s.ws.lock().unwrap().ratelimited {
-        return Err((
-            StatusCode::TOO_MANY_REQUESTS,
-            [("retry-after", wait.to_string())],
-            Json(json!({"ok": false, "error": "ratelimited"})),
-        )
-            .into_response());
+        return Err(Box::new(
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", wait.to_string())],
+                Json(json!({"ok": false, "error": "ratelimited"})),
+            )
+                .into_response(),
+        ));
     }
     let bearer = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match bearer {
-        None => Err(refuse("not_authed")),
-        Some(t) if t != s.token.as_str() => Err(refuse("invalid_auth")),
+        None => Err(Box::new(refuse("not_authed"))),
+        Some(t) if t != s.token.as_str() => Err(Box::new(refuse("invalid_auth"))),
         Some(_) => Ok(()),
     }
 }
 
 /// A JSON body, which Slack reads only with a JSON content type.
-fn body_of(headers: &HeaderMap, body: &Bytes) -> Result<Value, Response> {
+fn body_of(headers: &HeaderMap, body: &Bytes) -> Result<Value, Box<Response>> {
     let json_type = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     if !json_type {
-        return Err(refuse("invalid_arguments"));
+        return Err(Box::new(refuse("invalid_arguments")));
     }
-    serde_json::from_slice(body).map_err(|_| refuse("invalid_json"))
+    serde_json::from_slice(body).map_err(|_| Box::new(refuse("invalid_json")))
 }
 
 /// Slack's check of blocks, for the fields buttons use.
-fn check_blocks(blocks: &Value) -> Result<(), Response> {
+fn check_blocks(blocks: &Value) -> Result<(), Box<Response>> {
     let Some(list) = blocks.as_array() else {
-        return Err(refuse("invalid_blocks_format"));
+        return Err(Box::new(refuse("invalid_blocks_format")));
     };
     for (i, b) in list.iter().enumerate() {
         let bad = |why: &str| {
-            Json(json!({"ok": false, "error": "invalid_blocks", "response_metadata": {
-                "messages": [format!("[ERROR] {why} [json-pointer:/blocks/{i}]")]}}))
+            Json(
+                json!({"ok": false, "error": "invalid_blocks", "response_metadata": {
+                "messages": [format!("[ERROR] {why} [json-pointer:/blocks/{i}]")]}}),
+            )
             .into_response()
         };
         match b["type"].as_str() {
-            None => return Err(bad("missing required field: type")),
+            None => return Err(Box::new(bad("missing required field: type"))),
             Some("actions") => {
                 for e in b["elements"].as_array().into_iter().flatten() {
-                    if e["type"] != "button" || e["text"]["type"] != "plain_text" || !e["action_id"].is_string() {
-                        return Err(bad("invalid button element"));
+                    if e["type"] != "button"
+                        || e["text"]["type"] != "plain_text"
+                        || !e["action_id"].is_string()
+                    {
+                        return Err(Box::new(bad("invalid button element")));
                     }
                 }
             }
@@ -176,12 +183,12 @@ fn channel_of(ws: &Workspace, channel: &str) -> Option<String> {
 async fn post_message(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let m = match admit(&s, &headers).and_then(|()| body_of(&headers, &body)) {
         Ok(m) => m,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let text = m["text"].as_str().unwrap_or_default().to_owned();
     let blocks = m.get("blocks").cloned().unwrap_or(json!([]));
     if let Err(r) = check_blocks(&blocks) {
-        return r;
+        return *r;
     }
     let mut ws = s.ws.lock().unwrap();
     let Some(channel) = channel_of(&ws, m["channel"].as_str().unwrap_or_default()) else {
@@ -206,18 +213,22 @@ async fn post_message(State(s): State<Shared>, headers: HeaderMap, body: Bytes) 
 async fn update(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let m = match admit(&s, &headers).and_then(|()| body_of(&headers, &body)) {
         Ok(m) => m,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let blocks = m.get("blocks").cloned().unwrap_or(json!([]));
     if let Err(r) = check_blocks(&blocks) {
-        return r;
+        return *r;
     }
     let mut ws = s.ws.lock().unwrap();
     let Some(channel) = channel_of(&ws, m["channel"].as_str().unwrap_or_default()) else {
         return refuse("channel_not_found");
     };
     let ts = m["ts"].as_str().unwrap_or_default().to_owned();
-    let Some(msg) = ws.messages.iter_mut().find(|p| p.channel == channel && p.ts == ts) else {
+    let Some(msg) = ws
+        .messages
+        .iter_mut()
+        .find(|p| p.channel == channel && p.ts == ts)
+    else {
         return refuse("message_not_found");
     };
     msg.text = m["text"].as_str().unwrap_or_default().to_owned();
@@ -230,20 +241,28 @@ async fn update(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Res
 async fn open(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let m = match admit(&s, &headers).and_then(|()| body_of(&headers, &body)) {
         Ok(m) => m,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let user = m["users"].as_str().unwrap_or_default();
     if user != SPENGLER {
         return refuse("user_not_found");
     }
     let mut ws = s.ws.lock().unwrap();
-    let id = ws.dms.entry(user.to_owned()).or_insert_with(|| format!("D0{}", &user[1..])).clone();
+    let id = ws
+        .dms
+        .entry(user.to_owned())
+        .or_insert_with(|| format!("D0{}", &user[1..]))
+        .clone();
     Json(json!({"ok": true, "channel": {"id": id}})).into_response()
 }
 
-async fn lookup(State(s): State<Shared>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn lookup(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     if let Err(r) = admit(&s, &headers) {
-        return r;
+        return *r;
     }
     if q.get("email").map(String::as_str) != Some(SPENGLER_EMAIL) {
         return refuse("users_not_found");
