@@ -239,6 +239,20 @@ async fn slack_messages_end_to_end() {
     );
     fake.rate_limit(None);
 
+    // An outage: unavailable, retryable, with Slack's wait.
+    fake.outage(Some(4));
+    let e = s.fails(
+        "update-message",
+        json!({"channel": SOC_CHANNEL, "ts": ts, "text": "x"}),
+        "unavailable",
+        "HTTP 503",
+    );
+    assert_eq!(
+        (e["retryable"].as_bool(), e["retry_after_ms"].as_u64()),
+        (Some(true), Some(4_000))
+    );
+    fake.outage(None);
+
     // A revoked or wrong token: invalid_auth, denied.
     s.set_token("xoxb-wrong");
     let e = s.fails(

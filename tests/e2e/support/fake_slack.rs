@@ -3,7 +3,8 @@
 //! /api/users.lookupByEmail?email=`, a bot token as `Authorization: Bearer`, HTTP 200 with
 //! `{"ok": false, "error": CODE}` for every refusal (`not_authed`, `invalid_auth`,
 //! `channel_not_found`, `message_not_found`, `user_not_found`, `users_not_found`, `no_text`,
-//! `invalid_blocks` with `response_metadata.messages`), and HTTP 429 with `Retry-After` and
+//! `invalid_blocks` with `response_metadata.messages`), HTTP 503 `service_unavailable` in an
+//! outage, and HTTP 429 with `Retry-After` and
 //! `{"ok": false, "error": "ratelimited"}` when a method's tier is spent. It records every
 //! message posted, with its blocks, as Slack stores it.
 
@@ -38,6 +39,8 @@ struct Workspace {
     messages: Vec<Posted>,
     /// `Some(seconds)`: answer every method 429 with this Retry-After.
     ratelimited: Option<u64>,
+    /// `Some(seconds)`: answer every method 503 `service_unavailable` with this Retry-After.
+    down: Option<u64>,
     /// Direct message channels opened, by user.
     dms: HashMap<String, String>,
 }
@@ -99,6 +102,10 @@ impl FakeSlack {
     pub fn rate_limit(&self, retry_after: Option<u64>) {
         self.shared.ws.lock().unwrap().ratelimited = retry_after;
     }
+
+    pub fn outage(&self, retry_after: Option<u64>) {
+        self.shared.ws.lock().unwrap().down = retry_after;
+    }
 }
 
 fn refuse(error: &str) -> Response {
@@ -108,6 +115,16 @@ fn refuse(error: &str) -> Response {
 /// The checks every method passes: counting, the rate tier, the token. `Err` is the answer.
 fn admit(s: &Shared, headers: &HeaderMap) -> Result<(), Box<Response>> {
     s.requests.fetch_add(1, Ordering::SeqCst);
+    if let Some(wait) = s.ws.lock().unwrap().down {
+        return Err(Box::new(
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [("retry-after", wait.to_string())],
+                Json(json!({"ok": false, "error": "service_unavailable"})),
+            )
+                .into_response(),
+        ));
+    }
     if let Some(wait) = s.ws.lock().unwrap().ratelimited {
         return Err(Box::new(
             (
