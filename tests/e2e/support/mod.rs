@@ -6,6 +6,8 @@ pub mod fake_autofocus;
 pub mod fake_bonusly;
 pub mod fake_http;
 pub mod fake_ipinfo;
+pub mod fake_msgraph;
+pub mod fake_slack;
 pub mod fake_servicenow;
 pub mod fake_tls;
 pub mod fake_unifi;

@@ -1,0 +1,106 @@
+//! slack: the Slack Web API with a bot token: post a message (with Block Kit buttons) to a
+//! channel or a person, update it, and find a member by e-mail.
+//!
+//! Clicks on the buttons come back to Slack's interactivity URL, not to this plugin; each
+//! button's `value` carries what the click means (`blocks.rs`).
+
+mod answer;
+mod api;
+mod blocks;
+mod objects;
+
+use blocks::message_blocks;
+use objects::{Destination, LookupInput, MessageRef, PostInput, SlackUser, UpdateInput};
+use osprey_sdk::prelude::*;
+
+/// The channel id and `ts` of an answer to chat.postMessage or chat.update.
+fn message_ref(method: &str, answer: &Value) -> Result<MessageRef> {
+    let text = |k: &str| {
+        answer
+            .get(k)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| Error::upstream(format!("Slack's {method} answered ok without '{k}'")))
+    };
+    Ok(MessageRef {
+        channel: text("channel")?,
+        ts: text("ts")?,
+    })
+}
+
+/// `chat.postMessage`, to a person's direct message through `conversations.open`.
+fn post_message(_ctx: &Context, input: PostInput) -> Result<MessageRef> {
+    let blocks = message_blocks(&input.text, input.blocks.as_deref(), &input.buttons)?;
+    let channel = match input.destination()? {
+        Destination::Channel(c) => c,
+        Destination::User(u) => {
+            let opened = api::post("conversations.open", &json!({"users": u}))?;
+            opened["channel"]["id"]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    Error::upstream("Slack's conversations.open answered ok without a channel id")
+                })?
+        }
+    };
+    let mut body = json!({"channel": channel, "text": input.text});
+    if let Some(blocks) = blocks {
+        body["blocks"] = Value::Array(blocks);
+    }
+    message_ref("chat.postMessage", &api::post("chat.postMessage", &body)?)
+}
+
+/// `chat.update` of a message the app posted.
+fn update_message(_ctx: &Context, input: UpdateInput) -> Result<MessageRef> {
+    if input.channel.trim().is_empty() || input.ts.trim().is_empty() {
+        return Err(Error::invalid_input(
+            "give the channel and ts that post-message returned",
+        ));
+    }
+    let blocks = message_blocks(&input.text, input.blocks.as_deref(), &input.buttons)?;
+    let body = json!({
+        "channel": input.channel.trim(),
+        "ts": input.ts.trim(),
+        "text": input.text,
+        // An empty list removes the old blocks (and buttons).
+        "blocks": blocks.unwrap_or_default(),
+    });
+    message_ref("chat.update", &api::post("chat.update", &body)?)
+}
+
+/// `users.lookupByEmail`.
+fn lookup_user_by_email(_ctx: &Context, input: LookupInput) -> Result<SlackUser> {
+    let email = input.email.trim();
+    if !email.contains('@') || email.len() > 254 {
+        return Err(Error::invalid_input(format!(
+            "'{email}' is not an e-mail address"
+        )));
+    }
+    let answer = api::get("users.lookupByEmail", &[("email", email)])?;
+    SlackUser::read(&answer["user"])
+}
+
+fn plugin() -> Plugin {
+    Plugin::new(
+        "slack",
+        env!("CARGO_PKG_VERSION"),
+        "Slack Web API: post a message (with Block Kit buttons) to a channel or a person, update it, find a user by e-mail",
+    )
+    .action(
+        "post-message",
+        "Post a message, with optional Block Kit blocks and buttons, to a channel or a person",
+        post_message,
+    )
+    .action(
+        "update-message",
+        "Change a message the app posted (its text, blocks and buttons)",
+        update_message,
+    )
+    .action(
+        "lookup-user-by-email",
+        "The workspace member with this e-mail address",
+        lookup_user_by_email,
+    )
+}
+
+osprey_sdk::export_plugin!(plugin);

@@ -1,0 +1,296 @@
+//! A fake Slack Web API on loopback, following the real one: `POST /api/chat.postMessage`,
+//! `/api/chat.update` and `/api/conversations.open` with JSON bodies, `GET
+//! /api/users.lookupByEmail?email=`, a bot token as `Authorization: Bearer`, HTTP 200 with
+//! `{"ok": false, "error": CODE}` for every refusal (`not_authed`, `invalid_auth`,
+//! `channel_not_found`, `message_not_found`, `user_not_found`, `users_not_found`, `no_text`,
+//! `invalid_blocks` with `response_metadata.messages`), HTTP 503 `service_unavailable` in an
+//! outage, and HTTP 429 with `Retry-After` and
+//! `{"ok": false, "error": "ratelimited"}` when a method's tier is spent. It records every
+//! message posted, with its blocks, as Slack stores it.
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub const SOC_CHANNEL: &str = "C0SOC00001";
+pub const SPENGLER: &str = "W012A3CDE";
+pub const SPENGLER_EMAIL: &str = "spengler@ghostbusters.example";
+
+/// A message as the fake keeps it.
+#[derive(Clone, Debug)]
+pub struct Posted {
+    pub channel: String,
+    pub ts: String,
+    pub text: String,
+    pub blocks: Value,
+    pub edited: bool,
+}
+
+#[derive(Default)]
+struct Workspace {
+    messages: Vec<Posted>,
+    /// `Some(seconds)`: answer every method 429 with this Retry-After.
+    ratelimited: Option<u64>,
+    /// `Some(seconds)`: answer every method 503 `service_unavailable` with this Retry-After.
+    down: Option<u64>,
+    /// Direct message channels opened, by user.
+    dms: HashMap<String, String>,
+}
+
+#[derive(Clone)]
+struct Shared {
+    token: Arc<String>,
+    requests: Arc<AtomicUsize>,
+    ws: Arc<Mutex<Workspace>>,
+}
+
+pub struct FakeSlack {
+    pub addr: SocketAddr,
+    shared: Shared,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl FakeSlack {
+    pub async fn start(bot_token: &str) -> FakeSlack {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shared = Shared {
+            token: Arc::new(bot_token.to_owned()),
+            requests: Arc::default(),
+            ws: Arc::default(),
+        };
+        let app = Router::new()
+            .route("/api/chat.postMessage", post(post_message))
+            .route("/api/chat.update", post(update))
+            .route("/api/conversations.open", post(open))
+            .route("/api/users.lookupByEmail", get(lookup))
+            .with_state(shared.clone());
+        let stop = super::fake_http::serve(listener, app);
+        FakeSlack {
+            addr,
+            shared,
+            _stop: stop,
+        }
+    }
+
+    /// The origin, for the grant.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// What to set as `base_url`: the real API's path on the fake.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/api", self.addr)
+    }
+
+    pub fn requests(&self) -> usize {
+        self.shared.requests.load(Ordering::SeqCst)
+    }
+
+    pub fn messages(&self) -> Vec<Posted> {
+        self.shared.ws.lock().unwrap().messages.clone()
+    }
+
+    pub fn rate_limit(&self, retry_after: Option<u64>) {
+        self.shared.ws.lock().unwrap().ratelimited = retry_after;
+    }
+
+    pub fn outage(&self, retry_after: Option<u64>) {
+        self.shared.ws.lock().unwrap().down = retry_after;
+    }
+}
+
+fn refuse(error: &str) -> Response {
+    Json(json!({"ok": false, "error": error})).into_response()
+}
+
+/// The checks every method passes: counting, the rate tier, the token. `Err` is the answer.
+fn admit(s: &Shared, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    s.requests.fetch_add(1, Ordering::SeqCst);
+    if let Some(wait) = s.ws.lock().unwrap().down {
+        return Err(Box::new(
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [("retry-after", wait.to_string())],
+                Json(json!({"ok": false, "error": "service_unavailable"})),
+            )
+                .into_response(),
+        ));
+    }
+    if let Some(wait) = s.ws.lock().unwrap().ratelimited {
+        return Err(Box::new(
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", wait.to_string())],
+                Json(json!({"ok": false, "error": "ratelimited"})),
+            )
+                .into_response(),
+        ));
+    }
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match bearer {
+        None => Err(Box::new(refuse("not_authed"))),
+        Some(t) if t != s.token.as_str() => Err(Box::new(refuse("invalid_auth"))),
+        Some(_) => Ok(()),
+    }
+}
+
+/// A JSON body, which Slack reads only with a JSON content type.
+fn body_of(headers: &HeaderMap, body: &Bytes) -> Result<Value, Box<Response>> {
+    let json_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json_type {
+        return Err(Box::new(refuse("invalid_arguments")));
+    }
+    serde_json::from_slice(body).map_err(|_| Box::new(refuse("invalid_json")))
+}
+
+/// Slack's check of blocks, for the fields buttons use.
+fn check_blocks(blocks: &Value) -> Result<(), Box<Response>> {
+    let Some(list) = blocks.as_array() else {
+        return Err(Box::new(refuse("invalid_blocks_format")));
+    };
+    for (i, b) in list.iter().enumerate() {
+        let bad = |why: &str| {
+            Json(
+                json!({"ok": false, "error": "invalid_blocks", "response_metadata": {
+                "messages": [format!("[ERROR] {why} [json-pointer:/blocks/{i}]")]}}),
+            )
+            .into_response()
+        };
+        match b["type"].as_str() {
+            None => return Err(Box::new(bad("missing required field: type"))),
+            Some("actions") => {
+                for e in b["elements"].as_array().into_iter().flatten() {
+                    if e["type"] != "button"
+                        || e["text"]["type"] != "plain_text"
+                        || !e["action_id"].is_string()
+                    {
+                        return Err(Box::new(bad("invalid button element")));
+                    }
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn channel_of(ws: &Workspace, channel: &str) -> Option<String> {
+    match channel {
+        SOC_CHANNEL | "#soc" | "soc" => Some(SOC_CHANNEL.to_owned()),
+        c if ws.dms.values().any(|d| d == c) => Some(c.to_owned()),
+        _ => None,
+    }
+}
+
+async fn post_message(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let m = match admit(&s, &headers).and_then(|()| body_of(&headers, &body)) {
+        Ok(m) => m,
+        Err(r) => return *r,
+    };
+    let text = m["text"].as_str().unwrap_or_default().to_owned();
+    let blocks = m.get("blocks").cloned().unwrap_or(json!([]));
+    if let Err(r) = check_blocks(&blocks) {
+        return *r;
+    }
+    let mut ws = s.ws.lock().unwrap();
+    let Some(channel) = channel_of(&ws, m["channel"].as_str().unwrap_or_default()) else {
+        return refuse("channel_not_found");
+    };
+    if text.is_empty() && blocks.as_array().is_none_or(Vec::is_empty) {
+        return refuse("no_text");
+    }
+    let ts = format!("1765087200.{:06}", ws.messages.len() + 1);
+    ws.messages.push(Posted {
+        channel: channel.clone(),
+        ts: ts.clone(),
+        text: text.clone(),
+        blocks: blocks.clone(),
+        edited: false,
+    });
+    Json(json!({"ok": true, "channel": channel, "ts": ts, "message": {
+        "type": "message", "subtype": "bot_message", "text": text, "ts": ts, "bot_id": "B0OSPREY01", "blocks": blocks}}))
+    .into_response()
+}
+
+async fn update(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let m = match admit(&s, &headers).and_then(|()| body_of(&headers, &body)) {
+        Ok(m) => m,
+        Err(r) => return *r,
+    };
+    let blocks = m.get("blocks").cloned().unwrap_or(json!([]));
+    if let Err(r) = check_blocks(&blocks) {
+        return *r;
+    }
+    let mut ws = s.ws.lock().unwrap();
+    let Some(channel) = channel_of(&ws, m["channel"].as_str().unwrap_or_default()) else {
+        return refuse("channel_not_found");
+    };
+    let ts = m["ts"].as_str().unwrap_or_default().to_owned();
+    let Some(msg) = ws
+        .messages
+        .iter_mut()
+        .find(|p| p.channel == channel && p.ts == ts)
+    else {
+        return refuse("message_not_found");
+    };
+    msg.text = m["text"].as_str().unwrap_or_default().to_owned();
+    msg.blocks = blocks;
+    msg.edited = true;
+    let text = msg.text.clone();
+    Json(json!({"ok": true, "channel": channel, "ts": ts, "text": text})).into_response()
+}
+
+async fn open(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let m = match admit(&s, &headers).and_then(|()| body_of(&headers, &body)) {
+        Ok(m) => m,
+        Err(r) => return *r,
+    };
+    let user = m["users"].as_str().unwrap_or_default();
+    if user != SPENGLER {
+        return refuse("user_not_found");
+    }
+    let mut ws = s.ws.lock().unwrap();
+    let id = ws
+        .dms
+        .entry(user.to_owned())
+        .or_insert_with(|| format!("D0{}", &user[1..]))
+        .clone();
+    Json(json!({"ok": true, "channel": {"id": id}})).into_response()
+}
+
+async fn lookup(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = admit(&s, &headers) {
+        return *r;
+    }
+    if q.get("email").map(String::as_str) != Some(SPENGLER_EMAIL) {
+        return refuse("users_not_found");
+    }
+    Json(json!({"ok": true, "user": {
+        "id": SPENGLER, "team_id": "T012AB3C4", "name": "spengler", "deleted": false, "color": "9f69e7",
+        "real_name": "Egon Spengler", "tz": "America/Los_Angeles", "tz_label": "Pacific Standard Time",
+        "tz_offset": -28800, "is_admin": false, "is_owner": false, "is_bot": false, "updated": 1502138686,
+        "is_app_user": false, "has_2fa": false,
+        "profile": {"real_name": "Egon Spengler", "display_name": "spengler", "email": SPENGLER_EMAIL,
+                    "team": "T012AB3C4", "status_text": "Print is dead"}
+    }}))
+    .into_response()
+}
