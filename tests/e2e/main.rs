@@ -39,4 +39,5 @@ mod serve;
 mod streaming_guard;
 mod tls;
 mod unifi;
+mod virustotal;
 mod web_login;

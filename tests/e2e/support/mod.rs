@@ -7,6 +7,7 @@ pub mod fake_http;
 pub mod fake_ipinfo;
 pub mod fake_tls;
 pub mod fake_unifi;
+pub mod fake_virustotal;
 pub mod smtp;
 
 use osprey::app::App;
