@@ -5,12 +5,17 @@
 # componentize-py over plugins/sdk-python, installed from PyPI by scripts/lib/componentize_py.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-source scripts/lib/componentize_py.sh
 
 # The contract the Python plugins are built against (the Rust SDK names its own in
-# plugins/sdk/src/bindings.rs). Switch to a newer wit/ folder here.
+# plugins/sdk/src/bindings.rs). Switch to a newer wit/ folder here; scripts/test.sh reads it.
 python_wit=wit/v0.1.0
+if [[ "${1:-}" == "--python-wit" ]]; then
+    echo "$python_wit"
+    exit 0
+fi
+
+bash scripts/setup.sh
+source scripts/lib/componentize_py.sh
 
 target_dir="${CARGO_TARGET_DIR:-$PWD/plugins/target}/plugins"
 echo "build-plugins: compiling plugins (release, wasm32-wasip2)"
@@ -23,7 +28,7 @@ python_hash() {
     {
         echo "componentize-py ${COMPONENTIZE_PY_VERSION} ${python_wit}"
         find "$src" plugins/sdk-python/osprey_sdk "$python_wit" -type f \
-            \( -name '*.py' -o -name '*.wit' \) -print0 | sort -z | xargs -0 sha256sum
+            \( -name '*.py' -o -name '*.wit' \) -not -path '*/tests/*' -print0 | sort -z | xargs -0 sha256sum
     } | sha256sum | cut -d' ' -f1
 }
 

@@ -38,6 +38,26 @@ ensure_componentize_py() {
     export OSPREY_COMPONENTIZE_PY="$bin"
 }
 
+# The Python SDK's and Python plugins' unit tests, on this machine's Python, with the bindings
+# of the contract `$1` (a wit/ folder) generated into a temporary folder: their imports are
+# stubs there, so the tests cover what does not call the host.
+test_python_plugins() {
+    local wit=$1 bindings
+    ensure_componentize_py
+    bindings=$(mktemp -d)
+    "$OSPREY_COMPONENTIZE_PY" -d "$wit" -w integration bindings "$bindings" >/dev/null
+    local status=0
+    PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$bindings:plugins/sdk-python" \
+        "$(dirname "$OSPREY_COMPONENTIZE_PY")/python" -m unittest discover -s plugins/sdk-python/tests || status=1
+    for tests in plugins/*/tests plugins/testing/*/tests; do
+        [[ -f "$(dirname "$tests")/app.py" ]] || continue
+        PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$bindings:plugins/sdk-python:$(dirname "$tests")" \
+            "$(dirname "$OSPREY_COMPONENTIZE_PY")/python" -m unittest discover -s "$tests" || status=1
+    done
+    rm -rf "$bindings"
+    return $status
+}
+
 # Run on its own (`bash scripts/lib/componentize_py.sh`): install.
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     set -euo pipefail
