@@ -5,7 +5,7 @@
 //! against a fake VirusTotal on loopback that follows the real paths, auth header, JSON and
 //! error bodies.
 
-use crate::packs::{keypair, key_line, s};
+use crate::packs::{key_line, keypair, s};
 use crate::support::fake_virustotal::FakeVirusTotal;
 use crate::support::{Cli, dist, run_id, text, write_playbook};
 use serde_json::{Value, json};
@@ -15,16 +15,25 @@ const KEY: &str = "vt_5e0c9d2b7a41f86e3d";
 /// `osprey plugin call virustotal ACTION` with `input`: (succeeded, the JSON answer, stderr).
 fn call(cli: &Cli, action: &str, input: Value) -> (bool, Value, String) {
     let input = input.to_string();
-    let out = cli.run(&["plugin", "call", "virustotal", action, "--input", &input, "--json"]);
+    let out = cli.run(&[
+        "plugin",
+        "call",
+        "virustotal",
+        action,
+        "--input",
+        &input,
+        "--json",
+    ]);
     let stdout = text(&out.stdout);
     let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
-    (out.status.success(), v, stdout + &text(&out.stderr))
+    let said = format!("{stdout}{}", text(&out.stderr));
+    (out.status.success(), v, said)
 }
 
 fn set_key(cli: &Cli, key: &str) -> String {
     let out = cli.run_with_stdin(&["secret", "set", "virustotal", "api-key"], &format!("{key}\n"));
     assert!(out.status.success(), "{}", text(&out.stderr));
-    text(&out.stdout) + &text(&out.stderr)
+    format!("{}{}", text(&out.stdout), text(&out.stderr))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,7 +63,12 @@ async fn the_python_virustotal_connector_installs_from_a_signed_pack_and_serves_
     }
 
     // Point it at the fake, name the fake in the grant, give it the key.
-    printed += &cli.ok(&["plugin", "config", "virustotal", &format!("base_url={}", fake.base_url())]);
+    printed += &cli.ok(&[
+        "plugin",
+        "config",
+        "virustotal",
+        &format!("base_url={}", fake.base_url()),
+    ]);
     printed += &cli.ok(&["plugin", "grant", "virustotal", "--http", &fake.base_url()]);
     printed += &set_key(&cli, KEY);
 
@@ -98,15 +112,16 @@ async fn the_python_virustotal_connector_installs_from_a_signed_pack_and_serves_
     assert_eq!(fake.authorized(), 2);
 
     // VirusTotal's answers become the kinds a playbook acts on.
-    let expect_error = |printed: &mut String, action: &str, input: Value, kind: &str, says: &str, retryable: bool| {
-        let (ok, v, out) = call(&cli, action, input);
-        printed.push_str(&out);
-        assert!(!ok, "{out}");
-        assert_eq!(v["error"]["kind"], kind, "{v}");
-        assert_eq!(v["error"]["retryable"], retryable, "{v}");
-        let message = v["error"]["message"].as_str().unwrap();
-        assert!(message.contains(says), "{says} in {message}");
-    };
+    let expect_error =
+        |printed: &mut String, action: &str, input: Value, kind: &str, says: &str, retryable: bool| {
+            let (ok, v, out) = call(&cli, action, input);
+            printed.push_str(&out);
+            assert!(!ok, "{out}");
+            assert_eq!(v["error"]["kind"], kind, "{v}");
+            assert_eq!(v["error"]["retryable"], retryable, "{v}");
+            let message = v["error"]["message"].as_str().unwrap();
+            assert!(message.contains(says), "{says} in {message}");
+        };
     expect_error(
         &mut printed,
         "domain-report",
