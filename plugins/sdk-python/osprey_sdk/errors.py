@@ -91,7 +91,8 @@ class Error(Exception):
         kind = getattr(wit_types.ErrorKind, self.kind.name)
         record = {"kind": kind, "message": self.message, "retryable": self.retryable}
         if "retry_after" in {f.name for f in fields(wit_types.Error)}:
-            record["retry_after"] = self.retry_after
+            wait = self.retry_after
+            record["retry_after"] = None if wait is None else min(max(int(wait), 0), 2**32 - 1)
         return wit_types.Error(**record)
 
     @classmethod
