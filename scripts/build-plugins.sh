@@ -50,6 +50,8 @@ build_python() {
 
 out=plugins/dist
 mkdir -p "$out"
+# A plugin is laid out as dist/NAME; a test plugin's next version (plugins/testing/*-next,
+# for the upgrade tests) as dist/NAME-VERSION.
 for manifest in plugins/*/plugin.toml plugins/testing/*/plugin.toml; do
     src=$(dirname "$manifest")
     name=$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$manifest")
@@ -67,11 +69,15 @@ for manifest in plugins/*/plugin.toml plugins/testing/*/plugin.toml; do
         echo "build-plugins: $manifest names component $component, but $wasm was not built" >&2
         exit 1
     fi
-    mkdir -p "$out/$name"
-    cp "$manifest" "$out/$name/plugin.toml"
-    cp "$wasm" "$out/$name/$component"
-    if [[ -f "$src/README.md" ]]; then
-        cp "$src/README.md" "$out/$name/README.md"
+    dest="$name"
+    if [[ "$src" == *-next ]]; then
+        dest="$name-$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$manifest")"
     fi
-    printf 'build-plugins: %-14s %8d bytes\n' "$name" "$(stat -c %s "$wasm")"
+    mkdir -p "$out/$dest"
+    cp "$manifest" "$out/$dest/plugin.toml"
+    cp "$wasm" "$out/$dest/$component"
+    if [[ -f "$src/README.md" ]]; then
+        cp "$src/README.md" "$out/$dest/README.md"
+    fi
+    printf 'build-plugins: %-14s %8d bytes\n' "$dest" "$(stat -c %s "$wasm")"
 done
