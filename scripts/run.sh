@@ -14,7 +14,7 @@ osprey="$CARGO_TARGET_DIR/release/osprey"
 data_dir="${OSPREY_DATA_DIR:-data}"
 
 # The connectors that ship with Osprey (test plugins are not bundled).
-bundled=(ipinfo autofocus)
+bundled=(ipinfo autofocus virustotal)
 for name in "${bundled[@]}"; do
     src="plugins/dist/$name"
     installed="$data_dir/plugins/$name"

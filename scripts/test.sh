@@ -23,6 +23,9 @@ echo "test: plugin unit tests (SDK and connectors, on the host target)"
 host_target=$(rustc -vV | sed -n 's/^host: //p')
 (cd plugins && CARGO_TARGET_DIR="$CARGO_TARGET_DIR/plugins" \
     cargo test --locked --target "$host_target" -p osprey-sdk -p ipinfo -p autofocus -p unifi -p bonusly -p servicenow -p msgraph -p slack)
+echo "test: Python SDK and Python plugin unit tests"
+source scripts/lib/componentize_py.sh
+test_python_plugins "$(bash scripts/build-plugins.sh --python-wit)"
 
 source scripts/lib/postgres.sh
 start_test_postgres

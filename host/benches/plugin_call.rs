@@ -3,11 +3,14 @@
 //! - `action_round_trip/osprey_fresh_instance`: one trivial action (`test-echo/noop`) through
 //!   `Runtime::call`: input validation, a fresh store and instance from the `InstancePre`,
 //!   the call, output checks. Nothing is reused between iterations but the pre-instance.
+//! - `action_round_trip/osprey_fresh_instance_python`: the same trivial action of the Python
+//!   plugin `test-echo-py` (componentize-py, CPython inside: an 18 MB component).
 //! - `action_round_trip/process_per_action`: the baseline, one process per action as
 //!   StackStorm runs actions, here the cheapest possible one: spawn `cat`, write the JSON
 //!   input, read it back.
-//! - `component_load/compile` and `component_load/cached`: loading a plugin with an empty
-//!   compile cache versus with the artifact on disk (both include `describe`).
+//! - `component_load/compile_*` and `component_load/cached_*`: loading a plugin with an empty
+//!   compile cache versus with the artifact on disk (both include `describe`), for the Rust
+//!   `test-echo` and the Python `test-echo-py` (whose compile takes seconds: 10 samples).
 //!
 //! Needs the plugins built: `scripts/build-plugins.sh`. Run: `cargo bench -p osprey --bench plugin_call`.
 
@@ -52,6 +55,7 @@ fn round_trip(c: &mut Criterion) {
     let app = rt.block_on(async {
         let app = App::open(config.clone()).await.unwrap();
         install(&app, "test-echo");
+        install(&app, "test-echo-py");
         app.runtime.load_all().await;
         app
     });
@@ -66,6 +70,14 @@ fn round_trip(c: &mut Criterion) {
         b.to_async(&rt).iter(|| async {
             app.runtime
                 .call("test-echo", "noop", &input, ctx.clone())
+                .await
+                .unwrap();
+        })
+    });
+    group.bench_function("osprey_fresh_instance_python", |b| {
+        b.to_async(&rt).iter(|| async {
+            app.runtime
+                .call("test-echo-py", "noop", &input, ctx.clone())
                 .await
                 .unwrap();
         })
@@ -111,26 +123,28 @@ fn component_load(c: &mut Criterion) {
         )
         .unwrap()
     };
-    let plugin = dist("ipinfo");
     let mut group = c.benchmark_group("component_load");
-    group.sample_size(10);
-    group.bench_function("compile", |b| {
-        b.iter_batched(
-            || {
-                let cache = tempfile::tempdir().unwrap();
-                (runtime_with_cache(cache.path()), cache)
-            },
-            |(runtime, _cache)| rt.block_on(runtime.check_dir(&plugin)).unwrap(),
-            BatchSize::PerIteration,
-        )
-    });
-    let warm = tempfile::tempdir().unwrap();
-    let runtime = runtime_with_cache(warm.path());
-    rt.block_on(runtime.check_dir(&plugin)).unwrap();
-    group.sample_size(50);
-    group.bench_function("cached", |b| {
-        b.iter(|| rt.block_on(runtime.check_dir(&plugin)).unwrap())
-    });
+    for (label, name) in [("rust_echo", "test-echo"), ("python_echo", "test-echo-py")] {
+        let plugin = dist(name);
+        group.sample_size(10);
+        group.bench_function(format!("compile_{label}"), |b| {
+            b.iter_batched(
+                || {
+                    let cache = tempfile::tempdir().unwrap();
+                    (runtime_with_cache(cache.path()), cache)
+                },
+                |(runtime, _cache)| rt.block_on(runtime.check_dir(&plugin)).unwrap(),
+                BatchSize::PerIteration,
+            )
+        });
+        let warm = tempfile::tempdir().unwrap();
+        let runtime = runtime_with_cache(warm.path());
+        rt.block_on(runtime.check_dir(&plugin)).unwrap();
+        group.sample_size(30);
+        group.bench_function(format!("cached_{label}"), |b| {
+            b.iter(|| rt.block_on(runtime.check_dir(&plugin)).unwrap())
+        });
+    }
     group.finish();
 }
 

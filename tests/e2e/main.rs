@@ -47,4 +47,5 @@ mod slack;
 mod streaming_guard;
 mod tls;
 mod unifi;
+mod virustotal;
 mod web_login;

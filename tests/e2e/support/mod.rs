@@ -11,6 +11,7 @@ pub mod fake_slack;
 pub mod fake_servicenow;
 pub mod fake_tls;
 pub mod fake_unifi;
+pub mod fake_virustotal;
 pub mod smtp;
 
 use osprey::app::App;
