@@ -9,6 +9,7 @@
 
 mod api;
 mod edl;
+mod hooks;
 mod humans;
 mod intake;
 mod metrics;
@@ -43,6 +44,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(humans::router(app.clone()))
         .merge(ui::router(app.clone()))
         .merge(metrics::router(app.clone()))
+        .merge(hooks::router(app.clone()))
         .merge(intake::router(app))
 }
 
