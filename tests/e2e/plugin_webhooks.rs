@@ -86,7 +86,14 @@ async fn signed_webhooks_become_alerts_and_everything_else_is_refused_before_or_
     // The 0.1.0 build, granted webhooks all the same: its contract has none.
     let v1 = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/echo-v0.1.0");
     cli.ok(&["plugin", "install", s(&v1)]);
-    cli.ok(&["plugin", "grant", "test-echo-v0-1", "--webhooks", "--secret", "greeting"]);
+    cli.ok(&[
+        "plugin",
+        "grant",
+        "test-echo-v0-1",
+        "--webhooks",
+        "--secret",
+        "greeting",
+    ]);
     cli.ok(&[
         "rules",
         "set",
@@ -108,7 +115,13 @@ async fn signed_webhooks_become_alerts_and_everything_else_is_refused_before_or_
 
     // A signed request reaches the plugin, which echoes it; its alert event is an alert.
     let body = json!({"title": "door opened", "host": "10.9.9.9"}).to_string();
-    let r = post(&server, "/hooks/test-echo/events?site=hq", &body, Some(&sign(body.as_bytes()))).await;
+    let r = post(
+        &server,
+        "/hooks/test-echo/events?site=hq",
+        &body,
+        Some(&sign(body.as_bytes())),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let h = r.headers().clone();
     assert_eq!(h["x-echo"], "1");
@@ -116,13 +129,27 @@ async fn signed_webhooks_become_alerts_and_everything_else_is_refused_before_or_
     assert_eq!(h["x-content-type-options"], "nosniff");
     let echoed: Value = r.json().await.unwrap();
     assert_eq!(
-        (&echoed["method"], &echoed["path"], &echoed["query"], &echoed["body"]),
+        (
+            &echoed["method"],
+            &echoed["path"],
+            &echoed["query"],
+            &echoed["body"]
+        ),
         (&json!("POST"), &json!("/events"), &json!("site=hq"), &json!(body))
     );
-    assert!(echoed["run_id"].as_str().unwrap().starts_with("hook-"), "{echoed}");
+    assert!(
+        echoed["run_id"].as_str().unwrap().starts_with("hook-"),
+        "{echoed}"
+    );
     // A second one about the same host: deduplicated into the same incident.
     let body2 = json!({"title": "door opened again", "host": "10.9.9.9"}).to_string();
-    let r = post(&server, "/hooks/test-echo/events", &body2, Some(&sign(body2.as_bytes()))).await;
+    let r = post(
+        &server,
+        "/hooks/test-echo/events",
+        &body2,
+        Some(&sign(body2.as_bytes())),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let incident = eventually(20, "one incident of two alerts", async || {
         let out = cli.ok(&["incident", "list", "--json"]);
@@ -148,7 +175,13 @@ async fn signed_webhooks_become_alerts_and_everything_else_is_refused_before_or_
     }
 
     // A bad signature: the plugin's own 401, and no alert.
-    let r = post(&server, "/hooks/test-echo/events", &body, Some(&sign(b"something else"))).await;
+    let r = post(
+        &server,
+        "/hooks/test-echo/events",
+        &body,
+        Some(&sign(b"something else")),
+    )
+    .await;
     assert_eq!(r.status(), 401);
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "bad signature");
     let r = post(&server, "/hooks/test-echo/events", &body, None).await;
@@ -213,7 +246,11 @@ async fn signed_webhooks_become_alerts_and_everything_else_is_refused_before_or_
     assert_eq!(r.status(), 413);
 
     // WIT 0.1.0, an unknown plugin: 404 with a problem, and no call.
-    for path in ["/hooks/test-echo-v0-1/events", "/hooks/no-such-plugin/x", "/hooks/test-echo-v0-1"] {
+    for path in [
+        "/hooks/test-echo-v0-1/events",
+        "/hooks/no-such-plugin/x",
+        "/hooks/test-echo-v0-1",
+    ] {
         let (status, p) = problem(post(&server, path, &body, Some(&sign(body.as_bytes()))).await).await;
         assert_eq!(status, 404, "{path}: {p}");
         assert_eq!(p["type"], "https://osprey.dev/problems/no-webhook", "{p}");
@@ -226,7 +263,13 @@ async fn signed_webhooks_become_alerts_and_everything_else_is_refused_before_or_
         (r.status() == 404).then_some(())
     })
     .await;
-    let r = post(&server, "/hooks/test-echo/events", &body, Some(&sign(body.as_bytes()))).await;
+    let r = post(
+        &server,
+        "/hooks/test-echo/events",
+        &body,
+        Some(&sign(body.as_bytes())),
+    )
+    .await;
     assert_eq!(r.status(), 404);
     assert_eq!(alerts(&cli).len(), 2);
 
@@ -247,6 +290,9 @@ async fn signed_webhooks_become_alerts_and_everything_else_is_refused_before_or_
         assert!(metrics.contains(line), "{line} in:\n{metrics}");
     }
     let logs = server.logs.lock().unwrap().join("\n");
-    assert!(logs.contains("answers from plugins are not supported yet"), "{logs}");
+    assert!(
+        logs.contains("answers from plugins are not supported yet"),
+        "{logs}"
+    );
     assert!(logs.contains("webhook handled"), "{logs}");
 }

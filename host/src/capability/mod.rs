@@ -392,7 +392,10 @@ mod tests {
         g.union_with(&requested);
         assert!(g.webhooks && g.missing_from(&requested).is_empty());
         // Not granted is not written, so grants stored before webhooks read the same.
-        assert_eq!(serde_json::to_value(Capabilities::default()).unwrap(), serde_json::json!({}));
+        assert_eq!(
+            serde_json::to_value(Capabilities::default()).unwrap(),
+            serde_json::json!({})
+        );
     }
 
     #[test]

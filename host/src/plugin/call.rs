@@ -9,9 +9,9 @@ use super::host::{CallLimiter, CallState, HostEnv, MemoryLimitExceeded, truncate
 use super::outbound::OutboundGate;
 use super::sockets;
 use super::stdio::CapturePipe;
-use super::wit::{Descriptor, ErrorRecord, Pre, WebhookOutcome, WebhookRequest};
 use super::webhook::WebhookCall;
 use super::wit::WebhookEvent;
+use super::wit::{Descriptor, ErrorRecord, Pre, WebhookOutcome, WebhookRequest};
 use super::{CallContext, CallError, CallOutcome, ErrorKind, HttpEvent, HttpOutcome, LoadedPlugin, Runtime};
 use crate::capability::{Capabilities, Limits};
 use crate::metrics::{Denial, Metrics};
@@ -249,7 +249,12 @@ type Ended<T> = Result<wasmtime::Result<Result<T, ErrorRecord>>, tokio::time::er
 /// Account for what a call did (stdio, dropped logs, denials) and type how it ended. `what`
 /// names the call in messages (`plugin/action`). Returns the guest's value and the call's
 /// outbound requests.
-fn settle<T>(rt: &Runtime, running: &Running, what: &str, result: Ended<T>) -> (Result<T, CallError>, Vec<HttpEvent>) {
+fn settle<T>(
+    rt: &Runtime,
+    running: &Running,
+    what: &str,
+    result: Ended<T>,
+) -> (Result<T, CallError>, Vec<HttpEvent>) {
     let limits = &running.limits;
     let p = &running.p;
     let state = p.store.data();
@@ -433,7 +438,11 @@ fn check_webhook_outcome(
         match event {
             WebhookEvent::Alert(json) => texts.push(json.as_str().into()),
             WebhookEvent::Answer(a) => {
-                texts.extend([a.question.as_str().into(), a.answer.as_str().into(), a.by.as_str().into()]);
+                texts.extend([
+                    a.question.as_str().into(),
+                    a.answer.as_str().into(),
+                    a.by.as_str().into(),
+                ]);
                 texts.extend(a.email.as_deref().map(Into::into));
             }
         }

@@ -58,7 +58,11 @@ impl Runtime {
     /// Hand `request` to `plugin`'s `handle-webhook`, in a fresh instance under its grant
     /// and limits, as [`Runtime::call`] runs an action. Only a plugin granted `webhooks`
     /// and built against a contract that has them is called; for any other, nothing runs.
-    pub async fn handle_webhook(&self, plugin: &str, request: &WebhookRequest) -> Result<WebhookCall, WebhookError> {
+    pub async fn handle_webhook(
+        &self,
+        plugin: &str,
+        request: &WebhookRequest,
+    ) -> Result<WebhookCall, WebhookError> {
         let loaded = self.webhook_target(plugin)?;
         let id = format!("hook-{}", crate::store::new_id('h'));
         let ctx = CallContext {

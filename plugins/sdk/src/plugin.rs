@@ -268,7 +268,10 @@ mod tests {
         let p = plugin().webhook(hook);
         let out = handle_webhook(&p, hook_request(r#"{"title":"t"}"#), context()).unwrap();
         assert_eq!(out.response.status, 202);
-        assert_eq!(out.response.headers, vec![("x-run".to_owned(), "run-1".to_owned())]);
+        assert_eq!(
+            out.response.headers,
+            vec![("x-run".to_owned(), "run-1".to_owned())]
+        );
         assert!(matches!(&out.events[..], [wit::Event::Alert(a)] if a == r#"{"title":"t"}"#));
         let e = handle_webhook(&p, hook_request("nope"), context()).unwrap_err();
         assert!(matches!(e.kind, wit::ErrorKind::InvalidInput), "{e:?}");

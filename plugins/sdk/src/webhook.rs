@@ -213,7 +213,11 @@ mod tests {
         ));
         assert!(!verify_hmac_sha256(b"Jefe", b"what do ya want for nothing!", mac));
         assert!(!verify_hmac_sha256(b"jefe", b"what do ya want for nothing?", mac));
-        assert!(!verify_hmac_sha256(b"Jefe", b"what do ya want for nothing?", &mac[..10]));
+        assert!(!verify_hmac_sha256(
+            b"Jefe",
+            b"what do ya want for nothing?",
+            &mac[..10]
+        ));
         assert!(!verify_hmac_sha256(b"Jefe", b"what do ya want for nothing?", ""));
     }
 

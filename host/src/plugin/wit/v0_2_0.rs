@@ -55,10 +55,10 @@ pub(super) async fn handle_webhook(
     };
     let request = types::WebhookRequest::from(request.clone());
     let instance = pre.instantiate_async(&mut *store).await?;
-    let result = instance
-        .call_handle_webhook(&mut *store, &request, &ctx)
-        .await?;
-    Ok(result.map(host_wit::WebhookOutcome::from).map_err(ErrorRecord::from))
+    let result = instance.call_handle_webhook(&mut *store, &request, &ctx).await?;
+    Ok(result
+        .map(host_wit::WebhookOutcome::from)
+        .map_err(ErrorRecord::from))
 }
 
 impl From<host_wit::WebhookRequest> for types::WebhookRequest {
@@ -139,9 +139,15 @@ mod tests {
         };
         let host = host_wit::WebhookOutcome::from(guest);
         assert_eq!(host.response.status, 202);
-        assert_eq!(host.response.headers, vec![("content-type".to_owned(), "text/plain".to_owned())]);
+        assert_eq!(
+            host.response.headers,
+            vec![("content-type".to_owned(), "text/plain".to_owned())]
+        );
         assert_eq!(host.response.body, b"ok");
-        assert_eq!(host.events[0], host_wit::WebhookEvent::Alert("{\"title\":\"x\"}".into()));
+        assert_eq!(
+            host.events[0],
+            host_wit::WebhookEvent::Alert("{\"title\":\"x\"}".into())
+        );
         let host_wit::WebhookEvent::Answer(a) = &host.events[1] else {
             panic!("{:?}", host.events[1]);
         };

@@ -96,7 +96,10 @@ fn capabilities(requested: &Capabilities, granted: &Capabilities) -> Vec<Capabil
     );
     add("secret", requested.secrets.clone(), granted.secrets.clone());
     let webhooks = |c: &Capabilities| -> BTreeSet<String> {
-        c.webhooks.then(|| "/hooks/NAME/...".to_owned()).into_iter().collect()
+        c.webhooks
+            .then(|| "/hooks/NAME/...".to_owned())
+            .into_iter()
+            .collect()
     };
     add("webhooks", webhooks(requested), webhooks(granted));
     add(
