@@ -163,8 +163,9 @@ fn dummy_hash() -> &'static str {
     DUMMY.get_or_init(|| hash_password(&SecretString::from(random_token())))
 }
 
-/// 32 random bytes, base64url without padding (43 characters).
-fn random_token() -> String {
+/// 32 random bytes, base64url without padding (43 characters): sessions, CSRF tokens, and
+/// the ids of installs waiting for review.
+pub fn random_token() -> String {
     use base64::Engine as _;
     let mut bytes = [0u8; 32];
     OsRng.fill_bytes(&mut bytes);

@@ -47,7 +47,7 @@ pub(crate) fn s(p: &Path) -> &str {
 }
 
 /// `osprey pack build` of the test-echo plugin into `dir/name`.
-fn build(cli: &Cli, dir: &Path, name: &str) -> PathBuf {
+pub(crate) fn build(cli: &Cli, dir: &Path, name: &str) -> PathBuf {
     let pack = dir.join(name);
     let said = cli.ok(&["pack", "build", s(&dist().join("test-echo")), "-o", s(&pack)]);
     assert!(said.contains("digest sha256:"), "{said}");

@@ -30,6 +30,30 @@ pub(crate) const ROUTES: &[(&str, &str, &str, Permission)] = &[
         Permission::PluginsWrite,
     ),
     (
+        "POST",
+        "/api/v1/plugin-installs",
+        "/api/v1/plugin-installs",
+        Permission::PluginsWrite,
+    ),
+    (
+        "GET",
+        "/api/v1/plugin-installs/{id}",
+        "/api/v1/plugin-installs/no-such-install",
+        Permission::PluginsWrite,
+    ),
+    (
+        "DELETE",
+        "/api/v1/plugin-installs/{id}",
+        "/api/v1/plugin-installs/no-such-install",
+        Permission::PluginsWrite,
+    ),
+    (
+        "POST",
+        "/api/v1/plugin-installs/{id}/apply",
+        "/api/v1/plugin-installs/no-such-install/apply",
+        Permission::PluginsWrite,
+    ),
+    (
         "GET",
         "/api/v1/incidents",
         "/api/v1/incidents",

@@ -15,6 +15,7 @@ mod intake;
 mod metrics;
 mod openapi;
 mod paging;
+mod pending_installs;
 mod shown;
 mod ui;
 pub(crate) mod web;
@@ -46,6 +47,8 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(metrics::router(app.clone()))
         .merge(hooks::router(app.clone()))
         .merge(intake::router(app))
+        // Installs prepared through the API, which the console's review page reads too.
+        .layer(axum::Extension(pending_installs::Installs::default()))
 }
 
 /// Log what the loaded playbooks should fix: undeclared plugins their scripts call, limits

@@ -3,8 +3,10 @@
 
 pub mod browser;
 pub mod fake_autofocus;
+pub mod fake_bonusly;
 pub mod fake_http;
 pub mod fake_ipinfo;
+pub mod fake_servicenow;
 pub mod fake_tls;
 pub mod fake_unifi;
 pub mod smtp;

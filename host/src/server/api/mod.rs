@@ -1,5 +1,5 @@
 //! The REST API under `/api/v1`, JSON in and out: one file per resource (incidents, tasks,
-//! indicators, alerts, runs and playbooks, plugins, audit, lists, questions, request forms, rules); this file has the
+//! indicators, alerts, runs and playbooks, plugins and their installs, audit, lists, questions, request forms, rules); this file has the
 //! router (the one list of routes) and what every handler shares.
 //!
 //! Callers: an API token (`Authorization: Bearer`), checked for the route's permission by its
@@ -25,6 +25,7 @@ pub(crate) mod incidents;
 pub(crate) mod indicators;
 pub(crate) mod lists;
 pub(crate) mod playbooks;
+pub(crate) mod plugin_installs;
 pub(crate) mod plugins;
 pub(crate) mod questions;
 pub(crate) mod requests;
@@ -113,6 +114,15 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/plugins", get(plugins::list_plugins))
         .route("/api/v1/plugins/{name}", get(plugins::show_plugin))
         .route("/api/v1/plugins/{name}/grant", put(plugins::put_grant))
+        .route("/api/v1/plugin-installs", post(plugin_installs::prepare_install))
+        .route(
+            "/api/v1/plugin-installs/{id}",
+            get(plugin_installs::show_install).delete(plugin_installs::cancel_install),
+        )
+        .route(
+            "/api/v1/plugin-installs/{id}/apply",
+            post(plugin_installs::apply_install),
+        )
         .route(
             "/api/v1/incidents",
             get(incidents::list_incidents).post(incidents::create_incident),

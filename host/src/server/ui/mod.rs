@@ -17,6 +17,7 @@ mod dashboard;
 mod incidents;
 mod lists;
 mod playbooks;
+mod plugin_install;
 mod plugins;
 mod render;
 mod requests;
@@ -49,6 +50,8 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/runs/{id}", get(playbooks::run))
         .route("/plugins", get(plugins::list))
         .route("/plugins/{name}", get(plugins::show))
+        .route("/plugin-installs", get(plugin_install::form))
+        .route("/plugin-installs/{id}", get(plugin_install::review))
         .route("/audit", get(audit::page_of_log))
         .route("/lists", get(lists::list))
         .route("/lists/{name}", get(lists::show))

@@ -57,21 +57,25 @@ pub(super) async fn list(user: WebUser, State(app): State<Arc<App>>) -> Response
         StatusCode::OK,
         "plugins.html",
         "Plugins",
-        serde_json::json!({ "plugins": plugins }),
+        serde_json::json!({
+            "plugins": plugins,
+            "can_install": may(&user, Permission::PluginsWrite),
+        }),
     )
 }
 
 /// One row of the requested-versus-granted table.
 #[derive(Serialize)]
-struct Capability {
+pub(super) struct Capability {
     kind: &'static str,
     value: String,
     requested: bool,
     granted: bool,
 }
 
-/// Every item either side names, in order, each marked requested and/or granted.
-fn capabilities(requested: &Capabilities, granted: &Capabilities) -> Vec<Capability> {
+/// Every item either side names, in order, each marked requested and/or granted (also the
+/// review of an install, `plugin_install.rs`).
+pub(super) fn capabilities(requested: &Capabilities, granted: &Capabilities) -> Vec<Capability> {
     let mut rows = Vec::new();
     let mut add = |kind: &'static str, req: BTreeSet<String>, gra: BTreeSet<String>| {
         for value in req.union(&gra) {

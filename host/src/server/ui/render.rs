@@ -61,6 +61,11 @@ const TEMPLATE_SOURCES: &[(&str, &str)] = &[
     ("run.html", include_str!("templates/run.html")),
     ("plugins.html", include_str!("templates/plugins.html")),
     ("plugin.html", include_str!("templates/plugin.html")),
+    (
+        "plugin_install.html",
+        include_str!("templates/plugin_install.html"),
+    ),
+    ("plugin_review.html", include_str!("templates/plugin_review.html")),
     ("audit.html", include_str!("templates/audit.html")),
     ("lists.html", include_str!("templates/lists.html")),
     ("list.html", include_str!("templates/list.html")),

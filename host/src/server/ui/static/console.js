@@ -6,7 +6,10 @@
 //
 // Fields: `name="a.b"` nests; `data-type="number"` sends a number, `data-type="json"` parsed
 // JSON, `data-type="lines"` a list of the non-empty lines; empty fields marked `data-optional`
-// are left out; a checkbox sends true or false; a field named "." is the whole body.
+// are left out; a checkbox sends true or false; a field named "." is the whole body. A form
+// with `data-upload="NAME"` sends the file chosen in its file field NAME as the body instead
+// (application/octet-stream), as it is. `data-working="TEXT"` is shown while the answer is
+// awaited.
 "use strict";
 
 function setPath(obj, path, value) {
@@ -56,21 +59,33 @@ document.addEventListener("submit", async (event) => {
   event.preventDefault();
   if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) return;
   let body;
-  try {
-    body = formBody(form);
-  } catch (e) {
-    show(form, "error", "A field is not valid JSON: " + e.message);
-    return;
+  let type = "application/json";
+  if (form.dataset.upload) {
+    const file = form.elements[form.dataset.upload].files[0];
+    if (!file) {
+      show(form, "error", "Choose a file first.");
+      return;
+    }
+    body = file;
+    type = "application/octet-stream";
+  } else {
+    try {
+      body = JSON.stringify(formBody(form));
+    } catch (e) {
+      show(form, "error", "A field is not valid JSON: " + e.message);
+      return;
+    }
   }
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const button = form.querySelector('button[type="submit"], button:not([type])');
   if (button) button.disabled = true;
+  if (form.dataset.working) show(form, "notice", form.dataset.working);
   try {
     const response = await fetch(form.dataset.api, {
       method: form.dataset.method || "POST",
       credentials: "same-origin",
-      headers: { "content-type": "application/json", accept: "application/json", "x-csrf-token": csrf },
-      body: JSON.stringify(body),
+      headers: { "content-type": type, accept: "application/json", "x-csrf-token": csrf },
+      body,
     });
     let answer = null;
     try { answer = await response.json(); } catch (_) { answer = null; }
