@@ -138,6 +138,36 @@ struct DenialLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookLabels {
+    plugin: String,
+    outcome: &'static str,
+}
+
+/// What became of a webhook request to an installed plugin, as counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Webhook {
+    /// The plugin answered (whatever its status).
+    Answered,
+    /// Not handed to the plugin: not granted, or a contract without webhooks.
+    Refused,
+    /// Refused before the call: too large, too many headers, too many at once.
+    Limited,
+    /// The plugin failed: an error, a trap, a timeout, a limit.
+    Failed,
+}
+
+impl Webhook {
+    fn as_str(self) -> &'static str {
+        match self {
+            Webhook::Answered => "answered",
+            Webhook::Refused => "refused",
+            Webhook::Limited => "limited",
+            Webhook::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TimerLabels {
     timer: String,
 }
@@ -168,6 +198,7 @@ pub struct Metrics {
     plugin_calls: Family<CallLabels, Counter>,
     plugin_denials: Family<DenialLabels, Counter>,
     sla_breaches: Family<TimerLabels, Counter>,
+    webhooks: Family<WebhookLabels, Counter>,
     mail_sent: Counter,
     mail_retried: Counter,
     mail_failed: Counter,
@@ -201,6 +232,7 @@ impl Metrics {
             plugin_calls: Family::default(),
             plugin_denials: Family::default(),
             sla_breaches: Family::default(),
+            webhooks: Family::default(),
             mail_sent: Counter::default(),
             mail_retried: Counter::default(),
             mail_failed: Counter::default(),
@@ -248,6 +280,11 @@ impl Metrics {
             "osprey_sla_breaches",
             "SLA breaches recorded by this server, by timer",
             m.sla_breaches.clone(),
+        );
+        registry.register(
+            "osprey_webhooks",
+            "Requests to /hooks/PLUGIN of installed plugins, by plugin and outcome (answered, refused, limited, failed)",
+            m.webhooks.clone(),
         );
         registry.register(
             "osprey_mail_sent",
@@ -336,6 +373,15 @@ impl Metrics {
             kind: kind.as_str(),
         };
         self.plugin_denials.get_or_create(&labels).inc_by(n);
+    }
+
+    /// A webhook request to the installed `plugin` ended with `outcome`.
+    pub fn webhook(&self, plugin: &str, outcome: Webhook) {
+        let labels = WebhookLabels {
+            plugin: self.bounded("plugin", plugin),
+            outcome: outcome.as_str(),
+        };
+        self.webhooks.get_or_create(&labels).inc();
     }
 
     /// A breach of `timer` (acknowledge, resolve, due) was recorded.

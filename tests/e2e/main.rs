@@ -37,6 +37,7 @@ mod plugin_lifecycle;
 mod plugin_new;
 mod plugin_upgrade;
 mod plugin_versions;
+mod plugin_webhooks;
 mod preprocess;
 mod rbac;
 mod schemathesis;

@@ -37,10 +37,17 @@ pub struct Capabilities {
     /// Room in the private kv store, in bytes (keys plus values).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kv_quota_bytes: Option<u64>,
+    /// Whether the plugin receives its vendor's HTTP requests at `/hooks/NAME/...`
+    /// (unauthenticated by Osprey: the plugin checks the vendor's signature).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub webhooks: bool,
     /// Per-call limits that differ from the server's defaults.
     #[serde(default, skip_serializing_if = "LimitOverrides::is_empty")]
     pub limits: LimitOverrides,
 }
+
+/// The item that stands for [`Capabilities::webhooks`] in lists and diffs.
+pub const WEBHOOKS_ITEM: &str = "webhooks (receive /hooks/NAME requests)";
 
 /// Limits that differ from the server's defaults; `None` keeps the default.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -207,6 +214,7 @@ impl Capabilities {
             }
         }
         self.secrets.extend(other.secrets.iter().cloned());
+        self.webhooks |= other.webhooks;
         if other.kv_quota_bytes.is_some() {
             self.kv_quota_bytes = other.kv_quota_bytes;
         }
@@ -219,11 +227,13 @@ impl Capabilities {
     }
 
     /// Everything in this set, one line each (`http PATTERN`, `private range CIDR`,
-    /// `secret NAME`, `kv quota N bytes`, `timeout 30s`, ...): what a diff compares.
+    /// `secret NAME`, `webhooks`, `kv quota N bytes`, `timeout 30s`, ...): what a diff
+    /// compares.
     pub fn items(&self) -> Vec<String> {
         let mut out: Vec<String> = self.http.iter().map(|p| format!("http {p}")).collect();
         out.extend(self.private_ranges.iter().map(|r| format!("private range {r}")));
         out.extend(self.secrets.iter().map(|s| format!("secret {s}")));
+        out.extend(self.webhooks.then(|| WEBHOOKS_ITEM.to_owned()));
         out.extend(self.kv_quota_bytes.map(|q| format!("kv quota {q} bytes")));
         let l = &self.limits;
         out.extend(
@@ -254,6 +264,9 @@ impl Capabilities {
             if !self.secrets.contains(s) {
                 out.push(format!("secret {s}"));
             }
+        }
+        if requested.webhooks && !self.webhooks {
+            out.push(WEBHOOKS_ITEM.to_owned());
         }
         out
     }
@@ -367,6 +380,22 @@ mod tests {
         g.union_with(&requested);
         assert!(g.missing_from(&requested).is_empty());
         assert!(g.has_secret("token"));
+    }
+
+    #[test]
+    fn webhooks_are_an_item_granted_only_when_asked_for() {
+        let requested = caps(serde_json::json!({"webhooks": true}));
+        let mut g = Capabilities::default();
+        assert!(!g.webhooks);
+        assert_eq!(g.missing_from(&requested), vec![WEBHOOKS_ITEM]);
+        assert_eq!(requested.items(), vec![WEBHOOKS_ITEM]);
+        g.union_with(&requested);
+        assert!(g.webhooks && g.missing_from(&requested).is_empty());
+        // Not granted is not written, so grants stored before webhooks read the same.
+        assert_eq!(
+            serde_json::to_value(Capabilities::default()).unwrap(),
+            serde_json::json!({})
+        );
     }
 
     #[test]

@@ -168,6 +168,9 @@ Examples:
         private_ranges: Vec<IpNet>,
         #[arg(long = "secret", value_name = "NAME")]
         secrets: Vec<String>,
+        /// Stop handing /hooks/NAME requests to the plugin.
+        #[arg(long)]
+        webhooks: bool,
         /// Revoke everything, including limit overrides.
         #[arg(long)]
         all: bool,
@@ -200,6 +203,10 @@ pub struct GrantArgs {
     /// Allow reading the secret NAME (repeatable).
     #[arg(long = "secret", value_name = "NAME")]
     secrets: Vec<String>,
+    /// Hand the vendor's requests to /hooks/NAME/... to the plugin (unauthenticated by
+    /// Osprey: the plugin checks the vendor's signature).
+    #[arg(long)]
+    webhooks: bool,
     /// Room in the plugin's kv store, in bytes.
     #[arg(long, value_name = "BYTES")]
     kv_quota: Option<u64>,
@@ -278,8 +285,9 @@ pub async fn run(cmd: PluginCommand, config: Config) -> anyhow::Result<i32> {
             http,
             private_ranges,
             secrets,
+            webhooks,
             all,
-        } => revoke(&app, &name, http, private_ranges, secrets, all).await,
+        } => revoke(&app, &name, http, private_ranges, secrets, webhooks, all).await,
         PluginCommand::Config {
             name,
             settings,
@@ -721,6 +729,7 @@ async fn grant_cmd(app: &App, name: &str, args: GrantArgs) -> anyhow::Result<i32
         http: args.http,
         private_ranges: args.private_ranges,
         secrets: args.secrets.into_iter().collect(),
+        webhooks: args.webhooks,
         kv_quota_bytes: args.kv_quota,
         limits: crate::capability::LimitOverrides {
             timeout: args.timeout,
@@ -743,6 +752,7 @@ async fn revoke(
     http: Vec<HttpPattern>,
     private_ranges: Vec<IpNet>,
     secrets: Vec<String>,
+    webhooks: bool,
     all: bool,
 ) -> anyhow::Result<i32> {
     let manifest = app.runtime.get(name).ok().map(|p| p.manifest.clone());
@@ -750,8 +760,10 @@ async fn revoke(
     if all {
         grant = Capabilities::default();
     } else {
-        if http.is_empty() && private_ranges.is_empty() && secrets.is_empty() {
-            bail!("say what to revoke: --http PATTERN, --private-range CIDR, --secret NAME, or --all");
+        if http.is_empty() && private_ranges.is_empty() && secrets.is_empty() && !webhooks {
+            bail!(
+                "say what to revoke: --http PATTERN, --private-range CIDR, --secret NAME, --webhooks, or --all"
+            );
         }
         for p in &http {
             if !grant.http.contains(p) {
@@ -769,6 +781,7 @@ async fn revoke(
         grant.http.retain(|p| !http.contains(p));
         grant.private_ranges.retain(|r| !private_ranges.contains(r));
         grant.secrets.retain(|s| !secrets.contains(s));
+        grant.webhooks &= !webhooks;
     }
     app.set_grant(name, &grant, &Actor::cli()).await?;
     println!("grant of '{name}' updated");

@@ -47,13 +47,21 @@ pub fn capabilities(
             granted.secrets.contains(s),
         );
     }
+    if requested.webhooks || granted.webhooks {
+        push(
+            "webhooks",
+            "/hooks/NAME/... (the plugin checks signatures)".to_owned(),
+            requested.webhooks,
+            granted.webhooks,
+        );
+    }
     let mut out = String::new();
     out.push_str(&format!(
         "  {:<14} {:<44} {:<10} {}\n",
         "CAPABILITY", "ITEM", "REQUESTED", "GRANTED"
     ));
     if rows.is_empty() {
-        out.push_str("  (no outbound HTTP, private ranges or secrets requested or granted)\n");
+        out.push_str("  (no outbound HTTP, private ranges, secrets or webhooks requested or granted)\n");
     }
     for (kind, item, req, gr) in rows {
         let req = if req { "yes" } else { "-" };

@@ -9,7 +9,9 @@ use super::host::{CallLimiter, CallState, HostEnv, MemoryLimitExceeded, truncate
 use super::outbound::OutboundGate;
 use super::sockets;
 use super::stdio::CapturePipe;
-use super::wit::{Descriptor, Pre};
+use super::webhook::WebhookCall;
+use super::wit::WebhookEvent;
+use super::wit::{Descriptor, ErrorRecord, Pre, WebhookOutcome, WebhookRequest};
 use super::{CallContext, CallError, CallOutcome, ErrorKind, HttpEvent, HttpOutcome, LoadedPlugin, Runtime};
 use crate::capability::{Capabilities, Limits};
 use crate::metrics::{Denial, Metrics};
@@ -213,6 +215,134 @@ pub(super) fn check_input<'p>(
     Ok(output_validator)
 }
 
+/// A call under way: its store, and when and under which limits it started.
+struct Running {
+    p: Prepared,
+    started: Instant,
+    limits: Limits,
+}
+
+/// A fresh store for one call of `plugin`, under its policy in force.
+fn start(rt: &Runtime, plugin: &LoadedPlugin, run_id: &str) -> Running {
+    let started = Instant::now();
+    let policy = plugin.policy();
+    let limits = policy.limits;
+    let p = prepare(
+        rt,
+        Setup {
+            plugin: plugin.name(),
+            run_id,
+            grant: policy.grant.clone(),
+            client: policy.client.clone(),
+            config: policy.config.clone(),
+            limits: &limits,
+            with_store: true,
+            deadline: started + limits.timeout,
+        },
+    );
+    Running { p, started, limits }
+}
+
+/// What an export called in a call's store ended with, under the call's deadline.
+type Ended<T> = Result<wasmtime::Result<Result<T, ErrorRecord>>, tokio::time::error::Elapsed>;
+
+/// Account for what a call did (stdio, dropped logs, denials) and type how it ended. `what`
+/// names the call in messages (`plugin/action`). Returns the guest's value and the call's
+/// outbound requests.
+fn settle<T>(
+    rt: &Runtime,
+    running: &Running,
+    what: &str,
+    result: Ended<T>,
+) -> (Result<T, CallError>, Vec<HttpEvent>) {
+    let limits = &running.limits;
+    let p = &running.p;
+    let state = p.store.data();
+    let env = &state.env;
+    let name = &*env.plugin;
+    let http: Vec<HttpEvent> = p.events.lock().expect("events lock").clone();
+    let (stdout, stdout_dropped) = p.stdout.contents();
+    let (stderr, stderr_dropped) = p.stderr.contents();
+    forward_stdio(env, "stdout", &stdout, stdout_dropped);
+    forward_stdio(env, "stderr", &stderr, stderr_dropped);
+    if env.logs_dropped > 0 {
+        tracing::warn!(plugin = %name, run = %env.run_id, dropped = env.logs_dropped, "plugin wrote more log records than allowed; the rest were dropped");
+    }
+    count_denials(&rt.inner.options.metrics, name, &http, env.secrets_denied);
+
+    let outcome = match result {
+        Err(_elapsed) => Err(timeout_error(what, limits)),
+        Ok(Err(trap)) => {
+            let mut e = classify_trap(&trap, &state.limiter, &env.scrub(&stderr), limits);
+            if e.kind == ErrorKind::Timeout {
+                e = timeout_error(what, limits);
+            }
+            Err(e)
+        }
+        Ok(Ok(Err(guest))) => Err(guest_error(env, guest, &http)),
+        Ok(Ok(Ok(value))) => Ok(value),
+    };
+    (outcome, http)
+}
+
+/// The guest's own error, scrubbed; or, when the host refused one of its requests, that
+/// refusal, which explains the failure better than the guest can (a guest may see a refusal
+/// as a reset connection).
+fn guest_error(env: &HostEnv, guest: ErrorRecord, http: &[HttpEvent]) -> CallError {
+    let name = &*env.plugin;
+    let mut message = env.scrub(&guest.message);
+    truncate(&mut message, MAX_ERROR_MESSAGE);
+    let mut e = CallError::new(guest.kind, message);
+    e.retryable = guest.retryable;
+    e.retry_after = guest.retry_after.filter(|_| guest.retryable);
+    if let Some((ev, why)) = http.iter().find_map(|ev| match &ev.outcome {
+        HttpOutcome::LimitExceeded(why) => Some((ev, why)),
+        _ => None,
+    }) {
+        e = CallError::new(
+            ErrorKind::LimitExceeded,
+            format!("{} {}: {why}", ev.method, ev.url),
+        );
+    } else if let Some((ev, why)) = http.iter().find_map(|ev| match &ev.outcome {
+        HttpOutcome::Denied(why) => Some((ev, why)),
+        _ => None,
+    }) {
+        e = CallError::new(
+            ErrorKind::Denied,
+            format!(
+                "outbound request {} {} was denied by the grant of plugin '{name}': {why}",
+                ev.method, ev.url
+            ),
+        );
+    }
+    e
+}
+
+/// Log the end of a call and give a failure its duration and requests.
+fn finish<T>(
+    what: &str,
+    run_id: &str,
+    running: &Running,
+    outcome: Result<T, CallError>,
+    http: &[HttpEvent],
+) -> Result<T, CallError> {
+    let duration = running.started.elapsed();
+    let name = &*running.p.store.data().env.plugin;
+    let ms = duration.as_millis() as u64;
+    match outcome {
+        Ok(value) => {
+            tracing::debug!(plugin = %name, call = %what, run = %run_id, ms, "plugin call succeeded");
+            Ok(value)
+        }
+        Err(mut e) => {
+            tracing::warn!(plugin = %name, call = %what, run = %run_id, kind = %e.kind, error = %e.message, ms, "plugin call failed");
+            e.duration = duration;
+            e.http = http.to_vec();
+            Err(e)
+        }
+    }
+}
+
 /// Run one action; see [`Runtime::call`].
 pub(super) async fn invoke(
     rt: &Runtime,
@@ -221,110 +351,120 @@ pub(super) async fn invoke(
     input: &serde_json::Value,
     ctx: CallContext,
 ) -> Result<CallOutcome, CallError> {
-    let started = Instant::now();
     let name = plugin.name();
     let output_validator = check_input(plugin, action, input)?;
-
-    let policy = plugin.policy();
-    let limits = policy.limits;
-    let deadline = started + limits.timeout;
-    let mut p = prepare(
-        rt,
-        Setup {
-            plugin: name,
-            run_id: &ctx.run_id,
-            grant: policy.grant.clone(),
-            client: policy.client.clone(),
-            config: policy.config.clone(),
-            limits: &limits,
-            with_store: true,
-            deadline,
-        },
-    );
+    let what = format!("{name}/{action}");
+    let mut running = start(rt, plugin, &ctx.run_id);
     let input_text = input.to_string();
-    let run = plugin.pre.invoke(&mut p.store, action, &input_text, &ctx);
-    let result = tokio::time::timeout(limits.timeout, run).await;
+    let call = plugin.pre.invoke(&mut running.p.store, action, &input_text, &ctx);
+    let ended = tokio::time::timeout(running.limits.timeout, call).await;
+    let (outcome, http) = settle(rt, &running, &what, ended);
+    let outcome = outcome.and_then(|output| {
+        let env = &running.p.store.data().env;
+        let checked = check_output(name, action, &output, &running.limits, output_validator, env);
+        if checked.as_ref().is_err_and(|e| e.kind == ErrorKind::Denied) {
+            rt.inner
+                .options
+                .metrics
+                .plugin_denied(name, Denial::SecretInOutput, 1);
+        }
+        checked
+    });
+    let output = finish(&what, &ctx.run_id, &running, outcome, &http)?;
+    Ok(CallOutcome {
+        output,
+        duration: running.started.elapsed(),
+        http,
+    })
+}
 
-    let state = p.store.data();
-    let env = &state.env;
-    let http: Vec<HttpEvent> = p.events.lock().expect("events lock").clone();
-    let (stdout, stdout_dropped) = p.stdout.contents();
-    let (stderr, stderr_dropped) = p.stderr.contents();
-    forward_stdio(env, "stdout", &stdout, stdout_dropped);
-    forward_stdio(env, "stderr", &stderr, stderr_dropped);
-    if env.logs_dropped > 0 {
-        tracing::warn!(plugin = %name, run = %ctx.run_id, dropped = env.logs_dropped, "plugin wrote more log records than allowed; the rest were dropped");
+/// Events one webhook may return, at most.
+const MAX_WEBHOOK_EVENTS: usize = 100;
+
+/// Handle one webhook; see [`Runtime::handle_webhook`].
+pub(super) async fn handle_webhook(
+    rt: &Runtime,
+    plugin: &LoadedPlugin,
+    request: &WebhookRequest,
+    ctx: CallContext,
+) -> Result<WebhookCall, CallError> {
+    let name = plugin.name();
+    let what = format!("{name}/handle-webhook");
+    let mut running = start(rt, plugin, &ctx.run_id);
+    let call = plugin.pre.handle_webhook(&mut running.p.store, request, &ctx);
+    let ended = tokio::time::timeout(running.limits.timeout, call).await;
+    let (outcome, http) = settle(rt, &running, &what, ended);
+    let outcome = outcome.and_then(|o| {
+        let checked = check_webhook_outcome(&what, o, &running.limits, &running.p.store.data().env);
+        if checked.as_ref().is_err_and(|e| e.kind == ErrorKind::Denied) {
+            rt.inner
+                .options
+                .metrics
+                .plugin_denied(name, Denial::SecretInOutput, 1);
+        }
+        checked
+    });
+    let WebhookOutcome { response, events } = finish(&what, &ctx.run_id, &running, outcome, &http)?;
+    Ok(WebhookCall {
+        response,
+        events,
+        duration: running.started.elapsed(),
+        http,
+    })
+}
+
+/// A webhook's outcome within the output limit and the event count, and holding no secret.
+fn check_webhook_outcome(
+    what: &str,
+    outcome: WebhookOutcome,
+    limits: &Limits,
+    env: &HostEnv,
+) -> Result<WebhookOutcome, CallError> {
+    let WebhookOutcome { response, events } = &outcome;
+    if events.len() > MAX_WEBHOOK_EVENTS {
+        return Err(CallError::new(
+            ErrorKind::LimitExceeded,
+            format!(
+                "{what} returned {} events; the most is {MAX_WEBHOOK_EVENTS}",
+                events.len()
+            ),
+        ));
     }
-    count_denials(&rt.inner.options.metrics, name, &http, env.secrets_denied);
-
-    let outcome = match result {
-        Err(_elapsed) => Err(timeout_error(name, action, &limits)),
-        Ok(Err(trap)) => {
-            let mut e = classify_trap(&trap, &state.limiter, &env.scrub(&stderr), &limits);
-            if e.kind == ErrorKind::Timeout {
-                e = timeout_error(name, action, &limits);
+    let mut texts: Vec<std::borrow::Cow<'_, str>> = vec![String::from_utf8_lossy(&response.body)];
+    for (name, value) in &response.headers {
+        texts.extend([name.as_str().into(), value.as_str().into()]);
+    }
+    for event in events {
+        match event {
+            WebhookEvent::Alert(json) => texts.push(json.as_str().into()),
+            WebhookEvent::Answer(a) => {
+                texts.extend([
+                    a.question.as_str().into(),
+                    a.answer.as_str().into(),
+                    a.by.as_str().into(),
+                ]);
+                texts.extend(a.email.as_deref().map(Into::into));
             }
-            Err(e)
-        }
-        Ok(Ok(Err(guest))) => {
-            let mut message = env.scrub(&guest.message);
-            truncate(&mut message, MAX_ERROR_MESSAGE);
-            let mut e = CallError::new(guest.kind, message);
-            e.retryable = guest.retryable;
-            e.retry_after = guest.retry_after.filter(|_| guest.retryable);
-            // What the host refused explains the failure better than the guest can (a
-            // guest may see a refusal as a reset connection): say so, with the reason.
-            if let Some((ev, why)) = http.iter().find_map(|ev| match &ev.outcome {
-                HttpOutcome::LimitExceeded(why) => Some((ev, why)),
-                _ => None,
-            }) {
-                e = CallError::new(
-                    ErrorKind::LimitExceeded,
-                    format!("{} {}: {why}", ev.method, ev.url),
-                );
-            } else if let Some((ev, why)) = http.iter().find_map(|ev| match &ev.outcome {
-                HttpOutcome::Denied(why) => Some((ev, why)),
-                _ => None,
-            }) {
-                e = CallError::new(
-                    ErrorKind::Denied,
-                    format!(
-                        "outbound request {} {} was denied by the grant of plugin '{name}': {why}",
-                        ev.method, ev.url
-                    ),
-                );
-            }
-            Err(e)
-        }
-        Ok(Ok(Ok(output))) => {
-            let checked = check_output(name, action, &output, &limits, output_validator, env);
-            if checked.as_ref().is_err_and(|e| e.kind == ErrorKind::Denied) {
-                rt.inner
-                    .options
-                    .metrics
-                    .plugin_denied(name, Denial::SecretInOutput, 1);
-            }
-            checked
-        }
-    };
-
-    let duration = started.elapsed();
-    match outcome {
-        Ok(output) => {
-            tracing::debug!(plugin = %name, %action, run = %ctx.run_id, ms = duration.as_millis() as u64, "plugin call succeeded");
-            Ok(CallOutcome {
-                output,
-                duration,
-                http,
-            })
-        }
-        Err(mut e) => {
-            tracing::warn!(plugin = %name, %action, run = %ctx.run_id, kind = %e.kind, error = %e.message, ms = duration.as_millis() as u64, "plugin call failed");
-            e.duration = duration;
-            e.http = http;
-            Err(e)
         }
     }
+    let size: u64 = texts.iter().map(|t| t.len() as u64).sum();
+    if size > limits.max_output_bytes {
+        return Err(CallError::new(
+            ErrorKind::LimitExceeded,
+            format!(
+                "{what} returned {size} bytes of response and events; the limit is {} bytes",
+                limits.max_output_bytes
+            ),
+        ));
+    }
+    if texts.iter().any(|t| env.contains_secret(t)) {
+        tracing::warn!(call = %what, "a webhook's response or events contained a secret value; refused");
+        return Err(CallError::new(
+            ErrorKind::Denied,
+            format!("{what} tried to return the value of a secret; secrets never leave a plugin"),
+        ));
+    }
+    Ok(outcome)
 }
 
 /// Count what the host refused during one call: outbound requests (from its events) and
@@ -397,11 +537,11 @@ fn check_output(
     Ok(value)
 }
 
-fn timeout_error(name: &str, action: &str, limits: &Limits) -> CallError {
+fn timeout_error(what: &str, limits: &Limits) -> CallError {
     CallError::new(
         ErrorKind::Timeout,
         format!(
-            "{name}/{action} did not finish within its deadline of {}",
+            "{what} did not finish within its deadline of {}",
             humantime::format_duration(limits.timeout)
         ),
     )

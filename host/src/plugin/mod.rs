@@ -12,12 +12,14 @@ pub mod manifest;
 mod outbound;
 mod sockets;
 mod stdio;
+mod webhook;
 mod wit;
 
 pub use engine::CacheOutcome;
 pub use manifest::{ConfigKey, Manifest, ManifestError};
 pub use outbound::HttpOutcome;
-pub use wit::WitVersion;
+pub use webhook::{WebhookCall, WebhookError};
+pub use wit::{Answer, WebhookEvent, WebhookRequest, WebhookResponse, WitVersion};
 
 use crate::capability::{Capabilities, Limits};
 use crate::store::{Store, StoreError};

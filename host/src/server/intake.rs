@@ -266,12 +266,9 @@ async fn post_alerts(
             serde_json::json!({ "items": errors }),
         );
     }
-    let sources = per_source(&alerts);
-    if let Err(e) = intake.app.store.insert_alerts(alerts).await {
+    if let Err(e) = commit(&intake.app, alerts).await {
         return store_unavailable(&e);
     }
-    count_ingested(&intake.app, sources);
-    intake.app.alerts_stored.notify_one();
     tracing::info!(via, accepted, rejected, "alerts received");
     Json(IntakeAnswer {
         accepted,
@@ -279,6 +276,46 @@ async fn post_alerts(
         items: fates,
     })
     .into_response()
+}
+
+/// Store `alerts` (committed on return), count them, and wake pre-processing.
+async fn commit(app: &App, alerts: Vec<StoredAlert>) -> Result<(), crate::store::StoreError> {
+    let sources = per_source(&alerts);
+    app.store.insert_alerts(alerts).await?;
+    count_ingested(app, sources);
+    app.alerts_stored.notify_one();
+    Ok(())
+}
+
+/// Why one alert given as JSON text was not stored.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum OneAlertError {
+    #[error("{0}")]
+    Malformed(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// Store one alert given as JSON text (one object), read exactly as `POST /api/v1/alerts`
+/// reads one, received `via` (such as `plugin:NAME`), with `default_source` when it names
+/// none. Returns its id once committed.
+pub(super) async fn ingest_one(
+    app: &App,
+    json: &str,
+    default_source: &str,
+    via: &str,
+) -> Result<String, OneAlertError> {
+    let parsed = intake::parse_bounded(Format::Json, json.as_bytes(), default_source, 1)
+        .map_err(|too_many| OneAlertError::Malformed(format!("{too_many}; give one alert")))?;
+    let (fates, alerts) = fates_and_alerts(parsed, via);
+    let (Some(id), 1) = (fates.first().and_then(|f| f.id.clone()), alerts.len()) else {
+        let why = fates.first().and_then(|f| f.error.clone());
+        return Err(OneAlertError::Malformed(
+            why.unwrap_or_else(|| "the text holds no alert".to_owned()),
+        ));
+    };
+    commit(app, alerts).await?;
+    Ok(id)
 }
 
 /// Each item's fate, in order, and the alerts to store.

@@ -9,6 +9,7 @@
 
 mod api;
 mod edl;
+mod hooks;
 mod humans;
 mod intake;
 mod metrics;
@@ -44,6 +45,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(humans::router(app.clone()))
         .merge(ui::router(app.clone()))
         .merge(metrics::router(app.clone()))
+        .merge(hooks::router(app.clone()))
         .merge(intake::router(app))
         // Installs prepared through the API, which the console's review page reads too.
         .layer(axum::Extension(pending_installs::Installs::default()))

@@ -55,6 +55,9 @@
 //! - `println!`/`eprintln!` end up in Osprey's log attributed to your plugin, but prefer
 //!   [`log`], which carries fields. A panic ends the call with an `internal` error that
 //!   carries the panic message.
+//! - Webhooks (the vendor's requests to `/hooks/NAME/...`) reach a handler given to
+//!   [`Plugin::webhook`], only when the operator granted `webhooks`; Osprey does not
+//!   authenticate them, the handler checks the vendor's signature ([`webhook`]).
 //! - There is no filesystem, no environment, no sockets: use [`config`], [`secrets`], [`kv`]
 //!   and [`http`].
 
@@ -69,9 +72,10 @@ pub mod kv;
 pub mod log;
 mod plugin;
 pub mod secrets;
+pub mod webhook;
 
 pub use error::{Error, ErrorKind, Result};
-pub use plugin::{Context, Plugin};
+pub use plugin::{Context, Plugin, WebhookHandler};
 pub use schemars::JsonSchema;
 pub use serde::{Deserialize, Serialize};
 pub use serde_json::{self, Value, json};
@@ -80,12 +84,12 @@ pub use serde_json::{self, Value, json};
 pub mod prelude {
     pub use crate::{
         Context, Deserialize, Error, ErrorKind, JsonSchema, Plugin, Result, Serialize, Value, config, http,
-        json, kv, log, secrets,
+        json, kv, log, secrets, webhook,
     };
 }
 
 /// Export a plugin built by the function `$build` (`fn() -> Plugin`) as the component's
-/// `describe` and `invoke`. Use it once, at the root of your crate.
+/// `describe`, `invoke` and `handle-webhook`. Use it once, at the root of your crate.
 #[macro_export]
 macro_rules! export_plugin {
     ($build:path) => {
@@ -106,6 +110,16 @@ macro_rules! export_plugin {
             > {
                 $crate::__private::invoke(&$build(), &action, &input, context)
             }
+
+            fn handle_webhook(
+                request: $crate::bindings::osprey::plugin::types::WebhookRequest,
+                context: $crate::bindings::osprey::plugin::types::Context,
+            ) -> ::std::result::Result<
+                $crate::bindings::osprey::plugin::types::WebhookOutcome,
+                $crate::bindings::osprey::plugin::types::Error,
+            > {
+                $crate::__private::handle_webhook(&$build(), request, context)
+            }
         }
 
         $crate::bindings::export!(__OspreyPluginExport with_types_in $crate::bindings);
@@ -114,5 +128,5 @@ macro_rules! export_plugin {
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::plugin::{describe, invoke};
+    pub use crate::plugin::{describe, handle_webhook, invoke};
 }

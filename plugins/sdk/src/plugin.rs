@@ -1,5 +1,5 @@
 use crate::bindings::osprey::plugin::types as wit;
-use crate::{Error, Result};
+use crate::{Error, Result, webhook};
 use schemars::JsonSchema;
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -25,6 +25,9 @@ impl Context {
 
 type Handler = Box<dyn Fn(&Context, &str) -> Result<String>>;
 
+/// A webhook handler: see [`Plugin::webhook`].
+pub type WebhookHandler = fn(&Context, webhook::Request) -> Result<webhook::Response>;
+
 struct ActionDef {
     name: &'static str,
     description: &'static str,
@@ -40,6 +43,7 @@ pub struct Plugin {
     version: &'static str,
     description: &'static str,
     actions: Vec<ActionDef>,
+    webhook: Option<WebhookHandler>,
 }
 
 impl Plugin {
@@ -50,7 +54,16 @@ impl Plugin {
             version,
             description,
             actions: Vec::new(),
+            webhook: None,
         }
+    }
+
+    /// Handle the HTTP requests the vendor sends to `/hooks/NAME/...` with `handler`
+    /// (see [`webhook`](crate::webhook): the handler must check the vendor's signature). A
+    /// plugin without a handler answers every webhook 404.
+    pub fn webhook(mut self, handler: WebhookHandler) -> Self {
+        self.webhook = Some(handler);
+        self
     }
 
     /// Add the action `name`, run by `handler`. Its input and output JSON Schemas are derived
@@ -134,6 +147,27 @@ pub fn invoke(
     }
 }
 
+/// `handle-webhook`, for [`export_plugin!`](crate::export_plugin).
+pub fn handle_webhook(
+    plugin: &Plugin,
+    request: wit::WebhookRequest,
+    context: wit::Context,
+) -> std::result::Result<wit::WebhookOutcome, wit::Error> {
+    let ctx = Context {
+        run_id: context.run_id,
+        idempotency_key: context.idempotency_key,
+    };
+    let response = match plugin.webhook {
+        Some(handler) => handler(&ctx, request.into()).map_err(wit::Error::from)?,
+        None => webhook::Response::new(404)
+            .json(&serde_json::json!({
+                "error": format!("plugin '{}' does not handle webhooks", plugin.name)
+            }))
+            .map_err(wit::Error::from)?,
+    };
+    Ok(response.into_wit())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,6 +237,44 @@ mod tests {
         assert!(matches!(e.kind, wit::ErrorKind::InvalidInput) && e.message.starts_with("input: "));
         let e = invoke(&p, "greet", r#"{"name":""}"#, context()).unwrap_err();
         assert!(matches!(e.kind, wit::ErrorKind::RateLimited) && e.retryable);
+    }
+
+    fn hook_request(body: &str) -> wit::WebhookRequest {
+        wit::WebhookRequest {
+            method: "POST".into(),
+            path: "/events".into(),
+            query: String::new(),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_plugin_without_a_webhook_handler_answers_404() {
+        let out = handle_webhook(&plugin(), hook_request("{}"), context()).unwrap();
+        assert_eq!(out.response.status, 404);
+        assert!(out.events.is_empty());
+    }
+
+    fn hook(ctx: &Context, request: webhook::Request) -> Result<webhook::Response> {
+        let v: serde_json::Value = request.json()?;
+        webhook::Response::new(202)
+            .header("x-run", ctx.run_id())
+            .alert(&serde_json::json!({"title": v["title"]}))
+    }
+
+    #[test]
+    fn a_webhook_handler_answers_with_its_response_and_events() {
+        let p = plugin().webhook(hook);
+        let out = handle_webhook(&p, hook_request(r#"{"title":"t"}"#), context()).unwrap();
+        assert_eq!(out.response.status, 202);
+        assert_eq!(
+            out.response.headers,
+            vec![("x-run".to_owned(), "run-1".to_owned())]
+        );
+        assert!(matches!(&out.events[..], [wit::Event::Alert(a)] if a == r#"{"title":"t"}"#));
+        let e = handle_webhook(&p, hook_request("nope"), context()).unwrap_err();
+        assert!(matches!(e.kind, wit::ErrorKind::InvalidInput), "{e:?}");
     }
 
     #[test]

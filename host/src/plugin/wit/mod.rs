@@ -89,6 +89,54 @@ pub(crate) struct ActionDecl {
     pub output_schema: String,
 }
 
+/// The contract's `webhook-request` (0.2.0 on): a vendor's request to `/hooks/PLUGIN/...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookRequest {
+    pub method: String,
+    /// Below `/hooks/PLUGIN`, starting with `/`, as sent.
+    pub path: String,
+    /// Without its `?`, as sent; empty when none.
+    pub query: String,
+    /// Names in lower case, in the order sent.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// The contract's `webhook-response`, as the plugin returned it (the server sanitizes it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// The contract's `answer`: someone answered a question outside Osprey.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The question's id or token.
+    pub question: String,
+    /// JSON text.
+    pub answer: String,
+    pub email: Option<String>,
+    /// `VENDOR:ID`, such as `slack:U123`.
+    pub by: String,
+}
+
+/// The contract's `event`: what a plugin asks the host to do after a webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookEvent {
+    /// One alert, as JSON text.
+    Alert(String),
+    Answer(Answer),
+}
+
+/// The contract's `webhook-outcome`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookOutcome {
+    pub response: WebhookResponse,
+    pub events: Vec<WebhookEvent>,
+}
+
 /// The contract's log levels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LogLevel {
@@ -163,6 +211,14 @@ impl Pre {
         })
     }
 
+    /// Whether the contract has `handle-webhook` (0.2.0 on).
+    pub fn has_webhooks(&self) -> bool {
+        match self {
+            Pre::V0_1_0(_) => false,
+            Pre::V0_2_0(_) => true,
+        }
+    }
+
     pub fn version(&self) -> WitVersion {
         match self {
             Pre::V0_1_0(_) => WitVersion::V0_1_0,
@@ -189,6 +245,27 @@ impl Pre {
         match self {
             Pre::V0_1_0(pre) => v0_1_0::invoke(pre, store, action, input, ctx).await,
             Pre::V0_2_0(pre) => v0_2_0::invoke(pre, store, action, input, ctx).await,
+        }
+    }
+}
+
+impl Pre {
+    /// Instantiate in `store` and call `handle-webhook`. A version without it (0.1.0) is
+    /// answered `not-found` without instantiating; the runtime checks
+    /// [`has_webhooks`](Pre::has_webhooks) before.
+    pub async fn handle_webhook(
+        &self,
+        store: &mut wasmtime::Store<CallState>,
+        request: &WebhookRequest,
+        ctx: &CallContext,
+    ) -> wasmtime::Result<Result<WebhookOutcome, ErrorRecord>> {
+        match self {
+            Pre::V0_1_0(_) => Ok(Err(ErrorRecord::new(
+                ErrorKind::NotFound,
+                "osprey:plugin@0.1.0 has no handle-webhook".into(),
+                false,
+            ))),
+            Pre::V0_2_0(pre) => v0_2_0::handle_webhook(pre, store, request, ctx).await,
         }
     }
 }

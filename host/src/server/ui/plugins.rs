@@ -99,6 +99,13 @@ pub(super) fn capabilities(requested: &Capabilities, granted: &Capabilities) -> 
         strings(&mut granted.private_ranges.iter().map(|r| r.to_string())),
     );
     add("secret", requested.secrets.clone(), granted.secrets.clone());
+    let webhooks = |c: &Capabilities| -> BTreeSet<String> {
+        c.webhooks
+            .then(|| "/hooks/NAME/...".to_owned())
+            .into_iter()
+            .collect()
+    };
+    add("webhooks", webhooks(requested), webhooks(granted));
     add(
         "kv store bytes",
         requested

@@ -149,6 +149,44 @@ fn fail_later(_: &Context, input: Later) -> Result<Empty> {
     Err(Error::rate_limited(input.message).retry_after(Duration::from_millis(input.retry_after_ms)))
 }
 
+/// Webhooks for the host's tests: checks `X-Echo-Signature` (hex HMAC-SHA256 of the body
+/// under the secret `greeting`), then by path: `/panic` panics, `/spin` never returns, `/answer`
+/// returns an answer event, and anything else echoes the request and returns its JSON body
+/// as an alert event.
+fn webhook(ctx: &Context, request: webhook::Request) -> Result<webhook::Response> {
+    let key = secrets::get("greeting")?;
+    let signature = request.header("x-echo-signature").unwrap_or_default();
+    if !webhook::verify_hmac_sha256(key.expose().as_bytes(), &request.body, signature) {
+        log::warn("webhook signature refused", &[("path", request.path.as_str())]);
+        return webhook::Response::new(401).json(&json!({"error": "bad signature"}));
+    }
+    let echoed = json!({
+        "method": request.method,
+        "path": request.path,
+        "query": request.query,
+        "body": String::from_utf8_lossy(&request.body),
+        "run_id": ctx.run_id(),
+    });
+    let response = webhook::Response::new(200)
+        .header("x-echo", "1")
+        .header("set-cookie", "osprey_session=from-a-plugin")
+        .header("connection", "close")
+        .json(&echoed)?;
+    match request.path.as_str() {
+        "/panic" => panic!("the echo webhook was asked to panic"),
+        "/spin" => loop {
+            std::hint::black_box(&response);
+        },
+        "/answer" => Ok(response.answer(webhook::Answer {
+            question: "q-1".into(),
+            answer: r#"{"choice":"approve"}"#.into(),
+            email: Some("ana@example.com".into()),
+            by: "echo:ana".into(),
+        })),
+        _ => response.alert(&request.json::<Value>()?),
+    }
+}
+
 fn plugin() -> Plugin {
     Plugin::new("test-echo", env!("CARGO_PKG_VERSION"), "Well-behaved test plugin")
         .action("noop", "Does nothing: the benchmark's trivial action", noop)
@@ -175,6 +213,7 @@ fn plugin() -> Plugin {
             "Returns a rate-limited error that asks to wait retry_after_ms",
             fail_later,
         )
+        .webhook(webhook)
 }
 
 osprey_sdk::export_plugin!(plugin);
