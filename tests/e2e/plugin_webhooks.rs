@@ -19,10 +19,16 @@ fn s(p: &Path) -> &str {
 
 /// test-echo with `webhooks = true` among its requests, in `dir`.
 fn echo_asking_for_webhooks(dir: &Path) -> PathBuf {
-    let src = dist().join("test-echo");
-    let dst = dir.join("test-echo");
+    asking_for_webhooks(dir, "test-echo", "test_echo.wasm")
+}
+
+/// The bundled test plugin `name` (component `component`) with `webhooks = true` among its
+/// requests, in `dir`.
+fn asking_for_webhooks(dir: &Path, name: &str, component: &str) -> PathBuf {
+    let src = dist().join(name);
+    let dst = dir.join(name);
     std::fs::create_dir_all(&dst).unwrap();
-    std::fs::copy(src.join("test_echo.wasm"), dst.join("test_echo.wasm")).unwrap();
+    std::fs::copy(src.join(component), dst.join(component)).unwrap();
     let manifest = std::fs::read_to_string(src.join("plugin.toml")).unwrap();
     assert!(manifest.contains("[requests]\n"), "{manifest}");
     let manifest = manifest.replace("[requests]\n", "[requests]\nwebhooks = true\n");
@@ -295,4 +301,54 @@ async fn signed_webhooks_become_alerts_and_everything_else_is_refused_before_or_
         "{logs}"
     );
     assert!(logs.contains("webhook handled"), "{logs}");
+}
+
+/// The Python SDK's webhook handler, through the same route: test-echo-py checks the same
+/// signature with its secret and hands the body over as an alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_plugin_answers_webhooks_too() {
+    let cli = Cli::new();
+    let work = tempfile::tempdir().unwrap();
+    let dir = asking_for_webhooks(work.path(), "test-echo-py", "test_echo_py.wasm");
+    cli.ok(&["plugin", "install", s(&dir), "--grant-requested"]);
+    let out = cli.run_with_stdin(&["secret", "set", "test-echo-py", "greeting"], KEY);
+    assert!(out.status.success(), "{out:?}");
+    let server = Server::start(&cli);
+
+    let body = json!({"title": "badge reader", "host": "10.7.7.7"}).to_string();
+    let r = post(
+        &server,
+        "/hooks/test-echo-py/in?x=1",
+        &body,
+        Some(&sign(body.as_bytes())),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let echoed: Value = r.json().await.unwrap();
+    assert_eq!(
+        (
+            &echoed["method"],
+            &echoed["path"],
+            &echoed["query"],
+            &echoed["body"]
+        ),
+        (&json!("POST"), &json!("/in"), &json!("x=1"), &json!(body))
+    );
+    let arrived = eventually(20, "the Python plugin's alert", async || {
+        alerts(&cli).into_iter().find(|a| a["data"]["host"] == "10.7.7.7")
+    })
+    .await;
+    assert_eq!(arrived["source"], "test-echo-py", "{arrived}");
+
+    // A forged signature is the plugin's 401, and no alert.
+    let forged = json!({"title": "forged", "host": "10.7.7.8"}).to_string();
+    let r = post(
+        &server,
+        "/hooks/test-echo-py/in",
+        &forged,
+        Some(&sign(b"something else")),
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+    assert!(alerts(&cli).iter().all(|a| a["data"]["host"] != "10.7.7.8"));
 }

@@ -23,8 +23,8 @@ Build it with componentize-py (see README.md next to this package). Every call r
 instance; what must last goes in `kv`.
 """
 
-from . import config, http, kv, log, secrets
+from . import config, http, kv, log, secrets, webhook
 from .errors import Error, ErrorKind
 from .plugin import Context, Plugin
 
-__all__ = ["Context", "Error", "ErrorKind", "Plugin", "config", "http", "kv", "log", "secrets"]
+__all__ = ["Context", "Error", "ErrorKind", "Plugin", "config", "http", "kv", "log", "secrets", "webhook"]

@@ -3,12 +3,13 @@
 import json
 import sys
 import traceback
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 from componentize_py_types import Err
 from wit_world.imports import osprey_plugin_types as _wit
 
 from .errors import Error, ErrorKind
+from .webhook import Request, Response
 
 Handler = Callable[["Context", Dict[str, Any]], Any]
 
@@ -42,6 +43,7 @@ class Plugin:
         self.version = version
         self.description = description
         self._actions: List[_Action] = []
+        self._webhook: Optional[Callable[[Context, Request], Response]] = None
 
     def action(self, name: str, *, description: str, input: dict, output: dict):
         """Declare the action `name`, run by the decorated function `f(ctx, input) -> output`.
@@ -109,6 +111,32 @@ class Plugin:
         except (TypeError, ValueError) as e:
             raise Error.internal(f"{self.name}/{action}: the output is not JSON: {e}") from None
 
+    def webhook(self, handler: Callable[[Context, Request], Response]):
+        """Declare the function `f(ctx, request) -> Response` that answers requests the vendor
+        sends to `/hooks/PLUGIN/...` (the operator must grant `webhooks`, which plugin.toml
+        requests as `[requests] webhooks = true`). It must check the vendor's signature first
+        (`osprey_sdk.webhook.verify_hmac_sha256`). Without one, the plugin answers 404."""
+        if self._webhook is not None:
+            raise ValueError("the webhook handler is defined twice")
+        self._webhook = handler
+        return handler
+
+    def handle(self, request: Request, context: Context) -> Response:
+        """Answer one webhook request, or raise a typed `Error` (which the host answers with
+        a status of its own: 404 for not-found, 400 invalid-input, 502 internal...)."""
+        if self._webhook is None:
+            raise Error.not_found(f"plugin '{self.name}' takes no webhooks")
+        try:
+            response = self._webhook(context, request)
+        except Error:
+            raise
+        except Exception as e:
+            traceback.print_exc(file=sys.stderr)
+            raise Error.internal(f"{self.name} webhook raised {type(e).__name__}: {e}") from None
+        if not isinstance(response, Response):
+            raise Error.internal(f"{self.name} webhook returned {type(response).__name__}, not a Response")
+        return response
+
     def export(self):
         """The class componentize-py calls for the world's exports: assign it to `WitWorld`
         at the top of the module you build (`WitWorld = plugin.export()`)."""
@@ -123,5 +151,16 @@ class Plugin:
                     return plugin.run(action, input, Context(context.run_id, context.idempotency_key))
                 except Error as e:
                     raise Err(e.to_wit(_wit)) from None
+
+            def handle_webhook(self, request, context):
+                req = Request(request.method, request.path, request.query, list(request.headers), bytes(request.body))
+                try:
+                    res = plugin.handle(req, Context(context.run_id, context.idempotency_key))
+                except Error as e:
+                    raise Err(e.to_wit(_wit)) from None
+                return _wit.WebhookOutcome(
+                    response=_wit.WebhookResponse(status=res.status, headers=res.headers, body=res.body),
+                    events=[_wit.Event_Alert(value=a) for a in res.alerts],
+                )
 
         return WitWorld

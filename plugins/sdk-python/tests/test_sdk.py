@@ -8,7 +8,7 @@ import unittest
 from componentize_py_types import Err
 from wit_world.imports import osprey_plugin_types as wit
 
-from osprey_sdk import Context, Error, ErrorKind, Plugin
+from osprey_sdk import Context, Error, ErrorKind, Plugin, webhook
 from osprey_sdk.http import Response, split_url, status_kind
 
 OBJECT = {"type": "object"}
@@ -74,17 +74,67 @@ class PluginTests(unittest.TestCase):
         self.assertEqual((record.kind, record.message, record.retryable), (wit.ErrorKind.RATE_LIMITED, "slow down", True))
 
 
+class WebhookTests(unittest.TestCase):
+    def request(self, body: bytes, signature):
+        headers = [("content-type", "application/json")]
+        if signature is not None:
+            headers.append(("x-greeter-signature", signature))
+        return wit.WebhookRequest("POST", "/events", "a=1", headers, body)
+
+    def test_without_a_handler_the_plugin_answers_not_found(self):
+        world = greeter().export()()
+        with self.assertRaises(Err) as caught:
+            world.handle_webhook(self.request(b"{}", None), wit.Context("hook-1", "hook-1"))
+        self.assertEqual(caught.exception.value.kind, wit.ErrorKind.NOT_FOUND)
+        self.assertIn("takes no webhooks", caught.exception.value.message)
+
+    def test_a_handler_checks_the_signature_and_hands_alerts_to_the_host(self):
+        p = greeter()
+
+        @p.webhook
+        def hook(ctx, request):
+            if not webhook.verify_hmac_sha256("s3cret", request.body, request.header("X-Greeter-Signature")):
+                return webhook.Response(401, "bad signature")
+            return webhook.Response.json({"ok": True, "run": ctx.run_id}).alert(request.json())
+
+        world = p.export()()
+        body = b'{"title":"door opened"}'
+        good = webhook.hmac_sha256_hex("s3cret", body)
+        out = world.handle_webhook(self.request(body, good.upper()), wit.Context("hook-1", "hook-1"))
+        self.assertEqual(out.response.status, 200)
+        self.assertEqual(json.loads(out.response.body), {"ok": True, "run": "hook-1"})
+        self.assertIn(("content-type", "application/json"), out.response.headers)
+        self.assertEqual([e.value for e in out.events], ['{"title":"door opened"}'])
+        self.assertIsInstance(out.events[0], wit.Event_Alert)
+        for signature in [None, "", "00" * 32, good[:-1]]:
+            with self.subTest(signature=signature):
+                out = world.handle_webhook(self.request(body, signature), wit.Context("h", "h"))
+                self.assertEqual((out.response.status, out.events), (401, []))
+        with self.assertRaisesRegex(ValueError, "defined twice"):
+            p.webhook(hook)
+
+    def test_the_hmac_matches_rfc_4231_case_2(self):
+        self.assertEqual(
+            webhook.hmac_sha256_hex(b"Jefe", b"what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+        )
+
+
 class ErrorTests(unittest.TestCase):
     def test_only_the_kinds_where_waiting_helps_are_retryable_by_default(self):
         retryable = [k for k in ErrorKind if Error(k, "x").retryable]
         self.assertEqual(retryable, [ErrorKind.UNAVAILABLE, ErrorKind.RATE_LIMITED, ErrorKind.TIMEOUT])
         self.assertFalse(Error(ErrorKind.UNAVAILABLE, "down", retryable=False).retryable)
 
-    def test_every_kind_crosses_the_wit_boundary_and_retry_after_is_dropped_on_0_1_0(self):
+    def test_every_kind_crosses_the_wit_boundary_and_retry_after_only_where_the_contract_has_it(self):
+        carries = "retry_after" in wit.Error.__dataclass_fields__
         for kind in ErrorKind:
             e = Error(kind, f"{kind.value} happened", retryable=kind is ErrorKind.INTERNAL, retry_after=5)
             record = e.to_wit(wit)
-            self.assertFalse(hasattr(record, "retry_after"))
+            if carries:  # 0.2.0 and later
+                self.assertEqual(record.retry_after, 5)
+            else:  # 0.1.0
+                self.assertFalse(hasattr(record, "retry_after"))
             back = Error.from_wit(record)
             self.assertEqual((back.kind, back.message, back.retryable), (e.kind, e.message, e.retryable))
 
