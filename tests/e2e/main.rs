@@ -35,6 +35,7 @@ mod plugin_lifecycle;
 mod plugin_new;
 mod plugin_upgrade;
 mod plugin_versions;
+mod polling;
 mod preprocess;
 mod rbac;
 mod schemathesis;

@@ -157,34 +157,50 @@ impl Polling {
         let Some(items) = outcome.output.get("items").filter(|v| v.is_array()) else {
             return Err((PollError::NoItems { plugin, action }, None));
         };
-        let body = serde_json::to_vec(items).expect("a JSON value serialises");
-        let parsed = intake::parse_bounded(Format::Json, &body, &via, self.max_items)
-            .map_err(|_| (PollError::TooMany { plugin, action, max: self.max_items }, None))?;
-        let now = now_ms();
-        let mut alerts = Vec::new();
-        let (mut bad_items, mut last_bad) = (0, None);
-        for item in parsed {
-            match item.alert {
-                Ok(alert) => alerts.push(StoredAlert::new(new_id('a'), now, &via, alert)),
-                Err(e) => {
-                    let why = format!("{}: {}", item.position, e.error);
-                    tracing::warn!(poller = %poller.name, item = %why, "polled item is not an alert");
-                    bad_items += 1;
-                    last_bad = Some(why);
-                }
-            }
+        let read = read_items(items, &via, self.max_items, now_ms())
+            .map_err(|max| (PollError::TooMany { plugin, action, max }, None))?;
+        for why in &read.bad {
+            tracing::warn!(poller = %poller.name, item = %why, "polled item is not an alert");
         }
         let cursor = outcome.output.get("cursor").filter(|c| !c.is_null()).cloned();
         Ok(PollDone {
             name: poller.name.clone(),
             node: self.node.clone(),
             cursor,
-            next_due: now + poller.every_ms,
-            alerts,
-            bad_items,
-            last_bad,
+            next_due: now_ms() + poller.every_ms,
+            bad_items: read.bad.len() as i64,
+            last_bad: read.bad.last().cloned(),
+            alerts: read.alerts,
         })
     }
+}
+
+/// A poll's items read as intake reads a JSON array.
+#[derive(Debug)]
+struct Items {
+    alerts: Vec<StoredAlert>,
+    /// Where each item that is not an alert was and why ("item 3: expected a JSON object,
+    /// got a number"), as the intake answer reports them.
+    bad: Vec<String>,
+}
+
+/// Read `items` (a JSON array) with the parser `POST /api/v1/alerts` uses, as alerts
+/// received `via` (also their source when an item names none); `Err(max)` when there are
+/// more than `max`.
+fn read_items(items: &Value, via: &str, max: usize, now: i64) -> Result<Items, usize> {
+    let body = serde_json::to_vec(items).expect("a JSON value serialises");
+    let parsed = intake::parse_bounded(Format::Json, &body, via, max).map_err(|e| e.max)?;
+    let mut read = Items {
+        alerts: Vec::new(),
+        bad: Vec::new(),
+    };
+    for item in parsed {
+        match item.alert {
+            Ok(alert) => read.alerts.push(StoredAlert::new(new_id('a'), now, via, alert)),
+            Err(e) => read.bad.push(format!("{}: {}", item.position, e.error)),
+        }
+    }
+    Ok(read)
 }
 
 /// A poller as the store keeps its definition.
@@ -207,5 +223,34 @@ pub async fn run(polling: Polling) {
         if let Err(e) = polling.poll_due().await {
             tracing::error!(error = %e, "polling failed; retrying");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn items_become_alerts_and_bad_items_are_reported_like_intake_reports_them() {
+        let items = json!([
+            {"number": "INC0010001", "short_description": "phish"},
+            42,
+            {"number": "INC0010003", "severity": "loud"},
+            {"source": "edr", "title": "own source"}
+        ]);
+        let read = read_items(&items, "poll:tickets", 10, 7).unwrap();
+        let sources: Vec<&str> = read.alerts.iter().map(|a| a.alert.source.as_str()).collect();
+        assert_eq!(sources, ["poll:tickets", "edr"]);
+        assert!(read.alerts.iter().all(|a| a.via == "poll:tickets" && a.received_at == 7));
+        assert_eq!(read.alerts[0].alert.data["number"], "INC0010001");
+        assert_eq!(
+            read.bad,
+            [
+                "item 1: expected a JSON object, got a number",
+                "item 2: unknown severity 'loud': use info, low, medium, high or critical, or a level 0-4"
+            ]
+        );
+        assert_eq!(read_items(&items, "poll:tickets", 3, 7).unwrap_err(), 3);
     }
 }
