@@ -32,6 +32,34 @@ async fn open_ticket(fake: &FakeServicenow, what: &str) -> String {
     v["result"]["number"].as_str().unwrap().to_owned()
 }
 
+/// `path` of the console as a signed-in auditor.
+async fn console_page(cli: &Cli, addr: &str, path: &str) -> String {
+    const PW: &str = "correct horse battery staple";
+    cli.ok(&["user", "add", "audrey", "--email", "audrey@example.com", "--role", "auditor"]);
+    let out = cli.run_with_stdin(&["user", "password", "audrey"], &format!("{PW}\n"));
+    assert!(out.status.success(), "{out:?}");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = http
+        .post(format!("http://{addr}/login"))
+        .form(&[("user", "audrey"), ("password", PW), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 303, "signs in");
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let r = http
+        .get(format!("http://{addr}{path}"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.text().await.unwrap()
+}
+
 /// The ticket numbers of the alerts the poller made, one per alert (duplicates kept).
 fn polled_numbers(cli: &Cli) -> Vec<String> {
     let out = cli.ok(&["alert", "list", "--source", "poll:tickets", "-n", "1000", "--json"]);
@@ -165,6 +193,11 @@ async fn tickets_become_alerts_once_across_a_restart_and_a_failing_instance_back
     ] {
         assert!(metrics.contains(line), "{line} in:\n{metrics}");
     }
+
+    // And in the console, on the plugins page.
+    let page = console_page(&cli, &server.addr, "/plugins").await;
+    assert!(page.contains(r#"<table id="pollers">"#), "{page}");
+    assert!(page.contains("failing (") && page.contains("HTTP 500"), "{page}");
 
     // It recovers: the next ticket arrives and the failures are cleared.
     fake.broken(false);

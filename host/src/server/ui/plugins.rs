@@ -52,12 +52,16 @@ pub(super) async fn list(user: WebUser, State(app): State<Arc<App>>) -> Response
         return r;
     }
     let plugins: Vec<Summary> = app.runtime.list().iter().map(|p| summary(p)).collect();
+    let pollers = match app.store.pollers().await {
+        Ok(p) => p,
+        Err(e) => return failed(&user, e),
+    };
     page(
         &user,
         StatusCode::OK,
         "plugins.html",
         "Plugins",
-        serde_json::json!({ "plugins": plugins }),
+        serde_json::json!({ "plugins": plugins, "pollers": pollers }),
     )
 }
 
