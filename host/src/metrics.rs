@@ -386,9 +386,13 @@ impl Metrics {
             poller: poller.clone(),
             outcome,
         };
-        self.polls.get_or_create(&labels(if ok { "ok" } else { "failed" })).inc();
+        self.polls
+            .get_or_create(&labels(if ok { "ok" } else { "failed" }))
+            .inc();
         if ok {
-            self.poll_items.get_or_create(&labels("accepted")).inc_by(accepted);
+            self.poll_items
+                .get_or_create(&labels("accepted"))
+                .inc_by(accepted);
             self.poll_items.get_or_create(&labels("bad")).inc_by(bad);
         }
     }

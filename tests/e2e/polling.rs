@@ -35,7 +35,15 @@ async fn open_ticket(fake: &FakeServicenow, what: &str) -> String {
 /// `path` of the console as a signed-in auditor.
 async fn console_page(cli: &Cli, addr: &str, path: &str) -> String {
     const PW: &str = "correct horse battery staple";
-    cli.ok(&["user", "add", "audrey", "--email", "audrey@example.com", "--role", "auditor"]);
+    cli.ok(&[
+        "user",
+        "add",
+        "audrey",
+        "--email",
+        "audrey@example.com",
+        "--role",
+        "auditor",
+    ]);
     let out = cli.run_with_stdin(&["user", "password", "audrey"], &format!("{PW}\n"));
     assert!(out.status.success(), "{out:?}");
     let http = reqwest::Client::builder()
@@ -49,7 +57,13 @@ async fn console_page(cli: &Cli, addr: &str, path: &str) -> String {
         .await
         .unwrap();
     assert_eq!(login.status().as_u16(), 303, "signs in");
-    let cookie = login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
     let r = http
         .get(format!("http://{addr}{path}"))
         .header("cookie", cookie)
@@ -62,7 +76,15 @@ async fn console_page(cli: &Cli, addr: &str, path: &str) -> String {
 
 /// The ticket numbers of the alerts the poller made, one per alert (duplicates kept).
 fn polled_numbers(cli: &Cli) -> Vec<String> {
-    let out = cli.ok(&["alert", "list", "--source", "poll:tickets", "-n", "1000", "--json"]);
+    let out = cli.ok(&[
+        "alert",
+        "list",
+        "--source",
+        "poll:tickets",
+        "-n",
+        "1000",
+        "--json",
+    ]);
     out.lines()
         .map(|l| {
             let a: Value = serde_json::from_str(l).unwrap();
@@ -75,7 +97,10 @@ fn polled_numbers(cli: &Cli) -> Vec<String> {
 /// The poller as `osprey intake poll list --json` shows it.
 fn poller(cli: &Cli) -> Value {
     let out = cli.ok(&["intake", "poll", "list", "--json"]);
-    let line = out.lines().next().unwrap_or_else(|| panic!("no poller listed: {out}"));
+    let line = out
+        .lines()
+        .next()
+        .unwrap_or_else(|| panic!("no poller listed: {out}"));
     serde_json::from_str(line).unwrap()
 }
 
@@ -102,21 +127,40 @@ async fn tickets_become_alerts_once_across_a_restart_and_a_failing_instance_back
     cli.ok(&["plugin", "grant", "servicenow", "--requested"]);
     cli.ok(&["plugin", "grant", "servicenow", "--http", &fake.origin()]);
     cli.ok(&["plugin", "config", "servicenow", &format!("username={USER}")]);
-    cli.ok(&["plugin", "config", "servicenow", &format!("instance_url={}", fake.origin())]);
+    cli.ok(&[
+        "plugin",
+        "config",
+        "servicenow",
+        &format!("instance_url={}", fake.origin()),
+    ]);
     let out = cli.run_with_stdin(&["secret", "set", "servicenow", "password"], PASSWORD);
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     // What `add` refuses, and why.
     let add = |every: &str, action: &str, name: &str| {
         cli.fails(&[
-            "intake", "poll", "add", name, "--plugin", "servicenow", "--action", action, "--every", every,
+            "intake",
+            "poll",
+            "add",
+            name,
+            "--plugin",
+            "servicenow",
+            "--action",
+            action,
+            "--every",
+            every,
         ])
     };
-    assert!(add("500ms", "list-incidents", "tickets").contains("below the floor of 1s (intake.poll_min_every)"));
+    assert!(
+        add("500ms", "list-incidents", "tickets").contains("below the floor of 1s (intake.poll_min_every)")
+    );
     assert!(add("2days", "list-incidents", "tickets").contains("above the most"));
     assert!(add("1s", "list-incidents", "Tickets").contains("poller name 'Tickets'"));
     let e = add("1s", "list-tickets", "tickets");
-    assert!(e.contains("has no action 'list-tickets'") && e.contains("list-incidents"), "{e}");
+    assert!(
+        e.contains("has no action 'list-tickets'") && e.contains("list-incidents"),
+        "{e}"
+    );
     let e = cli.fails(&[
         "intake", "poll", "add", "x", "--plugin", "nope", "--action", "a", "--every", "1m",
     ]);
@@ -124,10 +168,23 @@ async fn tickets_become_alerts_once_across_a_restart_and_a_failing_instance_back
 
     // Two per poll, so the tickets take several polls and the restart falls among them.
     let out = cli.ok(&[
-        "intake", "poll", "add", "tickets", "--plugin", "servicenow", "--action", "list-incidents",
-        "--every", "1s", "--input", r#"{"limit": 2}"#,
+        "intake",
+        "poll",
+        "add",
+        "tickets",
+        "--plugin",
+        "servicenow",
+        "--action",
+        "list-incidents",
+        "--every",
+        "1s",
+        "--input",
+        r#"{"limit": 2}"#,
     ]);
-    assert!(out.contains("poller tickets polls servicenow.list-incidents every 1s"), "{out}");
+    assert!(
+        out.contains("poller tickets polls servicenow.list-incidents every 1s"),
+        "{out}"
+    );
     assert!(cli.ok(&["intake", "poll", "list"]).contains("last run never"));
 
     let mut opened = BTreeSet::new();
@@ -145,7 +202,11 @@ async fn tickets_become_alerts_once_across_a_restart_and_a_failing_instance_back
     wait_for_alerts(&cli, 4).await;
     assert!(server.terminate().success());
     let before = polled_numbers(&cli).len();
-    assert!(before < opened.len(), "the restart falls in the middle ({before} of {})", opened.len());
+    assert!(
+        before < opened.len(),
+        "the restart falls in the middle ({before} of {})",
+        opened.len()
+    );
     for i in 9..11 {
         opened.insert(open_ticket(&fake, &format!("user report {i}")).await);
     }
@@ -153,12 +214,22 @@ async fn tickets_become_alerts_once_across_a_restart_and_a_failing_instance_back
     wait_for_alerts(&cli, opened.len()).await;
     // Two more polls that find nothing new, then: each ticket exactly once.
     let polls = poller(&cli)["polls"].as_i64().unwrap();
-    eventually(30, "two more polls", async || (poller(&cli)["polls"].as_i64().unwrap() >= polls + 2).then_some(())).await;
+    eventually(30, "two more polls", async || {
+        (poller(&cli)["polls"].as_i64().unwrap() >= polls + 2).then_some(())
+    })
+    .await;
     let mut got = polled_numbers(&cli);
     got.sort();
-    assert_eq!(got, opened.iter().cloned().collect::<Vec<_>>(), "every ticket exactly once");
+    assert_eq!(
+        got,
+        opened.iter().cloned().collect::<Vec<_>>(),
+        "every ticket exactly once"
+    );
     let p = poller(&cli);
-    assert_eq!((p["items"].as_i64(), p["bad_items"].as_i64()), (Some(opened.len() as i64), Some(0)));
+    assert_eq!(
+        (p["items"].as_i64(), p["bad_items"].as_i64()),
+        (Some(opened.len() as i64), Some(0))
+    );
 
     // The instance fails: the poller backs off (twice the interval, then four times) and says why.
     fake.broken(true);
@@ -168,11 +239,17 @@ async fn tickets_become_alerts_once_across_a_restart_and_a_failing_instance_back
     })
     .await;
     let error = p["last_error"].as_str().unwrap();
-    assert!(error.contains("servicenow.list-incidents: unavailable") && error.contains("HTTP 500"), "{error}");
+    assert!(
+        error.contains("servicenow.list-incidents: unavailable") && error.contains("HTTP 500"),
+        "{error}"
+    );
     let wait = p["next_due"].as_i64().unwrap() - p["last_run_at"].as_i64().unwrap();
     assert!(wait >= 3900, "backed off {wait} ms after two failures");
     let shown = cli.ok(&["intake", "poll", "list"]);
-    assert!(shown.contains("failing (") && shown.contains("Internal Server Error"), "{shown}");
+    assert!(
+        shown.contains("failing (") && shown.contains("Internal Server Error"),
+        "{shown}"
+    );
     let metrics = http_client()
         .get(format!("http://{}/metrics", server.addr))
         .send()
@@ -213,5 +290,8 @@ async fn tickets_become_alerts_once_across_a_restart_and_a_failing_instance_back
     // Removed, it polls no more.
     cli.ok(&["intake", "poll", "remove", "tickets"]);
     assert_eq!(cli.ok(&["intake", "poll", "list"]).trim(), "no pollers");
-    assert!(cli.fails(&["intake", "poll", "remove", "tickets"]).contains("no poller named 'tickets'"));
+    assert!(
+        cli.fails(&["intake", "poll", "remove", "tickets"])
+            .contains("no poller named 'tickets'")
+    );
 }

@@ -80,7 +80,12 @@ pub async fn run(cmd: IntakeCommand, config: Config) -> anyhow::Result<i32> {
             poll.check(floor)?;
             let loaded = app.runtime.get(&poll.plugin)?;
             if !loaded.description.actions.iter().any(|a| a.name == poll.action) {
-                let actions: Vec<&str> = loaded.description.actions.iter().map(|a| a.name.as_str()).collect();
+                let actions: Vec<&str> = loaded
+                    .description
+                    .actions
+                    .iter()
+                    .map(|a| a.name.as_str())
+                    .collect();
                 bail!(
                     "plugin '{}' has no action '{}'; its actions are: {}",
                     poll.plugin,
@@ -107,10 +112,15 @@ pub async fn run(cmd: IntakeCommand, config: Config) -> anyhow::Result<i32> {
                 println!("no pollers");
             } else {
                 for p in &pollers {
-                    let every = humantime::format_duration(std::time::Duration::from_millis(p.every_ms as u64));
+                    let every =
+                        humantime::format_duration(std::time::Duration::from_millis(p.every_ms as u64));
                     let last = p.last_run_at.map_or("never".to_owned(), super::render::time);
                     let state = match &p.last_error {
-                        Some(e) => format!("failing ({} in a row, next try {}): {e}", p.failures, super::render::time(p.next_due)),
+                        Some(e) => format!(
+                            "failing ({} in a row, next try {}): {e}",
+                            p.failures,
+                            super::render::time(p.next_due)
+                        ),
                         None => "ok".to_owned(),
                     };
                     println!(

@@ -53,8 +53,14 @@ enum PollError {
     },
     #[error("{plugin}.{action} returned no `items` array; a polled action returns {{items: [...], cursor}}")]
     NoItems { plugin: String, action: String },
-    #[error("{plugin}.{action} returned more than {max} items (intake.max_alerts_per_request); ask for fewer in the poller's input (`limit`)")]
-    TooMany { plugin: String, action: String, max: usize },
+    #[error(
+        "{plugin}.{action} returned more than {max} items (intake.max_alerts_per_request); ask for fewer in the poller's input (`limit`)"
+    )]
+    TooMany {
+        plugin: String,
+        action: String,
+        max: usize,
+    },
     #[error("storing the poll's alerts failed: {0}")]
     Store(#[from] StoreError),
 }
@@ -130,7 +136,12 @@ impl Polling {
         tracing::warn!(poller = %poller.name, failures, error = %message, retry_in = ?wait, "poll failed");
         self.metrics.polled(&poller.name, false, 0, 0);
         self.store
-            .poll_failed(&poller.name, &self.node, &message, now_ms() + wait.as_millis() as i64)
+            .poll_failed(
+                &poller.name,
+                &self.node,
+                &message,
+                now_ms() + wait.as_millis() as i64,
+            )
             .await
     }
 
@@ -152,7 +163,14 @@ impl Polling {
             .await
             .map_err(|error| {
                 let retry_after = error.retry_after;
-                (PollError::Call { plugin: plugin.clone(), action: action.clone(), error }, retry_after)
+                (
+                    PollError::Call {
+                        plugin: plugin.clone(),
+                        action: action.clone(),
+                        error,
+                    },
+                    retry_after,
+                )
             })?;
         let Some(items) = outcome.output.get("items").filter(|v| v.is_array()) else {
             return Err((PollError::NoItems { plugin, action }, None));
@@ -242,7 +260,11 @@ mod tests {
         let read = read_items(&items, "poll:tickets", 10, 7).unwrap();
         let sources: Vec<&str> = read.alerts.iter().map(|a| a.alert.source.as_str()).collect();
         assert_eq!(sources, ["poll:tickets", "edr"]);
-        assert!(read.alerts.iter().all(|a| a.via == "poll:tickets" && a.received_at == 7));
+        assert!(
+            read.alerts
+                .iter()
+                .all(|a| a.via == "poll:tickets" && a.received_at == 7)
+        );
         assert_eq!(read.alerts[0].alert.data["number"], "INC0010001");
         assert_eq!(
             read.bad,

@@ -37,7 +37,11 @@ pub enum PollSpecError {
         humantime::format_duration(*every),
         humantime::format_duration(*floor)
     )]
-    TooOften { name: String, every: Duration, floor: Duration },
+    TooOften {
+        name: String,
+        every: Duration,
+        floor: Duration,
+    },
     #[error(
         "poller '{name}': every {} is above the most, {}",
         humantime::format_duration(*every),
@@ -99,13 +103,30 @@ mod tests {
         let floor = Duration::from_secs(10);
         assert!(poll(10).check(floor).is_ok());
         let e = poll(5).check(floor).unwrap_err().to_string();
-        assert_eq!(e, "poller 'tickets': every 5s is below the floor of 10s (intake.poll_min_every)");
-        assert!(matches!(poll(2 * 86400).check(floor), Err(PollSpecError::TooRare { .. })));
-        let bad = PollConfig { name: "Tickets".into(), ..poll(60) };
-        assert!(bad.check(floor).unwrap_err().to_string().contains("poller name 'Tickets'"));
+        assert_eq!(
+            e,
+            "poller 'tickets': every 5s is below the floor of 10s (intake.poll_min_every)"
+        );
+        assert!(matches!(
+            poll(2 * 86400).check(floor),
+            Err(PollSpecError::TooRare { .. })
+        ));
+        let bad = PollConfig {
+            name: "Tickets".into(),
+            ..poll(60)
+        };
+        assert!(
+            bad.check(floor)
+                .unwrap_err()
+                .to_string()
+                .contains("poller name 'Tickets'")
+        );
         let mut with_cursor = poll(60);
         with_cursor.input.insert("cursor".into(), Value::Null);
-        assert!(matches!(with_cursor.check(floor), Err(PollSpecError::CursorInInput(_))));
+        assert!(matches!(
+            with_cursor.check(floor),
+            Err(PollSpecError::CursorInInput(_))
+        ));
     }
 
     #[test]

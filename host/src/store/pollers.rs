@@ -94,7 +94,9 @@ impl Store {
     /// Every poller, by name.
     pub async fn pollers(&self) -> Result<Vec<Poller>> {
         let sql = format!("SELECT {COLUMNS} FROM pollers ORDER BY name");
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await?)
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     /// One poller.
@@ -251,40 +253,63 @@ mod tests {
         StoredAlert::new(id.into(), 1, "poll:p", alert)
     }
 
-    both_dialects!(one_node_claims_a_poller_and_its_cursor_comes_with_its_alerts, |store| {
-        store.put_poller(&spec("p")).await.unwrap();
-        let now = now_ms();
-        let a = store.claim_due_pollers("a", now, 60_000).await.unwrap();
-        let b = store.claim_due_pollers("b", now, 60_000).await.unwrap();
-        assert_eq!((a.len(), b.len()), (1, 0), "one node has it");
-        store
-            .poll_done(PollDone {
-                name: "p".into(),
-                node: "a".into(),
-                cursor: Some(serde_json::json!("c1")),
-                next_due: now + 10_000,
-                alerts: vec![alert("a1"), alert("a2")],
-                bad_items: 1,
-                last_bad: Some("item 2: bad".into()),
-            })
-            .await
-            .unwrap();
-        let p = store.poller("p").await.unwrap().unwrap();
-        assert_eq!(p.cursor_value(), Some(serde_json::json!("c1")));
-        assert_eq!((p.items, p.bad_items, p.polls, p.failures), (2, 1, 1, 0));
-        assert_eq!(store.alerts(Some("poll:p"), 10).await.unwrap().len(), 2);
-        assert!(store.claim_due_pollers("b", now, 60_000).await.unwrap().is_empty(), "not due");
-        let later = now + 10_000;
-        assert_eq!(store.claim_due_pollers("b", later, 60_000).await.unwrap().len(), 1);
-        store.poll_failed("p", "b", "boom", later + 20_000).await.unwrap();
-        let p = store.poller("p").await.unwrap().unwrap();
-        assert_eq!((p.failures, p.last_error.as_deref()), (1, Some("boom")));
-        assert_eq!(p.cursor_value(), Some(serde_json::json!("c1")), "a failure keeps the cursor");
-        // Changing the definition keeps the state; removing forgets it.
-        store.put_poller(&PollerSpec { every_ms: 60_000, ..spec("p") }).await.unwrap();
-        let p = store.poller("p").await.unwrap().unwrap();
-        assert_eq!((p.every_ms, p.failures), (60_000, 1));
-        assert!(store.remove_poller("p").await.unwrap());
-        assert!(!store.remove_poller("p").await.unwrap());
-    });
+    both_dialects!(
+        one_node_claims_a_poller_and_its_cursor_comes_with_its_alerts,
+        |store| {
+            store.put_poller(&spec("p")).await.unwrap();
+            let now = now_ms();
+            let a = store.claim_due_pollers("a", now, 60_000).await.unwrap();
+            let b = store.claim_due_pollers("b", now, 60_000).await.unwrap();
+            assert_eq!((a.len(), b.len()), (1, 0), "one node has it");
+            store
+                .poll_done(PollDone {
+                    name: "p".into(),
+                    node: "a".into(),
+                    cursor: Some(serde_json::json!("c1")),
+                    next_due: now + 10_000,
+                    alerts: vec![alert("a1"), alert("a2")],
+                    bad_items: 1,
+                    last_bad: Some("item 2: bad".into()),
+                })
+                .await
+                .unwrap();
+            let p = store.poller("p").await.unwrap().unwrap();
+            assert_eq!(p.cursor_value(), Some(serde_json::json!("c1")));
+            assert_eq!((p.items, p.bad_items, p.polls, p.failures), (2, 1, 1, 0));
+            assert_eq!(store.alerts(Some("poll:p"), 10).await.unwrap().len(), 2);
+            assert!(
+                store
+                    .claim_due_pollers("b", now, 60_000)
+                    .await
+                    .unwrap()
+                    .is_empty(),
+                "not due"
+            );
+            let later = now + 10_000;
+            assert_eq!(
+                store.claim_due_pollers("b", later, 60_000).await.unwrap().len(),
+                1
+            );
+            store.poll_failed("p", "b", "boom", later + 20_000).await.unwrap();
+            let p = store.poller("p").await.unwrap().unwrap();
+            assert_eq!((p.failures, p.last_error.as_deref()), (1, Some("boom")));
+            assert_eq!(
+                p.cursor_value(),
+                Some(serde_json::json!("c1")),
+                "a failure keeps the cursor"
+            );
+            // Changing the definition keeps the state; removing forgets it.
+            store
+                .put_poller(&PollerSpec {
+                    every_ms: 60_000,
+                    ..spec("p")
+                })
+                .await
+                .unwrap();
+            let p = store.poller("p").await.unwrap().unwrap();
+            assert_eq!((p.every_ms, p.failures), (60_000, 1));
+            assert!(store.remove_poller("p").await.unwrap());
+            assert!(!store.remove_poller("p").await.unwrap());
+        }
+    );
 }
