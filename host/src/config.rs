@@ -372,6 +372,20 @@ mod tests {
     }
 
     #[test]
+    fn pollers_in_the_file_are_checked_against_the_floor() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("osprey.toml");
+        let poll = "[[intake.poll]]\nname = \"tickets\"\nplugin = \"servicenow\"\naction = \"list-incidents\"\nevery = \"5s\"\ninput = { limit = 50 }\n";
+        std::fs::write(&path, poll).unwrap();
+        let e = Config::from_file(&path).unwrap_err().to_string();
+        assert!(e.contains("every 5s is below the floor of 10s"), "{e}");
+        std::fs::write(&path, format!("[intake]\npoll_min_every = \"5s\"\n{poll}")).unwrap();
+        let c = Config::from_file(&path).unwrap();
+        assert_eq!(c.intake.poll.len(), 1);
+        assert_eq!(c.intake.poll[0].input["limit"], 50);
+    }
+
+    #[test]
     fn web_section() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("osprey.toml");
