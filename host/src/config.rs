@@ -142,6 +142,11 @@ pub struct IntakeConfig {
     pub syslog_udp: Option<SocketAddr>,
     /// Listen for syslog on TCP at this address (one message per line); off if unset.
     pub syslog_tcp: Option<SocketAddr>,
+    /// The shortest interval a poller may have (`[[intake.poll]]`, `osprey intake poll add`).
+    #[serde(with = "crate::duration::text")]
+    pub poll_min_every: Duration,
+    /// Pollers: plugin actions asked on a schedule for new items, each item an alert.
+    pub poll: Vec<crate::poll::spec::PollConfig>,
 }
 
 impl Default for IntakeConfig {
@@ -152,6 +157,8 @@ impl Default for IntakeConfig {
             max_in_flight: 64,
             syslog_udp: None,
             syslog_tcp: None,
+            poll_min_every: Duration::from_secs(10),
+            poll: Vec::new(),
         }
     }
 }
@@ -266,6 +273,14 @@ impl Config {
             .and_then(|()| config.mail.validate().map_err(|e| e.to_string()))
             .and_then(|()| config.runs.validate().map_err(|e| e.to_string()))
             .and_then(|()| config.run_limits().map(|_| ()).map_err(|e| e.to_string()))
+            .and_then(|()| {
+                config
+                    .intake
+                    .poll
+                    .iter()
+                    .try_for_each(|p| p.check(config.intake.poll_min_every))
+                    .map_err(|e| e.to_string())
+            })
             .map_err(|message| ConfigError::Parse {
                 path: path.to_owned(),
                 message,
@@ -354,6 +369,20 @@ mod tests {
         assert_eq!(c.limits.memory_mib, 64);
         assert_eq!(c.web.session_ttl, Duration::from_secs(12 * 3600));
         assert!(!c.web.secure_cookies);
+    }
+
+    #[test]
+    fn pollers_in_the_file_are_checked_against_the_floor() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("osprey.toml");
+        let poll = "[[intake.poll]]\nname = \"tickets\"\nplugin = \"servicenow\"\naction = \"list-incidents\"\nevery = \"5s\"\ninput = { limit = 50 }\n";
+        std::fs::write(&path, poll).unwrap();
+        let e = Config::from_file(&path).unwrap_err().to_string();
+        assert!(e.contains("every 5s is below the floor of 10s"), "{e}");
+        std::fs::write(&path, format!("[intake]\npoll_min_every = \"5s\"\n{poll}")).unwrap();
+        let c = Config::from_file(&path).unwrap();
+        assert_eq!(c.intake.poll.len(), 1);
+        assert_eq!(c.intake.poll[0].input["limit"], 50);
     }
 
     #[test]

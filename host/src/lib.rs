@@ -61,6 +61,7 @@ pub mod oci;
 pub mod pack;
 pub mod playbook;
 pub mod plugin;
+pub mod poll;
 pub mod preprocess;
 pub mod rbac;
 pub mod runs;

@@ -168,6 +168,17 @@ impl Webhook {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PollLabels {
+    poller: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PollerLabels {
+    poller: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TimerLabels {
     timer: String,
 }
@@ -185,6 +196,8 @@ pub struct Snapshot {
     pub queue_depth: i64,
     /// Questions to people not answered yet.
     pub questions_open: i64,
+    /// Each poller's name and seconds since its last successful poll (those that had one).
+    pub poll_lag: Vec<(String, i64)>,
 }
 
 /// The process's metrics. Cheap to count into from any thread.
@@ -203,6 +216,9 @@ pub struct Metrics {
     mail_retried: Counter,
     mail_failed: Counter,
     questions_open: Gauge,
+    polls: Family<PollLabels, Counter>,
+    poll_items: Family<PollLabels, Counter>,
+    poll_lag: Family<PollerLabels, Gauge>,
     /// The values each outside-defined label has taken, by label name.
     seen: Mutex<HashMap<&'static str, HashSet<String>>>,
 }
@@ -237,6 +253,9 @@ impl Metrics {
             mail_retried: Counter::default(),
             mail_failed: Counter::default(),
             questions_open: Gauge::default(),
+            polls: Family::default(),
+            poll_items: Family::default(),
+            poll_lag: Family::default(),
             seen: Mutex::default(),
         };
         let mut registry = Registry::default();
@@ -305,6 +324,21 @@ impl Metrics {
             "osprey_questions_open",
             "Questions to people not answered yet",
             m.questions_open.clone(),
+        );
+        registry.register(
+            "osprey_polls",
+            "Polls of pollers (`osprey intake poll`), by poller and outcome (ok, failed)",
+            m.polls.clone(),
+        );
+        registry.register(
+            "osprey_poll_items",
+            "Items polled, by poller and outcome (accepted: committed as alerts; bad: not an alert)",
+            m.poll_items.clone(),
+        );
+        registry.register(
+            "osprey_poll_lag_seconds",
+            "Seconds since each poller's last successful poll",
+            m.poll_lag.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -390,6 +424,25 @@ impl Metrics {
         self.sla_breaches.get_or_create(&TimerLabels { timer }).inc();
     }
 
+    /// A poll of `poller` ended (`ok`, with `accepted` alerts committed and `bad` items
+    /// refused, or failed).
+    pub fn polled(&self, poller: &str, ok: bool, accepted: u64, bad: u64) {
+        let poller = self.bounded("poller", poller);
+        let labels = |outcome| PollLabels {
+            poller: poller.clone(),
+            outcome,
+        };
+        self.polls
+            .get_or_create(&labels(if ok { "ok" } else { "failed" }))
+            .inc();
+        if ok {
+            self.poll_items
+                .get_or_create(&labels("accepted"))
+                .inc_by(accepted);
+            self.poll_items.get_or_create(&labels("bad")).inc_by(bad);
+        }
+    }
+
     /// A mail was delivered.
     pub fn mail_sent(&self) {
         self.mail_sent.inc();
@@ -421,6 +474,10 @@ impl Metrics {
         }
         self.run_queue_depth.set(snapshot.queue_depth);
         self.questions_open.set(snapshot.questions_open);
+        for (poller, lag) in &snapshot.poll_lag {
+            let poller = self.bounded("poller", poller);
+            self.poll_lag.get_or_create(&PollerLabels { poller }).set(*lag);
+        }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String does not fail");
@@ -433,6 +490,15 @@ impl Metrics {
             runs: store.run_counts().await?,
             queue_depth: store.queue_depth().await?,
             questions_open: store.count_open_questions().await?,
+            poll_lag: {
+                let now = crate::store::now_ms();
+                store
+                    .pollers()
+                    .await?
+                    .into_iter()
+                    .filter_map(|p| Some((p.name, (now - p.last_ok_at?).max(0) / 1000)))
+                    .collect()
+            },
         };
         Ok(self.encode(&snapshot))
     }
@@ -494,6 +560,7 @@ mod tests {
             runs: vec![(RunStatus::Completed, 7), (RunStatus::Queued, 2)],
             queue_depth: 2,
             questions_open: 3,
+            poll_lag: Vec::new(),
         });
         for line in [
             r#"osprey_runs{status="completed"} 7"#,

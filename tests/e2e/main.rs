@@ -38,6 +38,7 @@ mod plugin_new;
 mod plugin_upgrade;
 mod plugin_versions;
 mod plugin_webhooks;
+mod polling;
 mod preprocess;
 mod rbac;
 mod schemathesis;

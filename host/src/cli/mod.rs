@@ -6,6 +6,7 @@ mod alert;
 mod audit;
 mod incident;
 mod indicator;
+mod intake;
 mod list;
 mod mail;
 mod pack;
@@ -101,6 +102,9 @@ pub enum Command {
     /// Look at the alerts received.
     #[command(subcommand)]
     Alert(alert::AlertCommand),
+    /// Pollers: plugin actions asked on a schedule for new items, each item an alert.
+    #[command(subcommand)]
+    Intake(intake::IntakeCommand),
     /// Verify, export, show and checkpoint the keyed, hash-chained audit log of every change.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -150,6 +154,7 @@ impl Cli {
             Command::Playbook(cmd) => playbook::run(cmd, config).await,
             Command::Run(cmd) => run::run(cmd, config).await,
             Command::Alert(cmd) => alert::run(cmd, config).await,
+            Command::Intake(cmd) => intake::run(cmd, config).await,
             Command::Rules(cmd) => rules::run(cmd, config).await,
             Command::Incident(cmd) => incident::run(cmd, config).await,
             Command::Task(cmd) => task::run(cmd, config).await,

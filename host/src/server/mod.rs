@@ -90,6 +90,8 @@ pub async fn run(
     let list_expiry = edl::spawn_expiry(&app);
     let preprocessing = tokio::spawn(preprocess_alerts(app.clone()));
     let sla = tokio::spawn(watch_sla(app.clone()));
+    let polling = polling(&app).await;
+    let poller = tokio::spawn(crate::poll::run(polling.clone()));
     let mail = crate::mail::sender::spawn_sender(app.mail_sender(), app.mail_queued.clone());
     app.humans.listening_at(listener.local_addr()?);
     let questions = tokio::spawn(crate::humans::watch(app.humans.clone(), app.store.clone()));
@@ -150,6 +152,10 @@ pub async fn run(
     list_expiry.abort();
     preprocessing.abort();
     sla.abort();
+    poller.abort();
+    if let Err(e) = polling.release().await {
+        tracing::warn!(error = %e, "giving back poller claims failed; they lapse with their lease");
+    }
     mail.abort();
     questions.abort();
     for t in syslog {
@@ -183,6 +189,22 @@ async fn preprocess_alerts(app: Arc<App>) {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
+}
+
+/// The polling intake, with the pollers of `[[intake.poll]]` put into the store.
+async fn polling(app: &Arc<App>) -> crate::poll::Polling {
+    let polling = crate::poll::Polling {
+        store: app.store.clone(),
+        runtime: app.runtime.clone(),
+        metrics: app.metrics.clone(),
+        alerts_stored: app.alerts_stored.clone(),
+        max_items: app.config.intake.max_alerts_per_request,
+        node: crate::poll::Polling::node_name(),
+    };
+    if let Err(e) = polling.sync_config(&app.config.intake.poll).await {
+        tracing::error!(error = %e, "storing the configured pollers failed");
+    }
+    polling
 }
 
 /// Look for SLA breaches every second.

@@ -30,6 +30,8 @@ pub(super) const ROWS_PER_STATEMENT: usize = 500;
 #[derive(Debug, Clone)]
 pub(super) enum Write {
     InsertAlerts(Vec<StoredAlert>),
+    /// A poll's alerts and its poller's new cursor and state, committed together.
+    PollDone(Box<super::pollers::PollDone>),
     CreateRun(NewRun),
     AppendStep {
         run_id: String,
@@ -69,7 +71,7 @@ impl Write {
     /// The run this write touches, if any (writes to one run keep their order).
     fn run_id(&self) -> Option<&str> {
         Some(match self {
-            Write::InsertAlerts(_) => return None,
+            Write::InsertAlerts(_) | Write::PollDone(_) => return None,
             Write::CreateRun(run) => &run.id,
             Write::AppendStep { run_id, .. }
             | Write::FinishRun { run_id, .. }
@@ -129,6 +131,10 @@ async fn execute_round(
             Write::InsertAlerts(a) => {
                 results[i] = Some(Ok(a.len() as u64));
                 alerts.extend(a);
+            }
+            Write::PollDone(done) => {
+                results[i] = Some(Ok(super::pollers::record_done(conn, &done).await?));
+                alerts.extend(done.alerts);
             }
             Write::CreateRun(run) => creates.push((i, run)),
             Write::AppendStep { run_id, step } => steps.push((i, run_id, step)),
@@ -344,6 +350,7 @@ async fn execute_single(conn: &mut AnyConnection, write: &Write) -> Result<u64> 
                 .await?
         }
         Write::InsertAlerts(_)
+        | Write::PollDone(_)
         | Write::CreateRun(_)
         | Write::AppendStep { .. }
         | Write::FinishRun { .. }

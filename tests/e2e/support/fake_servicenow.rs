@@ -35,6 +35,8 @@ struct Shared {
     token: String,
     table: Arc<Mutex<Table>>,
     rate_limited: Arc<AtomicBool>,
+    /// Answer 500, as an instance does when a business rule or the node fails.
+    broken: Arc<AtomicBool>,
     /// How the last authorized request authenticated: "basic" or "bearer".
     last_auth: Arc<Mutex<String>>,
     last_query: Arc<Mutex<HashMap<String, String>>>,
@@ -58,6 +60,7 @@ impl FakeServicenow {
                 ..Table::default()
             })),
             rate_limited: Arc::default(),
+            broken: Arc::default(),
             last_auth: Arc::default(),
             last_query: Arc::default(),
         };
@@ -98,6 +101,11 @@ impl FakeServicenow {
 
     pub fn rate_limited(&self, on: bool) {
         self.shared.rate_limited.store(on, Ordering::SeqCst);
+    }
+
+    /// Answer every authorized request with a 500 while `on`.
+    pub fn broken(&self, on: bool) {
+        self.shared.broken.store(on, Ordering::SeqCst);
     }
 
     pub fn last_auth(&self) -> String {
@@ -151,6 +159,13 @@ fn gate(s: &Shared, headers: &HeaderMap, query: &HashMap<String, String>) -> Opt
         );
         r.headers_mut().insert("retry-after", "9".parse().unwrap());
         return Some(r);
+    }
+    if s.broken.load(Ordering::SeqCst) {
+        return Some(failure(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error",
+            "An error occurred while processing the request",
+        ));
     }
     None
 }

@@ -52,6 +52,10 @@ pub(super) async fn list(user: WebUser, State(app): State<Arc<App>>) -> Response
         return r;
     }
     let plugins: Vec<Summary> = app.runtime.list().iter().map(|p| summary(p)).collect();
+    let pollers = match app.store.pollers().await {
+        Ok(p) => p,
+        Err(e) => return failed(&user, e),
+    };
     page(
         &user,
         StatusCode::OK,
@@ -59,6 +63,7 @@ pub(super) async fn list(user: WebUser, State(app): State<Arc<App>>) -> Response
         "Plugins",
         serde_json::json!({
             "plugins": plugins,
+            "pollers": pollers,
             "can_install": may(&user, Permission::PluginsWrite),
         }),
     )
