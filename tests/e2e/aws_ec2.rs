@@ -99,8 +99,14 @@ async fn aws_ec2_end_to_end() {
     assert_eq!(instances[0]["state"], "pending");
     assert_eq!(instances[0]["instance_type"], "t3.micro");
     assert_eq!(instances[0]["subnet_id"], "subnet-0bb1c79de3example");
-    assert_eq!(instances[0]["tags"], json!({"Name": "forensics", "Case": "INC0010001"}));
-    assert!(instances[0]["launch_time"].as_str().unwrap().ends_with('Z'), "{run}");
+    assert_eq!(
+        instances[0]["tags"],
+        json!({"Name": "forensics", "Case": "INC0010001"})
+    );
+    assert!(
+        instances[0]["launch_time"].as_str().unwrap().ends_with('Z'),
+        "{run}"
+    );
     assert_eq!(fake.launched(), 1);
     assert_eq!(
         fake.instance(&id).unwrap().tags,
@@ -110,9 +116,18 @@ async fn aws_ec2_end_to_end() {
     // Describe it by id (it runs now), and find it by a tag filter.
     let described = ok(&cli, "describe-instances", json!({"instance_ids": [id]}), p);
     let one = &described["instances"][0];
-    assert_eq!((one["instance_id"].as_str(), one["state"].as_str()), (Some(id.as_str()), Some("running")));
-    assert!(one["private_ip"].as_str().unwrap().starts_with("10.0.1."), "{one}");
-    assert!(one["public_ip"].as_str().unwrap().starts_with("203.0.113."), "{one}");
+    assert_eq!(
+        (one["instance_id"].as_str(), one["state"].as_str()),
+        (Some(id.as_str()), Some("running"))
+    );
+    assert!(
+        one["private_ip"].as_str().unwrap().starts_with("10.0.1."),
+        "{one}"
+    );
+    assert!(
+        one["public_ip"].as_str().unwrap().starts_with("203.0.113."),
+        "{one}"
+    );
     assert_eq!(described["next_token"], Value::Null);
     let found = ok(
         &cli,
@@ -139,7 +154,11 @@ async fn aws_ec2_end_to_end() {
     assert_eq!(tagged["resource_ids"], json!([id]));
     assert_eq!(
         fake.instance(&id).unwrap().tags,
-        tags(&[("Case", "INC0010001"), ("Name", "forensics"), ("quarantine", "yes & isolated")])
+        tags(&[
+            ("Case", "INC0010001"),
+            ("Name", "forensics"),
+            ("quarantine", "yes & isolated")
+        ])
     );
 
     // Unknown and malformed ids, in EC2's words.
@@ -157,16 +176,33 @@ async fn aws_ec2_end_to_end() {
             .contains("InvalidInstanceID.NotFound: The instance ID 'i-0123456789abcdef0' does not exist"),
         "{e}"
     );
-    let (_, e) = call(&cli, "terminate-instances", json!({"instance_ids": ["nonsense"]}), p);
+    let (_, e) = call(
+        &cli,
+        "terminate-instances",
+        json!({"instance_ids": ["nonsense"]}),
+        p,
+    );
     assert_eq!(e["kind"], "invalid-input", "{e}");
-    assert!(e["message"].as_str().unwrap().contains("InvalidInstanceID.Malformed"), "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("InvalidInstanceID.Malformed"),
+        "{e}"
+    );
 
     // Throttled: rate-limited, worth a retry.
     fake.throttle(true);
     let (_, e) = call(&cli, "describe-instances", json!({"instance_ids": [id]}), p);
     assert_eq!(e["kind"], "rate-limited", "{e}");
     assert_eq!(e["retryable"], true, "{e}");
-    assert!(e["message"].as_str().unwrap().contains("HTTP 503 RequestLimitExceeded"), "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP 503 RequestLimitExceeded"),
+        "{e}"
+    );
     fake.throttle(false);
 
     // Terminate: running → shutting-down, and terminated by the next look.
@@ -220,6 +256,9 @@ async fn aws_ec2_end_to_end() {
     assert!(message.contains("osprey secret set aws-ec2"), "{e}");
 
     for secret in [SECRET_ACCESS_KEY, WRONG_SECRET, SESSION_TOKEN] {
-        assert!(!printed.contains(secret), "a secret leaked into what Osprey printed");
+        assert!(
+            !printed.contains(secret),
+            "a secret leaked into what Osprey printed"
+        );
     }
 }

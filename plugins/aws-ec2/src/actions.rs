@@ -74,7 +74,9 @@ fn check_tags(tags: &BTreeMap<String, String>) -> Result<()> {
 
 fn check_ids(what: &str, ids: &[String], required: bool) -> Result<()> {
     if required && ids.is_empty() {
-        return Err(Error::invalid_input(format!("'{what}' is empty: name at least one")));
+        return Err(Error::invalid_input(format!(
+            "'{what}' is empty: name at least one"
+        )));
     }
     if ids.len() > MAX_IDS {
         return Err(Error::invalid_input(format!(
@@ -209,11 +211,13 @@ pub(crate) fn tag_query(input: &TagInput) -> Result<Query> {
 }
 
 pub(crate) fn create_tags(_ctx: &Context, input: TagInput) -> Result<TagOutput> {
-    call(&tag_query(&input)?, |root| match text(root, "return").as_deref() {
-        Some("true") => Ok(()),
-        other => Err(Error::upstream(format!(
-            "EC2 answered CreateTags with return {other:?}, not true"
-        ))),
+    call(&tag_query(&input)?, |root| {
+        match text(root, "return").as_deref() {
+            Some("true") => Ok(()),
+            other => Err(Error::upstream(format!(
+                "EC2 answered CreateTags with return {other:?}, not true"
+            ))),
+        }
     })?;
     Ok(TagOutput {
         resource_ids: input.resource_ids,
@@ -243,10 +247,7 @@ struct StateChange {
     current_state: Option<String>,
 }
 
-pub(crate) fn terminate_instances(
-    _ctx: &Context,
-    input: TerminateInput,
-) -> Result<TerminateOutput> {
+pub(crate) fn terminate_instances(_ctx: &Context, input: TerminateInput) -> Result<TerminateOutput> {
     check_ids("instance_ids", &input.instance_ids, true)?;
     let mut q = Query::new("TerminateInstances");
     q.list("InstanceId", &input.instance_ids);
@@ -285,8 +286,10 @@ mod tests {
     #[test]
     fn run_instances_names_the_ami_type_count_subnet_token_and_tags() {
         let q = run_query(
-            &run(json!({"image_id": "ami-1", "instance_type": "t3.micro", "subnet_id": "subnet-9",
-                         "tags": {"Name": "forensics", "Case": "INC0010001"}, "count": 2})),
+            &run(
+                json!({"image_id": "ami-1", "instance_type": "t3.micro", "subnet_id": "subnet-9",
+                         "tags": {"Name": "forensics", "Case": "INC0010001"}, "count": 2}),
+            ),
             "run-1:1",
         )
         .unwrap();
@@ -298,8 +301,16 @@ mod tests {
              &TagSpecification.1.Tag.1.Key=Case&TagSpecification.1.Tag.1.Value=INC0010001\
              &TagSpecification.1.Tag.2.Key=Name&TagSpecification.1.Tag.2.Value=forensics"
         );
-        let q = run_query(&run(json!({"image_id": "ami-1", "instance_type": "t3.micro"})), "k").unwrap();
-        assert!(q.body().contains("&MinCount=1&MaxCount=1&ClientToken=k"), "{}", q.body());
+        let q = run_query(
+            &run(json!({"image_id": "ami-1", "instance_type": "t3.micro"})),
+            "k",
+        )
+        .unwrap();
+        assert!(
+            q.body().contains("&MinCount=1&MaxCount=1&ClientToken=k"),
+            "{}",
+            q.body()
+        );
         assert!(!q.body().contains("TagSpecification") && !q.body().contains("SubnetId"));
         for count in [0, 11] {
             let e = run_query(

@@ -132,9 +132,7 @@ pub(crate) fn failure(status: u16, url: &str, body: &str) -> Error {
     let said = format!("{url} answered HTTP {status} {}: {message}{request}", f.code);
     let kind = kind_of(&f.code, status);
     let hint = match (kind, f.code.as_str()) {
-        (_, "UnauthorizedOperation") => {
-            "; the IAM policy of these credentials does not allow this action"
-        }
+        (_, "UnauthorizedOperation") => "; the IAM policy of these credentials does not allow this action",
         (_, "RequestExpired") => "; the request's time was off by more than 5 minutes: check the clock",
         (ErrorKind::Denied, _) => {
             "; check the keys (`osprey secret set aws-ec2 access-key-id`, `secret-access-key`, and \
@@ -178,7 +176,8 @@ mod tests {
             let e = failure(status, "https://ec2.us-east-1.amazonaws.com/", &error_body(code));
             assert_eq!(e.kind, kind, "{code}");
             assert!(
-                e.message.contains(&format!("HTTP {status} {code}: said & done (request ea966190")),
+                e.message
+                    .contains(&format!("HTTP {status} {code}: said & done (request ea966190")),
                 "{}",
                 e.message
             );
@@ -186,7 +185,11 @@ mod tests {
         let e = failure(503, "u", &error_body("RequestLimitExceeded"));
         assert!(e.retryable);
         let e = failure(403, "u", &error_body("SignatureDoesNotMatch"));
-        assert!(e.message.contains("secret-access-key") && !e.retryable, "{}", e.message);
+        assert!(
+            e.message.contains("secret-access-key") && !e.retryable,
+            "{}",
+            e.message
+        );
         let e = failure(403, "u", &error_body("UnauthorizedOperation"));
         assert!(e.message.contains("IAM policy"), "{}", e.message);
     }
@@ -195,7 +198,11 @@ mod tests {
     fn an_answer_that_is_not_ec2s_xml_says_what_came() {
         let e = failure(502, "u", "<html>Bad Gateway</html>");
         assert_eq!(e.kind, ErrorKind::Unavailable);
-        assert!(e.message.contains("HTTP 502: <html>Bad Gateway</html>"), "{}", e.message);
+        assert!(
+            e.message.contains("HTTP 502: <html>Bad Gateway</html>"),
+            "{}",
+            e.message
+        );
         let ok = |body: &str| http::Response {
             url: "u".into(),
             status: 200,

@@ -13,7 +13,9 @@ pub(crate) fn region(setting: Option<String>) -> Result<String> {
     let region = setting.unwrap_or_default().trim().to_owned();
     let valid = !region.is_empty()
         && region.len() <= 32
-        && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if !valid {
         return Err(Error::invalid_input(format!(
             "setting 'region' ('{region}') must be an AWS region such as eu-west-1: set it with \
@@ -82,7 +84,12 @@ mod tests {
     #[test]
     fn the_region_is_required_and_checked() {
         assert_eq!(region(Some(" eu-west-1 ".into())).unwrap(), "eu-west-1");
-        for bad in [None, Some(String::new()), Some("EU West".into()), Some("eu-west-1/x".into())] {
+        for bad in [
+            None,
+            Some(String::new()),
+            Some("EU West".into()),
+            Some("eu-west-1/x".into()),
+        ] {
             let e = region(bad.clone()).unwrap_err();
             assert_eq!(e.kind, ErrorKind::InvalidInput, "{bad:?}");
             assert!(e.message.contains("region=eu-west-1"), "{}", e.message);

@@ -88,7 +88,10 @@ mod tests {
         let mut q = Query::new("CreateTags");
         q.tags(
             "Tag",
-            &BTreeMap::from([("b".to_owned(), "2".to_owned()), ("a".to_owned(), "1&".to_owned())]),
+            &BTreeMap::from([
+                ("b".to_owned(), "2".to_owned()),
+                ("a".to_owned(), "1&".to_owned()),
+            ]),
         );
         assert_eq!(
             q.body(),

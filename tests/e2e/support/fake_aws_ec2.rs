@@ -92,9 +92,7 @@ impl FakeEc2 {
             throttled: Arc::default(),
             last_session_token: Arc::default(),
         };
-        let app = Router::new()
-            .route("/", post(handle))
-            .with_state(shared.clone());
+        let app = Router::new().route("/", post(handle)).with_state(shared.clone());
         let stop = super::fake_http::serve(listener, app);
         FakeEc2 {
             addr,
@@ -151,12 +149,7 @@ fn answer(action: &str, inner: &str) -> Response {
          <requestId>{}</requestId>{inner}</{action}Response>",
         request_id()
     );
-    (
-        StatusCode::OK,
-        [("content-type", "text/xml;charset=UTF-8")],
-        body,
-    )
-        .into_response()
+    (StatusCode::OK, [("content-type", "text/xml;charset=UTF-8")], body).into_response()
 }
 
 fn request_id() -> String {
@@ -164,7 +157,14 @@ fn request_id() -> String {
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    format!("{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}", n as u32, (n >> 32) as u16, 1, 2, n as u64 & 0xffff_ffff_ffff)
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        n as u32,
+        (n >> 32) as u16,
+        1,
+        2,
+        n as u64 & 0xffff_ffff_ffff
+    )
 }
 
 /// XML text escaping for values the fake echoes (tags come from the test).
@@ -291,15 +291,10 @@ fn authenticate(s: &Shared, headers: &HeaderMap, uri: &Uri, body: &[u8]) -> Opti
         .build()
         .unwrap()
         .into();
-    let expected = SignableRequest::new(
-        "POST",
-        url,
-        signed.into_iter(),
-        SignableBody::Bytes(body),
-    )
-    .ok()
-    .and_then(|r| sign(r, &params).ok())
-    .map(|out| out.signature().to_owned());
+    let expected = SignableRequest::new("POST", url, signed.into_iter(), SignableBody::Bytes(body))
+        .ok()
+        .and_then(|r| sign(r, &params).ok())
+        .map(|out| out.signature().to_owned());
     if expected.as_deref() != Some(auth.signature.as_str()) {
         return Some(error(
             StatusCode::FORBIDDEN,
@@ -342,7 +337,10 @@ async fn handle(State(s): State<Shared>, uri: Uri, headers: HeaderMap, body: Byt
         other => error(
             StatusCode::BAD_REQUEST,
             "InvalidAction",
-            &format!("The action {} is not valid for this web service.", other.unwrap_or("")),
+            &format!(
+                "The action {} is not valid for this web service.",
+                other.unwrap_or("")
+            ),
         ),
     }
 }
@@ -397,7 +395,12 @@ fn state_xml(tag: &str, state: &str) -> String {
 fn instance_xml(i: &Instance) -> String {
     let mut tags = String::new();
     for (k, v) in &i.tags {
-        let _ = write!(tags, "<item><key>{}</key><value>{}</value></item>", esc(k), esc(v));
+        let _ = write!(
+            tags,
+            "<item><key>{}</key><value>{}</value></item>",
+            esc(k),
+            esc(v)
+        );
     }
     let public = if i.state == "running" || i.state == "pending" {
         format!("<ipAddress>{}</ipAddress>", i.public_ip)
@@ -459,11 +462,7 @@ fn run_instances(ec2: &mut Ec2, form: &HashMap<String, String>) -> Response {
     let token = form.get("ClientToken").cloned().filter(|t| !t.is_empty());
     // The same ClientToken: the same launch, answered again; nothing new runs.
     if let Some(ids) = token.as_ref().and_then(|t| ec2.tokens.get(t)) {
-        let launched: Vec<&Instance> = ec2
-            .instances
-            .iter()
-            .filter(|i| ids.contains(&i.id))
-            .collect();
+        let launched: Vec<&Instance> = ec2.instances.iter().filter(|i| ids.contains(&i.id)).collect();
         let reservation = launched[0].reservation_id.clone();
         return answer("RunInstances", &reservation_xml(&reservation, &launched));
     }
