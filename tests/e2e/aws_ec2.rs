@@ -214,6 +214,34 @@ async fn aws_ec2_end_to_end() {
     let after = ok(&cli, "describe-instances", json!({"instance_ids": [id]}), p);
     assert_eq!(after["instances"][0]["state"], "terminated");
 
+    // Five at once, all or none; a search pages by max_results and next_token.
+    let five = ok(
+        &cli,
+        "run-instances",
+        json!({"image_id": "ami-0abcdef1234567890", "instance_type": "t3.nano", "count": 5}),
+        p,
+    );
+    assert_eq!(five["instances"].as_array().unwrap().len(), 5, "{five}");
+    assert_eq!(fake.launched(), 6);
+    let page = ok(&cli, "describe-instances", json!({"max_results": 5}), p);
+    assert_eq!(page["instances"].as_array().unwrap().len(), 5, "{page}");
+    let token = page["next_token"].as_str().unwrap();
+    let last = ok(
+        &cli,
+        "describe-instances",
+        json!({"max_results": 5, "next_token": token}),
+        p,
+    );
+    assert_eq!(last["instances"].as_array().unwrap().len(), 1, "{last}");
+    assert_eq!(last["next_token"], Value::Null);
+    let (_, e) = call(
+        &cli,
+        "run-instances",
+        json!({"image_id": "ami-0abcdef1234567890", "instance_type": "t3.nano", "count": 11}),
+        p,
+    );
+    assert_eq!(e["kind"], "invalid-input", "{e}");
+
     // Temporary credentials: the session token is sent, signed, and checked by the fake.
     set_secret(&cli, "session-token", SESSION_TOKEN);
     ok(&cli, "describe-instances", json!({"max_results": 5}), p);
@@ -239,12 +267,12 @@ async fn aws_ec2_end_to_end() {
     let first: Value = serde_json::from_str(&cli.ok(&["run", "show", &run, "--json"])).unwrap();
     let box_id = first["run"]["output"]["id"].as_str().unwrap().to_owned();
     assert_ne!(box_id, id);
-    assert_eq!(fake.launched(), 2);
+    assert_eq!(fake.launched(), 7);
     p.push_str(&cli.ok(&["run", "restart", &run, "--from-step", "1", "--follow"]));
     let again: Value = serde_json::from_str(&cli.ok(&["run", "show", &run, "--json"])).unwrap();
     assert_eq!(again["run"]["status"], "completed", "{again}");
     assert_eq!(again["run"]["output"]["id"], box_id.as_str(), "{again}");
-    assert_eq!(fake.launched(), 2, "the same ClientToken launched once");
+    assert_eq!(fake.launched(), 7, "the same ClientToken launched once");
 
     // A wrong secret key: EC2 computes another signature, and the call is denied.
     set_secret(&cli, "secret-access-key", WRONG_SECRET);

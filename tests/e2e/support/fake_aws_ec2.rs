@@ -502,25 +502,25 @@ fn run_instances(ec2: &mut Ec2, form: &HashMap<String, String>) -> Response {
 }
 
 /// The instances `ids` name, or the error EC2 gives for the first it cannot find.
-fn find(ec2: &Ec2, ids: &[String]) -> Result<Vec<usize>, Response> {
+fn find(ec2: &Ec2, ids: &[String]) -> Result<Vec<usize>, Box<Response>> {
     ids.iter()
         .map(|id| {
             let well_formed = id
                 .strip_prefix("i-")
                 .is_some_and(|hex| matches!(hex.len(), 8 | 17) && hex.bytes().all(|b| b.is_ascii_hexdigit()));
             if !well_formed {
-                return Err(error(
+                return Err(Box::new(error(
                     StatusCode::BAD_REQUEST,
                     "InvalidInstanceID.Malformed",
                     &format!("Invalid id: \"{id}\""),
-                ));
+                )));
             }
             ec2.instances.iter().position(|i| &i.id == id).ok_or_else(|| {
-                error(
+                Box::new(error(
                     StatusCode::BAD_REQUEST,
                     "InvalidInstanceID.NotFound",
                     &format!("The instance ID '{id}' does not exist"),
-                )
+                ))
             })
         })
         .collect()
@@ -541,7 +541,7 @@ fn describe_instances(ec2: &mut Ec2, form: &HashMap<String, String>) -> Response
     } else {
         match find(ec2, &ids) {
             Ok(found) => found,
-            Err(refused) => return refused,
+            Err(refused) => return *refused,
         }
     };
     let filters: Vec<(String, Vec<String>)> = (1..)
@@ -572,9 +572,11 @@ fn describe_instances(ec2: &mut Ec2, form: &HashMap<String, String>) -> Response
         .and_then(|m| m.parse().ok())
         .unwrap_or(usize::MAX);
     let page: Vec<&Instance> = selected.iter().skip(start).take(size).copied().collect();
-    let next = (start.saturating_add(size) < selected.len())
-        .then(|| format!("<nextToken>{}</nextToken>", start + size))
-        .unwrap_or_default();
+    let next = if start.saturating_add(size) < selected.len() {
+        format!("<nextToken>{}</nextToken>", start + size)
+    } else {
+        String::new()
+    };
     let mut reservations: Vec<(&str, Vec<&Instance>)> = Vec::new();
     for i in page {
         match reservations.iter_mut().find(|(r, _)| *r == i.reservation_id) {
@@ -603,7 +605,7 @@ fn create_tags(ec2: &mut Ec2, form: &HashMap<String, String>) -> Response {
     }
     let found = match find(ec2, &ids) {
         Ok(found) => found,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     for n in found {
         ec2.instances[n].tags.extend(new.clone());
@@ -618,7 +620,7 @@ fn terminate_instances(ec2: &mut Ec2, form: &HashMap<String, String>) -> Respons
     }
     let found = match find(ec2, &ids) {
         Ok(found) => found,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let mut items = String::new();
     for n in found {
