@@ -283,7 +283,7 @@ async fn aws_ec2_end_to_end() {
     assert!(message.contains("HTTP 403 SignatureDoesNotMatch"), "{e}");
     assert!(message.contains("osprey secret set aws-ec2"), "{e}");
 
-    for secret in [SECRET_ACCESS_KEY, WRONG_SECRET, SESSION_TOKEN] {
+    for secret in [ACCESS_KEY_ID, SECRET_ACCESS_KEY, WRONG_SECRET, SESSION_TOKEN] {
         assert!(
             !printed.contains(secret),
             "a secret leaked into what Osprey printed"
