@@ -11,6 +11,7 @@ mod api;
 mod api_lists;
 mod audit;
 mod autofocus;
+mod aws_ec2;
 mod bonusly;
 mod browser;
 mod cases;

@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod fake_autofocus;
+pub mod fake_aws_ec2;
 pub mod fake_bonusly;
 pub mod fake_http;
 pub mod fake_ipinfo;
