@@ -113,13 +113,6 @@ async fn a_new_project_builds_tests_packs_installs_and_answers_by_its_readme() {
         text(&bad.stderr)
     );
     assert!(!work.path().join("Acme_Lookup").exists());
-    let python = new(&["acme-py", "--lang", "python"]);
-    assert!(!python.status.success());
-    assert!(
-        text(&python.stderr).contains("no Python template yet"),
-        "{}",
-        text(&python.stderr)
-    );
     let help = cli.ok(&["plugin", "new", "--help"]);
     for needle in [
         "Examples:",
@@ -150,7 +143,13 @@ async fn a_new_project_builds_tests_packs_installs_and_answers_by_its_readme() {
     std::fs::create_dir(&dist).unwrap();
     std::fs::copy(project.join("plugin.toml"), dist.join("plugin.toml")).unwrap();
     std::fs::copy(&wasm, dist.join("acme_lookup.wasm")).unwrap();
-    let pack = work.path().join("acme-lookup-0.1.0.ospack");
+    pack_install_and_call(&cli, work.path(), &dist, "acme-lookup").await;
+}
+
+/// README's last steps for a built project's `dist/` folder: pack it, install the pack, point
+/// it at a fake vendor (setting, grant, secret), and call its example action.
+async fn pack_install_and_call(cli: &Cli, work: &Path, dist: &Path, name: &str) {
+    let pack = work.join(format!("{name}-0.1.0.ospack"));
     cli.ok(&[
         "pack",
         "build",
@@ -168,14 +167,14 @@ async fn a_new_project_builds_tests_packs_installs_and_answers_by_its_readme() {
     assert!(installed.contains("https://api.example.com"), "{installed}");
 
     let (origin, _vendor) = fake_vendor("k3y").await;
-    cli.ok(&["plugin", "config", "acme-lookup", &format!("base_url={origin}")]);
-    cli.ok(&["plugin", "grant", "acme-lookup", "--http", &origin]);
-    let set = cli.run_with_stdin(&["secret", "set", "acme-lookup", "api_key"], "k3y");
+    cli.ok(&["plugin", "config", name, &format!("base_url={origin}")]);
+    cli.ok(&["plugin", "grant", name, "--http", &origin]);
+    let set = cli.run_with_stdin(&["secret", "set", name, "api_key"], "k3y");
     assert!(set.status.success(), "{}", text(&set.stderr));
 
     let call = |indicator: &str| {
         let input = serde_json::json!({ "indicator": indicator }).to_string();
-        let out = cli.ok(&["plugin", "call", "acme-lookup", "lookup", "--input", &input]);
+        let out = cli.ok(&["plugin", "call", name, "lookup", "--input", &input]);
         serde_json::from_str::<serde_json::Value>(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
     };
     assert_eq!(
@@ -186,4 +185,80 @@ async fn a_new_project_builds_tests_packs_installs_and_answers_by_its_readme() {
         call("example.org"),
         serde_json::json!({"indicator": "example.org", "verdict": "unknown"})
     );
+}
+
+/// The componentize-py that scripts/build-plugins.sh installed (scripts/lib/componentize_py.sh):
+/// a Python project's build.sh is pointed at it instead of installing its own from PyPI.
+fn componentize_py() -> PathBuf {
+    let venv = std::env::var_os("OSPREY_COMPONENTIZE_PY_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/osprey/componentize-py")
+        });
+    let tool = venv.join("bin/componentize-py");
+    assert!(
+        tool.is_file(),
+        "{} is missing: scripts/build-plugins.sh installs it (run the tests with scripts/test.sh)",
+        tool.display()
+    );
+    tool
+}
+
+/// `./build.sh ARGS` in a Python project, with the componentize-py already installed.
+fn build_sh(dir: &Path, args: &[&str]) -> Output {
+    let out = Command::new("./build.sh")
+        .args(args)
+        .current_dir(dir)
+        .env("COMPONENTIZE_PY", componentize_py())
+        .output()
+        .expect("build.sh runs");
+    assert!(
+        out.status.success(),
+        "./build.sh {args:?} in {}: {}{}",
+        dir.display(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_python_project_builds_tests_packs_installs_and_answers_by_its_readme() {
+    let cli = Cli::new();
+    let work = tempfile::tempdir().unwrap();
+    let out = cli
+        .command()
+        .args(["plugin", "new", "acme-py", "--lang", "python"])
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("cd acme-py") && said.contains("./build.sh"),
+        "{said}"
+    );
+    let project = work.path().join("acme-py");
+    for file in [
+        "README.md",
+        "build.sh",
+        "plugin.toml",
+        "src/app.py",
+        "tests/test_app.py",
+        "vendor/osprey_sdk/plugin.py",
+    ] {
+        assert!(project.join(file).is_file(), "{file}");
+    }
+
+    // README: test, build, then the same pack, install and call as a Rust project.
+    let tested = build_sh(&project, &["test"]);
+    let tested = text(&tested.stderr);
+    assert!(
+        tested.contains("Ran 3 tests") && tested.contains("OK"),
+        "{tested}"
+    );
+    build_sh(&project, &[]);
+    let dist = project.join("dist");
+    assert!(dist.join("acme_py.wasm").is_file() && dist.join("plugin.toml").is_file());
+    pack_install_and_call(&cli, work.path(), &dist, "acme-py").await;
 }

@@ -5,6 +5,7 @@
 //! WIT contract and a pinned Cargo.lock). Nothing here opens the data directory.
 
 mod cargo_lock;
+mod python;
 mod rust;
 
 use anyhow::{Context as _, bail};
@@ -17,10 +18,12 @@ Examples:
   osprey plugin new acme-lookup                      a Rust project in ./acme-lookup
   osprey plugin new acme-lookup --dir ~/src/acme     somewhere else
   cd acme-lookup && cargo build --release            then README.md: test, pack, sign, install
+  osprey plugin new acme-py --lang python            a Python project (componentize-py)
+  cd acme-py && ./build.sh                           then README.md: test, pack, sign, install
 
-The project carries its own copy of the plugin SDK and of the WIT contract it binds to, and a
-Cargo.lock with the versions Osprey's bundled plugins build with, so it needs nothing from
-Osprey's repository.")]
+The project carries its own copy of the plugin SDK and of the WIT contract it binds to (and,
+in Rust, a Cargo.lock with the versions Osprey's bundled plugins build with; in Python, the
+componentize-py version they build with), so it needs nothing from Osprey's repository.")]
 pub struct NewArgs {
     /// The plugin's name: 1-64 lower-case letters, digits and dashes, starting with a letter.
     name: String,
@@ -37,7 +40,8 @@ pub struct NewArgs {
 pub enum Lang {
     /// A Cargo project with the SDK and the WIT contract vendored in.
     Rust,
-    /// Not in this osprey yet: the Python template (over the Python SDK) is still being written.
+    /// A folder with the Python SDK and the WIT contract vendored in, built by its build.sh
+    /// with componentize-py (from PyPI).
     Python,
 }
 
@@ -64,10 +68,7 @@ fn project(lang: Lang, name: &str) -> anyhow::Result<Project> {
     crate::plugin::manifest::check_name(name)?;
     match lang {
         Lang::Rust => rust::project(name),
-        Lang::Python => bail!(
-            "--lang python: this osprey has no Python template yet (the Python SDK is still \
-             being written); use --lang rust"
-        ),
+        Lang::Python => python::project(name),
     }
 }
 
@@ -110,8 +111,8 @@ fn copy(dir: &Dir<'_>, under: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 /// Write `files` into `dir`, which must not exist or be empty; never over an existing file.
 fn write(dir: &Path, files: &[(PathBuf, Vec<u8>)]) -> anyhow::Result<()> {
     refuse_occupied(dir)?;
-    for (path, contents) in files {
-        let path = dir.join(path);
+    for (relative, contents) in files {
+        let path = dir.join(relative);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
         }
@@ -121,6 +122,11 @@ fn write(dir: &Path, files: &[(PathBuf, Vec<u8>)]) -> anyhow::Result<()> {
             .open(&path)
             .and_then(|mut f| std::io::Write::write_all(&mut f, contents))
             .with_context(|| format!("cannot write {}", path.display()))?;
+        if python::is_executable(relative) {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                .with_context(|| format!("cannot make {} executable", path.display()))?;
+        }
     }
     Ok(())
 }
@@ -159,12 +165,21 @@ mod tests {
     }
 
     #[test]
-    fn python_says_not_yet_and_what_to_use() {
-        let e = project(Lang::Python, "acme").err().unwrap().to_string();
-        assert!(
-            e.contains("no Python template yet") && e.contains("--lang rust"),
-            "{e}"
-        );
+    fn the_python_build_script_is_written_executable() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("acme-py");
+        write(&dir, &project(Lang::Python, "acme-py").unwrap().files).unwrap();
+        let mode = std::fs::metadata(dir.join("build.sh"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o111, 0o111, "{mode:o}");
+        let mode = std::fs::metadata(dir.join("src/app.py"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o111, 0, "{mode:o}");
     }
 
     #[test]
@@ -194,14 +209,16 @@ mod tests {
     #[test]
     fn every_placeholder_is_filled() {
         let placeholder = regex::Regex::new(r"\{\{[a-z_]+\}\}").unwrap();
-        for (path, contents) in project(Lang::Rust, "acme-lookup").unwrap().files {
-            let text = String::from_utf8_lossy(&contents);
-            assert!(
-                !placeholder.is_match(&text),
-                "{} keeps a placeholder",
-                path.display()
-            );
-            assert!(!path.to_string_lossy().ends_with(".tmpl"), "{}", path.display());
+        for lang in [Lang::Rust, Lang::Python] {
+            for (path, contents) in project(lang, "acme-lookup").unwrap().files {
+                let text = String::from_utf8_lossy(&contents);
+                assert!(
+                    !placeholder.is_match(&text),
+                    "{} keeps a placeholder",
+                    path.display()
+                );
+                assert!(!path.to_string_lossy().ends_with(".tmpl"), "{}", path.display());
+            }
         }
     }
 }
