@@ -5,7 +5,7 @@
 //! playbook whose launch, taken again with the same idempotency key, launches once.
 
 use crate::support::fake_aws_ec2::FakeEc2;
-use crate::support::{Cli, dist, run_id, text, write_playbook};
+use crate::support::{Cli, connector, dist, run_id, text, write_playbook};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -18,24 +18,7 @@ const WRONG_SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYWRONGKEY99";
 /// `osprey plugin call aws-ec2 ACTION --input INPUT --json`: success, and the `ok` output or
 /// the `error`.
 fn call(cli: &Cli, action: &str, input: Value, printed: &mut String) -> (bool, Value) {
-    let out = cli.run(&[
-        "plugin",
-        "call",
-        "aws-ec2",
-        action,
-        "--input",
-        &input.to_string(),
-        "--json",
-    ]);
-    let stdout = text(&out.stdout);
-    printed.push_str(&stdout);
-    printed.push_str(&text(&out.stderr));
-    let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
-    if out.status.success() {
-        (true, v["ok"]["output"].clone())
-    } else {
-        (false, v["error"].clone())
-    }
+    connector::call(cli, "aws-ec2", action, &input, printed)
 }
 
 fn ok(cli: &Cli, action: &str, input: Value, printed: &mut String) -> Value {
@@ -45,8 +28,7 @@ fn ok(cli: &Cli, action: &str, input: Value, printed: &mut String) -> Value {
 }
 
 fn set_secret(cli: &Cli, name: &str, value: &str) {
-    let out = cli.run_with_stdin(&["secret", "set", "aws-ec2", name], value);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    connector::set_secret(cli, "aws-ec2", name, value, &mut String::new());
 }
 
 fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

@@ -3,36 +3,18 @@
 //! give, taken again with the same idempotency key (a restart from its step), gives once.
 
 use crate::support::fake_bonusly::FakeBonusly;
-use crate::support::{Cli, dist, run_id, text, write_playbook};
+use crate::support::{Cli, connector, dist, run_id, text, write_playbook};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "bly_9f2c7e41d0a8b3";
 
 /// `osprey plugin call bonusly ACTION --input INPUT --json`: success, and the `ok` or `error`.
 fn call(cli: &Cli, action: &str, input: Value, printed: &mut String) -> (bool, Value) {
-    let out = cli.run(&[
-        "plugin",
-        "call",
-        "bonusly",
-        action,
-        "--input",
-        &input.to_string(),
-        "--json",
-    ]);
-    let stdout = text(&out.stdout);
-    printed.push_str(&stdout);
-    printed.push_str(&text(&out.stderr));
-    let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
-    if out.status.success() {
-        (true, v["ok"]["output"].clone())
-    } else {
-        (false, v["error"].clone())
-    }
+    connector::call(cli, "bonusly", action, &input, printed)
 }
 
 fn set_token(cli: &Cli, token: &str) {
-    let out = cli.run_with_stdin(&["secret", "set", "bonusly", "access-token"], token);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    connector::set_secret(cli, "bonusly", "access-token", token, &mut String::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

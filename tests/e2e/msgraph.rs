@@ -5,7 +5,7 @@
 //! the plugin's kv store), and fetched again when Graph expires it.
 
 use crate::support::fake_msgraph::{ADELE, CLIENT_ID, FakeMsGraph, MIRIAM, SOC_GROUP, TENANT};
-use crate::support::{Cli, dist, run_id, text, write_playbook};
+use crate::support::{Cli, connector, dist, run_id, text, write_playbook};
 use serde_json::{Value, json};
 
 const SECRET: &str = "Xq78Q~fake.client.secret.Zb3";
@@ -19,33 +19,20 @@ struct Graph {
 impl Graph {
     /// `osprey plugin call msgraph ACTION --json`: whether it succeeded and the JSON.
     fn call(&mut self, action: &str, input: Value) -> (bool, Value) {
-        let out = self.cli.run(&[
-            "plugin",
-            "call",
-            "msgraph",
-            action,
-            "--input",
-            &input.to_string(),
-            "--json",
-        ]);
-        let stdout = text(&out.stdout);
-        self.printed.push_str(&stdout);
-        self.printed.push_str(&text(&out.stderr));
-        let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
-        (out.status.success(), v)
+        connector::call(&self.cli, "msgraph", action, &input, &mut self.printed)
     }
 
     fn ok(&mut self, action: &str, input: Value) -> Value {
         let (ok, v) = self.call(action, input);
         assert!(ok, "{action} failed: {v}");
-        v["ok"]["output"].clone()
+        v
     }
 
     /// The error of a call that must fail, of `kind`, with `needle` in its message.
     fn fails(&mut self, action: &str, input: Value, kind: &str, needle: &str) -> Value {
         let (ok, v) = self.call(action, input);
         assert!(!ok, "{action} must fail: {v}");
-        let e = v["error"].clone();
+        let e = v;
         assert_eq!(e["kind"], kind, "{e}");
         assert!(
             e["message"].as_str().unwrap().contains(needle),
@@ -55,11 +42,7 @@ impl Graph {
     }
 
     fn set_secret(&mut self, value: &str) {
-        let out = self
-            .cli
-            .run_with_stdin(&["secret", "set", "msgraph", "client-secret"], value);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        self.printed.push_str(&text(&out.stdout));
+        connector::set_secret(&self.cli, "msgraph", "client-secret", value, &mut self.printed);
     }
 }
 

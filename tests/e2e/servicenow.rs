@@ -4,7 +4,7 @@
 //! playbook that opens an incident and notes on it.
 
 use crate::support::fake_servicenow::FakeServicenow;
-use crate::support::{Cli, dist, run_id, text, write_playbook};
+use crate::support::{Cli, connector, dist, run_id, text, write_playbook};
 use serde_json::{Value, json};
 
 const USER: &str = "osprey.integration";
@@ -12,24 +12,7 @@ const PASSWORD: &str = "Pw-4c1d-77e0-aa2b";
 const TOKEN: &str = "oauth_3b8f0e6d2a914c57";
 
 fn call(cli: &Cli, action: &str, input: Value, printed: &mut String) -> (bool, Value) {
-    let out = cli.run(&[
-        "plugin",
-        "call",
-        "servicenow",
-        action,
-        "--input",
-        &input.to_string(),
-        "--json",
-    ]);
-    let stdout = text(&out.stdout);
-    printed.push_str(&stdout);
-    printed.push_str(&text(&out.stderr));
-    let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
-    if out.status.success() {
-        (true, v["ok"]["output"].clone())
-    } else {
-        (false, v["error"].clone())
-    }
+    connector::call(cli, "servicenow", action, &input, printed)
 }
 
 fn ok(cli: &Cli, action: &str, input: Value, printed: &mut String) -> Value {
@@ -39,8 +22,7 @@ fn ok(cli: &Cli, action: &str, input: Value, printed: &mut String) -> Value {
 }
 
 fn set_secret(cli: &Cli, name: &str, value: &str) {
-    let out = cli.run_with_stdin(&["secret", "set", "servicenow", name], value);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    connector::set_secret(cli, "servicenow", name, value, &mut String::new());
 }
 
 /// Every page of `list-incidents` from `cursor`, `limit` at a time: the numbers in order

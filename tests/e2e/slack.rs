@@ -4,7 +4,7 @@
 //! buttons and updates the message.
 
 use crate::support::fake_slack::{FakeSlack, SOC_CHANNEL, SPENGLER, SPENGLER_EMAIL};
-use crate::support::{Cli, dist, run_id, text, write_playbook};
+use crate::support::{Cli, connector, dist, run_id, text, write_playbook};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy";
@@ -17,32 +17,19 @@ struct Slack {
 
 impl Slack {
     fn call(&mut self, action: &str, input: Value) -> (bool, Value) {
-        let out = self.cli.run(&[
-            "plugin",
-            "call",
-            "slack",
-            action,
-            "--input",
-            &input.to_string(),
-            "--json",
-        ]);
-        let stdout = text(&out.stdout);
-        self.printed.push_str(&stdout);
-        self.printed.push_str(&text(&out.stderr));
-        let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
-        (out.status.success(), v)
+        connector::call(&self.cli, "slack", action, &input, &mut self.printed)
     }
 
     fn ok(&mut self, action: &str, input: Value) -> Value {
         let (ok, v) = self.call(action, input);
         assert!(ok, "{action} failed: {v}");
-        v["ok"]["output"].clone()
+        v
     }
 
     fn fails(&mut self, action: &str, input: Value, kind: &str, needle: &str) -> Value {
         let (ok, v) = self.call(action, input);
         assert!(!ok, "{action} must fail: {v}");
-        let e = v["error"].clone();
+        let e = v;
         assert_eq!(e["kind"], kind, "{e}");
         assert!(
             e["message"].as_str().unwrap().contains(needle),
@@ -52,11 +39,7 @@ impl Slack {
     }
 
     fn set_token(&mut self, value: &str) {
-        let out = self
-            .cli
-            .run_with_stdin(&["secret", "set", "slack", "bot-token"], value);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        self.printed.push_str(&text(&out.stdout));
+        connector::set_secret(&self.cli, "slack", "bot-token", value, &mut self.printed);
     }
 }
 

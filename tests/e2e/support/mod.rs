@@ -2,6 +2,7 @@
 //! (library or binary), fake servers, and a headless browser (`browser.rs`).
 
 pub mod browser;
+pub mod connector;
 pub mod fake_autofocus;
 pub mod fake_aws_ec2;
 pub mod fake_bonusly;
