@@ -10,8 +10,10 @@ back as a response. Written on the generated `wasi:http` bindings with the stand
 only, so a plugin needs no other package.
 """
 
+import email.utils
 import encodings.idna  # noqa: F401  (the codec must be there before the first call)
 import json
+import time
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -57,7 +59,25 @@ class Response:
         status and the start of the body."""
         if 200 <= self.status < 300:
             return self
-        raise Error(status_kind(self.status), f"{self.url} answered HTTP {self.status}: {self.text[:300]}")
+        kind = status_kind(self.status)
+        wait = self.retry_after() if kind in (ErrorKind.RATE_LIMITED, ErrorKind.UNAVAILABLE) else None
+        raise Error(kind, f"{self.url} answered HTTP {self.status}: {self.text[:300]}", retry_after=wait)
+
+    def retry_after(self, now: Optional[float] = None) -> Optional[int]:
+        """The `Retry-After` header in milliseconds (it may be seconds or an HTTP date), or
+        None when there is none or it does not parse. `raise_for_status` puts it on a 429's
+        or a 5xx's error, so the host waits that long before a run retries."""
+        value = (self.header("retry-after") or "").strip()
+        if not value:
+            return None
+        if value.isdigit():
+            return min(int(value), 86_400) * 1000
+        try:
+            when = email.utils.parsedate_to_datetime(value).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        now = time.time() if now is None else now
+        return int(min(max(when - now, 0), 86_400) * 1000)
 
 
 def status_kind(status: int) -> ErrorKind:

@@ -171,6 +171,23 @@ class HttpTests(unittest.TestCase):
             Response("u", 200, [], b"<html>").json()
         self.assertEqual(caught.exception.kind, ErrorKind.UPSTREAM)
 
+    def test_a_429_or_5xx_carries_the_vendors_retry_after(self):
+        def waited(status, value):
+            r = Response("u", status, [("retry-after", value)] if value is not None else [], b"")
+            with self.assertRaises(Error) as caught:
+                r.raise_for_status()
+            return caught.exception.retry_after
+
+        self.assertEqual(waited(429, "30"), 30_000)
+        self.assertEqual(waited(503, "7"), 7_000)
+        self.assertEqual(waited(429, "99999999"), 86_400_000)
+        self.assertIsNone(waited(429, None))
+        self.assertIsNone(waited(429, "soon"))
+        self.assertIsNone(waited(401, "30"))
+        date = Response("u", 429, [("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")], b"")
+        self.assertEqual(date.retry_after(now=1445412480 - 90), 90_000)
+        self.assertEqual(date.retry_after(now=1445412480 + 5), 0)
+
 
 if __name__ == "__main__":
     unittest.main()
