@@ -5,7 +5,7 @@
 //! the plugin's kv store), and fetched again when Graph expires it.
 
 use crate::support::fake_msgraph::{ADELE, CLIENT_ID, FakeMsGraph, MIRIAM, SOC_GROUP, TENANT};
-use crate::support::{Cli, connector, dist, run_id, text, write_playbook};
+use crate::support::{Cli, connector, dist, run_id, write_playbook};
 use serde_json::{Value, json};
 
 const SECRET: &str = "Xq78Q~fake.client.secret.Zb3";

@@ -4,7 +4,7 @@
 //! playbook that opens an incident and notes on it.
 
 use crate::support::fake_servicenow::FakeServicenow;
-use crate::support::{Cli, connector, dist, run_id, text, write_playbook};
+use crate::support::{Cli, connector, dist, run_id, write_playbook};
 use serde_json::{Value, json};
 
 const USER: &str = "osprey.integration";

@@ -4,7 +4,7 @@
 //! buttons and updates the message.
 
 use crate::support::fake_slack::{FakeSlack, SOC_CHANNEL, SPENGLER, SPENGLER_EMAIL};
-use crate::support::{Cli, connector, dist, run_id, text, write_playbook};
+use crate::support::{Cli, connector, dist, run_id, write_playbook};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy";

@@ -8,7 +8,7 @@
 use super::{Project, copy, render};
 use anyhow::{anyhow, bail};
 use include_dir::{Dir, include_dir};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 static TEMPLATE: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/templates/plugin-python");
 static SDK: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../plugins/sdk-python/osprey_sdk");
@@ -55,7 +55,7 @@ pub(super) fn project(name: &str) -> anyhow::Result<Project> {
 
 /// The executable files of a project: its build script.
 pub(super) fn is_executable(path: &Path) -> bool {
-    path == PathBuf::from("build.sh")
+    path == Path::new("build.sh")
 }
 
 /// The WIT folder the bundled Python plugins are built against (`v0.2.0` for
