@@ -17,28 +17,20 @@ struct Graph {
 }
 
 impl Graph {
-    /// `osprey plugin call msgraph ACTION --json`: whether it succeeded and the JSON.
-    fn call(&mut self, action: &str, input: Value) -> (bool, Value) {
-        connector::call(&self.cli, "msgraph", action, &input, &mut self.printed)
-    }
-
     fn ok(&mut self, action: &str, input: Value) -> Value {
-        let (ok, v) = self.call(action, input);
-        assert!(ok, "{action} failed: {v}");
-        v
+        connector::ok(&self.cli, "msgraph", action, &input, &mut self.printed)
     }
 
-    /// The error of a call that must fail, of `kind`, with `needle` in its message.
     fn fails(&mut self, action: &str, input: Value, kind: &str, needle: &str) -> Value {
-        let (ok, v) = self.call(action, input);
-        assert!(!ok, "{action} must fail: {v}");
-        let e = v;
-        assert_eq!(e["kind"], kind, "{e}");
-        assert!(
-            e["message"].as_str().unwrap().contains(needle),
-            "'{needle}' not in {e}"
-        );
-        e
+        connector::fails(
+            &self.cli,
+            "msgraph",
+            action,
+            &input,
+            kind,
+            needle,
+            &mut self.printed,
+        )
     }
 
     fn set_secret(&mut self, value: &str) {

@@ -16,26 +16,20 @@ struct Slack {
 }
 
 impl Slack {
-    fn call(&mut self, action: &str, input: Value) -> (bool, Value) {
-        connector::call(&self.cli, "slack", action, &input, &mut self.printed)
-    }
-
     fn ok(&mut self, action: &str, input: Value) -> Value {
-        let (ok, v) = self.call(action, input);
-        assert!(ok, "{action} failed: {v}");
-        v
+        connector::ok(&self.cli, "slack", action, &input, &mut self.printed)
     }
 
     fn fails(&mut self, action: &str, input: Value, kind: &str, needle: &str) -> Value {
-        let (ok, v) = self.call(action, input);
-        assert!(!ok, "{action} must fail: {v}");
-        let e = v;
-        assert_eq!(e["kind"], kind, "{e}");
-        assert!(
-            e["message"].as_str().unwrap().contains(needle),
-            "'{needle}' not in {e}"
-        );
-        e
+        connector::fails(
+            &self.cli,
+            "slack",
+            action,
+            &input,
+            kind,
+            needle,
+            &mut self.printed,
+        )
     }
 
     fn set_token(&mut self, value: &str) {

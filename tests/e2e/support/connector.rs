@@ -35,3 +35,30 @@ pub fn set_secret(cli: &Cli, plugin: &str, name: &str, value: &str, printed: &mu
     assert!(out.status.success(), "{}", text(&out.stderr));
     printed.push_str(&text(&out.stdout));
 }
+
+/// A call that must succeed: its output.
+pub fn ok(cli: &Cli, plugin: &str, action: &str, input: &Value, printed: &mut String) -> Value {
+    let (ok, v) = call(cli, plugin, action, input, printed);
+    assert!(ok, "{action} failed: {v}");
+    v
+}
+
+/// A call that must fail, with an error of `kind` whose message holds `needle`: the error.
+pub fn fails(
+    cli: &Cli,
+    plugin: &str,
+    action: &str,
+    input: &Value,
+    kind: &str,
+    needle: &str,
+    printed: &mut String,
+) -> Value {
+    let (ok, e) = call(cli, plugin, action, input, printed);
+    assert!(!ok, "{action} must fail: {e}");
+    assert_eq!(e["kind"], kind, "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains(needle),
+        "'{needle}' not in {e}"
+    );
+    e
+}
