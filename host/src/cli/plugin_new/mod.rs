@@ -151,8 +151,18 @@ fn refuse_occupied(dir: &Path) -> anyhow::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+
+    /// The text of the file at `path` in `project`.
+    pub(in crate::cli::plugin_new) fn file(project: &Project, path: &str) -> String {
+        let (_, contents) = project
+            .files
+            .iter()
+            .find(|(p, _)| p == Path::new(path))
+            .unwrap_or_else(|| panic!("no {path}"));
+        String::from_utf8(contents.clone()).unwrap()
+    }
 
     #[test]
     fn bad_and_reserved_names_are_refused_before_anything_is_written() {

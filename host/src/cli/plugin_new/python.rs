@@ -79,16 +79,8 @@ fn assignment<'a>(script: &'a str, key: &str) -> Option<&'a str> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::file;
     use super::*;
-
-    fn file(project: &Project, path: &str) -> String {
-        let (_, contents) = project
-            .files
-            .iter()
-            .find(|(p, _)| p == Path::new(path))
-            .unwrap_or_else(|| panic!("no {path}"));
-        String::from_utf8(contents.clone()).unwrap()
-    }
 
     #[test]
     fn the_project_vendors_the_python_sdk_and_the_contract_the_bundled_plugins_use() {

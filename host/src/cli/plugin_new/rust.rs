@@ -192,16 +192,8 @@ fn inline(t: &toml::Table) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::file;
     use super::*;
-
-    fn file(project: &Project, path: &str) -> String {
-        let (_, contents) = project
-            .files
-            .iter()
-            .find(|(p, _)| p == Path::new(path))
-            .unwrap_or_else(|| panic!("no {path}"));
-        String::from_utf8(contents.clone()).unwrap()
-    }
 
     #[test]
     fn the_project_vendors_the_sdk_and_the_wit_folder_its_bindings_name() {
