@@ -25,5 +25,9 @@ for name in "${bundled[@]}"; do
     fi
 done
 
+# A server nobody can sign in to is no use: on a fresh data directory this makes the user
+# `admin` and prints its generated password, once; after that it only names the admins.
+"$osprey" --data-dir "$data_dir" user first-admin
+
 echo "run: starting the server (Ctrl-C to stop)"
 exec "$osprey" --data-dir "$data_dir" serve "$@"

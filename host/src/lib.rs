@@ -50,6 +50,7 @@ pub mod cases;
 pub mod cli;
 pub mod config;
 pub mod duration;
+pub mod first_run;
 pub mod humans;
 pub mod install;
 pub mod intake;

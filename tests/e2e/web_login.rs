@@ -381,3 +381,72 @@ async fn sign_in_refuses_a_form_posted_from_another_site() {
         "the same sign-out from here works"
     );
 }
+
+/// The password line `osprey user first-admin` prints.
+fn printed_password(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix("password:"))
+        .unwrap_or_else(|| panic!("no password in {out}"))
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_run_makes_an_admin_whose_printed_password_signs_in_once_shown() {
+    let cli = Cli::new();
+    // A fresh data directory: the user `admin` is made and its password printed.
+    let out = cli.ok(&["user", "first-admin"]);
+    assert!(
+        out.contains("First sign-in: http://127.0.0.1:8080/login"),
+        "{out}"
+    );
+    assert!(out.contains("user:     admin"), "{out}");
+    let password = printed_password(&out);
+    assert!(password.len() >= 32, "a long generated password: {password}");
+    let made = audit(&cli, "user.create");
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert_eq!(made[0]["target"], "user:admin");
+    assert!(!audit(&cli, "user.password")[0].to_string().contains(&password));
+
+    // Run again (every `scripts/run.sh` does): nothing changes and nothing is shown.
+    let again = cli.ok(&["user", "first-admin"]);
+    assert_eq!(again.trim(), "administrators who can sign in: admin");
+    assert_eq!(audit(&cli, "user.password").len(), 1, "the password stays");
+
+    // The printed password signs in, as an administrator.
+    let server = Server::start(&cli);
+    let base = format!("http://{}", server.addr);
+    let http = client();
+    let resp = post_form(
+        &http,
+        format!("{base}/login"),
+        None,
+        &[("user", "admin"), ("password", &password), ("next", "/whoami")],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let cookie = header(&resp, SET_COOKIE).split(';').next().unwrap().to_owned();
+    let resp = http
+        .get(format!("{base}/whoami"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.text().await.unwrap(), "user: admin\nroles: admin\n");
+    drop(server);
+
+    // An `admin` disabled while no other administrator can sign in: refused, saying how out.
+    cli.ok(&["user", "disable", "admin"]);
+    let err = cli.fails(&["user", "first-admin"]);
+    assert!(
+        err.contains("exists but is disabled") && err.contains("osprey user enable admin"),
+        "{err}"
+    );
+    // Another administrator with a password: nothing to do.
+    cli.ok(&["user", "add", "carol", "--role", "admin"]);
+    cli.run_with_stdin(&["user", "password", "carol"], &format!("{PASSWORD}\n"));
+    assert_eq!(
+        cli.ok(&["user", "first-admin"]).trim(),
+        "administrators who can sign in: carol"
+    );
+}

@@ -23,6 +23,11 @@ pub async fn run(_args: ServeArgs, config: Config) -> anyhow::Result<i32> {
     for (name, error) in &app.load_report.failed {
         tracing::error!(plugin = %name, %error, "plugin not loaded");
     }
+    if app.store.admins_who_can_sign_in().await?.is_empty() {
+        tracing::warn!(
+            "no administrator can sign in to the console: `osprey user first-admin` makes one and prints its password"
+        );
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;

@@ -42,6 +42,18 @@ Examples:
 One trailing newline is removed. The password needs at least 12 characters. It is stored as an
 argon2id hash, the change is audited as `user.password`, and the user's open sessions end.")]
     Password { name: String },
+    /// Make sure an administrator can sign in to the console: when no enabled user in the
+    /// `admin` role has a password, give the user `admin` (made if missing) a generated
+    /// password and print it, once. Otherwise change nothing. `scripts/run.sh` runs this
+    /// before it starts the server.
+    #[command(after_help = "\
+Example:
+  osprey user first-admin        on a fresh data directory: prints the sign-in address, the
+                                 user `admin` and its password (shown this once)
+
+The change is audited (`user.create`, `user.password`). Change the password afterwards with
+`osprey user password admin`.")]
+    FirstAdmin,
     /// List users and their roles.
     List {
         #[arg(long)]
@@ -57,6 +69,10 @@ fn refused(e: StoreError) -> anyhow::Error {
 }
 
 pub async fn run(cmd: UserCommand, config: Config) -> anyhow::Result<i32> {
+    let sign_in_at = match &config.humans.public_url {
+        Some(url) => format!("{}/login", url.trim_end_matches('/')),
+        None => format!("http://{}/login", config.listen),
+    };
     let app = App::open(config).await?;
     let cli = Actor::cli();
     match cmd {
@@ -106,6 +122,17 @@ pub async fn run(cmd: UserCommand, config: Config) -> anyhow::Result<i32> {
             }
             println!("password of user {name} set");
         }
+        UserCommand::FirstAdmin => match crate::first_run::ensure_admin(&app.store, &cli).await? {
+            crate::first_run::FirstAdmin::Exists(admins) => {
+                println!("administrators who can sign in: {}", admins.join(", "));
+            }
+            crate::first_run::FirstAdmin::Made { name, password } => {
+                println!("First sign-in: {sign_in_at}");
+                println!("  user:     {name}");
+                println!("  password: {}", password.expose_secret());
+                println!("This password is shown once. Change it with `osprey user password {name}`.");
+            }
+        },
         UserCommand::List { json } => {
             let users = app.store.users().await?;
             if json {

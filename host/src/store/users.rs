@@ -201,6 +201,18 @@ impl Store {
         Ok(hash.flatten())
     }
 
+    /// The enabled users in the `admin` role who have a password: who can sign in to the
+    /// console and manage it. Empty on a fresh data directory.
+    pub async fn admins_who_can_sign_in(&self) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT u.name FROM users u JOIN user_roles r ON r.user_name = u.name \
+             WHERE r.role = 'admin' AND u.disabled_at IS NULL AND u.password_hash IS NOT NULL \
+             ORDER BY u.name",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// One user with their roles.
     pub async fn user(&self, name: &str) -> Result<Option<UserRecord>> {
         let mut conn = self.pool.acquire().await?;
