@@ -59,6 +59,7 @@ fn replay_here(
     super::functions::register_effects(&mut engine, &state);
     super::acts::register_acts(&mut engine, &state);
     super::guards::register_guards(&mut engine, &state);
+    super::playbooks::register_playbooks(&mut engine, &state);
 
     let mut scope = Scope::new();
     let input = api::from_json_value(&Value::Object(run.input.clone())).unwrap_or(Dynamic::UNIT);
