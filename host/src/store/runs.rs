@@ -173,7 +173,7 @@ pub struct ClaimedJob {
 
 /// A row of `runs` as selected with [`RUN_COLUMNS`].
 #[derive(sqlx::FromRow)]
-struct RunRow {
+pub(super) struct RunRow {
     id: String,
     playbook: String,
     script_hash: String,
@@ -216,7 +216,7 @@ struct StepRow {
 /// The most runs one cancel ends (a run and its unfinished children, theirs, ...).
 const MAX_CANCELLED: usize = 10_000;
 
-const RUN_COLUMNS: &str = "id, playbook, script_hash, input, origin, status, output, error, \
+pub(super) const RUN_COLUMNS: &str = "id, playbook, script_hash, input, origin, status, output, error, \
      attempts, created_at, updated_at, finished_at, run_at, context, parent_run";
 
 use super::audit::{self, Actor, Change};
@@ -224,7 +224,7 @@ use super::json::{read, unreadable};
 use super::writer::{PENDING, Write};
 
 /// A run as stored; a value that cannot be read is null and the run says why.
-fn run_from_row(row: RunRow) -> RunRecord {
+pub(super) fn run_from_row(row: RunRow) -> RunRecord {
     let (status, bad_status) = match RunStatus::parse(&row.status) {
         Some(s) => (s, None),
         None => (RunStatus::Failed, Some(format!("status '{}'", row.status))),
@@ -307,56 +307,6 @@ impl Store {
         super::json::check(&run.input, "the run's input")?;
         super::json::check(&run.context, "the run's context")?;
         self.write(Write::CreateRun(run.clone())).await.map(drop)
-    }
-
-    /// Create `run` as the child of run `parent`, started by its step `step`, queued and due
-    /// now; returns the child's id. Exactly once per step: if that step already made a
-    /// child (the step is taken again after a crash), that child's id is returned and
-    /// `run` is not stored.
-    pub async fn create_child_run(&self, run: &NewRun, parent: &str, step: i64) -> Result<String> {
-        super::json::check(&run.input, "the run's input")?;
-        super::json::check(&run.context, "the run's context")?;
-        let now = now_ms();
-        let mut tx = self.writer.begin().await?;
-        let existing: Option<String> =
-            sqlx::query_scalar("SELECT id FROM runs WHERE parent_run = $1 AND parent_step = $2")
-                .bind(parent)
-                .bind(step)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if let Some(id) = existing {
-            return Ok(id);
-        }
-        sqlx::query(
-            "INSERT INTO runs (id, playbook, script_hash, input, origin, context, status, attempts, run_at,
-                 claims, created_at, updated_at, parent_run, parent_step)
-             VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, 0, $7, $7, $8, $9)",
-        )
-        .bind(&run.id)
-        .bind(&run.playbook)
-        .bind(&run.script_hash)
-        .bind(run.input.to_string())
-        .bind(&run.origin)
-        .bind((!run.context.is_null()).then(|| run.context.to_string()))
-        .bind(now)
-        .bind(parent)
-        .bind(step)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(run.id.clone())
-    }
-
-    /// The runs run `parent` started with `playbook(name, input)`, oldest first.
-    pub async fn child_runs(&self, parent: &str) -> Result<Vec<RunRecord>> {
-        let sql = format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE parent_run = $1 ORDER BY parent_step, created_at LIMIT 1000"
-        );
-        let rows: Vec<RunRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(parent)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().map(run_from_row).collect())
     }
 
     /// Which of `ids` are cancelled, in one query.

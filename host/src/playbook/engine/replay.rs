@@ -171,6 +171,17 @@ fn failure_from(err: EvalAltResult, limits: &ScriptLimits, step: Option<u32>) ->
                     step,
                 };
             }
+            // A child playbook's error (`playbook(name, input)`) says what it is by itself.
+            if let Some(map) = value.read_lock::<Map>()
+                && map.contains_key("playbook")
+                && let Some(message) = map.get("message").and_then(|m| m.clone().into_string().ok())
+            {
+                return Failure {
+                    kind: FailureKind::Script,
+                    message: format!("{message} (not caught by the script, at {pos})"),
+                    step,
+                };
+            }
             Failure {
                 kind: FailureKind::Script,
                 message: format!("{value} (thrown at {pos})"),
