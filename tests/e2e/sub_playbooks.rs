@@ -95,6 +95,47 @@ async fn a_parent_gets_its_childs_result_and_both_runs_link_to_each_other() {
     let shown = api_get(&server, &token, &format!("/api/v1/runs/{}", child.id)).await;
     assert_eq!(shown["run"]["parent_run"], json!(parent));
     assert_eq!(shown["children"], json!([]));
+
+    // So do the console's run pages.
+    let cookie = sign_in(&cli, &server).await;
+    let page = |id: String| {
+        let (addr, cookie) = (server.addr.clone(), cookie.clone());
+        async move {
+            let r = http_client()
+                .get(format!("http://{addr}/runs/{id}"))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+            r.text().await.unwrap()
+        }
+    };
+    let shown = page(parent.clone()).await;
+    assert!(shown.contains(&format!("<a href=\"/runs/{}\">{}</a>", child.id, child.id)), "{shown}");
+    assert!(shown.contains("start playbook enrich") && shown.contains("wait for playbook enrich"));
+    let shown = page(child.id.clone()).await;
+    assert!(shown.contains(&format!("<a href=\"/runs/{parent}\" id=\"parent-run\">{parent}</a>")), "{shown}");
+}
+
+/// An analyst signed in to the console: the session cookie.
+async fn sign_in(cli: &Cli, server: &Server) -> String {
+    const PASSWORD: &str = "correct horse battery";
+    cli.ok(&["user", "add", "ana", "--email", "ana@example.com", "--role", "analyst"]);
+    let out = cli.run_with_stdin(&["user", "password", "ana"], &format!("{PASSWORD}\n"));
+    assert!(out.status.success(), "{out:?}");
+    let login = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("http://{}/login", server.addr))
+        .form(&[("user", "ana"), ("password", PASSWORD), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 303, "ana signs in");
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    cookie.split(';').next().unwrap().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
