@@ -69,17 +69,29 @@ async fn a_parent_gets_its_childs_result_and_both_runs_link_to_each_other() {
     let store = store_of(&cli).await;
     let run = ended(&store, &parent, 30).await;
     assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
-    assert_eq!(run.output, Some(json!({ "child": { "verdict": "seen 203.0.113.7" } })));
+    assert_eq!(
+        run.output,
+        Some(json!({ "child": { "verdict": "seen 203.0.113.7" } }))
+    );
 
     let children = store.child_runs(&parent).await.unwrap();
     assert_eq!(children.len(), 1);
     let child = &children[0];
-    assert_eq!((child.playbook.as_str(), child.status), ("enrich", RunStatus::Completed));
+    assert_eq!(
+        (child.playbook.as_str(), child.status),
+        ("enrich", RunStatus::Completed)
+    );
     assert_eq!(child.parent_run.as_deref(), Some(parent.as_str()));
     assert_eq!(child.input, json!({ "ip": "203.0.113.7" }));
     assert_eq!(child.origin, format!("playbook:{parent}"));
     // The child's own timeline holds its plugin call; the parent's step names the child.
-    let kinds: Vec<String> = store.steps(&child.id).await.unwrap().into_iter().map(|s| s.kind).collect();
+    let kinds: Vec<String> = store
+        .steps(&child.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.kind)
+        .collect();
     assert_eq!(kinds, ["sleep", "invoke"]);
     let steps = store.steps(&parent).await.unwrap();
     let kinds: Vec<&str> = steps.iter().map(|s| s.kind.as_str()).collect();
@@ -88,7 +100,10 @@ async fn a_parent_gets_its_childs_result_and_both_runs_link_to_each_other() {
     assert_eq!(steps[1].outcome["status"], "completed");
 
     // The API's run view links both ways.
-    let token = cli.ok(&["token", "create", "reader", "--role", "analyst"]).trim().to_owned();
+    let token = cli
+        .ok(&["token", "create", "reader", "--role", "analyst"])
+        .trim()
+        .to_owned();
     let shown = api_get(&server, &token, &format!("/api/v1/runs/{parent}")).await;
     assert_eq!(shown["children"][0]["id"], json!(child.id));
     assert_eq!(shown["run"]["parent_run"], Value::Null);
@@ -112,16 +127,32 @@ async fn a_parent_gets_its_childs_result_and_both_runs_link_to_each_other() {
         }
     };
     let shown = page(parent.clone()).await;
-    assert!(shown.contains(&format!("<a href=\"/runs/{}\">{}</a>", child.id, child.id)), "{shown}");
+    assert!(
+        shown.contains(&format!("<a href=\"/runs/{}\">{}</a>", child.id, child.id)),
+        "{shown}"
+    );
     assert!(shown.contains("start playbook enrich") && shown.contains("wait for playbook enrich"));
     let shown = page(child.id.clone()).await;
-    assert!(shown.contains(&format!("<a href=\"/runs/{parent}\" id=\"parent-run\">{parent}</a>")), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "<a href=\"/runs/{parent}\" id=\"parent-run\">{parent}</a>"
+        )),
+        "{shown}"
+    );
 }
 
 /// An analyst signed in to the console: the session cookie.
 async fn sign_in(cli: &Cli, server: &Server) -> String {
     const PASSWORD: &str = "correct horse battery";
-    cli.ok(&["user", "add", "ana", "--email", "ana@example.com", "--role", "analyst"]);
+    cli.ok(&[
+        "user",
+        "add",
+        "ana",
+        "--email",
+        "ana@example.com",
+        "--role",
+        "analyst",
+    ]);
     let out = cli.run_with_stdin(&["user", "password", "ana"], &format!("{PASSWORD}\n"));
     assert!(out.status.success(), "{out:?}");
     let login = reqwest::Client::builder()
@@ -212,13 +243,20 @@ async fn a_playbook_that_starts_itself_stops_at_the_depth_limit() {
     loop {
         let children = store.child_runs(chain.last().unwrap()).await.unwrap();
         assert!(children.len() <= 1);
-        let Some(child) = children.into_iter().next() else { break };
+        let Some(child) = children.into_iter().next() else {
+            break;
+        };
         assert_eq!(ended(&store, &child.id, 10).await.status, RunStatus::Failed);
         chain.push(child.id);
     }
     assert_eq!(chain.len(), 9, "{chain:?}");
     let deepest = store.run(chain.last().unwrap()).await.unwrap().unwrap();
-    assert!(deepest.error.unwrap().starts_with("step 1: limit max_playbook_depth (8)"));
+    assert!(
+        deepest
+            .error
+            .unwrap()
+            .starts_with("step 1: limit max_playbook_depth (8)")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,9 +270,7 @@ async fn a_server_killed_while_the_child_runs_leaves_one_child_and_the_parent_fi
     let store = store_of(&cli).await;
     let child = eventually(20, "the child to wait in its sleep", async || {
         let children = store.child_runs(&parent).await.unwrap();
-        children
-            .into_iter()
-            .find(|c| c.status == RunStatus::Waiting)
+        children.into_iter().find(|c| c.status == RunStatus::Waiting)
     })
     .await;
     let wake_at = child.wake_at.expect("a waiting run has a wake time");
@@ -246,13 +282,22 @@ async fn a_server_killed_while_the_child_runs_leaves_one_child_and_the_parent_fi
     let _server = Server::start(&cli);
     let run = ended(&store, &parent, 30).await;
     assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
-    assert_eq!(run.output, Some(json!({ "child": { "verdict": "seen 203.0.113.7" } })));
+    assert_eq!(
+        run.output,
+        Some(json!({ "child": { "verdict": "seen 203.0.113.7" } }))
+    );
     let children = store.child_runs(&parent).await.unwrap();
     assert_eq!(children.len(), 1, "exactly one child: {children:?}");
     assert_eq!(children[0].id, child.id);
     let all = store.runs(Some("enrich"), None, 100).await.unwrap();
     assert_eq!(all.len(), 1, "no other run of the child's playbook");
-    let kinds: Vec<String> = store.steps(&parent).await.unwrap().into_iter().map(|s| s.kind).collect();
+    let kinds: Vec<String> = store
+        .steps(&parent)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.kind)
+        .collect();
     assert_eq!(kinds, ["playbook", "playbook", "log"]);
 }
 
@@ -263,6 +308,9 @@ fn the_cli_follows_a_parent_through_its_child_without_a_server() {
     write_enrich(&cli, 0);
     write_parent(&cli);
     let out = cli.ok(&["playbook", "run", "triage"]);
-    assert!(out.contains("waits for run") && out.contains("of playbook enrich"), "{out}");
+    assert!(
+        out.contains("waits for run") && out.contains("of playbook enrich"),
+        "{out}"
+    );
     assert!(out.contains("\"verdict\": \"seen 203.0.113.7\""), "{out}");
 }

@@ -194,7 +194,10 @@ async fn follow_children(app: &App, id: &str) -> anyhow::Result<bool> {
         return Ok(false);
     }
     for child in pending {
-        println!("  run {id} waits for run {} of playbook {}", child.id, child.playbook);
+        println!(
+            "  run {id} waits for run {} of playbook {}",
+            child.id, child.playbook
+        );
         Box::pin(follow(app, &child.id)).await?;
     }
     let children = app.store.child_runs(id).await?;

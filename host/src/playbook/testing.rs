@@ -403,7 +403,9 @@ impl MockEffects {
         let (outcome, _, _) = drive(&child, &run, &limits, effects, &self.0, false);
         Ok(match outcome {
             Outcome::Completed(v) => serde_json::json!({ "status": "completed", "output": v, "error": null }),
-            Outcome::Failed(f) => serde_json::json!({ "status": "failed", "output": null, "error": f.message }),
+            Outcome::Failed(f) => {
+                serde_json::json!({ "status": "failed", "output": null, "error": f.message })
+            }
             Outcome::Waiting { .. } | Outcome::Interrupted => {
                 serde_json::json!({ "status": "failed", "output": null, "error": "the child did not end" })
             }

@@ -21,7 +21,14 @@ struct World {
 struct Parent(Arc<Mutex<World>>);
 
 impl Effects for Parent {
-    fn call_plugin(&mut self, _: &str, _: &str, _: &Value, _: &str, _: &str) -> Result<Value, engine::PluginFailure> {
+    fn call_plugin(
+        &mut self,
+        _: &str,
+        _: &str,
+        _: &Value,
+        _: &str,
+        _: &str,
+    ) -> Result<Value, engine::PluginFailure> {
         unreachable!("these scripts call no plugin")
     }
     fn record(&mut self, _: &str, _: &Step) -> Result<(), JournalError> {
@@ -74,7 +81,11 @@ fn the_parent_waits_for_its_child_without_a_step_and_gets_its_result() {
     let w = Arc::new(Mutex::new(World::default()));
     let (o, journal) = replay(CALLS_ENRICH, vec![], &w);
     assert_eq!(o, Outcome::Waiting { wake_at: 61_000 });
-    assert_eq!(journal.len(), 1, "only the start is journaled while the child runs");
+    assert_eq!(
+        journal.len(),
+        1,
+        "only the start is journaled while the child runs"
+    );
     assert_eq!(journal[0].kind, StepKind::Playbook);
     assert_eq!(
         journal[0].request,
@@ -93,8 +104,14 @@ fn the_parent_waits_for_its_child_without_a_step_and_gets_its_result() {
     let (o, journal) = replay(CALLS_ENRICH, journal, &w);
     assert_eq!(o, Outcome::Completed(json!({ "got": "bad" })));
     assert_eq!(journal.len(), 2);
-    assert_eq!(journal[1].request, json!({ "run": "r-child", "playbook": "enrich" }));
-    assert_eq!(w.lock().unwrap().starts, [("enrich".into(), json!({ "ip": "203.0.113.7" }), 1)]);
+    assert_eq!(
+        journal[1].request,
+        json!({ "run": "r-child", "playbook": "enrich" })
+    );
+    assert_eq!(
+        w.lock().unwrap().starts,
+        [("enrich".into(), json!({ "ip": "203.0.113.7" }), 1)]
+    );
     // And a replay of the whole journal takes nothing new.
     w.lock().unwrap().ended = None;
     let (o, _) = replay(CALLS_ENRICH, journal, &w);
@@ -130,13 +147,20 @@ fn a_child_that_did_not_complete_is_a_catchable_error_naming_it() {
     }
     // Not caught, it fails the parent with the child's reason.
     let w = Arc::new(Mutex::new(World {
-        ended: Some(json!({ "run": "r-child", "playbook": "enrich", "status": "failed", "output": null, "error": "boom" })),
+        ended: Some(
+            json!({ "run": "r-child", "playbook": "enrich", "status": "failed", "output": null, "error": "boom" }),
+        ),
         ..Default::default()
     }));
     let (o, _) = replay(CALLS_ENRICH, vec![], &w);
     let Outcome::Failed(f) = o else { panic!("{o:?}") };
     assert_eq!(f.kind, FailureKind::Script);
-    assert!(f.message.contains("playbook 'enrich' (run r-child) ended failed: boom"), "{}", f.message);
+    assert!(
+        f.message
+            .contains("playbook 'enrich' (run r-child) ended failed: boom"),
+        "{}",
+        f.message
+    );
 }
 
 #[test]
@@ -152,7 +176,9 @@ fn an_unknown_playbook_is_a_journaled_catchable_error() {
     );
     assert_eq!(
         o,
-        Outcome::Completed(json!("invalid-input: playbook('nope'): no playbook named 'nope' (loaded: parent)"))
+        Outcome::Completed(json!(
+            "invalid-input: playbook('nope'): no playbook named 'nope' (loaded: parent)"
+        ))
     );
     assert_eq!(journal.len(), 1);
     assert!(!journal[0].ok);
@@ -169,7 +195,11 @@ fn too_deep_stops_the_run_at_its_limit_and_a_store_failure_retries_it() {
         ..Default::default()
     }));
     // try/catch cannot keep a recursion going.
-    let (o, journal) = replay(r#"try { playbook("loop"); } catch { return "caught"; } 1"#, vec![], &w);
+    let (o, journal) = replay(
+        r#"try { playbook("loop"); } catch { return "caught"; } 1"#,
+        vec![],
+        &w,
+    );
     let Outcome::Failed(f) = o else { panic!("{o:?}") };
     assert_eq!(
         f.kind,
@@ -186,9 +216,16 @@ fn too_deep_stops_the_run_at_its_limit_and_a_store_failure_retries_it() {
     assert!(journal.is_empty(), "nothing is journaled");
 
     w.lock().unwrap().refuse = Some(|| StartError::Store("the database is down".into()));
-    let (o, journal) = replay(r#"try { playbook("x"); } catch { return "caught"; } 1"#, vec![], &w);
+    let (o, journal) = replay(
+        r#"try { playbook("x"); } catch { return "caught"; } 1"#,
+        vec![],
+        &w,
+    );
     let Outcome::Failed(f) = o else { panic!("{o:?}") };
-    assert!(f.retryable() && f.message.contains("the database is down"), "{f:?}");
+    assert!(
+        f.retryable() && f.message.contains("the database is down"),
+        "{f:?}"
+    );
     assert!(journal.is_empty());
 }
 
@@ -332,13 +369,23 @@ fn a_test_of_a_playbook_that_starts_itself_stops_at_the_depth_limit() {
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("again");
     std::fs::create_dir_all(&folder).unwrap();
-    std::fs::write(folder.join("playbook.toml"), "name = \"again\"\ndescription = \"x\"\n").unwrap();
+    std::fs::write(
+        folder.join("playbook.toml"),
+        "name = \"again\"\ndescription = \"x\"\n",
+    )
+    .unwrap();
     std::fs::write(folder.join("playbook.rhai"), r#"playbook("again", #{})"#).unwrap();
     let pb = super::Playbook::load(&folder).unwrap();
     let case: testing::Case = toml::from_str(
         "[[playbook]]\nname = \"again\"\nrun = true\n[expect]\nstatus = \"failed\"\nerror = \"ended failed\"\n",
     )
     .unwrap();
-    let report = testing::run_case(&pb, &folder.join("tests/c.toml"), &case, &super::RunLimits::default(), None);
+    let report = testing::run_case(
+        &pb,
+        &folder.join("tests/c.toml"),
+        &case,
+        &super::RunLimits::default(),
+        None,
+    );
     assert!(report.passed(), "{:?}", report.problems);
 }

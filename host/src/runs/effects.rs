@@ -2,7 +2,7 @@
 //! enrichment cache and questions through the store, and the playbook actions (`act.rs`).
 
 use crate::playbook::{
-    ActCall, ActError, Effects, JournalError, PluginFailure, Playbooks, QuestionWait, StartError, Step,
+    ActCall, ActError, Effects, JournalError, Playbooks, PluginFailure, QuestionWait, StartError, Step,
     WaitError,
 };
 use crate::plugin::{CallContext, CallError, Runtime};
@@ -121,7 +121,13 @@ impl Effects for LiveEffects {
         }
     }
 
-    fn start_playbook(&mut self, name: &str, input: &Value, run_id: &str, seq: u32) -> Result<String, StartError> {
+    fn start_playbook(
+        &mut self,
+        name: &str,
+        input: &Value,
+        run_id: &str,
+        seq: u32,
+    ) -> Result<String, StartError> {
         let depth = self.depth();
         let max = crate::playbook::limits::MAX_PLAYBOOK_DEPTH;
         if depth >= max {

@@ -158,11 +158,9 @@ fn new_run(
             source,
         })?;
     let input = Value::Object(input);
-    crate::nesting::check(&input, crate::nesting::MAX_DEPTH).map_err(|source| {
-        RunError::InputTooDeep {
-            playbook: playbook.name().to_owned(),
-            source,
-        }
+    crate::nesting::check(&input, crate::nesting::MAX_DEPTH).map_err(|source| RunError::InputTooDeep {
+        playbook: playbook.name().to_owned(),
+        source,
     })?;
     Ok(NewRun {
         id: new_run_id(),

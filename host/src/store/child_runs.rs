@@ -76,11 +76,20 @@ mod tests {
 
     both_dialects!(a_step_makes_one_child_and_its_end_wakes_the_parent, |store| {
         store.create_run(&new_run("r-parent")).await.unwrap();
-        store.reschedule_run("r-parent", RunStatus::Waiting, i64::MAX / 2, None).await.unwrap();
-        let child = store.create_child_run(&new_run("r-child"), "r-parent", 3).await.unwrap();
+        store
+            .reschedule_run("r-parent", RunStatus::Waiting, i64::MAX / 2, None)
+            .await
+            .unwrap();
+        let child = store
+            .create_child_run(&new_run("r-child"), "r-parent", 3)
+            .await
+            .unwrap();
         assert_eq!(child, "r-child");
         // The step taken again after a crash finds the same child.
-        let again = store.create_child_run(&new_run("r-other"), "r-parent", 3).await.unwrap();
+        let again = store
+            .create_child_run(&new_run("r-other"), "r-parent", 3)
+            .await
+            .unwrap();
         assert_eq!(again, "r-child");
         assert!(store.run("r-other").await.unwrap().is_none());
         let children = store.child_runs("r-parent").await.unwrap();
@@ -88,9 +97,15 @@ mod tests {
         assert_eq!(children[0].parent_run.as_deref(), Some("r-parent"));
 
         let before = now_ms();
-        store.finish_run("r-child", RunStatus::Completed, Some(&serde_json::json!(1)), None).await.unwrap();
+        store
+            .finish_run("r-child", RunStatus::Completed, Some(&serde_json::json!(1)), None)
+            .await
+            .unwrap();
         let parent = store.run("r-parent").await.unwrap().unwrap();
-        assert!(parent.wake_at.is_some_and(|at| at <= now_ms() && at >= before), "{parent:?}");
+        assert!(
+            parent.wake_at.is_some_and(|at| at <= now_ms() && at >= before),
+            "{parent:?}"
+        );
     });
 
     both_dialects!(cancelling_a_parent_cancels_its_unfinished_children, |store| {
@@ -98,7 +113,10 @@ mod tests {
         store.create_child_run(&new_run("r-a"), "r-top", 1).await.unwrap();
         store.create_child_run(&new_run("r-b"), "r-top", 2).await.unwrap();
         store.create_child_run(&new_run("r-a1"), "r-a", 1).await.unwrap();
-        store.finish_run("r-b", RunStatus::Completed, None, None).await.unwrap();
+        store
+            .finish_run("r-b", RunStatus::Completed, None, None)
+            .await
+            .unwrap();
         assert!(store.cancel_run("r-top", &Actor::cli()).await.unwrap());
         for (id, status) in [
             ("r-top", RunStatus::Cancelled),
@@ -114,6 +132,9 @@ mod tests {
         store.create_run(&new_run("r-p2")).await.unwrap();
         store.create_child_run(&new_run("r-c2"), "r-p2", 1).await.unwrap();
         assert!(store.cancel_run("r-c2", &Actor::cli()).await.unwrap());
-        assert_eq!(store.run("r-p2").await.unwrap().unwrap().status, RunStatus::Queued);
+        assert_eq!(
+            store.run("r-p2").await.unwrap().unwrap().status,
+            RunStatus::Queued
+        );
     });
 }

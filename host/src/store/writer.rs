@@ -298,7 +298,12 @@ async fn execute_round(
 /// Wake the parents of runs that just ended (a child playbook's end is what its parent
 /// waits for), as an answered question wakes its run: a waiting parent is due at once, one
 /// being replayed is marked (`woken_at`) so its reschedule makes it due at once.
-async fn wake_parents(conn: &mut AnyConnection, ended: &HashSet<String>, now: i64, sqlite: bool) -> Result<()> {
+async fn wake_parents(
+    conn: &mut AnyConnection,
+    ended: &HashSet<String>,
+    now: i64,
+    sqlite: bool,
+) -> Result<()> {
     if ended.is_empty() {
         return Ok(());
     }

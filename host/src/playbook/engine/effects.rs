@@ -101,7 +101,13 @@ pub trait Effects: Send + 'static {
     /// `run_id` at its step `seq` (its incident, alert and requester go with it), and return
     /// its id. Exactly once: if that step already started a child (a crash before the step
     /// was journaled), its id is returned and nothing is started.
-    fn start_playbook(&mut self, name: &str, input: &Value, run_id: &str, seq: u32) -> Result<String, StartError> {
+    fn start_playbook(
+        &mut self,
+        name: &str,
+        input: &Value,
+        run_id: &str,
+        seq: u32,
+    ) -> Result<String, StartError> {
         let _ = (name, input, run_id, seq);
         Err(StartError::Unavailable)
     }

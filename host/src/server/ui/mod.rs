@@ -248,7 +248,9 @@ pub(crate) fn step_label(kind: &str, request: &serde_json::Value) -> String {
             format!("{plugin}.{action}")
         }
         None => match request.get("playbook").and_then(|p| p.as_str()) {
-            Some(name) if kind == "playbook" && request.get("input").is_some() => format!("start playbook {name}"),
+            Some(name) if kind == "playbook" && request.get("input").is_some() => {
+                format!("start playbook {name}")
+            }
             Some(name) if kind == "playbook" => format!("wait for playbook {name}"),
             _ => kind.to_owned(),
         },
