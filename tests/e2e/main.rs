@@ -48,6 +48,7 @@ mod serve;
 mod servicenow;
 mod slack;
 mod streaming_guard;
+mod sub_playbooks;
 mod tls;
 mod unifi;
 mod virustotal;

@@ -185,6 +185,25 @@ fn test(config: &Config, targets: &[String]) -> anyhow::Result<i32> {
     Ok(if failed > 0 { 1 } else { 0 })
 }
 
+/// A run waiting for the playbooks it started: follow each unfinished one here; returns
+/// whether all of them ended (their ends woke the run, so it goes on).
+async fn follow_children(app: &App, id: &str) -> anyhow::Result<bool> {
+    let children = app.store.child_runs(id).await?;
+    let pending: Vec<_> = children.iter().filter(|c| !c.status.is_final()).collect();
+    if pending.is_empty() {
+        return Ok(false);
+    }
+    for child in pending {
+        println!(
+            "  run {id} waits for run {} of playbook {}",
+            child.id, child.playbook
+        );
+        Box::pin(follow(app, &child.id)).await?;
+    }
+    let children = app.store.child_runs(id).await?;
+    Ok(children.iter().all(|c| c.status.is_final()))
+}
+
 /// Follow a run: work on it here when nobody else does, print each new step, and return
 /// when it ends or waits.
 pub async fn follow(app: &App, id: &str) -> anyhow::Result<i32> {
@@ -208,6 +227,7 @@ pub async fn follow(app: &App, id: &str) -> anyhow::Result<i32> {
                 println!("run {id} completed\n{output}");
                 return Ok(0);
             }
+            RunStatus::Waiting if follow_children(app, id).await? => continue,
             RunStatus::Waiting => {
                 let at = run.wake_at.map(render::time).unwrap_or_default();
                 println!(

@@ -25,10 +25,14 @@ pub enum StepKind {
     Act,
     /// The answer to a question asked by an earlier `act` step.
     Question,
+    /// A child playbook (`playbook(name, input)`): its start (request `{playbook, input}`,
+    /// outcome `{run}`), then its end (request `{run, playbook}`, outcome the child's
+    /// `{run, playbook, status, output, error}`).
+    Playbook,
 }
 
 impl StepKind {
-    pub const ALL: [StepKind; 7] = [
+    pub const ALL: [StepKind; 8] = [
         StepKind::Invoke,
         StepKind::Sleep,
         StepKind::Now,
@@ -36,6 +40,7 @@ impl StepKind {
         StepKind::Log,
         StepKind::Act,
         StepKind::Question,
+        StepKind::Playbook,
     ];
 
     /// The name the journal stores.
@@ -48,6 +53,7 @@ impl StepKind {
             StepKind::Log => "log",
             StepKind::Act => "act",
             StepKind::Question => "question",
+            StepKind::Playbook => "playbook",
         }
     }
 }
@@ -60,7 +66,7 @@ impl std::fmt::Display for StepKind {
 
 /// A stored step kind this version of Osprey does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("'{0}' is not a kind of step (invoke, sleep, now, random, log, act, question)")]
+#[error("'{0}' is not a kind of step (invoke, sleep, now, random, log, act, question, playbook)")]
 pub struct UnknownStepKind(pub String);
 
 impl std::str::FromStr for StepKind {

@@ -5,6 +5,12 @@
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+/// How deep playbooks may start playbooks (`playbook(name, input)`): a run started by a
+/// trigger is at depth 0, the child it starts at 1, and so on; a run at this depth may not
+/// start another. Stops a playbook that starts itself, or a cycle of them, after a few
+/// runs. Fixed, like the nesting limit: no playbook needs more to be composed of others.
+pub const MAX_PLAYBOOK_DEPTH: u32 = 8;
+
 /// Limits of one replay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -17,11 +17,13 @@ pub mod meta;
 pub mod testing;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_sub_playbooks;
 
 pub use act::{Act, ActCall, ActError};
 pub use engine::{
     Effects, Failure, FailureKind, JournalError, MAX_RETRY_AFTER_MS, Outcome, PluginFailure, QuestionWait,
-    Script, ScriptLimits, WaitError,
+    Script, ScriptLimits, StartError, WaitError,
 };
 pub use journal::{Interrupt, RunContext, Step, StepKind};
 pub use limits::{LimitOverrides, RunLimits};

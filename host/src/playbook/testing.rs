@@ -22,6 +22,16 @@
 //! by = "user:owner"                       # optional (default "user:tester"); comment = "..." too
 //! # or: timeout = true                    # nobody answers: the question's on_timeout answer, or an error
 //!
+//! [[playbook]]                            # answers `playbook("enrich", input)`, in the style of [[mock]]
+//! name = "enrich"
+//! when = { ip = "203.0.113.7" }           # optional: the input must contain these
+//! result = { verdict = "bad" }            # or: error = "enrich failed" (status = "failed" |
+//!                                         # "cancelled" | "dead", default "failed")
+//!                                         # or: run = true: the child playbook (a sibling
+//!                                         # folder) runs offline with this case's [[mock]]s
+//!                                         # and [[answer]]s
+//! times = 1                               # optional: answers at most this many starts
+//!
 //! [expect]
 //! status = "completed"                    # completed | failed | waiting
 //! output = { verdict = "bad" }            # optional: these keys of the result
@@ -38,7 +48,9 @@
 
 use super::Playbook;
 use super::act::{Act, ActCall, ActError};
-use super::engine::{self, Effects, JournalError, Outcome, PluginFailure, ScriptLimits, WaitError};
+use super::engine::{
+    self, Effects, JournalError, Outcome, PluginFailure, ScriptLimits, StartError, WaitError,
+};
 use super::journal::{RunContext, Step, StepKind};
 use serde::Deserialize;
 use serde_json::Value;
@@ -73,7 +85,61 @@ pub struct Case {
     /// Who made the request, for a request form (`requester` in the script): `{ name, email }`.
     #[serde(default)]
     pub requester: Option<Value>,
+    /// Canned results of the child playbooks the run starts (`playbook(name, input)`).
+    #[serde(default, rename = "playbook")]
+    pub playbooks: Vec<CannedPlaybook>,
     pub expect: Expect,
+}
+
+/// A canned child playbook: its result, its failure, or the child itself run offline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CannedPlaybook {
+    pub name: String,
+    #[serde(default)]
+    pub when: Option<serde_json::Map<String, Value>>,
+    /// What the child returns.
+    #[serde(default)]
+    pub result: Option<Value>,
+    /// The child's error: the parent gets a catchable error.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// How the failed child ended (`failed`, `cancelled`, `dead`); `failed` if not given.
+    #[serde(default)]
+    pub status: Option<ChildEnd>,
+    /// Run the child playbook (the folder next to this one) with the case's mocks and answers.
+    #[serde(default)]
+    pub run: bool,
+    #[serde(default)]
+    pub times: Option<u32>,
+}
+
+/// How a canned child that did not complete ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChildEnd {
+    Failed,
+    Cancelled,
+    Dead,
+}
+
+impl CannedPlaybook {
+    /// What is wrong with this entry, if anything: exactly one of result, error and run.
+    fn problem(&self) -> Option<String> {
+        let given = [self.result.is_some(), self.error.is_some(), self.run];
+        if given.iter().filter(|g| **g).count() > 1 {
+            return Some(format!(
+                "[[playbook]] '{}' may give only one of result, error and run",
+                self.name
+            ));
+        }
+        (self.status.is_some() && self.error.is_none()).then(|| {
+            format!(
+                "[[playbook]] '{}' has a status but no error (status says how a failed child ended)",
+                self.name
+            )
+        })
+    }
 }
 
 /// A canned answer to a plugin call.
@@ -171,6 +237,10 @@ pub fn step_label(step: &Step) -> String {
         }
         StepKind::Act => step.request["action"].as_str().unwrap_or("?").to_owned(),
         StepKind::Question => "answer".to_owned(),
+        StepKind::Playbook if step.request.get("input").is_some() => {
+            format!("playbook {}", step.request["playbook"].as_str().unwrap_or("?"))
+        }
+        StepKind::Playbook => format!("wait {}", step.request["playbook"].as_str().unwrap_or("?")),
         kind => kind.as_str().to_owned(),
     }
 }
@@ -242,6 +312,13 @@ fn broken(file: &Path, problem: String) -> CaseReport {
 
 struct MockState {
     mocks: Vec<(Mock, u32)>,
+    /// The canned children and how often each answered.
+    playbooks: Vec<(CannedPlaybook, u32)>,
+    /// The ends of the children started so far (`child-N` is the N-th).
+    children: Vec<Value>,
+    /// Where sibling playbooks are (a `run = true` child), and the limits they run with.
+    playbooks_dir: PathBuf,
+    limits: super::RunLimits,
     check: Option<CallCheck>,
     refused: Vec<String>,
     clock: i64,
@@ -263,8 +340,107 @@ enum CannedAnswerError {
     Invalid { n: usize, why: String },
 }
 
-/// Canned plugin answers and a virtual clock, shared with the harness that drives the run.
-struct MockEffects(Arc<Mutex<MockState>>);
+/// Canned plugin answers and a virtual clock, shared with the harness that drives the run
+/// (and with the children it runs offline), and how deep this run is.
+struct MockEffects(Arc<Mutex<MockState>>, u32);
+
+impl MockEffects {
+    /// Start child `name`: its canned end, or the child itself run offline to its end.
+    fn child_end(&mut self, name: &str, input: &Value) -> Result<Value, StartError> {
+        let mut st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let found = st.playbooks.iter_mut().find(|(p, used)| {
+            p.name == name
+                && p.times.is_none_or(|t| *used < t)
+                && p.when
+                    .as_ref()
+                    .is_none_or(|w| w.iter().all(|(k, v)| input.get(k) == Some(v)))
+        });
+        let Some((canned, used)) = found else {
+            let what = format!("playbook {name} {input}");
+            st.unanswered.push(what.clone());
+            return Err(StartError::Invalid(format!(
+                "no canned result for {what}; add a [[playbook]] to the test"
+            )));
+        };
+        *used += 1;
+        let canned = canned.clone();
+        if let Some(error) = &canned.error {
+            let status = match canned.status.unwrap_or(ChildEnd::Failed) {
+                ChildEnd::Failed => "failed",
+                ChildEnd::Cancelled => "cancelled",
+                ChildEnd::Dead => "dead",
+            };
+            return Ok(serde_json::json!({ "status": status, "output": null, "error": error }));
+        }
+        if !canned.run {
+            let output = canned.result.clone().unwrap_or(Value::Null);
+            return Ok(serde_json::json!({ "status": "completed", "output": output, "error": null }));
+        }
+        let dir = st.playbooks_dir.join(name);
+        let limits = st.limits;
+        drop(st);
+        let child = Playbook::load(&dir)
+            .map_err(|e| StartError::Unknown(format!("no playbook '{name}' next to this one: {e}")))?;
+        if child.name() != name {
+            return Err(StartError::Unknown(format!(
+                "the folder {} holds playbook '{}', not '{name}'",
+                dir.display(),
+                child.name()
+            )));
+        }
+        let input = child
+            .meta
+            .resolve_input(&input.as_object().cloned().unwrap_or_default())
+            .map_err(|e| StartError::Invalid(format!("input of playbook '{name}': {e}")))?;
+        let run = RunContext {
+            run_id: format!("test-run-{name}"),
+            playbook: name.to_owned(),
+            input,
+            plugins: child.meta.plugins.clone(),
+            ..RunContext::default()
+        };
+        let effects = Box::new(MockEffects(self.0.clone(), self.1 + 1));
+        let (outcome, _, _) = drive(&child, &run, &limits, effects, &self.0, false);
+        Ok(match outcome {
+            Outcome::Completed(v) => serde_json::json!({ "status": "completed", "output": v, "error": null }),
+            Outcome::Failed(f) => {
+                serde_json::json!({ "status": "failed", "output": null, "error": f.message })
+            }
+            Outcome::Waiting { .. } | Outcome::Interrupted => {
+                serde_json::json!({ "status": "failed", "output": null, "error": "the child did not end" })
+            }
+        })
+    }
+}
+
+/// Replay `playbook` until it ends, jumping the virtual clock over its waits (unless
+/// `keep_waiting`, which returns the first wait), as a server would.
+fn drive(
+    playbook: &Playbook,
+    run: &RunContext,
+    limits: &super::RunLimits,
+    mut effects: Box<dyn Effects>,
+    state: &Arc<Mutex<MockState>>,
+    keep_waiting: bool,
+) -> (Outcome, Box<dyn Effects>, Vec<Step>) {
+    let limits = playbook.limits(limits);
+    let mut journal = Vec::new();
+    let mut outcome = Outcome::Waiting { wake_at: 0 };
+    for _ in 0..10_000 {
+        let (o, e, j) = engine::replay(&playbook.script, limits, run, journal, effects);
+        effects = e;
+        journal = j;
+        outcome = o;
+        match &outcome {
+            Outcome::Waiting { wake_at } if !keep_waiting => {
+                let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+                st.clock = st.clock.max(*wake_at);
+            }
+            _ => break,
+        }
+    }
+    (outcome, effects, journal)
+}
 
 impl Effects for MockEffects {
     fn call_plugin(
@@ -403,6 +579,36 @@ impl Effects for MockEffects {
         })))
     }
 
+    fn start_playbook(&mut self, name: &str, input: &Value, _: &str, _: u32) -> Result<String, StartError> {
+        if self.1 >= super::limits::MAX_PLAYBOOK_DEPTH {
+            return Err(StartError::TooDeep {
+                playbook: name.to_owned(),
+                depth: self.1,
+                max: super::limits::MAX_PLAYBOOK_DEPTH,
+            });
+        }
+        let end = self.child_end(name, input)?;
+        let mut st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let id = format!("child-{}", st.children.len() + 1);
+        let mut end = end;
+        end["run"] = id.clone().into();
+        end["playbook"] = name.into();
+        st.children.push(end);
+        Ok(id)
+    }
+
+    fn playbook_wait(&mut self, run: &str) -> Result<engine::QuestionWait, WaitError> {
+        let st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let end = run
+            .strip_prefix("child-")
+            .and_then(|n| n.parse::<usize>().ok())
+            .and_then(|n| st.children.get(n.checked_sub(1)?));
+        match end {
+            Some(end) => Ok(engine::QuestionWait::Done(end.clone())),
+            None => Err(WaitError::Failed(format!("no child run {run}").into())),
+        }
+    }
+
     fn random_u64(&mut self) -> u64 {
         // xorshift64*: deterministic, so test runs are repeatable.
         let mut st = self.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -429,6 +635,9 @@ pub fn run_case(
         },
         None => 1_798_761_600_000, // 2027-01-01T00:00:00Z
     };
+    if let Some(problem) = case.playbooks.iter().find_map(CannedPlaybook::problem) {
+        return broken(file, problem);
+    }
     for m in &case.mocks {
         if m.output.is_some() && m.error.is_some() {
             return broken(
@@ -454,6 +663,10 @@ pub fn run_case(
     };
     let state = Arc::new(Mutex::new(MockState {
         mocks: case.mocks.iter().map(|m| (m.clone(), 0)).collect(),
+        playbooks: case.playbooks.iter().map(|p| (p.clone(), 0)).collect(),
+        children: Vec::new(),
+        playbooks_dir: playbook.dir.parent().map(Path::to_owned).unwrap_or_default(),
+        limits: *limits,
         check: check.cloned(),
         refused: Vec::new(),
         clock: start,
@@ -462,24 +675,9 @@ pub fn run_case(
         answers: case.answers.clone(),
         asked: Vec::new(),
     }));
-    let mut effects: Box<dyn Effects> = Box::new(MockEffects(state.clone()));
-    let limits = playbook.limits(limits);
-    let mut journal = Vec::new();
-    let mut outcome = Outcome::Waiting { wake_at: start };
-    for _ in 0..10_000 {
-        let (o, e, j) = engine::replay(&playbook.script, limits, &run, journal, effects);
-        effects = e;
-        journal = j;
-        outcome = o;
-        match &outcome {
-            Outcome::Waiting { wake_at } if case.expect.status != ExpectedStatus::Waiting => {
-                // Jump the virtual clock to the wake-up time and replay, as a server would.
-                let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-                st.clock = st.clock.max(*wake_at);
-            }
-            _ => break,
-        }
-    }
+    let effects: Box<dyn Effects> = Box::new(MockEffects(state.clone(), 0));
+    let keep_waiting = case.expect.status == ExpectedStatus::Waiting;
+    let (outcome, effects, journal) = drive(playbook, &run, limits, effects, &state, keep_waiting);
     let labels: Vec<String> = journal.iter().map(step_label).collect();
     let (status, output, error) = match &outcome {
         Outcome::Completed(v) => (ExpectedStatus::Completed, Some(v.clone()), None),

@@ -2,7 +2,8 @@
 //! enrichment cache and questions through the store, and the playbook actions (`act.rs`).
 
 use crate::playbook::{
-    ActCall, ActError, Effects, JournalError, PluginFailure, QuestionWait, Step, WaitError,
+    ActCall, ActError, Effects, JournalError, Playbooks, PluginFailure, QuestionWait, StartError, Step,
+    WaitError,
 };
 use crate::plugin::{CallContext, CallError, Runtime};
 use crate::store::runs::{RunStatus, StepRecord};
@@ -28,6 +29,24 @@ pub(super) struct LiveEffects {
     pub(super) metrics: Arc<crate::metrics::Metrics>,
     /// Turns true on shutdown: a plugin call in flight is abandoned.
     pub(super) shutting_down: tokio::sync::watch::Receiver<bool>,
+    /// The loaded playbooks, for `playbook(name, input)`.
+    pub(super) playbooks: Playbooks,
+    /// What the run was started for, as stored (its children start for the same).
+    pub(super) context: Value,
+}
+
+/// How long a parent waits for its child before it looks again, if the child's end has not
+/// woken it before (it does, in the transaction that ends the child).
+const CHILD_LOOK_AGAIN_MS: i64 = 10 * 60 * 1000;
+
+impl LiveEffects {
+    /// How deep this run is: 0 for a run a trigger started, its child's depth + 1.
+    fn depth(&self) -> u32 {
+        self.context
+            .get("depth")
+            .map(|d| d.as_u64().and_then(|d| u32::try_from(d).ok()).unwrap_or(u32::MAX))
+            .unwrap_or(0)
+    }
 }
 
 impl Effects for LiveEffects {
@@ -100,6 +119,58 @@ impl Effects for LiveEffects {
             Wait::Done(outcome) => Ok(QuestionWait::Done(outcome)),
             Wait::Until(at) => Ok(QuestionWait::Until(at)),
         }
+    }
+
+    fn start_playbook(
+        &mut self,
+        name: &str,
+        input: &Value,
+        run_id: &str,
+        seq: u32,
+    ) -> Result<String, StartError> {
+        let depth = self.depth();
+        let max = crate::playbook::limits::MAX_PLAYBOOK_DEPTH;
+        if depth >= max {
+            return Err(StartError::TooDeep {
+                playbook: name.to_owned(),
+                depth,
+                max,
+            });
+        }
+        let pb = self
+            .playbooks
+            .get(name)
+            .map_err(|e| StartError::Unknown(e.to_string()))?;
+        let input = input.as_object().cloned().unwrap_or_default();
+        let mut run = super::new_run(&pb, &input, &format!("playbook:{run_id}"))
+            .map_err(|e| StartError::Invalid(e.to_string()))?;
+        // The child starts for what its parent started for (alert, incident, breach,
+        // requester), one level deeper.
+        let mut context = self.context.as_object().cloned().unwrap_or_default();
+        context.insert("parent_run".into(), run_id.into());
+        context.insert("depth".into(), (depth + 1).into());
+        run.context = Value::Object(context);
+        let created = self.store.create_child_run(&run, run_id, i64::from(seq));
+        let child = self
+            .handle
+            .block_on(created)
+            .map_err(|e| StartError::Store(Box::new(e)))?;
+        tracing::info!(run = %run_id, child = %child, playbook = name, "child playbook started");
+        Ok(child)
+    }
+
+    fn playbook_wait(&mut self, child: &str) -> Result<QuestionWait, WaitError> {
+        let found = self.handle.block_on(self.store.run(child));
+        let Some(run) = found.map_err(|e| WaitError::Failed(Box::new(e)))? else {
+            return Err(WaitError::Failed(format!("the child run {child} is gone").into()));
+        };
+        if !run.status.is_final() {
+            return Ok(QuestionWait::Until(now_ms() + CHILD_LOOK_AGAIN_MS));
+        }
+        Ok(QuestionWait::Done(serde_json::json!({
+            "run": run.id, "playbook": run.playbook, "status": run.status,
+            "output": run.output, "error": run.error,
+        })))
     }
 
     fn cached_output(&mut self, plugin: &str, action: &str, input: &Value) -> Option<Value> {

@@ -144,6 +144,34 @@ pub fn new_run_id() -> String {
     crate::store::new_id('r')
 }
 
+/// Check `input` against `playbook`'s inputs and make the run (not stored yet).
+fn new_run(
+    playbook: &Playbook,
+    input: &serde_json::Map<String, Value>,
+    origin: &str,
+) -> Result<NewRun, RunError> {
+    let input = playbook
+        .meta
+        .resolve_input(input)
+        .map_err(|source| RunError::Input {
+            playbook: playbook.name().to_owned(),
+            source,
+        })?;
+    let input = Value::Object(input);
+    crate::nesting::check(&input, crate::nesting::MAX_DEPTH).map_err(|source| RunError::InputTooDeep {
+        playbook: playbook.name().to_owned(),
+        source,
+    })?;
+    Ok(NewRun {
+        id: new_run_id(),
+        playbook: playbook.name().to_owned(),
+        script_hash: playbook.script.hash.clone(),
+        input,
+        origin: origin.to_owned(),
+        context: Value::Null,
+    })
+}
+
 impl Executor {
     pub fn new(
         store: Store,
@@ -209,28 +237,7 @@ impl Executor {
         input: &serde_json::Map<String, Value>,
         origin: &str,
     ) -> Result<NewRun, RunError> {
-        let input = playbook
-            .meta
-            .resolve_input(input)
-            .map_err(|source| RunError::Input {
-                playbook: playbook.name().to_owned(),
-                source,
-            })?;
-        let input = Value::Object(input);
-        crate::nesting::check(&input, crate::nesting::MAX_DEPTH).map_err(|source| {
-            RunError::InputTooDeep {
-                playbook: playbook.name().to_owned(),
-                source,
-            }
-        })?;
-        Ok(NewRun {
-            id: new_run_id(),
-            playbook: playbook.name().to_owned(),
-            script_hash: playbook.script.hash.clone(),
-            input,
-            origin: origin.to_owned(),
-            context: Value::Null,
-        })
+        new_run(playbook, input, origin)
     }
 
     /// Start a run of `playbook` now; returns its id.

@@ -212,6 +212,8 @@ impl Executor {
             humans: self.humans.clone(),
             metrics: self.plugins.options().metrics.clone(),
             shutting_down: self.shutting_down.subscribe(),
+            playbooks: self.playbooks.clone(),
+            context: run.context.clone(),
         });
         let script = pb.script.clone();
         let started = Instant::now();

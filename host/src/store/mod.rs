@@ -10,6 +10,7 @@ pub mod alerts;
 pub mod audit;
 pub(crate) mod audit_chain;
 mod case_specs;
+mod child_runs;
 pub mod enrichment_cache;
 pub mod incident_detail;
 pub mod incidents;

@@ -106,6 +106,8 @@ pub struct RunRecord {
     /// Why some of the run's stored values could not be read (they read as null).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unreadable: Option<String>,
+    /// The run that started this one with `playbook(name, input)`, if any.
+    pub parent_run: Option<String>,
 }
 
 /// A plugin call a playbook step made, as [`Store::plugin_calls`] lists it.
@@ -171,7 +173,7 @@ pub struct ClaimedJob {
 
 /// A row of `runs` as selected with [`RUN_COLUMNS`].
 #[derive(sqlx::FromRow)]
-struct RunRow {
+pub(super) struct RunRow {
     id: String,
     playbook: String,
     script_hash: String,
@@ -186,6 +188,7 @@ struct RunRow {
     finished_at: Option<i64>,
     run_at: Option<i64>,
     context: Option<String>,
+    parent_run: Option<String>,
 }
 
 /// A claimed run: its row and how often it was claimed.
@@ -210,15 +213,18 @@ struct StepRow {
     duration_ms: i64,
 }
 
-const RUN_COLUMNS: &str = "id, playbook, script_hash, input, origin, status, output, error, \
-     attempts, created_at, updated_at, finished_at, run_at, context";
+/// The most runs one cancel ends (a run and its unfinished children, theirs, ...).
+const MAX_CANCELLED: usize = 10_000;
+
+pub(super) const RUN_COLUMNS: &str = "id, playbook, script_hash, input, origin, status, output, error, \
+     attempts, created_at, updated_at, finished_at, run_at, context, parent_run";
 
 use super::audit::{self, Actor, Change};
 use super::json::{read, unreadable};
 use super::writer::{PENDING, Write};
 
 /// A run as stored; a value that cannot be read is null and the run says why.
-fn run_from_row(row: RunRow) -> RunRecord {
+pub(super) fn run_from_row(row: RunRow) -> RunRecord {
     let (status, bad_status) = match RunStatus::parse(&row.status) {
         Some(s) => (s, None),
         None => (RunStatus::Failed, Some(format!("status '{}'", row.status))),
@@ -248,6 +254,7 @@ fn run_from_row(row: RunRow) -> RunRecord {
         created_at: row.created_at,
         updated_at: row.updated_at,
         finished_at: row.finished_at,
+        parent_run: row.parent_run,
     }
 }
 
@@ -654,6 +661,13 @@ impl Store {
         .await?;
         // Questions asked from the cut steps are asked again when the run gets there.
         super::questions::release_questions(&mut tx, run_id, Some(from_step), now).await?;
+        // So are child playbooks: the children of the cut steps stay linked to the run, but
+        // no step finds them again.
+        sqlx::query("UPDATE runs SET parent_step = NULL WHERE parent_run = $1 AND parent_step >= $2")
+            .bind(run_id)
+            .bind(from_step)
+            .execute(&mut *tx)
+            .await?;
         let change = Change {
             actor,
             action: "run.restart",
@@ -665,31 +679,57 @@ impl Store {
         Ok(cut)
     }
 
-    /// Cancel a run that has not ended (audited as `run.cancel`); returns whether it was
-    /// still going.
+    /// Cancel a run that has not ended, and the children it waits for (their children
+    /// too), each audited as `run.cancel`; returns whether the run was still going.
     pub async fn cancel_run(&self, run_id: &str, actor: &Actor) -> Result<bool> {
         let mut tx = self.writer.begin().await?;
-        let cancelled = Write::FinishRun {
-            run_id: run_id.to_owned(),
-            status: RunStatus::Cancelled,
-            output: None,
-            error: Some(format!("cancelled by {actor}")),
-        }
-        .execute(&mut tx)
-        .await?
-            > 0;
-        if cancelled {
-            super::questions::release_questions(&mut tx, run_id, None, now_ms()).await?;
+        let mut cancelled_any = false;
+        // (run, the parent whose cancel cancels it); at most MAX_CANCELLED runs at once.
+        let mut todo = vec![(run_id.to_owned(), None::<String>)];
+        let mut seen = 0;
+        while let Some((id, parent)) = todo.pop() {
+            seen += 1;
+            let error = match &parent {
+                None => format!("cancelled by {actor}"),
+                Some(p) => format!("cancelled by {actor} with its parent run {p}"),
+            };
+            let cancelled = Write::FinishRun {
+                run_id: id.clone(),
+                status: RunStatus::Cancelled,
+                output: None,
+                error: Some(error),
+            }
+            .execute(&mut tx)
+            .await?
+                > 0;
+            if !cancelled {
+                continue;
+            }
+            cancelled_any |= parent.is_none();
+            super::questions::release_questions(&mut tx, &id, None, now_ms()).await?;
             let change = Change {
                 actor,
                 action: "run.cancel",
-                target: format!("run:{run_id}"),
-                details: serde_json::json!({}),
+                target: format!("run:{id}"),
+                details: match &parent {
+                    None => serde_json::json!({}),
+                    Some(p) => serde_json::json!({ "parent_run": p }),
+                },
             };
             audit::append(&mut tx, &self.audit_key, &change).await?;
+            let sql = format!("SELECT id FROM runs WHERE parent_run = $1 AND status IN {PENDING}");
+            let children: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(&id)
+                .fetch_all(&mut *tx)
+                .await?;
+            if seen + todo.len() + children.len() <= MAX_CANCELLED {
+                todo.extend(children.into_iter().map(|c| (c, Some(id.clone()))));
+            } else {
+                tracing::warn!(run = %run_id, "too many unfinished child runs to cancel at once; the rest finish by themselves");
+            }
         }
         tx.commit().await?;
-        Ok(cancelled)
+        Ok(cancelled_any)
     }
 
     /// Drop one step of a journal (a failed plugin call, before a retry takes it again).

@@ -238,6 +238,7 @@ async fn execute_round(
         }
         let done: Vec<(String,)> = q.fetch_all(&mut *conn).await?;
         let done: HashSet<String> = done.into_iter().map(|(id,)| id).collect();
+        wake_parents(conn, &done, now, sqlite).await?;
         for (i, run_id, ..) in finishes {
             results[*i] = Some(Ok(u64::from(done.contains(run_id))));
         }
@@ -291,6 +292,32 @@ async fn execute_round(
             results[*i] = Some(Ok(u64::from(done.contains(run_id))));
         }
     }
+    Ok(())
+}
+
+/// Wake the parents of runs that just ended (a child playbook's end is what its parent
+/// waits for), as an answered question wakes its run: a waiting parent is due at once, one
+/// being replayed is marked (`woken_at`) so its reschedule makes it due at once.
+async fn wake_parents(
+    conn: &mut AnyConnection,
+    ended: &HashSet<String>,
+    now: i64,
+    sqlite: bool,
+) -> Result<()> {
+    if ended.is_empty() {
+        return Ok(());
+    }
+    // `now` is a number this function was given, written into the statement; the ids are bound.
+    let sql = format!(
+        "UPDATE runs SET run_at = CASE WHEN status = 'waiting' THEN {now} ELSE run_at END, woken_at = {now}
+         WHERE status IN {PENDING} AND id IN (SELECT parent_run FROM runs WHERE parent_run IS NOT NULL AND id IN ({}))",
+        rows("?", ended.len(), sqlite)
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in ended {
+        q = q.bind(id);
+    }
+    q.execute(&mut *conn).await?;
     Ok(())
 }
 

@@ -36,8 +36,30 @@ pub enum JournalError {
 pub enum WaitError {
     #[error("questions to people are not available here")]
     Unavailable,
+    #[error("starting playbooks is not available here")]
+    NoPlaybooks,
     #[error(transparent)]
     Failed(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Why a child playbook (`playbook(name, input)`) was not started. The first two are
+/// journaled as the script's catchable `invalid-input` error; too deep stops the run at its
+/// limit; a store failure retries the replay later.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// No playbook has that name: why, naming the loaded ones.
+    #[error("{0}")]
+    Unknown(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(
+        "limit max_playbook_depth ({max}) reached: this run is {depth} playbooks deep and may not start playbook '{playbook}' (a playbook that starts itself, or a cycle of playbooks?)"
+    )]
+    TooDeep { playbook: String, depth: u32, max: u32 },
+    #[error("starting playbooks is not available here")]
+    Unavailable,
+    #[error(transparent)]
+    Store(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// What a replay may do to the world. The executor's implementation calls plugins and writes
@@ -75,6 +97,27 @@ pub trait Effects: Send + 'static {
         let _ = id;
         Err(WaitError::Unavailable)
     }
+    /// For `playbook(name, input)`: start a run of playbook `name` as the child of run
+    /// `run_id` at its step `seq` (its incident, alert and requester go with it), and return
+    /// its id. Exactly once: if that step already started a child (a crash before the step
+    /// was journaled), its id is returned and nothing is started.
+    fn start_playbook(
+        &mut self,
+        name: &str,
+        input: &Value,
+        run_id: &str,
+        seq: u32,
+    ) -> Result<String, StartError> {
+        let _ = (name, input, run_id, seq);
+        Err(StartError::Unavailable)
+    }
+    /// For `playbook(name, input)`: whether child run `run` ended, with
+    /// `{run, playbook, status, output, error}`, or until when to wait (its end wakes the
+    /// parent before that).
+    fn playbook_wait(&mut self, run: &str) -> Result<QuestionWait, WaitError> {
+        let _ = run;
+        Err(WaitError::NoPlaybooks)
+    }
     /// For `invoke_cached`: the output of `plugin.action(input)` if the enrichment cache
     /// holds one that has not expired (the journal was already consulted). Offline
     /// (`osprey playbook test`) there is no cache, and canned responses answer.
@@ -88,7 +131,7 @@ pub trait Effects: Send + 'static {
     }
 }
 
-/// Where a question a run waits on stands.
+/// Where a question (or a child playbook) a run waits on stands.
 #[derive(Debug, Clone, PartialEq)]
 pub enum QuestionWait {
     /// Closed: `#{ question, answer, comment, by, at, via, timed_out, status }`.

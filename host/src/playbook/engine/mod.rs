@@ -20,6 +20,7 @@
 //!   the stops (waiting, failures, limits).
 //! - `functions.rs`: the script functions with an effect (`invoke`, `sleep`, `now`,
 //!   `random`, `log`, ...); `acts.rs`: those that change what Osprey keeps and ask people.
+//! - `playbooks.rs`: `playbook(name, input)`, a child playbook started and waited for.
 //! - `guards.rs`: the limits checked as the script runs (memory, wall time, containers).
 //! - `replay.rs`: a replay from start to end, and how it ended.
 
@@ -27,13 +28,16 @@ mod acts;
 mod effects;
 mod functions;
 mod guards;
+mod playbooks;
 mod replay;
 mod script;
 mod state;
 
 pub use super::journal::{Interrupt, RunContext, Step, StepKind};
 pub use super::limits::ScriptLimits;
-pub use effects::{Effects, JournalError, MAX_RETRY_AFTER_MS, PluginFailure, QuestionWait, WaitError};
+pub use effects::{
+    Effects, JournalError, MAX_RETRY_AFTER_MS, PluginFailure, QuestionWait, StartError, WaitError,
+};
 pub use replay::replay;
 pub(super) use script::base_engine;
 pub use script::{

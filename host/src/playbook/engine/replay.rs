@@ -59,6 +59,7 @@ fn replay_here(
     super::functions::register_effects(&mut engine, &state);
     super::acts::register_acts(&mut engine, &state);
     super::guards::register_guards(&mut engine, &state);
+    super::playbooks::register_playbooks(&mut engine, &state);
 
     let mut scope = Scope::new();
     let input = api::from_json_value(&Value::Object(run.input.clone())).unwrap_or(Dynamic::UNIT);
@@ -167,6 +168,17 @@ fn failure_from(err: EvalAltResult, limits: &ScriptLimits, step: Option<u32>) ->
                         text("kind"),
                         text("message")
                     ),
+                    step,
+                };
+            }
+            // A child playbook's error (`playbook(name, input)`) says what it is by itself.
+            if let Some(map) = value.read_lock::<Map>()
+                && map.contains_key("playbook")
+                && let Some(message) = map.get("message").and_then(|m| m.clone().into_string().ok())
+            {
+                return Failure {
+                    kind: FailureKind::Script,
+                    message: format!("{message} (not caught by the script, at {pos})"),
                     step,
                 };
             }

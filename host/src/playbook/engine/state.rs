@@ -61,6 +61,17 @@ impl ReplayState {
         request: Value,
         perform: impl FnOnce(&mut ReplayState, u32) -> (Value, bool),
     ) -> Result<(Value, bool), Box<EvalAltResult>> {
+        self.try_step(kind, request, |st, seq| Ok(perform(st, seq)))
+    }
+
+    /// [`step`](Self::step), whose `perform` may also stop the script instead of giving an
+    /// outcome (nothing is journaled then).
+    pub(super) fn try_step(
+        &mut self,
+        kind: StepKind,
+        request: Value,
+        perform: impl FnOnce(&mut ReplayState, u32) -> Result<(Value, bool), Box<EvalAltResult>>,
+    ) -> Result<(Value, bool), Box<EvalAltResult>> {
         let seq = self.next;
         self.next += 1;
         if let Some(recorded) = self.journal.get(seq as usize - 1) {
@@ -103,7 +114,7 @@ impl ReplayState {
         let outside = Instant::now();
         let held = crate::alloc_meter::thread_bytes();
         let started_at = self.effects.now_ms();
-        let (mut outcome, mut ok) = perform(self, seq);
+        let (mut outcome, mut ok) = perform(self, seq)?;
         if self.interrupt.get() == Interruption::ShutDown {
             // Shutting down: what this step got (perhaps an abandoned plugin call) is not
             // journaled; the step is taken again when the run is replayed.

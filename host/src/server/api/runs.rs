@@ -116,6 +116,9 @@ struct RunDetail {
     run: RunRecord,
     /// Its journaled steps, in order.
     steps: Vec<StepRecord>,
+    /// The runs it started with `playbook(name, input)`, in the order it started them (its
+    /// parent, if it has one, is `run.parent_run`).
+    children: Vec<RunRecord>,
 }
 
 /// One run and its steps.
@@ -139,11 +142,13 @@ pub(super) async fn show_run(
     caller(&app, &headers, Permission::PlaybooksRead).await?;
     let run = run_or_404(&app, &id).await?;
     let steps = app.store.steps(&id).await?;
+    let children = app.store.child_runs(&id).await?;
     // Values bigger than 64 KiB are shown as their size and a preview (`osprey run show`
     // prints them whole).
     ok(RunDetail {
         run: crate::server::shown::run(run),
         steps: steps.into_iter().map(crate::server::shown::step).collect(),
+        children: children.into_iter().map(crate::server::shown::run).collect(),
     })
 }
 

@@ -247,7 +247,13 @@ pub(crate) fn step_label(kind: &str, request: &serde_json::Value) -> String {
             let action = request.get("action").and_then(|a| a.as_str()).unwrap_or("");
             format!("{plugin}.{action}")
         }
-        None => kind.to_owned(),
+        None => match request.get("playbook").and_then(|p| p.as_str()) {
+            Some(name) if kind == "playbook" && request.get("input").is_some() => {
+                format!("start playbook {name}")
+            }
+            Some(name) if kind == "playbook" => format!("wait for playbook {name}"),
+            _ => kind.to_owned(),
+        },
     }
 }
 

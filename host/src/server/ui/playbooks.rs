@@ -190,6 +190,10 @@ pub(super) async fn run(user: WebUser, State(app): State<Arc<App>>, Path(id): Pa
         Ok(s) => s,
         Err(e) => return failed(&user, e),
     };
+    let children = match app.store.child_runs(&id).await {
+        Ok(c) => c,
+        Err(e) => return failed(&user, e),
+    };
     let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
     let run = crate::server::shown::run(run);
     let steps: Vec<StepView> = steps
@@ -218,6 +222,6 @@ pub(super) async fn run(user: WebUser, State(app): State<Arc<App>>, Path(id): Pa
         StatusCode::OK,
         "run.html",
         &format!("Run {id}"),
-        serde_json::json!({ "run": &run, "input": pretty(&run.input), "output": run.output.as_ref().map(pretty), "steps": steps, "finished": finished, "can_act": may(&user, Permission::PlaybooksWrite) }),
+        serde_json::json!({ "run": &run, "input": pretty(&run.input), "output": run.output.as_ref().map(pretty), "steps": steps, "children": children, "finished": finished, "can_act": may(&user, Permission::PlaybooksWrite) }),
     )
 }
