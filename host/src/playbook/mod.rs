@@ -6,6 +6,7 @@
 //! expectations, run by `osprey playbook test`). PLAYBOOKS.md is the reference.
 
 pub mod act;
+pub mod chart;
 mod api;
 pub mod cron;
 pub mod engine;
