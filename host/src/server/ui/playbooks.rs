@@ -89,12 +89,16 @@ pub(super) async fn show(user: WebUser, State(app): State<Arc<App>>, Path(name):
         Ok(p) => p.items,
         Err(e) => return failed(&user, e),
     };
+    let charts = match super::playbook_charts::of_playbook(&app, &playbook).await {
+        Ok(c) => c,
+        Err(e) => return failed(&user, e),
+    };
     page(
         &user,
         StatusCode::OK,
         "playbook.html",
         &name,
-        serde_json::json!({ "p": row(&playbook), "source": &playbook.source, "recent": recent, "can_run": may(&user, Permission::PlaybooksWrite) }),
+        serde_json::json!({ "p": row(&playbook), "source": &playbook.source, "recent": recent, "charts": charts, "can_run": may(&user, Permission::PlaybooksWrite) }),
     )
 }
 
