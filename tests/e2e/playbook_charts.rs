@@ -43,7 +43,12 @@ const SCRIPT: &str = r#"for g in input.gifts { record("gifts", g); } input.gifts
 const DAY_MS: i64 = 86_400_000;
 
 async fn get(url: &str, auth: (&str, &str)) -> (u16, String) {
-    let r = http_client().get(url).header(auth.0, auth.1).send().await.unwrap();
+    let r = http_client()
+        .get(url)
+        .header(auth.0, auth.1)
+        .send()
+        .await
+        .unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
@@ -71,7 +76,8 @@ async fn recorded_points_are_summed_by_the_api_and_drawn_on_the_console() {
     assert!(stdout.contains("ok      bonus/gives.toml"), "{stdout}");
     assert!(
         stdout.contains("FAILED  bonus/wrong.toml")
-            && stdout.contains(r#"expected a recorded point containing {"point":{"to":"bob"},"series":"gifts"}"#)
+            && stdout
+                .contains(r#"expected a recorded point containing {"point":{"to":"bob"},"series":"gifts"}"#)
             && stdout.contains(r#"points recorded: {"at":"#),
         "{stdout}"
     );
@@ -89,7 +95,15 @@ async fn recorded_points_are_summed_by_the_api_and_drawn_on_the_console() {
         .ok(&["token", "create", "reader", "--role", "engineer"])
         .trim()
         .to_owned();
-    cli.ok(&["user", "add", "erin", "--email", "erin@example.com", "--role", "engineer"]);
+    cli.ok(&[
+        "user",
+        "add",
+        "erin",
+        "--email",
+        "erin@example.com",
+        "--role",
+        "engineer",
+    ]);
     set_password(&cli, "erin");
     let server = Server::start(&cli);
     let base = format!("http://{}", server.addr);
@@ -122,7 +136,11 @@ async fn recorded_points_are_summed_by_the_api_and_drawn_on_the_console() {
     assert_eq!(chart["points"], serde_json::json!([{"at": today, "value": 25.0}]));
 
     // Counted per hour: three points (in one or two hours, should the runs straddle one).
-    let (_, body) = get(&format!("{base}/api/v1/playbooks/bonus/charts/gifts-per-hour"), api).await;
+    let (_, body) = get(
+        &format!("{base}/api/v1/playbooks/bonus/charts/gifts-per-hour"),
+        api,
+    )
+    .await;
     let chart: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(chart["points"].as_array().unwrap().len(), 48, "{chart}");
     let counted: f64 = chart["points"]
@@ -134,7 +152,11 @@ async fn recorded_points_are_summed_by_the_api_and_drawn_on_the_console() {
     assert_eq!(counted, 3.0, "{chart}");
 
     // The top table: grouped by recipient, summed, largest first.
-    let (_, body) = get(&format!("{base}/api/v1/playbooks/bonus/charts/top-receivers"), api).await;
+    let (_, body) = get(
+        &format!("{base}/api/v1/playbooks/bonus/charts/top-receivers"),
+        api,
+    )
+    .await;
     let chart: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
         chart["rows"],
@@ -149,8 +171,15 @@ async fn recorded_points_are_summed_by_the_api_and_drawn_on_the_console() {
     )
     .await;
     assert_eq!(status, 400);
-    assert!(body.contains("too far back: chart 'gifts' reads at most 400 days"), "{body}");
-    let (status, body) = get(&format!("{base}/api/v1/playbooks/bonus/charts/gifts?limit=5"), api).await;
+    assert!(
+        body.contains("too far back: chart 'gifts' reads at most 400 days"),
+        "{body}"
+    );
+    let (status, body) = get(
+        &format!("{base}/api/v1/playbooks/bonus/charts/gifts?limit=5"),
+        api,
+    )
+    .await;
     assert_eq!(status, 400);
     assert!(body.contains("unknown query parameter 'limit'"), "{body}");
     let (status, body) = get(&format!("{base}/api/v1/playbooks/bonus/charts/nope"), api).await;
@@ -189,11 +218,16 @@ async fn recorded_points_are_summed_by_the_api_and_drawn_on_the_console() {
     // The dashboard shows the pinned chart only.
     let (status, dashboard) = get(&format!("{base}/"), console).await;
     assert_eq!(status, 200);
-    let at = dashboard.find("id=\"chart-bonus-gifts\"").expect("the pinned chart");
+    let at = dashboard
+        .find("id=\"chart-bonus-gifts\"")
+        .expect("the pinned chart");
     assert!(dashboard[at..].contains("<svg"), "{dashboard}");
     assert!(dashboard[at..].contains("25 sum of points"), "{dashboard}");
     assert!(!dashboard.contains("chart-bonus-top-receivers"), "{dashboard}");
-    assert!(dashboard.contains("id=\"chart-open-incidents\""), "the dashboard's own charts stay");
+    assert!(
+        dashboard.contains("id=\"chart-open-incidents\""),
+        "the dashboard's own charts stay"
+    );
 }
 
 #[test]

@@ -62,7 +62,10 @@ pub enum Act {
     /// `send_email(#{ user | role | email, subject, text, talk_to_human })`.
     SendEmail(Map<String, Value>),
     /// `record(series, point)`: a data point for the playbook's charts (`chart.rs`).
-    Record { series: String, point: Map<String, Value> },
+    Record {
+        series: String,
+        point: Map<String, Value>,
+    },
 }
 
 /// The arguments of `indicator_set`, read from what the script gave.

@@ -230,7 +230,7 @@ impl ChartSpec {
                 "since {since} is not before now ({now}, Unix ms)"
             )));
         }
-        if until - since > max {
+        if until.saturating_sub(since) > max {
             return Err(ChartError::Window(format!(
                 "since {since} is too far back: chart '{}' reads at most {} days",
                 self.name,
@@ -281,7 +281,9 @@ pub fn check_all<'a>(charts: impl IntoIterator<Item = &'a ChartSpec>) -> Result<
 pub fn check_point(series: &str, point: &Value) -> Result<(), ChartError> {
     crate::names::check("series", series).map_err(|e| ChartError::Point(e.to_string()))?;
     if !point.is_object() {
-        return Err(ChartError::Point("the point must be a map, such as #{ points: 10 }".into()));
+        return Err(ChartError::Point(
+            "the point must be a map, such as #{ points: 10 }".into(),
+        ));
     }
     crate::nesting::check(point, MAX_POINT_DEPTH)
         .map_err(|e| ChartError::Point(format!("the point is {e}; at most {MAX_POINT_DEPTH}")))?;
@@ -320,7 +322,8 @@ mod tests {
         toml::from_str(toml_text).unwrap()
     }
 
-    const LINE: &str = "name = \"gifts\"\ntitle = \"Points given\"\nseries = \"gifts\"\nkind = \"line\"\nsum = \"points\"\n";
+    const LINE: &str =
+        "name = \"gifts\"\ntitle = \"Points given\"\nseries = \"gifts\"\nkind = \"line\"\nsum = \"points\"\n";
 
     #[test]
     fn a_line_reads_whole_buckets_back_to_its_window() {
@@ -346,9 +349,19 @@ mod tests {
         let e = s.query(Some(now - 500 * DAY_MS), now).unwrap_err();
         assert_eq!(
             e.to_string(),
-            format!("since {} is too far back: chart 'gifts' reads at most 400 days", now - 500 * DAY_MS)
+            format!(
+                "since {} is too far back: chart 'gifts' reads at most 400 days",
+                now - 500 * DAY_MS
+            )
         );
-        assert!(s.query(Some(now + DAY_MS), now).unwrap_err().to_string().contains("not before now"));
+        assert!(
+            s.query(Some(now + DAY_MS), now)
+                .unwrap_err()
+                .to_string()
+                .contains("not before now")
+        );
+        let e = s.query(Some(i64::MIN), now).unwrap_err();
+        assert!(e.to_string().contains("too far back"), "{e}");
         let hourly = spec(&format!("{LINE}bucket = \"hour\"\nwindow = \"30d\"\n"));
         assert_eq!(
             hourly.check().unwrap_err().to_string(),
@@ -357,7 +370,11 @@ mod tests {
         let hourly = spec(&format!("{LINE}bucket = \"hour\"\n"));
         hourly.check().unwrap();
         let q = hourly.query(None, now).unwrap();
-        assert_eq!((q.until - q.since) / HOUR_MS, 48, "two days, to the end of this hour");
+        assert_eq!(
+            (q.until - q.since) / HOUR_MS,
+            48,
+            "two days, to the end of this hour"
+        );
         assert_eq!(fill(&q, &[]).len(), 48);
     }
 
@@ -376,25 +393,58 @@ mod tests {
     #[test]
     fn bad_declarations_say_what_is_wrong() {
         let cases = [
-            ("name = \"Gifts\"\ntitle = \"t\"\nseries = \"gifts\"\nkind = \"line\"\n", "chart name 'Gifts'"),
-            ("name = \"g\"\ntitle = \"t\"\nseries = \"a b\"\nkind = \"line\"\n", "series name 'a b'"),
-            ("name = \"g\"\ntitle = \" \"\nseries = \"s\"\nkind = \"line\"\n", "needs a `title`"),
-            ("name = \"g\"\ntitle = \"t\"\nseries = \"s\"\nkind = \"line\"\nsum = \"a.b\"\n", "sum 'a.b' must be a field name"),
-            ("name = \"g\"\ntitle = \"t\"\nseries = \"s\"\nkind = \"top\"\n", "a top chart needs `group`"),
-            ("name = \"g\"\ntitle = \"t\"\nseries = \"s\"\nkind = \"top\"\ngroup = \"to\"\ntop = 500\n", "top must be 1 to 50"),
-            ("name = \"g\"\ntitle = \"t\"\nseries = \"s\"\nkind = \"top\"\ngroup = \"to\"\nbucket = \"day\"\n", "has no `bucket`"),
-            ("name = \"g\"\ntitle = \"t\"\nseries = \"s\"\nkind = \"bar\"\ngroup = \"to\"\n", "are for kind = \"top\""),
-            ("name = \"g\"\ntitle = \"t\"\nseries = \"s\"\nkind = \"bar\"\nwindow = \"5m\"\n", "at least one Day bucket"),
+            (
+                "name = \"Gifts\"\ntitle = \"t\"\nseries = \"gifts\"\nkind = \"line\"\n",
+                "chart name 'Gifts'",
+            ),
+            (
+                "name = \"g\"\ntitle = \"t\"\nseries = \"a b\"\nkind = \"line\"\n",
+                "series name 'a b'",
+            ),
+            (
+                "name = \"g\"\ntitle = \" \"\nseries = \"s\"\nkind = \"line\"\n",
+                "needs a `title`",
+            ),
+            (
+                "name = \"g\"\ntitle = \"t\"\nseries = \"s\"\nkind = \"line\"\nsum = \"a.b\"\n",
+                "sum 'a.b' must be a field name",
+            ),
+            (
+                "name = \"g\"\ntitle = \"t\"\nseries = \"s\"\nkind = \"top\"\n",
+                "a top chart needs `group`",
+            ),
+            (
+                "name = \"g\"\ntitle = \"t\"\nseries = \"s\"\nkind = \"top\"\ngroup = \"to\"\ntop = 500\n",
+                "top must be 1 to 50",
+            ),
+            (
+                "name = \"g\"\ntitle = \"t\"\nseries = \"s\"\nkind = \"top\"\ngroup = \"to\"\nbucket = \"day\"\n",
+                "has no `bucket`",
+            ),
+            (
+                "name = \"g\"\ntitle = \"t\"\nseries = \"s\"\nkind = \"bar\"\ngroup = \"to\"\n",
+                "are for kind = \"top\"",
+            ),
+            (
+                "name = \"g\"\ntitle = \"t\"\nseries = \"s\"\nkind = \"bar\"\nwindow = \"5m\"\n",
+                "at least one Day bucket",
+            ),
         ];
         for (text, want) in cases {
             let e = spec(text).check().unwrap_err().to_string();
             assert!(e.contains(want), "{text}: {e}");
         }
-        assert!(toml::from_str::<ChartSpec>("name = \"g\"\ntitle = \"t\"\nseries = \"s\"\nkind = \"pie\"\n").is_err());
+        assert!(
+            toml::from_str::<ChartSpec>("name = \"g\"\ntitle = \"t\"\nseries = \"s\"\nkind = \"pie\"\n")
+                .is_err()
+        );
         let twice = [spec(LINE), spec(LINE)];
         let (i, e) = check_all(&twice).unwrap_err();
         assert_eq!(i, 1);
-        assert_eq!(e.to_string(), "chart 'gifts': another chart of this playbook has this name");
+        assert_eq!(
+            e.to_string(),
+            "chart 'gifts': another chart of this playbook has this name"
+        );
     }
 
     #[test]

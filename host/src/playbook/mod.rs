@@ -6,8 +6,8 @@
 //! expectations, run by `osprey playbook test`). PLAYBOOKS.md is the reference.
 
 pub mod act;
-pub mod chart;
 mod api;
+pub mod chart;
 pub mod cron;
 pub mod engine;
 pub mod expr;

@@ -567,7 +567,11 @@ pub fn run_case(
                 if st.records.is_empty() {
                     "none".to_owned()
                 } else {
-                    st.records.iter().map(Value::to_string).collect::<Vec<_>>().join(", ")
+                    st.records
+                        .iter()
+                        .map(Value::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 }
             ));
         }

@@ -1312,7 +1312,9 @@ output = {{ refused = [
     let report = testing::run_case(
         &pb,
         &file,
-        &case("[[expect.record]]\nseries = \"gifts\"\npoint = { to = \"ann\" }\n[[expect.act]]\naction = \"record\"\nargs = { series = \"gifts\" }\n"),
+        &case(
+            "[[expect.record]]\nseries = \"gifts\"\npoint = { to = \"ann\" }\n[[expect.act]]\naction = \"record\"\nargs = { series = \"gifts\" }\n",
+        ),
         &limits,
         None,
     );
@@ -1330,7 +1332,9 @@ output = {{ refused = [
     );
     assert_eq!(
         missing.problems,
-        [r#"expected a recorded point containing {"point":{"to":"bob"},"series":"gifts"}; the points were: {"at":1798797600000,"point":{"points":10,"to":"ann"},"series":"gifts"}"#]
+        [
+            r#"expected a recorded point containing {"point":{"to":"bob"},"series":"gifts"}; the points were: {"at":1798797600000,"point":{"points":10,"to":"ann"},"series":"gifts"}"#
+        ]
     );
 }
 

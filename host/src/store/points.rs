@@ -18,7 +18,9 @@ fn value_sql(dialect: Dialect, sum: bool, field: &str) -> String {
     }
     let number = match dialect {
         Dialect::Sqlite => {
-            format!("CASE WHEN json_type(data, {field}) IN ('integer', 'real') THEN json_extract(data, {field}) END")
+            format!(
+                "CASE WHEN json_type(data, {field}) IN ('integer', 'real') THEN json_extract(data, {field}) END"
+            )
         }
         Dialect::Postgres => format!(
             "CASE WHEN jsonb_typeof(data::jsonb -> CAST({field} AS TEXT)) = 'number' \
@@ -39,7 +41,14 @@ fn field_param(dialect: Dialect, field: &str) -> String {
 impl Store {
     /// Record a point of `series` for run `run_id`'s playbook at `at` (Unix ms), once under
     /// `key` (the step's idempotency key: a second write of it changes nothing).
-    pub async fn record_point(&self, run_id: &str, key: &str, series: &str, point: &Value, at: i64) -> Result<()> {
+    pub async fn record_point(
+        &self,
+        run_id: &str,
+        key: &str,
+        series: &str,
+        point: &Value,
+        at: i64,
+    ) -> Result<()> {
         super::json::check(point, "a chart point")?;
         let data = point.to_string();
         if data.len() > MAX_POINT_BYTES {
@@ -66,7 +75,9 @@ impl Store {
                 .fetch_optional(&self.writer)
                 .await?;
             if kept.is_none() {
-                return Err(StoreError::Invalid(format!("no run {run_id} to record a point for")));
+                return Err(StoreError::Invalid(format!(
+                    "no run {run_id} to record a point for"
+                )));
             }
         }
         Ok(())
@@ -176,21 +187,63 @@ mod tests {
         run(store, "r3", "other").await;
         let day = 20_000 * DAY;
         for (key, run_id, series, point, at) in [
-            ("r1:1", "r1", "gifts", json!({"to": "ann", "points": 10}), day + HOUR),
-            ("r1:2", "r1", "gifts", json!({"to": "bob", "points": 10}), day + 2 * HOUR),
-            ("r2:1", "r2", "gifts", json!({"to": "ann", "points": 5}), day + DAY + HOUR),
+            (
+                "r1:1",
+                "r1",
+                "gifts",
+                json!({"to": "ann", "points": 10}),
+                day + HOUR,
+            ),
+            (
+                "r1:2",
+                "r1",
+                "gifts",
+                json!({"to": "bob", "points": 10}),
+                day + 2 * HOUR,
+            ),
+            (
+                "r2:1",
+                "r2",
+                "gifts",
+                json!({"to": "ann", "points": 5}),
+                day + DAY + HOUR,
+            ),
             // No number to sum: counted, adds 0.
-            ("r2:2", "r2", "gifts", json!({"to": "cy", "points": "many"}), day + DAY + 2 * HOUR),
+            (
+                "r2:2",
+                "r2",
+                "gifts",
+                json!({"to": "cy", "points": "many"}),
+                day + DAY + 2 * HOUR,
+            ),
             // Another series, another playbook, before the window: not read.
             ("r2:3", "r2", "balance", json!({"points": 99}), day + HOUR),
-            ("r3:1", "r3", "gifts", json!({"to": "ann", "points": 99}), day + HOUR),
-            ("r1:3", "r1", "gifts", json!({"to": "ann", "points": 99}), day - DAY),
+            (
+                "r3:1",
+                "r3",
+                "gifts",
+                json!({"to": "ann", "points": 99}),
+                day + HOUR,
+            ),
+            (
+                "r1:3",
+                "r1",
+                "gifts",
+                json!({"to": "ann", "points": 99}),
+                day - DAY,
+            ),
         ] {
             store.record_point(run_id, key, series, &point, at).await.unwrap();
         }
         // The step taken again after a crash writes nothing new.
         store
-            .record_point("r1", "r1:1", "gifts", &json!({"to": "ann", "points": 10}), day + 5 * HOUR)
+            .record_point(
+                "r1",
+                "r1:1",
+                "gifts",
+                &json!({"to": "ann", "points": 10}),
+                day + 5 * HOUR,
+            )
             .await
             .unwrap();
         let summed = store
@@ -222,7 +275,11 @@ mod tests {
             .unwrap();
         assert_eq!(
             top,
-            vec![("ann".to_owned(), 2.0), ("bob".to_owned(), 1.0), ("cy".to_owned(), 1.0)]
+            vec![
+                ("ann".to_owned(), 2.0),
+                ("bob".to_owned(), 1.0),
+                ("cy".to_owned(), 1.0)
+            ]
         );
     });
 
@@ -234,7 +291,10 @@ mod tests {
         assert_eq!(e.to_string(), "no run r-none to record a point for");
         run(store, "r1", "bonus").await;
         let big = json!({ "text": "x".repeat(20_000) });
-        let e = store.record_point("r1", "r1:1", "gifts", &big, 0).await.unwrap_err();
+        let e = store
+            .record_point("r1", "r1:1", "gifts", &big, 0)
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("at most 16384 bytes"), "{e}");
     });
 }

@@ -136,7 +136,11 @@ fn chart_or_404<'a>(playbook: &'a Playbook, chart: &str) -> Result<&'a ChartSpec
             not_found(format!(
                 "playbook {} has no chart named '{chart}' (its charts: {})",
                 playbook.name(),
-                if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
             ))
         })
 }
@@ -175,10 +179,7 @@ pub(super) async fn show_chart(
     caller(&app, &headers, Permission::PlaybooksRead).await?;
     let params = query(params, &["since"])?;
     let since = millis(&params, "since")?;
-    let playbook = app
-        .playbooks
-        .get(&name)
-        .map_err(|e| not_found(e.to_string()))?;
+    let playbook = app.playbooks.get(&name).map_err(|e| not_found(e.to_string()))?;
     let spec = chart_or_404(&playbook, &chart)?;
     ok(read(&app.store, &playbook, spec, since, crate::store::now_ms()).await?)
 }

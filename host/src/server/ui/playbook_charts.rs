@@ -67,11 +67,7 @@ fn draw(d: &ChartData) -> Result<Shown, ChartError> {
             } else {
                 Some(charts::horizontal_bars(&names, &what, &values)?)
             };
-            let rows = d
-                .rows
-                .iter()
-                .map(|r| (r.key.clone(), number(r.value)))
-                .collect();
+            let rows = d.rows.iter().map(|r| (r.key.clone(), number(r.value))).collect();
             (svg, values.iter().sum::<f64>(), rows)
         }
         ChartKind::Line | ChartKind::Bar => {
