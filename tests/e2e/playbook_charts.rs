@@ -212,6 +212,7 @@ async fn recorded_points_are_summed_by_the_api_and_drawn_on_the_console() {
     }
     assert!(page.contains("25 sum of points in the last 30 day(s)"), "{page}");
     assert!(page.contains("3 points in the last 2 day(s)"), "{page}");
+    assert!(page.contains("<th>to</th><th>sum of points</th>"), "{page}");
     assert!(page.contains("<td>ann</td><td>15</td>"), "{page}");
     assert!(page.contains("Points given"), "{page}");
 

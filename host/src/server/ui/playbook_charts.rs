@@ -18,8 +18,10 @@ pub(super) struct Shown {
     /// None when there is nothing to draw.
     svg: Option<String>,
     caption: String,
-    /// A top chart's rows: (group, value).
+    /// A top chart's rows: (group, value), under the group's field and what is summed.
     rows: Vec<(String, String)>,
+    group: String,
+    what: String,
 }
 
 /// Why a chart could not be shown.
@@ -96,6 +98,8 @@ fn draw(d: &ChartData) -> Result<Shown, ChartError> {
             d.series
         ),
         rows,
+        group: d.group.clone().unwrap_or_default(),
+        what,
     })
 }
 

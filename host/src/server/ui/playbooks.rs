@@ -1,6 +1,6 @@
 //! Playbooks and their runs: `GET /playbooks` (each with its triggers, inputs and the minutes
-//! a run saves), `GET /playbooks/NAME` (its source and recent runs, and a form that starts a
-//! run), `GET /runs` (filters: playbook, status) and `GET /runs/ID`: the run's timeline of
+//! a run saves), `GET /playbooks/NAME` (its source, its charts (`playbook_charts.rs`) and
+//! recent runs, and a form that starts a run), `GET /runs` (filters: playbook, status) and `GET /runs/ID`: the run's timeline of
 //! steps with their inputs and outputs, and its actions (cancel, restart from a step), each
 //! a form sent to `/api/v1/...`.
 
