@@ -33,6 +33,7 @@ mod openapi;
 mod packs;
 mod packs_oci;
 mod page_escaping;
+mod playbook_charts;
 mod playbooks;
 mod plugin_lifecycle;
 mod plugin_new;

@@ -229,6 +229,12 @@ pub(crate) const ROUTES: &[(&str, &str, &str, Permission)] = &[
         "/api/v1/playbooks/some-playbook/runs",
         Permission::PlaybooksWrite,
     ),
+    (
+        "GET",
+        "/api/v1/playbooks/{name}/charts/{chart}",
+        "/api/v1/playbooks/some-playbook/charts/some-chart",
+        Permission::PlaybooksRead,
+    ),
     ("GET", "/api/v1/runs", "/api/v1/runs", Permission::PlaybooksRead),
     (
         "GET",

@@ -175,6 +175,10 @@ fn test(config: &Config, targets: &[String]) -> anyhow::Result<i32> {
                     println!("        {p}");
                 }
                 println!("        steps taken: {:?}", r.steps);
+                if !r.records.is_empty() {
+                    let points: Vec<String> = r.records.iter().map(|p| p.to_string()).collect();
+                    println!("        points recorded: {}", points.join(", "));
+                }
             }
         }
     }

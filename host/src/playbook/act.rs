@@ -61,6 +61,11 @@ pub enum Act {
     },
     /// `send_email(#{ user | role | email, subject, text, talk_to_human })`.
     SendEmail(Map<String, Value>),
+    /// `record(series, point)`: a data point for the playbook's charts (`chart.rs`).
+    Record {
+        series: String,
+        point: Map<String, Value>,
+    },
 }
 
 /// The arguments of `indicator_set`, read from what the script gave.
@@ -89,6 +94,7 @@ impl Act {
             Act::Notify { .. } => "notify",
             Act::QuestionAsk { .. } => "question_ask",
             Act::SendEmail(_) => "send_email",
+            Act::Record { .. } => "record",
         }
     }
 
@@ -357,6 +363,13 @@ mod tests {
                         .clone(),
                 ),
             ),
+            (
+                json!({"action": "record", "args": {"series": "gifts", "point": {"to": "ann", "points": 10}}}),
+                Act::Record {
+                    series: "gifts".into(),
+                    point: json!({"to": "ann", "points": 10}).as_object().unwrap().clone(),
+                },
+            ),
         ];
         let mut names = std::collections::BTreeSet::new();
         for (request, act) in stored {
@@ -368,7 +381,7 @@ mod tests {
             assert_eq!(call.args(), request["args"]);
             names.insert(call.act.name());
         }
-        assert_eq!(names.len(), 14, "every action: {names:?}");
+        assert_eq!(names.len(), 15, "every action: {names:?}");
     }
 
     #[test]

@@ -43,6 +43,9 @@ pub struct Meta {
     /// inputs (see [`RequestForm`]).
     #[serde(default)]
     pub request: Option<RequestForm>,
+    /// `[[chart]]`: charts over the points the script records (`chart.rs`).
+    #[serde(default, rename = "chart")]
+    pub charts: Vec<Spanned<super::chart::ChartSpec>>,
     /// The input names in the order the file declares them (the fields of a request form).
     #[serde(skip)]
     pub input_order: Vec<String>,
@@ -331,6 +334,8 @@ impl Meta {
                 ));
             }
         }
+        super::chart::check_all(meta.charts.iter().map(|c| c.get_ref()))
+            .map_err(|(i, e)| at_line(line_of(text, meta.charts[i].span().start), e.to_string()))?;
         meta.input_order = input_order(text, &meta.inputs);
         Ok(meta)
     }
@@ -536,6 +541,16 @@ wall_time = "2s"
                 "alert match",
             ),
             ("name = \"Bad\"\ndescription = \"d\"\n", 1, "lower-case"),
+            (
+                "name = \"x\"\ndescription = \"d\"\n[[chart]]\nname = \"a\"\ntitle = \"A\"\nseries = \"s\"\nkind = \"line\"\n\n[[chart]]\nname = \"b\"\ntitle = \"B\"\nseries = \"s\"\nkind = \"top\"\n",
+                9,
+                "chart 'b': a top chart needs `group`",
+            ),
+            (
+                "name = \"x\"\ndescription = \"d\"\n[[chart]]\nname = \"a\"\ntitle = \"A\"\nseries = \"s\"\nkind = \"pie\"\n",
+                7,
+                "unknown variant `pie`",
+            ),
         ];
         for (text, line, needle) in cases {
             let e = parse(text).unwrap_err();

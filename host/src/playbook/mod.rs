@@ -7,6 +7,7 @@
 
 pub mod act;
 mod api;
+pub mod chart;
 pub mod cron;
 pub mod engine;
 pub mod expr;

@@ -41,7 +41,14 @@
 //! [[expect.act]]                          # optional: a call that changes something was made
 //! action = "list_add"                     # with at least these arguments
 //! args = { list = "blocked-ips", value = "203.0.113.7" }
+//!
+//! [[expect.record]]                       # optional: a chart point was recorded (`record`)
+//! series = "gifts"                        # in this series, with at least these fields
+//! point = { to = "ann", points = 10 }
 //! ```
+//!
+//! The points a run records are in its report ([`CaseReport::records`]), each with the
+//! virtual clock's time.
 //!
 //! Sleeps finish at once: the clock jumps to the wake-up time and the run is replayed from its
 //! journal, exactly as a server would after the wait.
@@ -189,6 +196,10 @@ pub struct Expect {
     /// these arguments.
     #[serde(default, rename = "act")]
     pub acts: Vec<Value>,
+    /// `[[expect.record]]`: points the run must have recorded, each `{ series, point }` with
+    /// at least these fields.
+    #[serde(default, rename = "record")]
+    pub records: Vec<Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -216,6 +227,8 @@ pub struct CaseReport {
     pub refused: Vec<String>,
     /// The steps the run took, labelled (`invoke ipinfo.lookup`, `sleep`, ...).
     pub steps: Vec<String>,
+    /// The chart points the run recorded, in order: `{ series, point, at }`.
+    pub records: Vec<Value>,
 }
 
 impl CaseReport {
@@ -307,6 +320,7 @@ fn broken(file: &Path, problem: String) -> CaseReport {
         problems: vec![problem],
         refused: Vec::new(),
         steps: Vec::new(),
+        records: Vec::new(),
     }
 }
 
@@ -327,6 +341,8 @@ struct MockState {
     answers: Vec<CannedAnswer>,
     /// The questions asked so far, checked as a server checks them.
     asked: Vec<crate::humans::questions::Question>,
+    /// The chart points recorded so far: `{ series, point, at }`.
+    records: Vec<Value>,
 }
 
 /// Why a question of a test case has no answer.
@@ -521,6 +537,13 @@ impl Effects for MockEffects {
                 out.insert("new".into(), true.into());
                 Ok(Value::Object(out))
             }
+            Act::Record { series, point } => {
+                let mut st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+                let at = st.clock;
+                st.records
+                    .push(serde_json::json!({ "series": series, "point": point, "at": at }));
+                Ok(Value::Null)
+            }
             Act::QuestionAsk { kind, spec } => {
                 let spec: crate::humans::questions::Spec = crate::cases::parse(kind.as_str(), spec)?;
                 let checked = spec.check(*kind).map_err(|e| ActError::Invalid {
@@ -674,6 +697,7 @@ pub fn run_case(
         unanswered: Vec::new(),
         answers: case.answers.clone(),
         asked: Vec::new(),
+        records: Vec::new(),
     }));
     let effects: Box<dyn Effects> = Box::new(MockEffects(state.clone(), 0));
     let keep_waiting = case.expect.status == ExpectedStatus::Waiting;
@@ -734,6 +758,22 @@ pub fn run_case(
     }
     drop(effects);
     let st = state.lock().unwrap_or_else(|p| p.into_inner());
+    for want in &case.expect.records {
+        if !st.records.iter().any(|got| contains(got, want)) {
+            problems.push(format!(
+                "expected a recorded point containing {want}; the points were: {}",
+                if st.records.is_empty() {
+                    "none".to_owned()
+                } else {
+                    st.records
+                        .iter()
+                        .map(Value::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            ));
+        }
+    }
     for u in &st.unanswered {
         if case.expect.status != ExpectedStatus::Failed {
             problems.push(format!("no canned response for {u}"));
@@ -750,6 +790,7 @@ pub fn run_case(
         problems,
         refused: st.refused.clone(),
         steps: labels,
+        records: st.records.clone(),
     }
 }
 

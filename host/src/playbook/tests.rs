@@ -1261,3 +1261,109 @@ fn a_call_check_refuses_before_the_mock_answers_and_fails_the_case_whatever_it_e
     assert!(!expected.passed(), "{:?}", expected.problems);
     assert_eq!(*seen.lock().unwrap(), ["q.any", "p.gone", "q.any", "p.gone"]);
 }
+
+/// A playbook folder with `toml_extra` in its metadata and `script`.
+fn playbook_in(dir: &std::path::Path, toml_extra: &str, script: &str) -> super::Playbook {
+    std::fs::write(
+        dir.join("playbook.toml"),
+        format!("name = \"charted\"\ndescription = \"x\"\n{toml_extra}"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("playbook.rhai"), script).unwrap();
+    super::Playbook::load(dir).unwrap()
+}
+
+#[test]
+fn record_is_a_journaled_act_that_refuses_bad_points_and_tests_assert_on() {
+    use super::testing;
+    let dir = tempfile::tempdir().unwrap();
+    let pb = playbook_in(
+        dir.path(),
+        "",
+        r#"
+        record("gifts", #{ to: "ann", points: 10 });
+        let refused = [];
+        try { record("Bad Name", #{ points: 1 }); } catch (e) { refused.push(e.message); }
+        try { record("gifts", #{ a: #{ b: #{ c: #{ d: #{ e: 1 } } } } }); } catch (e) { refused.push(e.message); }
+        let big = "";
+        for i in 0..5000 { big += "x"; }
+        try { record("gifts", #{ text: big }); } catch (e) { refused.push(e.message); }
+        #{ refused: refused }
+        "#,
+    );
+    let file = dir.path().join("tests/case.toml");
+    // The refusals are catchable, say what was wrong, and are not steps.
+    let case = |expect: &str| -> testing::Case {
+        toml::from_str(&format!(
+            r#"start = "2027-01-01T10:00:00Z"
+[expect]
+status = "completed"
+steps = ["record"]
+output = {{ refused = [
+  "record: series name 'Bad Name' must be 1-64 lower-case letters, digits and dashes, starting with a letter",
+  "record: the point is nested more than 4 levels deep (arrays and objects inside each other); at most 4",
+  "record: the value is larger than 4096 bytes as JSON",
+] }}
+{expect}"#
+        ))
+        .unwrap()
+    };
+    let limits = super::RunLimits::default();
+    let report = testing::run_case(
+        &pb,
+        &file,
+        &case(
+            "[[expect.record]]\nseries = \"gifts\"\npoint = { to = \"ann\" }\n[[expect.act]]\naction = \"record\"\nargs = { series = \"gifts\" }\n",
+        ),
+        &limits,
+        None,
+    );
+    assert!(report.passed(), "{:?}", report.problems);
+    assert_eq!(
+        report.records,
+        [json!({"series": "gifts", "point": {"to": "ann", "points": 10}, "at": 1_798_797_600_000_i64})]
+    );
+    let missing = testing::run_case(
+        &pb,
+        &file,
+        &case("[[expect.record]]\nseries = \"gifts\"\npoint = { to = \"bob\" }\n"),
+        &limits,
+        None,
+    );
+    assert_eq!(
+        missing.problems,
+        [
+            r#"expected a recorded point containing {"point":{"to":"bob"},"series":"gifts"}; the points were: {"at":1798797600000,"point":{"points":10,"to":"ann"},"series":"gifts"}"#
+        ]
+    );
+}
+
+#[test]
+fn a_run_records_at_most_its_limit_of_points() {
+    use super::testing;
+    let dir = tempfile::tempdir().unwrap();
+    let pb = playbook_in(
+        dir.path(),
+        "[limits]\nmax_steps = 20000\nmax_operations = 10000000\n",
+        r#"
+        let n = 0;
+        loop {
+            try { record("ticks", #{ n: n }); n += 1; }
+            catch (e) { return #{ recorded: n, error: e.message }; }
+        }
+        "#,
+    );
+    let case: testing::Case = toml::from_str(
+        "[expect]\nstatus = \"completed\"\noutput = { recorded = 10000, error = \"record: this run already recorded 10000 points, the most one run may\" }\n",
+    )
+    .unwrap();
+    let report = testing::run_case(
+        &pb,
+        &dir.path().join("tests/case.toml"),
+        &case,
+        &super::RunLimits::default(),
+        None,
+    );
+    assert!(report.passed(), "{:?}", report.problems);
+    assert_eq!(report.records.len(), super::chart::MAX_POINTS_PER_RUN);
+}

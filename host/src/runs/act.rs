@@ -191,6 +191,13 @@ pub(super) async fn perform(
                 .map_err(|e| ActError::Refused(e.into()))?;
             Ok(serde_json::json!({ "id": q.id, "due_at": q.due_at, "to": q.addressee() }))
         }
+        Act::Record { series, point } => {
+            store
+                .record_point(run_id, key, series, &Value::Object(point.clone()), now_ms())
+                .await
+                .map_err(store_err)?;
+            Ok(Value::Null)
+        }
         Act::SendEmail(spec) => humans
             .send_email(store, &Value::Object(spec.clone()), incident, key)
             .await

@@ -84,6 +84,7 @@ pub const EXPLORER_PATH: &str = "/api/docs";
         api::playbooks::list_playbooks,
         api::playbooks::show_playbook,
         api::playbooks::start_run,
+        api::playbook_charts::show_chart,
         api::runs::list_runs,
         api::runs::show_run,
         api::runs::cancel_run,

@@ -22,6 +22,7 @@ pub mod outbox;
 pub mod page;
 pub mod plugin_versions;
 pub mod plugins;
+pub mod points;
 pub mod pollers;
 pub mod questions;
 pub mod rules;

@@ -24,6 +24,7 @@ pub(crate) mod choice;
 pub(crate) mod incidents;
 pub(crate) mod indicators;
 pub(crate) mod lists;
+pub(crate) mod playbook_charts;
 pub(crate) mod playbooks;
 pub(crate) mod plugin_installs;
 pub(crate) mod plugins;
@@ -152,6 +153,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/playbooks", get(playbooks::list_playbooks))
         .route("/api/v1/playbooks/{name}", get(playbooks::show_playbook))
         .route("/api/v1/playbooks/{name}/runs", post(playbooks::start_run))
+        .route(
+            "/api/v1/playbooks/{name}/charts/{chart}",
+            get(playbook_charts::show_chart),
+        )
         .route("/api/v1/runs", get(runs::list_runs))
         .route("/api/v1/runs/{id}", get(runs::show_run))
         .route("/api/v1/runs/{id}/cancel", post(runs::cancel_run))

@@ -40,6 +40,9 @@ struct PlaybookSummary {
     minutes_saved: Option<u32>,
     /// The default SLA of what it opens, in ms, if `playbook.toml` says.
     sla_ms: Option<u64>,
+    /// The names of its charts (`[[chart]]`): read each with
+    /// `GET /api/v1/playbooks/{name}/charts/{chart}`.
+    charts: Vec<String>,
 }
 
 /// A playbook with the source text of its script.
@@ -77,6 +80,7 @@ fn summary(p: &Playbook) -> PlaybookSummary {
             .meta
             .sla
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        charts: p.meta.charts.iter().map(|c| c.get_ref().name.clone()).collect(),
     }
 }
 

@@ -1,8 +1,9 @@
 //! `GET /`: the dashboard, charts of the last 7, 14 or 30 days (`?days=`): open incidents by
 //! severity, alerts per source and day, what pre-processing did with the alerts, runs by
 //! outcome, SLA breaches per day, and the analyst time the playbooks saved (completed runs ×
-//! the `minutes_saved` each playbook declares). A requester, who has no dashboard, is sent
-//! to the inbox.
+//! the `minutes_saved` each playbook declares), and the playbooks' charts pinned with
+//! `pin = true` (`playbook_charts.rs`; for those who may read playbooks). A requester, who
+//! has no dashboard, is sent to the inbox.
 
 use super::charts::{self, ChartError};
 use super::{failed, may, page};
@@ -59,6 +60,15 @@ pub(super) async fn show(user: WebUser, State(app): State<Arc<App>>, uri: Uri) -
         Ok(c) => c,
         Err(e) => return failed(&user, e),
     };
+    // Playbooks' pinned charts, for those who may read playbooks.
+    let pinned = if may(&user, Permission::PlaybooksRead) {
+        match super::playbook_charts::pinned(&app).await {
+            Ok(p) => p,
+            Err(e) => return failed(&user, e),
+        }
+    } else {
+        Vec::new()
+    };
     let periods: Vec<BTreeMap<&str, Value>> = PERIODS
         .iter()
         .map(|d| BTreeMap::from([("days", Value::from(*d)), ("current", Value::from(*d == days))]))
@@ -68,7 +78,7 @@ pub(super) async fn show(user: WebUser, State(app): State<Arc<App>>, uri: Uri) -
         StatusCode::OK,
         "dashboard.html",
         "Dashboard",
-        serde_json::json!({ "charts": charts, "days": days, "periods": periods, "saved_hours": saved_hours }),
+        serde_json::json!({ "charts": charts, "pinned": pinned, "days": days, "periods": periods, "saved_hours": saved_hours }),
     )
 }
 

@@ -16,6 +16,7 @@ mod charts;
 mod dashboard;
 mod incidents;
 mod lists;
+mod playbook_charts;
 mod playbooks;
 mod plugin_install;
 mod plugins;

@@ -1,6 +1,6 @@
 //! Playbooks and their runs: `GET /playbooks` (each with its triggers, inputs and the minutes
-//! a run saves), `GET /playbooks/NAME` (its source and recent runs, and a form that starts a
-//! run), `GET /runs` (filters: playbook, status) and `GET /runs/ID`: the run's timeline of
+//! a run saves), `GET /playbooks/NAME` (its source, its charts (`playbook_charts.rs`) and
+//! recent runs, and a form that starts a run), `GET /runs` (filters: playbook, status) and `GET /runs/ID`: the run's timeline of
 //! steps with their inputs and outputs, and its actions (cancel, restart from a step), each
 //! a form sent to `/api/v1/...`.
 
@@ -89,12 +89,16 @@ pub(super) async fn show(user: WebUser, State(app): State<Arc<App>>, Path(name):
         Ok(p) => p.items,
         Err(e) => return failed(&user, e),
     };
+    let charts = match super::playbook_charts::of_playbook(&app, &playbook).await {
+        Ok(c) => c,
+        Err(e) => return failed(&user, e),
+    };
     page(
         &user,
         StatusCode::OK,
         "playbook.html",
         &name,
-        serde_json::json!({ "p": row(&playbook), "source": &playbook.source, "recent": recent, "can_run": may(&user, Permission::PlaybooksWrite) }),
+        serde_json::json!({ "p": row(&playbook), "source": &playbook.source, "recent": recent, "charts": charts, "can_run": may(&user, Permission::PlaybooksWrite) }),
     )
 }
 

@@ -57,6 +57,10 @@ const TEMPLATE_SOURCES: &[(&str, &str)] = &[
     ("incident.html", include_str!("templates/incident.html")),
     ("playbooks.html", include_str!("templates/playbooks.html")),
     ("playbook.html", include_str!("templates/playbook.html")),
+    (
+        "playbook_chart.html",
+        include_str!("templates/playbook_chart.html"),
+    ),
     ("runs.html", include_str!("templates/runs.html")),
     ("run.html", include_str!("templates/run.html")),
     ("plugins.html", include_str!("templates/plugins.html")),
