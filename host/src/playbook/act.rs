@@ -59,8 +59,12 @@ pub enum Act {
         kind: crate::humans::questions::Kind,
         spec: Value,
     },
-    /// `send_email(#{ user | role | email, subject, text, talk_to_human })`.
+    /// `send_email(#{ user | role | email, subject, text, talk_to_human, attachments })`.
     SendEmail(Map<String, Value>),
+    /// `incidents(#{ severity, status, type, owner, since, limit })`: a search (journaled: it
+    /// changes between runs), read by `search::IncidentQuery`.
+    #[serde(rename = "incidents")]
+    IncidentSearch(Map<String, Value>),
 }
 
 /// The arguments of `indicator_set`, read from what the script gave.
@@ -89,6 +93,7 @@ impl Act {
             Act::Notify { .. } => "notify",
             Act::QuestionAsk { .. } => "question_ask",
             Act::SendEmail(_) => "send_email",
+            Act::IncidentSearch(_) => "incidents",
         }
     }
 
@@ -357,6 +362,15 @@ mod tests {
                         .clone(),
                 ),
             ),
+            (
+                json!({"action": "incidents", "args": {"severity": "critical", "status": "open", "incident": "i1"}}),
+                Act::IncidentSearch(
+                    json!({"severity": "critical", "status": "open"})
+                        .as_object()
+                        .unwrap()
+                        .clone(),
+                ),
+            ),
         ];
         let mut names = std::collections::BTreeSet::new();
         for (request, act) in stored {
@@ -368,7 +382,7 @@ mod tests {
             assert_eq!(call.args(), request["args"]);
             names.insert(call.act.name());
         }
-        assert_eq!(names.len(), 14, "every action: {names:?}");
+        assert_eq!(names.len(), 15, "every action: {names:?}");
     }
 
     #[test]
