@@ -52,3 +52,4 @@ mod tls;
 mod unifi;
 mod virustotal;
 mod web_login;
+mod major_incident_report;
