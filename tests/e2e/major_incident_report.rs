@@ -24,7 +24,10 @@ async fn run_report(cli: &Cli, store: &osprey::store::Store) -> Value {
     eventually(30, "the report's run to complete", async || {
         let run = store.run(&id).await.unwrap().unwrap();
         assert!(
-            !matches!(run.status, RunStatus::Failed | RunStatus::Cancelled | RunStatus::Dead),
+            !matches!(
+                run.status,
+                RunStatus::Failed | RunStatus::Cancelled | RunStatus::Dead
+            ),
             "the run failed: {:?}",
             run.error
         );
@@ -34,9 +37,18 @@ async fn run_report(cli: &Cli, store: &osprey::store::Store) -> Value {
 }
 
 fn create(cli: &Cli, title: &str, severity: &str) -> String {
-    cli.ok(&["incident", "create", "--type", "ransomware", "--title", title, "--severity", severity])
-        .trim()
-        .to_owned()
+    cli.ok(&[
+        "incident",
+        "create",
+        "--type",
+        "ransomware",
+        "--title",
+        title,
+        "--severity",
+        severity,
+    ])
+    .trim()
+    .to_owned()
 }
 
 fn attachment<'a>(mail: &'a ReceivedMail, suffix: &str) -> &'a crate::support::smtp::ReceivedAttachment {
@@ -71,15 +83,20 @@ async fn the_distribution_list_gets_a_report_only_while_a_critical_incident_is_o
     assert_eq!(out["incidents"], json!([id]));
     assert_eq!(out["mailed"], json!(LIST));
     let mails = sink.wait_for_count(2, 30).await;
-    assert_eq!(mails.len(), 2, "one mail per address, and none from the first run");
+    assert_eq!(
+        mails.len(),
+        2,
+        "one mail per address, and none from the first run"
+    );
     for (mail, to) in mails.iter().zip(LIST) {
         assert_eq!(mail.to, vec![to]);
-        assert_eq!(
-            mail.subject,
-            "Major incident report: 1 critical incident is open"
-        );
+        assert_eq!(mail.subject, "Major incident report: 1 critical incident is open");
         assert_eq!(mail.content_type, "multipart/mixed", "{}", mail.raw);
-        assert!(mail.text.contains(&id), "the text names the incident: {}", mail.text);
+        assert!(
+            mail.text.contains(&id),
+            "the text names the incident: {}",
+            mail.text
+        );
         assert_eq!(mail.attachments.len(), 2, "{:?}", mail.attachments);
 
         let csv_file = attachment(mail, ".csv");
@@ -89,10 +106,24 @@ async fn the_distribution_list_gets_a_report_only_while_a_critical_incident_is_o
         let headers: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
         assert_eq!(
             headers,
-            ["Incident", "Title", "Status", "Type", "Owner", "Team", "Opened", "Last update"]
+            [
+                "Incident",
+                "Title",
+                "Status",
+                "Type",
+                "Owner",
+                "Team",
+                "Opened",
+                "Last update"
+            ]
         );
         let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
-        assert_eq!(rows.len(), 1, "only the open critical incident: {}", csv_file.text);
+        assert_eq!(
+            rows.len(),
+            1,
+            "only the open critical incident: {}",
+            csv_file.text
+        );
         assert_eq!(&rows[0][0], id);
         assert_eq!(&rows[0][1], TITLE, "the title whole, commas and quotes included");
         assert_eq!(&rows[0][2], "new");

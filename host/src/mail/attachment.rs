@@ -104,7 +104,10 @@ pub enum AttachmentError {
     BadName { name: String },
     #[error("two attachments are named '{name}'")]
     SameName { name: String },
-    #[error("attachment '{name}': content type '{given}' is not one of {}", ContentType::names())]
+    #[error(
+        "attachment '{name}': content type '{given}' is not one of {}",
+        ContentType::names()
+    )]
     BadType { name: String, given: String },
     #[error(
         "attachment '{name}': give a content_type ({}), or a name ending in .csv, .html, .txt or .json",
@@ -222,7 +225,10 @@ mod tests {
         let half = "x".repeat(MAX_TOTAL_BYTES / 2);
         let exactly = vec![spec("a.txt", None, &half), spec("b.txt", None, &half)];
         assert_eq!(check(exactly).unwrap().len(), 2, "5 MiB is allowed");
-        let over = vec![spec("a.txt", None, &half), spec("b.txt", None, &(half.clone() + "x"))];
+        let over = vec![
+            spec("a.txt", None, &half),
+            spec("b.txt", None, &(half.clone() + "x")),
+        ];
         let e = check(over).unwrap_err();
         assert_eq!(
             e,

@@ -212,14 +212,13 @@ fn body(mail: &OutboxRecord) -> MultiPart {
     if mail.attachments.is_empty() {
         return alternative;
     }
-    mail.attachments.iter().fold(
-        MultiPart::mixed().multipart(alternative),
-        |mixed, a| {
+    mail.attachments
+        .iter()
+        .fold(MultiPart::mixed().multipart(alternative), |mixed, a| {
             let content_type = ContentType::parse(&format!("{}; charset=utf-8", a.content_type.as_str()))
                 .expect("the attachment types are valid MIME types");
             mixed.singlepart(MimeAttachment::new(a.name.clone()).body(a.text.clone(), content_type))
-        },
-    )
+        })
 }
 
 /// One attempt at `mail` over `transport`.
@@ -449,7 +448,10 @@ mod tests {
         );
         assert!(raw.contains("multipart/alternative"), "{raw}");
         assert!(raw.contains("text/plain") && raw.contains("text/html"), "{raw}");
-        assert!(!raw.contains("multipart/mixed"), "no attachments, no mixed part: {raw}");
+        assert!(
+            !raw.contains("multipart/mixed"),
+            "no attachments, no mixed part: {raw}"
+        );
         let with = OutboxRecord {
             attachments: vec![
                 crate::mail::attachment::Attachment {

@@ -151,10 +151,7 @@ fn csv_text(ctx: &NativeCallContext, rows_given: Array, columns_given: Array) ->
     let max = max_string(ctx);
     let mut writer = csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(Bounded {
-            out: Vec::new(),
-            max,
-        });
+        .from_writer(Bounded { out: Vec::new(), max });
     let fail = |e: csv::Error| match e.kind() {
         csv::ErrorKind::Io(_) => too_big(F, max),
         _ => refused(F, e),
@@ -163,9 +160,7 @@ fn csv_text(ctx: &NativeCallContext, rows_given: Array, columns_given: Array) ->
         .write_record(columns.iter().map(|c| defused(c.label.clone())))
         .map_err(fail)?;
     for row in cells(&rows, &columns) {
-        writer
-            .write_record(row.into_iter().map(defused))
-            .map_err(fail)?;
+        writer.write_record(row.into_iter().map(defused)).map_err(fail)?;
     }
     writer.flush().map_err(|_| too_big(F, max))?;
     let bounded = writer.into_inner().map_err(|_| too_big(F, max))?;
@@ -303,10 +298,7 @@ fn html_report(ctx: &NativeCallContext, spec: Map) -> Result<String> {
         footer => paragraphs(&spec.footer),
     };
     let max = max_string(ctx);
-    let mut out = Bounded {
-        out: Vec::new(),
-        max,
-    };
+    let mut out = Bounded { out: Vec::new(), max };
     let template = env.get_template("report.html").map_err(|e| refused(F, e))?;
     template
         .render_captured_to(context, &mut out)
@@ -319,10 +311,9 @@ fn html_report(ctx: &NativeCallContext, spec: Map) -> Result<String> {
 
 /// Add the functions to the stateless module.
 pub(super) fn register(m: &mut rhai::Module) {
-    m.set_native_fn(
-        "csv",
-        |ctx: NativeCallContext, rows: Array, columns: Array| csv_text(&ctx, rows, columns),
-    );
+    m.set_native_fn("csv", |ctx: NativeCallContext, rows: Array, columns: Array| {
+        csv_text(&ctx, rows, columns)
+    });
     m.set_native_fn("html_report", |ctx: NativeCallContext, spec: Map| {
         html_report(&ctx, spec)
     });
@@ -362,14 +353,20 @@ mod tests {
             .records()
             .map(|r| r.unwrap().iter().map(str::to_owned).collect())
             .collect();
-        assert_eq!(rows[0], ["i1", "Ransomware on \"fs-01\", finance", "critical", "3"]);
+        assert_eq!(
+            rows[0],
+            ["i1", "Ransomware on \"fs-01\", finance", "critical", "3"]
+        );
         assert_eq!(rows[1], ["i2", "line\nbreak", "", ""], "missing and () are empty");
         assert_eq!(
             rows[2],
             ["i3", "'=HYPERLINK(\"http://evil\")", "", "[1,2]"],
             "a formula is defused"
         );
-        assert!(text.starts_with("id,Title,severity,n\ni1,\"Ransomware on \"\"fs-01\"\", finance\""), "{text}");
+        assert!(
+            text.starts_with("id,Title,severity,n\ni1,\"Ransomware on \"\"fs-01\"\", finance\""),
+            "{text}"
+        );
     }
 
     #[test]
@@ -377,9 +374,18 @@ mod tests {
         for (source, says) in [
             (r#"csv([#{ a: 1 }], [])"#, "csv: 0 columns: give 1 to 100"),
             (r#"csv([1, 2], ["a"])"#, "csv: rows must be an array of maps"),
-            (r#"csv([#{ a: 1 }], [1])"#, "csv: columns must be an array of keys"),
-            (r#"html_report(#{ sections: [] })"#, "html_report: missing field `title`"),
-            (r#"html_report(#{ title: "t", colour: 1 })"#, "html_report: unknown field `colour`"),
+            (
+                r#"csv([#{ a: 1 }], [1])"#,
+                "csv: columns must be an array of keys",
+            ),
+            (
+                r#"html_report(#{ sections: [] })"#,
+                "html_report: missing field `title`",
+            ),
+            (
+                r#"html_report(#{ title: "t", colour: 1 })"#,
+                "html_report: unknown field `colour`",
+            ),
             (
                 r#"html_report(#{ title: "t", sections: [#{ heading: "h", rows: [] }] })"#,
                 "html_report: section 'h': a table needs both columns and rows",
@@ -434,8 +440,14 @@ mod tests {
         )
         .unwrap();
         assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
-        assert!(html.contains("<title>Major &lt;incidents&gt; &amp; more</title>"), "{html}");
-        assert!(html.contains("<p>Second &lt;b&gt;bold&lt;&#x2f;b&gt;.</p>"), "{html}");
+        assert!(
+            html.contains("<title>Major &lt;incidents&gt; &amp; more</title>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<p>Second &lt;b&gt;bold&lt;&#x2f;b&gt;.</p>"),
+            "{html}"
+        );
         assert!(html.contains("<h2>Open &quot;critical&quot;</h2>"), "{html}");
         assert!(html.contains("<th>Title &lt;x&gt;</th>"), "{html}");
         assert!(

@@ -83,7 +83,11 @@ impl IncidentQuery {
         args.remove("incident");
         let given: Given = crate::cases::parse(ACTION, &Value::Object(args))?;
         let severity = match &given.severity {
-            Some(s) => Some(crate::cases::severity(s).map_err(|e| invalid(e.to_string()))?.as_str()),
+            Some(s) => Some(
+                crate::cases::severity(s)
+                    .map_err(|e| invalid(e.to_string()))?
+                    .as_str(),
+            ),
             None => None,
         };
         let status = match given.status.as_deref().map(str::trim) {
@@ -105,7 +109,9 @@ impl IncidentQuery {
         let since = match &given.since {
             None | Some(Value::Null) => None,
             Some(Value::Number(n)) => Some(Since::At(n.as_i64().filter(|ms| *ms >= 0).ok_or_else(|| {
-                invalid(format!("since {n} is not a time in milliseconds (as now() gives)"))
+                invalid(format!(
+                    "since {n} is not a time in milliseconds (as now() gives)"
+                ))
             })?)),
             Some(Value::String(s)) => Some(Since::Ago(
                 crate::cases::duration_ms(s).map_err(|e| invalid(format!("since: {e}")))?,
@@ -184,8 +190,10 @@ mod tests {
                 limit: DEFAULT_LIMIT
             }
         );
-        let q = read(json!({"severity": "Crit", "status": "OPEN", "type": "ransomware", "owner": "bob",
-            "since": "24h", "limit": 500, "incident": "i1"}))
+        let q = read(
+            json!({"severity": "Crit", "status": "OPEN", "type": "ransomware", "owner": "bob",
+            "since": "24h", "limit": 500, "incident": "i1"}),
+        )
         .unwrap();
         assert_eq!(q.severity, Some("critical"));
         assert_eq!(q.status, Some(StatusQuery::Open));
@@ -200,13 +208,22 @@ mod tests {
     #[test]
     fn wrong_words_and_limits_say_what_is_expected() {
         for (given, says) in [
-            (json!({"severity": "huge"}), "'huge' is not a severity (info, low, medium, high, critical)"),
-            (json!({"status": "opne"}), "'opne' is not a status (open, new, active, pending, closed)"),
+            (
+                json!({"severity": "huge"}),
+                "'huge' is not a severity (info, low, medium, high, critical)",
+            ),
+            (
+                json!({"status": "opne"}),
+                "'opne' is not a status (open, new, active, pending, closed)",
+            ),
             (json!({"limit": 0}), "limit 0: ask for 1 to 500 incidents"),
             (json!({"limit": 501}), "limit 501: ask for 1 to 500 incidents"),
             (json!({"since": "soon"}), "incidents: since:"),
             (json!({"since": -1}), "not a time in milliseconds"),
-            (json!({"since": [1]}), "since must be a time in milliseconds or a duration"),
+            (
+                json!({"since": [1]}),
+                "since must be a time in milliseconds or a duration",
+            ),
             (json!({"sevrity": "high"}), "unknown field `sevrity`"),
         ] {
             let e = read(given.clone()).unwrap_err();

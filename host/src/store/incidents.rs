@@ -450,7 +450,11 @@ impl Store {
     }
 
     /// The newest `limit` incidents matching `filter` (a playbook's `incidents(...)`).
-    pub async fn incidents_matching(&self, filter: &IncidentFilter<'_>, limit: i64) -> Result<Vec<IncidentRecord>> {
+    pub async fn incidents_matching(
+        &self,
+        filter: &IncidentFilter<'_>,
+        limit: i64,
+    ) -> Result<Vec<IncidentRecord>> {
         let keyset = Keyset::first("created_at", true, limit);
         Ok(self.incident_page(filter, &keyset).await?.items)
     }

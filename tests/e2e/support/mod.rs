@@ -411,7 +411,9 @@ pub fn output_with_stdin(mut command: std::process::Command, stdin: &str) -> Out
 /// Copy the bundled playbook `name` (`playbooks/NAME`: its metadata and script) into `cli`'s
 /// playbooks folder.
 pub fn bundled_playbook(cli: &Cli, name: &str) {
-    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../playbooks").join(name);
+    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../playbooks")
+        .join(name);
     let to = cli.playbooks_dir().join(name);
     std::fs::create_dir_all(&to).unwrap();
     for file in ["playbook.toml", "playbook.rhai"] {

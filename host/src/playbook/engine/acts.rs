@@ -188,7 +188,9 @@ pub(super) fn register_acts(engine: &mut Engine, state: &Shared) {
         take(&s, Act::IncidentSearch(json_map(&s, filter)?))
     });
     let s = state.clone();
-    engine.register_fn("incidents", move || take(&s, Act::IncidentSearch(Default::default())));
+    engine.register_fn("incidents", move || {
+        take(&s, Act::IncidentSearch(Default::default()))
+    });
     let s = state.clone();
     engine.register_fn("send_email", move |spec: Map| {
         take(&s, Act::SendEmail(json_map(&s, spec)?))
