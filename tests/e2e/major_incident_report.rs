@@ -4,11 +4,12 @@
 //! one and an open high one) it sends nothing; with one open, each address on the
 //! distribution list gets a mail naming it, with an HTML report and a CSV attached. The test
 //! opens the attachments as a reader would: the CSV parses and lists the incident, the HTML
-//! shows its title escaped.
+//! shows its title escaped. An attachment the server refuses (a path for a name, an unknown
+//! type) is a catchable error that says why.
 
 use crate::mail::configure;
 use crate::support::smtp::{ReceivedMail, SmtpSink};
-use crate::support::{Cli, Server, bundled_playbook, eventually, run_id, store_of};
+use crate::support::{Cli, Server, bundled_playbook, eventually, run_id, store_of, write_playbook};
 use osprey::store::runs::RunStatus;
 use serde_json::{Value, json};
 
@@ -20,7 +21,12 @@ const TITLE: &str = r#"Ransomware on <fs-01> & "finance", =cmd"#;
 /// Run the playbook now, as its schedule would, and wait for the run's output.
 async fn run_report(cli: &Cli, store: &osprey::store::Store) -> Value {
     let input = json!({ "recipients": LIST }).to_string();
-    let id = run_id(&cli.ok(&["playbook", "run", PLAYBOOK, "--input", &input, "--detach"]));
+    run_playbook(cli, store, PLAYBOOK, &input).await
+}
+
+/// Start `playbook` with `input` on the server and wait for its output.
+async fn run_playbook(cli: &Cli, store: &osprey::store::Store, playbook: &str, input: &str) -> Value {
+    let id = run_id(&cli.ok(&["playbook", "run", playbook, "--input", input, "--detach"]));
     eventually(30, "the report's run to complete", async || {
         let run = store.run(&id).await.unwrap().unwrap();
         assert!(
@@ -64,8 +70,41 @@ async fn the_distribution_list_gets_a_report_only_while_a_critical_incident_is_o
     let cli = Cli::new();
     configure(&cli, sink.port(), "");
     bundled_playbook(&cli, PLAYBOOK);
+    write_playbook(
+        &cli.playbooks_dir(),
+        "bad-attachment",
+        "",
+        r#"
+        let refused = [];
+        for name in ["../evil.csv", "a.exe"] {
+            try {
+                send_email(#{ email: "cio@corp.example", subject: "s", text: "t",
+                    attachments: [#{ name: name, text: "x" }] });
+            } catch (e) { refused.push(e.message); }
+        }
+        refused
+        "#,
+    );
     let _server = Server::start(&cli);
     let store = store_of(&cli).await;
+
+    // An attachment the server refuses is a catchable error that says why.
+    let refused = run_playbook(&cli, &store, "bad-attachment", "{}").await;
+    let refused: Vec<&str> = refused
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(
+        refused[0].starts_with("send_email: attachment name '../evil.csv' is not a safe file name"),
+        "{refused:?}"
+    );
+    assert!(
+        refused[1].contains("attachment 'a.exe': give a content_type"),
+        "{refused:?}"
+    );
 
     // No critical incident open: a closed critical one and an open high one. No mail.
     let old = create(&cli, "Contained last week", "critical");
