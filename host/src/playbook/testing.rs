@@ -343,13 +343,16 @@ impl Effects for MockEffects {
             Act::IncidentSearch(filter) => {
                 let query = super::search::IncidentQuery::read(filter)?;
                 let st = self.0.lock().unwrap_or_else(|p| p.into_inner());
-                let found = st
+                let mut found: Vec<Value> = st
                     .incidents
                     .iter()
                     .filter(|i| query.matches(i, st.clock))
-                    .take(query.limit as usize)
-                    .cloned();
-                Ok(Value::Array(found.collect()))
+                    .cloned()
+                    .collect();
+                // The newest first, as the server answers.
+                found.sort_by_key(|i| std::cmp::Reverse(i["created_at"].as_i64()));
+                found.truncate(query.limit as usize);
+                Ok(Value::Array(found))
             }
             Act::SendEmail(spec) => {
                 // Attachments are checked as the server checks them (count, size, names).
