@@ -9,7 +9,7 @@ use crate::support::{Cli, Server, eventually, run_id, store_of, text, write_play
 use osprey::store::runs::RunStatus;
 
 /// `[mail]` to 127.0.0.1:`port` without TLS, plus `extra` lines.
-fn configure(cli: &Cli, port: u16, extra: &str) {
+pub(crate) fn configure(cli: &Cli, port: u16, extra: &str) {
     std::fs::write(
         cli.data_dir().join("osprey.toml"),
         format!("[mail]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\ntimeout = \"5s\"\n{extra}"),

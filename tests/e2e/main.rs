@@ -27,6 +27,7 @@ mod ipinfo;
 mod lists;
 mod loading;
 mod mail;
+mod major_incident_report;
 mod metrics;
 mod msgraph;
 mod openapi;

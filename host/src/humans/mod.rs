@@ -132,6 +132,8 @@ pub enum HumansError {
     Nobody,
     #[error("send_email: `talk_to_human` needs a run with an incident")]
     TalkToHumanWithoutIncident,
+    #[error("send_email: {0}")]
+    Attachments(#[from] crate::mail::attachment::AttachmentError),
 }
 
 /// Why the people a question or mail is for could not be found.
@@ -363,8 +365,11 @@ impl Humans {
             text: String,
             #[serde(default)]
             talk_to_human: bool,
+            #[serde(default)]
+            attachments: Vec<crate::mail::attachment::AttachmentSpec>,
         }
         let spec: EmailSpec = crate::cases::parse("send_email", spec)?;
+        let attachments = crate::mail::attachment::check(spec.attachments)?;
         const ACTION: &str = "send_email";
         if !self.mail_on {
             return Err(HumansError::MailOff);
@@ -420,14 +425,16 @@ impl Humans {
             } else {
                 "Sent by Osprey."
             };
-            mails.push(crate::mail::message::compose(
+            let mut mail = crate::mail::message::compose(
                 address,
                 &spec.subject,
                 &paragraphs,
                 &buttons,
                 footer,
                 escalate.map(|i| format!("incident:{i}")),
-            ));
+            );
+            mail.attachments = attachments.clone();
+            mails.push(mail);
         }
         store
             .send_mail_once(&new_links, &mails, step_key)

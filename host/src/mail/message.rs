@@ -23,6 +23,8 @@ pub struct Mail {
     pub html: String,
     /// What it is about (`question:ID`, `incident:ID`), if anything.
     pub about: Option<String>,
+    /// Files attached (checked by `attachment::check`); none for the mails `compose` makes.
+    pub attachments: Vec<crate::mail::attachment::Attachment>,
 }
 
 /// A link shown as a large button in the HTML part and as `LABEL: URL` in the text part.
@@ -120,6 +122,7 @@ pub fn compose(
         text,
         html,
         about,
+        attachments: Vec::new(),
     }
 }
 

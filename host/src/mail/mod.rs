@@ -12,6 +12,7 @@
 //! `mail.password_secret`), opened only to build the transport of one batch; lettre's
 //! `Credentials` never print it, and no error or log line here contains it.
 
+pub mod attachment;
 pub mod message;
 pub mod sender;
 

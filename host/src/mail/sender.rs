@@ -6,7 +6,7 @@ use crate::metrics::Metrics;
 use crate::store::outbox::OutboxRecord;
 use crate::store::{Store, StoreError, now_ms};
 use crate::vault::{SERVER_SECRET_OWNER, Vault};
-use lettre::message::MultiPart;
+use lettre::message::{Attachment as MimeAttachment, MultiPart, header::ContentType};
 use lettre::transport::smtp::AsyncSmtpTransportBuilder;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -120,6 +120,9 @@ enum MessageError {
     To(#[from] AddressError),
     #[error("cannot build the message: {0}")]
     Build(#[source] lettre::error::Error),
+    /// Its attachments were stored but cannot be read: never sent without them.
+    #[error("{0}")]
+    Unreadable(String),
 }
 
 /// How one attempt failed; its text is what the outbox records.
@@ -180,9 +183,13 @@ async fn transport(app: &Sender) -> Result<Transport, TransportError> {
     Ok(builder.build())
 }
 
-/// The lettre message of an outbox row: multipart/alternative text and HTML, with the Date
-/// it was queued and a Message-ID made from its id, the same at every attempt.
+/// The lettre message of an outbox row: multipart/alternative text and HTML (inside a
+/// multipart/mixed with one part per attachment, when it has any), with the Date it was
+/// queued and a Message-ID made from its id, the same at every attempt.
 fn message(config: &MailConfig, mail: &OutboxRecord) -> Result<Message, MessageError> {
+    if let Some(why) = &mail.unreadable {
+        return Err(MessageError::Unreadable(why.clone()));
+    }
     let from = config.from_mailbox()?;
     let to = super::mailbox(&mail.to)?;
     let domain = from.email.domain().to_owned();
@@ -195,11 +202,23 @@ fn message(config: &MailConfig, mail: &OutboxRecord) -> Result<Message, MessageE
             "<osprey.outbox.{}.{}@{domain}>",
             mail.id, mail.created_at
         )))
-        .multipart(MultiPart::alternative_plain_html(
-            mail.text.clone(),
-            mail.html.clone(),
-        ))
+        .multipart(body(mail))
         .map_err(MessageError::Build)
+}
+
+/// The text and HTML parts, and the attachments after them (text, UTF-8, as files).
+fn body(mail: &OutboxRecord) -> MultiPart {
+    let alternative = MultiPart::alternative_plain_html(mail.text.clone(), mail.html.clone());
+    if mail.attachments.is_empty() {
+        return alternative;
+    }
+    mail.attachments
+        .iter()
+        .fold(MultiPart::mixed().multipart(alternative), |mixed, a| {
+            let content_type = ContentType::parse(&format!("{}; charset=utf-8", a.content_type.as_str()))
+                .expect("the attachment types are valid MIME types");
+            mixed.singlepart(MimeAttachment::new(a.name.clone()).body(a.text.clone(), content_type))
+        })
 }
 
 /// One attempt at `mail` over `transport`.
@@ -415,6 +434,8 @@ mod tests {
             sent_at: None,
             failed_at: None,
             last_error: None,
+            attachments: Vec::new(),
+            unreadable: None,
         };
         let raw = String::from_utf8(message(&config, &record).unwrap().formatted()).unwrap();
         assert!(raw.contains("From: Osprey <osprey@localhost>"), "{raw}");
@@ -427,6 +448,42 @@ mod tests {
         );
         assert!(raw.contains("multipart/alternative"), "{raw}");
         assert!(raw.contains("text/plain") && raw.contains("text/html"), "{raw}");
+        assert!(
+            !raw.contains("multipart/mixed"),
+            "no attachments, no mixed part: {raw}"
+        );
+        let with = OutboxRecord {
+            attachments: vec![
+                crate::mail::attachment::Attachment {
+                    name: "incidents.csv".into(),
+                    content_type: crate::mail::attachment::ContentType::Csv,
+                    text: "id,title\ni1,Ransomware\n".into(),
+                },
+                crate::mail::attachment::Attachment {
+                    name: "report.html".into(),
+                    content_type: crate::mail::attachment::ContentType::Html,
+                    text: "<p>&lt;b&gt;</p>".into(),
+                },
+            ],
+            ..record.clone()
+        };
+        let raw = String::from_utf8(message(&config, &with).unwrap().formatted()).unwrap();
+        assert!(raw.contains("Content-Type: multipart/mixed"), "{raw}");
+        assert!(raw.contains("multipart/alternative"), "{raw}");
+        assert!(
+            raw.contains("Content-Disposition: attachment; filename=\"incidents.csv\""),
+            "{raw}"
+        );
+        assert!(raw.contains("Content-Type: text/csv; charset=utf-8"), "{raw}");
+        assert!(raw.contains("filename=\"report.html\""), "{raw}");
+        let unreadable = OutboxRecord {
+            unreadable: Some("its attachments are unreadable: x".into()),
+            ..record.clone()
+        };
+        assert!(matches!(
+            message(&config, &unreadable),
+            Err(MessageError::Unreadable(_))
+        ));
         let bad = OutboxRecord {
             to: "nobody".into(),
             ..record

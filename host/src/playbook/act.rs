@@ -59,13 +59,17 @@ pub enum Act {
         kind: crate::humans::questions::Kind,
         spec: Value,
     },
-    /// `send_email(#{ user | role | email, subject, text, talk_to_human })`.
+    /// `send_email(#{ user | role | email, subject, text, talk_to_human, attachments })`.
     SendEmail(Map<String, Value>),
     /// `record(series, point)`: a data point for the playbook's charts (`chart.rs`).
     Record {
         series: String,
         point: Map<String, Value>,
     },
+    /// `incidents(#{ severity, status, type, owner, since, limit })`: a search (journaled: it
+    /// changes between runs), read by `search::IncidentQuery`.
+    #[serde(rename = "incidents")]
+    IncidentSearch(Map<String, Value>),
 }
 
 /// The arguments of `indicator_set`, read from what the script gave.
@@ -95,6 +99,7 @@ impl Act {
             Act::QuestionAsk { .. } => "question_ask",
             Act::SendEmail(_) => "send_email",
             Act::Record { .. } => "record",
+            Act::IncidentSearch(_) => "incidents",
         }
     }
 
@@ -369,6 +374,13 @@ mod tests {
                     series: "gifts".into(),
                     point: json!({"to": "ann", "points": 10}).as_object().unwrap().clone(),
                 },
+                json!({"action": "incidents", "args": {"severity": "critical", "status": "open", "incident": "i1"}}),
+                Act::IncidentSearch(
+                    json!({"severity": "critical", "status": "open"})
+                        .as_object()
+                        .unwrap()
+                        .clone(),
+                ),
             ),
         ];
         let mut names = std::collections::BTreeSet::new();

@@ -422,6 +422,7 @@ pub(super) fn module() -> Shared<Module> {
                     .map_err(|e| format!("parse_duration: '{}': {e}", quoted(text)).into())
             });
 
+            super::report::register(&mut m);
             m.build_index();
             Shared::new(m)
         })

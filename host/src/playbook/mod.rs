@@ -15,6 +15,8 @@ pub mod journal;
 pub mod json;
 pub mod limits;
 pub mod meta;
+mod report;
+pub mod search;
 pub mod testing;
 #[cfg(test)]
 mod tests;

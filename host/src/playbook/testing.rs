@@ -17,6 +17,14 @@
 //! output = { country = "NL" }             # or: error = { kind = "unavailable", message = "down", retryable = true }
 //! times = 1                               # optional: answers at most this many calls
 //!
+//! [[incidents]]                           # optional: the incidents `incidents(...)` finds (filtered
+//! id = "i1"                               # by its search), as the server gives them
+//! title = "Ransomware on fs-01"
+//! severity = "critical"
+//! status = "active"
+//! type = "ransomware"
+//! created_at = 1798761600000
+//!
 //! [[answer]]                              # answers the run's questions (ask/approve/form), in order
 //! answer = "block now"                    # the option, true/false, or a map of a form's fields
 //! by = "user:owner"                       # optional (default "user:tester"); comment = "..." too
@@ -95,6 +103,9 @@ pub struct Case {
     /// Canned results of the child playbooks the run starts (`playbook(name, input)`).
     #[serde(default, rename = "playbook")]
     pub playbooks: Vec<CannedPlaybook>,
+    /// The incidents the server would have: what `incidents(...)` searches, offline.
+    #[serde(default)]
+    pub incidents: Vec<Value>,
     pub expect: Expect,
 }
 
@@ -343,6 +354,8 @@ struct MockState {
     asked: Vec<crate::humans::questions::Question>,
     /// The chart points recorded so far: `{ series, point, at }`.
     records: Vec<Value>,
+    /// The case's incidents, for `incidents(...)`.
+    incidents: Vec<Value>,
 }
 
 /// Why a question of a test case has no answer.
@@ -519,6 +532,31 @@ impl Effects for MockEffects {
         // as a server would check it, and answered from the case's `[[answer]]`s.
         match &call.act {
             Act::IndicatorGet { .. } => Ok(Value::Null),
+            Act::IncidentSearch(filter) => {
+                let query = super::search::IncidentQuery::read(filter)?;
+                let st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+                let mut found: Vec<Value> = st
+                    .incidents
+                    .iter()
+                    .filter(|i| query.matches(i, st.clock))
+                    .cloned()
+                    .collect();
+                // The newest first, as the server answers.
+                found.sort_by_key(|i| std::cmp::Reverse(i["created_at"].as_i64()));
+                found.truncate(query.limit as usize);
+                Ok(Value::Array(found))
+            }
+            Act::SendEmail(spec) => {
+                // Attachments are checked as the server checks them (count, size, names).
+                if let Some(given) = spec.get("attachments") {
+                    let specs = crate::cases::parse("send_email: attachments", given)?;
+                    crate::mail::attachment::check(specs).map_err(|e| ActError::Invalid {
+                        action: "send_email",
+                        message: e.to_string(),
+                    })?;
+                }
+                Ok(call.args())
+            }
             Act::ListAdd { options, .. } => {
                 // What the store answers, `#{ value, expires_at, new }`, over the arguments.
                 let mut out = call.args().as_object().cloned().unwrap_or_default();
@@ -698,6 +736,7 @@ pub fn run_case(
         answers: case.answers.clone(),
         asked: Vec::new(),
         records: Vec::new(),
+        incidents: case.incidents.clone(),
     }));
     let effects: Box<dyn Effects> = Box::new(MockEffects(state.clone(), 0));
     let keep_waiting = case.expect.status == ExpectedStatus::Waiting;

@@ -202,5 +202,37 @@ pub(super) async fn perform(
             .send_email(store, &Value::Object(spec.clone()), incident, key)
             .await
             .map_err(|e| ActError::Refused(e.into())),
+        Act::IncidentSearch(filter) => {
+            use crate::playbook::search::{IncidentQuery, StatusQuery};
+            let query = IncidentQuery::read(filter)?;
+            let filter = crate::store::incidents::IncidentFilter {
+                status: match query.status {
+                    Some(StatusQuery::Is(s)) => IncidentStatus::parse(s),
+                    _ => None,
+                },
+                open: query.status == Some(StatusQuery::Open),
+                kind: query.kind.as_deref(),
+                severity: query.severity.and_then(crate::intake::Severity::parse),
+                owner: query.owner.as_deref(),
+                since: query.since_ms(now_ms()),
+            };
+            let found = store
+                .incidents_matching(&filter, i64::from(query.limit))
+                .await
+                .map_err(store_err)?;
+            Ok(serde_json::to_value(found).expect("incidents serialise"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The states a playbook's search names are the store's.
+    #[test]
+    fn a_search_names_the_stored_states() {
+        assert_eq!(
+            crate::playbook::search::STATUS_NAMES,
+            crate::store::incidents::IncidentStatus::NAMES
+        );
     }
 }

@@ -68,6 +68,10 @@ pub struct IncidentFilter<'a> {
     pub kind: Option<&'a str>,
     pub severity: Option<Severity>,
     pub owner: Option<&'a str>,
+    /// Only incidents not closed.
+    pub open: bool,
+    /// Only incidents created at or after this time (Unix ms).
+    pub since: Option<i64>,
 }
 
 /// An incident ready to be stored.
@@ -413,6 +417,14 @@ impl Store {
                 conditions.push(format!("{column} = ${}", args.len()));
             }
         }
+        if filter.open {
+            args.push(IncidentStatus::Closed.as_str().into());
+            conditions.push(format!("status <> ${}", args.len()));
+        }
+        if let Some(since) = filter.since {
+            args.push(Arg::Int(Some(since)));
+            conditions.push(format!("created_at >= ${}", args.len()));
+        }
         let select = format!("SELECT {INCIDENT_COLUMNS} FROM incidents");
         let page: Page<IncidentRow> = page::fetch(
             &self.pool,
@@ -434,8 +446,17 @@ impl Store {
             status,
             ..IncidentFilter::default()
         };
+        self.incidents_matching(&filter, limit).await
+    }
+
+    /// The newest `limit` incidents matching `filter` (a playbook's `incidents(...)`).
+    pub async fn incidents_matching(
+        &self,
+        filter: &IncidentFilter<'_>,
+        limit: i64,
+    ) -> Result<Vec<IncidentRecord>> {
         let keyset = Keyset::first("created_at", true, limit);
-        Ok(self.incident_page(&filter, &keyset).await?.items)
+        Ok(self.incident_page(filter, &keyset).await?.items)
     }
 
     /// An incident's timeline, in order.
@@ -852,6 +873,61 @@ mod tests {
     }
 
     use super::super::testing::both_dialects;
+
+    both_dialects!(open_and_since_narrow_a_search, |store| {
+        use crate::intake::Severity;
+        use crate::store::audit::Actor;
+        use crate::store::incidents::{IncidentFilter, IncidentStatus, NewIncident};
+        let cli = Actor::cli();
+        let mut ids = Vec::new();
+        for (title, severity) in [
+            ("old critical", Severity::Critical),
+            ("closed critical", Severity::Critical),
+            ("new high", Severity::High),
+            ("new critical", Severity::Critical),
+        ] {
+            let new = NewIncident::new("generic", title, severity);
+            ids.push(store.create_incident(&new, &[], &cli, None).await.unwrap());
+        }
+        store
+            .set_incident_status(&ids[1], IncidentStatus::Closed, Some("done"), &cli)
+            .await
+            .unwrap();
+        let created_at = |i: usize| {
+            let id = ids[i].clone();
+            let store = store.clone();
+            async move { store.incident(&id).await.unwrap().unwrap().created_at }
+        };
+        let titles = |found: Vec<crate::store::incidents::IncidentRecord>| {
+            let mut t: Vec<String> = found.into_iter().map(|i| i.title).collect();
+            t.sort();
+            t
+        };
+        let open_critical = IncidentFilter {
+            severity: Some(Severity::Critical),
+            open: true,
+            ..IncidentFilter::default()
+        };
+        let found = store.incidents_matching(&open_critical, 10).await.unwrap();
+        assert_eq!(titles(found), vec!["new critical", "old critical"]);
+        let from_first = IncidentFilter {
+            since: Some(created_at(0).await),
+            ..open_critical
+        };
+        let found = store.incidents_matching(&from_first, 10).await.unwrap();
+        assert_eq!(titles(found).len(), 2, "created at the time counts");
+        let after_last = IncidentFilter {
+            since: Some(created_at(3).await + 1),
+            ..open_critical
+        };
+        let found = store.incidents_matching(&after_last, 10).await.unwrap();
+        assert!(found.is_empty(), "older incidents are left out: {found:?}");
+        let found = store
+            .incidents_matching(&IncidentFilter::default(), 2)
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 2, "the limit holds");
+    });
 
     both_dialects!(children_relations_fields_and_teams, |store| {
         use crate::intake::Severity;

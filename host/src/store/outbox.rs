@@ -8,6 +8,7 @@
 //! mid-attempt leaves the row to be tried again once that time has passed.
 
 use super::{Dialect, Result, Store, now_ms};
+use crate::mail::attachment::Attachment;
 use crate::mail::message::Mail;
 use serde::Serialize;
 
@@ -31,6 +32,13 @@ pub struct OutboxRecord {
     pub failed_at: Option<i64>,
     /// What went wrong the last time it was tried.
     pub last_error: Option<String>,
+    /// Files attached (`send_email`'s `attachments`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+    /// Why the stored attachments could not be read, if they could not (such a message is
+    /// never sent without them: the sender gives up on it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
 }
 
 impl OutboxRecord {
@@ -61,10 +69,11 @@ struct OutboxRow {
     sent_at: Option<i64>,
     failed_at: Option<i64>,
     last_error: Option<String>,
+    attachments: Option<String>,
 }
 
 const COLUMNS: &str = "id, to_addr, subject, text_body, html_body, about, created_at, attempts, \
-     next_attempt_at, sent_at, failed_at, last_error";
+     next_attempt_at, sent_at, failed_at, last_error, attachments";
 
 /// Not sent and not given up on.
 const PENDING: &str = "sent_at IS NULL AND failed_at IS NULL";
@@ -83,7 +92,13 @@ fn record(r: OutboxRow) -> OutboxRecord {
         sent_at,
         failed_at,
         last_error,
+        attachments,
     } = r;
+    let (attachments, unreadable) = match attachments.as_deref().map(serde_json::from_str) {
+        None => (Vec::new(), None),
+        Some(Ok(a)) => (a, None),
+        Some(Err(e)) => (Vec::new(), Some(format!("its attachments are unreadable: {e}"))),
+    };
     OutboxRecord {
         id,
         to,
@@ -97,6 +112,8 @@ fn record(r: OutboxRow) -> OutboxRecord {
         sent_at,
         failed_at,
         last_error,
+        attachments,
+        unreadable,
     }
 }
 
@@ -120,10 +137,13 @@ async fn insert(
     now: i64,
     step_key: Option<&str>,
 ) -> Result<i64> {
+    // No attachments is NULL, as in rows written before attachments were kept.
+    let attachments = (!mail.attachments.is_empty())
+        .then(|| serde_json::to_string(&mail.attachments).expect("attachments serialise"));
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO outbox (to_addr, subject, text_body, html_body, about, step_key, created_at, attempts,
-             next_attempt_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $7) RETURNING id",
+             next_attempt_at, attachments)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $7, $8) RETURNING id",
     )
     .bind(&mail.to)
     .bind(&mail.subject)
@@ -132,6 +152,7 @@ async fn insert(
     .bind(mail.about.as_deref())
     .bind(step_key)
     .bind(now)
+    .bind(attachments)
     .fetch_one(&mut *conn)
     .await?;
     Ok(id)
@@ -268,6 +289,7 @@ mod tests {
             text: "Approve: https://osprey.example/a/1".into(),
             html: "<p>Approve</p>".into(),
             about: Some("question:q1".into()),
+            attachments: Vec::new(),
         }
     }
 
@@ -380,6 +402,35 @@ mod tests {
         let listed: Vec<i64> = store.outbox(10).await.unwrap().iter().map(|r| r.id).collect();
         assert_eq!(listed, vec![later, failing, sent]);
         assert_eq!(store.outbox(2).await.unwrap().len(), 2);
+    });
+
+    both_dialects!(attachments_are_kept_with_their_message, |store| {
+        use crate::mail::attachment::ContentType;
+        let csv = Attachment {
+            name: "incidents.csv".into(),
+            content_type: ContentType::Csv,
+            text: "id,title\ni1,\"a, b\"\n".into(),
+        };
+        let with = store
+            .enqueue_mail(&Mail {
+                attachments: vec![csv.clone()],
+                ..mail("a@example.org")
+            })
+            .await
+            .unwrap();
+        let without = store.enqueue_mail(&mail("b@example.org")).await.unwrap();
+        let r = store.outbox_mail(with).await.unwrap().unwrap();
+        assert_eq!((r.attachments, r.unreadable), (vec![csv], None));
+        let r = store.outbox_mail(without).await.unwrap().unwrap();
+        assert!(r.attachments.is_empty() && r.unreadable.is_none());
+        // Edited by hand: the row still lists, and says why its attachments are not there.
+        sqlx::query("UPDATE outbox SET attachments = 'not json' WHERE id = $1")
+            .bind(without)
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        let r = store.outbox_mail(without).await.unwrap().unwrap();
+        assert!(r.unreadable.unwrap().contains("its attachments are unreadable"));
     });
 
     both_dialects!(enqueue_joins_the_callers_transaction, |store| {

@@ -407,3 +407,16 @@ pub fn output_with_stdin(mut command: std::process::Command, stdin: &str) -> Out
     }
     child.wait_with_output().unwrap()
 }
+
+/// Copy the bundled playbook `name` (`playbooks/NAME`: its metadata and script) into `cli`'s
+/// playbooks folder.
+pub fn bundled_playbook(cli: &Cli, name: &str) {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../playbooks")
+        .join(name);
+    let to = cli.playbooks_dir().join(name);
+    std::fs::create_dir_all(&to).unwrap();
+    for file in ["playbook.toml", "playbook.rhai"] {
+        std::fs::copy(from.join(file), to.join(file)).unwrap();
+    }
+}

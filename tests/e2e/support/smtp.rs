@@ -25,6 +25,18 @@ pub struct ReceivedMail {
     pub html: String,
     /// The message as received.
     pub raw: String,
+    /// The attached files, in order.
+    pub attachments: Vec<ReceivedAttachment>,
+}
+
+/// A file attached to a received message, decoded.
+#[derive(Debug, Clone)]
+pub struct ReceivedAttachment {
+    /// The file name (Content-Disposition's `filename`).
+    pub name: String,
+    /// `text/csv`, without parameters.
+    pub content_type: String,
+    pub text: String,
 }
 
 pub struct SmtpSink {
@@ -173,13 +185,22 @@ fn parse(eml: &Path) -> ReceivedMail {
             _ => String::new(),
         })
         .unwrap_or_default();
-    let content_type = message
-        .content_type()
-        .map(|c| match c.subtype() {
+    let type_of = |c: Option<&mail_parser::ContentType>| {
+        c.map(|c| match c.subtype() {
             Some(sub) => format!("{}/{sub}", c.ctype()),
             None => c.ctype().to_owned(),
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+    };
+    let content_type = type_of(message.content_type());
+    let attachments = message
+        .attachments()
+        .map(|a| ReceivedAttachment {
+            name: a.attachment_name().unwrap_or_default().to_owned(),
+            content_type: type_of(a.content_type()),
+            text: String::from_utf8_lossy(a.contents()).into_owned(),
+        })
+        .collect();
     let mut text = String::new();
     let mut html = String::new();
     for part in &message.parts {
@@ -203,5 +224,6 @@ fn parse(eml: &Path) -> ReceivedMail {
         text,
         html,
         raw: String::from_utf8_lossy(&raw).into_owned(),
+        attachments,
     }
 }

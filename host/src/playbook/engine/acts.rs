@@ -182,6 +182,15 @@ pub(super) fn register_acts(engine: &mut Engine, state: &Shared) {
     engine.register_fn("task_create", move |spec: Map| {
         take(&s, Act::TaskCreate(json_map(&s, spec)?))
     });
+    // A search over incidents: journaled, as its answer changes between runs.
+    let s = state.clone();
+    engine.register_fn("incidents", move |filter: Map| {
+        take(&s, Act::IncidentSearch(json_map(&s, filter)?))
+    });
+    let s = state.clone();
+    engine.register_fn("incidents", move || {
+        take(&s, Act::IncidentSearch(Default::default()))
+    });
     let s = state.clone();
     engine.register_fn("send_email", move |spec: Map| {
         take(&s, Act::SendEmail(json_map(&s, spec)?))

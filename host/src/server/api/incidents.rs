@@ -147,6 +147,7 @@ pub(super) async fn list_incidents(
         kind: param(&params, "type"),
         severity,
         owner: param(&params, "owner"),
+        ..IncidentFilter::default()
     };
     let keyset = keyset::<IncidentRecord>(&params)?;
     let page = app.store.incident_page(&filter, &keyset).await?;

@@ -32,6 +32,7 @@ pub(super) async fn list(user: WebUser, State(app): State<Arc<App>>, uri: Uri) -
         kind: params.get("type").map(String::as_str),
         severity: params.get("severity").and_then(|s| Severity::parse(s)),
         owner: params.get("owner").map(String::as_str),
+        ..IncidentFilter::default()
     };
     let cursor = params.get("cursor").map(String::as_str);
     let Ok(keyset) = paging::keyset::<IncidentRecord>(None, cursor, Some(PAGE_SIZE)) else {
