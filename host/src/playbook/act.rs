@@ -374,6 +374,8 @@ mod tests {
                     series: "gifts".into(),
                     point: json!({"to": "ann", "points": 10}).as_object().unwrap().clone(),
                 },
+            ),
+            (
                 json!({"action": "incidents", "args": {"severity": "critical", "status": "open", "incident": "i1"}}),
                 Act::IncidentSearch(
                     json!({"severity": "critical", "status": "open"})
@@ -393,7 +395,7 @@ mod tests {
             assert_eq!(call.args(), request["args"]);
             names.insert(call.act.name());
         }
-        assert_eq!(names.len(), 15, "every action: {names:?}");
+        assert_eq!(names.len(), 16, "every action: {names:?}");
     }
 
     #[test]
