@@ -47,6 +47,7 @@ mod seed_bitcoin;
 mod serve;
 mod servicenow;
 mod slack;
+mod slack_questions;
 mod streaming_guard;
 mod tls;
 mod unifi;
