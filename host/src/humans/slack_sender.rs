@@ -66,6 +66,12 @@ fn text(v: &Value, key: &str) -> Result<String, Failure> {
         .ok_or_else(|| Failure::Permanent(format!("the stored message has no '{key}'")))
 }
 
+/// The wait before the next attempt after `attempts` failed ones: the mail sender's backoff,
+/// or longer when the vendor asked to wait longer.
+fn retry_wait(attempts: i64, vendor_asked: Option<Duration>) -> Duration {
+    backoff(u32::try_from(attempts).unwrap_or(u32::MAX)).max(vendor_asked.unwrap_or_default())
+}
+
 impl SlackSender {
     async fn call(&self, row: &SlackRecord, action: &str, input: &Value) -> Result<Value, Failure> {
         let ctx = CallContext {
@@ -148,7 +154,7 @@ impl SlackSender {
                 self.store.mark_slack_retry(row.id, None, at).await?;
             }
             Err(Failure::Retry { error, after }) if attempts < MAX_ATTEMPTS => {
-                let wait = backoff(u32::try_from(attempts).unwrap_or(u32::MAX)).max(after.unwrap_or_default());
+                let wait = retry_wait(attempts, after);
                 self.store
                     .mark_slack_retry(row.id, Some(&error), now + wait.as_millis() as i64)
                     .await?;
@@ -198,4 +204,29 @@ pub fn spawn(sender: SlackSender, queued: Arc<tokio::sync::Notify>) -> tokio::ta
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_and_honour_the_vendors_wait() {
+        assert_eq!(retry_wait(1, None), Duration::from_secs(5));
+        assert_eq!(retry_wait(3, None), Duration::from_secs(20));
+        assert_eq!(retry_wait(1, Some(Duration::from_secs(30))), Duration::from_secs(30));
+        assert_eq!(retry_wait(3, Some(Duration::from_secs(1))), Duration::from_secs(20));
+    }
+
+    #[test]
+    fn retryable_call_errors_are_retried_and_others_are_not() {
+        let mut e = CallError::new(crate::plugin::ErrorKind::RateLimited, "slow down");
+        e.retry_after = Some(Duration::from_secs(7));
+        assert!(matches!(
+            Failure::from(e),
+            Failure::Retry { after: Some(d), .. } if d == Duration::from_secs(7)
+        ));
+        let e = CallError::new(crate::plugin::ErrorKind::NotFound, "no plugin 'slack'");
+        assert!(matches!(Failure::from(e), Failure::Permanent(m) if m.contains("no plugin")));
+    }
 }
