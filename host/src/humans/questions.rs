@@ -173,6 +173,56 @@ impl Addressee {
     }
 }
 
+/// Where in Slack a question goes, as the playbook wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlackTarget {
+    /// `#soc`, or a channel id `#C0123ABCD`.
+    Channel(String),
+    /// `@U0123ABCD`: a member, by id (a direct message from the app).
+    User(String),
+    /// `@ana@example.com`: a member, by e-mail (found with `lookup-user-by-email` first).
+    Email(String),
+}
+
+/// A `slack` value that names neither a channel nor a person.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "'{0}' is neither a channel (#name or #C0123ABCD) nor a person (@U0123ABCD, or @ and an e-mail address)"
+)]
+pub struct SlackTargetError(pub String);
+
+impl SlackTarget {
+    pub fn parse(text: &str) -> Result<SlackTarget, SlackTargetError> {
+        let bad = || SlackTargetError(text.to_owned());
+        let t = text.trim();
+        if let Some(name) = t.strip_prefix('#') {
+            let ok = (1..=80).contains(&name.len())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            return ok.then(|| SlackTarget::Channel(name.to_owned())).ok_or_else(bad);
+        }
+        let who = t.strip_prefix('@').ok_or_else(bad)?;
+        if who.contains('@') {
+            check_email(who).map_err(|_| bad())?;
+            return Ok(SlackTarget::Email(who.to_owned()));
+        }
+        let member_id = who.len() >= 3
+            && who.len() <= 32
+            && (who.starts_with('U') || who.starts_with('W'))
+            && who.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+        member_id.then(|| SlackTarget::User(who.to_owned())).ok_or_else(bad)
+    }
+
+    /// As written: `#soc`, `@U0123ABCD`, `@ana@example.com`.
+    pub fn as_str(&self) -> String {
+        match self {
+            SlackTarget::Channel(c) => format!("#{c}"),
+            SlackTarget::User(u) | SlackTarget::Email(u) => format!("@{u}"),
+        }
+    }
+}
+
 /// A checked spec: the question, its addressee, title and text, and its timing in ms.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checked {
@@ -180,7 +230,7 @@ pub struct Checked {
     /// Who in Osprey (or by mail); `None` when it is asked in Slack only.
     pub to: Option<Addressee>,
     /// Where in Slack.
-    pub slack: Option<super::slack::SlackTarget>,
+    pub slack: Option<SlackTarget>,
     pub title: String,
     pub text: String,
     pub due_ms: Option<i64>,
@@ -214,7 +264,7 @@ pub enum QuestionError {
     #[error("say who with one of `user`, `role` or `email`, or `slack`, or both")]
     NoAddressee,
     #[error("`slack`: {0}")]
-    Slack(#[from] super::slack::SlackTargetError),
+    Slack(#[from] SlackTargetError),
     #[error(
         "`slack` takes questions answered by one click: `ask`, `approve`, or a `form` with one choice field"
     )]
@@ -309,7 +359,7 @@ impl Spec {
         let slack = self
             .slack
             .as_deref()
-            .map(super::slack::SlackTarget::parse)
+            .map(SlackTarget::parse)
             .transpose()?;
         let to = match (&self.user, &self.role, &self.email) {
             (None, None, None) if slack.is_some() => None,
@@ -836,6 +886,23 @@ mod tests {
             form_default.question.default,
             Some(json!({ "value": { "reason": "none given" }, "comment": "" }))
         );
+    }
+
+    #[test]
+    fn targets_are_channels_or_people() {
+        let ok = [
+            ("#soc", SlackTarget::Channel("soc".into())),
+            (" #C0SOC00001 ", SlackTarget::Channel("C0SOC00001".into())),
+            ("@U024BE7LH", SlackTarget::User("U024BE7LH".into())),
+            ("@ana@example.com", SlackTarget::Email("ana@example.com".into())),
+        ];
+        for (text, want) in ok {
+            assert_eq!(SlackTarget::parse(text), Ok(want.clone()), "{text}");
+            assert_eq!(want.as_str(), text.trim());
+        }
+        for bad in ["soc", "#", "#a b", "@", "@alice", "@u123", "@a@", "U024BE7LH"] {
+            assert!(SlackTarget::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

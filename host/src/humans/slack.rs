@@ -1,67 +1,17 @@
-//! Questions asked in Slack: where they go ([`SlackTarget`]), and what the `slack` plugin is
+//! Questions asked in Slack (where, `questions::SlackTarget`): what the `slack` plugin is
 //! asked to post: the question with one button per choice (each button's `value` a signed
 //! token of [`Purpose::Chat`] binding the question's link, the choice and the plugin), the
 //! message it becomes once answered, and the word to someone whose click changed nothing.
 //! Pure, given the link key.
 
 use super::links::{self, Claim, Purpose};
-use super::questions::Question;
+use super::questions::{Question, SlackTarget};
 use crate::mail::message::format_time;
 use crate::vault::LinkKey;
 use serde_json::{Value, json};
 
 /// The plugin that posts questions to Slack and receives the clicks.
 pub const PLUGIN: &str = "slack";
-
-/// Where in Slack a question goes, as the playbook wrote it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SlackTarget {
-    /// `#soc`, or a channel id `#C0123ABCD`.
-    Channel(String),
-    /// `@U0123ABCD`: a member, by id (a direct message from the app).
-    User(String),
-    /// `@ana@example.com`: a member, by e-mail (found with `lookup-user-by-email` first).
-    Email(String),
-}
-
-/// A `slack` value that names neither a channel nor a person.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "'{0}' is neither a channel (#name or #C0123ABCD) nor a person (@U0123ABCD, or @ and an e-mail address)"
-)]
-pub struct SlackTargetError(pub String);
-
-impl SlackTarget {
-    pub fn parse(text: &str) -> Result<SlackTarget, SlackTargetError> {
-        let bad = || SlackTargetError(text.to_owned());
-        let t = text.trim();
-        if let Some(name) = t.strip_prefix('#') {
-            let ok = (1..=80).contains(&name.len())
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-            return ok.then(|| SlackTarget::Channel(name.to_owned())).ok_or_else(bad);
-        }
-        let who = t.strip_prefix('@').ok_or_else(bad)?;
-        if who.contains('@') {
-            super::questions::check_email(who).map_err(|_| bad())?;
-            return Ok(SlackTarget::Email(who.to_owned()));
-        }
-        let member_id = who.len() >= 3
-            && who.len() <= 32
-            && (who.starts_with('U') || who.starts_with('W'))
-            && who.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
-        member_id.then(|| SlackTarget::User(who.to_owned())).ok_or_else(bad)
-    }
-
-    /// As written: `#soc`, `@U0123ABCD`, `@ana@example.com`.
-    pub fn as_str(&self) -> String {
-        match self {
-            SlackTarget::Channel(c) => format!("#{c}"),
-            SlackTarget::User(u) | SlackTarget::Email(u) => format!("@{u}"),
-        }
-    }
-}
 
 /// The Slack member id in an answerer `slack:U0123ABCD`, if it is one.
 pub fn member_of(by: &str) -> Option<&str> {
@@ -148,23 +98,6 @@ pub fn refused(user: &str, why: &str) -> Value {
 mod tests {
     use super::*;
     use crate::humans::questions::{Kind, Spec};
-
-    #[test]
-    fn targets_are_channels_or_people() {
-        let ok = [
-            ("#soc", SlackTarget::Channel("soc".into())),
-            (" #C0SOC00001 ", SlackTarget::Channel("C0SOC00001".into())),
-            ("@U024BE7LH", SlackTarget::User("U024BE7LH".into())),
-            ("@ana@example.com", SlackTarget::Email("ana@example.com".into())),
-        ];
-        for (text, want) in ok {
-            assert_eq!(SlackTarget::parse(text), Ok(want.clone()), "{text}");
-            assert_eq!(want.as_str(), text.trim());
-        }
-        for bad in ["soc", "#", "#a b", "@", "@alice", "@u123", "@a@", "U024BE7LH"] {
-            assert!(SlackTarget::parse(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn each_button_carries_a_token_of_its_choice() {

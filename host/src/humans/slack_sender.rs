@@ -7,7 +7,7 @@
 //! (at least the vendor's `Retry-After`); any other, or the last of [`MAX_ATTEMPTS`], gives
 //! the row up, logged, audited and on the question's incident's timeline.
 
-use super::slack::SlackTarget;
+use super::questions::SlackTarget;
 use crate::mail::sender::backoff;
 use crate::plugin::{CallContext, CallError, Runtime};
 use crate::store::slack_outbox::{SlackKind, SlackRecord};
