@@ -10,9 +10,7 @@
 //! question to a channel Slack does not know stays open, and the failure is audited.
 
 use crate::humans::{run_json, start, user};
-use crate::support::fake_slack::{
-    Click, FakeSlack, SOC_CHANNEL, SPENGLER, SPENGLER_EMAIL, VENKMAN,
-};
+use crate::support::fake_slack::{Click, FakeSlack, SOC_CHANNEL, SPENGLER, SPENGLER_EMAIL, VENKMAN};
 use crate::support::{Cli, Server, dist, eventually, http_client, store_of, write_playbook};
 use serde_json::Value;
 
@@ -64,7 +62,12 @@ async fn a_question_in_slack_is_answered_once_by_a_signed_click() {
         "--grant-requested",
     ]);
     assert!(said.contains("webhooks"), "{said}");
-    cli.ok(&["plugin", "config", "slack", &format!("base_url={}", fake.base_url())]);
+    cli.ok(&[
+        "plugin",
+        "config",
+        "slack",
+        &format!("base_url={}", fake.base_url()),
+    ]);
     cli.ok(&["plugin", "grant", "slack", "--http", &fake.origin()]);
     secret(&cli, "bot-token", TOKEN);
     secret(&cli, "signing-secret", SIGNING_SECRET);
@@ -92,22 +95,39 @@ async fn a_question_in_slack_is_answered_once_by_a_signed_click() {
 
     // The question is posted in #soc with a button per option, each with its own token.
     let posted = eventually(30, "the question posted in #soc", async || {
-        fake.messages().into_iter().find(|m| m.text.contains("Contain host-7?"))
+        fake.messages()
+            .into_iter()
+            .find(|m| m.text.contains("Contain host-7?"))
     })
     .await;
     assert_eq!(posted.channel, SOC_CHANNEL);
-    assert!(posted.text.contains("It beacons to a known C2."), "{}", posted.text);
+    assert!(
+        posted.text.contains("It beacons to a known C2."),
+        "{}",
+        posted.text
+    );
     let buttons = posted.blocks[1]["elements"].as_array().unwrap().clone();
     let ids: Vec<&str> = buttons.iter().map(|b| b["action_id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["contain", "ignore"]);
     let values: Vec<&str> = buttons.iter().map(|b| b["value"].as_str().unwrap()).collect();
-    assert!(values.iter().all(|v| v.contains('.')) && values[0] != values[1], "{values:?}");
+    assert!(
+        values.iter().all(|v| v.contains('.')) && values[0] != values[1],
+        "{values:?}"
+    );
     let store = store_of(&cli).await;
     let question = eventually(30, "the question's post recorded", async || {
-        let q = store.questions(None, None, 10).await.unwrap().into_iter().find(|q| q.title == "Contain host-7?")?;
+        let q = store
+            .questions(None, None, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|q| q.title == "Contain host-7?")?;
         let rows = store.slack_outbox_of(&q.id).await.unwrap();
         rows.first().filter(|r| r.sent_at.is_some()).map(|r| {
-            assert_eq!((r.channel.as_deref(), r.ts.as_deref()), (Some(SOC_CHANNEL), Some(posted.ts.as_str())));
+            assert_eq!(
+                (r.channel.as_deref(), r.ts.as_deref()),
+                (Some(SOC_CHANNEL), Some(posted.ts.as_str()))
+            );
             q.id.clone()
         })
     })
@@ -149,11 +169,15 @@ async fn a_question_in_slack_is_answered_once_by_a_signed_click() {
     assert_eq!(answered[0]["details"]["email"], SPENGLER_EMAIL);
     // The message now says who answered, and has no buttons.
     let updated = eventually(30, "the message updated", async || {
-        fake.messages().into_iter().find(|m| m.ts == posted.ts && m.edited)
+        fake.messages()
+            .into_iter()
+            .find(|m| m.ts == posted.ts && m.edited)
     })
     .await;
     assert!(
-        updated.text.contains("*contain*, answered by <@W012A3CDE> (Osprey user egon)"),
+        updated
+            .text
+            .contains("*contain*, answered by <@W012A3CDE> (Osprey user egon)"),
         "{}",
         updated.text
     );
@@ -173,7 +197,8 @@ async fn a_question_in_slack_is_answered_once_by_a_signed_click() {
     for (e, who) in told.iter().zip([SPENGLER, VENKMAN]) {
         assert_eq!((e.channel.as_str(), e.user.as_str()), (SOC_CHANNEL, who));
         assert!(
-            e.text.contains("Your click changed nothing: this question was already answered, by <@W012A3CDE>"),
+            e.text
+                .contains("Your click changed nothing: this question was already answered, by <@W012A3CDE>"),
             "{}",
             e.text
         );
@@ -204,7 +229,10 @@ async fn a_question_in_slack_is_answered_once_by_a_signed_click() {
     })
     .await;
     assert!(
-        failed["details"]["error"].as_str().unwrap().contains("channel_not_found"),
+        failed["details"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("channel_not_found"),
         "{failed}"
     );
     assert_eq!(run_json(&cli, &lost)["run"]["status"], "waiting");

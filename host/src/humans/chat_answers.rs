@@ -70,10 +70,9 @@ impl ChatRefusal {
             ChatRefusal::Question(QuestionError::Cancelled) => {
                 "this question was withdrawn: its playbook no longer waits for it.".into()
             }
-            ChatRefusal::Expired { at } => format!(
-                "the time to answer this question ended at {}.",
-                format_time(*at)
-            ),
+            ChatRefusal::Expired { at } => {
+                format!("the time to answer this question ended at {}.", format_time(*at))
+            }
             ChatRefusal::Question(QuestionError::Store(_)) | ChatRefusal::Store(_) => {
                 "Osprey could not record it just now; try again in a minute.".into()
             }
@@ -134,7 +133,10 @@ impl Humans {
         claim: &links::Claim,
         a: ChatAnswer<'_>,
     ) -> Result<QuestionRecord, ChatRefusal> {
-        if a.by.split_once(':').is_none_or(|(v, id)| v.is_empty() || id.is_empty()) {
+        if a.by
+            .split_once(':')
+            .is_none_or(|(v, id)| v.is_empty() || id.is_empty())
+        {
             return Err(ChatRefusal::BadBy(a.by.to_owned()));
         }
         let choice = claim.choice.clone().unwrap_or_default();
@@ -212,78 +214,99 @@ mod tests {
         }
     }
 
-    both_dialects!(a_click_answers_once_and_only_through_its_plugin_with_its_choice, |store| {
-        let humans = Humans::new(
-            HumansConfig::default(),
-            "127.0.0.1:0".parse().unwrap(),
-            LinkKey::from_bytes([9; 32]),
-            false,
-            Arc::default(),
-        );
-        store
-            .create_user("egon", Some("egon@ghostbusters.example"), &[], &Actor::system())
-            .await
-            .unwrap();
-        let spec = serde_json::json!({ "slack": "#soc", "title": "Contain?", "options": ["contain", "ignore"] });
-        let q = humans.ask(store, Kind::Ask, &spec, "r1", None, "r1:1").await.unwrap();
-        let post = store.slack_outbox_of(&q.id).await.unwrap().remove(0);
-        assert_eq!(post.kind, SlackKind::Post);
-        let contain = post.input["buttons"][0]["value"].as_str().unwrap().to_owned();
-        let ignore = post.input["buttons"][1]["value"].as_str().unwrap().to_owned();
-        let (yes, no) = (r#"{"choice":"contain"}"#, r#"{"choice":"ignore"}"#);
-        // Through another plugin, a forged token, another button's choice, no member: refused.
-        let e = humans
-            .take_chat_answer(store, "teams", click(&contain, yes, "teams:1"))
-            .await
-            .unwrap_err();
-        assert!(matches!(e, ChatRefusal::OtherPlugin { .. }), "{e}");
-        let mut forged = contain.clone().into_bytes();
-        forged[5] = if forged[5] == b'A' { b'B' } else { b'A' };
-        let forged = String::from_utf8(forged).unwrap();
-        let e = humans
-            .take_chat_answer(store, "slack", click(&forged, yes, "slack:U1"))
-            .await
-            .unwrap_err();
-        assert!(matches!(e, ChatRefusal::Forged), "{e}");
-        let e = humans
-            .take_chat_answer(store, "slack", click(&ignore, yes, "slack:U1"))
-            .await
-            .unwrap_err();
-        assert!(matches!(e, ChatRefusal::NotTheChoice(_)), "{e}");
-        let e = humans
-            .take_chat_answer(store, "slack", click(&contain, yes, "U1"))
-            .await
-            .unwrap_err();
-        assert!(matches!(e, ChatRefusal::BadBy(_)), "{e}");
-        assert_eq!(store.question(&q.id).await.unwrap().unwrap().status.as_str(), "open");
-        // The genuine click: answered, by the member, mapped to egon by address (any case).
-        let done = humans
-            .take_chat_answer(store, "slack", click(&contain, yes, "slack:U1"))
-            .await
-            .unwrap();
-        assert_eq!(done.outcome()["answer"], "contain");
-        assert_eq!(done.answered_by.as_deref(), Some("slack:U1"));
-        let audit = store.audit_entries(0, 100, Some("question.answer")).await.unwrap();
-        assert_eq!(audit[0].actor, "slack:U1");
-        assert_eq!(audit[0].details["user"], "egon");
-        // Again, and the other button: already answered; the post is updated once.
-        let e = humans
-            .take_chat_answer(store, "slack", click(&ignore, no, "slack:U2"))
-            .await
-            .unwrap_err();
-        assert!(matches!(e, ChatRefusal::Question(QuestionError::Answered { .. })), "{e}");
-        assert!(e.told().contains("already answered, by <@U1>"), "{}", e.told());
-        let kinds: Vec<SlackKind> = store
-            .slack_outbox_of(&q.id)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| r.kind)
-            .collect();
-        // The word to U1 about the wrong choice, the update, the word to U2.
-        assert_eq!(
-            kinds,
-            [SlackKind::Post, SlackKind::Ephemeral, SlackKind::Update, SlackKind::Ephemeral]
-        );
-    });
+    both_dialects!(
+        a_click_answers_once_and_only_through_its_plugin_with_its_choice,
+        |store| {
+            let humans = Humans::new(
+                HumansConfig::default(),
+                "127.0.0.1:0".parse().unwrap(),
+                LinkKey::from_bytes([9; 32]),
+                false,
+                Arc::default(),
+            );
+            store
+                .create_user("egon", Some("egon@ghostbusters.example"), &[], &Actor::system())
+                .await
+                .unwrap();
+            let spec =
+                serde_json::json!({ "slack": "#soc", "title": "Contain?", "options": ["contain", "ignore"] });
+            let q = humans
+                .ask(store, Kind::Ask, &spec, "r1", None, "r1:1")
+                .await
+                .unwrap();
+            let post = store.slack_outbox_of(&q.id).await.unwrap().remove(0);
+            assert_eq!(post.kind, SlackKind::Post);
+            let contain = post.input["buttons"][0]["value"].as_str().unwrap().to_owned();
+            let ignore = post.input["buttons"][1]["value"].as_str().unwrap().to_owned();
+            let (yes, no) = (r#"{"choice":"contain"}"#, r#"{"choice":"ignore"}"#);
+            // Through another plugin, a forged token, another button's choice, no member: refused.
+            let e = humans
+                .take_chat_answer(store, "teams", click(&contain, yes, "teams:1"))
+                .await
+                .unwrap_err();
+            assert!(matches!(e, ChatRefusal::OtherPlugin { .. }), "{e}");
+            let mut forged = contain.clone().into_bytes();
+            forged[5] = if forged[5] == b'A' { b'B' } else { b'A' };
+            let forged = String::from_utf8(forged).unwrap();
+            let e = humans
+                .take_chat_answer(store, "slack", click(&forged, yes, "slack:U1"))
+                .await
+                .unwrap_err();
+            assert!(matches!(e, ChatRefusal::Forged), "{e}");
+            let e = humans
+                .take_chat_answer(store, "slack", click(&ignore, yes, "slack:U1"))
+                .await
+                .unwrap_err();
+            assert!(matches!(e, ChatRefusal::NotTheChoice(_)), "{e}");
+            let e = humans
+                .take_chat_answer(store, "slack", click(&contain, yes, "U1"))
+                .await
+                .unwrap_err();
+            assert!(matches!(e, ChatRefusal::BadBy(_)), "{e}");
+            assert_eq!(
+                store.question(&q.id).await.unwrap().unwrap().status.as_str(),
+                "open"
+            );
+            // The genuine click: answered, by the member, mapped to egon by address (any case).
+            let done = humans
+                .take_chat_answer(store, "slack", click(&contain, yes, "slack:U1"))
+                .await
+                .unwrap();
+            assert_eq!(done.outcome()["answer"], "contain");
+            assert_eq!(done.answered_by.as_deref(), Some("slack:U1"));
+            let audit = store
+                .audit_entries(0, 100, Some("question.answer"))
+                .await
+                .unwrap();
+            assert_eq!(audit[0].actor, "slack:U1");
+            assert_eq!(audit[0].details["user"], "egon");
+            // Again, and the other button: already answered; the post is updated once.
+            let e = humans
+                .take_chat_answer(store, "slack", click(&ignore, no, "slack:U2"))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(e, ChatRefusal::Question(QuestionError::Answered { .. })),
+                "{e}"
+            );
+            assert!(e.told().contains("already answered, by <@U1>"), "{}", e.told());
+            let kinds: Vec<SlackKind> = store
+                .slack_outbox_of(&q.id)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.kind)
+                .collect();
+            // The word to U1 about the wrong choice, the update, the word to U2.
+            assert_eq!(
+                kinds,
+                [
+                    SlackKind::Post,
+                    SlackKind::Ephemeral,
+                    SlackKind::Update,
+                    SlackKind::Ephemeral
+                ]
+            );
+        }
+    );
 }

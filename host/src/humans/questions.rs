@@ -211,7 +211,9 @@ impl SlackTarget {
             && who.len() <= 32
             && (who.starts_with('U') || who.starts_with('W'))
             && who.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
-        member_id.then(|| SlackTarget::User(who.to_owned())).ok_or_else(bad)
+        member_id
+            .then(|| SlackTarget::User(who.to_owned()))
+            .ok_or_else(bad)
     }
 
     /// As written: `#soc`, `@U0123ABCD`, `@ana@example.com`.
@@ -356,11 +358,7 @@ impl Spec {
     /// Check a spec for a question of `kind`; the error says what is wrong in the words of
     /// the playbook's map.
     pub fn check(self, kind: Kind) -> Result<Checked, QuestionError> {
-        let slack = self
-            .slack
-            .as_deref()
-            .map(SlackTarget::parse)
-            .transpose()?;
+        let slack = self.slack.as_deref().map(SlackTarget::parse).transpose()?;
         let to = match (&self.user, &self.role, &self.email) {
             (None, None, None) if slack.is_some() => None,
             (None, None, None) => return Err(QuestionError::NoAddressee),
@@ -912,7 +910,13 @@ mod tests {
             .unwrap();
         assert_eq!(ask.to, None, "Slack only");
         assert_eq!(ask.slack.as_ref().map(|t| t.as_str()), Some("#soc".to_owned()));
-        let labels: Vec<String> = ask.question.choices().unwrap().into_iter().map(|c| c.label).collect();
+        let labels: Vec<String> = ask
+            .question
+            .choices()
+            .unwrap()
+            .into_iter()
+            .map(|c| c.label)
+            .collect();
         assert_eq!(labels, ["block", "allow"]);
         assert_eq!(
             ask.question.answer_choice("allow").unwrap(),

@@ -60,7 +60,9 @@ pub fn post(
                 "action_id": c.choice,
             });
             match c.choice.as_str() {
-                "approve" if question.kind == super::questions::Kind::Approve => b["style"] = "primary".into(),
+                "approve" if question.kind == super::questions::Kind::Approve => {
+                    b["style"] = "primary".into()
+                }
                 "deny" if question.kind == super::questions::Kind::Approve => b["style"] = "danger".into(),
                 _ => {}
             }
@@ -102,7 +104,8 @@ mod tests {
     #[test]
     fn each_button_carries_a_token_of_its_choice() {
         let key = LinkKey::from_bytes([3; 32]);
-        let spec: Spec = serde_json::from_value(json!({ "slack": "#soc", "title": "Contain host-7?" })).unwrap();
+        let spec: Spec =
+            serde_json::from_value(json!({ "slack": "#soc", "title": "Contain host-7?" })).unwrap();
         let q = spec.check(Kind::Approve).unwrap();
         let post = post(
             &key,
@@ -116,11 +119,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(post["to"], "#soc");
-        assert!(post["text"].as_str().unwrap().starts_with("*Contain host-7?*\n\nIt beacons."));
+        assert!(
+            post["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("*Contain host-7?*\n\nIt beacons.")
+        );
         let buttons = post["buttons"].as_array().unwrap();
         assert_eq!(buttons.len(), 2);
         for (b, (choice, style)) in buttons.iter().zip([("approve", "primary"), ("deny", "danger")]) {
-            assert_eq!((b["action_id"].as_str(), b["style"].as_str()), (Some(choice), Some(style)));
+            assert_eq!(
+                (b["action_id"].as_str(), b["style"].as_str()),
+                (Some(choice), Some(style))
+            );
             let claim = links::verify(&key, b["value"].as_str().unwrap(), 1).unwrap();
             assert_eq!(claim.purpose, Purpose::Chat);
             assert_eq!((claim.link.as_str(), claim.expires_at), ("k1", 9_000));

@@ -36,10 +36,7 @@ pub struct SlackSender {
 #[derive(Debug)]
 enum Failure {
     /// Worth trying again, not before `after` if the vendor said.
-    Retry {
-        error: String,
-        after: Option<Duration>,
-    },
+    Retry { error: String, after: Option<Duration> },
     /// Never going to work.
     Permanent(String),
     /// The post it goes to is not sent yet.
@@ -86,13 +83,16 @@ impl SlackSender {
         let input = &row.input;
         match row.kind {
             SlackKind::Post => {
-                let to = SlackTarget::parse(&text(input, "to")?).map_err(|e| Failure::Permanent(e.to_string()))?;
+                let to =
+                    SlackTarget::parse(&text(input, "to")?).map_err(|e| Failure::Permanent(e.to_string()))?;
                 let mut message = json!({ "text": input["text"], "buttons": input["buttons"] });
                 match to {
                     SlackTarget::Channel(c) => message["channel"] = c.into(),
                     SlackTarget::User(u) => message["user"] = u.into(),
                     SlackTarget::Email(e) => {
-                        let found = self.call(row, "lookup-user-by-email", &json!({ "email": e })).await?;
+                        let found = self
+                            .call(row, "lookup-user-by-email", &json!({ "email": e }))
+                            .await?;
                         message["user"] = text(&found, "id")?.into();
                     }
                 }
@@ -214,8 +214,14 @@ mod tests {
     fn retries_back_off_and_honour_the_vendors_wait() {
         assert_eq!(retry_wait(1, None), Duration::from_secs(5));
         assert_eq!(retry_wait(3, None), Duration::from_secs(20));
-        assert_eq!(retry_wait(1, Some(Duration::from_secs(30))), Duration::from_secs(30));
-        assert_eq!(retry_wait(3, Some(Duration::from_secs(1))), Duration::from_secs(20));
+        assert_eq!(
+            retry_wait(1, Some(Duration::from_secs(30))),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            retry_wait(3, Some(Duration::from_secs(1))),
+            Duration::from_secs(20)
+        );
     }
 
     #[test]

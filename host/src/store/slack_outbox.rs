@@ -127,7 +127,17 @@ pub(super) async fn enqueue_post(
     link: &str,
     now: i64,
 ) -> Result<i64> {
-    insert(conn, SlackKind::Post, &post.plugin, question, Some(link), None, &post.input, now).await
+    insert(
+        conn,
+        SlackKind::Post,
+        &post.plugin,
+        question,
+        Some(link),
+        None,
+        &post.input,
+        now,
+    )
+    .await
 }
 
 /// Queue an update or ephemeral message to the post that carries link `link` (inside the
@@ -154,7 +164,17 @@ pub(super) async fn enqueue_to_post_of(
     let Some(post) = post else {
         return Ok(false);
     };
-    insert(conn, kind, &post.plugin, &post.question_id, None, Some(post.id), input, now).await?;
+    insert(
+        conn,
+        kind,
+        &post.plugin,
+        &post.question_id,
+        None,
+        Some(post.id),
+        input,
+        now,
+    )
+    .await?;
     Ok(true)
 }
 
@@ -241,7 +261,13 @@ impl Store {
     }
 
     /// Record a delivery at `at`; a post keeps the channel and `ts` Slack gave it.
-    pub async fn mark_slack_sent(&self, id: i64, at: i64, channel: Option<&str>, ts: Option<&str>) -> Result<()> {
+    pub async fn mark_slack_sent(
+        &self,
+        id: i64,
+        at: i64,
+        channel: Option<&str>,
+        ts: Option<&str>,
+    ) -> Result<()> {
         let sql = format!(
             "UPDATE slack_outbox SET sent_at = $2, attempts = attempts + 1, next_attempt_at = $2,
                  channel = COALESCE($3, channel), ts = COALESCE($4, ts)
@@ -332,21 +358,35 @@ mod tests {
         let now = now_ms();
         let id = enqueue_post(&mut tx, &post, "q1", "k1", now).await.unwrap();
         let update = serde_json::json!({ "text": "done" });
-        assert!(enqueue_to_post_of(&mut tx, "k1", SlackKind::Update, &update, now).await.unwrap());
-        assert!(!enqueue_to_post_of(&mut tx, "k-none", SlackKind::Update, &update, now).await.unwrap());
+        assert!(
+            enqueue_to_post_of(&mut tx, "k1", SlackKind::Update, &update, now)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !enqueue_to_post_of(&mut tx, "k-none", SlackKind::Update, &update, now)
+                .await
+                .unwrap()
+        );
         tx.commit().await.unwrap();
         assert!(store.slack_due(now).await.unwrap());
         let claimed = store.claim_slack(now, now + 60_000, 10).await.unwrap();
         assert_eq!(claimed.len(), 2);
         assert_eq!((claimed[0].id, claimed[0].kind), (id, SlackKind::Post));
-        assert_eq!((claimed[1].kind, claimed[1].post_id), (SlackKind::Update, Some(id)));
+        assert_eq!(
+            (claimed[1].kind, claimed[1].post_id),
+            (SlackKind::Update, Some(id))
+        );
         assert!(store.claim_slack(now, now + 60_000, 10).await.unwrap().is_empty());
         store
             .mark_slack_sent(id, now, Some("C1"), Some("1.000001"))
             .await
             .unwrap();
         let sent = store.slack_outbox_row(id).await.unwrap().unwrap();
-        assert_eq!((sent.channel.as_deref(), sent.ts.as_deref()), (Some("C1"), Some("1.000001")));
+        assert_eq!(
+            (sent.channel.as_deref(), sent.ts.as_deref()),
+            (Some("C1"), Some("1.000001"))
+        );
         // Waiting for the post is not an attempt; a failure is.
         store.mark_slack_retry(claimed[1].id, None, now).await.unwrap();
         store

@@ -33,7 +33,10 @@ pub(crate) enum Refusal {
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Refusal::NoTimestamp => write!(f, "X-Slack-Request-Timestamp is missing or not a number of seconds"),
+            Refusal::NoTimestamp => write!(
+                f,
+                "X-Slack-Request-Timestamp is missing or not a number of seconds"
+            ),
             Refusal::Stale { timestamp, now } => write!(
                 f,
                 "X-Slack-Request-Timestamp {timestamp} is more than 5 minutes from now ({now}); refused as a possible replay"
@@ -123,14 +126,21 @@ fn answer(status: u16, error: &str) -> Result<webhook::Response> {
 /// The handler of `/hooks/slack/...`.
 pub(crate) fn handle(_ctx: &Context, request: webhook::Request) -> Result<webhook::Response> {
     if request.path.trim_end_matches('/') != "/interactivity" {
-        return answer(404, "the slack plugin receives Slack's interactivity requests at /hooks/slack/interactivity");
+        return answer(
+            404,
+            "the slack plugin receives Slack's interactivity requests at /hooks/slack/interactivity",
+        );
     }
     if request.method != "POST" {
         return answer(405, "Slack sends interactivity requests with POST");
     }
     let secret = match secrets::get("signing-secret") {
         Ok(s) if !s.expose().trim().is_empty() => s,
-        Ok(_) => return Err(Error::denied(format!("the signing secret is empty; {SECRET_HINT}"))),
+        Ok(_) => {
+            return Err(Error::denied(format!(
+                "the signing secret is empty; {SECRET_HINT}"
+            )));
+        }
         Err(e) => return Err(Error::denied(format!("{}; {SECRET_HINT}", e.message))),
     };
     let checked = verify(
@@ -186,7 +196,10 @@ mod tests {
         // Stale, though correctly signed.
         assert_eq!(
             verify(SECRET, Some(&ts), Some(&good), body, now + 301),
-            Err(Refusal::Stale { timestamp: now, now: now + 301 })
+            Err(Refusal::Stale {
+                timestamp: now,
+                now: now + 301
+            })
         );
         // Another body, another timestamp, another secret, no prefix, nothing.
         assert_eq!(
@@ -194,15 +207,34 @@ mod tests {
             Err(Refusal::BadSignature)
         );
         let later = (now + 1).to_string();
-        assert_eq!(verify(SECRET, Some(&later), Some(&good), body, now), Err(Refusal::BadSignature));
-        assert_eq!(verify(b"other", Some(&ts), Some(&good), body, now), Err(Refusal::BadSignature));
+        assert_eq!(
+            verify(SECRET, Some(&later), Some(&good), body, now),
+            Err(Refusal::BadSignature)
+        );
+        assert_eq!(
+            verify(b"other", Some(&ts), Some(&good), body, now),
+            Err(Refusal::BadSignature)
+        );
         assert_eq!(
             verify(SECRET, Some(&ts), Some(good.trim_start_matches("v0=")), body, now),
             Err(Refusal::NoSignature)
         );
-        assert_eq!(verify(SECRET, None, Some(&good), body, now), Err(Refusal::NoTimestamp));
-        assert_eq!(verify(SECRET, Some("soon"), Some(&good), body, now), Err(Refusal::NoTimestamp));
-        assert!(Refusal::Stale { timestamp: 1, now: 999 }.to_string().contains("more than 5 minutes"));
+        assert_eq!(
+            verify(SECRET, None, Some(&good), body, now),
+            Err(Refusal::NoTimestamp)
+        );
+        assert_eq!(
+            verify(SECRET, Some("soon"), Some(&good), body, now),
+            Err(Refusal::NoTimestamp)
+        );
+        assert!(
+            Refusal::Stale {
+                timestamp: 1,
+                now: 999
+            }
+            .to_string()
+            .contains("more than 5 minutes")
+        );
     }
 
     #[test]

@@ -14,7 +14,9 @@ mod interactivity;
 mod objects;
 
 use blocks::message_blocks;
-use objects::{Destination, EphemeralInput, EphemeralRef, LookupInput, MessageRef, PostInput, SlackUser, UpdateInput};
+use objects::{
+    Destination, EphemeralInput, EphemeralRef, LookupInput, MessageRef, PostInput, SlackUser, UpdateInput,
+};
 use osprey_sdk::prelude::*;
 
 /// The channel id and `ts` of an answer to chat.postMessage or chat.update.
@@ -75,7 +77,9 @@ fn update_message(_ctx: &Context, input: UpdateInput) -> Result<MessageRef> {
 /// `chat.postEphemeral`: a message only `user` sees, in `channel`.
 fn post_ephemeral(_ctx: &Context, input: EphemeralInput) -> Result<EphemeralRef> {
     if input.channel.trim().is_empty() || input.user.trim().is_empty() {
-        return Err(Error::invalid_input("give the channel and the user who is to see the message"));
+        return Err(Error::invalid_input(
+            "give the channel and the user who is to see the message",
+        ));
     }
     if input.text.trim().is_empty() {
         return Err(Error::invalid_input("text must not be empty"));

@@ -132,9 +132,20 @@ impl FakeSlack {
 
     /// What Slack sends when `user` clicks the button `action_id` of the recorded message
     /// `ts`, at Unix second `timestamp`, signed with `signing_secret`.
-    pub fn click(&self, signing_secret: &str, user: &str, ts: &str, action_id: &str, timestamp: i64) -> Click {
+    pub fn click(
+        &self,
+        signing_secret: &str,
+        user: &str,
+        ts: &str,
+        action_id: &str,
+        timestamp: i64,
+    ) -> Click {
         let ws = self.shared.ws.lock().unwrap();
-        let m = ws.messages.iter().find(|m| m.ts == ts).expect("a recorded message");
+        let m = ws
+            .messages
+            .iter()
+            .find(|m| m.ts == ts)
+            .expect("a recorded message");
         let actions = m
             .blocks
             .as_array()
@@ -369,7 +380,12 @@ pub fn sign_click(signing_secret: &str, timestamp: i64, body: String) -> Click {
     use hmac::{Hmac, KeyInit as _, Mac as _};
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(signing_secret.as_bytes()).unwrap();
     mac.update(format!("v0:{timestamp}:{body}").as_bytes());
-    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     Click {
         timestamp: timestamp.to_string(),
         signature: format!("v0={hex}"),
