@@ -212,6 +212,7 @@ pub struct Metrics {
     plugin_denials: Family<DenialLabels, Counter>,
     sla_breaches: Family<TimerLabels, Counter>,
     webhooks: Family<WebhookLabels, Counter>,
+    webhook_answers: Family<WebhookLabels, Counter>,
     mail_sent: Counter,
     mail_retried: Counter,
     mail_failed: Counter,
@@ -249,6 +250,7 @@ impl Metrics {
             plugin_denials: Family::default(),
             sla_breaches: Family::default(),
             webhooks: Family::default(),
+            webhook_answers: Family::default(),
             mail_sent: Counter::default(),
             mail_retried: Counter::default(),
             mail_failed: Counter::default(),
@@ -304,6 +306,11 @@ impl Metrics {
             "osprey_webhooks",
             "Requests to /hooks/PLUGIN of installed plugins, by plugin and outcome (answered, refused, limited, failed)",
             m.webhooks.clone(),
+        );
+        registry.register(
+            "osprey_webhook_answers",
+            "Answers to questions reported by plugins' webhooks (clicks in chat), by plugin and outcome (taken, refused)",
+            m.webhook_answers.clone(),
         );
         registry.register(
             "osprey_mail_sent",
@@ -416,6 +423,15 @@ impl Metrics {
             outcome: outcome.as_str(),
         };
         self.webhooks.get_or_create(&labels).inc();
+    }
+
+    /// A plugin reported an answer to a question: `taken`, or refused (changed nothing).
+    pub fn webhook_answer(&self, plugin: &str, taken: bool) {
+        let labels = WebhookLabels {
+            plugin: self.bounded("plugin", plugin),
+            outcome: if taken { "taken" } else { "refused" },
+        };
+        self.webhook_answers.get_or_create(&labels).inc();
     }
 
     /// A breach of `timer` (acknowledge, resolve, due) was recorded.

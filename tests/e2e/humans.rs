@@ -60,12 +60,12 @@ fn csrf(page: &str) -> String {
     page[at..].split('"').next().unwrap().to_owned()
 }
 
-fn run_json(cli: &Cli, id: &str) -> Value {
+pub(crate) fn run_json(cli: &Cli, id: &str) -> Value {
     let out = cli.ok(&["run", "show", id, "--json"]);
     serde_json::from_str(&out).unwrap()
 }
 
-fn start(cli: &Cli, playbook: &str) -> String {
+pub(crate) fn start(cli: &Cli, playbook: &str) -> String {
     let out = cli.ok(&["playbook", "run", playbook, "--detach"]);
     out.split_whitespace().nth(1).unwrap().to_owned()
 }

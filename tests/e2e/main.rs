@@ -49,6 +49,7 @@ mod seed_bitcoin;
 mod serve;
 mod servicenow;
 mod slack;
+mod slack_questions;
 mod streaming_guard;
 mod sub_playbooks;
 mod tls;

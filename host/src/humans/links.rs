@@ -1,6 +1,11 @@
 //! Signed links: the token in `/a/TOKEN` is a link's id, purpose and expiry, signed with the
 //! link key (HMAC-SHA256, `vault::LinkKey`). The signature proves the server made the link;
 //! the expiry is inside what is signed; single use is the `links` row's business (the store).
+//!
+//! A button in a chat message (a question asked in Slack) carries a token of purpose
+//! [`Purpose::Chat`] that also binds the choice the button stands for and the plugin that
+//! was given it, so a click answers only that question, with only that choice, through only
+//! that plugin.
 
 use crate::vault::LinkKey;
 use base64::Engine as _;
@@ -16,6 +21,8 @@ pub enum Purpose {
     Answer,
     /// Talk to a human about an incident.
     Escalate,
+    /// A button in a chat message the plugin posted: answer a question with one choice.
+    Chat,
 }
 
 impl Purpose {
@@ -23,6 +30,7 @@ impl Purpose {
         match self {
             Purpose::Answer => "answer",
             Purpose::Escalate => "escalate",
+            Purpose::Chat => "chat",
         }
     }
 }
@@ -38,6 +46,12 @@ pub struct Claim {
     /// Unix ms.
     #[serde(rename = "x")]
     pub expires_at: i64,
+    /// [`Purpose::Chat`]: the choice the button stands for (an option, `approve`/`deny`).
+    #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
+    pub choice: Option<String>,
+    /// [`Purpose::Chat`]: the plugin the token was given to, the only one it answers through.
+    #[serde(rename = "g", default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
 }
 
 /// Why a token is refused. The pages say which, in words a person understands.
@@ -58,17 +72,23 @@ pub fn sign(key: &LinkKey, claim: &Claim) -> String {
 
 /// Check `token`'s signature, then its expiry against `now` (Unix ms).
 pub fn verify(key: &LinkKey, token: &str, now: i64) -> Result<Claim, LinkError> {
+    let claim = open(key, token)?;
+    if claim.expires_at <= now {
+        return Err(LinkError::Expired { at: claim.expires_at });
+    }
+    Ok(claim)
+}
+
+/// Check `token`'s signature only: what it says, expired or not (to tell whoever holds an
+/// expired one what it was for). [`verify`] is the check that lets a token act.
+pub fn open(key: &LinkKey, token: &str) -> Result<Claim, LinkError> {
     let (payload, tag) = token.split_once('.').ok_or(LinkError::Tampered)?;
     let payload = B64.decode(payload).map_err(|_| LinkError::Tampered)?;
     let tag = B64.decode(tag).map_err(|_| LinkError::Tampered)?;
     if !key.verify(&payload, &tag) {
         return Err(LinkError::Tampered);
     }
-    let claim: Claim = serde_json::from_slice(&payload).map_err(|_| LinkError::Tampered)?;
-    if claim.expires_at <= now {
-        return Err(LinkError::Expired { at: claim.expires_at });
-    }
-    Ok(claim)
+    serde_json::from_slice(&payload).map_err(|_| LinkError::Tampered)
 }
 
 #[cfg(test)]
@@ -80,7 +100,46 @@ mod tests {
             link: "k0123".into(),
             purpose: Purpose::Answer,
             expires_at: 2_000,
+            choice: None,
+            plugin: None,
         }
+    }
+
+    #[test]
+    fn a_chat_token_binds_its_choice_and_plugin() {
+        let key = LinkKey::from_bytes([7; 32]);
+        let chat = Claim {
+            link: "k1".into(),
+            purpose: Purpose::Chat,
+            expires_at: 2_000,
+            choice: Some("contain".into()),
+            plugin: Some("slack".into()),
+        };
+        let token = sign(&key, &chat);
+        assert_eq!(verify(&key, &token, 1_000), Ok(chat.clone()));
+        // Another choice or plugin under the same signature: refused.
+        let (_, tag) = token.split_once('.').unwrap();
+        for forged in [
+            Claim {
+                choice: Some("ignore".into()),
+                ..chat.clone()
+            },
+            Claim {
+                plugin: Some("teams".into()),
+                ..chat.clone()
+            },
+        ] {
+            let t = format!("{}.{tag}", B64.encode(serde_json::to_vec(&forged).unwrap()));
+            assert_eq!(verify(&key, &t, 1_000), Err(LinkError::Tampered));
+        }
+        // Expired: `verify` refuses, `open` still says what it was for.
+        assert_eq!(verify(&key, &token, 2_000), Err(LinkError::Expired { at: 2_000 }));
+        assert_eq!(open(&key, &token), Ok(chat));
+        // An answer link's token has neither field, as before.
+        let plain = sign(&key, &claim());
+        let (payload, _) = plain.split_once('.').unwrap();
+        let text = String::from_utf8(B64.decode(payload).unwrap()).unwrap();
+        assert!(!text.contains("\"c\"") && !text.contains("\"g\""), "{text}");
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //!
 //! - `questions.rs`: what a question is and the one reading of an answer (pure).
 //! - `links.rs`: the signed tokens in answer and escalation links (pure, given the key).
+//! - `slack.rs`: questions asked in Slack: where, and the messages posted (pure, given the key).
+//! - `slack_sender.rs`: the server's sender of the Slack outbox, through the `slack` plugin.
+//! - `chat_answers.rs`: a click on a button, from a plugin's webhook: checked, and answered
+//!   once, or refused with a word to whoever clicked.
 //! - this file: [`Humans`], which turns a playbook's request into a stored question with its
 //!   links and mails, tells a waiting run whether its answer came, and, from the server's
 //!   background ([`watch`]), sends reminders and times questions out.
@@ -11,8 +15,11 @@
 //! The store does the rest in its transactions (`store/questions.rs`): a question is
 //! answered once, a link is spent once, and the waiting run is woken.
 
+pub mod chat_answers;
 pub mod links;
 pub mod questions;
+pub mod slack;
+pub mod slack_sender;
 
 use crate::mail::message::{Button, Mail};
 use crate::store::questions::{LinkRecord, NewLink, NewQuestion, QuestionRecord, QuestionStatus};
@@ -179,6 +186,8 @@ pub struct Humans {
     mail_on: bool,
     /// Notified after mail is committed to the outbox, so the sender sends it at once.
     mail_queued: Arc<tokio::sync::Notify>,
+    /// Notified after a Slack message is committed to its outbox, for the Slack sender.
+    slack_queued: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Humans {
@@ -208,7 +217,18 @@ impl Humans {
             key,
             mail_on,
             mail_queued,
+            slack_queued: Arc::default(),
         }
+    }
+
+    /// Notified when a Slack message is queued (the Slack sender waits on it).
+    pub fn slack_queued(&self) -> Arc<tokio::sync::Notify> {
+        self.slack_queued.clone()
+    }
+
+    /// The link key (for the chat tokens, `chat_answers.rs`).
+    fn key(&self) -> &LinkKey {
+        &self.key
     }
 
     pub fn config(&self) -> &HumansConfig {
@@ -228,6 +248,8 @@ impl Humans {
             link: link.to_owned(),
             purpose,
             expires_at,
+            choice: None,
+            plugin: None,
         };
         let base = self.base_url.read().unwrap_or_else(|p| p.into_inner()).clone();
         format!("{base}/a/{}", links::sign(&self.key, &claim))
@@ -255,7 +277,7 @@ impl Humans {
             .check(kind)
             .map_err(|source| HumansError::Spec { action, source })?;
         let now = now_ms();
-        if let Addressee::Email(address) = &checked.to
+        if let Some(Addressee::Email(address)) = &checked.to
             && !self.mail_on
         {
             return Err(HumansError::NeedsMail {
@@ -263,9 +285,13 @@ impl Humans {
                 address: address.clone(),
             });
         }
-        let recipients = recipients(store, &checked.to)
-            .await
-            .map_err(|source| HumansError::Recipients { action, source })?;
+        let recipients = match &checked.to {
+            Some(to) => recipients(store, to)
+                .await
+                .map_err(|source| HumansError::Recipients { action, source })?,
+            None => Vec::new(),
+        };
+        let slack_to = checked.slack.clone();
         let new = NewQuestion::from_checked(checked, incident, Some(run_id), now);
         let id = new.id.clone();
         // Links last until the question's due time, else the configured lifetime.
@@ -294,11 +320,47 @@ impl Humans {
             }
             new_links.push(link);
         }
+        // In Slack: one link for the message, whose buttons each carry a token of their choice.
+        let slack_post = match &slack_to {
+            Some(to) => {
+                let link = NewLink {
+                    id: crate::store::new_id('k'),
+                    purpose: Purpose::Chat,
+                    question_id: Some(id.clone()),
+                    incident_id: incident.map(str::to_owned),
+                    recipient: format!("slack:{}", to.as_str()),
+                    expires_at,
+                };
+                let input = slack::post(
+                    &self.key,
+                    to,
+                    &new.title,
+                    &new.body,
+                    new.due_at,
+                    &new.question,
+                    &link.id,
+                    expires_at,
+                )
+                .ok_or(HumansError::Spec {
+                    action,
+                    source: QuestionError::SlackNeedsChoices,
+                })?;
+                let post = crate::store::slack_outbox::NewSlackPost {
+                    plugin: slack::PLUGIN.to_owned(),
+                    input,
+                };
+                let link_id = link.id.clone();
+                new_links.push(link);
+                Some((post, link_id))
+            }
+            None => None,
+        };
         let question = store
-            .create_question(
+            .create_question_with(
                 &new,
                 &new_links,
                 &mails,
+                slack_post.as_ref().map(|(p, l)| (p, l.as_str())),
                 &crate::store::audit::Actor::run(run_id),
                 Some(step_key),
             )
@@ -308,6 +370,9 @@ impl Humans {
                 source => HumansError::Store { action, source },
             })?;
         self.queued(&mails);
+        if slack_post.is_some() {
+            self.slack_queued.notify_one();
+        }
         Ok(question)
     }
 
@@ -603,6 +668,7 @@ fn new_record_view(q: &NewQuestion, now: i64) -> QuestionRecord {
         to_user: q.to_user.clone(),
         to_role: q.to_role.clone(),
         to_email: q.to_email.clone(),
+        to_slack: q.to_slack.clone(),
         incident_id: q.incident_id.clone(),
         run_id: q.run_id.clone(),
         status: QuestionStatus::Open,

@@ -101,6 +101,10 @@ pub struct Spec {
     /// Ask someone outside Osprey, by email only (the link needs no account).
     #[serde(default)]
     pub email: Option<String>,
+    /// Ask in Slack too (or only): `#channel` or `@person` (a member id or e-mail address),
+    /// a message with one button per choice, posted through the `slack` plugin.
+    #[serde(default)]
+    pub slack: Option<String>,
     pub title: String,
     #[serde(default)]
     pub text: String,
@@ -169,11 +173,66 @@ impl Addressee {
     }
 }
 
+/// Where in Slack a question goes, as the playbook wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlackTarget {
+    /// `#soc`, or a channel id `#C0123ABCD`.
+    Channel(String),
+    /// `@U0123ABCD`: a member, by id (a direct message from the app).
+    User(String),
+    /// `@ana@example.com`: a member, by e-mail (found with `lookup-user-by-email` first).
+    Email(String),
+}
+
+/// A `slack` value that names neither a channel nor a person.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "'{0}' is neither a channel (#name or #C0123ABCD) nor a person (@U0123ABCD, or @ and an e-mail address)"
+)]
+pub struct SlackTargetError(pub String);
+
+impl SlackTarget {
+    pub fn parse(text: &str) -> Result<SlackTarget, SlackTargetError> {
+        let bad = || SlackTargetError(text.to_owned());
+        let t = text.trim();
+        if let Some(name) = t.strip_prefix('#') {
+            let ok = (1..=80).contains(&name.len())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            return ok.then(|| SlackTarget::Channel(name.to_owned())).ok_or_else(bad);
+        }
+        let who = t.strip_prefix('@').ok_or_else(bad)?;
+        if who.contains('@') {
+            check_email(who).map_err(|_| bad())?;
+            return Ok(SlackTarget::Email(who.to_owned()));
+        }
+        let member_id = who.len() >= 3
+            && who.len() <= 32
+            && (who.starts_with('U') || who.starts_with('W'))
+            && who.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+        member_id
+            .then(|| SlackTarget::User(who.to_owned()))
+            .ok_or_else(bad)
+    }
+
+    /// As written: `#soc`, `@U0123ABCD`, `@ana@example.com`.
+    pub fn as_str(&self) -> String {
+        match self {
+            SlackTarget::Channel(c) => format!("#{c}"),
+            SlackTarget::User(u) | SlackTarget::Email(u) => format!("@{u}"),
+        }
+    }
+}
+
 /// A checked spec: the question, its addressee, title and text, and its timing in ms.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checked {
     pub question: Question,
-    pub to: Addressee,
+    /// Who in Osprey (or by mail); `None` when it is asked in Slack only.
+    pub to: Option<Addressee>,
+    /// Where in Slack.
+    pub slack: Option<SlackTarget>,
     pub title: String,
     pub text: String,
     pub due_ms: Option<i64>,
@@ -204,6 +263,14 @@ pub enum QuestionError {
     Email(#[from] EmailError),
     #[error("say who with exactly one of `user`, `role` or `email`")]
     NotOneAddressee,
+    #[error("say who with one of `user`, `role` or `email`, or `slack`, or both")]
+    NoAddressee,
+    #[error("`slack`: {0}")]
+    Slack(#[from] SlackTargetError),
+    #[error(
+        "`slack` takes questions answered by one click: `ask`, `approve`, or a `form` with one choice field"
+    )]
+    SlackNeedsChoices,
     #[error("a question needs a `title`")]
     NoTitle,
     #[error("the title is limited to 200 characters and the text to {MAX_TEXT}")]
@@ -291,7 +358,12 @@ impl Spec {
     /// Check a spec for a question of `kind`; the error says what is wrong in the words of
     /// the playbook's map.
     pub fn check(self, kind: Kind) -> Result<Checked, QuestionError> {
-        let to = Addressee::from_parts(self.user, self.role, self.email)?;
+        let slack = self.slack.as_deref().map(SlackTarget::parse).transpose()?;
+        let to = match (&self.user, &self.role, &self.email) {
+            (None, None, None) if slack.is_some() => None,
+            (None, None, None) => return Err(QuestionError::NoAddressee),
+            _ => Some(Addressee::from_parts(self.user, self.role, self.email)?),
+        };
         if self.title.trim().is_empty() {
             return Err(QuestionError::NoTitle);
         }
@@ -377,6 +449,9 @@ impl Spec {
             fields: self.fields,
             default: None,
         };
+        if slack.is_some() && question.choices().is_none() {
+            return Err(QuestionError::SlackNeedsChoices);
+        }
         if let Some(default) = self.on_timeout {
             let answer = question
                 .check_answer(&default)
@@ -386,6 +461,7 @@ impl Spec {
         Ok(Checked {
             question,
             to,
+            slack,
             title: self.title,
             text: self.text,
             due_ms,
@@ -516,7 +592,56 @@ fn as_submitted(v: &Value) -> Option<String> {
     }
 }
 
+/// One answer a single click gives: the choice (what the button's token binds) and the label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    pub choice: String,
+    pub label: String,
+}
+
 impl Question {
+    /// The answers one click can give, if a click can answer it: `ask`'s options,
+    /// `approve` and `deny`, or the options of a form's only field when that is a required
+    /// choice. `None` for every other form.
+    pub fn choices(&self) -> Option<Vec<Choice>> {
+        let each = |options: &[String]| {
+            options
+                .iter()
+                .map(|o| Choice {
+                    choice: o.clone(),
+                    label: o.clone(),
+                })
+                .collect()
+        };
+        match self.kind {
+            Kind::Ask => Some(each(&self.options)),
+            Kind::Approve => Some(vec![
+                Choice {
+                    choice: "approve".into(),
+                    label: "Approve".into(),
+                },
+                Choice {
+                    choice: "deny".into(),
+                    label: "Deny".into(),
+                },
+            ]),
+            Kind::Form => match self.fields.as_slice() {
+                [f] if f.kind == FieldType::Choice && f.required => Some(each(&f.options)),
+                _ => None,
+            },
+        }
+    }
+
+    /// The stored answer of a click on `choice` (one of [`Question::choices`]), read by the
+    /// same rules as every other answer.
+    pub fn answer_choice(&self, choice: &str) -> Result<Value, Vec<FieldError>> {
+        let given = match (self.kind, self.fields.first()) {
+            (Kind::Form, Some(f)) => serde_json::json!({ f.name.clone(): choice }),
+            _ => Value::String(choice.to_owned()),
+        };
+        self.check_answer(&given)
+    }
+
     /// Read an answer submitted from a web form (field name → text). Returns the answer
     /// stored as `{ "value": ..., "comment": "..." }`, or every problem found.
     pub fn read_answer(&self, form: &HashMap<String, String>) -> Result<Value, Vec<FieldError>> {
@@ -762,12 +887,79 @@ mod tests {
     }
 
     #[test]
+    fn targets_are_channels_or_people() {
+        let ok = [
+            ("#soc", SlackTarget::Channel("soc".into())),
+            (" #C0SOC00001 ", SlackTarget::Channel("C0SOC00001".into())),
+            ("@U024BE7LH", SlackTarget::User("U024BE7LH".into())),
+            ("@ana@example.com", SlackTarget::Email("ana@example.com".into())),
+        ];
+        for (text, want) in ok {
+            assert_eq!(SlackTarget::parse(text), Ok(want.clone()), "{text}");
+            assert_eq!(want.as_str(), text.trim());
+        }
+        for bad in ["soc", "#", "#a b", "@", "@alice", "@u123", "@a@", "U024BE7LH"] {
+            assert!(SlackTarget::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_question_in_slack_has_one_choice_per_button() {
+        let ask = spec(json!({ "slack": "#soc", "title": "Block?", "options": ["block", "allow"] }))
+            .check(Kind::Ask)
+            .unwrap();
+        assert_eq!(ask.to, None, "Slack only");
+        assert_eq!(ask.slack.as_ref().map(|t| t.as_str()), Some("#soc".to_owned()));
+        let labels: Vec<String> = ask
+            .question
+            .choices()
+            .unwrap()
+            .into_iter()
+            .map(|c| c.label)
+            .collect();
+        assert_eq!(labels, ["block", "allow"]);
+        assert_eq!(
+            ask.question.answer_choice("allow").unwrap(),
+            json!({ "value": "allow", "comment": "" })
+        );
+        assert!(ask.question.answer_choice("maybe").is_err());
+        let approve = spec(json!({ "user": "alice", "slack": "@U024BE7LH", "title": "OK?" }))
+            .check(Kind::Approve)
+            .unwrap();
+        assert_eq!(approve.to, Some(Addressee::User("alice".into())));
+        assert_eq!(
+            approve.question.answer_choice("deny").unwrap(),
+            json!({ "value": false, "comment": "" })
+        );
+        let form = spec(json!({
+            "slack": "@ana@example.com", "title": "Which?",
+            "fields": [{ "name": "team", "type": "choice", "options": ["red", "blue"] }],
+        }))
+        .check(Kind::Form)
+        .unwrap();
+        assert_eq!(
+            form.question.answer_choice("blue").unwrap(),
+            json!({ "value": { "team": "blue" }, "comment": "" })
+        );
+    }
+
+    #[test]
     fn specs_say_what_is_wrong() {
         let cases = [
             (
                 json!({ "title": "t", "options": ["a", "b"] }),
                 Kind::Ask,
-                "exactly one of",
+                "say who with one of",
+            ),
+            (
+                json!({ "slack": "soc", "title": "t" }),
+                Kind::Approve,
+                "`slack`: ",
+            ),
+            (
+                json!({ "slack": "#soc", "title": "t", "fields": [{ "name": "why", "type": "text" }] }),
+                Kind::Form,
+                "answered by one click",
             ),
             (
                 json!({ "user": "a", "role": "b", "title": "t" }),

@@ -8,12 +8,15 @@
 //! [`MAX_BODY_BYTES`] by its `Content-Length` before reading, and while reading, and must
 //! arrive within [`BODY_READ_TIMEOUT`]; at most [`MAX_IN_FLIGHT`] requests per plugin run at
 //! once (more get 429), on top of the runtime's pool. The plugin's response is sanitized
-//! ([`sanitize`]); its events become alerts through intake's path (`intake::ingest_one`).
+//! ([`sanitize`]); its events become alerts through intake's path (`intake::ingest_one`),
+//! and answers to questions (clicks in chat) go to `humans::chat_answers`, which takes only
+//! a button token given to this plugin.
 //! Every request to an installed plugin is counted (`osprey_webhooks`) and logged.
 
 use super::intake::{OneAlertError, ingest_one};
 use super::problem;
 use crate::app::App;
+use crate::humans::chat_answers::ChatAnswer;
 use crate::metrics::Webhook;
 use crate::plugin::{ErrorKind, WebhookError, WebhookEvent, WebhookRequest, WebhookResponse};
 use axum::Router;
@@ -205,7 +208,7 @@ async fn hook(
             return not_served(plugin);
         }
     };
-    let (mut alerts, mut refused) = (0usize, 0usize);
+    let (mut alerts, mut answers, mut refused) = (0usize, 0usize, 0usize);
     let via = format!("plugin:{plugin}");
     for event in &call.events {
         match event {
@@ -230,14 +233,30 @@ async fn hook(
                 }
             },
             WebhookEvent::Answer(a) => {
-                refused += 1;
-                tracing::warn!(plugin, question = %a.question, by = %a.by, "a webhook's answer event was refused: answers from plugins are not supported yet; nothing was recorded");
+                let click = ChatAnswer {
+                    token: &a.question,
+                    answer: &a.answer,
+                    email: a.email.as_deref(),
+                    by: &a.by,
+                };
+                match app.humans.take_chat_answer(&app.store, plugin, click).await {
+                    Ok(q) => {
+                        answers += 1;
+                        metrics.webhook_answer(plugin, true);
+                        tracing::info!(plugin, question = %q.id, by = %a.by, "a question was answered through a webhook");
+                    }
+                    Err(why) => {
+                        refused += 1;
+                        metrics.webhook_answer(plugin, false);
+                        tracing::warn!(plugin, by = %a.by, reason = %why, "a webhook's answer event was refused; nothing changed");
+                    }
+                }
             }
         }
     }
     metrics.webhook(plugin, Webhook::Answered);
     let status = call.response.status;
-    tracing::info!(plugin, %method, path, status, alerts, refused_events = refused, ms = started.elapsed().as_millis() as u64, "webhook handled");
+    tracing::info!(plugin, %method, path, status, alerts, answers, refused_events = refused, ms = started.elapsed().as_millis() as u64, "webhook handled");
     sanitize(call.response)
 }
 

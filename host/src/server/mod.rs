@@ -93,6 +93,13 @@ pub async fn run(
     let polling = polling(&app).await;
     let poller = tokio::spawn(crate::poll::run(polling.clone()));
     let mail = crate::mail::sender::spawn_sender(app.mail_sender(), app.mail_queued.clone());
+    let slack = crate::humans::slack_sender::spawn(
+        crate::humans::slack_sender::SlackSender {
+            store: app.store.clone(),
+            runtime: app.runtime.clone(),
+        },
+        app.humans.slack_queued(),
+    );
     app.humans.listening_at(listener.local_addr()?);
     let questions = tokio::spawn(crate::humans::watch(app.humans.clone(), app.store.clone()));
     let background = {
@@ -157,6 +164,7 @@ pub async fn run(
         tracing::warn!(error = %e, "giving back poller claims failed; they lapse with their lease");
     }
     mail.abort();
+    slack.abort();
     questions.abort();
     for t in syslog {
         t.abort();

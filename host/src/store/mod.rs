@@ -30,6 +30,7 @@ pub mod runs;
 mod secrets;
 pub mod sessions;
 pub mod sla;
+pub mod slack_outbox;
 pub mod stats;
 pub mod tasks;
 pub mod tokens;

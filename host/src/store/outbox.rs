@@ -158,6 +158,26 @@ async fn insert(
     Ok(id)
 }
 
+/// The claim of up to `$3` pending rows of `table` due at `$2`, not due again before `$1`,
+/// returning `columns`: for every outbox that works this way (mail, Slack). A table's
+/// pending rows are those with neither `sent_at` nor `failed_at`.
+pub(super) fn claim_sql(dialect: Dialect, table: &str, columns: &str) -> String {
+    let lock = match dialect {
+        Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
+        Dialect::Sqlite => "",
+    };
+    // Materialized: PostgreSQL would otherwise run the locking subquery again for each
+    // row it updates, and each run skips the rows claimed so far: more than `limit` rows.
+    format!(
+        "WITH due AS MATERIALIZED (
+             SELECT id FROM {table} WHERE {PENDING} AND next_attempt_at <= $2
+             ORDER BY next_attempt_at, id LIMIT $3 {lock})
+         UPDATE {table} SET next_attempt_at = $1
+         WHERE id IN (SELECT id FROM due) AND {PENDING} AND next_attempt_at <= $2
+         RETURNING {columns}"
+    )
+}
+
 impl Store {
     /// Queue `mail` on its own, due at once; returns its outbox id.
     pub async fn enqueue_mail(&self, mail: &Mail) -> Result<i64> {
@@ -184,20 +204,7 @@ impl Store {
     /// due again before `until` (by then the attempt is recorded, or its sender died). Returns
     /// them as they were due, the longest due first.
     pub async fn claim_mail(&self, now: i64, until: i64, limit: i64) -> Result<Vec<OutboxRecord>> {
-        let lock = match self.dialect {
-            Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
-            Dialect::Sqlite => "",
-        };
-        // Materialized: PostgreSQL would otherwise run the locking subquery again for each
-        // row it updates, and each run skips the rows claimed so far: more than `limit` rows.
-        let sql = format!(
-            "WITH due AS MATERIALIZED (
-                 SELECT id FROM outbox WHERE {PENDING} AND next_attempt_at <= $2
-                 ORDER BY next_attempt_at, id LIMIT $3 {lock})
-             UPDATE outbox SET next_attempt_at = $1
-             WHERE id IN (SELECT id FROM due) AND {PENDING} AND next_attempt_at <= $2
-             RETURNING {COLUMNS}"
-        );
+        let sql = claim_sql(self.dialect, "outbox", COLUMNS);
         let rows: Vec<OutboxRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(until)
             .bind(now)

@@ -66,6 +66,8 @@ pub struct NewQuestion {
     pub to_user: Option<String>,
     pub to_role: Option<String>,
     pub to_email: Option<String>,
+    /// Where in Slack it is asked too (`#soc`, `@U0123ABCD`).
+    pub to_slack: Option<String>,
     pub incident_id: Option<String>,
     pub run_id: Option<String>,
     pub due_at: Option<i64>,
@@ -82,9 +84,10 @@ impl NewQuestion {
     ) -> NewQuestion {
         use crate::humans::questions::Addressee;
         let (to_user, to_role, to_email) = match checked.to {
-            Addressee::User(u) => (Some(u), None, None),
-            Addressee::Role(r) => (None, Some(r), None),
-            Addressee::Email(e) => (None, None, Some(e)),
+            Some(Addressee::User(u)) => (Some(u), None, None),
+            Some(Addressee::Role(r)) => (None, Some(r), None),
+            Some(Addressee::Email(e)) => (None, None, Some(e)),
+            None => (None, None, None),
         };
         NewQuestion {
             id: super::new_id('q'),
@@ -94,6 +97,7 @@ impl NewQuestion {
             to_user,
             to_role,
             to_email,
+            to_slack: checked.slack.map(|t| t.as_str()),
             incident_id: incident.map(str::to_owned),
             run_id: run.map(str::to_owned),
             due_at: checked.due_ms.map(|ms| now.saturating_add(ms)),
@@ -125,6 +129,8 @@ pub struct QuestionRecord {
     pub to_user: Option<String>,
     pub to_role: Option<String>,
     pub to_email: Option<String>,
+    /// Where in Slack it is asked too.
+    pub to_slack: Option<String>,
     pub incident_id: Option<String>,
     pub run_id: Option<String>,
     pub status: QuestionStatus,
@@ -135,21 +141,27 @@ pub struct QuestionRecord {
     pub next_remind_at: Option<i64>,
     /// `{ "value": ..., "comment": "..." }`
     pub answer: Option<Value>,
-    /// `user:NAME`, `email:ADDRESS` or `timeout`.
+    /// `user:NAME`, `email:ADDRESS`, `slack:MEMBER` or `timeout`.
     pub answered_by: Option<String>,
     pub answered_at: Option<i64>,
-    /// web, link, timeout
+    /// web, link, timeout, or the plugin a click came through (`slack`)
     pub answered_via: Option<String>,
 }
 
 impl QuestionRecord {
     /// Who it is for, in words.
     pub fn addressee(&self) -> String {
-        match (&self.to_user, &self.to_role, &self.to_email) {
-            (Some(u), _, _) => format!("user {u}"),
-            (_, Some(r), _) => format!("role {r}"),
-            (_, _, Some(e)) => e.clone(),
-            _ => "nobody".into(),
+        let who = match (&self.to_user, &self.to_role, &self.to_email) {
+            (Some(u), _, _) => Some(format!("user {u}")),
+            (_, Some(r), _) => Some(format!("role {r}")),
+            (_, _, Some(e)) => Some(e.clone()),
+            _ => None,
+        };
+        match (who, &self.to_slack) {
+            (Some(who), Some(slack)) => format!("{who} and Slack {slack}"),
+            (Some(who), None) => who,
+            (None, Some(slack)) => format!("Slack {slack}"),
+            (None, None) => "nobody".into(),
         }
     }
 
@@ -198,6 +210,18 @@ pub enum Answerer<'a> {
         from: Option<&'a str>,
         agent: Option<&'a str>,
     },
+    /// Someone who clicked a button of the chat message that carries `link` (its token
+    /// checked by `humans`), through `plugin`: recorded as `by` (`slack:U0123ABCD`), with
+    /// the Osprey `user` their e-mail address maps to. The post is then updated to
+    /// `notice` (queued in the same transaction).
+    Chat {
+        link: &'a str,
+        plugin: &'a str,
+        by: &'a str,
+        email: Option<&'a str>,
+        user: Option<&'a str>,
+        notice: &'a Value,
+    },
 }
 
 /// Why an answer or an escalation was not taken. Nothing changed in any case.
@@ -230,7 +254,7 @@ impl From<sqlx::Error> for QuestionError {
 }
 
 const QUESTION_COLUMNS: &str =
-    "id, kind, title, body, spec, to_user, to_role, to_email, incident_id, run_id, status,
+    "id, kind, title, body, spec, to_user, to_role, to_email, to_slack, incident_id, run_id, status,
      created_at, due_at, reminders_sent, remind_every_ms, next_remind_at, answer, answered_by, answered_at,
      answered_via";
 
@@ -244,6 +268,7 @@ struct QuestionRow {
     to_user: Option<String>,
     to_role: Option<String>,
     to_email: Option<String>,
+    to_slack: Option<String>,
     incident_id: Option<String>,
     run_id: Option<String>,
     status: String,
@@ -278,6 +303,7 @@ fn question_from_row(r: QuestionRow) -> Result<QuestionRecord> {
         to_user: r.to_user,
         to_role: r.to_role,
         to_email: r.to_email,
+        to_slack: r.to_slack,
         incident_id: r.incident_id,
         run_id: r.run_id,
         status,
@@ -509,6 +535,22 @@ impl Store {
         actor: &Actor,
         step_key: Option<&str>,
     ) -> Result<QuestionRecord> {
+        self.create_question_with(q, links, mails, None, actor, step_key)
+            .await
+    }
+
+    /// [`Store::create_question`], with a chat message to post: `slack` is the post and the
+    /// id of the link (among `links`) its buttons carry, queued in the Slack outbox in the
+    /// same transaction.
+    pub async fn create_question_with(
+        &self,
+        q: &NewQuestion,
+        links: &[NewLink],
+        mails: &[Mail],
+        slack: Option<(&super::slack_outbox::NewSlackPost, &str)>,
+        actor: &Actor,
+        step_key: Option<&str>,
+    ) -> Result<QuestionRecord> {
         let mut tx = self.writer.begin().await?;
         if let Some(key) = step_key {
             let made: Option<String> = sqlx::query_scalar("SELECT id FROM questions WHERE step_key = $1")
@@ -534,8 +576,8 @@ impl Store {
         let spec = serde_json::to_string(&q.question).expect("a question serialises");
         sqlx::query(
             "INSERT INTO questions (id, kind, title, body, spec, to_user, to_role, to_email, incident_id, run_id,
-                 step_key, status, created_at, due_at, remind_every_ms, next_remind_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'open', $12, $13, $14, $15)",
+                 step_key, status, created_at, due_at, remind_every_ms, next_remind_at, to_slack)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'open', $12, $13, $14, $15, $16)",
         )
         .bind(&q.id)
         .bind(q.question.kind.as_str())
@@ -552,11 +594,15 @@ impl Store {
         .bind(q.due_at)
         .bind(q.remind_every_ms)
         .bind(q.remind_every_ms.map(|r| now.saturating_add(r)))
+        .bind(&q.to_slack)
         .execute(&mut *tx)
         .await?;
         insert_links(&mut tx, links, now).await?;
         for mail in mails {
             super::outbox::enqueue(&mut tx, mail, now, None).await?;
+        }
+        if let Some((post, link)) = slack {
+            super::slack_outbox::enqueue_post(&mut tx, post, &q.id, link, now).await?;
         }
         let record = question_in(&mut tx, &q.id)
             .await?
@@ -564,6 +610,7 @@ impl Store {
         let details = serde_json::json!({
             "question": q.id, "kind": q.question.kind, "title": q.title, "to": record.addressee(),
             "due_at": q.due_at, "mailed": mails.iter().map(|m| &m.to).collect::<Vec<_>>(),
+            "slack": q.to_slack,
         });
         if let Some(incident) = &q.incident_id {
             add_event(&mut tx, incident, actor, "question", details.clone()).await?;
@@ -650,7 +697,30 @@ impl Store {
         let q = question_in(&mut tx, id)
             .await?
             .ok_or_else(|| QuestionError::NotFound(id.to_owned()))?;
+        let mut extra = Value::Null;
         let (by, via, from, agent) = match who {
+            Answerer::Chat {
+                link,
+                plugin,
+                by,
+                email,
+                user,
+                ..
+            } => {
+                let l = link_in(&mut tx, link).await?.ok_or(QuestionError::NoLink)?;
+                if l.question_id.as_deref() != Some(id) || l.purpose != Purpose::Chat.as_str() {
+                    return Err(QuestionError::NoLink);
+                }
+                // Closed first: whoever clicks late learns who answered.
+                if q.status != QuestionStatus::Open {
+                    return Err(not_open(&q));
+                }
+                if !spend_link(&mut tx, link, now, Some(by), Some(plugin)).await? {
+                    return Err(QuestionError::LinkUsed { at: now });
+                }
+                extra = serde_json::json!({ "user": user, "email": email, "plugin": plugin });
+                ((*by).to_owned(), *plugin, None, None)
+            }
             Answerer::Link { link, from, agent } => {
                 let l = link_in(&mut tx, link).await?.ok_or(QuestionError::NoLink)?;
                 if l.question_id.as_deref() != Some(id) {
@@ -690,10 +760,13 @@ impl Store {
             }
         };
         let actor = Actor::recipient(&by);
-        let details = serde_json::json!({
+        let mut details = serde_json::json!({
             "question": id, "title": q.title, "answer": answer["value"], "comment": answer["comment"],
             "via": via, "from": from, "user_agent": agent,
         });
+        if let (Some(d), Some(e)) = (details.as_object_mut(), extra.as_object()) {
+            d.extend(e.clone());
+        }
         if !close_question(
             &mut tx,
             &self.audit_key,
@@ -712,6 +785,16 @@ impl Store {
                 .await?
                 .ok_or_else(|| QuestionError::NotFound(id.to_owned()))?;
             return Err(not_open(&q));
+        }
+        if let Answerer::Chat { link, notice, .. } = who {
+            super::slack_outbox::enqueue_to_post_of(
+                &mut tx,
+                link,
+                super::slack_outbox::SlackKind::Update,
+                notice,
+                now,
+            )
+            .await?;
         }
         let record = question_in(&mut tx, id)
             .await?

@@ -254,6 +254,20 @@ impl Store {
         Ok(out)
     }
 
+    /// The enabled user with e-mail address `email` (any case), if exactly one has it.
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<String>> {
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM users WHERE lower(email) = lower($1) AND disabled_at IS NULL ORDER BY name LIMIT 2",
+        )
+        .bind(email)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(match names.as_slice() {
+            [one] => Some(one.clone()),
+            _ => None,
+        })
+    }
+
     /// The enabled members of `role`, by name.
     pub async fn role_members(&self, role: &str) -> Result<Vec<String>> {
         Ok(sqlx::query_scalar(

@@ -62,13 +62,15 @@ impl Request {
     }
 }
 
-/// Someone answered an Osprey question outside Osprey. Osprey does not act on answers yet:
-/// it logs and refuses them (the response is still sent).
+/// Someone answered an Osprey question outside Osprey: a click on a button Osprey asked this
+/// plugin to post. Osprey takes it once, and only with the token it gave this plugin with that
+/// button, for that button's choice; anything else it refuses (logged and counted; the
+/// response is still sent).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
-    /// The question's id, or the token the plugin was given with it.
+    /// The token the plugin was given with the button (its value).
     pub question: String,
-    /// The answer as JSON text, in the shape the question expects.
+    /// The answer as JSON text: `{"choice": "ID"}`, the clicked button's choice (its id).
     pub answer: String,
     /// The e-mail address of who answered, when the vendor says.
     pub email: Option<String>,
@@ -127,7 +129,7 @@ impl Response {
         Ok(self)
     }
 
-    /// Tell Osprey someone answered a question (not acted on yet; see [`Answer`]).
+    /// Tell Osprey someone answered a question (see [`Answer`]).
     pub fn answer(mut self, answer: Answer) -> Self {
         self.events.push(wit::Event::Answer(wit::Answer {
             question: answer.question,

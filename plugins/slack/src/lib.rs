@@ -1,16 +1,22 @@
 //! slack: the Slack Web API with a bot token: post a message (with Block Kit buttons) to a
-//! channel or a person, update it, and find a member by e-mail.
+//! channel or a person, update it, show a person a message only they see, and find a member
+//! by e-mail.
 //!
-//! Clicks on the buttons come back to Slack's interactivity URL, not to this plugin; each
+//! Clicks on the buttons come back to the app's interactivity Request URL; pointed at
+//! `/hooks/slack/interactivity`, they reach this plugin (`interactivity.rs`), which checks
+//! Slack's signature and reports a click on an Osprey question's button to Osprey. Each
 //! button's `value` carries what the click means (`blocks.rs`).
 
 mod answer;
 mod api;
 mod blocks;
+mod interactivity;
 mod objects;
 
 use blocks::message_blocks;
-use objects::{Destination, LookupInput, MessageRef, PostInput, SlackUser, UpdateInput};
+use objects::{
+    Destination, EphemeralInput, EphemeralRef, LookupInput, MessageRef, PostInput, SlackUser, UpdateInput,
+};
 use osprey_sdk::prelude::*;
 
 /// The channel id and `ts` of an answer to chat.postMessage or chat.update.
@@ -68,6 +74,25 @@ fn update_message(_ctx: &Context, input: UpdateInput) -> Result<MessageRef> {
     message_ref("chat.update", &api::post("chat.update", &body)?)
 }
 
+/// `chat.postEphemeral`: a message only `user` sees, in `channel`.
+fn post_ephemeral(_ctx: &Context, input: EphemeralInput) -> Result<EphemeralRef> {
+    if input.channel.trim().is_empty() || input.user.trim().is_empty() {
+        return Err(Error::invalid_input(
+            "give the channel and the user who is to see the message",
+        ));
+    }
+    if input.text.trim().is_empty() {
+        return Err(Error::invalid_input("text must not be empty"));
+    }
+    let body = json!({"channel": input.channel.trim(), "user": input.user.trim(), "text": input.text});
+    let answer = api::post("chat.postEphemeral", &body)?;
+    let message_ts = answer["message_ts"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| Error::upstream("Slack's chat.postEphemeral answered ok without 'message_ts'"))?;
+    Ok(EphemeralRef { message_ts })
+}
+
 /// `users.lookupByEmail`.
 fn lookup_user_by_email(_ctx: &Context, input: LookupInput) -> Result<SlackUser> {
     let email = input.email.trim();
@@ -101,6 +126,12 @@ fn plugin() -> Plugin {
         "The workspace member with this e-mail address",
         lookup_user_by_email,
     )
+    .action(
+        "post-ephemeral",
+        "Show a message to one member of a channel, only to them (it is not kept in the channel)",
+        post_ephemeral,
+    )
+    .webhook(interactivity::handle)
 }
 
 osprey_sdk::export_plugin!(plugin);

@@ -52,6 +52,25 @@ pub(crate) struct MessageRef {
     pub(crate) ts: String,
 }
 
+/// A message only one member sees.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EphemeralInput {
+    /// The channel id (the member must be in it).
+    pub(crate) channel: String,
+    /// The member's user id (`U0123ABCD`).
+    pub(crate) user: String,
+    /// The message (Slack's mrkdwn).
+    pub(crate) text: String,
+}
+
+/// The ephemeral message Slack showed.
+#[derive(Serialize, JsonSchema)]
+pub(crate) struct EphemeralRef {
+    /// Its timestamp id (it cannot be updated: ephemeral messages are not kept).
+    pub(crate) message_ts: String,
+}
+
 /// An e-mail address to find.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
