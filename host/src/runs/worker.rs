@@ -212,6 +212,7 @@ impl Executor {
             humans: self.humans.clone(),
             metrics: self.plugins.options().metrics.clone(),
             shutting_down: self.shutting_down.subscribe(),
+            mocked: false,
         });
         let script = pb.script.clone();
         let started = Instant::now();
