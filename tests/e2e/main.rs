@@ -35,6 +35,7 @@ mod packs_oci;
 mod page_escaping;
 mod playbooks;
 mod plugin_lifecycle;
+mod plugin_mock;
 mod plugin_new;
 mod plugin_upgrade;
 mod plugin_versions;
