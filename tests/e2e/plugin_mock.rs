@@ -25,8 +25,20 @@ output = { ip = "203.0.113.7", country = "NL", org = "AS64500 Example Hosting B.
 /// ip-enrichment playbook.
 fn setup(cli: &Cli, fake: &FakeIpinfo) {
     cli.ok(&["plugin", "install", dist().join("ipinfo").to_str().unwrap()]);
-    cli.ok(&["plugin", "config", "ipinfo", &format!("base_url={}", fake.base_url())]);
-    cli.ok(&["plugin", "grant", "ipinfo", "--requested", "--http", &fake.base_url()]);
+    cli.ok(&[
+        "plugin",
+        "config",
+        "ipinfo",
+        &format!("base_url={}", fake.base_url()),
+    ]);
+    cli.ok(&[
+        "plugin",
+        "grant",
+        "ipinfo",
+        "--requested",
+        "--http",
+        &fake.base_url(),
+    ]);
     let out = cli.run_with_stdin(&["secret", "set", "ipinfo", "token"], TOKEN);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let bundled = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../playbooks/ip-enrichment");
@@ -47,7 +59,12 @@ fn call(cli: &Cli, ip: &str) -> (bool, Value) {
 
 fn list_json(cli: &Cli) -> Value {
     let list: Value = serde_json::from_str(&cli.ok(&["plugin", "list", "--json"])).unwrap();
-    list.as_array().unwrap().iter().find(|p| p["name"] == "ipinfo").unwrap().clone()
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "ipinfo")
+        .unwrap()
+        .clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,7 +80,10 @@ async fn a_mocked_plugin_answers_from_cases_or_generated_data_and_never_reaches_
     let bad = cli.data_dir().join("bad.toml");
     std::fs::write(&bad, CASES.replace("country = \"NL\"", "country = 31")).unwrap();
     let err = cli.fails(&["plugin", "mock", "ipinfo", "--cases", bad.to_str().unwrap()]);
-    assert!(err.contains("case 1") && err.contains("output schema") && err.contains("country"), "{err}");
+    assert!(
+        err.contains("case 1") && err.contains("output schema") && err.contains("country"),
+        "{err}"
+    );
     std::fs::write(&bad, CASES.replace("action = \"lookup\"", "action = \"whois\"")).unwrap();
     let err = cli.fails(&["plugin", "mock", "ipinfo", "--cases", bad.to_str().unwrap()]);
     assert!(err.contains("no action 'whois'"), "{err}");
@@ -80,7 +100,10 @@ async fn a_mocked_plugin_answers_from_cases_or_generated_data_and_never_reaches_
     let row = listed.lines().find(|l| l.starts_with("ipinfo")).unwrap();
     assert!(row.contains("MOCK"), "{listed}");
     assert_eq!(list_json(&cli)["mock"]["cases_digest"], digest.as_str());
-    assert!(cli.ok(&["plugin", "inspect", "ipinfo"]).contains("MOCK: answers from cases"));
+    assert!(
+        cli.ok(&["plugin", "inspect", "ipinfo"])
+            .contains("MOCK: answers from cases")
+    );
     assert!(cli.ok(&["plugin", "mock", "ipinfo"]).contains("MOCK"));
 
     // A playbook run gets the canned answer; the step is marked; the vendor saw nothing.
@@ -102,7 +125,10 @@ async fn a_mocked_plugin_answers_from_cases_or_generated_data_and_never_reaches_
     let (ok, v) = call(&cli, "8.8.8.8");
     assert!(!ok);
     let msg = v["error"]["message"].as_str().unwrap();
-    assert!(msg.contains("ipinfo/lookup") && msg.contains("no case answers"), "{v}");
+    assert!(
+        msg.contains("ipinfo/lookup") && msg.contains("no case answers"),
+        "{v}"
+    );
     assert_eq!(v["error"]["mocked"], true, "{v}");
     let out = cli.run(&["plugin", "call", "ipinfo", "lookup", "--input", "{}", "--json"]);
     let v: Value = serde_json::from_str(&text(&out.stdout)).unwrap();
@@ -142,7 +168,10 @@ async fn a_mocked_plugin_answers_from_cases_or_generated_data_and_never_reaches_
     let listed = cli.ok(&["plugin", "list"]);
     assert!(!listed.contains("MOCK"), "{listed}");
     assert_eq!(list_json(&cli)["mock"], Value::Null);
-    assert!(cli.ok(&["plugin", "mock", "ipinfo", "--off"]).contains("was not in mock mode"));
+    assert!(
+        cli.ok(&["plugin", "mock", "ipinfo", "--off"])
+            .contains("was not in mock mode")
+    );
 
     // Audited on and off, by whom, with the cases' digest (never their text); the refused
     // attempts changed nothing and audited nothing.
@@ -157,7 +186,11 @@ async fn a_mocked_plugin_answers_from_cases_or_generated_data_and_never_reaches_
     let off = of("plugin.unmock");
     assert_eq!(off.len(), 1, "{audit:?}");
     assert_eq!(off[0]["details"]["generate"], true);
-    assert!(!serde_json::to_string(&audit).unwrap().contains("AS64500 Example Hosting"));
+    assert!(
+        !serde_json::to_string(&audit)
+            .unwrap()
+            .contains("AS64500 Example Hosting")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,7 +198,15 @@ async fn a_running_server_picks_up_a_mock_and_shows_it_in_the_api_and_the_consol
     let fake = FakeIpinfo::start(TOKEN).await;
     let cli = Cli::new();
     setup(&cli, &fake);
-    cli.ok(&["user", "add", "olivia", "--email", "olivia@example.com", "--role", "operator"]);
+    cli.ok(&[
+        "user",
+        "add",
+        "olivia",
+        "--email",
+        "olivia@example.com",
+        "--role",
+        "operator",
+    ]);
     set_password(&cli, "olivia");
     let server = Server::start(&cli);
     let base = format!("http://{}", server.addr);
@@ -219,10 +260,18 @@ async fn a_running_server_picks_up_a_mock_and_shows_it_in_the_api_and_the_consol
             .json(&body)
             .send()
     };
-    let r = put(json!({ "cases": CASES.replace("\"NL\"", "[1]") })).await.unwrap();
+    let r = put(json!({ "cases": CASES.replace("\"NL\"", "[1]") }))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     let problem: Value = r.json().await.unwrap();
-    assert!(problem["title"].as_str().unwrap_or_default().contains("output schema"), "{problem}");
+    assert!(
+        problem["title"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("output schema"),
+        "{problem}"
+    );
     let r = put(json!({ "generate": true })).await.unwrap();
     assert_eq!(r.status(), 200);
     let detail: Value = r.json().await.unwrap();

@@ -116,12 +116,8 @@ impl Mock {
 
     /// Why this mock cannot answer anything as written.
     pub fn problem(&self) -> Option<String> {
-        (self.output.is_some() && self.error.is_some()).then(|| {
-            format!(
-                "mock {}.{} has both output and error",
-                self.plugin, self.action
-            )
-        })
+        (self.output.is_some() && self.error.is_some())
+            .then(|| format!("mock {}.{} has both output and error", self.plugin, self.action))
     }
 }
 

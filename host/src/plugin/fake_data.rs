@@ -62,8 +62,16 @@ const CITIES: &[&str] = &[
 const FIRST: &[&str] = &["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"];
 const LAST: &[&str] = &["jansen", "smith", "müller", "martin", "sato", "silva", "tremblay"];
 const WORDS: &[&str] = &[
-    "alpha", "bravo", "delta", "echo", "falcon", "harbor", "lumen", "nimbus", "orbit", "quartz",
-    "raven", "sierra", "tango", "vector",
+    "alpha", "bravo", "delta", "echo", "falcon", "harbor", "lumen", "nimbus", "orbit", "quartz", "raven",
+    "sierra", "tango", "vector",
+];
+const REGIONS: &[&str] = &[
+    "North Holland",
+    "Bavaria",
+    "Ontario",
+    "Kansai",
+    "Victoria",
+    "Brittany",
 ];
 const ZONES: &[&str] = &["Europe/Amsterdam", "America/New_York", "Asia/Tokyo", "UTC"];
 
@@ -199,12 +207,15 @@ impl<'a> Gen<'a> {
     /// The type to generate: the one named, or one of those listed (null only deep down), or
     /// the one its keywords imply.
     fn type_of(&mut self, obj: &Map<String, Value>, depth: usize) -> &'static str {
-        const TYPES: [&str; 7] = ["null", "boolean", "integer", "number", "string", "array", "object"];
+        const TYPES: [&str; 7] = [
+            "null", "boolean", "integer", "number", "string", "array", "object",
+        ];
         let known = |t: &str| TYPES.into_iter().find(|k| *k == t);
         match obj.get("type") {
             Some(Value::String(t)) => known(t).unwrap_or("string"),
             Some(Value::Array(ts)) => {
-                let listed: Vec<&'static str> = ts.iter().filter_map(|t| t.as_str().and_then(known)).collect();
+                let listed: Vec<&'static str> =
+                    ts.iter().filter_map(|t| t.as_str().and_then(known)).collect();
                 let deep = depth >= MAX_DEPTH || self.nodes >= MAX_NODES;
                 if deep && listed.contains(&"null") {
                     return "null";
@@ -319,12 +330,24 @@ impl<'a> Gen<'a> {
         // Draft 4 wrote exclusive bounds as booleans beside minimum and maximum.
         let excl = |k: &str| obj.get(k) == Some(&Value::Bool(true));
         let lo = match (f("minimum"), f("exclusiveMinimum")) {
-            (_, Some(x)) => Some(x + if obj.get("type").and_then(Value::as_str) == Some("integer") { 1.0 } else { STEP }),
+            (_, Some(x)) => Some(
+                x + if obj.get("type").and_then(Value::as_str) == Some("integer") {
+                    1.0
+                } else {
+                    STEP
+                },
+            ),
             (Some(m), None) if excl("exclusiveMinimum") => Some(m + STEP),
             (m, None) => m,
         };
         let hi = match (f("maximum"), f("exclusiveMaximum")) {
-            (_, Some(x)) => Some(x - if obj.get("type").and_then(Value::as_str) == Some("integer") { 1.0 } else { STEP }),
+            (_, Some(x)) => Some(
+                x - if obj.get("type").and_then(Value::as_str) == Some("integer") {
+                    1.0
+                } else {
+                    STEP
+                },
+            ),
             (Some(m), None) if excl("exclusiveMaximum") => Some(m - STEP),
             (m, None) => m,
         };
@@ -343,9 +366,7 @@ impl<'a> Gen<'a> {
 
     fn string(&mut self, obj: &Map<String, Value>, name: &str) -> String {
         let mut s = match obj.get("format").and_then(Value::as_str) {
-            Some(format) => self
-                .formatted(format)
-                .unwrap_or_else(|| self.hinted_string(name)),
+            Some(format) => self.formatted(format).unwrap_or_else(|| self.hinted_string(name)),
             None => self.hinted_string(name),
         };
         let min = obj
@@ -379,7 +400,14 @@ impl<'a> Gen<'a> {
             "uuid" => {
                 let (a, b) = (self.next(), self.next());
                 let h = format!("{a:016x}{b:016x}");
-                format!("{}-{}-4{}-a{}-{}", &h[..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+                format!(
+                    "{}-{}-4{}-a{}-{}",
+                    &h[..8],
+                    &h[8..12],
+                    &h[13..16],
+                    &h[17..20],
+                    &h[20..32]
+                )
             }
             "duration" => format!("PT{}M", self.between(1, 120)),
             _ => return None,
@@ -400,7 +428,12 @@ impl<'a> Gen<'a> {
     }
 
     fn url(&mut self) -> String {
-        format!("https://{}/{}/{}", self.hostname(), self.pick(WORDS), self.between(1, 9999))
+        format!(
+            "https://{}/{}/{}",
+            self.hostname(),
+            self.pick(WORDS),
+            self.between(1, 9999)
+        )
     }
 
     fn date_time(&mut self) -> String {
@@ -418,7 +451,14 @@ impl<'a> Gen<'a> {
     fn hinted_string(&mut self, name: &str) -> String {
         let n = name.to_ascii_lowercase();
         let has = |w: &str| n.contains(w);
-        if n == "ip" || n.ends_with("_ip") || has("ip_address") || has("ipaddress") || n == "address" {
+        if (has("private") || has("internal")) && (n.ends_with("ip") || has("address")) {
+            format!(
+                "10.{}.{}.{}",
+                self.between(0, 255),
+                self.between(0, 255),
+                self.between(1, 254)
+            )
+        } else if n == "ip" || n.ends_with("_ip") || has("ip_address") || has("ipaddress") || n == "address" {
             self.ipv4()
         } else if has("email") || has("mail") {
             self.email()
@@ -430,18 +470,38 @@ impl<'a> Gen<'a> {
             self.pick(COUNTRIES).to_owned()
         } else if has("city") {
             self.pick(CITIES).to_owned()
+        } else if has("region") || has("province") {
+            self.pick(REGIONS).to_owned()
+        } else if n == "loc" || has("coordinates") || has("latlon") {
+            format!(
+                "{:.4},{:.4}",
+                35.0 + self.between(0, 2000) as f64 / 100.0,
+                self.between(0, 3000) as f64 / 100.0 - 10.0
+            )
+        } else if has("postal") || has("zip") {
+            format!("{:05}", self.between(10000, 99999))
+        } else if n == "state" || n == "status" {
+            self.pick(&["active", "pending", "running", "stopped"]).to_owned()
         } else if has("timezone") || n == "tz" {
             self.pick(ZONES).to_owned()
         } else if n == "asn" {
             format!("AS{}", self.between(64500, 64511))
         } else if n == "org" || has("organi") || has("company") {
-            format!("AS{} Example {} B.V.", self.between(64500, 64511), capitalised(self.pick(WORDS)))
+            format!(
+                "AS{} Example {} B.V.",
+                self.between(64500, 64511),
+                capitalised(self.pick(WORDS))
+            )
         } else if n.ends_with("_at") || has("date") || has("time") || n == "since" || n == "until" {
             self.date_time()
         } else if n == "id" || n.ends_with("_id") || n.ends_with("id") && n.len() <= 4 {
             format!("mock-{:08x}", self.next() as u32)
         } else if has("name") || has("user") || has("owner") || has("login") {
-            format!("{} {}", capitalised(self.pick(FIRST)), capitalised(self.pick(LAST)))
+            format!(
+                "{} {}",
+                capitalised(self.pick(FIRST)),
+                capitalised(self.pick(LAST))
+            )
         } else {
             format!("{} {}", self.pick(WORDS), self.pick(WORDS))
         }
@@ -537,10 +597,16 @@ mod tests {
             "ip": {"type": "string"}, "country": {"type": "string"},
             "email": {"type": "string"}, "created_at": {"type": "string"}}});
         let v = generate(&schema, 7);
-        assert!(v["ip"].as_str().unwrap().parse::<std::net::Ipv4Addr>().is_ok(), "{v}");
+        assert!(
+            v["ip"].as_str().unwrap().parse::<std::net::Ipv4Addr>().is_ok(),
+            "{v}"
+        );
         assert_eq!(v["country"].as_str().unwrap().len(), 2, "{v}");
         assert!(v["email"].as_str().unwrap().ends_with("@example.com"), "{v}");
-        assert!(chrono::DateTime::parse_from_rfc3339(v["created_at"].as_str().unwrap()).is_ok(), "{v}");
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(v["created_at"].as_str().unwrap()).is_ok(),
+            "{v}"
+        );
     }
 
     #[test]

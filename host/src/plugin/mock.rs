@@ -70,7 +70,11 @@ type Validators = BTreeMap<String, (jsonschema::Validator, jsonschema::Validator
 impl MockMode {
     /// The stored mock of `plugin`, its cases checked against the plugin's schemas.
     pub(super) fn from_stored(plugin: &str, validators: &Validators, set: PluginMock) -> MockMode {
-        let (cases, broken) = match set.cases_toml.as_deref().map(|t| parse_cases(plugin, validators, t)) {
+        let (cases, broken) = match set
+            .cases_toml
+            .as_deref()
+            .map(|t| parse_cases(plugin, validators, t))
+        {
             None => (Vec::new(), None),
             Some(Ok(cases)) => (cases, None),
             Some(Err(e)) => (Vec::new(), Some(e.to_string())),
@@ -166,7 +170,11 @@ fn schema_problems(validator: &jsonschema::Validator, value: &Value) -> String {
         .take(5)
         .map(|e| {
             let at = e.instance_path.to_string();
-            if at.is_empty() { e.to_string() } else { format!("{at}: {e}") }
+            if at.is_empty() {
+                e.to_string()
+            } else {
+                format!("{at}: {e}")
+            }
         })
         .collect::<Vec<_>>()
         .join("; ")
@@ -221,7 +229,10 @@ fn parse_cases(plugin: &str, validators: &Validators, text: &str) -> Result<Vec<
             message,
         };
         if m.plugin != plugin {
-            return Err(bad(format!("this file mocks plugin '{plugin}', not '{}'", m.plugin)));
+            return Err(bad(format!(
+                "this file mocks plugin '{plugin}', not '{}'",
+                m.plugin
+            )));
         }
         if let Some(problem) = m.problem() {
             return Err(bad(problem));
@@ -234,7 +245,12 @@ fn parse_cases(plugin: &str, validators: &Validators, text: &str) -> Result<Vec<
                 known.join(", ")
             )));
         };
-        for v in m.when.iter().map(|w| Value::Object(w.clone())).chain(m.output.clone()) {
+        for v in m
+            .when
+            .iter()
+            .map(|w| Value::Object(w.clone()))
+            .chain(m.output.clone())
+        {
             crate::nesting::check(&v, crate::nesting::MAX_DEPTH).map_err(|e| bad(e.to_string()))?;
         }
         if let Some(e) = &m.error
@@ -246,10 +262,15 @@ fn parse_cases(plugin: &str, validators: &Validators, text: &str) -> Result<Vec<
             )));
         }
         if m.error.is_none() {
-            let output = m.output.clone().unwrap_or_else(|| Value::Object(Default::default()));
+            let output = m
+                .output
+                .clone()
+                .unwrap_or_else(|| Value::Object(Default::default()));
             let problems = schema_problems(output_validator, &output);
             if !problems.is_empty() {
-                return Err(bad(format!("its output does not match the action's output schema: {problems}")));
+                return Err(bad(format!(
+                    "its output does not match the action's output schema: {problems}"
+                )));
             }
         }
     }
@@ -282,7 +303,11 @@ impl Runtime {
         if let Some(text) = cases {
             parse_cases(name, &plugin.validators, text)?;
         }
-        let set = self.inner.store.set_plugin_mock(name, cases, generate, actor).await?;
+        let set = self
+            .inner
+            .store
+            .set_plugin_mock(name, cases, generate, actor)
+            .await?;
         self.reload_policies_if_changed(false).await?;
         Ok(set)
     }
@@ -375,19 +400,31 @@ error = { kind = "rate-limited", message = "slow down", retryable = true }
     fn cases_that_do_not_fit_the_plugin_are_refused_with_the_reason() {
         let v = validators();
         let refused = |text: &str| parse_cases("ipinfo", &v, text).unwrap_err().to_string();
-        let e = refused("[[mock]]\nplugin = \"ipinfo\"\naction = \"lookup\"\noutput = { ip = \"1.2.3.4\", country = \"Netherlands\" }\n");
-        assert!(e.contains("case 1") && e.contains("output schema") && e.contains("country"), "{e}");
+        let e = refused(
+            "[[mock]]\nplugin = \"ipinfo\"\naction = \"lookup\"\noutput = { ip = \"1.2.3.4\", country = \"Netherlands\" }\n",
+        );
+        assert!(
+            e.contains("case 1") && e.contains("output schema") && e.contains("country"),
+            "{e}"
+        );
         let e = refused("[[mock]]\nplugin = \"virustotal\"\naction = \"lookup\"\n");
         assert!(e.contains("not 'virustotal'"), "{e}");
         let e = refused("[[mock]]\nplugin = \"ipinfo\"\naction = \"whois\"\noutput = {}\n");
         assert!(e.contains("no action 'whois'") && e.contains("lookup"), "{e}");
-        let e = refused("[[mock]]\nplugin = \"ipinfo\"\naction = \"lookup\"\nerror = { kind = \"oops\", message = \"x\", retryable = false }\n");
+        let e = refused(
+            "[[mock]]\nplugin = \"ipinfo\"\naction = \"lookup\"\nerror = { kind = \"oops\", message = \"x\", retryable = false }\n",
+        );
         assert!(e.contains("'oops'"), "{e}");
-        let e = refused("[[mock]]\nplugin = \"ipinfo\"\naction = \"lookup\"\noutput = { ip = \"x\" }\nerror = { kind = \"internal\", message = \"x\", retryable = false }\n");
+        let e = refused(
+            "[[mock]]\nplugin = \"ipinfo\"\naction = \"lookup\"\noutput = { ip = \"x\" }\nerror = { kind = \"internal\", message = \"x\", retryable = false }\n",
+        );
         assert!(e.contains("both output and error"), "{e}");
         let e = refused("[[mock]]\nplugin = \"ipinfo\"\nactoin = \"lookup\"\n");
         assert!(e.contains("line 3"), "{e}");
-        assert!(matches!(parse_cases("ipinfo", &v, "").unwrap_err(), MockError::NoCases));
+        assert!(matches!(
+            parse_cases("ipinfo", &v, "").unwrap_err(),
+            MockError::NoCases
+        ));
     }
 
     #[test]
@@ -404,9 +441,15 @@ error = { kind = "rate-limited", message = "slow down", retryable = true }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("huge.toml");
         std::fs::write(&path, vec![b'#'; MAX_CASES_BYTES as usize + 1]).unwrap();
-        assert!(matches!(read_cases_file(&path).unwrap_err(), MockError::TooLarge { .. }));
+        assert!(matches!(
+            read_cases_file(&path).unwrap_err(),
+            MockError::TooLarge { .. }
+        ));
         let many = "[[mock]]\nplugin = \"ipinfo\"\naction = \"lookup\"\n".repeat(MAX_CASES + 1);
-        assert!(matches!(parse_cases("ipinfo", &v, &many).unwrap_err(), MockError::TooMany(_)));
+        assert!(matches!(
+            parse_cases("ipinfo", &v, &many).unwrap_err(),
+            MockError::TooMany(_)
+        ));
     }
 
     #[test]

@@ -147,47 +147,53 @@ mod tests {
     use crate::store::audit::Actor;
     use crate::store::testing::both_dialects;
 
-    both_dialects!(a_mock_is_set_replaced_cleared_audited_and_bumps_the_version, |store| {
-        assert_eq!(store.plugin_mock("ipinfo").await.unwrap(), None);
-        let v0 = store.policy_version().await.unwrap();
-        let cases = "[[mock]]\nplugin = \"ipinfo\"\naction = \"lookup\"\n";
-        let set = store
-            .set_plugin_mock("ipinfo", Some(cases), false, &Actor::user("olivia"))
-            .await
-            .unwrap();
-        assert_eq!(set.cases_digest.as_ref().map(String::len), Some(64));
-        let got = store.plugin_mock("ipinfo").await.unwrap().unwrap();
-        assert_eq!(got, set);
-        assert_eq!(got.cases_toml.as_deref(), Some(cases));
-        let v1 = store.policy_version().await.unwrap();
-        assert!(v1 > v0);
+    both_dialects!(
+        a_mock_is_set_replaced_cleared_audited_and_bumps_the_version,
+        |store| {
+            assert_eq!(store.plugin_mock("ipinfo").await.unwrap(), None);
+            let v0 = store.policy_version().await.unwrap();
+            let cases = "[[mock]]\nplugin = \"ipinfo\"\naction = \"lookup\"\n";
+            let set = store
+                .set_plugin_mock("ipinfo", Some(cases), false, &Actor::user("olivia"))
+                .await
+                .unwrap();
+            assert_eq!(set.cases_digest.as_ref().map(String::len), Some(64));
+            let got = store.plugin_mock("ipinfo").await.unwrap().unwrap();
+            assert_eq!(got, set);
+            assert_eq!(got.cases_toml.as_deref(), Some(cases));
+            let v1 = store.policy_version().await.unwrap();
+            assert!(v1 > v0);
 
-        // Replaced: generate only.
-        store
-            .set_plugin_mock("ipinfo", None, true, &Actor::user("olivia"))
-            .await
-            .unwrap();
-        let got = store.plugin_mock("ipinfo").await.unwrap().unwrap();
-        assert!(got.generate && got.cases_digest.is_none());
-        assert_eq!(store.plugin_mocks().await.unwrap().len(), 1);
+            // Replaced: generate only.
+            store
+                .set_plugin_mock("ipinfo", None, true, &Actor::user("olivia"))
+                .await
+                .unwrap();
+            let got = store.plugin_mock("ipinfo").await.unwrap().unwrap();
+            assert!(got.generate && got.cases_digest.is_none());
+            assert_eq!(store.plugin_mocks().await.unwrap().len(), 1);
 
-        let was = store
-            .clear_plugin_mock("ipinfo", &Actor::cli())
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(was.generate);
-        assert_eq!(store.plugin_mock("ipinfo").await.unwrap(), None);
-        assert!(store.policy_version().await.unwrap() > v1);
-        assert_eq!(store.clear_plugin_mock("ipinfo", &Actor::cli()).await.unwrap(), None);
+            let was = store
+                .clear_plugin_mock("ipinfo", &Actor::cli())
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(was.generate);
+            assert_eq!(store.plugin_mock("ipinfo").await.unwrap(), None);
+            assert!(store.policy_version().await.unwrap() > v1);
+            assert_eq!(
+                store.clear_plugin_mock("ipinfo", &Actor::cli()).await.unwrap(),
+                None
+            );
 
-        let on = store.audit_entries(0, 100, Some("plugin.mock")).await.unwrap();
-        assert_eq!(on.len(), 2);
-        assert_eq!(on[0].target, "plugin:ipinfo");
-        assert_eq!(on[0].actor, "user:olivia");
-        assert_eq!(on[0].details["cases_sha256"], set.cases_digest.unwrap().as_str());
-        assert!(on[0].details.get("cases").is_none(), "the text is not audited");
-        let off = store.audit_entries(0, 100, Some("plugin.unmock")).await.unwrap();
-        assert_eq!(off.len(), 1, "a second --off changed nothing and audited nothing");
-    });
+            let on = store.audit_entries(0, 100, Some("plugin.mock")).await.unwrap();
+            assert_eq!(on.len(), 2);
+            assert_eq!(on[0].target, "plugin:ipinfo");
+            assert_eq!(on[0].actor, "user:olivia");
+            assert_eq!(on[0].details["cases_sha256"], set.cases_digest.unwrap().as_str());
+            assert!(on[0].details.get("cases").is_none(), "the text is not audited");
+            let off = store.audit_entries(0, 100, Some("plugin.unmock")).await.unwrap();
+            assert_eq!(off.len(), 1, "a second --off changed nothing and audited nothing");
+        }
+    );
 }
