@@ -152,7 +152,7 @@ impl<'a> Gen<'a> {
         }
         match self.type_of(obj, depth) {
             "null" => Value::Null,
-            "boolean" => Value::Bool(self.next() % 2 == 0),
+            "boolean" => Value::Bool(self.next().is_multiple_of(2)),
             "integer" => self.integer(obj, name),
             "number" => self.number(obj),
             "array" => self.array(obj, name, depth),
@@ -246,7 +246,7 @@ impl<'a> Gen<'a> {
         let mut out = Map::new();
         for (key, schema) in props {
             let wanted = required.contains(&key.as_str())
-                || (depth < MAX_DEPTH && self.nodes < MAX_NODES && self.next() % 4 != 0);
+                || (depth < MAX_DEPTH && self.nodes < MAX_NODES && !self.next().is_multiple_of(4));
             if wanted {
                 let v = self.value(schema, key, depth + 1);
                 out.insert(key.clone(), v);

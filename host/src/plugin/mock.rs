@@ -453,6 +453,25 @@ error = { kind = "rate-limited", message = "slow down", retryable = true }
     }
 
     #[test]
+    fn stored_cases_that_no_longer_fit_break_the_mock_instead_of_reaching_the_vendor() {
+        let stored = |cases: &str| PluginMock {
+            plugin: "ipinfo".into(),
+            cases_toml: Some(cases.into()),
+            cases_digest: Some("00".into()),
+            generate: true,
+            set_by: "cli:test".into(),
+            set_at: 0,
+        };
+        let fits = MockMode::from_stored("ipinfo", &validators(), stored(CASES));
+        assert!(fits.broken.is_none());
+        assert_eq!(fits.cases.lock().unwrap().len(), 2);
+        // An upgrade removed the action the cases answer.
+        let gone = MockMode::from_stored("ipinfo", &BTreeMap::new(), stored(CASES));
+        let why = gone.broken.expect("broken");
+        assert!(why.contains("no action 'lookup'"), "{why}");
+    }
+
+    #[test]
     fn the_seed_depends_on_the_whole_call() {
         let a = seed("ipinfo", "lookup", &json!({"ip": "1.1.1.1"}));
         assert_eq!(a, seed("ipinfo", "lookup", &json!({"ip": "1.1.1.1"})));
