@@ -37,6 +37,7 @@ mod page_escaping;
 mod playbook_charts;
 mod playbooks;
 mod plugin_lifecycle;
+mod plugin_mock;
 mod plugin_new;
 mod plugin_upgrade;
 mod plugin_versions;

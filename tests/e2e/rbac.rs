@@ -30,6 +30,18 @@ pub(crate) const ROUTES: &[(&str, &str, &str, Permission)] = &[
         Permission::PluginsWrite,
     ),
     (
+        "PUT",
+        "/api/v1/plugins/{name}/mock",
+        "/api/v1/plugins/some-plugin/mock",
+        Permission::PluginsWrite,
+    ),
+    (
+        "DELETE",
+        "/api/v1/plugins/{name}/mock",
+        "/api/v1/plugins/some-plugin/mock",
+        Permission::PluginsWrite,
+    ),
+    (
         "POST",
         "/api/v1/plugin-installs",
         "/api/v1/plugin-installs",

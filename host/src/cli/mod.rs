@@ -13,6 +13,7 @@ mod pack;
 mod playbook;
 mod plugin;
 mod plugin_kept;
+mod plugin_mock;
 mod plugin_new;
 mod question;
 mod render;

@@ -184,6 +184,9 @@ Examples:
         #[arg(long, value_name = "KEY")]
         unset: Vec<String>,
     },
+    /// Put a plugin in mock mode (its actions answered from canned cases or generated data,
+    /// no vendor reached), show its mock, or take it off (--off). Audited.
+    Mock(super::plugin_mock::MockArgs),
     /// Start a plugin project of your own: a folder that builds, packs and installs as it is,
     /// with an example action, a test against canned vendor answers, and a README.
     New(super::plugin_new::NewArgs),
@@ -293,6 +296,7 @@ pub async fn run(cmd: PluginCommand, config: Config) -> anyhow::Result<i32> {
             settings,
             unset,
         } => config_cmd(&app, &name, settings, unset).await,
+        PluginCommand::Mock(args) => super::plugin_mock::run(&app, &args).await,
     }
 }
 
@@ -316,6 +320,7 @@ fn list(app: &App, json: bool) -> anyhow::Result<i32> {
                     "description": p.description.description,
                     "actions": p.description.actions.iter().map(|a| &a.name).collect::<Vec<_>>(),
                     "granted": p.policy().granted,
+                    "mock": p.mock(),
                 })
             })
             .collect();
@@ -330,8 +335,8 @@ fn list(app: &App, json: bool) -> anyhow::Result<i32> {
         return Ok(0);
     }
     println!(
-        "{:<20} {:<10} {:<8} {:<10} DESCRIPTION",
-        "NAME", "VERSION", "ACTIONS", "GRANT"
+        "{:<20} {:<10} {:<8} {:<10} {:<6} DESCRIPTION",
+        "NAME", "VERSION", "ACTIONS", "GRANT", "MODE"
     );
     for p in plugins {
         let policy = p.policy();
@@ -343,12 +348,14 @@ fn list(app: &App, json: bool) -> anyhow::Result<i32> {
         } else {
             "partial"
         };
+        let mode = if p.mock().is_some() { "MOCK" } else { "live" };
         println!(
-            "{:<20} {:<10} {:<8} {:<10} {}",
+            "{:<20} {:<10} {:<8} {:<10} {:<6} {}",
             p.manifest.name,
             p.manifest.version,
             p.description.actions.len(),
             grant,
+            mode,
             p.description.description
         );
     }
@@ -374,6 +381,7 @@ async fn inspect(app: &App, name: &str, json: bool) -> anyhow::Result<i32> {
             "limits_in_force": policy.limits,
             "config": policy.config,
             "secrets_set": secrets_set.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            "mock": p.mock(),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
@@ -383,6 +391,10 @@ async fn inspect(app: &App, name: &str, json: bool) -> anyhow::Result<i32> {
     println!("  folder:    {}", p.dir.display());
     println!("  component: sha256 {}", p.component_hash);
     println!("  contract:  osprey:plugin@{}", p.contract().as_str());
+    if let Some(m) = p.mock() {
+        println!("  {}", super::plugin_mock::summary(&m));
+        println!("  (no call reaches the vendor; `osprey plugin mock {name} --off` ends it)");
+    }
     println!("\nActions:");
     for a in &p.description.actions {
         println!("  {} — {}", a.name, a.description);
@@ -698,6 +710,9 @@ async fn call(app: &App, name: &str, action: &str, input: &str, json: bool) -> a
     match result {
         Ok(ok) => {
             println!("{}", serde_json::to_string_pretty(&ok.output)?);
+            if ok.mocked {
+                eprintln!("  MOCK: answered by {name}'s mock; nothing was sent");
+            }
             for ev in &ok.http {
                 eprintln!("  {} {} → {} ({} ms)", ev.method, ev.url, ev.outcome, ev.millis);
             }
@@ -708,7 +723,8 @@ async fn call(app: &App, name: &str, action: &str, input: &str, json: bool) -> a
                 eprintln!("  {} {} → {} ({} ms)", ev.method, ev.url, ev.outcome, ev.millis);
             }
             let retry = if e.retryable { " (retryable)" } else { "" };
-            eprintln!("error: {}{retry}: {}", e.kind, e.message);
+            let mock = if e.mocked { " (MOCK)" } else { "" };
+            eprintln!("error{mock}: {}{retry}: {}", e.kind, e.message);
             Ok(1)
         }
     }

@@ -142,9 +142,11 @@ fn bytes(n: u64) -> String {
 pub fn step_line(s: &crate::store::runs::StepRecord) -> String {
     let what = match s.kind.as_str() {
         "invoke" => format!(
-            "invoke {}.{}",
+            "invoke {}.{}{}",
             s.request["plugin"].as_str().unwrap_or("?"),
-            s.request["action"].as_str().unwrap_or("?")
+            s.request["action"].as_str().unwrap_or("?"),
+            // Answered by the plugin's mock (mock mode).
+            if s.request["mocked"] == true { " MOCK" } else { "" }
         ),
         other => other.to_owned(),
     };

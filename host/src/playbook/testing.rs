@@ -176,6 +176,59 @@ pub struct Mock {
     pub times: Option<u32>,
 }
 
+impl Mock {
+    /// Whether this mock answers `plugin.action(input)` after answering `used` calls: the
+    /// same plugin and action, `when`'s keys equal in the input, and `times` not used up.
+    pub fn answers(&self, plugin: &str, action: &str, input: &Value, used: u32) -> bool {
+        self.plugin == plugin
+            && self.action == action
+            && self.times.is_none_or(|t| used < t)
+            && self
+                .when
+                .as_ref()
+                .is_none_or(|w| w.iter().all(|(k, v)| input.get(k) == Some(v)))
+    }
+
+    /// Its canned answer: the error, else the output, else `{}`.
+    pub fn answer(&self) -> Result<Value, PluginFailure> {
+        match (&self.output, &self.error) {
+            (_, Some(e)) => Err(e.clone()),
+            (Some(o), None) => Ok(o.clone()),
+            (None, None) => Ok(Value::Object(Default::default())),
+        }
+    }
+
+    /// Why this mock cannot answer anything as written.
+    pub fn problem(&self) -> Option<String> {
+        (self.output.is_some() && self.error.is_some())
+            .then(|| format!("mock {}.{} has both output and error", self.plugin, self.action))
+    }
+}
+
+/// The answer of the first of `mocks` (each with the calls it answered) that answers
+/// `plugin.action(input)`, counted as used; `None` if none does.
+pub fn take_answer(
+    mocks: &mut [(Mock, u32)],
+    plugin: &str,
+    action: &str,
+    input: &Value,
+) -> Option<Result<Value, PluginFailure>> {
+    let (mock, used) = mocks
+        .iter_mut()
+        .find(|(m, used)| m.answers(plugin, action, input, *used))?;
+    *used += 1;
+    Some(mock.answer())
+}
+
+/// A file of `[[mock]]` tables alone, as in a test case: the cases of a plugin in mock mode
+/// (`osprey plugin mock NAME --cases FILE`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MockCases {
+    #[serde(default, rename = "mock")]
+    pub mocks: Vec<Mock>,
+}
+
 /// A canned answer to a question (`ask`, `approve`, `form`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -488,23 +541,8 @@ impl Effects for MockEffects {
                 .push(format!("{plugin}.{action} {input}: {}", refused.message));
             return Err(refused);
         }
-        let found = st.mocks.iter_mut().find(|(m, used)| {
-            m.plugin == plugin
-                && m.action == action
-                && m.times.is_none_or(|t| *used < t)
-                && m.when
-                    .as_ref()
-                    .is_none_or(|w| w.iter().all(|(k, v)| input.get(k) == Some(v)))
-        });
-        match found {
-            Some((mock, used)) => {
-                *used += 1;
-                match (&mock.output, &mock.error) {
-                    (_, Some(e)) => Err(e.clone()),
-                    (Some(o), None) => Ok(o.clone()),
-                    (None, None) => Ok(Value::Object(Default::default())),
-                }
-            }
+        match take_answer(&mut st.mocks, plugin, action, input) {
+            Some(answer) => answer,
             None => {
                 let what = format!("{plugin}.{action} {input}");
                 st.unanswered.push(what.clone());
@@ -699,13 +737,8 @@ pub fn run_case(
     if let Some(problem) = case.playbooks.iter().find_map(CannedPlaybook::problem) {
         return broken(file, problem);
     }
-    for m in &case.mocks {
-        if m.output.is_some() && m.error.is_some() {
-            return broken(
-                file,
-                format!("mock {}.{} has both output and error", m.plugin, m.action),
-            );
-        }
+    if let Some(problem) = case.mocks.iter().find_map(Mock::problem) {
+        return broken(file, problem);
     }
     let input = match playbook.meta.resolve_input(&case.input) {
         Ok(i) => i,

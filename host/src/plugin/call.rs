@@ -375,6 +375,7 @@ pub(super) async fn invoke(
         output,
         duration: running.started.elapsed(),
         http,
+        mocked: false,
     })
 }
 

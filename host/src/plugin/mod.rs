@@ -7,8 +7,10 @@
 
 mod call;
 mod engine;
+mod fake_data;
 mod host;
 pub mod manifest;
+pub mod mock;
 mod outbound;
 mod sockets;
 mod stdio;
@@ -17,6 +19,7 @@ mod wit;
 
 pub use engine::CacheOutcome;
 pub use manifest::{ConfigKey, Manifest, ManifestError};
+pub use mock::{MockError, MockMode};
 pub use outbound::HttpOutcome;
 pub use webhook::{WebhookCall, WebhookError};
 pub use wit::{Answer, WebhookEvent, WebhookRequest, WebhookResponse, WitVersion};
@@ -104,6 +107,8 @@ pub struct Policy {
     pub limits: Limits,
     /// Effective settings: the operator's values over the manifest's defaults.
     pub config: Arc<BTreeMap<String, String>>,
+    /// The mock answering its calls instead of the plugin, if it is in mock mode.
+    pub mock: Option<Arc<MockMode>>,
     client: reqwest::Client,
 }
 
@@ -212,6 +217,9 @@ pub struct CallOutcome {
     #[serde(serialize_with = "millis")]
     pub duration: Duration,
     pub http: Vec<HttpEvent>,
+    /// Answered by the plugin's mock (mock mode): no instance ran and nothing was sent.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub mocked: bool,
 }
 
 /// A failed call: a typed error, never a crash of the host.
@@ -232,6 +240,9 @@ pub struct CallError {
     #[serde(serialize_with = "millis")]
     pub duration: Duration,
     pub http: Vec<HttpEvent>,
+    /// Answered by the plugin's mock (mock mode): no instance ran and nothing was sent.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub mocked: bool,
 }
 
 fn opt_millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
@@ -258,6 +269,7 @@ impl CallError {
             retry_after: None,
             duration: Duration::ZERO,
             http: Vec::new(),
+            mocked: false,
         }
     }
 }
@@ -470,14 +482,18 @@ impl Runtime {
             return Ok(false);
         }
         for plugin in self.list() {
-            let policy = self.build_policy(&plugin.manifest).await?;
+            let policy = self.build_policy(&plugin.manifest, &plugin.validators).await?;
             *plugin.policy.write().expect("policy lock") = Arc::new(policy);
         }
         self.inner.policy_version.store(version, Ordering::SeqCst);
         Ok(true)
     }
 
-    async fn build_policy(&self, manifest: &Manifest) -> Result<Policy, PluginError> {
+    async fn build_policy(
+        &self,
+        manifest: &Manifest,
+        validators: &BTreeMap<String, (jsonschema::Validator, jsonschema::Validator)>,
+    ) -> Result<Policy, PluginError> {
         let stored = self.inner.store.grant(&manifest.name).await?;
         let granted = stored.is_some();
         let grant = Arc::new(stored.unwrap_or_default());
@@ -489,7 +505,14 @@ impl Runtime {
         config.extend(self.inner.store.plugin_config(&manifest.name).await?);
         let mut limits = self.inner.options.limits.with_grant(&grant);
         limits.memory_mib = limits.memory_mib.min(self.inner.options.max_memory_mib);
+        let mock = self
+            .inner
+            .store
+            .plugin_mock(&manifest.name)
+            .await?
+            .map(|set| Arc::new(MockMode::from_stored(&manifest.name, validators, set)));
         Ok(Policy {
+            mock,
             client: outbound::client_for(grant.clone()),
             grant,
             granted,
@@ -599,7 +622,7 @@ impl Runtime {
                 output_schema,
             });
         }
-        let policy = self.build_policy(&manifest).await?;
+        let policy = self.build_policy(&manifest, &validators).await?;
         let files = FileStamp::of(dir);
         Ok(LoadedPlugin {
             description: Description {
@@ -621,7 +644,8 @@ impl Runtime {
     }
 
     /// Run `action` of `plugin` with `input`, in a fresh instance, under the plugin's grant
-    /// and limits. Every failure is a typed [`CallError`]; none can take the host down.
+    /// and limits; or, for a plugin in mock mode, answer from its mock (`mock.rs`). Every
+    /// failure is a typed [`CallError`]; none can take the host down.
     pub async fn call(
         &self,
         plugin: &str,
@@ -630,7 +654,10 @@ impl Runtime {
         ctx: CallContext,
     ) -> Result<CallOutcome, CallError> {
         let result = match self.get(plugin) {
-            Ok(loaded) => call::invoke(self, &loaded, action, input, ctx).await,
+            Ok(loaded) => match self.call_mocked(&loaded, action, input) {
+                Some(answered) => answered,
+                None => call::invoke(self, &loaded, action, input, ctx).await,
+            },
             Err(e) => Err(CallError::new(ErrorKind::NotFound, e.to_string())),
         };
         let outcome = match &result {

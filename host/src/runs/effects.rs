@@ -29,6 +29,9 @@ pub(super) struct LiveEffects {
     pub(super) metrics: Arc<crate::metrics::Metrics>,
     /// Turns true on shutdown: a plugin call in flight is abandoned.
     pub(super) shutting_down: tokio::sync::watch::Receiver<bool>,
+    /// Whether the last plugin call was answered by a mock (mock mode): its step is marked
+    /// so when it is journaled, and its output is not cached.
+    pub(super) mocked: bool,
     /// The loaded playbooks, for `playbook(name, input)`.
     pub(super) playbooks: Playbooks,
     /// What the run was started for, as stored (its children start for the same).
@@ -64,9 +67,14 @@ impl Effects for LiveEffects {
         };
         let mut shutting_down = self.shutting_down.clone();
         let call = self.plugins.call(plugin, action, input, ctx);
+        let mocked = &mut self.mocked;
+        *mocked = false;
         self.handle.block_on(async {
             tokio::select! {
-                called = call => called.map(|o| o.output).map_err(PluginFailure::from),
+                called = call => {
+                    *mocked = called.as_ref().map_or_else(|e| e.mocked, |o| o.mocked);
+                    called.map(|o| o.output).map_err(PluginFailure::from)
+                }
                 // The replay is interrupted and this step is not journaled: taken again
                 // (with the same idempotency key) when the run is replayed.
                 _ = shutting_down.wait_for(|down| *down) => Err(PluginFailure {
@@ -83,7 +91,10 @@ impl Effects for LiveEffects {
         if self.lost.load(Ordering::SeqCst) {
             return Err(JournalError::LeaseLost);
         }
-        let record = StepRecord::from(step);
+        let mut record = StepRecord::from(step);
+        if step.kind == crate::playbook::StepKind::Invoke && std::mem::take(&mut self.mocked) {
+            super::journal::mark_mocked(&mut record);
+        }
         self.handle
             .block_on(self.store.append_step(run_id, &record))
             .map_err(|e| JournalError::Store(Box::new(e)))?;
@@ -174,6 +185,10 @@ impl Effects for LiveEffects {
     }
 
     fn cached_output(&mut self, plugin: &str, action: &str, input: &Value) -> Option<Value> {
+        // A mocked plugin answers from its mock, not from what the real one answered.
+        if self.plugins.get(plugin).is_ok_and(|p| p.mock().is_some()) {
+            return None;
+        }
         let key = crate::store::enrichment_cache::cache_key(plugin, action, input);
         match self.handle.block_on(self.store.cache_get(&key, now_ms())) {
             Ok(hit) => hit,
@@ -185,6 +200,10 @@ impl Effects for LiveEffects {
     }
 
     fn cache_output(&mut self, plugin: &str, action: &str, input: &Value, output: &Value, ttl: Duration) {
+        // Fake data never outlives the mock in the cache.
+        if self.mocked {
+            return;
+        }
         let key = crate::store::enrichment_cache::cache_key(plugin, action, input);
         let put = self.store.cache_put(&key, plugin, action, output, ttl);
         if let Err(e) = self.handle.block_on(put) {

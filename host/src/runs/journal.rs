@@ -28,10 +28,17 @@ impl TryFrom<StepRecord> for Step {
             .kind
             .parse()
             .map_err(|source| StepError::UnknownKind { seq: s.seq, source })?;
+        let mut request = s.request;
+        if kind == crate::playbook::StepKind::Invoke
+            && let Some(r) = request.as_object_mut()
+        {
+            // The replay compares the script's request with the journal's, which has no mark.
+            r.remove(MOCKED);
+        }
         Ok(Step {
             seq: s.seq as u32,
             kind,
-            request: s.request,
+            request,
             outcome: s.outcome,
             ok: s.ok,
             started_at: s.started_at,
@@ -52,6 +59,18 @@ impl From<&Step> for StepRecord {
             duration_ms: s.duration_ms,
             unreadable: None,
         }
+    }
+}
+
+/// The key that marks an `invoke` step's stored request as answered by a mock (mock mode),
+/// for whoever reads the journal (the API, the console, `osprey run show`); a replay never
+/// sees it.
+pub const MOCKED: &str = "mocked";
+
+/// Mark a plugin call's step, as it is stored, as answered by a mock.
+pub fn mark_mocked(record: &mut StepRecord) {
+    if let Some(r) = record.request.as_object_mut() {
+        r.insert(MOCKED.to_owned(), serde_json::Value::Bool(true));
     }
 }
 

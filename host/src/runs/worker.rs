@@ -214,6 +214,7 @@ impl Executor {
             shutting_down: self.shutting_down.subscribe(),
             playbooks: self.playbooks.clone(),
             context: run.context.clone(),
+            mocked: false,
         });
         let script = pb.script.clone();
         let started = Instant::now();

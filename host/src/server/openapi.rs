@@ -56,6 +56,8 @@ pub const EXPLORER_PATH: &str = "/api/docs";
         api::plugins::list_plugins,
         api::plugins::show_plugin,
         api::plugins::put_grant,
+        api::plugins::put_mock,
+        api::plugins::delete_mock,
         api::plugin_installs::prepare_install,
         api::plugin_installs::show_install,
         api::plugin_installs::apply_install,

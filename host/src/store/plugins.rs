@@ -166,6 +166,12 @@ pub(super) async fn replace_grant(
     Ok(existed)
 }
 
+/// Tell running servers that a plugin's policy changed (they reload grants, settings and
+/// mocks).
+pub(super) async fn bump_policy(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
+    bump(tx, POLICY_COUNTER).await
+}
+
 async fn bump(tx: &mut sqlx::Transaction<'_, sqlx::Any>, name: &str) -> Result<()> {
     sqlx::query(
         "INSERT INTO change_counters (name, value) VALUES ($1, 1)

@@ -122,6 +122,8 @@ pub struct PluginCall {
     /// How a failed call failed: `denied` (the grant refused it), `timeout`, ...
     pub error_kind: Option<String>,
     pub error: Option<String>,
+    /// Answered by the plugin's mock (mock mode): nothing reached the vendor.
+    pub mocked: bool,
 }
 
 /// A journaled step as stored.
@@ -433,6 +435,7 @@ impl Store {
                         ok: ok != 0,
                         error_kind: if ok != 0 { None } else { text(&outcome["kind"]) },
                         error: if ok != 0 { None } else { text(&outcome["message"]) },
+                        mocked: request["mocked"] == true,
                     }))
                 },
             )

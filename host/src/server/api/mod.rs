@@ -115,6 +115,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/plugins", get(plugins::list_plugins))
         .route("/api/v1/plugins/{name}", get(plugins::show_plugin))
         .route("/api/v1/plugins/{name}/grant", put(plugins::put_grant))
+        .route(
+            "/api/v1/plugins/{name}/mock",
+            put(plugins::put_mock).delete(plugins::delete_mock),
+        )
         .route("/api/v1/plugin-installs", post(plugin_installs::prepare_install))
         .route(
             "/api/v1/plugin-installs/{id}",

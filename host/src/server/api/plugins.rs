@@ -27,6 +27,34 @@ struct PluginSummary {
     description: String,
     actions: Vec<String>,
     granted: bool,
+    /// The mock answering its calls instead of the plugin; null when it runs for real.
+    mock: Option<PluginMockView>,
+}
+
+/// A plugin in mock mode: its actions answer from canned cases and/or generated data, and
+/// no call reaches its vendor (`osprey plugin mock`).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct PluginMockView {
+    /// SHA-256 of the cases file in force (hex); null when it only generates.
+    cases_sha256: Option<String>,
+    /// Whether what no case answers gets data generated from the output schema.
+    generate: bool,
+    /// Who put it in mock mode.
+    set_by: String,
+    /// When (Unix ms).
+    set_at: i64,
+}
+
+impl PluginMockView {
+    /// The mock in force for `p`, if any.
+    pub(crate) fn of(p: &LoadedPlugin) -> Option<PluginMockView> {
+        p.mock().map(|m| PluginMockView {
+            cases_sha256: m.cases_digest,
+            generate: m.generate,
+            set_by: m.set_by,
+            set_at: m.set_at,
+        })
+    }
 }
 
 /// The installed plugins.
@@ -52,6 +80,7 @@ pub(super) async fn list_plugins(State(app): State<Arc<App>>, headers: HeaderMap
             description: p.description.description.clone(),
             actions: p.description.actions.iter().map(|a| a.name.clone()).collect(),
             granted: p.policy().granted,
+            mock: PluginMockView::of(p),
         })
         .collect();
     ok(plugins)
@@ -99,6 +128,8 @@ struct PluginDetail {
     missing: Vec<String>,
     /// The limits its calls run under: the server's defaults with the grant's overrides.
     limits: Limits,
+    /// The mock answering its calls instead of the plugin; null when it runs for real.
+    mock: Option<PluginMockView>,
     /// Its settings in force: the operator's values over `plugin.toml`'s defaults.
     settings: BTreeMap<String, String>,
     /// Its secrets, requested or granted or set, by name.
@@ -169,6 +200,7 @@ async fn detail(
         missing: grant.missing_from(requested),
         granted,
         limits,
+        mock: PluginMockView::of(p),
         settings: (*p.policy().config).clone(),
         secrets,
         history,
@@ -248,4 +280,106 @@ pub(super) async fn put_grant(
     // As stored, and the limits it gives (in force once the refresh picks it up).
     let limits = app.config.limits.with_grant(&grant);
     ok(detail(&app, &p, Some(grant), limits).await?)
+}
+
+/// What puts a plugin in mock mode.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct MockRequest {
+    /// A cases file's text: `[[mock]]` tables (TOML), as a playbook's tests write them, each
+    /// for this plugin, an action it has, and an output its schema accepts.
+    #[serde(default)]
+    cases: Option<String>,
+    /// Answer what no case matches with data generated from the action's output schema.
+    #[serde(default)]
+    generate: bool,
+}
+
+/// Put a plugin in mock mode.
+///
+/// Its actions answer from the canned cases and/or generated data; no call reaches its
+/// vendor and no instance runs (inputs are still checked against the input schemas). Cases
+/// that do not fit the plugin are refused with 400, naming the case. Replaces any mock in
+/// force. The server's workers apply it within `runtime.policy_refresh`. Audited as
+/// `plugin.mock` with the cases' SHA-256.
+///
+/// Permission: `plugins-write`.
+#[utoipa::path(
+    put,
+    path = "/api/v1/plugins/{name}/mock",
+    tag = "plugins",
+    params(("name" = String, Path, description = "The plugin's name")),
+    request_body(content = MockRequest),
+    responses(
+        (status = 200, description = "The plugin in mock mode", body = PluginDetail),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 413, response = TooLarge)
+    )
+)]
+pub(super) async fn put_mock(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Body,
+) -> Answer {
+    let who = caller(&app, &headers, Permission::PluginsWrite).await?;
+    let request: MockRequest = body_as(body, "mock").await?;
+    plugin_or_404(&app, &name)?;
+    app.runtime
+        .set_mock(&name, request.cases.as_deref(), request.generate, &who.actor)
+        .await
+        .map_err(|e| mock_problem(&name, e))?;
+    let p = plugin_or_404(&app, &name)?;
+    let policy = p.policy();
+    let granted = policy.granted.then(|| (*policy.grant).clone());
+    ok(detail(&app, &p, granted, policy.limits).await?)
+}
+
+/// Take a plugin out of mock mode.
+///
+/// Its calls run the plugin again. Audited as `plugin.unmock` (nothing is audited when it
+/// was not mocked).
+///
+/// Permission: `plugins-write`.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/plugins/{name}/mock",
+    tag = "plugins",
+    params(("name" = String, Path, description = "The plugin's name")),
+    responses(
+        (status = 200, description = "The plugin, no longer mocked", body = PluginDetail),
+        (status = 404, response = NotFound)
+    )
+)]
+pub(super) async fn delete_mock(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Answer {
+    let who = caller(&app, &headers, Permission::PluginsWrite).await?;
+    plugin_or_404(&app, &name)?;
+    app.runtime
+        .clear_mock(&name, &who.actor)
+        .await
+        .map_err(|e| mock_problem(&name, e))?;
+    let p = plugin_or_404(&app, &name)?;
+    let policy = p.policy();
+    let granted = policy.granted.then(|| (*policy.grant).clone());
+    ok(detail(&app, &p, granted, policy.limits).await?)
+}
+
+/// A mock that could not be set or taken off, as a problem: the plugin is not installed
+/// (404), the request or its cases are wrong (400), or the server failed (500, logged).
+fn mock_problem(name: &str, e: crate::plugin::MockError) -> Problem {
+    use crate::plugin::{MockError, PluginError};
+    match e {
+        MockError::Store(e) | MockError::Plugin(PluginError::Store(e)) => e.into(),
+        MockError::Plugin(e @ PluginError::NotInstalled { .. }) => not_found(e.to_string()),
+        MockError::Plugin(other) => {
+            tracing::error!(error = %other, plugin = %name, "changing a mock failed");
+            internal()
+        }
+        other => bad_request(&format!("mock: {other}")),
+    }
 }

@@ -177,6 +177,8 @@ struct StepView {
     started_at: i64,
     duration_ms: i64,
     what: String,
+    /// A plugin call answered by the plugin's mock (mock mode).
+    mocked: bool,
     request: String,
     outcome: String,
 }
@@ -212,6 +214,7 @@ pub(super) async fn run(user: WebUser, State(app): State<Arc<App>>, Path(id): Pa
                 started_at: s.started_at,
                 duration_ms: s.duration_ms,
                 what,
+                mocked: s.kind == "invoke" && s.request["mocked"] == true,
                 request: pretty(&s.request),
                 outcome: pretty(&s.outcome),
             }

@@ -31,6 +31,8 @@ struct Summary {
     http_granted: usize,
     http_requested: usize,
     secrets: usize,
+    /// The mock answering its calls (mock mode), if any.
+    mock: Option<crate::server::api::plugins::PluginMockView>,
 }
 
 fn summary(p: &LoadedPlugin) -> Summary {
@@ -44,6 +46,7 @@ fn summary(p: &LoadedPlugin) -> Summary {
         http_granted: policy.grant.http.len(),
         http_requested: p.manifest.requests.http.len(),
         secrets: p.manifest.requests.secrets.len(),
+        mock: crate::server::api::plugins::PluginMockView::of(p),
     }
 }
 
