@@ -191,9 +191,26 @@ pub(super) fn check_input<'p>(
             ),
         ));
     };
-    let problems: Vec<String> = input_validator
-        .iter_errors(input)
-        .take(10)
+    let problems = schema_problems(input_validator, input, 10);
+    if !problems.is_empty() {
+        return Err(CallError::new(
+            ErrorKind::InvalidInput,
+            format!("input of {name}/{action} does not match its schema: {problems}"),
+        ));
+    }
+    Ok(output_validator)
+}
+
+/// What `validator` finds wrong with `value`: at most `most` problems, each at its path,
+/// joined with "; " (empty when there is none).
+pub(crate) fn schema_problems(
+    validator: &jsonschema::Validator,
+    value: &serde_json::Value,
+    most: usize,
+) -> String {
+    validator
+        .iter_errors(value)
+        .take(most)
         .map(|e| {
             let at = e.instance_path.to_string();
             if at.is_empty() {
@@ -202,17 +219,8 @@ pub(super) fn check_input<'p>(
                 format!("{at}: {e}")
             }
         })
-        .collect();
-    if !problems.is_empty() {
-        return Err(CallError::new(
-            ErrorKind::InvalidInput,
-            format!(
-                "input of {name}/{action} does not match its schema: {}",
-                problems.join("; ")
-            ),
-        ));
-    }
-    Ok(output_validator)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// A call under way: its store, and when and under which limits it started.

@@ -125,7 +125,7 @@ impl MockMode {
                     .map(|a| &a.output_schema)
                     .unwrap_or(&Value::Bool(true));
                 let output = fake_data::generate(schema, seed(name, action, input));
-                let problems = schema_problems(output_validator, &output);
+                let problems = super::call::schema_problems(output_validator, &output, 5);
                 if problems.is_empty() {
                     Ok(output)
                 } else {
@@ -161,23 +161,6 @@ fn seed(plugin: &str, action: &str, input: &Value) -> u64 {
     }
     let digest = h.finalize();
     u64::from_le_bytes(digest[..8].try_into().expect("a SHA-256 digest has 8 bytes"))
-}
-
-/// What `validator` finds wrong with `value`, at most five problems, joined.
-fn schema_problems(validator: &jsonschema::Validator, value: &Value) -> String {
-    validator
-        .iter_errors(value)
-        .take(5)
-        .map(|e| {
-            let at = e.instance_path.to_string();
-            if at.is_empty() {
-                e.to_string()
-            } else {
-                format!("{at}: {e}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// Read a cases file, refusing one over [`MAX_CASES_BYTES`] before reading it (and stopping
@@ -266,7 +249,7 @@ fn parse_cases(plugin: &str, validators: &Validators, text: &str) -> Result<Vec<
                 .output
                 .clone()
                 .unwrap_or_else(|| Value::Object(Default::default()));
-            let problems = schema_problems(output_validator, &output);
+            let problems = super::call::schema_problems(output_validator, &output, 5);
             if !problems.is_empty() {
                 return Err(bad(format!(
                     "its output does not match the action's output schema: {problems}"
