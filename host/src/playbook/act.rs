@@ -61,6 +61,9 @@ pub enum Act {
     },
     /// `send_email(#{ user | role | email, subject, text, talk_to_human })`.
     SendEmail(Map<String, Value>),
+    /// `past_runs(#{ output, input, limit })`: this playbook's completed runs that match
+    /// (`playbook/past_runs.rs`; journaled, as it changes between runs).
+    PastRuns(Map<String, Value>),
 }
 
 /// The arguments of `indicator_set`, read from what the script gave.
@@ -89,6 +92,7 @@ impl Act {
             Act::Notify { .. } => "notify",
             Act::QuestionAsk { .. } => "question_ask",
             Act::SendEmail(_) => "send_email",
+            Act::PastRuns(_) => "past_runs",
         }
     }
 

@@ -14,6 +14,7 @@ pub mod journal;
 pub mod json;
 pub mod limits;
 pub mod meta;
+pub mod past_runs;
 pub mod testing;
 #[cfg(test)]
 mod tests;

@@ -183,6 +183,10 @@ pub(super) fn register_acts(engine: &mut Engine, state: &Shared) {
         take(&s, Act::TaskCreate(json_map(&s, spec)?))
     });
     let s = state.clone();
+    engine.register_fn("past_runs", move |query: Map| {
+        take(&s, Act::PastRuns(json_map(&s, query)?))
+    });
+    let s = state.clone();
     engine.register_fn("send_email", move |spec: Map| {
         take(&s, Act::SendEmail(json_map(&s, spec)?))
     });
