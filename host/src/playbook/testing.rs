@@ -523,12 +523,17 @@ impl Effects for MockEffects {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clock
     }
 
-    fn act(&mut self, call: &ActCall, _: &str, _: &str) -> Result<Value, ActError> {
+    fn act(&mut self, call: &ActCall, _: &str, key: &str) -> Result<Value, ActError> {
         // Offline, changes to incidents and lists succeed and change nothing; the steps
-        // taken (`expect.steps`) show them. No indicator is known. A question is checked
-        // as a server would check it, and answered from the case's `[[answer]]`s.
+        // taken (`expect.steps`) show them; a new incident's id is `test-incident-STEP`. No
+        // indicator is known. A question is checked as a server would check it, and
+        // answered from the case's `[[answer]]`s.
         match &call.act {
             Act::IndicatorGet { .. } => Ok(Value::Null),
+            Act::IncidentCreate(_) | Act::IncidentSpawn(_) => {
+                let step = key.rsplit(':').next().unwrap_or(key);
+                Ok(Value::from(format!("test-incident-{step}")))
+            }
             Act::PastRuns(given) => {
                 use super::past_runs::{Past, Query};
                 let query = Query::read(given).map_err(|e| ActError::Invalid {
