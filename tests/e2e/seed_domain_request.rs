@@ -66,8 +66,7 @@ impl Office {
     /// The first mail to `to` about `subject`, waiting for it.
     async fn mail(&self, to: &str, subject: &str) -> ReceivedMail {
         let what = format!("a mail to {to} about '{subject}'");
-        let found = eventually(45, &what, async || self.mails(to, subject).into_iter().next()).await;
-        found
+        eventually(45, &what, async || self.mails(to, subject).into_iter().next()).await
     }
 
     /// The run, once it has ended.
@@ -96,10 +95,19 @@ impl Office {
 
     /// Follow an answer link like a person: GET the confirmation page, then POST its form.
     async fn answer(&self, url: &str, form: &[(&str, &str)]) -> String {
-        let page = self.http.get(url).header("user-agent", BROWSER).send().await.unwrap();
+        let page = self
+            .http
+            .get(url)
+            .header("user-agent", BROWSER)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(page.status(), 200);
         let page = page.text().await.unwrap();
-        assert!(page.contains("<form"), "the link shows a confirmation page: {page}");
+        assert!(
+            page.contains("<form"),
+            "the link shows a confirmation page: {page}"
+        );
         let r = self
             .http
             .post(url.split('?').next().unwrap())
@@ -133,8 +141,16 @@ async fn office() -> Office {
     cli.ok(&["plugin", "install", dist().join("virustotal").to_str().unwrap()]);
     cli.ok(&["plugin", "grant", "virustotal", "--requested"]);
     cli.ok(&["plugin", "grant", "virustotal", "--http", &vt.base_url()]);
-    cli.ok(&["plugin", "config", "virustotal", &format!("base_url={}", vt.base_url())]);
-    let out = cli.run_with_stdin(&["secret", "set", "virustotal", "api-key"], &format!("{VT_KEY}\n"));
+    cli.ok(&[
+        "plugin",
+        "config",
+        "virustotal",
+        &format!("base_url={}", vt.base_url()),
+    ]);
+    let out = cli.run_with_stdin(
+        &["secret", "set", "virustotal", "api-key"],
+        &format!("{VT_KEY}\n"),
+    );
     assert!(out.status.success(), "{}", crate::support::text(&out.stderr));
     cli.ok(&["plugin", "install", dist().join("msgraph").to_str().unwrap()]);
     for setting in [
@@ -165,10 +181,34 @@ async fn office() -> Office {
     .unwrap();
     cli.ok(&["playbook", "validate", to.to_str().unwrap()]);
 
-    cli.ok(&["list", "create", "allowed-domains", "--kind", "allow", "--type", "domain"]);
-    cli.ok(&["user", "add", "adele", "--email", REQUESTER, "--role", "requester"]);
+    cli.ok(&[
+        "list",
+        "create",
+        "allowed-domains",
+        "--kind",
+        "allow",
+        "--type",
+        "domain",
+    ]);
+    cli.ok(&[
+        "user",
+        "add",
+        "adele",
+        "--email",
+        REQUESTER,
+        "--role",
+        "requester",
+    ]);
     let token = cli
-        .ok(&["token", "create", "adele-api", "--role", "requester", "--user", "adele"])
+        .ok(&[
+            "token",
+            "create",
+            "adele-api",
+            "--role",
+            "requester",
+            "--user",
+            "adele",
+        ])
         .trim()
         .to_owned();
     let edl = cli
@@ -193,8 +233,12 @@ async fn a_domain_request_goes_to_the_manager_then_the_allow_list_and_expires() 
     let o = office().await;
 
     // Adele asks for a clean, old domain: her manager Miriam gets the mail with everything.
-    let run = o.request("Partner-Portal.example", 1, "supplier onboarding this week").await;
-    let ask = o.mail(MANAGER, "adele asks to allow partner-portal.example").await;
+    let run = o
+        .request("Partner-Portal.example", 1, "supplier onboarding this week")
+        .await;
+    let ask = o
+        .mail(MANAGER, "adele asks to allow partner-portal.example")
+        .await;
     for needle in [
         "partner-portal.example",
         "1 day",
@@ -210,11 +254,18 @@ async fn a_domain_request_goes_to_the_manager_then_the_allow_list_and_expires() 
     assert!(o.edl_text().await.lines().all(|l| l != "partner-portal.example"));
 
     // She approves from the mail.
-    let body = o.answer(&link(&ask, "Approve"), &[("decision", "approve"), ("comment", "ok for the onboarding")]).await;
+    let body = o
+        .answer(
+            &link(&ask, "Approve"),
+            &[("decision", "approve"), ("comment", "ok for the onboarding")],
+        )
+        .await;
     assert!(body.to_lowercase().contains("thank"), "{body}");
     let served = eventually(30, "the domain on the EDL", async || {
         let text = o.edl_text().await;
-        text.lines().any(|l| l == "partner-portal.example").then_some(text)
+        text.lines()
+            .any(|l| l == "partner-portal.example")
+            .then_some(text)
     })
     .await;
     assert!(served.contains("partner-portal.example"));
@@ -223,12 +274,21 @@ async fn a_domain_request_goes_to_the_manager_then_the_allow_list_and_expires() 
     let told = o.mail(REQUESTER, "Allowed: partner-portal.example").await;
     assert!(told.text.contains("ok for the onboarding"), "{}", told.text);
     let human = link(&told, "Talk to a human");
-    let page = o.http.get(&human).header("user-agent", BROWSER).send().await.unwrap();
+    let page = o
+        .http
+        .get(&human)
+        .header("user-agent", BROWSER)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status(), 200);
     let ended = o.ended(&run).await;
     assert_eq!(ended["status"], "completed", "{ended}");
     assert_eq!(ended["output"]["outcome"], "approved", "{ended}");
-    assert_eq!(ended["output"]["approver"].as_str().unwrap().to_lowercase(), MANAGER.to_lowercase());
+    assert_eq!(
+        ended["output"]["approver"].as_str().unwrap().to_lowercase(),
+        MANAGER.to_lowercase()
+    );
 
     // The entry expires (15 seconds here): the expiry job removes it, audited.
     eventually(60, "the domain to leave the EDL", async || {
@@ -254,8 +314,16 @@ async fn a_malicious_domain_is_refused_at_once_and_a_refused_one_stays_refused()
     // VirusTotal knows malware.example: refused without asking anyone.
     let run = o.request("malware.example", 2, "a download").await;
     let told = o.mail(REQUESTER, "Not allowed: malware.example").await;
-    assert!(told.text.contains("VirusTotal knows it as malicious (9 engines"), "{}", told.text);
-    assert!(!links(&told).is_empty(), "the refusal has a talk-to-a-human link: {}", told.text);
+    assert!(
+        told.text.contains("VirusTotal knows it as malicious (9 engines"),
+        "{}",
+        told.text
+    );
+    assert!(
+        !links(&told).is_empty(),
+        "the refusal has a talk-to-a-human link: {}",
+        told.text
+    );
     let ended = o.ended(&run).await;
     assert_eq!(ended["output"]["outcome"], "malicious", "{ended}");
     assert!(o.mails(MANAGER, "malware.example").is_empty());
@@ -263,8 +331,16 @@ async fn a_malicious_domain_is_refused_at_once_and_a_refused_one_stays_refused()
     // The manager refuses games.example (VirusTotal has no report of it: she is told so).
     let first = o.request("games.example", 1, "team building").await;
     let ask = o.mail(MANAGER, "adele asks to allow games.example").await;
-    assert!(ask.text.contains("VirusTotal knows nothing of this domain"), "{}", ask.text);
-    o.answer(&link(&ask, "Deny"), &[("decision", "deny"), ("comment", "gaming is not work")]).await;
+    assert!(
+        ask.text.contains("VirusTotal knows nothing of this domain"),
+        "{}",
+        ask.text
+    );
+    o.answer(
+        &link(&ask, "Deny"),
+        &[("decision", "deny"), ("comment", "gaming is not work")],
+    )
+    .await;
     let refused = o.mail(REQUESTER, "Not allowed: games.example").await;
     assert!(refused.text.contains("gaming is not work"), "{}", refused.text);
     assert_eq!(o.ended(&first).await["output"]["outcome"], "refused");
@@ -280,7 +356,16 @@ async fn a_malicious_domain_is_refused_at_once_and_a_refused_one_stays_refused()
     })
     .await;
     assert!(closed.text.contains("gaming is not work"), "{}", closed.text);
-    assert!(closed.text.contains(&MANAGER.to_lowercase()) || closed.text.contains(MANAGER), "{}", closed.text);
+    assert!(
+        closed.text.contains(&MANAGER.to_lowercase()) || closed.text.contains(MANAGER),
+        "{}",
+        closed.text
+    );
     assert_eq!(o.mails(MANAGER, "games.example").len(), 1);
-    assert!(o.edl_text().await.lines().all(|l| l != "games.example" && l != "malware.example"));
+    assert!(
+        o.edl_text()
+            .await
+            .lines()
+            .all(|l| l != "games.example" && l != "malware.example")
+    );
 }

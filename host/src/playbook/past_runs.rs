@@ -41,7 +41,10 @@ impl Query {
     /// Read the script's map: `output` and `input` maps (each optional), `limit` 1 to
     /// [`MAX_LIMIT`].
     pub fn read(given: &Map<String, Value>) -> Result<Query, QueryError> {
-        if let Some(k) = given.keys().find(|k| !["output", "input", "limit"].contains(&k.as_str())) {
+        if let Some(k) = given
+            .keys()
+            .find(|k| !["output", "input", "limit"].contains(&k.as_str()))
+        {
             return Err(QueryError::Unknown(k.clone()));
         }
         let map = |field: &'static str| match given.get(field) {
@@ -66,7 +69,8 @@ impl Query {
 
     /// Whether a run with this input and output matches.
     pub fn matches(&self, input: &Value, output: &Value) -> bool {
-        let has = |fields: &Map<String, Value>, v: &Value| fields.iter().all(|(k, want)| v.get(k) == Some(want));
+        let has =
+            |fields: &Map<String, Value>, v: &Value| fields.iter().all(|(k, want)| v.get(k) == Some(want));
         has(&self.input, input) && has(&self.output, output)
     }
 
@@ -121,10 +125,19 @@ mod tests {
         let q = query(json!({ "output": { "domain": "a.com" } })).unwrap();
         assert_eq!(q.limit, DEFAULT_LIMIT);
         assert!(q.input.is_empty());
-        assert_eq!(query(json!({ "where": {} })), Err(QueryError::Unknown("where".into())));
-        assert_eq!(query(json!({ "output": "a.com" })), Err(QueryError::NotMap("output")));
+        assert_eq!(
+            query(json!({ "where": {} })),
+            Err(QueryError::Unknown("where".into()))
+        );
+        assert_eq!(
+            query(json!({ "output": "a.com" })),
+            Err(QueryError::NotMap("output"))
+        );
         assert_eq!(query(json!({ "limit": 0 })), Err(QueryError::Limit("0".into())));
-        assert_eq!(query(json!({ "limit": 101 })), Err(QueryError::Limit("101".into())));
+        assert_eq!(
+            query(json!({ "limit": 101 })),
+            Err(QueryError::Limit("101".into()))
+        );
         assert_eq!(query(json!({ "limit": 100 })).unwrap().limit, 100);
     }
 

@@ -689,10 +689,18 @@ pub fn run_case(
     for (n, p) in case.past_runs.iter().enumerate() {
         let finished = match chrono::DateTime::parse_from_rfc3339(&p.finished) {
             Ok(t) => t.timestamp_millis(),
-            Err(e) => return broken(file, format!("[[past_run]] {}: finished '{}': {e}", n + 1, p.finished)),
+            Err(e) => {
+                return broken(
+                    file,
+                    format!("[[past_run]] {}: finished '{}': {e}", n + 1, p.finished),
+                );
+            }
         };
         let id = p.run.clone().unwrap_or_else(|| format!("past-{}", n + 1));
-        let origin = p.requester.as_ref().map_or_else(|| "cli".to_owned(), |r| format!("request:{r}"));
+        let origin = p
+            .requester
+            .as_ref()
+            .map_or_else(|| "cli".to_owned(), |r| format!("request:{r}"));
         past.push((id, origin, p.input.clone(), p.output.clone(), finished));
     }
     for m in &case.mocks {

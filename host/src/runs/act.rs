@@ -202,7 +202,11 @@ pub(super) async fn perform(
                 return Err(invalid(&format!("run {run_id} is not in the store")));
             };
             let runs = store
-                .runs(Some(&me.playbook), Some(crate::store::runs::RunStatus::Completed), SCANNED)
+                .runs(
+                    Some(&me.playbook),
+                    Some(crate::store::runs::RunStatus::Completed),
+                    SCANNED,
+                )
                 .await
                 .map_err(store_err)?;
             let found = query.select(runs.iter().filter(|r| r.id != run_id).map(|r| Past {
