@@ -361,6 +361,15 @@ mod tests {
                         .clone(),
                 ),
             ),
+            (
+                json!({"action": "past_runs", "args": {"output": {"domain": "a.example"}, "limit": 5}}),
+                Act::PastRuns(
+                    json!({"output": {"domain": "a.example"}, "limit": 5})
+                        .as_object()
+                        .unwrap()
+                        .clone(),
+                ),
+            ),
         ];
         let mut names = std::collections::BTreeSet::new();
         for (request, act) in stored {
@@ -372,7 +381,7 @@ mod tests {
             assert_eq!(call.args(), request["args"]);
             names.insert(call.act.name());
         }
-        assert_eq!(names.len(), 14, "every action: {names:?}");
+        assert_eq!(names.len(), 15, "every action: {names:?}");
     }
 
     #[test]
