@@ -70,6 +70,9 @@ pub enum Act {
     /// changes between runs), read by `search::IncidentQuery`.
     #[serde(rename = "incidents")]
     IncidentSearch(Map<String, Value>),
+    /// `past_runs(#{ output, input, limit })`: this playbook's completed runs that match
+    /// (`playbook/past_runs.rs`; journaled, as it changes between runs).
+    PastRuns(Map<String, Value>),
 }
 
 /// The arguments of `indicator_set`, read from what the script gave.
@@ -100,6 +103,7 @@ impl Act {
             Act::SendEmail(_) => "send_email",
             Act::Record { .. } => "record",
             Act::IncidentSearch(_) => "incidents",
+            Act::PastRuns(_) => "past_runs",
         }
     }
 
@@ -384,6 +388,15 @@ mod tests {
                         .clone(),
                 ),
             ),
+            (
+                json!({"action": "past_runs", "args": {"output": {"domain": "a.example"}, "limit": 5}}),
+                Act::PastRuns(
+                    json!({"output": {"domain": "a.example"}, "limit": 5})
+                        .as_object()
+                        .unwrap()
+                        .clone(),
+                ),
+            ),
         ];
         let mut names = std::collections::BTreeSet::new();
         for (request, act) in stored {
@@ -395,7 +408,7 @@ mod tests {
             assert_eq!(call.args(), request["args"]);
             names.insert(call.act.name());
         }
-        assert_eq!(names.len(), 16, "every action: {names:?}");
+        assert_eq!(names.len(), 17, "every action: {names:?}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod journal;
 pub mod json;
 pub mod limits;
 pub mod meta;
+pub mod past_runs;
 mod report;
 pub mod search;
 pub mod testing;

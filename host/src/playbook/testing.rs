@@ -40,6 +40,11 @@
 //!                                         # and [[answer]]s
 //! times = 1                               # optional: answers at most this many starts
 //!
+//! [[past_run]]                           # answers `past_runs(query)`: this playbook's earlier
+//! finished = "2026-11-02T10:00:00Z"      # completed runs, newest first (the query's match
+//! requester = "bob"                       # and limit apply); run, requester, input optional
+//! output = { domain = "example.com", approved = false }
+//!
 //! [expect]
 //! status = "completed"                    # completed | failed | waiting
 //! output = { verdict = "bad" }            # optional: these keys of the result
@@ -106,7 +111,26 @@ pub struct Case {
     /// The incidents the server would have: what `incidents(...)` searches, offline.
     #[serde(default)]
     pub incidents: Vec<Value>,
+    /// The playbook's earlier completed runs, newest first, that `past_runs` looks at.
+    #[serde(default, rename = "past_run")]
+    pub past_runs: Vec<CannedPastRun>,
     pub expect: Expect,
+}
+
+/// An earlier completed run of the playbook, for `past_runs`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CannedPastRun {
+    #[serde(default)]
+    pub run: Option<String>,
+    /// The name behind a request form's run (its origin is `request:NAME`).
+    #[serde(default)]
+    pub requester: Option<String>,
+    /// RFC 3339: when it finished.
+    pub finished: String,
+    #[serde(default)]
+    pub input: Value,
+    pub output: Value,
 }
 
 /// A canned child playbook: its result, its failure, or the child itself run offline.
@@ -409,6 +433,8 @@ struct MockState {
     records: Vec<Value>,
     /// The case's incidents, for `incidents(...)`.
     incidents: Vec<Value>,
+    /// The earlier runs `past_runs` answers from: (id, origin, input, output, finished at).
+    past: Vec<(String, String, Value, Value, i64)>,
 }
 
 /// Why a question of a test case has no answer.
@@ -564,10 +590,11 @@ impl Effects for MockEffects {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clock
     }
 
-    fn act(&mut self, call: &ActCall, _: &str, _: &str) -> Result<Value, ActError> {
+    fn act(&mut self, call: &ActCall, _: &str, key: &str) -> Result<Value, ActError> {
         // Offline, changes to incidents and lists succeed and change nothing; the steps
-        // taken (`expect.steps`) show them. No indicator is known. A question is checked
-        // as a server would check it, and answered from the case's `[[answer]]`s.
+        // taken (`expect.steps`) show them; a new incident's id is `test-incident-STEP`. No
+        // indicator is known. A question is checked as a server would check it, and
+        // answered from the case's `[[answer]]`s.
         match &call.act {
             Act::IndicatorGet { .. } => Ok(Value::Null),
             Act::IncidentSearch(filter) => {
@@ -594,6 +621,26 @@ impl Effects for MockEffects {
                     })?;
                 }
                 Ok(call.args())
+            }
+            Act::IncidentCreate(_) | Act::IncidentSpawn(_) => {
+                let step = key.rsplit(':').next().unwrap_or(key);
+                Ok(Value::from(format!("test-incident-{step}")))
+            }
+            Act::PastRuns(given) => {
+                use super::past_runs::{Past, Query};
+                let query = Query::read(given).map_err(|e| ActError::Invalid {
+                    action: call.act.name(),
+                    message: e.to_string(),
+                })?;
+                let st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+                let runs = st.past.iter().map(|(id, origin, input, output, at)| Past {
+                    id,
+                    origin,
+                    input,
+                    output,
+                    finished_at: Some(*at),
+                });
+                Ok(Value::Array(query.select(runs)))
             }
             Act::ListAdd { options, .. } => {
                 // What the store answers, `#{ value, expires_at, new }`, over the arguments.
@@ -737,6 +784,24 @@ pub fn run_case(
     if let Some(problem) = case.playbooks.iter().find_map(CannedPlaybook::problem) {
         return broken(file, problem);
     }
+    let mut past = Vec::new();
+    for (n, p) in case.past_runs.iter().enumerate() {
+        let finished = match chrono::DateTime::parse_from_rfc3339(&p.finished) {
+            Ok(t) => t.timestamp_millis(),
+            Err(e) => {
+                return broken(
+                    file,
+                    format!("[[past_run]] {}: finished '{}': {e}", n + 1, p.finished),
+                );
+            }
+        };
+        let id = p.run.clone().unwrap_or_else(|| format!("past-{}", n + 1));
+        let origin = p
+            .requester
+            .as_ref()
+            .map_or_else(|| "cli".to_owned(), |r| format!("request:{r}"));
+        past.push((id, origin, p.input.clone(), p.output.clone(), finished));
+    }
     if let Some(problem) = case.mocks.iter().find_map(Mock::problem) {
         return broken(file, problem);
     }
@@ -770,6 +835,7 @@ pub fn run_case(
         asked: Vec::new(),
         records: Vec::new(),
         incidents: case.incidents.clone(),
+        past,
     }));
     let effects: Box<dyn Effects> = Box::new(MockEffects(state.clone(), 0));
     let keep_waiting = case.expect.status == ExpectedStatus::Waiting;

@@ -202,6 +202,29 @@ pub(super) async fn perform(
             .send_email(store, &Value::Object(spec.clone()), incident, key)
             .await
             .map_err(|e| ActError::Refused(e.into())),
+        Act::PastRuns(given) => {
+            use crate::playbook::past_runs::{Past, Query, SCANNED};
+            let query = Query::read(given).map_err(|e| invalid(&e))?;
+            let Some(me) = store.run(run_id).await.map_err(store_err)? else {
+                return Err(invalid(&format!("run {run_id} is not in the store")));
+            };
+            let runs = store
+                .runs(
+                    Some(&me.playbook),
+                    Some(crate::store::runs::RunStatus::Completed),
+                    SCANNED,
+                )
+                .await
+                .map_err(store_err)?;
+            let found = query.select(runs.iter().filter(|r| r.id != run_id).map(|r| Past {
+                id: &r.id,
+                origin: &r.origin,
+                input: &r.input,
+                output: r.output.as_ref().unwrap_or(&Value::Null),
+                finished_at: r.finished_at,
+            }));
+            Ok(Value::Array(found))
+        }
         Act::IncidentSearch(filter) => {
             use crate::playbook::search::{IncidentQuery, StatusQuery};
             let query = IncidentQuery::read(filter)?;

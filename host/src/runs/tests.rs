@@ -342,7 +342,13 @@ mod bundled_request {
             )
             .await
             .unwrap();
-        executor.restart(&id, 3, &Actor::cli()).await.unwrap();
+        let steps = store.steps(&id).await.unwrap();
+        let list_add = steps
+            .iter()
+            .find(|s| s.request["action"] == "list_add")
+            .map(|s| s.seq)
+            .expect("a list_add step");
+        executor.restart(&id, list_add, &Actor::cli()).await.unwrap();
         assert!(executor.work_on(&id).await.unwrap());
         let run = store.run(&id).await.unwrap().unwrap();
         assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);

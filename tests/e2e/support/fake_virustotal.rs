@@ -2,7 +2,8 @@
 //! `GET /api/v3/ip_addresses/{ip}`, authenticated with the `x-apikey` header, answering in
 //! VirusTotal's shapes (`{"data": {"id", "type", "attributes"}}`) and its JSON error bodies
 //! (`{"error": {"code", "message"}}`): a missing or wrong key (401), an unknown object (404),
-//! and the two 429s (`quota.example` answers QuotaExceededError, `busy.example`
+//! a malicious domain (`malware.example`), a clean, old one (`partner-portal.example`), and
+//! the two 429s (`quota.example` answers QuotaExceededError, `busy.example`
 //! TooManyRequestsError).
 
 use axum::Json;
@@ -130,6 +131,21 @@ async fn domain(State(s): State<Shared>, Path(domain): Path<String>, headers: He
                 "registrar": "Example Registrar, Inc.",
                 "tld": "example",
                 "whois": "Domain Name: MALWARE.EXAMPLE"
+            }),
+        ),
+        "partner-portal.example" => object(
+            &domain,
+            "domain",
+            json!({
+                "categories": {"Forcepoint ThreatSeeker": "business and economy", "BitDefender": "business"},
+                "creation_date": 1_262_304_000,
+                "last_analysis_date": 1_765_000_000,
+                "last_analysis_stats": {"harmless": 61, "malicious": 0, "suspicious": 0, "undetected": 30, "timeout": 0},
+                "last_analysis_results": {},
+                "reputation": 12,
+                "registrar": "Example Registrar, Inc.",
+                "tld": "example",
+                "whois": "Domain Name: PARTNER-PORTAL.EXAMPLE"
             }),
         ),
         _ => error(

@@ -24,17 +24,20 @@ fn act_error(kind: &str, message: String, action: &str) -> Box<EvalAltResult> {
 /// The run's incident goes with it; an action on the run's incident in a run without one
 /// is refused before any step.
 fn take(state: &Shared, act: Act) -> Result<Dynamic, Box<EvalAltResult>> {
+    take_for(state, act, None)
+}
+
+/// [`take`], on incident `other` instead of the run's when given (`incident_close(id, reason)`:
+/// an incident the run created).
+fn take_for(state: &Shared, act: Act, other: Option<String>) -> Result<Dynamic, Box<EvalAltResult>> {
     let mut st = lock(state);
     let action = act.name();
-    if act.needs_incident() && st.incident.is_none() {
+    let incident = other.or_else(|| st.incident.clone());
+    if act.needs_incident() && incident.is_none() {
         let e = ActError::NoIncident { action };
         return Err(act_error("invalid-input", e.to_string(), action));
     }
-    let request = ActCall {
-        act,
-        incident: st.incident.clone(),
-    }
-    .request();
+    let request = ActCall { act, incident }.request();
     // What is performed is the request as the journal has it (a map's `incident` included).
     let call = ActCall::from_request(&request);
     let (outcome, ok) = st.step(StepKind::Act, request, |st, seq| {
@@ -103,6 +106,13 @@ pub(super) fn register_acts(engine: &mut Engine, state: &Shared) {
                 reason: reason.into(),
             },
         )
+    });
+    let s = state.clone();
+    engine.register_fn("incident_close", move |id: &str, reason: &str| {
+        let act = Act::IncidentClose {
+            reason: reason.into(),
+        };
+        take_for(&s, act, Some(id.into()))
     });
     let s = state.clone();
     engine.register_fn("incident_set", move |changes: Map| {
@@ -190,6 +200,10 @@ pub(super) fn register_acts(engine: &mut Engine, state: &Shared) {
     let s = state.clone();
     engine.register_fn("incidents", move || {
         take(&s, Act::IncidentSearch(Default::default()))
+    });
+    let s = state.clone();
+    engine.register_fn("past_runs", move |query: Map| {
+        take(&s, Act::PastRuns(json_map(&s, query)?))
     });
     let s = state.clone();
     engine.register_fn("send_email", move |spec: Map| {
