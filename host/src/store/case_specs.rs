@@ -18,6 +18,12 @@ impl IncidentSpec {
         new.role = self.role;
         new.fields = self.fields;
         new.parent_id = parent.map(str::to_owned);
+        if let Some(key) = &self.dedup_key
+            && (key.trim().is_empty() || key.chars().count() > 200)
+        {
+            return Err(CaseError::DedupKey(key.clone()));
+        }
+        new.dedup_key = self.dedup_key;
         Ok(new)
     }
 }
