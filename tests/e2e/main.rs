@@ -54,3 +54,4 @@ mod tls;
 mod unifi;
 mod virustotal;
 mod web_login;
+mod seed_deputise;

@@ -16,11 +16,11 @@ const IPINFO_TOKEN: &str = "ipinfo-test-token";
 const BAD: &str = "203.0.113.66";
 const GOOD: &str = "198.51.100.7";
 
-fn json_lines(out: &str) -> Vec<Value> {
+pub(crate) fn json_lines(out: &str) -> Vec<Value> {
     out.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+pub(crate) fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
