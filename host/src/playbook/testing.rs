@@ -513,12 +513,17 @@ impl Effects for MockEffects {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clock
     }
 
-    fn act(&mut self, call: &ActCall, _: &str, _: &str) -> Result<Value, ActError> {
+    fn act(&mut self, call: &ActCall, _: &str, key: &str) -> Result<Value, ActError> {
         // Offline, changes to incidents and lists succeed and change nothing; the steps
         // taken (`expect.steps`) show them. No indicator is known. A question is checked
         // as a server would check it, and answered from the case's `[[answer]]`s.
         match &call.act {
             Act::IndicatorGet { .. } => Ok(Value::Null),
+            // A new incident's id, as the store answers: `i-test-` and the step's number.
+            Act::IncidentCreate(_) | Act::IncidentSpawn(_) => {
+                let step = key.rsplit(':').next().unwrap_or(key);
+                Ok(Value::String(format!("i-test-{step}")))
+            }
             Act::ListAdd { options, .. } => {
                 // What the store answers, `#{ value, expires_at, new }`, over the arguments.
                 let mut out = call.args().as_object().cloned().unwrap_or_default();
