@@ -8,11 +8,17 @@
 use crate::humans::{setup, user};
 use crate::seed_bitcoin::{copy_dir, json_lines};
 use crate::streaming_guard::link;
+use crate::support::fake_aws_ec2::FakeEc2;
+use crate::support::fake_msgraph::{CLIENT_ID, FakeMsGraph, TENANT};
 use crate::support::smtp::{ReceivedMail, SmtpSink};
-use crate::support::{Cli, Server, eventually, http_client};
+use crate::support::{Cli, Server, connector, dist, eventually, http_client};
 use serde_json::{Value, json};
 
 const SIGNATURE: &str = "2019401";
+const GRAPH_SECRET: &str = "Xq78Q~fake.client.secret.Zb3";
+const REGION: &str = "eu-west-1";
+const ACCESS_KEY_ID: &str = "AKIAIOSFODNN7DEVOPS01";
+const SECRET_ACCESS_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYDEVOPSKEY1";
 
 fn bundled(cli: &Cli, name: &str) {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../playbooks").join(name);
@@ -238,6 +244,117 @@ async fn a_noisy_signature_is_deputised_to_the_tuning_team_and_tracked_from_its_
         json!([second]),
         "the tuning incident knows the investigations that asked for it"
     );
+    drop(server);
+    assert!(cli.ok(&["audit", "verify"]).contains("intact"));
+}
+
+/// The set-up DevOps do once: the directory and EC2 connectors against their fakes, the
+/// requester and the devops team.
+fn devops_setup(cli: &Cli, graph: &FakeMsGraph, ec2: &FakeEc2) {
+    let mut printed = String::new();
+    for plugin in ["msgraph", "aws-ec2"] {
+        cli.ok(&["plugin", "install", dist().join(plugin).to_str().unwrap()]);
+        cli.ok(&["plugin", "grant", plugin, "--requested"]);
+    }
+    for setting in [
+        format!("tenant={TENANT}"),
+        format!("client_id={CLIENT_ID}"),
+        format!("login_base={}", graph.origin()),
+        format!("graph_base={}", graph.origin()),
+    ] {
+        cli.ok(&["plugin", "config", "msgraph", &setting]);
+    }
+    cli.ok(&["plugin", "grant", "msgraph", "--http", &graph.origin()]);
+    connector::set_secret(cli, "msgraph", "client-secret", GRAPH_SECRET, &mut printed);
+    cli.ok(&["plugin", "config", "aws-ec2", &format!("endpoint={}", ec2.endpoint())]);
+    cli.ok(&["plugin", "grant", "aws-ec2", "--http", &ec2.endpoint()]);
+    connector::set_secret(cli, "aws-ec2", "access-key-id", ACCESS_KEY_ID, &mut printed);
+    connector::set_secret(cli, "aws-ec2", "secret-access-key", SECRET_ACCESS_KEY, &mut printed);
+    assert!(!printed.contains(SECRET_ACCESS_KEY) && !printed.contains(GRAPH_SECRET));
+    user(cli, "sam", "sam@example.com", "requester");
+    user(cli, "dave", "dave@example.com", "devops");
+    bundled(cli, "poc-environment");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poc_environment_is_approved_by_the_owners_manager_then_launched_tagged_and_reported() {
+    let graph = FakeMsGraph::start(GRAPH_SECRET).await;
+    let ec2 = FakeEc2::start(REGION, ACCESS_KEY_ID, SECRET_ACCESS_KEY).await;
+    let smtp = SmtpSink::start();
+    let cli = setup(&smtp, "");
+    devops_setup(&cli, &graph, &ec2);
+    let sam = cli
+        .ok(&["token", "create", "sam-api", "--role", "requester", "--user", "sam"])
+        .trim()
+        .to_owned();
+    let server = Server::start(&cli);
+    let base = format!("http://{}", server.addr);
+    let http = http_client();
+    let request = async |owner: &str| {
+        let r = http
+            .post(format!("{base}/api/v1/requests/poc-environment"))
+            .bearer_auth(&sam)
+            .json(&json!({"owner": owner, "region": REGION, "company": "Initech"}))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        assert!(status.is_success(), "{status} {body}");
+        body
+    };
+
+    // Adele's environment: her manager, Miriam, is found in the directory and asked by mail.
+    let sent = request("AdeleV@contoso.example").await;
+    let run_of_request = sent["id"].as_str().unwrap().to_owned();
+    assert_eq!(sent["origin"], "request:sam", "the run is the requester's: {sent}");
+    let ask = mail_to(&smtp, "MiriamG@contoso.example", "POC environment for Initech").await;
+    assert!(ask.text.contains("sam asks for a POC environment for Initech"), "{}", ask.text);
+    assert!(ask.text.contains("t3.medium instance in eu-west-1"), "{}", ask.text);
+    assert_eq!(ec2.launched(), 0, "nothing is launched before the approval");
+    answer_by_link(&http, &link(&ask, "Approve"), &[("decision", "approve")]).await;
+
+    // The requester's report: the instance, its region and state, and a "talk to a human"
+    // link; the instance is in EC2, running, with its tags.
+    let report = mail_to(&smtp, "sam@example.com", "Your POC environment for Initech is running").await;
+    let id = report.subject.rsplit(": ").next().unwrap().to_owned();
+    assert!(id.starts_with("i-"), "{}", report.subject);
+    assert!(report.text.contains(&format!("is running in {REGION}")), "{}", report.text);
+    let talk = link(&report, "Talk to a human");
+    let r = http.get(&talk).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(ec2.launched(), 1);
+    let seen = ec2.instance(&id).expect("the instance in EC2");
+    assert_eq!(seen.state, "running");
+    let tracked = seen.tags.get("Incident").cloned().expect("tagged with its incident");
+    for (key, value) in [
+        ("Owner", "AdeleV@contoso.example"),
+        ("Company", "Initech"),
+        ("RequestedBy", "sam"),
+        ("ManagedBy", "DevOps"),
+        ("Name", "poc-Initech"),
+    ] {
+        assert_eq!(seen.tags.get(key).map(String::as_str), Some(value), "{:?}", seen.tags);
+    }
+    assert!(seen.tags["ApprovedBy"].contains("MiriamG@contoso.example"), "{:?}", seen.tags);
+    // DevOps own it: an incident of their team tracks it; the run is the requester's.
+    let shown = incident(&cli, &tracked);
+    assert_eq!(shown["incident"]["role"], "devops");
+    assert_eq!(shown["incident"]["type"], "poc-environment");
+    assert!(shown["incident"]["title"].as_str().unwrap().contains(&id), "{shown}");
+    assert!(report.text.contains(&tracked), "{}", report.text);
+    let run: Value =
+        serde_json::from_str(&cli.ok(&["run", "show", &run_of_request, "--json"])).unwrap();
+    assert_eq!(run["run"]["status"], "completed", "{run}");
+    assert_eq!(run["run"]["output"]["instance"], id.as_str(), "{run}");
+
+    // Miriam has no manager: the devops team is asked instead, refuses, and sam is told.
+    request("MiriamG@contoso.example").await;
+    let ask = mail_to(&smtp, "dave@example.com", "POC environment for Initech, owned by Miriam").await;
+    answer_by_link(&http, &link(&ask, "Deny"), &[("decision", "deny"), ("comment", "one per quarter")]).await;
+    let refused = mail_to(&smtp, "sam@example.com", "Refused: POC environment for Initech").await;
+    assert!(refused.text.contains("refused it: one per quarter"), "{}", refused.text);
+    assert_eq!(ec2.launched(), 1, "a refused request launches nothing");
     drop(server);
     assert!(cli.ok(&["audit", "verify"]).contains("intact"));
 }
