@@ -21,7 +21,9 @@ const ACCESS_KEY_ID: &str = "AKIAIOSFODNN7DEVOPS01";
 const SECRET_ACCESS_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYDEVOPSKEY1";
 
 fn bundled(cli: &Cli, name: &str) {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../playbooks").join(name);
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../playbooks")
+        .join(name);
     copy_dir(&repo, &cli.playbooks_dir().join(name));
 }
 
@@ -96,7 +98,9 @@ async fn a_noisy_signature_is_deputised_to_the_tuning_team_and_tracked_from_its_
         .trim()
         .to_owned();
     let andy_api = cli
-        .ok(&["token", "create", "andy-api", "--role", "analyst", "--user", "andy"])
+        .ok(&[
+            "token", "create", "andy-api", "--role", "analyst", "--user", "andy",
+        ])
         .trim()
         .to_owned();
     let server = Server::start(&cli);
@@ -125,7 +129,11 @@ async fn a_noisy_signature_is_deputised_to_the_tuning_team_and_tracked_from_its_
     // Three noisy alerts: one investigation; the analyst is asked by mail (nobody owns it).
     send_alerts(3).await;
     let ask = mail_to(&smtp, "andy@example.com", "Tune IDS signature 2019401").await;
-    assert!(ask.text.contains("ET POLICY Vulnerable Java Version"), "{}", ask.text);
+    assert!(
+        ask.text.contains("ET POLICY Vulnerable Java Version"),
+        "{}",
+        ask.text
+    );
     let first = investigations(&cli);
     assert_eq!(first.len(), 1, "{first:?}");
     assert_eq!(first[0]["occurrences"], 3);
@@ -150,7 +158,9 @@ async fn a_noisy_signature_is_deputised_to_the_tuning_team_and_tracked_from_its_
     assert_eq!(child["dedup_key"], format!("tuning:ids:{SIGNATURE}"));
     let timeline = shown["timeline"].as_array().unwrap();
     assert!(
-        timeline.iter().any(|e| e["kind"] == "child" && e["details"]["child"] == tuning.as_str()),
+        timeline
+            .iter()
+            .any(|e| e["kind"] == "child" && e["details"]["child"] == tuning.as_str()),
         "{timeline:?}"
     );
     let note = eventually(30, "the parent's note", async || {
@@ -188,7 +198,13 @@ async fn a_noisy_signature_is_deputised_to_the_tuning_team_and_tracked_from_its_
     assert_eq!(detail["children"][0]["id"], tuning.as_str(), "{detail}");
 
     // The analyst closes the investigation without waiting: the tuning incident stays open.
-    cli.ok(&["incident", "close", &parent, "--reason", "false positive; tuning requested"]);
+    cli.ok(&[
+        "incident",
+        "close",
+        &parent,
+        "--reason",
+        "false positive; tuning requested",
+    ]);
     assert_eq!(incident(&cli, &parent)["incident"]["status"], "closed");
     assert_eq!(incident(&cli, &tuning)["incident"]["status"], "new");
 
@@ -233,12 +249,20 @@ async fn a_noisy_signature_is_deputised_to_the_tuning_team_and_tracked_from_its_
     })
     .await;
     assert_eq!(related, vec![Value::from(tuning.clone())]);
-    assert_eq!(incident(&cli, &second)["children"], json!([]), "nothing spawned again");
+    assert_eq!(
+        incident(&cli, &second)["children"],
+        json!([]),
+        "nothing spawned again"
+    );
     let tunings: Vec<Value> = json_lines(&cli.ok(&["incident", "list", "--json"]))
         .into_iter()
         .filter(|i| i["type"] == "signature-tuning")
         .collect();
-    assert_eq!(tunings.len(), 1, "one tuning incident for the signature: {tunings:?}");
+    assert_eq!(
+        tunings.len(),
+        1,
+        "one tuning incident for the signature: {tunings:?}"
+    );
     assert_eq!(
         incident(&cli, &tuning)["related"],
         json!([second]),
@@ -266,10 +290,21 @@ fn devops_setup(cli: &Cli, graph: &FakeMsGraph, ec2: &FakeEc2) {
     }
     cli.ok(&["plugin", "grant", "msgraph", "--http", &graph.origin()]);
     connector::set_secret(cli, "msgraph", "client-secret", GRAPH_SECRET, &mut printed);
-    cli.ok(&["plugin", "config", "aws-ec2", &format!("endpoint={}", ec2.endpoint())]);
+    cli.ok(&[
+        "plugin",
+        "config",
+        "aws-ec2",
+        &format!("endpoint={}", ec2.endpoint()),
+    ]);
     cli.ok(&["plugin", "grant", "aws-ec2", "--http", &ec2.endpoint()]);
     connector::set_secret(cli, "aws-ec2", "access-key-id", ACCESS_KEY_ID, &mut printed);
-    connector::set_secret(cli, "aws-ec2", "secret-access-key", SECRET_ACCESS_KEY, &mut printed);
+    connector::set_secret(
+        cli,
+        "aws-ec2",
+        "secret-access-key",
+        SECRET_ACCESS_KEY,
+        &mut printed,
+    );
     assert!(!printed.contains(SECRET_ACCESS_KEY) && !printed.contains(GRAPH_SECRET));
     user(cli, "sam", "sam@example.com", "requester");
     user(cli, "dave", "dave@example.com", "devops");
@@ -284,7 +319,15 @@ async fn a_poc_environment_is_approved_by_the_owners_manager_then_launched_tagge
     let cli = setup(&smtp, "");
     devops_setup(&cli, &graph, &ec2);
     let sam = cli
-        .ok(&["token", "create", "sam-api", "--role", "requester", "--user", "sam"])
+        .ok(&[
+            "token",
+            "create",
+            "sam-api",
+            "--role",
+            "requester",
+            "--user",
+            "sam",
+        ])
         .trim()
         .to_owned();
     let server = Server::start(&cli);
@@ -307,26 +350,50 @@ async fn a_poc_environment_is_approved_by_the_owners_manager_then_launched_tagge
     // Adele's environment: her manager, Miriam, is found in the directory and asked by mail.
     let sent = request("AdeleV@contoso.example").await;
     let run_of_request = sent["id"].as_str().unwrap().to_owned();
-    assert_eq!(sent["origin"], "request:sam", "the run is the requester's: {sent}");
+    assert_eq!(
+        sent["origin"], "request:sam",
+        "the run is the requester's: {sent}"
+    );
     let ask = mail_to(&smtp, "MiriamG@contoso.example", "POC environment for Initech").await;
-    assert!(ask.text.contains("sam asks for a POC environment for Initech"), "{}", ask.text);
-    assert!(ask.text.contains("t3.medium instance in eu-west-1"), "{}", ask.text);
+    assert!(
+        ask.text.contains("sam asks for a POC environment for Initech"),
+        "{}",
+        ask.text
+    );
+    assert!(
+        ask.text.contains("t3.medium instance in eu-west-1"),
+        "{}",
+        ask.text
+    );
     assert_eq!(ec2.launched(), 0, "nothing is launched before the approval");
     answer_by_link(&http, &link(&ask, "Approve"), &[("decision", "approve")]).await;
 
     // The requester's report: the instance, its region and state, and a "talk to a human"
     // link; the instance is in EC2, running, with its tags.
-    let report = mail_to(&smtp, "sam@example.com", "Your POC environment for Initech is running").await;
+    let report = mail_to(
+        &smtp,
+        "sam@example.com",
+        "Your POC environment for Initech is running",
+    )
+    .await;
     let id = report.subject.rsplit(": ").next().unwrap().to_owned();
     assert!(id.starts_with("i-"), "{}", report.subject);
-    assert!(report.text.contains(&format!("is running in {REGION}")), "{}", report.text);
+    assert!(
+        report.text.contains(&format!("is running in {REGION}")),
+        "{}",
+        report.text
+    );
     let talk = link(&report, "Talk to a human");
     let r = http.get(&talk).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(ec2.launched(), 1);
     let seen = ec2.instance(&id).expect("the instance in EC2");
     assert_eq!(seen.state, "running");
-    let tracked = seen.tags.get("Incident").cloned().expect("tagged with its incident");
+    let tracked = seen
+        .tags
+        .get("Incident")
+        .cloned()
+        .expect("tagged with its incident");
     for (key, value) in [
         ("Owner", "AdeleV@contoso.example"),
         ("Company", "Initech"),
@@ -334,26 +401,51 @@ async fn a_poc_environment_is_approved_by_the_owners_manager_then_launched_tagge
         ("ManagedBy", "DevOps"),
         ("Name", "poc-Initech"),
     ] {
-        assert_eq!(seen.tags.get(key).map(String::as_str), Some(value), "{:?}", seen.tags);
+        assert_eq!(
+            seen.tags.get(key).map(String::as_str),
+            Some(value),
+            "{:?}",
+            seen.tags
+        );
     }
-    assert!(seen.tags["ApprovedBy"].contains("MiriamG@contoso.example"), "{:?}", seen.tags);
+    assert!(
+        seen.tags["ApprovedBy"].contains("MiriamG@contoso.example"),
+        "{:?}",
+        seen.tags
+    );
     // DevOps own it: an incident of their team tracks it; the run is the requester's.
     let shown = incident(&cli, &tracked);
     assert_eq!(shown["incident"]["role"], "devops");
     assert_eq!(shown["incident"]["type"], "poc-environment");
-    assert!(shown["incident"]["title"].as_str().unwrap().contains(&id), "{shown}");
+    assert!(
+        shown["incident"]["title"].as_str().unwrap().contains(&id),
+        "{shown}"
+    );
     assert!(report.text.contains(&tracked), "{}", report.text);
-    let run: Value =
-        serde_json::from_str(&cli.ok(&["run", "show", &run_of_request, "--json"])).unwrap();
+    let run: Value = serde_json::from_str(&cli.ok(&["run", "show", &run_of_request, "--json"])).unwrap();
     assert_eq!(run["run"]["status"], "completed", "{run}");
     assert_eq!(run["run"]["output"]["instance"], id.as_str(), "{run}");
 
     // Miriam has no manager: the devops team is asked instead, refuses, and sam is told.
     request("MiriamG@contoso.example").await;
-    let ask = mail_to(&smtp, "dave@example.com", "POC environment for Initech, owned by Miriam").await;
-    answer_by_link(&http, &link(&ask, "Deny"), &[("decision", "deny"), ("comment", "one per quarter")]).await;
+    let ask = mail_to(
+        &smtp,
+        "dave@example.com",
+        "POC environment for Initech, owned by Miriam",
+    )
+    .await;
+    answer_by_link(
+        &http,
+        &link(&ask, "Deny"),
+        &[("decision", "deny"), ("comment", "one per quarter")],
+    )
+    .await;
     let refused = mail_to(&smtp, "sam@example.com", "Refused: POC environment for Initech").await;
-    assert!(refused.text.contains("refused it: one per quarter"), "{}", refused.text);
+    assert!(
+        refused.text.contains("refused it: one per quarter"),
+        "{}",
+        refused.text
+    );
     assert_eq!(ec2.launched(), 1, "a refused request launches nothing");
     drop(server);
     assert!(cli.ok(&["audit", "verify"]).contains("intact"));
