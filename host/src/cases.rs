@@ -332,7 +332,8 @@ pub struct IncidentSpec {
     #[serde(default)]
     pub fields: Map<String, Value>,
     /// One incident for one concern: when an open incident has this key, it is used instead
-    /// of a new one (`incident_spawn` relates it to the run's incident and returns its id).
+    /// of a new one (and related to the parent, for a child); otherwise the new incident
+    /// keeps the key (pre-processing's dedup rules fold alerts with that key into it too).
     #[serde(default)]
     pub dedup_key: Option<String>,
 }

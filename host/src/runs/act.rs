@@ -90,25 +90,8 @@ pub(super) async fn perform(
             };
             let spec: crate::cases::IncidentSpec = crate::cases::parse(action, &Value::Object(spec.clone()))?;
             let new = spec.into_new(parent).map_err(case_err)?;
-            // One incident for one concern: an open one with the key is used (and related
-            // to the parent) instead of a new one.
-            if let Some(key) = new.dedup_key.as_deref()
-                && let Some(Some((open, _))) = store
-                    .open_incidents_by_keys(&[key])
-                    .await
-                    .map_err(store_err)?
-                    .remove(key)
-            {
-                if let Some(parent) = parent {
-                    store
-                        .relate_incidents(parent, &open, &actor)
-                        .await
-                        .map_err(store_err)?;
-                }
-                return Ok(Value::String(open));
-            }
             let id = store
-                .create_incident(&new, &[], &actor, Some(key))
+                .create_or_join_incident(&new, &actor, Some(key))
                 .await
                 .map_err(store_err)?;
             Ok(Value::String(id))
