@@ -145,6 +145,8 @@ pub enum CaseError {
     Duration(#[from] crate::duration::DurationError),
     #[error(transparent)]
     Name(#[from] crate::names::NameError),
+    #[error("dedup_key '{0}' must be 1 to 200 characters")]
+    DedupKey(String),
 }
 
 /// Field names are identifiers (`incident.fields.asset` in a script): 1 to 64 lower-case
@@ -329,6 +331,11 @@ pub struct IncidentSpec {
     pub role: Option<String>,
     #[serde(default)]
     pub fields: Map<String, Value>,
+    /// One incident for one concern: when an open incident has this key, it is used instead
+    /// of a new one (and related to the parent, for a child); otherwise the new incident
+    /// keeps the key (pre-processing's dedup rules fold alerts with that key into it too).
+    #[serde(default)]
+    pub dedup_key: Option<String>,
 }
 
 /// A request to change an incident (`incident_set`, `PATCH /api/v1/incidents/ID`).

@@ -2,11 +2,13 @@
 //! connection logs arrive, a rule folds repeats of one source IP within an hour into one
 //! incident, the bundled `bitcoin-node-guard` playbook asks AutoFocus (a fake on loopback)
 //! for the IP's reputation; a bad IP is enriched with ipinfo, put on a block list that the
-//! firewall pulls as an EDL, and the owner is notified; a good one closes its incident.
+//! firewall pulls as an EDL, and the owner is mailed (read from a real SMTP server, with its
+//! "talk to a human" link); a good one closes its incident.
 
 use crate::support::fake_autofocus::FakeAutofocus;
 use crate::support::fake_ipinfo::FakeIpinfo;
-use crate::support::{Cli, Server, dist, eventually, http_client};
+use crate::support::smtp::SmtpSink;
+use crate::support::{Server, dist, eventually, http_client};
 use serde_json::{Value, json};
 
 const AUTOFOCUS_KEY: &str = "0f4c1d6e-2b8a-4d3e-9c71-5a6b7c8d9e0f";
@@ -14,11 +16,11 @@ const IPINFO_TOKEN: &str = "ipinfo-test-token";
 const BAD: &str = "203.0.113.66";
 const GOOD: &str = "198.51.100.7";
 
-fn json_lines(out: &str) -> Vec<Value> {
+pub(crate) fn json_lines(out: &str) -> Vec<Value> {
     out.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+pub(crate) fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
@@ -37,8 +39,9 @@ async fn bitcoin_node_guard_blocks_bad_ips_through_the_edl_and_closes_good_ones(
     autofocus.set_verdict(GOOD, "BENIGN");
     let ipinfo = FakeIpinfo::start(IPINFO_TOKEN).await;
 
-    // The operator's set-up, all through the CLI.
-    let cli = Cli::new();
+    // The operator's set-up, all through the CLI; mail goes to a real SMTP server.
+    let smtp = SmtpSink::start();
+    let cli = crate::humans::setup(&smtp, "");
     for (plugin, fake_url, secret, value) in [
         ("autofocus", autofocus.base_url(), "api_key", AUTOFOCUS_KEY),
         ("ipinfo", ipinfo.base_url(), "token", IPINFO_TOKEN),
@@ -161,6 +164,22 @@ async fn bitcoin_node_guard_blocks_bad_ips_through_the_edl_and_closes_good_ones(
     let notice = timeline.iter().find(|e| e["kind"] == "notification").unwrap();
     assert_eq!(notice["details"]["to"], "owner@example.com");
     assert!(notice["details"]["message"].as_str().unwrap().contains(BAD));
+    // The owner's mail: the IP, AutoFocus's verdict, and a "talk to a human" link that
+    // opens its confirmation page.
+    let mails = smtp.wait_for_count(1, 30).await;
+    assert_eq!(mails.len(), 1, "one mail, for the bad IP only");
+    let mail = &mails[0];
+    assert_eq!(mail.to, ["owner@example.com"]);
+    assert_eq!(
+        mail.subject,
+        format!("Osprey blocked {BAD}: AutoFocus says malicious")
+    );
+    assert!(mail.text.contains("bitcoin-blocked for 30d"), "{}", mail.text);
+    assert!(mail.text.contains("Unit42"), "{}", mail.text);
+    let talk = crate::streaming_guard::link(mail, "Talk to a human");
+    let r = http.get(&talk).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("<form"));
     // AutoFocus was asked once per IP (the rule folded the repeats); ipinfo only for the bad one.
     assert_eq!(autofocus.authorized(), 2);
     assert_eq!(ipinfo.authorized(), 1);

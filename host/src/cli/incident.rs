@@ -284,6 +284,7 @@ pub async fn run(cmd: IncidentCommand, config: Config) -> anyhow::Result<i32> {
                 owner,
                 role,
                 fields,
+                dedup_key: None,
             };
             let new = spec.into_new(parent.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
             let id = app

@@ -91,7 +91,7 @@ pub(super) async fn perform(
             let spec: crate::cases::IncidentSpec = crate::cases::parse(action, &Value::Object(spec.clone()))?;
             let new = spec.into_new(parent).map_err(case_err)?;
             let id = store
-                .create_incident(&new, &[], &actor, Some(key))
+                .create_or_join_incident(&new, &actor, Some(key))
                 .await
                 .map_err(store_err)?;
             Ok(Value::String(id))

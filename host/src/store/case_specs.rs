@@ -18,6 +18,12 @@ impl IncidentSpec {
         new.role = self.role;
         new.fields = self.fields;
         new.parent_id = parent.map(str::to_owned);
+        if let Some(key) = &self.dedup_key
+            && (key.trim().is_empty() || key.chars().count() > 200)
+        {
+            return Err(CaseError::DedupKey(key.clone()));
+        }
+        new.dedup_key = self.dedup_key;
         Ok(new)
     }
 }
@@ -46,5 +52,33 @@ impl TaskSpec {
             role: self.role,
             due_ms: self.due.as_deref().map(cases::duration_ms).transpose()?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(dedup_key: Option<&str>) -> IncidentSpec {
+        let mut v = serde_json::json!({ "title": "Tune signature 2019401", "type": "signature-tuning" });
+        if let Some(k) = dedup_key {
+            v["dedup_key"] = k.into();
+        }
+        cases::parse("incident_spawn", &v).unwrap()
+    }
+
+    #[test]
+    fn a_dedup_key_is_kept_and_must_be_1_to_200_characters() {
+        let new = spec(Some("tuning:ids:2019401"))
+            .into_new(Some("i-parent"))
+            .unwrap();
+        assert_eq!(new.dedup_key.as_deref(), Some("tuning:ids:2019401"));
+        assert_eq!(new.parent_id.as_deref(), Some("i-parent"));
+        assert_eq!(spec(None).into_new(None).unwrap().dedup_key, None);
+        for bad in [" ".to_owned(), "k".repeat(201)] {
+            let e = spec(Some(&bad)).into_new(None).unwrap_err();
+            assert!(matches!(e, CaseError::DedupKey(_)), "{e}");
+            assert!(e.to_string().contains("1 to 200 characters"), "{e}");
+        }
     }
 }

@@ -665,6 +665,29 @@ impl Store {
         Ok(incident.id.clone())
     }
 
+    /// [`Store::create_incident`], unless an open incident has the new one's `dedup_key`:
+    /// then that one is used (related to the new one's parent, if it has one) and its id
+    /// returned instead. One incident for one concern, whoever asks for it.
+    pub async fn create_or_join_incident(
+        &self,
+        incident: &NewIncident,
+        actor: &Actor,
+        step_key: Option<&str>,
+    ) -> Result<String> {
+        if let Some(key) = incident.dedup_key.as_deref()
+            && let Some(Some((open, _))) = self.open_incidents_by_keys(&[key]).await?.remove(key)
+        {
+            // Its own child (this step, taken again) is tracked already.
+            if let Some(parent) = incident.parent_id.as_deref()
+                && self.incident(&open).await?.and_then(|i| i.parent_id).as_deref() != Some(parent)
+            {
+                self.relate_incidents(parent, &open, actor).await?;
+            }
+            return Ok(open);
+        }
+        self.create_incident(incident, &[], actor, step_key).await
+    }
+
     /// Mark two incidents as related (both ways; audited as `incident.relate`, on both
     /// timelines). Returns false if they already were.
     pub async fn relate_incidents(&self, a: &str, b: &str, actor: &Actor) -> Result<bool> {
@@ -927,6 +950,58 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(found.len(), 2, "the limit holds");
+    });
+
+    both_dialects!(a_dedup_key_joins_the_open_incident_that_has_it, |store| {
+        use crate::intake::Severity;
+        use crate::store::audit::Actor;
+        use crate::store::incidents::{IncidentStatus, NewIncident};
+        let cli = Actor::cli();
+        let investigation = |title: &str| NewIncident::new("ids-alert", title, Severity::Low);
+        let p1 = store
+            .create_incident(&investigation("first"), &[], &cli, None)
+            .await
+            .unwrap();
+        let p2 = store
+            .create_incident(&investigation("second"), &[], &cli, None)
+            .await
+            .unwrap();
+        let tuning = |parent: &str| {
+            let mut t = NewIncident::new("signature-tuning", "tune 2019401", Severity::Low);
+            t.parent_id = Some(parent.to_owned());
+            t.dedup_key = Some("tuning:ids:2019401".into());
+            t
+        };
+        let t = store
+            .create_or_join_incident(&tuning(&p1), &Actor::run("r1"), Some("r1:3"))
+            .await
+            .unwrap();
+        // The same step taken again: the same child, and no relation to its own parent.
+        let again = store
+            .create_or_join_incident(&tuning(&p1), &Actor::run("r1"), Some("r1:3"))
+            .await
+            .unwrap();
+        assert_eq!(again, t);
+        assert!(store.related_incidents(&p1).await.unwrap().is_empty());
+        // Another investigation joins it: related both ways, not a second child.
+        let joined = store
+            .create_or_join_incident(&tuning(&p2), &Actor::run("r2"), Some("r2:3"))
+            .await
+            .unwrap();
+        assert_eq!(joined, t);
+        assert_eq!(store.related_incidents(&t).await.unwrap(), vec![p2.clone()]);
+        assert!(store.child_incidents(&p2).await.unwrap().is_empty());
+        // Closed, it is joined no more: the next one is new.
+        store
+            .set_incident_status(&t, IncidentStatus::Closed, Some("tuned"), &cli)
+            .await
+            .unwrap();
+        let next = store
+            .create_or_join_incident(&tuning(&p2), &Actor::run("r3"), Some("r3:3"))
+            .await
+            .unwrap();
+        assert_ne!(next, t);
+        assert_eq!(store.child_incidents(&p2).await.unwrap().len(), 1);
     });
 
     both_dialects!(children_relations_fields_and_teams, |store| {

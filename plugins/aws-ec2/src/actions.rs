@@ -33,6 +33,9 @@ pub(crate) struct RunInput {
     #[serde(default = "one")]
     #[schemars(range(min = 1, max = 10))]
     count: u32,
+    /// The region to call, such as eu-west-1; unset, the `region` setting.
+    #[serde(default)]
+    region: Option<String>,
 }
 
 fn one() -> u32 {
@@ -115,7 +118,7 @@ pub(crate) fn run_query(input: &RunInput, token: &str) -> Result<Query> {
 
 pub(crate) fn run_instances(ctx: &Context, input: RunInput) -> Result<RunOutput> {
     let query = run_query(&input, &client_token(ctx.idempotency_key()))?;
-    call(&query, |root| {
+    call(&query, input.region.as_deref(), |root| {
         Ok(RunOutput {
             reservation_id: text(root, "reservationId"),
             instances: Instance::all_in(root)?,
@@ -141,6 +144,9 @@ pub(crate) struct DescribeInput {
     /// The `next_token` of the previous page.
     #[serde(default)]
     next_token: Option<String>,
+    /// The region to call, such as eu-west-1; unset, the `region` setting.
+    #[serde(default)]
+    region: Option<String>,
 }
 
 /// The instances described.
@@ -170,7 +176,7 @@ pub(crate) fn describe_query(input: &DescribeInput) -> Result<Query> {
 }
 
 pub(crate) fn describe_instances(_ctx: &Context, input: DescribeInput) -> Result<DescribeOutput> {
-    call(&describe_query(&input)?, |root| {
+    call(&describe_query(&input)?, input.region.as_deref(), |root| {
         let mut instances = Vec::new();
         for reservation in items(root, "reservationSet") {
             instances.extend(Instance::all_in(reservation)?);
@@ -190,6 +196,9 @@ pub(crate) struct TagInput {
     resource_ids: Vec<String>,
     /// The tags, by key; an existing tag with the same key gets the new value.
     tags: BTreeMap<String, String>,
+    /// The region to call, such as eu-west-1; unset, the `region` setting.
+    #[serde(default)]
+    region: Option<String>,
 }
 
 /// What was tagged.
@@ -211,7 +220,7 @@ pub(crate) fn tag_query(input: &TagInput) -> Result<Query> {
 }
 
 pub(crate) fn create_tags(_ctx: &Context, input: TagInput) -> Result<TagOutput> {
-    call(&tag_query(&input)?, |root| {
+    call(&tag_query(&input)?, input.region.as_deref(), |root| {
         match text(root, "return").as_deref() {
             Some("true") => Ok(()),
             other => Err(Error::upstream(format!(
@@ -231,6 +240,9 @@ pub(crate) fn create_tags(_ctx: &Context, input: TagInput) -> Result<TagOutput> 
 pub(crate) struct TerminateInput {
     /// The instances' ids.
     instance_ids: Vec<String>,
+    /// The region to call, such as eu-west-1; unset, the `region` setting.
+    #[serde(default)]
+    region: Option<String>,
 }
 
 /// Each instance's change of state.
@@ -251,7 +263,7 @@ pub(crate) fn terminate_instances(_ctx: &Context, input: TerminateInput) -> Resu
     check_ids("instance_ids", &input.instance_ids, true)?;
     let mut q = Query::new("TerminateInstances");
     q.list("InstanceId", &input.instance_ids);
-    call(&q, |root| {
+    call(&q, input.region.as_deref(), |root| {
         let instances = items(root, "instancesSet")
             .into_iter()
             .map(|item| StateChange {

@@ -62,10 +62,27 @@ fn keys() -> Result<Keys> {
     })
 }
 
-/// Send `query` to the region's endpoint, signed, and return the root of its XML answer
-/// (`{Action}Response`), or the typed error of a failure.
-pub(crate) fn call<T>(query: &Query, read: impl FnOnce(roxmltree::Node) -> Result<T>) -> Result<T> {
-    let region = region(config::get("region"))?;
+/// The region an action's `region` input names, checked like the setting's.
+pub(crate) fn given_region(given: &str) -> Result<String> {
+    region(Some(given.to_owned())).map_err(|_| {
+        Error::invalid_input(format!(
+            "'region' ('{given}') must be an AWS region such as eu-west-1"
+        ))
+    })
+}
+
+/// Send `query` to the endpoint of `given` region (an action's `region` input; unset, the
+/// `region` setting's), signed, and return the root of its XML answer (`{Action}Response`),
+/// or the typed error of a failure.
+pub(crate) fn call<T>(
+    query: &Query,
+    given: Option<&str>,
+    read: impl FnOnce(roxmltree::Node) -> Result<T>,
+) -> Result<T> {
+    let region = match given {
+        Some(r) => given_region(r)?,
+        None => region(config::get("region"))?,
+    };
     let url = endpoint(config::get("endpoint"), &region)?;
     let body = query.body();
     let headers = signed_headers(&keys()?, &region, &url, body.as_bytes(), SystemTime::now())?;
@@ -94,6 +111,14 @@ mod tests {
             assert_eq!(e.kind, ErrorKind::InvalidInput, "{bad:?}");
             assert!(e.message.contains("region=eu-west-1"), "{}", e.message);
         }
+    }
+
+    #[test]
+    fn a_given_region_is_checked_and_named_as_the_input() {
+        assert_eq!(given_region("us-east-1").unwrap(), "us-east-1");
+        let e = given_region("Mars 1").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidInput);
+        assert!(e.message.starts_with("'region' ('Mars 1')"), "{}", e.message);
     }
 
     #[test]

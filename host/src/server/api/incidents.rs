@@ -226,7 +226,7 @@ async fn open(app: &App, who: &Caller, spec: IncidentSpec, parent: Option<&str>)
     let new = spec
         .into_new(parent)
         .map_err(|e| bad_request(&format!("incident: {e}")))?;
-    let id = app.store.create_incident(&new, &[], &who.actor, None).await?;
+    let id = app.store.create_or_join_incident(&new, &who.actor, None).await?;
     let incident = incident_or_404(app, &id).await?;
     created(&format!("/api/v1/incidents/{id}"), incident)
 }
