@@ -70,6 +70,12 @@ pub enum Act {
     /// changes between runs), read by `search::IncidentQuery`.
     #[serde(rename = "incidents")]
     IncidentSearch(Map<String, Value>),
+    /// `state_get(key)`: what the playbook kept under `key` (`keep.rs`; journaled: it
+    /// changes between runs).
+    StateGet { key: String },
+    /// `state_set(key, value)`: keep `value` under `key` for the playbook's next runs
+    /// (`()` removes it).
+    StateSet { key: String, value: Value },
 }
 
 /// The arguments of `indicator_set`, read from what the script gave.
@@ -100,6 +106,8 @@ impl Act {
             Act::SendEmail(_) => "send_email",
             Act::Record { .. } => "record",
             Act::IncidentSearch(_) => "incidents",
+            Act::StateGet { .. } => "state_get",
+            Act::StateSet { .. } => "state_set",
         }
     }
 
@@ -384,6 +392,19 @@ mod tests {
                         .clone(),
                 ),
             ),
+            (
+                json!({"action": "state_get", "args": {"key": "next-index"}}),
+                Act::StateGet {
+                    key: "next-index".into(),
+                },
+            ),
+            (
+                json!({"action": "state_set", "args": {"key": "next-index", "value": 3}}),
+                Act::StateSet {
+                    key: "next-index".into(),
+                    value: json!(3),
+                },
+            ),
         ];
         let mut names = std::collections::BTreeSet::new();
         for (request, act) in stored {
@@ -395,7 +416,7 @@ mod tests {
             assert_eq!(call.args(), request["args"]);
             names.insert(call.act.name());
         }
-        assert_eq!(names.len(), 16, "every action: {names:?}");
+        assert_eq!(names.len(), 18, "every action: {names:?}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod cron;
 pub mod engine;
 pub mod expr;
 pub mod journal;
+pub mod keep;
 pub mod json;
 pub mod limits;
 pub mod meta;

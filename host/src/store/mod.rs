@@ -22,6 +22,7 @@ pub mod outbox;
 pub mod page;
 pub mod plugin_mocks;
 pub mod plugin_versions;
+pub mod playbook_state;
 pub mod plugins;
 pub mod points;
 pub mod pollers;
