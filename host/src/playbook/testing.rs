@@ -58,7 +58,7 @@
 //! point = { to = "ann", points = 10 }
 //!
 //! [expect.state]                          # optional: what the playbook keeps at the end
-//! next-index = 5                          # (`state_set`); a key set to () is not kept
+//! next-index = 5                          # (`state_set`), these keys with these values
 //! ```
 //!
 //! The points a run records are in its report ([`CaseReport::records`]), each with the

@@ -18,8 +18,7 @@ pub(super) fn register_keep(engine: &mut Engine, state: &Shared) {
     engine.register_fn("state_set", move |key: &str, value: Dynamic| {
         let invalid = |e: String| act_error("invalid-input", format!("state_set: {e}"), "state_set");
         keep::check_key(key).map_err(|e| invalid(e.to_string()))?;
-        // A byte more than the limit, so a value just over it is told by its size.
-        let value = crate::playbook::json::to_json_value(&value, MAX_VALUE_BYTES + 1)
+        let value = crate::playbook::json::to_json_value(&value, MAX_VALUE_BYTES)
             .map_err(|e| invalid(format!("the value of '{key}': {e}")))?;
         keep::check_value(key, &value).map_err(|e| invalid(e.to_string()))?;
         take(
