@@ -50,10 +50,19 @@ async fn month_end_gives_in_turn_until_the_balance_is_spent_and_carries_the_turn
     fake.add_user("5f1a00000000000000000d01", "dee", "Dee", "Ramos");
     let cli = Cli::new();
     let mut printed = String::new();
-    printed.push_str(&cli.ok(&["plugin", "install", crate::support::dist().join("bonusly").to_str().unwrap()]));
+    printed.push_str(&cli.ok(&[
+        "plugin",
+        "install",
+        crate::support::dist().join("bonusly").to_str().unwrap(),
+    ]));
     printed.push_str(&cli.ok(&["plugin", "grant", "bonusly", "--requested"]));
     printed.push_str(&cli.ok(&["plugin", "grant", "bonusly", "--http", &fake.base_url()]));
-    printed.push_str(&cli.ok(&["plugin", "config", "bonusly", &format!("base_url={}", fake.base_url())]));
+    printed.push_str(&cli.ok(&[
+        "plugin",
+        "config",
+        "bonusly",
+        &format!("base_url={}", fake.base_url()),
+    ]));
     connector::set_secret(&cli, "bonusly", "access-token", TOKEN, &mut printed);
     bundled_playbook(&cli, PLAYBOOK);
     let listed = cli.ok(&["playbook", "list"]);
@@ -66,12 +75,19 @@ async fn month_end_gives_in_turn_until_the_balance_is_spent_and_carries_the_turn
     assert_eq!(given(&fake, 0), tens(&["ana", "cy"]));
     assert_eq!(fake.giving_balance("bo"), 5);
     let out = &run["run"]["output"];
-    assert_eq!((out["balance"].clone(), out["given"].clone(), out["left"].clone()), (json!(25), json!(2), json!(5)), "{out}");
+    assert_eq!(
+        (out["balance"].clone(), out["given"].clone(), out["left"].clone()),
+        (json!(25), json!(2), json!(5)),
+        "{out}"
+    );
     assert_eq!(out["gifts"][1]["to"], "cy", "{out}");
     assert_eq!(out["refused"], "", "{out}");
     let log = logged(&run);
     assert!(log[0].starts_with("gave +10 to @ana (bonus 6a7b"), "{log:?}");
-    assert!(log[1].starts_with("gave +10 to @cy") && log[1].ends_with("5 points left to give"), "{log:?}");
+    assert!(
+        log[1].starts_with("gave +10 to @cy") && log[1].ends_with("5 points left to give"),
+        "{log:?}"
+    );
 
     // December: 35 points. The turn goes on after cy: dee, then round to ana and cy.
     fake.set_giving_balance("bo", 35);
@@ -89,7 +105,14 @@ async fn month_end_gives_in_turn_until_the_balance_is_spent_and_carries_the_turn
         .find(|s| s["request"]["action"] == "give-bonus")
         .map(|s| s["seq"].as_i64().unwrap())
         .unwrap();
-    printed.push_str(&cli.ok(&["run", "restart", &second, "--from-step", &gives_step.to_string(), "--follow"]));
+    printed.push_str(&cli.ok(&[
+        "run",
+        "restart",
+        &second,
+        "--from-step",
+        &gives_step.to_string(),
+        "--follow",
+    ]));
     let again: Value = serde_json::from_str(&cli.ok(&["run", "show", &second, "--json"])).unwrap();
     assert_eq!(again["run"]["status"], "completed", "{again}");
     assert_eq!(again["run"]["output"]["given"], 3);
@@ -99,7 +122,10 @@ async fn month_end_gives_in_turn_until_the_balance_is_spent_and_carries_the_turn
     // 5 points left: nothing is given, and the turn stays after cy.
     let (_, run) = run_month_end(&cli, &people);
     assert_eq!(run["run"]["output"]["given"], 0);
-    assert_eq!(logged(&run), ["5 points left to give: less than 10, nothing given"]);
+    assert_eq!(
+        logged(&run),
+        ["5 points left to give: less than 10, nothing given"]
+    );
     assert_eq!(fake.given().len(), 5);
     let store = store_of(&cli).await;
     assert_eq!(
@@ -110,14 +136,29 @@ async fn month_end_gives_in_turn_until_the_balance_is_spent_and_carries_the_turn
     // The gifts chart has the five points, 10 each.
     let now = osprey::store::now_ms();
     let top = store
-        .point_top(PLAYBOOK, "gifts", now - 86_400_000, now + 60_000, "to", Some("points"), 10)
+        .point_top(
+            PLAYBOOK,
+            "gifts",
+            now - 86_400_000,
+            now + 60_000,
+            "to",
+            Some("points"),
+            10,
+        )
         .await
         .unwrap();
     let mut top: Vec<(String, f64)> = top;
     top.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(
         top,
-        [("ana".to_owned(), 20.0), ("cy".to_owned(), 20.0), ("dee".to_owned(), 10.0)]
+        [
+            ("ana".to_owned(), 20.0),
+            ("cy".to_owned(), 20.0),
+            ("dee".to_owned(), 10.0)
+        ]
     );
-    assert!(!printed.contains(TOKEN), "the token leaked into what Osprey printed");
+    assert!(
+        !printed.contains(TOKEN),
+        "the token leaked into what Osprey printed"
+    );
 }

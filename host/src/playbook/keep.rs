@@ -66,7 +66,10 @@ mod tests {
         let e = check_value("k", &json!("x".repeat(MAX_VALUE_BYTES)))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("the value of 'k' is 16386 bytes as JSON; at most 16384 bytes"), "{e}");
+        assert!(
+            e.contains("the value of 'k' is 16386 bytes as JSON; at most 16384 bytes"),
+            "{e}"
+        );
         let deep = (0..10).fold(json!(1), |v, _| json!([v]));
         let e = check_value("k", &deep).unwrap_err().to_string();
         assert!(e.contains("at most 8"), "{e}");

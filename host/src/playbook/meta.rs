@@ -526,7 +526,10 @@ wall_time = "2s"
             });
             assert_eq!(zone.as_deref(), Some("Europe/London"), "{key}");
         }
-        let none = parse("name = \"x\"\ndescription = \"d\"\n[[triggers]]\nkind = \"cron\"\nschedule = \"0 9 * * *\"\n").unwrap();
+        let none = parse(
+            "name = \"x\"\ndescription = \"d\"\n[[triggers]]\nkind = \"cron\"\nschedule = \"0 9 * * *\"\n",
+        )
+        .unwrap();
         assert!(
             none.cron_triggers()
                 .all(|(_, t)| matches!(t, Trigger::Cron { timezone: None, .. })),

@@ -57,13 +57,12 @@ impl Store {
             )));
         }
         let mut tx = self.writer.begin().await?;
-        let others: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM playbook_state WHERE playbook = $1 AND name <> $2",
-        )
-        .bind(&playbook)
-        .bind(key)
-        .fetch_one(&mut *tx)
-        .await?;
+        let others: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM playbook_state WHERE playbook = $1 AND name <> $2")
+                .bind(&playbook)
+                .bind(key)
+                .fetch_one(&mut *tx)
+                .await?;
         if others as usize >= max_keys {
             return Err(StoreError::Invalid(format!(
                 "playbook '{playbook}' already keeps {others} keys, the most a playbook may; \
@@ -105,30 +104,64 @@ mod tests {
         }
     }
 
-    both_dialects!(a_playbook_keeps_its_values_between_runs_and_only_its_own, |store| {
-        store.create_run(&new_run("r1", "giver")).await.unwrap();
-        store.create_run(&new_run("r2", "giver")).await.unwrap();
-        store.create_run(&new_run("r3", "other")).await.unwrap();
-        assert_eq!(store.playbook_state("r1", "next").await.unwrap(), None);
-        store.set_playbook_state("r1", "next", &json!(2), 2).await.unwrap();
-        // Taken again (a crash mid-step): the same value, nothing new.
-        store.set_playbook_state("r1", "next", &json!(2), 2).await.unwrap();
-        assert_eq!(store.playbook_state("r2", "next").await.unwrap(), Some(json!(2)));
-        assert_eq!(store.playbook_state("r3", "next").await.unwrap(), None, "another playbook's");
-        store.set_playbook_state("r2", "next", &json!({"i": 3}), 2).await.unwrap();
-        assert_eq!(store.playbook_state("r1", "next").await.unwrap(), Some(json!({"i": 3})));
+    both_dialects!(
+        a_playbook_keeps_its_values_between_runs_and_only_its_own,
+        |store| {
+            store.create_run(&new_run("r1", "giver")).await.unwrap();
+            store.create_run(&new_run("r2", "giver")).await.unwrap();
+            store.create_run(&new_run("r3", "other")).await.unwrap();
+            assert_eq!(store.playbook_state("r1", "next").await.unwrap(), None);
+            store
+                .set_playbook_state("r1", "next", &json!(2), 2)
+                .await
+                .unwrap();
+            // Taken again (a crash mid-step): the same value, nothing new.
+            store
+                .set_playbook_state("r1", "next", &json!(2), 2)
+                .await
+                .unwrap();
+            assert_eq!(store.playbook_state("r2", "next").await.unwrap(), Some(json!(2)));
+            assert_eq!(
+                store.playbook_state("r3", "next").await.unwrap(),
+                None,
+                "another playbook's"
+            );
+            store
+                .set_playbook_state("r2", "next", &json!({"i": 3}), 2)
+                .await
+                .unwrap();
+            assert_eq!(
+                store.playbook_state("r1", "next").await.unwrap(),
+                Some(json!({"i": 3}))
+            );
 
-        // Bounded: a new key past the most is refused; an existing one still changes.
-        store.set_playbook_state("r1", "seen", &json!([]), 2).await.unwrap();
-        let e = store.set_playbook_state("r1", "third", &json!(1), 2).await.unwrap_err();
-        assert!(e.to_string().contains("already keeps 2 keys"), "{e}");
-        store.set_playbook_state("r1", "seen", &json!([1]), 2).await.unwrap();
-        // `()` removes a key, which makes room.
-        store.set_playbook_state("r1", "seen", &serde_json::Value::Null, 2).await.unwrap();
-        assert_eq!(store.playbook_state("r1", "seen").await.unwrap(), None);
-        store.set_playbook_state("r1", "third", &json!(1), 2).await.unwrap();
+            // Bounded: a new key past the most is refused; an existing one still changes.
+            store
+                .set_playbook_state("r1", "seen", &json!([]), 2)
+                .await
+                .unwrap();
+            let e = store
+                .set_playbook_state("r1", "third", &json!(1), 2)
+                .await
+                .unwrap_err();
+            assert!(e.to_string().contains("already keeps 2 keys"), "{e}");
+            store
+                .set_playbook_state("r1", "seen", &json!([1]), 2)
+                .await
+                .unwrap();
+            // `()` removes a key, which makes room.
+            store
+                .set_playbook_state("r1", "seen", &serde_json::Value::Null, 2)
+                .await
+                .unwrap();
+            assert_eq!(store.playbook_state("r1", "seen").await.unwrap(), None);
+            store
+                .set_playbook_state("r1", "third", &json!(1), 2)
+                .await
+                .unwrap();
 
-        let e = store.playbook_state("nope", "next").await.unwrap_err();
-        assert!(e.to_string().contains("no run nope"), "{e}");
-    });
+            let e = store.playbook_state("nope", "next").await.unwrap_err();
+            assert!(e.to_string().contains("no run nope"), "{e}");
+        }
+    );
 }

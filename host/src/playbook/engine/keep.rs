@@ -11,7 +11,8 @@ use rhai::{Dynamic, Engine};
 pub(super) fn register_keep(engine: &mut Engine, state: &Shared) {
     let s = state.clone();
     engine.register_fn("state_get", move |key: &str| {
-        keep::check_key(key).map_err(|e| act_error("invalid-input", format!("state_get: {e}"), "state_get"))?;
+        keep::check_key(key)
+            .map_err(|e| act_error("invalid-input", format!("state_get: {e}"), "state_get"))?;
         take(&s, Act::StateGet { key: key.into() })
     });
     let s = state.clone();
