@@ -207,4 +207,22 @@ mod tests {
         assert_eq!(utc, at("2026-07-01T09:00:00Z"));
         assert_eq!(ny, at("2026-07-01T13:00:00Z"));
     }
+
+    #[test]
+    fn daylight_saving_time_is_the_zones() {
+        // Europe/London goes to BST (UTC+1) on 2027-03-28 at 01:00 UTC: 09:00 local is 09:00Z
+        // the day before and 08:00Z from that day on; and back on 2027-10-31.
+        let cron = parse_cron("0 9 * * *").unwrap();
+        let london: chrono_tz::Tz = "Europe/London".parse().unwrap();
+        let before = next_after(&cron, london, at("2027-03-26T12:00:00Z")).unwrap();
+        let first = next_after(&cron, london, before).unwrap();
+        assert_eq!(before, at("2027-03-27T09:00:00Z"));
+        assert_eq!(first, at("2027-03-28T08:00:00Z"));
+        let autumn = next_after(&cron, london, at("2027-10-31T00:00:00Z")).unwrap();
+        assert_eq!(autumn, at("2027-10-31T09:00:00Z"));
+        // The half hours of the seed's schedule on a 30th in summer are an hour earlier in UTC.
+        let seed = parse_cron("*/30 9-14 30 * *").unwrap();
+        let june = next_after(&seed, london, at("2027-06-01T00:00:00Z")).unwrap();
+        assert_eq!(june, at("2027-06-30T08:00:00Z"));
+    }
 }

@@ -47,6 +47,7 @@ mod preprocess;
 mod rbac;
 mod schemathesis;
 mod seed_bitcoin;
+mod seed_bonusly;
 mod seed_deputise;
 mod seed_domain_request;
 mod serve;

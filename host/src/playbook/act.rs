@@ -73,6 +73,12 @@ pub enum Act {
     /// `past_runs(#{ output, input, limit })`: this playbook's completed runs that match
     /// (`playbook/past_runs.rs`; journaled, as it changes between runs).
     PastRuns(Map<String, Value>),
+    /// `state_get(key)`: what the playbook kept under `key` (`keep.rs`; journaled: it
+    /// changes between runs).
+    StateGet { key: String },
+    /// `state_set(key, value)`: keep `value` under `key` for the playbook's next runs
+    /// (`()` removes it).
+    StateSet { key: String, value: Value },
 }
 
 /// The arguments of `indicator_set`, read from what the script gave.
@@ -104,6 +110,8 @@ impl Act {
             Act::Record { .. } => "record",
             Act::IncidentSearch(_) => "incidents",
             Act::PastRuns(_) => "past_runs",
+            Act::StateGet { .. } => "state_get",
+            Act::StateSet { .. } => "state_set",
         }
     }
 
@@ -397,6 +405,19 @@ mod tests {
                         .clone(),
                 ),
             ),
+            (
+                json!({"action": "state_get", "args": {"key": "next-index"}}),
+                Act::StateGet {
+                    key: "next-index".into(),
+                },
+            ),
+            (
+                json!({"action": "state_set", "args": {"key": "next-index", "value": 3}}),
+                Act::StateSet {
+                    key: "next-index".into(),
+                    value: json!(3),
+                },
+            ),
         ];
         let mut names = std::collections::BTreeSet::new();
         for (request, act) in stored {
@@ -408,7 +429,7 @@ mod tests {
             assert_eq!(call.args(), request["args"]);
             names.insert(call.act.name());
         }
-        assert_eq!(names.len(), 17, "every action: {names:?}");
+        assert_eq!(names.len(), 19, "every action: {names:?}");
     }
 
     #[test]

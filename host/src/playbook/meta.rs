@@ -129,8 +129,9 @@ pub enum Trigger {
     /// seconds first.
     Cron {
         schedule: String,
-        /// IANA time zone, such as "Europe/London"; default: the server's `schedule.timezone`.
-        #[serde(default)]
+        /// IANA time zone, such as "Europe/London" (written `timezone` or `zone`); default:
+        /// the server's `runs.timezone` (UTC unless set). Daylight saving time is the zone's.
+        #[serde(default, alias = "zone")]
         timezone: Option<String>,
         /// What to do about occurrences missed while no server ran.
         #[serde(default)]
@@ -513,6 +514,30 @@ wall_time = "2s"
     }
 
     #[test]
+    fn a_cron_zone_is_written_zone_or_timezone() {
+        for key in ["zone", "timezone"] {
+            let text = format!(
+                "name = \"x\"\ndescription = \"d\"\n[[triggers]]\nkind = \"cron\"\nschedule = \"*/30 9-14 30 * *\"\n{key} = \"Europe/London\"\n"
+            );
+            let m = parse(&text).unwrap();
+            let zone = m.cron_triggers().find_map(|(_, t)| match t {
+                Trigger::Cron { timezone, .. } => timezone.clone(),
+                _ => None,
+            });
+            assert_eq!(zone.as_deref(), Some("Europe/London"), "{key}");
+        }
+        let none = parse(
+            "name = \"x\"\ndescription = \"d\"\n[[triggers]]\nkind = \"cron\"\nschedule = \"0 9 * * *\"\n",
+        )
+        .unwrap();
+        assert!(
+            none.cron_triggers()
+                .all(|(_, t)| matches!(t, Trigger::Cron { timezone: None, .. })),
+            "no zone: the server's default (UTC unless runs.timezone says otherwise)"
+        );
+    }
+
+    #[test]
     fn errors_carry_the_line_and_the_reason() {
         let cases = [
             (
@@ -524,6 +549,11 @@ wall_time = "2s"
                 "name = \"x\"\ndescription = \"d\"\n[[triggers]]\nkind = \"cron\"\nschedule = \"* * * * *\"\ntimezone = \"Mars/Olympus\"\n",
                 3,
                 "IANA",
+            ),
+            (
+                "name = \"x\"\ndescription = \"d\"\n[[triggers]]\nkind = \"cron\"\nschedule = \"* * * * *\"\nzone = \"Europe/Londres\"\n",
+                3,
+                "'Europe/Londres' is not an IANA time zone",
             ),
             (
                 "name = \"x\"\ndescription = \"d\"\nsla = \"soon\"\n",

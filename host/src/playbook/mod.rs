@@ -13,6 +13,7 @@ pub mod engine;
 pub mod expr;
 pub mod journal;
 pub mod json;
+pub mod keep;
 pub mod limits;
 pub mod meta;
 pub mod past_runs;

@@ -25,6 +25,9 @@
 //! type = "ransomware"
 //! created_at = 1798761600000
 //!
+//! [state]                                 # optional: what the playbook kept from earlier
+//! next-index = 2                          # runs, as `state_get(key)` reads it
+//!
 //! [[answer]]                              # answers the run's questions (ask/approve/form), in order
 //! answer = "block now"                    # the option, true/false, or a map of a form's fields
 //! by = "user:owner"                       # optional (default "user:tester"); comment = "..." too
@@ -58,6 +61,9 @@
 //! [[expect.record]]                       # optional: a chart point was recorded (`record`)
 //! series = "gifts"                        # in this series, with at least these fields
 //! point = { to = "ann", points = 10 }
+//!
+//! [expect.state]                          # optional: what the playbook keeps at the end
+//! next-index = 5                          # (`state_set`), these keys with these values
 //! ```
 //!
 //! The points a run records are in its report ([`CaseReport::records`]), each with the
@@ -114,6 +120,9 @@ pub struct Case {
     /// The playbook's earlier completed runs, newest first, that `past_runs` looks at.
     #[serde(default, rename = "past_run")]
     pub past_runs: Vec<CannedPastRun>,
+    /// What the playbook kept from its earlier runs: what `state_get(key)` reads.
+    #[serde(default)]
+    pub state: serde_json::Map<String, Value>,
     pub expect: Expect,
 }
 
@@ -288,6 +297,9 @@ pub struct Expect {
     /// at least these fields.
     #[serde(default, rename = "record")]
     pub records: Vec<Value>,
+    /// `[expect.state]`: what the playbook keeps at the end (`state_set`), key by key.
+    #[serde(default)]
+    pub state: Option<serde_json::Map<String, Value>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -435,6 +447,9 @@ struct MockState {
     incidents: Vec<Value>,
     /// The earlier runs `past_runs` answers from: (id, origin, input, output, finished at).
     past: Vec<(String, String, Value, Value, i64)>,
+    /// What each playbook keeps (`state_get`, `state_set`), by the run id it runs as here
+    /// (one per playbook: `test-run` and `test-run-NAME` for a child).
+    kept: std::collections::BTreeMap<String, serde_json::Map<String, Value>>,
 }
 
 /// Why a question of a test case has no answer.
@@ -590,7 +605,7 @@ impl Effects for MockEffects {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clock
     }
 
-    fn act(&mut self, call: &ActCall, _: &str, key: &str) -> Result<Value, ActError> {
+    fn act(&mut self, call: &ActCall, run_id: &str, key: &str) -> Result<Value, ActError> {
         // Offline, changes to incidents and lists succeed and change nothing; the steps
         // taken (`expect.steps`) show them; a new incident's id is `test-incident-STEP`. No
         // indicator is known. A question is checked as a server would check it, and
@@ -659,6 +674,29 @@ impl Effects for MockEffects {
                 out.insert("expires_at".into(), expires_at);
                 out.insert("new".into(), true.into());
                 Ok(Value::Object(out))
+            }
+            Act::StateGet { key } => {
+                let st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+                let kept = st.kept.get(run_id).and_then(|k| k.get(key));
+                Ok(kept.cloned().unwrap_or(Value::Null))
+            }
+            Act::StateSet { key, value } => {
+                let mut st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+                let kept = st.kept.entry(run_id.to_owned()).or_default();
+                if value.is_null() {
+                    kept.remove(key);
+                } else if !kept.contains_key(key) && kept.len() >= super::keep::MAX_KEYS {
+                    return Err(ActError::Invalid {
+                        action: "state_set",
+                        message: format!(
+                            "the playbook already keeps {} keys, the most a playbook may",
+                            kept.len()
+                        ),
+                    });
+                } else {
+                    kept.insert(key.clone(), value.clone());
+                }
+                Ok(Value::Null)
             }
             Act::Record { series, point } => {
                 let mut st = self.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -836,6 +874,7 @@ pub fn run_case(
         records: Vec::new(),
         incidents: case.incidents.clone(),
         past,
+        kept: [(run.run_id.clone(), case.state.clone())].into(),
     }));
     let effects: Box<dyn Effects> = Box::new(MockEffects(state.clone(), 0));
     let keep_waiting = case.expect.status == ExpectedStatus::Waiting;
@@ -910,6 +949,17 @@ pub fn run_case(
                         .join(", ")
                 }
             ));
+        }
+    }
+    if let Some(want) = &case.expect.state {
+        let kept = st.kept.get(&run.run_id).cloned().unwrap_or_default();
+        for (key, value) in want {
+            let got = kept.get(key).unwrap_or(&Value::Null);
+            if got != value {
+                problems.push(format!(
+                    "expected the playbook to keep {key} = {value}, it keeps {got}"
+                ));
+            }
         }
     }
     for u in &st.unanswered {

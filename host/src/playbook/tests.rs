@@ -1367,3 +1367,52 @@ fn a_run_records_at_most_its_limit_of_points() {
     assert!(report.passed(), "{:?}", report.problems);
     assert_eq!(report.records.len(), super::chart::MAX_POINTS_PER_RUN);
 }
+
+#[test]
+fn state_is_kept_between_runs_through_journaled_steps_and_refuses_bad_keys_and_values() {
+    use super::testing;
+    let dir = tempfile::tempdir().unwrap();
+    let pb = playbook_in(
+        dir.path(),
+        "",
+        r#"
+        let before = state_get("turn");
+        state_set("turn", before + 1);
+        state_set("gone", ());
+        let refused = [];
+        try { state_set("Bad Key", 1); } catch (e) { refused.push(e.message); }
+        try { state_get(""); } catch (e) { refused.push(e.message); }
+        let big = "";
+        for i in 0..17000 { big += "x"; }
+        try { state_set("big", big); } catch (e) { refused.push(e.message); }
+        #{ before: before, after: state_get("turn"), gone: state_get("gone") == (), refused: refused }
+        "#,
+    );
+    let file = dir.path().join("tests/case.toml");
+    let case: testing::Case = toml::from_str(
+        r#"
+[state]
+turn = 4
+gone = "x"
+
+[expect]
+status = "completed"
+steps = ["state_get", "state_set", "state_set", "state_get", "state_get"]
+output = { before = 4, after = 5, gone = true, refused = [
+  "state_set: state key name 'Bad Key' must be 1-64 lower-case letters, digits and dashes, starting with a letter",
+  "state_get: state key name '' must be 1-64 lower-case letters, digits and dashes, starting with a letter",
+  "state_set: the value of 'big': the value is larger than 16384 bytes as JSON",
+] }
+
+[[expect.act]]
+action = "state_set"
+args = { key = "turn", value = 5 }
+
+[expect.state]
+turn = 5
+"#,
+    )
+    .unwrap();
+    let report = testing::run_case(&pb, &file, &case, &super::RunLimits::default(), None);
+    assert!(report.passed(), "{:?}", report.problems);
+}

@@ -245,6 +245,18 @@ pub(super) async fn perform(
                 .map_err(store_err)?;
             Ok(serde_json::to_value(found).expect("incidents serialise"))
         }
+        Act::StateGet { key } => Ok(store
+            .playbook_state(run_id, key)
+            .await
+            .map_err(store_err)?
+            .unwrap_or(Value::Null)),
+        Act::StateSet { key, value } => {
+            store
+                .set_playbook_state(run_id, key, value, crate::playbook::keep::MAX_KEYS)
+                .await
+                .map_err(store_err)?;
+            Ok(Value::Null)
+        }
     }
 }
 

@@ -20,6 +20,7 @@ mod kv;
 pub mod lists;
 pub mod outbox;
 pub mod page;
+pub mod playbook_state;
 pub mod plugin_mocks;
 pub mod plugin_versions;
 pub mod plugins;

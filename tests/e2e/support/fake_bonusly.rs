@@ -130,6 +130,43 @@ impl FakeBonusly {
             .giving_balance
     }
 
+    /// Set `username`'s giving balance (a new month's allowance).
+    pub fn set_giving_balance(&self, username: &str, points: i64) {
+        let mut books = self.shared.books.lock().unwrap();
+        let user = books.users.iter_mut().find(|u| u.username == username).unwrap();
+        user.giving_balance = points;
+    }
+
+    /// Add a user to the company, with nothing to give.
+    pub fn add_user(&self, id: &str, username: &str, first: &str, last: &str) {
+        self.shared.books.lock().unwrap().users.push(User {
+            id: id.into(),
+            username: username.into(),
+            email: format!("{username}@example.com"),
+            first_name: first.into(),
+            last_name: last.into(),
+            giving_balance: 0,
+            earning_balance: 0,
+        });
+    }
+
+    /// The bonuses given so far, in order: each receiver's username with the amount.
+    pub fn given(&self) -> Vec<(String, i64)> {
+        let books = self.shared.books.lock().unwrap();
+        books
+            .bonuses
+            .iter()
+            .flat_map(|b| {
+                let amount = b["amount"].as_i64().unwrap_or(0);
+                b["receivers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(move |r| (r["username"].as_str().unwrap_or("").to_owned(), amount))
+            })
+            .collect()
+    }
+
     pub fn rate_limited(&self, on: bool) {
         self.shared.rate_limited.store(on, Ordering::SeqCst);
     }

@@ -11,7 +11,7 @@ use rhai::{Dynamic, Engine, EvalAltResult, Map, Position};
 use serde_json::Value;
 
 /// A catchable error map `#{ kind, message, retryable: false, action }`.
-fn act_error(kind: &str, message: String, action: &str) -> Box<EvalAltResult> {
+pub(super) fn act_error(kind: &str, message: String, action: &str) -> Box<EvalAltResult> {
     let mut e = Map::new();
     e.insert("kind".into(), kind.into());
     e.insert("message".into(), message.into());
@@ -23,7 +23,7 @@ fn act_error(kind: &str, message: String, action: &str) -> Box<EvalAltResult> {
 /// Take `act` as a step: from the journal, or performed through the effects and recorded.
 /// The run's incident goes with it; an action on the run's incident in a run without one
 /// is refused before any step.
-fn take(state: &Shared, act: Act) -> Result<Dynamic, Box<EvalAltResult>> {
+pub(super) fn take(state: &Shared, act: Act) -> Result<Dynamic, Box<EvalAltResult>> {
     take_for(state, act, None)
 }
 
@@ -255,6 +255,7 @@ pub(super) fn register_acts(engine: &mut Engine, state: &Shared) {
             },
         )
     });
+    super::keep::register_keep(engine, state);
     let s = state.clone();
     engine.register_fn("notify", move |to: &str, message: &str| {
         take(

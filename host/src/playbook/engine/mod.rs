@@ -20,6 +20,7 @@
 //!   the stops (waiting, failures, limits).
 //! - `functions.rs`: the script functions with an effect (`invoke`, `sleep`, `now`,
 //!   `random`, `log`, ...); `acts.rs`: those that change what Osprey keeps and ask people.
+//! - `keep.rs`: `state_get` and `state_set`, what a playbook keeps between its runs.
 //! - `playbooks.rs`: `playbook(name, input)`, a child playbook started and waited for.
 //! - `guards.rs`: the limits checked as the script runs (memory, wall time, containers).
 //! - `replay.rs`: a replay from start to end, and how it ended.
@@ -28,6 +29,7 @@ mod acts;
 mod effects;
 mod functions;
 mod guards;
+mod keep;
 mod playbooks;
 mod replay;
 mod script;
