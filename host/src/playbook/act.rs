@@ -70,6 +70,10 @@ pub enum Act {
     /// changes between runs), read by `search::IncidentQuery`.
     #[serde(rename = "incidents")]
     IncidentSearch(Map<String, Value>),
+    /// `alerts(#{ field, value, since, limit })`: a search of received alerts by a field
+    /// (journaled: it changes between runs), read by `alert_search::AlertQuery`.
+    #[serde(rename = "alerts")]
+    AlertSearch(Map<String, Value>),
 }
 
 /// The arguments of `indicator_set`, read from what the script gave.
@@ -100,6 +104,7 @@ impl Act {
             Act::SendEmail(_) => "send_email",
             Act::Record { .. } => "record",
             Act::IncidentSearch(_) => "incidents",
+            Act::AlertSearch(_) => "alerts",
         }
     }
 
@@ -384,6 +389,15 @@ mod tests {
                         .clone(),
                 ),
             ),
+            (
+                json!({"action": "alerts", "args": {"field": "probe_id", "value": "p-1", "since": 1000}}),
+                Act::AlertSearch(
+                    json!({"field": "probe_id", "value": "p-1", "since": 1000})
+                        .as_object()
+                        .unwrap()
+                        .clone(),
+                ),
+            ),
         ];
         let mut names = std::collections::BTreeSet::new();
         for (request, act) in stored {
@@ -395,7 +409,7 @@ mod tests {
             assert_eq!(call.args(), request["args"]);
             names.insert(call.act.name());
         }
-        assert_eq!(names.len(), 16, "every action: {names:?}");
+        assert_eq!(names.len(), 17, "every action: {names:?}");
     }
 
     #[test]

@@ -25,6 +25,11 @@
 //! type = "ransomware"
 //! created_at = 1798761600000
 //!
+//! [[alerts]]                              # optional: the alerts `alerts(...)` finds (filtered
+//! id = "a1"                               # by its search and the virtual clock: one received
+//! received_at = 1798761660000             # later than the search is not there yet)
+//! data = { probe_id = "p-1" }
+//!
 //! [[answer]]                              # answers the run's questions (ask/approve/form), in order
 //! answer = "block now"                    # the option, true/false, or a map of a form's fields
 //! by = "user:owner"                       # optional (default "user:tester"); comment = "..." too
@@ -106,6 +111,10 @@ pub struct Case {
     /// The incidents the server would have: what `incidents(...)` searches, offline.
     #[serde(default)]
     pub incidents: Vec<Value>,
+    /// The alerts the server would have received (`received_at` on the virtual clock, the
+    /// sender's fields in `data`): what `alerts(...)` searches, offline.
+    #[serde(default)]
+    pub alerts: Vec<Value>,
     pub expect: Expect,
 }
 
@@ -409,6 +418,8 @@ struct MockState {
     records: Vec<Value>,
     /// The case's incidents, for `incidents(...)`.
     incidents: Vec<Value>,
+    /// The case's alerts, for `alerts(...)`.
+    alerts: Vec<Value>,
 }
 
 /// Why a question of a test case has no answer.
@@ -581,6 +592,20 @@ impl Effects for MockEffects {
                     .collect();
                 // The newest first, as the server answers.
                 found.sort_by_key(|i| std::cmp::Reverse(i["created_at"].as_i64()));
+                found.truncate(query.limit as usize);
+                Ok(Value::Array(found))
+            }
+            Act::AlertSearch(filter) => {
+                let query = super::alert_search::AlertQuery::read(filter)?;
+                let st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+                let mut found: Vec<Value> = st
+                    .alerts
+                    .iter()
+                    .filter(|a| query.matches(a, st.clock))
+                    .cloned()
+                    .collect();
+                // The newest first, as the server answers.
+                found.sort_by_key(|a| std::cmp::Reverse(a["received_at"].as_i64()));
                 found.truncate(query.limit as usize);
                 Ok(Value::Array(found))
             }
@@ -770,6 +795,7 @@ pub fn run_case(
         asked: Vec::new(),
         records: Vec::new(),
         incidents: case.incidents.clone(),
+        alerts: case.alerts.clone(),
     }));
     let effects: Box<dyn Effects> = Box::new(MockEffects(state.clone(), 0));
     let keep_waiting = case.expect.status == ExpectedStatus::Waiting;

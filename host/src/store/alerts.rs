@@ -193,6 +193,39 @@ impl Store {
         self.alerts_where(condition, source, limit).await
     }
 
+    /// The newest alerts received since `since` (Unix ms) whose top-level field `field` holds
+    /// `value` (text, or a number's decimal text), at most `limit`. The field name is bound
+    /// (as a JSON path on SQLite, a key on PostgreSQL), never put in the SQL; the time bound
+    /// uses the index on `received_at`.
+    pub async fn alerts_with_field(
+        &self,
+        field: &str,
+        value: &str,
+        since: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredAlert>> {
+        let (held, key) = match self.dialect {
+            super::Dialect::Sqlite => (
+                "CAST(json_extract(data, $2) AS TEXT)",
+                format!("$.\"{}\"", field.replace('"', "")),
+            ),
+            super::Dialect::Postgres => ("(data::jsonb ->> CAST($2 AS TEXT))", field.to_owned()),
+        };
+        let sql = format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE received_at >= $4 AND {held} = $3 \
+             ORDER BY received_at DESC, id DESC LIMIT $1"
+        );
+        // Only fixed SQL text is put together here; every value is bound.
+        let rows: Vec<AlertRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(limit)
+            .bind(key)
+            .bind(value)
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(alert_from_row).collect()
+    }
+
     /// Alerts matching `condition` (SQL after WHERE, with its ORDER BY), where `$1` is the
     /// limit and `$2` is `value`.
     pub(super) async fn alerts_where(

@@ -191,6 +191,11 @@ pub(super) fn register_acts(engine: &mut Engine, state: &Shared) {
     engine.register_fn("incidents", move || {
         take(&s, Act::IncidentSearch(Default::default()))
     });
+    // A search of received alerts by a field: journaled too.
+    let s = state.clone();
+    engine.register_fn("alerts", move |filter: Map| {
+        take(&s, Act::AlertSearch(json_map(&s, filter)?))
+    });
     let s = state.clone();
     engine.register_fn("send_email", move |spec: Map| {
         take(&s, Act::SendEmail(json_map(&s, spec)?))
