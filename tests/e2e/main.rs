@@ -47,6 +47,7 @@ mod preprocess;
 mod rbac;
 mod schemathesis;
 mod seed_bitcoin;
+mod seed_defence_validation;
 mod serve;
 mod servicenow;
 mod slack;
