@@ -107,7 +107,11 @@ async fn blocked_probes_open_nothing_and_a_missing_siem_alert_opens_an_incident(
     assert_eq!(out["failed"], json!([]), "{out}");
     let marker = out["alert"]["probe"].as_str().unwrap().to_owned();
     assert_eq!(out["alert"]["arrived"], true, "{out}");
-    assert_eq!(filter.seen(), [marker.clone()], "the probe's id went with the download");
+    assert_eq!(
+        filter.seen(),
+        [marker.clone()],
+        "the probe's id went with the download"
+    );
     // The alert found is the SIEM's, carrying the probe's id.
     let alerts = json_lines(&cli.ok(&["alert", "list", "--source", "siem", "--json"]));
     let alert = alerts
@@ -128,7 +132,11 @@ async fn blocked_probes_open_nothing_and_a_missing_siem_alert_opens_an_incident(
         "check_every_seconds": 1,
     });
     let out = run_playbook(&cli, &store, PLAYBOOK, &input.to_string()).await;
-    assert_eq!((out["failed"].clone(), out["alert"]["arrived"].clone()), (json!([]), json!(false)), "{out}");
+    assert_eq!(
+        (out["failed"].clone(), out["alert"]["arrived"].clone()),
+        (json!([]), json!(false)),
+        "{out}"
+    );
     let marker = out["alert"]["probe"].as_str().unwrap();
     let incidents = validation_incidents(&cli);
     assert_eq!(incidents.len(), 1, "{incidents:?}");
@@ -147,7 +155,10 @@ async fn each_control_that_lets_its_probe_through_opens_a_critical_incident_nami
     // No download is blocked here, so the filter's SIEM has nothing to say.
     let filter = FakeWebFilter::start().await;
     let tls = FakeTls::start().await;
-    install_probe(&cli, &[format!("http://{}", filter.addr), format!("https://{}", tls.addr)]);
+    install_probe(
+        &cli,
+        &[format!("http://{}", filter.addr), format!("https://{}", tls.addr)],
+    );
     // The TLS policy accepts the certificate: its CA is in the trust store the run reads.
     let ca = cli.data_dir().join("test-ca.pem");
     std::fs::write(&ca, &tls.ca_pem).unwrap();
@@ -166,24 +177,45 @@ async fn each_control_that_lets_its_probe_through_opens_a_critical_incident_nami
         .env("SSL_CERT_FILE", &ca)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     let id = run_id(&text(&out.stdout));
     let run = store_of(&cli).await.run(&id).await.unwrap().unwrap();
     assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
     let output = run.output.unwrap();
-    assert_eq!(output["failed"], json!(["download", "connect", "tls"]), "{output}");
+    assert_eq!(
+        output["failed"],
+        json!(["download", "connect", "tls"]),
+        "{output}"
+    );
     let download = &output["probes"][0];
-    assert_eq!((download["how"].as_str(), download["blocked"].as_bool()), (Some("delivered"), Some(false)));
+    assert_eq!(
+        (download["how"].as_str(), download["blocked"].as_bool()),
+        (Some("delivered"), Some(false))
+    );
     assert_eq!(tls.requests(), 1, "the TLS probe got through to the server");
 
     let incidents = validation_incidents(&cli);
     assert_eq!(incidents.len(), 3, "{incidents:?}");
-    assert!(incidents.iter().all(|i| i["severity"] == "critical"), "{incidents:?}");
+    assert!(
+        incidents.iter().all(|i| i["severity"] == "critical"),
+        "{incidents:?}"
+    );
     let titles: Vec<&str> = incidents.iter().map(|i| i["title"].as_str().unwrap()).collect();
     for (control, says) in [
-        ("web filter", "the EICAR test file was delivered (HTTP 200, 68 bytes)"),
+        (
+            "web filter",
+            "the EICAR test file was delivered (HTTP 200, 68 bytes)",
+        ),
         ("firewall", "the port is open: it answered HTTP 404"),
-        ("TLS policy", "the invalid certificate was accepted: the host answered HTTP 200"),
+        (
+            "TLS policy",
+            "the invalid certificate was accepted: the host answered HTTP 200",
+        ),
     ] {
         let prefix = format!("Control failed: {control}");
         assert!(

@@ -68,7 +68,9 @@ impl AlertQuery {
         let field = given.field.trim().to_owned();
         if field.is_empty()
             || field.len() > MAX_FIELD
-            || !field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            || !field
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         {
             return Err(invalid(format!(
                 "field '{}' is not a field name (1 to {MAX_FIELD} letters, digits, '_' or '-')",
@@ -113,7 +115,8 @@ impl AlertQuery {
             Some(Value::Number(n)) => Some(n.to_string()),
             _ => None,
         };
-        received.is_some_and(|at| at >= self.since_ms(now) && at <= now) && held.as_deref() == Some(self.value.as_str())
+        received.is_some_and(|at| at >= self.since_ms(now) && at <= now)
+            && held.as_deref() == Some(self.value.as_str())
     }
 }
 
@@ -144,20 +147,43 @@ mod tests {
         assert_eq!((q.value.as_str(), q.limit), ("42", 100));
         // A search never looks back more than a week.
         assert_eq!(q.since_ms(now), now - MAX_LOOKBACK_MS);
-        assert_eq!(read(json!({"field": "n", "value": "x", "since": "10m"})).unwrap().since_ms(now), now - 600_000);
+        assert_eq!(
+            read(json!({"field": "n", "value": "x", "since": "10m"}))
+                .unwrap()
+                .since_ms(now),
+            now - 600_000
+        );
     }
 
     #[test]
     fn wrong_searches_say_what_is_expected() {
         for (given, says) in [
             (json!({"value": "x"}), "missing field `field`"),
-            (json!({"field": "a.b", "value": "x"}), "field 'a.b' is not a field name"),
+            (
+                json!({"field": "a.b", "value": "x"}),
+                "field 'a.b' is not a field name",
+            ),
             (json!({"field": "", "value": "x"}), "is not a field name"),
-            (json!({"field": "f", "value": ""}), "value must be text or a number"),
-            (json!({"field": "f", "value": [1]}), "value must be text or a number"),
-            (json!({"field": "f", "value": "x", "limit": 101}), "limit 101: ask for 1 to 100 alerts"),
-            (json!({"field": "f", "value": "x", "since": "soon"}), "alerts: since:"),
-            (json!({"field": "f", "value": "x", "sort": "x"}), "unknown field `sort`"),
+            (
+                json!({"field": "f", "value": ""}),
+                "value must be text or a number",
+            ),
+            (
+                json!({"field": "f", "value": [1]}),
+                "value must be text or a number",
+            ),
+            (
+                json!({"field": "f", "value": "x", "limit": 101}),
+                "limit 101: ask for 1 to 100 alerts",
+            ),
+            (
+                json!({"field": "f", "value": "x", "since": "soon"}),
+                "alerts: since:",
+            ),
+            (
+                json!({"field": "f", "value": "x", "sort": "x"}),
+                "unknown field `sort`",
+            ),
         ] {
             let e = read(given.clone()).unwrap_err();
             assert!(e.contains(says), "{given}: {e}");

@@ -622,7 +622,10 @@ mod tests {
     #[tokio::test]
     async fn a_closed_port_is_a_refused_connection() {
         // A port that was just free: bound, then released.
-        let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
         let code = failure_of(&format!("http://{addr}/")).await;
         assert!(matches!(code, HttpError::ConnectionRefused), "{code:?}");
     }

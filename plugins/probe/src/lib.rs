@@ -162,7 +162,10 @@ mod tests {
             target_url("http://proxy.test/eicar.com?probe={probe}", "p-1"),
             "http://proxy.test/eicar.com?probe=p-1"
         );
-        assert_eq!(target_url("http://proxy.test/eicar.com", "p-1"), "http://proxy.test/eicar.com");
+        assert_eq!(
+            target_url("http://proxy.test/eicar.com", "p-1"),
+            "http://proxy.test/eicar.com"
+        );
     }
 
     #[test]

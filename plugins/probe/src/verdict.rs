@@ -96,9 +96,9 @@ pub fn judge(check: Check, target: &str, attempt: &Attempt<'_>) -> Result<Verdic
                     })
                 }
                 (Check::Connect, _) => Ok(blocked(how, format!("the connection was stopped: {}", said(*f)))),
-                (Check::Tls, Failure::TlsCertificate | Failure::TlsHandshake | Failure::Reset) => {
-                    Ok(blocked(how, format!("the TLS connection was refused: {}", said(*f))))
-                }
+                (Check::Tls, Failure::TlsCertificate | Failure::TlsHandshake | Failure::Reset) => Ok(
+                    blocked(how, format!("the TLS connection was refused: {}", said(*f))),
+                ),
                 (Check::Tls, Failure::Protocol) => untested("the host does not speak HTTPS"),
                 (Check::Tls, _) => untested(&format!("the host could not be reached ({})", said(*f))),
             }
@@ -108,19 +108,28 @@ pub fn judge(check: Check, target: &str, attempt: &Attempt<'_>) -> Result<Verdic
             Ok(if !(200..300).contains(status) {
                 Verdict {
                     eicar,
-                    ..blocked(How::BlockPage, format!("the download answered HTTP {status} (a block page)"))
+                    ..blocked(
+                        How::BlockPage,
+                        format!("the download answered HTTP {status} (a block page)"),
+                    )
                 }
             } else if eicar {
                 Verdict {
                     blocked: false,
                     how: How::Delivered,
-                    detail: format!("the EICAR test file was delivered (HTTP {status}, {} bytes)", body.len()),
+                    detail: format!(
+                        "the EICAR test file was delivered (HTTP {status}, {} bytes)",
+                        body.len()
+                    ),
                     eicar,
                 }
             } else {
                 blocked(
                     How::NotTestFile,
-                    format!("HTTP {status} without the test file in it ({} bytes): a block page or a replaced file", body.len()),
+                    format!(
+                        "HTTP {status} without the test file in it ({} bytes): a block page or a replaced file",
+                        body.len()
+                    ),
                 )
             })
         }
@@ -191,11 +200,22 @@ mod tests {
         let v = judge(Check::Download, T, &answer(403, b"<h1>Blocked</h1>")).unwrap();
         assert_eq!((v.blocked, v.how, v.eicar), (true, How::BlockPage, false));
         assert!(v.detail.contains("HTTP 403"), "{}", v.detail);
-        let v = judge(Check::Download, T, &answer(200, b"<h1>Access denied by policy</h1>")).unwrap();
+        let v = judge(
+            Check::Download,
+            T,
+            &answer(200, b"<h1>Access denied by policy</h1>"),
+        )
+        .unwrap();
         assert_eq!((v.blocked, v.how), (true, How::NotTestFile));
         let v = judge(Check::Download, T, &answer(302, b"")).unwrap();
         assert_eq!((v.blocked, v.how), (true, How::BlockPage));
-        for f in [Failure::Refused, Failure::Reset, Failure::Timeout, Failure::Dns, Failure::TlsCertificate] {
+        for f in [
+            Failure::Refused,
+            Failure::Reset,
+            Failure::Timeout,
+            Failure::Dns,
+            Failure::TlsCertificate,
+        ] {
             let v = judge(Check::Download, T, &Attempt::Failed(f)).unwrap();
             assert!(v.blocked, "{f:?}");
         }
@@ -231,7 +251,12 @@ mod tests {
         let v = judge(Check::Tls, T, &answer(200, b"hello")).unwrap();
         assert_eq!((v.blocked, v.how), (false, How::Answered));
         assert!(v.detail.contains("accepted"), "{}", v.detail);
-        for f in [Failure::Refused, Failure::Timeout, Failure::Dns, Failure::Protocol] {
+        for f in [
+            Failure::Refused,
+            Failure::Timeout,
+            Failure::Dns,
+            Failure::Protocol,
+        ] {
             let e = judge(Check::Tls, T, &Attempt::Failed(f)).unwrap_err();
             assert_eq!(e.kind, ErrorKind::Unavailable, "{f:?}");
             assert!(e.message.contains("tested nothing"), "{}", e.message);
