@@ -109,7 +109,7 @@ async fn blocked_probes_open_nothing_and_a_missing_siem_alert_opens_an_incident(
     assert_eq!(out["alert"]["arrived"], true, "{out}");
     assert_eq!(
         filter.seen(),
-        [marker.clone()],
+        std::slice::from_ref(&marker),
         "the probe's id went with the download"
     );
     // The alert found is the SIEM's, carrying the probe's id.
