@@ -22,7 +22,7 @@ bash scripts/build-plugins.sh
 echo "test: plugin unit tests (SDK and connectors, on the host target)"
 host_target=$(rustc -vV | sed -n 's/^host: //p')
 (cd plugins && CARGO_TARGET_DIR="$CARGO_TARGET_DIR/plugins" \
-    cargo test --locked --target "$host_target" -p osprey-sdk -p ipinfo -p autofocus -p unifi -p bonusly -p servicenow -p msgraph -p slack -p aws-ec2)
+    cargo test --locked --target "$host_target" -p osprey-sdk -p ipinfo -p autofocus -p unifi -p bonusly -p servicenow -p msgraph -p slack -p aws-ec2 -p probe)
 echo "test: Python SDK and Python plugin unit tests"
 source scripts/lib/componentize_py.sh
 test_python_plugins "$(bash scripts/build-plugins.sh --python-wit)"

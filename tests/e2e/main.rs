@@ -48,6 +48,7 @@ mod rbac;
 mod schemathesis;
 mod seed_bitcoin;
 mod seed_bonusly;
+mod seed_defence_validation;
 mod seed_deputise;
 mod seed_domain_request;
 mod serve;

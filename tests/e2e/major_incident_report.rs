@@ -25,7 +25,12 @@ async fn run_report(cli: &Cli, store: &osprey::store::Store) -> Value {
 }
 
 /// Start `playbook` with `input` on the server and wait for its output.
-async fn run_playbook(cli: &Cli, store: &osprey::store::Store, playbook: &str, input: &str) -> Value {
+pub(crate) async fn run_playbook(
+    cli: &Cli,
+    store: &osprey::store::Store,
+    playbook: &str,
+    input: &str,
+) -> Value {
     let id = run_id(&cli.ok(&["playbook", "run", playbook, "--input", input, "--detach"]));
     eventually(30, "the report's run to complete", async || {
         let run = store.run(&id).await.unwrap().unwrap();

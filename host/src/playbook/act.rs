@@ -79,6 +79,10 @@ pub enum Act {
     /// `state_set(key, value)`: keep `value` under `key` for the playbook's next runs
     /// (`()` removes it).
     StateSet { key: String, value: Value },
+    /// `alerts(#{ field, value, since, limit })`: a search of received alerts by a field
+    /// (journaled: it changes between runs), read by `alert_search::AlertQuery`.
+    #[serde(rename = "alerts")]
+    AlertSearch(Map<String, Value>),
 }
 
 /// The arguments of `indicator_set`, read from what the script gave.
@@ -112,6 +116,7 @@ impl Act {
             Act::PastRuns(_) => "past_runs",
             Act::StateGet { .. } => "state_get",
             Act::StateSet { .. } => "state_set",
+            Act::AlertSearch(_) => "alerts",
         }
     }
 
@@ -406,6 +411,15 @@ mod tests {
                 ),
             ),
             (
+                json!({"action": "alerts", "args": {"field": "probe_id", "value": "p-1", "since": 1000}}),
+                Act::AlertSearch(
+                    json!({"field": "probe_id", "value": "p-1", "since": 1000})
+                        .as_object()
+                        .unwrap()
+                        .clone(),
+                ),
+            ),
+            (
                 json!({"action": "state_get", "args": {"key": "next-index"}}),
                 Act::StateGet {
                     key: "next-index".into(),
@@ -429,7 +443,7 @@ mod tests {
             assert_eq!(call.args(), request["args"]);
             names.insert(call.act.name());
         }
-        assert_eq!(names.len(), 19, "every action: {names:?}");
+        assert_eq!(names.len(), 20, "every action: {names:?}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! expectations, run by `osprey playbook test`). PLAYBOOKS.md is the reference.
 
 pub mod act;
+pub mod alert_search;
 mod api;
 pub mod chart;
 pub mod cron;

@@ -75,6 +75,38 @@ fn invalid(message: String) -> ActError {
     }
 }
 
+/// A search's `since`: a time in Unix ms (as `now()` gives) or a duration back from the
+/// search ("24h"); none when not given. Shared by the searches (`alert_search.rs`).
+pub(super) fn read_since(action: &'static str, given: Option<&Value>) -> Result<Option<Since>, ActError> {
+    let invalid = |message: String| ActError::Invalid { action, message };
+    Ok(match given {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => Some(Since::At(n.as_i64().filter(|ms| *ms >= 0).ok_or_else(|| {
+            invalid(format!(
+                "since {n} is not a time in milliseconds (as now() gives)"
+            ))
+        })?)),
+        Some(Value::String(s)) => Some(Since::Ago(
+            crate::cases::duration_ms(s).map_err(|e| invalid(format!("since: {e}")))?,
+        )),
+        Some(other) => {
+            return Err(invalid(format!(
+                "since must be a time in milliseconds or a duration such as \"24h\", not {other}"
+            )));
+        }
+    })
+}
+
+impl Since {
+    /// The time it names, at `now`.
+    pub fn at(self, now: i64) -> i64 {
+        match self {
+            Since::At(ms) => ms,
+            Since::Ago(ms) => now.saturating_sub(ms),
+        }
+    }
+}
+
 impl IncidentQuery {
     /// Read a script's search map; the error says which key was wrong and what it takes.
     pub fn read(args: &Map<String, Value>) -> Result<IncidentQuery, ActError> {
@@ -106,22 +138,7 @@ impl IncidentQuery {
                     })?,
             )),
         };
-        let since = match &given.since {
-            None | Some(Value::Null) => None,
-            Some(Value::Number(n)) => Some(Since::At(n.as_i64().filter(|ms| *ms >= 0).ok_or_else(|| {
-                invalid(format!(
-                    "since {n} is not a time in milliseconds (as now() gives)"
-                ))
-            })?)),
-            Some(Value::String(s)) => Some(Since::Ago(
-                crate::cases::duration_ms(s).map_err(|e| invalid(format!("since: {e}")))?,
-            )),
-            Some(other) => {
-                return Err(invalid(format!(
-                    "since must be a time in milliseconds or a duration such as \"24h\", not {other}"
-                )));
-            }
-        };
+        let since = read_since(ACTION, given.since.as_ref())?;
         let limit = match given.limit {
             None => DEFAULT_LIMIT,
             Some(n) if (1..=i64::from(MAX_LIMIT)).contains(&n) => n as u32,
@@ -139,10 +156,7 @@ impl IncidentQuery {
 
     /// The earliest creation time searched, at `now`.
     pub fn since_ms(&self, now: i64) -> Option<i64> {
-        self.since.map(|s| match s {
-            Since::At(ms) => ms,
-            Since::Ago(ms) => now.saturating_sub(ms),
-        })
+        self.since.map(|s| s.at(now))
     }
 
     /// Whether an incident (as JSON, as the store gives it: `severity`, `status`, `type`,

@@ -27,6 +27,10 @@
 //!
 //! [state]                                 # optional: what the playbook kept from earlier
 //! next-index = 2                          # runs, as `state_get(key)` reads it
+//! [[alerts]]                              # optional: the alerts `alerts(...)` finds (filtered
+//! id = "a1"                               # by its search and the virtual clock: one received
+//! received_at = 1798761660000             # later than the search is not there yet)
+//! data = { probe_id = "p-1" }
 //!
 //! [[answer]]                              # answers the run's questions (ask/approve/form), in order
 //! answer = "block now"                    # the option, true/false, or a map of a form's fields
@@ -123,6 +127,10 @@ pub struct Case {
     /// What the playbook kept from its earlier runs: what `state_get(key)` reads.
     #[serde(default)]
     pub state: serde_json::Map<String, Value>,
+    /// The alerts the server would have received (`received_at` on the virtual clock, the
+    /// sender's fields in `data`): what `alerts(...)` searches, offline.
+    #[serde(default)]
+    pub alerts: Vec<Value>,
     pub expect: Expect,
 }
 
@@ -450,6 +458,8 @@ struct MockState {
     /// What each playbook keeps (`state_get`, `state_set`), by the run id it runs as here
     /// (one per playbook: `test-run` and `test-run-NAME` for a child).
     kept: std::collections::BTreeMap<String, serde_json::Map<String, Value>>,
+    /// The case's alerts, for `alerts(...)`.
+    alerts: Vec<Value>,
 }
 
 /// Why a question of a test case has no answer.
@@ -623,6 +633,20 @@ impl Effects for MockEffects {
                     .collect();
                 // The newest first, as the server answers.
                 found.sort_by_key(|i| std::cmp::Reverse(i["created_at"].as_i64()));
+                found.truncate(query.limit as usize);
+                Ok(Value::Array(found))
+            }
+            Act::AlertSearch(filter) => {
+                let query = super::alert_search::AlertQuery::read(filter)?;
+                let st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+                let mut found: Vec<Value> = st
+                    .alerts
+                    .iter()
+                    .filter(|a| query.matches(a, st.clock))
+                    .cloned()
+                    .collect();
+                // The newest first, as the server answers.
+                found.sort_by_key(|a| std::cmp::Reverse(a["received_at"].as_i64()));
                 found.truncate(query.limit as usize);
                 Ok(Value::Array(found))
             }
@@ -875,6 +899,7 @@ pub fn run_case(
         incidents: case.incidents.clone(),
         past,
         kept: [(run.run_id.clone(), case.state.clone())].into(),
+        alerts: case.alerts.clone(),
     }));
     let effects: Box<dyn Effects> = Box::new(MockEffects(state.clone(), 0));
     let keep_waiting = case.expect.status == ExpectedStatus::Waiting;

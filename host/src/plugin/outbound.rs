@@ -482,6 +482,13 @@ fn classify(err: &reqwest::Error) -> (HttpError, HttpOutcome) {
             );
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            // A refused handshake reaches here as an I/O error that wraps the TLS error
+            // (tokio-rustls, then the connector wraps that again), and an I/O error's
+            // `source` skips what it wraps: look inside, so the plugin is told it was TLS,
+            // not an unavailable destination.
+            if let Some(tls) = tls_inside(io) {
+                return tls_failure(tls);
+            }
             use std::io::ErrorKind as K;
             let code = match io.kind() {
                 K::ConnectionRefused => HttpError::ConnectionRefused,
@@ -493,11 +500,7 @@ fn classify(err: &reqwest::Error) -> (HttpError, HttpOutcome) {
             return (code, HttpOutcome::Failed(io.to_string()));
         }
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            let code = match tls {
-                rustls::Error::InvalidCertificate(_) => HttpError::TlsCertificateError,
-                _ => HttpError::TlsProtocolError,
-            };
-            return (code, HttpOutcome::Failed(format!("TLS: {tls}")));
+            return tls_failure(tls);
         }
         source = e.source();
     }
@@ -517,6 +520,27 @@ fn classify(err: &reqwest::Error) -> (HttpError, HttpOutcome) {
     } else {
         (HttpError::HttpProtocolError, HttpOutcome::Failed(text))
     }
+}
+
+/// The TLS error an I/O error wraps, however deep in other I/O errors.
+fn tls_inside(io: &std::io::Error) -> Option<&rustls::Error> {
+    let mut inner = io.get_ref()?;
+    loop {
+        if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        inner = inner.downcast_ref::<std::io::Error>()?.get_ref()?;
+    }
+}
+
+/// A TLS failure as the plugin sees it (a certificate the trust store refuses, or another
+/// handshake failure: the two codes `wasi:http` has for them) and as we record it.
+fn tls_failure(tls: &rustls::Error) -> (HttpError, HttpOutcome) {
+    let code = match tls {
+        rustls::Error::InvalidCertificate(_) => HttpError::TlsCertificateError,
+        _ => HttpError::TlsProtocolError,
+    };
+    (code, HttpOutcome::Failed(format!("TLS: {tls}")))
 }
 
 fn error_chain(err: &dyn StdError) -> String {
@@ -552,5 +576,57 @@ impl std::fmt::Display for HttpOutcome {
             HttpOutcome::LimitExceeded(why) => write!(f, "limit exceeded: {why}"),
             HttpOutcome::Failed(why) => write!(f, "failed: {why}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A TLS server on loopback with a self-signed certificate that accepts connections and
+    /// runs their handshakes until the test ends.
+    async fn self_signed_server() -> std::net::SocketAddr {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+        let certs = vec![cert.cert.der().clone()];
+        let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move { acceptor.accept(tcp).await.map(drop) });
+            }
+        });
+        addr
+    }
+
+    async fn failure_of(url: &str) -> HttpError {
+        let client = client_for(Arc::new(Capabilities::default()));
+        let err = client.get(url).send().await.expect_err("the request must fail");
+        classify(&err).0
+    }
+
+    #[tokio::test]
+    async fn an_untrusted_certificate_is_a_certificate_error_to_the_plugin() {
+        let addr = self_signed_server().await;
+        let code = failure_of(&format!("https://{addr}/")).await;
+        assert!(matches!(code, HttpError::TlsCertificateError), "{code:?}");
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_a_refused_connection() {
+        // A port that was just free: bound, then released.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let code = failure_of(&format!("http://{addr}/")).await;
+        assert!(matches!(code, HttpError::ConnectionRefused), "{code:?}");
     }
 }

@@ -257,6 +257,20 @@ pub(super) async fn perform(
                 .map_err(store_err)?;
             Ok(Value::Null)
         }
+        Act::AlertSearch(filter) => {
+            let query = crate::playbook::alert_search::AlertQuery::read(filter)?;
+            let now = now_ms();
+            let found = store
+                .alerts_with_field(
+                    &query.field,
+                    &query.value,
+                    query.since_ms(now),
+                    i64::from(query.limit),
+                )
+                .await
+                .map_err(store_err)?;
+            Ok(serde_json::to_value(found).expect("alerts serialise"))
+        }
     }
 }
 

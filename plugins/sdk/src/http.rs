@@ -298,8 +298,11 @@ impl Response {
     }
 }
 
-/// Map a `wasi:http` error code to a typed error that says what happened.
-fn error_from_code(url: &str, code: &ErrorCode) -> Error {
+/// Map a `wasi:http` error code to a typed error that says what happened. Public (hidden) so
+/// a plugin that reads transport failures (the `probe` plugin) can test its reading against
+/// the errors this client really makes.
+#[doc(hidden)]
+pub fn error_from_code(url: &str, code: &ErrorCode) -> Error {
     match code {
         ErrorCode::HttpRequestDenied => Error::denied(format!(
             "request to {url} was refused by Osprey: it is not covered by this plugin's grant \

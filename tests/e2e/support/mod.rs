@@ -14,6 +14,7 @@ pub mod fake_slack;
 pub mod fake_tls;
 pub mod fake_unifi;
 pub mod fake_virustotal;
+pub mod fake_web_filter;
 pub mod smtp;
 
 use osprey::app::App;

@@ -201,6 +201,11 @@ pub(super) fn register_acts(engine: &mut Engine, state: &Shared) {
     engine.register_fn("incidents", move || {
         take(&s, Act::IncidentSearch(Default::default()))
     });
+    // A search of received alerts by a field: journaled too.
+    let s = state.clone();
+    engine.register_fn("alerts", move |filter: Map| {
+        take(&s, Act::AlertSearch(json_map(&s, filter)?))
+    });
     let s = state.clone();
     engine.register_fn("past_runs", move |query: Map| {
         take(&s, Act::PastRuns(json_map(&s, query)?))
