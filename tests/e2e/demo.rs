@@ -76,7 +76,10 @@ async fn the_demo_sets_up_serves_and_fills_the_console() {
     }
     let stdout = std::fs::read_to_string(&out).unwrap();
     assert!(stdout.contains("new passwords at every start"), "{stdout}");
-    assert!(!stdout.contains("skipped"), "every connector and rule of the demo is set up:\n{stdout}");
+    assert!(
+        !stdout.contains("skipped"),
+        "every connector and rule of the demo is set up:\n{stdout}"
+    );
 
     // Every bundled connector is installed and mocked.
     let plugins = cli.ok(&["plugin", "list"]);
@@ -87,10 +90,21 @@ async fn the_demo_sets_up_serves_and_fills_the_console() {
     }
 
     let api = cli
-        .ok(&["token", "create", "demo-check", "--role", "analyst", "--user", "analyst"])
+        .ok(&[
+            "token",
+            "create",
+            "demo-check",
+            "--role",
+            "analyst",
+            "--user",
+            "analyst",
+        ])
         .trim()
         .to_owned();
-    let edl = cli.ok(&["token", "create", "demo-edl", "--scope", "edl"]).trim().to_owned();
+    let edl = cli
+        .ok(&["token", "create", "demo-edl", "--scope", "edl"])
+        .trim()
+        .to_owned();
 
     // Within a minute: alerts, incidents, an open question, a filled EDL.
     eventually(60, "alerts from the trickle", async || {
@@ -99,8 +113,10 @@ async fn the_demo_sets_up_serves_and_fills_the_console() {
     .await;
     let incidents = eventually(60, "incidents of three kinds", async || {
         let list = items(&get(&format!("{base}/api/v1/incidents"), &api).await);
-        let kinds: std::collections::BTreeSet<String> =
-            list.iter().filter_map(|i| i["type"].as_str().map(str::to_owned)).collect();
+        let kinds: std::collections::BTreeSet<String> = list
+            .iter()
+            .filter_map(|i| i["type"].as_str().map(str::to_owned))
+            .collect();
         (kinds.contains("bitcoin-connection") && kinds.contains("ids") && kinds.contains("streaming"))
             .then_some(list)
     })
@@ -133,7 +149,10 @@ async fn the_demo_sets_up_serves_and_fills_the_console() {
     let chart = "#chart-bitcoin-node-guard-verdicts";
     browser.wait_for(chart).await;
     let chart_text = browser.text(chart).await;
-    assert!(chart_text.contains("malicious"), "the pinned chart has points: {chart_text}");
+    assert!(
+        chart_text.contains("malicious"),
+        "the pinned chart has points: {chart_text}"
+    );
     assert!(
         browser.find_all(&format!("{chart} svg")).await.len() == 1,
         "the chart is drawn"
@@ -141,12 +160,19 @@ async fn the_demo_sets_up_serves_and_fills_the_console() {
     browser.screenshot("1-dashboard").await;
 
     browser.goto(&format!("{base}/inbox")).await;
-    let form = format!("form[action='/inbox/questions/{}']", question["id"].as_str().unwrap());
+    let form = format!(
+        "form[action='/inbox/questions/{}']",
+        question["id"].as_str().unwrap()
+    );
     browser.wait_for(&form).await;
     browser.screenshot("2-inbox").await;
-    browser.click(&format!("{form} input[name=decision][value=approve]")).await;
+    browser
+        .click(&format!("{form} input[name=decision][value=approve]"))
+        .await;
     browser.click(&format!("{form} button[type=submit]")).await;
-    browser.wait_for_url("the inbox again", |u| u.path() == "/inbox").await;
+    browser
+        .wait_for_url("the inbox again", |u| u.path() == "/inbox")
+        .await;
     browser.screenshot("3-answered").await;
     browser.close().await;
 
@@ -158,18 +184,29 @@ async fn the_demo_sets_up_serves_and_fills_the_console() {
             .send()
             .await
             .unwrap();
-        r.text().await.unwrap().contains("partner-portal.example").then_some(())
+        r.text()
+            .await
+            .unwrap()
+            .contains("partner-portal.example")
+            .then_some(())
     })
     .await;
 
     // A second start on the same data directory: new passwords, nothing installed again.
     drop(server);
-    let installs = || cli.ok(&["audit", "export", "--action", "plugin.install"]).lines().count();
+    let installs = || {
+        cli.ok(&["audit", "export", "--action", "plugin.install"])
+            .lines()
+            .count()
+    };
     let audit_before = installs();
     let out2 = cli.data_dir().join("demo-stdout-2.txt");
     let again = start_demo(&cli, &out2);
     let printed2 = passwords(&out2);
-    assert_ne!(printed2["admin"], printed["admin"], "passwords are new at every start");
+    assert_ne!(
+        printed2["admin"], printed["admin"],
+        "passwords are new at every start"
+    );
     let audit_after = installs();
     assert!(audit_before >= 9, "the connectors' installs are audited");
     assert_eq!(audit_before, audit_after, "a second start installs nothing again");

@@ -82,12 +82,18 @@ pub async fn run(args: DemoArgs, config: Config) -> anyhow::Result<i32> {
     for e in &app.playbook_errors {
         tracing::warn!(error = %e, "playbook not loaded");
     }
-    eprintln!("demo: setting up {} (connectors are compiled once; later starts are quick)", data_dir.display());
+    eprintln!(
+        "demo: setting up {} (connectors are compiled once; later starts are quick)",
+        data_dir.display()
+    );
     let prepared = demo::prepare(&app, &setup, &args.demo_dir, &args.plugins_dir).await?;
     let listener = serve::bind(args.listen).await?;
     let addr = listener.local_addr()?;
 
-    println!("Osprey demo: data in {}; connectors are mocked, no call reaches a vendor", data_dir.display());
+    println!(
+        "Osprey demo: data in {}; connectors are mocked, no call reaches a vendor",
+        data_dir.display()
+    );
     println!("mocked connectors: {}", prepared.plugins.join(", "));
     for s in &prepared.skipped {
         println!("skipped: {s}");

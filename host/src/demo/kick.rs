@@ -19,7 +19,10 @@ pub async fn start(app: &App, kicks: &[KickSpec]) -> Vec<(String, Kicked)> {
 
 async fn start_one(app: &App, k: &KickSpec) -> Kicked {
     if app.playbooks.get(&k.playbook).is_err() {
-        return Err(format!("playbook '{}' is not in the playbooks folder", k.playbook));
+        return Err(format!(
+            "playbook '{}' is not in the playbooks folder",
+            k.playbook
+        ));
     }
     match &k.requester {
         Some(name) => {

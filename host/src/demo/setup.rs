@@ -58,7 +58,9 @@ pub async fn prepare(
         }
         install_plugin(app, name, &dir, &actor).await?;
         let cases = match cases_file(demo_dir, name) {
-            Some(path) => Some(crate::plugin::mock::read_cases_file(&path).map_err(|e| plugin_error(name, e))?),
+            Some(path) => {
+                Some(crate::plugin::mock::read_cases_file(&path).map_err(|e| plugin_error(name, e))?)
+            }
             None => None,
         };
         app.runtime
@@ -75,7 +77,9 @@ pub async fn prepare(
             .create_user(&u.name, u.email.as_deref(), &u.roles, &actor)
             .await?;
         if !created {
-            app.store.change_user_roles(&u.name, &u.roles, &[], &actor).await?;
+            app.store
+                .change_user_roles(&u.name, &u.roles, &[], &actor)
+                .await?;
             app.store.set_user_disabled(&u.name, false, &actor).await?;
         }
         let password = SecretString::from(crate::web_auth::random_token());
@@ -96,7 +100,8 @@ pub async fn prepare(
             what: format!("list {}", l.name),
             message,
         };
-        let kind = ListKind::from_name(&l.kind).ok_or_else(|| setup(format!("kind '{}' is not allow or block", l.kind)))?;
+        let kind = ListKind::from_name(&l.kind)
+            .ok_or_else(|| setup(format!("kind '{}' is not allow or block", l.kind)))?;
         let entry_type = EntryType::from_name(&l.entry_type)
             .ok_or_else(|| setup(format!("type '{}' is not ip, domain or url", l.entry_type)))?;
         app.store
@@ -120,7 +125,15 @@ pub async fn prepare(
     app.store.revoke_token(TRICKLE_TOKEN, &actor).await?;
     let (token, hash) = crate::auth::generate();
     app.store
-        .create_token(TRICKLE_TOKEN, &hash, &["intake".to_owned()], None, None, None, &actor)
+        .create_token(
+            TRICKLE_TOKEN,
+            &hash,
+            &["intake".to_owned()],
+            None,
+            None,
+            None,
+            &actor,
+        )
         .await?;
 
     Ok(Prepared {
