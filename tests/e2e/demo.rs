@@ -212,3 +212,23 @@ async fn the_demo_sets_up_serves_and_fills_the_console() {
     assert_eq!(audit_before, audit_after, "a second start installs nothing again");
     drop(again);
 }
+
+#[test]
+fn the_demo_refuses_the_real_data_directory() {
+    let cli = Cli::new();
+    // From the temporary folder, as `scripts/run.sh` would from the repository.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_osprey"))
+        .args(["--data-dir", "./data", "demo", "--no-trickle"])
+        .current_dir(cli.data_dir())
+        .env_remove("OSPREY_MASTER_KEY")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = crate::support::text(&out.stderr);
+    assert!(err.contains("the demo does not run on ./data"), "{err}");
+    assert!(
+        !cli.data_dir().join("data").exists(),
+        "nothing was made in ./data"
+    );
+}

@@ -5,6 +5,7 @@
 use super::serve;
 use crate::app::App;
 use crate::config::Config;
+use crate::demo::kick::Kicked;
 use crate::demo::{self, DemoSpec, TrickleSpec};
 use secrecy::ExposeSecret;
 use std::net::SocketAddr;
@@ -119,8 +120,11 @@ pub async fn run(args: DemoArgs, config: Config) -> anyhow::Result<i32> {
         tokio::spawn(async move {
             for (playbook, kicked) in demo::kick::start(&app, &setup.kicks).await {
                 match kicked {
-                    Ok(run) => tracing::info!(%playbook, %run, "demo scenario started"),
-                    Err(error) => tracing::warn!(%playbook, %error, "demo scenario not started"),
+                    Kicked::Started(run) => tracing::info!(%playbook, %run, "demo scenario started"),
+                    Kicked::Going(run) => {
+                        tracing::info!(%playbook, %run, "demo scenario still going from an earlier start")
+                    }
+                    Kicked::Skipped(why) => tracing::warn!(%playbook, %why, "demo scenario not started"),
                 }
             }
             if !no_trickle {
@@ -136,9 +140,13 @@ pub async fn run(args: DemoArgs, config: Config) -> anyhow::Result<i32> {
 /// The demo never runs on the real server's `./data`.
 fn refuse_real_data(data_dir: &Path) -> anyhow::Result<()> {
     let real = std::env::current_dir()?.join("data");
+    let plain: PathBuf = data_dir
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect();
     let same = match (data_dir.canonicalize(), real.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
-        _ => data_dir == Path::new("data"),
+        _ => plain == Path::new("data") || data_dir == real,
     };
     if same {
         anyhow::bail!(
