@@ -37,6 +37,7 @@
 //! - [`server`]: the HTTP server.
 //! - [`app`]: wires the above together for the CLI and the server.
 //! - [`cli`]: the command line.
+//! - [`demo`]: `osprey demo`'s setup, scenarios and sample alerts, from the `demo/` folder.
 //! - [`nesting`]: the one nesting limit of JSON values, checked wherever values come in.
 //! - [`alloc_meter`]: counts each thread's allocations, for the playbook memory limit.
 //! - [`duration`]: durations written as text ("30s", "4h"): the one parser and its serde adapters.
@@ -49,6 +50,7 @@ pub mod capability;
 pub mod cases;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod duration;
 pub mod first_run;
 pub mod humans;

@@ -4,6 +4,7 @@
 
 mod alert;
 mod audit;
+mod demo;
 mod incident;
 mod indicator;
 mod intake;
@@ -39,6 +40,7 @@ use std::path::PathBuf;
 #[command(name = "osprey", version, propagate_version = true, max_term_width = 100)]
 #[command(after_help = "\
 Getting started:
+  scripts/run.sh --demo                          try it: mocked connectors, sample alerts (./demo-data)
   osprey serve                                   run the server (SQLite in ./data)
   osprey plugin install plugins/dist/ipinfo      install a plugin and review what it asks for
   osprey plugin grant ipinfo --requested         grant what it asks for
@@ -65,6 +67,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the server: HTTP API and plugin runtime.
     Serve(serve::ServeArgs),
+    /// Try Osprey: a demo data directory (./demo-data) with mocked connectors, a user per
+    /// role, sample alerts and scenarios, served as `serve` does.
+    Demo(demo::DemoArgs),
     /// Install, inspect, grant, configure and call plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -135,19 +140,23 @@ impl Cli {
         {
             config.listen = listen;
         }
+        if let Command::Demo(args) = &self.command {
+            demo::configure(&mut config, self.data_dir.is_some(), args);
+        }
         Ok(config)
     }
 
     /// Whether this command is the long-running server (it logs at the configured level;
     /// other commands log only warnings and plugin logs, to keep their output readable).
     pub fn is_server(&self) -> bool {
-        matches!(self.command, Command::Serve(_))
+        matches!(self.command, Command::Serve(_) | Command::Demo(_))
     }
 
     /// Run the command. Returns the process exit code.
     pub async fn run(self, config: Config) -> anyhow::Result<i32> {
         match self.command {
             Command::Serve(args) => serve::run(args, config).await,
+            Command::Demo(args) => demo::run(args, config).await,
             Command::Plugin(cmd) => plugin::run(cmd, config).await,
             Command::Pack(cmd) => pack::run(cmd, config).await,
             Command::Trust(cmd) => trust::run(cmd, config).await,

@@ -20,6 +20,19 @@ pub struct ServeArgs {
 pub async fn run(_args: ServeArgs, config: Config) -> anyhow::Result<i32> {
     let listen = config.listen;
     let app = App::open(config).await?;
+    let listener = bind(listen).await?;
+    serve(Arc::new(app), listener).await
+}
+
+/// Listen on `listen`.
+pub(super) async fn bind(listen: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))
+}
+
+/// Serve `app` on `listener` until Ctrl-C or SIGTERM (`osprey serve` and `osprey demo`).
+pub(super) async fn serve(app: Arc<App>, listener: tokio::net::TcpListener) -> anyhow::Result<i32> {
     for (name, error) in &app.load_report.failed {
         tracing::error!(plugin = %name, %error, "plugin not loaded");
     }
@@ -28,10 +41,7 @@ pub async fn run(_args: ServeArgs, config: Config) -> anyhow::Result<i32> {
             "no administrator can sign in to the console: `osprey user first-admin` makes one and prints its password"
         );
     }
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-    crate::server::run(listener, Arc::new(app), shutdown_signal()).await?;
+    crate::server::run(listener, app, shutdown_signal()).await?;
     tracing::info!("osprey stopped");
     Ok(0)
 }

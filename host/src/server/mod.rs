@@ -64,6 +64,12 @@ fn warn_playbooks(app: &App) {
     }
 }
 
+/// Show `text` at the top of every console page this process serves (`osprey demo`: that
+/// its connectors are mocked). Set before [`run`].
+pub fn show_banner(text: &str) {
+    ui::set_banner(text);
+}
+
 /// Serve on `listener` until `shutdown` resolves. Also runs, in the background: the run
 /// workers, the cron scheduler, the refresher that picks up plugin installs, grant changes
 /// and playbook edits (every `runtime.policy_refresh`), pre-processing, the SLA watch, the

@@ -263,16 +263,22 @@ pub struct Server {
 impl Server {
     /// Start `osprey serve` for `cli`'s data directory and wait until it is ready.
     pub fn start(cli: &Cli) -> Server {
+        let mut command = cli.command();
+        command.args(["serve", "--listen", "127.0.0.1:0"]);
+        Server::spawn(command, Stdio::null(), 60)
+    }
+
+    /// Start `command`, an `osprey` that serves (`serve`, `demo`), with its stdout to
+    /// `stdout`, and wait up to `ready_secs` until it logs that it is ready.
+    pub fn spawn(mut command: Command, stdout: Stdio, ready_secs: u64) -> Server {
         use std::io::BufRead;
-        let mut child = cli
-            .command()
-            .args(["serve", "--listen", "127.0.0.1:0"])
+        let mut child = command
             .env("OSPREY_LOG_FORMAT", "json")
             .env("OSPREY_LOG", "info")
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(Stdio::piped())
             .spawn()
-            .expect("osprey serve starts");
+            .expect("osprey starts");
         let stderr = child.stderr.take().unwrap();
         let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -292,7 +298,7 @@ impl Server {
             logs,
         };
         server.addr = rx
-            .recv_timeout(std::time::Duration::from_secs(60))
+            .recv_timeout(std::time::Duration::from_secs(ready_secs))
             .unwrap_or_else(|_| {
                 panic!(
                     "the server did not get ready:\n{}",

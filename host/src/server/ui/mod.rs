@@ -21,6 +21,7 @@ mod playbooks;
 mod plugin_install;
 mod plugins;
 mod render;
+pub(crate) use render::set_banner;
 mod requests;
 
 pub(crate) use render::render;

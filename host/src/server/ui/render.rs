@@ -6,7 +6,16 @@
 
 use minijinja::value::Value;
 use minijinja::{AutoEscape, Environment, Error, Output, State};
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
+
+/// A line every console page shows above its content (`osprey demo` sets "Demo: ..."), set
+/// once for the process before the server starts.
+static BANNER: OnceLock<String> = OnceLock::new();
+
+/// Show `text` at the top of every console page of this process.
+pub(crate) fn set_banner(text: &str) {
+    let _ = BANNER.set(text.to_owned());
+}
 
 /// `template` rendered with `ctx`.
 pub(crate) fn render(template: &str, ctx: Value) -> Result<String, Error> {
@@ -23,6 +32,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         }
     }
     env.set_formatter(escaping_formatter);
+    env.add_function("banner", || BANNER.get().cloned());
     env.add_filter("time", |ms: i64| crate::mail::message::format_time(ms));
     env.add_filter("duration_ms", |ms: i64| {
         humantime::format_duration(std::time::Duration::from_millis(ms.max(0) as u64)).to_string()
