@@ -69,7 +69,15 @@ async fn the_demo_sets_up_serves_and_fills_the_console() {
     let base = format!("http://{}", server.addr);
 
     let printed = passwords(&out);
-    for role in ["admin", "operator", "engineer", "analyst", "auditor", "requester", "devops"] {
+    for role in [
+        "admin",
+        "operator",
+        "engineer",
+        "analyst",
+        "auditor",
+        "requester",
+        "devops",
+    ] {
         assert!(
             printed.get(role).is_some_and(|p| p.len() >= 20),
             "a password for {role}:\n{}",
@@ -85,7 +93,16 @@ async fn the_demo_sets_up_serves_and_fills_the_console() {
 
     // Every bundled connector is installed and mocked.
     let plugins = cli.ok(&["plugin", "list"]);
-    for name in ["ipinfo", "autofocus", "virustotal", "msgraph", "unifi", "bonusly", "aws-ec2", "probe"] {
+    for name in [
+        "ipinfo",
+        "autofocus",
+        "virustotal",
+        "msgraph",
+        "unifi",
+        "bonusly",
+        "aws-ec2",
+        "probe",
+    ] {
         assert!(plugins.contains(name), "{plugins}");
         let mock = cli.ok(&["plugin", "mock", name]);
         assert!(mock.contains("MOCK"), "{name}: {mock}");
@@ -134,11 +151,19 @@ async fn the_demo_sets_up_serves_and_fills_the_console() {
         question.to_string().contains("the analysts decide"),
         "the question says why the analysts decide: {question}"
     );
-    eventually(60, "an IDS signature's tuning question in the analysts' inbox", async || {
-        items(&get(&format!("{base}/api/v1/questions"), &api).await)
-            .into_iter()
-            .find(|q| q["title"].as_str().is_some_and(|t| t.starts_with("Tune IDS signature ")))
-    })
+    eventually(
+        60,
+        "an IDS signature's tuning question in the analysts' inbox",
+        async || {
+            items(&get(&format!("{base}/api/v1/questions"), &api).await)
+                .into_iter()
+                .find(|q| {
+                    q["title"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with("Tune IDS signature "))
+                })
+        },
+    )
     .await;
     eventually(60, "Bonusly's gifts on its chart", async || {
         let chart = get(
