@@ -207,6 +207,71 @@ async fn the_demo_sets_up_serves_and_fills_the_console() {
     })
     .await;
 
+    // The requester asks for a POC environment; nobody has a manager in the demo, so devops
+    // approve it, and the mocked EC2 launches it.
+    let token_for = |name: &str, role: &str| {
+        cli.ok(&[
+            "token",
+            "create",
+            &format!("demo-{name}"),
+            "--role",
+            role,
+            "--user",
+            name,
+        ])
+        .trim()
+        .to_owned()
+    };
+    let requester = token_for("requester", "requester");
+    let devops = token_for("devops", "engineer");
+    let r = http_client()
+        .post(format!("{base}/api/v1/requests/poc-environment"))
+        .bearer_auth(&requester)
+        .json(
+            &serde_json::json!({"owner": "adele@demo.example", "region": "eu-west-1", "company": "Initech"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_success(),
+        "{}: {}",
+        r.status(),
+        r.text().await.unwrap()
+    );
+    let poc = eventually(60, "the POC environment in devops' inbox", async || {
+        items(&get(&format!("{base}/api/v1/questions"), &devops).await)
+            .into_iter()
+            .find(|q| {
+                q["title"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("POC environment for Initech"))
+            })
+    })
+    .await;
+    let r = http_client()
+        .post(format!(
+            "{base}/api/v1/questions/{}/answer",
+            poc["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&devops)
+        .json(&serde_json::json!({"value": true}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_success(),
+        "{}: {}",
+        r.status(),
+        r.text().await.unwrap()
+    );
+    eventually(60, "the POC environment launched", async || {
+        items(&get(&format!("{base}/api/v1/runs?playbook=poc-environment"), &api).await)
+            .into_iter()
+            .find(|r| r["status"] == "completed" && r["output"]["instance"].is_string())
+    })
+    .await;
+
     // Signed in with a printed password: the banner, the dashboard with data and the pinned
     // chart, and the question answered from the inbox.
     let browser = Browser::start("demo").await;
