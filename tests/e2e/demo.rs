@@ -1,10 +1,12 @@
 //! `osprey demo` with the repository's demo/ folder, plugins/dist and playbooks/: it sets up
 //! a fresh data directory, prints a password for each role, serves, and within a minute the
-//! API shows alerts from its trickle, incidents from its rules, an open question from its
-//! scenarios, a block list the Bitcoin guard filled (served as an EDL) and a chart with
-//! points; a person signs in with a printed password, sees the dashboard with the demo
-//! banner and the pinned chart, and answers the question from the inbox. A second start on
-//! the same data directory changes nothing but the passwords.
+//! API shows alerts from its trickle, incidents from its rules, the analysts' open questions
+//! (the domain request, whose requester has no manager in the demo's directory, and an IDS
+//! signature's "tune it?"), a block list the Bitcoin guard filled (served as an EDL), charts
+//! with points (the Bitcoin guard's verdicts, Bonusly's gifts) and a defence validation whose
+//! probes were all blocked; a person signs in with a printed password, sees the dashboard
+//! with the demo banner and the pinned charts, and answers the question from the inbox. A
+//! second start on the same data directory changes nothing but the passwords.
 
 use crate::support::browser::Browser;
 use crate::support::{Cli, Server, dist, eventually, http_client};
@@ -67,7 +69,15 @@ async fn the_demo_sets_up_serves_and_fills_the_console() {
     let base = format!("http://{}", server.addr);
 
     let printed = passwords(&out);
-    for role in ["admin", "operator", "engineer", "analyst", "auditor", "requester"] {
+    for role in [
+        "admin",
+        "operator",
+        "engineer",
+        "analyst",
+        "auditor",
+        "requester",
+        "devops",
+    ] {
         assert!(
             printed.get(role).is_some_and(|p| p.len() >= 20),
             "a password for {role}:\n{}",
@@ -83,7 +93,16 @@ async fn the_demo_sets_up_serves_and_fills_the_console() {
 
     // Every bundled connector is installed and mocked.
     let plugins = cli.ok(&["plugin", "list"]);
-    for name in ["ipinfo", "autofocus", "virustotal", "msgraph", "unifi"] {
+    for name in [
+        "ipinfo",
+        "autofocus",
+        "virustotal",
+        "msgraph",
+        "unifi",
+        "bonusly",
+        "aws-ec2",
+        "probe",
+    ] {
         assert!(plugins.contains(name), "{plugins}");
         let mock = cli.ok(&["plugin", "mock", name]);
         assert!(mock.contains("MOCK"), "{name}: {mock}");
@@ -122,12 +141,61 @@ async fn the_demo_sets_up_serves_and_fills_the_console() {
     })
     .await;
     assert!(!incidents.is_empty());
-    let question = eventually(60, "the domain request in the analyst's inbox", async || {
+    let question = eventually(60, "the domain request in the analysts' inbox", async || {
         items(&get(&format!("{base}/api/v1/questions"), &api).await)
             .into_iter()
             .find(|q| q.to_string().contains("partner-portal.example"))
     })
     .await;
+    assert!(
+        question.to_string().contains("the analysts decide"),
+        "the question says why the analysts decide: {question}"
+    );
+    eventually(
+        60,
+        "an IDS signature's tuning question in the analysts' inbox",
+        async || {
+            items(&get(&format!("{base}/api/v1/questions"), &api).await)
+                .into_iter()
+                .find(|q| {
+                    q["title"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with("Tune IDS signature "))
+                })
+        },
+    )
+    .await;
+    eventually(60, "Bonusly's gifts on its chart", async || {
+        let chart = get(
+            &format!("{base}/api/v1/playbooks/bonusly-month-end/charts/gifts"),
+            &api,
+        )
+        .await;
+        let given: f64 = chart["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["value"].as_f64())
+            .sum();
+        (given >= 40.0).then_some(())
+    })
+    .await;
+    let validated = eventually(60, "a defence validation that ran", async || {
+        items(&get(&format!("{base}/api/v1/runs?playbook=defence-validation"), &api).await)
+            .into_iter()
+            .find(|r| r["status"] == "completed")
+    })
+    .await;
+    let validated = get(
+        &format!("{base}/api/v1/runs/{}", validated["id"].as_str().unwrap()),
+        &api,
+    )
+    .await;
+    assert_eq!(
+        validated["run"]["output"]["failed"],
+        serde_json::json!([]),
+        "every probe is blocked in the demo: {validated}"
+    );
     eventually(60, "the bad IP on the EDL", async || {
         let r = http_client()
             .get(format!("{base}/edl/bitcoin-blocked.txt"))
@@ -136,6 +204,71 @@ async fn the_demo_sets_up_serves_and_fills_the_console() {
             .await
             .unwrap();
         r.text().await.unwrap().contains("203.0.113.66").then_some(())
+    })
+    .await;
+
+    // The requester asks for a POC environment; nobody has a manager in the demo, so devops
+    // approve it, and the mocked EC2 launches it.
+    let token_for = |name: &str, role: &str| {
+        cli.ok(&[
+            "token",
+            "create",
+            &format!("demo-{name}"),
+            "--role",
+            role,
+            "--user",
+            name,
+        ])
+        .trim()
+        .to_owned()
+    };
+    let requester = token_for("requester", "requester");
+    let devops = token_for("devops", "engineer");
+    let r = http_client()
+        .post(format!("{base}/api/v1/requests/poc-environment"))
+        .bearer_auth(&requester)
+        .json(
+            &serde_json::json!({"owner": "adele@demo.example", "region": "eu-west-1", "company": "Initech"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_success(),
+        "{}: {}",
+        r.status(),
+        r.text().await.unwrap()
+    );
+    let poc = eventually(60, "the POC environment in devops' inbox", async || {
+        items(&get(&format!("{base}/api/v1/questions"), &devops).await)
+            .into_iter()
+            .find(|q| {
+                q["title"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("POC environment for Initech"))
+            })
+    })
+    .await;
+    let r = http_client()
+        .post(format!(
+            "{base}/api/v1/questions/{}/answer",
+            poc["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&devops)
+        .json(&serde_json::json!({"value": true}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_success(),
+        "{}: {}",
+        r.status(),
+        r.text().await.unwrap()
+    );
+    eventually(60, "the POC environment launched", async || {
+        items(&get(&format!("{base}/api/v1/runs?playbook=poc-environment"), &api).await)
+            .into_iter()
+            .find(|r| r["status"] == "completed" && r["output"]["instance"].is_string())
     })
     .await;
 
@@ -156,6 +289,12 @@ async fn the_demo_sets_up_serves_and_fills_the_console() {
     assert!(
         browser.find_all(&format!("{chart} svg")).await.len() == 1,
         "the chart is drawn"
+    );
+    let gifts = "#chart-bonusly-month-end-gifts";
+    browser.wait_for(gifts).await;
+    assert!(
+        browser.find_all(&format!("{gifts} svg")).await.len() == 1,
+        "Bonusly's pinned chart is drawn"
     );
     browser.screenshot("1-dashboard").await;
 

@@ -35,7 +35,8 @@ What it sets up, from demo/setup.toml (every start; what exists is left alone):
   - the playbooks of --playbooks-dir, with their schedules
 Then it serves like `osprey serve`, sends the samples of demo/alerts.toml to its own intake
 API (PassiveDNS, firewall and syslog lines, IDS signatures, now and then a critical one),
-and starts the [[kick]] scenarios once (a domain request, so the inbox has a question).
+and starts the [[kick]] scenarios once (a domain request, so the analysts' inbox has a
+question; Bonusly's month-end, so its chart has points; a defence validation).
 
 Add a scenario by adding data: a [[kick]], [[rules]] or [[list]] in demo/setup.toml, samples
 in demo/alerts.toml, cases in demo/cases/NAME.toml. Leave the demo with Ctrl-C; delete
