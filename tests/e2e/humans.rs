@@ -374,3 +374,95 @@ async fn talk_to_a_human_escalates_to_the_on_call_role() {
     let r = http.post(&url).send().await.unwrap();
     assert_eq!(r.status(), 410);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_question_to_an_address_is_in_the_inbox_of_the_user_who_has_it_even_without_mail() {
+    // No [mail]: the address must belong to an Osprey user, who answers in the inbox.
+    let cli = Cli::new();
+    user(&cli, "miriam", "Miriam.G@corp.example", "staff");
+    user(&cli, "mallory", "mallory@corp.example", "staff");
+    write_playbook(
+        &cli.playbooks_dir(),
+        "to-manager",
+        "",
+        r#"
+        let a = approve(#{ email: "miriam.g@corp.example", title: "Allow partner.example for 7 days?" });
+        #{ approved: a.answer, by: a.by }
+        "#,
+    );
+    write_playbook(
+        &cli.playbooks_dir(),
+        "to-stranger",
+        "",
+        r#"approve(#{ email: "nobody@elsewhere.example", title: "Anyone?" })"#,
+    );
+    // Mallory's own question, so her inbox has a form (and its CSRF token).
+    write_playbook(
+        &cli.playbooks_dir(),
+        "to-mallory",
+        "",
+        r#"ask(#{ user: "mallory", title: "Coffee?", options: ["yes", "no"] })"#,
+    );
+    let server = Server::start(&cli);
+    let addr = server.addr.clone();
+    let stranger = start(&cli, "to-stranger");
+    let run = start(&cli, "to-manager");
+    start(&cli, "to-mallory");
+    let _ = http_client(); // installs the TLS provider reqwest needs
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    // An address nobody here has still needs mail, and says so.
+    let failed = eventually(30, "the stranger's run failed", async || {
+        let r = run_json(&cli, &stranger);
+        (r["run"]["status"] == "failed").then_some(r)
+    })
+    .await;
+    let error = failed["run"]["error"].to_string();
+    assert!(error.contains("needs mail") && error.contains("inbox"), "{error}");
+
+    // Mallory does not see Miriam's question, nor may she answer it.
+    let mallory = sign_in(&http, &addr, "mallory").await;
+    let miriam = sign_in(&http, &addr, "miriam").await;
+    let page = eventually(30, "the question in miriam's inbox", async || {
+        let page = inbox(&http, &addr, &miriam).await;
+        page.contains("Allow partner.example for 7 days?").then_some(page)
+    })
+    .await;
+    let action = {
+        let at = page.find("/inbox/questions/").unwrap();
+        page[at..].split('"').next().unwrap().to_owned()
+    };
+    let not_hers = eventually(30, "mallory's own question", async || {
+        let page = inbox(&http, &addr, &mallory).await;
+        page.contains("Coffee?").then_some(page)
+    })
+    .await;
+    assert!(!not_hers.contains("Allow partner.example"), "{not_hers}");
+    let r = http
+        .post(format!("http://{addr}{action}"))
+        .header("cookie", &mallory)
+        .form(&[("csrf", csrf(&not_hers).as_str()), ("decision", "approve")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "not hers to answer");
+
+    let r = http
+        .post(format!("http://{addr}{action}"))
+        .header("cookie", &miriam)
+        .form(&[("csrf", csrf(&page).as_str()), ("decision", "approve")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let done = eventually(30, "the run completed", async || {
+        let r = run_json(&cli, &run);
+        (r["run"]["status"] == "completed").then_some(r)
+    })
+    .await;
+    assert_eq!(done["run"]["output"]["approved"], true, "{done}");
+    assert_eq!(done["run"]["output"]["by"], "user:miriam");
+}

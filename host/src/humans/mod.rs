@@ -110,7 +110,10 @@ pub enum HumansError {
         #[source]
         source: QuestionError,
     },
-    #[error("{action}: asking {address} needs mail, and [mail] is not configured (set mail.host)")]
+    #[error(
+        "{action}: asking {address} needs mail, and [mail] is not configured (set mail.host); \
+         or an enabled Osprey user with that address, who answers in the inbox"
+    )]
     NeedsMail { action: &'static str, address: String },
     #[error("{action}: {source}")]
     Recipients {
@@ -277,8 +280,15 @@ impl Humans {
             .check(kind)
             .map_err(|source| HumansError::Spec { action, source })?;
         let now = now_ms();
+        // Without mail, a question to an address can still be answered in the inbox of the
+        // Osprey user who has it.
         if let Some(Addressee::Email(address)) = &checked.to
             && !self.mail_on
+            && store
+                .user_by_email(address)
+                .await
+                .map_err(|source| HumansError::Store { action, source })?
+                .is_none()
         {
             return Err(HumansError::NeedsMail {
                 action,

@@ -633,7 +633,8 @@ impl Store {
     }
 
     /// Questions, newest first: all, or only those with `status`, or only those a user
-    /// may answer (addressed to them or to an enabled membership of theirs).
+    /// may answer (addressed to them, to an enabled membership of theirs, or to their e-mail
+    /// address, in any case).
     pub async fn questions(
         &self,
         status: Option<QuestionStatus>,
@@ -645,7 +646,9 @@ impl Store {
              WHERE ($1 IS NULL OR status = $1)
                AND ($2 IS NULL OR to_user = $2
                     OR to_role IN (SELECT r.role FROM user_roles r JOIN users u ON u.name = r.user_name
-                                   WHERE r.user_name = $2 AND u.disabled_at IS NULL))
+                                   WHERE r.user_name = $2 AND u.disabled_at IS NULL)
+                    OR lower(to_email) = (SELECT lower(u.email) FROM users u
+                                          WHERE u.name = $2 AND u.disabled_at IS NULL))
              ORDER BY created_at DESC, id DESC LIMIT $3"
         );
         let rows: Vec<QuestionRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -748,8 +751,20 @@ impl Store {
                 .bind(*name)
                 .fetch_all(&mut *tx)
                 .await?;
+                let email: Option<Option<String>> =
+                    sqlx::query_scalar("SELECT email FROM users WHERE name = $1 AND disabled_at IS NULL")
+                        .bind(*name)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let own_address = |to: &String| {
+                    email
+                        .as_ref()
+                        .and_then(Option::as_deref)
+                        .is_some_and(|e| e.eq_ignore_ascii_case(to))
+                };
                 let allowed = q.to_user.as_deref() == Some(*name)
-                    || q.to_role.as_ref().is_some_and(|r| roles.contains(r));
+                    || q.to_role.as_ref().is_some_and(|r| roles.contains(r))
+                    || q.to_email.as_ref().is_some_and(own_address);
                 if !allowed {
                     return Err(QuestionError::NotAllowed {
                         user: (*name).to_owned(),
