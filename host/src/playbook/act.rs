@@ -2,7 +2,7 @@
 //! `ask`, ...): each is a journaled step of kind `act` whose request is
 //! `{ "action": NAME, "args": { ... } }`. [`Act`] is that request, typed: the script
 //! functions make one, the executor performs it (`runs/act.rs`), and `osprey playbook test`
-//! fakes it (`testing.rs`).
+//! fakes it (`testing/`).
 //!
 //! The stored JSON is the journal's format and must not change: a recorded step replays only
 //! if the script asks for the same request. Maps a script passes (an incident's changes, a
