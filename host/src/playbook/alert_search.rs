@@ -173,6 +173,14 @@ mod tests {
                 "value must be text or a number",
             ),
             (
+                json!({"field": "f", "value": "x", "limit": 0}),
+                "limit 0: ask for 1 to 100 alerts",
+            ),
+            (
+                json!({"field": "f".repeat(100_000), "value": "x"}),
+                "is not a field name (1 to",
+            ),
+            (
                 json!({"field": "f", "value": "x", "limit": 101}),
                 "limit 101: ask for 1 to 100 alerts",
             ),
