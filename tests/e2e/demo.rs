@@ -165,7 +165,7 @@ async fn the_demo_sets_up_serves_and_fills_the_console() {
         },
     )
     .await;
-    eventually(60, "Bonusly's gifts on its chart", async || {
+    let gifts_charted = async || {
         let chart = get(
             &format!("{base}/api/v1/playbooks/bonusly-month-end/charts/gifts"),
             &api,
@@ -177,9 +177,28 @@ async fn the_demo_sets_up_serves_and_fills_the_console() {
             .iter()
             .filter_map(|p| p["value"].as_f64())
             .sum();
-        (given >= 40.0).then_some(())
-    })
-    .await;
+        given >= 40.0
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while !gifts_charted().await {
+        if std::time::Instant::now() > deadline {
+            let runs = get(&format!("{base}/api/v1/runs?playbook=bonusly-month-end"), &api).await;
+            let mut shown = Vec::new();
+            for r in items(&runs) {
+                let id = r["id"].as_str().unwrap_or_default();
+                shown.push(get(&format!("{base}/api/v1/runs/{id}"), &api).await);
+            }
+            let logs = server.logs.lock().unwrap().clone();
+            let warnings: Vec<&String> = logs
+                .iter()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR") || l.contains("bonusly"))
+                .collect();
+            panic!(
+                "timed out waiting for Bonusly's gifts on its chart; its runs: {shown:#?}\nthe server's warnings:\n{warnings:#?}"
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let validated = eventually(60, "a defence validation that ran", async || {
         items(&get(&format!("{base}/api/v1/runs?playbook=defence-validation"), &api).await)
             .into_iter()
