@@ -50,8 +50,8 @@ pub struct App {
     pub playbook_errors: Vec<String>,
     /// Runs playbooks.
     pub executor: Arc<Executor>,
-    /// Woken when alerts are stored, so pre-processing looks at them at once.
-    pub alerts_stored: Arc<tokio::sync::Notify>,
+    /// Committed alerts on their way to pre-processing (and the lag it reports).
+    pub handoff: Arc<crate::preprocess::Handoff>,
     /// Woken when mail is queued in the outbox (by `humans`), so the sender sends it at once.
     pub mail_queued: Arc<tokio::sync::Notify>,
     /// API token lookups of the last second.
@@ -156,6 +156,9 @@ impl App {
             config.lists.max_entries,
             humans.clone(),
         );
+        // Room for the requests already admitted when the backpressure limit is reached; past
+        // it, alerts are left to the store scan.
+        let handoff = crate::preprocess::Handoff::new(config.intake.max_undecided.saturating_mul(2));
         Ok(App {
             config,
             store,
@@ -165,7 +168,7 @@ impl App {
             playbooks,
             playbook_errors,
             executor,
-            alerts_stored: Arc::new(tokio::sync::Notify::new()),
+            handoff: Arc::new(handoff),
             mail_queued,
             tokens: Default::default(),
             humans,

@@ -138,6 +138,10 @@ pub struct IntakeConfig {
     pub max_alerts_per_request: usize,
     /// Intake requests handled at once; more get 503 with Retry-After.
     pub max_in_flight: usize,
+    /// Alerts committed but not yet decided by pre-processing, at most: past it, intake
+    /// answers 503 with Retry-After until pre-processing catches up, so the lag stays bounded
+    /// (`osprey_preprocess_waiting_alerts` and `osprey_preprocess_lag_seconds` in /metrics).
+    pub max_undecided: usize,
     /// Listen for syslog on UDP at this address (one message per datagram); off if unset.
     pub syslog_udp: Option<SocketAddr>,
     /// Listen for syslog on TCP at this address (one message per line); off if unset.
@@ -155,6 +159,7 @@ impl Default for IntakeConfig {
             max_body_bytes: 10 * 1024 * 1024,
             max_alerts_per_request: 10_000,
             max_in_flight: 64,
+            max_undecided: 100_000,
             syslog_udp: None,
             syslog_tcp: None,
             poll_min_every: Duration::from_secs(10),
@@ -273,6 +278,10 @@ impl Config {
             .and_then(|()| config.mail.validate().map_err(|e| e.to_string()))
             .and_then(|()| config.runs.validate().map_err(|e| e.to_string()))
             .and_then(|()| config.run_limits().map(|_| ()).map_err(|e| e.to_string()))
+            .and_then(|()| match config.intake.max_undecided {
+                0 => Err("intake.max_undecided must be at least 1 (0 would refuse every alert)".to_owned()),
+                _ => Ok(()),
+            })
             .and_then(|()| {
                 config
                     .intake
@@ -447,6 +456,10 @@ mod tests {
             (
                 "[runs]\nmax_unfinished_replays = 0\n",
                 "runs.max_unfinished_replays must be at least 1",
+            ),
+            (
+                "[intake]\nmax_undecided = 0\n",
+                "intake.max_undecided must be at least 1",
             ),
         ] {
             std::fs::write(&path, text).unwrap();

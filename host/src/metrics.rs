@@ -198,6 +198,9 @@ pub struct Snapshot {
     pub questions_open: i64,
     /// Each poller's name and seconds since its last successful poll (those that had one).
     pub poll_lag: Vec<(String, i64)>,
+    /// Committed alerts pre-processing has not decided yet, and how long ago the oldest of
+    /// them was received (ms; 0 when there is none).
+    pub undecided: (i64, i64),
 }
 
 /// The process's metrics. Cheap to count into from any thread.
@@ -220,6 +223,9 @@ pub struct Metrics {
     polls: Family<PollLabels, Counter>,
     poll_items: Family<PollLabels, Counter>,
     poll_lag: Family<PollerLabels, Gauge>,
+    alerts_undecided: Gauge,
+    preprocess_lag: Gauge<f64, std::sync::atomic::AtomicU64>,
+    intake_throttled: Counter,
     /// The values each outside-defined label has taken, by label name.
     seen: Mutex<HashMap<&'static str, HashSet<String>>>,
 }
@@ -258,6 +264,9 @@ impl Metrics {
             polls: Family::default(),
             poll_items: Family::default(),
             poll_lag: Family::default(),
+            alerts_undecided: Gauge::default(),
+            preprocess_lag: Gauge::default(),
+            intake_throttled: Counter::default(),
             seen: Mutex::default(),
         };
         let mut registry = Registry::default();
@@ -346,6 +355,21 @@ impl Metrics {
             "osprey_poll_lag_seconds",
             "Seconds since each poller's last successful poll",
             m.poll_lag.clone(),
+        );
+        registry.register(
+            "osprey_alerts_undecided",
+            "Alerts committed that pre-processing has not decided yet (dropped, deduplicated, linked or opened as incidents)",
+            m.alerts_undecided.clone(),
+        );
+        registry.register(
+            "osprey_preprocess_lag_seconds",
+            "How long ago the oldest undecided alert was received (0 when none waits)",
+            m.preprocess_lag.clone(),
+        );
+        registry.register(
+            "osprey_intake_throttled",
+            "Intake requests answered 503 with Retry-After because pre-processing lags (intake.max_undecided)",
+            m.intake_throttled.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -474,6 +498,11 @@ impl Metrics {
         self.mail_failed.inc();
     }
 
+    /// An intake request was refused because pre-processing lags.
+    pub fn intake_throttled(&self) {
+        self.intake_throttled.inc();
+    }
+
     /// The exposition, with the gauges of stored state set from `snapshot`.
     pub fn encode(&self, snapshot: &Snapshot) -> String {
         for status in RUN_STATUSES {
@@ -490,6 +519,8 @@ impl Metrics {
         }
         self.run_queue_depth.set(snapshot.queue_depth);
         self.questions_open.set(snapshot.questions_open);
+        self.alerts_undecided.set(snapshot.undecided.0);
+        self.preprocess_lag.set(snapshot.undecided.1 as f64 / 1000.0);
         for (poller, lag) in &snapshot.poll_lag {
             let poller = self.bounded("poller", poller);
             self.poll_lag.get_or_create(&PollerLabels { poller }).set(*lag);
@@ -506,6 +537,7 @@ impl Metrics {
             runs: store.run_counts().await?,
             queue_depth: store.queue_depth().await?,
             questions_open: store.count_open_questions().await?,
+            undecided: store.undecided_alerts().await?,
             poll_lag: {
                 let now = crate::store::now_ms();
                 store
@@ -577,6 +609,7 @@ mod tests {
             queue_depth: 2,
             questions_open: 3,
             poll_lag: Vec::new(),
+            undecided: (1200, 2500),
         });
         for line in [
             r#"osprey_runs{status="completed"} 7"#,
@@ -585,6 +618,8 @@ mod tests {
             r#"osprey_runs{status="waiting"} 0"#,
             "osprey_run_queue_depth 2",
             "osprey_questions_open 3",
+            "osprey_alerts_undecided 1200",
+            "osprey_preprocess_lag_seconds 2.5",
         ] {
             assert!(has(&text, line), "missing {line} in:\n{text}");
         }

@@ -18,6 +18,7 @@ mod cases;
 mod cli;
 mod console;
 mod console_install;
+mod decision_lag;
 mod demo;
 mod hostile;
 mod hostile_playbooks;

@@ -35,7 +35,8 @@ pub struct Polling {
     pub runtime: Runtime,
     pub metrics: Arc<Metrics>,
     /// Woken when alerts are committed, so pre-processing looks at them at once.
-    pub alerts_stored: Arc<tokio::sync::Notify>,
+    /// Told when a poll commits alerts, so pre-processing looks for them.
+    pub handoff: Arc<crate::preprocess::Handoff>,
     /// The most items one poll may return (`intake.max_alerts_per_request`).
     pub max_items: usize,
     /// This server, as the holder of claims.
@@ -109,7 +110,7 @@ impl Polling {
                     Ok(()) => {
                         self.metrics.polled(&name, true, accepted, bad);
                         if accepted > 0 {
-                            self.alerts_stored.notify_one();
+                            self.handoff.scan_soon();
                         }
                         tracing::info!(poller = %name, accepted, bad, "polled");
                         Ok(())

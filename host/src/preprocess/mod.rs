@@ -3,12 +3,16 @@
 //! incident, or open an incident and start playbooks. The first enabled rule that matches
 //! decides; an alert no rule matches is kept, marked `unmatched`.
 //!
-//! The server runs [`process_pending`] in the background; `osprey rules test` and
-//! `POST /api/v1/rules/test` run [`test_rules`] over stored alerts without changing anything.
+//! The server decides the alerts intake hands it in memory ([`decide`], fed by
+//! `handoff.rs`) and those it finds undecided in the store ([`process_pending`]); `osprey
+//! rules test` and `POST /api/v1/rules/test` run [`test_rules`] over stored alerts without
+//! changing anything.
 
+pub mod handoff;
 pub mod rules;
 pub mod spec;
 
+pub use handoff::Handoff;
 pub use rules::{
     Decision, RuleCheckError, RuleSet, RuleTest, RuleTestCount, alert_json, check_rule, test_rules,
 };
@@ -27,15 +31,33 @@ use crate::store::triage::Triage;
 use serde_json::Value;
 use std::collections::HashMap;
 
-/// Look at up to `batch` alerts pre-processing has not seen; returns how many it handled.
+/// Look at up to `batch` alerts the store holds undecided (those received before `before`,
+/// if given); returns how many it found.
 pub async fn process_pending(
     executor: &Executor,
     metrics: &Metrics,
     batch: i64,
+    before: Option<i64>,
 ) -> Result<usize, StoreError> {
-    let alerts = executor.store().unprocessed_alerts(batch).await?;
+    let alerts = match before {
+        Some(before) => executor.store().unprocessed_alerts_before(before, batch).await?,
+        None => executor.store().unprocessed_alerts(batch).await?,
+    };
+    let alerts: Vec<&StoredAlert> = alerts.iter().collect();
+    decide(executor, metrics, &alerts).await?;
+    Ok(alerts.len())
+}
+
+/// Decide `alerts` (committed, undecided) and commit the decisions in one transaction.
+/// Returns false, deciding nothing, when some of them were decided first (by another server,
+/// or found twice): the caller leaves them to a store scan.
+pub async fn decide(
+    executor: &Executor,
+    metrics: &Metrics,
+    alerts: &[&StoredAlert],
+) -> Result<bool, StoreError> {
     if alerts.is_empty() {
-        return Ok(0);
+        return Ok(true);
     }
     let specs = executor
         .store()
@@ -49,7 +71,7 @@ pub async fn process_pending(
         Err(e) => {
             // Rules are validated when they are stored; this is a rule from an older version.
             tracing::error!(error = %e, "the stored rules do not compile; alerts wait until they are fixed");
-            return Ok(0);
+            return Ok(true);
         }
     };
     let triggers = alert_triggers(executor.playbooks());
@@ -123,11 +145,8 @@ pub async fn process_pending(
     triage.sightings =
         crate::store::indicators::sightings(alerts.iter().map(|a| (&a.alert.observables, a.received_at)));
     if !executor.store().apply_triage(&triage).await? {
-        tracing::debug!(
-            alerts = alerts.len(),
-            "another server pre-processed these alerts first"
-        );
-        return Ok(alerts.len());
+        tracing::debug!(alerts = alerts.len(), "some of these alerts were decided first");
+        return Ok(false);
     }
     count_decisions(metrics, &triage);
     for (incident, _, runs) in &triage.opened {
@@ -136,7 +155,7 @@ pub async fn process_pending(
     if triage.opened.iter().any(|(_, _, runs)| !runs.is_empty()) {
         executor.wake();
     }
-    Ok(alerts.len())
+    Ok(true)
 }
 
 /// Count a committed triage's decisions, per outcome and rule.

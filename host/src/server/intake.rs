@@ -2,8 +2,9 @@
 //! default). Parsing is `intake`'s; this file authenticates, bounds, stores and answers.
 //!
 //! A 2xx answer means the accepted alerts are committed (the store's group commit makes that
-//! cheap). Over `max_in_flight` requests at once, the answer is 503 with Retry-After, never a
-//! silent drop.
+//! cheap). Over `max_in_flight` requests at once, or while pre-processing has
+//! `max_undecided` alerts to decide, the answer is 503 with Retry-After, never a silent drop.
+//! Committed alerts are handed to pre-processing in memory (`preprocess::handoff`).
 
 use super::problem;
 use crate::app::App;
@@ -165,6 +166,17 @@ async fn post_alerts(
         );
         return retry_later("the server is handling as many alert requests as it allows; retry shortly");
     };
+    // Backpressure: while pre-processing is this far behind, senders wait rather than the lag
+    // growing without bound. What was accepted before is committed and will be decided.
+    let undecided = intake.app.handoff.waiting();
+    if undecided >= intake.config.max_undecided {
+        intake.app.metrics.intake_throttled();
+        tracing::debug!(undecided, "pre-processing lags; answering 503");
+        return retry_later(&format!(
+            "pre-processing is {undecided} alerts behind (intake.max_undecided is {}); nothing was stored, retry shortly",
+            intake.config.max_undecided
+        ));
+    }
     let params = match params {
         Ok(Query(params)) => params,
         Err(e) => {
@@ -281,9 +293,9 @@ async fn post_alerts(
 /// Store `alerts` (committed on return), count them, and wake pre-processing.
 async fn commit(app: &App, alerts: Vec<StoredAlert>) -> Result<(), crate::store::StoreError> {
     let sources = per_source(&alerts);
-    app.store.insert_alerts(alerts).await?;
+    let committed = app.store.insert_alerts(alerts).await?;
     count_ingested(app, sources);
-    app.alerts_stored.notify_one();
+    app.handoff.push(committed);
     Ok(())
 }
 
@@ -429,9 +441,9 @@ async fn store_syslog(app: &App, messages: &[Vec<u8>], via: &str) {
     let n = alerts.len();
     let sources = per_source(&alerts);
     match app.store.insert_alerts(alerts).await {
-        Ok(()) => {
+        Ok(committed) => {
             count_ingested(app, sources);
-            app.alerts_stored.notify_one()
+            app.handoff.push(committed)
         }
         Err(e) => tracing::error!(via, error = %e, lost = n, "storing syslog messages failed"),
     }

@@ -183,24 +183,65 @@ pub async fn run(
 /// Alerts pre-processed in one transaction, at most.
 const PREPROCESS_BATCH: i64 = 500;
 
-/// How long pre-processing lets alerts gather after intake says some came, so that a stream
-/// of one-alert requests is decided in batches: each batch is one write transaction, and on
-/// SQLite those share the one writer with intake.
-const PREPROCESS_GATHER: Duration = Duration::from_millis(100);
+/// How often pre-processing looks in the store for alerts no server is deciding: received
+/// more than [`ORPHAN_AGE`] ago and still undecided (a crashed server's, on PostgreSQL).
+const ORPHAN_SCAN: Duration = Duration::from_secs(5);
+const ORPHAN_AGE: Duration = Duration::from_secs(10);
 
-/// Pre-process stored alerts as they come: shortly after intake says so (at once while a
-/// backlog lasts), and every second for what an earlier process left (alerts stored just
-/// before a crash).
+/// Pre-process alerts as they are committed: those intake hands over in memory, at once and
+/// in batches of whatever has gathered while the last batch committed; and those the store
+/// holds undecided, when the hand-off asks for a scan (at start, for what a crash left; past
+/// its capacity; after a poll) and every few seconds for other servers' orphans. While a
+/// scan finds a backlog, scan batches and hand-off batches take turns, so neither starves.
 async fn preprocess_alerts(app: Arc<App>) {
+    let (executor, metrics, handoff) = (&app.executor, &app.metrics, &app.handoff);
+    let mut orphans_at = std::time::Instant::now() + ORPHAN_SCAN;
+    let mut backlog = false;
     loop {
-        match crate::preprocess::process_pending(&app.executor, &app.metrics, PREPROCESS_BATCH).await {
-            Ok(n) if n as i64 >= PREPROCESS_BATCH => continue,
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "pre-processing alerts failed; retrying"),
+        let mut worked = false;
+        let before = if backlog || handoff.take_scan() {
+            Some(None)
+        } else if std::time::Instant::now() >= orphans_at {
+            Some(Some(crate::store::now_ms() - ORPHAN_AGE.as_millis() as i64))
+        } else {
+            None
+        };
+        if let Some(before) = before {
+            if before.is_some() {
+                orphans_at = std::time::Instant::now() + ORPHAN_SCAN;
+            }
+            worked = true;
+            match crate::preprocess::process_pending(executor, metrics, PREPROCESS_BATCH, before).await {
+                // More may wait: scan again after the next hand-off batch.
+                Ok(n) => backlog = n as i64 >= PREPROCESS_BATCH,
+                Err(e) => {
+                    tracing::error!(error = %e, "pre-processing alerts failed; retrying");
+                    handoff.scan_soon();
+                    backlog = false;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
         }
-        tokio::select! {
-            _ = app.alerts_stored.notified() => tokio::time::sleep(PREPROCESS_GATHER).await,
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        let taken = handoff.take(PREPROCESS_BATCH as usize);
+        if !taken.is_empty() {
+            worked = true;
+            let decided = crate::preprocess::decide(executor, metrics, &taken.alerts()).await;
+            handoff.finished(taken);
+            match decided {
+                Ok(true) => {}
+                // Some were decided first (found by a scan too, or by another server): the
+                // store has the rest.
+                Ok(false) => handoff.scan_soon(),
+                Err(e) => {
+                    // They are committed: the scan finds them again.
+                    tracing::error!(error = %e, "pre-processing alerts failed; retrying from the store");
+                    handoff.scan_soon();
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+        if !worked {
+            handoff.wait(Duration::from_secs(1)).await;
         }
     }
 }
@@ -211,7 +252,7 @@ async fn polling(app: &Arc<App>) -> crate::poll::Polling {
         store: app.store.clone(),
         runtime: app.runtime.clone(),
         metrics: app.metrics.clone(),
-        alerts_stored: app.alerts_stored.clone(),
+        handoff: app.handoff.clone(),
         max_items: app.config.intake.max_alerts_per_request,
         node: crate::poll::Polling::node_name(),
     };

@@ -6,6 +6,7 @@ use super::writer::Write;
 use super::{Result, Store};
 use crate::intake::{Alert, Observables, Severity};
 use serde::Serialize;
+use std::sync::Arc;
 
 /// An alert with what the store adds: its id, when and how it came in.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -176,15 +177,17 @@ impl Store {
         page.try_map(alert_from_row)
     }
 
-    /// Commit `alerts`; returns once they are durable.
-    pub async fn insert_alerts(&self, alerts: Vec<StoredAlert>) -> Result<()> {
+    /// Commit `alerts`; returns them once they are durable (to be handed to pre-processing).
+    pub async fn insert_alerts(&self, alerts: Vec<StoredAlert>) -> Result<Arc<Vec<StoredAlert>>> {
+        let alerts = Arc::new(alerts);
         if alerts.is_empty() {
-            return Ok(());
+            return Ok(alerts);
         }
-        for a in &alerts {
+        for a in alerts.iter() {
             super::json::check(&a.alert.data, "an alert")?;
         }
-        self.write(Write::InsertAlerts(alerts)).await.map(drop)
+        self.write(Write::InsertAlerts(alerts.clone())).await?;
+        Ok(alerts)
     }
 
     /// The newest alerts first, optionally from one source.

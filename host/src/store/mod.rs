@@ -248,6 +248,12 @@ pub fn new_id(prefix: char) -> String {
     format!("{prefix}{:011x}{seq:06x}{random:010x}", now_ms())
 }
 
+/// The smallest id with `prefix` made at `at` (Unix ms): every id [`new_id`] makes later is
+/// greater, every one made earlier smaller.
+pub fn id_at(prefix: char, at: i64) -> String {
+    format!("{prefix}{:011x}", at.max(0))
+}
+
 /// Unix time in milliseconds.
 pub fn now_ms() -> i64 {
     SystemTime::now()

@@ -50,6 +50,37 @@ impl Store {
             .await
     }
 
+    /// How many alerts are undecided, and how long ago (ms) the oldest of them was received
+    /// (0 when none is): the lag `/metrics` shows. Both read the undecided alerts' index.
+    pub async fn undecided_alerts(&self) -> Result<(i64, i64)> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM alerts WHERE processed_at IS NULL")
+            .fetch_one(&self.pool)
+            .await?;
+        let oldest: Option<i64> = sqlx::query_scalar(
+            "SELECT received_at FROM alerts WHERE processed_at IS NULL ORDER BY id LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok((count, oldest.map_or(0, |at| (now_ms() - at).max(0))))
+    }
+
+    /// The undecided alerts received before `before` (Unix ms), oldest first: those no
+    /// server is about to decide from memory (a crashed server's). Ids begin with their
+    /// time of receipt, so this reads a range of the undecided alerts' index.
+    pub async fn unprocessed_alerts_before(
+        &self,
+        before: i64,
+        limit: i64,
+    ) -> Result<Vec<super::alerts::StoredAlert>> {
+        let bound = super::id_at('a', before);
+        self.alerts_where(
+            "processed_at IS NULL AND id < $2 ORDER BY id",
+            Some(&bound),
+            limit,
+        )
+        .await
+    }
+
     /// For each of `keys`, the newest open incident with that deduplication key (id, created
     /// at), or `None`: a few queries for a whole batch of alerts.
     pub async fn open_incidents_by_keys(
@@ -89,37 +120,34 @@ impl Store {
     /// new incidents with their runs, then links (one timeline event per incident for all
     /// its new alerts), then every alert's disposition.
     ///
-    /// Returns false, writing nothing, when another server took some of these alerts first
-    /// (PostgreSQL with several servers): the caller reads the unprocessed alerts again.
+    /// Returns false, writing nothing, when some of these alerts were decided first: by
+    /// another server (PostgreSQL with several servers), or by this one when it found them
+    /// both in the hand-off from intake and in the store. The caller reads the undecided
+    /// alerts from the store again.
     pub async fn apply_triage(&self, triage: &Triage) -> Result<bool> {
         use super::writer::rows;
         let now = now_ms();
         let system = Actor::system();
         let mut tx = self.writer.begin().await?;
         let sqlite = tx.backend_name() == "SQLite";
-        if !sqlite {
-            // Claim the batch's alerts first. A server deciding on the same alerts at the same
-            // time waits here on the row locks, then finds them processed and gives up.
-            let ids: Vec<&str> = triage.alert_ids().collect();
-            let mut claimed = 0;
-            for chunk in ids.chunks(super::writer::ROWS_PER_STATEMENT) {
-                let list = (1..=chunk.len())
-                    .map(|i| format!("${}", i + 1))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let sql = format!(
-                    "UPDATE alerts SET processed_at = $1 WHERE processed_at IS NULL AND id IN ({list})"
-                );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
-                for id in chunk {
-                    q = q.bind(*id);
-                }
-                claimed += q.execute(&mut *tx).await?.rows_affected();
+        // Claim the batch's alerts first. A server deciding on the same alerts at the same
+        // time waits here on the row locks, then finds them processed and gives up.
+        let ids: Vec<&str> = triage.alert_ids().collect();
+        let mut claimed = 0;
+        for chunk in ids.chunks(super::writer::ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "UPDATE alerts SET processed_at = {now} WHERE processed_at IS NULL AND id IN ({})",
+                rows("?", chunk.len(), sqlite)
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(*id);
             }
-            if claimed != ids.len() as u64 {
-                tx.rollback().await?;
-                return Ok(false);
-            }
+            claimed += q.execute(&mut *tx).await?.rows_affected();
+        }
+        if claimed != ids.len() as u64 {
+            tx.rollback().await?;
+            return Ok(false);
         }
         // First: indicator rows before the audit head, the order `set_verdict` takes them in.
         super::indicators::upsert_sightings(&mut tx, &triage.sightings).await?;
@@ -288,17 +316,14 @@ mod triage_tests {
 
 #[cfg(test)]
 mod claim_tests {
-    use super::Triage;
-    use crate::store::alerts::StoredAlert;
+    use crate::store::testing::both_dialects;
 
-    /// With several servers on one PostgreSQL database, a batch of alerts is decided once:
-    /// the second server to write the same alerts' decisions writes nothing.
-    #[tokio::test]
-    async fn a_batch_of_alerts_is_triaged_by_one_server_only() {
-        let Some(t) = crate::store::testing::postgres().await else {
-            return;
-        };
-        let store = &t.store;
+    // With several servers on one PostgreSQL database, or one server that found the same
+    // alerts in its hand-off from intake and in the store, a batch of alerts is decided
+    // once: the second to write the same alerts' decisions writes nothing.
+    both_dialects!(a_batch_of_alerts_is_triaged_once, |store| {
+        use crate::store::alerts::StoredAlert;
+        use crate::store::triage::Triage;
         let items = crate::intake::parse_items(
             crate::intake::Format::Json,
             br#"[{"source":"fw","title":"a"},{"source":"fw","title":"b"}]"#,
@@ -328,5 +353,5 @@ mod claim_tests {
         let stored = store.alerts(Some("fw"), 10).await.unwrap();
         assert_eq!(stored.len(), 2);
         assert!(stored.iter().all(|a| a.disposition.as_deref() == Some("dropped")));
-    }
+    });
 }

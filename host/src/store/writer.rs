@@ -29,7 +29,8 @@ pub(super) const ROWS_PER_STATEMENT: usize = 500;
 /// A hot write.
 #[derive(Debug, Clone)]
 pub(super) enum Write {
-    InsertAlerts(Vec<StoredAlert>),
+    /// Shared, so that the caller can hand the committed alerts on without copying them.
+    InsertAlerts(std::sync::Arc<Vec<StoredAlert>>),
     /// A poll's alerts and its poller's new cursor and state, committed together.
     PollDone(Box<super::pollers::PollDone>),
     CreateRun(NewRun),
@@ -130,11 +131,11 @@ async fn execute_round(
         match write {
             Write::InsertAlerts(a) => {
                 results[i] = Some(Ok(a.len() as u64));
-                alerts.extend(a);
+                alerts.push(a);
             }
             Write::PollDone(done) => {
                 results[i] = Some(Ok(super::pollers::record_done(conn, &done).await?));
-                alerts.extend(done.alerts);
+                alerts.push(std::sync::Arc::new(done.alerts));
             }
             Write::CreateRun(run) => creates.push((i, run)),
             Write::AppendStep { run_id, step } => steps.push((i, run_id, step)),
@@ -244,6 +245,7 @@ async fn execute_round(
         }
     }
 
+    let alerts: Vec<&StoredAlert> = alerts.iter().flat_map(|a| a.iter()).collect();
     for chunk in alerts.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO alerts (id, received_at, via, source, title, severity, occurred_at, data, observables, raw)
