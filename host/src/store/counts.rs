@@ -44,11 +44,7 @@ impl Counter {
     fn shape(self) -> (&'static str, &'static str, &'static str) {
         match self {
             Counter::Sources => ("alert_source_counts", "day, source", "(?, ?, ?, ?)"),
-            Counter::Dispositions => (
-                "alert_disposition_counts",
-                "day, disposition",
-                "(?, ?, ?, ?)",
-            ),
+            Counter::Dispositions => ("alert_disposition_counts", "day, disposition", "(?, ?, ?, ?)"),
             Counter::Runs => ("run_counts", "day, playbook, state", "(?, ?, ?, ?, ?)"),
         }
     }
@@ -185,8 +181,10 @@ pub(super) async fn triage_deciding(conn: &mut AnyConnection, triage: &Triage) -
         .iter()
         .map(|(alert, disposition, _)| (alert.as_str(), *disposition))
         .collect();
-    changes.extend(triage.linked.iter().map(|(_, alert, _, duplicate)| {
-        (alert.as_str(), if *duplicate { "duplicate" } else { "linked" })
-    }));
+    changes.extend(
+        triage.linked.iter().map(|(_, alert, _, duplicate)| {
+            (alert.as_str(), if *duplicate { "duplicate" } else { "linked" })
+        }),
+    );
     dispositions_changing(conn, &changes).await
 }

@@ -183,7 +183,7 @@ mod tests {
         assert_eq!(d, Dashboard::default());
     });
 
-    both_dialects!(an_upgraded_store_counts_its_history_by_utc_day_in_the_window, |store| {
+    both_dialects!(an_upgraded_store_counts_its_history_by_utc_day, |store| {
         let day = 20_000_i64;
         let at = |d: i64, hour: i64| d * DAY_MS + hour * 3_600_000;
         let pool = &store.pool;
@@ -301,7 +301,7 @@ mod tests {
         }
     });
 
-    both_dialects!(the_kept_counts_equal_a_full_recount_after_every_kind_of_write, |store| {
+    both_dialects!(kept_counts_equal_a_full_recount_after_any_write, |store| {
         let cli = Actor::cli();
         let today = crate::store::now_ms() / DAY_MS;
         let at = |d: i64, hour: i64| d * DAY_MS + hour * 3_600_000;
@@ -361,12 +361,27 @@ mod tests {
             .unwrap();
         assert_eq!(claimed.len(), 7);
         let ids: Vec<&str> = claimed.iter().map(|j| j.run_id.as_str()).collect();
-        store.finish_run(ids[0], RunStatus::Completed, None, None).await.unwrap();
-        store.finish_run(ids[1], RunStatus::Completed, None, None).await.unwrap();
-        store.finish_run(ids[2], RunStatus::Failed, None, Some("no")).await.unwrap();
-        store.finish_run(ids[3], RunStatus::Dead, None, Some("no")).await.unwrap();
+        store
+            .finish_run(ids[0], RunStatus::Completed, None, None)
+            .await
+            .unwrap();
+        store
+            .finish_run(ids[1], RunStatus::Completed, None, None)
+            .await
+            .unwrap();
+        store
+            .finish_run(ids[2], RunStatus::Failed, None, Some("no"))
+            .await
+            .unwrap();
+        store
+            .finish_run(ids[3], RunStatus::Dead, None, Some("no"))
+            .await
+            .unwrap();
         // Ending an ended run changes nothing.
-        store.finish_run(ids[0], RunStatus::Failed, None, None).await.unwrap();
+        store
+            .finish_run(ids[0], RunStatus::Failed, None, None)
+            .await
+            .unwrap();
         store
             .reschedule_run(ids[4], RunStatus::Waiting, crate::store::now_ms() + 60_000, None)
             .await

@@ -240,7 +240,10 @@ async fn execute_round(
         let ended: Vec<(String, String, i64)> = q.fetch_all(&mut *conn).await?;
         let status: std::collections::HashMap<&str, RunStatus> =
             finishes.iter().map(|(_, id, s, ..)| (id.as_str(), *s)).collect();
-        let counted: Vec<_> = ended.iter().map(|(id, p, at)| (p.clone(), *at, status[id.as_str()])).collect();
+        let counted: Vec<_> = ended
+            .iter()
+            .map(|(id, p, at)| (p.clone(), *at, status[id.as_str()]))
+            .collect();
         super::counts::runs_ended(conn, &counted).await?;
         let done: HashSet<String> = ended.into_iter().map(|(id, ..)| id).collect();
         wake_parents(conn, &done, now, sqlite).await?;
