@@ -114,9 +114,9 @@ pub(super) async fn runs_created<'a>(
 
 /// Count runs that just ended: (playbook, created at, how it ended), each moved from
 /// unfinished to how it ended.
-pub(super) async fn runs_ended(conn: &mut AnyConnection, ended: &[(String, i64, RunStatus)]) -> Result<()> {
+pub(super) async fn runs_ended(conn: &mut AnyConnection, ended: &[(&str, i64, RunStatus)]) -> Result<()> {
     let mut deltas = Deltas::new();
-    for (playbook, created_at, status) in ended {
+    for &(playbook, created_at, status) in ended {
         let day = created_at / DAY_MS;
         *deltas.entry((day, playbook, UNFINISHED)).or_default() -= 1;
         *deltas.entry((day, playbook, status.as_str())).or_default() += 1;

@@ -242,7 +242,7 @@ async fn execute_round(
             finishes.iter().map(|(_, id, s, ..)| (id.as_str(), *s)).collect();
         let counted: Vec<_> = ended
             .iter()
-            .map(|(id, p, at)| (p.clone(), *at, status[id.as_str()]))
+            .map(|(id, p, at)| (p.as_str(), *at, status[id.as_str()]))
             .collect();
         super::counts::runs_ended(conn, &counted).await?;
         let done: HashSet<String> = ended.into_iter().map(|(id, ..)| id).collect();
