@@ -39,6 +39,7 @@ impl Store {
         .bind(step)
         .execute(&mut *tx)
         .await?;
+        super::counts::runs_created(&mut tx, now, [run.playbook.as_str()]).await?;
         tx.commit().await?;
         Ok(run.id.clone())
     }

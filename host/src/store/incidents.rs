@@ -268,6 +268,7 @@ async fn set_disposition(
     rule: Option<&str>,
     incident: Option<&str>,
 ) -> Result<()> {
+    super::counts::dispositions_changing(conn, &[(alert, disposition)]).await?;
     sqlx::query(
         "UPDATE alerts SET disposition = $1, rule = $2, incident_id = $3, processed_at = $4 WHERE id = $5",
     )

@@ -11,6 +11,7 @@ pub mod audit;
 pub(crate) mod audit_chain;
 mod case_specs;
 mod child_runs;
+pub mod counts;
 pub mod enrichment_cache;
 pub mod incident_detail;
 pub mod incidents;

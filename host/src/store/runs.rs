@@ -652,6 +652,7 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        super::counts::run_restarting(&mut tx, run_id).await?;
         sqlx::query(
             "UPDATE runs SET status = 'queued', output = NULL, error = NULL, attempts = 0, script_hash = $1,
                  updated_at = $2, finished_at = NULL, run_at = $2, locked_by = NULL, locked_until = NULL

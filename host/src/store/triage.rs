@@ -149,6 +149,8 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
+        // The dashboard's counts of dispositions, before they change (`counts.rs`).
+        super::counts::triage_deciding(&mut tx, triage).await?;
         // First: indicator rows before the audit head, the order `set_verdict` takes them in.
         super::indicators::upsert_sightings(&mut tx, &triage.sightings).await?;
         for (incident, alert, runs) in &triage.opened {

@@ -182,6 +182,7 @@ async fn execute_round(
             results[*i] = Some(Ok(1));
         }
     }
+    super::counts::runs_created(conn, now, creates.iter().map(|(_, r)| r.playbook.as_str())).await?;
 
     for steps in steps.chunks(ROWS_PER_STATEMENT) {
         // A step whose number is taken (another worker got there first) is not written, and
@@ -225,7 +226,7 @@ async fn execute_round(
              UPDATE runs SET status = v.status, output = v.output, error = v.error, updated_at = v.at,
                  finished_at = v.at, unfinished = 0, run_at = NULL, locked_by = NULL, locked_until = NULL
              FROM v WHERE runs.id = v.id AND runs.status IN {PENDING}
-             RETURNING runs.id",
+             RETURNING runs.id, runs.playbook, runs.created_at",
             rows("(?, ?, ?, ?, ?)", finishes.len(), sqlite)
         );
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
@@ -237,8 +238,15 @@ async fn execute_round(
                 .bind(error)
                 .bind(now);
         }
-        let done: Vec<(String,)> = q.fetch_all(&mut *conn).await?;
-        let done: HashSet<String> = done.into_iter().map(|(id,)| id).collect();
+        let ended: Vec<(String, String, i64)> = q.fetch_all(&mut *conn).await?;
+        let status: std::collections::HashMap<&str, RunStatus> =
+            finishes.iter().map(|(_, id, s, ..)| (id.as_str(), *s)).collect();
+        let counted: Vec<_> = ended
+            .iter()
+            .map(|(id, p, at)| (p.as_str(), *at, status[id.as_str()]))
+            .collect();
+        super::counts::runs_ended(conn, &counted).await?;
+        let done: HashSet<String> = ended.into_iter().map(|(id, ..)| id).collect();
         wake_parents(conn, &done, now, sqlite).await?;
         for (i, run_id, ..) in finishes {
             results[*i] = Some(Ok(u64::from(done.contains(run_id))));
@@ -268,6 +276,7 @@ async fn execute_round(
         }
         q.execute(&mut *conn).await?;
     }
+    super::counts::alerts_inserted(conn, &alerts).await?;
 
     for reschedules in reschedules.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(

@@ -10,6 +10,7 @@ use super::{failed, may, page};
 use crate::app::App;
 use crate::rbac::Permission;
 use crate::server::web::WebUser;
+use crate::store::counts::UNFINISHED;
 use crate::store::now_ms;
 use crate::store::stats::{DAY_MS, Dashboard};
 use axum::extract::State;
@@ -193,19 +194,17 @@ fn draw(
         ),
     });
 
-    // Runs by outcome.
+    // Runs by outcome (those queued, running or waiting are counted together).
     let outcomes = [
-        "completed",
-        "failed",
-        "dead",
-        "cancelled",
-        "waiting",
-        "running",
-        "queued",
+        ("completed", "completed"),
+        ("failed", "failed"),
+        ("dead", "dead"),
+        ("cancelled", "cancelled"),
+        (UNFINISHED, "in progress"),
     ];
     let slices: Vec<(String, f64)> = outcomes
         .iter()
-        .map(|o| ((*o).to_owned(), count(&c.runs_by_status, o) as f64))
+        .map(|(o, label)| ((*label).to_owned(), count(&c.runs_by_status, o) as f64))
         .collect();
     let runs: i64 = c.runs_by_status.iter().map(|(_, n)| n).sum();
     charts.push(Chart {
