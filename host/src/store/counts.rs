@@ -86,7 +86,7 @@ async fn add(conn: &mut AnyConnection, counter: Counter, deltas: &Deltas<'_>) ->
 }
 
 /// Count `alerts`, just inserted: per day and source, and pending per day.
-pub(super) async fn alerts_inserted(conn: &mut AnyConnection, alerts: &[StoredAlert]) -> Result<()> {
+pub(super) async fn alerts_inserted(conn: &mut AnyConnection, alerts: &[&StoredAlert]) -> Result<()> {
     let mut sources = Deltas::new();
     let mut pending = Deltas::new();
     for a in alerts {
