@@ -6,6 +6,8 @@
 #
 #   scripts/bench-ingest.sh [SECONDS]      (default 10 per case)
 #   OSPREY_BIN=/path/to/osprey scripts/bench-ingest.sh   (an already built binary)
+#   PROFILE=ndjson scripts/bench-ingest.sh   (perf record -g the server during that case, and
+#                                             until its lag ends, into /tmp/perf-ndjson.data)
 #
 # Cases, in the same run:
 #   floor   GET /healthz, one per request (what the HTTP stack alone does; the baseline)
@@ -94,6 +96,11 @@ metric() {
 run_case() {
     local name=$1 per_request=$2 connections=$3; shift 3
     local out rps requests non2xx start end decided lag
+    local perf_pid=""
+    if [[ "${PROFILE:-}" == "$name" ]]; then
+        perf record -F 499 -g -p "$server_pid" -o "${TMPDIR:-/tmp}/perf-$name.data" >/dev/null 2>&1 &
+        perf_pid=$!
+    fi
     start=$(date +%s.%N)
     out=$(wrk -t2 -c"$connections" -d"${seconds}s" "$@")
     end=$(date +%s.%N)
@@ -110,6 +117,11 @@ run_case() {
         sleep 0.05
     done
     decided=$(date +%s.%N)
+    if [[ -n "$perf_pid" ]]; then
+        kill -INT "$perf_pid"
+        wait "$perf_pid" || true
+        echo "profile: perf report -i ${TMPDIR:-/tmp}/perf-$name.data --no-children"
+    fi
     awk -v r="$requests" -v n="$non2xx" -v p="$per_request" -v s="$start" -v e="$end" -v d="$decided" \
         -v name="$name" -v rps="$rps" 'BEGIN {
         accepted = (r - n) * p

@@ -129,17 +129,28 @@ impl Store {
             Dialect::Postgres => url.to_owned(),
         };
         let url = &url;
-        let connect = |max: u32| async move {
+        let connect = |max: u32, cache: &'static str| async move {
             let mut options = AnyPoolOptions::new()
                 .acquire_timeout(Duration::from_secs(30))
                 .max_connections(max);
             if dialect == Dialect::Sqlite {
-                options = options.after_connect(|conn, _meta| {
+                options = options.after_connect(move |conn, _meta| {
                     Box::pin(async move {
                         conn.execute("PRAGMA journal_mode = WAL").await?;
                         conn.execute("PRAGMA synchronous = NORMAL").await?;
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
+                        // Measured with scripts/bench-ingest.sh (BENCHMARKS.md, "Alert
+                        // ingest"): with SQLite's defaults its thread spent most of its time
+                        // in the kernel, re-reading index pages its 2 MiB cache had dropped,
+                        // writing statement journals to a temporary file, and checkpointing
+                        // every 1,000 pages. A larger cache (filled only as pages are used),
+                        // reads through mmap, statement journals in memory, and a checkpoint
+                        // every 8,000 pages (32 MiB of WAL) take most of that away.
+                        conn.execute(sqlx::AssertSqlSafe(format!("PRAGMA cache_size = {cache}"))).await?;
+                        conn.execute("PRAGMA mmap_size = 1073741824").await?;
+                        conn.execute("PRAGMA temp_store = MEMORY").await?;
+                        conn.execute("PRAGMA wal_autocheckpoint = 8000").await?;
                         Ok(())
                     })
                 });
@@ -152,11 +163,12 @@ impl Store {
         let (pool, writer) = match dialect {
             Dialect::Sqlite => {
                 // The writer first: it creates the file and switches it to WAL.
-                let writer = connect(1).await?;
-                (connect(8).await?, writer)
+                // Cache sizes in KiB (negative): the writer touches every index; readers less.
+                let writer = connect(1, "-131072").await?;
+                (connect(8, "-16384").await?, writer)
             }
             Dialect::Postgres => {
-                let pool = connect(16).await?;
+                let pool = connect(16, "").await?;
                 (pool.clone(), pool)
             }
         };
