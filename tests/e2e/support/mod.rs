@@ -430,6 +430,17 @@ pub async fn store_of(cli: &Cli) -> osprey::store::Store {
         .unwrap()
 }
 
+/// A connection to `cli`'s database (its SQLite file, or its PostgreSQL database), opened as
+/// someone who can write the database would: for tests that change rows behind Osprey's back.
+/// Write SQL both dialects read (`$n` placeholders).
+pub async fn raw_db(cli: &Cli) -> sqlx::AnyConnection {
+    use sqlx::Connection as _;
+    sqlx::any::install_default_drivers();
+    sqlx::AnyConnection::connect(&cli.database_url())
+        .await
+        .unwrap_or_else(|e| panic!("opening {}: {e}", cli.database_url()))
+}
+
 /// Run `command` with `stdin` as its input, and wait for its output. A child may exit before
 /// it reads its input (a refused command): a broken pipe then is its answer, not the test's
 /// failure.
