@@ -159,10 +159,16 @@ impl Cli {
     pub fn new() -> Cli {
         match postgres::suite_server() {
             Some(server) => Cli::on_database(&postgres::fresh_database(&server)),
-            None => Cli {
-                dir: tempfile::tempdir().unwrap(),
-                database_url: None,
-            },
+            None => Cli::sqlite(),
+        }
+    }
+
+    /// A data directory with its SQLite file, whatever database the suite runs on: for what
+    /// is SQLite-only by design (`osprey demo` keeps its own file).
+    pub fn sqlite() -> Cli {
+        Cli {
+            dir: tempfile::tempdir().unwrap(),
+            database_url: None,
         }
     }
 
