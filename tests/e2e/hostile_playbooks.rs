@@ -3,7 +3,9 @@
 //! (cancelled, and interrupted by shutdown), a call to a plugin the playbook does not declare,
 //! and a damaged row in the store. The server stays up and every list stays readable.
 
-use crate::support::{Cli, Server, dist, eventually, http_client, raw_db as db, run_id, store_of, write_playbook};
+use crate::support::{
+    Cli, Server, dist, eventually, http_client, raw_db as db, run_id, store_of, write_playbook,
+};
 use osprey::store::Store;
 use osprey::store::runs::{RunRecord, RunStatus};
 use serde_json::Value;
