@@ -6,7 +6,8 @@
 # minisign), a throwaway OCI registry on loopback for the pack tests (Debian's docker-registry)
 # and the API fuzzing test's schemathesis (in a virtualenv under ~/.cache/osprey)
 # if missing, then runs the plugins' unit tests (on the host target) and the unit and
-# end-to-end tests against SQLite and PostgreSQL. CI runs exactly this.
+# end-to-end tests against SQLite and PostgreSQL (the end-to-end suite runs twice: its servers
+# on SQLite files, then each test on a fresh PostgreSQL database). CI runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,3 +43,11 @@ ensure_schemathesis
 
 echo "test: cargo test (host library, CLI and end-to-end tests)"
 cargo test --workspace --locked "$@"
+
+# The whole end-to-end suite again with every server and command on PostgreSQL: each test's
+# `Cli`/`TestHost` makes a fresh database on the throwaway server (tests/e2e/support/postgres.rs).
+# Without PostgreSQL, start_test_postgres has failed already in CI, and said it skips here.
+if [[ -n "${OSPREY_TEST_POSTGRES_URL:-}" ]]; then
+    echo "test: the end-to-end tests again, on PostgreSQL"
+    OSPREY_E2E_POSTGRES_URL="$OSPREY_TEST_POSTGRES_URL" cargo test --locked -p osprey --test e2e "$@"
+fi

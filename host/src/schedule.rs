@@ -139,7 +139,12 @@ impl Scheduler {
                         .executor
                         .prepare_run(&pb, t.input, &format!("cron #{}", t.index))
                     {
-                        Ok(run) => Some(run),
+                        Ok(mut run) => {
+                            // Which occurrence this run is (the first, for a catch-up run):
+                            // one run per occurrence, whichever node fired it.
+                            run.context = serde_json::json!({ "cron": { "fire_at": state.next_fire_at } });
+                            Some(run)
+                        }
                         Err(e) => {
                             tracing::error!(playbook = %pb.name(), trigger = t.index, error = %e, "cron trigger cannot start a run");
                             None

@@ -6,7 +6,6 @@
 
 use crate::support::{Cli, dist, minisign_tool, text};
 use sha2::{Digest, Sha256};
-use std::path::Path;
 
 #[test]
 fn changes_are_chained_exported_and_tampering_is_named() {
@@ -66,8 +65,7 @@ fn changes_are_chained_exported_and_tampering_is_named() {
     }
 
     // Someone edits entry 4 in the database: verify fails and names it.
-    let db = cli.data_dir().join("osprey.db");
-    let tampered = tamper_with(&db);
+    let tampered = tamper_with(&cli);
     assert!(tampered);
     let out = cli.run(&["audit", "verify"]);
     assert_eq!(out.status.code(), Some(1));
@@ -78,8 +76,8 @@ fn changes_are_chained_exported_and_tampering_is_named() {
     );
 }
 
-fn tamper_with(db: &Path) -> bool {
-    with_db(db, async |conn| {
+fn tamper_with(cli: &Cli) -> bool {
+    with_db(cli, async |conn| {
         sqlx::query("UPDATE audit_log SET actor = 'cli:someone-else' WHERE seq = 4")
             .execute(&mut *conn)
             .await
@@ -164,12 +162,11 @@ fn a_checkpoint_catches_a_rolled_back_emptied_or_rechained_log() {
     let err = cli.fails(&["audit", "verify", "--checkpoint", forged.to_str().unwrap()]);
     assert!(err.contains("signature does not verify"), "{err}");
 
-    let db = cli.data_dir().join("osprey.db");
     // A database writer cuts entries 5 and 6 off and rolls the head back to entry 4: the
     // chain alone still verifies; the checkpoint does not.
     let e4 = entries[3]["hash"].as_str().unwrap();
     sql(
-        &db,
+        &cli,
         &[
             "DELETE FROM audit_log WHERE seq >= 5".into(),
             format!("UPDATE audit_head SET seq = 4, hash = '{e4}' WHERE id = 1"),
@@ -187,10 +184,10 @@ fn a_checkpoint_catches_a_rolled_back_emptied_or_rechained_log() {
 
     // ... or edits entry 2 and recomputes the chain with the unkeyed formula of before.
     sql(
-        &db,
+        &cli,
         &["UPDATE audit_log SET actor = 'cli:someone-else' WHERE seq = 2".into()],
     );
-    rechain_without_the_key(&db);
+    rechain_without_the_key(&cli);
     let out = cli.run(&["audit", "verify", "--checkpoint", cp]);
     assert_eq!(out.status.code(), Some(1));
     let said = text(&out.stdout);
@@ -201,7 +198,7 @@ fn a_checkpoint_catches_a_rolled_back_emptied_or_rechained_log() {
 
     // ... or empties the log.
     sql(
-        &db,
+        &cli,
         &[
             "DELETE FROM audit_log".into(),
             format!(
@@ -229,11 +226,10 @@ fn a_log_from_before_the_key_is_rechained_once_at_the_first_start() {
     }
     // Make the database look as an older Osprey left it: the unkeyed chain, and the key
     // check of before.
-    let db = cli.data_dir().join("osprey.db");
-    rechain_without_the_key(&db);
+    rechain_without_the_key(&cli);
     let (vault, _) = osprey::vault::Vault::open(None, &cli.data_dir().join("master.key")).unwrap();
     let legacy = vault.legacy_key_check();
-    with_db(&db, async |conn| {
+    with_db(&cli, async |conn| {
         sqlx::query("UPDATE vault_key_check SET nonce = $1, ciphertext = $2 WHERE id = 1")
             .bind(legacy.nonce)
             .bind(legacy.ciphertext)
@@ -241,7 +237,7 @@ fn a_log_from_before_the_key_is_rechained_once_at_the_first_start() {
             .await
             .unwrap();
     });
-    let legacy_head = stored_hashes(&db)[2].clone();
+    let legacy_head = stored_hashes(&cli)[2].clone();
 
     // The first start of this version rechains it with the key and says what it found.
     let said = cli.ok(&["audit", "verify"]);
@@ -267,8 +263,8 @@ fn a_log_from_before_the_key_is_rechained_once_at_the_first_start() {
 
 /// The stored hashes, in order, read from the SQLite file without starting Osprey (which
 /// would upgrade the log).
-fn stored_hashes(db: &Path) -> Vec<String> {
-    with_db(db, async |conn| {
+fn stored_hashes(cli: &Cli) -> Vec<String> {
+    with_db(cli, async |conn| {
         sqlx::query_scalar("SELECT hash FROM audit_log ORDER BY seq")
             .fetch_all(&mut *conn)
             .await
@@ -323,21 +319,16 @@ fn chain_message(prev: &str, e: &serde_json::Value) -> Vec<u8> {
     format!("{prev}{fields}").into_bytes()
 }
 
-/// Open the SQLite file as someone who can write the database would.
-fn with_db<T>(db: &Path, f: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> T) -> T {
+/// Open `cli`'s database as someone who can write it would.
+fn with_db<T>(cli: &Cli, f: impl AsyncFnOnce(&mut sqlx::AnyConnection) -> T) -> T {
     tokio::runtime::Runtime::new().unwrap().block_on(async {
-        use sqlx::ConnectOptions as _;
-        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(db)
-            .connect()
-            .await
-            .unwrap();
+        let mut conn = crate::support::raw_db(cli).await;
         f(&mut conn).await
     })
 }
 
-fn sql(db: &Path, statements: &[String]) {
-    with_db(db, async |conn| {
+fn sql(cli: &Cli, statements: &[String]) {
+    with_db(cli, async |conn| {
         for s in statements {
             sqlx::query(sqlx::AssertSqlSafe(s.clone()))
                 .execute(&mut *conn)
@@ -348,8 +339,8 @@ fn sql(db: &Path, statements: &[String]) {
 }
 
 /// Recompute every entry's hash and the head with plain SHA-256, without the key.
-fn rechain_without_the_key(db: &Path) {
-    with_db(db, async |conn| {
+fn rechain_without_the_key(cli: &Cli) {
+    with_db(cli, async |conn| {
         let rows: Vec<(i64, i64, String, String, String, String)> =
             sqlx::query_as("SELECT seq, at, actor, action, target, details FROM audit_log ORDER BY seq")
                 .fetch_all(&mut *conn)

@@ -63,7 +63,9 @@ fn items(v: &Value) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_sets_up_serves_and_fills_the_console() {
-    let cli = Cli::new();
+    // SQLite only, also when the suite runs on PostgreSQL: the demo keeps its own database
+    // file in its data directory, never a configured one (cli/demo.rs `configure`).
+    let cli = Cli::sqlite();
     let out = cli.data_dir().join("demo-stdout.txt");
     let server = start_demo(&cli, &out);
     let base = format!("http://{}", server.addr);

@@ -3,21 +3,13 @@
 //! (cancelled, and interrupted by shutdown), a call to a plugin the playbook does not declare,
 //! and a damaged row in the store. The server stays up and every list stays readable.
 
-use crate::support::{Cli, Server, dist, eventually, http_client, run_id, store_of, write_playbook};
+use crate::support::{
+    Cli, Server, dist, eventually, http_client, raw_db as db, run_id, store_of, write_playbook,
+};
 use osprey::store::Store;
 use osprey::store::runs::{RunRecord, RunStatus};
 use serde_json::Value;
 use std::time::{Duration, Instant};
-
-/// The SQLite file opened as someone who can write the database would.
-async fn db(cli: &Cli) -> sqlx::SqliteConnection {
-    use sqlx::ConnectOptions as _;
-    sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(cli.data_dir().join("osprey.db"))
-        .connect()
-        .await
-        .unwrap()
-}
 
 /// Start a run of `playbook` through the CLI, for the server to take.
 fn start(cli: &Cli, playbook: &str) -> String {

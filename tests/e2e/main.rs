@@ -16,6 +16,7 @@ mod bonusly;
 mod browser;
 mod cases;
 mod cli;
+mod cluster;
 mod console;
 mod console_install;
 mod decision_lag;

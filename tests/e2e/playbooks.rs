@@ -2,11 +2,11 @@
 //! restart from a step, cancel, waits that survive a server crash, non-determinism, and 50
 //! concurrent runs surviving `kill -9` without repeating a completed step.
 
+use crate::support::step_counter::StepCounter;
 use crate::support::{Cli, Server, TestHost, dist, eventually, run_id, store_of, text, write_playbook};
 use osprey::store::runs::RunStatus;
 use serde_json::json;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 fn install_echo(cli: &Cli) {
     cli.ok(&[
@@ -241,36 +241,10 @@ async fn a_waiting_run_survives_a_server_crash_and_wakes_on_time() {
     );
 }
 
-/// A fake vendor that counts POSTs per idempotency key, slowly.
-async fn counting_vendor() -> (String, Arc<Mutex<HashMap<String, usize>>>) {
-    use axum::routing::post;
-    let counts: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
-    let c = counts.clone();
-    let app = axum::Router::new().route(
-        "/ping",
-        post(move |headers: axum::http::HeaderMap| {
-            let c = c.clone();
-            async move {
-                let key = headers
-                    .get("idempotency-key")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("none")
-                    .to_owned();
-                *c.lock().unwrap().entry(key).or_default() += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(40)).await;
-                "pong"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}"), counts)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_runs_survive_kill_9_without_repeating_a_completed_step() {
-    let (vendor, counts) = counting_vendor().await;
+    let counter = StepCounter::start(std::time::Duration::from_millis(40)).await;
+    let vendor = counter.base_url.clone();
     let cli = Cli::new();
     // Commands run in the data directory, so they all read this ./osprey.toml.
     std::fs::write(
@@ -325,7 +299,7 @@ async fn fifty_runs_survive_kill_9_without_repeating_a_completed_step() {
         all.then_some(())
     })
     .await;
-    let counts = counts.lock().unwrap().clone();
+    let counts = counter.counts();
     let repeated = counts.values().filter(|n| **n > 1).count();
     eprintln!(
         "{} steps journaled before the crash; {repeated} in-flight steps were sent again after it",
@@ -424,6 +398,11 @@ async fn cron_triggers_fire_on_schedule_once_across_nodes_and_follow_the_missed_
         .remove(0);
     assert_eq!(run.input, json!({"amount": 10}));
     assert_eq!(run.origin, "cron #0");
+    assert_eq!(
+        run.context,
+        json!({"cron": {"fire_at": at("2026-11-30T09:00:00Z")}}),
+        "the run names its occurrence"
+    );
     assert!(
         a.tick().await.unwrap().is_empty() && b.tick().await.unwrap().is_empty(),
         "not again at the same time"

@@ -9,14 +9,14 @@ use crate::support::{Cli, Server, dist, eventually, http_client, text};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
-const USER: &str = "osprey.integration";
-const PASSWORD: &str = "Pw-9e2a-11c4-0b7d";
+pub(crate) const USER: &str = "osprey.integration";
+pub(crate) const PASSWORD: &str = "Pw-9e2a-11c4-0b7d";
 
 /// Open a ticket on the fake instance, as a person would through its portal, a minute after
 /// the previous one; its number. (Each in its own second: a record changed in the second of
 /// the cursor with a lower sys_id after the poll is a limit of `list-incidents`' cursor, not
 /// what this test is about.)
-async fn open_ticket(fake: &FakeServicenow, what: &str) -> String {
+pub(crate) async fn open_ticket(fake: &FakeServicenow, what: &str) -> String {
     static MINUTE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let m = MINUTE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     fake.set_clock(&format!("2026-12-07 {:02}:{:02}:00", 5 + m / 60, m % 60));

@@ -24,9 +24,13 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long a claim on a poller lasts: longer than any plugin call may run. A server that
-/// stops cleanly gives its claims back (`release`); one that crashes holds them this long.
-const LEASE: Duration = Duration::from_secs(120);
+/// How long a claim on a poller lasts without a heartbeat. While a poll runs, its server
+/// renews the claim every third of this (`heartbeat`), so a slow plugin call keeps it; a
+/// server that stops cleanly gives its claims back (`release`); one that crashes (kill -9, a
+/// lost machine) holds them at most this long before another server polls in its place.
+/// Short, so a crash delays a poller by seconds rather than minutes; a renewal is one small
+/// UPDATE.
+const LEASE: Duration = Duration::from_secs(10);
 
 /// What the polling loop works with.
 #[derive(Clone)]
@@ -102,7 +106,10 @@ impl Polling {
 
     async fn poll_one(&self, poller: Poller) -> Result<(), StoreError> {
         let every = Duration::from_millis(poller.every_ms.max(0) as u64);
-        match self.fetch(&poller).await {
+        let heartbeat = self.heartbeat(&poller.name);
+        let fetched = self.fetch(&poller).await;
+        heartbeat.abort();
+        match fetched {
             Ok(done) => {
                 let (accepted, bad) = (done.alerts.len() as u64, done.bad_items as u64);
                 let name = poller.name.clone();
@@ -120,6 +127,30 @@ impl Polling {
             }
             Err((e, retry_after)) => self.failed(&poller, every, &e, retry_after).await,
         }
+    }
+
+    /// Renew this server's claim on `name` every third of the lease until aborted (the poll
+    /// ended). A renewal that finds the claim gone (another server took the poller after a
+    /// stall longer than the lease) stops renewing: the poll's end then keeps the cursor
+    /// away from this server (`record_done` writes it only for the claim's holder).
+    fn heartbeat(&self, name: &str) -> tokio::task::JoinHandle<()> {
+        let (store, node, name) = (self.store.clone(), self.node.clone(), name.to_owned());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LEASE / 3).await;
+                let until = now_ms() + LEASE.as_millis() as i64;
+                match store.renew_poller_claim(&name, &node, until).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(poller = %name, "the claim on the poller was lost during a poll");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(poller = %name, error = %e, "renewing the claim on the poller failed")
+                    }
+                }
+            }
+        })
     }
 
     /// Record a failed poll: the error, and the next try after the backoff (or the plugin's

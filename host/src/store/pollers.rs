@@ -149,6 +149,18 @@ impl Store {
         Ok(claimed)
     }
 
+    /// Extend `node`'s claim on poller `name` to `until` (the heartbeat of a poll in flight);
+    /// false if `node` no longer holds it.
+    pub async fn renew_poller_claim(&self, name: &str, node: &str, until: i64) -> Result<bool> {
+        let done = sqlx::query("UPDATE pollers SET locked_until = $1 WHERE name = $2 AND locked_by = $3")
+            .bind(until)
+            .bind(name)
+            .bind(node)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Give back the claims `node` holds (a server stopping).
     pub async fn release_pollers(&self, node: &str) -> Result<()> {
         sqlx::query("UPDATE pollers SET locked_by = NULL, locked_until = NULL WHERE locked_by = $1")
@@ -310,6 +322,39 @@ mod tests {
             assert_eq!((p.every_ms, p.failures), (60_000, 1));
             assert!(store.remove_poller("p").await.unwrap());
             assert!(!store.remove_poller("p").await.unwrap());
+        }
+    );
+
+    both_dialects!(
+        a_renewed_claim_holds_past_its_first_lease_and_only_its_holder_renews_it,
+        |store| {
+            store.put_poller(&spec("p")).await.unwrap();
+            let now = now_ms();
+            assert_eq!(store.claim_due_pollers("a", now, 1_000).await.unwrap().len(), 1);
+            assert!(
+                !store.renew_poller_claim("p", "b", now + 5_000).await.unwrap(),
+                "b does not hold it"
+            );
+            assert!(store.renew_poller_claim("p", "a", now + 5_000).await.unwrap());
+            let later = now + 2_000;
+            assert!(
+                store
+                    .claim_due_pollers("b", later, 1_000)
+                    .await
+                    .unwrap()
+                    .is_empty(),
+                "the renewed claim still holds after the first lease"
+            );
+            assert_eq!(
+                store
+                    .claim_due_pollers("b", now + 6_000, 1_000)
+                    .await
+                    .unwrap()
+                    .len(),
+                1,
+                "a claim nobody renews lapses (a crashed server)"
+            );
+            assert!(!store.renew_poller_claim("p", "a", now + 9_000).await.unwrap());
         }
     );
 }

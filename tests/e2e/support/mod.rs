@@ -15,7 +15,9 @@ pub mod fake_tls;
 pub mod fake_unifi;
 pub mod fake_virustotal;
 pub mod fake_web_filter;
+pub mod postgres;
 pub mod smtp;
+pub mod step_counter;
 
 use osprey::app::App;
 use osprey::capability::Capabilities;
@@ -83,6 +85,7 @@ impl TestHost {
     pub async fn with_config(tweak: impl FnOnce(&mut Config)) -> TestHost {
         let dir = tempfile::tempdir().unwrap();
         let mut config = config(dir.path());
+        config.database_url = postgres::suite_server().map(|server| postgres::fresh_database(&server));
         tweak(&mut config);
         let app = App::open(config).await.expect("the app opens");
         TestHost { app, dir }
@@ -143,20 +146,55 @@ impl TestHost {
     }
 }
 
-/// The real `osprey` binary, run with a temporary data directory.
+/// The real `osprey` binary, run with a temporary data directory; its database is the
+/// SQLite file there, or (when the suite runs on PostgreSQL, `postgres::suite_server`) a
+/// fresh database of its own on that server.
 pub struct Cli {
     pub dir: tempfile::TempDir,
+    /// `OSPREY_DATABASE_URL` for every command; `None`: `<data dir>/osprey.db`.
+    database_url: Option<String>,
 }
 
 impl Cli {
     pub fn new() -> Cli {
+        match postgres::suite_server() {
+            Some(server) => Cli::on_database(&postgres::fresh_database(&server)),
+            None => Cli::sqlite(),
+        }
+    }
+
+    /// A data directory with its SQLite file, whatever database the suite runs on: for what
+    /// is SQLite-only by design (`osprey demo` keeps its own file).
+    pub fn sqlite() -> Cli {
         Cli {
             dir: tempfile::tempdir().unwrap(),
+            database_url: None,
+        }
+    }
+
+    /// A data directory of its own whose commands use the database at `url` (several nodes
+    /// on one PostgreSQL).
+    pub fn on_database(url: &str) -> Cli {
+        Cli {
+            dir: tempfile::tempdir().unwrap(),
+            database_url: Some(url.to_owned()),
         }
     }
 
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The database these commands use, as the server opens it.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.dir.path().join("osprey.db").display()))
+    }
+
+    /// Whether the database is the SQLite file in the data directory.
+    pub fn on_sqlite(&self) -> bool {
+        self.database_url.is_none()
     }
 
     /// The playbooks folder these commands use (`<data dir>/playbooks`).
@@ -171,6 +209,10 @@ impl Cli {
         c.env_remove("RUST_LOG")
             .env_remove("OSPREY_LOG")
             .env_remove("OSPREY_MASTER_KEY");
+        match &self.database_url {
+            Some(url) => c.env("OSPREY_DATABASE_URL", url),
+            None => c.env_remove("OSPREY_DATABASE_URL"),
+        };
         c.env("NO_COLOR", "1");
         c.current_dir(self.dir.path());
         c.stdin(Stdio::null());
@@ -389,12 +431,20 @@ pub fn run_id(stdout: &str) -> String {
 /// The store of `cli`'s data directory, opened as the server opens it.
 pub async fn store_of(cli: &Cli) -> osprey::store::Store {
     let (vault, _) = osprey::vault::Vault::open(None, &cli.data_dir().join("master.key")).unwrap();
-    osprey::store::Store::open(
-        &format!("sqlite://{}", cli.data_dir().join("osprey.db").display()),
-        vault.audit_chain_key(),
-    )
-    .await
-    .unwrap()
+    osprey::store::Store::open(&cli.database_url(), vault.audit_chain_key())
+        .await
+        .unwrap()
+}
+
+/// A connection to `cli`'s database (its SQLite file, or its PostgreSQL database), opened as
+/// someone who can write the database would: for tests that change rows behind Osprey's back.
+/// Write SQL both dialects read (`$n` placeholders).
+pub async fn raw_db(cli: &Cli) -> sqlx::AnyConnection {
+    use sqlx::Connection as _;
+    sqlx::any::install_default_drivers();
+    sqlx::AnyConnection::connect(&cli.database_url())
+        .await
+        .unwrap_or_else(|e| panic!("opening {}: {e}", cli.database_url()))
 }
 
 /// Run `command` with `stdin` as its input, and wait for its output. A child may exit before
