@@ -159,7 +159,7 @@ impl Default for IntakeConfig {
             max_body_bytes: 10 * 1024 * 1024,
             max_alerts_per_request: 10_000,
             max_in_flight: 64,
-            max_undecided: 100_000,
+            max_undecided: 20_000,
             syslog_udp: None,
             syslog_tcp: None,
             poll_min_every: Duration::from_secs(10),
