@@ -68,12 +68,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# wait_for WHAT SECONDS COMMAND...: run COMMAND every 0.1 s until it succeeds.
+# wait_for WHAT SECONDS COMMAND...: run COMMAND every 0.1 s until it succeeds (and the
+# server, once started, is still there).
 wait_for() {
     local what=$1 limit=$2
     shift 2
     local deadline=$((SECONDS + limit))
     until "$@" >/dev/null 2>&1; do
+        if [[ -n "$server_pid" ]] && ! kill -0 "$server_pid" 2>/dev/null; then
+            echo "bench-e2e: the server exited while waiting for $what" >&2
+            exit 1
+        fi
         if ((SECONDS >= deadline)); then
             echo "bench-e2e: $what did not happen within ${limit}s" >&2
             exit 1
