@@ -57,8 +57,13 @@ data=$(mktemp -d /tmp/osprey-e2e.XXXXXX)
 server_pid=""
 vendor_pid=""
 cleanup() {
+    local pid
     for pid in "$server_pid" "$vendor_pid"; do
-        [[ -n "$pid" ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+        if [[ -n "$pid" ]]; then
+            # A killed process's status is not a failure of the script (set -e).
+            kill "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
     done
     if [[ -n "${E2E_KEEP:-}" ]]; then
         echo "bench-e2e: kept $data" >&2
