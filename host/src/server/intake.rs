@@ -290,13 +290,26 @@ async fn post_alerts(
     .into_response()
 }
 
-/// Store `alerts` (committed on return), count them, and wake pre-processing.
-async fn commit(app: &App, alerts: Vec<StoredAlert>) -> Result<(), crate::store::StoreError> {
-    let sources = per_source(&alerts);
-    let committed = app.store.insert_alerts(alerts).await?;
-    count_ingested(app, sources);
-    app.handoff.push(committed);
-    Ok(())
+/// Store `alerts` (committed on return), count them, and hand them to pre-processing. In a
+/// task of its own: a sender that hangs up while the commit runs cancels the request, but
+/// alerts that got committed all the same must still reach pre-processing at once (not
+/// wait for the scan for orphans).
+async fn commit(app: &Arc<App>, alerts: Vec<StoredAlert>) -> Result<(), crate::store::StoreError> {
+    let app = app.clone();
+    let committing = tokio::spawn(async move {
+        let sources = per_source(&alerts);
+        let committed = app.store.insert_alerts(alerts).await?;
+        count_ingested(&app, sources);
+        app.handoff.push(committed);
+        Ok(())
+    });
+    match committing.await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(crate::store::StoreError::Writer(
+            "the server is shutting down".into(),
+        )),
+    }
 }
 
 /// Why one alert given as JSON text was not stored.
@@ -312,7 +325,7 @@ pub(super) enum OneAlertError {
 /// reads one, received `via` (such as `plugin:NAME`), with `default_source` when it names
 /// none. Returns its id once committed.
 pub(super) async fn ingest_one(
-    app: &App,
+    app: &Arc<App>,
     json: &str,
     default_source: &str,
     via: &str,

@@ -147,7 +147,8 @@ impl Store {
                         // every 1,000 pages. A larger cache (filled only as pages are used),
                         // reads through mmap, statement journals in memory, and a checkpoint
                         // every 8,000 pages (32 MiB of WAL) take most of that away.
-                        conn.execute(sqlx::AssertSqlSafe(format!("PRAGMA cache_size = {cache}"))).await?;
+                        conn.execute(sqlx::AssertSqlSafe(format!("PRAGMA cache_size = {cache}")))
+                            .await?;
                         conn.execute("PRAGMA mmap_size = 1073741824").await?;
                         conn.execute("PRAGMA temp_store = MEMORY").await?;
                         conn.execute("PRAGMA wal_autocheckpoint = 8000").await?;
