@@ -32,7 +32,8 @@ use serde_json::Value;
 use std::collections::HashMap;
 
 /// Look at up to `batch` alerts the store holds undecided (those received before `before`,
-/// if given); returns how many it found.
+/// if given); returns how many it found, or `batch` when some of them were decided first
+/// (by another server): either way, a result of `batch` means "look again".
 pub async fn process_pending(
     executor: &Executor,
     metrics: &Metrics,
@@ -44,7 +45,9 @@ pub async fn process_pending(
         None => executor.store().unprocessed_alerts(batch).await?,
     };
     let alerts: Vec<&StoredAlert> = alerts.iter().collect();
-    decide(executor, metrics, &alerts).await?;
+    if !decide(executor, metrics, &alerts).await? {
+        return Ok(batch.max(0) as usize);
+    }
     Ok(alerts.len())
 }
 
