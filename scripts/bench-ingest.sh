@@ -25,14 +25,8 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/osprey/target}"
 seconds="${1:-10}"
 
-if ! command -v wrk >/dev/null; then
-    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
-    else
-        echo "bench-ingest: wrk is missing (apt-get install wrk)" >&2
-        exit 1
-    fi
-fi
+source scripts/lib/wrk.sh
+ensure_wrk
 
 # OSPREY_BIN=path benchmarks that binary instead of building the profiling one.
 if [[ -n "${OSPREY_BIN:-}" ]]; then

@@ -1,4 +1,4 @@
-# Sourced by the load scripts (scripts/bench-e2e.sh): make sure Debian's wrk, the HTTP load
+# Sourced by the load scripts (scripts/bench-ingest.sh, scripts/bench-e2e.sh): make sure Debian's wrk, the HTTP load
 # generator, is there. Installs the package `wrk` with apt when run as root and it is missing.
 
 ensure_wrk() {

@@ -199,17 +199,16 @@ async fn preprocess_alerts(app: Arc<App>) {
     let mut backlog = false;
     loop {
         let mut worked = false;
-        let before = if backlog || handoff.take_scan() {
+        // A scan: of every undecided alert (`None`), or of those older than ORPHAN_AGE.
+        let scan = if backlog || handoff.take_scan() {
             Some(None)
         } else if std::time::Instant::now() >= orphans_at {
+            orphans_at = std::time::Instant::now() + ORPHAN_SCAN;
             Some(Some(crate::store::now_ms() - ORPHAN_AGE.as_millis() as i64))
         } else {
             None
         };
-        if let Some(before) = before {
-            if before.is_some() {
-                orphans_at = std::time::Instant::now() + ORPHAN_SCAN;
-            }
+        if let Some(before) = scan {
             worked = true;
             match crate::preprocess::process_pending(executor, metrics, PREPROCESS_BATCH, before).await {
                 // More may wait: scan again after the next hand-off batch.

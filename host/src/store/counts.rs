@@ -172,19 +172,30 @@ pub(super) async fn dispositions_changing(conn: &mut AnyConnection, changes: &[(
     add(conn, Counter::Dispositions, &deltas).await
 }
 
-/// Before a triage batch is written: the dispositions it gives its dropped, unmatched and
-/// linked alerts (see [`dispositions_changing`]; the alerts that open an incident are counted
-/// as `open_incident` gives them theirs).
-pub(super) async fn triage_deciding(conn: &mut AnyConnection, triage: &Triage) -> Result<()> {
-    let mut changes: Vec<(&str, &str)> = triage
+/// A triage batch's dropped, unmatched and linked alerts, just claimed (so undecided until
+/// now): each moves from pending to its disposition in the count of its day, the day taken
+/// from `received_at` (alert id → received at, as the claim returned it). The alerts that
+/// open an incident are counted as `open_incident` gives them theirs.
+pub(super) async fn triage_decided(
+    conn: &mut AnyConnection,
+    triage: &Triage,
+    received_at: &std::collections::HashMap<String, i64>,
+) -> Result<()> {
+    let decided = triage
         .dispositions
         .iter()
-        .map(|(alert, disposition, _)| (alert.as_str(), *disposition))
-        .collect();
-    changes.extend(
-        triage.linked.iter().map(|(_, alert, _, duplicate)| {
-            (alert.as_str(), if *duplicate { "duplicate" } else { "linked" })
-        }),
-    );
-    dispositions_changing(conn, &changes).await
+        .map(|(alert, disposition, _)| (alert, *disposition))
+        .chain(
+            triage
+                .linked
+                .iter()
+                .map(|(_, alert, _, duplicate)| (alert, if *duplicate { "duplicate" } else { "linked" })),
+        );
+    let mut deltas = Deltas::new();
+    for (alert, disposition) in decided {
+        let day = received_at[alert] / DAY_MS;
+        *deltas.entry((day, PENDING, "")).or_default() -= 1;
+        *deltas.entry((day, disposition, "")).or_default() += 1;
+    }
+    add(conn, Counter::Dispositions, &deltas).await
 }

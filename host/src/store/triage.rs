@@ -131,26 +131,28 @@ impl Store {
         let mut tx = self.writer.begin().await?;
         let sqlite = tx.backend_name() == "SQLite";
         // Claim the batch's alerts first. A server deciding on the same alerts at the same
-        // time waits here on the row locks, then finds them processed and gives up.
+        // time waits here on the row locks, then finds them processed and gives up. Each
+        // claimed alert was undecided; its day of receipt is what the dashboard counts it by.
         let ids: Vec<&str> = triage.alert_ids().collect();
-        let mut claimed = 0;
+        let mut claimed: std::collections::HashMap<String, i64> = Default::default();
         for chunk in ids.chunks(super::writer::ROWS_PER_STATEMENT) {
             let sql = format!(
-                "UPDATE alerts SET processed_at = {now} WHERE processed_at IS NULL AND id IN ({})",
+                "UPDATE alerts SET processed_at = {now} WHERE processed_at IS NULL AND id IN ({})
+                 RETURNING id, received_at",
                 rows("?", chunk.len(), sqlite)
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut q = sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(sql));
             for id in chunk {
                 q = q.bind(*id);
             }
-            claimed += q.execute(&mut *tx).await?.rows_affected();
+            claimed.extend(q.fetch_all(&mut *tx).await?);
         }
-        if claimed != ids.len() as u64 {
+        if claimed.len() != ids.len() {
             tx.rollback().await?;
             return Ok(false);
         }
-        // The dashboard's counts of dispositions, before they change (`counts.rs`).
-        super::counts::triage_deciding(&mut tx, triage).await?;
+        // The dashboard's counts of dispositions (`counts.rs`).
+        super::counts::triage_decided(&mut tx, triage, &claimed).await?;
         // First: indicator rows before the audit head, the order `set_verdict` takes them in.
         super::indicators::upsert_sightings(&mut tx, &triage.sightings).await?;
         for (incident, alert, runs) in &triage.opened {
