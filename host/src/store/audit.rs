@@ -127,45 +127,76 @@ pub(super) async fn append(
     key: &AuditChainKey,
     change: &Change<'_>,
 ) -> Result<i64> {
+    let last = append_all(conn, key, std::slice::from_ref(change)).await?;
+    Ok(last.expect("one change was appended"))
+}
+
+/// Append `changes` in their order on `conn`, inside the caller's transaction, chained with
+/// `key`: three statements for any number of them (a triage batch's new incidents). Returns
+/// the last entry's number, or `None` when `changes` is empty (nothing is written).
+pub(super) async fn append_all(
+    conn: &mut AnyConnection,
+    key: &AuditChainKey,
+    changes: &[Change<'_>],
+) -> Result<Option<i64>> {
+    if changes.is_empty() {
+        return Ok(None);
+    }
+    let count =
+        i64::try_from(changes.len()).map_err(|_| StoreError::Invalid("too many audit entries".into()))?;
     // Taking the head first serialises appenders and gives the MAC to chain from.
-    let (seq, prev): (i64, String) =
-        sqlx::query_as("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+    let (last, mut prev): (i64, String) =
+        sqlx::query_as("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
+            .bind(count)
             .fetch_one(&mut *conn)
             .await?;
     let at = now_ms();
-    let details = change.details.to_string();
-    let hash = audit_chain::mac(
-        key,
-        &prev,
-        &Fields {
+    let mut entries = Vec::with_capacity(changes.len());
+    for (seq, change) in (last - count + 1..).zip(changes) {
+        let details = change.details.to_string();
+        let fields = Fields {
             seq,
             at,
             actor: change.actor.as_str(),
             action: change.action,
             target: &change.target,
             details: &details,
-        },
-    );
-    sqlx::query(
-        "INSERT INTO audit_log (seq, at, actor, action, target, details, prev_hash, hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(seq)
-    .bind(at)
-    .bind(change.actor.as_str())
-    .bind(change.action)
-    .bind(&change.target)
-    .bind(&details)
-    .bind(&prev)
-    .bind(&hash)
-    .execute(&mut *conn)
-    .await?;
+        };
+        let hash = audit_chain::mac(key, &prev, &fields);
+        tracing::info!(seq, actor = %change.actor, action = change.action, target = %change.target, "audit");
+        entries.push((
+            seq,
+            change,
+            details,
+            std::mem::replace(&mut prev, hash.clone()),
+            hash,
+        ));
+    }
+    let sqlite = conn.backend_name() == "SQLite";
+    for chunk in entries.chunks(super::writer::ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO audit_log (seq, at, actor, action, target, details, prev_hash, hash) VALUES {}",
+            super::writer::rows("(?, ?, ?, ?, ?, ?, ?, ?)", chunk.len(), sqlite)
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (seq, change, details, prev, hash) in chunk {
+            q = q
+                .bind(*seq)
+                .bind(at)
+                .bind(change.actor.as_str())
+                .bind(change.action)
+                .bind(&change.target)
+                .bind(details)
+                .bind(prev)
+                .bind(hash);
+        }
+        q.execute(&mut *conn).await?;
+    }
     sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-        .bind(&hash)
+        .bind(&prev)
         .execute(&mut *conn)
         .await?;
-    tracing::info!(seq, actor = %change.actor, action = change.action, target = %change.target, "audit");
-    Ok(seq)
+    Ok(Some(last))
 }
 
 /// One page of the stored chain's raw rows, in order, after entry `$1`.

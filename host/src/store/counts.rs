@@ -12,7 +12,7 @@ use super::Result;
 use super::alerts::StoredAlert;
 use super::runs::RunStatus;
 use super::stats::DAY_MS;
-use super::triage::Triage;
+use super::triage::Fate;
 use super::writer::{ROWS_PER_STATEMENT, rows};
 use sqlx::AnyConnection;
 use std::collections::BTreeMap;
@@ -145,54 +145,19 @@ pub(super) async fn run_restarting(conn: &mut AnyConnection, run_id: &str) -> Re
     add(conn, Counter::Runs, &deltas).await
 }
 
-/// Before alerts are given a disposition, (alert, new disposition): each moves, in the count
-/// of its day, from what it has now (pending, usually) to the new one.
-pub(super) async fn dispositions_changing(conn: &mut AnyConnection, changes: &[(&str, &str)]) -> Result<()> {
-    let sqlite = conn.backend_name() == "SQLite";
-    let mut moved: Vec<(i64, String, String, i64)> = Vec::new();
-    for chunk in changes.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "WITH v (id, disposition) AS (VALUES {})
-             SELECT alerts.received_at / 86400000, COALESCE(alerts.disposition, '{PENDING}'), v.disposition, COUNT(*)
-             FROM v JOIN alerts ON alerts.id = v.id
-             GROUP BY alerts.received_at / 86400000, COALESCE(alerts.disposition, '{PENDING}'), v.disposition",
-            rows("(?, ?)", chunk.len(), sqlite)
-        );
-        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
-        for (alert, disposition) in chunk {
-            q = q.bind(*alert).bind(*disposition);
-        }
-        moved.extend(q.fetch_all(&mut *conn).await?);
-    }
-    let mut deltas = Deltas::new();
-    for (day, from, to, n) in &moved {
-        *deltas.entry((*day, from, "")).or_default() -= n;
-        *deltas.entry((*day, to, "")).or_default() += n;
-    }
-    add(conn, Counter::Dispositions, &deltas).await
-}
-
-/// A triage batch's dropped, unmatched and linked alerts, just claimed (so undecided until
-/// now): each moves from pending to its disposition in the count of its day, the day taken
-/// from `received_at` (alert id → received at, as the claim returned it). The alerts that
-/// open an incident are counted as `open_incident` gives them theirs.
+/// A triage batch's alerts, just claimed (so undecided until now): each moves from pending
+/// to its disposition in the count of its day, the day taken from `received_at` (alert id →
+/// received at, as the claim returned it).
 pub(super) async fn triage_decided(
     conn: &mut AnyConnection,
-    triage: &Triage,
+    fates: &[Fate<'_>],
     received_at: &std::collections::HashMap<String, i64>,
 ) -> Result<()> {
-    let decided = triage
-        .dispositions
-        .iter()
-        .map(|(alert, disposition, _)| (alert, *disposition))
-        .chain(
-            triage
-                .linked
-                .iter()
-                .map(|(_, alert, _, duplicate)| (alert, if *duplicate { "duplicate" } else { "linked" })),
-        );
     let mut deltas = Deltas::new();
-    for (alert, disposition) in decided {
+    for &Fate {
+        alert, disposition, ..
+    } in fates
+    {
         let day = received_at[alert] / DAY_MS;
         *deltas.entry((day, PENDING, "")).or_default() -= 1;
         *deltas.entry((day, disposition, "")).or_default() += 1;

@@ -1,15 +1,14 @@
 //! Incidents, the alerts linked to them, their timeline, children, relations and custom
-//! fields; status changes drive the SLA timers. Creating an incident from an alert, linking
-//! the alert and queueing its runs happen in one transaction (`open_incident`, which the
-//! triage batch in `triage.rs` uses too), so a crash never leaves an incident without its
-//! runs or an alert marked done without its incident.
+//! fields; status changes drive the SLA timers. Creating an incident and queueing its runs
+//! happen in one transaction (`incident_opening.rs`, which the triage batch in `triage.rs`
+//! uses too, with the alert each incident is opened from), so a crash never leaves an
+//! incident without its runs or an alert marked done without its incident.
 
 use super::audit::{self, Actor, Change};
+use super::incident_opening::{Opening, open_incidents};
 use super::page::{self, Arg, Keyset, Page};
 use super::runs::NewRun;
-use super::writer::Write;
 use super::{Result, Store, StoreError, now_ms, sla};
-use crate::cases::IncidentsConfig;
 use crate::intake::Severity;
 use serde::{Deserialize, Serialize};
 
@@ -257,133 +256,6 @@ pub(super) async fn add_event(
     .bind(details.to_string())
     .execute(&mut *conn)
     .await?;
-    Ok(())
-}
-
-/// Record what pre-processing did with an alert, inside the caller's transaction.
-async fn set_disposition(
-    conn: &mut sqlx::AnyConnection,
-    alert: &str,
-    disposition: &str,
-    rule: Option<&str>,
-    incident: Option<&str>,
-) -> Result<()> {
-    super::counts::dispositions_changing(conn, &[(alert, disposition)]).await?;
-    sqlx::query(
-        "UPDATE alerts SET disposition = $1, rule = $2, incident_id = $3, processed_at = $4 WHERE id = $5",
-    )
-    .bind(disposition)
-    .bind(rule)
-    .bind(incident)
-    .bind(now_ms())
-    .bind(alert)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// Create `incident` (from `alert`, if any), link them, start its SLA timers and queue
-/// `runs`, inside the caller's transaction. `step_key` is the playbook step that spawns it.
-pub(super) async fn open_incident(
-    tx: &mut sqlx::AnyConnection,
-    (cases, key): (&IncidentsConfig, &crate::vault::AuditChainKey),
-    incident: &NewIncident,
-    alert: Option<&str>,
-    runs: &[NewRun],
-    actor: &Actor,
-    step_key: Option<&str>,
-) -> Result<()> {
-    let now = now_ms();
-    let fields = cases
-        .apply_fields(&incident.kind, &Default::default(), &incident.fields)
-        .map_err(|e| StoreError::Invalid(e.to_string()))?;
-    let role = incident.role.as_deref().or_else(|| cases.role(&incident.kind));
-    if let Some(parent) = &incident.parent_id {
-        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = $1")
-            .bind(parent)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_none() {
-            return Err(StoreError::Invalid(format!("no parent incident '{parent}'")));
-        }
-    }
-    sqlx::query(
-        "INSERT INTO incidents (id, type, title, severity, status, owner, dedup_key, occurrences, rule,
-             created_at, updated_at, role, parent_id, fields, step_key)
-         VALUES ($1, $2, $3, $4, 'new', $5, $6, 1, $7, $8, $8, $9, $10, $11, $12)",
-    )
-    .bind(&incident.id)
-    .bind(&incident.kind)
-    .bind(&incident.title)
-    .bind(incident.severity.as_str())
-    .bind(&incident.owner)
-    .bind(&incident.dedup_key)
-    .bind(&incident.rule)
-    .bind(now)
-    .bind(role)
-    .bind(&incident.parent_id)
-    .bind(serde_json::Value::Object(fields).to_string())
-    .bind(step_key)
-    .execute(&mut *tx)
-    .await?;
-    if let Some(alert) = alert {
-        sqlx::query("INSERT INTO incident_alerts (incident_id, alert_id, linked_at) VALUES ($1, $2, $3)")
-            .bind(&incident.id)
-            .bind(alert)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-    }
-    let sla = cases.sla(&incident.kind);
-    let subject = format!("incident:{}", incident.id);
-    for (timer, ms) in [("acknowledge", sla.acknowledge_ms), ("resolve", sla.resolve_ms)] {
-        if let Some(ms) = ms {
-            sla::start(tx, &subject, timer, Some(&incident.id), ms, now).await?;
-        }
-    }
-    let created = serde_json::json!({
-        "alert": alert,
-        "rule": incident.rule,
-        "dedup_key": incident.dedup_key,
-        "parent": incident.parent_id,
-    });
-    add_event(tx, &incident.id, actor, "created", created).await?;
-    if let Some(parent) = &incident.parent_id {
-        let child = serde_json::json!({ "child": incident.id, "title": incident.title, "owner": incident.owner, "role": role });
-        add_event(tx, parent, actor, "child", child).await?;
-    }
-    for run in runs {
-        Write::CreateRun(run.clone()).execute(tx).await?;
-        let started = serde_json::json!({ "run": run.id, "playbook": run.playbook });
-        add_event(tx, &incident.id, actor, "run", started).await?;
-    }
-    if let Some(alert) = alert {
-        set_disposition(
-            tx,
-            alert,
-            "incident",
-            incident.rule.as_deref(),
-            Some(&incident.id),
-        )
-        .await?;
-    }
-    let change = Change {
-        actor,
-        action: "incident.create",
-        target: format!("incident:{}", incident.id),
-        details: serde_json::json!({
-            "type": incident.kind,
-            "title": incident.title,
-            "severity": incident.severity,
-            "alert": alert,
-            "rule": incident.rule,
-            "parent": incident.parent_id,
-            "role": role,
-            "owner": incident.owner,
-            "runs": runs.iter().map(|r| &r.playbook).collect::<Vec<_>>(),
-        }),
-    };
-    audit::append(tx, key, &change).await?;
     Ok(())
 }
 
@@ -652,16 +524,13 @@ impl Store {
                 return Ok(id);
             }
         }
-        open_incident(
-            &mut tx,
-            (&self.cases, &self.audit_key),
+        let opening = Opening {
             incident,
-            None,
+            alert: None,
             runs,
-            actor,
             step_key,
-        )
-        .await?;
+        };
+        open_incidents(&mut tx, (&self.cases, &self.audit_key), &[opening], actor).await?;
         tx.commit().await?;
         Ok(incident.id.clone())
     }

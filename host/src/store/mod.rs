@@ -14,6 +14,7 @@ mod child_runs;
 pub mod counts;
 pub mod enrichment_cache;
 pub mod incident_detail;
+mod incident_opening;
 pub mod incidents;
 pub mod indicators;
 mod json;

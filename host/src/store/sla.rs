@@ -116,21 +116,56 @@ pub(super) async fn start(
     duration_ms: i64,
     now: i64,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO sla_timers (subject, timer, incident_id, duration_ms, started_at, due_at, paused_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, 0)
-         ON CONFLICT (subject, timer) DO UPDATE SET duration_ms = excluded.duration_ms,
-             started_at = excluded.started_at, due_at = excluded.due_at, paused_at = NULL,
-             paused_ms = 0, stopped_at = NULL, breached_at = NULL",
+    start_all(
+        conn,
+        &[TimerStart {
+            subject,
+            timer,
+            incident,
+            duration_ms,
+        }],
+        now,
     )
-    .bind(subject)
-    .bind(timer)
-    .bind(incident)
-    .bind(duration_ms)
-    .bind(now)
-    .bind(now.saturating_add(duration_ms))
-    .execute(&mut *conn)
-    .await?;
+    .await
+}
+
+/// A timer to start: see [`start`].
+pub(super) struct TimerStart<'a> {
+    pub subject: &'a str,
+    pub timer: &'a str,
+    pub incident: Option<&'a str>,
+    pub duration_ms: i64,
+}
+
+/// [`start`] for many timers, a statement per 500 (no two of them the same subject and
+/// timer).
+pub(super) async fn start_all(
+    conn: &mut sqlx::AnyConnection,
+    timers: &[TimerStart<'_>],
+    now: i64,
+) -> Result<()> {
+    let sqlite = conn.backend_name() == "SQLite";
+    for chunk in timers.chunks(super::writer::ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO sla_timers (subject, timer, incident_id, duration_ms, started_at, due_at, paused_ms)
+             VALUES {}
+             ON CONFLICT (subject, timer) DO UPDATE SET duration_ms = excluded.duration_ms,
+                 started_at = excluded.started_at, due_at = excluded.due_at, paused_at = NULL,
+                 paused_ms = 0, stopped_at = NULL, breached_at = NULL",
+            super::writer::rows("(?, ?, ?, ?, ?, ?, 0)", chunk.len(), sqlite)
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for t in chunk {
+            q = q
+                .bind(t.subject)
+                .bind(t.timer)
+                .bind(t.incident)
+                .bind(t.duration_ms)
+                .bind(now)
+                .bind(now.saturating_add(t.duration_ms));
+        }
+        q.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 

@@ -1,22 +1,47 @@
 //! What pre-processing decided for a batch of alerts, written in one transaction: alerts
 //! dropped or matched by no rule, folded into or linked to an open incident, or opening an
 //! incident with its runs; and the reads that feed the decision (the unprocessed alerts, the
-//! open incidents by deduplication key). On PostgreSQL the batch's alerts are claimed first,
-//! so two servers never decide on the same alerts.
+//! open incidents by deduplication key). The batch's alerts are claimed first (their
+//! dispositions written only where they are undecided), so two servers, or the hand-off
+//! and a store scan, never decide on the same alerts.
 
 use super::audit::Actor;
-use super::incidents::{NewIncident, open_incident};
+use super::incident_opening::{Opening, open_incidents};
+use super::incidents::NewIncident;
 use super::runs::NewRun;
 use super::{Result, Store, now_ms};
 
+/// What became of one alert of a batch.
+pub(super) struct Fate<'a> {
+    pub alert: &'a str,
+    /// "dropped", "unmatched", "incident", "duplicate" or "linked".
+    pub disposition: &'static str,
+    pub rule: Option<&'a str>,
+    pub incident: Option<&'a str>,
+}
+
 impl Triage {
-    /// Every alert the batch decided about.
-    fn alert_ids(&self) -> impl Iterator<Item = &str> {
-        self.dispositions
-            .iter()
-            .map(|(a, ..)| a.as_str())
-            .chain(self.opened.iter().map(|(_, a, _)| a.as_str()))
-            .chain(self.linked.iter().map(|(_, a, ..)| a.as_str()))
+    /// What became of every alert the batch decided about.
+    fn fates(&self) -> impl Iterator<Item = Fate<'_>> {
+        let dispositions = self.dispositions.iter().map(|(alert, disposition, rule)| Fate {
+            alert,
+            disposition,
+            rule: rule.as_deref(),
+            incident: None,
+        });
+        let opened = self.opened.iter().map(|(incident, alert, _)| Fate {
+            alert,
+            disposition: "incident",
+            rule: incident.rule.as_deref(),
+            incident: Some(&incident.id),
+        });
+        let linked = self.linked.iter().map(|(incident, alert, rule, duplicate)| Fate {
+            alert,
+            disposition: if *duplicate { "duplicate" } else { "linked" },
+            rule: Some(rule),
+            incident: Some(incident),
+        });
+        dispositions.chain(opened).chain(linked)
     }
 }
 
@@ -117,8 +142,8 @@ impl Store {
     }
 
     /// Write a batch's decisions in one transaction, a few statements for the whole batch:
-    /// new incidents with their runs, then links (one timeline event per incident for all
-    /// its new alerts), then every alert's disposition.
+    /// every alert's disposition (which claims it), new incidents with their runs, then
+    /// links (one timeline event per incident for all its new alerts).
     ///
     /// Returns false, writing nothing, when some of these alerts were decided first: by
     /// another server (PostgreSQL with several servers), or by this one when it found them
@@ -130,43 +155,50 @@ impl Store {
         let system = Actor::system();
         let mut tx = self.writer.begin().await?;
         let sqlite = tx.backend_name() == "SQLite";
-        // Claim the batch's alerts first. A server deciding on the same alerts at the same
-        // time waits here on the row locks, then finds them processed and gives up. Each
-        // claimed alert was undecided; its day of receipt is what the dashboard counts it by.
-        let ids: Vec<&str> = triage.alert_ids().collect();
+        // Every alert's disposition first, only where the alert is still undecided: this
+        // claims them. A server deciding on the same alerts at the same time waits here on
+        // the row locks, then finds them processed and gives up. Each claimed alert was
+        // undecided; its day of receipt is what the dashboard counts it by.
+        let fates: Vec<Fate> = triage.fates().collect();
         let mut claimed: std::collections::HashMap<String, i64> = Default::default();
-        for chunk in ids.chunks(super::writer::ROWS_PER_STATEMENT) {
+        for chunk in fates.chunks(super::writer::ROWS_PER_STATEMENT) {
             let sql = format!(
-                "UPDATE alerts SET processed_at = {now} WHERE processed_at IS NULL AND id IN ({})
-                 RETURNING id, received_at",
-                rows("?", chunk.len(), sqlite)
+                "WITH v (id, disposition, rule, incident_id) AS (VALUES {})
+                 UPDATE alerts SET disposition = v.disposition, rule = v.rule, incident_id = v.incident_id,
+                     processed_at = {now}
+                 FROM v WHERE alerts.id = v.id AND alerts.processed_at IS NULL
+                 RETURNING alerts.id, alerts.received_at",
+                rows("(?, ?, ?, ?)", chunk.len(), sqlite)
             );
             let mut q = sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(sql));
-            for id in chunk {
-                q = q.bind(*id);
+            for fate in chunk {
+                q = q
+                    .bind(fate.alert)
+                    .bind(fate.disposition)
+                    .bind(fate.rule)
+                    .bind(fate.incident);
             }
             claimed.extend(q.fetch_all(&mut *tx).await?);
         }
-        if claimed.len() != ids.len() {
+        if claimed.len() != fates.len() {
             tx.rollback().await?;
             return Ok(false);
         }
         // The dashboard's counts of dispositions (`counts.rs`).
-        super::counts::triage_decided(&mut tx, triage, &claimed).await?;
+        super::counts::triage_decided(&mut tx, &fates, &claimed).await?;
         // First: indicator rows before the audit head, the order `set_verdict` takes them in.
         super::indicators::upsert_sightings(&mut tx, &triage.sightings).await?;
-        for (incident, alert, runs) in &triage.opened {
-            open_incident(
-                &mut tx,
-                (&self.cases, &self.audit_key),
+        let openings: Vec<Opening> = triage
+            .opened
+            .iter()
+            .map(|(incident, alert, runs)| Opening {
                 incident,
-                Some(alert),
+                alert: Some(alert),
                 runs,
-                &system,
-                None,
-            )
-            .await?;
-        }
+                step_key: None,
+            })
+            .collect();
+        open_incidents(&mut tx, (&self.cases, &self.audit_key), &openings, &system).await?;
         if !triage.linked.is_empty() {
             // Per incident: how many duplicates, and the alerts.
             let mut per_incident: std::collections::BTreeMap<&str, (i64, Vec<&str>, &str, bool)> =
@@ -232,34 +264,6 @@ impl Store {
                 }
                 q.execute(&mut *tx).await?;
             }
-        }
-        let mut fates: Vec<(&str, &str, Option<&str>, Option<&str>)> = triage
-            .dispositions
-            .iter()
-            .map(|(a, d, r)| (a.as_str(), *d, r.as_deref(), None))
-            .collect();
-        fates.extend(triage.linked.iter().map(|(incident, alert, rule, duplicate)| {
-            let d = if *duplicate { "duplicate" } else { "linked" };
-            (alert.as_str(), d, Some(rule.as_str()), Some(incident.as_str()))
-        }));
-        for chunk in fates.chunks(super::writer::ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "WITH v (id, disposition, rule, incident_id, at) AS (VALUES {})
-                 UPDATE alerts SET disposition = v.disposition, rule = v.rule, incident_id = v.incident_id,
-                     processed_at = v.at
-                 FROM v WHERE alerts.id = v.id",
-                rows("(?, ?, ?, ?, ?)", chunk.len(), sqlite)
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (alert, disposition, rule, incident) in chunk {
-                q = q
-                    .bind(*alert)
-                    .bind(*disposition)
-                    .bind(*rule)
-                    .bind(*incident)
-                    .bind(now);
-            }
-            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -357,5 +361,102 @@ mod claim_tests {
         let stored = store.alerts(Some("fw"), 10).await.unwrap();
         assert_eq!(stored.len(), 2);
         assert!(stored.iter().all(|a| a.disposition.as_deref() == Some("dropped")));
+    });
+}
+
+#[cfg(test)]
+mod opening_tests {
+    use crate::store::testing::both_dialects;
+
+    // A batch opening more incidents than one statement holds (500 rows): each has its
+    // alert, timeline, SLA timer, run and audit entry, and the audit chain stays intact.
+    both_dialects!(a_batch_opens_many_incidents_each_whole, |store| {
+        use crate::store::alerts::StoredAlert;
+        use crate::store::audit::Verification;
+        use crate::store::incidents::NewIncident;
+        use crate::store::runs::{NewRun, RunStatus};
+        use crate::store::triage::Triage;
+        let types: crate::cases::IncidentsConfig =
+            toml::from_str("[types.miner]\nacknowledge = \"1h\"\n").unwrap();
+        let store = store.clone().with_incident_types(types);
+        const N: usize = 1_100;
+        let body: String = (0..N)
+            .map(|i| format!("{{\"source\":\"fw\",\"title\":\"t{i}\"}}\n"))
+            .collect();
+        let alerts: Vec<StoredAlert> =
+            crate::intake::parse_items(crate::intake::Format::Json, body.as_bytes(), "json")
+                .into_iter()
+                .map(|i| StoredAlert::new(crate::store::new_id('a'), 1, "test", i.alert.unwrap()))
+                .collect();
+        assert_eq!(alerts.len(), N);
+        let ids: Vec<String> = alerts.iter().map(|a| a.id.clone()).collect();
+        store.insert_alerts(alerts).await.unwrap();
+        let opened: Vec<_> = ids
+            .iter()
+            .map(|alert| {
+                let mut incident = NewIncident::new("miner", "cpu", crate::intake::Severity::High);
+                incident.rule = Some("miners".into());
+                let run = NewRun {
+                    id: crate::store::new_id('r'),
+                    playbook: "contain".into(),
+                    script_hash: "h".into(),
+                    input: serde_json::json!({}),
+                    origin: format!("incident {}", incident.id),
+                    context: serde_json::Value::Null,
+                };
+                (incident, alert.clone(), vec![run])
+            })
+            .collect();
+        let before = match store.verify_audit().await.unwrap() {
+            Verification::Intact { entries, .. } => entries,
+            broken => panic!("{broken:?}"),
+        };
+        let triage = Triage {
+            opened,
+            ..Default::default()
+        };
+        assert!(store.apply_triage(&triage).await.unwrap());
+        match store.verify_audit().await.unwrap() {
+            Verification::Intact { entries, .. } => assert_eq!(entries, before + N as i64),
+            broken => panic!("the chain broke: {broken:?}"),
+        }
+        for (incident, alert, runs) in [&triage.opened[0], &triage.opened[N - 1]] {
+            let stored = store.incident(&incident.id).await.unwrap().unwrap();
+            assert_eq!((stored.rule.as_deref(), stored.occurrences), (Some("miners"), 1));
+            assert_eq!(
+                store.incident_alert_ids(&incident.id).await.unwrap(),
+                vec![alert.clone()]
+            );
+            let events: Vec<(i64, String)> = store
+                .incident_events(&incident.id)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.seq, e.kind))
+                .collect();
+            assert_eq!(events, vec![(1, "created".to_owned()), (2, "run".to_owned())]);
+            let timers = store.sla_timers(&incident.id).await.unwrap();
+            assert_eq!(timers.len(), 1);
+            assert_eq!(timers[0].timer, "acknowledge");
+            assert_eq!(
+                store.run(&runs[0].id).await.unwrap().unwrap().status,
+                RunStatus::Queued
+            );
+        }
+        let queued = store
+            .runs(Some("contain"), Some(RunStatus::Queued), 10_000)
+            .await
+            .unwrap();
+        assert_eq!(queued.len(), N);
+        let decided = store.alerts(Some("fw"), 10_000).await.unwrap();
+        assert_eq!(decided.len(), N);
+        assert!(
+            decided
+                .iter()
+                .all(|a| a.disposition.as_deref() == Some("incident") && a.incident_id.is_some())
+        );
+        assert!(store.unprocessed_alerts(10).await.unwrap().is_empty());
+        // The same batch again: already decided, nothing written.
+        assert!(!store.apply_triage(&triage).await.unwrap());
     });
 }
