@@ -319,9 +319,12 @@ async fn wake_parents(
         return Ok(());
     }
     // `now` is a number this function was given, written into the statement; the ids are bound.
+    // On SQLite `+` keeps `runs_by_status` out of the plan: without statistics its planner
+    // would read every pending run to find these few, where the parents' keys are at hand.
+    let plus = if sqlite { "+" } else { "" };
     let sql = format!(
         "UPDATE runs SET run_at = CASE WHEN status = 'waiting' THEN {now} ELSE run_at END, woken_at = {now}
-         WHERE status IN {PENDING} AND id IN (SELECT parent_run FROM runs WHERE parent_run IS NOT NULL AND id IN ({}))",
+         WHERE {plus}status IN {PENDING} AND id IN (SELECT parent_run FROM runs WHERE parent_run IS NOT NULL AND id IN ({}))",
         rows("?", ended.len(), sqlite)
     );
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
