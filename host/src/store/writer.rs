@@ -226,7 +226,7 @@ async fn execute_round(
              UPDATE runs SET status = v.status, output = v.output, error = v.error, updated_at = v.at,
                  finished_at = v.at, unfinished = 0, run_at = NULL, locked_by = NULL, locked_until = NULL
              FROM v WHERE runs.id = v.id AND runs.status IN {PENDING}
-             RETURNING runs.id, runs.playbook, runs.created_at",
+             RETURNING runs.id, runs.playbook, runs.created_at, runs.parent_run",
             rows("(?, ?, ?, ?, ?)", finishes.len(), sqlite)
         );
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
@@ -238,18 +238,22 @@ async fn execute_round(
                 .bind(error)
                 .bind(now);
         }
-        let ended: Vec<(String, String, i64)> = q.fetch_all(&mut *conn).await?;
+        let ended: Vec<(String, String, i64, Option<String>)> = q.fetch_all(&mut *conn).await?;
         let status: std::collections::HashMap<&str, RunStatus> =
             finishes.iter().map(|(_, id, s, ..)| (id.as_str(), *s)).collect();
         let counted: Vec<_> = ended
             .iter()
-            .map(|(id, p, at)| (p.as_str(), *at, status[id.as_str()]))
+            .map(|(id, p, at, _)| (p.as_str(), *at, status[id.as_str()]))
             .collect();
         super::counts::runs_ended(conn, &counted).await?;
-        let done: HashSet<String> = ended.into_iter().map(|(id, ..)| id).collect();
-        wake_parents(conn, &done, now, sqlite).await?;
+        let parents: HashSet<&str> = ended
+            .iter()
+            .filter_map(|(.., parent)| parent.as_deref())
+            .collect();
+        wake_parents(conn, &parents, now, sqlite).await?;
+        let done: HashSet<&str> = ended.iter().map(|(id, ..)| id.as_str()).collect();
         for (i, run_id, ..) in finishes {
-            results[*i] = Some(Ok(u64::from(done.contains(run_id))));
+            results[*i] = Some(Ok(u64::from(done.contains(run_id.as_str()))));
         }
     }
 
@@ -306,30 +310,30 @@ async fn execute_round(
     Ok(())
 }
 
-/// Wake the parents of runs that just ended (a child playbook's end is what its parent
-/// waits for), as an answered question wakes its run: a waiting parent is due at once, one
-/// being replayed is marked (`woken_at`) so its reschedule makes it due at once.
+/// Wake `parents`, the parents of runs that just ended (a child playbook's end is what its
+/// parent waits for), as an answered question wakes its run: a waiting parent is due at
+/// once, one being replayed is marked (`woken_at`) so its reschedule makes it due at once.
 async fn wake_parents(
     conn: &mut AnyConnection,
-    ended: &HashSet<String>,
+    parents: &HashSet<&str>,
     now: i64,
     sqlite: bool,
 ) -> Result<()> {
-    if ended.is_empty() {
+    if parents.is_empty() {
         return Ok(());
     }
     // `now` is a number this function was given, written into the statement; the ids are bound.
     // On SQLite `+` keeps `runs_by_status` out of the plan: without statistics its planner
-    // would read every pending run to find these few, where the parents' keys are at hand.
+    // would read every pending run to find these few, where their keys are at hand.
     let plus = if sqlite { "+" } else { "" };
     let sql = format!(
         "UPDATE runs SET run_at = CASE WHEN status = 'waiting' THEN {now} ELSE run_at END, woken_at = {now}
-         WHERE {plus}status IN {PENDING} AND id IN (SELECT parent_run FROM runs WHERE parent_run IS NOT NULL AND id IN ({}))",
-        rows("?", ended.len(), sqlite)
+         WHERE {plus}status IN {PENDING} AND id IN ({})",
+        rows("?", parents.len(), sqlite)
     );
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for id in ended {
-        q = q.bind(id);
+    for id in parents {
+        q = q.bind(*id);
     }
     q.execute(&mut *conn).await?;
     Ok(())
