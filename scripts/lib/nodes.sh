@@ -72,7 +72,7 @@ nodes_init() {
         NODES_SUMMARY="SQLite in ${NODE_DIRS[0]}, 1 node"
     else
         local version
-        version=$("$PG_TEST_BIN/postgres" --version | awk '{print $NF}')
+        version=$("$PG_TEST_BIN/postgres" --version | awk '{print $3}')
         NODES_SUMMARY="PostgreSQL $version (fsync=off, synchronous_commit=on) on loopback, $NODES_COUNT node$( ((NODES_COUNT == 1)) || echo s)"
     fi
 }
