@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Alert in, automation done: the whole path through the real binary. An alert about an IP is
-# posted to `osprey serve` (SQLite, the `profiling` build: release with line tables, so
-# `perf record -p <pid>` can run alongside), a rule opens an incident for it, the incident
+# posted to `osprey serve` (SQLite, or PostgreSQL with one or more nodes; the `profiling`
+# build: release with line tables, so `perf record -p <pid>` can run alongside), a rule opens
+# an incident for it, the incident
 # starts a playbook that looks the IP up with the bundled ipinfo plugin against a fake ipinfo
 # on loopback, and the run completes with the answer as its output (the lookup journaled
 # before the script sees it, as always).
@@ -10,8 +11,16 @@
 #   OSPREY_BIN=/path/to/osprey scripts/bench-e2e.sh     (an already built binary)
 #   E2E_TIMEOUT=600 scripts/bench-e2e.sh                (seconds a phase may take to finish)
 #   E2E_KEEP=1 scripts/bench-e2e.sh                     (keep the data directory to look at)
+#   DB=postgres NODES=3 scripts/bench-e2e.sh            (a throwaway PostgreSQL, 3 nodes on it)
 #
-# In one run, against one server:
+# DB=sqlite (the default) or DB=postgres, NODES=N (default 1; N > 1 with PostgreSQL only): see
+# scripts/lib/nodes.sh. PostgreSQL runs with fsync=off and synchronous_commit=on: a commit is
+# written to the OS before it answers, the durability of Osprey's SQLite (WAL +
+# synchronous=NORMAL: it survives a crash of the server process, not of the OS). With N nodes the
+# sender spreads its requests over them round-robin; alerts decided, runs and latencies are read
+# from the shared database, so they count the whole cluster's work.
+#
+# In one run, against one server (or cluster):
 #   vendor   the fake ipinfo's own capacity: wrk -t2 -c64 for SECONDS, one lookup per request,
 #            keep-alive (the baseline)
 #   ndjson   ALERTS alerts in NDJSON bodies of 1,000, as fast as answered
@@ -35,11 +44,12 @@ timeout="${E2E_TIMEOUT:-300}"
 vendor_token=tok_bench_e2e
 
 source scripts/lib/wrk.sh
+source scripts/lib/nodes.sh
 ensure_wrk
-command -v sqlite3 >/dev/null || {
+if [[ "${DB:-sqlite}" == sqlite ]] && ! command -v sqlite3 >/dev/null; then
     echo "bench-e2e: the sqlite3 tool reads the results from the store (apt-get install sqlite3)" >&2
     exit 1
-}
+fi
 
 bash scripts/build-plugins.sh >/dev/null
 if [[ -n "${OSPREY_BIN:-}" ]]; then
@@ -54,17 +64,14 @@ cargo build --locked --quiet -p osprey --example bench_e2e
 tool="$CARGO_TARGET_DIR/debug/examples/bench_e2e"
 
 data=$(mktemp -d /tmp/osprey-e2e.XXXXXX)
-server_pid=""
 vendor_pid=""
 cleanup() {
-    local pid
-    for pid in "$server_pid" "$vendor_pid"; do
-        if [[ -n "$pid" ]]; then
-            # A killed process's status is not a failure of the script (set -e).
-            kill "$pid" 2>/dev/null || true
-            wait "$pid" 2>/dev/null || true
-        fi
-    done
+    nodes_stop
+    if [[ -n "$vendor_pid" ]]; then
+        # A killed process's status is not a failure of the script (set -e).
+        kill "$vendor_pid" 2>/dev/null || true
+        wait "$vendor_pid" 2>/dev/null || true
+    fi
     if [[ -n "${E2E_KEEP:-}" ]]; then
         echo "bench-e2e: kept $data" >&2
     else
@@ -72,16 +79,17 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
+nodes_init "$osprey" "$data"
 
 # wait_for WHAT SECONDS COMMAND...: run COMMAND every 0.1 s until it succeeds (and the
-# server, once started, is still there).
+# servers, once started, are still there).
 wait_for() {
     local what=$1 limit=$2
     shift 2
     local deadline=$((SECONDS + limit))
     until "$@" >/dev/null 2>&1; do
-        if [[ -n "$server_pid" ]] && ! kill -0 "$server_pid" 2>/dev/null; then
-            echo "bench-e2e: the server exited while waiting for $what" >&2
+        if ! nodes_alive; then
+            echo "bench-e2e: a server exited while waiting for $what" >&2
             exit 1
         fi
         if ((SECONDS >= deadline)); then
@@ -116,7 +124,7 @@ let info = invoke("ipinfo", "lookup", #{ ip: alert.data.src });
 EOF
 printf '[intake]\nmax_in_flight = 256\n' >"$data/osprey.toml"
 export OSPREY_CONFIG="$data/osprey.toml"
-cli() { "$osprey" --data-dir "$data" "$@"; }
+cli() { node_cli "$@"; }
 token=$(cli token create bench --scope intake 2>/dev/null)
 cli plugin install plugins/dist/ipinfo --grant-requested >/dev/null
 cli plugin config ipinfo "base_url=$vendor" cache_ttl_seconds=0 >/dev/null
@@ -125,14 +133,14 @@ printf '%s\n' "$vendor_token" | cli secret set ipinfo token >/dev/null 2>&1
 cli rules set bench-incident --match 'alert.source.starts_with("bench-")' --action incident \
     --playbook bench-enrich >/dev/null
 
-port=$((20000 + RANDOM % 20000))
-OSPREY_LOG=warn "$osprey" --data-dir "$data" serve --listen "127.0.0.1:$port" &
-server_pid=$!
-wait_for "the server's start on port $port" 60 curl -fsS "http://127.0.0.1:$port/readyz"
-intake="http://127.0.0.1:$port/api/v1/alerts"
+nodes_start
+# Every node's intake, for the sender's round-robin.
+intake=()
+for url in "${NODE_URLS[@]}"; do
+    intake+=(--url "$url/api/v1/alerts")
+done
 
-db="$data/osprey.db"
-sql() { sqlite3 -cmd '.timeout 5000' "$db" "$1"; }
+sql() { db_query "$1"; }
 # Idle: every alert decided and no run left to finish (both read through partial indexes,
 # so polling costs little while the server works).
 idle() {
@@ -141,7 +149,7 @@ idle() {
 }
 # The automations of the alerts from SOURCE: completed, ended otherwise, latest finished_at.
 outcomes() {
-    sql "SELECT coalesce(sum(r.status = 'completed'), 0), coalesce(sum(r.status <> 'completed'), 0),
+    sql "SELECT count(*) FILTER (WHERE r.status = 'completed'), count(*) FILTER (WHERE r.status <> 'completed'),
                 coalesce(max(r.finished_at), 0)
          FROM alerts a JOIN runs r ON r.origin = 'incident ' || a.incident_id
          WHERE a.source = '$1'" | tr '|' ' '
@@ -153,12 +161,12 @@ send() {
     local source=$1 first=$2
     shift 2
     local report
-    report=$("$tool" send --url "$intake" --token "$token" --source "$source" --first "$first" "$@")
+    report=$("$tool" send "${intake[@]}" --token "$token" --source "$source" --first "$first" "$@")
     wait_for "the $source phase's end (E2E_TIMEOUT=$timeout)" "$timeout" idle
     echo "$report"
 }
 
-echo "bench-e2e: $alerts alerts a phase, paced at $rate/s for ${seconds}s; $build; SQLite in $data"
+echo "bench-e2e: $alerts alerts a phase, paced at $rate/s for ${seconds}s; $build; $NODES_SUMMARY"
 echo "budgets: >= 5,000 automations/s over 10,000 alerts; at 1,000 alerts/s offered, alert-to-done p50 <= 50 ms, p99 <= 250 ms"
 
 out=$(wrk -t2 -c64 -d"${seconds}s" -H "Authorization: Bearer $vendor_token" "$vendor/11.0.0.1/json")
@@ -206,9 +214,9 @@ read -r sent incidents lookups answered completed < <(sql "SELECT
     (SELECT count(*) FROM alerts WHERE source LIKE 'bench-%'),
     (SELECT count(*) FROM incidents WHERE rule = 'bench-incident'),
     (SELECT count(*) FROM run_steps s JOIN runs r ON r.id = s.run_id
-         WHERE r.playbook = 'bench-enrich' AND r.status = 'completed' AND s.kind = 'invoke' AND s.ok),
+         WHERE r.playbook = 'bench-enrich' AND r.status = 'completed' AND s.kind = 'invoke' AND s.ok = 1),
     (SELECT count(*) FROM runs WHERE playbook = 'bench-enrich' AND status = 'completed'
-         AND json_extract(output, '$.country') = 'NL'),
+         AND $(db_json_text output country) = 'NL'),
     (SELECT count(*) FROM runs WHERE playbook = 'bench-enrich' AND status = 'completed')" | tr '|' ' ')
 echo "check   $incidents incidents for $sent alerts; $completed runs completed with $lookups journaled lookups, $answered with the vendor's answer as output"
 if ((incidents != sent || lookups != completed || answered != completed)); then

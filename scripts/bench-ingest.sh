@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
 # Alert ingest throughput over real HTTP on loopback, driven by wrk (Debian's `wrk`, installed
 # here when missing and running as root), against `osprey serve` built with the `profiling`
-# profile (release with line tables, so `perf record -p <pid>` can run alongside) on SQLite with
-# a dedup rule active, so pre-processing works while the load runs.
+# profile (release with line tables, so `perf record -p <pid>` can run alongside) on SQLite (or
+# PostgreSQL, with one or more nodes) with a dedup rule active, so pre-processing works while the
+# load runs.
 #
 #   scripts/bench-ingest.sh [SECONDS]      (default 10 per case)
+#   DB=postgres NODES=3 scripts/bench-ingest.sh   (a throwaway PostgreSQL, 3 `osprey serve` on it)
 #   OSPREY_BIN=/path/to/osprey scripts/bench-ingest.sh   (an already built binary)
 #   PROFILE=ndjson scripts/bench-ingest.sh   (perf record -g the server during that case, and
-#                                             until its lag ends, into /tmp/perf-ndjson.data)
+#                                             until its lag ends, into /tmp/perf-ndjson.data;
+#                                             the first node's, with several)
+#
+# DB=sqlite (the default) or DB=postgres, NODES=N (default 1; N > 1 with PostgreSQL only): see
+# scripts/lib/nodes.sh. PostgreSQL runs with fsync=off and synchronous_commit=on: a commit is
+# written to the OS before it answers, the durability of Osprey's SQLite (WAL +
+# synchronous=NORMAL: it survives a crash of the server process, not of the OS). With N nodes,
+# each case runs one wrk per node at the same time, the threads and connections below divided
+# between them, and adds up their requests and non-2xx answers; the lag is read from the first
+# node's /metrics (osprey_alerts_undecided is read from the database: cluster-wide).
 #
 # Cases, in the same run:
 #   floor   GET /healthz, one per request (what the HTTP stack alone does; the baseline)
@@ -26,6 +37,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/osprey/target}"
 seconds="${1:-10}"
 
 source scripts/lib/wrk.sh
+source scripts/lib/nodes.sh
 ensure_wrk
 
 # OSPREY_BIN=path benchmarks that binary instead of building the profiling one.
@@ -36,31 +48,26 @@ else
     osprey="$CARGO_TARGET_DIR/profiling/osprey"
 fi
 data=$(mktemp -d /tmp/osprey-ingest.XXXXXX)
-server_pid=""
+wrk_pids=()
 cleanup() {
-    if [[ -n "$server_pid" ]]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
+    local pid
+    for pid in "${wrk_pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    nodes_stop
     rm -rf "$data"
 }
 trap cleanup EXIT
+nodes_init "$osprey" "$data"
 
 export OSPREY_PLAYBOOKS_DIR="$data/playbooks"
 mkdir -p "$OSPREY_PLAYBOOKS_DIR"
 printf '[intake]\nmax_in_flight = 256\n' > "$data/osprey.toml"
 export OSPREY_CONFIG="$data/osprey.toml"
-token=$("$osprey" --data-dir "$data" token create bench --scope intake 2>/dev/null)
-"$osprey" --data-dir "$data" rules set by-source-ip --match 'alert.source == "fw"' --action dedup \
+token=$(node_cli token create bench --scope intake 2>/dev/null)
+node_cli rules set by-source-ip --match 'alert.source == "fw"' --action dedup \
     --key 'alert.data.src' --window 1h >/dev/null
-
-port=$((20000 + RANDOM % 20000))
-OSPREY_LOG=warn "$osprey" --data-dir "$data" serve --listen "127.0.0.1:$port" &
-server_pid=$!
-for _ in $(seq 100); do
-    curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-    sleep 0.1
-done
+nodes_start
 
 # One alert per request: 256 source IPs, so the dedup rule folds most into a few incidents.
 cat > "$data/single.lua" <<EOF
@@ -86,31 +93,43 @@ wrk.body = f:read("*a")
 f:close()
 EOF
 
-metric() {
-    curl -fsS "http://127.0.0.1:$port/metrics" | awk -v m="$1" '$1 == m {print $2}'
-}
+# Two wrk threads in all, divided between the nodes (at least one each).
+threads=$((2 / NODES_COUNT > 0 ? 2 / NODES_COUNT : 1))
 
+# run_case NAME ALERTS_PER_REQUEST CONNECTIONS PATH [WRK ARGS...]: one wrk per node at once, on
+# PATH of each, with CONNECTIONS divided between them.
 run_case() {
-    local name=$1 per_request=$2 connections=$3; shift 3
-    local out rps requests non2xx start end decided lag
+    local name=$1 per_request=$2 connections=$3 path=$4; shift 4
+    local rps=0 requests=0 non2xx=0 start end decided lag i out
+    local per_node=$((connections / NODES_COUNT > threads ? connections / NODES_COUNT : threads))
     local perf_pid=""
     if [[ "${PROFILE:-}" == "$name" ]]; then
-        perf record -F 499 -g -p "$server_pid" -o "${TMPDIR:-/tmp}/perf-$name.data" >/dev/null 2>&1 &
+        perf record -F 499 -g -p "${NODE_PIDS[0]}" -o "${TMPDIR:-/tmp}/perf-$name.data" >/dev/null 2>&1 &
         perf_pid=$!
     fi
     start=$(date +%s.%N)
-    out=$(wrk -t2 -c"$connections" -d"${seconds}s" "$@")
+    wrk_pids=()
+    for i in "${!NODE_URLS[@]}"; do
+        wrk -t"$threads" -c"$per_node" -d"${seconds}s" "$@" "${NODE_URLS[$i]}$path" >"$data/wrk-$name-$i.out" &
+        wrk_pids+=($!)
+    done
+    for i in "${!wrk_pids[@]}"; do
+        wait "${wrk_pids[$i]}" || { echo "bench-ingest: wrk against node $((i + 1)) failed" >&2; exit 1; }
+    done
+    wrk_pids=()
     end=$(date +%s.%N)
-    rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
-    requests=$(awk '/requests in/ {print $1}' <<<"$out")
-    non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out")
-    non2xx=${non2xx:-0}
+    for i in "${!NODE_URLS[@]}"; do
+        out=$(<"$data/wrk-$name-$i.out")
+        rps=$(awk -v a="$rps" '/^Requests\/sec/ {print a + $2}' <<<"$out")
+        requests=$((requests + $(awk '/requests in/ {print $1}' <<<"$out")))
+        non2xx=$((non2xx + $(awk '/Non-2xx/ {n = $5} END {print n + 0}' <<<"$out")))
+    done
     if [[ "$per_request" == 0 ]]; then
         printf '%-7s %10.0f requests/s  non-2xx: %s\n' "$name" "$rps" "$non2xx"
         return
     fi
     # Every accepted alert decided: the end of this case's lag.
-    while [[ "$(metric osprey_alerts_undecided)" != "0" ]]; do
+    while [[ "$(node_metric 0 osprey_alerts_undecided)" != "0" ]]; do
         sleep 0.05
     done
     decided=$(date +%s.%N)
@@ -127,9 +146,13 @@ run_case() {
     }'
 }
 
-echo "bench-ingest: ${seconds}s per case, wrk -t2, profiling build (release + line tables), SQLite in $data"
-run_case floor 0 64 "http://127.0.0.1:$port/healthz"
-run_case single 1 64 -s "$data/single.lua" "http://127.0.0.1:$port/api/v1/alerts"
-run_case ndjson 1000 16 -s "$data/ndjson.lua" "http://127.0.0.1:$port/api/v1/alerts"
-echo "throttled (503 while pre-processing lagged): $(metric osprey_intake_throttled_total) requests"
+echo "bench-ingest: ${seconds}s per case, wrk -t2 (-t$threads per node), profiling build (release + line tables), $NODES_SUMMARY"
+run_case floor 0 64 /healthz
+run_case single 1 64 /api/v1/alerts -s "$data/single.lua"
+run_case ndjson 1000 16 /api/v1/alerts -s "$data/ndjson.lua"
+throttled=0
+for i in "${!NODE_URLS[@]}"; do
+    throttled=$((throttled + $(node_metric "$i" osprey_intake_throttled_total)))
+done
+echo "throttled (503 while pre-processing lagged): $throttled requests"
 echo "budgets: ndjson >= 100,000 alerts/s accepted and decided, lag <= 2 s; single >= 20,000 alerts/s, lag <= 2 s"

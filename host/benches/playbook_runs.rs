@@ -10,7 +10,11 @@
 //! - `resume/journal_1_step`: the same with one journaled step (baseline).
 //!
 //! Needs the plugins built: `scripts/build-plugins.sh`. Run:
-//! `cargo bench -p osprey --bench playbook_runs`.
+//! `cargo bench -p osprey --bench playbook_runs`. On SQLite by default; with
+//! `OSPREY_BENCH_DATABASE_URL=postgres://...`, on a fresh database on that PostgreSQL server
+//! (one node, in this process; `common/mod.rs`).
+
+mod common;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use osprey::app::App;
@@ -51,11 +55,12 @@ fn setup(rt: &tokio::runtime::Runtime, dir: &Path) -> App {
         .unwrap();
         std::fs::write(pb.join("playbook.rhai"), script).unwrap();
     }
-    let config = Config {
+    let mut config = Config {
         data_dir: dir.to_owned(),
         playbooks_dir: dir.join("playbooks"),
         ..Config::default()
     };
+    eprintln!("playbook_runs: on {}", common::use_bench_database(&mut config));
     rt.block_on(App::open(config)).unwrap()
 }
 

@@ -1,6 +1,8 @@
 # Sourced by scripts/test.sh: start a throwaway PostgreSQL server on loopback for the store's
 # PostgreSQL tests, and stop it on exit. Sets OSPREY_TEST_POSTGRES_URL, or explains why the
-# PostgreSQL half is skipped.
+# PostgreSQL half is skipped. Also by scripts/lib/nodes.sh (the load scripts), with two knobs:
+#   PG_TEST_OPTIONS="-c name=value ..."   server settings over the tests' (the last one wins)
+#   PG_TEST_NO_TRAP=1                     no EXIT trap here: the caller calls stop_test_postgres
 
 find_pg_bin() {
     local dir
@@ -50,13 +52,13 @@ start_test_postgres() {
     for attempt in 1 2 3 4 5; do
         port=$((20000 + RANDOM % 20000))
         if "${run[@]}" "$bin/pg_ctl" -D "$PG_TEST_DIR/data" -l "$PG_TEST_DIR/log" -w -t 30 \
-            -o "-c listen_addresses=127.0.0.1 -p $port -k $PG_TEST_DIR -c fsync=off -c synchronous_commit=off -c max_connections=200" \
+            -o "-c listen_addresses=127.0.0.1 -p $port -k $PG_TEST_DIR -c fsync=off -c synchronous_commit=off -c max_connections=200 ${PG_TEST_OPTIONS:-}" \
             start >/dev/null; then
             PG_TEST_BIN=$bin
             PG_TEST_RUN=("${run[@]}")
             export OSPREY_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
             echo "postgres: throwaway server on 127.0.0.1:$port"
-            trap stop_test_postgres EXIT
+            [[ -n "${PG_TEST_NO_TRAP:-}" ]] || trap stop_test_postgres EXIT
             return 0
         fi
     done

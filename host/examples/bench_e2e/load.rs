@@ -1,6 +1,7 @@
 //! The alert sender: N alerts to `POST /api/v1/alerts`, each about its own public IPv4
 //! address (`11.x.y.z` from the alert's number), one JSON alert per request or NDJSON
-//! bodies of `--batch` alerts, over keep-alive connections.
+//! bodies of `--batch` alerts, over keep-alive connections. With `--url` given more than once
+//! (the nodes of a cluster), request number i goes to the (i mod n)th URL: round-robin.
 //!
 //! Without `--rate`, `--connections` connections each send their next request as soon as the
 //! last one is answered, until all N are sent (closed loop: as fast as the server takes them).
@@ -19,9 +20,10 @@ use tokio::time::Instant;
 
 #[derive(clap::Args)]
 pub struct Load {
-    /// The intake endpoint, e.g. http://127.0.0.1:8080/api/v1/alerts
-    #[arg(long)]
-    url: String,
+    /// The intake endpoint, e.g. http://127.0.0.1:8080/api/v1/alerts; repeat for several
+    /// servers, which get the requests round-robin.
+    #[arg(long, required = true)]
+    url: Vec<String>,
     /// An intake token (`osprey token create NAME --scope intake`).
     #[arg(long)]
     token: String,
@@ -153,7 +155,7 @@ impl Load {
                     }
                     let from = r * load.batch;
                     let body = load.body(from, (from + load.batch).min(load.alerts));
-                    answers.push(load.send(&client, body).await);
+                    answers.push(load.send(&client, r, body).await);
                 }
             });
         }
@@ -175,7 +177,7 @@ impl Load {
             let permit = in_flight.clone().acquire_owned().await.expect("never closed");
             let (load, client) = (self.clone(), client.clone());
             requests.spawn(async move {
-                let answer = load.send(&client, load.body(i, i + 1)).await;
+                let answer = load.send(&client, i, load.body(i, i + 1)).await;
                 drop(permit);
                 answer
             });
@@ -219,9 +221,10 @@ impl Load {
         }
     }
 
-    async fn send(&self, client: &reqwest::Client, body: Body) -> Answer {
+    /// Send request number `request` (its server chosen round-robin).
+    async fn send(&self, client: &reqwest::Client, request: usize, body: Body) -> Answer {
         let sent = client
-            .post(&self.url)
+            .post(&self.url[request % self.url.len()])
             .bearer_auth(&self.token)
             .header("content-type", body.content_type)
             .body(body.text)

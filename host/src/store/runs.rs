@@ -225,6 +225,20 @@ use super::audit::{self, Actor, Change};
 use super::json::{read, unreadable};
 use super::writer::{PENDING, Write};
 
+/// How the queue's reads name its partial index `runs_due` (the pending runs by `run_at`), and
+/// the pending-status check of an update by id. SQLite's planner, without statistics, prefers
+/// `runs_by_status` for the `status IN (...)` term: a claim then read and sorted every pending
+/// run, a million waiting ones included, and updated its few through the same scan. Named,
+/// `runs_due` yields only the due entries; a unary `+` keeps the check off the status index
+/// (SQLite's documented way), so the update goes by primary key. PostgreSQL's statistics make
+/// both choices on their own.
+fn due_index(dialect: Dialect) -> (&'static str, &'static str) {
+    match dialect {
+        Dialect::Sqlite => ("INDEXED BY runs_due", "+status"),
+        Dialect::Postgres => ("", "status"),
+    }
+}
+
 /// A run as stored; a value that cannot be read is null and the run says why.
 pub(super) fn run_from_row(row: RunRow) -> RunRecord {
     let (status, bad_status) = match RunStatus::parse(&row.status) {
@@ -506,14 +520,11 @@ impl Store {
     /// Claim up to `limit` due runs for `worker`, leased until `lease_until`. Returns them as
     /// they are now (status `running`).
     pub async fn claim_jobs(&self, worker: &str, lease_until: i64, limit: i64) -> Result<Vec<ClaimedJob>> {
-        // SQLite's planner, which has no statistics here, would read every pending run
-        // through `runs_by_status` (and sort them) for the due ones, and again for the update:
-        // a claim cost as much as the backlog. Named, the due runs are a range of `runs_due`
-        // and the update takes each by its key (`+` keeps a column's index out of the plan).
-        let (lock, due_index, plus) = match self.dialect {
-            Dialect::Postgres => ("FOR UPDATE SKIP LOCKED", "", ""),
-            Dialect::Sqlite => ("", "INDEXED BY runs_due", "+"),
+        let lock = match self.dialect {
+            Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
         };
+        let (due_index, status) = due_index(self.dialect);
         // Materialized: PostgreSQL may otherwise run the locking subquery again for each row
         // it updates, each run skipping the rows claimed so far, and claim more than `limit`.
         let sql = format!(
@@ -521,7 +532,7 @@ impl Store {
                  SELECT id FROM runs {due_index} WHERE status IN {PENDING} AND run_at <= $3 ORDER BY run_at LIMIT $4 {lock})
              UPDATE runs SET status = 'running', locked_by = $1, locked_until = $2, run_at = $2, claims = claims + 1, unfinished = unfinished + 1,
                  updated_at = $3, woken_at = NULL
-             WHERE id IN (SELECT id FROM due) AND {plus}status IN {PENDING} AND {plus}run_at <= $3
+             WHERE id IN (SELECT id FROM due) AND {status} IN {PENDING} AND run_at <= $3
              RETURNING {RUN_COLUMNS}, claims, unfinished"
         );
         self.claim(
@@ -752,7 +763,8 @@ impl Store {
 
     /// The number of due runs nobody holds (queue depth).
     pub async fn queue_depth(&self) -> Result<i64> {
-        let sql = format!("SELECT COUNT(*) FROM runs WHERE status IN {PENDING} AND run_at <= $1");
+        let (due_index, _) = due_index(self.dialect);
+        let sql = format!("SELECT COUNT(*) FROM runs {due_index} WHERE status IN {PENDING} AND run_at <= $1");
         Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(now_ms())
             .fetch_one(&self.pool)
