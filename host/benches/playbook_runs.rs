@@ -130,12 +130,19 @@ fn runs(c: &mut Criterion) {
     group.finish();
 
     // A run per size, driven until it waits: its journal holds `steps` invokes and a sleep.
+    // The server's workers run in this process too and may take the run first: then it is
+    // theirs to drive, and waiting for `work_on` alone would spin for ever (it did).
     let waiting_run = |steps: i64| {
         let input = serde_json::json!({ "steps": steps }).as_object().unwrap().clone();
         rt.block_on(async {
             let id = app.executor.start("long", &input, "bench").await.unwrap();
-            while !app.executor.work_on(&id).await.unwrap() {}
-            id
+            loop {
+                app.executor.work_on(&id).await.unwrap();
+                if app.store.run(&id).await.unwrap().unwrap().status == RunStatus::Waiting {
+                    break id;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
         })
     };
     let pb: Playbook = (*app.playbooks.get("long").unwrap()).clone();
