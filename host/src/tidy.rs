@@ -5,7 +5,8 @@
 //!   `tidy:arrows` markers of ARCHITECTURE.md, read here, so the page and the check are one
 //!   text (an arrow no code uses fails too, so the page stays exact);
 //! - `wasmtime` is used outside `plugin/`, `rhai` outside `playbook/`, `sqlx` or SQL text
-//!   outside `store/`.
+//!   outside `store/`;
+//! - a file git tracks still has merge conflict markers.
 //!
 //! It reads the code, not the comments; `super::` paths are not followed (they stay inside a
 //! box unless they climb out of it, which the code does not do).
@@ -312,4 +313,42 @@ fn the_reader_of_paths_sees_groups_and_skips_comments() {
     let paths: Vec<String> = lines.iter().flat_map(|(_, l)| crate_paths(l)).collect();
     assert_eq!(paths, ["a"]);
     assert!(within("humans::questions", "humans") && !within("humansx", "humans"));
+}
+
+/// A merge left half done: ARCHITECTURE.md once carried both sides of a conflict, markers
+/// and all, through a passing CI. Every text file git tracks is read (binary ones skipped).
+#[test]
+fn no_tracked_file_keeps_merge_conflict_markers() {
+    let root = Path::new(SRC).join("..");
+    let listed = std::process::Command::new("git")
+        .args(["ls-files", "-z"])
+        .current_dir(&root)
+        .output()
+        .expect("git runs (the tests run in a clone)");
+    assert!(listed.status.success(), "git ls-files failed: {listed:?}");
+    // Built here so that this file does not carry them itself.
+    let (ours, theirs) = (format!("{} ", "<".repeat(7)), format!("{} ", ">".repeat(7)));
+    let mut found = Vec::new();
+    let mut read = 0;
+    for name in listed.stdout.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let name = String::from_utf8_lossy(name);
+        let Ok(bytes) = std::fs::read(root.join(&*name)) else {
+            continue;
+        };
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            continue;
+        };
+        read += 1;
+        for (n, line) in text.lines().enumerate() {
+            if line.starts_with(&ours) || line.starts_with(&theirs) {
+                found.push(format!("{name}:{}: {line}", n + 1));
+            }
+        }
+    }
+    assert!(read > 100, "only {read} tracked text files read");
+    assert!(
+        found.is_empty(),
+        "merge conflict markers left in:\n{}",
+        found.join("\n")
+    );
 }
