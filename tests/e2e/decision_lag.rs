@@ -62,15 +62,8 @@ fn accepted_ids(answer: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn metric(base: &str, name: &str) -> f64 {
-    let text = http_client()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+async fn metric(server: &Server, name: &str) -> f64 {
+    let text = server.metrics().await;
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
         .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
@@ -161,7 +154,7 @@ async fn a_server_killed_while_decisions_lag_decides_every_accepted_alert_once_a
             .unwrap();
         assert_eq!(r.status(), 200);
         accepted.extend(accepted_ids(&r.json().await.unwrap()));
-        behind = metric(&base, "osprey_alerts_undecided").await;
+        behind = metric(&server, "osprey_alerts_undecided").await;
         if behind >= 2_000.0 {
             break;
         }
@@ -173,14 +166,13 @@ async fn a_server_killed_while_decisions_lag_decides_every_accepted_alert_once_a
     server.kill_9();
 
     let server = Server::start(&cli);
-    let base = format!("http://{}", server.addr);
     eventually(
         180,
         "every accepted alert decided after the restart",
-        async || (metric(&base, "osprey_alerts_undecided").await == 0.0).then_some(()),
+        async || (metric(&server, "osprey_alerts_undecided").await == 0.0).then_some(()),
     )
     .await;
-    assert_eq!(metric(&base, "osprey_preprocess_lag_seconds").await, 0.0);
+    assert_eq!(metric(&server, "osprey_preprocess_lag_seconds").await, 0.0);
     drop(server);
     assert_decided_once(&cli, &accepted).await;
 }
@@ -213,7 +205,7 @@ async fn intake_slows_senders_while_decisions_lag_and_metrics_show_the_lag() {
             let retry_after = r.headers()["retry-after"].to_str().unwrap().to_owned();
             let problem: Value = r.json().await.unwrap();
             refused = Some((retry_after, problem));
-            lag = metric(&base, "osprey_preprocess_lag_seconds").await;
+            lag = metric(&server, "osprey_preprocess_lag_seconds").await;
             break;
         }
         assert_eq!(r.status(), 200);
@@ -227,9 +219,9 @@ async fn intake_slows_senders_while_decisions_lag_and_metrics_show_the_lag() {
         "{problem}"
     );
     assert!(lag > 0.0, "the lag shows while senders are slowed");
-    assert!(metric(&base, "osprey_intake_throttled_total").await >= 1.0);
+    assert!(metric(&server, "osprey_intake_throttled_total").await >= 1.0);
     eventually(180, "every accepted alert decided", async || {
-        (metric(&base, "osprey_alerts_undecided").await == 0.0).then_some(())
+        (metric(&server, "osprey_alerts_undecided").await == 0.0).then_some(())
     })
     .await;
     // Caught up, intake takes alerts again.
@@ -244,7 +236,7 @@ async fn intake_slows_senders_while_decisions_lag_and_metrics_show_the_lag() {
     assert_eq!(r.status(), 200);
     accepted.extend(accepted_ids(&r.json().await.unwrap()));
     eventually(60, "the last alerts decided", async || {
-        (metric(&base, "osprey_alerts_undecided").await == 0.0).then_some(())
+        (metric(&server, "osprey_alerts_undecided").await == 0.0).then_some(())
     })
     .await;
     drop(server);

@@ -280,14 +280,7 @@ async fn signed_webhooks_become_alerts_and_everything_else_is_refused_before_or_
     assert_eq!(r.status(), 404);
     assert_eq!(alerts(&cli).len(), 2);
 
-    let metrics = http_client()
-        .get(format!("http://{}/metrics", server.addr))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     for line in [
         r#"osprey_webhooks_total{plugin="test-echo",outcome="answered"} "#,
         r#"osprey_webhooks_total{plugin="test-echo",outcome="failed"} 2"#,

@@ -250,14 +250,7 @@ async fn tickets_become_alerts_once_across_a_restart_and_a_failing_instance_back
         shown.contains("failing (") && shown.contains("Internal Server Error"),
         "{shown}"
     );
-    let metrics = http_client()
-        .get(format!("http://{}/metrics", server.addr))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     // Counted by this process: the alerts it committed, after the restart.
     let accepted = format!(
         r#"osprey_poll_items_total{{poller="tickets",outcome="accepted"}} {}"#,

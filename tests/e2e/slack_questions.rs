@@ -206,14 +206,7 @@ async fn a_question_in_slack_is_answered_once_by_a_signed_click() {
     assert_eq!(audit(&cli, "question.answer").len(), 1);
     let q = store.question(&question).await.unwrap().unwrap();
     assert_eq!(q.answer.unwrap()["value"], "contain");
-    let metrics = http_client()
-        .get(format!("http://{}/metrics", server.addr))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     for line in [
         r#"osprey_webhook_answers_total{plugin="slack",outcome="taken"} 1"#,
         r#"osprey_webhook_answers_total{plugin="slack",outcome="refused"} 2"#,

@@ -303,6 +303,21 @@ pub struct Server {
 }
 
 impl Server {
+    /// The server's `GET /metrics` text.
+    pub async fn metrics(&self) -> String {
+        let response = http_client()
+            .get(format!("http://{}/metrics", self.addr))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "GET /metrics: {}",
+            response.status()
+        );
+        response.text().await.unwrap()
+    }
+
     /// Start `osprey serve` for `cli`'s data directory and wait until it is ready.
     pub fn start(cli: &Cli) -> Server {
         let mut command = cli.command();
