@@ -12,6 +12,7 @@
 #   E2E_TIMEOUT=600 scripts/bench-e2e.sh                (seconds a phase may take to finish)
 #   E2E_KEEP=1 scripts/bench-e2e.sh                     (keep the data directory to look at)
 #   DB=postgres NODES=3 scripts/bench-e2e.sh            (a throwaway PostgreSQL, 3 nodes on it)
+#   E2E_CONFIG=$'[runs]\nworkers = 128' scripts/bench-e2e.sh   (more lines for osprey.toml)
 #
 # DB=sqlite (the default) or DB=postgres, NODES=N (default 1; N > 1 with PostgreSQL only): see
 # scripts/lib/nodes.sh. PostgreSQL runs with fsync=off and synchronous_commit=on: a commit is
@@ -30,7 +31,7 @@
 # completed) and the ratio to the vendor's requests/s; paced reports alert-to-done latency
 # (the run's finished_at minus the alert's received_at, both read from the store, in ms)
 # p50 and p99, and the alerts whose automation did not complete. Each phase starts once the
-# last one has finished. The fake vendor and the alert sender are `host/examples/bench_e2e`,
+# last one has finished. The last line gives the servers' CPU time per automation. The fake vendor and the alert sender are `host/examples/bench_e2e`,
 # built in the dev profile (it shares the e2e tests' build; the fake serves tens of
 # thousands of lookups a second even so, which the vendor line shows).
 set -euo pipefail
@@ -122,7 +123,7 @@ cat >"$OSPREY_PLAYBOOKS_DIR/bench-enrich/playbook.rhai" <<'EOF'
 let info = invoke("ipinfo", "lookup", #{ ip: alert.data.src });
 #{ ip: info.ip, country: info.country, asn: info.asn }
 EOF
-printf '[intake]\nmax_in_flight = 256\n' >"$data/osprey.toml"
+printf '[intake]\nmax_in_flight = 256\n%s\n' "${E2E_CONFIG:-}" >"$data/osprey.toml"
 export OSPREY_CONFIG="$data/osprey.toml"
 cli() { node_cli "$@"; }
 token=$(cli token create bench --scope intake 2>/dev/null)
@@ -223,3 +224,14 @@ if ((incidents != sent || lookups != completed || answered != completed)); then
     echo "bench-e2e: the path measured is not the one meant (see the check line)" >&2
     exit 1
 fi
+# The servers' CPU time (user and system, read from /proc) over the whole script, per
+# automation: steadier than the rates on a shared machine, and what a change to the hot
+# path moves even when the rates do not show it (the vendor phase leaves the servers idle).
+ticks=0
+for pid in "${NODE_PIDS[@]}"; do
+    read -r user system < <(awk '{print $14, $15}' "/proc/$pid/stat")
+    ticks=$((ticks + user + system))
+done
+awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" -v n="$sent" 'BEGIN {
+    printf "cpu     %.1f s of the servers'"'"' CPU (user + system) for %d automations: %.0f us each\n", t / hz, n, t / hz * 1e6 / n
+}'

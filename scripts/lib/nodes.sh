@@ -6,6 +6,9 @@
 #                             which installs Debian's postgresql when missing and run as root)
 #   NODES=N                   N `osprey serve` processes on that one database (default 1; more
 #                             than one only with DB=postgres: SQLite is one process's file)
+#   NODE_LOG=FILTER           each node logs with OSPREY_LOG=FILTER to its osprey.log (say
+#                             osprey::store=debug,osprey::runs=debug: the group commits', triages'
+#                             and claims' timings); otherwise warnings only, to the terminal
 #
 # PostgreSQL runs with fsync=off and synchronous_commit=on: a commit is written to the OS before
 # the server answers, so a 2xx still means committed as far as a crash of the PostgreSQL or
@@ -96,7 +99,13 @@ nodes_start() {
         fi
         # A port no other node took.
         while port=$((20000 + RANDOM % 20000)) && [[ " ${NODE_URLS[*]} " == *":$port "* ]]; do :; done
-        OSPREY_LOG=warn "$NODES_OSPREY" --data-dir "$dir" serve --listen "127.0.0.1:$port" &
+        # NODE_LOG=FILTER (an OSPREY_LOG filter) logs more, to each node's osprey.log.
+        if [[ -n "${NODE_LOG:-}" ]]; then
+            OSPREY_LOG="$NODE_LOG" "$NODES_OSPREY" --data-dir "$dir" serve --listen "127.0.0.1:$port" \
+                >"$dir/osprey.log" 2>&1 &
+        else
+            OSPREY_LOG=warn "$NODES_OSPREY" --data-dir "$dir" serve --listen "127.0.0.1:$port" &
+        fi
         NODE_PIDS+=($!)
         NODE_URLS+=("http://127.0.0.1:$port")
     done

@@ -72,8 +72,17 @@ impl Executor {
                     Vec::new()
                 } else {
                     let lease_until = now_ms() + me.config.lease.as_millis() as i64;
+                    let asked = Instant::now();
                     match me.store.claim_jobs(&me.node, lease_until, free as i64).await {
-                        Ok(jobs) => jobs,
+                        Ok(jobs) => {
+                            tracing::debug!(
+                                free,
+                                claimed = jobs.len(),
+                                us = asked.elapsed().as_micros() as u64,
+                                "claimed"
+                            );
+                            jobs
+                        }
                         Err(e) => {
                             tracing::error!(error = %e, "claiming runs failed");
                             Vec::new()

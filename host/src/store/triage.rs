@@ -153,7 +153,9 @@ impl Store {
         use super::writer::rows;
         let now = now_ms();
         let system = Actor::system();
+        let asked = std::time::Instant::now();
         let mut tx = self.writer.begin().await?;
+        let began = asked.elapsed();
         let sqlite = tx.backend_name() == "SQLite";
         // Every alert's disposition first, only where the alert is still undecided: this
         // claims them. A server deciding on the same alerts at the same time waits here on
@@ -266,6 +268,12 @@ impl Store {
             }
         }
         tx.commit().await?;
+        tracing::debug!(
+            alerts = fates.len(),
+            wait_us = began.as_micros() as u64,
+            total_us = asked.elapsed().as_micros() as u64,
+            "triage committed"
+        );
         Ok(true)
     }
 }

@@ -450,11 +450,22 @@ async fn commit_batch(pool: &sqlx::AnyPool, batch: Vec<Request>) {
     use sqlx::Connection as _;
     let (writes, replies): (Vec<Write>, Vec<_>) = batch.into_iter().unzip();
     let n = writes.len();
+    let asked = std::time::Instant::now();
     let outcome: Result<Vec<Result<u64>>> = async {
         let mut conn = pool.acquire().await?;
+        let acquired = asked.elapsed();
         let mut tx = conn.begin().await?;
         let results = execute_all(&mut tx, writes).await?;
         tx.commit().await?;
+        // Where a group commit's time goes (`OSPREY_LOG=osprey::store=debug`): waiting for
+        // the one writing connection (a triage or another transaction holds it), then the
+        // statements and the commit.
+        tracing::debug!(
+            writes = n,
+            wait_us = acquired.as_micros() as u64,
+            total_us = asked.elapsed().as_micros() as u64,
+            "group commit"
+        );
         Ok(results)
     }
     .await;
