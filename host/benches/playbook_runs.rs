@@ -65,8 +65,10 @@ fn setup(rt: &tokio::runtime::Runtime, dir: &Path) -> App {
 }
 
 fn runs(c: &mut Criterion) {
+    // As `osprey serve` builds its runtime: the replays run on their threads' own stacks.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(osprey::playbook::engine::REPLAY_THREAD_STACK_BYTES)
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();

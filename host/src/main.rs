@@ -43,6 +43,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(osprey::playbook::engine::REPLAY_THREAD_STACK_BYTES)
+        .build()?;
     runtime.block_on(cli.run(config))
 }

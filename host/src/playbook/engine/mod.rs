@@ -40,7 +40,7 @@ pub use super::limits::ScriptLimits;
 pub use effects::{
     Effects, JournalError, MAX_RETRY_AFTER_MS, PluginFailure, QuestionWait, StartError, WaitError,
 };
-pub use replay::replay;
+pub use replay::{REPLAY_THREAD_STACK_BYTES, replay};
 pub(super) use script::base_engine;
 pub use script::{
     CompileError, ExpressionError, Script, check_expression, compile, literal_invoke_actions, literal_invokes,

@@ -15,6 +15,14 @@ use std::time::Duration;
 /// costs memory.
 const REPLAY_STACK_BYTES: usize = 1 << 30;
 
+/// The stack to give a thread that replays (the server's runtime gives it to every thread
+/// it starts, `tokio::runtime::Builder::thread_stack_size`): the replay's room plus what
+/// the runtime's frames under it take. On such a thread a replay runs on the thread's own
+/// stack; on any other, it maps a stack of its own and unmaps it at its end. That cost a
+/// `mmap`, a `munmap` (which stops the other cores to flush their TLBs) and fresh zeroed
+/// pages for every replay: half of the server's `munmap`s in `scripts/bench-e2e.sh`.
+pub const REPLAY_THREAD_STACK_BYTES: usize = REPLAY_STACK_BYTES + (8 << 20);
+
 /// Replay `script` for `run` over `journal`, performing new steps through `effects`.
 /// Returns how it ended and the effects (to reuse), plus the full journal.
 pub fn replay(
@@ -24,9 +32,14 @@ pub fn replay(
     journal: Vec<Step>,
     effects: Box<dyn Effects>,
 ) -> (Outcome, Box<dyn Effects>, Vec<Step>) {
-    stacker::grow(REPLAY_STACK_BYTES, || {
+    stacker::maybe_grow(REPLAY_STACK_BYTES, REPLAY_STACK_BYTES, || {
         replay_here(script, limits, run, journal, effects)
     })
+}
+
+/// Whether a replay started here runs on this thread's own stack (else it maps one).
+fn replays_in_place() -> bool {
+    stacker::remaining_stack().is_some_and(|left| left >= REPLAY_STACK_BYTES)
 }
 
 fn replay_here(
@@ -201,5 +214,26 @@ fn unwrap_calls(err: EvalAltResult) -> EvalAltResult {
     match err {
         EvalAltResult::ErrorInFunctionCall(_, _, inner, _) => unwrap_calls(*inner),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{REPLAY_THREAD_STACK_BYTES, replays_in_place};
+
+    #[test]
+    fn the_servers_threads_replay_on_their_own_stack_and_others_map_one() {
+        // As `osprey serve` builds its runtime (main.rs): its blocking threads, where the
+        // workers replay, and its async workers have the replay's room below the runtime's
+        // frames.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_stack_size(REPLAY_THREAD_STACK_BYTES)
+            .build()
+            .unwrap();
+        assert!(runtime.block_on(async { tokio::task::spawn_blocking(replays_in_place).await.unwrap() }));
+        assert!(runtime.block_on(async { tokio::spawn(async { replays_in_place() }).await.unwrap() }));
+        // A thread with the default stack does not: its replays map a stack of their own.
+        assert!(!std::thread::spawn(replays_in_place).join().unwrap());
     }
 }
