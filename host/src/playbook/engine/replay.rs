@@ -32,9 +32,13 @@ pub fn replay(
     journal: Vec<Step>,
     effects: Box<dyn Effects>,
 ) -> (Outcome, Box<dyn Effects>, Vec<Step>) {
-    stacker::maybe_grow(REPLAY_STACK_BYTES, REPLAY_STACK_BYTES, || {
+    if replays_in_place() {
         replay_here(script, limits, run, journal, effects)
-    })
+    } else {
+        stacker::grow(REPLAY_STACK_BYTES, || {
+            replay_here(script, limits, run, journal, effects)
+        })
+    }
 }
 
 /// Whether a replay started here runs on this thread's own stack (else it maps one).
