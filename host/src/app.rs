@@ -198,6 +198,11 @@ impl App {
         validate_secret_name(name)?;
         let sealed = self.vault.seal(plugin, name, value);
         self.store.put_secret(plugin, name, &sealed, actor).await?;
+        // This process's calls use the new value at once; other processes within their
+        // `runtime.policy_refresh`.
+        if let Err(e) = self.runtime.reload_policies().await {
+            tracing::warn!(plugin, error = %e, "the secret is stored; reloading the policies failed, the next refresh takes it");
+        }
         Ok(())
     }
 

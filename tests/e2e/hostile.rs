@@ -441,6 +441,73 @@ async fn secrets_are_per_plugin_granted_by_name_and_never_leave() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_changed_by_another_process_is_taken_at_the_next_refresh() {
+    // A call opens its secret from the plugin's policy, not from the store. What another
+    // process (the CLI, another node) writes to the store, this runtime takes when it
+    // refreshes (every `runtime.policy_refresh` in a server); what this process sets, at once.
+    let host = host().await;
+    host.grant("test-echo", json!({"secrets": ["greeting"]})).await;
+    let length = || async {
+        host.call("test-echo", "secret-length", json!({"name": "greeting"}))
+            .await
+            .map(|out| out["length"].as_u64().unwrap())
+    };
+    let elsewhere = |value: &str| {
+        host.app
+            .vault
+            .seal("test-echo", "greeting", &value.to_string().into())
+    };
+
+    // Set for the first time by another process: there at once (read from the store).
+    host.app
+        .store
+        .put_secret("test-echo", "greeting", &elsewhere("four"), &Actor::cli())
+        .await
+        .unwrap();
+    assert_eq!(length().await.unwrap(), 4);
+    host.app.runtime.refresh().await;
+    assert_eq!(length().await.unwrap(), 4);
+
+    // Changed by another process: the value in force until the refresh, the new one after.
+    host.app
+        .store
+        .put_secret("test-echo", "greeting", &elsewhere("eleven-long"), &Actor::cli())
+        .await
+        .unwrap();
+    assert_eq!(length().await.unwrap(), 4);
+    host.app.runtime.refresh().await;
+    assert_eq!(length().await.unwrap(), 11);
+
+    // Changed through this process's App (the API, a test): at once.
+    host.app
+        .set_secret(
+            "test-echo",
+            "greeting",
+            &"six-ch".to_string().into(),
+            &Actor::system(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(length().await.unwrap(), 6);
+
+    // Deleted by another process: gone after the refresh.
+    assert!(
+        host.app
+            .store
+            .delete_secret("test-echo", "greeting", &Actor::cli())
+            .await
+            .unwrap()
+    );
+    host.app.runtime.refresh().await;
+    expect_err(
+        host.call("test-echo", "secret-length", json!({"name": "greeting"}))
+            .await,
+        ErrorKind::NotFound,
+        "no value yet",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_filesystem_and_the_environment_are_empty() {
     let host = host().await;
     // SAFETY: set before any thread of this test reads the environment.

@@ -43,6 +43,8 @@ pub(crate) struct HostEnv {
     pub vault: Arc<Vault>,
     pub grant: Arc<Capabilities>,
     pub config: Arc<BTreeMap<String, String>>,
+    /// The plugin's secrets, sealed, from its policy.
+    pub secrets: Arc<BTreeMap<String, crate::vault::Sealed>>,
     pub kv_quota: u64,
     pub logs_written: u32,
     pub logs_dropped: u32,
@@ -223,11 +225,16 @@ impl CallState {
             ));
         }
         let env = &self.env;
-        let sealed = env
-            .store()?
-            .secret(&env.plugin, name)
-            .await
-            .map_err(storage_error)?;
+        // From the policy; a secret set since it was built is read from the store.
+        let sealed = match env.secrets.get(name) {
+            Some(sealed) => Some(std::borrow::Cow::Borrowed(sealed)),
+            None => env
+                .store()?
+                .secret(&env.plugin, name)
+                .await
+                .map_err(storage_error)?
+                .map(std::borrow::Cow::Owned),
+        };
         let Some(sealed) = sealed else {
             return Err(wit_error(
                 ErrorKind::NotFound,

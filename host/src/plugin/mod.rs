@@ -109,6 +109,11 @@ pub struct Policy {
     pub config: Arc<BTreeMap<String, String>>,
     /// The mock answering its calls instead of the plugin, if it is in mock mode.
     pub mock: Option<Arc<MockMode>>,
+    /// Its secrets, sealed, as stored when the policy was built: a call opens the one it
+    /// asks for instead of reading the store. A secret set or deleted elsewhere bumps the
+    /// policy version, so a server takes the change within `runtime.policy_refresh`; one
+    /// not here yet is read from the store.
+    secrets: Arc<BTreeMap<String, crate::vault::Sealed>>,
     client: reqwest::Client,
 }
 
@@ -396,6 +401,12 @@ impl Runtime {
         self.refresh_inner(false).await
     }
 
+    /// Take grants, settings, mocks and secrets changed in the store at once, instead of at
+    /// the next refresh (after this process changed one).
+    pub async fn reload_policies(&self) -> Result<bool, PluginError> {
+        self.reload_policies_if_changed(false).await
+    }
+
     async fn refresh_inner(&self, force: bool) -> RefreshReport {
         let mut report = RefreshReport::default();
         let dir = &self.inner.options.plugins_dir;
@@ -513,6 +524,7 @@ impl Runtime {
             .map(|set| Arc::new(MockMode::from_stored(&manifest.name, validators, set)));
         Ok(Policy {
             mock,
+            secrets: Arc::new(self.inner.store.sealed_secrets(&manifest.name).await?),
             client: outbound::client_for(grant.clone()),
             grant,
             granted,

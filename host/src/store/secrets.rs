@@ -43,6 +43,7 @@ impl Store {
             &secret_change(actor, "secret.set", plugin, name),
         )
         .await?;
+        super::plugins::bump_policy(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -76,6 +77,7 @@ impl Store {
                 &secret_change(actor, "secret.set", plugin, name),
             )
             .await?;
+            super::plugins::bump_policy(&mut tx).await?;
         }
         let sealed: SealedRow =
             sqlx::query_as("SELECT nonce, ciphertext FROM secrets WHERE plugin = $1 AND name = $2")
@@ -96,6 +98,22 @@ impl Store {
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(row.map(Sealed::from))
+    }
+
+    /// The sealed values of every secret set for `plugin`, by name: what a running server
+    /// keeps in the plugin's policy, so a call does not read the store for its secrets.
+    /// Every change of a secret bumps the policy version, which servers look at every
+    /// `runtime.policy_refresh`.
+    pub async fn sealed_secrets(&self, plugin: &str) -> Result<std::collections::BTreeMap<String, Sealed>> {
+        let rows: Vec<(String, Vec<u8>, Vec<u8>)> =
+            sqlx::query_as("SELECT name, nonce, ciphertext FROM secrets WHERE plugin = $1")
+                .bind(plugin)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, nonce, ciphertext)| (name, Sealed { nonce, ciphertext }))
+            .collect())
     }
 
     /// Names (never values) of the secrets set for `plugin`, with when each was last set.
@@ -124,6 +142,7 @@ impl Store {
                 &secret_change(actor, "secret.delete", plugin, name),
             )
             .await?;
+            super::plugins::bump_policy(&mut tx).await?;
         }
         tx.commit().await?;
         Ok(existed)
@@ -183,12 +202,22 @@ mod tests {
             nonce: vec![1; 24],
             ciphertext: vec![2, 3, 4],
         };
+        // Every change bumps the policy version: running servers keep the sealed values in
+        // the plugins' policies and reload them when it moves.
+        let v0 = store.policy_version().await.unwrap();
         store
             .put_secret("ipinfo", "token", &s, &Actor::system())
             .await
             .unwrap();
+        let v1 = store.policy_version().await.unwrap();
+        assert!(v1 > v0);
         assert_eq!(store.secret("ipinfo", "token").await.unwrap(), Some(s.clone()));
         assert_eq!(store.secret("other", "token").await.unwrap(), None);
+        assert_eq!(
+            store.sealed_secrets("ipinfo").await.unwrap(),
+            std::collections::BTreeMap::from([("token".to_owned(), s.clone())])
+        );
+        assert!(store.sealed_secrets("other").await.unwrap().is_empty());
         let s2 = Sealed {
             nonce: vec![5; 24],
             ciphertext: vec![6],
@@ -198,6 +227,8 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.secret("ipinfo", "token").await.unwrap(), Some(s2));
+        let v2 = store.policy_version().await.unwrap();
+        assert!(v2 > v1);
         let names: Vec<String> = store
             .secret_names("ipinfo")
             .await
@@ -212,11 +243,18 @@ mod tests {
                 .await
                 .unwrap()
         );
+        let v3 = store.policy_version().await.unwrap();
+        assert!(v3 > v2);
         assert!(
             !store
                 .delete_secret("ipinfo", "token", &Actor::system())
                 .await
                 .unwrap()
+        );
+        assert_eq!(
+            store.policy_version().await.unwrap(),
+            v3,
+            "nothing deleted, nothing to reload"
         );
     });
 
