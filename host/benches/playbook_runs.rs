@@ -12,7 +12,9 @@
 //! Needs the plugins built: `scripts/build-plugins.sh`. Run:
 //! `cargo bench -p osprey --bench playbook_runs`. On SQLite by default; with
 //! `OSPREY_BENCH_DATABASE_URL=postgres://...`, on a fresh database on that PostgreSQL server
-//! (one node, in this process; `common/mod.rs`).
+//! (one node, in this process; `common/mod.rs`). The runtime's threads have the replay's
+//! stack, as in `osprey serve`; `OSPREY_BENCH_SMALL_STACKS=1` gives them tokio's default
+//! instead (each replay then maps its own stack: the server before that change).
 
 mod common;
 
@@ -66,11 +68,12 @@ fn setup(rt: &tokio::runtime::Runtime, dir: &Path) -> App {
 
 fn runs(c: &mut Criterion) {
     // As `osprey serve` builds its runtime: the replays run on their threads' own stacks.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_stack_size(osprey::playbook::engine::REPLAY_THREAD_STACK_BYTES)
-        .build()
-        .unwrap();
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if std::env::var_os("OSPREY_BENCH_SMALL_STACKS").is_none() {
+        builder.thread_stack_size(osprey::playbook::engine::REPLAY_THREAD_STACK_BYTES);
+    }
+    let rt = builder.build().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let app = setup(&rt, dir.path());
     let empty = serde_json::Map::new();
