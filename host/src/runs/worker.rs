@@ -225,11 +225,12 @@ impl Executor {
             context: run.context.clone(),
             mocked: false,
         });
-        let script = pb.script.clone();
+        // The playbook itself, not a copy of its script (a deep copy of the syntax tree).
+        let playbook = pb.clone();
         let started = Instant::now();
         let replayed = tokio::task::spawn_blocking(move || {
             let (outcome, _, journal) =
-                crate::playbook::engine::replay(&script, limits, &ctx, journal, effects);
+                crate::playbook::engine::replay(&playbook.script, limits, &ctx, journal, effects);
             (outcome, journal)
         })
         .await;
