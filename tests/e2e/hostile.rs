@@ -445,38 +445,35 @@ async fn a_secret_changed_by_another_process_is_taken_at_the_next_refresh() {
     // A call opens its secret from the plugin's policy, not from the store. What another
     // process (the CLI, another node) writes to the store, this runtime takes when it
     // refreshes (every `runtime.policy_refresh` in a server); what this process sets, at once.
-    let host = host().await;
+    let owned = host().await;
+    let host = &owned;
     host.grant("test-echo", json!({"secrets": ["greeting"]})).await;
-    let length = || async {
-        host.call("test-echo", "secret-length", json!({"name": "greeting"}))
-            .await
-            .map(|out| out["length"].as_u64().unwrap())
-    };
-    let elsewhere = |value: &str| {
-        host.app
+    let call = || host.call("test-echo", "secret-length", json!({"name": "greeting"}));
+    let length = || async { call().await.unwrap()["length"].as_u64().unwrap() };
+    // What the CLI or another node does: seal and store, nothing told to this runtime.
+    let set_elsewhere = |value: &'static str| async move {
+        let sealed = host
+            .app
             .vault
-            .seal("test-echo", "greeting", &value.to_string().into())
+            .seal("test-echo", "greeting", &value.to_string().into());
+        host.app
+            .store
+            .put_secret("test-echo", "greeting", &sealed, &Actor::cli())
+            .await
+            .unwrap();
     };
 
     // Set for the first time by another process: there at once (read from the store).
-    host.app
-        .store
-        .put_secret("test-echo", "greeting", &elsewhere("four"), &Actor::cli())
-        .await
-        .unwrap();
-    assert_eq!(length().await.unwrap(), 4);
+    set_elsewhere("four").await;
+    assert_eq!(length().await, 4);
     host.app.runtime.refresh().await;
-    assert_eq!(length().await.unwrap(), 4);
+    assert_eq!(length().await, 4);
 
     // Changed by another process: the value in force until the refresh, the new one after.
-    host.app
-        .store
-        .put_secret("test-echo", "greeting", &elsewhere("eleven-long"), &Actor::cli())
-        .await
-        .unwrap();
-    assert_eq!(length().await.unwrap(), 4);
+    set_elsewhere("eleven-long").await;
+    assert_eq!(length().await, 4);
     host.app.runtime.refresh().await;
-    assert_eq!(length().await.unwrap(), 11);
+    assert_eq!(length().await, 11);
 
     // Changed through this process's App (the API, a test): at once.
     host.app
@@ -488,7 +485,7 @@ async fn a_secret_changed_by_another_process_is_taken_at_the_next_refresh() {
         )
         .await
         .unwrap();
-    assert_eq!(length().await.unwrap(), 6);
+    assert_eq!(length().await, 6);
 
     // Deleted by another process: gone after the refresh.
     assert!(
@@ -499,12 +496,7 @@ async fn a_secret_changed_by_another_process_is_taken_at_the_next_refresh() {
             .unwrap()
     );
     host.app.runtime.refresh().await;
-    expect_err(
-        host.call("test-echo", "secret-length", json!({"name": "greeting"}))
-            .await,
-        ErrorKind::NotFound,
-        "no value yet",
-    );
+    expect_err(call().await, ErrorKind::NotFound, "no value yet");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
