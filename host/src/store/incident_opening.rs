@@ -5,7 +5,7 @@
 //! once and gives their alerts their disposition itself.
 
 use super::audit::{self, Actor, Change};
-use super::incidents::{NewIncident, add_event};
+use super::incidents::{NewIncident, add_event, incident_exists};
 use super::runs::NewRun;
 use super::sla::{self, TimerStart};
 use super::writer::{ROWS_PER_STATEMENT, Write, execute_all, rows};
@@ -48,14 +48,10 @@ pub(super) async fn open_incidents(
         let fields = cases
             .apply_fields(&incident.kind, &Default::default(), &incident.fields)
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        if let Some(parent) = &incident.parent_id {
-            let exists: Option<String> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = $1")
-                .bind(parent)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if exists.is_none() {
-                return Err(StoreError::Invalid(format!("no parent incident '{parent}'")));
-            }
+        if let Some(parent) = &incident.parent_id
+            && !incident_exists(tx, parent).await?
+        {
+            return Err(StoreError::Invalid(format!("no parent incident '{parent}'")));
         }
         checked.push(Checked {
             open,

@@ -237,6 +237,16 @@ fn incident_from_row(r: IncidentRow) -> Result<IncidentRecord> {
     })
 }
 
+/// Whether incident `id` exists, read inside the caller's transaction (so what refers to it
+/// is written against the same state).
+pub(super) async fn incident_exists(conn: &mut sqlx::AnyConnection, id: &str) -> Result<bool> {
+    let found: Option<String> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(found.is_some())
+}
+
 /// Append an event to an incident's timeline, inside the caller's transaction.
 pub(super) async fn add_event(
     conn: &mut sqlx::AnyConnection,
@@ -568,11 +578,7 @@ impl Store {
         }
         let mut tx = self.writer.begin().await?;
         for id in [a, b] {
-            let exists: Option<String> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if exists.is_none() {
+            if !incident_exists(&mut tx, id).await? {
                 return Err(StoreError::Invalid(format!("no incident '{id}'")));
             }
         }
@@ -642,11 +648,7 @@ impl Store {
     ) -> Result<bool> {
         details["key"] = key.into();
         let mut tx = self.writer.begin().await?;
-        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_none() {
+        if !incident_exists(&mut tx, id).await? {
             return Err(StoreError::Corrupt(format!("no incident '{id}'")));
         }
         let seen: Option<i64> = sqlx::query_scalar(

@@ -563,14 +563,10 @@ impl Store {
                     .ok_or_else(|| StoreError::Corrupt(format!("question {id} vanished")));
             }
         }
-        if let Some(incident) = &q.incident_id {
-            let exists: Option<String> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = $1")
-                .bind(incident)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if exists.is_none() {
-                return Err(StoreError::Invalid(format!("no incident '{incident}'")));
-            }
+        if let Some(incident) = &q.incident_id
+            && !super::incidents::incident_exists(&mut tx, incident).await?
+        {
+            return Err(StoreError::Invalid(format!("no incident '{incident}'")));
         }
         let now = now_ms();
         let spec = serde_json::to_string(&q.question).expect("a question serialises");

@@ -312,11 +312,7 @@ impl Store {
     pub async fn set_sla_paused(&self, incident: &str, paused: bool, actor: &Actor) -> Result<Option<u64>> {
         let now = now_ms();
         let mut tx = self.writer.begin().await?;
-        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = $1")
-            .bind(incident)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_none() {
+        if !super::incidents::incident_exists(&mut tx, incident).await? {
             return Ok(None);
         }
         let subject = format!("incident:{incident}");

@@ -269,14 +269,12 @@ impl Store {
                 return task_in(&mut tx, &id).await?.ok_or(TaskError::NotFound(id));
             }
         }
-        if let Some(incident) = &task.incident_id {
-            let exists: Option<String> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = $1")
-                .bind(incident)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if exists.is_none() {
-                return Err(TaskError::Invalid(format!("no incident '{incident}'")));
-            }
+        if let Some(incident) = &task.incident_id
+            && !super::incidents::incident_exists(&mut tx, incident)
+                .await
+                .map_err(TaskError::Store)?
+        {
+            return Err(TaskError::Invalid(format!("no incident '{incident}'")));
         }
         let id = super::new_id('t');
         let now = now_ms();
