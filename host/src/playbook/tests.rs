@@ -1357,15 +1357,37 @@ fn a_run_records_at_most_its_limit_of_points() {
         "[expect]\nstatus = \"completed\"\noutput = { recorded = 10000, error = \"record: this run already recorded 10000 points, the most one run may\" }\n",
     )
     .unwrap();
-    let report = testing::run_case(
-        &pb,
-        &dir.path().join("tests/case.toml"),
-        &case,
-        &super::RunLimits::default(),
-        None,
-    );
-    assert!(report.passed(), "{:?}", report.problems);
-    assert_eq!(report.records.len(), super::chart::MAX_POINTS_PER_RUN);
+    // Twice on this thread, whose replay engine serves both runs: each counts its own.
+    for _ in 0..2 {
+        let report = testing::run_case(
+            &pb,
+            &dir.path().join("tests/case.toml"),
+            &case,
+            &super::RunLimits::default(),
+            None,
+        );
+        assert!(report.passed(), "{:?}", report.problems);
+        assert_eq!(report.records.len(), super::chart::MAX_POINTS_PER_RUN);
+    }
+}
+
+#[test]
+fn the_engine_a_thread_keeps_for_its_replays_takes_each_replays_own_limits() {
+    // The replays below run on this thread, one engine serving them in turn.
+    let busy = "let x = 0; while x < 5000 { x += 1; } x";
+    let small = ScriptLimits {
+        max_operations: 1000,
+        ..ScriptLimits::default()
+    };
+    let over = FailureKind::Limit {
+        limit: "max_operations".into(),
+    };
+    let (o, _) = run_limited(busy, vec![], &world(), small);
+    assert_eq!(failure(&o).kind, over);
+    let (o, _) = run_limited(busy, vec![], &world(), ScriptLimits::default());
+    assert_eq!(o, Outcome::Completed(json!(5000)));
+    let (o, _) = run_limited(busy, vec![], &world(), small);
+    assert_eq!(failure(&o).kind, over);
 }
 
 #[test]

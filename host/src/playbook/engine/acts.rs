@@ -237,14 +237,18 @@ pub(super) fn register_acts(engine: &mut Engine, state: &Shared) {
     // record: a data point for the playbook's charts, checked here (a series name, a small
     // map) and bounded per run; the replay counts its points from the start each time.
     let s = state.clone();
-    let recorded = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     engine.register_fn("record", move |series: &str, point: Map| {
         use crate::playbook::chart::{self, MAX_POINT_BYTES, MAX_POINTS_PER_RUN};
         let invalid = |message: String| act_error("invalid-input", message, "record");
         let json = crate::playbook::json::to_json_value(&Dynamic::from_map(point), MAX_POINT_BYTES)
             .map_err(|e| invalid(format!("record: {e}")))?;
         chart::check_point(series, &json).map_err(|e| invalid(e.to_string()))?;
-        if recorded.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= MAX_POINTS_PER_RUN {
+        let taken = {
+            let mut st = lock(&s);
+            st.recorded_points += 1;
+            st.recorded_points
+        };
+        if taken > MAX_POINTS_PER_RUN {
             return Err(invalid(format!(
                 "record: this run already recorded {MAX_POINTS_PER_RUN} points, the most one run may"
             )));

@@ -3,14 +3,11 @@
 
 use super::state::{Shared, lock};
 use rhai::{Dynamic, Engine, EvalAltResult, Map, Position};
-use std::sync::Mutex;
-use std::time::Instant;
 
 /// Watch the script's operations and variables for limits and interruptions.
 pub(super) fn register_guards(engine: &mut Engine, state: &Shared) {
     // Wall time of the script itself, checked as it runs.
     let s = state.clone();
-    let started = Instant::now();
     engine.on_progress(move |ops| {
         let mut st = lock(&s);
         // Memory, after every operation: one operation can allocate up to a limit's size.
@@ -30,7 +27,7 @@ pub(super) fn register_guards(engine: &mut Engine, state: &Shared) {
         if st.interrupted().is_some() {
             return Some(Dynamic::from("interrupted".to_string()));
         }
-        let script_time = started.elapsed().saturating_sub(st.outside);
+        let script_time = st.started.elapsed().saturating_sub(st.outside);
         if script_time > st.limits.wall_time {
             let message = format!(
                 "limit wall_time ({}) reached: the script ran that long in one replay",
@@ -46,8 +43,7 @@ pub(super) fn register_guards(engine: &mut Engine, state: &Shared) {
     // check containers as they are used: when a container's length changed, and at every
     // 16th use otherwise (a check costs as much as the container is big), so at most 16
     // assignments go unchecked.
-    let limits = lock(state).limits;
-    let checked = Mutex::new(std::collections::HashMap::<usize, (usize, u32)>::new());
+    let s = state.clone();
     #[allow(deprecated)] // "volatile", not deprecated: Rhai marks it so.
     engine.on_var(move |name, _, ctx| {
         let Some(v) = ctx.scope().get(name) else {
@@ -60,7 +56,9 @@ pub(super) fn register_guards(engine: &mut Engine, state: &Shared) {
         } else {
             return Ok(None);
         };
-        let mut seen = checked.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = lock(&s);
+        let limits = st.limits;
+        let seen = &mut st.containers;
         if let Some((checked_len, uses)) = seen.get_mut(&address)
             && *checked_len == len
             && *uses < 16

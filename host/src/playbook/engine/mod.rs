@@ -23,7 +23,8 @@
 //! - `keep.rs`: `state_get` and `state_set`, what a playbook keeps between its runs.
 //! - `playbooks.rs`: `playbook(name, input)`, a child playbook started and waited for.
 //! - `guards.rs`: the limits checked as the script runs (memory, wall time, containers).
-//! - `replay.rs`: a replay from start to end, and how it ended.
+//! - `replay.rs`: a replay from start to end, and how it ended; the engine each thread keeps
+//!   for its replays, whose functions find the running replay's state in a slot.
 
 mod acts;
 mod effects;

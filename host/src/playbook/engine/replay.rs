@@ -5,10 +5,11 @@ use super::state::{ReplayState, Shared, Stop};
 use super::{Effects, Failure, FailureKind, Outcome, RunContext, Script, ScriptLimits, Step};
 use crate::playbook::api;
 use crate::playbook::json::json_len;
-use rhai::{Dynamic, EvalAltResult, Map, Scope};
+use rhai::{Dynamic, Engine, EvalAltResult, Map, Scope};
 use serde_json::Value;
+use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Room for the replay's stack: the script's values are dropped (and compared, and shown)
 /// by recursion as deep as they are nested. Reserved, not committed: only what is used
@@ -46,7 +47,48 @@ fn replays_in_place() -> bool {
     stacker::remaining_stack().is_some_and(|left| left >= REPLAY_STACK_BYTES)
 }
 
+thread_local! {
+    /// This thread's replay engine and the slot its functions read the running replay's
+    /// state from. Built at the thread's first replay and reused by the next: building an
+    /// engine and registering its functions cost about as much as a short replay.
+    static ENGINE: RefCell<Option<(Engine, Shared)>> = const { RefCell::new(None) };
+}
+
+/// An engine with every replay function, bound to an empty state slot.
+fn replay_engine() -> (Engine, Shared) {
+    let slot: Shared = Arc::new(Mutex::new(None));
+    let mut engine = super::base_engine(&ScriptLimits::default());
+    super::functions::register_effects(&mut engine, &slot);
+    super::acts::register_acts(&mut engine, &slot);
+    super::guards::register_guards(&mut engine, &slot);
+    super::playbooks::register_playbooks(&mut engine, &slot);
+    (engine, slot)
+}
+
 fn replay_here(
+    script: &Script,
+    limits: ScriptLimits,
+    run: &RunContext,
+    journal: Vec<Step>,
+    effects: Box<dyn Effects>,
+) -> (Outcome, Box<dyn Effects>, Vec<Step>) {
+    ENGINE.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut cached) => {
+            let (engine, slot) = cached.get_or_insert_with(replay_engine);
+            replay_with(engine, slot, script, limits, run, journal, effects)
+        }
+        // A replay inside a replay on this thread (a test's child playbook, run offline
+        // within its parent's step: `testing/mock_effects.rs`): an engine of its own.
+        Err(_) => {
+            let (mut engine, slot) = replay_engine();
+            replay_with(&mut engine, &slot, script, limits, run, journal, effects)
+        }
+    })
+}
+
+fn replay_with(
+    engine: &mut Engine,
+    slot: &Shared,
     script: &Script,
     limits: ScriptLimits,
     run: &RunContext,
@@ -57,7 +99,7 @@ fn replay_here(
         .iter()
         .map(|s| json_len(&s.request) + json_len(&s.outcome))
         .sum();
-    let state: Shared = Arc::new(Mutex::new(ReplayState {
+    let state = ReplayState {
         run_id: run.run_id.clone(),
         incident: run.incident["id"].as_str().map(str::to_owned),
         journal,
@@ -71,12 +113,12 @@ fn replay_here(
         interrupt: run.interrupt.clone(),
         memory_base: crate::alloc_meter::thread_bytes(),
         memory_outside: 0,
-    }));
-    let mut engine = super::base_engine(&limits);
-    super::functions::register_effects(&mut engine, &state);
-    super::acts::register_acts(&mut engine, &state);
-    super::guards::register_guards(&mut engine, &state);
-    super::playbooks::register_playbooks(&mut engine, &state);
+        started: Instant::now(),
+        containers: Default::default(),
+        recorded_points: 0,
+    };
+    super::script::set_limits(engine, &limits);
+    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(state);
 
     let mut scope = Scope::new();
     let input = api::from_json_value(&Value::Object(run.input.clone())).unwrap_or(Dynamic::UNIT);
@@ -96,12 +138,12 @@ fn replay_here(
     }
 
     let result = engine.eval_ast_with_scope::<Dynamic>(&mut scope, &script.ast);
-    drop(engine);
-    let state = Arc::try_unwrap(state)
-        .ok()
-        .expect("the engine held the only other reference")
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner());
+    drop(scope);
+    let state = slot
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+        .expect("the replay's state stays in the slot while it runs");
     let current_step = if state.next > 1 {
         Some(state.next - 1)
     } else {

@@ -50,14 +50,19 @@ pub(in crate::playbook) fn base_engine(limits: &ScriptLimits) -> Engine {
     }
     engine.register_global_module(api::module());
     engine.disable_symbol("eval");
+    set_limits(&mut engine, limits);
+    engine.set_max_expr_depths(128, 64);
+    engine.set_optimization_level(rhai::OptimizationLevel::Simple);
+    engine
+}
+
+/// Give `engine` a script's limits (a replay's engine serves runs of several playbooks).
+pub(super) fn set_limits(engine: &mut Engine, limits: &ScriptLimits) {
     engine.set_max_operations(limits.max_operations);
     engine.set_max_call_levels(limits.max_call_depth);
     engine.set_max_string_size(limits.max_string_bytes);
     engine.set_max_array_size(limits.max_array_len);
     engine.set_max_map_size(limits.max_map_len);
-    engine.set_max_expr_depths(128, 64);
-    engine.set_optimization_level(rhai::OptimizationLevel::Simple);
-    engine
 }
 
 /// Compile a script (with the prelude).

@@ -5,7 +5,8 @@ use super::{Effects, Failure, FailureKind, QuestionWait, ScriptLimits, Step, Ste
 use crate::playbook::journal::{Interrupt, Interruption};
 use rhai::{Dynamic, EvalAltResult, Position};
 use serde_json::Value;
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 pub(super) struct ReplayState {
@@ -28,6 +29,13 @@ pub(super) struct ReplayState {
     pub(super) memory_base: i64,
     /// Bytes held outside the script (the journal's new steps), not counted as its memory.
     pub(super) memory_outside: i64,
+    /// When the replay started (its wall time is checked against this, less `outside`).
+    pub(super) started: Instant,
+    /// The containers checked for limits as the script uses them: by address, their length
+    /// when last checked and the uses since (`guards.rs`).
+    pub(super) containers: HashMap<usize, (usize, u32)>,
+    /// The chart points `record` took in this replay.
+    pub(super) recorded_points: usize,
 }
 
 /// A value as JSON for a step's request, at most `max_step_bytes` long.
@@ -43,7 +51,30 @@ pub(super) enum Stop {
     Interrupted,
 }
 
-pub(super) type Shared = Arc<Mutex<ReplayState>>;
+/// Where an engine's functions find the state of the replay it runs: the engine is built
+/// once per thread and serves each replay there in turn (`replay.rs`), each putting its
+/// state in the slot for its run and taking it out at its end.
+pub(super) type Shared = Arc<Mutex<Option<ReplayState>>>;
+
+/// The state of the replay running, locked.
+pub(super) struct Locked<'a>(MutexGuard<'a, Option<ReplayState>>);
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = ReplayState;
+    fn deref(&self) -> &ReplayState {
+        self.0
+            .as_ref()
+            .expect("a replay's functions are called only while it runs")
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut ReplayState {
+        self.0
+            .as_mut()
+            .expect("a replay's functions are called only while it runs")
+    }
+}
 
 pub(super) fn terminate(tag: &str) -> Box<EvalAltResult> {
     Box::new(EvalAltResult::ErrorTerminated(
@@ -290,6 +321,8 @@ impl ReplayState {
     }
 }
 
-pub(super) fn lock(s: &Shared) -> std::sync::MutexGuard<'_, ReplayState> {
-    s.lock().unwrap_or_else(|p| p.into_inner())
+/// The state of the replay running (a panic in a step leaves the lock poisoned, not the
+/// state wrong: the next replay replaces it).
+pub(super) fn lock(s: &Shared) -> Locked<'_> {
+    Locked(s.lock().unwrap_or_else(|p| p.into_inner()))
 }
