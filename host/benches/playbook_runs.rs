@@ -6,7 +6,8 @@
 //! - `runs/direct_call`: the same plugin call made directly, with no run around it: the
 //!   baseline that shows what durability costs.
 //! - `resume/journal_100_steps`: waking a run with 100 journaled steps: load the journal from
-//!   the store and replay it to where it waits again.
+//!   the store and replay it to where it waits again (on the runtime's blocking pool, as a
+//!   worker does).
 //! - `resume/journal_1_step`: the same with one journaled step (baseline).
 //!
 //! Needs the plugins built: `scripts/build-plugins.sh`. Run:
@@ -21,7 +22,7 @@ mod common;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use osprey::app::App;
 use osprey::config::Config;
-use osprey::playbook::{Playbook, testing};
+use osprey::playbook::testing;
 use osprey::plugin::CallContext;
 use osprey::store::runs::RunStatus;
 use std::path::Path;
@@ -150,7 +151,7 @@ fn runs(c: &mut Criterion) {
             }
         })
     };
-    let pb: Playbook = (*app.playbooks.get("long").unwrap()).clone();
+    let pb = std::sync::Arc::new((*app.playbooks.get("long").unwrap()).clone());
     let mut group = c.benchmark_group("resume");
     for steps in [100, 1] {
         let id = waiting_run(steps);
@@ -166,7 +167,13 @@ fn runs(c: &mut Criterion) {
                                 .unwrap()
                                 .unwrap();
                             assert_eq!(journal.len() as i64, steps + 1);
-                            let outcome = testing::replay_recorded(&pb, &run, journal, Default::default());
+                            // On the runtime's blocking pool, as a worker replays.
+                            let pb = pb.clone();
+                            let outcome = tokio::task::spawn_blocking(move || {
+                                testing::replay_recorded(&pb, &run, journal, Default::default())
+                            })
+                            .await
+                            .unwrap();
                             assert!(
                                 matches!(outcome, osprey::playbook::Outcome::Waiting { .. }),
                                 "{outcome:?}"

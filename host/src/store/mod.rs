@@ -30,6 +30,7 @@ pub mod points;
 pub mod pollers;
 pub mod questions;
 pub mod rules;
+mod run_steps;
 pub mod runs;
 mod secrets;
 pub mod sessions;

@@ -203,18 +203,6 @@ struct ClaimRow {
     unfinished: i64,
 }
 
-/// A row of `run_steps`.
-#[derive(sqlx::FromRow)]
-struct StepRow {
-    seq: i64,
-    kind: String,
-    request: String,
-    outcome: String,
-    ok: i32,
-    started_at: i64,
-    duration_ms: i64,
-}
-
 /// The most runs one cancel ends (a run and its unfinished children, theirs, ...).
 const MAX_CANCELLED: usize = 10_000;
 
@@ -271,21 +259,6 @@ pub(super) fn run_from_row(row: RunRow) -> RunRecord {
         updated_at: row.updated_at,
         finished_at: row.finished_at,
         parent_run: row.parent_run,
-    }
-}
-
-fn step_from_row(row: StepRow) -> StepRecord {
-    let request = read(&row.request, "request");
-    let outcome = read(&row.outcome, "outcome");
-    StepRecord {
-        unreadable: unreadable([&request.unreadable, &outcome.unreadable]),
-        seq: row.seq,
-        kind: row.kind,
-        request: request.value,
-        outcome: outcome.value,
-        ok: row.ok != 0,
-        started_at: row.started_at,
-        duration_ms: row.duration_ms,
     }
 }
 
@@ -490,17 +463,6 @@ impl Store {
             .into_iter()
             .filter_map(|(s, n)| RunStatus::parse(&s).map(|s| (s, n)))
             .collect())
-    }
-
-    /// The journal of a run, in order.
-    pub async fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>> {
-        let rows: Vec<StepRow> = sqlx::query_as(
-            "SELECT seq, kind, request, outcome, ok, started_at, duration_ms FROM run_steps WHERE run_id = $1 ORDER BY seq",
-        )
-        .bind(run_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(step_from_row).collect())
     }
 
     /// Append one step to a run's journal, committed when this returns. Fails if that step
