@@ -1,7 +1,7 @@
 //! A replay from start to end: the engine with this replay's functions, the script's
 //! variables, and how it ended.
 
-use super::state::{ReplayState, Shared, Stop};
+use super::state::{ReplayState, Shared, Stop, open_slot};
 use super::{Effects, Failure, FailureKind, Outcome, RunContext, Script, ScriptLimits, Step};
 use crate::playbook::api;
 use crate::playbook::json::json_len;
@@ -118,7 +118,7 @@ fn replay_with(
         recorded_points: 0,
     };
     super::script::set_limits(engine, &limits);
-    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(state);
+    *open_slot(slot) = Some(state);
 
     let mut scope = Scope::new();
     let input = api::from_json_value(&Value::Object(run.input.clone())).unwrap_or(Dynamic::UNIT);
@@ -139,9 +139,7 @@ fn replay_with(
 
     let result = engine.eval_ast_with_scope::<Dynamic>(&mut scope, &script.ast);
     drop(scope);
-    let state = slot
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
+    let state = open_slot(slot)
         .take()
         .expect("the replay's state stays in the slot while it runs");
     let current_step = if state.next > 1 {

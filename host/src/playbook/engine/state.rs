@@ -324,5 +324,10 @@ impl ReplayState {
 /// The state of the replay running (a panic in a step leaves the lock poisoned, not the
 /// state wrong: the next replay replaces it).
 pub(super) fn lock(s: &Shared) -> Locked<'_> {
-    Locked(s.lock().unwrap_or_else(|p| p.into_inner()))
+    Locked(open_slot(s))
+}
+
+/// The slot itself, for a replay to fill at its start and empty at its end.
+pub(super) fn open_slot(s: &Shared) -> MutexGuard<'_, Option<ReplayState>> {
+    s.lock().unwrap_or_else(|p| p.into_inner())
 }
