@@ -136,27 +136,34 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(30))
                 .max_connections(max);
             if dialect == Dialect::Sqlite {
-                options = options.after_connect(move |conn, _meta| {
-                    Box::pin(async move {
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
-                        conn.execute("PRAGMA busy_timeout = 10000").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                        // Measured with scripts/bench-ingest.sh (BENCHMARKS.md, "Alert
-                        // ingest"): with SQLite's defaults its thread spent most of its time
-                        // in the kernel, re-reading index pages its 2 MiB cache had dropped,
-                        // writing statement journals to a temporary file, and checkpointing
-                        // every 1,000 pages. A larger cache (filled only as pages are used),
-                        // reads through mmap, statement journals in memory, and a checkpoint
-                        // every 8,000 pages (32 MiB of WAL) take most of that away.
-                        conn.execute(sqlx::AssertSqlSafe(format!("PRAGMA cache_size = {cache}")))
-                            .await?;
-                        conn.execute("PRAGMA mmap_size = 1073741824").await?;
-                        conn.execute("PRAGMA temp_store = MEMORY").await?;
-                        conn.execute("PRAGMA wal_autocheckpoint = 8000").await?;
-                        Ok(())
-                    })
-                });
+                // sqlx pings a connection before lending it out, a round trip to the
+                // connection's thread on every query. A SQLite connection is a file in this
+                // process: there is no far end that could have hung up. (It is still pinged
+                // when given back, which is where sqlx rolls back what a dropped query left.)
+                // On PostgreSQL the ping is kept: it finds connections the server dropped.
+                options = options
+                    .test_before_acquire(false)
+                    .after_connect(move |conn, _meta| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute("PRAGMA synchronous = NORMAL").await?;
+                            conn.execute("PRAGMA busy_timeout = 10000").await?;
+                            conn.execute("PRAGMA foreign_keys = ON").await?;
+                            // Measured with scripts/bench-ingest.sh (BENCHMARKS.md, "Alert
+                            // ingest"): with SQLite's defaults its thread spent most of its time
+                            // in the kernel, re-reading index pages its 2 MiB cache had dropped,
+                            // writing statement journals to a temporary file, and checkpointing
+                            // every 1,000 pages. A larger cache (filled only as pages are used),
+                            // reads through mmap, statement journals in memory, and a checkpoint
+                            // every 8,000 pages (32 MiB of WAL) take most of that away.
+                            conn.execute(sqlx::AssertSqlSafe(format!("PRAGMA cache_size = {cache}")))
+                                .await?;
+                            conn.execute("PRAGMA mmap_size = 1073741824").await?;
+                            conn.execute("PRAGMA temp_store = MEMORY").await?;
+                            conn.execute("PRAGMA wal_autocheckpoint = 8000").await?;
+                            Ok(())
+                        })
+                    });
             }
             options.connect(url).await.map_err(|source| StoreError::Connect {
                 url: redact_url(url),
