@@ -95,8 +95,14 @@ pub enum LoadError {
     Step(#[from] StepError),
 }
 
-/// A stored run's context and journal, as a worker loads them to resume it (`None`: no
-/// such run). For replaying a recorded run offline (`playbook::testing::replay_recorded`).
+/// A run's journal, as a worker loads it to resume the run it claimed (the claim gave it
+/// the run itself): empty for a run with no steps or no such run.
+pub async fn load_journal(store: &Store, run_id: &str) -> Result<Vec<Step>, LoadError> {
+    Ok(journal_of(store.steps(run_id).await?)?)
+}
+
+/// A stored run's context and journal (`None`: no such run). For replaying a recorded run
+/// offline (`playbook::testing::replay_recorded`).
 pub async fn load_recorded(
     store: &Store,
     run_id: &str,
@@ -104,7 +110,7 @@ pub async fn load_recorded(
     let Some(run) = store.run(run_id).await? else {
         return Ok(None);
     };
-    let journal = journal_of(store.steps(run_id).await?)?;
+    let journal = load_journal(store, run_id).await?;
     Ok(Some((RunContext::from(&run), journal)))
 }
 

@@ -15,7 +15,7 @@ mod journal;
 mod tests;
 mod worker;
 
-pub use journal::{StepError, load_recorded};
+pub use journal::{LoadError, StepError, load_journal, load_recorded};
 
 use crate::playbook::{Interrupt, Playbook, Playbooks, RunLimits};
 use crate::plugin::Runtime;

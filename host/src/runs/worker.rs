@@ -4,6 +4,7 @@
 
 use super::Executor;
 use super::effects::LiveEffects;
+use super::journal::LoadError;
 use crate::playbook::{Failure, FailureKind, MAX_RETRY_AFTER_MS, Outcome, RunContext, Step, StepKind};
 use crate::store::runs::{ClaimedJob, RunStatus};
 use crate::store::{StoreError, now_ms};
@@ -170,9 +171,10 @@ impl Executor {
         let journal: Vec<Step> = if job.attempts == 1 {
             Vec::new()
         } else {
-            match super::journal::journal_of(store.steps(&run.id).await?) {
+            match super::journal::load_journal(store, &run.id).await {
                 Ok(journal) => journal,
-                Err(e) => {
+                Err(LoadError::Store(e)) => return Err(e),
+                Err(LoadError::Step(e)) => {
                     store
                         .finish_run(&run.id, RunStatus::Failed, None, Some(&e.to_string()))
                         .await?;
