@@ -20,6 +20,10 @@ use osprey::store::runs::NewRun;
 use osprey::store::stats::DAY_MS;
 use std::time::{Duration, Instant};
 
+/// The server's allocator (mimalloc, metered), so the bench measures what `osprey serve` does.
+#[global_allocator]
+static ALLOCATOR: osprey::alloc_meter::ServerAllocator = osprey::alloc_meter::SERVER_ALLOCATOR;
+
 const ITERATIONS: usize = 15;
 
 fn median(mut times: Vec<Duration>) -> Duration {

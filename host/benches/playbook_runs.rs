@@ -5,9 +5,9 @@
 //!   the outcome. Batches of 200 runs; throughput in runs per second.
 //! - `runs/direct_call`: the same plugin call made directly, with no run around it: the
 //!   baseline that shows what durability costs.
-//! - `resume/journal_100_steps`: waking a run with 100 journaled steps: load the journal from
-//!   the store and replay it to where it waits again (on the runtime's blocking pool, as a
-//!   worker does).
+//! - `resume/journal_100_steps`: waking a run with 100 journaled steps, as a worker does once
+//!   its claim has given it the run: load the journal from the store and replay it to where
+//!   it waits again (on the runtime's blocking pool).
 //! - `resume/journal_1_step`: the same with one journaled step (baseline).
 //!
 //! Needs the plugins built: `scripts/build-plugins.sh`. Run:
@@ -27,6 +27,10 @@ use osprey::plugin::CallContext;
 use osprey::store::runs::RunStatus;
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+/// The server's allocator (mimalloc, metered), so the bench measures what `osprey serve` does.
+#[global_allocator]
+static ALLOCATOR: osprey::alloc_meter::ServerAllocator = osprey::alloc_meter::SERVER_ALLOCATOR;
 
 fn setup(rt: &tokio::runtime::Runtime, dir: &Path) -> App {
     let plugins = dir.join("plugins/test-echo");
@@ -155,6 +159,12 @@ fn runs(c: &mut Criterion) {
     let mut group = c.benchmark_group("resume");
     for steps in [100, 1] {
         let id = waiting_run(steps);
+        // The claim gives a worker the run; what it reads to resume it is the journal.
+        let (run, _) = rt
+            .block_on(osprey::runs::load_recorded(&app.store, &id))
+            .unwrap()
+            .unwrap();
+        let run = std::sync::Arc::new(run);
         group.bench_function(
             format!("journal_{steps}_step{}", if steps == 1 { "" } else { "s" }),
             |b| {
@@ -162,13 +172,10 @@ fn runs(c: &mut Criterion) {
                     || (),
                     |()| {
                         rt.block_on(async {
-                            let (run, journal) = osprey::runs::load_recorded(&app.store, &id)
-                                .await
-                                .unwrap()
-                                .unwrap();
+                            let journal = osprey::runs::load_journal(&app.store, &id).await.unwrap();
                             assert_eq!(journal.len() as i64, steps + 1);
                             // On the runtime's blocking pool, as a worker replays.
-                            let pb = pb.clone();
+                            let (pb, run) = (pb.clone(), run.clone());
                             let outcome = tokio::task::spawn_blocking(move || {
                                 testing::replay_recorded(&pb, &run, journal, Default::default())
                             })

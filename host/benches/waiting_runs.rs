@@ -37,6 +37,10 @@ use osprey::store::now_ms;
 use osprey::store::runs::RunStatus;
 use std::time::{Duration, Instant};
 
+/// The server's allocator (mimalloc, metered), so the bench measures what `osprey serve` does.
+#[global_allocator]
+static ALLOCATOR: osprey::alloc_meter::ServerAllocator = osprey::alloc_meter::SERVER_ALLOCATOR;
+
 /// The process's resident memory, in KiB (`/proc/self/status`).
 struct Memory {
     /// VmRSS: all of it.

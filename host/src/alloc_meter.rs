@@ -4,8 +4,8 @@
 //! `max_memory_mib` between operations. Memory freed on another thread than the one that
 //! allocated it skews the count of both; a replay's values live and die on its thread.
 //!
-//! The binary installs it around mimalloc (`main.rs`), the library's unit tests around the
-//! system allocator (`lib.rs`). Without it installed, [`thread_bytes`] stays 0 and the memory
+//! The binary and the benches install it around mimalloc ([`SERVER_ALLOCATOR`]), the library's
+//! unit tests around the system allocator (`lib.rs`). Without it installed, [`thread_bytes`] stays 0 and the memory
 //! limit is not enforced.
 
 use std::alloc::{GlobalAlloc, Layout};
@@ -17,6 +17,13 @@ thread_local! {
 
 /// Counts what the wrapped allocator hands out on each thread.
 pub struct Metered<A>(pub A);
+
+/// The allocator of `osprey serve`: mimalloc, metered. The binary installs it (`main.rs`), and
+/// so does each bench (`benches/`), so that what they measure is what the server does.
+pub type ServerAllocator = Metered<mimalloc::MiMalloc>;
+
+/// The one [`ServerAllocator`] a `#[global_allocator]` static is set to.
+pub const SERVER_ALLOCATOR: ServerAllocator = Metered(mimalloc::MiMalloc);
 
 fn add(n: i64) {
     // `try_with`: allocations during thread teardown find the counter gone.

@@ -9,8 +9,7 @@ use tracing_subscriber::EnvFilter;
 /// from several threads, where glibc's malloc cost a fifth of the server's time. Metered, so
 /// a playbook replay's memory limit can be checked (`alloc_meter.rs`).
 #[global_allocator]
-static ALLOCATOR: osprey::alloc_meter::Metered<mimalloc::MiMalloc> =
-    osprey::alloc_meter::Metered(mimalloc::MiMalloc);
+static ALLOCATOR: osprey::alloc_meter::ServerAllocator = osprey::alloc_meter::SERVER_ALLOCATOR;
 
 fn main() {
     let cli = Cli::parse();
