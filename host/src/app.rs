@@ -141,6 +141,14 @@ impl App {
             store.clone(),
             vault.clone(),
         )?;
+        if config.runs.workers > config.runtime.max_instances as usize {
+            tracing::warn!(
+                workers = config.runs.workers,
+                max_instances = config.runtime.max_instances,
+                "runs.workers is above runtime.max_instances: when more runs than that call plugins at once, \
+                 the calls past the limit fail as `unavailable` and their runs retry later"
+            );
+        }
         let load_report = runtime.load_all().await;
         let (playbooks, errors) = Playbooks::load_dir(&config.playbooks_dir);
         let playbook_errors: Vec<String> = errors.iter().map(|e| e.to_string()).collect();

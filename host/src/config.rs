@@ -381,6 +381,19 @@ mod tests {
     }
 
     #[test]
+    fn by_default_every_worker_can_call_a_plugin_at_once() {
+        // Past `runtime.max_instances`, runs calling plugins together would fail as
+        // `unavailable` (the server warns at start when the settings allow it).
+        let c = Config::default();
+        assert!(
+            c.runs.workers <= c.runtime.max_instances as usize,
+            "{} workers, {} plugin slots",
+            c.runs.workers,
+            c.runtime.max_instances
+        );
+    }
+
+    #[test]
     fn pollers_in_the_file_are_checked_against_the_floor() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("osprey.toml");
