@@ -4,9 +4,9 @@
 //! `max_memory_mib` between operations. Memory freed on another thread than the one that
 //! allocated it skews the count of both; a replay's values live and die on its thread.
 //!
-//! The binary and the benches install it around mimalloc ([`SERVER_ALLOCATOR`]), the library's
-//! unit tests around the system allocator (`lib.rs`). Without it installed, [`thread_bytes`] stays 0 and the memory
-//! limit is not enforced.
+//! The binary and the benches install it around mimalloc ([`SERVER_ALLOCATOR`]), the
+//! library's unit tests around the system allocator (`lib.rs`). Without it installed,
+//! [`thread_bytes`] stays 0 and the memory limit is not enforced.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
