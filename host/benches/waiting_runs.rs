@@ -4,9 +4,8 @@
 //! Starts the executor in this process (as `osprey serve` runs it), measures its memory,
 //! creates N runs of a playbook that sleeps for an hour, lets the workers drive them all to
 //! `waiting`, and measures the memory again; then, as the baseline, the VmRSS that N parked
-//! threads add (a thread per waiting run; at most 10,000 spawned, scaled to N). A waiting run
-//! is only rows in the store: the figure shows that it holds no thread, no script state and no
-//! memory in the server. Memory is printed as VmRSS and its two parts, RssAnon (what the
+//! threads add (a thread per waiting run; at most 10,000 spawned, scaled to N). A waiting run is only rows in the store: the figure shows that it
+//! holds no thread, no script state and no memory in the server. Memory is printed as VmRSS and its two parts, RssAnon (what the
 //! process holds, SQLite's page caches among it: bounded, 128 MiB for the writer and 16 MiB per
 //! reader, filled as pages are read) and RssFile (file-backed pages: on SQLite mostly the
 //! database file, mapped with mmap_size = 1 GiB, so a large database's pages count in VmRSS
@@ -193,6 +192,8 @@ fn main() {
         );
         let _ = stop.send(true);
         workers.await.unwrap();
+        // Once settled: the allocator gives back what the drive freed a while after it.
+        settled_rss();
         let loaded = memory();
         println!(
             "waiting_runs: VmRSS idle {} KiB (RssAnon {}, RssFile {}), with {n} {what} {} KiB (RssAnon {}, RssFile {}): \
@@ -265,12 +266,18 @@ fn main() {
             rounds.join(", ")
         );
     });
-    // The baseline: what a thread per waiting run costs (each parked, doing nothing, with
-    // the default 2 MiB stack reserved and only what it touched resident). At most
-    // BASELINE_THREADS of them, scaled to N: a million threads is more than Linux allows by
-    // default (kernel.pid_max is 32,768 on many machines, this one included).
+    parked_threads_baseline(n);
+}
+
+/// The baseline: what a thread per waiting run costs (each parked, doing nothing, with the
+/// default 2 MiB stack reserved and only what it touched resident). At most
+/// BASELINE_THREADS of them, scaled to N: a million threads is more than Linux allows by
+/// default (kernel.pid_max is 32,768 on many machines, this one included). Measured once the
+/// resident size has settled: the allocator gives back what the runs freed a while after,
+/// and while the threads parked it did, so the difference once read below zero.
+fn parked_threads_baseline(n: usize) {
     let spawned = n.min(BASELINE_THREADS);
-    let before = memory().rss;
+    let before = settled_rss();
     let release = std::sync::Arc::new(std::sync::Barrier::new(spawned + 1));
     let threads: Vec<_> = (0..spawned)
         .map(|_| {
@@ -294,5 +301,19 @@ fn main() {
             "waiting_runs: baseline, {spawned} parked threads: {added:+.1} MiB, so {n} would take {:+.1} MiB",
             added * n as f64 / spawned as f64
         );
+    }
+}
+
+/// VmRSS, in KiB, once two readings 200 ms apart differ by less than 1 MiB (at most 20 s).
+fn settled_rss() -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = memory().rss;
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let now = memory().rss;
+        if now.abs_diff(last) < 1024 || Instant::now() > deadline {
+            return now;
+        }
+        last = now;
     }
 }
