@@ -3,10 +3,11 @@
 //!
 //! Starts the executor in this process (as `osprey serve` runs it), measures its memory,
 //! creates N runs of a playbook that sleeps for an hour, lets the workers drive them all to
-//! `waiting`, and measures the memory again; then, as the baseline, the VmRSS that N parked
-//! threads add (a thread per waiting run; at most 10,000 spawned, scaled to N). A waiting run is only rows in the store: the figure shows that it
-//! holds no thread, no script state and no memory in the server. Memory is printed as VmRSS and its two parts, RssAnon (what the
-//! process holds, SQLite's page caches among it: bounded, 128 MiB for the writer and 16 MiB per
+//! `waiting`, and measures the memory again once it has settled; then, as the baseline, the
+//! VmRSS that N parked threads add (a thread per waiting run; at most 10,000 spawned, scaled to
+//! N). A waiting run is only rows in the store: the figure shows that it holds no thread, no
+//! script state and no memory in the server. Memory is printed as VmRSS and its two parts,
+//! RssAnon (what the process holds, SQLite's page caches among it: bounded, 128 MiB for the writer and 16 MiB per
 //! reader, filled as pages are read) and RssFile (file-backed pages: on SQLite mostly the
 //! database file, mapped with mmap_size = 1 GiB, so a large database's pages count in VmRSS
 //! although they are the OS page cache). On PostgreSQL the database's memory is the server's
@@ -193,8 +194,7 @@ fn main() {
         let _ = stop.send(true);
         workers.await.unwrap();
         // Once settled: the allocator gives back what the drive freed a while after it.
-        settled_rss();
-        let loaded = memory();
+        let loaded = settled();
         println!(
             "waiting_runs: VmRSS idle {} KiB (RssAnon {}, RssFile {}), with {n} {what} {} KiB (RssAnon {}, RssFile {}): \
              VmRSS {:+.1} MiB, RssAnon {:+.1} MiB, RssFile {:+.1} MiB",
@@ -277,7 +277,7 @@ fn main() {
 /// and while the threads parked it did, so the difference once read below zero.
 fn parked_threads_baseline(n: usize) {
     let spawned = n.min(BASELINE_THREADS);
-    let before = settled_rss();
+    let before = settled().rss;
     let release = std::sync::Arc::new(std::sync::Barrier::new(spawned + 1));
     let threads: Vec<_> = (0..spawned)
         .map(|_| {
@@ -304,14 +304,14 @@ fn parked_threads_baseline(n: usize) {
     }
 }
 
-/// VmRSS, in KiB, once two readings 200 ms apart differ by less than 1 MiB (at most 20 s).
-fn settled_rss() -> u64 {
+/// The memory once two readings 200 ms apart differ by less than 1 MiB of VmRSS (at most 20 s).
+fn settled() -> Memory {
     let deadline = Instant::now() + Duration::from_secs(20);
-    let mut last = memory().rss;
+    let mut last = memory();
     loop {
         std::thread::sleep(Duration::from_millis(200));
-        let now = memory().rss;
-        if now.abs_diff(last) < 1024 || Instant::now() > deadline {
+        let now = memory();
+        if now.rss.abs_diff(last.rss) < 1024 || Instant::now() > deadline {
             return now;
         }
         last = now;
