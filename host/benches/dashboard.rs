@@ -91,6 +91,7 @@ fn main() {
                     input: serde_json::json!({}),
                     origin: "bench".into(),
                     context: serde_json::Value::Null,
+                    lease: None,
                 };
                 store.create_run(&run).await
             }

@@ -30,12 +30,13 @@ use crate::store::triage::Triage;
 
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Look at up to `batch` alerts the store holds undecided (those received before `before`,
 /// if given); returns how many it found, or `batch` when some of them were decided first
 /// (by another server): either way, a result of `batch` means "look again".
 pub async fn process_pending(
-    executor: &Executor,
+    executor: &Arc<Executor>,
     metrics: &Metrics,
     batch: i64,
     before: Option<i64>,
@@ -55,7 +56,7 @@ pub async fn process_pending(
 /// Returns false, deciding nothing, when some of them were decided first (by another server,
 /// or found twice): the caller leaves them to a store scan.
 pub async fn decide(
-    executor: &Executor,
+    executor: &Arc<Executor>,
     metrics: &Metrics,
     alerts: &[&StoredAlert],
 ) -> Result<bool, StoreError> {
@@ -147,16 +148,17 @@ pub async fn decide(
     // Every alert's observables are sightings, dropped ones too: written with the triage.
     triage.sightings =
         crate::store::indicators::sightings(alerts.iter().map(|a| (&a.alert.observables, a.received_at)));
+    // The runs of the new incidents go straight to the workers free here, claimed as they
+    // are created; the rest are queued. Should the triage not commit, the workers are freed.
+    let workers = executor.reserve_workers(triage.opened.iter_mut().flat_map(|(_, _, runs)| runs.iter_mut()));
     if !executor.store().apply_triage(&triage).await? {
         tracing::debug!(alerts = alerts.len(), "some of these alerts were decided first");
         return Ok(false);
     }
+    executor.hand_over(triage.opened.iter().flat_map(|(_, _, runs)| runs.iter()), workers);
     count_decisions(metrics, &triage);
     for (incident, _, runs) in &triage.opened {
         tracing::info!(incident = %incident.id, rule = ?incident.rule, runs = runs.len(), "incident opened");
-    }
-    if triage.opened.iter().any(|(_, _, runs)| !runs.is_empty()) {
-        executor.wake();
     }
     Ok(true)
 }

@@ -131,8 +131,13 @@ pub struct Executor {
     limits: RunLimits,
     config: RunsConfig,
     node: String,
-    /// Woken when a run is started here or a worker frees up.
+    /// Woken when a run is queued here or a worker frees up.
     wake: tokio::sync::Notify,
+    /// One permit per worker (`workers`): a run in flight here holds one.
+    slots: Arc<tokio::sync::Semaphore>,
+    /// True while the workers run (`spawn_workers`): a run started here then goes straight
+    /// to a free worker.
+    working: std::sync::atomic::AtomicBool,
     /// `lists.max_entries`, for `list_add` in playbooks.
     max_list_entries: usize,
     /// Questions to people and mail (`ask`, `approve`, `form`, `send_email`).
@@ -142,6 +147,11 @@ pub struct Executor {
     /// Turns true when the server shuts down: replays and plugin calls in flight stop.
     shutting_down: tokio::sync::watch::Sender<bool>,
 }
+
+/// Workers of this server held for runs about to be created claimed
+/// ([`Executor::reserve_workers`]); dropped, they are free again.
+#[must_use = "dropping the reserved workers frees them"]
+pub struct ReservedWorkers(Vec<tokio::sync::OwnedSemaphorePermit>);
 
 /// A fresh run id.
 pub fn new_run_id() -> String {
@@ -173,6 +183,7 @@ fn new_run(
         input,
         origin: origin.to_owned(),
         context: Value::Null,
+        lease: None,
     })
 }
 
@@ -195,6 +206,8 @@ impl Executor {
             config,
             node,
             wake: tokio::sync::Notify::new(),
+            slots: Arc::new(tokio::sync::Semaphore::new(config.workers.max(1))),
+            working: Default::default(),
             max_list_entries,
             humans,
             replaying: Default::default(),
@@ -246,17 +259,73 @@ impl Executor {
 
     /// Start a run of `playbook` now; returns its id.
     pub async fn start(
-        &self,
+        self: &Arc<Self>,
         playbook: &str,
         input: &serde_json::Map<String, Value>,
         origin: &str,
     ) -> Result<String, RunError> {
         let pb = self.playbooks.get(playbook)?;
         let run = self.prepare_run(&pb, input, origin)?;
-        self.store.create_run(&run).await?;
-        self.wake.notify_one();
-        tracing::debug!(run = %run.id, playbook, origin, "run started");
+        let id = self.launch(run).await?;
+        tracing::debug!(run = %id, playbook, origin, "run started");
+        Ok(id)
+    }
+
+    /// Store `run`, committed when this returns, and get it replayed; returns its id. With
+    /// a worker free here, the run is created already claimed and handed to it: no claim to
+    /// wait for and no second write. Otherwise it is queued, and the workers (of this server
+    /// or another) claim it in turn.
+    async fn launch(self: &Arc<Self>, run: NewRun) -> Result<String, StoreError> {
+        let mut runs = [run];
+        let workers = self.reserve_workers(&mut runs);
+        self.store.create_run(&runs[0]).await?;
+        self.hand_over(&runs, workers);
+        let [run] = runs;
         Ok(run.id)
+    }
+
+    /// Reserve this server's free workers for `runs`, about to be created: each run that
+    /// gets one is marked claimed by it (its lease set). Once their creation is committed,
+    /// [`Executor::hand_over`] gives them to their workers; if it is not, dropping what this
+    /// returns frees the workers again.
+    pub fn reserve_workers<'a>(&self, runs: impl IntoIterator<Item = &'a mut NewRun>) -> ReservedWorkers {
+        let mut permits = Vec::new();
+        for run in runs {
+            let Some(permit) = self.free_worker() else {
+                break;
+            };
+            run.lease = Some(crate::store::runs::Lease {
+                worker: self.node.clone(),
+                until: crate::store::now_ms() + self.config.lease.as_millis() as i64,
+            });
+            permits.push(permit);
+        }
+        ReservedWorkers(permits)
+    }
+
+    /// Give the runs just created claimed (`reserve_workers`) to their workers, and tell the
+    /// claim loop if any were queued instead.
+    pub fn hand_over<'a>(
+        self: &Arc<Self>,
+        runs: impl IntoIterator<Item = &'a NewRun>,
+        workers: ReservedWorkers,
+    ) {
+        let mut permits = workers.0.into_iter();
+        let mut queued = false;
+        for run in runs {
+            match crate::store::runs::ClaimedJob::created(run) {
+                Some(job) => {
+                    let permit = permits
+                        .next()
+                        .expect("a worker was reserved for each claimed run");
+                    self.spawn_job(job, permit);
+                }
+                None => queued = true,
+            }
+        }
+        if queued {
+            self.wake.notify_one();
+        }
     }
 
     /// The request forms people may fill in: the loaded playbooks with `[request]`.
@@ -268,7 +337,7 @@ impl Executor {
     /// `input` (checked like `start`'s); returns the run's id. The run's origin is
     /// `request:USER` and the script sees `requester` (`#{ name, email }`).
     pub async fn start_request(
-        &self,
+        self: &Arc<Self>,
         playbook: &str,
         input: &serde_json::Map<String, Value>,
         requester: &crate::store::users::UserRecord,
@@ -294,10 +363,9 @@ impl Executor {
         run.context = serde_json::json!({
             "requester": { "name": requester.name, "email": requester.email },
         });
-        self.store.create_run(&run).await.map_err(RunError::from)?;
-        self.wake.notify_one();
-        tracing::info!(run = %run.id, playbook, requester = %requester.name, "request started");
-        Ok(run.id)
+        let id = self.launch(run).await.map_err(RunError::from)?;
+        tracing::info!(run = %id, playbook, requester = %requester.name, "request started");
+        Ok(id)
     }
 
     /// Tell the workers that runs were queued (by another part of this process).

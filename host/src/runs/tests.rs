@@ -201,6 +201,95 @@ required = false
     }
 }
 
+mod handing_over {
+    use super::support::*;
+    use crate::runs::*;
+    use crate::store::runs::RunStatus;
+    use std::time::{Duration, Instant};
+
+    fn runs(executor: &Executor, n: usize) -> Vec<NewRun> {
+        let pb = executor.playbooks().get("pb").unwrap();
+        (0..n)
+            .map(|_| executor.prepare_run(&pb, &Default::default(), "test").unwrap())
+            .collect()
+    }
+
+    async fn wait_for(store: &Store, id: &str, status: RunStatus) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let now = store.run(id).await.unwrap().unwrap().status;
+            if now == status {
+                return;
+            }
+            assert!(Instant::now() < deadline, "run {id} is {now:?}, not {status:?}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn runs_created_here_go_to_free_workers_claimed_and_the_rest_are_queued() {
+        let t = crate::store::testing::sqlite().await;
+        let store = &t.store;
+        let (executor, _dir) = executor(store, &[("pb", "name = \"pb\"\ndescription = \"d\"\n", "1")]);
+        let workers = RunsConfig::default().workers;
+
+        // No workers running (a CLI, a test): every run is queued.
+        let mut idle = runs(&executor, 3);
+        drop(executor.reserve_workers(&mut idle));
+        assert!(idle.iter().all(|r| r.lease.is_none()));
+        let queued = executor.start("pb", &Default::default(), "test").await.unwrap();
+        assert_eq!(
+            store.run(&queued).await.unwrap().unwrap().status,
+            RunStatus::Queued
+        );
+
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let loop_ = executor.spawn_workers(shutdown);
+        wait_for(store, &queued, RunStatus::Completed).await;
+
+        // As many leases as free workers, in order; the rest queued.
+        let mut batch = runs(&executor, workers + 2);
+        let reserved = executor.reserve_workers(&mut batch);
+        assert!(batch[..workers].iter().all(|r| r.lease.is_some()));
+        assert!(batch[workers..].iter().all(|r| r.lease.is_none()));
+        // Every worker reserved: a run started now is queued, and runs once one is free.
+        let waits = executor.start("pb", &Default::default(), "test").await.unwrap();
+        assert_eq!(
+            store.run(&waits).await.unwrap().unwrap().status,
+            RunStatus::Queued
+        );
+        // Not created after all (the triage did not commit): the workers are free again.
+        drop(reserved);
+        wait_for(store, &waits, RunStatus::Completed).await;
+
+        // Created claimed, the run is the worker's at once: running or done, never queued.
+        let mut one = runs(&executor, 1);
+        let reserved = executor.reserve_workers(&mut one);
+        let lease = one[0].lease.clone().expect("a worker is free");
+        store.create_run(&one[0]).await.unwrap();
+        let stored = store.run(&one[0].id).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.status, stored.wake_at),
+            (RunStatus::Running, Some(lease.until))
+        );
+        executor.hand_over(&one, reserved);
+        wait_for(store, &one[0].id, RunStatus::Completed).await;
+        let started = executor.start("pb", &Default::default(), "test").await.unwrap();
+        assert_ne!(
+            store.run(&started).await.unwrap().unwrap().status,
+            RunStatus::Queued
+        );
+        wait_for(store, &started, RunStatus::Completed).await;
+
+        // Shutting down: queued again, nothing handed over.
+        stop.send(true).unwrap();
+        loop_.await.unwrap();
+        let mut late = runs(&executor, 1);
+        drop(executor.reserve_workers(&mut late));
+        assert!(late[0].lease.is_none());
+    }
+}
+
 mod support {
     use crate::runs::*;
     use crate::store::users::UserRecord;

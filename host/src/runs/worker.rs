@@ -45,9 +45,11 @@ impl Executor {
     }
 
     /// Run workers until `shutdown` turns true: keep up to `workers` runs in flight, claim
-    /// more as soon as one finishes, and otherwise wait for a run started here or for the
-    /// next look at the queue (runs started by other processes, timers coming due). On
-    /// shutdown, the runs in flight finish their replay first.
+    /// more as soon as one finishes, and otherwise wait for a run queued here or for the
+    /// next look at the queue (runs started by other processes, timers coming due). A run
+    /// created here while a worker is free skips the queue: it is created claimed and handed
+    /// to that worker (`Executor::reserve_workers`). On shutdown, the runs in flight finish
+    /// their replay first.
     pub fn spawn_workers(
         self: &Arc<Self>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
@@ -64,8 +66,10 @@ impl Executor {
                 }
             })
         };
+        // From now on runs created here may go straight to a free worker.
+        self.working.store(true, Ordering::SeqCst);
         tokio::spawn(async move {
-            let slots = Arc::new(tokio::sync::Semaphore::new(me.config.workers.max(1)));
+            let slots = me.slots.clone();
             let poll = Duration::from_millis(100);
             while !*shutdown.borrow() {
                 let free = slots.available_permits();
@@ -97,12 +101,7 @@ impl Executor {
                         .acquire_owned()
                         .await
                         .expect("the semaphore is never closed");
-                    let me = me.clone();
-                    tokio::spawn(async move {
-                        me.process(job).await;
-                        drop(permit);
-                        me.wake.notify_one();
-                    });
+                    me.spawn_job(job, permit);
                 }
                 if full {
                     // There may be more: look again once slots free up. A short pause lets
@@ -121,10 +120,34 @@ impl Executor {
                 }
             }
             // The replays in flight stop between two operations and are queued again.
+            me.working.store(false, Ordering::SeqCst);
             me.interrupt_all();
             let _ = slots.acquire_many(me.config.workers.max(1) as u32).await;
             watch.abort();
         })
+    }
+
+    /// A worker's permit, if one is free and the workers run (not shutting down). A run
+    /// handed to a worker just as the server shuts down is queued again by its replay, as
+    /// any run in flight then is.
+    pub(super) fn free_worker(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let running = || self.working.load(Ordering::SeqCst) && !*self.shutting_down.borrow();
+        if !running() {
+            return None;
+        }
+        let permit = self.slots.clone().try_acquire_owned().ok()?;
+        running().then_some(permit)
+    }
+
+    /// Process `job` in a task of its own, on the worker whose `permit` it holds; once it
+    /// ends, the worker is free and the claim loop may look for more.
+    pub(super) fn spawn_job(self: &Arc<Self>, job: ClaimedJob, permit: tokio::sync::OwnedSemaphorePermit) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            me.process(job).await;
+            drop(permit);
+            me.wake.notify_one();
+        });
     }
 
     /// Replay one claimed run and file the outcome.

@@ -72,6 +72,7 @@ mod tests {
             input: serde_json::json!({}),
             origin: "manual".into(),
             context: serde_json::Value::Null,
+            lease: None,
         }
     }
 

@@ -101,6 +101,7 @@ mod tests {
             input: json!({}),
             origin: "manual".into(),
             context: serde_json::Value::Null,
+            lease: None,
         }
     }
 

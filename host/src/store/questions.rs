@@ -1218,6 +1218,7 @@ mod tests {
                 input: serde_json::json!({}),
                 origin: "test".into(),
                 context: serde_json::Value::Null,
+                lease: None,
             };
             store.create_run(&run).await.unwrap();
             let claimed = store.claim_run(&id, "w1", later).await.unwrap();
@@ -1269,6 +1270,7 @@ mod tests {
             input: serde_json::json!({}),
             origin: "test".into(),
             context: serde_json::Value::Null,
+            lease: None,
         };
         store.create_run(&run).await.unwrap();
         let mut ids = Vec::new();

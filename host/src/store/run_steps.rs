@@ -95,6 +95,7 @@ mod tests {
             input: json!({}),
             origin: "manual".into(),
             context: serde_json::Value::Null,
+            lease: None,
         };
         store.create_run(&run).await.unwrap();
     }

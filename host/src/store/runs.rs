@@ -151,6 +151,17 @@ pub struct NewRun {
     pub origin: String,
     /// What the run was started for: `{"alert": ..., "incident": ...}`, or null.
     pub context: serde_json::Value,
+    /// Claimed as it is created, by a worker that replays it at once (`Executor::launch`):
+    /// stored as a claim leaves a run, and [`ClaimedJob::created`] is the worker's job.
+    /// `None`: queued, due now.
+    pub lease: Option<Lease>,
+}
+
+/// A worker's hold on a run: who holds it, and until when (Unix ms) unless extended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub worker: String,
+    pub until: i64,
 }
 
 /// The state of one cron trigger.
@@ -171,6 +182,39 @@ pub struct ClaimedJob {
     pub unfinished: i64,
     /// The run as it is now that it is claimed.
     pub run: RunRecord,
+}
+
+impl ClaimedJob {
+    /// The job of a run created claimed (with a lease), as a claim would have given it, once
+    /// its creation is committed; `None` for a run created queued. Its times are read here,
+    /// within the commit's millisecond of those stored.
+    pub fn created(run: &NewRun) -> Option<ClaimedJob> {
+        let lease = run.lease.as_ref()?;
+        let now = now_ms();
+        Some(ClaimedJob {
+            run_id: run.id.clone(),
+            attempts: 1,
+            unfinished: 1,
+            run: RunRecord {
+                id: run.id.clone(),
+                playbook: run.playbook.clone(),
+                script_hash: run.script_hash.clone(),
+                input: run.input.clone(),
+                origin: run.origin.clone(),
+                status: RunStatus::Running,
+                output: None,
+                error: None,
+                attempts: 0,
+                created_at: now,
+                updated_at: now,
+                finished_at: None,
+                wake_at: Some(lease.until),
+                context: run.context.clone(),
+                unreadable: None,
+                parent_run: None,
+            },
+        })
+    }
 }
 
 /// A row of `runs` as selected with [`RUN_COLUMNS`].
@@ -291,7 +335,7 @@ struct PluginCallRow {
 }
 
 impl Store {
-    /// Create a run, queued and due now.
+    /// Create a run: queued and due now, or claimed if it has a lease.
     pub async fn create_run(&self, run: &NewRun) -> Result<()> {
         super::json::check(&run.input, "the run's input")?;
         super::json::check(&run.context, "the run's context")?;
@@ -842,6 +886,7 @@ mod tests {
             input,
             origin: "manual".into(),
             context: serde_json::Value::Null,
+            lease: None,
         }
     }
 
@@ -856,6 +901,11 @@ mod tests {
             duration_ms: 2,
             unreadable: None,
         }
+    }
+
+    async fn assert_nothing_to_claim(store: &Store) {
+        let claimed = store.claim_jobs("w2", now_ms() + 30_000, 10).await.unwrap();
+        assert!(claimed.is_empty(), "{claimed:?}");
     }
 
     both_dialects!(a_run_is_queued_claimed_journaled_and_finished, |store| {
@@ -874,13 +924,7 @@ mod tests {
         assert_eq!(claimed[0].run.input["ip"], "1.2.3.4");
         assert_eq!(store.run("r1").await.unwrap().unwrap().status, RunStatus::Running);
         // Leased: nobody else gets it.
-        assert!(
-            store
-                .claim_jobs("w2", now_ms() + 30_000, 10)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert_nothing_to_claim(store).await;
         assert!(store.extend_lease("r1", "w1", now_ms() + 60_000).await.unwrap());
         assert!(!store.extend_lease("r1", "w2", now_ms() + 60_000).await.unwrap());
 
@@ -940,6 +984,47 @@ mod tests {
         let again = store.claim_jobs("w2", now_ms() + 30_000, 10).await.unwrap();
         assert_eq!(again.len(), 1);
         assert_eq!((again[0].run_id.as_str(), again[0].attempts), ("r1", 2));
+    });
+
+    both_dialects!(a_run_created_claimed_is_stored_as_a_claim_leaves_it, |store| {
+        let lease = |worker: &str, until: i64| Lease {
+            worker: worker.into(),
+            until,
+        };
+        let run = NewRun {
+            lease: Some(lease("w1", now_ms() + 30_000)),
+            ..new_run("r1", serde_json::json!({"ip": "1.2.3.4"}))
+        };
+        store.create_run(&run).await.unwrap();
+        let job = ClaimedJob::created(&run).unwrap();
+        assert_eq!(ClaimedJob::created(&new_run("r2", serde_json::json!({}))), None);
+        let stored = store.run("r1").await.unwrap().unwrap();
+        assert_eq!((job.attempts, job.unfinished), (1, 1));
+        assert_eq!(
+            RunRecord {
+                created_at: 0,
+                updated_at: 0,
+                ..job.run.clone()
+            },
+            RunRecord {
+                created_at: 0,
+                updated_at: 0,
+                ..stored
+            },
+            "the job is the run as stored"
+        );
+        assert_eq!(stored.status, RunStatus::Running);
+        // Leased to w1 alone.
+        assert_nothing_to_claim(store).await;
+        assert!(store.extend_lease("r1", "w1", now_ms() - 1).await.unwrap());
+        assert!(!store.extend_lease("r1", "w2", now_ms() + 30_000).await.unwrap());
+
+        // Its worker died (the lease ran out): the next claim is the run's second, and
+        // counts the replay that never ended.
+        let again = store.claim_jobs("w2", now_ms() + 30_000, 10).await.unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!((again[0].attempts, again[0].unfinished), (2, 2));
+        assert_eq!(store.run_counts().await.unwrap(), vec![(RunStatus::Running, 1)]);
     });
 
     both_dialects!(

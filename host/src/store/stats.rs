@@ -175,6 +175,7 @@ mod tests {
             input: serde_json::json!({}),
             origin: "test".into(),
             context: serde_json::Value::Null,
+            lease: None,
         }
     }
 

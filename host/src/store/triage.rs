@@ -411,6 +411,7 @@ mod opening_tests {
                     input: serde_json::json!({}),
                     origin: format!("incident {}", incident.id),
                     context: serde_json::Value::Null,
+                    lease: None,
                 };
                 (incident, alert.clone(), vec![run])
             })

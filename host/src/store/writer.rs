@@ -157,15 +157,23 @@ async fn execute_round(
 
     let sqlite = conn.backend_name() == "SQLite";
     for creates in creates.chunks(ROWS_PER_STATEMENT) {
+        // A run created claimed (with a lease) is stored as a claim leaves it
+        // (`Store::claim_jobs`): running, due when its lease ends, claimed once and not yet
+        // finished once.
         let sql =
             format!(
             "INSERT INTO runs (id, playbook, script_hash, input, origin, context, status, attempts, run_at,
-                 claims, created_at, updated_at)
+                 claims, unfinished, locked_by, locked_until, created_at, updated_at)
              VALUES {}",
-            rows("(?, ?, ?, ?, ?, ?, 'queued', 0, ?, 0, ?, ?)", creates.len(), sqlite)
+            rows("(?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)", creates.len(), sqlite)
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (_, run) in creates {
+            let lease = &run.lease;
+            let (status, run_at, claims) = match lease {
+                Some(lease) => (RunStatus::Running, lease.until, 1),
+                None => (RunStatus::Queued, now, 0),
+            };
             q = q
                 .bind(&run.id)
                 .bind(&run.playbook)
@@ -173,7 +181,12 @@ async fn execute_round(
                 .bind(run.input.to_string())
                 .bind(&run.origin)
                 .bind((!run.context.is_null()).then(|| run.context.to_string()))
-                .bind(now)
+                .bind(status.as_str())
+                .bind(run_at)
+                .bind(claims)
+                .bind(claims)
+                .bind(lease.as_ref().map(|l| l.worker.as_str()))
+                .bind(lease.as_ref().map(|l| l.until))
                 .bind(now)
                 .bind(now);
         }
@@ -500,6 +513,7 @@ mod tests {
             input: serde_json::json!({ "id": id }),
             origin: "test".into(),
             context: serde_json::Value::Null,
+            lease: None,
         })
     }
 
