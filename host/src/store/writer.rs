@@ -22,8 +22,8 @@ use tokio::sync::{mpsc, oneshot};
 /// The most writes committed together.
 const MAX_BATCH: usize = 512;
 
-/// The most rows in one multi-row statement (10 columns × 500 stays well under SQLite's
-/// 32,766 parameters and PostgreSQL's 65,535).
+/// The most rows in one multi-row statement (the widest row, a new run's, binds 14
+/// parameters: × 500 stays well under SQLite's 32,766 and PostgreSQL's 65,535).
 pub(super) const ROWS_PER_STATEMENT: usize = 500;
 
 /// A hot write.
