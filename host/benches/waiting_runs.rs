@@ -7,8 +7,8 @@
 //! VmRSS that N parked threads add (a thread per waiting run; at most 10,000 spawned, scaled to
 //! N). A waiting run is only rows in the store: the figure shows that it holds no thread, no
 //! script state and no memory in the server. Memory is printed as VmRSS and its two parts,
-//! RssAnon (what the process holds, SQLite's page caches among it: bounded, 128 MiB for the writer and 16 MiB per
-//! reader, filled as pages are read) and RssFile (file-backed pages: on SQLite mostly the
+//! RssAnon (what the process holds, SQLite's page caches among it: bounded, 128 MiB for the
+//! writer and 16 MiB per reader, filled as pages are read) and RssFile (file-backed pages: on SQLite mostly the
 //! database file, mapped with mmap_size = 1 GiB, so a large database's pages count in VmRSS
 //! although they are the OS page cache). On PostgreSQL the database's memory is the server's
 //! processes', not this one's.

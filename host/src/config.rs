@@ -471,6 +471,10 @@ mod tests {
                 "runs.max_unfinished_replays must be at least 1",
             ),
             (
+                "[runs]\nworkers = 18446744073709551615\n",
+                "runs.workers = 18446744073709551615 is above the most a server runs (10000)",
+            ),
+            (
                 "[intake]\nmax_undecided = 0\n",
                 "intake.max_undecided must be at least 1",
             ),

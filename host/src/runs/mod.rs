@@ -54,11 +54,20 @@ pub struct RunsConfig {
 }
 
 impl RunsConfig {
+    /// The most `workers`: each may hold a replay thread, and every worker's permit is
+    /// taken at once at shutdown (a `u32`), so the bound keeps both far inside what the
+    /// machine and the semaphore allow.
+    pub const MAX_WORKERS: usize = 10_000;
+
     /// Refuse settings that would stop every run: `max_unfinished_replays = 0` would set
-    /// aside each run at its first claim.
+    /// aside each run at its first claim; more than [`Self::MAX_WORKERS`] workers could not
+    /// be started (0 workers means 1).
     pub fn validate(&self) -> Result<(), RunsConfigError> {
         if self.max_unfinished_replays == 0 {
             return Err(RunsConfigError::NoUnfinishedReplays);
+        }
+        if self.workers > Self::MAX_WORKERS {
+            return Err(RunsConfigError::TooManyWorkers(self.workers));
         }
         Ok(())
     }
@@ -69,6 +78,8 @@ impl RunsConfig {
 pub enum RunsConfigError {
     #[error("runs.max_unfinished_replays must be at least 1 (0 would set every run aside as dead)")]
     NoUnfinishedReplays,
+    #[error("runs.workers = {0} is above the most a server runs ({max})", max = RunsConfig::MAX_WORKERS)]
+    TooManyWorkers(usize),
 }
 
 impl Default for RunsConfig {
